@@ -1,0 +1,31 @@
+//! Kindred's core: the data model every other crate speaks.
+//!
+//! Nothing here knows about file formats, HTTP or storage. It holds the interned id maps, the
+//! columnar interaction log with its CSR/CSC views, feature tables, deterministic splits,
+//! top-K selection, the fit context (threads, seed, progress, cancellation) and the error type.
+
+pub mod context;
+pub mod dataset;
+pub mod error;
+pub mod event;
+pub mod features;
+pub mod ids;
+pub mod interactions;
+pub mod rng;
+pub mod sparse;
+pub mod split;
+pub mod topk;
+pub mod trainset;
+
+pub use context::{CancelFlag, FitContext, NoProgress, Progress};
+pub use dataset::Dataset;
+pub use error::{Error, Result};
+pub use event::EventType;
+pub use features::{FeatureTable, FeatureValue};
+pub use ids::{IdMap, ItemIdx, UserIdx};
+pub use interactions::{Interaction, Interactions, InteractionsBuilder};
+pub use rng::SplitMix64;
+pub use sparse::CsMatrix;
+pub use split::{Protocol, Split, SplitKind};
+pub use topk::{top_k, Scored};
+pub use trainset::TrainSet;

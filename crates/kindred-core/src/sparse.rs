@@ -1,0 +1,147 @@
+//! Compressed sparse rows over the interaction log (CSR by user, CSC by item).
+//!
+//! A `CsMatrix` does not copy values: besides the minor indices it keeps, for each stored entry,
+//! the row of the interaction log it came from, so any column (rating, weight, timestamp) can be
+//! read through it, or gathered once into a contiguous array when a hot loop needs that.
+
+/// A compressed sparse matrix whose entries point back into an interaction log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsMatrix {
+    n_major: usize,
+    n_minor: usize,
+    indptr: Vec<usize>,
+    indices: Vec<u32>,
+    entries: Vec<u32>,
+}
+
+impl CsMatrix {
+    /// Builds from coordinate lists by two stable counting sorts (minor, then major), so each
+    /// major row is sorted by minor index and, among equal minors, by log row. O(nnz + n).
+    pub fn build(n_major: usize, n_minor: usize, major: &[u32], minor: &[u32]) -> Self {
+        debug_assert_eq!(major.len(), minor.len());
+        let nnz = major.len();
+        let by_minor = counting_order(minor, n_minor, (0..nnz as u32).collect::<Vec<_>>().as_slice());
+        let ordered_major: Vec<u32> = by_minor.iter().map(|&e| major[e as usize]).collect();
+        let order = counting_order(&ordered_major, n_major, &by_minor);
+        let mut indptr = vec![0usize; n_major + 1];
+        for &m in major {
+            indptr[m as usize + 1] += 1;
+        }
+        for i in 0..n_major {
+            indptr[i + 1] += indptr[i];
+        }
+        let indices = order.iter().map(|&e| minor[e as usize]).collect();
+        Self {
+            n_major,
+            n_minor,
+            indptr,
+            indices,
+            entries: order,
+        }
+    }
+
+    /// Number of major rows (users for CSR, items for CSC).
+    pub fn n_rows(&self) -> usize {
+        self.n_major
+    }
+
+    /// Number of minor columns.
+    pub fn n_cols(&self) -> usize {
+        self.n_minor
+    }
+
+    /// Number of stored entries.
+    pub fn nnz(&self) -> usize {
+        self.indices.len()
+    }
+
+    pub fn indptr(&self) -> &[usize] {
+        &self.indptr
+    }
+
+    pub fn indices(&self) -> &[u32] {
+        &self.indices
+    }
+
+    /// Log rows of all entries, aligned with [`Self::indices`].
+    pub fn entries(&self) -> &[u32] {
+        &self.entries
+    }
+
+    /// Minor indices of row `r`, sorted ascending.
+    pub fn row(&self, r: usize) -> &[u32] {
+        &self.indices[self.indptr[r]..self.indptr[r + 1]]
+    }
+
+    /// Log rows of row `r`, aligned with [`Self::row`].
+    pub fn row_entries(&self, r: usize) -> &[u32] {
+        &self.entries[self.indptr[r]..self.indptr[r + 1]]
+    }
+
+    /// Number of entries in row `r`.
+    pub fn row_len(&self, r: usize) -> usize {
+        self.indptr[r + 1] - self.indptr[r]
+    }
+
+    /// True when row `r` holds minor index `c` (binary search).
+    pub fn contains(&self, r: usize, c: u32) -> bool {
+        self.row(r).binary_search(&c).is_ok()
+    }
+
+    /// A log column laid out in this matrix's entry order (e.g. ratings aligned with indices).
+    pub fn gather<T: Copy>(&self, column: &[T]) -> Vec<T> {
+        self.entries.iter().map(|&e| column[e as usize]).collect()
+    }
+}
+
+/// Stable counting sort of `items` by `keys[item]`-style key lookup: returns `items` reordered
+/// by `key_of_position`, where `keys[k]` is the key of `items[k]`.
+fn counting_order(keys: &[u32], n_keys: usize, items: &[u32]) -> Vec<u32> {
+    let mut start = vec![0usize; n_keys + 1];
+    for &k in keys {
+        start[k as usize + 1] += 1;
+    }
+    for i in 0..n_keys {
+        start[i + 1] += start[i];
+    }
+    let mut out = vec![0u32; items.len()];
+    for (pos, &k) in keys.iter().enumerate() {
+        out[start[k as usize]] = items[pos];
+        start[k as usize] += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn csr_holds_exactly_the_coordinates(
+            coords in proptest::collection::vec((0u32..7, 0u32..5), 0..60)
+        ) {
+            let major: Vec<u32> = coords.iter().map(|c| c.0).collect();
+            let minor: Vec<u32> = coords.iter().map(|c| c.1).collect();
+            let m = CsMatrix::build(7, 5, &major, &minor);
+            prop_assert_eq!(m.nnz(), coords.len());
+            let mut seen = vec![false; coords.len()];
+            for r in 0..7 {
+                let row = m.row(r);
+                prop_assert!(row.windows(2).all(|w| w[0] <= w[1]));
+                for (&c, &e) in row.iter().zip(m.row_entries(r)) {
+                    prop_assert_eq!(coords[e as usize], (r as u32, c));
+                    prop_assert!(!seen[e as usize]);
+                    seen[e as usize] = true;
+                }
+            }
+            prop_assert!(seen.iter().all(|&s| s));
+            let transposed = CsMatrix::build(5, 7, &minor, &major);
+            for &(r, c) in &coords {
+                prop_assert!(m.contains(r as usize, c));
+                prop_assert!(transposed.contains(c as usize, r));
+            }
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! Top-K selection over a dense score vector, with exclusions.
+//!
+//! Ties are broken by the lower item index so that results are reproducible and independent of
+//! the order scores were computed in. NaN scores are never selected.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+use serde::{Deserialize, Serialize};
+
+/// An item with its score.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Scored {
+    pub item: u32,
+    pub score: f32,
+}
+
+/// Ordering "better first": higher score, then lower item index.
+fn better(a: &Scored, b: &Scored) -> Ordering {
+    b.score
+        .partial_cmp(&a.score)
+        .unwrap_or(Ordering::Equal)
+        .then(a.item.cmp(&b.item))
+}
+
+/// Heap entry ordered so that the worst kept candidate sits on top.
+struct Worst(Scored);
+
+impl PartialEq for Worst {
+    fn eq(&self, other: &Self) -> bool {
+        better(&self.0, &other.0) == Ordering::Equal
+    }
+}
+impl Eq for Worst {}
+impl PartialOrd for Worst {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Worst {
+    fn cmp(&self, other: &Self) -> Ordering {
+        better(&self.0, &other.0)
+    }
+}
+
+/// The `k` best items of `scores` (index = item), best first, skipping items for which `skip` is true.
+pub fn top_k(scores: &[f32], k: usize, skip: impl FnMut(u32) -> bool) -> Vec<Scored> {
+    top_k_of(
+        scores
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| Scored { item: i as u32, score: s }),
+        k,
+        skip,
+    )
+}
+
+/// The `k` best of an arbitrary candidate stream, best first.
+pub fn top_k_of(
+    candidates: impl IntoIterator<Item = Scored>,
+    k: usize,
+    mut skip: impl FnMut(u32) -> bool,
+) -> Vec<Scored> {
+    if k == 0 {
+        return Vec::new();
+    }
+    let mut heap: BinaryHeap<Worst> = BinaryHeap::with_capacity(k + 1);
+    for cand in candidates {
+        if cand.score.is_nan() || skip(cand.item) {
+            continue;
+        }
+        if heap.len() < k {
+            heap.push(Worst(cand));
+        } else if let Some(worst) = heap.peek() {
+            if better(&cand, &worst.0) == Ordering::Less {
+                heap.pop();
+                heap.push(Worst(cand));
+            }
+        }
+    }
+    let mut out: Vec<Scored> = heap.into_iter().map(|w| w.0).collect();
+    out.sort_by(better);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn picks_best_with_ties_by_index_and_exclusions() {
+        let scores = [0.5, 0.9, f32::NAN, 0.9, 0.1, 0.7];
+        let top = top_k(&scores, 3, |i| i == 5);
+        let items: Vec<u32> = top.iter().map(|s| s.item).collect();
+        assert_eq!(items, vec![1, 3, 0]);
+        assert!(top_k(&scores, 0, |_| false).is_empty());
+        assert_eq!(top_k(&scores, 10, |_| false).len(), 5);
+    }
+
+    proptest! {
+        #[test]
+        fn equals_full_sort(scores in proptest::collection::vec(-100i32..100, 0..80), k in 0usize..20) {
+            let scores: Vec<f32> = scores.into_iter().map(|s| s as f32 / 7.0).collect();
+            let top = top_k(&scores, k, |i| i % 5 == 0);
+            let mut all: Vec<Scored> = scores.iter().enumerate()
+                .filter(|(i, _)| i % 5 != 0)
+                .map(|(i, &s)| Scored { item: i as u32, score: s }).collect();
+            all.sort_by(better);
+            all.truncate(k);
+            prop_assert_eq!(top, all);
+        }
+    }
+}

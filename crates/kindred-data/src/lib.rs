@@ -1,0 +1,10 @@
+//! Kindred's data layer: getting interactions and features in and out, cleaning them, and
+//! generating seeded synthetic data.
+//!
+//! - [`spec`]: parse a data spec (`movielens:DIR`, `csv:FILE`, `jsonl:FILE`, `parquet:FILE`,
+//!   `synthetic:users=N,...`) and load it.
+//! - importers: [`movielens`], [`delimited`] (CSV/TSV with a column mapping), [`jsonl`], [`parquet`].
+//! - [`export`]: write interactions back out (CSV, JSON Lines, Parquet).
+//! - [`preprocess`]: the cleaning/weighting pipeline shared by evaluation, training and serving.
+//! - [`quality`]: the data-quality report behind `kindred stats`.
+//! - [`synthetic`]: the seeded generator tests and benchmarks run on.
