@@ -1,0 +1,112 @@
+//! The two traits every algorithm implements: [`Algorithm`] (configuration and training) and
+//! [`Model`] (a frozen, servable result).
+//!
+//! `fit` returns a boxed model rather than an associated type so that the CLI, the evaluation
+//! runner and (later) the server can hold heterogeneous lists of algorithms and models.
+
+use std::path::Path;
+
+use kindred_core::{top_k, FitContext, ItemIdx, Result, Scored, TrainSet, UserIdx};
+
+/// Who recommendations are for: a known user (by dense index) and/or a list of items the user
+/// interacted with recently (anonymous or session users, real-time fold-in).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UserQuery<'a> {
+    pub user: Option<UserIdx>,
+    pub history: &'a [ItemIdx],
+}
+
+impl<'a> UserQuery<'a> {
+    /// A known user.
+    pub fn known(user: UserIdx) -> Self {
+        Self {
+            user: Some(user),
+            history: &[],
+        }
+    }
+
+    /// An anonymous user described by the items they interacted with.
+    pub fn anonymous(history: &'a [ItemIdx]) -> Self {
+        Self {
+            user: None,
+            history,
+        }
+    }
+}
+
+/// Decides which items may be recommended (business rules, candidate sets).
+pub trait ItemFilter: Sync {
+    fn allows(&self, item: ItemIdx) -> bool;
+}
+
+/// Allows every item.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AllItems;
+
+impl ItemFilter for AllItems {
+    fn allows(&self, _item: ItemIdx) -> bool {
+        true
+    }
+}
+
+impl<F: Fn(ItemIdx) -> bool + Sync> ItemFilter for F {
+    fn allows(&self, item: ItemIdx) -> bool {
+        self(item)
+    }
+}
+
+/// Hyperparameters plus training.
+pub trait Algorithm: Send + Sync {
+    /// Registry name, e.g. `baseline`.
+    fn name(&self) -> &'static str;
+    /// Hyperparameters as JSON (every parameter, defaults included).
+    fn params(&self) -> serde_json::Value;
+    /// Trains on `data`.
+    fn fit(&self, data: &TrainSet, ctx: &FitContext) -> Result<Box<dyn Model>>;
+}
+
+/// A trained, frozen model.
+pub trait Model: Send + Sync {
+    /// Registry name of the algorithm that produced it.
+    fn name(&self) -> &'static str;
+
+    /// Hyperparameters it was trained with.
+    fn params(&self) -> serde_json::Value;
+
+    /// Shared state: id maps, seen items, rating range, training fingerprint.
+    fn fitted(&self) -> &crate::persist::Fitted;
+
+    /// Predicted rating, clipped to the training rating range; `None` when the model does not
+    /// predict ratings. Users or items without training data fall back to what the model knows
+    /// (biases, global mean), as Surprise does.
+    fn predict(&self, user: UserIdx, item: ItemIdx) -> Option<f32>;
+
+    /// Relevance scores of `items` for `query` (higher is better), written to `out`.
+    fn score(&self, query: &UserQuery<'_>, items: &[ItemIdx], out: &mut [f32]);
+
+    /// Scores of every catalog item for `query`; `out.len()` is the catalog size.
+    fn score_all(&self, query: &UserQuery<'_>, out: &mut [f32]) {
+        let items: Vec<ItemIdx> = (0..out.len() as ItemIdx).collect();
+        self.score(query, &items, out);
+    }
+
+    /// The `k` best items for `query` that `filter` allows, excluding what the user has already
+    /// interacted with (training data of a known user, and the query's history).
+    fn recommend(&self, query: &UserQuery<'_>, k: usize, filter: &dyn ItemFilter) -> Vec<Scored> {
+        let fitted = self.fitted();
+        let mut scores = vec![0f32; fitted.items.len()];
+        self.score_all(query, &mut scores);
+        let seen = query.user.map(|u| fitted.seen.items_of(u)).unwrap_or(&[]);
+        top_k(&scores, k, |item| {
+            seen.binary_search(&item).is_ok() || query.history.contains(&item) || !filter.allows(item)
+        })
+    }
+
+    /// Item embedding matrix (row-major, one row per item), for models that have one.
+    fn item_embeddings(&self) -> Option<(usize, &[f32])> {
+        None
+    }
+
+    /// Writes `manifest.json` and tensors into `dir` (created if missing).
+    fn save(&self, dir: &Path) -> Result<()>;
+}

@@ -1,0 +1,324 @@
+//! Model files: a directory with `manifest.json` (algorithm, parameters, format version, id maps,
+//! training-data fingerprint, metrics) and `model.safetensors` for the numeric arrays.
+//!
+//! The state every model shares (id maps, each user's seen items, the rating range) lives in
+//! [`Fitted`], which saves and loads itself, so algorithms only add their own tensors.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use kindred_core::{Error, IdMap, ItemIdx, Result, TrainSet, UserIdx};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use serde::{Deserialize, Serialize};
+
+/// Version of the on-disk layout; bumped on incompatible changes.
+pub const FORMAT_VERSION: u32 = 1;
+const MANIFEST: &str = "manifest.json";
+const TENSORS: &str = "model.safetensors";
+
+/// Items each user interacted with in training, sorted per user (CSR without values).
+#[derive(Debug, Clone, Default)]
+pub struct SeenItems {
+    indptr: Vec<u64>,
+    items: Vec<ItemIdx>,
+}
+
+impl SeenItems {
+    /// From a training set's by-user view.
+    pub fn from_train(data: &TrainSet) -> Self {
+        let mut items = data.by_user.indices().to_vec();
+        let mut indptr: Vec<u64> = data.by_user.indptr().iter().map(|&p| p as u64).collect();
+        // Repeated events on one item count once.
+        let mut write = 0usize;
+        let mut start = 0usize;
+        for u in 0..data.by_user.n_rows() {
+            let end = indptr[u + 1] as usize;
+            let row_start = write;
+            for r in start..end {
+                if write == row_start || items[write - 1] != items[r] {
+                    items[write] = items[r];
+                    write += 1;
+                }
+            }
+            start = end;
+            indptr[u + 1] = write as u64;
+        }
+        items.truncate(write);
+        Self { indptr, items }
+    }
+
+    /// Sorted items of `user` (empty for users beyond the trained universe).
+    pub fn items_of(&self, user: UserIdx) -> &[ItemIdx] {
+        let u = user as usize;
+        if u + 1 >= self.indptr.len() {
+            return &[];
+        }
+        &self.items[self.indptr[u] as usize..self.indptr[u + 1] as usize]
+    }
+
+    /// True when `user` interacted with `item` in training.
+    pub fn contains(&self, user: UserIdx, item: ItemIdx) -> bool {
+        self.items_of(user).binary_search(&item).is_ok()
+    }
+}
+
+/// State shared by every fitted model.
+#[derive(Debug, Clone)]
+pub struct Fitted {
+    pub users: Arc<IdMap>,
+    pub items: Arc<IdMap>,
+    pub seen: SeenItems,
+    /// (min, max) rating seen in training, used to clip predictions.
+    pub rating_range: Option<(f32, f32)>,
+    pub data_fingerprint: u64,
+    pub n_train: usize,
+}
+
+impl Fitted {
+    /// Captures the shared state of a training set.
+    pub fn from_train(data: &TrainSet) -> Self {
+        Self {
+            users: Arc::clone(data.data.user_ids()),
+            items: Arc::clone(data.data.item_ids()),
+            seen: SeenItems::from_train(data),
+            rating_range: data.data.rating_range(),
+            data_fingerprint: data.data.fingerprint(),
+            n_train: data.data.len(),
+        }
+    }
+
+    /// Clips a prediction to the training rating range.
+    pub fn clip(&self, value: f32) -> f32 {
+        match self.rating_range {
+            Some((lo, hi)) => value.clamp(lo, hi),
+            None => value,
+        }
+    }
+
+    /// Writes the manifest and the tensors (the shared ones plus `tensors`) into `dir`.
+    pub fn save(
+        &self,
+        dir: &Path,
+        algorithm: &str,
+        params: serde_json::Value,
+        tensors: TensorWriter,
+    ) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let manifest = Manifest {
+            format_version: FORMAT_VERSION,
+            algorithm: algorithm.to_owned(),
+            params,
+            kindred_version: env!("CARGO_PKG_VERSION").to_owned(),
+            data_fingerprint: format!("{:016x}", self.data_fingerprint),
+            n_train: self.n_train,
+            rating_range: self.rating_range,
+            metrics: BTreeMap::new(),
+            users: (*self.users).clone(),
+            items: (*self.items).clone(),
+        };
+        let path = dir.join(MANIFEST);
+        let json = serde_json::to_vec_pretty(&manifest)
+            .map_err(|e| Error::InvalidInput(format!("cannot encode manifest: {e}")))?;
+        std::fs::write(&path, json).map_err(|e| Error::io(&path, e))?;
+        let mut tensors = tensors;
+        tensors.u64("seen.indptr", &self.seen.indptr);
+        tensors.u32("seen.items", &self.seen.items);
+        tensors.write(&dir.join(TENSORS))
+    }
+
+    /// Reads the manifest and tensors of a saved model and rebuilds the shared state.
+    pub fn load(dir: &Path) -> Result<(Manifest, Fitted, TensorReader)> {
+        let manifest = Manifest::read(dir)?;
+        let tensors = TensorReader::open(&dir.join(TENSORS))?;
+        let seen = SeenItems {
+            indptr: tensors.u64("seen.indptr")?,
+            items: tensors.u32("seen.items")?,
+        };
+        if seen.indptr.len() != manifest.users.len() + 1 {
+            return Err(tensors.error("seen.indptr does not match the number of users"));
+        }
+        let data_fingerprint = u64::from_str_radix(&manifest.data_fingerprint, 16).unwrap_or(0);
+        let fitted = Fitted {
+            users: Arc::new(manifest.users.clone()),
+            items: Arc::new(manifest.items.clone()),
+            seen,
+            rating_range: manifest.rating_range,
+            data_fingerprint,
+            n_train: manifest.n_train,
+        };
+        Ok((manifest, fitted, tensors))
+    }
+}
+
+/// The `manifest.json` of a saved model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format_version: u32,
+    pub algorithm: String,
+    pub params: serde_json::Value,
+    pub kindred_version: String,
+    /// Hex fingerprint of the training interactions.
+    pub data_fingerprint: String,
+    pub n_train: usize,
+    pub rating_range: Option<(f32, f32)>,
+    /// Offline metrics recorded at training time, if any.
+    #[serde(default)]
+    pub metrics: BTreeMap<String, f64>,
+    pub users: IdMap,
+    pub items: IdMap,
+}
+
+impl Manifest {
+    /// Reads and validates `dir/manifest.json`.
+    pub fn read(dir: &Path) -> Result<Self> {
+        let path = dir.join(MANIFEST);
+        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| Error::Model {
+            path: path.clone(),
+            message: format!("invalid manifest: {e}"),
+        })?;
+        if manifest.format_version > FORMAT_VERSION {
+            return Err(Error::Model {
+                path,
+                message: format!(
+                    "format version {} is newer than this kindred supports ({FORMAT_VERSION})",
+                    manifest.format_version
+                ),
+            });
+        }
+        Ok(manifest)
+    }
+}
+
+/// Collects little-endian tensors to write as one safetensors file.
+#[derive(Debug, Default)]
+pub struct TensorWriter {
+    tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)>,
+}
+
+impl TensorWriter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds an f32 tensor of the given shape.
+    pub fn f32(&mut self, name: &str, shape: &[usize], values: &[f32]) -> &mut Self {
+        let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.tensors.push((name.to_owned(), Dtype::F32, shape.to_vec(), bytes));
+        self
+    }
+
+    /// Adds a 1-d u32 tensor.
+    pub fn u32(&mut self, name: &str, values: &[u32]) -> &mut Self {
+        let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.tensors.push((name.to_owned(), Dtype::U32, vec![values.len()], bytes));
+        self
+    }
+
+    /// Adds a 1-d u64 tensor.
+    pub fn u64(&mut self, name: &str, values: &[u64]) -> &mut Self {
+        let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.tensors.push((name.to_owned(), Dtype::U64, vec![values.len()], bytes));
+        self
+    }
+
+    fn write(&self, path: &Path) -> Result<()> {
+        let mut views = Vec::with_capacity(self.tensors.len());
+        for (name, dtype, shape, bytes) in &self.tensors {
+            let view = TensorView::new(*dtype, shape.clone(), bytes).map_err(|e| Error::Model {
+                path: path.to_owned(),
+                message: format!("tensor {name}: {e}"),
+            })?;
+            views.push((name.clone(), view));
+        }
+        let bytes = safetensors::serialize(views, None::<HashMap<String, String>>).map_err(|e| {
+            Error::Model {
+                path: path.to_owned(),
+                message: e.to_string(),
+            }
+        })?;
+        std::fs::write(path, bytes).map_err(|e| Error::io(path, e))
+    }
+}
+
+/// Reads tensors back from a safetensors file, checking dtypes.
+#[derive(Debug)]
+pub struct TensorReader {
+    path: PathBuf,
+    bytes: Vec<u8>,
+}
+
+impl TensorReader {
+    /// Reads the whole file (models are small next to memory; memory-mapping can come later).
+    pub fn open(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        SafeTensors::deserialize(&bytes).map_err(|e| Error::Model {
+            path: path.to_owned(),
+            message: format!("invalid safetensors file: {e}"),
+        })?;
+        Ok(Self {
+            path: path.to_owned(),
+            bytes,
+        })
+    }
+
+    fn error(&self, message: impl Into<String>) -> Error {
+        Error::Model {
+            path: self.path.clone(),
+            message: message.into(),
+        }
+    }
+
+    fn raw(&self, name: &str, dtype: Dtype) -> Result<(Vec<usize>, Vec<u8>)> {
+        let file = SafeTensors::deserialize(&self.bytes).map_err(|e| self.error(e.to_string()))?;
+        let view = file
+            .tensor(name)
+            .map_err(|_| self.error(format!("missing tensor `{name}`")))?;
+        if view.dtype() != dtype {
+            return Err(self.error(format!(
+                "tensor `{name}` has dtype {:?}, expected {dtype:?}",
+                view.dtype()
+            )));
+        }
+        Ok((view.shape().to_vec(), view.data().to_vec()))
+    }
+
+    /// An f32 tensor with its shape.
+    pub fn f32_shaped(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
+        let (shape, bytes) = self.raw(name, Dtype::F32)?;
+        let values = bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        Ok((shape, values))
+    }
+
+    /// An f32 tensor of exactly `len` elements.
+    pub fn f32_len(&self, name: &str, len: usize) -> Result<Vec<f32>> {
+        let (_, values) = self.f32_shaped(name)?;
+        if values.len() != len {
+            return Err(self.error(format!(
+                "tensor `{name}` has {} elements, expected {len}",
+                values.len()
+            )));
+        }
+        Ok(values)
+    }
+
+    pub fn u32(&self, name: &str) -> Result<Vec<u32>> {
+        let (_, bytes) = self.raw(name, Dtype::U32)?;
+        Ok(bytes
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
+    }
+
+    pub fn u64(&self, name: &str) -> Result<Vec<u64>> {
+        let (_, bytes) = self.raw(name, Dtype::U64)?;
+        Ok(bytes
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+            .collect())
+    }
+}

@@ -1,0 +1,152 @@
+//! The model registry: names and presets to algorithms, the catalog behind `kindred models`,
+//! and loading of saved models by the algorithm named in their manifest.
+
+use std::path::Path;
+
+use kindred_core::{Error, Result};
+use serde::Serialize;
+
+use crate::baseline::{Baseline, BaselineModel};
+use crate::model::{Algorithm, Model};
+use crate::params::ModelSpec;
+use crate::persist::Fitted;
+use crate::popularity::{Popularity, PopularityModel};
+use crate::random::{Random, RandomModel};
+
+/// What a model is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    Rating,
+    Ranking,
+    Both,
+}
+
+/// One hyperparameter as listed by `kindred models`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ParamInfo {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub help: &'static str,
+}
+
+/// One model family as listed by `kindred models`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelInfo {
+    pub name: &'static str,
+    pub task: Task,
+    pub summary: &'static str,
+    pub params: Vec<ParamInfo>,
+}
+
+/// Presets: names for the strongest configuration available for each task. They are resolved
+/// to a concrete spec before fitting, so results always record what actually ran.
+const PRESETS: &[(&str, &str)] = &[
+    ("rating-best", "baseline:method=als"),
+    ("ranking-best", "popularity:half_life_days=60"),
+];
+
+/// Resolves a preset name to its spec; other specs are returned unchanged.
+pub fn resolve_preset(spec: &str) -> &str {
+    PRESETS
+        .iter()
+        .find(|(name, _)| *name == spec.trim())
+        .map_or(spec, |(_, resolved)| resolved)
+}
+
+/// Builds the algorithm a spec (or preset) names.
+pub fn build_algorithm(spec: &str) -> Result<Box<dyn Algorithm>> {
+    let spec = ModelSpec::parse(resolve_preset(spec))?;
+    Ok(match spec.name.as_str() {
+        "baseline" => Box::new(Baseline { params: spec.typed()? }),
+        "popularity" => Box::new(Popularity { params: spec.typed()? }),
+        "random" => Box::new(Random { params: spec.typed()? }),
+        other => {
+            let known: Vec<&str> = model_catalog().iter().map(|m| m.name).collect();
+            return Err(Error::spec(
+                "model",
+                spec.to_string(),
+                format!(
+                    "unknown model `{other}`; known: {}, presets: rating-best, ranking-best",
+                    known.join(", ")
+                ),
+            ));
+        }
+    })
+}
+
+/// Every model family with its parameters and defaults.
+pub fn model_catalog() -> Vec<ModelInfo> {
+    vec![
+        ModelInfo {
+            name: "random",
+            task: Task::Both,
+            summary: "seeded random scores; ratings drawn from N(mean, std) of training (Surprise NormalPredictor)",
+            params: vec![ParamInfo { name: "seed", default: "fit seed (42)", help: "seed of the random scores" }],
+        },
+        ModelInfo {
+            name: "popularity",
+            task: Task::Ranking,
+            summary: "items by (optionally time-decayed) interaction weight",
+            params: vec![ParamInfo {
+                name: "half_life_days",
+                default: "none (all-time)",
+                help: "half-life of an interaction's weight, counted back from the latest training timestamp",
+            }],
+        },
+        ModelInfo {
+            name: "baseline",
+            task: Task::Both,
+            summary: "global mean + user bias + item bias (Surprise BaselineOnly), ALS or SGD",
+            params: vec![
+                ParamInfo { name: "method", default: "als", help: "als | sgd" },
+                ParamInfo { name: "epochs", default: "10 (als) / 20 (sgd)", help: "passes over the data" },
+                ParamInfo { name: "reg_u", default: "15", help: "ALS: user-bias regularisation" },
+                ParamInfo { name: "reg_i", default: "10", help: "ALS: item-bias regularisation" },
+                ParamInfo { name: "reg", default: "0.02", help: "SGD: bias regularisation" },
+                ParamInfo { name: "lr", default: "0.005", help: "SGD: learning rate" },
+            ],
+        },
+    ]
+}
+
+/// The presets and what they currently resolve to.
+pub fn presets() -> &'static [(&'static str, &'static str)] {
+    PRESETS
+}
+
+/// Loads a model saved with [`Model::save`].
+pub fn load_model(dir: &Path) -> Result<Box<dyn Model>> {
+    let (manifest, fitted, tensors): (_, Fitted, _) = Fitted::load(dir)?;
+    let params = manifest.params.clone();
+    Ok(match manifest.algorithm.as_str() {
+        "baseline" => Box::new(BaselineModel::load(params, fitted, &tensors)?),
+        "popularity" => Box::new(PopularityModel::load(params, fitted, &tensors)?),
+        "random" => Box::new(RandomModel::load(params, fitted, &tensors)?),
+        other => {
+            return Err(Error::Model {
+                path: dir.to_owned(),
+                message: format!("unknown algorithm `{other}` in manifest"),
+            })
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_known_models_and_rejects_others() {
+        assert_eq!(build_algorithm("baseline:method=sgd").unwrap().name(), "baseline");
+        assert_eq!(build_algorithm("rating-best").unwrap().name(), "baseline");
+        assert_eq!(build_algorithm("ranking-best").unwrap().name(), "popularity");
+        let err = build_algorithm("svdx").err().unwrap().to_string();
+        assert!(err.contains("unknown model"), "{err}");
+        assert!(build_algorithm("baseline:method=magic").is_err());
+        assert!(build_algorithm("popularity:halflife=3").is_err());
+        for info in model_catalog() {
+            assert!(build_algorithm(info.name).is_ok());
+        }
+    }
+}
