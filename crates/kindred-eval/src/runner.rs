@@ -1,0 +1,390 @@
+//! The evaluation runner: prepares the protocol's splits, fits each model on each training set,
+//! scores the test set and aggregates metrics over folds (BLUEPRINT §4).
+//!
+//! Ranking evaluation follows the protocol exactly: recommendations exclude the user's training
+//! items, relevance is binary, metrics are macro-averaged over users with at least one test item.
+//! Test items the user already has in training can never be recommended, so they are not counted
+//! as relevant.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use kindred_core::split::Split;
+use kindred_core::{
+    top_k, CancelFlag, Dataset, Error, FitContext, NoProgress, Progress, Protocol, Result, Scored,
+    TrainSet,
+};
+use kindred_models::{build_algorithm, registry::resolve_preset, Model, UserQuery};
+use rayon::prelude::*;
+
+use crate::export::write_recs_file;
+use crate::metrics::{self, UserRanking};
+use crate::report::{DatasetSummary, EvalReport, FoldResult, ModelResult};
+use crate::segments::{self, PredictedPair, RankedUser, Segments};
+
+/// Knobs of one evaluation run.
+#[derive(Clone)]
+pub struct EvalOptions {
+    /// Cut-off of the ranking metrics.
+    pub k: usize,
+    /// Seed handed to model fitting.
+    pub seed: u64,
+    pub threads: usize,
+    pub progress: Arc<dyn Progress>,
+    pub cancel: CancelFlag,
+    /// Compute per-segment breakdowns.
+    pub segments: bool,
+    /// Compute per-user AUC over all candidates (costs one sort per user).
+    pub auc: bool,
+    /// Write the exact top-K lists of single-split protocols here (one file per model; with
+    /// several models the model's position and name are added before the extension).
+    pub export_recs: Option<PathBuf>,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        Self {
+            k: 10,
+            seed: 42,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            progress: Arc::new(NoProgress),
+            cancel: CancelFlag::new(),
+            segments: true,
+            auc: true,
+            export_recs: None,
+        }
+    }
+}
+
+/// Evaluates every model spec on the dataset under the protocol.
+pub fn evaluate(
+    dataset: &Dataset,
+    protocol: &Protocol,
+    model_specs: &[String],
+    opts: &EvalOptions,
+) -> Result<EvalReport> {
+    if opts.k == 0 {
+        return Err(Error::InvalidInput("k must be at least 1".into()));
+    }
+    let prepared = protocol.prepare(&dataset.interactions);
+    let rating = protocol.is_rating_prediction();
+    if rating && !prepared.has_ratings() {
+        return Err(Error::InvalidInput(format!(
+            "protocol `{}` predicts ratings, but some interactions have no rating; use a ranking protocol such as temporal:0.2",
+            protocol.spec()
+        )));
+    }
+    let splits = protocol.splits(&prepared)?;
+    if opts.export_recs.is_some() && (rating || splits.len() != 1) {
+        return Err(Error::InvalidInput(
+            "--export-recs needs a single-split ranking protocol (temporal, random, loo, coldstart-*)".into(),
+        ));
+    }
+    let mut results = Vec::with_capacity(model_specs.len());
+    for (m, spec) in model_specs.iter().enumerate() {
+        let algorithm = build_algorithm(spec)?;
+        let mut folds = Vec::with_capacity(splits.len());
+        let mut ranked_all = Vec::new();
+        let mut pairs_all = Vec::new();
+        let mut item_users_last = Vec::new();
+        for (f, split) in splits.iter().enumerate() {
+            opts.cancel.check()?;
+            let train = TrainSet::new(prepared.subset(&split.train))
+                .with_features(dataset.item_features.clone(), dataset.user_features.clone());
+            let ctx = FitContext {
+                threads: opts.threads,
+                seed: opts.seed,
+                progress: Arc::clone(&opts.progress),
+                cancel: opts.cancel.clone(),
+            };
+            opts.progress.begin(&format!("{} fit, fold {}/{}", algorithm.name(), f + 1, splits.len()), 0);
+            let started = Instant::now();
+            let model = algorithm.fit(&train, &ctx)?;
+            let fit_seconds = started.elapsed().as_secs_f64();
+            opts.progress.finish();
+            let started = Instant::now();
+            let item_users = distinct_users_per_item(&train);
+            let mut fold = if rating {
+                let (fold, pairs) = rating_fold(model.as_ref(), &prepared, split, &train)?;
+                pairs_all.extend(pairs);
+                fold
+            } else {
+                let (fold, ranked) = ranking_fold(model.as_ref(), &prepared, split, &train, dataset, &item_users, opts)?;
+                if let Some(path) = &opts.export_recs {
+                    let lists: Vec<(u32, Vec<Scored>)> = ranked.iter().map(|r| (r.0.user, r.1.clone())).collect();
+                    write_recs_file(&export_path(path, m, algorithm.name(), model_specs.len()), prepared.user_ids(), prepared.item_ids(), &lists)?;
+                }
+                ranked_all.extend(ranked.into_iter().map(|r| r.0));
+                fold
+            };
+            item_users_last = item_users;
+            fold.fold = f;
+            fold.train = split.train.len();
+            fold.test = split.test.len();
+            fold.fit_seconds = fit_seconds;
+            fold.predict_seconds = started.elapsed().as_secs_f64();
+            folds.push(fold);
+        }
+        let segments: Option<Segments> = opts.segments.then(|| {
+            let features = dataset.user_features.as_deref();
+            if rating {
+                segments::rating_segments(&pairs_all, &item_users_last, features, prepared.user_ids())
+            } else {
+                segments::ranking_segments(&ranked_all, &item_users_last, features, prepared.user_ids(), opts.k)
+            }
+        });
+        results.push(aggregate(algorithm.name(), resolve_preset(spec), algorithm.params(), folds, segments));
+    }
+    Ok(EvalReport {
+        dataset: DatasetSummary {
+            name: dataset.name.clone(),
+            interactions: dataset.interactions.len(),
+            users: dataset.interactions.n_users(),
+            items: dataset.interactions.n_items(),
+            protocol_interactions: prepared.len(),
+        },
+        protocol: protocol.spec().to_owned(),
+        k: opts.k,
+        results,
+        versions: BTreeMap::from([("kindred".to_owned(), env!("CARGO_PKG_VERSION").to_owned())]),
+    })
+}
+
+fn export_path(path: &Path, index: usize, name: &str, n_models: usize) -> PathBuf {
+    if n_models == 1 {
+        return path.to_owned();
+    }
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("recs");
+    let ext = path.extension().and_then(|s| s.to_str()).unwrap_or("csv");
+    path.with_file_name(format!("{stem}.{index}-{name}.{ext}"))
+}
+
+/// Number of distinct training users of each item.
+fn distinct_users_per_item(train: &TrainSet) -> Vec<u32> {
+    (0..train.n_items())
+        .map(|i| {
+            let users = train.by_item.row(i);
+            users.iter().enumerate().filter(|(p, u)| *p == 0 || users[p - 1] != **u).count() as u32
+        })
+        .collect()
+}
+
+fn rating_fold(
+    model: &dyn Model,
+    data: &kindred_core::Interactions,
+    split: &Split,
+    train: &TrainSet,
+) -> Result<(FoldResult, Vec<PredictedPair>)> {
+    let user_counts = train.data.user_counts();
+    let item_counts = train.data.item_counts();
+    let (users, items, ratings) = (data.users(), data.items(), data.ratings());
+    let predicted: Vec<Option<PredictedPair>> = split
+        .test
+        .par_iter()
+        .map(|&r| {
+            let (u, i) = (users[r as usize], items[r as usize]);
+            model.predict(u, i).map(|p| PredictedPair {
+                user: u,
+                item: i,
+                user_train_count: user_counts[u as usize],
+                prediction: p as f64,
+                truth: ratings[r as usize] as f64,
+            })
+        })
+        .collect();
+    let pairs: Vec<PredictedPair> = predicted.into_iter().collect::<Option<_>>().ok_or_else(|| {
+        Error::InvalidInput(format!(
+            "model `{}` does not predict ratings; use a ranking protocol such as temporal:0.2,positive>=4",
+            model.name()
+        ))
+    })?;
+    let impossible = pairs
+        .iter()
+        .filter(|p| user_counts[p.user as usize] == 0 || item_counts[p.item as usize] == 0)
+        .count() as u64;
+    let pts: Vec<(f64, f64)> = pairs.iter().map(|p| (p.prediction, p.truth)).collect();
+    let fold = FoldResult {
+        fold: 0,
+        train: 0,
+        test: 0,
+        evaluated: pairs.len(),
+        metrics: BTreeMap::from([
+            ("rmse".to_owned(), metrics::rmse(&pts)),
+            ("mae".to_owned(), metrics::mae(&pts)),
+        ]),
+        fit_seconds: 0.0,
+        predict_seconds: 0.0,
+        impossible_predictions: Some(impossible),
+    };
+    Ok((fold, pairs))
+}
+
+/// Per evaluated user: the breakdown record and the exact top-K list with scores.
+type RankedList = (RankedUser, Vec<Scored>);
+
+#[allow(clippy::too_many_arguments)]
+fn ranking_fold(
+    model: &dyn Model,
+    data: &kindred_core::Interactions,
+    split: &Split,
+    train: &TrainSet,
+    dataset: &Dataset,
+    item_users: &[u32],
+    opts: &EvalOptions,
+) -> Result<(FoldResult, Vec<RankedList>)> {
+    let n_items = data.n_items();
+    let k = opts.k;
+    // Relevant test items and query-time history per user.
+    let mut relevant: Vec<Vec<u32>> = vec![Vec::new(); data.n_users()];
+    for &r in &split.test {
+        let (u, i) = (data.users()[r as usize], data.items()[r as usize]);
+        if !train.by_user.contains(u as usize, i) {
+            relevant[u as usize].push(i);
+        }
+    }
+    let mut history: Vec<Vec<u32>> = vec![Vec::new(); data.n_users()];
+    for &r in &split.query {
+        history[data.users()[r as usize] as usize].push(data.items()[r as usize]);
+    }
+    let evaluated: Vec<u32> = (0..data.n_users() as u32)
+        .filter(|&u| {
+            let rel = &mut relevant[u as usize];
+            rel.sort_unstable();
+            rel.dedup();
+            !rel.is_empty()
+        })
+        .collect();
+    let candidate = split.candidates.as_ref().map(|c| {
+        let mut mask = vec![false; n_items];
+        c.iter().for_each(|&i| mask[i as usize] = true);
+        mask
+    });
+    let user_counts = train.data.user_counts();
+    opts.progress.begin(&format!("{} ranking", model.name()), evaluated.len() as u64);
+    let per_user: Vec<(RankedList, Option<f64>)> = evaluated
+        .par_iter()
+        .map_init(
+            || vec![0f32; n_items],
+            |scores, &u| {
+                let hist = &history[u as usize];
+                let query = UserQuery { user: Some(u), history: hist };
+                model.score_all(&query, scores);
+                let seen = train.by_user.row(u as usize);
+                let excluded = |i: u32| {
+                    seen.binary_search(&i).is_ok()
+                        || hist.contains(&i)
+                        || candidate.as_ref().is_some_and(|c| !c[i as usize])
+                };
+                let list = top_k(scores, k, excluded);
+                let rel = &relevant[u as usize];
+                let items: Vec<u32> = list.iter().map(|s| s.item).collect();
+                let auc = opts.auc.then(|| {
+                    let mut cands: Vec<(f32, bool)> = (0..n_items as u32)
+                        .filter(|&i| !excluded(i))
+                        .map(|i| (scores[i as usize], rel.binary_search(&i).is_ok()))
+                        .collect();
+                    metrics::auc(&mut cands)
+                });
+                opts.progress.advance(1);
+                let record = RankedUser {
+                    user: u,
+                    train_count: user_counts[u as usize],
+                    metrics: metrics::user_ranking(&items, rel, k),
+                    recommended: items,
+                    relevant: rel.clone(),
+                };
+                ((record, list), auc.flatten())
+            },
+        )
+        .collect();
+    opts.progress.finish();
+    if opts.cancel.is_cancelled() {
+        return Err(Error::Cancelled);
+    }
+    let n = per_user.len().max(1) as f64;
+    let mean = |f: fn(&UserRanking) -> f64| per_user.iter().map(|p| f(&p.0 .0.metrics)).sum::<f64>() / n;
+    let mut m = BTreeMap::from([
+        (format!("precision@{k}"), mean(|m| m.precision)),
+        (format!("recall@{k}"), mean(|m| m.recall)),
+        (format!("ndcg@{k}"), mean(|m| m.ndcg)),
+        (format!("map@{k}"), mean(|m| m.map)),
+        (format!("mrr@{k}"), mean(|m| m.mrr)),
+        (format!("hit@{k}"), mean(|m| m.hit)),
+    ]);
+    let lists = || per_user.iter().map(|p| p.0 .0.recommended.as_slice());
+    let catalog = candidate.as_ref().map_or(n_items, |c| c.iter().filter(|&&x| x).count());
+    m.insert(format!("coverage@{k}"), metrics::coverage(lists(), catalog));
+    let aucs: Vec<f64> = per_user.iter().filter_map(|p| p.1).collect();
+    if !aucs.is_empty() {
+        m.insert("auc".to_owned(), aucs.iter().sum::<f64>() / aucs.len() as f64);
+    }
+    let n_train_users = user_counts.iter().filter(|&&c| c > 0).count();
+    let mean_of = |values: Vec<f64>| (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64);
+    if let Some(v) = mean_of(lists().filter_map(|l| metrics::novelty(l, item_users, n_train_users)).collect()) {
+        m.insert(format!("novelty@{k}"), v);
+    }
+    if let Some(v) = mean_of(lists().filter_map(|l| metrics::mean_popularity(l, item_users)).collect()) {
+        m.insert(format!("popularity@{k}"), v);
+    }
+    if let Some(features) = &dataset.item_features {
+        let vectors = features.categorical_vectors(data.item_ids());
+        if vectors.iter().any(|v| !v.is_empty()) {
+            if let Some(v) = mean_of(lists().filter_map(|l| metrics::diversity(l, &vectors)).collect()) {
+                m.insert(format!("diversity@{k}"), v);
+            }
+        }
+    }
+    let fold = FoldResult {
+        fold: 0,
+        train: 0,
+        test: 0,
+        evaluated: per_user.len(),
+        metrics: m,
+        fit_seconds: 0.0,
+        predict_seconds: 0.0,
+        impossible_predictions: None,
+    };
+    Ok((fold, per_user.into_iter().map(|p| p.0).collect()))
+}
+
+fn aggregate(
+    name: &str,
+    spec: &str,
+    params: serde_json::Value,
+    folds: Vec<FoldResult>,
+    segments: Option<Segments>,
+) -> ModelResult {
+    let n = folds.len().max(1) as f64;
+    let mut metrics = BTreeMap::new();
+    let mut metrics_std = BTreeMap::new();
+    if let Some(first) = folds.first() {
+        for key in first.metrics.keys() {
+            let values: Vec<f64> = folds.iter().filter_map(|f| f.metrics.get(key).copied()).collect();
+            let mean = values.iter().sum::<f64>() / values.len() as f64;
+            metrics.insert(key.clone(), mean);
+            if folds.len() > 1 {
+                let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / values.len() as f64;
+                metrics_std.insert(key.clone(), var.sqrt());
+            }
+        }
+    }
+    let impossible = folds
+        .iter()
+        .map(|f| f.impossible_predictions)
+        .collect::<Option<Vec<u64>>>()
+        .map(|v| v.iter().sum::<u64>() as f64 / n);
+    ModelResult {
+        model: name.to_owned(),
+        spec: spec.to_owned(),
+        params,
+        metrics,
+        metrics_std,
+        fit_seconds: folds.iter().map(|f| f.fit_seconds).sum::<f64>() / n,
+        predict_seconds: folds.iter().map(|f| f.predict_seconds).sum::<f64>() / n,
+        impossible_predictions: impossible,
+        per_fold: folds,
+        segments,
+    }
+}
