@@ -1,1 +1,63 @@
-fn main() {}
+//! `kindred`: the command-line front of the Kindred recommendation engine.
+
+mod commands;
+mod data;
+mod progress;
+mod table;
+
+use clap::{Parser, Subcommand};
+
+/// Kindred: import interaction data, evaluate and train recommenders, and recommend.
+#[derive(Parser)]
+#[command(name = "kindred", version, about, propagate_version = true)]
+struct Cli {
+    /// Worker threads (default: all cores).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    /// No progress bars.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the main job end to end: data, quality report, baseline evaluation, training, recommendations.
+    Quickstart(commands::quickstart::Args),
+    /// Counts, sparsity, distributions and a data-quality report.
+    Stats(commands::stats::Args),
+    /// Evaluate models under a protocol (kfold:5, temporal:0.2,positive>=4, ...).
+    Eval(commands::eval::Args),
+    /// Train a model on all the data and save it.
+    Train(commands::train::Args),
+    /// Top-K recommendations from a saved model.
+    Recommend(commands::recommend::Args),
+    /// Rating predictions for user,item pairs from a saved model.
+    Predict(commands::predict::Args),
+    /// Every model with its parameters and defaults.
+    Models(commands::models::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Some(threads) = cli.threads {
+        if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build_global() {
+            eprintln!("warning: cannot set {threads} threads: {e}");
+        }
+    }
+    let env = commands::Env::new(cli.quiet, cli.threads);
+    let result = match cli.command {
+        Command::Quickstart(args) => commands::quickstart::run(args, &env),
+        Command::Stats(args) => commands::stats::run(args, &env),
+        Command::Eval(args) => commands::eval::run(args, &env),
+        Command::Train(args) => commands::train::run(args, &env),
+        Command::Recommend(args) => commands::recommend::run(args, &env),
+        Command::Predict(args) => commands::predict::run(args, &env),
+        Command::Models(args) => commands::models::run(args, &env),
+    };
+    if let Err(err) = result {
+        eprintln!("error: {err:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,67 @@
+//! Data options shared by every command that reads a dataset: the spec, import options and the
+//! preprocessing pipeline (one config used identically by eval and train).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use kindred_core::Dataset;
+use kindred_data::import::ImportOptions;
+use kindred_data::preprocess::PipelineConfig;
+
+use crate::table::thousands;
+
+/// Where the data comes from and how it is cleaned.
+#[derive(clap::Args, Clone)]
+pub struct DataArgs {
+    /// Data spec: movielens:DIR, csv:FILE, tsv:FILE, jsonl:FILE, parquet:FILE, synthetic:users=N,items=M,seed=S.
+    #[arg(long)]
+    pub data: String,
+    /// Column mapping for CSV/TSV/Parquet, e.g. `user,item,rating,timestamp` or `user=uid,item=pid`.
+    #[arg(long)]
+    pub columns: Option<String>,
+    /// Skip invalid rows (reported by kind) instead of stopping at the first.
+    #[arg(long)]
+    pub skip_invalid: bool,
+    /// Preprocessing pipeline config (TOML): duplicates, bots, k-core, weights, decay, normalisation.
+    #[arg(long)]
+    pub pipeline: Option<PathBuf>,
+}
+
+impl DataArgs {
+    /// Loads the dataset and applies the pipeline, reporting both on stderr.
+    pub fn load(&self, quiet: bool) -> Result<Dataset> {
+        let spec = kindred_data::spec::DataSpec::parse(&self.data)?;
+        let mut options = ImportOptions {
+            skip_invalid: self.skip_invalid,
+            ..ImportOptions::default()
+        };
+        if let Some(columns) = &self.columns {
+            options.columns = Some(kindred_data::delimited::ColumnMapping::parse(columns)?);
+        }
+        let started = std::time::Instant::now();
+        let (mut dataset, report) = kindred_data::spec::load(&spec, &options)
+            .with_context(|| format!("loading {}", self.data))?;
+        if !quiet {
+            eprintln!(
+                "loaded {}: {} interactions, {} users, {} items in {:.2}s",
+                dataset.name,
+                thousands(dataset.interactions.len()),
+                thousands(dataset.interactions.n_users()),
+                thousands(dataset.interactions.n_items()),
+                started.elapsed().as_secs_f64()
+            );
+            if report.rows_read != report.rows_imported {
+                eprintln!("{report}");
+            }
+        }
+        if let Some(path) = &self.pipeline {
+            let config = PipelineConfig::from_file(path)?;
+            let (cleaned, report) = kindred_data::preprocess::run(&config, &dataset.interactions)?;
+            if !quiet {
+                eprintln!("{report}");
+            }
+            dataset.interactions = cleaned;
+        }
+        Ok(dataset)
+    }
+}
