@@ -1,0 +1,1 @@
+//! The data-quality report behind `kindred stats` (in progress).
