@@ -280,16 +280,13 @@ pub fn generate(cfg: &SyntheticConfig) -> Result<Synthetic> {
         .iter()
         .map(|&r| -cfg.popularity_exponent * (r as f64 + 1.0).ln())
         .collect();
-    let mut popularity_cdf = Vec::with_capacity(n_items);
-    let mut total = 0.0;
-    for lp in &log_popularity {
-        total += (PROPOSAL_FLATTENING * lp).exp();
-        popularity_cdf.push(total);
-    }
-    let mut draw_item = |rng: &mut SplitMix64| -> u32 {
-        let x = rng.next_f64() * total;
-        popularity_cdf.partition_point(|&c| c <= x).min(n_items - 1) as u32
-    };
+    let proposal = AliasTable::new(
+        &log_popularity
+            .iter()
+            .map(|lp| (PROPOSAL_FLATTENING * lp).exp())
+            .collect::<Vec<_>>(),
+    );
+    let mut draw_item = |rng: &mut SplitMix64| proposal.draw(rng);
 
     let item_vec = |i: u32| &item_factors[i as usize * f..(i as usize + 1) * f];
     let mut bot_rng = SplitMix64::stream(cfg.seed, 3);
@@ -365,11 +362,15 @@ pub fn generate(cfg: &SyntheticConfig) -> Result<Synthetic> {
                 if m == 0 {
                     continue;
                 }
-                let weights_total: f64 = candidates[..m].iter().map(|c| (c.1 - best).exp()).sum();
+                let mut weights_total = 0.0;
+                for c in &mut candidates[..m] {
+                    c.1 = (c.1 - best).exp();
+                    weights_total += c.1;
+                }
                 let mut x = rng.next_f64() * weights_total;
                 let mut choice = candidates[m - 1].0;
                 for c in &candidates[..m] {
-                    x -= (c.1 - best).exp();
+                    x -= c.1;
                     if x <= 0.0 {
                         choice = c.0;
                         break;
@@ -647,6 +648,49 @@ fn user_feature_table(
     Ok(table)
 }
 
+/// Walker/Vose alias table: O(1) draws from a fixed discrete distribution.
+struct AliasTable {
+    threshold: Vec<f64>,
+    alias: Vec<u32>,
+}
+
+impl AliasTable {
+    /// `weights` must be non-empty, finite and non-negative with a positive sum.
+    fn new(weights: &[f64]) -> Self {
+        let n = weights.len();
+        let total: f64 = weights.iter().sum();
+        let mut scaled: Vec<f64> = weights.iter().map(|w| w * n as f64 / total).collect();
+        let mut alias: Vec<u32> = (0..n as u32).collect();
+        let (mut small, mut large): (Vec<usize>, Vec<usize>) =
+            (0..n).partition(|&i| scaled[i] < 1.0);
+        while let (Some(s), Some(&l)) = (small.pop(), large.last()) {
+            alias[s] = l as u32;
+            scaled[l] -= 1.0 - scaled[s];
+            if scaled[l] < 1.0 {
+                large.pop();
+                small.push(l);
+            }
+        }
+        // Leftovers are 1 up to rounding.
+        for i in small.into_iter().chain(large) {
+            scaled[i] = 1.0;
+        }
+        Self {
+            threshold: scaled,
+            alias,
+        }
+    }
+
+    fn draw(&self, rng: &mut SplitMix64) -> u32 {
+        let i = rng.below(self.threshold.len() as u64) as usize;
+        if rng.next_f64() < self.threshold[i] {
+            i as u32
+        } else {
+            self.alias[i]
+        }
+    }
+}
+
 fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
@@ -875,6 +919,20 @@ mod tests {
             "top 10% items hold {top_tenth} of {}",
             data.len()
         );
+    }
+
+    #[test]
+    fn alias_table_matches_weights() {
+        let table = AliasTable::new(&[1.0, 0.0, 3.0, 4.0]);
+        let mut rng = SplitMix64::new(1);
+        let mut counts = [0usize; 4];
+        for _ in 0..80_000 {
+            counts[table.draw(&mut rng) as usize] += 1;
+        }
+        assert_eq!(counts[1], 0);
+        for (c, w) in counts.iter().zip([1.0, 0.0, 3.0, 4.0]) {
+            assert!((*c as f64 / 80_000.0 - w / 8.0).abs() < 0.01, "{counts:?}");
+        }
     }
 
     /// Run in release with `-- --ignored --nocapture`.
