@@ -301,8 +301,9 @@ pub fn generate(cfg: &SyntheticConfig) -> Result<Synthetic> {
     let span = cfg.days * DAY;
     let max_per_user = (n_items / 2).max(1);
     let mu = cfg.interactions_per_user.ln() - cfg.activity_sigma * cfg.activity_sigma / 2.0;
-    let mut rows: Vec<Row> =
-        Vec::with_capacity((n_users as f64 * cfg.interactions_per_user * 1.2) as usize);
+    let mut rows: Vec<Row> = Vec::with_capacity(
+        (n_users as f64 * cfg.interactions_per_user.min(max_per_user as f64) * 1.2) as usize,
+    );
     // seen_by[i] == u + 1 marks item i as already used by user u, without clearing per user.
     let mut seen_by = vec![0u32; n_items];
     let mut user_taste = vec![0f64; n_users * f];
