@@ -8,3 +8,7 @@
 //! - [`preprocess`]: the cleaning/weighting pipeline shared by evaluation, training and serving.
 //! - [`quality`]: the data-quality report behind `kindred stats`.
 //! - [`synthetic`]: the seeded generator tests and benchmarks run on.
+
+pub mod preprocess;
+pub mod quality;
+pub mod synthetic;
