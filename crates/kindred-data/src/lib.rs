@@ -8,3 +8,15 @@
 //! - [`preprocess`]: the cleaning/weighting pipeline shared by evaluation, training and serving.
 //! - [`quality`]: the data-quality report behind `kindred stats`.
 //! - [`synthetic`]: the seeded generator tests and benchmarks run on.
+
+pub mod delimited;
+pub mod export;
+pub mod import;
+pub mod jsonl;
+pub mod movielens;
+#[cfg(feature = "parquet")]
+pub mod parquet;
+pub mod spec;
+
+pub use import::{ImportOptions, ImportReport};
+pub use spec::{load, DataSpec};
