@@ -959,6 +959,26 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+        /// Whatever the bytes, a lenient import accounts for every row and never panics.
+        #[test]
+        fn lenient_import_accounts_for_every_row(body in proptest::collection::vec(
+            proptest::prop_oneof![
+                proptest::prelude::Just(b"u,i,3,100\n".to_vec()),
+                proptest::collection::vec(proptest::prelude::any::<u8>(), 0..12),
+            ],
+            1..20,
+        )) {
+            let mut input = b"user,item,rating,timestamp\n".to_vec();
+            input.extend(body.concat());
+            if let Ok((log, report)) = read_delimited(input.as_slice(), Path::new("fuzz.csv"), b',', &lenient()) {
+                proptest::prop_assert_eq!(report.rows_read, report.rows_imported + report.skipped_total());
+                proptest::prop_assert_eq!(report.rows_imported as usize, log.len());
+            }
+        }
+    }
+
     #[test]
     fn explicit_header_flag_and_delimiter() {
         let dir = temp_dir("csv-flags");
