@@ -9,6 +9,17 @@
 //! - [`quality`]: the data-quality report behind `kindred stats`.
 //! - [`synthetic`]: the seeded generator tests and benchmarks run on.
 
+pub mod delimited;
+pub mod export;
+pub mod import;
+pub mod jsonl;
+pub mod movielens;
+#[cfg(feature = "parquet")]
+pub mod parquet;
 pub mod preprocess;
 pub mod quality;
+pub mod spec;
 pub mod synthetic;
+
+pub use import::{ImportOptions, ImportReport};
+pub use spec::{load, DataSpec};

@@ -1,0 +1,150 @@
+//! `kindred eval`: fit and score models under an evaluation protocol; print a table and
+//! optionally write the JSON result (BLUEPRINT §3) and the exact top-K lists.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use kindred_core::Protocol;
+use kindred_eval::{evaluate, EvalOptions, EvalReport};
+
+use super::{write_json, Env};
+use crate::data::DataArgs;
+use crate::table::{render, thousands};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Protocol: kfold:5, temporal:0.2, random:0.2, loo, coldstart-items:0.1, coldstart-users:0.1
+    /// (options: ,positive>=4 ,seed=S ,fold-in=N).
+    #[arg(long)]
+    protocol: String,
+    /// Model spec `name[:key=value,...]` or preset; repeat for several models.
+    #[arg(long = "model", required = true)]
+    models: Vec<String>,
+    /// Cut-off of the ranking metrics.
+    #[arg(long, default_value_t = 10)]
+    k: usize,
+    /// Write the results as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write the exact top-K lists the ranking metrics were computed from (user,item,rank,score).
+    #[arg(long)]
+    export_recs: Option<PathBuf>,
+    /// Seed of model fitting.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Skip per-segment breakdowns.
+    #[arg(long)]
+    no_segments: bool,
+    /// Skip the per-user AUC (one sort of all candidates per user).
+    #[arg(long)]
+    no_auc: bool,
+}
+
+pub fn run(args: Args, env: &Env) -> Result<()> {
+    let protocol = Protocol::parse(&args.protocol)?;
+    let dataset = args.data.load(env.quiet)?;
+    let options = EvalOptions {
+        k: args.k,
+        seed: args.seed,
+        threads: env.threads,
+        progress: env.progress.clone(),
+        cancel: env.cancel.clone(),
+        segments: !args.no_segments,
+        auc: !args.no_auc,
+        export_recs: args.export_recs.clone(),
+    };
+    let report = evaluate(&dataset, &protocol, &args.models, &options)?;
+    print!("{}", format_report(&report));
+    if let Some(path) = &args.json {
+        write_json(path, &report)?;
+        env.note(format!("wrote {}", path.display()));
+    }
+    Ok(())
+}
+
+/// Metric columns in display order; only those present in the results are shown.
+fn metric_columns(report: &EvalReport) -> Vec<String> {
+    let k = report.k;
+    let order = [
+        "rmse".to_owned(),
+        "mae".to_owned(),
+        format!("ndcg@{k}"),
+        format!("precision@{k}"),
+        format!("recall@{k}"),
+        format!("map@{k}"),
+        format!("mrr@{k}"),
+        format!("hit@{k}"),
+        "auc".to_owned(),
+        format!("coverage@{k}"),
+        format!("diversity@{k}"),
+        format!("novelty@{k}"),
+        format!("popularity@{k}"),
+    ];
+    order
+        .into_iter()
+        .filter(|m| report.results.iter().any(|r| r.metrics.contains_key(m)))
+        .collect()
+}
+
+/// The terminal summary: header lines, then one row per model.
+pub fn format_report(report: &EvalReport) -> String {
+    let columns = metric_columns(report);
+    let mut headers = vec!["model".to_owned()];
+    headers.extend(columns.iter().cloned());
+    headers.extend(["fit s".to_owned(), "test s".to_owned()]);
+    let rows: Vec<Vec<String>> = report
+        .results
+        .iter()
+        .map(|r| {
+            let mut row = vec![r.spec.clone()];
+            for c in &columns {
+                row.push(match (r.metrics.get(c), r.metrics_std.get(c)) {
+                    (Some(v), Some(sd)) => format!("{v:.4} ±{sd:.4}"),
+                    (Some(v), None) => format!("{v:.4}"),
+                    (None, _) => "-".to_owned(),
+                });
+            }
+            row.push(format!("{:.2}", r.fit_seconds));
+            row.push(format!("{:.2}", r.predict_seconds));
+            row
+        })
+        .collect();
+    let d = &report.dataset;
+    let mut out = format!(
+        "dataset {}: {} interactions, {} users, {} items\nprotocol {} ({} interactions), {} fold(s)",
+        d.name,
+        thousands(d.interactions),
+        thousands(d.users),
+        thousands(d.items),
+        report.protocol,
+        thousands(d.protocol_interactions),
+        report.results.first().map_or(0, |r| r.per_fold.len()),
+    );
+    if let Some(first) = report.results.first().and_then(|r| r.per_fold.first()) {
+        out.push_str(&format!(
+            "; train {}, test {}, evaluated {}",
+            thousands(first.train),
+            thousands(first.test),
+            thousands(first.evaluated)
+        ));
+    }
+    out.push_str("\n\n");
+    out.push_str(&render(&headers, &rows));
+    for r in &report.results {
+        if let Some(n) = r.impossible_predictions.filter(|&n| n > 0.0) {
+            out.push_str(&format!(
+                "{}: {n:.0} test pairs per fold had an unknown user or item (predicted from the fallback)\n",
+                r.spec
+            ));
+        }
+        if let Some(seg) = &r.segments {
+            if !seg.gaps.is_empty() {
+                let gaps: Vec<String> = seg.gaps.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+                out.push_str(&format!("{} segment gaps (best - worst): {}\n", r.spec, gaps.join(", ")));
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,96 @@
+//! `kindred recommend`: top-K lists from a saved model, as `user,item,rank,score` CSV or JSON Lines.
+//! Users the model has never seen get the model's non-personalised ranking, never an empty list.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use kindred_core::Scored;
+use kindred_eval::export::write_recs_csv;
+use kindred_models::model::AllItems;
+use kindred_models::{load_model, Model, UserQuery};
+use rayon::prelude::*;
+
+use super::Env;
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Jsonl,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Saved model directory.
+    #[arg(long)]
+    model: PathBuf,
+    /// External user id; repeat for several users.
+    #[arg(long = "user")]
+    users: Vec<String>,
+    /// Recommend for every user the model knows.
+    #[arg(long)]
+    all_users: bool,
+    /// List length.
+    #[arg(long, default_value_t = 10)]
+    k: usize,
+    #[arg(long, value_enum, default_value_t = Format::Csv)]
+    format: Format,
+    /// Output file (default: stdout).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// Top-K for each external user id; unknown ids get the anonymous (non-personalised) list.
+pub fn recommend_for(model: &dyn Model, users: &[String], k: usize) -> Vec<(String, Vec<Scored>)> {
+    let ids = &model.fitted().users;
+    users
+        .par_iter()
+        .map(|ext| {
+            let query = match ids.get(ext) {
+                Some(u) => UserQuery::known(u),
+                None => UserQuery::default(),
+            };
+            (ext.clone(), model.recommend(&query, k, &AllItems))
+        })
+        .collect()
+}
+
+pub fn run(args: Args, env: &Env) -> Result<()> {
+    if args.all_users == !args.users.is_empty() {
+        bail!("give either --user ID (one or more) or --all-users");
+    }
+    let model = load_model(&args.model)?;
+    let users: Vec<String> = if args.all_users {
+        model.fitted().users.externals().to_vec()
+    } else {
+        args.users.clone()
+    };
+    for unknown in users.iter().filter(|u| model.fitted().users.get(u).is_none()) {
+        env.note(format!("user `{unknown}` is unknown to the model: non-personalised recommendations"));
+    }
+    let lists = recommend_for(model.as_ref(), &users, args.k);
+    let mut out: Box<dyn Write> = match &args.out {
+        Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path)?)),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let items = &model.fitted().items;
+    match args.format {
+        Format::Csv => {
+            // Unknown users are not in the model's id map: index them in a local one.
+            let user_map = kindred_core::IdMap::from(lists.iter().map(|l| l.0.clone()).collect::<Vec<_>>());
+            let indexed: Vec<(u32, Vec<Scored>)> = lists.into_iter().enumerate().map(|(i, l)| (i as u32, l.1)).collect();
+            write_recs_csv(&mut out, &user_map, items, &indexed)?;
+        }
+        Format::Jsonl => {
+            for (user, list) in lists {
+                let items: Vec<_> = list
+                    .iter()
+                    .map(|s| serde_json::json!({ "item": items.external(s.item), "score": s.score }))
+                    .collect();
+                writeln!(out, "{}", serde_json::json!({ "user": user, "items": items }))?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(())
+}

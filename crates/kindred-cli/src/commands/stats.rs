@@ -1,0 +1,34 @@
+//! `kindred stats`: counts, sparsity, distributions and what each cleaning rule would remove.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use kindred_data::preprocess::PipelineConfig;
+
+use super::{write_json, Env};
+use crate::data::DataArgs;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Also write the report as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+pub fn run(args: Args, env: &Env) -> Result<()> {
+    // The report shows what each rule would remove, so it reads the raw data and the config.
+    let config = match &args.data.pipeline {
+        Some(path) => PipelineConfig::from_file(path)?,
+        None => PipelineConfig::default(),
+    };
+    let raw = DataArgs { pipeline: None, ..args.data.clone() };
+    let dataset = raw.load(env.quiet)?;
+    let report = kindred_data::quality::report(&dataset, &config);
+    println!("{report}");
+    if let Some(path) = &args.json {
+        write_json(path, &report)?;
+    }
+    Ok(())
+}
