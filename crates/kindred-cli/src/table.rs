@@ -55,7 +55,7 @@ mod tests {
     #[test]
     fn aligns_columns() {
         let t = render(&["model".into(), "rmse".into()], &[vec!["svd".into(), "0.8731".into()], vec!["baseline".into(), "0.9".into()]]);
-        assert_eq!(t, "model       rmse\n--------------\nsvd       0.8731\nbaseline     0.9\n");
+        assert_eq!(t, "model       rmse\n----------------\nsvd       0.8731\nbaseline     0.9\n");
         assert_eq!(thousands(1000209), "1,000,209");
         assert_eq!(thousands(12), "12");
     }
