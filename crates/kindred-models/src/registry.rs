@@ -43,7 +43,7 @@ pub struct ModelInfo {
 /// to a concrete spec before fitting, so results always record what actually ran.
 const PRESETS: &[(&str, &str)] = &[
     ("rating-best", "baseline:method=als"),
-    ("ranking-best", "popularity:half_life_days=60"),
+    ("ranking-best", "popularity"),
 ];
 
 /// Resolves a preset name to its spec; other specs are returned unchanged.
