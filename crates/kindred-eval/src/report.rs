@@ -36,8 +36,11 @@ pub struct DatasetSummary {
 pub struct ModelResult {
     /// Algorithm name.
     pub model: String,
-    /// The spec as given (presets resolved).
+    /// The spec that ran (presets resolved to their concrete spec).
     pub spec: String,
+    /// The preset name when the model was asked for by preset (`rating-best`, `ranking-best`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<String>,
     pub params: serde_json::Value,
     pub metrics: BTreeMap<String, f64>,
     /// Standard deviation over folds (multi-fold protocols only).

@@ -135,7 +135,11 @@ pub fn evaluate(
                 segments::ranking_segments(&ranked_all, &item_users_last, features, prepared.user_ids(), opts.k)
             }
         });
-        results.push(aggregate(algorithm.name(), resolve_preset(spec), algorithm.params(), folds, segments));
+        let mut result = aggregate(algorithm.name(), resolve_preset(spec), algorithm.params(), folds, segments);
+        if resolve_preset(spec) != spec {
+            result.preset = Some(spec.trim().to_owned());
+        }
+        results.push(result);
     }
     Ok(EvalReport {
         dataset: DatasetSummary {
@@ -271,18 +275,24 @@ fn ranking_fold(
                 let hist = &history[u as usize];
                 let query = UserQuery { user: Some(u), history: hist };
                 model.score_all(&query, scores);
-                let seen = train.by_user.row(u as usize);
-                let excluded = |i: u32| {
-                    seen.binary_search(&i).is_ok()
-                        || hist.contains(&i)
-                        || candidate.as_ref().is_some_and(|c| !c[i as usize])
-                };
-                let list = top_k(scores, k, excluded);
+                // Excluded items (training items, query history, non-candidates) are masked with
+                // NaN, which top-K never selects and AUC skips. A model's own NaN is excluded too.
+                for &i in train.by_user.row(u as usize).iter().chain(hist) {
+                    scores[i as usize] = f32::NAN;
+                }
+                if let Some(mask) = &candidate {
+                    for (s, &allowed) in scores.iter_mut().zip(mask) {
+                        if !allowed {
+                            *s = f32::NAN;
+                        }
+                    }
+                }
+                let list = top_k(scores, k, |_| false);
                 let rel = &relevant[u as usize];
                 let items: Vec<u32> = list.iter().map(|s| s.item).collect();
                 let auc = opts.auc.then(|| {
                     let mut cands: Vec<(f32, bool)> = (0..n_items as u32)
-                        .filter(|&i| !excluded(i))
+                        .filter(|&i| !scores[i as usize].is_nan())
                         .map(|i| (scores[i as usize], rel.binary_search(&i).is_ok()))
                         .collect();
                     metrics::auc(&mut cands)
@@ -378,6 +388,7 @@ fn aggregate(
     ModelResult {
         model: name.to_owned(),
         spec: spec.to_owned(),
+        preset: None,
         params,
         metrics,
         metrics_std,

@@ -96,10 +96,14 @@ pub trait Model: Send + Sync {
         let fitted = self.fitted();
         let mut scores = vec![0f32; fitted.items.len()];
         self.score_all(query, &mut scores);
+        // NaN scores are never selected: masking beats a membership test per candidate.
         let seen = query.user.map(|u| fitted.seen.items_of(u)).unwrap_or(&[]);
-        top_k(&scores, k, |item| {
-            seen.binary_search(&item).is_ok() || query.history.contains(&item) || !filter.allows(item)
-        })
+        for &item in seen.iter().chain(query.history) {
+            if let Some(s) = scores.get_mut(item as usize) {
+                *s = f32::NAN;
+            }
+        }
+        top_k(&scores, k, |item| !filter.allows(item))
     }
 
     /// Item embedding matrix (row-major, one row per item), for models that have one.

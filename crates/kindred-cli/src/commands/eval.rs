@@ -88,6 +88,14 @@ fn metric_columns(report: &EvalReport) -> Vec<String> {
         .collect()
 }
 
+/// How a result is named on the terminal: the spec, with the preset it came from.
+fn label(r: &kindred_eval::ModelResult) -> String {
+    match &r.preset {
+        Some(preset) => format!("{preset} ({})", r.spec),
+        None => r.spec.clone(),
+    }
+}
+
 /// The terminal summary: header lines, then one row per model.
 pub fn format_report(report: &EvalReport) -> String {
     let columns = metric_columns(report);
@@ -98,7 +106,7 @@ pub fn format_report(report: &EvalReport) -> String {
         .results
         .iter()
         .map(|r| {
-            let mut row = vec![r.spec.clone()];
+            let mut row = vec![label(r)];
             for c in &columns {
                 row.push(match (r.metrics.get(c), r.metrics_std.get(c)) {
                     (Some(v), Some(sd)) => format!("{v:.4} ±{sd:.4}"),
@@ -136,13 +144,13 @@ pub fn format_report(report: &EvalReport) -> String {
         if let Some(n) = r.impossible_predictions.filter(|&n| n > 0.0) {
             out.push_str(&format!(
                 "{}: {n:.0} test pairs per fold had an unknown user or item (predicted from the fallback)\n",
-                r.spec
+                label(r)
             ));
         }
         if let Some(seg) = &r.segments {
             if !seg.gaps.is_empty() {
                 let gaps: Vec<String> = seg.gaps.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
-                out.push_str(&format!("{} segment gaps (best - worst): {}\n", r.spec, gaps.join(", ")));
+                out.push_str(&format!("{} segment gaps (best - worst): {}\n", label(r), gaps.join(", ")));
             }
         }
     }

@@ -50,7 +50,7 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
     }
     let ranking_protocol = if has_ratings { "temporal:0.2,positive>=4" } else { "temporal:0.2" };
     let protocol = Protocol::parse(ranking_protocol)?;
-    let models = ["random", "popularity", "popularity:half_life_days=60", "baseline", "ranking-best"].map(String::from);
+    let models = ["random", "popularity:half_life_days=60", "baseline", "ranking-best"].map(String::from);
     println!("== top-N ranking\n{}", format_report(&evaluate(&dataset, &protocol, &models, &options)?));
 
     let interactions = protocol.prepare(&dataset.interactions);
