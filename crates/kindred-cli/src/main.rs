@@ -42,7 +42,10 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     if let Some(threads) = cli.threads {
-        if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build_global() {
+        if let Err(e) = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads.max(1))
+            .build_global()
+        {
             eprintln!("warning: cannot set {threads} threads: {e}");
         }
     }

@@ -58,7 +58,9 @@ impl Progress for TerminalProgress {
     fn epoch(&self, epoch: usize, loss: f64, validation: Option<f64>) {
         if let Ok(slot) = self.bar.lock() {
             if let Some(bar) = slot.as_ref() {
-                let val = validation.map(|v| format!(", validation {v:.4}")).unwrap_or_default();
+                let val = validation
+                    .map(|v| format!(", validation {v:.4}"))
+                    .unwrap_or_default();
                 bar.set_message(format!("epoch {} loss {loss:.4}{val}", epoch + 1));
             }
         }

@@ -40,7 +40,7 @@ pub fn thousands(n: usize) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);
@@ -54,8 +54,17 @@ mod tests {
 
     #[test]
     fn aligns_columns() {
-        let t = render(&["model".into(), "rmse".into()], &[vec!["svd".into(), "0.8731".into()], vec!["baseline".into(), "0.9".into()]]);
-        assert_eq!(t, "model       rmse\n----------------\nsvd       0.8731\nbaseline     0.9\n");
+        let t = render(
+            &["model".into(), "rmse".into()],
+            &[
+                vec!["svd".into(), "0.8731".into()],
+                vec!["baseline".into(), "0.9".into()],
+            ],
+        );
+        assert_eq!(
+            t,
+            "model       rmse\n----------------\nsvd       0.8731\nbaseline     0.9\n"
+        );
         assert_eq!(thousands(1000209), "1,000,209");
         assert_eq!(thousands(12), "12");
     }

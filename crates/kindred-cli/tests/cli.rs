@@ -41,22 +41,56 @@ fn eval_writes_the_documented_json_and_exports_lists() {
     let json = dir.join("r.json");
     let recs = dir.join("recs.csv");
     let table = ok(&[
-        "eval", "--data", DATA, "--protocol", "temporal:0.2,positive>=4", "--model", "popularity", "--json", s(&json),
-        "--export-recs", s(&recs),
+        "eval",
+        "--data",
+        DATA,
+        "--protocol",
+        "temporal:0.2,positive>=4",
+        "--model",
+        "popularity",
+        "--json",
+        s(&json),
+        "--export-recs",
+        s(&recs),
     ]);
-    assert!(table.contains("ndcg@10") && table.contains("popularity"), "{table}");
-    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(
+        table.contains("ndcg@10") && table.contains("popularity"),
+        "{table}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(report["protocol"], "temporal:0.2,positive>=4");
     let result = &report["results"][0];
     assert_eq!(result["model"], "popularity");
-    for key in ["ndcg@10", "precision@10", "recall@10", "map@10", "mrr@10", "hit@10", "auc", "coverage@10"] {
+    for key in [
+        "ndcg@10",
+        "precision@10",
+        "recall@10",
+        "map@10",
+        "mrr@10",
+        "hit@10",
+        "auc",
+        "coverage@10",
+    ] {
         assert!(result["metrics"][key].is_f64(), "missing {key}");
     }
     assert!(result["fit_seconds"].is_f64() && result["per_fold"].is_array());
-    assert!(report["dataset"]["interactions"].is_u64() && report["versions"]["kindred"].is_string());
+    assert!(
+        report["dataset"]["interactions"].is_u64() && report["versions"]["kindred"].is_string()
+    );
     let csv = std::fs::read_to_string(&recs).unwrap();
     assert!(csv.starts_with("user,item,rank,score\n"));
-    let rating = ok(&["eval", "--data", DATA, "--protocol", "kfold:3", "--model", "baseline", "--model", "rating-best"]);
+    let rating = ok(&[
+        "eval",
+        "--data",
+        DATA,
+        "--protocol",
+        "kfold:3",
+        "--model",
+        "baseline",
+        "--model",
+        "rating-best",
+    ]);
     assert!(rating.contains("rmse"), "{rating}");
 }
 
@@ -64,14 +98,45 @@ fn eval_writes_the_documented_json_and_exports_lists() {
 fn train_recommend_predict_roundtrip() {
     let dir = temp_dir("train");
     let model = dir.join("model");
-    ok(&["train", "--data", DATA, "--model", "baseline", "--out", s(&model)]);
+    ok(&[
+        "train",
+        "--data",
+        DATA,
+        "--model",
+        "baseline",
+        "--out",
+        s(&model),
+    ]);
     assert!(model.join("manifest.json").is_file() && model.join("model.safetensors").is_file());
-    let csv = ok(&["recommend", "--model", s(&model), "--user", "u1", "--user", "nobody", "--k", "5"]);
+    let csv = ok(&[
+        "recommend",
+        "--model",
+        s(&model),
+        "--user",
+        "u1",
+        "--user",
+        "nobody",
+        "--k",
+        "5",
+    ]);
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines[0], "user,item,rank,score");
-    assert_eq!(lines.len(), 11, "five for the known user, five fallbacks for the unknown one: {csv}");
+    assert_eq!(
+        lines.len(),
+        11,
+        "five for the known user, five fallbacks for the unknown one: {csv}"
+    );
     assert!(lines[1].starts_with("u1,") && lines[6].starts_with("nobody,"));
-    let jsonl = ok(&["recommend", "--model", s(&model), "--all-users", "--format", "jsonl", "--k", "3"]);
+    let jsonl = ok(&[
+        "recommend",
+        "--model",
+        s(&model),
+        "--all-users",
+        "--format",
+        "jsonl",
+        "--k",
+        "3",
+    ]);
     let first: serde_json::Value = serde_json::from_str(jsonl.lines().next().unwrap()).unwrap();
     assert_eq!(first["items"].as_array().unwrap().len(), 3);
     let pairs = dir.join("pairs.csv");
@@ -79,7 +144,10 @@ fn train_recommend_predict_roundtrip() {
     let predictions = ok(&["predict", "--model", s(&model), "--pairs", s(&pairs)]);
     let rows: Vec<&str> = predictions.lines().collect();
     assert_eq!(rows[0], "user,item,prediction,known");
-    assert!(rows[1].starts_with("u1,i1,") && rows[1].ends_with(",true"), "{predictions}");
+    assert!(
+        rows[1].starts_with("u1,i1,") && rows[1].ends_with(",true"),
+        "{predictions}"
+    );
     assert!(rows[2].ends_with(",false"));
 }
 
@@ -90,7 +158,15 @@ fn stats_models_and_quickstart_run() {
     let models = ok(&["models"]);
     assert!(models.contains("baseline") && models.contains("ranking-best"));
     let dir = temp_dir("quickstart");
-    let out = ok(&["quickstart", "--data", DATA, "--out", s(&dir.join("model")), "--folds", "2"]);
+    let out = ok(&[
+        "quickstart",
+        "--data",
+        DATA,
+        "--out",
+        s(&dir.join("model")),
+        "--folds",
+        "2",
+    ]);
     assert!(out.contains("rmse") && out.contains("ndcg@10"), "{out}");
     assert!(dir.join("model/manifest.json").is_file());
 }
@@ -100,14 +176,48 @@ fn bad_input_names_file_line_and_field() {
     let dir = temp_dir("bad");
     let csv = dir.join("ratings.csv");
     std::fs::write(&csv, "user,item,rating\nu1,i1,4\nu2,i2,lots\n").unwrap();
-    let out = kindred(&["eval", "--data", &format!("csv:{}", s(&csv)), "--protocol", "kfold:2", "--model", "baseline"]);
+    let out = kindred(&[
+        "eval",
+        "--data",
+        &format!("csv:{}", s(&csv)),
+        "--protocol",
+        "kfold:2",
+        "--model",
+        "baseline",
+    ]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("ratings.csv") && err.contains(":3") && err.contains("rating"), "{err}");
-    let out = kindred(&["eval", "--data", DATA, "--protocol", "sideways", "--model", "baseline"]);
+    assert!(
+        err.contains("ratings.csv") && err.contains(":3") && err.contains("rating"),
+        "{err}"
+    );
+    let out = kindred(&[
+        "eval",
+        "--data",
+        DATA,
+        "--protocol",
+        "sideways",
+        "--model",
+        "baseline",
+    ]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown protocol"));
-    let out = kindred(&["eval", "--data", DATA, "--protocol", "kfold:2", "--model", "nosuchmodel"]);
+    let out = kindred(&[
+        "eval",
+        "--data",
+        DATA,
+        "--protocol",
+        "kfold:2",
+        "--model",
+        "nosuchmodel",
+    ]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown model"));
-    let out = kindred(&["recommend", "--model", s(&dir.join("missing")), "--all-users"]);
-    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("manifest.json"));
+    let out = kindred(&[
+        "recommend",
+        "--model",
+        s(&dir.join("missing")),
+        "--all-users",
+    ]);
+    assert!(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("manifest.json")
+    );
 }

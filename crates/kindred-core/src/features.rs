@@ -26,10 +26,16 @@ pub enum FeatureValue {
 /// Storage of one column, one entry per entity of the table.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ColumnData {
-    Categorical { vocab: IdMap, values: Vec<Vec<u32>> },
+    Categorical {
+        vocab: IdMap,
+        values: Vec<Vec<u32>>,
+    },
     Numeric(Vec<f32>),
     Text(Vec<String>),
-    Dense { dim: usize, values: Vec<Option<Vec<f32>>> },
+    Dense {
+        dim: usize,
+        values: Vec<Option<Vec<f32>>>,
+    },
 }
 
 impl ColumnData {
@@ -199,16 +205,33 @@ mod tests {
     #[test]
     fn mixed_columns_and_alignment() {
         let mut t = FeatureTable::new();
-        t.set("m1", "genres", FeatureValue::Categories(vec!["Drama".into(), "Comedy".into()]))
-            .unwrap();
-        t.set("m2", "genres", FeatureValue::Categories(vec!["Drama".into()])).unwrap();
+        t.set(
+            "m1",
+            "genres",
+            FeatureValue::Categories(vec!["Drama".into(), "Comedy".into()]),
+        )
+        .unwrap();
+        t.set(
+            "m2",
+            "genres",
+            FeatureValue::Categories(vec!["Drama".into()]),
+        )
+        .unwrap();
         t.set("m2", "year", FeatureValue::Number(1995.0)).unwrap();
-        t.set("m1", "title", FeatureValue::Text("Toy Story".into())).unwrap();
-        t.set("m1", "emb", FeatureValue::Vector(vec![0.1, 0.2])).unwrap();
-        t.set("m3", "brand", FeatureValue::Categories(vec!["acme".into()])).unwrap();
+        t.set("m1", "title", FeatureValue::Text("Toy Story".into()))
+            .unwrap();
+        t.set("m1", "emb", FeatureValue::Vector(vec![0.1, 0.2]))
+            .unwrap();
+        t.set("m3", "brand", FeatureValue::Categories(vec!["acme".into()]))
+            .unwrap();
         assert!(t.set("m2", "emb", FeatureValue::Vector(vec![0.1])).is_err());
         assert!(t.set("m2", "year", FeatureValue::Text("x".into())).is_err());
-        let ids = IdMap::from(vec!["m2".to_string(), "mX".to_string(), "m1".to_string(), "m3".to_string()]);
+        let ids = IdMap::from(vec![
+            "m2".to_string(),
+            "mX".to_string(),
+            "m1".to_string(),
+            "m3".to_string(),
+        ]);
         assert_eq!(t.align(&ids), vec![Some(1), None, Some(0), Some(2)]);
         let vecs = t.categorical_vectors(&ids);
         assert_eq!(vecs, vec![vec![0], vec![], vec![0, 1], vec![2]]);

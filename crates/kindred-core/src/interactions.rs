@@ -43,7 +43,12 @@ impl<'a> Interaction<'a> {
     }
 
     /// An implicit event of the given type with weight 1.
-    pub fn implicit(user: &'a str, item: &'a str, event: EventType, timestamp: Option<i64>) -> Self {
+    pub fn implicit(
+        user: &'a str,
+        item: &'a str,
+        event: EventType,
+        timestamp: Option<i64>,
+    ) -> Self {
         Self {
             user,
             item,
@@ -326,7 +331,10 @@ impl Interactions {
             let mut entries = Vec::new();
             for (new_row, &old_row) in rows.iter().enumerate() {
                 let start = self.context.entries.partition_point(|e| e.0 < old_row);
-                for e in self.context.entries[start..].iter().take_while(|e| e.0 == old_row) {
+                for e in self.context.entries[start..]
+                    .iter()
+                    .take_while(|e| e.0 == old_row)
+                {
                     entries.push((new_row as u32, e.1, e.2));
                 }
             }

@@ -20,7 +20,11 @@ impl CsMatrix {
     pub fn build(n_major: usize, n_minor: usize, major: &[u32], minor: &[u32]) -> Self {
         debug_assert_eq!(major.len(), minor.len());
         let nnz = major.len();
-        let by_minor = counting_order(minor, n_minor, (0..nnz as u32).collect::<Vec<_>>().as_slice());
+        let by_minor = counting_order(
+            minor,
+            n_minor,
+            (0..nnz as u32).collect::<Vec<_>>().as_slice(),
+        );
         let ordered_major: Vec<u32> = by_minor.iter().map(|&e| major[e as usize]).collect();
         let order = counting_order(&ordered_major, n_major, &by_minor);
         let mut indptr = vec![0usize; n_major + 1];

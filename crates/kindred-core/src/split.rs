@@ -107,7 +107,9 @@ impl Protocol {
                         .map_err(|_| err("positive>= needs a number, e.g. positive>=4"))?,
                 );
             } else if let Some(s) = opt.strip_prefix("seed=") {
-                seed = s.parse().map_err(|_| err("seed must be an unsigned integer"))?;
+                seed = s
+                    .parse()
+                    .map_err(|_| err("seed must be an unsigned integer"))?;
             } else if let Some(n) = opt.strip_prefix("fold-in=") {
                 let n = n.parse().map_err(|_| err("fold-in must be an integer"))?;
                 match &mut kind {
@@ -272,14 +274,17 @@ fn per_user_latest(data: &Interactions, n_test: impl Fn(usize) -> usize) -> Spli
 
 fn cold_items(data: &Interactions, fraction: f64, seed: u64) -> Split {
     let counts = data.item_counts();
-    let mut items: Vec<u32> = (0..counts.len() as u32).filter(|&i| counts[i as usize] > 0).collect();
+    let mut items: Vec<u32> = (0..counts.len() as u32)
+        .filter(|&i| counts[i as usize] > 0)
+        .collect();
     SplitMix64::new(seed).shuffle(&mut items);
     let n_cold = ((fraction * items.len() as f64).round() as usize).clamp(1, items.len());
     let mut cold: Vec<u32> = items[..n_cold].to_vec();
     cold.sort_unstable();
     let mut is_cold = vec![false; counts.len()];
     cold.iter().for_each(|&i| is_cold[i as usize] = true);
-    let (test, train) = (0..data.len() as u32).partition(|&r| is_cold[data.items()[r as usize] as usize]);
+    let (test, train) =
+        (0..data.len() as u32).partition(|&r| is_cold[data.items()[r as usize] as usize]);
     Split {
         train,
         test,
@@ -290,11 +295,15 @@ fn cold_items(data: &Interactions, fraction: f64, seed: u64) -> Split {
 
 fn cold_users(data: &Interactions, fraction: f64, fold_in: usize, seed: u64) -> Split {
     let counts = data.user_counts();
-    let mut users: Vec<u32> = (0..counts.len() as u32).filter(|&u| counts[u as usize] > 0).collect();
+    let mut users: Vec<u32> = (0..counts.len() as u32)
+        .filter(|&u| counts[u as usize] > 0)
+        .collect();
     SplitMix64::new(seed).shuffle(&mut users);
     let n_cold = ((fraction * users.len() as f64).round() as usize).clamp(1, users.len());
     let mut is_cold = vec![false; counts.len()];
-    users[..n_cold].iter().for_each(|&u| is_cold[u as usize] = true);
+    users[..n_cold]
+        .iter()
+        .for_each(|&u| is_cold[u as usize] = true);
     let mut split = Split::default();
     for (u, rows) in rows_by_user_in_time(data).into_iter().enumerate() {
         if !is_cold[u] {
@@ -355,9 +364,22 @@ mod tests {
         assert_eq!(p.seed, 42);
         assert!(Protocol::parse("kfold:5").unwrap().is_rating_prediction());
         let p = Protocol::parse("coldstart-users:0.1,fold-in=3,seed=9").unwrap();
-        assert_eq!(p.kind, SplitKind::ColdStartUsers { fraction: 0.1, fold_in: 3 });
+        assert_eq!(
+            p.kind,
+            SplitKind::ColdStartUsers {
+                fraction: 0.1,
+                fold_in: 3
+            }
+        );
         assert_eq!(p.seed, 9);
-        for bad in ["kfold:1", "temporal:1.5", "bogus", "random:0.2,colour=red", "kfold:x", "random:0.2,fold-in=2"] {
+        for bad in [
+            "kfold:1",
+            "temporal:1.5",
+            "bogus",
+            "random:0.2,colour=red",
+            "kfold:x",
+            "random:0.2,fold-in=2",
+        ] {
             assert!(Protocol::parse(bad).is_err(), "{bad}");
         }
     }
@@ -365,35 +387,68 @@ mod tests {
     #[test]
     fn temporal_takes_latest_fifth_per_user_with_item_tiebreak() {
         // u1 has 10 rows: last 2 go to test; ties at t=9 broken by numeric item id (9 < 10).
-        let mut rows: Vec<(String, String, f32, i64)> = (0..8).map(|i| ("u1".into(), format!("{}", 100 + i), 4.0, i as i64)).collect();
+        let mut rows: Vec<(String, String, f32, i64)> = (0..8)
+            .map(|i| ("u1".into(), format!("{}", 100 + i), 4.0, i as i64))
+            .collect();
         rows.push(("u1".into(), "10".into(), 4.0, 9));
         rows.push(("u1".into(), "9".into(), 4.0, 9));
         rows.push(("u2".into(), "1".into(), 4.0, 0)); // single row stays in train
-        let borrowed: Vec<(&str, &str, f32, i64)> = rows.iter().map(|r| (r.0.as_str(), r.1.as_str(), r.2, r.3)).collect();
+        let borrowed: Vec<(&str, &str, f32, i64)> = rows
+            .iter()
+            .map(|r| (r.0.as_str(), r.1.as_str(), r.2, r.3))
+            .collect();
         let data = log(&borrowed);
-        let split = &Protocol::parse("temporal:0.2").unwrap().splits(&data).unwrap()[0];
-        let test_items: Vec<&str> = split.test.iter().map(|&r| data.item_ids().external(data.items()[r as usize])).collect();
+        let split = &Protocol::parse("temporal:0.2")
+            .unwrap()
+            .splits(&data)
+            .unwrap()[0];
+        let test_items: Vec<&str> = split
+            .test
+            .iter()
+            .map(|&r| data.item_ids().external(data.items()[r as usize]))
+            .collect();
         assert_eq!(test_items, vec!["10", "9"]);
         assert_eq!(split.train.len(), 9);
         // With fraction 0.2 and 10 rows, 2 rows; with 4 rows max(1, 0) = 1.
-        let small = log(&[("a", "1", 1.0, 1), ("a", "2", 1.0, 2), ("a", "3", 1.0, 3), ("a", "4", 1.0, 4)]);
-        let s = &Protocol::parse("temporal:0.2").unwrap().splits(&small).unwrap()[0];
+        let small = log(&[
+            ("a", "1", 1.0, 1),
+            ("a", "2", 1.0, 2),
+            ("a", "3", 1.0, 3),
+            ("a", "4", 1.0, 4),
+        ]);
+        let s = &Protocol::parse("temporal:0.2")
+            .unwrap()
+            .splits(&small)
+            .unwrap()[0];
         assert_eq!(s.test, vec![3]);
     }
 
     #[test]
     fn leakage_guard_trips() {
         let data = log(&[("a", "1", 1.0, 5), ("a", "2", 1.0, 1)]);
-        let leaky = Split { train: vec![0], test: vec![1], ..Split::default() };
+        let leaky = Split {
+            train: vec![0],
+            test: vec![1],
+            ..Split::default()
+        };
         assert!(check_no_leakage(&data, &leaky).is_err());
-        let fine = Split { train: vec![1], test: vec![0], ..Split::default() };
+        let fine = Split {
+            train: vec![1],
+            test: vec![0],
+            ..Split::default()
+        };
         assert!(check_no_leakage(&data, &fine).is_ok());
     }
 
     #[test]
     fn kfold_partitions_and_is_deterministic() {
-        let rows: Vec<(String, String, f32, i64)> = (0..23).map(|i| (format!("u{}", i % 4), format!("i{i}"), 3.0, i)).collect();
-        let borrowed: Vec<(&str, &str, f32, i64)> = rows.iter().map(|r| (r.0.as_str(), r.1.as_str(), r.2, r.3)).collect();
+        let rows: Vec<(String, String, f32, i64)> = (0..23)
+            .map(|i| (format!("u{}", i % 4), format!("i{i}"), 3.0, i))
+            .collect();
+        let borrowed: Vec<(&str, &str, f32, i64)> = rows
+            .iter()
+            .map(|r| (r.0.as_str(), r.1.as_str(), r.2, r.3))
+            .collect();
         let data = log(&borrowed);
         let p = Protocol::parse("kfold:5").unwrap();
         let splits = p.splits(&data).unwrap();
@@ -406,23 +461,53 @@ mod tests {
         for s in &splits {
             assert_eq!(s.train.len() + s.test.len(), 23);
         }
-        let other = Protocol::parse("kfold:5,seed=1").unwrap().splits(&data).unwrap();
+        let other = Protocol::parse("kfold:5,seed=1")
+            .unwrap()
+            .splits(&data)
+            .unwrap();
         assert_ne!(other, splits);
     }
 
     #[test]
     fn cold_start_items_never_reach_training() {
-        let rows: Vec<(String, String, f32, i64)> = (0..200).map(|i| (format!("u{}", i % 13), format!("i{}", i % 31), 5.0, i)).collect();
-        let borrowed: Vec<(&str, &str, f32, i64)> = rows.iter().map(|r| (r.0.as_str(), r.1.as_str(), r.2, r.3)).collect();
+        let rows: Vec<(String, String, f32, i64)> = (0..200)
+            .map(|i| (format!("u{}", i % 13), format!("i{}", i % 31), 5.0, i))
+            .collect();
+        let borrowed: Vec<(&str, &str, f32, i64)> = rows
+            .iter()
+            .map(|r| (r.0.as_str(), r.1.as_str(), r.2, r.3))
+            .collect();
         let data = log(&borrowed);
-        let split = &Protocol::parse("coldstart-items:0.1").unwrap().splits(&data).unwrap()[0];
+        let split = &Protocol::parse("coldstart-items:0.1")
+            .unwrap()
+            .splits(&data)
+            .unwrap()[0];
         let cold = split.candidates.clone().unwrap();
         assert_eq!(cold.len(), 3);
-        assert!(split.train.iter().all(|&r| !cold.contains(&data.items()[r as usize])));
-        assert!(split.test.iter().all(|&r| cold.contains(&data.items()[r as usize])));
-        let users = &Protocol::parse("coldstart-users:0.2,fold-in=2").unwrap().splits(&data).unwrap()[0];
-        assert_eq!(users.train.len() + users.test.len() + users.query.len(), 200);
-        let held: std::collections::HashSet<u32> = users.test.iter().map(|&r| data.users()[r as usize]).collect();
-        assert!(users.train.iter().all(|&r| !held.contains(&data.users()[r as usize])));
+        assert!(split
+            .train
+            .iter()
+            .all(|&r| !cold.contains(&data.items()[r as usize])));
+        assert!(split
+            .test
+            .iter()
+            .all(|&r| cold.contains(&data.items()[r as usize])));
+        let users = &Protocol::parse("coldstart-users:0.2,fold-in=2")
+            .unwrap()
+            .splits(&data)
+            .unwrap()[0];
+        assert_eq!(
+            users.train.len() + users.test.len() + users.query.len(),
+            200
+        );
+        let held: std::collections::HashSet<u32> = users
+            .test
+            .iter()
+            .map(|&r| data.users()[r as usize])
+            .collect();
+        assert!(users
+            .train
+            .iter()
+            .all(|&r| !held.contains(&data.users()[r as usize])));
     }
 }

@@ -46,10 +46,10 @@ impl Ord for Worst {
 /// The `k` best items of `scores` (index = item), best first, skipping items for which `skip` is true.
 pub fn top_k(scores: &[f32], k: usize, skip: impl FnMut(u32) -> bool) -> Vec<Scored> {
     top_k_of(
-        scores
-            .iter()
-            .enumerate()
-            .map(|(i, &s)| Scored { item: i as u32, score: s }),
+        scores.iter().enumerate().map(|(i, &s)| Scored {
+            item: i as u32,
+            score: s,
+        }),
         k,
         skip,
     )

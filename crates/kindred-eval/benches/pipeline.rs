@@ -29,7 +29,8 @@ fn median_seconds(runs: usize, mut f: impl FnMut()) -> f64 {
 }
 
 fn main() {
-    let Some(dir) = std::env::var_os("KINDRED_DATA_DIR").map(|d| PathBuf::from(d).join("ml-1m")) else {
+    let Some(dir) = std::env::var_os("KINDRED_DATA_DIR").map(|d| PathBuf::from(d).join("ml-1m"))
+    else {
         eprintln!("KINDRED_DATA_DIR is not set: the pipeline benchmark needs MovieLens 1M");
         std::process::exit(2);
     };
@@ -47,14 +48,22 @@ fn main() {
     });
     let (dataset, _) = load(&spec, &opts).expect("import ML-1M");
     let log = &dataset.interactions;
-    record("import ratings+movies+users", import, format!("{} rows", log.len()));
+    record(
+        "import ratings+movies+users",
+        import,
+        format!("{} rows", log.len()),
+    );
 
     let temporal = Protocol::parse("temporal:0.2,positive>=4").unwrap();
     let t = median_seconds(5, || {
         let prepared = temporal.prepare(log);
         temporal.splits(&prepared).unwrap();
     });
-    record("split temporal:0.2,positive>=4", t, "includes positive filter and leakage guard".into());
+    record(
+        "split temporal:0.2,positive>=4",
+        t,
+        "includes positive filter and leakage guard".into(),
+    );
     let kfold = Protocol::parse("kfold:5").unwrap();
     let t = median_seconds(5, || {
         kfold.splits(log).unwrap();
@@ -66,7 +75,11 @@ fn main() {
     let t = median_seconds(5, || {
         TrainSet::new(prepared.subset(&split.train));
     });
-    record("train set (subset + CSR + CSC)", t, format!("{} rows", split.train.len()));
+    record(
+        "train set (subset + CSR + CSC)",
+        t,
+        format!("{} rows", split.train.len()),
+    );
     let train = TrainSet::new(prepared.subset(&split.train));
 
     let full = TrainSet::new(log.clone());
@@ -76,7 +89,10 @@ fn main() {
     });
     record("baseline ALS fit (10 epochs)", t, "all 1M ratings".into());
 
-    let popularity = build_algorithm("popularity").unwrap().fit(&train, &FitContext::default()).unwrap();
+    let popularity = build_algorithm("popularity")
+        .unwrap()
+        .fit(&train, &FitContext::default())
+        .unwrap();
     let users: Vec<u32> = (0..train.n_users() as u32).collect();
     let t = median_seconds(5, || {
         let lists: Vec<_> = users
@@ -85,13 +101,29 @@ fn main() {
             .collect();
         assert_eq!(lists.len(), users.len());
     });
-    record("top-10 for all users, seen excluded", t, format!("{} users x {} items, {} threads", users.len(), train.n_items(), rayon::current_num_threads()));
+    record(
+        "top-10 for all users, seen excluded",
+        t,
+        format!(
+            "{} users x {} items, {} threads",
+            users.len(),
+            train.n_items(),
+            rayon::current_num_threads()
+        ),
+    );
     let bias = baseline.fit(&train, &FitContext::default()).unwrap();
     let t = median_seconds(5, || {
-        let lists: Vec<_> = users.par_iter().map(|&u| bias.recommend(&UserQuery::known(u), 10, &AllItems)).collect();
+        let lists: Vec<_> = users
+            .par_iter()
+            .map(|&u| bias.recommend(&UserQuery::known(u), 10, &AllItems))
+            .collect();
         assert_eq!(lists.len(), users.len());
     });
-    record("top-10 for all users (baseline scores)", t, "per-user score vector + heap".into());
+    record(
+        "top-10 for all users (baseline scores)",
+        t,
+        "per-user score vector + heap".into(),
+    );
 
     // Metrics on fixed lists.
     let mut relevant: Vec<Vec<u32>> = vec![Vec::new(); prepared.n_users()];
@@ -104,7 +136,13 @@ fn main() {
     });
     let lists: Vec<Vec<u32>> = users
         .iter()
-        .map(|&u| popularity.recommend(&UserQuery::known(u), 10, &AllItems).iter().map(|s| s.item).collect())
+        .map(|&u| {
+            popularity
+                .recommend(&UserQuery::known(u), 10, &AllItems)
+                .iter()
+                .map(|s| s.item)
+                .collect()
+        })
         .collect();
     let t = median_seconds(5, || {
         let sum: f64 = users
@@ -114,7 +152,11 @@ fn main() {
             .sum();
         assert!(sum > 0.0);
     });
-    record("ranking metrics@10, all users", t, "P/R/NDCG/MAP/MRR/hit, one thread".into());
+    record(
+        "ranking metrics@10, all users",
+        t,
+        "P/R/NDCG/MAP/MRR/hit, one thread".into(),
+    );
     let mut scores = vec![0f32; train.n_items()];
     let t = median_seconds(3, || {
         for &u in users.iter().filter(|&&u| !relevant[u as usize].is_empty()) {
@@ -135,12 +177,29 @@ fn main() {
     let t = median_seconds(3, || {
         evaluate(&dataset, &temporal, &models, &EvalOptions::default()).unwrap();
     });
-    record("kindred eval temporal popularity (end to end)", t, "split, fit, rank, all metrics, segments".into());
+    record(
+        "kindred eval temporal popularity (end to end)",
+        t,
+        "split, fit, rank, all metrics, segments".into(),
+    );
     let models = ["baseline".to_owned()];
     let t = median_seconds(3, || {
-        evaluate(&dataset, &kfold, &models, &EvalOptions { segments: false, ..EvalOptions::default() }).unwrap();
+        evaluate(
+            &dataset,
+            &kfold,
+            &models,
+            &EvalOptions {
+                segments: false,
+                ..EvalOptions::default()
+            },
+        )
+        .unwrap();
     });
-    record("kindred eval kfold:5 baseline (end to end)", t, "5 fits + 1M predictions".into());
+    record(
+        "kindred eval kfold:5 baseline (end to end)",
+        t,
+        "5 fits + 1M predictions".into(),
+    );
 
     let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bench/out");
     let _ = std::fs::create_dir_all(&out);
@@ -149,7 +208,10 @@ fn main() {
         .map(|(name, secs, note)| serde_json::json!({ "phase": name, "median_seconds": secs, "note": note }))
         .collect();
     let path = out.join("pipeline.json");
-    match std::fs::write(&path, serde_json::to_string_pretty(&json).unwrap_or_default()) {
+    match std::fs::write(
+        &path,
+        serde_json::to_string_pretty(&json).unwrap_or_default(),
+    ) {
         Ok(()) => eprintln!("wrote {}", path.display()),
         Err(e) => eprintln!("cannot write {}: {e}", path.display()),
     }

@@ -18,14 +18,25 @@ pub fn write_recs_csv(
     for (user, list) in lists {
         let user = csv_field(users.external(*user));
         for (rank, s) in list.iter().enumerate() {
-            writeln!(out, "{user},{},{},{}", csv_field(items.external(s.item)), rank + 1, s.score)?;
+            writeln!(
+                out,
+                "{user},{},{},{}",
+                csv_field(items.external(s.item)),
+                rank + 1,
+                s.score
+            )?;
         }
     }
     Ok(())
 }
 
 /// Writes `lists` to the file at `path`.
-pub fn write_recs_file(path: &Path, users: &IdMap, items: &IdMap, lists: &[(u32, Vec<Scored>)]) -> Result<()> {
+pub fn write_recs_file(
+    path: &Path,
+    users: &IdMap,
+    items: &IdMap,
+    lists: &[(u32, Vec<Scored>)],
+) -> Result<()> {
     let file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
     let mut out = std::io::BufWriter::new(file);
     write_recs_csv(&mut out, users, items, lists)
@@ -50,7 +61,19 @@ mod tests {
     fn writes_external_ids_and_quotes() {
         let users = IdMap::from(vec!["u,1".to_string()]);
         let items = IdMap::from(vec!["a".to_string(), "b\"x".to_string()]);
-        let lists = vec![(0, vec![Scored { item: 1, score: 0.5 }, Scored { item: 0, score: 0.25 }])];
+        let lists = vec![(
+            0,
+            vec![
+                Scored {
+                    item: 1,
+                    score: 0.5,
+                },
+                Scored {
+                    item: 0,
+                    score: 0.25,
+                },
+            ],
+        )];
         let mut buf = Vec::new();
         write_recs_csv(&mut buf, &users, &items, &lists).unwrap();
         assert_eq!(

@@ -35,7 +35,9 @@ pub fn user_ranking(recommended: &[u32], relevant: &[u32], k: usize) -> UserRank
         }
     }
     let ideal = relevant.len().min(k);
-    let idcg: f64 = (1..=ideal).map(|rank| 1.0 / ((rank + 1) as f64).log2()).sum();
+    let idcg: f64 = (1..=ideal)
+        .map(|rank| 1.0 / ((rank + 1) as f64).log2())
+        .sum();
     UserRanking {
         precision: hits as f64 / k as f64,
         recall: hits as f64 / relevant.len() as f64,
@@ -214,7 +216,13 @@ mod tests {
     fn auc_by_hand() {
         // positives scored 0.9 and 0.4; negatives 0.5, 0.4, 0.1.
         // pairs: (0.9 beats all 3) + (0.4: beats 0.1, ties 0.4, loses to 0.5) = 3 + 1.5 = 4.5 of 6.
-        let mut c = vec![(0.9, true), (0.5, false), (0.4, true), (0.4, false), (0.1, false)];
+        let mut c = vec![
+            (0.9, true),
+            (0.5, false),
+            (0.4, true),
+            (0.4, false),
+            (0.1, false),
+        ];
         assert!(close(auc(&mut c).unwrap(), 4.5 / 6.0));
         assert!(auc(&mut [(0.3, true)]).is_none());
     }

@@ -99,7 +99,10 @@ pub fn evaluate(
                 progress: Arc::clone(&opts.progress),
                 cancel: opts.cancel.clone(),
             };
-            opts.progress.begin(&format!("{} fit, fold {}/{}", algorithm.name(), f + 1, splits.len()), 0);
+            opts.progress.begin(
+                &format!("{} fit, fold {}/{}", algorithm.name(), f + 1, splits.len()),
+                0,
+            );
             let started = Instant::now();
             let model = algorithm.fit(&train, &ctx)?;
             let fit_seconds = started.elapsed().as_secs_f64();
@@ -111,10 +114,24 @@ pub fn evaluate(
                 pairs_all.extend(pairs);
                 fold
             } else {
-                let (fold, ranked) = ranking_fold(model.as_ref(), &prepared, split, &train, dataset, &item_users, opts)?;
+                let (fold, ranked) = ranking_fold(
+                    model.as_ref(),
+                    &prepared,
+                    split,
+                    &train,
+                    dataset,
+                    &item_users,
+                    opts,
+                )?;
                 if let Some(path) = &opts.export_recs {
-                    let lists: Vec<(u32, Vec<Scored>)> = ranked.iter().map(|r| (r.0.user, r.1.clone())).collect();
-                    write_recs_file(&export_path(path, m, algorithm.name(), model_specs.len()), prepared.user_ids(), prepared.item_ids(), &lists)?;
+                    let lists: Vec<(u32, Vec<Scored>)> =
+                        ranked.iter().map(|r| (r.0.user, r.1.clone())).collect();
+                    write_recs_file(
+                        &export_path(path, m, algorithm.name(), model_specs.len()),
+                        prepared.user_ids(),
+                        prepared.item_ids(),
+                        &lists,
+                    )?;
                 }
                 ranked_all.extend(ranked.into_iter().map(|r| r.0));
                 fold
@@ -130,12 +147,29 @@ pub fn evaluate(
         let segments: Option<Segments> = opts.segments.then(|| {
             let features = dataset.user_features.as_deref();
             if rating {
-                segments::rating_segments(&pairs_all, &item_users_last, features, prepared.user_ids())
+                segments::rating_segments(
+                    &pairs_all,
+                    &item_users_last,
+                    features,
+                    prepared.user_ids(),
+                )
             } else {
-                segments::ranking_segments(&ranked_all, &item_users_last, features, prepared.user_ids(), opts.k)
+                segments::ranking_segments(
+                    &ranked_all,
+                    &item_users_last,
+                    features,
+                    prepared.user_ids(),
+                    opts.k,
+                )
             }
         });
-        let mut result = aggregate(algorithm.name(), resolve_preset(spec), algorithm.params(), folds, segments);
+        let mut result = aggregate(
+            algorithm.name(),
+            resolve_preset(spec),
+            algorithm.params(),
+            folds,
+            segments,
+        );
         if resolve_preset(spec) != spec {
             result.preset = Some(spec.trim().to_owned());
         }
@@ -170,7 +204,11 @@ fn distinct_users_per_item(train: &TrainSet) -> Vec<u32> {
     (0..train.n_items())
         .map(|i| {
             let users = train.by_item.row(i);
-            users.iter().enumerate().filter(|(p, u)| *p == 0 || users[p - 1] != **u).count() as u32
+            users
+                .iter()
+                .enumerate()
+                .filter(|(p, u)| *p == 0 || users[p - 1] != **u)
+                .count() as u32
         })
         .collect()
 }
@@ -266,14 +304,18 @@ fn ranking_fold(
         mask
     });
     let user_counts = train.data.user_counts();
-    opts.progress.begin(&format!("{} ranking", model.name()), evaluated.len() as u64);
+    opts.progress
+        .begin(&format!("{} ranking", model.name()), evaluated.len() as u64);
     let per_user: Vec<(RankedList, Option<f64>)> = evaluated
         .par_iter()
         .map_init(
             || vec![0f32; n_items],
             |scores, &u| {
                 let hist = &history[u as usize];
-                let query = UserQuery { user: Some(u), history: hist };
+                let query = UserQuery {
+                    user: Some(u),
+                    history: hist,
+                };
                 model.score_all(&query, scores);
                 // Excluded items (training items, query history, non-candidates) are masked with
                 // NaN, which top-K never selects and AUC skips. A model's own NaN is excluded too.
@@ -314,7 +356,8 @@ fn ranking_fold(
         return Err(Error::Cancelled);
     }
     let n = per_user.len().max(1) as f64;
-    let mean = |f: fn(&UserRanking) -> f64| per_user.iter().map(|p| f(&p.0 .0.metrics)).sum::<f64>() / n;
+    let mean =
+        |f: fn(&UserRanking) -> f64| per_user.iter().map(|p| f(&p.0 .0.metrics)).sum::<f64>() / n;
     let mut m = BTreeMap::from([
         (format!("precision@{k}"), mean(|m| m.precision)),
         (format!("recall@{k}"), mean(|m| m.recall)),
@@ -324,24 +367,43 @@ fn ranking_fold(
         (format!("hit@{k}"), mean(|m| m.hit)),
     ]);
     let lists = || per_user.iter().map(|p| p.0 .0.recommended.as_slice());
-    let catalog = candidate.as_ref().map_or(n_items, |c| c.iter().filter(|&&x| x).count());
+    let catalog = candidate
+        .as_ref()
+        .map_or(n_items, |c| c.iter().filter(|&&x| x).count());
     m.insert(format!("coverage@{k}"), metrics::coverage(lists(), catalog));
     let aucs: Vec<f64> = per_user.iter().filter_map(|p| p.1).collect();
     if !aucs.is_empty() {
-        m.insert("auc".to_owned(), aucs.iter().sum::<f64>() / aucs.len() as f64);
+        m.insert(
+            "auc".to_owned(),
+            aucs.iter().sum::<f64>() / aucs.len() as f64,
+        );
     }
     let n_train_users = user_counts.iter().filter(|&&c| c > 0).count();
-    let mean_of = |values: Vec<f64>| (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64);
-    if let Some(v) = mean_of(lists().filter_map(|l| metrics::novelty(l, item_users, n_train_users)).collect()) {
+    let mean_of = |values: Vec<f64>| {
+        (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+    };
+    if let Some(v) = mean_of(
+        lists()
+            .filter_map(|l| metrics::novelty(l, item_users, n_train_users))
+            .collect(),
+    ) {
         m.insert(format!("novelty@{k}"), v);
     }
-    if let Some(v) = mean_of(lists().filter_map(|l| metrics::mean_popularity(l, item_users)).collect()) {
+    if let Some(v) = mean_of(
+        lists()
+            .filter_map(|l| metrics::mean_popularity(l, item_users))
+            .collect(),
+    ) {
         m.insert(format!("popularity@{k}"), v);
     }
     if let Some(features) = &dataset.item_features {
         let vectors = features.categorical_vectors(data.item_ids());
         if vectors.iter().any(|v| !v.is_empty()) {
-            if let Some(v) = mean_of(lists().filter_map(|l| metrics::diversity(l, &vectors)).collect()) {
+            if let Some(v) = mean_of(
+                lists()
+                    .filter_map(|l| metrics::diversity(l, &vectors))
+                    .collect(),
+            ) {
                 m.insert(format!("diversity@{k}"), v);
             }
         }
@@ -371,11 +433,15 @@ fn aggregate(
     let mut metrics_std = BTreeMap::new();
     if let Some(first) = folds.first() {
         for key in first.metrics.keys() {
-            let values: Vec<f64> = folds.iter().filter_map(|f| f.metrics.get(key).copied()).collect();
+            let values: Vec<f64> = folds
+                .iter()
+                .filter_map(|f| f.metrics.get(key).copied())
+                .collect();
             let mean = values.iter().sum::<f64>() / values.len() as f64;
             metrics.insert(key.clone(), mean);
             if folds.len() > 1 {
-                let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / values.len() as f64;
+                let var =
+                    values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / values.len() as f64;
                 metrics_std.insert(key.clone(), var.sqrt());
             }
         }

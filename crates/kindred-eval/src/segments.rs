@@ -51,7 +51,11 @@ pub fn popularity_buckets(item_users: &[u32]) -> Vec<&'static str> {
     let mut counts: Vec<u32> = item_users.iter().copied().filter(|&c| c > 0).collect();
     counts.sort_unstable_by(|a, b| b.cmp(a));
     let head_size = (counts.len() as f64 * 0.2).ceil() as usize;
-    let threshold = counts.get(head_size.saturating_sub(1)).copied().unwrap_or(u32::MAX).max(1);
+    let threshold = counts
+        .get(head_size.saturating_sub(1))
+        .copied()
+        .unwrap_or(u32::MAX)
+        .max(1);
     item_users
         .iter()
         .map(|&c| match c {
@@ -64,8 +68,13 @@ pub fn popularity_buckets(item_users: &[u32]) -> Vec<&'static str> {
 
 /// For each user index, its value per categorical user-feature column (only columns with a
 /// small number of values).
-fn user_groups(features: Option<&FeatureTable>, user_ids: &kindred_core::IdMap) -> Vec<(String, Vec<Option<String>>)> {
-    let Some(features) = features else { return Vec::new() };
+fn user_groups(
+    features: Option<&FeatureTable>,
+    user_ids: &kindred_core::IdMap,
+) -> Vec<(String, Vec<Option<String>>)> {
+    let Some(features) = features else {
+        return Vec::new();
+    };
     let rows = features.align(user_ids);
     let mut out = Vec::new();
     for col in features.columns() {
@@ -107,7 +116,7 @@ fn mean_ranking(users: &[&RankedUser], k: usize) -> BTreeMap<String, f64> {
     ])
 }
 
-fn grouped<'a, T>(items: &'a [T], key: impl Fn(&T) -> Option<String>) -> BTreeMap<String, Vec<&'a T>> {
+fn grouped<T>(items: &[T], key: impl Fn(&T) -> Option<String>) -> BTreeMap<String, Vec<&T>> {
     let mut groups: BTreeMap<String, Vec<&T>> = BTreeMap::new();
     for item in items {
         if let Some(k) = key(item) {
@@ -118,7 +127,10 @@ fn grouped<'a, T>(items: &'a [T], key: impl Fn(&T) -> Option<String>) -> BTreeMa
 }
 
 fn gap(rows: &[SegmentRow], metric: &str) -> Option<f64> {
-    let values: Vec<f64> = rows.iter().filter_map(|r| r.metrics.get(metric).copied()).collect();
+    let values: Vec<f64> = rows
+        .iter()
+        .filter_map(|r| r.metrics.get(metric).copied())
+        .collect();
     let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let min = values.iter().copied().fold(f64::INFINITY, f64::min);
     (values.len() >= 2).then_some(max - min)
@@ -163,11 +175,20 @@ pub fn ranking_segments(
         let mut recs_in = 0usize;
         for u in users {
             recs_in += u.recommended.iter().filter(|i| in_bucket(i)).count();
-            let relevant: Vec<u32> = u.relevant.iter().copied().filter(|i| in_bucket(i)).collect();
+            let relevant: Vec<u32> = u
+                .relevant
+                .iter()
+                .copied()
+                .filter(|i| in_bucket(i))
+                .collect();
             if relevant.is_empty() {
                 continue;
             }
-            let hits = u.recommended.iter().filter(|i| relevant.binary_search(i).is_ok()).count();
+            let hits = u
+                .recommended
+                .iter()
+                .filter(|i| relevant.binary_search(i).is_ok())
+                .count();
             recall_sum += hits as f64 / relevant.len() as f64;
             n_users += 1;
         }
@@ -178,21 +199,32 @@ pub fn ranking_segments(
             segment: name.to_owned(),
             count: n_users,
             metrics: BTreeMap::from([
-                (format!("recall@{k}"), if n_users > 0 { recall_sum / n_users as f64 } else { 0.0 }),
-                ("share_of_recommendations".to_owned(), recs_in as f64 / total_recs.max(1) as f64),
+                (
+                    format!("recall@{k}"),
+                    if n_users > 0 {
+                        recall_sum / n_users as f64
+                    } else {
+                        0.0
+                    },
+                ),
+                (
+                    "share_of_recommendations".to_owned(),
+                    recs_in as f64 / total_recs.max(1) as f64,
+                ),
             ]),
         });
     }
 
     for (column, groups) in user_groups(user_features, user_ids) {
-        let rows: Vec<SegmentRow> = grouped(users, |u| groups.get(u.user as usize).cloned().flatten())
-            .into_iter()
-            .map(|(value, group)| SegmentRow {
-                segment: value,
-                count: group.len(),
-                metrics: mean_ranking(&group, k),
-            })
-            .collect();
+        let rows: Vec<SegmentRow> =
+            grouped(users, |u| groups.get(u.user as usize).cloned().flatten())
+                .into_iter()
+                .map(|(value, group)| SegmentRow {
+                    segment: value,
+                    count: group.len(),
+                    metrics: mean_ranking(&group, k),
+                })
+                .collect();
         if let Some(g) = gap(&rows, &headline) {
             seg.gaps.insert(format!("{column}:{headline}"), g);
         }
@@ -231,30 +263,34 @@ pub fn rating_segments(
     user_ids: &kindred_core::IdMap,
 ) -> Segments {
     let mut seg = Segments::default();
-    let mut by_activity: Vec<(u32, SegmentRow)> = grouped(pairs, |p| Some(activity_bucket(p.user_train_count)))
-        .into_iter()
-        .map(|(label, group)| {
-            let lo = group.iter().map(|p| p.user_train_count).min().unwrap_or(0);
-            (lo, rating_row(label, &group))
-        })
-        .collect();
+    let mut by_activity: Vec<(u32, SegmentRow)> =
+        grouped(pairs, |p| Some(activity_bucket(p.user_train_count)))
+            .into_iter()
+            .map(|(label, group)| {
+                let lo = group.iter().map(|p| p.user_train_count).min().unwrap_or(0);
+                (lo, rating_row(label, &group))
+            })
+            .collect();
     by_activity.sort_by_key(|r| r.0);
     seg.user_activity = by_activity.into_iter().map(|r| r.1).collect();
     if let Some(g) = gap(&seg.user_activity, "rmse") {
         seg.gaps.insert("user_activity:rmse".to_owned(), g);
     }
     let buckets = popularity_buckets(item_users);
-    let by_item = grouped(pairs, |p| buckets.get(p.item as usize).map(|b| b.to_string()));
+    let by_item = grouped(pairs, |p| {
+        buckets.get(p.item as usize).map(|b| b.to_string())
+    });
     for name in ["cold", "tail", "head"] {
         if let Some(group) = by_item.get(name) {
             seg.item_popularity.push(rating_row(name.to_owned(), group));
         }
     }
     for (column, groups) in user_groups(user_features, user_ids) {
-        let rows: Vec<SegmentRow> = grouped(pairs, |p| groups.get(p.user as usize).cloned().flatten())
-            .into_iter()
-            .map(|(value, group)| rating_row(value, &group))
-            .collect();
+        let rows: Vec<SegmentRow> =
+            grouped(pairs, |p| groups.get(p.user as usize).cloned().flatten())
+                .into_iter()
+                .map(|(value, group)| rating_row(value, &group))
+                .collect();
         if let Some(g) = gap(&rows, "rmse") {
             seg.gaps.insert(format!("{column}:rmse"), g);
         }
@@ -285,12 +321,36 @@ mod tests {
     #[test]
     fn feature_gaps_show_unequal_groups() {
         let mut features = FeatureTable::new();
-        features.set("a", "gender", kindred_core::FeatureValue::Categories(vec!["F".into()])).unwrap();
-        features.set("b", "gender", kindred_core::FeatureValue::Categories(vec!["M".into()])).unwrap();
+        features
+            .set(
+                "a",
+                "gender",
+                kindred_core::FeatureValue::Categories(vec!["F".into()]),
+            )
+            .unwrap();
+        features
+            .set(
+                "b",
+                "gender",
+                kindred_core::FeatureValue::Categories(vec!["M".into()]),
+            )
+            .unwrap();
         let ids = kindred_core::IdMap::from(vec!["a".to_string(), "b".to_string()]);
         let pairs = [
-            PredictedPair { user: 0, item: 0, user_train_count: 3, prediction: 4.0, truth: 4.0 },
-            PredictedPair { user: 1, item: 0, user_train_count: 30, prediction: 2.0, truth: 4.0 },
+            PredictedPair {
+                user: 0,
+                item: 0,
+                user_train_count: 3,
+                prediction: 4.0,
+                truth: 4.0,
+            },
+            PredictedPair {
+                user: 1,
+                item: 0,
+                user_train_count: 30,
+                prediction: 2.0,
+                truth: 4.0,
+            },
         ];
         let seg = rating_segments(&pairs, &[5], Some(&features), &ids);
         assert_eq!(seg.user_features["gender"].len(), 2);

@@ -35,7 +35,10 @@ fn ml1m_baseline_kfold_matches_surprise() {
     let Some(dir) = data_dir("ml-1m") else { return };
     let (dataset, _) = load(&DataSpec::MovieLens(dir), &ImportOptions::default()).unwrap();
     let protocol = Protocol::parse("kfold:5").unwrap();
-    let opts = EvalOptions { segments: false, ..EvalOptions::default() };
+    let opts = EvalOptions {
+        segments: false,
+        ..EvalOptions::default()
+    };
     let report = evaluate(&dataset, &protocol, &["baseline".to_owned()], &opts).unwrap();
     let rmse = report.results[0].metrics["rmse"];
     // Surprise BaselineOnly (ALS, defaults), 5-fold on ML-1M: 0.9088 measured here (PEERS.md).
@@ -45,9 +48,16 @@ fn ml1m_baseline_kfold_matches_surprise() {
     assert!((mae - 0.7195).abs() < 0.005, "mae {mae}");
 }
 
+/// Per user: training items, test items; per item: number of training users.
+type NaiveSplit = (
+    HashMap<String, HashSet<String>>,
+    HashMap<String, HashSet<String>>,
+    HashMap<String, usize>,
+);
+
 /// Naive temporal split of ratings.dat: positives >= 4, per user sorted by (timestamp, item),
 /// last max(1, floor(0.2 n)) to test for users with n >= 2.
-fn naive_temporal_split(dir: &std::path::Path) -> (HashMap<String, HashSet<String>>, HashMap<String, HashSet<String>>, HashMap<String, usize>) {
+fn naive_temporal_split(dir: &std::path::Path) -> NaiveSplit {
     let text = std::fs::read(dir.join("ratings.dat")).unwrap();
     let text = String::from_utf8_lossy(&text);
     let mut per_user: HashMap<String, Vec<(i64, i64)>> = HashMap::new();
@@ -55,7 +65,10 @@ fn naive_temporal_split(dir: &std::path::Path) -> (HashMap<String, HashSet<Strin
         let f: Vec<&str> = line.split("::").collect();
         let rating: f64 = f[2].parse().unwrap();
         if rating >= 4.0 {
-            per_user.entry(f[0].to_owned()).or_default().push((f[3].parse().unwrap(), f[1].parse().unwrap()));
+            per_user
+                .entry(f[0].to_owned())
+                .or_default()
+                .push((f[3].parse().unwrap(), f[1].parse().unwrap()));
         }
     }
     let (mut train, mut test) = (HashMap::new(), HashMap::new());
@@ -63,13 +76,23 @@ fn naive_temporal_split(dir: &std::path::Path) -> (HashMap<String, HashSet<Strin
     for (user, mut rows) in per_user {
         rows.sort();
         let n = rows.len();
-        let n_test = if n >= 2 { ((0.2 * n as f64).floor() as usize).max(1) } else { 0 };
+        let n_test = if n >= 2 {
+            ((0.2 * n as f64).floor() as usize).max(1)
+        } else {
+            0
+        };
         let (tr, te) = rows.split_at(n - n_test);
         for (_, item) in tr {
             *item_users.entry(item.to_string()).or_default() += 1;
         }
-        train.insert(user.clone(), tr.iter().map(|r| r.1.to_string()).collect::<HashSet<_>>());
-        test.insert(user, te.iter().map(|r| r.1.to_string()).collect::<HashSet<_>>());
+        train.insert(
+            user.clone(),
+            tr.iter().map(|r| r.1.to_string()).collect::<HashSet<_>>(),
+        );
+        test.insert(
+            user,
+            te.iter().map(|r| r.1.to_string()).collect::<HashSet<_>>(),
+        );
     }
     (train, test, item_users)
 }
@@ -80,15 +103,40 @@ fn ml1m_popularity_temporal_metrics_agree_with_independent_recomputation() {
     let (dataset, _) = load(&DataSpec::MovieLens(dir.clone()), &ImportOptions::default()).unwrap();
     let protocol = Protocol::parse("temporal:0.2,positive>=4").unwrap();
     let export = std::env::temp_dir().join(format!("kindred-ml1m-recs-{}.csv", std::process::id()));
-    let opts = EvalOptions { export_recs: Some(export.clone()), ..EvalOptions::default() };
+    let opts = EvalOptions {
+        export_recs: Some(export.clone()),
+        ..EvalOptions::default()
+    };
     let report = evaluate(&dataset, &protocol, &["popularity".to_owned()], &opts).unwrap();
     let m = &report.results[0].metrics;
-    for key in ["precision@10", "recall@10", "ndcg@10", "map@10", "mrr@10", "hit@10", "auc", "coverage@10", "diversity@10", "novelty@10", "popularity@10"] {
+    for key in [
+        "precision@10",
+        "recall@10",
+        "ndcg@10",
+        "map@10",
+        "mrr@10",
+        "hit@10",
+        "auc",
+        "coverage@10",
+        "diversity@10",
+        "novelty@10",
+        "popularity@10",
+    ] {
         assert!(m.contains_key(key), "missing {key}");
     }
     // PEERS.md measured popularity on this split: P 0.0658, R 0.0414, NDCG 0.0748, MAP 0.0348, MRR 0.1528.
-    for (key, peer) in [("precision@10", 0.0658), ("recall@10", 0.0414), ("ndcg@10", 0.0748), ("map@10", 0.0348), ("mrr@10", 0.1528)] {
-        assert!((m[key] - peer).abs() < 6e-5, "{key}: {} vs peer {peer}", m[key]);
+    for (key, peer) in [
+        ("precision@10", 0.0658),
+        ("recall@10", 0.0414),
+        ("ndcg@10", 0.0748),
+        ("map@10", 0.0348),
+        ("mrr@10", 0.1528),
+    ] {
+        assert!(
+            (m[key] - peer).abs() < 6e-5,
+            "{key}: {} vs peer {peer}",
+            m[key]
+        );
     }
 
     // Second code path.
@@ -98,15 +146,22 @@ fn ml1m_popularity_temporal_metrics_agree_with_independent_recomputation() {
     let mut lists: HashMap<String, Vec<(usize, String)>> = HashMap::new();
     for line in csv.lines().skip(1) {
         let f: Vec<&str> = line.split(',').collect();
-        lists.entry(f[0].to_owned()).or_default().push((f[2].parse().unwrap(), f[1].to_owned()));
+        lists
+            .entry(f[0].to_owned())
+            .or_default()
+            .push((f[2].parse().unwrap(), f[1].to_owned()));
     }
     let k = 10;
-    let (mut p, mut r, mut ndcg, mut map, mut mrr, mut hit, mut users) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0usize);
+    let (mut p, mut r, mut ndcg, mut map, mut mrr, mut hit, mut users) =
+        (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0usize);
     let mut distinct: HashSet<String> = HashSet::new();
     let n_train_users = train.values().filter(|t| !t.is_empty()).count() as f64;
     let mut novelty = 0.0;
     for (user, relevant) in &test {
-        let relevant: HashSet<&String> = relevant.iter().filter(|i| !train[user].contains(*i)).collect();
+        let relevant: HashSet<&String> = relevant
+            .iter()
+            .filter(|i| !train[user].contains(*i))
+            .collect();
         if relevant.is_empty() {
             continue;
         }
@@ -115,7 +170,10 @@ fn ml1m_popularity_temporal_metrics_agree_with_independent_recomputation() {
         list.sort();
         let items: Vec<String> = list.into_iter().map(|x| x.1).collect();
         assert_eq!(items.len(), k, "user {user} got a short list");
-        assert!(items.iter().all(|i| !train[user].contains(i)), "a training item was recommended to {user}");
+        assert!(
+            items.iter().all(|i| !train[user].contains(i)),
+            "a training item was recommended to {user}"
+        );
         let mut hits = 0.0;
         let mut dcg = 0.0;
         let mut ap = 0.0;
@@ -140,7 +198,10 @@ fn ml1m_popularity_temporal_metrics_agree_with_independent_recomputation() {
         mrr += first.map_or(0.0, |f| 1.0 / f as f64);
         hit += if hits > 0.0 { 1.0 } else { 0.0 };
     }
-    assert!(lists.is_empty(), "lists exported for users without test items");
+    assert!(
+        lists.is_empty(),
+        "lists exported for users without test items"
+    );
     let n = users as f64;
     assert_eq!(users, 6037);
     assert_eq!(report.results[0].per_fold[0].evaluated, users);
@@ -154,6 +215,10 @@ fn ml1m_popularity_temporal_metrics_agree_with_independent_recomputation() {
         ("coverage@10", distinct.len() as f64 / 3706.0),
         ("novelty@10", novelty / n),
     ] {
-        assert!((m[key] - value).abs() < 1e-6, "{key}: runner {} vs independent {value}", m[key]);
+        assert!(
+            (m[key] - value).abs() < 1e-6,
+            "{key}: runner {} vs independent {value}",
+            m[key]
+        );
     }
 }

@@ -6,7 +6,9 @@ use kindred_data::synthetic::{generate, SyntheticConfig};
 use kindred_eval::{evaluate, EvalOptions};
 
 fn dataset() -> kindred_core::Dataset {
-    generate(&SyntheticConfig::parse("users=800,items=400,seed=11").unwrap()).unwrap().dataset
+    generate(&SyntheticConfig::parse("users=800,items=400,seed=11").unwrap())
+        .unwrap()
+        .dataset
 }
 
 #[test]
@@ -15,28 +17,55 @@ fn rating_protocol_orders_baselines() {
     let report = evaluate(
         &data,
         &Protocol::parse("kfold:3").unwrap(),
-        &["random".to_owned(), "baseline".to_owned(), "baseline:method=sgd".to_owned()],
+        &[
+            "random".to_owned(),
+            "baseline".to_owned(),
+            "baseline:method=sgd".to_owned(),
+        ],
         &EvalOptions::default(),
     )
     .unwrap();
     let rmse: Vec<f64> = report.results.iter().map(|r| r.metrics["rmse"]).collect();
-    assert!(rmse[1] < rmse[0] - 0.1, "baseline {} vs random {}", rmse[1], rmse[0]);
-    assert!(rmse[2] < rmse[0] - 0.1, "sgd baseline {} vs random {}", rmse[2], rmse[0]);
+    assert!(
+        rmse[1] < rmse[0] - 0.1,
+        "baseline {} vs random {}",
+        rmse[1],
+        rmse[0]
+    );
+    assert!(
+        rmse[2] < rmse[0] - 0.1,
+        "sgd baseline {} vs random {}",
+        rmse[2],
+        rmse[0]
+    );
     let result = &report.results[1];
     assert_eq!(result.per_fold.len(), 3);
     assert!(result.metrics_std.contains_key("rmse"));
     let segments = result.segments.as_ref().unwrap();
     assert!(!segments.user_activity.is_empty());
-    assert!(segments.user_features.contains_key("segment") || segments.user_features.contains_key("age_group"));
+    assert!(
+        segments.user_features.contains_key("segment")
+            || segments.user_features.contains_key("age_group")
+    );
     // Deterministic for a seed.
-    let again = evaluate(&data, &Protocol::parse("kfold:3").unwrap(), &["baseline".to_owned()], &EvalOptions::default()).unwrap();
+    let again = evaluate(
+        &data,
+        &Protocol::parse("kfold:3").unwrap(),
+        &["baseline".to_owned()],
+        &EvalOptions::default(),
+    )
+    .unwrap();
     assert_eq!(again.results[0].metrics["rmse"], result.metrics["rmse"]);
 }
 
 #[test]
 fn ranking_protocols_order_baselines_and_report_every_metric() {
     let data = dataset();
-    for spec in ["temporal:0.2,positive>=4", "random:0.2,positive>=4", "loo,positive>=4"] {
+    for spec in [
+        "temporal:0.2,positive>=4",
+        "random:0.2,positive>=4",
+        "loo,positive>=4",
+    ] {
         let report = evaluate(
             &data,
             &Protocol::parse(spec).unwrap(),
@@ -45,12 +74,30 @@ fn ranking_protocols_order_baselines_and_report_every_metric() {
         )
         .unwrap();
         let (random, popular) = (&report.results[0].metrics, &report.results[1].metrics);
-        for key in ["precision@10", "recall@10", "ndcg@10", "map@10", "mrr@10", "hit@10", "auc", "coverage@10", "novelty@10", "diversity@10"] {
+        for key in [
+            "precision@10",
+            "recall@10",
+            "ndcg@10",
+            "map@10",
+            "mrr@10",
+            "hit@10",
+            "auc",
+            "coverage@10",
+            "novelty@10",
+            "diversity@10",
+        ] {
             assert!(popular.contains_key(key), "{spec}: missing {key}");
         }
-        assert!(popular["ndcg@10"] > 1.5 * random["ndcg@10"], "{spec}: {popular:?} vs {random:?}");
+        assert!(
+            popular["ndcg@10"] > 1.5 * random["ndcg@10"],
+            "{spec}: {popular:?} vs {random:?}"
+        );
         assert!(popular["auc"] > random["auc"], "{spec}");
-        assert!((random["auc"] - 0.5).abs() < 0.05, "{spec}: random AUC {}", random["auc"]);
+        assert!(
+            (random["auc"] - 0.5).abs() < 0.05,
+            "{spec}: random AUC {}",
+            random["auc"]
+        );
         assert!(random["coverage@10"] > popular["coverage@10"], "{spec}");
     }
 }
@@ -59,7 +106,10 @@ fn ranking_protocols_order_baselines_and_report_every_metric() {
 fn cold_start_items_rank_only_held_out_items() {
     let data = dataset();
     let export = std::env::temp_dir().join(format!("kindred-cold-{}.csv", std::process::id()));
-    let opts = EvalOptions { export_recs: Some(export.clone()), ..EvalOptions::default() };
+    let opts = EvalOptions {
+        export_recs: Some(export.clone()),
+        ..EvalOptions::default()
+    };
     let protocol = Protocol::parse("coldstart-items:0.1,positive>=4").unwrap();
     let report = evaluate(&data, &protocol, &["popularity".to_owned()], &opts).unwrap();
     let prepared = protocol.prepare(&data.interactions);
@@ -86,12 +136,35 @@ fn cold_start_items_rank_only_held_out_items() {
 #[test]
 fn export_requires_single_split_and_k_must_be_positive() {
     let data = dataset();
-    let opts = EvalOptions { export_recs: Some("x.csv".into()), ..EvalOptions::default() };
-    assert!(evaluate(&data, &Protocol::parse("kfold:3").unwrap(), &["baseline".to_owned()], &opts).is_err());
-    let opts = EvalOptions { k: 0, ..EvalOptions::default() };
-    assert!(evaluate(&data, &Protocol::parse("temporal:0.2").unwrap(), &["popularity".to_owned()], &opts).is_err());
-    let err = evaluate(&data, &Protocol::parse("kfold:3").unwrap(), &["popularity".to_owned()], &EvalOptions::default())
-        .unwrap_err()
-        .to_string();
+    let opts = EvalOptions {
+        export_recs: Some("x.csv".into()),
+        ..EvalOptions::default()
+    };
+    assert!(evaluate(
+        &data,
+        &Protocol::parse("kfold:3").unwrap(),
+        &["baseline".to_owned()],
+        &opts
+    )
+    .is_err());
+    let opts = EvalOptions {
+        k: 0,
+        ..EvalOptions::default()
+    };
+    assert!(evaluate(
+        &data,
+        &Protocol::parse("temporal:0.2").unwrap(),
+        &["popularity".to_owned()],
+        &opts
+    )
+    .is_err());
+    let err = evaluate(
+        &data,
+        &Protocol::parse("kfold:3").unwrap(),
+        &["popularity".to_owned()],
+        &EvalOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("does not predict ratings"), "{err}");
 }

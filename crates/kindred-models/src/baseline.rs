@@ -104,7 +104,8 @@ impl Biases {
                 BaselineMethod::Sgd => biases.sgd_epoch(data, &values, params),
             }
             ctx.progress.advance(1);
-            ctx.progress.epoch(epoch, biases.training_rmse(data, &values), None);
+            ctx.progress
+                .epoch(epoch, biases.training_rmse(data, &values), None);
         }
         ctx.progress.finish();
         Ok(biases)
@@ -113,33 +114,27 @@ impl Biases {
     fn als_epoch(&mut self, data: &TrainSet, values: &[f64], params: &BaselineParams) {
         let mu = self.global_mean;
         let user = &self.user;
-        self.item
-            .par_iter_mut()
-            .enumerate()
-            .for_each(|(i, bi)| {
-                let rows = data.by_item.row_entries(i);
-                let users = data.by_item.row(i);
-                let dev: f64 = rows
-                    .iter()
-                    .zip(users)
-                    .map(|(&r, &u)| values[r as usize] - mu - user[u as usize])
-                    .sum();
-                *bi = dev / (params.reg_i + rows.len() as f64);
-            });
+        self.item.par_iter_mut().enumerate().for_each(|(i, bi)| {
+            let rows = data.by_item.row_entries(i);
+            let users = data.by_item.row(i);
+            let dev: f64 = rows
+                .iter()
+                .zip(users)
+                .map(|(&r, &u)| values[r as usize] - mu - user[u as usize])
+                .sum();
+            *bi = dev / (params.reg_i + rows.len() as f64);
+        });
         let item = &self.item;
-        self.user
-            .par_iter_mut()
-            .enumerate()
-            .for_each(|(u, bu)| {
-                let rows = data.by_user.row_entries(u);
-                let items = data.by_user.row(u);
-                let dev: f64 = rows
-                    .iter()
-                    .zip(items)
-                    .map(|(&r, &i)| values[r as usize] - mu - item[i as usize])
-                    .sum();
-                *bu = dev / (params.reg_u + rows.len() as f64);
-            });
+        self.user.par_iter_mut().enumerate().for_each(|(u, bu)| {
+            let rows = data.by_user.row_entries(u);
+            let items = data.by_user.row(u);
+            let dev: f64 = rows
+                .iter()
+                .zip(items)
+                .map(|(&r, &i)| values[r as usize] - mu - item[i as usize])
+                .sum();
+            *bu = dev / (params.reg_u + rows.len() as f64);
+        });
     }
 
     fn sgd_epoch(&mut self, data: &TrainSet, values: &[f64], params: &BaselineParams) {
@@ -246,8 +241,16 @@ impl Model for BaselineModel {
         let to_f32 = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<_>>();
         let mut t = TensorWriter::new();
         t.f32("global_mean", &[1], &[self.biases.global_mean as f32])
-            .f32("user_bias", &[self.biases.user.len()], &to_f32(&self.biases.user))
-            .f32("item_bias", &[self.biases.item.len()], &to_f32(&self.biases.item));
+            .f32(
+                "user_bias",
+                &[self.biases.user.len()],
+                &to_f32(&self.biases.user),
+            )
+            .f32(
+                "item_bias",
+                &[self.biases.item.len()],
+                &to_f32(&self.biases.item),
+            );
         self.fitted.save(dir, "baseline", Model::params(self), t)
     }
 }
@@ -271,7 +274,12 @@ mod tests {
         // items: bi(a) = ((5-3)+(3-3))/(1+2) = 2/3; bi(b) = (1-3)/(1+1) = -1
         // users: bu(x) = ((5-3-2/3)+(1-3+1))/(1+2) = (4/3 - 1)/3 = 1/9; bu(y) = (3-3-2/3)/(1+1) = -1/3
         let data = train(&[("x", "a", 5.0), ("x", "b", 1.0), ("y", "a", 3.0)]);
-        let params = BaselineParams { epochs: Some(1), reg_u: 1.0, reg_i: 1.0, ..Default::default() };
+        let params = BaselineParams {
+            epochs: Some(1),
+            reg_u: 1.0,
+            reg_i: 1.0,
+            ..Default::default()
+        };
         let b = Biases::fit(&data, &params, &FitContext::default()).unwrap();
         assert!((b.global_mean - 3.0).abs() < 1e-12);
         assert!((b.item[0] - 2.0 / 3.0).abs() < 1e-12);
@@ -285,7 +293,13 @@ mod tests {
         // mu = 4; row 1: err = 1, bu += 0.5*(1) = 0.5, bi += 0.5; row 2 (y, a): err = 3-4-0.5 = -1.5,
         // bu(y) = -0.75, bi(a) = 0.5 + 0.5*(-1.5) = -0.25 (reg 0).
         let data = train(&[("x", "a", 5.0), ("y", "a", 3.0)]);
-        let params = BaselineParams { method: BaselineMethod::Sgd, epochs: Some(1), reg: 0.0, lr: 0.5, ..Default::default() };
+        let params = BaselineParams {
+            method: BaselineMethod::Sgd,
+            epochs: Some(1),
+            reg: 0.0,
+            lr: 0.5,
+            ..Default::default()
+        };
         let b = Biases::fit(&data, &params, &FitContext::default()).unwrap();
         assert!((b.user[0] - 0.5).abs() < 1e-12);
         assert!((b.user[1] + 0.75).abs() < 1e-12);
@@ -294,8 +308,15 @@ mod tests {
 
     #[test]
     fn predictions_clip_and_save_load_roundtrip() {
-        let data = train(&[("x", "a", 5.0), ("x", "b", 5.0), ("y", "a", 5.0), ("y", "c", 1.0)]);
-        let model = Baseline::default().fit(&data, &FitContext::default()).unwrap();
+        let data = train(&[
+            ("x", "a", 5.0),
+            ("x", "b", 5.0),
+            ("y", "a", 5.0),
+            ("y", "c", 1.0),
+        ]);
+        let model = Baseline::default()
+            .fit(&data, &FitContext::default())
+            .unwrap();
         for u in 0..2 {
             for i in 0..3 {
                 let p = model.predict(u, i).unwrap();

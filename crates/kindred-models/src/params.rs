@@ -25,9 +25,9 @@ impl ModelSpec {
         }
         let mut params = BTreeMap::new();
         for pair in rest.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').ok_or_else(|| {
-                Error::spec("model", spec, format!("`{pair}` is not key=value"))
-            })?;
+            let (k, v) = pair
+                .split_once('=')
+                .ok_or_else(|| Error::spec("model", spec, format!("`{pair}` is not key=value")))?;
             params.insert(k.trim().to_owned(), v.trim().to_owned());
         }
         Ok(Self {
@@ -52,9 +52,8 @@ impl ModelSpec {
             };
             object.insert(k.clone(), value);
         }
-        serde_json::from_value(serde_json::Value::Object(object)).map_err(|e| {
-            Error::spec("model parameters", self.to_string(), e.to_string())
-        })
+        serde_json::from_value(serde_json::Value::Object(object))
+            .map_err(|e| Error::spec("model parameters", self.to_string(), e.to_string()))
     }
 }
 
@@ -82,7 +81,12 @@ mod tests {
     }
     impl Default for P {
         fn default() -> Self {
-            Self { factors: 10, reg: 0.1, method: "als".into(), verbose: false }
+            Self {
+                factors: 10,
+                reg: 0.1,
+                method: "als".into(),
+                verbose: false,
+            }
         }
     }
 
@@ -91,13 +95,27 @@ mod tests {
         let spec = ModelSpec::parse("svd:factors=100, reg=0.05,method=sgd,verbose=true").unwrap();
         assert_eq!(spec.name, "svd");
         let p: P = spec.typed().unwrap();
-        assert_eq!(p, P { factors: 100, reg: 0.05, method: "sgd".into(), verbose: true });
+        assert_eq!(
+            p,
+            P {
+                factors: 100,
+                reg: 0.05,
+                method: "sgd".into(),
+                verbose: true
+            }
+        );
         let d: P = ModelSpec::parse("svd").unwrap().typed().unwrap();
         assert_eq!(d, P::default());
-        let err = ModelSpec::parse("svd:colour=red").unwrap().typed::<P>().unwrap_err();
+        let err = ModelSpec::parse("svd:colour=red")
+            .unwrap()
+            .typed::<P>()
+            .unwrap_err();
         assert!(err.to_string().contains("colour"), "{err}");
         assert!(ModelSpec::parse("svd:factors").is_err());
         assert!(ModelSpec::parse(":a=1").is_err());
-        assert_eq!(spec.to_string(), "svd:factors=100,method=sgd,reg=0.05,verbose=true");
+        assert_eq!(
+            spec.to_string(),
+            "svd:factors=100,method=sgd,reg=0.05,verbose=true"
+        );
     }
 }

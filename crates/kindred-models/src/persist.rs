@@ -205,21 +205,24 @@ impl TensorWriter {
     /// Adds an f32 tensor of the given shape.
     pub fn f32(&mut self, name: &str, shape: &[usize], values: &[f32]) -> &mut Self {
         let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        self.tensors.push((name.to_owned(), Dtype::F32, shape.to_vec(), bytes));
+        self.tensors
+            .push((name.to_owned(), Dtype::F32, shape.to_vec(), bytes));
         self
     }
 
     /// Adds a 1-d u32 tensor.
     pub fn u32(&mut self, name: &str, values: &[u32]) -> &mut Self {
         let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        self.tensors.push((name.to_owned(), Dtype::U32, vec![values.len()], bytes));
+        self.tensors
+            .push((name.to_owned(), Dtype::U32, vec![values.len()], bytes));
         self
     }
 
     /// Adds a 1-d u64 tensor.
     pub fn u64(&mut self, name: &str, values: &[u64]) -> &mut Self {
         let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        self.tensors.push((name.to_owned(), Dtype::U64, vec![values.len()], bytes));
+        self.tensors
+            .push((name.to_owned(), Dtype::U64, vec![values.len()], bytes));
         self
     }
 
@@ -232,12 +235,13 @@ impl TensorWriter {
             })?;
             views.push((name.clone(), view));
         }
-        let bytes = safetensors::serialize(views, None::<HashMap<String, String>>).map_err(|e| {
-            Error::Model {
-                path: path.to_owned(),
-                message: e.to_string(),
-            }
-        })?;
+        let bytes =
+            safetensors::serialize(views, None::<HashMap<String, String>>).map_err(|e| {
+                Error::Model {
+                    path: path.to_owned(),
+                    message: e.to_string(),
+                }
+            })?;
         std::fs::write(path, bytes).map_err(|e| Error::io(path, e))
     }
 }

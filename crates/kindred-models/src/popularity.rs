@@ -45,7 +45,12 @@ impl Algorithm for Popularity {
                 }
             }
             Some(h) if h > 0.0 => {
-                let latest = log.timestamps().iter().copied().filter(|&t| t != NO_TIMESTAMP).max();
+                let latest = log
+                    .timestamps()
+                    .iter()
+                    .copied()
+                    .filter(|&t| t != NO_TIMESTAMP)
+                    .max();
                 let Some(latest) = latest else {
                     return Err(Error::InvalidInput(
                         "popularity with half_life_days needs timestamps".into(),
@@ -54,8 +59,13 @@ impl Algorithm for Popularity {
                 let half_life = h * 86_400.0;
                 for r in 0..log.len() {
                     let t = log.timestamps()[r];
-                    let age = if t == NO_TIMESTAMP { 0.0 } else { (latest - t) as f64 };
-                    scores[log.items()[r] as usize] += log.weights()[r] as f64 * 0.5f64.powf(age / half_life);
+                    let age = if t == NO_TIMESTAMP {
+                        0.0
+                    } else {
+                        (latest - t) as f64
+                    };
+                    scores[log.items()[r] as usize] +=
+                        log.weights()[r] as f64 * 0.5f64.powf(age / half_life);
                 }
             }
             Some(h) => {
@@ -87,7 +97,11 @@ impl PopularityModel {
         let params = serde_json::from_value(params)
             .map_err(|e| Error::InvalidInput(format!("popularity parameters: {e}")))?;
         let scores = tensors.f32_len("item_score", fitted.items.len())?;
-        Ok(Self { scores, params, fitted })
+        Ok(Self {
+            scores,
+            params,
+            fitted,
+        })
     }
 }
 
@@ -136,19 +150,31 @@ mod tests {
         let day = 86_400;
         b.push(Interaction::implicit("u1", "old", EventType::View, Some(0)));
         b.push(Interaction::implicit("u2", "old", EventType::View, Some(0)));
-        b.push(Interaction::implicit("u1", "new", EventType::View, Some(10 * day)));
+        b.push(Interaction::implicit(
+            "u1",
+            "new",
+            EventType::View,
+            Some(10 * day),
+        ));
         let data = TrainSet::new(b.build());
         let ctx = FitContext::default();
         let all = Popularity::default().fit(&data, &ctx).unwrap();
         let recs = all.recommend(&UserQuery::known(2), 2, &crate::model::AllItems);
         assert_eq!(recs[0].item, 0);
         assert_eq!(recs[0].score, 2.0);
-        let decayed = Popularity { params: PopularityParams { half_life_days: Some(5.0) } }
-            .fit(&data, &ctx)
-            .unwrap();
+        let decayed = Popularity {
+            params: PopularityParams {
+                half_life_days: Some(5.0),
+            },
+        }
+        .fit(&data, &ctx)
+        .unwrap();
         let mut out = [0f32; 2];
         decayed.score(&UserQuery::default(), &[0, 1], &mut out);
-        assert!((out[0] - 0.5).abs() < 1e-6, "two views two half-lives ago: 2 * 0.25");
+        assert!(
+            (out[0] - 0.5).abs() < 1e-6,
+            "two views two half-lives ago: 2 * 0.25"
+        );
         assert!((out[1] - 1.0).abs() < 1e-6);
         // A known user's seen items are excluded.
         let recs = decayed.recommend(&UserQuery::known(0), 5, &crate::model::AllItems);

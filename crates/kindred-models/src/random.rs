@@ -68,8 +68,18 @@ impl RandomModel {
         let params: RandomParams = serde_json::from_value(params)
             .map_err(|e| Error::InvalidInput(format!("random parameters: {e}")))?;
         let stats = tensors.f32_len("rating_stats", 2)?;
-        let seed = tensors.u64("seed")?.first().copied().or(params.seed).unwrap_or(42);
-        Ok(Self { seed, mean: stats[0], std: stats[1], fitted })
+        let seed = tensors
+            .u64("seed")?
+            .first()
+            .copied()
+            .or(params.seed)
+            .unwrap_or(42);
+        Ok(Self {
+            seed,
+            mean: stats[0],
+            std: stats[1],
+            fitted,
+        })
     }
 }
 
@@ -100,7 +110,8 @@ impl Model for RandomModel {
 
     fn save(&self, dir: &Path) -> Result<()> {
         let mut t = TensorWriter::new();
-        t.f32("rating_stats", &[2], &[self.mean, self.std]).u64("seed", &[self.seed]);
+        t.f32("rating_stats", &[2], &[self.mean, self.std])
+            .u64("seed", &[self.seed]);
         self.fitted.save(dir, "random", Model::params(self), t)
     }
 }

@@ -58,9 +58,15 @@ pub fn resolve_preset(spec: &str) -> &str {
 pub fn build_algorithm(spec: &str) -> Result<Box<dyn Algorithm>> {
     let spec = ModelSpec::parse(resolve_preset(spec))?;
     Ok(match spec.name.as_str() {
-        "baseline" => Box::new(Baseline { params: spec.typed()? }),
-        "popularity" => Box::new(Popularity { params: spec.typed()? }),
-        "random" => Box::new(Random { params: spec.typed()? }),
+        "baseline" => Box::new(Baseline {
+            params: spec.typed()?,
+        }),
+        "popularity" => Box::new(Popularity {
+            params: spec.typed()?,
+        }),
+        "random" => Box::new(Random {
+            params: spec.typed()?,
+        }),
         other => {
             let known: Vec<&str> = model_catalog().iter().map(|m| m.name).collect();
             return Err(Error::spec(
@@ -138,9 +144,15 @@ mod tests {
 
     #[test]
     fn builds_known_models_and_rejects_others() {
-        assert_eq!(build_algorithm("baseline:method=sgd").unwrap().name(), "baseline");
+        assert_eq!(
+            build_algorithm("baseline:method=sgd").unwrap().name(),
+            "baseline"
+        );
         assert_eq!(build_algorithm("rating-best").unwrap().name(), "baseline");
-        assert_eq!(build_algorithm("ranking-best").unwrap().name(), "popularity");
+        assert_eq!(
+            build_algorithm("ranking-best").unwrap().name(),
+            "popularity"
+        );
         let err = build_algorithm("svdx").err().unwrap().to_string();
         assert!(err.contains("unknown model"), "{err}");
         assert!(build_algorithm("baseline:method=magic").is_err());

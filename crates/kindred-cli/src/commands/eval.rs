@@ -149,8 +149,16 @@ pub fn format_report(report: &EvalReport) -> String {
         }
         if let Some(seg) = &r.segments {
             if !seg.gaps.is_empty() {
-                let gaps: Vec<String> = seg.gaps.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
-                out.push_str(&format!("{} segment gaps (best - worst): {}\n", label(r), gaps.join(", ")));
+                let gaps: Vec<String> = seg
+                    .gaps
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v:.4}"))
+                    .collect();
+                out.push_str(&format!(
+                    "{} segment gaps (best - worst): {}\n",
+                    label(r),
+                    gaps.join(", ")
+                ));
             }
         }
     }

@@ -26,7 +26,7 @@ impl Env {
     pub fn new(quiet: bool, threads: Option<usize>) -> Self {
         Self {
             quiet,
-            threads: threads.unwrap_or_else(|| rayon::current_num_threads()).max(1),
+            threads: threads.unwrap_or_else(rayon::current_num_threads).max(1),
             progress: Arc::new(TerminalProgress::new(quiet)),
             cancel: ctrl_c_flag(),
         }

@@ -19,7 +19,12 @@ pub fn run(args: Args, _env: &Env) -> Result<()> {
             .iter()
             .map(|(name, spec)| serde_json::json!({ "preset": name, "spec": spec }))
             .collect();
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "models": catalog, "presets": presets }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "models": catalog, "presets": presets })
+            )?
+        );
         return Ok(());
     }
     for model in &catalog {

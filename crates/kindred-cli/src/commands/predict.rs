@@ -23,27 +23,38 @@ pub struct Args {
 
 pub fn run(args: Args, _env: &Env) -> Result<()> {
     let model = load_model(&args.model)?;
-    let file = std::fs::File::open(&args.pairs).with_context(|| format!("opening {}", args.pairs.display()))?;
+    let file = std::fs::File::open(&args.pairs)
+        .with_context(|| format!("opening {}", args.pairs.display()))?;
     let fitted = model.fitted();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     writeln!(out, "user,item,prediction,known")?;
     for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
         let line_no = n + 1;
-        let line = line.with_context(|| format!("{}:{line_no}: not valid UTF-8", args.pairs.display()))?;
+        let line =
+            line.with_context(|| format!("{}:{line_no}: not valid UTF-8", args.pairs.display()))?;
         let line = line.trim();
         if line.is_empty() || (line_no == 1 && line.eq_ignore_ascii_case("user,item")) {
             continue;
         }
         let Some((user, item)) = line.split_once(',') else {
-            bail!("{}:{line_no}: expected `user,item`, got `{line}`", args.pairs.display());
+            bail!(
+                "{}:{line_no}: expected `user,item`, got `{line}`",
+                args.pairs.display()
+            );
         };
         let (user, item) = (user.trim(), item.trim());
         let (u, i) = (fitted.users.get(user), fitted.items.get(item));
         let prediction = model
             .predict(u.unwrap_or(u32::MAX), i.unwrap_or(u32::MAX))
             .with_context(|| format!("model `{}` does not predict ratings", model.name()))?;
-        writeln!(out, "{},{},{prediction},{}", csv_field(user), csv_field(item), u.is_some() && i.is_some())?;
+        writeln!(
+            out,
+            "{},{},{prediction},{}",
+            csv_field(user),
+            csv_field(item),
+            u.is_some() && i.is_some()
+        )?;
     }
     out.flush()?;
     Ok(())

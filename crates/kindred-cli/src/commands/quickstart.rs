@@ -32,9 +32,17 @@ pub struct Args {
 }
 
 pub fn run(args: Args, env: &Env) -> Result<()> {
-    let data_args = DataArgs { data: args.data.clone(), columns: None, skip_invalid: false, pipeline: None };
+    let data_args = DataArgs {
+        data: args.data.clone(),
+        columns: None,
+        skip_invalid: false,
+        pipeline: None,
+    };
     let dataset = data_args.load(env.quiet)?;
-    println!("== data quality\n{}", kindred_data::quality::report(&dataset, &PipelineConfig::default()));
+    println!(
+        "== data quality\n{}",
+        kindred_data::quality::report(&dataset, &PipelineConfig::default())
+    );
 
     let options = EvalOptions {
         threads: env.threads,
@@ -45,21 +53,53 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
     let has_ratings = dataset.interactions.has_ratings();
     if has_ratings && args.folds >= 2 {
         let protocol = Protocol::parse(&format!("kfold:{}", args.folds))?;
-        let models = ["random".to_owned(), "baseline".to_owned(), "baseline:method=sgd".to_owned()];
-        println!("== rating prediction\n{}", format_report(&evaluate(&dataset, &protocol, &models, &options)?));
+        let models = [
+            "random".to_owned(),
+            "baseline".to_owned(),
+            "baseline:method=sgd".to_owned(),
+        ];
+        println!(
+            "== rating prediction\n{}",
+            format_report(&evaluate(&dataset, &protocol, &models, &options)?)
+        );
     }
-    let ranking_protocol = if has_ratings { "temporal:0.2,positive>=4" } else { "temporal:0.2" };
+    let ranking_protocol = if has_ratings {
+        "temporal:0.2,positive>=4"
+    } else {
+        "temporal:0.2"
+    };
     let protocol = Protocol::parse(ranking_protocol)?;
-    let models = ["random", "popularity:half_life_days=60", "baseline", "ranking-best"].map(String::from);
-    println!("== top-N ranking\n{}", format_report(&evaluate(&dataset, &protocol, &models, &options)?));
+    let models = [
+        "random",
+        "popularity:half_life_days=60",
+        "baseline",
+        "ranking-best",
+    ]
+    .map(String::from);
+    println!(
+        "== top-N ranking\n{}",
+        format_report(&evaluate(&dataset, &protocol, &models, &options)?)
+    );
 
     let interactions = protocol.prepare(&dataset.interactions);
-    let train = TrainSet::new(interactions).with_features(dataset.item_features.clone(), dataset.user_features.clone());
+    let train = TrainSet::new(interactions)
+        .with_features(dataset.item_features.clone(), dataset.user_features.clone());
     let algorithm = build_algorithm("ranking-best")?;
     let model = algorithm.fit(&train, &env.fit_context(42))?;
     model.save(&args.out)?;
-    println!("== trained ranking-best ({}) on all data, saved to {}", algorithm.name(), args.out.display());
-    let sample: Vec<String> = model.fitted().users.externals().iter().take(3).cloned().collect();
+    println!(
+        "== trained ranking-best ({}) on all data, saved to {}",
+        algorithm.name(),
+        args.out.display()
+    );
+    let sample: Vec<String> = model
+        .fitted()
+        .users
+        .externals()
+        .iter()
+        .take(3)
+        .cloned()
+        .collect();
     for (user, list) in recommend_for(model.as_ref(), &sample, 5) {
         let items: Vec<String> = list
             .iter()

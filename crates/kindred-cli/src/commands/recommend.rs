@@ -56,7 +56,7 @@ pub fn recommend_for(model: &dyn Model, users: &[String], k: usize) -> Vec<(Stri
 }
 
 pub fn run(args: Args, env: &Env) -> Result<()> {
-    if args.all_users == !args.users.is_empty() {
+    if args.all_users != args.users.is_empty() {
         bail!("give either --user ID (one or more) or --all-users");
     }
     let model = load_model(&args.model)?;
@@ -65,8 +65,13 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
     } else {
         args.users.clone()
     };
-    for unknown in users.iter().filter(|u| model.fitted().users.get(u).is_none()) {
-        env.note(format!("user `{unknown}` is unknown to the model: non-personalised recommendations"));
+    for unknown in users
+        .iter()
+        .filter(|u| model.fitted().users.get(u).is_none())
+    {
+        env.note(format!(
+            "user `{unknown}` is unknown to the model: non-personalised recommendations"
+        ));
     }
     let lists = recommend_for(model.as_ref(), &users, args.k);
     let mut out: Box<dyn Write> = match &args.out {
@@ -77,17 +82,28 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
     match args.format {
         Format::Csv => {
             // Unknown users are not in the model's id map: index them in a local one.
-            let user_map = kindred_core::IdMap::from(lists.iter().map(|l| l.0.clone()).collect::<Vec<_>>());
-            let indexed: Vec<(u32, Vec<Scored>)> = lists.into_iter().enumerate().map(|(i, l)| (i as u32, l.1)).collect();
+            let user_map =
+                kindred_core::IdMap::from(lists.iter().map(|l| l.0.clone()).collect::<Vec<_>>());
+            let indexed: Vec<(u32, Vec<Scored>)> = lists
+                .into_iter()
+                .enumerate()
+                .map(|(i, l)| (i as u32, l.1))
+                .collect();
             write_recs_csv(&mut out, &user_map, items, &indexed)?;
         }
         Format::Jsonl => {
             for (user, list) in lists {
                 let items: Vec<_> = list
                     .iter()
-                    .map(|s| serde_json::json!({ "item": items.external(s.item), "score": s.score }))
+                    .map(
+                        |s| serde_json::json!({ "item": items.external(s.item), "score": s.score }),
+                    )
                     .collect();
-                writeln!(out, "{}", serde_json::json!({ "user": user, "items": items }))?;
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({ "user": user, "items": items })
+                )?;
             }
         }
     }

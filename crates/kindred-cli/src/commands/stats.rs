@@ -23,7 +23,10 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
         Some(path) => PipelineConfig::from_file(path)?,
         None => PipelineConfig::default(),
     };
-    let raw = DataArgs { pipeline: None, ..args.data.clone() };
+    let raw = DataArgs {
+        pipeline: None,
+        ..args.data.clone()
+    };
     let dataset = raw.load(env.quiet)?;
     let report = kindred_data::quality::report(&dataset, &config);
     println!("{report}");

@@ -33,12 +33,15 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
         Some(t) => dataset.interactions.positives(t),
         None => dataset.interactions.clone(),
     };
-    let train = TrainSet::new(interactions).with_features(dataset.item_features.clone(), dataset.user_features.clone());
+    let train = TrainSet::new(interactions)
+        .with_features(dataset.item_features.clone(), dataset.user_features.clone());
     let algorithm = build_algorithm(&args.model)?;
     let started = std::time::Instant::now();
     let model = algorithm.fit(&train, &env.fit_context(args.seed))?;
     let seconds = started.elapsed().as_secs_f64();
-    model.save(&args.out).with_context(|| format!("saving model to {}", args.out.display()))?;
+    model
+        .save(&args.out)
+        .with_context(|| format!("saving model to {}", args.out.display()))?;
     println!(
         "trained {} on {} interactions in {seconds:.2}s; saved to {}",
         algorithm.name(),
