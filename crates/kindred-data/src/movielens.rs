@@ -896,23 +896,4 @@ mod tests {
         assert_eq!(vocab_len(items, "genres"), 18);
         assert_eq!(large.user_features.as_deref().unwrap().ids().len(), 6040);
     }
-
-    /// `cargo test -p kindred-data --release --no-default-features -- --ignored --nocapture ml1m_import_speed`
-    #[test]
-    #[ignore = "timing, run in release"]
-    fn ml1m_import_speed() {
-        let Some(root) = real_data_dir() else { return };
-        let dir = root.join("ml-1m");
-        let mut best = f64::INFINITY;
-        for _ in 0..5 {
-            let start = std::time::Instant::now();
-            let (data, _) = load_movielens(&dir, &ImportOptions::default()).unwrap();
-            best = best.min(start.elapsed().as_secs_f64());
-            assert_eq!(data.interactions.len(), 1_000_209);
-        }
-        println!(
-            "ML-1M import (ratings + movies + users), best of 5: {:.3} s",
-            best
-        );
-    }
 }

@@ -1196,45 +1196,6 @@ half_life_days = 14.5
         assert!(PipelineConfig::from_file(dir.join("missing.toml")).is_err());
     }
 
-    /// Timing on MovieLens 1M (run in release with `-- --ignored --nocapture`); the data path can
-    /// be overridden with `KINDRED_ML1M_RATINGS`.
-    #[test]
-    #[ignore]
-    fn ml1m_full_pipeline_timing() {
-        let path = std::env::var("KINDRED_ML1M_RATINGS")
-            .unwrap_or_else(|_| "/work/shared/data/ml-1m/ratings.dat".to_owned());
-        let text = std::fs::read_to_string(&path).unwrap();
-        let started = std::time::Instant::now();
-        let mut b = InteractionsBuilder::with_capacity(1_000_209);
-        for line in text.lines() {
-            let f: Vec<&str> = line.split("::").collect();
-            b.push(Interaction::rating(
-                f[0],
-                f[1],
-                f[2].parse().unwrap(),
-                Some(f[3].parse().unwrap()),
-            ));
-        }
-        let data = b.build();
-        let loaded = started.elapsed();
-        let mut cfg = PipelineConfig::probe();
-        cfg.min_counts.as_mut().unwrap().min_user_interactions = Some(20);
-        cfg.min_counts.as_mut().unwrap().min_item_interactions = Some(5);
-        cfg.event_weights = Some([("rating".to_owned(), 1.5)].into_iter().collect());
-        cfg.recency = Some(RecencyConfig {
-            half_life_days: 90.0,
-        });
-        cfg.normalize = Normalization::UserZscore;
-        let started = std::time::Instant::now();
-        let (out, report) = run(&cfg, &data).unwrap();
-        let pipeline = started.elapsed();
-        let started = std::time::Instant::now();
-        let dry = dry_run(&PipelineConfig::probe(), &data);
-        let dry_time = started.elapsed();
-        eprintln!("{report}\n{dry}");
-        eprintln!("ML-1M: parse {loaded:?}, all steps {pipeline:?}, probe dry run {dry_time:?}, {} -> {} rows", data.len(), out.len());
-    }
-
     proptest! {
         #[test]
         fn kcore_invariant_and_rows_never_grow(

@@ -935,19 +935,4 @@ mod tests {
             assert!((*c as f64 / 80_000.0 - w / 8.0).abs() < 0.01, "{counts:?}");
         }
     }
-
-    /// Run in release with `-- --ignored --nocapture`.
-    #[test]
-    #[ignore]
-    fn timing_10k_users() {
-        let cfg = SyntheticConfig::parse("users=10000,items=2000,per_user=50,bots=0.01,dups=0.01")
-            .unwrap();
-        let started = std::time::Instant::now();
-        let syn = generate(&cfg).unwrap();
-        eprintln!(
-            "10k users x 50: {} rows in {:?}",
-            syn.dataset.interactions.len(),
-            started.elapsed()
-        );
-    }
 }

@@ -54,6 +54,28 @@ fn main() {
         format!("{} rows", log.len()),
     );
 
+    let probe = kindred_data::preprocess::PipelineConfig::probe();
+    let t = median_seconds(5, || {
+        kindred_data::preprocess::run(&probe, log).expect("pipeline");
+    });
+    record(
+        "preprocess (dedup, bots, 5-core)",
+        t,
+        "the probe config of `kindred stats`".into(),
+    );
+    let synthetic = kindred_data::synthetic::SyntheticConfig::parse(
+        "users=10000,items=2000,per_user=50,bots=0.01,dups=0.01",
+    )
+    .unwrap();
+    let t = median_seconds(3, || {
+        kindred_data::synthetic::generate(&synthetic).expect("generate");
+    });
+    record(
+        "synthetic: 10k users x 50 (not ML-1M)",
+        t,
+        "bots and duplicates injected".into(),
+    );
+
     let temporal = Protocol::parse("temporal:0.2,positive>=4").unwrap();
     let t = median_seconds(5, || {
         let prepared = temporal.prepare(log);
