@@ -37,6 +37,8 @@ enum Command {
     Predict(commands::predict::Args),
     /// Every model with its parameters and defaults.
     Models(commands::models::Args),
+    /// Write a protocol's exact train/test splits, for outside tools to use the same data.
+    Split(commands::split::Args),
 }
 
 fn main() {
@@ -58,6 +60,7 @@ fn main() {
         Command::Recommend(args) => commands::recommend::run(args, &env),
         Command::Predict(args) => commands::predict::run(args, &env),
         Command::Models(args) => commands::models::run(args, &env),
+        Command::Split(args) => commands::split::run(args, &env),
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");

@@ -221,3 +221,43 @@ fn bad_input_names_file_line_and_field() {
         !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("manifest.json")
     );
 }
+
+#[test]
+fn split_writes_the_folds_eval_uses() {
+    let dir = temp_dir("split");
+    ok(&[
+        "split",
+        "--data",
+        DATA,
+        "--protocol",
+        "kfold:3",
+        "--out",
+        s(&dir),
+    ]);
+    let mut total_test = 0;
+    for f in 0..3 {
+        let train = std::fs::read_to_string(dir.join(format!("fold{f}.train.csv"))).unwrap();
+        let test = std::fs::read_to_string(dir.join(format!("fold{f}.test.csv"))).unwrap();
+        assert!(train.starts_with("user,item,rating,weight,event,timestamp\n"));
+        total_test += test.lines().count() - 1;
+        assert!(train.lines().count() > test.lines().count());
+    }
+    let stats = ok(&[
+        "eval",
+        "--data",
+        DATA,
+        "--protocol",
+        "kfold:3",
+        "--model",
+        "baseline",
+        "--json",
+        s(&dir.join("r.json")),
+    ]);
+    assert!(stats.contains("rmse"));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("r.json")).unwrap()).unwrap();
+    assert_eq!(
+        report["dataset"]["protocol_interactions"].as_u64().unwrap() as usize,
+        total_test
+    );
+}

@@ -1,0 +1,52 @@
+//! `kindred split`: write a protocol's exact train/test splits as CSV (or JSON Lines/Parquet),
+//! so outside tools (peers in `bench/peers/`, notebooks) evaluate on the very same data.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use kindred_core::Protocol;
+
+use super::Env;
+use crate::data::DataArgs;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Protocol whose splits to write (see `kindred eval --help`).
+    #[arg(long)]
+    protocol: String,
+    /// Output directory: fold{N}.train.EXT and fold{N}.test.EXT per fold.
+    #[arg(long)]
+    out: PathBuf,
+    /// File format: csv, jsonl or parquet.
+    #[arg(long, default_value = "csv")]
+    format: String,
+}
+
+pub fn run(args: Args, env: &Env) -> Result<()> {
+    let protocol = Protocol::parse(&args.protocol)?;
+    let dataset = args.data.load(env.quiet)?;
+    let prepared = protocol.prepare(&dataset.interactions);
+    let splits = protocol.splits(&prepared)?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    for (f, split) in splits.iter().enumerate() {
+        for (part, rows) in [("train", &split.train), ("test", &split.test)] {
+            let path = args.out.join(format!("fold{f}.{part}.{}", args.format));
+            kindred_data::export::export(&prepared.subset(rows), &path)?;
+        }
+        env.note(format!(
+            "fold {f}: {} train, {} test",
+            split.train.len(),
+            split.test.len()
+        ));
+    }
+    println!(
+        "wrote {} fold(s) of {} to {}",
+        splits.len(),
+        protocol.spec(),
+        args.out.display()
+    );
+    Ok(())
+}
