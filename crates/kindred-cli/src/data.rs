@@ -2,6 +2,7 @@
 //! preprocessing pipeline (one config used identically by eval and train).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use kindred_core::Dataset;
@@ -25,6 +26,13 @@ pub struct DataArgs {
     /// Preprocessing pipeline config (TOML): duplicates, bots, k-core, weights, decay, normalisation.
     #[arg(long)]
     pub pipeline: Option<PathBuf>,
+    /// Item features as JSON Lines (`{"id": .., "genres": [..], "price": 9.5, "title": "..",
+    /// "embedding": [..]}`), replacing any that came with the data.
+    #[arg(long)]
+    pub item_features: Option<PathBuf>,
+    /// User features as JSON Lines, in the same form as --item-features.
+    #[arg(long)]
+    pub user_features: Option<PathBuf>,
 }
 
 impl DataArgs {
@@ -53,6 +61,12 @@ impl DataArgs {
             if report.rows_read != report.rows_imported {
                 eprintln!("{report}");
             }
+        }
+        if let Some(path) = &self.item_features {
+            dataset.item_features = Some(Arc::new(kindred_data::jsonl::load_features_jsonl(path)?));
+        }
+        if let Some(path) = &self.user_features {
+            dataset.user_features = Some(Arc::new(kindred_data::jsonl::load_features_jsonl(path)?));
         }
         if let Some(path) = &self.pipeline {
             let config = PipelineConfig::from_file(path)?;

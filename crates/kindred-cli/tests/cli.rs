@@ -261,3 +261,49 @@ fn split_writes_the_folds_eval_uses() {
         total_test
     );
 }
+
+#[test]
+fn csv_data_with_item_features_file() {
+    let dir = temp_dir("features");
+    let csv = dir.join("events.csv");
+    let mut rows = String::from("uid,pid,stars,ts\n");
+    for u in 0..40 {
+        for i in 0..12 {
+            if (u + i) % 3 != 0 {
+                rows.push_str(&format!(
+                    "user{u},p{i},{},{}\n",
+                    1 + (u * i) % 5,
+                    1000 + u * 20 + i
+                ));
+            }
+        }
+    }
+    std::fs::write(&csv, rows).unwrap();
+    let features = dir.join("items.jsonl");
+    let lines: Vec<String> = (0..12)
+        .map(|i| {
+            format!(
+                r#"{{"id": "p{i}", "genres": ["g{}", "g{}"], "price": {i}.5}}"#,
+                i % 3,
+                i % 4
+            )
+        })
+        .collect();
+    std::fs::write(&features, lines.join("\n")).unwrap();
+    let out = ok(&[
+        "eval",
+        "--data",
+        &format!("csv:{}", s(&csv)),
+        "--columns",
+        "user=uid,item=pid,rating=stars,timestamp=ts",
+        "--item-features",
+        s(&features),
+        "--protocol",
+        "temporal:0.2",
+        "--model",
+        "popularity",
+        "--k",
+        "3",
+    ]);
+    assert!(out.contains("diversity@3"), "{out}");
+}

@@ -177,8 +177,14 @@ impl Algorithm for Baseline {
     }
 
     fn fit(&self, data: &TrainSet, ctx: &FitContext) -> Result<Box<dyn Model>> {
+        let biases = Biases::fit(data, &self.params, ctx)?;
+        // The frozen model keeps f32 biases, exactly what it saves, so a reloaded model scores
+        // bit-for-bit like the one that was trained.
+        let to_f32 = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<_>>();
         Ok(Box::new(BaselineModel {
-            biases: Biases::fit(data, &self.params, ctx)?,
+            global_mean: biases.global_mean as f32,
+            user_bias: to_f32(&biases.user),
+            item_bias: to_f32(&biases.item),
             params: self.params.clone(),
             fitted: Fitted::from_train(data),
         }))
@@ -188,7 +194,9 @@ impl Algorithm for Baseline {
 /// A fitted BaselineOnly model.
 #[derive(Debug, Clone)]
 pub struct BaselineModel {
-    pub biases: Biases,
+    pub global_mean: f32,
+    pub user_bias: Vec<f32>,
+    pub item_bias: Vec<f32>,
     pub params: BaselineParams,
     fitted: Fitted,
 }
@@ -198,18 +206,20 @@ impl BaselineModel {
     pub fn load(params: serde_json::Value, fitted: Fitted, tensors: &TensorReader) -> Result<Self> {
         let params: BaselineParams = serde_json::from_value(params)
             .map_err(|e| Error::InvalidInput(format!("baseline parameters: {e}")))?;
-        let mean = tensors.f32_len("global_mean", 1)?;
-        let user = tensors.f32_len("user_bias", fitted.users.len())?;
-        let item = tensors.f32_len("item_bias", fitted.items.len())?;
         Ok(Self {
-            biases: Biases {
-                global_mean: mean[0] as f64,
-                user: user.into_iter().map(f64::from).collect(),
-                item: item.into_iter().map(f64::from).collect(),
-            },
+            global_mean: tensors.f32_len("global_mean", 1)?[0],
+            user_bias: tensors.f32_len("user_bias", fitted.users.len())?,
+            item_bias: tensors.f32_len("item_bias", fitted.items.len())?,
             params,
             fitted,
         })
+    }
+
+    /// Unclipped mean + user bias + item bias; unknown indices contribute no bias.
+    fn raw(&self, user: UserIdx, item: ItemIdx) -> f32 {
+        self.global_mean
+            + self.user_bias.get(user as usize).copied().unwrap_or(0.0)
+            + self.item_bias.get(item as usize).copied().unwrap_or(0.0)
     }
 }
 
@@ -227,30 +237,21 @@ impl Model for BaselineModel {
     }
 
     fn predict(&self, user: UserIdx, item: ItemIdx) -> Option<f32> {
-        Some(self.fitted.clip(self.biases.predict(user, item) as f32))
+        Some(self.fitted.clip(self.raw(user, item)))
     }
 
     fn score(&self, query: &UserQuery<'_>, items: &[ItemIdx], out: &mut [f32]) {
         let user = query.user.unwrap_or(u32::MAX);
         for (o, &i) in out.iter_mut().zip(items) {
-            *o = self.biases.predict(user, i) as f32;
+            *o = self.raw(user, i);
         }
     }
 
     fn save(&self, dir: &Path) -> Result<()> {
-        let to_f32 = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<_>>();
         let mut t = TensorWriter::new();
-        t.f32("global_mean", &[1], &[self.biases.global_mean as f32])
-            .f32(
-                "user_bias",
-                &[self.biases.user.len()],
-                &to_f32(&self.biases.user),
-            )
-            .f32(
-                "item_bias",
-                &[self.biases.item.len()],
-                &to_f32(&self.biases.item),
-            );
+        t.f32("global_mean", &[1], &[self.global_mean])
+            .f32("user_bias", &[self.user_bias.len()], &self.user_bias)
+            .f32("item_bias", &[self.item_bias.len()], &self.item_bias);
         self.fitted.save(dir, "baseline", Model::params(self), t)
     }
 }

@@ -161,4 +161,60 @@ mod tests {
             assert!(build_algorithm(info.name).is_ok());
         }
     }
+
+    #[test]
+    fn every_model_reloads_with_identical_scores() {
+        use crate::model::{AllItems, UserQuery};
+        use kindred_core::{FitContext, Interaction, InteractionsBuilder, TrainSet};
+        let mut b = InteractionsBuilder::new();
+        for u in 0..12u32 {
+            for i in 0..9u32 {
+                if (u * 7 + i * 3) % 4 != 0 {
+                    let rating = 1.0 + ((u + 2 * i) % 5) as f32;
+                    b.push(Interaction::rating(
+                        &format!("u{u}"),
+                        &format!("i{i}"),
+                        rating,
+                        Some((u * 100 + i) as i64),
+                    ));
+                }
+            }
+        }
+        let data = TrainSet::new(b.build());
+        let specs: Vec<String> = model_catalog()
+            .iter()
+            .map(|m| m.name.to_owned())
+            .chain([
+                "baseline:method=sgd".to_owned(),
+                "popularity:half_life_days=0.001".to_owned(),
+            ])
+            .collect();
+        for spec in specs {
+            let model = build_algorithm(&spec)
+                .unwrap()
+                .fit(&data, &FitContext::default())
+                .unwrap();
+            let dir = std::env::temp_dir().join(format!(
+                "kindred-reload-{}-{}",
+                std::process::id(),
+                spec.replace([':', '='], "_")
+            ));
+            model.save(&dir).unwrap();
+            let loaded = load_model(&dir).unwrap();
+            let _ = std::fs::remove_dir_all(&dir);
+            assert_eq!(loaded.name(), model.name());
+            assert_eq!(loaded.params(), model.params(), "{spec}");
+            for u in 0..12 {
+                let (mut a, mut b) = (vec![0f32; 9], vec![0f32; 9]);
+                model.score_all(&UserQuery::known(u), &mut a);
+                loaded.score_all(&UserQuery::known(u), &mut b);
+                assert_eq!(a, b, "{spec}: scores of user {u}");
+                let top = |m: &dyn Model| m.recommend(&UserQuery::known(u), 3, &AllItems);
+                assert_eq!(top(model.as_ref()), top(loaded.as_ref()), "{spec}");
+                for i in 0..9 {
+                    assert_eq!(model.predict(u, i), loaded.predict(u, i), "{spec}");
+                }
+            }
+        }
+    }
 }

@@ -37,6 +37,8 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
         columns: None,
         skip_invalid: false,
         pipeline: None,
+        item_features: None,
+        user_features: None,
     };
     let dataset = data_args.load(env.quiet)?;
     println!(
