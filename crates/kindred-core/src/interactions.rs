@@ -200,8 +200,7 @@ pub struct Interactions {
     weight: Vec<f32>,
     event: Vec<EventType>,
     timestamp: Vec<i64>,
-    /// Context of the dataset the log was built from; entries refer to rows of that original log,
-    /// so subsets keep `origin` to find them.
+    /// Row context; entries refer to rows of this log (subsets renumber them).
     context: Arc<Context>,
 }
 
@@ -314,15 +313,9 @@ impl Interactions {
         range
     }
 
-    /// A new log with the given rows in the given order; id maps are shared, not copied.
-    /// Row context is dropped from subsets only in the sense that entries keep pointing at the
-    /// originating rows: use [`Self::subset_with_origin`] when context matters.
+    /// A new log with the given rows in the given order; id maps are shared, not copied, and
+    /// row context follows its rows.
     pub fn subset(&self, rows: &[u32]) -> Interactions {
-        self.subset_with_origin(rows).0
-    }
-
-    /// Like [`Self::subset`], also returning, for each new row, the row it came from.
-    pub fn subset_with_origin(&self, rows: &[u32]) -> (Interactions, Vec<u32>) {
         let pick_u32 = |col: &[u32]| rows.iter().map(|&r| col[r as usize]).collect::<Vec<_>>();
         let pick_f32 = |col: &[f32]| rows.iter().map(|&r| col[r as usize]).collect::<Vec<_>>();
         let context = if self.context.entries.is_empty() {
@@ -345,7 +338,7 @@ impl Interactions {
                 entries,
             })
         };
-        let subset = Interactions {
+        Interactions {
             users: Arc::clone(&self.users),
             items: Arc::clone(&self.items),
             custom_events: Arc::clone(&self.custom_events),
@@ -356,8 +349,7 @@ impl Interactions {
             event: rows.iter().map(|&r| self.event[r as usize]).collect(),
             timestamp: rows.iter().map(|&r| self.timestamp[r as usize]).collect(),
             context,
-        };
-        (subset, rows.to_vec())
+        }
     }
 
     /// Rows whose rating is at least `threshold`, turned into implicit positives (rating kept, weight 1).
