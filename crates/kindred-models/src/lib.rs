@@ -6,6 +6,7 @@
 //! loads saved models back.
 
 pub mod baseline;
+pub mod itemknn;
 pub mod model;
 pub mod params;
 pub mod persist;

@@ -267,7 +267,8 @@ impl TensorReader {
         })
     }
 
-    fn error(&self, message: impl Into<String>) -> Error {
+    /// A model error naming this file.
+    pub(crate) fn error(&self, message: impl Into<String>) -> Error {
         Error::Model {
             path: self.path.clone(),
             message: message.into(),

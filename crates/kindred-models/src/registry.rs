@@ -7,6 +7,7 @@ use kindred_core::{Error, Result};
 use serde::Serialize;
 
 use crate::baseline::{Baseline, BaselineModel};
+use crate::itemknn::{ItemKnn, ItemKnnModel};
 use crate::model::{Algorithm, Model};
 use crate::params::ModelSpec;
 use crate::persist::Fitted;
@@ -43,7 +44,7 @@ pub struct ModelInfo {
 /// to a concrete spec before fitting, so results always record what actually ran.
 const PRESETS: &[(&str, &str)] = &[
     ("rating-best", "baseline:method=als"),
-    ("ranking-best", "popularity"),
+    ("ranking-best", "itemknn:neighbors=200,half_life=2"),
 ];
 
 /// Resolves a preset name to its spec; other specs are returned unchanged.
@@ -65,6 +66,9 @@ pub fn build_algorithm(spec: &str) -> Result<Box<dyn Algorithm>> {
             params: spec.typed()?,
         }),
         "random" => Box::new(Random {
+            params: spec.typed()?,
+        }),
+        "itemknn" => Box::new(ItemKnn {
             params: spec.typed()?,
         }),
         other => {
@@ -113,6 +117,29 @@ pub fn model_catalog() -> Vec<ModelInfo> {
                 ParamInfo { name: "lr", default: "0.005", help: "SGD: learning rate" },
             ],
         },
+        ModelInfo {
+            name: "itemknn",
+            task: Task::Ranking,
+            summary: "item-item cosine k-nearest neighbours; scores sum the neighbours of a user's (recency-weighted) history",
+            params: vec![
+                ParamInfo { name: "neighbors", default: "50", help: "most similar items kept per item" },
+                ParamInfo {
+                    name: "shrink",
+                    default: "0",
+                    help: "shrinkage: a similarity backed by co common users is scaled by co / (co + shrink)",
+                },
+                ParamInfo {
+                    name: "weighting",
+                    default: "binary",
+                    help: "binary (each user-item pair counts once) | weight (sum of implicit weights)",
+                },
+                ParamInfo {
+                    name: "half_life",
+                    default: "0 (off)",
+                    help: "half-life in interactions of a history item's weight when scoring (the latest has age 0)",
+                },
+            ],
+        },
     ]
 }
 
@@ -129,6 +156,7 @@ pub fn load_model(dir: &Path) -> Result<Box<dyn Model>> {
         "baseline" => Box::new(BaselineModel::load(params, fitted, &tensors)?),
         "popularity" => Box::new(PopularityModel::load(params, fitted, &tensors)?),
         "random" => Box::new(RandomModel::load(params, fitted, &tensors)?),
+        "itemknn" => Box::new(ItemKnnModel::load(params, fitted, &tensors)?),
         other => {
             return Err(Error::Model {
                 path: dir.to_owned(),
@@ -149,14 +177,15 @@ mod tests {
             "baseline"
         );
         assert_eq!(build_algorithm("rating-best").unwrap().name(), "baseline");
-        assert_eq!(
-            build_algorithm("ranking-best").unwrap().name(),
-            "popularity"
-        );
+        assert_eq!(build_algorithm("ranking-best").unwrap().name(), "itemknn");
         let err = build_algorithm("svdx").err().unwrap().to_string();
         assert!(err.contains("unknown model"), "{err}");
         assert!(build_algorithm("baseline:method=magic").is_err());
         assert!(build_algorithm("popularity:halflife=3").is_err());
+        let knn = "itemknn:neighbors=20,shrink=10,weighting=weight,half_life=5";
+        assert_eq!(build_algorithm(knn).unwrap().name(), "itemknn");
+        assert!(build_algorithm("itemknn:weighting=tfidf").is_err());
+        assert!(build_algorithm("itemknn:k=20").is_err());
         for info in model_catalog() {
             assert!(build_algorithm(info.name).is_ok());
         }
