@@ -1,0 +1,86 @@
+"""Runs Surprise on the exact k-fold splits `kindred split` wrote, so both tools are scored on the same folds.
+
+usage: surprise_kfold.py SPLIT_DIR DATASET [OUT_DIR]   (writes OUT_DIR/peers-surprise-DATASET.json, default bench/out)
+"""
+import os
+
+# Pin BLAS/OpenMP before numpy loads; Surprise itself is single-threaded, this keeps timings comparable run to run.
+for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(var, "1")
+
+import glob
+import json
+import platform
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import surprise
+from surprise import SVD, BaselineOnly, Dataset, NormalPredictor, Reader, accuracy
+
+# Names pair each Surprise model with the Kindred spec it is compared to (compare.py joins on "kindred").
+MODELS = [
+    ("NormalPredictor", "random", lambda: NormalPredictor()),
+    ("BaselineOnly", "baseline", lambda: BaselineOnly(verbose=False)),
+    ("BaselineOnly(sgd)", "baseline:method=sgd", lambda: BaselineOnly(bsl_options={"method": "sgd"}, verbose=False)),
+    # No Kindred counterpart in this run; kept for later comparisons.
+    ("SVD", None, lambda: SVD(random_state=0)),
+]
+
+
+def load(path):
+    # External ids stay strings so they never collide with Surprise's inner ids or lose leading zeros.
+    return pd.read_csv(path, usecols=["user", "item", "rating"], dtype={"user": str, "item": str, "rating": float})
+
+
+def main():
+    split_dir, dataset = sys.argv[1], sys.argv[2]
+    out_dir = sys.argv[3] if len(sys.argv) > 3 else "bench/out"
+    n_folds = len(glob.glob(os.path.join(split_dir, "fold*.train.csv")))
+    if n_folds == 0:
+        sys.exit(f"no fold*.train.csv in {split_dir}; run `kindred split` first")
+    reader = Reader(rating_scale=(1, 5))
+    folds = []
+    for k in range(n_folds):
+        train = load(os.path.join(split_dir, f"fold{k}.train.csv"))
+        test = load(os.path.join(split_dir, f"fold{k}.test.csv"))
+        trainset = Dataset.load_from_df(train[["user", "item", "rating"]], reader).build_full_trainset()
+        folds.append((trainset, list(test.itertuples(index=False, name=None))))
+
+    results = []
+    for name, kindred_spec, make in MODELS:
+        per_fold = []
+        for trainset, testset in folds:
+            algo = make()
+            t0 = time.perf_counter()
+            algo.fit(trainset)
+            t1 = time.perf_counter()
+            preds = algo.test(testset)
+            t2 = time.perf_counter()
+            per_fold.append({"rmse": accuracy.rmse(preds, verbose=False), "mae": accuracy.mae(preds, verbose=False),
+                             "fit_seconds": t1 - t0, "test_seconds": t2 - t1})
+        col = lambda key: np.array([f[key] for f in per_fold])
+        results.append({
+            "model": name, "kindred": kindred_spec,
+            "metrics": {m: float(col(m).mean()) for m in ("rmse", "mae")},
+            "metrics_std": {m: float(col(m).std()) for m in ("rmse", "mae")},  # population std, as numpy's default
+            "fit_seconds": float(col("fit_seconds").mean()),
+            "test_seconds": float(col("test_seconds").mean()),
+            "per_fold": per_fold,
+        })
+        r = results[-1]
+        print(f"{dataset} {name:18s} rmse {r['metrics']['rmse']:.4f} mae {r['metrics']['mae']:.4f} "
+              f"fit {r['fit_seconds']:.2f} s/fold test {r['test_seconds']:.2f} s/fold", flush=True)
+
+    os.makedirs(out_dir, exist_ok=True)
+    out = os.path.join(out_dir, f"peers-surprise-{dataset}.json")
+    with open(out, "w") as f:
+        json.dump({"dataset": dataset, "protocol": f"kfold:{n_folds}", "split_dir": split_dir, "results": results,
+                   "versions": {"scikit-surprise": surprise.__version__, "numpy": np.__version__,
+                                "pandas": pd.__version__, "python": platform.python_version()}}, f, indent=1)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
