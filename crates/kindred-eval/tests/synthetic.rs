@@ -175,12 +175,33 @@ fn a_personalised_model_beats_popularity_on_synthetic_data() {
     let report = evaluate(
         &data,
         &Protocol::parse("temporal:0.2,positive>=4").unwrap(),
-        &["popularity".to_owned(), "itemknn".to_owned(), "ranking-best".to_owned()],
-        &EvalOptions { segments: false, ..EvalOptions::default() },
+        &[
+            "popularity".to_owned(),
+            "itemknn".to_owned(),
+            "ranking-best".to_owned(),
+        ],
+        &EvalOptions {
+            segments: false,
+            ..EvalOptions::default()
+        },
     )
     .unwrap();
-    let ndcg: Vec<f64> = report.results.iter().map(|r| r.metrics["ndcg@10"]).collect();
-    assert!(ndcg[1] > 1.3 * ndcg[0], "itemknn {} vs popularity {}", ndcg[1], ndcg[0]);
-    assert!(ndcg[2] > 1.3 * ndcg[0], "ranking-best {} vs popularity {}", ndcg[2], ndcg[0]);
+    let ndcg: Vec<f64> = report
+        .results
+        .iter()
+        .map(|r| r.metrics["ndcg@10"])
+        .collect();
+    assert!(
+        ndcg[1] > 1.3 * ndcg[0],
+        "itemknn {} vs popularity {}",
+        ndcg[1],
+        ndcg[0]
+    );
+    assert!(
+        ndcg[2] > 1.3 * ndcg[0],
+        "ranking-best {} vs popularity {}",
+        ndcg[2],
+        ndcg[0]
+    );
     assert_eq!(report.results[2].preset.as_deref(), Some("ranking-best"));
 }

@@ -74,6 +74,23 @@ pub(crate) fn row_values(data: &TrainSet) -> Vec<f64> {
         .collect()
 }
 
+/// The order in which Surprise visits training ratings (`Trainset.all_ratings`): users in order
+/// of their first rating, each user's ratings in log order. SGD results depend on it.
+pub(crate) fn surprise_rating_order(users: &[u32]) -> Vec<u32> {
+    let n_users = users.iter().map(|&u| u as usize + 1).max().unwrap_or(0);
+    let mut rank = vec![u32::MAX; n_users];
+    let mut next = 0u32;
+    for &u in users {
+        if rank[u as usize] == u32::MAX {
+            rank[u as usize] = next;
+            next += 1;
+        }
+    }
+    let mut order: Vec<u32> = (0..users.len() as u32).collect();
+    order.sort_by_key(|&r| rank[users[r as usize] as usize]);
+    order
+}
+
 /// Biases fitted on a training set; also the fallback layer of later rating models.
 #[derive(Debug, Clone)]
 pub struct Biases {
@@ -95,13 +112,17 @@ impl Biases {
             user: vec![0.0; data.n_users()],
             item: vec![0.0; data.n_items()],
         };
+        let sgd_order = match params.method {
+            BaselineMethod::Sgd => surprise_rating_order(data.data.users()),
+            BaselineMethod::Als => Vec::new(),
+        };
         let epochs = params.epochs();
         ctx.progress.begin("baseline", epochs as u64);
         for epoch in 0..epochs {
             ctx.cancel.check()?;
             match params.method {
                 BaselineMethod::Als => biases.als_epoch(data, &values, params),
-                BaselineMethod::Sgd => biases.sgd_epoch(data, &values, params),
+                BaselineMethod::Sgd => biases.sgd_epoch(data, &values, &sgd_order, params),
             }
             ctx.progress.advance(1);
             ctx.progress
@@ -137,10 +158,17 @@ impl Biases {
         });
     }
 
-    fn sgd_epoch(&mut self, data: &TrainSet, values: &[f64], params: &BaselineParams) {
-        // Sequential on purpose: Surprise's update order, so results match it.
+    fn sgd_epoch(
+        &mut self,
+        data: &TrainSet,
+        values: &[f64],
+        order: &[u32],
+        params: &BaselineParams,
+    ) {
+        // Sequential on purpose, in Surprise's update order, so results match it.
         let (users, items) = (data.data.users(), data.data.items());
-        for r in 0..values.len() {
+        for &r in order {
+            let r = r as usize;
             let (u, i) = (users[r] as usize, items[r] as usize);
             let err = values[r] - (self.global_mean + self.user[u] + self.item[i]);
             self.user[u] += params.lr * (err - params.reg * self.user[u]);
@@ -305,6 +333,13 @@ mod tests {
         assert!((b.user[0] - 0.5).abs() < 1e-12);
         assert!((b.user[1] + 0.75).abs() < 1e-12);
         assert!((b.item[0] + 0.25).abs() < 1e-12);
+    }
+
+    #[test]
+    fn sgd_visits_ratings_grouped_by_user_in_first_seen_order() {
+        // Users by first appearance: 7, 3, 5; within a user, log order.
+        let order = surprise_rating_order(&[7, 3, 7, 5, 3, 7]);
+        assert_eq!(order, vec![0, 2, 5, 1, 4, 3]);
     }
 
     #[test]
