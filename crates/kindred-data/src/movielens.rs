@@ -76,18 +76,42 @@ pub fn load_movielens(dir: &Path, opts: &ImportOptions) -> Result<(Dataset, Impo
     let interactions = load_ratings(&ratings_path, separator, &mut policy)?;
     let mut dataset = Dataset::new(version.name(), interactions);
     let (items, users) = match version {
-        MovieLensVersion::Ml100k => (
-            load_100k_items(dir, &mut policy)?,
-            load_100k_users(dir, &mut policy)?,
-        ),
+        MovieLensVersion::Ml100k => {
+            let genres = genres_100k(dir)?;
+            (
+                load_feature_file(&dir.join("u.item"), &mut policy, |line, table| {
+                    parse_100k_item(line, &genres, table)
+                })?,
+                load_feature_file(&dir.join("u.user"), &mut policy, parse_100k_user)?,
+            )
+        }
         MovieLensVersion::Ml1m => (
-            load_1m_items(dir, &mut policy)?,
-            load_1m_users(dir, &mut policy)?,
+            load_feature_file(&dir.join("movies.dat"), &mut policy, parse_1m_movie)?,
+            load_feature_file(&dir.join("users.dat"), &mut policy, parse_1m_user)?,
         ),
     };
     dataset.item_features = items.map(Arc::new);
     dataset.user_features = users.map(Arc::new);
     Ok((dataset, policy.finish()))
+}
+
+/// Reads an optional metadata file (`None` when absent) into a feature table, one `parse_line`
+/// call per line; bad lines go through the row policy (error or counted skip).
+fn load_feature_file(
+    path: &Path,
+    policy: &mut RowPolicy<'_>,
+    mut parse_line: impl FnMut(&str, &mut FeatureTable) -> Result<(), RowError>,
+) -> Result<Option<FeatureTable>> {
+    let Some(lines) = metadata_lines(path)? else {
+        return Ok(None);
+    };
+    let mut table = FeatureTable::new();
+    for (line_no, line) in &lines {
+        if let Err(error) = parse_line(line, &mut table) {
+            policy.reject_feature_row(path, *line_no, error)?;
+        }
+    }
+    Ok(Some(table))
 }
 
 /// Rating file fields, in order, as named in errors.
@@ -365,21 +389,6 @@ fn genres_100k(dir: &Path) -> Result<Vec<String>> {
     Ok(genres)
 }
 
-fn load_100k_items(dir: &Path, policy: &mut RowPolicy<'_>) -> Result<Option<FeatureTable>> {
-    let path = dir.join("u.item");
-    let Some(lines) = metadata_lines(&path)? else {
-        return Ok(None);
-    };
-    let genres = genres_100k(dir)?;
-    let mut table = FeatureTable::new();
-    for (line_no, line) in &lines {
-        if let Err(error) = parse_100k_item(line, &genres, &mut table) {
-            policy.reject_feature_row(&path, *line_no, error)?;
-        }
-    }
-    Ok(Some(table))
-}
-
 fn parse_100k_item(
     line: &str,
     genres: &[String],
@@ -456,20 +465,6 @@ fn age_group(age: u32) -> &'static str {
     }
 }
 
-fn load_100k_users(dir: &Path, policy: &mut RowPolicy<'_>) -> Result<Option<FeatureTable>> {
-    let path = dir.join("u.user");
-    let Some(lines) = metadata_lines(&path)? else {
-        return Ok(None);
-    };
-    let mut table = FeatureTable::new();
-    for (line_no, line) in &lines {
-        if let Err(error) = parse_100k_user(line, &mut table) {
-            policy.reject_feature_row(&path, *line_no, error)?;
-        }
-    }
-    Ok(Some(table))
-}
-
 fn parse_100k_user(line: &str, table: &mut FeatureTable) -> Result<(), RowError> {
     let fields: Vec<&str> = line.split('|').map(str::trim).collect();
     let [id, age, gender, occupation, _zip] = fields[..] else {
@@ -512,20 +507,6 @@ fn parse_100k_user(line: &str, table: &mut FeatureTable) -> Result<(), RowError>
         FeatureValue::Categories(vec![age_group(age).to_owned()]),
     )?;
     Ok(())
-}
-
-fn load_1m_items(dir: &Path, policy: &mut RowPolicy<'_>) -> Result<Option<FeatureTable>> {
-    let path = dir.join("movies.dat");
-    let Some(lines) = metadata_lines(&path)? else {
-        return Ok(None);
-    };
-    let mut table = FeatureTable::new();
-    for (line_no, line) in &lines {
-        if let Err(error) = parse_1m_movie(line, &mut table) {
-            policy.reject_feature_row(&path, *line_no, error)?;
-        }
-    }
-    Ok(Some(table))
 }
 
 fn parse_1m_movie(line: &str, table: &mut FeatureTable) -> Result<(), RowError> {
@@ -592,20 +573,6 @@ const OCCUPATIONS_1M: [&str; 21] = [
     "unemployed",
     "writer",
 ];
-
-fn load_1m_users(dir: &Path, policy: &mut RowPolicy<'_>) -> Result<Option<FeatureTable>> {
-    let path = dir.join("users.dat");
-    let Some(lines) = metadata_lines(&path)? else {
-        return Ok(None);
-    };
-    let mut table = FeatureTable::new();
-    for (line_no, line) in &lines {
-        if let Err(error) = parse_1m_user(line, &mut table) {
-            policy.reject_feature_row(&path, *line_no, error)?;
-        }
-    }
-    Ok(Some(table))
-}
 
 fn parse_1m_user(line: &str, table: &mut FeatureTable) -> Result<(), RowError> {
     let fields: Vec<&str> = line.split("::").map(str::trim).collect();
