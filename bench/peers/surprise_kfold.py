@@ -2,7 +2,8 @@
 
 usage: surprise_kfold.py SPLIT_DIR DATASET [OUT_DIR]   (writes OUT_DIR/peers-surprise-DATASET.json, default bench/out)
 
-PEERS_MODELS=SVD,NMF limits the run to those Surprise models (names as in MODELS).
+PEERS_MODELS=SVD,NMF limits the run to those Surprise models (names as in MODELS); PEERS_MAX_FOLDS=1 runs only
+the first fold(s) of every model, for a timing run that fits in a few minutes.
 """
 import os
 
@@ -66,7 +67,8 @@ def main():
         if wanted and name not in wanted:
             continue
         per_fold = []
-        for trainset, testset in folds[: max_folds.get(dataset, len(folds))]:
+        cap = min(max_folds.get(dataset, len(folds)), int(os.environ.get("PEERS_MAX_FOLDS", len(folds))))
+        for trainset, testset in folds[:cap]:
             algo = make()
             t0 = time.perf_counter()
             algo.fit(trainset)
