@@ -20,8 +20,8 @@
 //! thread `a` processes block `(a, (a + s) mod T)`, so no two threads touch the same user or item
 //! row. Inside a block ratings keep Surprise's relative order. Results are reproducible for a
 //! given seed and thread count. Sequential training is the default: it reproduces Surprise's
-//! update sequence (and its accuracy) exactly; see the crate's benchmarks for the parallel
-//! variant's accuracy and speed.
+//! update sequence exactly. Blocked SGD measured the same accuracy on ML-1M kfold:5 (RMSE 0.8736
+//! vs 0.8738) but no speed-up on the shared 2-core machine (load ~7), so it stays an option.
 //!
 //! Early stopping (`early_stopping=FRACTION`) holds out that seeded fraction of the training
 //! ratings, measures their (clipped) RMSE after each epoch, stops after `patience` epochs without
