@@ -13,6 +13,8 @@ pub mod persist;
 pub mod popularity;
 pub mod random;
 pub mod registry;
+pub mod svd;
+pub mod svdpp;
 
 pub use model::{Algorithm, ItemFilter, Model, UserQuery};
 pub use params::ModelSpec;

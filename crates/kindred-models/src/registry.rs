@@ -13,6 +13,8 @@ use crate::params::ModelSpec;
 use crate::persist::Fitted;
 use crate::popularity::{Popularity, PopularityModel};
 use crate::random::{Random, RandomModel};
+use crate::svd::{Svd, SvdModel};
+use crate::svdpp::{Svdpp, SvdppModel};
 
 /// What a model is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -69,6 +71,12 @@ pub fn build_algorithm(spec: &str) -> Result<Box<dyn Algorithm>> {
             params: spec.typed()?,
         }),
         "itemknn" => Box::new(ItemKnn {
+            params: spec.typed()?,
+        }),
+        "svd" => Box::new(Svd {
+            params: spec.typed()?,
+        }),
+        "svdpp" => Box::new(Svdpp {
             params: spec.typed()?,
         }),
         other => {
@@ -140,6 +148,70 @@ pub fn model_catalog() -> Vec<ModelInfo> {
                 },
             ],
         },
+        ModelInfo {
+            name: "svd",
+            task: Task::Rating,
+            summary: "biased matrix factorisation by SGD (Funk/Koren; Surprise SVD, same updates and visiting order)",
+            params: vec![
+                ParamInfo { name: "factors", default: "100", help: "latent factors" },
+                ParamInfo { name: "epochs", default: "20", help: "SGD passes over the ratings (the maximum with early_stopping)" },
+                ParamInfo { name: "biased", default: "true", help: "learn mu + user and item biases; false: prediction is q_i . p_u alone" },
+                ParamInfo { name: "init_mean", default: "0", help: "mean of the normal factor initialisation" },
+                ParamInfo { name: "init_std", default: "0.1", help: "standard deviation of the normal factor initialisation" },
+                ParamInfo { name: "lr_all", default: "0.005", help: "learning rate of every term" },
+                ParamInfo { name: "reg_all", default: "0.02", help: "regularisation of every term" },
+                ParamInfo { name: "lr_bu", default: "lr_all", help: "learning rate of user biases" },
+                ParamInfo { name: "lr_bi", default: "lr_all", help: "learning rate of item biases" },
+                ParamInfo { name: "lr_pu", default: "lr_all", help: "learning rate of user factors" },
+                ParamInfo { name: "lr_qi", default: "lr_all", help: "learning rate of item factors" },
+                ParamInfo { name: "reg_bu", default: "reg_all", help: "regularisation of user biases" },
+                ParamInfo { name: "reg_bi", default: "reg_all", help: "regularisation of item biases" },
+                ParamInfo { name: "reg_pu", default: "reg_all", help: "regularisation of user factors" },
+                ParamInfo { name: "reg_qi", default: "reg_all", help: "regularisation of item factors" },
+                ParamInfo { name: "seed", default: "fit seed (42)", help: "seed of the initialisation and of the early-stopping holdout" },
+                ParamInfo {
+                    name: "parallel",
+                    default: "false",
+                    help: "blocked (stratified) SGD on all threads; reproducible per seed and thread count",
+                },
+                ParamInfo {
+                    name: "early_stopping",
+                    default: "none (off)",
+                    help: "fraction of training ratings held out; stop when their RMSE stops improving, keep the best epoch",
+                },
+                ParamInfo { name: "patience", default: "2", help: "early stopping: epochs without improvement before stopping" },
+            ],
+        },
+        ModelInfo {
+            name: "svdpp",
+            task: Task::Rating,
+            summary: "SVD++ (Koren 2008): SVD plus implicit feedback from the items each user rated (Surprise SVDpp, exact updates, fast)",
+            params: vec![
+                ParamInfo { name: "factors", default: "20", help: "latent factors" },
+                ParamInfo { name: "epochs", default: "20", help: "SGD passes over the ratings (the maximum with early_stopping)" },
+                ParamInfo { name: "init_mean", default: "0", help: "mean of the normal factor initialisation" },
+                ParamInfo { name: "init_std", default: "0.1", help: "standard deviation of the normal factor initialisation" },
+                ParamInfo { name: "lr_all", default: "0.007", help: "learning rate of every term" },
+                ParamInfo { name: "reg_all", default: "0.02", help: "regularisation of every term" },
+                ParamInfo { name: "lr_bu", default: "lr_all", help: "learning rate of user biases" },
+                ParamInfo { name: "lr_bi", default: "lr_all", help: "learning rate of item biases" },
+                ParamInfo { name: "lr_pu", default: "lr_all", help: "learning rate of user factors" },
+                ParamInfo { name: "lr_qi", default: "lr_all", help: "learning rate of item factors" },
+                ParamInfo { name: "lr_yj", default: "lr_all", help: "learning rate of implicit item factors" },
+                ParamInfo { name: "reg_bu", default: "reg_all", help: "regularisation of user biases" },
+                ParamInfo { name: "reg_bi", default: "reg_all", help: "regularisation of item biases" },
+                ParamInfo { name: "reg_pu", default: "reg_all", help: "regularisation of user factors" },
+                ParamInfo { name: "reg_qi", default: "reg_all", help: "regularisation of item factors" },
+                ParamInfo { name: "reg_yj", default: "reg_all", help: "regularisation of implicit item factors" },
+                ParamInfo { name: "seed", default: "fit seed (42)", help: "seed of the initialisation and of the early-stopping holdout" },
+                ParamInfo {
+                    name: "early_stopping",
+                    default: "none (off)",
+                    help: "fraction of training ratings held out; stop when their RMSE stops improving, keep the best epoch",
+                },
+                ParamInfo { name: "patience", default: "2", help: "early stopping: epochs without improvement before stopping" },
+            ],
+        },
     ]
 }
 
@@ -157,6 +229,8 @@ pub fn load_model(dir: &Path) -> Result<Box<dyn Model>> {
         "popularity" => Box::new(PopularityModel::load(params, fitted, &tensors)?),
         "random" => Box::new(RandomModel::load(params, fitted, &tensors)?),
         "itemknn" => Box::new(ItemKnnModel::load(params, fitted, &tensors)?),
+        "svd" => Box::new(SvdModel::load(params, fitted, &tensors)?),
+        "svdpp" => Box::new(SvdppModel::load(params, fitted, &tensors)?),
         other => {
             return Err(Error::Model {
                 path: dir.to_owned(),
@@ -216,6 +290,8 @@ mod tests {
             .chain([
                 "baseline:method=sgd".to_owned(),
                 "popularity:half_life_days=0.001".to_owned(),
+                "svd:factors=4,epochs=3,parallel=true".to_owned(),
+                "svdpp:factors=3,epochs=2,early_stopping=0.2".to_owned(),
             ])
             .collect();
         for spec in specs {
