@@ -288,8 +288,7 @@ impl CoClusteringModel {
         }
         let (u, i) = (user as usize, item as usize);
         let (uc, ic) = (p.cltr_u[u] as usize, p.cltr_i[i] as usize);
-        p.avg_co[uc * self.params.n_cltr_i + ic] as f64 + p.user_mean[u] as f64
-            - p.avg_u[uc] as f64
+        p.avg_co[uc * self.params.n_cltr_i + ic] as f64 + p.user_mean[u] as f64 - p.avg_u[uc] as f64
             + p.item_mean[i] as f64
             - p.avg_i[ic] as f64
     }
@@ -313,9 +312,7 @@ impl Model for CoClusteringModel {
     }
 
     fn score(&self, query: &UserQuery<'_>, items: &[ItemIdx], out: &mut [f32]) {
-        let user = query
-            .user
-            .filter(|&u| Self::known(&self.known_users, u));
+        let user = query.user.filter(|&u| Self::known(&self.known_users, u));
         for (o, &i) in out.iter_mut().zip(items) {
             *o = if !Self::known(&self.known_items, i) {
                 self.parts.global_mean
@@ -338,6 +335,105 @@ impl Model for CoClusteringModel {
             .f32("coclustering.avg_i", &[p.avg_i.len()], &p.avg_i)
             .f32("coclustering.avg_co", &[p.avg_co.len()], &p.avg_co)
             .f32("coclustering.global_mean", &[1], &[p.global_mean]);
-        self.fitted.save(dir, "coclustering", Model::params(self), t)
+        self.fitted
+            .save(dir, "coclustering", Model::params(self), t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kindred_core::{Interaction, InteractionsBuilder, Protocol};
+    use kindred_data::synthetic::{generate, SyntheticConfig};
+
+    fn fit(data: &TrainSet, spec: &str) -> Box<dyn Model> {
+        crate::registry::build_algorithm(spec)
+            .unwrap()
+            .fit(data, &FitContext::default())
+            .unwrap()
+    }
+
+    #[test]
+    fn one_cluster_is_user_mean_plus_item_mean_minus_global_mean() {
+        let mut b = InteractionsBuilder::new();
+        for (u, i, r) in [
+            ("a", "x", 5.0),
+            ("a", "y", 3.0),
+            ("b", "x", 2.0),
+            ("b", "z", 1.0),
+        ] {
+            b.push(Interaction::rating(u, i, r, None));
+        }
+        let data = TrainSet::new(b.build());
+        let m = fit(&data, "coclustering:n_cltr_u=1,n_cltr_i=1");
+        // mu = 11/4, mu_b = 3/2, mu_y = 3.
+        let p = m.predict(1, 1).unwrap() as f64;
+        assert!((p - (1.5 + 3.0 - 2.75)).abs() < 1e-5, "{p}");
+        assert!((m.predict(7, 0).unwrap() as f64 - 2.75).abs() < 1e-5);
+    }
+
+    #[test]
+    fn deterministic_by_seed_and_beats_the_global_mean_on_planted_structure() {
+        let synthetic =
+            generate(&SyntheticConfig::parse("users=400,items=200,seed=9").unwrap()).unwrap();
+        let data = &synthetic.dataset.interactions;
+        let split = &Protocol::parse("kfold:5").unwrap().splits(data).unwrap()[0];
+        let train = TrainSet::new(data.subset(&split.train));
+        let preds = |m: &dyn Model| -> Vec<f32> {
+            split
+                .test
+                .iter()
+                .map(|&r| {
+                    m.predict(data.users()[r as usize], data.items()[r as usize])
+                        .unwrap()
+                })
+                .collect()
+        };
+        let a = preds(fit(&train, "coclustering:seed=5").as_ref());
+        let b = preds(fit(&train, "coclustering:seed=5").as_ref());
+        assert_eq!(a, b);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let c = pool.install(|| preds(fit(&train, "coclustering:seed=5").as_ref()));
+        assert_eq!(a, c, "independent of the thread count");
+        let truth: Vec<f64> = split
+            .test
+            .iter()
+            .map(|&r| data.ratings()[r as usize] as f64)
+            .collect();
+        let mu =
+            train.data.ratings().iter().map(|&r| r as f64).sum::<f64>() / train.data.len() as f64;
+        let rmse = |p: &mut dyn Iterator<Item = f64>| {
+            let sse: f64 = p.zip(&truth).map(|(p, t)| (p - t).powi(2)).sum();
+            (sse / truth.len() as f64).sqrt()
+        };
+        let cc = rmse(&mut a.iter().map(|&p| p as f64));
+        let global = rmse(&mut truth.iter().map(|_| mu));
+        assert!(
+            cc < global - 0.05,
+            "coclustering {cc} vs global mean {global}"
+        );
+    }
+
+    #[test]
+    fn save_load_round_trip() {
+        let synthetic =
+            generate(&SyntheticConfig::parse("users=60,items=30,seed=3").unwrap()).unwrap();
+        let train = TrainSet::new(synthetic.dataset.interactions.clone());
+        let model = fit(&train, "coclustering:n_cltr_u=4,n_cltr_i=2,epochs=5");
+        let dir = std::env::temp_dir().join(format!("kindred-cocl-{}", std::process::id()));
+        model.save(&dir).unwrap();
+        let loaded = crate::registry::load_model(&dir).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        for u in 0..61 {
+            for i in 0..31 {
+                assert_eq!(
+                    model.predict(u, i).map(f32::to_bits),
+                    loaded.predict(u, i).map(f32::to_bits)
+                );
+            }
+        }
     }
 }

@@ -355,11 +355,11 @@ fn similarity_matrix(
     let min_support = params.min_support.min(u32::MAX as usize) as u32;
     match params.similarity {
         Similarity::Cosine => similarity_run(
-                xs,
-                &xv,
-                ys,
-                &yv,
-                min_support,
+            xs,
+            &xv,
+            ys,
+            &yv,
+            min_support,
             |a: &mut Acc, ri: f64, rj: f64| {
                 a[0] += ri * rj;
                 a[1] += ri * ri;
@@ -369,21 +369,21 @@ fn similarity_matrix(
             ctx,
         ),
         Similarity::Msd => similarity_run(
-                xs,
-                &xv,
-                ys,
-                &yv,
-                min_support,
+            xs,
+            &xv,
+            ys,
+            &yv,
+            min_support,
             |a: &mut Acc, ri: f64, rj: f64| a[0] += (ri - rj) * (ri - rj),
             |n, a: &Acc| 1.0 / (a[0] / n + 1.0),
             ctx,
         ),
         Similarity::Pearson => similarity_run(
-                xs,
-                &xv,
-                ys,
-                &yv,
-                min_support,
+            xs,
+            &xv,
+            ys,
+            &yv,
+            min_support,
             |a: &mut Acc, ri: f64, rj: f64| {
                 a[0] += ri * rj;
                 a[1] += ri * ri;
@@ -415,7 +415,9 @@ fn similarity_matrix(
                     a[1] += ri * ri;
                     a[2] += rj * rj;
                 },
-                move |n: f64, a: &Acc| a[0] / (a[1] * a[2]).sqrt() * ((n - 1.0) / (n - 1.0 + shrinkage)),
+                move |n: f64, a: &Acc| {
+                    a[0] / (a[1] * a[2]).sqrt() * ((n - 1.0) / (n - 1.0 + shrinkage))
+                },
                 ctx,
             )
         }
@@ -468,8 +470,12 @@ impl Algorithm for Knn {
         ctx.cancel.check()?;
 
         let (means, sigmas) = row_moments(xs, &xs.gather(&values));
-        let overall_sigma =
-            (values.iter().map(|v| (v - global_mean).powi(2)).sum::<f64>() / n_ratings).sqrt();
+        let overall_sigma = (values
+            .iter()
+            .map(|v| (v - global_mean).powi(2))
+            .sum::<f64>()
+            / n_ratings)
+            .sqrt();
         let sigmas = sigmas
             .into_iter()
             .map(|s| if s == 0.0 { overall_sigma } else { s });
@@ -631,9 +637,7 @@ impl KnnModel {
             })
             .collect();
         let order = |a: &(f32, u32, u32), b: &(f32, u32, u32)| {
-            b.0.total_cmp(&a.0)
-                .then(a.1.cmp(&b.1))
-                .then(a.2.cmp(&b.2))
+            b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2))
         };
         let k = self.params.k;
         if cand.len() > k {
@@ -736,5 +740,317 @@ impl Model for KnnModel {
                 .f32("knn.item_bias", &[p.item_bias.len()], &p.item_bias);
         }
         self.fitted.save(dir, "knn", Model::params(self), t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kindred_core::{Interaction, InteractionsBuilder};
+
+    fn train(rows: &[(&str, &str, f32)]) -> TrainSet {
+        let mut b = InteractionsBuilder::new();
+        for &(u, i, r) in rows {
+            b.push(Interaction::rating(u, i, r, None));
+        }
+        TrainSet::new(b.build())
+    }
+
+    /// Users a b c d (indices 0-3), items x y z w (0-3).
+    fn toy() -> TrainSet {
+        train(&[
+            ("a", "x", 5.0),
+            ("a", "y", 3.0),
+            ("a", "z", 4.0),
+            ("b", "x", 3.0),
+            ("b", "y", 1.0),
+            ("b", "z", 2.0),
+            ("b", "w", 3.0),
+            ("c", "x", 4.0),
+            ("c", "y", 3.0),
+            ("c", "w", 5.0),
+            ("d", "y", 2.0),
+            ("d", "z", 5.0),
+            ("d", "w", 1.0),
+        ])
+    }
+
+    fn fit(data: &TrainSet, spec: &str) -> Box<dyn Model> {
+        crate::registry::build_algorithm(spec)
+            .unwrap()
+            .fit(data, &FitContext::default())
+            .unwrap()
+    }
+
+    fn sims(data: &TrainSet, params: &KnnParams) -> Vec<f32> {
+        let values = row_values(data);
+        let (xs, ys) = if params.user_based {
+            (&data.by_user, &data.by_item)
+        } else {
+            (&data.by_item, &data.by_user)
+        };
+        similarity_matrix(xs, ys, &values, params, &FitContext::default()).unwrap()
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-5
+    }
+
+    #[test]
+    fn user_similarities_match_hand_computation() {
+        let data = toy();
+        let p = |similarity, min_support| KnnParams {
+            similarity,
+            min_support,
+            ..Default::default()
+        };
+        let at = |m: &[f32], a: usize, b: usize| {
+            assert_eq!(m[a * 4 + b], m[b * 4 + a], "symmetric");
+            m[a * 4 + b] as f64
+        };
+        // a-b share x, y, z: (5,3) (3,1) (4,2); a-c share x, y: (5,4) (3,3); b-c share x, y, w:
+        // (3,4) (1,3) (3,5); b-d share y, z, w: (1,2) (2,5) (3,1); c-d share y, w: (3,2) (5,1).
+        let cos = sims(&data, &p(Similarity::Cosine, 1));
+        assert!(close(at(&cos, 0, 1), 26.0 / (50.0f64 * 14.0).sqrt()));
+        assert!(close(at(&cos, 0, 2), 29.0 / (34.0f64 * 25.0).sqrt()));
+        assert!(close(at(&cos, 1, 2), 30.0 / (19.0f64 * 50.0).sqrt()));
+        assert_eq!(at(&cos, 3, 3), 1.0);
+        let msd = sims(&data, &p(Similarity::Msd, 1));
+        assert!(close(at(&msd, 0, 1), 1.0 / (12.0 / 3.0 + 1.0)));
+        assert!(close(at(&msd, 0, 2), 1.0 / (1.0 / 2.0 + 1.0)));
+        assert!(close(at(&msd, 1, 3), 1.0 / (14.0 / 3.0 + 1.0)));
+        assert!(close(at(&msd, 2, 3), 1.0 / (17.0 / 2.0 + 1.0)));
+        let pearson = sims(&data, &p(Similarity::Pearson, 1));
+        assert!(close(at(&pearson, 0, 1), 1.0)); // centred: (1,-1,0) and (1,-1,0)
+                                                 // b-c: n=3, Σxy=30, Σx=7, Σy=12, Σx²=19, Σy²=50: (90-84)/sqrt((57-49)(150-144)).
+        assert!(close(at(&pearson, 1, 2), 6.0 / 48.0f64.sqrt()));
+        assert!(close(at(&pearson, 2, 3), -1.0));
+        // b-d: n=3, Σxy=15, Σx=6, Σy=8, Σx²=14, Σy²=30: (45-48)/sqrt((42-36)(90-64)).
+        assert!(close(at(&pearson, 1, 3), -3.0 / (6.0f64 * 26.0).sqrt()));
+        // min_support 3: only a-b and b-d keep a similarity.
+        let msd3 = sims(&data, &p(Similarity::Msd, 3));
+        assert!(close(at(&msd3, 0, 1), 0.2));
+        assert!(close(at(&msd3, 1, 3), 1.0 / (14.0 / 3.0 + 1.0)));
+        assert_eq!(at(&msd3, 0, 2), 0.0);
+        assert_eq!(at(&msd3, 2, 3), 0.0);
+    }
+
+    #[test]
+    fn pearson_baseline_uses_residuals_and_shrinkage() {
+        let data = toy();
+        let params = KnnParams {
+            user_based: false,
+            similarity: Similarity::PearsonBaseline,
+            shrinkage: 1.0,
+            reg_u: 2.0,
+            reg_i: 3.0,
+            ..Default::default()
+        };
+        let b = Biases::fit(&data, &params.baseline(), &FitContext::default()).unwrap();
+        let model = Knn {
+            params: params.clone(),
+        };
+        let values = row_values(&data);
+        let (users, items) = (data.data.users(), data.data.items());
+        let residuals: Vec<f64> = (0..values.len())
+            .map(|r| values[r] - b.predict(users[r], items[r]))
+            .collect();
+        let m = similarity_matrix(
+            &data.by_item,
+            &data.by_user,
+            &residuals,
+            &model.params,
+            &FitContext::default(),
+        )
+        .unwrap();
+        let res = |u: u32, i: u32| {
+            let r = (0..values.len())
+                .find(|&r| users[r] == u && items[r] == i)
+                .unwrap();
+            values[r] - (b.global_mean + b.user[u as usize] + b.item[i as usize])
+        };
+        // Items x (0) and y (1) share users a, b, c; y and w (3) share b, c, d.
+        for (i, j, common) in [(0u32, 1u32, [0u32, 1, 2]), (1, 3, [1, 2, 3])] {
+            let (mut p, mut si, mut sj) = (0.0, 0.0, 0.0);
+            for u in common {
+                p += res(u, i) * res(u, j);
+                si += res(u, i).powi(2);
+                sj += res(u, j).powi(2);
+            }
+            let expected = p / (si * sj).sqrt() * (2.0 / (2.0 + 1.0));
+            assert!(close(m[(i * 4 + j) as usize] as f64, expected), "{i} {j}");
+        }
+        // x and w share only b, c: shrinkage (2-1)/(2-1+1) = 1/2.
+        let (mut p, mut si, mut sj) = (0.0, 0.0, 0.0);
+        for u in [1u32, 2] {
+            p += res(u, 0) * res(u, 3);
+            si += res(u, 0).powi(2);
+            sj += res(u, 3).powi(2);
+        }
+        assert!(close(m[3] as f64, p / (si * sj).sqrt() * 0.5));
+        // The fitted model's similarity matrix is the one computed here.
+        let fitted = model.fit(&data, &FitContext::default()).unwrap();
+        let dir = std::env::temp_dir().join(format!("kindred-knn-pb-{}", std::process::id()));
+        fitted.save(&dir).unwrap();
+        let (_, f, t) = Fitted::load(&dir).unwrap();
+        let loaded = KnnModel::load(serde_json::to_value(&params).unwrap(), f, &t).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(loaded.parts.sim, m);
+    }
+
+    #[test]
+    fn predictions_match_surprise_formulas() {
+        let data = toy();
+        let (a, w) = (0u32, 3u32);
+        // User-based msd similarities of a with the raters of w: b 0.2, c 2/3, d 0.5.
+        let (sb, sc, sd) = (0.2, 2.0 / 3.0, 0.5);
+        let basic = fit(&data, "knn").predict(a, w).unwrap() as f64;
+        assert!(close(
+            basic,
+            (sb * 3.0 + sc * 5.0 + sd * 1.0) / (sb + sc + sd)
+        ));
+        // k = 2 keeps c and d.
+        let basic2 = fit(&data, "knn:k=2").predict(a, w).unwrap() as f64;
+        assert!(close(basic2, (sc * 5.0 + sd * 1.0) / (sc + sd)));
+        // Means: a 4, c 4, d 8/3.
+        let means = fit(&data, "knn:variant=means,k=2").predict(a, w).unwrap() as f64;
+        let dev = (sc * (5.0 - 4.0) + sd * (1.0 - 8.0 / 3.0)) / (sc + sd);
+        assert!(close(means, 4.0 + dev));
+        // Z-scores: sigma(a) = sigma(c) = sqrt(2/3), sigma(d) = sqrt(26/9).
+        let zscore = fit(&data, "knn:variant=zscore,k=2").predict(a, w).unwrap() as f64;
+        let (s_a, s_c, s_d) = (
+            (2.0f64 / 3.0).sqrt(),
+            (2.0f64 / 3.0).sqrt(),
+            (26.0f64 / 9.0).sqrt(),
+        );
+        let z = (sc * (5.0 - 4.0) / s_c + sd * (1.0 - 8.0 / 3.0) / s_d) / (sc + sd);
+        assert!(close(zscore, 4.0 + z * s_a));
+        // Baseline (user-based msd, ALS baselines).
+        let b = Biases::fit(&data, &BaselineParams::default(), &FitContext::default()).unwrap();
+        let bsl = fit(&data, "knn:variant=baseline,k=2")
+            .predict(a, w)
+            .unwrap() as f64;
+        let r = (sc * (5.0 - b.predict(2, w)) + sd * (1.0 - b.predict(3, w))) / (sc + sd);
+        assert!(close(bsl, b.predict(a, w) + r));
+        // Too few neighbours (min_k 4 > 3 raters): global mean 41/13, a's mean, the baseline.
+        let gm = 41.0 / 13.0;
+        assert!(close(
+            fit(&data, "knn:min_k=4").predict(a, w).unwrap() as f64,
+            gm
+        ));
+        let m4 = fit(&data, "knn:variant=means,min_k=4");
+        assert!(close(m4.predict(a, w).unwrap() as f64, 4.0));
+        let b4 = fit(&data, "knn:variant=baseline,min_k=4");
+        assert!(close(b4.predict(a, w).unwrap() as f64, b.predict(a, w)));
+        // Item-based cosine, basic: w's similarities with a's items x, y, z.
+        // x-w share b, c: (3,3) (4,5); y-w share b, c, d: (1,3) (3,5) (2,1); z-w share b, d: (2,3) (5,1).
+        let cxw = 29.0 / (25.0f64 * 34.0).sqrt();
+        let cyw = 20.0 / (14.0f64 * 35.0).sqrt();
+        let czw = 11.0 / (29.0f64 * 10.0).sqrt();
+        let item = fit(&data, "knn:user_based=false,similarity=cosine")
+            .predict(a, w)
+            .unwrap() as f64;
+        assert!(close(
+            item,
+            (cxw * 5.0 + cyw * 3.0 + czw * 4.0) / (cxw + cyw + czw)
+        ));
+        // Unknown user: global mean (basic), baseline without the user bias (baseline).
+        assert!(close(fit(&data, "knn").predict(99, w).unwrap() as f64, gm));
+        assert!(close(
+            b4.predict(99, w).unwrap() as f64,
+            b.global_mean + b.item[w as usize]
+        ));
+    }
+
+    #[test]
+    fn negative_similarities_are_ignored_and_ties_go_to_lower_index() {
+        // Pearson: d is anti-correlated with c. Predict (c, z): raters of z are a, b, d.
+        let data = toy();
+        let m = fit(&data, "knn:similarity=pearson");
+        // sim(c, a) = 1, sim(c, b) = 6/sqrt(48), sim(c, d) = -1: d does not count.
+        let s = 6.0 / 48.0f64.sqrt();
+        assert!(close(
+            m.predict(2, 2).unwrap() as f64,
+            (4.0 + s * 2.0) / (1.0 + s)
+        ));
+        // Cosine on a pair without common raters (and pearson on one) is 0, never NaN.
+        let p = KnnParams {
+            similarity: Similarity::Pearson,
+            min_support: 0,
+            ..Default::default()
+        };
+        assert!(sims(&data, &p).iter().all(|s| s.is_finite()));
+        // Ties: b and c are both at msd 1/(0+1) = 1 from a in this data; k = 1 keeps b.
+        let tie = train(&[
+            ("a", "x", 4.0),
+            ("b", "x", 4.0),
+            ("c", "x", 4.0),
+            ("b", "y", 2.0),
+            ("c", "y", 5.0),
+        ]);
+        assert!(close(
+            fit(&tie, "knn:k=1").predict(0, 1).unwrap() as f64,
+            2.0
+        ));
+    }
+
+    #[test]
+    fn baseline_variant_beats_the_baseline_model_on_synthetic_data() {
+        use kindred_core::Protocol;
+        use kindred_data::synthetic::{generate, SyntheticConfig};
+        let synthetic =
+            generate(&SyntheticConfig::parse("users=400,items=200,seed=9").unwrap()).unwrap();
+        let data = &synthetic.dataset.interactions;
+        let split = &Protocol::parse("kfold:5").unwrap().splits(data).unwrap()[0];
+        let train = TrainSet::new(data.subset(&split.train));
+        let rmse = |m: &dyn Model| {
+            let sse: f64 = split
+                .test
+                .iter()
+                .map(|&r| {
+                    let (u, i) = (data.users()[r as usize], data.items()[r as usize]);
+                    (m.predict(u, i).unwrap() as f64 - data.ratings()[r as usize] as f64).powi(2)
+                })
+                .sum();
+            (sse / split.test.len() as f64).sqrt()
+        };
+        let baseline = fit(&train, "baseline");
+        let knn = fit(
+            &train,
+            "knn:variant=baseline,user_based=false,similarity=pearson_baseline",
+        );
+        let (b, k) = (rmse(baseline.as_ref()), rmse(knn.as_ref()));
+        assert!(k < b - 0.005, "knn {k} vs baseline {b}");
+    }
+
+    #[test]
+    fn save_load_round_trips_every_variant() {
+        let data = toy();
+        for spec in [
+            "knn",
+            "knn:variant=means,similarity=cosine,user_based=false",
+            "knn:variant=zscore,similarity=pearson",
+            "knn:variant=baseline,similarity=pearson_baseline,method=sgd",
+        ] {
+            let model = fit(&data, spec);
+            let dir = std::env::temp_dir().join(format!(
+                "kindred-knn-{}-{}",
+                std::process::id(),
+                spec.replace([':', '=', ','], "_")
+            ));
+            model.save(&dir).unwrap();
+            let loaded = crate::registry::load_model(&dir).unwrap();
+            let _ = std::fs::remove_dir_all(&dir);
+            for u in 0..5 {
+                for i in 0..5 {
+                    let (a, b) = (model.predict(u, i).unwrap(), loaded.predict(u, i).unwrap());
+                    assert_eq!(a.to_bits(), b.to_bits(), "{spec} ({u}, {i})");
+                }
+                let (mut a, mut b) = (vec![0f32; 4], vec![0f32; 4]);
+                model.score_all(&UserQuery::known(u), &mut a);
+                loaded.score_all(&UserQuery::known(u), &mut b);
+                assert_eq!(a, b);
+            }
+        }
     }
 }

@@ -183,9 +183,7 @@ impl Model for SlopeOneModel {
     }
 
     fn score(&self, query: &UserQuery<'_>, items: &[ItemIdx], out: &mut [f32]) {
-        let user = query
-            .user
-            .filter(|&u| Self::known(&self.known_users, u));
+        let user = query.user.filter(|&u| Self::known(&self.known_users, u));
         for (o, &i) in out.iter_mut().zip(items) {
             *o = if !Self::known(&self.known_items, i) {
                 self.global_mean
@@ -213,5 +211,80 @@ impl Model for SlopeOneModel {
             )
             .f32("slopeone.global_mean", &[1], &[self.global_mean]);
         self.fitted.save(dir, "slopeone", Model::params(self), t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kindred_core::{Interaction, InteractionsBuilder};
+
+    /// Users a b c d e (0-4), items x y z w v (0-4); v's only rater is e.
+    fn toy() -> TrainSet {
+        let mut b = InteractionsBuilder::new();
+        for (u, i, r) in [
+            ("a", "x", 5.0),
+            ("a", "y", 3.0),
+            ("a", "z", 4.0),
+            ("b", "x", 3.0),
+            ("b", "y", 1.0),
+            ("b", "z", 2.0),
+            ("b", "w", 3.0),
+            ("c", "x", 4.0),
+            ("c", "y", 3.0),
+            ("c", "w", 5.0),
+            ("d", "y", 2.0),
+            ("d", "z", 5.0),
+            ("d", "w", 1.0),
+            ("e", "v", 2.0),
+        ] {
+            b.push(Interaction::rating(u, i, r, None));
+        }
+        TrainSet::new(b.build())
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-5
+    }
+
+    #[test]
+    fn deviations_and_predictions_match_hand_computation() {
+        let data = toy();
+        let model = SlopeOne::default()
+            .fit(&data, &FitContext::default())
+            .unwrap();
+        let dir = std::env::temp_dir().join(format!("kindred-slopeone-{}", std::process::id()));
+        model.save(&dir).unwrap();
+        let (_, f, t) = Fitted::load(&dir).unwrap();
+        let m = SlopeOneModel::load(serde_json::json!({}), f, &t).unwrap();
+        let loaded = crate::registry::load_model(&dir).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let dev = |i: usize, j: usize| m.dev[i * 5 + j] as f64;
+        // dev(x, y) over a, b, c: (2 + 2 + 1) / 3; dev(x, z) over a, b: (1 + 1) / 2;
+        // dev(x, w) over b, c: (0 - 1) / 2; antisymmetric, 0 on the diagonal, NaN without co-raters.
+        assert!(close(dev(0, 1), 5.0 / 3.0));
+        assert!(close(dev(1, 0), -5.0 / 3.0));
+        assert!(close(dev(0, 2), 1.0));
+        assert!(close(dev(0, 3), -0.5));
+        assert!(close(dev(3, 2), -1.5)); // w - z over b, d: (1 - 4) / 2
+        assert_eq!(dev(2, 2), 0.0);
+        assert!(dev(4, 0).is_nan() && dev(0, 4).is_nan());
+        // (d, x): mean(d) = 8/3, plus the mean of dev(x, y), dev(x, z), dev(x, w).
+        let p = |u, i| model.predict(u, i).unwrap() as f64;
+        assert!(close(p(3, 0), 8.0 / 3.0 + (5.0 / 3.0 + 1.0 - 0.5) / 3.0));
+        // (a, w): 4 + (dev(w, x) + dev(w, y) + dev(w, z)) / 3 = 4 + (0.5 + 1 - 1.5) / 3.
+        assert!(close(p(0, 3), 4.0));
+        // (a, v): no item of a shares a rater with v, so a's mean.
+        assert!(close(p(0, 4), 4.0));
+        // Unknown user: the global mean, 43 / 14.
+        assert!(close(p(9, 0), 43.0 / 14.0));
+        for u in 0..6 {
+            for i in 0..6 {
+                assert_eq!(
+                    model.predict(u, i).map(f32::to_bits),
+                    loaded.predict(u, i).map(f32::to_bits)
+                );
+            }
+        }
     }
 }
