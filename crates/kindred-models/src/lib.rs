@@ -6,13 +6,16 @@
 //! loads saved models back.
 
 pub mod baseline;
+pub mod coclustering;
 pub mod itemknn;
+pub mod knn;
 pub mod model;
 pub mod params;
 pub mod persist;
 pub mod popularity;
 pub mod random;
 pub mod registry;
+pub mod slopeone;
 pub mod svd;
 pub mod svdpp;
 

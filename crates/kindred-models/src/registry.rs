@@ -7,12 +7,15 @@ use kindred_core::{Error, Result};
 use serde::Serialize;
 
 use crate::baseline::{Baseline, BaselineModel};
+use crate::coclustering::{CoClustering, CoClusteringModel};
 use crate::itemknn::{ItemKnn, ItemKnnModel};
+use crate::knn::{Knn, KnnModel};
 use crate::model::{Algorithm, Model};
 use crate::params::ModelSpec;
 use crate::persist::Fitted;
 use crate::popularity::{Popularity, PopularityModel};
 use crate::random::{Random, RandomModel};
+use crate::slopeone::{SlopeOne, SlopeOneModel};
 use crate::svd::{Svd, SvdModel};
 use crate::svdpp::{Svdpp, SvdppModel};
 
@@ -77,6 +80,15 @@ pub fn build_algorithm(spec: &str) -> Result<Box<dyn Algorithm>> {
             params: spec.typed()?,
         }),
         "svdpp" => Box::new(Svdpp {
+            params: spec.typed()?,
+        }),
+        "knn" => Box::new(Knn {
+            params: spec.typed()?,
+        }),
+        "slopeone" => Box::new(SlopeOne {
+            params: spec.typed()?,
+        }),
+        "coclustering" => Box::new(CoClustering {
             params: spec.typed()?,
         }),
         other => {
@@ -212,6 +224,43 @@ pub fn model_catalog() -> Vec<ModelInfo> {
                 ParamInfo { name: "patience", default: "2", help: "early stopping: epochs without improvement before stopping" },
             ],
         },
+        ModelInfo {
+            name: "knn",
+            task: Task::Both,
+            summary: "k-nearest-neighbour rating prediction (Surprise KNNBasic / KNNWithMeans / KNNWithZScore / KNNBaseline)",
+            params: vec![
+                ParamInfo { name: "variant", default: "basic", help: "basic | means | zscore | baseline (how neighbours' ratings are combined)" },
+                ParamInfo { name: "user_based", default: "true", help: "similarities between users (true) or items (false)" },
+                ParamInfo { name: "similarity", default: "msd", help: "cosine | msd | pearson | pearson_baseline" },
+                ParamInfo { name: "k", default: "40", help: "most neighbours aggregated per prediction" },
+                ParamInfo { name: "min_k", default: "1", help: "fewest neighbours, else the mean / baseline / global mean" },
+                ParamInfo { name: "min_support", default: "1", help: "fewest common co-ratings for a non-zero similarity" },
+                ParamInfo { name: "shrinkage", default: "100", help: "pearson_baseline: similarity scaled by (n-1)/(n-1+shrinkage)" },
+                ParamInfo { name: "method", default: "als", help: "baselines (variant baseline, pearson_baseline): als | sgd" },
+                ParamInfo { name: "epochs", default: "10 (als) / 20 (sgd)", help: "baseline passes" },
+                ParamInfo { name: "reg_u", default: "15", help: "baseline ALS: user-bias regularisation" },
+                ParamInfo { name: "reg_i", default: "10", help: "baseline ALS: item-bias regularisation" },
+                ParamInfo { name: "reg", default: "0.02", help: "baseline SGD: bias regularisation" },
+                ParamInfo { name: "lr", default: "0.005", help: "baseline SGD: learning rate" },
+            ],
+        },
+        ModelInfo {
+            name: "slopeone",
+            task: Task::Both,
+            summary: "Slope One: user mean + mean item-item rating deviation (Surprise SlopeOne)",
+            params: vec![],
+        },
+        ModelInfo {
+            name: "coclustering",
+            task: Task::Both,
+            summary: "co-clustering of users and items (George & Merugu; Surprise CoClustering)",
+            params: vec![
+                ParamInfo { name: "n_cltr_u", default: "3", help: "user clusters" },
+                ParamInfo { name: "n_cltr_i", default: "3", help: "item clusters" },
+                ParamInfo { name: "epochs", default: "20", help: "assignment passes" },
+                ParamInfo { name: "seed", default: "fit seed (42)", help: "seed of the initial random assignment" },
+            ],
+        },
     ]
 }
 
@@ -231,6 +280,9 @@ pub fn load_model(dir: &Path) -> Result<Box<dyn Model>> {
         "itemknn" => Box::new(ItemKnnModel::load(params, fitted, &tensors)?),
         "svd" => Box::new(SvdModel::load(params, fitted, &tensors)?),
         "svdpp" => Box::new(SvdppModel::load(params, fitted, &tensors)?),
+        "knn" => Box::new(KnnModel::load(params, fitted, &tensors)?),
+        "slopeone" => Box::new(SlopeOneModel::load(params, fitted, &tensors)?),
+        "coclustering" => Box::new(CoClusteringModel::load(params, fitted, &tensors)?),
         other => {
             return Err(Error::Model {
                 path: dir.to_owned(),
@@ -292,6 +344,9 @@ mod tests {
                 "popularity:half_life_days=0.001".to_owned(),
                 "svd:factors=4,epochs=3,parallel=true".to_owned(),
                 "svdpp:factors=3,epochs=2,early_stopping=0.2".to_owned(),
+                "knn:variant=baseline,user_based=false,similarity=pearson_baseline".to_owned(),
+                "knn:variant=zscore,similarity=pearson,k=3".to_owned(),
+                "knn:variant=means,similarity=cosine,min_k=2".to_owned(),
             ])
             .collect();
         for spec in specs {
