@@ -7,8 +7,10 @@ use kindred_core::{Error, Result};
 use serde::Serialize;
 
 use crate::baseline::{Baseline, BaselineModel};
+use crate::bpmf::{Bpmf, BpmfModel};
 use crate::itemknn::{ItemKnn, ItemKnnModel};
 use crate::model::{Algorithm, Model};
+use crate::nmf::{Nmf, NmfModel};
 use crate::params::ModelSpec;
 use crate::persist::Fitted;
 use crate::popularity::{Popularity, PopularityModel};
@@ -69,6 +71,12 @@ pub fn build_algorithm(spec: &str) -> Result<Box<dyn Algorithm>> {
             params: spec.typed()?,
         }),
         "itemknn" => Box::new(ItemKnn {
+            params: spec.typed()?,
+        }),
+        "nmf" => Box::new(Nmf {
+            params: spec.typed()?,
+        }),
+        "bpmf" => Box::new(Bpmf {
             params: spec.typed()?,
         }),
         other => {
@@ -140,6 +148,45 @@ pub fn model_catalog() -> Vec<ModelInfo> {
                 },
             ],
         },
+        ModelInfo {
+            name: "nmf",
+            task: Task::Rating,
+            summary: "non-negative matrix factorisation by multiplicative updates (Surprise NMF)",
+            params: vec![
+                ParamInfo { name: "factors", default: "15", help: "latent factors" },
+                ParamInfo { name: "epochs", default: "50", help: "multiplicative-update epochs" },
+                ParamInfo { name: "biased", default: "false", help: "add mean + user/item biases fitted by SGD" },
+                ParamInfo { name: "reg_pu", default: "0.06", help: "user-factor regularisation" },
+                ParamInfo { name: "reg_qi", default: "0.06", help: "item-factor regularisation" },
+                ParamInfo { name: "reg_bu", default: "0.02", help: "user-bias regularisation (biased)" },
+                ParamInfo { name: "reg_bi", default: "0.02", help: "item-bias regularisation (biased)" },
+                ParamInfo { name: "lr_bu", default: "0.005", help: "user-bias learning rate (biased)" },
+                ParamInfo { name: "lr_bi", default: "0.005", help: "item-bias learning rate (biased)" },
+                ParamInfo { name: "init_low", default: "0", help: "lower bound of the uniform initial factors (>= 0)" },
+                ParamInfo { name: "init_high", default: "1", help: "upper bound of the uniform initial factors" },
+                ParamInfo { name: "seed", default: "fit seed (42)", help: "seed of the initial factors" },
+            ],
+        },
+        ModelInfo {
+            name: "bpmf",
+            task: Task::Rating,
+            summary: "Bayesian probabilistic matrix factorisation by Gibbs sampling (Salakhutdinov & Mnih 2008)",
+            params: vec![
+                ParamInfo { name: "factors", default: "20", help: "latent factors" },
+                ParamInfo { name: "burn_in", default: "10", help: "Gibbs sweeps discarded before averaging" },
+                ParamInfo { name: "samples", default: "60", help: "Gibbs sweeps averaged into predictions" },
+                ParamInfo { name: "alpha", default: "2", help: "observation precision (1 / rating noise variance)" },
+                ParamInfo { name: "beta0", default: "2", help: "prior strength of the Gaussian-Wishart hyper-mean" },
+                ParamInfo { name: "biases", default: "true", help: "user/item biases as an extra latent dimension" },
+                ParamInfo { name: "init_std", default: "0.1", help: "standard deviation of the initial factors" },
+                ParamInfo {
+                    name: "storage",
+                    default: "samples",
+                    help: "samples (keep every sample: exact posterior-predictive mean) | mean (averaged factors only)",
+                },
+                ParamInfo { name: "seed", default: "fit seed (42)", help: "seed of the Gibbs chain" },
+            ],
+        },
     ]
 }
 
@@ -157,6 +204,8 @@ pub fn load_model(dir: &Path) -> Result<Box<dyn Model>> {
         "popularity" => Box::new(PopularityModel::load(params, fitted, &tensors)?),
         "random" => Box::new(RandomModel::load(params, fitted, &tensors)?),
         "itemknn" => Box::new(ItemKnnModel::load(params, fitted, &tensors)?),
+        "nmf" => Box::new(NmfModel::load(params, fitted, &tensors)?),
+        "bpmf" => Box::new(BpmfModel::load(params, fitted, &tensors)?),
         other => {
             return Err(Error::Model {
                 path: dir.to_owned(),
