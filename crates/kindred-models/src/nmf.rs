@@ -14,14 +14,16 @@
 //!
 //! Surprise accumulates the item numerators and denominators in the same pass as the users', so
 //! the item update uses the user factors from before this epoch's user update; so does this.
-//! The estimates are computed in parallel over ratings, the user and item updates in parallel
-//! over users and items; every sum has a fixed order, so results do not depend on thread count.
+//! The user and item updates run in parallel over users and items, each recomputing `p_u · q_i`
+//! from the old factors in its own CSR/CSC order (ratings gathered once into that order, so the
+//! hot loop reads memory sequentially); only the biased model's SGD pass is sequential. Every sum
+//! has a fixed order, so results do not depend on the thread count.
 //! Unknown users or items: unbiased falls back to the global mean (Surprise's default prediction
 //! when an estimate is impossible); biased drops the unknown side's bias and the factor term.
 
 use std::path::Path;
 
-use kindred_core::{Error, FitContext, ItemIdx, Result, SplitMix64, TrainSet, UserIdx};
+use kindred_core::{CsMatrix, Error, FitContext, ItemIdx, Result, SplitMix64, TrainSet, UserIdx};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -125,59 +127,95 @@ fn multiplicative(x: &mut [f64], num: &[f64], den: &[f64], n: f64, reg: f64) {
     }
 }
 
-/// New factors for every row of `view` (users or items) from the estimates of this epoch.
+/// One side (users or items) laid out for the hot loop: the view's minor indices, and the
+/// ratings in the view's entry order (gathered once, so no scattered reads per epoch).
+struct Side<'a> {
+    view: &'a CsMatrix,
+    values: Vec<f64>,
+    reg: f64,
+}
+
+/// New factors for every row of `side` from the factors of the previous epoch. `bias_est`, when
+/// biased, holds the bias part of each estimate in the view's entry order; the factor part
+/// `own · other` is recomputed here with the old factors (what Surprise's single pass uses).
 fn update_side(
     own: &[f64],
     other: &[f64],
-    view: &kindred_core::CsMatrix,
-    values: &[f64],
-    est: &[f64],
+    side: &Side<'_>,
+    bias_est: Option<&[f64]>,
     k: usize,
-    reg: f64,
 ) -> Vec<f64> {
+    let view = side.view;
     let mut out = own.to_vec();
-    out.par_chunks_mut(k).enumerate().for_each(|(r, x)| {
-        let mut num = vec![0.0; k];
-        let mut den = vec![0.0; k];
-        for (&c, &e) in view.row(r).iter().zip(view.row_entries(r)) {
-            let y = &other[c as usize * k..(c as usize + 1) * k];
-            let (rating, e) = (values[e as usize], est[e as usize]);
-            for ((n, d), &y) in num.iter_mut().zip(den.iter_mut()).zip(y) {
-                *n += y * rating;
-                *d += y * e;
+    out.par_chunks_mut(k).enumerate().for_each_init(
+        || (vec![0.0; k], vec![0.0; k]),
+        |(num, den), (r, x)| {
+            num.iter_mut().for_each(|v| *v = 0.0);
+            den.iter_mut().for_each(|v| *v = 0.0);
+            let start = view.indptr()[r];
+            let own_row = &own[r * k..(r + 1) * k];
+            for (pos, &c) in view.row(r).iter().enumerate() {
+                let y = &other[c as usize * k..(c as usize + 1) * k];
+                let rating = side.values[start + pos];
+                let est = dot(own_row, y) + bias_est.map_or(0.0, |b| b[start + pos]);
+                for ((n, d), &y) in num.iter_mut().zip(den.iter_mut()).zip(y) {
+                    *n += y * rating;
+                    *d += y * est;
+                }
             }
-        }
-        multiplicative(x, &num, &den, view.row_len(r) as f64, reg);
-    });
+            multiplicative(x, num, den, view.row_len(r) as f64, side.reg);
+        },
+    );
     out
 }
 
 impl State {
-    fn epoch(&mut self, data: &TrainSet, values: &[f64], order: &[u32], p: &NmfParams) {
+    fn epoch(
+        &mut self,
+        data: &TrainSet,
+        sides: &[Side<'_>; 2],
+        values: &[f64],
+        order: &[u32],
+        p: &NmfParams,
+    ) {
         let k = self.k;
         let (users, items) = (data.data.users(), data.data.items());
         let (pu, qi) = (&self.pu, &self.qi);
-        // est_ui for every log row, from the factors of the previous epoch.
-        let mut est: Vec<f64> = (0..values.len())
-            .into_par_iter()
-            .map(|r| {
-                let (u, i) = (users[r] as usize, items[r] as usize);
-                dot(&pu[u * k..(u + 1) * k], &qi[i * k..(i + 1) * k])
-            })
-            .collect();
-        if p.biased {
-            // Sequential on purpose: Surprise updates biases rating by rating in this order.
+        let bias_est = if p.biased {
+            // Sequential on purpose: Surprise updates biases rating by rating in this order, each
+            // estimate using the biases as they stand when its rating is visited.
+            let mut bias_part = vec![0.0; values.len()];
             for &r in order {
                 let r = r as usize;
                 let (u, i) = (users[r] as usize, items[r] as usize);
-                est[r] += self.global_mean + self.bu[u] + self.bi[i];
-                let err = values[r] - est[r];
+                let b = self.global_mean + self.bu[u] + self.bi[i];
+                bias_part[r] = b;
+                let est = b + dot(&pu[u * k..(u + 1) * k], &qi[i * k..(i + 1) * k]);
+                let err = values[r] - est;
                 self.bu[u] += p.lr_bu * (err - p.reg_bu * self.bu[u]);
                 self.bi[i] += p.lr_bi * (err - p.reg_bi * self.bi[i]);
             }
-        }
-        let new_pu = update_side(pu, qi, &data.by_user, values, &est, k, p.reg_pu);
-        let new_qi = update_side(qi, pu, &data.by_item, values, &est, k, p.reg_qi);
+            Some([
+                sides[0].view.gather(&bias_part),
+                sides[1].view.gather(&bias_part),
+            ])
+        } else {
+            None
+        };
+        let new_pu = update_side(
+            pu,
+            qi,
+            &sides[0],
+            bias_est.as_ref().map(|b| b[0].as_slice()),
+            k,
+        );
+        let new_qi = update_side(
+            qi,
+            pu,
+            &sides[1],
+            bias_est.as_ref().map(|b| b[1].as_slice()),
+            k,
+        );
         self.pu = new_pu;
         self.qi = new_qi;
     }
@@ -239,10 +277,22 @@ impl Nmf {
         } else {
             Vec::new()
         };
+        let sides = [
+            Side {
+                view: &data.by_user,
+                values: data.by_user.gather(&values),
+                reg: p.reg_pu,
+            },
+            Side {
+                view: &data.by_item,
+                values: data.by_item.gather(&values),
+                reg: p.reg_qi,
+            },
+        ];
         ctx.progress.begin("nmf", p.epochs as u64);
         for _ in 0..p.epochs {
             ctx.cancel.check()?;
-            state.epoch(data, &values, &order, p);
+            state.epoch(data, &sides, &values, &order, p);
             ctx.progress.advance(1);
         }
         ctx.progress.finish();
