@@ -14,12 +14,14 @@
 //! items. Users run in parallel; each (sweep, row) has its own SplitMix64 stream, so the chain is
 //! identical for any thread count.
 //!
-//! Prediction is the posterior-predictive mean over the `samples` sweeps after `burn_in`:
-//! `mu + mean_k(b_u) + mean_k(b_i) + (1/K) sum_k u_k·v_k`. With `storage = samples` (default)
-//! the frozen model keeps every sample, concatenated: user rows `[u_1..u_K] / K` and item rows
-//! `[v_1..v_K]`, so a prediction is one dot product of length `K*factors` and equals the
-//! posterior-predictive mean exactly. `storage = mean` keeps only the averaged factors (`E[u]·E[v]`,
-//! an approximation, K times smaller). Users or items without training ratings get no factor
+//! Prediction averages the `samples` sweeps after `burn_in`. `storage = mean` (default) keeps the
+//! averaged factors and biases: `mu + mean_k(b_u) + mean_k(b_i) + mean_k(u_k)·mean_k(v_k)`.
+//! `storage = samples` keeps every sample, concatenated (user rows `[u_1..u_K] / K`, item rows
+//! `[v_1..v_K]`), so a prediction is one dot product of length `K*factors` and equals the exact
+//! posterior-predictive mean `(1/K) sum_k u_k·v_k`. Measured (kfold:5, 20 factors, 10 + 60
+//! sweeps): ML-1M RMSE 0.8393 (mean) vs 0.8395 (samples), ML-100K 0.8986 vs 0.9004, so the exact
+//! mean buys nothing here while costing `K` times the memory (ML-1M: 47 MB vs 0.8 MB) and
+//! prediction time. Users or items without training ratings get no factor
 //! term and no bias (their score falls back to `mu` plus the other side's bias).
 
 use std::path::Path;
@@ -38,9 +40,9 @@ use crate::persist::{Fitted, TensorReader, TensorWriter};
 #[serde(rename_all = "lowercase")]
 pub enum Storage {
     /// Every post-burn-in sample: the exact posterior-predictive mean.
-    #[default]
     Samples,
-    /// Only the averaged factors: an approximation, `samples` times smaller.
+    /// Only the averaged factors: `samples` times smaller; as accurate on MovieLens.
+    #[default]
     Mean,
 }
 
@@ -76,7 +78,7 @@ impl Default for BpmfParams {
             beta0: 2.0,
             biases: true,
             init_std: 0.1,
-            storage: Storage::Samples,
+            storage: Storage::Mean,
             seed: None,
         }
     }

@@ -181,8 +181,8 @@ pub fn model_catalog() -> Vec<ModelInfo> {
                 ParamInfo { name: "init_std", default: "0.1", help: "standard deviation of the initial factors" },
                 ParamInfo {
                     name: "storage",
-                    default: "samples",
-                    help: "samples (keep every sample: exact posterior-predictive mean) | mean (averaged factors only)",
+                    default: "mean",
+                    help: "mean (averaged factors) | samples (keep every sample: exact posterior-predictive mean, samples x larger)",
                 },
                 ParamInfo { name: "seed", default: "fit seed (42)", help: "seed of the Gibbs chain" },
             ],
