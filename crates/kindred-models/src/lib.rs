@@ -6,10 +6,12 @@
 //! loads saved models back.
 
 pub mod baseline;
+pub mod bpmf;
 pub mod coclustering;
 pub mod itemknn;
 pub mod knn;
 pub mod model;
+pub mod nmf;
 pub mod params;
 pub mod persist;
 pub mod popularity;
@@ -23,3 +25,51 @@ pub use model::{Algorithm, ItemFilter, Model, UserQuery};
 pub use params::ModelSpec;
 pub use persist::{Fitted, Manifest};
 pub use registry::{build_algorithm, load_model, model_catalog, ModelInfo, ParamInfo, Task};
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    use kindred_core::{Interaction, InteractionsBuilder, Protocol, TrainSet};
+
+    /// A training set from (user, item, rating) triples.
+    pub fn train(rows: &[(&str, &str, f32)]) -> TrainSet {
+        let mut b = InteractionsBuilder::new();
+        for &(u, i, r) in rows {
+            b.push(Interaction::rating(u, i, r, None));
+        }
+        TrainSet::new(b.build())
+    }
+
+    /// The first kfold:5 fold of a synthetic dataset: training set and (user, item, rating) tests.
+    pub fn synthetic_split(spec: &str) -> (TrainSet, Vec<(u32, u32, f32)>) {
+        use kindred_data::synthetic::{generate, SyntheticConfig};
+        let data = generate(&SyntheticConfig::parse(spec).unwrap())
+            .unwrap()
+            .dataset
+            .interactions;
+        let protocol = Protocol::parse("kfold:5").unwrap();
+        let prepared = protocol.prepare(&data);
+        let split = protocol.splits(&prepared).unwrap().remove(0);
+        let test = split
+            .test
+            .iter()
+            .map(|&r| {
+                let r = r as usize;
+                (
+                    prepared.users()[r],
+                    prepared.items()[r],
+                    prepared.ratings()[r],
+                )
+            })
+            .collect();
+        (TrainSet::new(prepared.subset(&split.train)), test)
+    }
+
+    /// RMSE of `predict` on `test`.
+    pub fn rmse(test: &[(u32, u32, f32)], predict: impl Fn(u32, u32) -> f32) -> f64 {
+        let sse: f64 = test
+            .iter()
+            .map(|&(u, i, r)| (predict(u, i) as f64 - r as f64).powi(2))
+            .sum();
+        (sse / test.len() as f64).sqrt()
+    }
+}

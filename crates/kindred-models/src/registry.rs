@@ -7,10 +7,12 @@ use kindred_core::{Error, Result};
 use serde::Serialize;
 
 use crate::baseline::{Baseline, BaselineModel};
+use crate::bpmf::{Bpmf, BpmfModel};
 use crate::coclustering::{CoClustering, CoClusteringModel};
 use crate::itemknn::{ItemKnn, ItemKnnModel};
 use crate::knn::{Knn, KnnModel};
 use crate::model::{Algorithm, Model};
+use crate::nmf::{Nmf, NmfModel};
 use crate::params::ModelSpec;
 use crate::persist::Fitted;
 use crate::popularity::{Popularity, PopularityModel};
@@ -48,7 +50,7 @@ pub struct ModelInfo {
 /// Presets: names for the strongest configuration available for each task. They are resolved
 /// to a concrete spec before fitting, so results always record what actually ran.
 const PRESETS: &[(&str, &str)] = &[
-    ("rating-best", "baseline:method=als"),
+    ("rating-best", "bpmf"),
     ("ranking-best", "itemknn:neighbors=200,half_life=2"),
 ];
 
@@ -89,6 +91,12 @@ pub fn build_algorithm(spec: &str) -> Result<Box<dyn Algorithm>> {
             params: spec.typed()?,
         }),
         "coclustering" => Box::new(CoClustering {
+            params: spec.typed()?,
+        }),
+        "nmf" => Box::new(Nmf {
+            params: spec.typed()?,
+        }),
+        "bpmf" => Box::new(Bpmf {
             params: spec.typed()?,
         }),
         other => {
@@ -261,6 +269,45 @@ pub fn model_catalog() -> Vec<ModelInfo> {
                 ParamInfo { name: "seed", default: "fit seed (42)", help: "seed of the initial random assignment" },
             ],
         },
+        ModelInfo {
+            name: "nmf",
+            task: Task::Rating,
+            summary: "non-negative matrix factorisation by multiplicative updates (Surprise NMF)",
+            params: vec![
+                ParamInfo { name: "factors", default: "15", help: "latent factors" },
+                ParamInfo { name: "epochs", default: "50", help: "multiplicative-update epochs" },
+                ParamInfo { name: "biased", default: "false", help: "add mean + user/item biases fitted by SGD" },
+                ParamInfo { name: "reg_pu", default: "0.06", help: "user-factor regularisation" },
+                ParamInfo { name: "reg_qi", default: "0.06", help: "item-factor regularisation" },
+                ParamInfo { name: "reg_bu", default: "0.02", help: "user-bias regularisation (biased)" },
+                ParamInfo { name: "reg_bi", default: "0.02", help: "item-bias regularisation (biased)" },
+                ParamInfo { name: "lr_bu", default: "0.005", help: "user-bias learning rate (biased)" },
+                ParamInfo { name: "lr_bi", default: "0.005", help: "item-bias learning rate (biased)" },
+                ParamInfo { name: "init_low", default: "0", help: "lower bound of the uniform initial factors (>= 0)" },
+                ParamInfo { name: "init_high", default: "1", help: "upper bound of the uniform initial factors" },
+                ParamInfo { name: "seed", default: "fit seed (42)", help: "seed of the initial factors" },
+            ],
+        },
+        ModelInfo {
+            name: "bpmf",
+            task: Task::Rating,
+            summary: "Bayesian probabilistic matrix factorisation by Gibbs sampling (Salakhutdinov & Mnih 2008)",
+            params: vec![
+                ParamInfo { name: "factors", default: "20", help: "latent factors" },
+                ParamInfo { name: "burn_in", default: "10", help: "Gibbs sweeps discarded before averaging" },
+                ParamInfo { name: "samples", default: "60", help: "Gibbs sweeps averaged into predictions" },
+                ParamInfo { name: "alpha", default: "2", help: "observation precision (1 / rating noise variance)" },
+                ParamInfo { name: "beta0", default: "2", help: "prior strength of the Gaussian-Wishart hyper-mean" },
+                ParamInfo { name: "biases", default: "true", help: "user/item biases as an extra latent dimension" },
+                ParamInfo { name: "init_std", default: "0.1", help: "standard deviation of the initial factors" },
+                ParamInfo {
+                    name: "storage",
+                    default: "mean",
+                    help: "mean (averaged factors) | samples (keep every sample: exact posterior-predictive mean, samples x larger)",
+                },
+                ParamInfo { name: "seed", default: "fit seed (42)", help: "seed of the Gibbs chain" },
+            ],
+        },
     ]
 }
 
@@ -283,6 +330,8 @@ pub fn load_model(dir: &Path) -> Result<Box<dyn Model>> {
         "knn" => Box::new(KnnModel::load(params, fitted, &tensors)?),
         "slopeone" => Box::new(SlopeOneModel::load(params, fitted, &tensors)?),
         "coclustering" => Box::new(CoClusteringModel::load(params, fitted, &tensors)?),
+        "nmf" => Box::new(NmfModel::load(params, fitted, &tensors)?),
+        "bpmf" => Box::new(BpmfModel::load(params, fitted, &tensors)?),
         other => {
             return Err(Error::Model {
                 path: dir.to_owned(),
@@ -302,7 +351,7 @@ mod tests {
             build_algorithm("baseline:method=sgd").unwrap().name(),
             "baseline"
         );
-        assert_eq!(build_algorithm("rating-best").unwrap().name(), "baseline");
+        assert_eq!(build_algorithm("rating-best").unwrap().name(), "bpmf");
         assert_eq!(build_algorithm("ranking-best").unwrap().name(), "itemknn");
         let err = build_algorithm("svdx").err().unwrap().to_string();
         assert!(err.contains("unknown model"), "{err}");
