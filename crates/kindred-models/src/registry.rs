@@ -191,7 +191,7 @@ pub fn model_catalog() -> Vec<ModelInfo> {
                 ParamInfo { name: "seed", default: "fit seed (42)", help: "seed of the initialisation and of the early-stopping holdout" },
                 ParamInfo {
                     name: "parallel",
-                    default: "false",
+                    default: "true",
                     help: "blocked (stratified) SGD on all threads; reproducible per seed and thread count",
                 },
                 ParamInfo {
@@ -391,7 +391,7 @@ mod tests {
             .chain([
                 "baseline:method=sgd".to_owned(),
                 "popularity:half_life_days=0.001".to_owned(),
-                "svd:factors=4,epochs=3,parallel=true".to_owned(),
+                "svd:factors=4,epochs=3,parallel=false".to_owned(),
                 "svdpp:factors=3,epochs=2,early_stopping=0.2".to_owned(),
                 "knn:variant=baseline,user_based=false,similarity=pearson_baseline".to_owned(),
                 "knn:variant=zscore,similarity=pearson,k=3".to_owned(),

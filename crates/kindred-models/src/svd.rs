@@ -19,9 +19,10 @@
 //! (after a seeded shuffle), giving T×T blocks; an epoch runs T sub-epochs, and in sub-epoch `s`
 //! thread `a` processes block `(a, (a + s) mod T)`, so no two threads touch the same user or item
 //! row. Inside a block ratings keep Surprise's relative order. Results are reproducible for a
-//! given seed and thread count. Sequential training is the default: it reproduces Surprise's
-//! update sequence exactly. Blocked SGD measured the same accuracy on ML-1M kfold:5 (RMSE 0.8736
-//! vs 0.8738) but no speed-up on the shared 2-core machine (load ~7), so it stays an option.
+//! given seed and thread count. It is the default: on an otherwise idle 2-core machine it fits
+//! ML-1M folds in 0.43 s against 0.73 s sequentially, with the same accuracy (kfold:5 RMSE 0.8736
+//! vs 0.8738). With one thread (`--threads 1`, or `parallel=false`) training reproduces Surprise's
+//! update sequence exactly.
 //!
 //! Early stopping (`early_stopping=FRACTION`) holds out that seeded fraction of the training
 //! ratings, measures their (clipped) RMSE after each epoch, stops after `patience` epochs without
@@ -88,7 +89,7 @@ impl Default for SvdParams {
             reg_pu: None,
             reg_qi: None,
             seed: None,
-            parallel: false,
+            parallel: true,
             early_stopping: None,
             patience: 2,
         }

@@ -1,5 +1,6 @@
 //! `kindred quickstart`: the main job end to end on the embedded default. Loads (or generates)
-//! data, prints the data-quality report, evaluates the baselines under the standard protocols,
+//! data, prints the data-quality report, evaluates baselines and the strongest models under the
+//! standard protocols,
 //! trains the `ranking-best` preset on all the data, saves it and shows sample recommendations.
 
 use std::path::PathBuf;
@@ -55,11 +56,7 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
     let has_ratings = dataset.interactions.has_ratings();
     if has_ratings && args.folds >= 2 {
         let protocol = Protocol::parse(&format!("kfold:{}", args.folds))?;
-        let models = [
-            "random".to_owned(),
-            "baseline".to_owned(),
-            "baseline:method=sgd".to_owned(),
-        ];
+        let models = ["random", "baseline", "svd", "svdpp", "rating-best"].map(String::from);
         println!(
             "== rating prediction\n{}",
             format_report(&evaluate(&dataset, &protocol, &models, &options)?)
