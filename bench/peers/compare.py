@@ -21,7 +21,9 @@ rows = ["| dataset | model (Kindred / Surprise) | Kindred RMSE | Surprise RMSE |
 extra = []
 for ds in datasets:
     kindred = {r["spec"]: r for r in load(f"{ds}-kfold5.json")}
-    for s in load(f"peers-surprise-{ds}.json"):
+    surprise = load(f"peers-surprise-{ds}.json")
+    paired = {s["kindred"] for s in surprise}
+    for s in surprise:
         k = kindred.get(s["kindred"])
         if k is None:  # no Kindred counterpart evaluated (SVD for now): listed on its own below
             extra.append(f"| {ds} | {s['model']} | {s['metrics']['rmse']:.4f} ± {s['metrics_std']['rmse']:.4f} "
@@ -37,6 +39,13 @@ for ds in datasets:
         speedup = f"{s['fit_seconds'] / k['fit_seconds']:.1f}x" if k["fit_seconds"] > 0 else "n/a"
         rows.append(f"| {ds} | {k['spec']} / {s['model']} | {km['rmse']:.4f} | {sm['rmse']:.4f} | {km['mae']:.4f} "
                     f"| {sm['mae']:.4f} | {k['fit_seconds']:.4f} | {s['fit_seconds']:.4f} | {speedup} |")
+
+    # Kindred models with no Surprise counterpart (rating-best, sequential svd): Kindred's columns only.
+    for spec, k in kindred.items():
+        if spec not in paired:
+            name = f"{k['preset']} ({spec})" if k.get("preset") else spec
+            rows.append(f"| {ds} | {name} / - | {k['metrics']['rmse']:.4f} | - | {k['metrics']['mae']:.4f} | - "
+                        f"| {k['fit_seconds']:.4f} | - | - |")
 
 table = "\n".join(rows) + "\n"
 if extra:
