@@ -86,8 +86,20 @@ pub(crate) fn surprise_rating_order(users: &[u32]) -> Vec<u32> {
             next += 1;
         }
     }
-    let mut order: Vec<u32> = (0..users.len() as u32).collect();
-    order.sort_by_key(|&r| rank[users[r as usize] as usize]);
+    // Counting sort by rank: stable, so each user's ratings stay in log order.
+    let mut start = vec![0usize; next as usize + 1];
+    for &u in users {
+        start[rank[u as usize] as usize + 1] += 1;
+    }
+    for k in 0..next as usize {
+        start[k + 1] += start[k];
+    }
+    let mut order = vec![0u32; users.len()];
+    for (r, &u) in users.iter().enumerate() {
+        let slot = &mut start[rank[u as usize] as usize];
+        order[*slot] = r as u32;
+        *slot += 1;
+    }
     order
 }
 

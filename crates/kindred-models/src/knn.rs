@@ -455,8 +455,7 @@ impl Algorithm for Knn {
         } else {
             (&data.by_item, &data.by_user)
         };
-        let sim = if p.similarity == Similarity::PearsonBaseline {
-            let b = biases.as_ref().expect("baselines were fitted");
+        let sim = if let (Similarity::PearsonBaseline, Some(b)) = (p.similarity, biases.as_ref()) {
             let (users, items) = (data.data.users(), data.data.items());
             let residuals: Vec<f64> = values
                 .iter()

@@ -230,7 +230,14 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 /// `n` values drawn from N(mean, std), as f32.
 pub(crate) fn normal_matrix(rng: &mut SplitMix64, n: usize, mean: f64, std: f64) -> Vec<f32> {
-    (0..n).map(|_| (mean + std * rng.normal()) as f32).collect()
+    let mut out = Vec::with_capacity(n + 1);
+    while out.len() < n {
+        let (a, b) = rng.normal_pair();
+        out.push((mean + std * a) as f32);
+        out.push((mean + std * b) as f32);
+    }
+    out.truncate(n);
+    out
 }
 
 /// Which log rows are held out for early stopping (seeded), or none.
@@ -299,9 +306,9 @@ pub(crate) struct State {
 
 /// One SGD pass over `ratings` (indices local to the slices); returns the summed squared error.
 ///
-/// Dispatches to a copy compiled for AVX2 where the CPU has it. Neither copy contracts
-/// multiply-adds, and both perform the same operations in the same order, so results are
-/// bit-identical with and without AVX2.
+/// Dispatches to a copy compiled for AVX2 + FMA where the CPU has them: fused multiply-adds
+/// make the kernel about a quarter faster (an AVX-512 copy measured slower on this machine's EPYC). They round once instead of twice, so results differ
+/// in the last bits between CPUs with and without FMA; on one machine they are reproducible.
 #[allow(clippy::too_many_arguments)]
 fn sgd_block(
     ratings: &[Rating],
@@ -317,16 +324,17 @@ fn sgd_block(
 ) -> Result<f64> {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above).
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU supports AVX2 and FMA (checked just above).
             return unsafe { sgd_block_avx2(ratings, f, mu, biased, h, p, q, bu, bi, cancel) };
         }
     }
-    sgd_block_generic(ratings, f, mu, biased, h, p, q, bu, bi, cancel)
+    sgd_block_generic::<false>(ratings, f, mu, biased, h, p, q, bu, bi, cancel)
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 fn sgd_block_avx2(
     ratings: &[Rating],
@@ -340,12 +348,56 @@ fn sgd_block_avx2(
     bi: &mut [f32],
     cancel: &CancelFlag,
 ) -> Result<f64> {
-    sgd_block_generic(ratings, f, mu, biased, h, p, q, bu, bi, cancel)
+    sgd_block_generic::<true>(ratings, f, mu, biased, h, p, q, bu, bi, cancel)
+}
+
+/// `a * b + c`, fused where the caller was compiled with FMA (`FUSED`); without FMA hardware a
+/// fused multiply-add is a slow library call, so the plain form is used there.
+#[inline(always)]
+fn madd<const FUSED: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FUSED {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
+    }
+}
+
+/// [`dot`] with fused multiply-adds into 32 independent accumulators (four 8-lane vectors), so
+/// that the FMA latency chain does not bound the loop as a single vector accumulator would.
+#[inline(always)]
+fn dot_fused<const FUSED: bool>(a: &[f32], b: &[f32]) -> f32 {
+    if !FUSED {
+        return dot(a, b);
+    }
+    const LANES: usize = 32;
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0f32; LANES];
+    let whole = n / LANES * LANES;
+    for (x, y) in a[..whole]
+        .chunks_exact(LANES)
+        .zip(b[..whole].chunks_exact(LANES))
+    {
+        for k in 0..LANES {
+            acc[k] = x[k].mul_add(y[k], acc[k]);
+        }
+    }
+    for (k, (x, y)) in a[whole..].iter().zip(&b[whole..]).enumerate() {
+        acc[k] = x.mul_add(*y, acc[k]);
+    }
+    let mut half = LANES / 2;
+    while half > 0 {
+        for k in 0..half {
+            acc[k] += acc[k + half];
+        }
+        half /= 2;
+    }
+    acc[0]
 }
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn sgd_block_generic(
+fn sgd_block_generic<const FUSED: bool>(
     ratings: &[Rating],
     f: usize,
     mu: f32,
@@ -364,7 +416,7 @@ fn sgd_block_generic(
             let (u, i) = (r.u as usize, r.i as usize);
             let pu = &mut p[u * f..(u + 1) * f];
             let qi = &mut q[i * f..(i + 1) * f];
-            let d = dot(pu, qi);
+            let d = dot_fused::<FUSED>(pu, qi);
             let est = if biased { mu + bu[u] + bi[i] + d } else { d };
             let err = r.r - est;
             sse += (err as f64) * (err as f64);
@@ -374,8 +426,8 @@ fn sgd_block_generic(
             }
             for (x, y) in pu.iter_mut().zip(qi.iter_mut()) {
                 let (puf, qif) = (*x, *y);
-                *x = puf + h.lr_pu * (err * qif - h.reg_pu * puf);
-                *y = qif + h.lr_qi * (err * puf - h.reg_qi * qif);
+                *x = madd::<FUSED>(h.lr_pu, madd::<FUSED>(err, qif, -h.reg_pu * puf), puf);
+                *y = madd::<FUSED>(h.lr_qi, madd::<FUSED>(err, puf, -h.reg_qi * qif), qif);
             }
         }
     }
