@@ -20,7 +20,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::baseline::row_values;
-use crate::knn::{known_entities, row_moments};
+use crate::knn::row_moments;
 use crate::model::{Algorithm, Model, UserQuery};
 use crate::persist::{Fitted, TensorReader, TensorWriter};
 
@@ -238,7 +238,7 @@ pub struct CoClusteringModel {
 
 impl CoClusteringModel {
     fn new(params: CoClusteringParams, parts: Parts, fitted: Fitted) -> Self {
-        let (known_users, known_items) = known_entities(&fitted);
+        let (known_users, known_items) = fitted.known_entities();
         Self {
             params,
             parts,

@@ -260,23 +260,6 @@ pub(crate) fn from_upper_triangle(
     m
 }
 
-/// Which users and items have at least one training rating (Surprise's `knows_user/item`).
-pub(crate) fn known_entities(fitted: &Fitted) -> (Vec<bool>, Vec<bool>) {
-    let (n_users, n_items) = (fitted.users.len(), fitted.items.len());
-    let mut users = vec![false; n_users];
-    let mut items = vec![false; n_items];
-    for (u, known) in users.iter_mut().enumerate() {
-        let seen = fitted.seen.items_of(u as UserIdx);
-        *known = !seen.is_empty();
-        for &i in seen {
-            if let Some(k) = items.get_mut(i as usize) {
-                *k = true;
-            }
-        }
-    }
-    (users, items)
-}
-
 /// Mean of each row's values (0 for empty rows) and population standard deviation.
 pub(crate) fn row_moments(m: &CsMatrix, vals: &[f64]) -> (Vec<f64>, Vec<f64>) {
     let ptr = m.indptr();
@@ -540,7 +523,7 @@ pub struct KnnModel {
 
 impl KnnModel {
     fn new(params: KnnParams, parts: Parts, fitted: Fitted) -> Self {
-        let (known_users, known_items) = known_entities(&fitted);
+        let (known_users, known_items) = fitted.known_entities();
         Self {
             params,
             parts,

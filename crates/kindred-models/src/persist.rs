@@ -88,6 +88,23 @@ impl Fitted {
         }
     }
 
+    /// Which users and which items have training data (Surprise's "known" entities).
+    pub fn known_entities(&self) -> (Vec<bool>, Vec<bool>) {
+        let mut items = vec![false; self.items.len()];
+        let users = (0..self.users.len() as UserIdx)
+            .map(|u| {
+                let seen = self.seen.items_of(u);
+                for &i in seen {
+                    if let Some(known) = items.get_mut(i as usize) {
+                        *known = true;
+                    }
+                }
+                !seen.is_empty()
+            })
+            .collect();
+        (users, items)
+    }
+
     /// Clips a prediction to the training rating range.
     pub fn clip(&self, value: f32) -> f32 {
         match self.rating_range {

@@ -17,7 +17,7 @@ use kindred_core::{Error, FitContext, ItemIdx, Result, TrainSet, UserIdx};
 use serde::{Deserialize, Serialize};
 
 use crate::baseline::row_values;
-use crate::knn::{from_upper_triangle, known_entities, pair_matrix, row_moments, upper_triangle};
+use crate::knn::{from_upper_triangle, pair_matrix, row_moments, upper_triangle};
 use crate::model::{Algorithm, Model, UserQuery};
 use crate::persist::{Fitted, TensorReader, TensorWriter};
 
@@ -109,7 +109,7 @@ impl SlopeOneModel {
         global_mean: f32,
         fitted: Fitted,
     ) -> Self {
-        let (known_users, known_items) = known_entities(&fitted);
+        let (known_users, known_items) = fitted.known_entities();
         Self {
             params,
             dev,

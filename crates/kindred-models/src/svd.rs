@@ -752,24 +752,6 @@ impl Algorithm for Svd {
     }
 }
 
-/// Which users and items have training data (Surprise's "known").
-pub(crate) fn known_flags(fitted: &Fitted) -> (Vec<bool>, Vec<bool>) {
-    let n_users = fitted.users.len();
-    let mut items = vec![false; fitted.items.len()];
-    let users = (0..n_users as u32)
-        .map(|u| {
-            let seen = fitted.seen.items_of(u);
-            for &i in seen {
-                if let Some(k) = items.get_mut(i as usize) {
-                    *k = true;
-                }
-            }
-            !seen.is_empty()
-        })
-        .collect();
-    (users, items)
-}
-
 /// A fitted SVD model.
 #[derive(Debug, Clone)]
 pub struct SvdModel {
@@ -788,7 +770,7 @@ pub struct SvdModel {
 
 impl SvdModel {
     fn new(global_mean: f32, s: State, params: SvdParams, fitted: Fitted) -> Self {
-        let (user_known, item_known) = known_flags(&fitted);
+        let (user_known, item_known) = fitted.known_entities();
         Self {
             global_mean,
             user_bias: s.bu,

@@ -40,8 +40,7 @@ use crate::baseline::surprise_rating_order;
 use crate::model::{Algorithm, Model, UserQuery};
 use crate::persist::{Fitted, TensorReader, TensorWriter};
 use crate::svd::{
-    check_common, dot, holdout, known_flags, normal_matrix, rating_values, EarlyStop, Rating,
-    CANCEL_EVERY,
+    check_common, dot, holdout, normal_matrix, rating_values, EarlyStop, Rating, CANCEL_EVERY,
 };
 
 /// Hyperparameters; names and defaults are Surprise's.
@@ -407,7 +406,7 @@ pub struct SvdppModel {
 
 impl SvdppModel {
     fn new(global_mean: f32, s: State, params: SvdppParams, fitted: Fitted) -> Self {
-        let (user_known, item_known) = known_flags(&fitted);
+        let (user_known, item_known) = fitted.known_entities();
         let effective = effective_users(&s.p, &s.y, params.factors, &fitted);
         Self {
             global_mean,
