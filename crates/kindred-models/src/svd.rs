@@ -304,51 +304,46 @@ pub(crate) struct State {
     pub bi: Vec<f32>,
 }
 
-/// One SGD pass over `ratings` (indices local to the slices); returns the summed squared error.
-///
-/// Dispatches to a copy compiled for AVX2 + FMA where the CPU has them: fused multiply-adds
-/// make the kernel about a quarter faster (an AVX-512 copy measured slower on this machine's EPYC). They round once instead of twice, so results differ
-/// in the last bits between CPUs with and without FMA; on one machine they are reproducible.
-#[allow(clippy::too_many_arguments)]
-fn sgd_block(
-    ratings: &[Rating],
+/// What every rating update of one epoch shares.
+#[derive(Clone, Copy)]
+struct Step<'a> {
     f: usize,
     mu: f32,
     biased: bool,
-    h: &Rates,
-    p: &mut [f32],
-    q: &mut [f32],
-    bu: &mut [f32],
-    bi: &mut [f32],
-    cancel: &CancelFlag,
-) -> Result<f64> {
+    h: &'a Rates,
+    cancel: &'a CancelFlag,
+}
+
+/// The factor and bias rows one block may update (indices local to the block).
+struct BlockRows<'a> {
+    p: &'a mut [f32],
+    q: &'a mut [f32],
+    bu: &'a mut [f32],
+    bi: &'a mut [f32],
+}
+
+/// One SGD pass over `ratings`; returns the summed squared error.
+///
+/// Dispatches to a copy compiled for AVX2 + FMA where the CPU has them: fused multiply-adds
+/// make the kernel about a quarter faster (an AVX-512 copy measured slower on this machine's
+/// EPYC). They round once instead of twice, so results differ in the last bits between CPUs with
+/// and without FMA; on one machine they are reproducible.
+fn sgd_block(ratings: &[Rating], step: &Step<'_>, rows: BlockRows<'_>) -> Result<f64> {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-            return unsafe { sgd_block_avx2(ratings, f, mu, biased, h, p, q, bu, bi, cancel) };
+            return unsafe { sgd_block_avx2(ratings, step, rows) };
         }
     }
-    sgd_block_generic::<false>(ratings, f, mu, biased, h, p, q, bu, bi, cancel)
+    sgd_block_generic::<false>(ratings, step, rows)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-fn sgd_block_avx2(
-    ratings: &[Rating],
-    f: usize,
-    mu: f32,
-    biased: bool,
-    h: &Rates,
-    p: &mut [f32],
-    q: &mut [f32],
-    bu: &mut [f32],
-    bi: &mut [f32],
-    cancel: &CancelFlag,
-) -> Result<f64> {
-    sgd_block_generic::<true>(ratings, f, mu, biased, h, p, q, bu, bi, cancel)
+fn sgd_block_avx2(ratings: &[Rating], step: &Step<'_>, rows: BlockRows<'_>) -> Result<f64> {
+    sgd_block_generic::<true>(ratings, step, rows)
 }
 
 /// `a * b + c`, fused where the caller was compiled with FMA (`FUSED`); without FMA hardware a
@@ -396,19 +391,19 @@ fn dot_fused<const FUSED: bool>(a: &[f32], b: &[f32]) -> f32 {
 }
 
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn sgd_block_generic<const FUSED: bool>(
     ratings: &[Rating],
-    f: usize,
-    mu: f32,
-    biased: bool,
-    h: &Rates,
-    p: &mut [f32],
-    q: &mut [f32],
-    bu: &mut [f32],
-    bi: &mut [f32],
-    cancel: &CancelFlag,
+    step: &Step<'_>,
+    rows: BlockRows<'_>,
 ) -> Result<f64> {
+    let Step {
+        f,
+        mu,
+        biased,
+        h,
+        cancel,
+    } = *step;
+    let BlockRows { p, q, bu, bi } = rows;
     let mut sse = 0f64;
     for chunk in ratings.chunks(CANCEL_EVERY) {
         cancel.check()?;
@@ -545,16 +540,8 @@ impl Layout {
     }
 
     /// One epoch: `t` sub-epochs of `t` disjoint blocks each.
-    fn epoch(
-        &self,
-        s: &mut State,
-        f: usize,
-        mu: f32,
-        biased: bool,
-        h: &Rates,
-        cancel: &CancelFlag,
-    ) -> Result<f64> {
-        let t = self.t;
+    fn epoch(&self, s: &mut State, step: &Step<'_>) -> Result<f64> {
+        let (t, f) = (self.t, step.f);
         let mut sse = 0.0;
         for sub in 0..t {
             let ps = split_rows(&mut s.p, &self.ub, f);
@@ -580,18 +567,7 @@ impl Layout {
                 let (Some(q), Some(bi)) = (q, bi) else {
                     return Ok(0.0);
                 };
-                sgd_block(
-                    &self.blocks[a * t + b],
-                    f,
-                    mu,
-                    biased,
-                    h,
-                    p,
-                    q,
-                    bu,
-                    bi,
-                    cancel,
-                )
+                sgd_block(&self.blocks[a * t + b], step, BlockRows { p, q, bu, bi })
             };
             let parts: Vec<Result<f64>> = if t == 1 {
                 tasks.into_iter().map(run).collect()
@@ -702,7 +678,14 @@ fn train(
     ctx.progress.begin("svd", params.epochs as u64);
     for epoch in 0..params.epochs {
         ctx.cancel.check()?;
-        let sse = layout.epoch(&mut s, f, mu, params.biased, &rates, &ctx.cancel)?;
+        let step = Step {
+            f,
+            mu,
+            biased: params.biased,
+            h: &rates,
+            cancel: &ctx.cancel,
+        };
+        let sse = layout.epoch(&mut s, &step)?;
         let loss = (sse / order.len().max(1) as f64).sqrt();
         ctx.progress.advance(1);
         if validation.is_empty() {
