@@ -231,19 +231,14 @@ struct Parts {
 pub struct CoClusteringModel {
     pub params: CoClusteringParams,
     parts: Parts,
-    known_users: Vec<bool>,
-    known_items: Vec<bool>,
     fitted: Fitted,
 }
 
 impl CoClusteringModel {
     fn new(params: CoClusteringParams, parts: Parts, fitted: Fitted) -> Self {
-        let (known_users, known_items) = fitted.known_entities();
         Self {
             params,
             parts,
-            known_users,
-            known_items,
             fitted,
         }
     }
@@ -276,14 +271,10 @@ impl CoClusteringModel {
         Ok(Self::new(params, parts, fitted))
     }
 
-    fn known(flags: &[bool], idx: u32) -> bool {
-        flags.get(idx as usize) == Some(&true)
-    }
-
     /// Surprise's estimate, unclipped.
     fn estimate(&self, user: UserIdx, item: ItemIdx) -> f64 {
         let p = &self.parts;
-        if !(Self::known(&self.known_users, user) && Self::known(&self.known_items, item)) {
+        if !(self.fitted.knows_user(user) && self.fitted.knows_item(item)) {
             return p.global_mean as f64;
         }
         let (u, i) = (user as usize, item as usize);
@@ -312,9 +303,9 @@ impl Model for CoClusteringModel {
     }
 
     fn score(&self, query: &UserQuery<'_>, items: &[ItemIdx], out: &mut [f32]) {
-        let user = query.user.filter(|&u| Self::known(&self.known_users, u));
+        let user = query.user.filter(|&u| self.fitted.knows_user(u));
         for (o, &i) in out.iter_mut().zip(items) {
-            *o = if !Self::known(&self.known_items, i) {
+            *o = if !self.fitted.knows_item(i) {
                 self.parts.global_mean
             } else if let Some(u) = user {
                 self.estimate(u, i) as f32

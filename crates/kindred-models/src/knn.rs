@@ -516,19 +516,14 @@ struct Parts {
 pub struct KnnModel {
     pub params: KnnParams,
     parts: Parts,
-    known_users: Vec<bool>,
-    known_items: Vec<bool>,
     fitted: Fitted,
 }
 
 impl KnnModel {
     fn new(params: KnnParams, parts: Parts, fitted: Fitted) -> Self {
-        let (known_users, known_items) = fitted.known_entities();
         Self {
             params,
             parts,
-            known_users,
-            known_items,
             fitted,
         }
     }
@@ -580,8 +575,7 @@ impl KnnModel {
     }
 
     fn knows(&self, user: UserIdx, item: ItemIdx) -> bool {
-        self.known_users.get(user as usize) == Some(&true)
-            && self.known_items.get(item as usize) == Some(&true)
+        self.fitted.knows_user(user) && self.fitted.knows_item(item)
     }
 
     /// Baseline estimate with the biases of known entities (variant `baseline`).
@@ -664,7 +658,7 @@ impl KnnModel {
     /// Score of an item for a user the model cannot personalise for.
     fn anonymous(&self, item: ItemIdx) -> f32 {
         let p = &self.parts;
-        if self.known_items.get(item as usize) != Some(&true) {
+        if !self.fitted.knows_item(item) {
             return p.global_mean;
         }
         match self.params.variant {
@@ -692,14 +686,10 @@ impl Model for KnnModel {
     }
 
     fn score(&self, query: &UserQuery<'_>, items: &[ItemIdx], out: &mut [f32]) {
-        let user = query
-            .user
-            .filter(|&u| self.known_users.get(u as usize) == Some(&true));
+        let user = query.user.filter(|&u| self.fitted.knows_user(u));
         for (o, &i) in out.iter_mut().zip(items) {
             *o = match user {
-                Some(u) if self.known_items.get(i as usize) == Some(&true) => {
-                    self.estimate(u, i) as f32
-                }
+                Some(u) if self.fitted.knows_item(i) => self.estimate(u, i) as f32,
                 _ => self.anonymous(i),
             };
         }

@@ -73,36 +73,44 @@ pub struct Fitted {
     pub rating_range: Option<(f32, f32)>,
     pub data_fingerprint: u64,
     pub n_train: usize,
+    /// Items with training data, derived from `seen` once.
+    known_items: Vec<bool>,
+}
+
+/// Marks the items that occur in `seen`.
+fn known_items(seen: &SeenItems, n_items: usize) -> Vec<bool> {
+    let mut known = vec![false; n_items];
+    for &i in &seen.items {
+        if let Some(k) = known.get_mut(i as usize) {
+            *k = true;
+        }
+    }
+    known
 }
 
 impl Fitted {
     /// Captures the shared state of a training set.
     pub fn from_train(data: &TrainSet) -> Self {
+        let seen = SeenItems::from_train(data);
         Self {
             users: Arc::clone(data.data.user_ids()),
             items: Arc::clone(data.data.item_ids()),
-            seen: SeenItems::from_train(data),
+            known_items: known_items(&seen, data.n_items()),
+            seen,
             rating_range: data.data.rating_range(),
             data_fingerprint: data.data.fingerprint(),
             n_train: data.data.len(),
         }
     }
 
-    /// Which users and which items have training data (Surprise's "known" entities).
-    pub fn known_entities(&self) -> (Vec<bool>, Vec<bool>) {
-        let mut items = vec![false; self.items.len()];
-        let users = (0..self.users.len() as UserIdx)
-            .map(|u| {
-                let seen = self.seen.items_of(u);
-                for &i in seen {
-                    if let Some(known) = items.get_mut(i as usize) {
-                        *known = true;
-                    }
-                }
-                !seen.is_empty()
-            })
-            .collect();
-        (users, items)
+    /// True when `user` has training data (Surprise's "known" user); false for unknown indices.
+    pub fn knows_user(&self, user: UserIdx) -> bool {
+        !self.seen.items_of(user).is_empty()
+    }
+
+    /// True when `item` has training data (Surprise's "known" item); false for unknown indices.
+    pub fn knows_item(&self, item: ItemIdx) -> bool {
+        self.known_items.get(item as usize) == Some(&true)
     }
 
     /// Clips a prediction to the training rating range.
@@ -159,6 +167,7 @@ impl Fitted {
         let fitted = Fitted {
             users: Arc::new(manifest.users.clone()),
             items: Arc::new(manifest.items.clone()),
+            known_items: known_items(&seen, manifest.items.len()),
             seen,
             rating_range: manifest.rating_range,
             data_fingerprint,

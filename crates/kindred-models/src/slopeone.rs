@@ -95,8 +95,6 @@ pub struct SlopeOneModel {
     user_mean: Vec<f32>,
     item_mean: Vec<f32>,
     global_mean: f32,
-    known_users: Vec<bool>,
-    known_items: Vec<bool>,
     fitted: Fitted,
 }
 
@@ -109,15 +107,12 @@ impl SlopeOneModel {
         global_mean: f32,
         fitted: Fitted,
     ) -> Self {
-        let (known_users, known_items) = fitted.known_entities();
         Self {
             params,
             dev,
             user_mean,
             item_mean,
             global_mean,
-            known_users,
-            known_items,
             fitted,
         }
     }
@@ -138,13 +133,9 @@ impl SlopeOneModel {
         ))
     }
 
-    fn known(flags: &[bool], idx: u32) -> bool {
-        flags.get(idx as usize) == Some(&true)
-    }
-
     /// Surprise's estimate, unclipped.
     fn estimate(&self, user: UserIdx, item: ItemIdx) -> f64 {
-        if !(Self::known(&self.known_users, user) && Self::known(&self.known_items, item)) {
+        if !(self.fitted.knows_user(user) && self.fitted.knows_item(item)) {
             return self.global_mean as f64;
         }
         let n = self.item_mean.len();
@@ -183,9 +174,9 @@ impl Model for SlopeOneModel {
     }
 
     fn score(&self, query: &UserQuery<'_>, items: &[ItemIdx], out: &mut [f32]) {
-        let user = query.user.filter(|&u| Self::known(&self.known_users, u));
+        let user = query.user.filter(|&u| self.fitted.knows_user(u));
         for (o, &i) in out.iter_mut().zip(items) {
-            *o = if !Self::known(&self.known_items, i) {
+            *o = if !self.fitted.knows_item(i) {
                 self.global_mean
             } else if let Some(u) = user {
                 self.estimate(u, i) as f32

@@ -746,14 +746,11 @@ pub struct SvdModel {
     /// Row-major `n_items × factors`.
     pub item_factors: Vec<f32>,
     pub params: SvdParams,
-    user_known: Vec<bool>,
-    item_known: Vec<bool>,
     fitted: Fitted,
 }
 
 impl SvdModel {
     fn new(global_mean: f32, s: State, params: SvdParams, fitted: Fitted) -> Self {
-        let (user_known, item_known) = fitted.known_entities();
         Self {
             global_mean,
             user_bias: s.bu,
@@ -761,8 +758,6 @@ impl SvdModel {
             user_factors: s.p,
             item_factors: s.q,
             params,
-            user_known,
-            item_known,
             fitted,
         }
     }
@@ -785,7 +780,9 @@ impl SvdModel {
     fn user_vec(&self, user: UserIdx) -> Option<&[f32]> {
         let u = user as usize;
         let f = self.params.factors;
-        (*self.user_known.get(u)?).then(|| &self.user_factors[u * f..(u + 1) * f])
+        self.fitted
+            .knows_user(user)
+            .then(|| &self.user_factors[u * f..(u + 1) * f])
     }
 
     /// Unclipped prediction with Surprise's fallbacks for unknown users and items.
@@ -793,10 +790,8 @@ impl SvdModel {
         let i = item as usize;
         let f = self.params.factors;
         let qi = self
-            .item_known
-            .get(i)
-            .copied()
-            .unwrap_or(false)
+            .fitted
+            .knows_item(item)
             .then(|| &self.item_factors[i * f..(i + 1) * f]);
         let d = match (pu, qi) {
             (Some(p), Some(q)) => Some(dot(p, q)),

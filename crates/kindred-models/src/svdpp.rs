@@ -399,14 +399,11 @@ pub struct SvdppModel {
     pub params: SvdppParams,
     /// `p_u + |N(u)|^-1/2 Σ y_j`, derived.
     effective: Vec<f32>,
-    user_known: Vec<bool>,
-    item_known: Vec<bool>,
     fitted: Fitted,
 }
 
 impl SvdppModel {
     fn new(global_mean: f32, s: State, params: SvdppParams, fitted: Fitted) -> Self {
-        let (user_known, item_known) = fitted.known_entities();
         let effective = effective_users(&s.p, &s.y, params.factors, &fitted);
         Self {
             global_mean,
@@ -417,8 +414,6 @@ impl SvdppModel {
             implicit_factors: s.y,
             params,
             effective,
-            user_known,
-            item_known,
             fitted,
         }
     }
@@ -445,16 +440,10 @@ impl SvdppModel {
         Ok(Self::new(mu, state, params, fitted))
     }
 
-    fn item_known(&self, item: ItemIdx) -> bool {
-        self.item_known.get(item as usize).copied().unwrap_or(false)
-    }
-
     /// The user vector to score with (`None`: no factor term) and the user bias.
     fn user_vector(&self, query: &UserQuery<'_>) -> (Option<Vec<f32>>, f32) {
         let f = self.params.factors;
-        let known = query
-            .user
-            .filter(|&u| self.user_known.get(u as usize).copied().unwrap_or(false));
+        let known = query.user.filter(|&u| self.fitted.knows_user(u));
         let bias = known.map_or(0.0, |u| self.user_bias[u as usize]);
         if query.history.is_empty() {
             let v = known.map(|u| self.effective[u as usize * f..(u as usize + 1) * f].to_vec());
@@ -468,7 +457,7 @@ impl SvdppModel {
                 .history
                 .iter()
                 .copied()
-                .filter(|&i| self.item_known(i)),
+                .filter(|&i| self.fitted.knows_item(i)),
         );
         items.sort_unstable();
         items.dedup();
@@ -486,7 +475,7 @@ impl SvdppModel {
 
     fn raw(&self, z: Option<&[f32]>, bu: f32, item: ItemIdx) -> f32 {
         let mut est = self.global_mean + bu;
-        if self.item_known(item) {
+        if self.fitted.knows_item(item) {
             let i = item as usize;
             let f = self.params.factors;
             est += self.item_bias[i];
@@ -512,7 +501,7 @@ impl Model for SvdppModel {
     }
 
     fn predict(&self, user: UserIdx, item: ItemIdx) -> Option<f32> {
-        let known = self.user_known.get(user as usize).copied().unwrap_or(false);
+        let known = self.fitted.knows_user(user);
         let f = self.params.factors;
         let (z, bu) = if known {
             let u = user as usize;
