@@ -17,6 +17,7 @@ pub mod persist;
 pub mod popularity;
 pub mod random;
 pub mod registry;
+mod sgd_kernel;
 pub mod slopeone;
 pub mod svd;
 pub mod svdpp;
