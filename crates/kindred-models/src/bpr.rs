@@ -186,7 +186,6 @@ impl Worker<'_> {
     }
 
     /// Draws and applies `samples` triples.
-    #[allow(clippy::too_many_arguments)]
     fn run(
         &mut self,
         samples: usize,
@@ -699,9 +698,9 @@ mod tests {
             .fit(&train, &ctx)
             .unwrap();
             let bpr_hits = hit_rate(bpr.as_ref(), &held_out, 10);
-            // Measured (uniform, popularity): see the report; the margin is wide on purpose.
+            // Measured hit rates at 10: uniform 0.3475, popularity 0.3488, popularity model 0.0625.
             assert!(
-                bpr_hits > pop_hits * 1.5,
+                bpr_hits > pop_hits * 3.0,
                 "{sampling:?}: bpr {bpr_hits:.4} popularity {pop_hits:.4}"
             );
         }

@@ -115,7 +115,7 @@ impl NcfParams {
             return bad("factors must be at least 1".into());
         }
         let layers = &self.layers.0;
-        if layers.is_empty() || layers.contains(&0) || layers[0] % 2 != 0 {
+        if layers.is_empty() || layers.contains(&0) || !layers[0].is_multiple_of(2) {
             return bad(format!(
                 "layers must be positive sizes with an even first one (split between user and item), got {}",
                 String::from(self.layers.clone())
@@ -206,6 +206,13 @@ struct Net {
     users: Vec<f32>,
     items: Vec<f32>,
     dense: Vec<f32>,
+}
+
+/// Where one example's gradient is added: the dense vector and the example's two embedding rows.
+struct GradOut<'a> {
+    dense: &'a mut [f32],
+    user: &'a mut [f32],
+    item: &'a mut [f32],
 }
 
 /// Activations of one forward pass.
@@ -301,17 +308,13 @@ impl Net {
     }
 
     /// Adds `dlogit ×` the gradient of the logit (after [`Self::forward`] on the same rows) to
-    /// `dense`, `d_user` and `d_item`.
-    fn backward(
-        &self,
-        dlogit: f32,
-        user: &[f32],
-        item: &[f32],
-        s: &mut Scratch,
-        dense: &mut [f32],
-        d_user: &mut [f32],
-        d_item: &mut [f32],
-    ) {
+    /// `out`.
+    fn backward(&self, dlogit: f32, user: &[f32], item: &[f32], s: &mut Scratch, out: GradOut<'_>) {
+        let GradOut {
+            dense,
+            user: d_user,
+            item: d_item,
+        } = out;
         let sh = &self.shape;
         let (g, half, depth) = (sh.gmf, sh.half(), sh.sizes.len() - 1);
         let h = &self.dense[sh.out_offset..sh.out_bias];
@@ -423,9 +426,11 @@ impl Grads {
                 user,
                 item,
                 &mut self.scratch,
-                &mut self.dense,
-                &mut self.users[u * e..(u + 1) * e],
-                &mut self.items[i * e..(i + 1) * e],
+                GradOut {
+                    dense: &mut self.dense,
+                    user: &mut self.users[u * e..(u + 1) * e],
+                    item: &mut self.items[i * e..(i + 1) * e],
+                },
             );
         }
     }
@@ -861,9 +866,11 @@ mod tests {
                     net.user_row(u),
                     net.item_row(i),
                     &mut s,
-                    &mut dense,
-                    &mut du,
-                    &mut di,
+                    GradOut {
+                        dense: &mut dense,
+                        user: &mut du,
+                        item: &mut di,
+                    },
                 );
                 let h = 1e-3f32;
                 let offset = |which: usize| match which {
@@ -944,7 +951,8 @@ mod tests {
             hit_rate(pop.as_ref(), &held_out, 10),
             hit_rate(ncf.as_ref(), &held_out, 10),
         );
-        assert!(n > p * 1.5, "ncf {n:.4} popularity {p:.4}");
+        // Measured hit rates at 10: ncf 0.3000, popularity 0.0625.
+        assert!(n > p * 3.0, "ncf {n:.4} popularity {p:.4}");
     }
 
     #[test]
