@@ -8,7 +8,9 @@
 //! The positive pair is drawn uniformly among the distinct training (user, item) pairs and the
 //! negative from [`crate::negative`] (uniform, or ∝ popularity^beta; `implicit` draws the item of
 //! a random interaction, i.e. popularity with beta = 1). One epoch draws as many triples as there
-//! are pairs; the reported loss is the epoch's mean `-ln σ(x_uij)`. Factors start uniform in
+//! are pairs; the reported loss is the epoch's mean `-ln σ(x_uij)`. The default negatives,
+//! popularity with beta = 0.5, were the most accurate of the samplers tried on MovieLens
+//! (`temporal:0.2,positive>=4`): uniform lags on ML-100K and beta = 1 on ML-1M. Factors start uniform in
 //! `±0.5 / factors` as in `implicit`; biases start at 0.
 //!
 //! Parallel training is deterministic rather than Hogwild: users are cut into `ctx.threads`
@@ -68,8 +70,8 @@ impl Default for BprParams {
             learning_rate: 0.01,
             regularization: 0.01,
             iterations: 100,
-            sampling: Sampling::Uniform,
-            beta: 0.75,
+            sampling: Sampling::Popularity,
+            beta: 0.5,
             verify_negative: true,
             seed: None,
         }
