@@ -2,7 +2,7 @@
 //! trained by SGD on sampled (user, positive, negative) triples, as the `implicit` library's BPR.
 //!
 //! Score `x_ui = p_u · q_i + b_i`. For a triple (u, i, j) with `x_uij = x_ui - x_uj`, SGD ascends
-//! `ln σ(x_uij) - λ‖θ‖²` with `z = σ(-x_uij)`:
+//! `ln σ(x_uij) - (λ/2)‖θ‖²` (over the parameters the triple touches) with `z = σ(-x_uij)`:
 //! `p_u += η (z (q_i - q_j) - λ p_u)`, `q_i += η (z p_u - λ q_i)`, `q_j += η (-z p_u - λ q_j)`,
 //! `b_i += η (z - λ b_i)`, `b_j += η (-z - λ b_j)`.
 //! The positive pair is drawn uniformly among the distinct training (user, item) pairs and the
@@ -10,8 +10,8 @@
 //! a random interaction, i.e. popularity with beta = 1). One epoch draws as many triples as there
 //! are pairs; the reported loss is the epoch's mean `-ln σ(x_uij)`. The default negatives,
 //! popularity with beta = 0.5, were the most accurate of the samplers tried on MovieLens
-//! (`temporal:0.2,positive>=4`): uniform lags on ML-100K and beta = 1 on ML-1M. Factors start uniform in
-//! `±0.5 / factors` as in `implicit`; biases start at 0.
+//! (`temporal:0.2,positive>=4`): uniform lags on ML-100K and beta = 1 on ML-1M. Factors start
+//! uniform in `±0.5 / factors` as in `implicit`; biases start at 0.
 //!
 //! Parallel training is deterministic rather than Hogwild: users are cut into `ctx.threads`
 //! contiguous shards of about equal pair counts, each thread owns its shard's user rows, its own
