@@ -7,10 +7,13 @@
 
 pub mod baseline;
 pub mod bpmf;
+pub mod bpr;
 pub mod coclustering;
 pub mod itemknn;
 pub mod knn;
 pub mod model;
+pub mod ncf;
+pub mod negative;
 pub mod nmf;
 pub mod params;
 pub mod persist;

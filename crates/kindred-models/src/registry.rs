@@ -8,10 +8,12 @@ use serde::Serialize;
 
 use crate::baseline::{Baseline, BaselineModel};
 use crate::bpmf::{Bpmf, BpmfModel};
+use crate::bpr::{Bpr, BprModel};
 use crate::coclustering::{CoClustering, CoClusteringModel};
 use crate::itemknn::{ItemKnn, ItemKnnModel};
 use crate::knn::{Knn, KnnModel};
 use crate::model::{Algorithm, Model};
+use crate::ncf::{Ncf, NcfModel};
 use crate::nmf::{Nmf, NmfModel};
 use crate::params::ModelSpec;
 use crate::persist::Fitted;
@@ -97,6 +99,12 @@ pub fn build_algorithm(spec: &str) -> Result<Box<dyn Algorithm>> {
             params: spec.typed()?,
         }),
         "bpmf" => Box::new(Bpmf {
+            params: spec.typed()?,
+        }),
+        "bpr" => Box::new(Bpr {
+            params: spec.typed()?,
+        }),
+        "ncf" => Box::new(Ncf {
             params: spec.typed()?,
         }),
         other => {
@@ -308,6 +316,36 @@ pub fn model_catalog() -> Vec<ModelInfo> {
                 ParamInfo { name: "seed", default: "fit seed (42)", help: "seed of the Gibbs chain" },
             ],
         },
+        ModelInfo {
+            name: "bpr",
+            task: Task::Ranking,
+            summary: "Bayesian Personalised Ranking matrix factorisation with item biases (Rendle 2009; implicit's BPR), deterministic parallel SGD",
+            params: vec![
+                ParamInfo { name: "factors", default: "64", help: "latent factors (plus an item bias)" },
+                ParamInfo { name: "learning_rate", default: "0.01", help: "SGD learning rate" },
+                ParamInfo { name: "regularization", default: "0.01", help: "L2 regularisation of the factors and biases each step touches" },
+                ParamInfo { name: "iterations", default: "100", help: "epochs; each draws as many (user, positive, negative) triples as there are training pairs" },
+                ParamInfo { name: "sampling", default: "popularity", help: "negatives: uniform | popularity (proportional to item user count^beta)" },
+                ParamInfo { name: "beta", default: "0.5", help: "popularity sampling exponent (1 = implicit's sampling, 0 = uniform over trained items)" },
+                ParamInfo { name: "verify_negative", default: "true", help: "redraw negatives the user interacted with (up to 64 draws)" },
+                ParamInfo { name: "seed", default: "fit seed (42)", help: "seed of initialisation and sampling; results depend on seed and thread count" },
+            ],
+        },
+        ModelInfo {
+            name: "ncf",
+            task: Task::Ranking,
+            summary: "Neural Collaborative Filtering, NeuMF = GMF + MLP (He et al. 2017), BCE with sampled negatives, Adam",
+            params: vec![
+                ParamInfo { name: "factors", default: "16", help: "GMF embedding width" },
+                ParamInfo { name: "layers", default: "64-32-16", help: "MLP sizes joined by '-': input width (half user, half item embedding), then hidden ReLU layers" },
+                ParamInfo { name: "epochs", default: "20", help: "passes over the training pairs" },
+                ParamInfo { name: "lr", default: "0.001", help: "Adam step size" },
+                ParamInfo { name: "reg", default: "0", help: "L2 regularisation of the parameters each batch touches" },
+                ParamInfo { name: "negatives", default: "4", help: "uniformly sampled negatives per training pair and epoch" },
+                ParamInfo { name: "batch_size", default: "256", help: "examples (positives with their negatives) per Adam step, about" },
+                ParamInfo { name: "seed", default: "fit seed (42)", help: "seed of initialisation, shuffling and sampling; results depend on seed and thread count" },
+            ],
+        },
     ]
 }
 
@@ -332,6 +370,8 @@ pub fn load_model(dir: &Path) -> Result<Box<dyn Model>> {
         "coclustering" => Box::new(CoClusteringModel::load(params, fitted, &tensors)?),
         "nmf" => Box::new(NmfModel::load(params, fitted, &tensors)?),
         "bpmf" => Box::new(BpmfModel::load(params, fitted, &tensors)?),
+        "bpr" => Box::new(BprModel::load(params, fitted, &tensors)?),
+        "ncf" => Box::new(NcfModel::load(params, fitted, &tensors)?),
         other => {
             return Err(Error::Model {
                 path: dir.to_owned(),
