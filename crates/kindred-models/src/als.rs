@@ -26,6 +26,7 @@ use std::path::Path;
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::cholesky::llt;
 use faer::linalg::matmul::matmul;
+use faer::linalg::matmul::triangular::{self, BlockStructure};
 use faer::{Accum, MatMut, MatRef, Par};
 use kindred_core::{CsMatrix, Error, FitContext, ItemIdx, Result, SplitMix64, TrainSet, UserIdx};
 use rayon::prelude::*;
@@ -330,11 +331,15 @@ fn solve_cholesky(
     if n > 0 {
         let yu = MatRef::from_row_major_slice(&s.gathered, n, f);
         let scaled = MatRef::from_row_major_slice(&s.scaled, n, f);
-        matmul(
+        // The factorisation reads only the lower triangle, so only that half is updated.
+        triangular::matmul(
             a.as_mut(),
+            BlockStructure::TriangularLower,
             Accum::Add,
             yu.transpose(),
+            BlockStructure::Rectangular,
             scaled,
+            BlockStructure::Rectangular,
             1.0,
             Par::Seq,
         );
