@@ -5,10 +5,12 @@
 //! `baseline:method=sgd` to algorithms, lists them for `kindred models`, resolves presets and
 //! loads saved models back.
 
+pub mod als;
 pub mod baseline;
 pub mod bpmf;
 pub mod bpr;
 pub mod coclustering;
+pub mod ease;
 pub mod itemknn;
 pub mod knn;
 pub mod model;

@@ -6,10 +6,12 @@ use std::path::Path;
 use kindred_core::{Error, Result};
 use serde::Serialize;
 
+use crate::als::{Als, AlsModel};
 use crate::baseline::{Baseline, BaselineModel};
 use crate::bpmf::{Bpmf, BpmfModel};
 use crate::bpr::{Bpr, BprModel};
 use crate::coclustering::{CoClustering, CoClusteringModel};
+use crate::ease::{Ease, EaseModel};
 use crate::itemknn::{ItemKnn, ItemKnnModel};
 use crate::knn::{Knn, KnnModel};
 use crate::model::{Algorithm, Model};
@@ -105,6 +107,12 @@ pub fn build_algorithm(spec: &str) -> Result<Box<dyn Algorithm>> {
             params: spec.typed()?,
         }),
         "ncf" => Box::new(Ncf {
+            params: spec.typed()?,
+        }),
+        "als" => Box::new(Als {
+            params: spec.typed()?,
+        }),
+        "ease" => Box::new(Ease {
             params: spec.typed()?,
         }),
         other => {
@@ -346,6 +354,43 @@ pub fn model_catalog() -> Vec<ModelInfo> {
                 ParamInfo { name: "seed", default: "fit seed (42)", help: "seed of initialisation, shuffling and sampling; results depend on seed and thread count" },
             ],
         },
+        ModelInfo {
+            name: "als",
+            task: Task::Ranking,
+            summary: "implicit-feedback ALS (Hu, Koren & Volinsky 2008; as the implicit library), fold-in for new users",
+            params: vec![
+                ParamInfo { name: "factors", default: "64", help: "latent factors" },
+                ParamInfo { name: "reg", default: "0.05", help: "L2 regularisation of every vector (not scaled by counts)" },
+                ParamInfo { name: "alpha", default: "1", help: "confidence scale of an observed pair's summed weight" },
+                ParamInfo {
+                    name: "confidence",
+                    default: "hu",
+                    help: "hu (c = 1 + alpha w) | implicit (c = alpha w, the implicit library's convention)",
+                },
+                ParamInfo { name: "iterations", default: "15", help: "alternating passes (users, then items)" },
+                ParamInfo { name: "solver", default: "cg", help: "cg (conjugate gradient, warm-started) | cholesky (exact)" },
+                ParamInfo { name: "cg_steps", default: "3", help: "conjugate-gradient steps per vector and pass" },
+                ParamInfo { name: "seed", default: "fit seed (42)", help: "seed of the initial factors" },
+            ],
+        },
+        ModelInfo {
+            name: "ease",
+            task: Task::Ranking,
+            summary: "EASE^R (Steck 2019): closed-form item-item linear autoencoder; serves anonymous users from their history",
+            params: vec![
+                ParamInfo { name: "lambda", default: "500", help: "L2 regularisation added to the diagonal of X^T X" },
+                ParamInfo {
+                    name: "weighting",
+                    default: "binary",
+                    help: "binary (each user-item pair counts once) | weight (sum of implicit weights)",
+                },
+                ParamInfo {
+                    name: "max_items",
+                    default: "20000",
+                    help: "largest catalog fitted: the model holds items^2 weights",
+                },
+            ],
+        },
     ]
 }
 
@@ -372,6 +417,8 @@ pub fn load_model(dir: &Path) -> Result<Box<dyn Model>> {
         "bpmf" => Box::new(BpmfModel::load(params, fitted, &tensors)?),
         "bpr" => Box::new(BprModel::load(params, fitted, &tensors)?),
         "ncf" => Box::new(NcfModel::load(params, fitted, &tensors)?),
+        "als" => Box::new(AlsModel::load(params, fitted, &tensors)?),
+        "ease" => Box::new(EaseModel::load(params, fitted, &tensors)?),
         other => {
             return Err(Error::Model {
                 path: dir.to_owned(),
