@@ -159,8 +159,10 @@ pub fn model_catalog() -> Vec<ModelInfo> {
                 ParamInfo {
                     name: "weighting",
                     default: "binary",
-                    help: "binary (each user-item pair counts once) | weight (sum of implicit weights)",
+                    help: "binary (each user-item pair counts once) | weight (sum of implicit weights) | bm25 | tfidf (implicit's bm25_weight / tfidf_weight of the item-user matrix, before cosine and when scoring)",
                 },
+                ParamInfo { name: "bm25_k1", default: "1.2", help: "BM25 term-frequency saturation (weighting=bm25)" },
+                ParamInfo { name: "bm25_b", default: "0.75", help: "BM25 length normalisation in [0, 1] (weighting=bm25)" },
                 ParamInfo {
                     name: "half_life",
                     default: "0 (off)",
