@@ -247,7 +247,7 @@ def ranking_models():
                                                             random_state=SEED))),
         ("implicit item-kNN cosine", "itemknn", {"K": 50},
          implicit_model(lambda: CosineRecommender(K=50, num_threads=THREADS))),
-        ("LightFM WARP", "hybrid:item_ids=true", {"no_components": 64, "epochs": 30, "features": "none"},
+        ("LightFM WARP", None, {"no_components": 64, "epochs": 30, "features": "none"},
          lightfm_model(None)),
         ("LightFM WARP ids+genres", "hybrid", {"no_components": 64, "epochs": 30, "features": "ids+genres"},
          lightfm_model("ids+genres")),

@@ -899,7 +899,7 @@ mod tests {
             .map(|i| {
                 (0..n_users)
                     .map(|u| match (tf[i][u], weighting) {
-                        (t, _) if t == 0.0 => 0.0,
+                        (0.0, _) => 0.0,
                         (t, Weighting::Bm25) => {
                             t * (k1 + 1.0) / (k1 * ((1.0 - b) + b * len[i] / mean) + t) * idf[u]
                         }
@@ -941,11 +941,11 @@ mod tests {
                 }
             }
             // Scoring weighs each history item by its re-weighted value too.
-            for u in 0..data.n_users() {
-                let (items, weights) = m.histories.of(u as u32);
+            for u in 0..data.n_users() as u32 {
+                let (items, weights) = m.histories.of(u);
                 for (&i, &v) in items.iter().zip(weights) {
                     assert!(
-                        close(v, w[i as usize][u]),
+                        close(v, w[i as usize][u as usize]),
                         "{weighting:?} history ({u},{i})"
                     );
                 }

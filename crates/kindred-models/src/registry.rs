@@ -361,7 +361,8 @@ mod tests {
         assert!(build_algorithm("popularity:halflife=3").is_err());
         let knn = "itemknn:neighbors=20,shrink=10,weighting=weight,half_life=5";
         assert_eq!(build_algorithm(knn).unwrap().name(), "itemknn");
-        assert!(build_algorithm("itemknn:weighting=tfidf").is_err());
+        assert!(build_algorithm("itemknn:weighting=tfidf,bm25_b=0.5").is_ok());
+        assert!(build_algorithm("itemknn:weighting=okapi").is_err());
         assert!(build_algorithm("itemknn:k=20").is_err());
         for info in model_catalog() {
             assert!(build_algorithm(info.name).is_ok());
