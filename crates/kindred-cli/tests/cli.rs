@@ -263,6 +263,37 @@ fn split_writes_the_folds_eval_uses() {
 }
 
 #[test]
+fn split_writes_the_catalog_and_cold_start_candidates() {
+    let dir = temp_dir("split-cold");
+    ok(&[
+        "split",
+        "--data",
+        DATA,
+        "--protocol",
+        "coldstart-items:0.1,positive>=4",
+        "--out",
+        s(&dir),
+    ]);
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
+    let items_of = |text: &str, col: usize| -> std::collections::BTreeSet<String> {
+        text.lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(col).unwrap().to_owned())
+            .collect()
+    };
+    let catalog = read("catalog.csv");
+    assert!(catalog.starts_with("item,features\n"), "{catalog}");
+    // The catalog is every item of the log before positive>= filtering: 150 synthetic items.
+    assert_eq!(catalog.lines().count() - 1, 150);
+    let candidates = items_of(&read("fold0.candidates.csv"), 0);
+    assert_eq!(candidates.len(), 15);
+    assert!(candidates.is_subset(&items_of(&catalog, 0)));
+    // Every test row is on a held-out item, and the held-out items are never in training.
+    assert_eq!(items_of(&read("fold0.test.csv"), 1), candidates);
+    assert!(items_of(&read("fold0.train.csv"), 1).is_disjoint(&candidates));
+}
+
+#[test]
 fn csv_data_with_item_features_file() {
     let dir = temp_dir("features");
     let csv = dir.join("events.csv");

@@ -9,8 +9,9 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
+use kindred_core::features::ColumnData;
 use kindred_core::interactions::NO_TIMESTAMP;
-use kindred_core::{Error, Interactions, Result};
+use kindred_core::{Error, FeatureTable, IdMap, Interactions, Result};
 
 /// The columns every export writes, in order.
 pub const EXPORT_COLUMNS: [&str; 6] = ["user", "item", "rating", "weight", "event", "timestamp"];
@@ -88,6 +89,43 @@ pub fn write_csv_to<W: Write>(log: &Interactions, out: W) -> std::io::Result<()>
         }
         let event = log.event_name(log.events()[row]);
         writer.write_record([user, item, &rating, &weight, &event, &timestamp])?;
+    }
+    writer.flush()?;
+    Ok(())
+}
+
+/// Writes the item catalog `ids` as CSV `item,features`: one row per item, in index order, with
+/// the item's categorical features from `features` (e.g. MovieLens genres) as `column=value`
+/// tokens joined by `|` (empty when the item has none). Outside tools read it to know the exact
+/// candidate set of an evaluation and the side information a hybrid model may use.
+pub fn write_catalog_csv(ids: &IdMap, features: Option<&FeatureTable>, path: &Path) -> Result<()> {
+    let mut out = create(path)?;
+    write_catalog_csv_to(ids, features, &mut out).map_err(|e| Error::io(path, e))?;
+    out.flush().map_err(|e| Error::io(path, e))
+}
+
+/// Writes the catalog CSV of [`write_catalog_csv`] to any writer.
+pub fn write_catalog_csv_to<W: Write>(
+    ids: &IdMap,
+    features: Option<&FeatureTable>,
+    out: W,
+) -> std::io::Result<()> {
+    let rows = features.map(|f| f.align(ids));
+    let mut writer = csv::Writer::from_writer(out);
+    writer.write_record(["item", "features"])?;
+    let mut tokens = Vec::new();
+    for (idx, item) in ids.externals().iter().enumerate() {
+        tokens.clear();
+        if let (Some(table), Some(Some(row))) = (features, rows.as_ref().map(|r| r[idx])) {
+            for col in table.columns() {
+                if let ColumnData::Categorical { vocab, values } = &col.data {
+                    for &v in &values[row as usize] {
+                        tokens.push(format!("{}={}", col.name, vocab.external(v)));
+                    }
+                }
+            }
+        }
+        writer.write_record([item.as_str(), &tokens.join("|")])?;
     }
     writer.flush()?;
     Ok(())
@@ -172,7 +210,7 @@ pub(crate) mod tests {
     use crate::import::test_support::temp_dir;
     use crate::import::ImportOptions;
     use crate::jsonl::load_jsonl;
-    use kindred_core::{Interaction, InteractionsBuilder};
+    use kindred_core::{FeatureValue, Interaction, InteractionsBuilder};
     use proptest::prelude::*;
 
     /// A log exercising every field: missing ratings and timestamps, custom events, odd ids.
@@ -193,6 +231,44 @@ pub(crate) mod tests {
         heavy.weight = 2.75;
         b.push(heavy);
         b.build()
+    }
+
+    #[test]
+    fn catalog_csv_lists_every_item_with_its_categories() {
+        let mut ids = IdMap::new();
+        for id in ["10", "20", "30"] {
+            ids.intern(id);
+        }
+        let mut table = FeatureTable::new();
+        table
+            .set(
+                "20",
+                "genres",
+                FeatureValue::Categories(vec!["Drama".into(), "Comedy".into()]),
+            )
+            .unwrap();
+        table
+            .set("20", "year", FeatureValue::Number(1995.0))
+            .unwrap();
+        table
+            .set(
+                "99",
+                "genres",
+                FeatureValue::Categories(vec!["Horror".into()]),
+            )
+            .unwrap();
+        let mut out = Vec::new();
+        write_catalog_csv_to(&ids, Some(&table), &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "item,features\n10,\n20,genres=Drama|genres=Comedy\n30,\n"
+        );
+        let mut out = Vec::new();
+        write_catalog_csv_to(&ids, None, &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "item,features\n10,\n20,\n30,\n"
+        );
     }
 
     /// Asserts two logs hold the same rows with the same external ids and values.

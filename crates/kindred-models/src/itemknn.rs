@@ -2,7 +2,9 @@
 //!
 //! Fitting computes, for every item, its `neighbors` most similar items by cosine similarity of
 //! their user sets (`|U_i ∩ U_j| / sqrt(|U_i| |U_j|)`, or the weighted cosine of implicit
-//! weights), optionally shrunk towards zero when few users back it (`sim * co / (co + shrink)`).
+//! weights, or of BM25 / TF-IDF re-weighted values as implicit's `bm25_weight` and
+//! `tfidf_weight`), optionally shrunk towards zero when few users back it
+//! (`sim * co / (co + shrink)`).
 //! A user is scored by summing the neighbour lists of the items in their history, each weighted
 //! by how recent it is (`0.5^(age / half_life)`, age counted in interactions): recency is the
 //! strongest signal on temporal protocols (BLUEPRINT §6), so every user's chronological history
@@ -30,6 +32,89 @@ pub enum Weighting {
     Binary,
     /// A pair counts the sum of its events' implicit weights.
     Weight,
+    /// Okapi BM25 of the item-user matrix (items are the documents, users the terms), as
+    /// implicit's `bm25_weight`: with `tf` the pair's summed weights,
+    /// `tf (k1 + 1) / (k1 ((1 - b) + b len_i / avg_len) + tf) * idf_u`, where `len_i` is the item's
+    /// summed weights and `idf_u = ln(n_items) - ln(1 + items of u)`. Under cosine the per-item
+    /// length factor cancels for binary data, but it still scales a history item's contribution
+    /// when scoring, so popular items in a history count less.
+    Bm25,
+    /// TF-IDF of the item-user matrix, as implicit's `tfidf_weight`: `sqrt(tf) * idf_u`.
+    Tfidf,
+}
+
+/// BM25 / TF-IDF statistics of the training data: what [`Weighting::Bm25`] and
+/// [`Weighting::Tfidf`] turn a pair's summed weights into.
+#[derive(Debug, Clone)]
+struct TermWeights {
+    weighting: Weighting,
+    k1: f64,
+    /// Per user (term): `ln(n_items) - ln(1 + distinct items of the user)`.
+    idf: Vec<f64>,
+    /// Per item (document): `(1 - b) + b * len_i / mean len`.
+    length_norm: Vec<f64>,
+}
+
+impl TermWeights {
+    /// `None` for the weightings that use a pair's value as is.
+    fn new(data: &TrainSet, params: &ItemKnnParams) -> Option<Self> {
+        if !matches!(params.weighting, Weighting::Bm25 | Weighting::Tfidf) {
+            return None;
+        }
+        let n_items = data.n_items();
+        let log = &data.data;
+        let mut length = vec![0f64; n_items];
+        for (&i, &w) in log.items().iter().zip(log.weights()) {
+            if let Some(l) = length.get_mut(i as usize) {
+                *l += w as f64;
+            }
+        }
+        let m = &data.by_user;
+        let idf = (0..m.n_rows())
+            .map(|u| {
+                let row = m.row(u);
+                // Rows are sorted by item, so repeated events of a pair are adjacent.
+                let distinct = row
+                    .iter()
+                    .enumerate()
+                    .filter(|(p, i)| *p == 0 || row[p - 1] != **i)
+                    .count();
+                (n_items as f64).ln() - (distinct as f64).ln_1p()
+            })
+            .collect();
+        let mean = length.iter().sum::<f64>() / n_items.max(1) as f64;
+        let b = params.bm25_b;
+        let length_norm = length
+            .iter()
+            .map(|&l| {
+                if mean > 0.0 {
+                    (1.0 - b) + b * l / mean
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        Some(Self {
+            weighting: params.weighting,
+            k1: params.bm25_k1,
+            idf,
+            length_norm,
+        })
+    }
+
+    /// The re-weighted value of the pair (`user`, `item`) whose summed weights are `tf`.
+    fn value(&self, user: usize, item: usize, tf: f32) -> f32 {
+        let tf = tf as f64;
+        let idf = self.idf.get(user).copied().unwrap_or(0.0);
+        let v = match self.weighting {
+            Weighting::Bm25 => {
+                let norm = self.length_norm.get(item).copied().unwrap_or(1.0);
+                tf * (self.k1 + 1.0) / (self.k1 * norm + tf) * idf
+            }
+            _ => tf.max(0.0).sqrt() * idf,
+        };
+        v as f32
+    }
 }
 
 /// Hyperparameters.
@@ -44,6 +129,10 @@ pub struct ItemKnnParams {
     /// Half-life, in interactions, of a history item's weight when scoring; 0 weighs the whole
     /// history equally.
     pub half_life: f64,
+    /// BM25 term-frequency saturation `k1` (with `weighting = bm25`).
+    pub bm25_k1: f64,
+    /// BM25 length normalisation `b` in [0, 1] (with `weighting = bm25`).
+    pub bm25_b: f64,
 }
 
 impl Default for ItemKnnParams {
@@ -53,6 +142,8 @@ impl Default for ItemKnnParams {
             shrink: 0.0,
             weighting: Weighting::Binary,
             half_life: 0.0,
+            bm25_k1: 1.2,
+            bm25_b: 0.75,
         }
     }
 }
@@ -76,6 +167,18 @@ impl ItemKnnParams {
                 self.half_life
             )));
         }
+        if !(self.bm25_k1.is_finite() && self.bm25_k1 >= 0.0) {
+            return Err(Error::InvalidInput(format!(
+                "itemknn: bm25_k1 must be a non-negative number, got {}",
+                self.bm25_k1
+            )));
+        }
+        if !(0.0..=1.0).contains(&self.bm25_b) {
+            return Err(Error::InvalidInput(format!(
+                "itemknn: bm25_b must be between 0 and 1, got {}",
+                self.bm25_b
+            )));
+        }
         Ok(())
     }
 }
@@ -91,7 +194,7 @@ pub struct ItemKnn {
 const CHUNK: usize = 64;
 
 /// Rows of a compressed view with repeated minor indices merged, and a value per entry
-/// (1 in binary mode, the summed implicit weights otherwise).
+/// (1 in binary mode, the summed implicit weights otherwise, before any BM25 / TF-IDF).
 struct Merged {
     indptr: Vec<usize>,
     indices: Vec<u32>,
@@ -109,11 +212,11 @@ impl Merged {
             for (&c, &e) in m.row(r).iter().zip(m.row_entries(r)) {
                 let w = match weighting {
                     Weighting::Binary => 1.0,
-                    Weighting::Weight => weights[e as usize],
+                    _ => weights[e as usize],
                 };
                 // Rows are sorted by minor index, so repeats are adjacent.
                 if indices.len() > row_start && indices.last() == Some(&c) {
-                    if weighting == Weighting::Weight {
+                    if weighting != Weighting::Binary {
                         if let Some(v) = values.last_mut() {
                             *v += w;
                         }
@@ -132,6 +235,19 @@ impl Merged {
         }
     }
 
+    /// Replaces every value `v` at (row, column) by `f(row, column, v)`.
+    fn reweight(&mut self, f: impl Fn(usize, usize, f32) -> f32) {
+        for r in 0..self.indptr.len().saturating_sub(1) {
+            let range = self.indptr[r]..self.indptr[r + 1];
+            for (&c, v) in self.indices[range.clone()]
+                .iter()
+                .zip(&mut self.values[range])
+            {
+                *v = f(r, c as usize, *v);
+            }
+        }
+    }
+
     fn row(&self, r: usize) -> (&[u32], &[f32]) {
         let range = self.indptr[r]..self.indptr[r + 1];
         (&self.indices[range.clone()], &self.values[range])
@@ -147,7 +263,7 @@ struct Histories {
 }
 
 impl Histories {
-    fn new(data: &TrainSet, weighting: Weighting) -> Self {
+    fn new(data: &TrainSet, weighting: Weighting, terms: Option<&TermWeights>) -> Self {
         let log = &data.data;
         let (timestamps, weights) = (log.timestamps(), log.weights());
         let m = &data.by_user;
@@ -171,12 +287,12 @@ impl Histories {
                 };
                 let w = match weighting {
                     Weighting::Binary => 1.0,
-                    Weighting::Weight => weights[e as usize],
+                    _ => weights[e as usize],
                 };
                 match user.last_mut() {
                     Some(last) if last.1 == item => {
                         last.0 = last.0.max(key);
-                        if weighting == Weighting::Weight {
+                        if weighting != Weighting::Binary {
                             last.2 += w;
                         }
                     }
@@ -185,7 +301,12 @@ impl Histories {
             }
             user.sort_by_key(|h| h.0);
             out.items.extend(user.iter().map(|h| h.1));
-            out.weights.extend(user.iter().map(|h| h.2));
+            match terms {
+                Some(t) => out
+                    .weights
+                    .extend(user.iter().map(|h| t.value(u, h.1 as usize, h.2))),
+                None => out.weights.extend(user.iter().map(|h| h.2)),
+            }
             out.indptr.push(out.items.len() as u64);
         }
         out
@@ -227,11 +348,20 @@ struct Scratch {
     touched: Vec<u32>,
 }
 
-fn similarities(data: &TrainSet, params: &ItemKnnParams, ctx: &FitContext) -> Result<Neighbors> {
+fn similarities(
+    data: &TrainSet,
+    params: &ItemKnnParams,
+    terms: Option<&TermWeights>,
+    ctx: &FitContext,
+) -> Result<Neighbors> {
     let n_items = data.n_items();
     let weights = data.data.weights();
-    let users = Merged::new(&data.by_user, weights, params.weighting);
-    let items = Merged::new(&data.by_item, weights, params.weighting);
+    let mut users = Merged::new(&data.by_user, weights, params.weighting);
+    let mut items = Merged::new(&data.by_item, weights, params.weighting);
+    if let Some(t) = terms {
+        users.reweight(|u, i, v| t.value(u, i, v));
+        items.reweight(|i, u, v| t.value(u, i, v));
+    }
     let norms: Vec<f64> = (0..n_items)
         .map(|i| {
             items
@@ -330,10 +460,11 @@ impl Algorithm for ItemKnn {
     fn fit(&self, data: &TrainSet, ctx: &FitContext) -> Result<Box<dyn Model>> {
         self.params.validate()?;
         ctx.cancel.check()?;
-        let neighbors = similarities(data, &self.params, ctx)?;
+        let terms = TermWeights::new(data, &self.params);
+        let neighbors = similarities(data, &self.params, terms.as_ref(), ctx)?;
         Ok(Box::new(ItemKnnModel {
             neighbors,
-            histories: Histories::new(data, self.params.weighting),
+            histories: Histories::new(data, self.params.weighting, terms.as_ref()),
             params: self.params.clone(),
             fitted: Fitted::from_train(data),
         }))
@@ -536,9 +667,10 @@ mod tests {
 
     fn fit(data: &TrainSet, params: ItemKnnParams) -> ItemKnnModel {
         let ctx = FitContext::default();
+        let terms = TermWeights::new(data, &params);
         ItemKnnModel {
-            neighbors: similarities(data, &params, &ctx).unwrap(),
-            histories: Histories::new(data, params.weighting),
+            neighbors: similarities(data, &params, terms.as_ref(), &ctx).unwrap(),
+            histories: Histories::new(data, params.weighting, terms.as_ref()),
             params,
             fitted: Fitted::from_train(data),
         }
@@ -729,6 +861,98 @@ mod tests {
         }
     }
 
+    /// The toy log plus five items only `z` saw, so that idf is positive for the toy users.
+    fn toy_with_filler() -> TrainSet {
+        let mut rows = vec![
+            ("u1", "a", 1),
+            ("u1", "b", 2),
+            ("u1", "c", 3),
+            ("u1", "a", 4),
+            ("u2", "a", 1),
+            ("u2", "b", 2),
+            ("u3", "b", 1),
+            ("u3", "c", 2),
+            ("u4", "a", 1),
+        ];
+        rows.extend(["x1", "x2", "x3", "x4", "x5"].map(|i| ("z", i, 1)));
+        train(&rows)
+    }
+
+    /// Dense reference of implicit's `bm25_weight` / `tfidf_weight` on the item-user matrix,
+    /// written straight from the formulas: `W[item][user]`.
+    fn reference_weights(data: &TrainSet, weighting: Weighting, k1: f64, b: f64) -> Vec<Vec<f64>> {
+        let (n_items, n_users) = (data.n_items(), data.n_users());
+        let mut tf = vec![vec![0f64; n_users]; n_items];
+        let log = &data.data;
+        for r in 0..log.len() {
+            tf[log.items()[r] as usize][log.users()[r] as usize] += log.weights()[r] as f64;
+        }
+        let idf: Vec<f64> = (0..n_users)
+            .map(|u| {
+                let df = (0..n_items).filter(|&i| tf[i][u] > 0.0).count() as f64;
+                (n_items as f64).ln() - (1.0 + df).ln()
+            })
+            .collect();
+        let len: Vec<f64> = tf.iter().map(|row| row.iter().sum()).collect();
+        let mean = len.iter().sum::<f64>() / n_items as f64;
+        (0..n_items)
+            .map(|i| {
+                (0..n_users)
+                    .map(|u| match (tf[i][u], weighting) {
+                        (0.0, _) => 0.0,
+                        (t, Weighting::Bm25) => {
+                            t * (k1 + 1.0) / (k1 * ((1.0 - b) + b * len[i] / mean) + t) * idf[u]
+                        }
+                        (t, _) => t.sqrt() * idf[u],
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn bm25_and_tfidf_match_a_dense_reference() {
+        let data = toy_with_filler();
+        for (weighting, k1, b) in [
+            (Weighting::Bm25, 1.2, 0.75),
+            (Weighting::Bm25, 100.0, 0.8),
+            (Weighting::Tfidf, 1.2, 0.75),
+        ] {
+            let params = ItemKnnParams {
+                weighting,
+                bm25_k1: k1,
+                bm25_b: b,
+                ..Default::default()
+            };
+            let m = fit(&data, params);
+            let w = reference_weights(&data, weighting, k1, b);
+            let dot =
+                |i: usize, j: usize| -> f64 { w[i].iter().zip(&w[j]).map(|(x, y)| x * y).sum() };
+            for i in 0..3u32 {
+                let got = sims(&m, i);
+                assert_eq!(got.len(), 2, "{weighting:?} item {i}: {got:?}");
+                for (j, s) in got {
+                    let (i, j) = (i as usize, j as usize);
+                    let want = dot(i, j) / (dot(i, i).sqrt() * dot(j, j).sqrt());
+                    assert!(
+                        close(s, want),
+                        "{weighting:?} sim({i},{j}) = {s}, want {want}"
+                    );
+                }
+            }
+            // Scoring weighs each history item by its re-weighted value too.
+            for u in 0..data.n_users() as u32 {
+                let (items, weights) = m.histories.of(u);
+                for (&i, &v) in items.iter().zip(weights) {
+                    assert!(
+                        close(v, w[i as usize][u as usize]),
+                        "{weighting:?} history ({u},{i})"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn rejects_bad_params_and_honours_cancel() {
         let data = toy();
@@ -743,6 +967,14 @@ mod tests {
             },
             ItemKnnParams {
                 half_life: f64::NAN,
+                ..Default::default()
+            },
+            ItemKnnParams {
+                bm25_k1: -0.5,
+                ..Default::default()
+            },
+            ItemKnnParams {
+                bm25_b: 1.5,
                 ..Default::default()
             },
         ] {

@@ -175,8 +175,10 @@ pub fn model_catalog() -> Vec<ModelInfo> {
                 ParamInfo {
                     name: "weighting",
                     default: "binary",
-                    help: "binary (each user-item pair counts once) | weight (sum of implicit weights)",
+                    help: "binary (each user-item pair counts once) | weight (sum of implicit weights) | bm25 | tfidf (implicit's bm25_weight / tfidf_weight of the item-user matrix, before cosine and when scoring)",
                 },
+                ParamInfo { name: "bm25_k1", default: "1.2", help: "BM25 term-frequency saturation (weighting=bm25)" },
+                ParamInfo { name: "bm25_b", default: "0.75", help: "BM25 length normalisation in [0, 1] (weighting=bm25)" },
                 ParamInfo {
                     name: "half_life",
                     default: "0 (off)",
@@ -446,7 +448,8 @@ mod tests {
         assert!(build_algorithm("popularity:halflife=3").is_err());
         let knn = "itemknn:neighbors=20,shrink=10,weighting=weight,half_life=5";
         assert_eq!(build_algorithm(knn).unwrap().name(), "itemknn");
-        assert!(build_algorithm("itemknn:weighting=tfidf").is_err());
+        assert!(build_algorithm("itemknn:weighting=tfidf,bm25_b=0.5").is_ok());
+        assert!(build_algorithm("itemknn:weighting=okapi").is_err());
         assert!(build_algorithm("itemknn:k=20").is_err());
         for info in model_catalog() {
             assert!(build_algorithm(info.name).is_ok());
