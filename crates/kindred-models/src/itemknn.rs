@@ -140,14 +140,14 @@ impl Merged {
 
 /// Each user's distinct training items, oldest first (by their latest event), with values.
 #[derive(Debug, Clone, Default, PartialEq)]
-struct Histories {
-    indptr: Vec<u64>,
-    items: Vec<ItemIdx>,
-    weights: Vec<f32>,
+pub(crate) struct Histories {
+    pub(crate) indptr: Vec<u64>,
+    pub(crate) items: Vec<ItemIdx>,
+    pub(crate) weights: Vec<f32>,
 }
 
 impl Histories {
-    fn new(data: &TrainSet, weighting: Weighting) -> Self {
+    pub(crate) fn new(data: &TrainSet, weighting: Weighting) -> Self {
         let log = &data.data;
         let (timestamps, weights) = (log.timestamps(), log.weights());
         let m = &data.by_user;
@@ -191,7 +191,7 @@ impl Histories {
         out
     }
 
-    fn of(&self, user: UserIdx) -> (&[ItemIdx], &[f32]) {
+    pub(crate) fn of(&self, user: UserIdx) -> (&[ItemIdx], &[f32]) {
         let u = user as usize;
         if u + 1 >= self.indptr.len() {
             return (&[], &[]);

@@ -8,6 +8,9 @@
 pub mod baseline;
 pub mod bpmf;
 pub mod coclustering;
+pub mod content;
+pub mod feature_space;
+pub mod hybrid;
 pub mod itemknn;
 pub mod knn;
 pub mod model;
