@@ -285,9 +285,12 @@ pub(crate) mod test_support {
 
     use crate::model::{Model, UserQuery};
 
-    /// A synthetic dataset with genres split by `protocol` (ratings >= 4 as positives): the
-    /// training set (with item features attached) and each evaluated user's relevant test items.
-    pub fn split(spec: &str, protocol: &str) -> (TrainSet, Vec<(u32, Vec<u32>)>, Option<Vec<u32>>) {
+    /// Each evaluated user with their relevant test items (sorted).
+    pub type Relevant = Vec<(u32, Vec<u32>)>;
+
+    /// A synthetic dataset with genres split by `protocol`: the training set (with item features
+    /// attached), each evaluated user's relevant test items, and the candidates (cold items).
+    pub fn split(spec: &str, protocol: &str) -> (TrainSet, Relevant, Option<Vec<u32>>) {
         use kindred_data::synthetic::{generate, SyntheticConfig};
         let dataset = generate(&SyntheticConfig::parse(spec).unwrap())
             .unwrap()

@@ -273,7 +273,7 @@ impl FeatureSpace {
             let chosen = options
                 .columns
                 .as_ref()
-                .is_none_or(|wanted| wanted.iter().any(|w| *w == column.name));
+                .is_none_or(|wanted| wanted.contains(&column.name));
             if !chosen {
                 continue;
             }
