@@ -6,7 +6,8 @@
 //!
 //! Features: an identity feature per user (`user_ids=true`) and per item (`item_ids=true`), plus
 //! the encoded feature tables ([`crate::feature_space`]: categories, bucketed numbers, hashed
-//! TF-IDF text, dense vectors). Each entity's feature weights are normalised to sum to 1, as
+//! TF-IDF text, dense vectors): item features by default, user features with
+//! `user_features=true`. Each entity's feature weights are normalised to sum to 1, as
 //! LightFM's `Dataset` does. An identity feature exists only for entities with training
 //! interactions: a cold item's identity embedding would be untrained noise, so cold items are
 //! represented by their features alone, consistently in training (where they are sampled as
@@ -76,7 +77,10 @@ pub struct HybridParams {
     pub user_ids: bool,
     /// Use the item feature table when there is one.
     pub item_features: bool,
-    /// Use the user feature table when there is one.
+    /// Use the user feature table when there is one. Off by default: with each user's weights
+    /// summing to 1, demographic features dilute the identity feature, and on MovieLens
+    /// (ML-100K temporal:0.2,positive>=4) NDCG@10 fell from 0.1302 to 0.1130 with them; turn it
+    /// on to score users who have features but no interactions.
     pub user_features: bool,
     /// Item feature columns to use, joined by `+`; `None` uses all.
     pub columns: Option<String>,
@@ -101,7 +105,7 @@ impl Default for HybridParams {
             item_ids: true,
             user_ids: true,
             item_features: true,
-            user_features: true,
+            user_features: false,
             columns: None,
             buckets: 10,
             hash_bits: 18,
@@ -306,12 +310,12 @@ impl Algorithm for Hybrid {
             .filter(|t| p.user_features && !t.is_empty());
         if !p.item_ids && item_table.is_none() {
             return Err(Error::InvalidInput(
-                "hybrid: item_ids=false needs item features, and the data has none".into(),
+                "hybrid: item_ids=false needs item features (item_features=true and an item feature table)".into(),
             ));
         }
         if !p.user_ids && user_table.is_none() {
             return Err(Error::InvalidInput(
-                "hybrid: user_ids=false needs user features, and the data has none".into(),
+                "hybrid: user_ids=false needs user features (user_features=true and a user feature table)".into(),
             ));
         }
         let item_space = item_table
@@ -720,6 +724,69 @@ mod tests {
             let (emb, bias) = loaded.embed_item(&table, id).unwrap();
             assert_eq!(&emb[..], &all[i as usize * k..(i as usize + 1) * k]);
             assert_eq!(bias, loaded.item_bias[i as usize]);
+        }
+    }
+
+    #[test]
+    fn cold_users_are_scored_from_their_features() {
+        use kindred_core::{FeatureValue, Interaction, InteractionsBuilder};
+        use std::sync::Arc;
+        // Two taste groups: even users like items 0..10, odd users items 10..20.
+        let mut b = InteractionsBuilder::new();
+        let mut groups = FeatureTable::new();
+        for u in 0..40u32 {
+            let user = format!("u{u}");
+            let base = if u % 2 == 0 { 0 } else { 10 };
+            for i in (0..10u32).filter(|i| (i + u) % 3 != 0) {
+                b.push(Interaction::rating(
+                    &user,
+                    &format!("i{}", base + i),
+                    5.0,
+                    None,
+                ));
+            }
+            let group = if u % 2 == 0 { "even" } else { "odd" };
+            groups
+                .set(&user, "group", FeatureValue::Categories(vec![group.into()]))
+                .unwrap();
+        }
+        // Users known only from their features.
+        let cold_even = b.intern_user("new-even");
+        let cold_odd = b.intern_user("new-odd");
+        groups
+            .set(
+                "new-even",
+                "group",
+                FeatureValue::Categories(vec!["even".into()]),
+            )
+            .unwrap();
+        groups
+            .set(
+                "new-odd",
+                "group",
+                FeatureValue::Categories(vec!["odd".into()]),
+            )
+            .unwrap();
+        let train = TrainSet::new(b.build()).with_features(None, Some(Arc::new(groups)));
+        let item = |i: u32| train.data.item_ids().get(&format!("i{i}")).unwrap() as usize;
+        let ctx = FitContext::default();
+        let model = small(|p| {
+            p.user_features = true;
+            p.epochs = 30;
+        })
+        .fit(&train, &ctx)
+        .unwrap();
+        let mut scores = vec![0f32; train.n_items()];
+        for (user, liked) in [(cold_even, 0..10u32), (cold_odd, 10..20u32)] {
+            model.score_all(&UserQuery::known(user), &mut scores);
+            let mean =
+                |range: std::ops::Range<u32>| range.map(|i| scores[item(i)]).sum::<f32>() / 10.0;
+            let other = if liked.start == 0 { 10..20 } else { 0..10 };
+            let (a, b) = (mean(liked), mean(other));
+            assert!(
+                a > b + 0.5,
+                "cold user {user}: liked group {a}, other group {b}"
+            );
         }
     }
 
