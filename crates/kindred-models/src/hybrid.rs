@@ -7,8 +7,8 @@
 //! Features: an identity feature per user (`user_ids=true`) and per item (`item_ids=true`), plus
 //! the encoded feature tables ([`crate::feature_space`]: categories, bucketed numbers, hashed
 //! TF-IDF text, dense vectors): item features by default, user features with
-//! `user_features=true`. Each entity's feature weights are normalised to sum to 1, as
-//! LightFM's `Dataset` does. An identity feature exists only for entities with training
+//! `user_features=true`. With `normalize=true` each entity's feature weights are scaled to sum
+//! to 1, as LightFM's `Dataset` does. An identity feature exists only for entities with training
 //! interactions: a cold item's identity embedding would be untrained noise, so cold items are
 //! represented by their features alone, consistently in training (where they are sampled as
 //! negatives) and in scoring.
@@ -77,6 +77,9 @@ pub struct HybridParams {
     pub user_ids: bool,
     /// Use the item feature table when there is one.
     pub item_features: bool,
+    /// Scale each entity's feature weights to sum to 1 (LightFM's `Dataset` default); `false`
+    /// keeps them as encoded (identity 1, each feature column's block of unit length).
+    pub normalize: bool,
     /// Use the user feature table when there is one. Off by default: with each user's weights
     /// summing to 1, demographic features dilute the identity feature, and on MovieLens
     /// (ML-100K temporal:0.2,positive>=4) NDCG@10 fell from 0.1302 to 0.1130 with them; turn it
@@ -105,6 +108,7 @@ impl Default for HybridParams {
             item_ids: true,
             user_ids: true,
             item_features: true,
+            normalize: true,
             user_features: false,
             columns: None,
             buckets: 10,
@@ -161,6 +165,7 @@ impl Side {
     fn build(
         n: usize,
         ids: bool,
+        normalize: bool,
         has_data: impl Fn(usize) -> bool,
         encoded: Option<SparseRows>,
     ) -> Self {
@@ -182,7 +187,9 @@ impl Side {
             }
             let (idx, val) = encoded.row(r);
             row.extend(idx.iter().zip(val).map(|(&i, &v)| (n_ids as u32 + i, v)));
-            normalise_l1(&mut row);
+            if normalize {
+                normalise_l1(&mut row);
+            }
             row
         }));
         Self {
@@ -327,6 +334,7 @@ impl Algorithm for Hybrid {
         let items = Side::build(
             n_items,
             p.item_ids,
+            p.normalize,
             |i| fitted.knows_item(i as ItemIdx),
             item_table
                 .zip(item_space.as_ref())
@@ -335,6 +343,7 @@ impl Algorithm for Hybrid {
         let users = Side::build(
             n_users,
             p.user_ids,
+            p.normalize,
             |u| fitted.knows_user(u as UserIdx),
             user_table
                 .zip(user_space.as_ref())
@@ -515,7 +524,9 @@ impl HybridModel {
         if row.is_empty() {
             return None;
         }
-        normalise_l1(&mut row);
+        if self.params.normalize {
+            normalise_l1(&mut row);
+        }
         let k = self.params.no_components;
         let mut emb = vec![0f32; k];
         let mut bias = 0.0;

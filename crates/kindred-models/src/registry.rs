@@ -344,6 +344,7 @@ pub fn model_catalog() -> Vec<ModelInfo> {
                 ParamInfo { name: "item_ids", default: "true", help: "an identity feature per item with training data" },
                 ParamInfo { name: "user_ids", default: "true", help: "an identity feature per user with training data" },
                 ParamInfo { name: "item_features", default: "true", help: "use the item feature table when there is one" },
+                ParamInfo { name: "normalize", default: "true", help: "scale each entity's feature weights to sum to 1 (LightFM Dataset default); false keeps identity 1 and unit-length feature blocks" },
                 ParamInfo { name: "user_features", default: "false", help: "use the user feature table when there is one (needed for cold users without history; diluted warm ranking on MovieLens)" },
                 ParamInfo { name: "columns", default: "all", help: "item feature columns to use, joined by + (e.g. genres+year)" },
                 ParamInfo { name: "buckets", default: "10", help: "quantile buckets per numeric feature column" },
