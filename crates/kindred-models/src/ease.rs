@@ -47,6 +47,11 @@ impl Default for EaseParams {
 
 impl EaseParams {
     fn validate(&self) -> Result<()> {
+        if matches!(self.weighting, Weighting::Bm25 | Weighting::Tfidf) {
+            return Err(Error::InvalidInput(
+                "ease: weighting must be binary or weight (bm25/tfidf apply to itemknn only)".into(),
+            ));
+        }
         if !(self.lambda.is_finite() && self.lambda > 0.0) {
             return Err(Error::InvalidInput(format!(
                 "ease: lambda must be a positive number, got {}",
@@ -58,8 +63,9 @@ impl EaseParams {
 
     fn value(&self, weight: f32) -> f32 {
         match self.weighting {
-            Weighting::Binary => 1.0,
             Weighting::Weight => weight,
+            // Rejected by `validate`: per-item reweighting would need the whole column first.
+            Weighting::Binary | Weighting::Bm25 | Weighting::Tfidf => 1.0,
         }
     }
 }

@@ -46,7 +46,7 @@ pub enum Weighting {
 /// BM25 / TF-IDF statistics of the training data: what [`Weighting::Bm25`] and
 /// [`Weighting::Tfidf`] turn a pair's summed weights into.
 #[derive(Debug, Clone)]
-struct TermWeights {
+pub(crate) struct TermWeights {
     weighting: Weighting,
     k1: f64,
     /// Per user (term): `ln(n_items) - ln(1 + distinct items of the user)`.
@@ -256,14 +256,14 @@ impl Merged {
 
 /// Each user's distinct training items, oldest first (by their latest event), with values.
 #[derive(Debug, Clone, Default, PartialEq)]
-struct Histories {
-    indptr: Vec<u64>,
-    items: Vec<ItemIdx>,
-    weights: Vec<f32>,
+pub(crate) struct Histories {
+    pub(crate) indptr: Vec<u64>,
+    pub(crate) items: Vec<ItemIdx>,
+    pub(crate) weights: Vec<f32>,
 }
 
 impl Histories {
-    fn new(data: &TrainSet, weighting: Weighting, terms: Option<&TermWeights>) -> Self {
+    pub(crate) fn new(data: &TrainSet, weighting: Weighting, terms: Option<&TermWeights>) -> Self {
         let log = &data.data;
         let (timestamps, weights) = (log.timestamps(), log.weights());
         let m = &data.by_user;
@@ -312,7 +312,7 @@ impl Histories {
         out
     }
 
-    fn of(&self, user: UserIdx) -> (&[ItemIdx], &[f32]) {
+    pub(crate) fn of(&self, user: UserIdx) -> (&[ItemIdx], &[f32]) {
         let u = user as usize;
         if u + 1 >= self.indptr.len() {
             return (&[], &[]);

@@ -12,6 +12,8 @@ use crate::bpmf::{Bpmf, BpmfModel};
 use crate::bpr::{Bpr, BprModel};
 use crate::coclustering::{CoClustering, CoClusteringModel};
 use crate::ease::{Ease, EaseModel};
+use crate::content::{Content, ContentModel};
+use crate::hybrid::{Hybrid, HybridModel};
 use crate::itemknn::{ItemKnn, ItemKnnModel};
 use crate::knn::{Knn, KnnModel};
 use crate::model::{Algorithm, Model};
@@ -113,6 +115,12 @@ pub fn build_algorithm(spec: &str) -> Result<Box<dyn Algorithm>> {
             params: spec.typed()?,
         }),
         "ease" => Box::new(Ease {
+            params: spec.typed()?,
+        }),
+        "content" => Box::new(Content {
+            params: spec.typed()?,
+        }),
+        "hybrid" => Box::new(Hybrid {
             params: spec.typed()?,
         }),
         other => {
@@ -393,6 +401,42 @@ pub fn model_catalog() -> Vec<ModelInfo> {
                 },
             ],
         },
+        ModelInfo {
+            name: "content",
+            task: Task::Ranking,
+            summary: "content-based: user profile = (recency-weighted, centred) sum of the feature profiles of their items; scores any item with features, cold ones included",
+            params: vec![
+                ParamInfo { name: "half_life", default: "0 (off)", help: "half-life in interactions of a history item's weight in the profile (the latest has age 0)" },
+                ParamInfo { name: "center", default: "true", help: "subtract the mean profile of training interactions from each history item's profile" },
+                ParamInfo { name: "weighting", default: "binary", help: "binary (each user-item pair counts once) | weight (sum of implicit weights)" },
+                ParamInfo { name: "columns", default: "all", help: "item feature columns to use, joined by + (e.g. genres+year)" },
+                ParamInfo { name: "buckets", default: "10", help: "quantile buckets per numeric feature column" },
+                ParamInfo { name: "hash_bits", default: "18", help: "text features hash word unigrams and bigrams into 2^hash_bits slots (TF-IDF)" },
+            ],
+        },
+        ModelInfo {
+            name: "hybrid",
+            task: Task::Ranking,
+            summary: "LightFM-style hybrid factorisation: user/item embeddings are sums of their features' embeddings (ids, categories, numbers, text); WARP or BPR; cold users and items from features",
+            params: vec![
+                ParamInfo { name: "no_components", default: "64", help: "embedding dimension" },
+                ParamInfo { name: "epochs", default: "30", help: "passes over the distinct training pairs" },
+                ParamInfo { name: "loss", default: "warp", help: "warp | bpr" },
+                ParamInfo { name: "learning_rate", default: "0.05", help: "Adagrad base learning rate" },
+                ParamInfo { name: "item_alpha", default: "0", help: "L2 penalty on item feature embeddings" },
+                ParamInfo { name: "user_alpha", default: "0", help: "L2 penalty on user feature embeddings" },
+                ParamInfo { name: "max_sampled", default: "10", help: "WARP: most negatives sampled per positive" },
+                ParamInfo { name: "item_ids", default: "true", help: "an identity feature per item with training data" },
+                ParamInfo { name: "user_ids", default: "true", help: "an identity feature per user with training data" },
+                ParamInfo { name: "item_features", default: "true", help: "use the item feature table when there is one" },
+                ParamInfo { name: "normalize", default: "true", help: "scale each entity's feature weights to sum to 1 (LightFM Dataset default); false keeps identity 1 and unit-length feature blocks" },
+                ParamInfo { name: "user_features", default: "false", help: "use the user feature table when there is one (needed for cold users without history; diluted warm ranking on MovieLens)" },
+                ParamInfo { name: "columns", default: "all", help: "item feature columns to use, joined by + (e.g. genres+year)" },
+                ParamInfo { name: "buckets", default: "10", help: "quantile buckets per numeric feature column" },
+                ParamInfo { name: "hash_bits", default: "18", help: "text features hash word unigrams and bigrams into 2^hash_bits slots (TF-IDF)" },
+                ParamInfo { name: "seed", default: "fit seed (42)", help: "seed of the initialisation and the sampling (training is sequential: same seed, same model, any thread count)" },
+            ],
+        },
     ]
 }
 
@@ -421,6 +465,8 @@ pub fn load_model(dir: &Path) -> Result<Box<dyn Model>> {
         "ncf" => Box::new(NcfModel::load(params, fitted, &tensors)?),
         "als" => Box::new(AlsModel::load(params, fitted, &tensors)?),
         "ease" => Box::new(EaseModel::load(params, fitted, &tensors)?),
+        "content" => Box::new(ContentModel::load(params, fitted, &tensors, dir)?),
+        "hybrid" => Box::new(HybridModel::load(params, fitted, &tensors, dir)?),
         other => {
             return Err(Error::Model {
                 path: dir.to_owned(),
@@ -474,7 +520,18 @@ mod tests {
                 }
             }
         }
-        let data = TrainSet::new(b.build());
+        let mut genres = kindred_core::FeatureTable::new();
+        for i in 0..9u32 {
+            let genre = ["a", "b", "c"][(i % 3) as usize];
+            genres
+                .set(
+                    &format!("i{i}"),
+                    "genres",
+                    kindred_core::FeatureValue::Categories(vec![genre.to_owned()]),
+                )
+                .unwrap();
+        }
+        let data = TrainSet::new(b.build()).with_features(Some(std::sync::Arc::new(genres)), None);
         let specs: Vec<String> = model_catalog()
             .iter()
             .map(|m| m.name.to_owned())
@@ -486,6 +543,8 @@ mod tests {
                 "knn:variant=baseline,user_based=false,similarity=pearson_baseline".to_owned(),
                 "knn:variant=zscore,similarity=pearson,k=3".to_owned(),
                 "knn:variant=means,similarity=cosine,min_k=2".to_owned(),
+                "hybrid:no_components=4,epochs=2,item_ids=false,loss=bpr".to_owned(),
+                "content:half_life=2,center=false".to_owned(),
             ])
             .collect();
         for spec in specs {
