@@ -72,6 +72,9 @@ pub struct AlsParams {
     pub cg_steps: usize,
     /// Seed of the initial factors; `None` uses the fit seed.
     pub seed: Option<u64>,
+    /// Report the training loss after each iteration (costs about one more CG step per
+    /// iteration; off by default, as `implicit`'s `calculate_training_loss`).
+    pub training_loss: bool,
 }
 
 impl Default for AlsParams {
@@ -85,6 +88,7 @@ impl Default for AlsParams {
             solver: Solver::Cg,
             cg_steps: 3,
             seed: None,
+            training_loss: false,
         }
     }
 }
@@ -593,8 +597,10 @@ impl Als {
             solve_side(&mut x, &by_user, &y, params)?;
             ctx.cancel.check()?;
             solve_side(&mut y, &by_item, &x, params)?;
-            ctx.progress
-                .epoch(it + 1, loss(&x, &y, &by_user, params, n_items), None);
+            if params.training_loss {
+                ctx.progress
+                    .epoch(it + 1, loss(&x, &y, &by_user, params, n_items), None);
+            }
             ctx.progress.advance(1);
         }
         ctx.progress.finish();
@@ -1006,7 +1012,10 @@ mod tests {
                 ..FitContext::default()
             };
             Als {
-                params: params(solver),
+                params: AlsParams {
+                    training_loss: true,
+                    ..params(solver)
+                },
             }
             .fit_model(&train, &ctx)
             .unwrap();
@@ -1022,6 +1031,18 @@ mod tests {
         );
         let cg = run(Solver::Cg);
         let (e, c) = (exact[14], cg[14]);
+        // Off by default: no loss reported.
+        let quiet = Arc::new(Losses::default());
+        let ctx = FitContext {
+            progress: quiet.clone(),
+            ..FitContext::default()
+        };
+        Als {
+            params: params(Solver::Cg),
+        }
+        .fit_model(&train, &ctx)
+        .unwrap();
+        assert!(quiet.0.lock().unwrap().is_empty());
         assert!(
             (c - e).abs() / e < 0.02,
             "final loss cg {c} vs cholesky {e}"

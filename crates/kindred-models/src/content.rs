@@ -397,7 +397,10 @@ mod tests {
         let model = Content::default().fit(&train, &ctx).unwrap();
         let n = train.n_items();
         // User 3's training items in chronological order, as an anonymous query.
-        let history = Histories::new(&train, Weighting::Binary, None).of(3).0.to_vec();
+        let history = Histories::new(&train, Weighting::Binary, None)
+            .of(3)
+            .0
+            .to_vec();
         let (mut known, mut anonymous) = (vec![0f32; n], vec![0f32; n]);
         model.score_all(&UserQuery::known(3), &mut known);
         model.score_all(&UserQuery::anonymous(&history), &mut anonymous);

@@ -49,7 +49,8 @@ impl EaseParams {
     fn validate(&self) -> Result<()> {
         if matches!(self.weighting, Weighting::Bm25 | Weighting::Tfidf) {
             return Err(Error::InvalidInput(
-                "ease: weighting must be binary or weight (bm25/tfidf apply to itemknn only)".into(),
+                "ease: weighting must be binary or weight (bm25/tfidf apply to itemknn only)"
+                    .into(),
             ));
         }
         if !(self.lambda.is_finite() && self.lambda > 0.0) {
@@ -515,6 +516,9 @@ mod tests {
             };
             assert!(Ease { params }.fit(&train, &FitContext::default()).is_err());
         }
-        assert!(crate::registry::build_algorithm("ease:weighting=tfidf").is_err());
+        assert!(crate::registry::build_algorithm("ease:weighting=okapi").is_err());
+        let tfidf = crate::registry::build_algorithm("ease:weighting=tfidf").unwrap();
+        let err = tfidf.fit(&train, &FitContext::default()).err().unwrap();
+        assert!(err.to_string().contains("binary or weight"), "{err}");
     }
 }

@@ -11,8 +11,8 @@ use crate::baseline::{Baseline, BaselineModel};
 use crate::bpmf::{Bpmf, BpmfModel};
 use crate::bpr::{Bpr, BprModel};
 use crate::coclustering::{CoClustering, CoClusteringModel};
-use crate::ease::{Ease, EaseModel};
 use crate::content::{Content, ContentModel};
+use crate::ease::{Ease, EaseModel};
 use crate::hybrid::{Hybrid, HybridModel};
 use crate::itemknn::{ItemKnn, ItemKnnModel};
 use crate::knn::{Knn, KnnModel};
@@ -57,7 +57,10 @@ pub struct ModelInfo {
 /// to a concrete spec before fitting, so results always record what actually ran.
 const PRESETS: &[(&str, &str)] = &[
     ("rating-best", "bpmf"),
-    ("ranking-best", "itemknn:neighbors=200,half_life=2"),
+    (
+        "ranking-best",
+        "itemknn:neighbors=200,half_life=2,weighting=tfidf",
+    ),
 ];
 
 /// Resolves a preset name to its spec; other specs are returned unchanged.
@@ -312,6 +315,11 @@ pub fn model_catalog() -> Vec<ModelInfo> {
                 ParamInfo { name: "init_low", default: "0", help: "lower bound of the uniform initial factors (>= 0)" },
                 ParamInfo { name: "init_high", default: "1", help: "upper bound of the uniform initial factors" },
                 ParamInfo { name: "seed", default: "fit seed (42)", help: "seed of the initial factors" },
+                ParamInfo {
+                    name: "training_loss",
+                    default: "false",
+                    help: "report the training loss after each iteration (about one more CG step per iteration)",
+                },
             ],
         },
         ModelInfo {
@@ -381,6 +389,11 @@ pub fn model_catalog() -> Vec<ModelInfo> {
                 ParamInfo { name: "solver", default: "cg", help: "cg (conjugate gradient, warm-started) | cholesky (exact)" },
                 ParamInfo { name: "cg_steps", default: "3", help: "conjugate-gradient steps per vector and pass" },
                 ParamInfo { name: "seed", default: "fit seed (42)", help: "seed of the initial factors" },
+                ParamInfo {
+                    name: "training_loss",
+                    default: "false",
+                    help: "report the training loss after each iteration (about one more CG step per iteration)",
+                },
             ],
         },
         ModelInfo {
