@@ -170,7 +170,15 @@ mod avx2 {
                 k += W;
             }
         }
-        let v = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+        let mut v = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+        // A half vector for a remainder of four or more (100 factors = 12 x 8 + 4), so the
+        // scalar chain after the reduction stays short.
+        if k + W / 2 <= f {
+            // SAFETY: k + 4 <= f.
+            let t = unsafe { _mm_mul_ps(_mm_loadu_ps(a.add(k)), _mm_loadu_ps(b.add(k))) };
+            v = _mm256_add_ps(v, _mm256_zextps128_ps256(t));
+            k += W / 2;
+        }
         let mut s = hsum(v);
         while k < f {
             // SAFETY: k < f.
@@ -216,6 +224,15 @@ mod avx2 {
                         _mm256_storeu_ps(pu.add(k), _mm256_fmadd_ps(vgp, y, _mm256_mul_ps(kp, x)));
                         _mm256_storeu_ps(qi.add(k), _mm256_fmadd_ps(vgq, x, _mm256_mul_ps(kq, y)));
                         k += W;
+                    }
+                    if k + W / 2 <= f {
+                        let (kp4, kq4) = (_mm256_castps256_ps128(kp), _mm256_castps256_ps128(kq));
+                        let (gp4, gq4) = (_mm256_castps256_ps128(vgp), _mm256_castps256_ps128(vgq));
+                        let x = _mm_loadu_ps(pu.add(k));
+                        let y = _mm_loadu_ps(qi.add(k));
+                        _mm_storeu_ps(pu.add(k), _mm_fmadd_ps(gp4, y, _mm_mul_ps(kp4, x)));
+                        _mm_storeu_ps(qi.add(k), _mm_fmadd_ps(gq4, x, _mm_mul_ps(kq4, y)));
+                        k += W / 2;
                     }
                     while k < f {
                         let (x, y) = (*pu.add(k), *qi.add(k));
@@ -284,7 +301,7 @@ mod tests {
             Rating { u: 1, i: 0, r: 1.0 },
         ];
         // Widths below, at and between the vector and unrolled-loop sizes, with tails.
-        for f in [1, 3, 8, 9, 31, 32, 33, 100] {
+        for f in [1, 3, 4, 5, 8, 9, 12, 15, 31, 32, 33, 36, 100] {
             let (p1, q1, b1, e1) = run(&ratings, f, true);
             let (p2, q2, b2, e2) = run(&ratings, f, false);
             assert!((e1 - e2).abs() < 1e-5, "f={f}: sse {e1} vs {e2}");
