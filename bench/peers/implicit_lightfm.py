@@ -13,8 +13,10 @@ coldstart-items: only the held-out items are ranked; LightFM WARP with genres on
 carry their genres only), random, and popularity (check row).
 PEERS_MODELS="implicit ALS,LightFM" limits the run to models whose names start so; PEERS_THREADS sets threads
 (default 2); PEERS_LIGHTFM_NORMALIZE=1 normalises LightFM's item-feature rows to sum 1 (default: raw multi-hot).
-Ties (items with identical genres under genre-only LightFM, popularity's zero scores on cold items) are broken by the
-lower catalog index, as Kindred's top-K does, so identical scores give identical lists in both tools.
+Ties are broken as Kindred's evaluation breaks them, so identical scores give identical lists in both tools: by the
+lower catalog index on temporal/random splits, and on candidate-set (cold-start) splits by a seeded hash of the
+(user, item) external ids (`pair_key`, the same function as kindred_core::rng::pair_key): there a model that cannot
+tell new items apart scores them all alike, and index order would leak popularity (ids follow first appearance).
 """
 import os
 
@@ -66,6 +68,8 @@ class Split:
         users = {}
         for u, _, _ in train + test:
             users.setdefault(u, len(users))
+        self.user_names = list(users)
+        self._tie_keys = {}
         self.n_users, self.n_items = len(users), len(self.items)
         tu = np.array([users[u] for u, _, _ in train], dtype=np.int32)
         ti = np.array([self.item_index[i] for _, i, _ in train], dtype=np.int32)
@@ -87,6 +91,17 @@ class Split:
             cand_items, _ = read_catalog(cand_path)
             self.candidates = np.array(sorted(self.item_index[i] for i in cand_items), dtype=np.int32)
 
+    def tie_keys(self, u):
+        """Per-item tie keys of user u on a candidate-set split (only the candidates' keys matter)."""
+        keys = self._tie_keys.get(u)
+        if keys is None:
+            keys = np.zeros(self.n_items, dtype=np.uint64)
+            prefix = _fnv1a(0xCBF29CE484222325, self.user_names[u].encode() + b"\x1f")
+            for i in self.candidates:
+                keys[i] = _mix64(_fnv1a(prefix, self.items[i].encode()) ^ SEED)
+            self._tie_keys[u] = keys
+        return keys
+
     def _in_train(self, u, i):
         row = self.train.indices[self.train.indptr[u]:self.train.indptr[u + 1]]
         return i in row
@@ -102,8 +117,33 @@ class Split:
                              shape=(self.n_items, len(vocab)))
 
 
-def top_k_dense(scores, k):
-    """Best k items of one score row, best first: higher score, then lower index; -inf never selected."""
+_MASK64 = (1 << 64) - 1
+
+
+def _mix64(z):
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
+
+
+def _fnv1a(h, data):
+    for b in data:
+        h = ((h ^ b) * 0x100000001B3) & _MASK64
+    return h
+
+
+def pair_key(seed, user, item):
+    """kindred_core::rng::pair_key: FNV-1a 64 over user, 0x1F, item (UTF-8), XOR seed, then SplitMix64's mix."""
+    return _mix64(_fnv1a(_fnv1a(0xCBF29CE484222325, user.encode() + b"\x1f"), item.encode()) ^ seed)
+
+
+assert pair_key(42, "1", "2") == 0x5D403F6A1CD9B111  # pinned in kindred-core's tests too
+assert pair_key(42, "10", "1193") == 0x2A6507EBD2BA46B8
+
+
+def top_k_dense(scores, k, tie_keys=None):
+    """Best k items of one score row, best first: higher score, then lower tie key (when given), then lower index;
+    -inf never selected."""
     finite = np.isfinite(scores)
     n = int(finite.sum())
     if n == 0:
@@ -111,7 +151,10 @@ def top_k_dense(scores, k):
     k = min(k, n)
     kth = np.partition(scores[finite], n - k)[n - k]  # the k-th largest value
     pool = np.flatnonzero(finite & (scores >= kth))  # every item that can be in the top k (ties included)
-    order = np.lexsort((pool, -scores[pool]))
+    if tie_keys is None:
+        order = np.lexsort((pool, -scores[pool]))
+    else:
+        order = np.lexsort((pool, tie_keys[pool], -scores[pool]))
     return pool[order[:k]]
 
 
@@ -130,7 +173,9 @@ def rank_dense(split, score_rows, batch=1024):
             row[split.train.indices[split.train.indptr[u]:split.train.indptr[u + 1]]] = -np.inf
             if cand_mask is not None:
                 row[cand_mask] = -np.inf
-            lists.append(top_k_dense(row, K))
+                lists.append(top_k_dense(row, K, split.tie_keys(u)))
+            else:
+                lists.append(top_k_dense(row, K))
     return lists
 
 

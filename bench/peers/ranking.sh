@@ -19,7 +19,7 @@ export KINDRED_DATA_DIR="${KINDRED_DATA_DIR:-$(cd .. && pwd)/shared/data}"
 read -r -a datasets <<< "${RANKING_DATASETS:-ml-100k ml-1m}"
 read -r -a protocols <<< "${RANKING_PROTOCOLS:-temporal:0.2,positive>=4 random:0.2,positive>=4 coldstart-items:0.1,positive>=4}"
 read -r -a ranking_models <<< "${KINDRED_RANKING_MODELS:-popularity itemknn ranking-best als als:confidence=implicit als:solver=cholesky ease bpr ncf content hybrid}"
-read -r -a coldstart_models <<< "${KINDRED_COLDSTART_MODELS:-popularity random content hybrid hybrid:item_ids=false}"
+read -r -a coldstart_models <<< "${KINDRED_COLDSTART_MODELS:-popularity random itemknn als content content:columns=genres hybrid hybrid:item_ids=false}"
 threads="${RANKING_THREADS:-2}"
 for ds in "${datasets[@]}"; do
   [ -d "$KINDRED_DATA_DIR/$ds" ] || { echo "MovieLens $ds not found under $KINDRED_DATA_DIR (set KINDRED_DATA_DIR)" >&2; exit 2; }

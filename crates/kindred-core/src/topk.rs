@@ -55,6 +55,47 @@ pub fn top_k(scores: &[f32], k: usize, skip: impl FnMut(u32) -> bool) -> Vec<Sco
     )
 }
 
+/// The `k` best items of `scores` (NaN never selected), best first, with ties broken by the
+/// lower `tie_key(item)` and only then by the lower item index.
+///
+/// For candidate sets where ties are the norm (cold-start evaluation: a model that knows nothing
+/// about new items scores them all alike), breaking ties by item index would rank them in id
+/// order, which usually follows first appearance in the log and so leaks popularity; a seeded
+/// hash of the (user, item) pair as the key ranks such ties at random instead.
+pub fn top_k_with_tie_key(scores: &[f32], k: usize, tie_key: impl Fn(u32) -> u64) -> Vec<Scored> {
+    if k == 0 {
+        return Vec::new();
+    }
+    let order = |a: &(Scored, u64), b: &(Scored, u64)| {
+        b.0.score
+            .partial_cmp(&a.0.score)
+            .unwrap_or(Ordering::Equal)
+            .then(a.1.cmp(&b.1))
+            .then(a.0.item.cmp(&b.0.item))
+    };
+    let mut kept: Vec<(Scored, u64)> = Vec::with_capacity(2 * k);
+    for (i, &score) in scores.iter().enumerate() {
+        if score.is_nan() {
+            continue;
+        }
+        kept.push((
+            Scored {
+                item: i as u32,
+                score,
+            },
+            tie_key(i as u32),
+        ));
+        // Amortised selection: shrink back to k whenever the buffer doubles.
+        if kept.len() >= 2 * k.max(16) {
+            kept.select_nth_unstable_by(k - 1, order);
+            kept.truncate(k);
+        }
+    }
+    kept.sort_by(order);
+    kept.truncate(k);
+    kept.into_iter().map(|(s, _)| s).collect()
+}
+
 /// The `k` best of an arbitrary candidate stream, best first.
 pub fn top_k_of(
     candidates: impl IntoIterator<Item = Scored>,
@@ -98,7 +139,35 @@ mod tests {
         assert_eq!(top_k(&scores, 10, |_| false).len(), 5);
     }
 
+    #[test]
+    fn tie_key_orders_ties_only() {
+        let scores = [0.5, 0.9, f32::NAN, 0.5, 0.5, 0.7];
+        // Key reverses the index order among ties; the better scores still come first.
+        let top = top_k_with_tie_key(&scores, 4, |i| 100 - i as u64);
+        let items: Vec<u32> = top.iter().map(|s| s.item).collect();
+        assert_eq!(items, vec![1, 5, 4, 3]);
+        assert!(top_k_with_tie_key(&scores, 0, |_| 0).is_empty());
+        assert_eq!(top_k_with_tie_key(&scores, 10, |_| 0).len(), 5);
+    }
+
     proptest! {
+        #[test]
+        fn tie_key_selection_equals_full_sort(
+            scores in proptest::collection::vec(-5i32..5, 0..200),
+            k in 0usize..40,
+            salt in 0u64..1000,
+        ) {
+            let scores: Vec<f32> = scores.into_iter().map(|s| s as f32).collect();
+            let key = |i: u32| crate::rng::mix64(salt ^ i as u64);
+            let top = top_k_with_tie_key(&scores, k, key);
+            let mut all: Vec<(Scored, u64)> = scores.iter().enumerate()
+                .map(|(i, &s)| (Scored { item: i as u32, score: s }, key(i as u32))).collect();
+            all.sort_by(|a, b| b.0.score.partial_cmp(&a.0.score).unwrap()
+                .then(a.1.cmp(&b.1)).then(a.0.item.cmp(&b.0.item)));
+            let want: Vec<Scored> = all.into_iter().take(k).map(|x| x.0).collect();
+            prop_assert_eq!(top, want);
+        }
+
         #[test]
         fn equals_full_sort(scores in proptest::collection::vec(-100i32..100, 0..80), k in 0usize..20) {
             let scores: Vec<f32> = scores.into_iter().map(|s| s as f32 / 7.0).collect();

@@ -91,24 +91,14 @@ pub fn mae(pairs: &[(f64, f64)]) -> f64 {
     pairs.iter().map(|(p, t)| (p - t).abs()).sum::<f64>() / pairs.len() as f64
 }
 
-/// Distinct items over all lists divided by the catalog size.
+/// Distinct items over all lists divided by the catalog size (the candidate count on candidate-set
+/// protocols, whose item indices can exceed it: they are indices into the whole item map).
 pub fn coverage<'a>(lists: impl IntoIterator<Item = &'a [u32]>, catalog_size: usize) -> f64 {
     if catalog_size == 0 {
         return 0.0;
     }
-    let mut seen = vec![false; catalog_size];
-    let mut distinct = 0usize;
-    for list in lists {
-        for &i in list {
-            if let Some(s) = seen.get_mut(i as usize) {
-                if !*s {
-                    *s = true;
-                    distinct += 1;
-                }
-            }
-        }
-    }
-    distinct as f64 / catalog_size as f64
+    let distinct: std::collections::HashSet<u32> = lists.into_iter().flatten().copied().collect();
+    distinct.len() as f64 / catalog_size as f64
 }
 
 /// Cosine similarity of two sparse binary vectors given as sorted feature indices
@@ -233,6 +223,11 @@ mod tests {
         assert!(close(rmse(&pairs), (5.0f64 / 3.0).sqrt()));
         assert!(close(mae(&pairs), 1.0));
         assert!(close(coverage([&[0u32, 1][..], &[1, 2][..]], 8), 3.0 / 8.0));
+        // Candidate sets: indices into the whole item map may exceed the candidate count.
+        assert!(close(
+            coverage([&[40u32, 7][..], &[7, 99][..]], 4),
+            3.0 / 4.0
+        ));
         // vectors: 0 = {a, b}, 1 = {a}, 2 = {} -> cos(0,1) = 1/sqrt2, others 0.
         let vectors = vec![vec![0, 1], vec![0], vec![]];
         let d = diversity(&[0, 1, 2], &vectors).unwrap();

@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use kindred_core::rng::pair_key;
 use kindred_core::split::Split;
+use kindred_core::topk::top_k_with_tie_key;
 use kindred_core::{
     top_k, CancelFlag, Dataset, Error, FitContext, NoProgress, Progress, Protocol, Result, Scored,
     TrainSet,
@@ -122,6 +124,7 @@ pub fn evaluate(
                     dataset,
                     &item_users,
                     opts,
+                    protocol.seed,
                 )?;
                 if let Some(path) = &opts.export_recs {
                     let lists: Vec<(u32, Vec<Scored>)> =
@@ -275,6 +278,7 @@ fn ranking_fold(
     dataset: &Dataset,
     item_users: &[u32],
     opts: &EvalOptions,
+    tie_seed: u64,
 ) -> Result<(FoldResult, Vec<RankedList>)> {
     let n_items = data.n_items();
     let k = opts.k;
@@ -329,7 +333,17 @@ fn ranking_fold(
                         }
                     }
                 }
-                let list = top_k(scores, k, |_| false);
+                // Candidate sets (cold start) break score ties by a seeded hash of the pair:
+                // item order would leak popularity to models that cannot tell new items apart.
+                let list = if candidate.is_some() {
+                    let user_id = data.user_ids().external(u);
+                    let item_ids = data.item_ids();
+                    top_k_with_tie_key(scores, k, |i| {
+                        pair_key(tie_seed, user_id, item_ids.external(i))
+                    })
+                } else {
+                    top_k(scores, k, |_| false)
+                };
                 let rel = &relevant[u as usize];
                 let items: Vec<u32> = list.iter().map(|s| s.item).collect();
                 let auc = opts.auc.then(|| {
