@@ -72,6 +72,8 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
         "random",
         "popularity:half_life_days=60",
         "baseline",
+        "als",
+        "ease",
         "ranking-best",
     ]
     .map(String::from);
