@@ -91,7 +91,7 @@ mod tests {
 
     #[test]
     fn pair_key_is_fnv1a_then_mix() {
-        // FNV-1a 64 of the single byte 0x1F, computed by hand (offset ^ 0x1F, times the prime).
+        // FNV-1a 64 of the single byte 0x1F (offset ^ 0x1F, times the prime), computed outside Rust.
         assert_eq!(pair_key(0, "", ""), mix64(0xAF63D24C8601DB8E));
         // Pinned values: bench/peers/implicit_lightfm.py must compute the same keys.
         assert_eq!(pair_key(42, "1", "2"), 0x5D403F6A1CD9B111);
