@@ -282,14 +282,41 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
     dot_with::<false>(a, b)
 }
 
+/// An element type the AVX2 dot product loads four at a time as f64 lanes.
+#[cfg(target_arch = "x86_64")]
+trait Lanes: Copy + Into<f64> {
+    /// # Safety
+    /// `p` must be valid for four reads and the CPU must have AVX2.
+    unsafe fn load4(p: *const Self) -> std::arch::x86_64::__m256d;
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Lanes for f64 {
+    #[inline(always)]
+    unsafe fn load4(p: *const f64) -> std::arch::x86_64::__m256d {
+        // SAFETY: the caller guarantees four readable values and AVX2.
+        unsafe { std::arch::x86_64::_mm256_loadu_pd(p) }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Lanes for f32 {
+    #[inline(always)]
+    unsafe fn load4(p: *const f32) -> std::arch::x86_64::__m256d {
+        use std::arch::x86_64::{_mm256_cvtps_pd, _mm_loadu_ps};
+        // SAFETY: the caller guarantees four readable values and AVX2.
+        unsafe { _mm256_cvtps_pd(_mm_loadu_ps(p)) }
+    }
+}
+
 /// Dot product with four AVX2 accumulators (auto-vectorisation of [`dot_with`] stayed at 128-bit
-/// width, and the dot products are most of a CG step).
+/// width, and the dot products are most of a CG step); `a` may be f32 (widened) or f64.
 ///
 /// # Safety
 /// The CPU must have AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn dot_avx2(a: &[f64], b: &[f64]) -> f64 {
+unsafe fn dot_avx2<T: Lanes>(a: &[T], b: &[f64]) -> f64 {
     use std::arch::x86_64::*;
     let n = a.len().min(b.len());
     let (pa, pb) = (a.as_ptr(), b.as_ptr());
@@ -300,20 +327,12 @@ unsafe fn dot_avx2(a: &[f64], b: &[f64]) -> f64 {
         while k + 16 <= n {
             for (j, acc_j) in acc.iter_mut().enumerate() {
                 let o = k + 4 * j;
-                *acc_j = _mm256_fmadd_pd(
-                    _mm256_loadu_pd(pa.add(o)),
-                    _mm256_loadu_pd(pb.add(o)),
-                    *acc_j,
-                );
+                *acc_j = _mm256_fmadd_pd(T::load4(pa.add(o)), _mm256_loadu_pd(pb.add(o)), *acc_j);
             }
             k += 16;
         }
         while k + 4 <= n {
-            acc[0] = _mm256_fmadd_pd(
-                _mm256_loadu_pd(pa.add(k)),
-                _mm256_loadu_pd(pb.add(k)),
-                acc[0],
-            );
+            acc[0] = _mm256_fmadd_pd(T::load4(pa.add(k)), _mm256_loadu_pd(pb.add(k)), acc[0]);
             k += 4;
         }
     }
@@ -321,7 +340,7 @@ unsafe fn dot_avx2(a: &[f64], b: &[f64]) -> f64 {
     let s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd::<1>(v));
     let mut sum = _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
     while k < n {
-        sum = a[k].mul_add(b[k], sum);
+        sum = a[k].into().mul_add(b[k], sum);
         k += 1;
     }
     sum
@@ -369,7 +388,7 @@ fn dot_row<const FUSED: bool>(y: &[f32], x: &[f64]) -> f64 {
     #[cfg(target_arch = "x86_64")]
     if FUSED {
         // SAFETY: `FUSED` code is only reached from `solve_cg_avx2` (AVX2 + FMA present).
-        return unsafe { dot_row_avx2(y, x) };
+        return unsafe { dot_avx2(y, x) };
     }
     let mut acc = [0f64; 4];
     let (cy, cx) = (y.chunks_exact(4), x.chunks_exact(4));
@@ -393,44 +412,6 @@ fn axpy_row<const FUSED: bool>(alpha: f64, y: &[f32], out: &mut [f64]) {
     for (o, v) in out.iter_mut().zip(y) {
         *o = madd::<FUSED>(alpha, *v as f64, *o);
     }
-}
-
-/// [`dot_row`] with four AVX2 accumulators, widening four f32 at a time.
-///
-/// # Safety
-/// The CPU must have AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn dot_row_avx2(y: &[f32], x: &[f64]) -> f64 {
-    use std::arch::x86_64::*;
-    let n = y.len().min(x.len());
-    let (py, px) = (y.as_ptr(), x.as_ptr());
-    let mut acc = [_mm256_setzero_pd(); 4];
-    let mut k = 0;
-    // SAFETY (all loads): every index read is below n, the length of both slices.
-    unsafe {
-        while k + 16 <= n {
-            for (j, acc_j) in acc.iter_mut().enumerate() {
-                let o = k + 4 * j;
-                let wide = _mm256_cvtps_pd(_mm_loadu_ps(py.add(o)));
-                *acc_j = _mm256_fmadd_pd(wide, _mm256_loadu_pd(px.add(o)), *acc_j);
-            }
-            k += 16;
-        }
-        while k + 4 <= n {
-            let wide = _mm256_cvtps_pd(_mm_loadu_ps(py.add(k)));
-            acc[0] = _mm256_fmadd_pd(wide, _mm256_loadu_pd(px.add(k)), acc[0]);
-            k += 4;
-        }
-    }
-    let v = _mm256_add_pd(_mm256_add_pd(acc[0], acc[1]), _mm256_add_pd(acc[2], acc[3]));
-    let s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd::<1>(v));
-    let mut sum = _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
-    while k < n {
-        sum = (y[k] as f64).mul_add(x[k], sum);
-        k += 1;
-    }
-    sum
 }
 
 /// Per-thread buffers of a row solve.
