@@ -35,6 +35,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Algorithm, Model, UserQuery};
 use crate::negative::{NegativeSampler, PositiveSets, Sampling};
+use crate::params::check;
 use crate::persist::{Fitted, TensorReader, TensorWriter};
 use crate::sgd_kernel::dot;
 
@@ -80,34 +81,11 @@ impl Default for BprParams {
 
 impl BprParams {
     fn validate(&self) -> Result<()> {
-        if self.factors == 0 {
-            return Err(Error::InvalidInput(
-                "bpr: factors must be at least 1".into(),
-            ));
-        }
-        if self.iterations == 0 {
-            return Err(Error::InvalidInput(
-                "bpr: iterations must be at least 1".into(),
-            ));
-        }
-        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            return Err(Error::InvalidInput(format!(
-                "bpr: learning_rate must be a positive number, got {}",
-                self.learning_rate
-            )));
-        }
-        if !(self.regularization.is_finite() && self.regularization >= 0.0) {
-            return Err(Error::InvalidInput(format!(
-                "bpr: regularization must be a non-negative number, got {}",
-                self.regularization
-            )));
-        }
-        if !(self.beta.is_finite() && self.beta >= 0.0) {
-            return Err(Error::InvalidInput(format!(
-                "bpr: beta must be a non-negative number, got {}",
-                self.beta
-            )));
-        }
+        check::at_least_one("bpr", "factors", self.factors)?;
+        check::at_least_one("bpr", "iterations", self.iterations)?;
+        check::positive("bpr", "learning_rate", self.learning_rate)?;
+        check::non_negative("bpr", "regularization", self.regularization)?;
+        check::non_negative("bpr", "beta", self.beta)?;
         Ok(())
     }
 }

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::als::WeightedRows;
 pub use crate::itemknn::Weighting;
 use crate::model::{Algorithm, Model, UserQuery};
+use crate::params::check;
 use crate::persist::{Fitted, TensorReader, TensorWriter};
 
 /// Hyperparameters.
@@ -53,12 +54,7 @@ impl EaseParams {
                     .into(),
             ));
         }
-        if !(self.lambda.is_finite() && self.lambda > 0.0) {
-            return Err(Error::InvalidInput(format!(
-                "ease: lambda must be a positive number, got {}",
-                self.lambda
-            )));
-        }
+        check::positive("ease", "lambda", self.lambda)?;
         Ok(())
     }
 

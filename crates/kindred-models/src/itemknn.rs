@@ -21,6 +21,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Algorithm, Model, UserQuery};
+use crate::params::check;
 use crate::persist::{Fitted, TensorReader, TensorWriter};
 
 /// What a user-item pair contributes to similarities and scores.
@@ -150,29 +151,15 @@ impl Default for ItemKnnParams {
 
 impl ItemKnnParams {
     fn validate(&self) -> Result<()> {
-        if self.neighbors == 0 {
-            return Err(Error::InvalidInput(
-                "itemknn: neighbors must be at least 1".into(),
-            ));
-        }
-        if !(self.shrink.is_finite() && self.shrink >= 0.0) {
-            return Err(Error::InvalidInput(format!(
-                "itemknn: shrink must be a non-negative number, got {}",
-                self.shrink
-            )));
-        }
+        check::at_least_one("itemknn", "neighbors", self.neighbors)?;
+        check::non_negative("itemknn", "shrink", self.shrink)?;
         if !(self.half_life.is_finite() && self.half_life >= 0.0) {
             return Err(Error::InvalidInput(format!(
                 "itemknn: half_life must be a non-negative number (0 = off), got {}",
                 self.half_life
             )));
         }
-        if !(self.bm25_k1.is_finite() && self.bm25_k1 >= 0.0) {
-            return Err(Error::InvalidInput(format!(
-                "itemknn: bm25_k1 must be a non-negative number, got {}",
-                self.bm25_k1
-            )));
-        }
+        check::non_negative("itemknn", "bm25_k1", self.bm25_k1)?;
         if !(0.0..=1.0).contains(&self.bm25_b) {
             return Err(Error::InvalidInput(format!(
                 "itemknn: bm25_b must be between 0 and 1, got {}",

@@ -36,6 +36,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::baseline::{row_values, BaselineMethod, BaselineParams, Biases};
 use crate::model::{Algorithm, Model, UserQuery};
+use crate::params::check;
 use crate::persist::{Fitted, TensorReader, TensorWriter};
 
 /// How neighbours' ratings are combined (Surprise's four KNN classes).
@@ -120,12 +121,7 @@ impl KnnParams {
         if self.k == 0 {
             return Err(Error::InvalidInput("knn: k must be at least 1".into()));
         }
-        if !(self.shrinkage.is_finite() && self.shrinkage >= 0.0) {
-            return Err(Error::InvalidInput(format!(
-                "knn: shrinkage must be a non-negative number, got {}",
-                self.shrinkage
-            )));
-        }
+        check::non_negative("knn", "shrinkage", self.shrinkage)?;
         Ok(())
     }
 

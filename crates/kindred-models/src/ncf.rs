@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Algorithm, Model, UserQuery};
 use crate::negative::{NegativeSampler, PositiveSets};
+use crate::params::check;
 use crate::persist::{Fitted, TensorReader, TensorWriter};
 use crate::sgd_kernel::dot;
 
@@ -110,35 +111,19 @@ impl Default for NcfParams {
 
 impl NcfParams {
     fn validate(&self) -> Result<()> {
-        let bad = |m: String| Err(Error::InvalidInput(format!("ncf: {m}")));
-        if self.factors == 0 {
-            return bad("factors must be at least 1".into());
-        }
+        check::at_least_one("ncf", "factors", self.factors)?;
         let layers = &self.layers.0;
         if layers.is_empty() || layers.contains(&0) || !layers[0].is_multiple_of(2) {
-            return bad(format!(
-                "layers must be positive sizes with an even first one (split between user and item), got {}",
+            return Err(Error::InvalidInput(format!(
+                "ncf: layers must be positive sizes with an even first one (split between user and item), got {}",
                 String::from(self.layers.clone())
-            ));
+            )));
         }
-        if self.epochs == 0 {
-            return bad("epochs must be at least 1".into());
-        }
-        if !(self.lr.is_finite() && self.lr > 0.0) {
-            return bad(format!("lr must be a positive number, got {}", self.lr));
-        }
-        if !(self.reg.is_finite() && self.reg >= 0.0) {
-            return bad(format!(
-                "reg must be a non-negative number, got {}",
-                self.reg
-            ));
-        }
-        if self.negatives == 0 {
-            return bad("negatives must be at least 1".into());
-        }
-        if self.batch_size == 0 {
-            return bad("batch_size must be at least 1".into());
-        }
+        check::at_least_one("ncf", "epochs", self.epochs)?;
+        check::positive("ncf", "lr", self.lr)?;
+        check::non_negative("ncf", "reg", self.reg)?;
+        check::at_least_one("ncf", "negatives", self.negatives)?;
+        check::at_least_one("ncf", "batch_size", self.batch_size)?;
         Ok(())
     }
 }

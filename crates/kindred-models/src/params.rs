@@ -57,6 +57,42 @@ impl ModelSpec {
     }
 }
 
+/// Checks of hyperparameter values shared by the models' `validate`; errors read
+/// `model: name must be ..., got value`.
+pub(crate) mod check {
+    use kindred_core::{Error, Result};
+
+    /// A finite number above zero.
+    pub fn positive(model: &str, name: &str, value: f64) -> Result<()> {
+        if value.is_finite() && value > 0.0 {
+            return Ok(());
+        }
+        Err(Error::InvalidInput(format!(
+            "{model}: {name} must be a positive number, got {value}"
+        )))
+    }
+
+    /// A finite number, zero or above.
+    pub fn non_negative(model: &str, name: &str, value: f64) -> Result<()> {
+        if value.is_finite() && value >= 0.0 {
+            return Ok(());
+        }
+        Err(Error::InvalidInput(format!(
+            "{model}: {name} must be a non-negative number, got {value}"
+        )))
+    }
+
+    /// A count of at least one.
+    pub fn at_least_one(model: &str, name: &str, value: usize) -> Result<()> {
+        if value >= 1 {
+            return Ok(());
+        }
+        Err(Error::InvalidInput(format!(
+            "{model}: {name} must be at least 1"
+        )))
+    }
+}
+
 impl std::fmt::Display for ModelSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.name)?;
@@ -70,6 +106,26 @@ impl std::fmt::Display for ModelSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn checks_name_the_model_and_parameter() {
+        assert!(check::positive("m", "lr", 0.1).is_ok());
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            let err = check::positive("m", "lr", bad).unwrap_err().to_string();
+            assert!(err.contains("m: lr must be a positive number"), "{err}");
+        }
+        assert!(check::non_negative("m", "reg", 0.0).is_ok());
+        let err = check::non_negative("m", "reg", -0.5)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("m: reg must be a non-negative number, got -0.5"),
+            "{err}"
+        );
+        assert!(check::at_least_one("m", "k", 1).is_ok());
+        let err = check::at_least_one("m", "k", 0).unwrap_err().to_string();
+        assert!(err.contains("m: k must be at least 1"), "{err}");
+    }
 
     #[derive(Debug, serde::Deserialize, PartialEq)]
     #[serde(deny_unknown_fields, default)]
