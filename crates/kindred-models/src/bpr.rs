@@ -471,10 +471,6 @@ impl Model for BprModel {
         &self.fitted
     }
 
-    fn predict(&self, _user: UserIdx, _item: ItemIdx) -> Option<f32> {
-        None
-    }
-
     fn score(&self, query: &UserQuery<'_>, items: &[ItemIdx], out: &mut [f32]) {
         let f = self.params.factors;
         let user = self.query_vector(query);

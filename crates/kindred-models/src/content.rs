@@ -15,7 +15,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use kindred_core::{Error, FitContext, ItemIdx, Result, TrainSet, UserIdx};
+use kindred_core::{Error, FitContext, ItemIdx, Result, TrainSet};
 use serde::{Deserialize, Serialize};
 
 use crate::feature_space::{EncodeOptions, FeatureSpace, SparseRows};
@@ -254,10 +254,6 @@ impl Model for ContentModel {
 
     fn fitted(&self) -> &Fitted {
         &self.fitted
-    }
-
-    fn predict(&self, _user: UserIdx, _item: ItemIdx) -> Option<f32> {
-        None
     }
 
     fn score(&self, query: &UserQuery<'_>, items: &[ItemIdx], out: &mut [f32]) {

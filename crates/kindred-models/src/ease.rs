@@ -15,7 +15,7 @@ use std::path::Path;
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::cholesky::llt;
 use faer::{MatMut, Par};
-use kindred_core::{Error, FitContext, ItemIdx, Result, TrainSet, UserIdx};
+use kindred_core::{Error, FitContext, ItemIdx, Result, TrainSet};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -260,10 +260,6 @@ impl Model for EaseModel {
 
     fn fitted(&self) -> &Fitted {
         &self.fitted
-    }
-
-    fn predict(&self, _user: UserIdx, _item: ItemIdx) -> Option<f32> {
-        None
     }
 
     fn score(&self, query: &UserQuery<'_>, items: &[ItemIdx], out: &mut [f32]) {

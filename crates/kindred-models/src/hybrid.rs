@@ -638,10 +638,6 @@ impl Model for HybridModel {
         &self.fitted
     }
 
-    fn predict(&self, _user: UserIdx, _item: ItemIdx) -> Option<f32> {
-        None
-    }
-
     fn score(&self, query: &UserQuery<'_>, items: &[ItemIdx], out: &mut [f32]) {
         let k = self.params.no_components;
         let (user, user_bias) = self.user_vector(query);

@@ -570,10 +570,6 @@ impl Model for ItemKnnModel {
         &self.fitted
     }
 
-    fn predict(&self, _user: UserIdx, _item: ItemIdx) -> Option<f32> {
-        None
-    }
-
     fn score(&self, query: &UserQuery<'_>, items: &[ItemIdx], out: &mut [f32]) {
         let mut all = vec![0f32; self.fitted.items.len()];
         self.score_all(query, &mut all);

@@ -76,10 +76,12 @@ pub trait Model: Send + Sync {
     /// Shared state: id maps, seen items, rating range, training fingerprint.
     fn fitted(&self) -> &crate::persist::Fitted;
 
-    /// Predicted rating, clipped to the training rating range; `None` when the model does not
-    /// predict ratings. Users or items without training data fall back to what the model knows
-    /// (biases, global mean), as Surprise does.
-    fn predict(&self, user: UserIdx, item: ItemIdx) -> Option<f32>;
+    /// Predicted rating, clipped to the training rating range; `None` (the default) when the
+    /// model does not predict ratings. Users or items without training data fall back to what the
+    /// model knows (biases, global mean), as Surprise does.
+    fn predict(&self, _user: UserIdx, _item: ItemIdx) -> Option<f32> {
+        None
+    }
 
     /// Relevance scores of `items` for `query` (higher is better), written to `out`.
     fn score(&self, query: &UserQuery<'_>, items: &[ItemIdx], out: &mut [f32]);

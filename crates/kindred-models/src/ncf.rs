@@ -27,7 +27,7 @@
 
 use std::path::Path;
 
-use kindred_core::{Error, FitContext, ItemIdx, Result, SplitMix64, TrainSet, UserIdx};
+use kindred_core::{Error, FitContext, ItemIdx, Result, SplitMix64, TrainSet};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -759,10 +759,6 @@ impl Model for NcfModel {
 
     fn fitted(&self) -> &Fitted {
         &self.fitted
-    }
-
-    fn predict(&self, _user: UserIdx, _item: ItemIdx) -> Option<f32> {
-        None
     }
 
     fn score(&self, query: &UserQuery<'_>, items: &[ItemIdx], out: &mut [f32]) {

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use kindred_core::interactions::NO_TIMESTAMP;
-use kindred_core::{Error, FitContext, ItemIdx, Result, TrainSet, UserIdx};
+use kindred_core::{Error, FitContext, ItemIdx, Result, TrainSet};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Algorithm, Model, UserQuery};
@@ -116,10 +116,6 @@ impl Model for PopularityModel {
 
     fn fitted(&self) -> &Fitted {
         &self.fitted
-    }
-
-    fn predict(&self, _user: UserIdx, _item: ItemIdx) -> Option<f32> {
-        None
     }
 
     fn score(&self, _query: &UserQuery<'_>, items: &[ItemIdx], out: &mut [f32]) {
