@@ -7,5 +7,5 @@ pub mod report;
 pub mod runner;
 pub mod segments;
 
-pub use report::{EvalReport, FoldResult, ModelResult};
-pub use runner::{evaluate, EvalOptions};
+pub use report::{Comparison, EvalReport, FoldResult, ModelResult, TrialRecord, TuningSummary};
+pub use runner::{evaluate, evaluate_plans, EvalOptions, ModelPlan};

@@ -43,6 +43,12 @@ pub struct EvalOptions {
     /// Write the exact top-K lists of single-split protocols here (one file per model; with
     /// several models the model's position and name are added before the extension).
     pub export_recs: Option<PathBuf>,
+    /// Bootstrap resamples behind confidence intervals and paired comparisons (0: none).
+    pub bootstrap: usize,
+    /// Ranking protocols: compute metric@K curves for K = 1..=curve_k (0: none).
+    pub curve_k: usize,
+    /// Evaluate only the first this many folds of the protocol (None: all).
+    pub max_folds: Option<usize>,
 }
 
 impl Default for EvalOptions {
@@ -56,6 +62,43 @@ impl Default for EvalOptions {
             segments: true,
             auc: true,
             export_recs: None,
+            bootstrap: 1000,
+            curve_k: 50,
+            max_folds: None,
+        }
+    }
+}
+
+impl EvalOptions {
+    /// Options for a cheap inner evaluation (hyperparameter search): headline metrics only.
+    pub fn headline_only(&self) -> Self {
+        Self {
+            segments: false,
+            auc: false,
+            export_recs: None,
+            bootstrap: 0,
+            curve_k: 0,
+            ..self.clone()
+        }
+    }
+}
+
+/// What to fit on each fold: one spec everywhere, or one spec per fold (nested tuning, where
+/// each outer fold chose its own configuration from its own training data).
+#[derive(Debug, Clone)]
+pub struct ModelPlan {
+    /// The spec (or preset) the result is named by.
+    pub spec: String,
+    /// When not empty, fold f fits `fold_specs[f]` instead of `spec`.
+    pub fold_specs: Vec<String>,
+}
+
+impl ModelPlan {
+    /// The same spec on every fold.
+    pub fn single(spec: &str) -> Self {
+        Self {
+            spec: spec.to_owned(),
+            fold_specs: Vec::new(),
         }
     }
 }
@@ -65,6 +108,17 @@ pub fn evaluate(
     dataset: &Dataset,
     protocol: &Protocol,
     model_specs: &[String],
+    opts: &EvalOptions,
+) -> Result<EvalReport> {
+    let plans: Vec<ModelPlan> = model_specs.iter().map(|s| ModelPlan::single(s)).collect();
+    evaluate_plans(dataset, protocol, &plans, opts)
+}
+
+/// Evaluates every plan on the dataset under the protocol.
+pub fn evaluate_plans(
+    dataset: &Dataset,
+    protocol: &Protocol,
+    plans: &[ModelPlan],
     opts: &EvalOptions,
 ) -> Result<EvalReport> {
     if opts.k == 0 {
@@ -78,14 +132,26 @@ pub fn evaluate(
             protocol.spec()
         )));
     }
-    let splits = protocol.splits(&prepared)?;
+    let mut splits = protocol.splits(&prepared)?;
+    if let Some(max) = opts.max_folds {
+        splits.truncate(max.max(1));
+    }
     if opts.export_recs.is_some() && (rating || splits.len() != 1) {
         return Err(Error::InvalidInput(
             "--export-recs needs a single-split ranking protocol (temporal, random, loo, coldstart-*)".into(),
         ));
     }
-    let mut results = Vec::with_capacity(model_specs.len());
-    for (m, spec) in model_specs.iter().enumerate() {
+    let mut results = Vec::with_capacity(plans.len());
+    for (m, plan) in plans.iter().enumerate() {
+        if !plan.fold_specs.is_empty() && plan.fold_specs.len() < splits.len() {
+            return Err(Error::InvalidInput(format!(
+                "plan `{}` names {} fold specs for {} folds",
+                plan.spec,
+                plan.fold_specs.len(),
+                splits.len()
+            )));
+        }
+        let spec = &plan.spec;
         let algorithm = build_algorithm(spec)?;
         let mut folds = Vec::with_capacity(splits.len());
         let mut ranked_all = Vec::new();
@@ -93,6 +159,12 @@ pub fn evaluate(
         let mut item_users_last = Vec::new();
         for (f, split) in splits.iter().enumerate() {
             opts.cancel.check()?;
+            let fold_spec = plan.fold_specs.get(f);
+            let fold_algorithm = match fold_spec {
+                Some(s) => Some(build_algorithm(s)?),
+                None => None,
+            };
+            let algorithm = fold_algorithm.as_ref().unwrap_or(&algorithm);
             let train = TrainSet::new(prepared.subset(&split.train))
                 .with_features(dataset.item_features.clone(), dataset.user_features.clone());
             let ctx = FitContext {
@@ -130,7 +202,7 @@ pub fn evaluate(
                     let lists: Vec<(u32, Vec<Scored>)> =
                         ranked.iter().map(|r| (r.0.user, r.1.clone())).collect();
                     write_recs_file(
-                        &export_path(path, m, algorithm.name(), model_specs.len()),
+                        &export_path(path, m, algorithm.name(), plans.len()),
                         prepared.user_ids(),
                         prepared.item_ids(),
                         &lists,
@@ -145,6 +217,7 @@ pub fn evaluate(
             fold.test = split.test.len();
             fold.fit_seconds = fit_seconds;
             fold.predict_seconds = started.elapsed().as_secs_f64();
+            fold.spec = fold_spec.map(|s| resolve_preset(s).to_owned());
             folds.push(fold);
         }
         let segments: Option<Segments> = opts.segments.then(|| {
@@ -189,6 +262,9 @@ pub fn evaluate(
         protocol: protocol.spec().to_owned(),
         k: opts.k,
         results,
+        comparisons: Vec::new(),
+        trials: Vec::new(),
+        tuning: None,
         versions: BTreeMap::from([("kindred".to_owned(), env!("CARGO_PKG_VERSION").to_owned())]),
     })
 }
@@ -262,6 +338,7 @@ fn rating_fold(
         fit_seconds: 0.0,
         predict_seconds: 0.0,
         impossible_predictions: Some(impossible),
+        spec: None,
     };
     Ok((fold, pairs))
 }
@@ -431,6 +508,7 @@ fn ranking_fold(
         fit_seconds: 0.0,
         predict_seconds: 0.0,
         impossible_predictions: None,
+        spec: None,
     };
     Ok((fold, per_user.into_iter().map(|p| p.0).collect()))
 }
@@ -477,5 +555,10 @@ fn aggregate(
         impossible_predictions: impossible,
         per_fold: folds,
         segments,
+        metrics_ci: BTreeMap::new(),
+        curves: BTreeMap::new(),
+        popularity_bias: None,
+        learning_curve: Vec::new(),
+        per_unit: None,
     }
 }

@@ -40,6 +40,12 @@ pub struct Args {
     /// Skip the per-user AUC (one sort of all candidates per user).
     #[arg(long)]
     no_auc: bool,
+    /// Bootstrap resamples for confidence intervals and paired comparisons (0: none).
+    #[arg(long, default_value_t = 1000)]
+    bootstrap: usize,
+    /// Ranking protocols: record metric@K curves for K = 1..=N (0: none).
+    #[arg(long, default_value_t = 50)]
+    curve_k: usize,
 }
 
 pub fn run(args: Args, env: &Env) -> Result<()> {
@@ -54,6 +60,9 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
         segments: !args.no_segments,
         auc: !args.no_auc,
         export_recs: args.export_recs.clone(),
+        bootstrap: args.bootstrap,
+        curve_k: args.curve_k,
+        max_folds: None,
     };
     let report = evaluate(&dataset, &protocol, &args.models, &options)?;
     print!("{}", format_report(&report));
