@@ -381,6 +381,33 @@ fn sample_side(
     );
 }
 
+/// Training RMSE of one Gibbs sample (not of the posterior mean): the chain's per-sweep loss.
+fn sample_rmse(
+    data: &TrainSet,
+    residual: &[f64],
+    users: &[f64],
+    items: &[f64],
+    e: usize,
+    d: usize,
+    biases: bool,
+) -> f64 {
+    let (us, is) = (data.data.users(), data.data.items());
+    let sse: f64 = residual
+        .par_iter()
+        .enumerate()
+        .map(|(r, &y)| {
+            let u = &users[us[r] as usize * e..(us[r] as usize + 1) * e];
+            let i = &items[is[r] as usize * e..(is[r] as usize + 1) * e];
+            let mut pred: f64 = u[..d].iter().zip(&i[..d]).map(|(a, b)| a * b).sum();
+            if biases {
+                pred += u[d] + i[d];
+            }
+            (y - pred).powi(2)
+        })
+        .sum();
+    (sse / residual.len().max(1) as f64).sqrt()
+}
+
 impl Algorithm for Bpmf {
     fn name(&self) -> &'static str {
         "bpmf"
@@ -495,6 +522,8 @@ impl Bpmf {
                 keep(&mut item_acc, &mut item_cat, &mut item_bias, &items, 1.0);
             }
             ctx.progress.advance(1);
+            let loss = sample_rmse(data, &residual, &users, &items, e, d, p.biases);
+            ctx.progress.epoch(sweep, loss, None);
         }
         ctx.progress.finish();
         let inv = 1.0 / p.samples as f64;

@@ -150,7 +150,7 @@ impl Algorithm for CoClustering {
             .collect();
 
         ctx.progress.begin("coclustering", p.epochs as u64);
-        for _ in 0..p.epochs {
+        for epoch in 0..p.epochs {
             ctx.cancel.check()?;
             let a = averages(data, &values, &cu, &ci, k, global_mean);
             let est = |uc: usize, ic: usize, u: usize, i: usize| {
@@ -176,23 +176,31 @@ impl Algorithm for CoClustering {
             });
             let ptr = by_item.indptr();
             let cu_now = &cu;
-            ci.par_iter_mut().enumerate().for_each(|(i, c)| {
-                let (users, vals) = (by_item.row(i), &iv[ptr[i]..ptr[i + 1]]);
-                let errors: Vec<f64> = (0..k.1)
-                    .map(|ic| {
-                        users
-                            .iter()
-                            .zip(vals)
-                            .map(|(&u, &r)| {
-                                let e = r - est(cu_now[u as usize] as usize, ic, u as usize, i);
-                                e * e
-                            })
-                            .sum()
-                    })
-                    .collect();
-                *c = argmin(&errors);
-            });
+            // The item step's chosen errors sum to the training SSE of this epoch's assignment.
+            let sse: f64 = ci
+                .par_iter_mut()
+                .enumerate()
+                .map(|(i, c)| {
+                    let (users, vals) = (by_item.row(i), &iv[ptr[i]..ptr[i + 1]]);
+                    let errors: Vec<f64> = (0..k.1)
+                        .map(|ic| {
+                            users
+                                .iter()
+                                .zip(vals)
+                                .map(|(&u, &r)| {
+                                    let e = r - est(cu_now[u as usize] as usize, ic, u as usize, i);
+                                    e * e
+                                })
+                                .sum()
+                        })
+                        .collect();
+                    *c = argmin(&errors);
+                    errors[*c as usize]
+                })
+                .sum();
             ctx.progress.advance(1);
+            ctx.progress
+                .epoch(epoch, (sse / values.len().max(1) as f64).sqrt(), None);
         }
         ctx.progress.finish();
         let a = averages(data, &values, &cu, &ci, k, global_mean);

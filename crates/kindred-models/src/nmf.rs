@@ -219,6 +219,24 @@ impl State {
         self.pu = new_pu;
         self.qi = new_qi;
     }
+
+    /// Training RMSE of the current factors (unclipped), reported as the epoch's loss.
+    fn training_rmse(&self, data: &TrainSet, values: &[f64]) -> f64 {
+        let k = self.k;
+        let (users, items) = (data.data.users(), data.data.items());
+        let sse: f64 = (0..values.len())
+            .into_par_iter()
+            .map(|r| {
+                let (u, i) = (users[r] as usize, items[r] as usize);
+                let est = self.global_mean
+                    + self.bu[u]
+                    + self.bi[i]
+                    + dot(&self.pu[u * k..(u + 1) * k], &self.qi[i * k..(i + 1) * k]);
+                (values[r] - est).powi(2)
+            })
+            .sum();
+        (sse / values.len().max(1) as f64).sqrt()
+    }
 }
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
@@ -290,10 +308,12 @@ impl Nmf {
             },
         ];
         ctx.progress.begin("nmf", p.epochs as u64);
-        for _ in 0..p.epochs {
+        for epoch in 0..p.epochs {
             ctx.cancel.check()?;
             state.epoch(data, &sides, &values, &order, p);
             ctx.progress.advance(1);
+            ctx.progress
+                .epoch(epoch, state.training_rmse(data, &values), None);
         }
         ctx.progress.finish();
         let to_f32 = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<_>>();

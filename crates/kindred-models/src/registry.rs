@@ -588,4 +588,68 @@ mod tests {
             }
         }
     }
+
+    /// Learning curves depend on it: every iterative model reports one finite loss per epoch
+    /// (sweep, iteration) through the progress callback, numbered from 0 in order.
+    #[test]
+    fn iterative_models_report_a_loss_per_epoch() {
+        use kindred_core::{FitContext, Interaction, InteractionsBuilder, Progress, TrainSet};
+        use std::sync::{Arc, Mutex};
+
+        #[derive(Default)]
+        struct Epochs(Mutex<Vec<(usize, f64)>>);
+        impl Progress for Epochs {
+            fn epoch(&self, epoch: usize, loss: f64, _validation: Option<f64>) {
+                self.0.lock().unwrap().push((epoch, loss));
+            }
+        }
+
+        let mut b = InteractionsBuilder::new();
+        for u in 0..15u32 {
+            for i in 0..10u32 {
+                if (u * 5 + i * 3) % 3 != 0 {
+                    let rating = 1.0 + ((u + 2 * i) % 5) as f32;
+                    b.push(Interaction::rating(
+                        &format!("u{u}"),
+                        &format!("i{i}"),
+                        rating,
+                        Some(i64::from(u * 100 + i)),
+                    ));
+                }
+            }
+        }
+        let data = TrainSet::new(b.build());
+        let cases = [
+            ("svd:factors=4,epochs=3", 3),
+            ("svdpp:factors=3,epochs=2", 2),
+            ("nmf:factors=3,epochs=4", 4),
+            ("baseline:method=sgd,epochs=5", 5),
+            ("baseline:method=als,epochs=2", 2),
+            ("bpmf:factors=3,burn_in=2,samples=3", 5),
+            ("coclustering:epochs=3", 3),
+            ("als:factors=4,iterations=3,training_loss=true", 3),
+            ("bpr:factors=4,iterations=3", 3),
+            ("ncf:epochs=2", 2),
+            ("hybrid:no_components=4,epochs=2,item_ids=true", 2),
+        ];
+        for (spec, expected) in cases {
+            let recorder = Arc::new(Epochs::default());
+            let ctx = FitContext {
+                progress: recorder.clone(),
+                ..FitContext::default()
+            };
+            build_algorithm(spec).unwrap().fit(&data, &ctx).unwrap();
+            let epochs = recorder.0.lock().unwrap().clone();
+            assert_eq!(epochs.len(), expected, "{spec}: {epochs:?}");
+            for (n, (epoch, loss)) in epochs.iter().enumerate() {
+                assert!(loss.is_finite(), "{spec}: loss {loss} at epoch {epoch}");
+                assert!(*epoch == n || *epoch == n + 1, "{spec}: epochs {epochs:?}");
+            }
+            let first = epochs[0].0;
+            assert!(
+                epochs.iter().enumerate().all(|(n, e)| e.0 == first + n),
+                "{spec}: {epochs:?}"
+            );
+        }
+    }
 }
