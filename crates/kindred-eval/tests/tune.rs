@@ -179,9 +179,9 @@ fn poisoned(
     }
     let mut hit = vec![false; data.len()];
     rows.iter().for_each(|&r| hit[r] = true);
-    for r in 0..data.len() {
+    for (r, &poison_row) in hit.iter().enumerate() {
         let (mut item, mut rating) = (data.items()[r], data.ratings()[r]);
-        if hit[r] {
+        if poison_row {
             (item, rating) = poison(item, rating);
         }
         builder.push_indexed(

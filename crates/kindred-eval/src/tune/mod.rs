@@ -158,7 +158,7 @@ pub fn tune(
             "the trial budget must be at least 1".into(),
         ));
     }
-    if opts.max_seconds.is_some_and(|s| !(s > 0.0)) {
+    if opts.max_seconds.is_some_and(|s| !s.is_finite() || s <= 0.0) {
         return Err(Error::InvalidInput(
             "the time budget must be a positive number of seconds".into(),
         ));
