@@ -25,6 +25,9 @@ use state::{StateFile, StateHeader};
 /// Trials per outer fold when neither a trial nor a time budget is given.
 pub const DEFAULT_TRIALS: usize = 20;
 
+/// TPE's random trials before the estimator takes over (trial 0, the defaults, included).
+pub const DEFAULT_STARTUP_TRIALS: usize = 5;
+
 /// What to tune and how.
 #[derive(Debug, Clone)]
 pub struct TuneOptions {
@@ -44,7 +47,7 @@ pub struct TuneOptions {
     pub outer_folds: Option<usize>,
     /// JSON Lines file of completed trials, appended as they finish and replayed on restart.
     pub state: Option<PathBuf>,
-    /// TPE: random trials before the estimator (default: a third of the budget, 4 to 10).
+    /// TPE: random trials before the estimator (default [`DEFAULT_STARTUP_TRIALS`]).
     pub startup_trials: Option<usize>,
     /// Halving: the promotion factor.
     pub eta: usize,
@@ -172,6 +175,9 @@ pub fn tune(
     }
     let n_folds = splits.len();
 
+    // Not derived from the budget: a resumed run with a larger budget must propose the same
+    // trials as the interrupted one.
+    let startup = opts.startup_trials.unwrap_or(DEFAULT_STARTUP_TRIALS);
     let header = StateHeader {
         kindred_tune_state: 1,
         dataset: dataset.name.clone(),
@@ -182,15 +188,14 @@ pub fn tune(
         metric: metric.clone(),
         seed: eval.seed,
         parallel,
+        startup_trials: startup,
+        eta: opts.eta,
     };
     let mut state = match &opts.state {
         Some(path) => Some(StateFile::open(path, &header)?),
         None => None,
     };
     let recorded: Vec<TrialRecord> = state.as_ref().map_or(Vec::new(), |s| s.recorded.clone());
-    let startup = opts
-        .startup_trials
-        .unwrap_or_else(|| max_trials.map_or(8, |n| (n / 3).clamp(4, 10)));
 
     let mut trials = Vec::new();
     let mut chosen_per_fold = Vec::with_capacity(n_folds);

@@ -322,7 +322,7 @@ impl Runner<'_, '_> {
                 Some(r) if &r.spec == spec => replayed.push(Some((*r).clone())),
                 Some(r) => {
                     return Err(Error::InvalidInput(format!(
-                        "state file: trial {t} of fold {} was `{}`, but this search proposes `{spec}`; the state was written by a different search (seed, method, parallel or data); use a new --state file",
+                        "state file: trial {t} of fold {} was `{}`, but this search proposes `{spec}`; the state was written by a different search (seed, method, parallel, data or search space); use a new --state file",
                         s.fold + 1,
                         r.spec
                     )))

@@ -170,7 +170,7 @@ pub fn space_for(family: &str) -> Result<Space> {
             vec![
                 int("factors", 16, 256, true, 64),
                 float("reg", 0.001, 10.0, true, 0.05),
-                float("alpha", 0.1, 50.0, true, 1.0),
+                float("alpha", 0.01, 50.0, true, 1.0),
                 int("iterations", 3, 30, false, 15),
             ],
             Some("iterations"),

@@ -22,6 +22,8 @@ pub struct StateHeader {
     pub metric: String,
     pub seed: u64,
     pub parallel: usize,
+    pub startup_trials: usize,
+    pub eta: usize,
 }
 
 /// An open state file with the trials it already held.
@@ -115,8 +117,8 @@ impl StateFile {
 
 fn describe(h: &StateHeader) -> String {
     format!(
-        "{} on {} ({} interactions), protocol {}, method {}, metric {}, seed {}, parallel {}",
-        h.family, h.dataset, h.interactions, h.protocol, h.method, h.metric, h.seed, h.parallel
+        "{} on {} ({} interactions), protocol {}, method {}, metric {}, seed {}, parallel {}, startup trials {}, eta {}",
+        h.family, h.dataset, h.interactions, h.protocol, h.method, h.metric, h.seed, h.parallel, h.startup_trials, h.eta
     )
 }
 
@@ -135,6 +137,8 @@ mod tests {
             metric: "rmse".into(),
             seed: 42,
             parallel: 1,
+            startup_trials: 5,
+            eta: 3,
         }
     }
 
