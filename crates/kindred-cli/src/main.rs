@@ -39,6 +39,8 @@ enum Command {
     Models(commands::models::Args),
     /// Write a protocol's exact train/test splits, for outside tools to use the same data.
     Split(commands::split::Args),
+    /// Nested hyperparameter search of a model family (random, TPE or successive halving).
+    Tune(commands::tune::Args),
 }
 
 fn main() {
@@ -61,6 +63,7 @@ fn main() {
         Command::Predict(args) => commands::predict::run(args, &env),
         Command::Models(args) => commands::models::run(args, &env),
         Command::Split(args) => commands::split::run(args, &env),
+        Command::Tune(args) => commands::tune::run(args, &env),
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");

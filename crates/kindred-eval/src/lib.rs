@@ -6,6 +6,8 @@ pub mod metrics;
 pub mod report;
 pub mod runner;
 pub mod segments;
+pub mod tune;
 
 pub use report::{Comparison, EvalReport, FoldResult, ModelResult, TrialRecord, TuningSummary};
 pub use runner::{evaluate, evaluate_plans, EvalOptions, ModelPlan};
+pub use tune::{tune, TuneOptions};

@@ -19,7 +19,7 @@ pub struct Args {
     /// (options: ,positive>=4 ,seed=S ,fold-in=N).
     #[arg(long)]
     protocol: String,
-    /// Model spec `name[:key=value,...]` or preset; repeat for several models.
+    /// Model spec `name[:key=value,...]`, preset, or @FILE holding one; repeat for several models.
     #[arg(long = "model", required = true)]
     models: Vec<String>,
     /// Cut-off of the ranking metrics.
@@ -64,7 +64,12 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
         curve_k: args.curve_k,
         max_folds: None,
     };
-    let report = evaluate(&dataset, &protocol, &args.models, &options)?;
+    let models = args
+        .models
+        .iter()
+        .map(|m| super::model_spec_arg(m))
+        .collect::<Result<Vec<_>>>()?;
+    let report = evaluate(&dataset, &protocol, &models, &options)?;
     print!("{}", format_report(&report));
     if let Some(path) = &args.json {
         write_json(path, &report)?;

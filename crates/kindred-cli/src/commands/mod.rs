@@ -8,6 +8,7 @@ pub mod recommend;
 pub mod split;
 pub mod stats;
 pub mod train;
+pub mod tune;
 
 use std::sync::Arc;
 
@@ -56,4 +57,77 @@ pub fn write_json(path: &std::path::Path, value: &impl serde::Serialize) -> anyh
     use anyhow::Context;
     let json = serde_json::to_string_pretty(value)?;
     std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))
+}
+
+/// A `--model` argument: a spec, or `@FILE` naming a file that holds one: a `kindred tune
+/// --json` result (its `tuning.chosen`), or text with the spec on its first non-empty line
+/// (`kindred tune --best`).
+pub fn model_spec_arg(arg: &str) -> anyhow::Result<String> {
+    use anyhow::{bail, Context};
+    let Some(path) = arg.trim().strip_prefix('@') else {
+        return Ok(arg.to_owned());
+    };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading model spec file {path}"))?;
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('{') {
+        let json: serde_json::Value =
+            serde_json::from_str(trimmed).with_context(|| format!("{path}: not valid JSON"))?;
+        return match json.pointer("/tuning/chosen").and_then(|v| v.as_str()) {
+            Some(spec) => Ok(spec.to_owned()),
+            None => bail!("{path}: JSON without a string at tuning.chosen (expected a `kindred tune --json` result)"),
+        };
+    }
+    match text.lines().map(str::trim).find(|l| !l.is_empty()) {
+        Some(spec) => Ok(spec.to_owned()),
+        None => bail!("{path}: empty; expected a model spec on its first non-empty line"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::model_spec_arg;
+
+    #[test]
+    fn model_spec_files_hold_a_line_or_a_tune_result() {
+        let dir = std::env::temp_dir().join(format!("kindred-spec-arg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert_eq!(model_spec_arg("svd:factors=10").unwrap(), "svd:factors=10");
+        let line = dir.join("best.txt");
+        std::fs::write(&line, "\n  als:factors=32,reg=0.1 \nignored\n").unwrap();
+        assert_eq!(
+            model_spec_arg(&format!("@{}", line.display())).unwrap(),
+            "als:factors=32,reg=0.1"
+        );
+        let json = dir.join("tune.json");
+        std::fs::write(
+            &json,
+            r#"{"results": [], "tuning": {"chosen": "svd:epochs=30"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            model_spec_arg(&format!("@{}", json.display())).unwrap(),
+            "svd:epochs=30"
+        );
+        std::fs::write(&json, r#"{"results": []}"#).unwrap();
+        let err = model_spec_arg(&format!("@{}", json.display()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("tune.json") && err.contains("tuning.chosen"),
+            "{err}"
+        );
+        let empty = dir.join("empty.txt");
+        std::fs::write(&empty, "\n \n").unwrap();
+        let err = model_spec_arg(&format!("@{}", empty.display()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("empty.txt"), "{err}");
+        let err = format!(
+            "{:#}",
+            model_spec_arg("@/nonexistent/spec.txt").unwrap_err()
+        );
+        assert!(err.contains("/nonexistent/spec.txt"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -13,7 +13,7 @@ use crate::data::DataArgs;
 pub struct Args {
     #[command(flatten)]
     data: DataArgs,
-    /// Model spec or preset.
+    /// Model spec or preset, or @FILE holding one (`kindred tune --best` / `--json` output).
     #[arg(long)]
     model: String,
     /// Directory to save the model into (manifest.json + model.safetensors).
@@ -35,7 +35,7 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
     };
     let train = TrainSet::new(interactions)
         .with_features(dataset.item_features.clone(), dataset.user_features.clone());
-    let algorithm = build_algorithm(&args.model)?;
+    let algorithm = build_algorithm(&super::model_spec_arg(&args.model)?)?;
     let started = std::time::Instant::now();
     let model = algorithm.fit(&train, &env.fit_context(args.seed))?;
     let seconds = started.elapsed().as_secs_f64();
