@@ -39,6 +39,8 @@ enum Command {
     Models(commands::models::Args),
     /// Write a protocol's exact train/test splits, for outside tools to use the same data.
     Split(commands::split::Args),
+    /// A self-contained HTML report (or PNG charts) from eval/tune JSON result files.
+    Report(commands::report::Args),
 }
 
 fn main() {
@@ -61,6 +63,7 @@ fn main() {
         Command::Predict(args) => commands::predict::run(args, &env),
         Command::Models(args) => commands::models::run(args, &env),
         Command::Split(args) => commands::split::run(args, &env),
+        Command::Report(args) => commands::report::run(args, &env),
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");

@@ -139,7 +139,11 @@ impl Axis {
         let (mut min, mut max) = (min, max);
         if (max - min).abs() < 1e-12 {
             // A flat series still gets a readable band around its value.
-            let pad = if min.abs() > 1e-12 { min.abs() * 0.1 } else { 1.0 };
+            let pad = if min.abs() > 1e-12 {
+                min.abs() * 0.1
+            } else {
+                1.0
+            };
             min -= pad;
             max += pad;
         }
@@ -444,7 +448,11 @@ impl BarChart {
                 let x = left + i as f64 * group_width + group_width * 0.1 + j as f64 * bar_width;
                 if let Some(v) = value.filter(|v| v.is_finite()) {
                     let y = y_axis.map(v, bottom, top);
-                    let (y0, h) = if y < zero { (y, zero - y) } else { (zero, y - zero) };
+                    let (y0, h) = if y < zero {
+                        (y, zero - y)
+                    } else {
+                        (zero, y - zero)
+                    };
                     // A true zero still shows as a hairline, so that it reads as measured.
                     let _ = write!(
                         s,

@@ -89,9 +89,7 @@ pub fn entries(sources: &[Source]) -> Vec<Entry<'_>> {
         .iter()
         .map(|(i, r)| {
             let name = base(r);
-            let shared = all
-                .iter()
-                .any(|(j, other)| j != i && base(other) == name);
+            let shared = all.iter().any(|(j, other)| j != i && base(other) == name);
             if shared {
                 format!("{name} [{}]", sources[*i].stem())
             } else {

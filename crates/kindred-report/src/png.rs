@@ -44,11 +44,13 @@ impl Rasterizer {
         let failed = |message: String| {
             Error::InvalidInput(format!("cannot draw chart `{}`: {message}", chart.title))
         };
-        let tree = usvg::Tree::from_str(&chart.svg, &self.options)
-            .map_err(|e| failed(e.to_string()))?;
-        let size = tree.size().to_int_size().scale_by(SCALE).ok_or_else(|| {
-            failed("empty size".to_owned())
-        })?;
+        let tree =
+            usvg::Tree::from_str(&chart.svg, &self.options).map_err(|e| failed(e.to_string()))?;
+        let size = tree
+            .size()
+            .to_int_size()
+            .scale_by(SCALE)
+            .ok_or_else(|| failed("empty size".to_owned()))?;
         let mut pixmap = tiny_skia::Pixmap::new(size.width(), size.height())
             .ok_or_else(|| failed("empty size".to_owned()))?;
         pixmap.fill(tiny_skia::Color::WHITE);

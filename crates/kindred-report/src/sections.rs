@@ -257,7 +257,8 @@ fn metrics_table(sources: &[Source], entries: &[Entry]) -> Section {
     for c in &columns {
         let _ = write!(s.body, "<th>{}</th>", escape(c));
     }
-    s.body.push_str("<th>fit s</th><th>test s</th></tr></thead><tbody>");
+    s.body
+        .push_str("<th>fit s</th><th>test s</th></tr></thead><tbody>");
     for e in entries {
         let r = e.result;
         let _ = write!(s.body, "<tr><td class=\"label\">{}</td>", escape(&e.label));
@@ -270,7 +271,11 @@ fn metrics_table(sources: &[Source], entries: &[Entry]) -> Section {
                 Some(v) => {
                     let _ = write!(s.body, "<td>{}", format_value(*v));
                     if let Some(sd) = r.metrics_std.get(c) {
-                        let _ = write!(s.body, " <span class=\"std\">± {}</span>", format_value(*sd));
+                        let _ = write!(
+                            s.body,
+                            " <span class=\"std\">± {}</span>",
+                            format_value(*sd)
+                        );
                     }
                     if let Some([lo, hi]) = r.metrics_ci.get(c) {
                         let _ = write!(
@@ -301,7 +306,9 @@ fn comparisons(sources: &[Source]) -> Section {
         .flat_map(|src| src.report.comparisons.iter())
         .collect();
     if all.is_empty() {
-        return s.unavailable("no paired comparisons (they need two or more models and bootstrap resamples).");
+        return s.unavailable(
+            "no paired comparisons (they need two or more models and bootstrap resamples).",
+        );
     }
     let mut s = s;
     s.body.push_str("<ul class=\"comparisons\">");
@@ -530,7 +537,9 @@ fn segments(sources: &[Source], entries: &[Entry]) -> Section {
         }
     }
     if s.charts.is_empty() {
-        return s.unavailable("no per-segment breakdowns (`kindred eval` without --no-segments writes them).");
+        return s.unavailable(
+            "no per-segment breakdowns (`kindred eval` without --no-segments writes them).",
+        );
     }
     s.body.push_str(
         "<p>Users are bucketed by their number of training interactions; test items by their \
@@ -601,7 +610,9 @@ fn popularity_bias(entries: &[Entry]) -> Section {
         );
     }
     if s.charts.is_empty() {
-        return s.unavailable("no popularity distribution of the recommendations (ranking protocols record it).");
+        return s.unavailable(
+            "no popularity distribution of the recommendations (ranking protocols record it).",
+        );
     }
     s.body.push_str(
         "<p>Share of recommended slots in each popularity bucket of the catalog, next to the share \
@@ -617,7 +628,10 @@ fn coverage_diversity(sources: &[Source], entries: &[Entry]) -> Section {
     let described = [
         ("coverage", "share of the catalog recommended to anyone"),
         ("diversity", "mean pairwise dissimilarity within a list"),
-        ("novelty", "mean self-information of recommended items, bits"),
+        (
+            "novelty",
+            "mean self-information of recommended items, bits",
+        ),
     ];
     let mut ks: Vec<usize> = sources.iter().map(|s| s.report.k).collect();
     ks.sort_unstable();
@@ -654,7 +668,8 @@ fn coverage_diversity(sources: &[Source], entries: &[Entry]) -> Section {
         }
     }
     if s.charts.is_empty() {
-        return s.unavailable("no coverage, diversity or novelty (ranking protocols measure them).");
+        return s
+            .unavailable("no coverage, diversity or novelty (ranking protocols measure them).");
     }
     s
 }
@@ -740,7 +755,9 @@ fn tuning(sources: &[Source]) -> Section {
     for src in &with {
         let r = &src.report;
         let summary = r.tuning.as_ref();
-        let metric = summary.map(|t| t.metric.clone()).unwrap_or_else(|| "score".to_owned());
+        let metric = summary
+            .map(|t| t.metric.clone())
+            .unwrap_or_else(|| "score".to_owned());
         let mut folds: Vec<usize> = r.trials.iter().map(|t| t.fold).collect();
         folds.sort_unstable();
         folds.dedup();
@@ -872,10 +889,20 @@ mod tests {
 
     #[test]
     fn sections_without_data_say_so_and_draw_nothing() {
-        let sources = [source("a", ranking(&[("pop", 0.2, 0.1), ("svd", 0.3, 0.4)]))];
+        let sources = [source(
+            "a",
+            ranking(&[("pop", 0.2, 0.1), ("svd", 0.3, 0.4)]),
+        )];
         let sections = build_sections(&sources);
         let by_id = |id: &str| sections.iter().find(|s| s.id == id).unwrap();
-        for id in ["comparisons", "curves", "segments", "popularity", "learning", "tuning"] {
+        for id in [
+            "comparisons",
+            "curves",
+            "segments",
+            "popularity",
+            "learning",
+            "tuning",
+        ] {
             let s = by_id(id);
             assert!(s.charts.is_empty(), "{id}");
             assert!(s.body.contains("Not available in these results"), "{id}");
