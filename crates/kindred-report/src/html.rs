@@ -92,7 +92,7 @@ pub fn render_html(sources: &[Source]) -> String {
         page.push_str("</section>");
     }
     page.push_str("<pre id=\"render-check\" hidden></pre>");
-    let _ = write!(page, "<script>{RENDER_CHECK}</script></body></html>\n");
+    let _ = writeln!(page, "<script>{RENDER_CHECK}</script></body></html>");
     page
 }
 

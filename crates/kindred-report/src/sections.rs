@@ -429,11 +429,11 @@ fn segment_order(label: &str) -> (u64, String) {
 }
 
 /// A grouped bar chart of `metric` over segments, one series per entry that has it.
-fn segment_chart<'a>(
+fn segment_chart(
     title: String,
     x_label: &str,
     metric: &str,
-    entries: &[(usize, &Entry, &'a [SegmentRow])],
+    entries: &[(usize, &Entry, &[SegmentRow])],
 ) -> Option<Chart> {
     let mut categories: Vec<String> = entries
         .iter()
@@ -549,10 +549,13 @@ fn segments(sources: &[Source], entries: &[Entry]) -> Section {
     s
 }
 
+/// Popularity bucket labels and the (entry index, entry) pairs that use them.
+type BucketLayout<'a> = (Vec<String>, Vec<(usize, &'a Entry<'a>)>);
+
 fn popularity_bias(entries: &[Entry]) -> Section {
     let mut s = Section::new("popularity", "Popularity bias");
     // One chart per bucket layout (files with different bucketings are not mixed).
-    let mut layouts: Vec<(Vec<String>, Vec<(usize, &Entry)>)> = Vec::new();
+    let mut layouts: Vec<BucketLayout> = Vec::new();
     for (i, e) in entries.iter().enumerate() {
         if let Some(pb) = &e.result.popularity_bias {
             match layouts.iter_mut().find(|(b, _)| *b == pb.buckets) {
