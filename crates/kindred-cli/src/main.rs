@@ -41,6 +41,8 @@ enum Command {
     Split(commands::split::Args),
     /// Nested hyperparameter search of a model family (random, TPE or successive halving).
     Tune(commands::tune::Args),
+    /// A self-contained HTML report (or PNG charts) from eval/tune JSON result files.
+    Report(commands::report::Args),
 }
 
 fn main() {
@@ -64,6 +66,7 @@ fn main() {
         Command::Models(args) => commands::models::run(args, &env),
         Command::Split(args) => commands::split::run(args, &env),
         Command::Tune(args) => commands::tune::run(args, &env),
+        Command::Report(args) => commands::report::run(args, &env),
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");

@@ -5,6 +5,7 @@ pub mod models;
 pub mod predict;
 pub mod quickstart;
 pub mod recommend;
+pub mod report;
 pub mod split;
 pub mod stats;
 pub mod train;

@@ -1,0 +1,150 @@
+//! The report renders in a real browser: headless Chromium loads the page, the page's render
+//! check measures every chart's drawn marks, and the screenshot shows more than a blank page.
+//! Skips (with a message) when no browser is installed, except under CI, where it fails.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The longest a browser run may take before the test gives up on it.
+const BROWSER_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn find_browser() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("KINDRED_CHROMIUM") {
+        return Some(PathBuf::from(path));
+    }
+    let dirs: Vec<PathBuf> = std::env::split_paths(&std::env::var_os("PATH")?).collect();
+    ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .flat_map(|name| dirs.iter().map(move |d| d.join(name)))
+        .find(|p| p.is_file())
+}
+
+/// Runs the browser with `args` and returns its stdout, killing it after the timeout.
+fn run_browser(browser: &Path, profile: &Path, args: &[String]) -> String {
+    let mut child = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--hide-scrollbars",
+            "--no-first-run",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", browser.display()));
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut out).ok();
+        out
+    });
+    let start = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if start.elapsed() > BROWSER_TIMEOUT {
+            child.kill().ok();
+            child.wait().ok();
+            panic!(
+                "{} did not finish within {BROWSER_TIMEOUT:?}",
+                browser.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    reader.join().unwrap()
+}
+
+#[test]
+fn report_renders_in_headless_chromium() {
+    let Some(browser) = find_browser() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "no Chromium found (install Debian's chromium or set KINDRED_CHROMIUM)"
+        );
+        eprintln!("skipping: no Chromium found (set KINDRED_CHROMIUM or install chromium)");
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("kindred-report-chromium-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let page = dir.join("report.html");
+    std::fs::write(&page, kindred_report::render_html(&[common::full_source()])).unwrap();
+    let url = format!("file://{}", page.display());
+
+    let dom = run_browser(
+        &browser,
+        &dir.join("profile-dom"),
+        &["--dump-dom".into(), url.clone()],
+    );
+    let check = dom
+        .split("<pre id=\"render-check\" hidden=\"\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</pre>").next())
+        .unwrap_or_else(|| panic!("no render check in the dumped DOM:\n{dom}"));
+    let rows: Vec<Vec<&str>> = check.lines().map(|l| l.split('\t').collect()).collect();
+    let titles: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            r[0].replace("&amp;", "&")
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+        })
+        .collect();
+    assert_eq!(titles, common::FULL_TITLES, "charts in the rendered page");
+    for row in &rows {
+        let (width, height, shapes): (f64, f64, usize) = (
+            row[1].parse().unwrap(),
+            row[2].parse().unwrap(),
+            row[3].parse().unwrap(),
+        );
+        assert!(
+            width > 50.0 && height > 20.0 && shapes > 0,
+            "chart drew nothing: {row:?}"
+        );
+    }
+
+    let shot = dir.join("shot.png");
+    run_browser(
+        &browser,
+        &dir.join("profile-shot"),
+        &[
+            format!("--screenshot={}", shot.display()),
+            "--window-size=1280,4000".into(),
+            url,
+        ],
+    );
+    let decoder = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(&shot).expect("screenshot written"),
+    ));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let channels = info.color_type.samples();
+    let pixels: Vec<&[u8]> = buf[..info.buffer_size()].chunks(channels).collect();
+    let inked = pixels
+        .iter()
+        .filter(|p| p[..3].iter().any(|&c| c < 200))
+        .count();
+    let mut colours: Vec<[u8; 3]> = pixels.iter().map(|p| [p[0], p[1], p[2]]).collect();
+    colours.sort_unstable();
+    colours.dedup();
+    assert!(
+        inked > pixels.len() / 50,
+        "screenshot nearly blank: {inked} inked pixels"
+    );
+    // Text antialiasing alone gives greys; the series palette adds many hues.
+    assert!(
+        colours.len() > 50,
+        "only {} distinct colours",
+        colours.len()
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
