@@ -6,6 +6,7 @@ pub mod metrics;
 pub mod report;
 pub mod runner;
 pub mod segments;
+pub mod stats;
 
 pub use report::{Comparison, EvalReport, FoldResult, ModelResult, TrialRecord, TuningSummary};
-pub use runner::{evaluate, evaluate_plans, EvalOptions, ModelPlan};
+pub use runner::{compare_results, evaluate, evaluate_plans, EvalOptions, ModelPlan};
