@@ -581,8 +581,11 @@ fn ranking_fold(
     })
 }
 
+/// Reads one metric of a user's ranking.
+type MetricOf = fn(&UserRanking) -> f64;
+
 /// The per-user ranking metrics, by the name they carry in results (`ndcg@10`, ...).
-const RANKING_METRICS: [(&str, fn(&UserRanking) -> f64); 6] = [
+const RANKING_METRICS: [(&str, MetricOf); 6] = [
     ("ndcg", |m| m.ndcg),
     ("precision", |m| m.precision),
     ("recall", |m| m.recall),

@@ -380,7 +380,7 @@ pub fn paired_bootstrap_ci(
 }
 
 /// Salt separating the permutation streams from the bootstrap streams of the same seed.
-const PERMUTATION_SALT: u64 = 0x5EED_0F_C0FF_EE;
+const PERMUTATION_SALT: u64 = 0x5EED_0FC0_FFEE;
 
 /// Two-sided p-value of the paired randomisation test of `statistic(b) - statistic(a)`: under
 /// the null hypothesis that the two models are exchangeable on every unit, each unit's pair of
