@@ -691,37 +691,3 @@ mod tests {
         }
     }
 }
-
-#[cfg(test)]
-mod cost {
-    use super::*;
-
-    /// Rough cost on a rating-sized input (run by hand: `cargo test -p kindred-eval --lib
-    /// stats::cost -- --ignored --nocapture`); not a benchmark, just an order of magnitude.
-    #[test]
-    #[ignore]
-    fn one_million_units() {
-        let n = 1_000_209;
-        let mut rng = SplitMix64::new(1);
-        let a: Vec<f64> = (0..n).map(|_| rng.next_f64()).collect();
-        let b: Vec<f64> = (0..n).map(|_| rng.next_f64()).collect();
-        let strata = Strata::from_sizes(&[n / 5, n / 5, n / 5, n / 5, n - 4 * (n / 5)]).unwrap();
-        for width in [1usize, 2, 4] {
-            let columns: Vec<(&[f64], Aggregate)> = (0..width)
-                .map(|c| (if c % 2 == 0 { &a[..] } else { &b[..] }, Aggregate::Mean))
-                .collect();
-            let started = std::time::Instant::now();
-            bootstrap_statistics(&columns, &strata, 100, 1).unwrap();
-            eprintln!(
-                "bootstrap, {width} columns, 100 resamples: {:.2?}",
-                started.elapsed()
-            );
-        }
-        let started = std::time::Instant::now();
-        paired_randomisation_test(&a, &b, &strata, Aggregate::RootMean, 100, 1).unwrap();
-        eprintln!(
-            "randomisation test, 100 permutations: {:.2?}",
-            started.elapsed()
-        );
-    }
-}
