@@ -6,8 +6,9 @@ pub mod metrics;
 pub mod report;
 pub mod runner;
 pub mod segments;
+pub mod stats;
 pub mod tune;
 
 pub use report::{Comparison, EvalReport, FoldResult, ModelResult, TrialRecord, TuningSummary};
-pub use runner::{evaluate, evaluate_plans, EvalOptions, ModelPlan};
+pub use runner::{compare_results, evaluate, evaluate_plans, EvalOptions, ModelPlan};
 pub use tune::{tune, TuneOptions};

@@ -48,6 +48,42 @@ pub fn user_ranking(recommended: &[u32], relevant: &[u32], k: usize) -> UserRank
     }
 }
 
+/// Ranking metrics of one list at every cut-off K = 1..=max_k in one pass: element K - 1 equals
+/// `user_ranking(recommended, relevant, K)` exactly (same sums in the same order), so a curve
+/// read at the headline K reproduces the headline metric bit for bit.
+pub fn ranking_curve(recommended: &[u32], relevant: &[u32], max_k: usize) -> Vec<UserRanking> {
+    debug_assert!(relevant.windows(2).all(|w| w[0] < w[1]));
+    if relevant.is_empty() {
+        return vec![UserRanking::default(); max_k];
+    }
+    let mut curve = Vec::with_capacity(max_k);
+    let (mut hits, mut dcg, mut ap_sum, mut idcg) = (0usize, 0.0, 0.0, 0.0);
+    let mut first_hit: Option<usize> = None;
+    for rank in 1..=max_k {
+        if let Some(item) = recommended.get(rank - 1) {
+            if relevant.binary_search(item).is_ok() {
+                hits += 1;
+                dcg += 1.0 / ((rank + 1) as f64).log2();
+                ap_sum += hits as f64 / rank as f64;
+                first_hit.get_or_insert(rank);
+            }
+        }
+        if rank <= relevant.len() {
+            idcg += 1.0 / ((rank + 1) as f64).log2();
+        }
+        let ideal = relevant.len().min(rank);
+        curve.push(UserRanking {
+            precision: hits as f64 / rank as f64,
+            recall: hits as f64 / relevant.len() as f64,
+            ndcg: dcg / idcg,
+            map: ap_sum / ideal as f64,
+            mrr: first_hit.map_or(0.0, |r| 1.0 / r as f64),
+            hit: if hits > 0 { 1.0 } else { 0.0 },
+        });
+    }
+    curve
+}
+
 /// Area under the ROC curve for one user: the probability that a relevant candidate scores
 /// above an irrelevant one, ties counting one half (Mann-Whitney U with average ranks).
 /// `candidates` are (score, is_relevant) pairs; `None` when either class is empty.
@@ -259,6 +295,24 @@ mod tests {
             let perfect: Vec<u32> = relevant.iter().copied().take(k).collect();
             let p = user_ranking(&perfect, &relevant, k);
             prop_assert!((p.ndcg - 1.0).abs() < 1e-12 && (p.map - 1.0).abs() < 1e-12);
+        }
+
+        #[test]
+        fn curve_equals_metrics_at_every_cut_off(
+            list in proptest::collection::btree_set(0u32..40, 0..25),
+            relevant in proptest::collection::btree_set(0u32..40, 1..12),
+            max_k in 0usize..30,
+            seed in any::<u64>(),
+        ) {
+            // Shuffle the distinct items into a list order.
+            let mut list: Vec<u32> = list.into_iter().collect();
+            kindred_core::rng::SplitMix64::new(seed).shuffle(&mut list);
+            let relevant: Vec<u32> = relevant.into_iter().collect();
+            let curve = ranking_curve(&list, &relevant, max_k);
+            prop_assert_eq!(curve.len(), max_k);
+            for (pos, point) in curve.iter().enumerate() {
+                prop_assert_eq!(*point, user_ranking(&list, &relevant, pos + 1));
+            }
         }
 
         #[test]

@@ -8,10 +8,10 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use kindred_core::rng::pair_key;
+use kindred_core::rng::{mix64, pair_key};
 use kindred_core::split::Split;
 use kindred_core::topk::top_k_with_tie_key;
 use kindred_core::{
@@ -23,8 +23,12 @@ use rayon::prelude::*;
 
 use crate::export::write_recs_file;
 use crate::metrics::{self, UserRanking};
-use crate::report::{DatasetSummary, EvalReport, FoldResult, ModelResult};
+use crate::report::{
+    Comparison, DatasetSummary, EpochPoint, EvalReport, FoldResult, ModelResult, PerUnit,
+    PopularityBias,
+};
 use crate::segments::{self, PredictedPair, RankedUser, Segments};
+use crate::stats::{self, Aggregate, Strata};
 
 /// Knobs of one evaluation run.
 #[derive(Clone)]
@@ -157,6 +161,10 @@ pub fn evaluate_plans(
         let mut ranked_all = Vec::new();
         let mut pairs_all = Vec::new();
         let mut item_users_last = Vec::new();
+        let mut per_unit = PerUnit::default();
+        let mut fold_curves: Vec<BTreeMap<String, Vec<f64>>> = Vec::new();
+        let mut popularity = PopularityCounts::default();
+        let recorder = Arc::new(EpochRecorder::new(Arc::clone(&opts.progress)));
         for (f, split) in splits.iter().enumerate() {
             opts.cancel.check()?;
             let fold_spec = plan.fold_specs.get(f);
@@ -167,10 +175,11 @@ pub fn evaluate_plans(
             let algorithm = fold_algorithm.as_ref().unwrap_or(&algorithm);
             let train = TrainSet::new(prepared.subset(&split.train))
                 .with_features(dataset.item_features.clone(), dataset.user_features.clone());
+            recorder.set_fold(f);
             let ctx = FitContext {
                 threads: opts.threads,
                 seed: opts.seed,
-                progress: Arc::clone(&opts.progress),
+                progress: Arc::clone(&recorder) as Arc<dyn Progress>,
                 cancel: opts.cancel.clone(),
             };
             opts.progress.begin(
@@ -185,10 +194,16 @@ pub fn evaluate_plans(
             let item_users = distinct_users_per_item(&train);
             let mut fold = if rating {
                 let (fold, pairs) = rating_fold(model.as_ref(), &prepared, split, &train)?;
+                add_rating_units(&mut per_unit, f, &split.test, &pairs);
                 pairs_all.extend(pairs);
                 fold
             } else {
-                let (fold, ranked) = ranking_fold(
+                let RankingFold {
+                    fold,
+                    ranked,
+                    curves,
+                    popularity: fold_popularity,
+                } = ranking_fold(
                     model.as_ref(),
                     &prepared,
                     split,
@@ -198,6 +213,9 @@ pub fn evaluate_plans(
                     opts,
                     protocol.seed,
                 )?;
+                add_ranking_units(&mut per_unit, f, &ranked, opts.k);
+                fold_curves.push(curves);
+                popularity.add(&fold_popularity);
                 if let Some(path) = &opts.export_recs {
                     let lists: Vec<(u32, Vec<Scored>)> =
                         ranked.iter().map(|r| (r.0.user, r.1.clone())).collect();
@@ -249,8 +267,17 @@ pub fn evaluate_plans(
         if resolve_preset(spec) != spec {
             result.preset = Some(spec.trim().to_owned());
         }
+        result.curves = mean_curves(&fold_curves);
+        result.popularity_bias = (!rating).then(|| popularity.shares());
+        result.learning_curve = recorder.take();
+        result.per_unit = Some(per_unit);
         results.push(result);
     }
+    let comparisons = if opts.bootstrap > 0 {
+        fill_intervals_and_compare(&mut results, rating, opts.k, opts.bootstrap, opts.seed)?
+    } else {
+        Vec::new()
+    };
     Ok(EvalReport {
         dataset: DatasetSummary {
             name: dataset.name.clone(),
@@ -262,7 +289,7 @@ pub fn evaluate_plans(
         protocol: protocol.spec().to_owned(),
         k: opts.k,
         results,
-        comparisons: Vec::new(),
+        comparisons,
         trials: Vec::new(),
         tuning: None,
         versions: BTreeMap::from([("kindred".to_owned(), env!("CARGO_PKG_VERSION").to_owned())]),
@@ -346,6 +373,16 @@ fn rating_fold(
 /// Per evaluated user: the breakdown record and the exact top-K list with scores.
 type RankedList = (RankedUser, Vec<Scored>);
 
+/// What one ranking fold produced besides its metrics.
+struct RankingFold {
+    fold: FoldResult,
+    /// Per evaluated user (ascending user index): the breakdown record and the top-K list.
+    ranked: Vec<RankedList>,
+    /// Metric name -> macro average over users at K = 1..=curve_k (empty when curves are off).
+    curves: BTreeMap<String, Vec<f64>>,
+    popularity: PopularityCounts,
+}
+
 #[allow(clippy::too_many_arguments)]
 fn ranking_fold(
     model: &dyn Model,
@@ -356,9 +393,12 @@ fn ranking_fold(
     item_users: &[u32],
     opts: &EvalOptions,
     tie_seed: u64,
-) -> Result<(FoldResult, Vec<RankedList>)> {
+) -> Result<RankingFold> {
     let n_items = data.n_items();
     let k = opts.k;
+    // Curves need longer lists; top-K orders are total (score, then tie key or item index), so
+    // the first k of the longer list are exactly the list a depth-k selection returns.
+    let depth = k.max(opts.curve_k);
     // Relevant test items and query-time history per user.
     let mut relevant: Vec<Vec<u32>> = vec![Vec::new(); data.n_users()];
     for &r in &split.test {
@@ -387,7 +427,7 @@ fn ranking_fold(
     let user_counts = train.data.user_counts();
     opts.progress
         .begin(&format!("{} ranking", model.name()), evaluated.len() as u64);
-    let per_user: Vec<(RankedList, Option<f64>)> = evaluated
+    let per_user: Vec<(RankedList, Option<f64>, Vec<UserRanking>)> = evaluated
         .par_iter()
         .map_init(
             || vec![0f32; n_items],
@@ -412,16 +452,23 @@ fn ranking_fold(
                 }
                 // Candidate sets (cold start) break score ties by a seeded hash of the pair:
                 // item order would leak popularity to models that cannot tell new items apart.
-                let list = if candidate.is_some() {
+                let mut list = if candidate.is_some() {
                     let user_id = data.user_ids().external(u);
                     let item_ids = data.item_ids();
-                    top_k_with_tie_key(scores, k, |i| {
+                    top_k_with_tie_key(scores, depth, |i| {
                         pair_key(tie_seed, user_id, item_ids.external(i))
                     })
                 } else {
-                    top_k(scores, k, |_| false)
+                    top_k(scores, depth, |_| false)
                 };
                 let rel = &relevant[u as usize];
+                let curve = if opts.curve_k > 0 {
+                    let deep: Vec<u32> = list.iter().map(|s| s.item).collect();
+                    metrics::ranking_curve(&deep, rel, opts.curve_k)
+                } else {
+                    Vec::new()
+                };
+                list.truncate(k);
                 let items: Vec<u32> = list.iter().map(|s| s.item).collect();
                 let auc = opts.auc.then(|| {
                     let mut cands: Vec<(f32, bool)> = (0..n_items as u32)
@@ -438,7 +485,7 @@ fn ranking_fold(
                     recommended: items,
                     relevant: rel.clone(),
                 };
-                ((record, list), auc.flatten())
+                ((record, list), auc.flatten(), curve)
             },
         )
         .collect();
@@ -499,6 +546,22 @@ fn ranking_fold(
             }
         }
     }
+    let mut curves = BTreeMap::new();
+    if opts.curve_k > 0 {
+        let curve_mean = |f: fn(&UserRanking) -> f64| -> Vec<f64> {
+            (0..opts.curve_k)
+                .map(|pos| per_user.iter().map(|p| f(&p.2[pos])).sum::<f64>() / n)
+                .collect()
+        };
+        for (name, f) in RANKING_METRICS {
+            curves.insert(name.to_owned(), curve_mean(f));
+        }
+    }
+    let popularity = PopularityCounts::of_fold(
+        item_users,
+        &train.data.item_counts(),
+        per_user.iter().map(|p| &p.0 .0),
+    );
     let fold = FoldResult {
         fold: 0,
         train: 0,
@@ -510,7 +573,207 @@ fn ranking_fold(
         impossible_predictions: None,
         spec: None,
     };
-    Ok((fold, per_user.into_iter().map(|p| p.0).collect()))
+    Ok(RankingFold {
+        fold,
+        ranked: per_user.into_iter().map(|p| p.0).collect(),
+        curves,
+        popularity,
+    })
+}
+
+/// Reads one metric of a user's ranking.
+type MetricOf = fn(&UserRanking) -> f64;
+
+/// The per-user ranking metrics, by the name they carry in results (`ndcg@10`, ...).
+const RANKING_METRICS: [(&str, MetricOf); 6] = [
+    ("ndcg", |m| m.ndcg),
+    ("precision", |m| m.precision),
+    ("recall", |m| m.recall),
+    ("map", |m| m.map),
+    ("mrr", |m| m.mrr),
+    ("hit", |m| m.hit),
+];
+
+/// Metrics whose intervals the runner reports; the first is the one models are compared on.
+fn headline_metrics(rating: bool, k: usize) -> Vec<String> {
+    if rating {
+        vec!["rmse".to_owned(), "mae".to_owned()]
+    } else {
+        RANKING_METRICS
+            .iter()
+            .map(|(name, _)| format!("{name}@{k}"))
+            .collect()
+    }
+}
+
+/// Appends one fold's per-user ranking metrics, keyed (fold, user).
+fn add_ranking_units(units: &mut PerUnit, fold: usize, ranked: &[RankedList], k: usize) {
+    units
+        .keys
+        .extend(ranked.iter().map(|r| (fold as u32, r.0.user)));
+    for (name, f) in RANKING_METRICS {
+        units
+            .values
+            .entry(format!("{name}@{k}"))
+            .or_default()
+            .extend(ranked.iter().map(|r| f(&r.0.metrics)));
+    }
+}
+
+/// Appends one fold's per-pair squared (`rmse`) and absolute (`mae`) errors, keyed (fold, test
+/// row); `pairs` are in the order of `test`.
+fn add_rating_units(units: &mut PerUnit, fold: usize, test: &[u32], pairs: &[PredictedPair]) {
+    units.keys.extend(test.iter().map(|&r| (fold as u32, r)));
+    // The same expressions as metrics::rmse / mae, so the means reproduce them exactly.
+    units
+        .values
+        .entry("rmse".to_owned())
+        .or_default()
+        .extend(pairs.iter().map(|p| (p.prediction - p.truth).powi(2)));
+    units
+        .values
+        .entry("mae".to_owned())
+        .or_default()
+        .extend(pairs.iter().map(|p| (p.prediction - p.truth).abs()));
+}
+
+/// Means over folds of the per-fold curves.
+fn mean_curves(folds: &[BTreeMap<String, Vec<f64>>]) -> BTreeMap<String, Vec<f64>> {
+    let Some(first) = folds.first() else {
+        return BTreeMap::new();
+    };
+    first
+        .iter()
+        .map(|(name, curve)| {
+            let mean = (0..curve.len())
+                .map(|pos| folds.iter().map(|f| f[name][pos]).sum::<f64>() / folds.len() as f64)
+                .collect();
+            (name.clone(), mean)
+        })
+        .collect()
+}
+
+/// Buckets of the popularity-sorted catalog.
+const POPULARITY_BUCKETS: usize = 10;
+
+/// Counts behind [`PopularityBias`], pooled over folds.
+#[derive(Debug, Default, Clone, PartialEq)]
+struct PopularityCounts {
+    recommended: [u64; POPULARITY_BUCKETS],
+    test: [u64; POPULARITY_BUCKETS],
+    train: [u64; POPULARITY_BUCKETS],
+}
+
+impl PopularityCounts {
+    /// One fold's counts. Items are ranked by distinct training users (most first, ties by
+    /// item index) and item of rank r falls in bucket `r * 10 / catalog`.
+    fn of_fold<'a>(
+        item_users: &[u32],
+        item_interactions: &[u32],
+        users: impl Iterator<Item = &'a RankedUser>,
+    ) -> Self {
+        let catalog = item_users.len();
+        let mut order: Vec<u32> = (0..catalog as u32).collect();
+        order.sort_by_key(|&i| (std::cmp::Reverse(item_users[i as usize]), i));
+        let mut bucket = vec![0usize; catalog];
+        for (rank, &i) in order.iter().enumerate() {
+            bucket[i as usize] = rank * POPULARITY_BUCKETS / catalog;
+        }
+        let mut counts = Self::default();
+        for user in users {
+            for &i in &user.recommended {
+                counts.recommended[bucket[i as usize]] += 1;
+            }
+            for &i in &user.relevant {
+                counts.test[bucket[i as usize]] += 1;
+            }
+        }
+        for (i, &n) in item_interactions.iter().enumerate() {
+            counts.train[bucket[i]] += n as u64;
+        }
+        counts
+    }
+
+    fn add(&mut self, other: &Self) {
+        for (mine, theirs) in [
+            (&mut self.recommended, &other.recommended),
+            (&mut self.test, &other.test),
+            (&mut self.train, &other.train),
+        ] {
+            mine.iter_mut().zip(theirs).for_each(|(a, b)| *a += b);
+        }
+    }
+
+    /// Shares per bucket (all zero for a kind with no counts at all).
+    fn shares(&self) -> PopularityBias {
+        let share = |counts: &[u64; POPULARITY_BUCKETS]| -> Vec<f64> {
+            let total = counts.iter().sum::<u64>().max(1) as f64;
+            counts.iter().map(|&c| c as f64 / total).collect()
+        };
+        let step = 100 / POPULARITY_BUCKETS;
+        PopularityBias {
+            buckets: (0..POPULARITY_BUCKETS)
+                .map(|b| match b {
+                    0 => format!("top {step}%"),
+                    b => format!("{}-{}%", b * step, (b + 1) * step),
+                })
+                .collect(),
+            recommended: share(&self.recommended),
+            test: share(&self.test),
+            train: share(&self.train),
+        }
+    }
+}
+
+/// Forwards every progress call to the real sink and records each epoch of the current fold,
+/// so that the loss curve models report lands in [`ModelResult::learning_curve`].
+struct EpochRecorder {
+    inner: Arc<dyn Progress>,
+    fold: std::sync::atomic::AtomicUsize,
+    points: Mutex<Vec<EpochPoint>>,
+}
+
+impl EpochRecorder {
+    fn new(inner: Arc<dyn Progress>) -> Self {
+        Self {
+            inner,
+            fold: Default::default(),
+            points: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn set_fold(&self, fold: usize) {
+        self.fold.store(fold, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn take(&self) -> Vec<EpochPoint> {
+        // A poisoned lock only means a model panicked mid-report; the points are still valid.
+        std::mem::take(&mut *self.points.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl Progress for EpochRecorder {
+    fn begin(&self, task: &str, total: u64) {
+        self.inner.begin(task, total);
+    }
+    fn advance(&self, n: u64) {
+        self.inner.advance(n);
+    }
+    fn epoch(&self, epoch: usize, loss: f64, validation: Option<f64>) {
+        self.inner.epoch(epoch, loss, validation);
+        self.points
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(EpochPoint {
+                fold: self.fold.load(std::sync::atomic::Ordering::Relaxed),
+                epoch,
+                loss,
+                validation,
+            });
+    }
+    fn finish(&self) {
+        self.inner.finish();
+    }
 }
 
 fn aggregate(
@@ -561,4 +824,200 @@ fn aggregate(
         learning_curve: Vec::new(),
         per_unit: None,
     }
+}
+
+/// Confidence level of the intervals and comparisons the runner reports.
+pub const CONFIDENCE_LEVEL: f64 = 0.95;
+
+/// The seed of the bootstrap and randomisation streams for an evaluation seed (kept apart from
+/// the streams model fitting draws from the same seed).
+fn resampling_seed(seed: u64) -> u64 {
+    mix64(seed ^ 0xB007_57A9_0000_0001)
+}
+
+/// True for metrics where lower values are better.
+pub fn lower_is_better(metric: &str) -> bool {
+    matches!(metric, "rmse" | "mae")
+}
+
+/// The per-unit values of `metric` in `result`.
+fn unit_values<'a>(result: &'a ModelResult, metric: &str) -> Result<&'a [f64]> {
+    let units = result.per_unit.as_ref().ok_or_else(|| {
+        Error::InvalidInput(format!(
+            "result `{}` keeps no per-unit values (it was not produced by this evaluation run)",
+            result.spec
+        ))
+    })?;
+    let values = units.values.get(metric).ok_or_else(|| {
+        let known: Vec<&str> = units.values.keys().map(String::as_str).collect();
+        Error::InvalidInput(format!(
+            "result `{}` has no per-unit values of `{metric}` (it has: {})",
+            result.spec,
+            known.join(", ")
+        ))
+    })?;
+    Ok(values)
+}
+
+/// Paired comparison of `model` against `baseline` on `metric` (e.g. `rmse`, `ndcg@10`): the
+/// difference model - baseline with a 95% paired percentile bootstrap interval from `resamples`
+/// resamples of the shared units (within folds), a paired randomisation test with as many
+/// random swaps, and the verdict. Both results must come from evaluations of the same protocol
+/// and data, so that their units (fold, user) or (fold, test pair) align.
+///
+/// With the same `seed` as the evaluation, this reproduces the comparison in its report.
+pub fn compare_results(
+    baseline: &ModelResult,
+    model: &ModelResult,
+    metric: &str,
+    resamples: usize,
+    seed: u64,
+) -> Result<Comparison> {
+    let (a, b) = (unit_values(baseline, metric)?, unit_values(model, metric)?);
+    let keys = |r: &ModelResult| {
+        r.per_unit
+            .as_ref()
+            .map(|u| u.keys.clone())
+            .unwrap_or_default()
+    };
+    let base_keys = keys(baseline);
+    if base_keys != keys(model) {
+        return Err(Error::InvalidInput(format!(
+            "cannot pair `{}` with `{}`: they were evaluated on different users or test pairs",
+            model.spec, baseline.spec
+        )));
+    }
+    if resamples == 0 {
+        return Err(Error::InvalidInput(
+            "a comparison needs at least one bootstrap resample".into(),
+        ));
+    }
+    let strata = Strata::from_fold_keys(&base_keys)?;
+    let aggregate = Aggregate::for_metric(metric);
+    let seed = resampling_seed(seed);
+    let samples =
+        stats::bootstrap_statistics(&[(a, aggregate), (b, aggregate)], &strata, resamples, seed)?;
+    comparison_from_samples(
+        baseline,
+        model,
+        metric,
+        &samples[0],
+        &samples[1],
+        &strata,
+        resamples,
+        seed,
+    )
+}
+
+/// A comparison from paired bootstrap statistics of the two results (same resample indices).
+#[allow(clippy::too_many_arguments)]
+fn comparison_from_samples(
+    baseline: &ModelResult,
+    model: &ModelResult,
+    metric: &str,
+    baseline_samples: &[f64],
+    model_samples: &[f64],
+    strata: &Strata,
+    permutations: usize,
+    seed: u64,
+) -> Result<Comparison> {
+    let (a, b) = (unit_values(baseline, metric)?, unit_values(model, metric)?);
+    let aggregate = Aggregate::for_metric(metric);
+    let mut differences: Vec<f64> = model_samples
+        .iter()
+        .zip(baseline_samples)
+        .map(|(m, b)| m - b)
+        .collect();
+    let (lower, upper) = stats::percentile_interval(&mut differences, CONFIDENCE_LEVEL)?;
+    let difference =
+        stats::statistic(b, strata, aggregate) - stats::statistic(a, strata, aggregate);
+    let p_value = stats::paired_randomisation_test(a, b, strata, aggregate, permutations, seed)?;
+    let lower_is_better = lower_is_better(metric);
+    Ok(Comparison {
+        baseline: baseline.spec.clone(),
+        model: model.spec.clone(),
+        metric: metric.to_owned(),
+        lower_is_better,
+        difference,
+        ci: [lower, upper],
+        level: CONFIDENCE_LEVEL,
+        p_value,
+        test: format!("paired randomisation test, {permutations} permutations"),
+        n: a.len(),
+        verdict: stats::verdict(
+            difference,
+            [lower, upper],
+            p_value,
+            CONFIDENCE_LEVEL,
+            lower_is_better,
+        )
+        .to_owned(),
+    })
+}
+
+/// Fills `metrics_ci` of every result and compares each later result with the first on the
+/// primary metric. Results on the same units as the first are resampled in one pass (the same
+/// indices pair them, and one pass costs little more than one column); others get intervals
+/// only.
+fn fill_intervals_and_compare(
+    results: &mut [ModelResult],
+    rating: bool,
+    k: usize,
+    resamples: usize,
+    seed: u64,
+) -> Result<Vec<Comparison>> {
+    let metrics = headline_metrics(rating, k);
+    fn keys(r: &ModelResult) -> Option<&[(u32, u32)]> {
+        r.per_unit.as_ref().map(|u| u.keys.as_slice())
+    }
+    let Some(base_keys) = results.first().map(keys) else {
+        return Ok(Vec::new());
+    };
+    let (aligned, alone): (Vec<usize>, Vec<usize>) =
+        (0..results.len()).partition(|&i| keys(&results[i]) == base_keys);
+    let groups = std::iter::once(aligned).chain(alone.into_iter().map(|i| vec![i]));
+    let seed = resampling_seed(seed);
+    let mut intervals: Vec<(usize, String, [f64; 2])> = Vec::new();
+    let mut comparisons = Vec::new();
+    for group in groups {
+        let Some(unit_keys) = keys(&results[group[0]]).filter(|k| !k.is_empty()) else {
+            continue;
+        };
+        let strata = Strata::from_fold_keys(unit_keys)?;
+        let mut columns = Vec::with_capacity(group.len() * metrics.len());
+        for &i in &group {
+            for metric in &metrics {
+                columns.push((
+                    unit_values(&results[i], metric)?,
+                    Aggregate::for_metric(metric),
+                ));
+            }
+        }
+        let samples = stats::bootstrap_statistics(&columns, &strata, resamples, seed)?;
+        for (g, &i) in group.iter().enumerate() {
+            for (j, metric) in metrics.iter().enumerate() {
+                let mut column = samples[g * metrics.len() + j].clone();
+                let (lower, upper) = stats::percentile_interval(&mut column, CONFIDENCE_LEVEL)?;
+                intervals.push((i, metric.clone(), [lower, upper]));
+            }
+        }
+        if group[0] == 0 {
+            for (g, &i) in group.iter().enumerate().skip(1) {
+                comparisons.push(comparison_from_samples(
+                    &results[0],
+                    &results[i],
+                    &metrics[0],
+                    &samples[0],
+                    &samples[g * metrics.len()],
+                    &strata,
+                    resamples,
+                    seed,
+                )?);
+            }
+        }
+    }
+    for (i, metric, ci) in intervals {
+        results[i].metrics_ci.insert(metric, ci);
+    }
+    Ok(comparisons)
 }

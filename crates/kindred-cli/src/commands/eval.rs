@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use kindred_core::Protocol;
-use kindred_eval::{evaluate, EvalOptions, EvalReport};
+use kindred_eval::{evaluate, Comparison, EvalOptions, EvalReport};
 
 use super::{write_json, Env};
 use crate::data::DataArgs;
@@ -46,6 +46,10 @@ pub struct Args {
     /// Ranking protocols: record metric@K curves for K = 1..=N (0: none).
     #[arg(long, default_value_t = 50)]
     curve_k: usize,
+    /// Show each metric's 95% bootstrap interval `value [lo, hi]` in the table instead of the
+    /// standard deviation over folds (needs --bootstrap > 0).
+    #[arg(long)]
+    ci: bool,
 }
 
 pub fn run(args: Args, env: &Env) -> Result<()> {
@@ -70,7 +74,7 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
         .map(|m| super::model_spec_arg(m))
         .collect::<Result<Vec<_>>>()?;
     let report = evaluate(&dataset, &protocol, &models, &options)?;
-    print!("{}", format_report(&report));
+    print!("{}", format_report_with(&report, args.ci));
     if let Some(path) = &args.json {
         write_json(path, &report)?;
         env.note(format!("wrote {}", path.display()));
@@ -110,8 +114,14 @@ fn label(r: &kindred_eval::ModelResult) -> String {
     }
 }
 
-/// The terminal summary: header lines, then one row per model.
+/// The terminal summary: header lines, then one row per model (value ±std over folds).
 pub fn format_report(report: &EvalReport) -> String {
+    format_report_with(report, false)
+}
+
+/// The terminal summary; with `ci`, metrics that have a bootstrap interval show it as
+/// `value [lo, hi]` instead of the standard deviation over folds.
+pub fn format_report_with(report: &EvalReport, ci: bool) -> String {
     let columns = metric_columns(report);
     let mut headers = vec!["model".to_owned()];
     headers.extend(columns.iter().cloned());
@@ -122,10 +132,12 @@ pub fn format_report(report: &EvalReport) -> String {
         .map(|r| {
             let mut row = vec![label(r)];
             for c in &columns {
-                row.push(match (r.metrics.get(c), r.metrics_std.get(c)) {
-                    (Some(v), Some(sd)) => format!("{v:.4} ±{sd:.4}"),
-                    (Some(v), None) => format!("{v:.4}"),
-                    (None, _) => "-".to_owned(),
+                let interval = r.metrics_ci.get(c).filter(|_| ci);
+                row.push(match (r.metrics.get(c), interval, r.metrics_std.get(c)) {
+                    (Some(v), Some([lo, hi]), _) => format!("{v:.4} [{lo:.4}, {hi:.4}]"),
+                    (Some(v), None, Some(sd)) => format!("{v:.4} ±{sd:.4}"),
+                    (Some(v), None, None) => format!("{v:.4}"),
+                    (None, _, _) => "-".to_owned(),
                 });
             }
             row.push(format!("{:.2}", r.fit_seconds));
@@ -154,6 +166,10 @@ pub fn format_report(report: &EvalReport) -> String {
     }
     out.push_str("\n\n");
     out.push_str(&render(&headers, &rows));
+    for c in &report.comparisons {
+        out.push_str(&format_comparison(c));
+        out.push('\n');
+    }
     for r in &report.results {
         if let Some(n) = r.impossible_predictions.filter(|&n| n > 0.0) {
             out.push_str(&format!(
@@ -177,4 +193,32 @@ pub fn format_report(report: &EvalReport) -> String {
         }
     }
     out
+}
+
+/// One comparison line: `svd vs baseline: rmse -0.0312 [-0.0330, -0.0295], p < 0.001 (paired
+/// randomisation test, 1,000,209 test pairs): better`.
+pub fn format_comparison(c: &Comparison) -> String {
+    let p = if c.p_value < 0.001 {
+        "p < 0.001".to_owned()
+    } else {
+        format!("p = {:.3}", c.p_value)
+    };
+    // Rating metrics pair test pairs; ranking metrics pair users.
+    let units = if matches!(c.metric.as_str(), "rmse" | "mae") {
+        "test pairs"
+    } else {
+        "users"
+    };
+    format!(
+        "{} vs {}: {} {:+.4} [{:+.4}, {:+.4}], {p} ({}, {} {units}): {}",
+        c.model,
+        c.baseline,
+        c.metric,
+        c.difference,
+        c.ci[0],
+        c.ci[1],
+        c.test,
+        thousands(c.n),
+        c.verdict
+    )
 }

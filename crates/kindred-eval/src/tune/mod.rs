@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use kindred_core::{Dataset, Error, NoProgress, Progress, Protocol, Result, SplitKind};
 
 use crate::report::{EvalReport, TrialRecord, TuningSummary};
-use crate::runner::{evaluate, evaluate_plans, EvalOptions, ModelPlan};
+use crate::runner::{compare_results, evaluate, evaluate_plans, EvalOptions, ModelPlan};
 pub use search::Method;
 use search::{search, SearchSettings};
 pub use space::{space_for, Space, FAMILIES};
@@ -294,6 +294,19 @@ pub fn tune(
         ModelPlan::single(space.family),
     ];
     let mut report = evaluate_plans(dataset, protocol, &plans, &outer_opts)?;
+    // The question a tuning run answers is "do the tuned settings beat the defaults?", so the
+    // paired comparison takes the defaults as its baseline, on the tuned metric.
+    if eval.bootstrap > 0 {
+        if let [tuned, defaults] = report.results.as_slice() {
+            report.comparisons = vec![compare_results(
+                defaults,
+                tuned,
+                &metric,
+                eval.bootstrap,
+                eval.seed,
+            )?];
+        }
+    }
     report.trials = trials;
     report.tuning = Some(TuningSummary {
         family: space.family.to_owned(),
