@@ -702,7 +702,7 @@ fn learning_curves(entries: &[Entry]) -> Section {
                 .iter()
                 .filter(|p| p.fold == *fold)
                 .collect();
-            let name = format!("{} (fold {fold})", e.label);
+            let name = format!("{} (fold {})", e.label, fold + 1);
             let color = if single { f } else { *i };
             loss.push(LineSeries {
                 name: name.clone(),
@@ -764,11 +764,12 @@ fn tuning(sources: &[Source]) -> Section {
         let mut folds: Vec<usize> = r.trials.iter().map(|t| t.fold).collect();
         folds.sort_unstable();
         folds.dedup();
-        let mut series = Vec::new();
+        // Best-so-far lines go after every fold's markers so that no cloud of points hides them.
+        let (mut series, mut best_lines) = (Vec::new(), Vec::new());
         for (f, fold) in folds.iter().enumerate() {
             let trials: Vec<_> = r.trials.iter().filter(|t| t.fold == *fold).collect();
             let label = if folds.len() > 1 {
-                format!("fold {fold}")
+                format!("fold {}", fold + 1)
             } else {
                 "trial".to_owned()
             };
@@ -797,7 +798,7 @@ fn tuning(sources: &[Source]) -> Section {
                         (trial.trial as f64, best.unwrap_or(f64::NAN))
                     })
                     .collect();
-                series.push(LineSeries {
+                best_lines.push(LineSeries {
                     name: format!("{label}: best so far"),
                     points,
                     style: SeriesStyle::Line,
@@ -805,6 +806,7 @@ fn tuning(sources: &[Source]) -> Section {
                 });
             }
         }
+        series.extend(best_lines);
         let title = if with.len() > 1 {
             format!("Tuning trace: {metric} per trial ({})", src.stem())
         } else {

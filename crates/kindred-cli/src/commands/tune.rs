@@ -60,8 +60,9 @@ pub struct Args {
     /// Write the chosen spec (outer fold 1's choice) as one line, for `--model @FILE`.
     #[arg(long)]
     best: Option<PathBuf>,
-    /// Bootstrap resamples of the final scoring (0: none).
-    #[arg(long, default_value_t = 0)]
+    /// Bootstrap resamples of the final scoring: confidence intervals and the paired comparison
+    /// of tuned against defaults (0: none).
+    #[arg(long, default_value_t = 1000)]
     bootstrap: usize,
 }
 
@@ -75,11 +76,13 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
         threads: env.threads,
         progress: env.progress.clone(),
         cancel: env.cancel.clone(),
-        segments: false,
+        // The final scoring (tuned and defaults on the outer test sets) records what a report
+        // shows; the inner validations compute headline metrics only.
+        segments: true,
         auc: false,
         export_recs: None,
         bootstrap: args.bootstrap,
-        curve_k: 0,
+        curve_k: 50,
         max_folds: None,
     };
     let opts = TuneOptions {
