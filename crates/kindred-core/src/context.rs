@@ -14,7 +14,8 @@ pub trait Progress: Send + Sync {
     fn begin(&self, _task: &str, _total: u64) {}
     /// `n` more units done.
     fn advance(&self, _n: u64) {}
-    /// An iterative model finished an epoch with this training loss (and validation metric if any).
+    /// An iterative model finished epoch `epoch` (numbered from 0) with this training loss (and
+    /// validation metric if any).
     fn epoch(&self, _epoch: usize, _loss: f64, _validation: Option<f64>) {}
     /// The current phase ended.
     fn finish(&self) {}

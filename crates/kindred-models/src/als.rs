@@ -737,7 +737,7 @@ impl Als {
             solve_side(&mut y, &by_item, &x, params)?;
             if params.training_loss {
                 ctx.progress
-                    .epoch(it + 1, loss(&x, &y, &by_user, params, n_items), None);
+                    .epoch(it, loss(&x, &y, &by_user, params, n_items), None);
             }
             ctx.progress.advance(1);
         }

@@ -486,7 +486,7 @@ impl Algorithm for Hybrid {
                 user_params.step(user_row, &u_dir, None, lr, p.user_alpha);
             }
             ctx.progress
-                .epoch(epoch + 1, loss_sum / pairs.len().max(1) as f64, None);
+                .epoch(epoch, loss_sum / pairs.len().max(1) as f64, None);
             ctx.progress.advance(1);
         }
         ctx.progress.finish();
