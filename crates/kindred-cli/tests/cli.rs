@@ -169,6 +169,9 @@ fn stats_models_and_quickstart_run() {
     ]);
     assert!(out.contains("rmse") && out.contains("ndcg@10"), "{out}");
     assert!(dir.join("model/manifest.json").is_file());
+    let report = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(report.contains("<svg") && report.contains("ndcg@10"));
+    assert!(dir.join("rating.json").is_file() && dir.join("ranking.json").is_file());
 }
 
 #[test]

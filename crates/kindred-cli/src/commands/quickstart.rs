@@ -1,19 +1,19 @@
 //! `kindred quickstart`: the main job end to end on the embedded default. Loads (or generates)
 //! data, prints the data-quality report, evaluates baselines and the strongest models under the
-//! standard protocols,
-//! trains the `ranking-best` preset on all the data, saves it and shows sample recommendations.
+//! standard protocols (writing the results and an HTML report of them), trains the
+//! `ranking-best` preset on all the data, saves it and shows sample recommendations.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use kindred_core::{Protocol, TrainSet};
 use kindred_data::preprocess::PipelineConfig;
-use kindred_eval::{evaluate, EvalOptions};
+use kindred_eval::{evaluate, EvalOptions, EvalReport};
 use kindred_models::build_algorithm;
 
 use super::eval::format_report;
 use super::recommend::recommend_for;
-use super::Env;
+use super::{write_json, Env};
 use crate::data::DataArgs;
 
 /// The dataset used when none is given: generated, so the quick start needs no download.
@@ -30,6 +30,10 @@ pub struct Args {
     /// Folds of the rating evaluation (set 0 to skip it).
     #[arg(long, default_value_t = 5)]
     folds: usize,
+    /// Where to write the evaluation results (`rating.json`, `ranking.json`) and their HTML
+    /// report (`report.html`); default: the folder that holds `--out`.
+    #[arg(long)]
+    results: Option<PathBuf>,
 }
 
 pub fn run(args: Args, env: &Env) -> Result<()> {
@@ -53,14 +57,21 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
         cancel: env.cancel.clone(),
         ..EvalOptions::default()
     };
+    let results_dir = args.results.clone().unwrap_or_else(|| {
+        args.out
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    });
+    std::fs::create_dir_all(&results_dir)
+        .with_context(|| format!("creating {}", results_dir.display()))?;
+    let mut sources = Vec::new();
     let has_ratings = dataset.interactions.has_ratings();
     if has_ratings && args.folds >= 2 {
         let protocol = Protocol::parse(&format!("kfold:{}", args.folds))?;
         let models = ["random", "baseline", "svd", "svdpp", "rating-best"].map(String::from);
-        println!(
-            "== rating prediction\n{}",
-            format_report(&evaluate(&dataset, &protocol, &models, &options)?)
-        );
+        let report = evaluate(&dataset, &protocol, &models, &options)?;
+        println!("== rating prediction\n{}", format_report(&report));
+        sources.push(save_results(&results_dir, "rating", report)?);
     }
     let ranking_protocol = if has_ratings {
         "temporal:0.2,positive>=4"
@@ -77,10 +88,13 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
         "ranking-best",
     ]
     .map(String::from);
-    println!(
-        "== top-N ranking\n{}",
-        format_report(&evaluate(&dataset, &protocol, &models, &options)?)
-    );
+    let report = evaluate(&dataset, &protocol, &models, &options)?;
+    println!("== top-N ranking\n{}", format_report(&report));
+    sources.push(save_results(&results_dir, "ranking", report)?);
+    let page = results_dir.join("report.html");
+    std::fs::write(&page, kindred_report::render_html(&sources))
+        .with_context(|| format!("writing {}", page.display()))?;
+    println!("== report of both evaluations: {}\n", page.display());
 
     let interactions = protocol.prepare(&dataset.interactions);
     let train = TrainSet::new(interactions)
@@ -114,4 +128,11 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
         sample.first().map_or("USER", String::as_str)
     );
     Ok(())
+}
+
+/// Writes one evaluation's JSON result into `dir` and keeps it for the report.
+fn save_results(dir: &Path, name: &str, report: EvalReport) -> Result<kindred_report::Source> {
+    let path = dir.join(format!("{name}.json"));
+    write_json(&path, &report)?;
+    Ok(kindred_report::Source { path, report })
 }
