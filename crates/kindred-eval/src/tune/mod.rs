@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 use kindred_core::{Dataset, Error, NoProgress, Progress, Protocol, Result, SplitKind};
 
 use crate::report::{EvalReport, TrialRecord, TuningSummary};
-use crate::runner::{compare_results, evaluate, evaluate_plans, EvalOptions, ModelPlan};
+use crate::runner::{
+    compare_results, evaluate, evaluate_plans, lower_is_better, EvalOptions, ModelPlan,
+};
 pub use search::Method;
 use search::{search, SearchSettings};
 pub use space::{space_for, Space, FAMILIES};
@@ -69,11 +71,6 @@ impl TuneOptions {
             eta: 3,
         }
     }
-}
-
-/// True for metrics where lower values are better.
-pub fn lower_is_better(metric: &str) -> bool {
-    matches!(metric, "rmse" | "mae")
 }
 
 /// The inner (validation) protocol that carves validation data out of an outer training set:
