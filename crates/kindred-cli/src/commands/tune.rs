@@ -146,6 +146,15 @@ fn format_tune(report: &EvalReport) -> String {
         out.push_str(&format!("chosen: {}\n\n", tuning.chosen));
     }
     out.push_str("test results (tuned, then defaults):\n");
+    let per_fold = report
+        .tuning
+        .as_ref()
+        .map_or(&[][..], |t| &t.chosen_per_fold[..]);
+    if per_fold.iter().any(|spec| spec != &per_fold[0]) {
+        out.push_str(
+            "(the tuned row fits each fold's own choice on that fold and is named by fold 1's)\n",
+        );
+    }
     out.push_str(&format_report(report));
     out
 }
