@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The tuning benchmark BENCHMARKS.md records: nested TPE search of SVD (ML-1M kfold:5, RMSE) and of
-# ALS (ML-1M temporal:0.2,positive>=4, NDCG@10), each within a wall-clock budget, then both scored
-# on the untouched outer test data against the family's defaults, and an HTML report of the runs.
+# The tuning benchmark BENCHMARKS.md records: nested TPE search of SVD (ML-1M kfold:5, RMSE), of
+# ALS and of item-kNN (ML-1M temporal:0.2,positive>=4, NDCG@10), each within a wall-clock budget,
+# then scored on the untouched outer test data against the family's defaults, and an HTML report.
 # Needs MovieLens in $KINDRED_DATA_DIR (default ../shared/data). Budget: TUNE_SECONDS (default 600).
 # Results land in bench/out/: tune-*.json, tune-*.state.jsonl (resumable), tune-report.html.
 set -euo pipefail
@@ -27,4 +27,8 @@ run svd-ml1m --protocol kfold:5 --model svd
 echo
 echo "## als, temporal:0.2,positive>=4, budget ${budget} s"
 run als-ml1m --protocol 'temporal:0.2,positive>=4' --model als
-$k report bench/out/tune-svd-ml1m.json bench/out/tune-als-ml1m.json --out bench/out/tune-report.html
+echo
+echo "## itemknn, temporal:0.2,positive>=4, budget ${budget} s"
+run itemknn-ml1m --protocol 'temporal:0.2,positive>=4' --model itemknn
+$k report bench/out/tune-svd-ml1m.json bench/out/tune-als-ml1m.json bench/out/tune-itemknn-ml1m.json \
+  --out bench/out/tune-report.html
