@@ -1,0 +1,3 @@
+//! Kindred's ranking layer: what sits between a model's scores and the short list a user sees.
+//! Re-rankers (diversity, calibration), exploration policies with logged propensities, and the
+//! rules that evaluation and serving share, so offline numbers describe what users get.
