@@ -3,12 +3,16 @@
 
 pub mod export;
 pub mod metrics;
+pub mod offpolicy;
 pub mod report;
 pub mod runner;
 pub mod segments;
 pub mod stats;
 pub mod tune;
 
+pub use offpolicy::{
+    estimate_click_rate, LoggedSlot, OffPolicyEstimate, OffPolicyOptions, SlotEstimate,
+};
 pub use report::{Comparison, EvalReport, FoldResult, ModelResult, TrialRecord, TuningSummary};
 pub use runner::{compare_results, evaluate, evaluate_plans, EvalOptions, ModelPlan};
 pub use tune::{tune, TuneOptions};
