@@ -75,7 +75,11 @@ fn example_configs_run_and_are_recorded() {
 fn bad_rank_config_names_file_line_and_key() {
     let dir = temp_dir("bad");
     let config = dir.join("typo.toml");
-    std::fs::write(&config, "candidates = 100\n\n[diversity]\nmmr_lamda = 0.4\n").unwrap();
+    std::fs::write(
+        &config,
+        "candidates = 100\n\n[diversity]\nmmr_lamda = 0.4\n",
+    )
+    .unwrap();
     let out = eval_with_rank(config.to_str().unwrap(), None);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);

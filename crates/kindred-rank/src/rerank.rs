@@ -158,10 +158,8 @@ impl<'a> Reranker<'a> {
             };
             let best_of = |feasible_only: bool| {
                 let mut best: Option<(usize, f64)> = None;
-                for i in 0..n {
-                    if taken[i] || (feasible_only && !fits_caps(i, &per_category)) {
-                        continue;
-                    }
+                let open = (0..n).filter(|&i| !taken[i]);
+                for i in open.filter(|&i| !feasible_only || fits_caps(i, &per_category)) {
                     let v = value(i);
                     // Strictly greater: ties keep the model's order.
                     if best.is_none_or(|(_, b)| v > b) {
