@@ -63,6 +63,8 @@ fn example_configs_run_and_are_recorded() {
             path.display(),
             String::from_utf8_lossy(&out.stderr)
         );
+        let table = String::from_utf8_lossy(&out.stdout);
+        assert!(table.contains("lists re-ranked with {"), "{table}");
         let report: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
         assert!(report["rank"]["candidates"].as_u64().is_some(), "{report}");

@@ -177,6 +177,10 @@ pub fn format_report_with(report: &EvalReport, ci: bool) -> String {
             thousands(first.evaluated)
         ));
     }
+    if let Some(rank) = &report.rank {
+        // Re-ranked numbers must never be mistaken for the model's own.
+        out.push_str(&format!("\nlists re-ranked with {rank}"));
+    }
     out.push_str("\n\n");
     out.push_str(&render(&headers, &rows));
     for c in &report.comparisons {
