@@ -25,6 +25,9 @@ pub struct EvalReport {
     /// `kindred tune` only: what was searched and how.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tuning: Option<TuningSummary>,
+    /// `kindred eval --rank`: the ranking-layer config every list was re-ranked with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rank: Option<serde_json::Value>,
     /// Versions of the software that produced the numbers.
     pub versions: BTreeMap<String, String>,
 }

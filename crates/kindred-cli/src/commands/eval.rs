@@ -2,10 +2,12 @@
 //! optionally write the JSON result (BLUEPRINT §3) and the exact top-K lists.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Result;
 use kindred_core::Protocol;
 use kindred_eval::{evaluate, Comparison, EvalOptions, EvalReport};
+use kindred_rank::RankConfig;
 
 use super::{write_json, Env};
 use crate::data::DataArgs;
@@ -50,10 +52,20 @@ pub struct Args {
     /// standard deviation over folds (needs --bootstrap > 0).
     #[arg(long)]
     ci: bool,
+    /// Ranking-layer config (TOML, see examples/rank/): re-rank each user's top candidates for
+    /// diversity, calibration or the long tail before the metrics are computed.
+    #[arg(long)]
+    rank: Option<PathBuf>,
 }
 
 pub fn run(args: Args, env: &Env) -> Result<()> {
     let protocol = Protocol::parse(&args.protocol)?;
+    // Read the rank config before the (slow) data load so a bad config fails fast.
+    let rank = args
+        .rank
+        .as_ref()
+        .map(|path| RankConfig::from_file(path).map(Arc::new))
+        .transpose()?;
     let dataset = args.data.load(env.quiet)?;
     let options = EvalOptions {
         k: args.k,
@@ -67,6 +79,7 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
         bootstrap: args.bootstrap,
         curve_k: args.curve_k,
         max_folds: None,
+        rank,
     };
     let models = args
         .models
@@ -163,6 +176,10 @@ pub fn format_report_with(report: &EvalReport, ci: bool) -> String {
             thousands(first.test),
             thousands(first.evaluated)
         ));
+    }
+    if let Some(rank) = &report.rank {
+        // Re-ranked numbers must never be mistaken for the model's own.
+        out.push_str(&format!("\nlists re-ranked with {rank}"));
     }
     out.push_str("\n\n");
     out.push_str(&render(&headers, &rows));

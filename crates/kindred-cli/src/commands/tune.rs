@@ -84,6 +84,7 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
         bootstrap: args.bootstrap,
         curve_k: 50,
         max_folds: None,
+        rank: None,
     };
     let opts = TuneOptions {
         method,

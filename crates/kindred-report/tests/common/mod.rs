@@ -211,6 +211,7 @@ pub fn full_report() -> EvalReport {
             chosen: "als:factors=56".to_owned(),
             seconds: 20.0,
         }),
+        rank: None,
         versions: BTreeMap::from([("kindred".to_owned(), "0.1.0".to_owned())]),
     }
 }

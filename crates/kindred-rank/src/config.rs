@@ -1,0 +1,328 @@
+//! The ranking-layer configuration (`kindred eval --rank CONFIG`): which re-rankers run over a
+//! model's top-scored candidates and how strongly. Read from TOML with unknown keys rejected, so
+//! a misspelt knob is an error instead of a silently ignored setting; every error names the file,
+//! the line and the dotted key path (`diversity.mmr_lambda`).
+
+use std::path::Path;
+
+use kindred_core::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+/// Everything the ranking layer does between a model's scores and the final list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RankConfig {
+    /// How many of the model's top-scored items are re-ranked (the pool the final list is
+    /// drawn from). Larger pools allow more diversity at the price of relevance and time.
+    #[serde(default = "default_candidates")]
+    pub candidates: usize,
+    /// The categorical item feature whose values are an item's categories (MovieLens:
+    /// `genres`). Unset: every categorical item column, concatenated, as `diversity@k` uses.
+    #[serde(default)]
+    pub category_column: Option<String>,
+    #[serde(default)]
+    pub diversity: DiversityConfig,
+    #[serde(default)]
+    pub calibration: CalibrationConfig,
+    #[serde(default)]
+    pub popularity: PopularityConfig,
+}
+
+fn default_candidates() -> usize {
+    200
+}
+
+impl Default for RankConfig {
+    fn default() -> Self {
+        Self {
+            candidates: default_candidates(),
+            category_column: None,
+            diversity: DiversityConfig::default(),
+            calibration: CalibrationConfig::default(),
+            popularity: PopularityConfig::default(),
+        }
+    }
+}
+
+/// Maximal marginal relevance and per-category caps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiversityConfig {
+    /// MMR trade-off in [0, 1]: 0 keeps the model's order, 1 only avoids similar items.
+    #[serde(default)]
+    pub mmr_lambda: f64,
+    /// How similar two items are, from their category sets.
+    #[serde(default)]
+    pub similarity: Similarity,
+    /// At most this many items of one category in a list (None: no cap). When no remaining
+    /// candidate fits the caps the list is filled from the rest, so it never comes out short.
+    #[serde(default)]
+    pub max_per_category: Option<usize>,
+}
+
+impl Default for DiversityConfig {
+    fn default() -> Self {
+        Self {
+            mmr_lambda: 0.0,
+            similarity: Similarity::Cosine,
+            max_per_category: None,
+        }
+    }
+}
+
+/// Similarity of two items' category sets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Similarity {
+    /// |A ∩ B| / sqrt(|A| |B|): the measure `diversity@k` is one minus, so MMR optimises what
+    /// the metric reports.
+    #[default]
+    Cosine,
+    /// |A ∩ B| / |A ∪ B|.
+    Jaccard,
+}
+
+/// Calibrated recommendations (Steck 2018): the list's category mix follows the user's history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalibrationConfig {
+    /// Steck's lambda in [0, 1]: weight of the KL miscalibration against relevance.
+    #[serde(default)]
+    pub weight: f64,
+    /// Steck's alpha in (0, 1]: the list distribution is smoothed as (1-α)q + αp so that the KL
+    /// divergence stays finite when the list misses a category of the history.
+    #[serde(default = "default_smoothing")]
+    pub smoothing: f64,
+}
+
+fn default_smoothing() -> f64 {
+    0.01
+}
+
+impl Default for CalibrationConfig {
+    fn default() -> Self {
+        Self {
+            weight: 0.0,
+            smoothing: default_smoothing(),
+        }
+    }
+}
+
+/// A long-tail boost: relevance is lowered in proportion to an item's popularity.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PopularityConfig {
+    /// Subtracted from the min-max normalised relevance, times the item's log-popularity
+    /// scaled to [0, 1] (ln(1 + users) / ln(1 + users of the most popular item)). 0: off.
+    #[serde(default)]
+    pub penalty: f64,
+}
+
+impl RankConfig {
+    /// Parses TOML text; `origin` names where it came from in errors.
+    pub fn from_toml_str(text: &str, origin: &Path) -> Result<Self> {
+        let config: Self = toml::from_str(text).map_err(|e| {
+            let (line, key) = locate(text, e.span());
+            Error::Parse {
+                file: origin.to_owned(),
+                line,
+                field: key,
+                message: e.message().to_owned(),
+            }
+        })?;
+        config.validate().map_err(|(key, message)| Error::Parse {
+            file: origin.to_owned(),
+            line: key_line(text, key).unwrap_or(0),
+            field: key.to_owned(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    /// Reads and parses a TOML rank config file.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::from_toml_str(&text, path)
+    }
+
+    /// True when a re-ranker needs item categories.
+    pub fn needs_categories(&self) -> bool {
+        self.diversity.mmr_lambda > 0.0
+            || self.diversity.max_per_category.is_some()
+            || self.calibration.weight > 0.0
+    }
+
+    /// Range checks; on failure the dotted key path and what is wrong.
+    fn validate(&self) -> std::result::Result<(), (&'static str, String)> {
+        let unit = |key: &'static str, v: f64| {
+            if (0.0..=1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err((key, format!("must be in [0, 1], got {v}")))
+            }
+        };
+        if self.candidates == 0 {
+            return Err(("candidates", "must be at least 1".to_owned()));
+        }
+        unit("diversity.mmr_lambda", self.diversity.mmr_lambda)?;
+        if self.diversity.max_per_category == Some(0) {
+            return Err((
+                "diversity.max_per_category",
+                "must be at least 1".to_owned(),
+            ));
+        }
+        unit("calibration.weight", self.calibration.weight)?;
+        let alpha = self.calibration.smoothing;
+        if !(alpha > 0.0 && alpha <= 1.0) {
+            return Err((
+                "calibration.smoothing",
+                format!("must be in (0, 1], got {alpha}"),
+            ));
+        }
+        let penalty = self.popularity.penalty;
+        if !(penalty.is_finite() && penalty >= 0.0) {
+            return Err((
+                "popularity.penalty",
+                format!("must be finite and >= 0, got {penalty}"),
+            ));
+        }
+        if self.category_column.as_deref() == Some("") {
+            return Err(("category_column", "must not be empty".to_owned()));
+        }
+        Ok(())
+    }
+}
+
+/// The 1-based line of a byte span and the dotted key path of that line (`section.key`).
+fn locate(text: &str, span: Option<std::ops::Range<usize>>) -> (u64, String) {
+    let Some(span) = span else {
+        return (0, String::new());
+    };
+    let start = span.start.min(text.len());
+    let line = text[..start].matches('\n').count() + 1;
+    let lines: Vec<&str> = text.lines().collect();
+    let line_text = lines.get(line - 1).copied().unwrap_or("").trim();
+    if line_text.starts_with('[') {
+        return (
+            line as u64,
+            line_text.trim_matches(['[', ']']).trim().to_owned(),
+        );
+    }
+    let key = line_text
+        .split_once('=')
+        .map_or(line_text, |(k, _)| k)
+        .trim()
+        .to_owned();
+    // The section is the last table header above the line.
+    let section = lines[..line.saturating_sub(1).min(lines.len())]
+        .iter()
+        .rev()
+        .map(|l| l.trim())
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(['[', ']']).trim().to_owned());
+    let path = match section {
+        Some(s) if !key.is_empty() => format!("{s}.{key}"),
+        Some(s) => s,
+        None => key,
+    };
+    (line as u64, path)
+}
+
+/// The 1-based line where the dotted `path` is set (a key of its section, or a table header).
+fn key_line(text: &str, path: &str) -> Option<u64> {
+    let (section, key) = path.rsplit_once('.').unwrap_or(("", path));
+    let mut current = String::new();
+    for (n, raw) in text.lines().enumerate() {
+        let l = raw.trim();
+        if l.starts_with('[') {
+            current = l.trim_matches(['[', ']']).trim().to_owned();
+            if current == path {
+                return Some(n as u64 + 1);
+            }
+        } else if current == section && l.split_once('=').is_some_and(|(k, _)| k.trim() == key) {
+            return Some(n as u64 + 1);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<RankConfig> {
+        RankConfig::from_toml_str(text, Path::new("rank.toml"))
+    }
+
+    #[test]
+    fn full_config_parses() {
+        let c = parse(
+            "candidates = 100\ncategory_column = \"genres\"\n[diversity]\nmmr_lambda = 0.3\nsimilarity = \"jaccard\"\nmax_per_category = 3\n[calibration]\nweight = 0.5\nsmoothing = 0.05\n[popularity]\npenalty = 0.2\n",
+        )
+        .unwrap();
+        assert_eq!(c.candidates, 100);
+        assert_eq!(c.category_column.as_deref(), Some("genres"));
+        assert_eq!(c.diversity.mmr_lambda, 0.3);
+        assert_eq!(c.diversity.similarity, Similarity::Jaccard);
+        assert_eq!(c.diversity.max_per_category, Some(3));
+        assert_eq!(c.calibration.weight, 0.5);
+        assert_eq!(c.calibration.smoothing, 0.05);
+        assert_eq!(c.popularity.penalty, 0.2);
+        assert!(c.needs_categories());
+    }
+
+    #[test]
+    fn empty_config_is_the_identity() {
+        let c = parse("").unwrap();
+        assert_eq!(c, RankConfig::default());
+        assert!(!c.needs_categories());
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_path() {
+        let err = parse("candidates = 50\n[diversity]\nmmr_lamda = 0.3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("rank.toml:3:"), "{err}");
+        assert!(err.contains("diversity.mmr_lamda"), "{err}");
+        assert!(err.contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        let err = parse("[calibration]\nweight = \"high\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("rank.toml:2:"), "{err}");
+        assert!(err.contains("calibration.weight"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_values_name_the_key() {
+        let err = parse("[diversity]\nmmr_lambda = 1.5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("rank.toml:2:"), "{err}");
+        assert!(err.contains("diversity.mmr_lambda"), "{err}");
+        assert!(err.contains("[0, 1]"), "{err}");
+        let err = parse("candidates = 0\n").unwrap_err().to_string();
+        assert!(err.contains("rank.toml:1: field `candidates`"), "{err}");
+        let err = parse("[calibration]\nsmoothing = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("calibration.smoothing"), "{err}");
+        let err = parse("[popularity]\npenalty = -1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("popularity.penalty"), "{err}");
+    }
+
+    #[test]
+    fn missing_file_is_an_io_error_naming_it() {
+        let err = RankConfig::from_file("/nonexistent/rank.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/nonexistent/rank.toml"), "{err}");
+    }
+}
