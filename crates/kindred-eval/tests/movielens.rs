@@ -7,10 +7,12 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use kindred_core::Protocol;
 use kindred_data::{load, DataSpec, ImportOptions};
 use kindred_eval::{evaluate, EvalOptions};
+use kindred_rank::RankConfig;
 
 fn data_dir(name: &str) -> Option<PathBuf> {
     let dir = std::env::var_os("KINDRED_DATA_DIR").map(|d| PathBuf::from(d).join(name));
@@ -255,4 +257,44 @@ fn assert_export_agrees(
             m[key]
         );
     }
+}
+
+/// Issue 6's acceptance: examples/rank/diverse.toml reaches catalog coverage@10 >= 50% at no
+/// more than 10% NDCG@10 loss against ranking-best without re-ranking.
+#[test]
+fn ml1m_diverse_example_meets_the_coverage_target() {
+    let Some(dir) = data_dir("ml-1m") else { return };
+    let (dataset, _) = load(&DataSpec::MovieLens(dir), &ImportOptions::default()).unwrap();
+    let config = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/rank/diverse.toml");
+    let rank = RankConfig::from_file(&config).unwrap();
+    let protocol = Protocol::parse("temporal:0.2,positive>=4").unwrap();
+    let run = |rank: Option<RankConfig>| {
+        let opts = EvalOptions {
+            bootstrap: 0,
+            segments: false,
+            auc: false,
+            curve_k: 0,
+            rank: rank.map(Arc::new),
+            ..EvalOptions::default()
+        };
+        evaluate(&dataset, &protocol, &["ranking-best".to_owned()], &opts).unwrap()
+    };
+    let plain = run(None);
+    let diverse = run(Some(rank));
+    let (ndcg, base) = (
+        rank_metric(&diverse, "ndcg@10"),
+        rank_metric(&plain, "ndcg@10"),
+    );
+    assert!(ndcg >= 0.9 * base, "ndcg@10 {ndcg} vs plain {base}");
+    assert!(
+        rank_metric(&diverse, "coverage@10") >= 0.5,
+        "coverage@10 {} (plain {})",
+        rank_metric(&diverse, "coverage@10"),
+        rank_metric(&plain, "coverage@10")
+    );
+    assert!(rank_metric(&diverse, "diversity@10") > rank_metric(&plain, "diversity@10"));
+}
+
+fn rank_metric(report: &kindred_eval::EvalReport, name: &str) -> f64 {
+    report.results[0].metrics[name]
 }
