@@ -571,11 +571,7 @@ impl Model for ItemKnnModel {
     }
 
     fn score(&self, query: &UserQuery<'_>, items: &[ItemIdx], out: &mut [f32]) {
-        let mut all = vec![0f32; self.fitted.items.len()];
-        self.score_all(query, &mut all);
-        for (o, &i) in out.iter_mut().zip(items) {
-            *o = all.get(i as usize).copied().unwrap_or(0.0);
-        }
+        crate::model::score_via_all(self, query, items, out);
     }
 
     fn score_all(&self, query: &UserQuery<'_>, out: &mut [f32]) {

@@ -65,6 +65,22 @@ pub trait Algorithm: Send + Sync {
     fn fit(&self, data: &TrainSet, ctx: &FitContext) -> Result<Box<dyn Model>>;
 }
 
+/// `Model::score` for models whose natural unit is the whole catalog (item-item products such as
+/// EASE and item-kNN): score every item once, then read out the requested ones (0 for indices
+/// outside the catalog).
+pub fn score_via_all<M: Model + ?Sized>(
+    model: &M,
+    query: &UserQuery<'_>,
+    items: &[ItemIdx],
+    out: &mut [f32],
+) {
+    let mut all = vec![0f32; model.fitted().items.len()];
+    model.score_all(query, &mut all);
+    for (o, &i) in out.iter_mut().zip(items) {
+        *o = all.get(i as usize).copied().unwrap_or(0.0);
+    }
+}
+
 /// A trained, frozen model.
 pub trait Model: Send + Sync {
     /// Registry name of the algorithm that produced it.
