@@ -19,7 +19,7 @@ use kindred_core::{
     TrainSet,
 };
 use kindred_models::{build_algorithm, registry::resolve_preset, Model, UserQuery};
-use kindred_rank::{ItemCategories, RankConfig, Reranker};
+use kindred_rank::{Freshness, FreshnessRequest, ItemCategories, ItemDates, RankConfig, Reranker};
 use rayon::prelude::*;
 
 use crate::export::write_recs_file;
@@ -387,6 +387,63 @@ fn rating_fold(
     Ok((fold, pairs))
 }
 
+/// What the freshness stage needs in evaluation. A user's request happens at their first test
+/// interaction ("when they come back"), their last activity is their last training interaction,
+/// and items date from their first training interaction (or the configured item date column).
+struct FreshnessInputs {
+    dates: ItemDates,
+    popularity: Vec<f64>,
+    request_time: Vec<Option<i64>>,
+    last_active: Vec<Option<i64>>,
+}
+
+impl FreshnessInputs {
+    fn request(&self, user: u32) -> FreshnessRequest<'static> {
+        FreshnessRequest {
+            now: self.request_time[user as usize],
+            last_active: self.last_active[user as usize],
+            impressions: &[],
+        }
+    }
+}
+
+fn freshness_inputs(
+    config: &RankConfig,
+    data: &kindred_core::Interactions,
+    split: &Split,
+    dataset: &Dataset,
+    item_users: &[u32],
+) -> Result<FreshnessInputs> {
+    let mut dates = ItemDates::from_interactions(data, Some(&split.train), data.n_items());
+    if let Some(column) = &config.freshness.item_date_column {
+        let features = dataset.item_features.as_deref().ok_or_else(|| {
+            Error::InvalidInput(format!(
+                "rank config: freshness.item_date_column `{column}` needs item features, and the \
+                 dataset has none"
+            ))
+        })?;
+        dates = dates.with_column(features, data.item_ids(), column)?;
+    }
+    let stamps = data.timestamps();
+    let extreme = |rows: &[u32], pick: fn(i64, i64) -> i64| {
+        let mut out: Vec<Option<i64>> = vec![None; data.n_users()];
+        for &r in rows {
+            let t = stamps[r as usize];
+            if t != kindred_core::interactions::NO_TIMESTAMP {
+                let slot = &mut out[data.users()[r as usize] as usize];
+                *slot = Some(slot.map_or(t, |old| pick(old, t)));
+            }
+        }
+        out
+    };
+    Ok(FreshnessInputs {
+        dates,
+        popularity: kindred_rank::freshness::log_popularity(item_users),
+        request_time: extreme(&split.test, i64::min),
+        last_active: extreme(&split.train, i64::max),
+    })
+}
+
 /// Per evaluated user: the breakdown record and the exact top-K list with scores.
 type RankedList = (RankedUser, Vec<Scored>);
 
@@ -467,6 +524,16 @@ fn ranking_fold(
     // Re-ranking draws from a pool of the top `candidates` (at least the list depth); greedy
     // re-ranking is prefix-consistent, so re-ranking to `depth` keeps the first k exact.
     let pool = reranker.as_ref().map_or(depth, |r| r.pool_size(depth));
+    let freshness_stage = opts
+        .rank
+        .as_deref()
+        .filter(|cfg| cfg.freshness.is_active())
+        .map(|cfg| freshness_inputs(cfg, data, split, dataset, item_users))
+        .transpose()?;
+    let freshness = freshness_stage
+        .as_ref()
+        .zip(opts.rank.as_deref())
+        .map(|(f, cfg)| Freshness::new(&cfg.freshness, &f.dates, &f.popularity));
     opts.progress
         .begin(&format!("{} ranking", model.name()), evaluated.len() as u64);
     let per_user: Vec<(RankedList, Option<f64>, Vec<UserRanking>)> = evaluated
@@ -503,6 +570,9 @@ fn ranking_fold(
                 } else {
                     top_k(scores, pool, |_| false)
                 };
+                if let (Some(freshness), Some(inputs)) = (&freshness, &freshness_stage) {
+                    freshness.apply(&mut list, &inputs.request(u));
+                }
                 if let Some(reranker) = &reranker {
                     let seen = train.by_user.row(u as usize).iter().chain(hist).copied();
                     let target = reranker.target(seen);

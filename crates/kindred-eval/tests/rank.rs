@@ -7,7 +7,7 @@ use kindred_core::Protocol;
 use kindred_data::synthetic::{generate, SyntheticConfig};
 use kindred_eval::{evaluate, EvalOptions, EvalReport};
 use kindred_rank::config::{CalibrationConfig, DiversityConfig, PopularityConfig};
-use kindred_rank::RankConfig;
+use kindred_rank::{FreshnessConfig, RankConfig};
 
 fn run(rank: Option<RankConfig>) -> EvalReport {
     let data = generate(&SyntheticConfig::parse("users=600,items=300,seed=7").unwrap())
@@ -84,6 +84,37 @@ fn popularity_penalty_lowers_popularity_and_calibration_runs() {
     }));
     assert!(metric(&tail, "popularity@10") < metric(&plain, "popularity@10"));
     assert!(metric(&tail, "coverage@10") > metric(&plain, "coverage@10"));
+}
+
+#[test]
+fn freshness_moves_lists_towards_new_and_towards_popular_items() {
+    let plain = run(None);
+    // Absent users' personal scores decay towards popularity: a half-life of one hour trusts
+    // popularity for anyone who was away for a day or more.
+    let returning = run(Some(RankConfig {
+        freshness: FreshnessConfig {
+            absence_half_life_days: 1.0 / 24.0,
+            ..Default::default()
+        },
+        ..Default::default()
+    }));
+    assert!(
+        metric(&returning, "popularity@10") > metric(&plain, "popularity@10"),
+        "returning {} vs plain {}",
+        metric(&returning, "popularity@10"),
+        metric(&plain, "popularity@10")
+    );
+    // A strong new-item boost lifts items that entered late, which have had fewer users.
+    let fresh = run(Some(RankConfig {
+        freshness: FreshnessConfig {
+            new_item_boost: 2.0,
+            new_item_half_life_days: 1.0,
+            ..Default::default()
+        },
+        ..Default::default()
+    }));
+    assert_ne!(fresh.results[0].metrics, plain.results[0].metrics);
+    assert!(metric(&fresh, "popularity@10") < metric(&plain, "popularity@10"));
 }
 
 #[test]

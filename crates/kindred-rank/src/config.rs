@@ -8,6 +8,8 @@ use std::path::Path;
 use kindred_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::freshness::FreshnessConfig;
+
 /// Everything the ranking layer does between a model's scores and the final list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,6 +28,8 @@ pub struct RankConfig {
     pub calibration: CalibrationConfig,
     #[serde(default)]
     pub popularity: PopularityConfig,
+    #[serde(default)]
+    pub freshness: FreshnessConfig,
 }
 
 fn default_candidates() -> usize {
@@ -40,6 +44,7 @@ impl Default for RankConfig {
             diversity: DiversityConfig::default(),
             calibration: CalibrationConfig::default(),
             popularity: PopularityConfig::default(),
+            freshness: FreshnessConfig::default(),
         }
     }
 }
@@ -190,6 +195,7 @@ impl RankConfig {
         if self.category_column.as_deref() == Some("") {
             return Err(("category_column", "must not be empty".to_owned()));
         }
+        self.freshness.validate()?;
         Ok(())
     }
 }

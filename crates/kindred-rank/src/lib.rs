@@ -5,9 +5,11 @@
 pub mod calibration;
 pub mod config;
 pub mod exploration;
+pub mod freshness;
 pub mod mmr;
 pub mod rerank;
 
 pub use config::RankConfig;
 pub use exploration::{Candidate, ExplorationLogRecord, ExplorationPolicy, ShownSlot};
+pub use freshness::{Freshness, FreshnessConfig, FreshnessRequest, ItemDates};
 pub use rerank::{ItemCategories, Reranker};
