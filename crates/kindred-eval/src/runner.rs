@@ -422,7 +422,12 @@ fn freshness_inputs(
                  dataset has none"
             ))
         })?;
-        dates = dates.with_column(features, data.item_ids(), column)?;
+        dates = dates.with_column(
+            features,
+            data.item_ids(),
+            column,
+            config.freshness.item_date_unit,
+        )?;
     }
     let stamps = data.timestamps();
     let extreme = |rows: &[u32], pick: fn(i64, i64) -> i64| {

@@ -43,6 +43,10 @@ pub struct FreshnessConfig {
     /// interaction; items without a value fall back to their first interaction.
     #[serde(default)]
     pub item_date_column: Option<String>,
+    /// What the date column's numbers count: `seconds` since 1970 (default), `days` since 1970,
+    /// or calendar `years` (MovieLens `year`: 1995 means 1 January 1995).
+    #[serde(default)]
+    pub item_date_unit: DateUnit,
     /// Impressions (shown, not clicked) after which an item's relevance counts half. 0: off.
     #[serde(default)]
     pub impression_half_life: f64,
@@ -50,6 +54,28 @@ pub struct FreshnessConfig {
     /// popularity. 0: off.
     #[serde(default)]
     pub absence_half_life_days: f64,
+}
+
+/// Unit of an item date column.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DateUnit {
+    #[default]
+    Seconds,
+    Days,
+    Years,
+}
+
+impl DateUnit {
+    /// Unix seconds of a value in this unit.
+    fn to_unix_seconds(self, value: f64) -> i64 {
+        match self {
+            DateUnit::Seconds => value as i64,
+            DateUnit::Days => (value * SECONDS_PER_DAY) as i64,
+            // Mean Gregorian year; the day within the year does not matter at this resolution.
+            DateUnit::Years => ((value - 1970.0) * 365.2425 * SECONDS_PER_DAY) as i64,
+        }
+    }
 }
 
 fn default_new_item_half_life_days() -> f64 {
@@ -62,6 +88,7 @@ impl Default for FreshnessConfig {
             new_item_boost: 0.0,
             new_item_half_life_days: default_new_item_half_life_days(),
             item_date_column: None,
+            item_date_unit: DateUnit::Seconds,
             impression_half_life: 0.0,
             absence_half_life_days: 0.0,
         }
@@ -131,12 +158,14 @@ impl ItemDates {
         Self { first_seen }
     }
 
-    /// Replaces the dates of items that have a value in the numeric `column` of `features`.
+    /// Replaces the dates of items that have a value in the numeric `column` of `features`,
+    /// counted in `unit`.
     pub fn with_column(
         mut self,
         features: &FeatureTable,
         ids: &IdMap,
         column: &str,
+        unit: DateUnit,
     ) -> Result<Self> {
         let col =
             features.column(column).ok_or_else(|| {
@@ -149,15 +178,14 @@ impl ItemDates {
             })?;
         let ColumnData::Numeric(values) = &col.data else {
             return Err(Error::InvalidInput(format!(
-                "rank config: freshness.item_date_column `{column}` must be a numeric item feature \
-                 (unix seconds)"
+                "rank config: freshness.item_date_column `{column}` must be a numeric item feature"
             )));
         };
         for (item, row) in features.align(ids).into_iter().enumerate() {
             if let (Some(row), Some(slot)) = (row, self.first_seen.get_mut(item)) {
                 let v = values[row as usize];
                 if v.is_finite() {
-                    *slot = v as i64;
+                    *slot = unit.to_unix_seconds(f64::from(v));
                 }
             }
         }
@@ -403,20 +431,32 @@ mod tests {
                 kindred_core::FeatureValue::Categories(vec!["x".into()]),
             )
             .unwrap();
+        let ids = data.item_ids();
         let dated = dates
             .clone()
-            .with_column(&features, data.item_ids(), "released")
-            .unwrap();
-        assert_eq!(dated.first_seen, [20, 5, 70]);
+            .with_column(&features, ids, "released", DateUnit::Seconds);
+        assert_eq!(dated.unwrap().first_seen, [20, 5, 70]);
+        let in_days = dates
+            .clone()
+            .with_column(&features, ids, "released", DateUnit::Days);
+        assert_eq!(in_days.unwrap().first_seen, [20, 5 * 86_400, 70]);
         let missing = dates
             .clone()
-            .with_column(&features, data.item_ids(), "nope");
+            .with_column(&features, ids, "nope", DateUnit::Seconds);
         assert!(missing
             .unwrap_err()
             .to_string()
             .contains("item features: released, genre"));
-        let wrong = dates.with_column(&features, data.item_ids(), "genre");
+        let wrong = dates.with_column(&features, ids, "genre", DateUnit::Seconds);
         assert!(wrong.unwrap_err().to_string().contains("must be a numeric"));
+    }
+
+    #[test]
+    fn years_are_converted_to_unix_seconds() {
+        assert_eq!(DateUnit::Years.to_unix_seconds(1970.0), 0);
+        // 2000-01-01T00:00:00Z is 946684800; the mean-year approximation is within a day.
+        let y2k = DateUnit::Years.to_unix_seconds(2000.0);
+        assert!((y2k - 946_684_800).abs() < 86_400, "{y2k}");
     }
 
     #[test]
