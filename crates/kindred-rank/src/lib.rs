@@ -5,9 +5,15 @@
 pub mod calibration;
 pub mod config;
 pub mod exploration;
+pub mod fallback;
+pub mod filters;
 pub mod mmr;
+pub mod pipeline;
 pub mod rerank;
 
 pub use config::RankConfig;
 pub use exploration::{Candidate, ExplorationLogRecord, ExplorationPolicy, ShownSlot};
+pub use fallback::{FallbackCatalog, ItemSource, Source, TrainingLog};
+pub use filters::{Relaxation, RequestFilters};
+pub use pipeline::{CatalogData, RankPipeline, RankRequest, RankedItem, ScoreSource};
 pub use rerank::{ItemCategories, Reranker};
