@@ -543,6 +543,91 @@ mod tests {
     }
 
     #[test]
+    fn rules_sections_parse() {
+        let c = parse(
+            "[filters]\nexclude_seen = false\ncategory_column = \"genres\"\ninclude_categories = [\"Drama\"]\nexclude_categories = [\"Horror\", \"War\"]\nhide_column = \"hidden\"\navailable_from_column = \"from\"\navailable_until_column = \"until\"\ndate_column = \"year\"\ndate_unit = \"year\"\ndate_after = 1990\ndate_before = 2000\nmax_age_days = 3650\n[fallback]\nsegment_column = \"occupation\"\ntrending_half_life_days = 3.5\nlatest_column = \"year\"\nlatest_unit = \"year\"\n[[pin]]\nitem = \"2858\"\nposition = 1\n[[pin]]\ncolumn = \"promoted\"\nposition = 4\n",
+        )
+        .unwrap();
+        let f = &c.filters;
+        assert!(!f.exclude_seen);
+        assert_eq!(f.exclude_categories, vec!["Horror", "War"]);
+        assert_eq!(f.date_unit, DateUnit::Year);
+        assert_eq!((f.date_after, f.date_before), (Some(1990.0), Some(2000.0)));
+        assert_eq!(f.max_age_days, Some(3650.0));
+        assert_eq!(c.fallback.segment_column.as_deref(), Some("occupation"));
+        assert_eq!(c.fallback.trending_half_life_days, 3.5);
+        assert_eq!(c.pins.len(), 2);
+        assert_eq!(c.pins[1].column.as_deref(), Some("promoted"));
+        assert_eq!(c.pins[1].position, 4);
+        // Defaults: seen items excluded, a one-week trending half-life, no pins.
+        let d = parse("").unwrap();
+        assert!(d.filters.exclude_seen && d.pins.is_empty());
+        assert_eq!(d.fallback.trending_half_life_days, 7.0);
+        // A config survives the JSON round trip results record it with.
+        let json = serde_json::to_string(&c).unwrap();
+        assert_eq!(serde_json::from_str::<RankConfig>(&json).unwrap(), c);
+    }
+
+    #[test]
+    fn bad_rules_name_file_line_and_key() {
+        let err = parse("[filters]\ndate_after = 1990\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("filters.date_column"), "{err}");
+        let err = parse("[filters]\nexclude_categorys = [\"x\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("rank.toml:2:"), "{err}");
+        assert!(err.contains("filters.exclude_categorys"), "{err}");
+        let err =
+            parse("[filters]\ndate_column = \"year\"\ndate_after = 2000\ndate_before = 1990\n")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.contains("rank.toml:4: field `filters.date_before`"),
+            "{err}"
+        );
+        let err = parse("[fallback]\ntrending_half_life_days = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("rank.toml:2: field `fallback.trending_half_life_days`"),
+            "{err}"
+        );
+        let err = parse("[[pin]]\nitem = \"a\"\ncolumn = \"b\"\nposition = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("rank.toml:1: field `pin`") && err.contains("exactly one"),
+            "{err}"
+        );
+        let err = parse("[[pin]]\nitem = \"a\"\nposition = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("1-based"), "{err}");
+        let err =
+            parse("[[pin]]\nitem = \"a\"\nposition = 2\n[[pin]]\nitem = \"b\"\nposition = 2\n")
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("share position 2"), "{err}");
+        let err = parse("[[pin]]\nitem = \"a\"\n").unwrap_err().to_string();
+        assert!(err.contains("position"), "{err}");
+        let err = parse("[filters]\ndate_unit = \"days\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("filters.date_unit"), "{err}");
+    }
+
+    #[test]
+    fn year_dates_are_unix_seconds() {
+        assert_eq!(DateUnit::Year.to_unix_seconds(1970.0), 0.0);
+        // 2000-01-01 is 946 684 800; the mean-year conversion is within a day of it.
+        let y2000 = DateUnit::Year.to_unix_seconds(2000.0);
+        assert!((y2000 - 946_684_800.0).abs() < 86_400.0, "{y2000}");
+        assert_eq!(DateUnit::UnixSeconds.to_unix_seconds(5.0), 5.0);
+    }
+
+    #[test]
     fn missing_file_is_an_io_error_naming_it() {
         let err = RankConfig::from_file("/nonexistent/rank.toml")
             .unwrap_err()

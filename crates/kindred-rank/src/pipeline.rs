@@ -424,3 +424,242 @@ impl List {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{FallbackConfig, FiltersConfig, PinConfig};
+    use kindred_core::FeatureValue;
+
+    /// Items a..f with genres; users u0 (writer), u1 (artist). Training: u0 has a, b; u1 has
+    /// a, c, d. So popularity: a (2), b, c, d (1 each), e and f none.
+    fn pipeline(config: RankConfig) -> RankPipeline {
+        let mut items = IdMap::new();
+        let mut f = FeatureTable::new();
+        let genres = [
+            ("a", "Drama"),
+            ("b", "Comedy"),
+            ("c", "Drama"),
+            ("d", "Horror"),
+            ("e", "Comedy"),
+            ("f", "Drama"),
+        ];
+        for (id, g) in genres {
+            items.intern(id);
+            f.set(id, "genres", FeatureValue::Categories(vec![g.into()]))
+                .unwrap();
+            let promo = if id == "e" || id == "f" { 1.0 } else { 0.0 };
+            f.set(id, "promo", FeatureValue::Number(promo)).unwrap();
+        }
+        let mut users = IdMap::new();
+        let mut uf = FeatureTable::new();
+        for (u, job) in [("u0", "writer"), ("u1", "artist")] {
+            users.intern(u);
+            uf.set(u, "occupation", FeatureValue::Categories(vec![job.into()]))
+                .unwrap();
+        }
+        let items = Arc::new(items);
+        RankPipeline::new(
+            config,
+            CatalogData {
+                item_ids: &items,
+                item_features: Some(&f),
+                user_ids: &users,
+                user_features: Some(&uf),
+                train: TrainingLog {
+                    users: &[0, 0, 1, 1, 1],
+                    items: &[0, 1, 0, 2, 3],
+                    timestamps: &[10, 20, 30, 40, 50],
+                },
+            },
+        )
+        .unwrap()
+    }
+
+    fn labels(list: &[RankedItem]) -> Vec<(u32, String)> {
+        list.iter()
+            .map(|r| (r.item, r.source.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn known_user_model_then_segment_then_trending_then_latest() {
+        let p = pipeline(RankConfig {
+            category_column: Some("genres".into()),
+            fallback: FallbackConfig {
+                segment_column: Some("occupation".into()),
+                ..FallbackConfig::default()
+            },
+            ..RankConfig::default()
+        });
+        // u0 has seen a, b. The model scores only e (NaN elsewhere).
+        let scores = [f32::NAN, f32::NAN, f32::NAN, f32::NAN, 2.0, f32::NAN];
+        let request = RankRequest {
+            user: Some(0),
+            seen: &[0, 1],
+            primary: Some(ScoreSource {
+                name: "als",
+                scores: &scores,
+            }),
+            ..RankRequest::new(100)
+        };
+        let out = p.rank(&request, 4).unwrap();
+        // Writers' segment (u0: a, b) has nothing unseen; trending (relative to t=50, half-life
+        // 7 days: d at 50, c at 40 and a...) gives d then c; latest (first interaction) has f
+        // never seen, after the dated items.
+        assert_eq!(
+            labels(&out),
+            vec![
+                (4, "model:als".into()),
+                (3, "trending".into()),
+                (2, "trending".into()),
+                (5, "latest".into()),
+            ]
+        );
+        assert_eq!(out[0].score, 2.0);
+        assert!(out[1].score.is_nan());
+    }
+
+    #[test]
+    fn unknown_user_gets_the_segment_they_name_then_popularity() {
+        let p = pipeline(RankConfig {
+            fallback: FallbackConfig {
+                segment_column: Some("occupation".into()),
+                ..FallbackConfig::default()
+            },
+            ..RankConfig::default()
+        });
+        let request = RankRequest {
+            segment: Some("artist"),
+            ..RankRequest::new(100)
+        };
+        let out = p.rank(&request, 6).unwrap();
+        // Artists (u1) had a, c, d (one each, index order); then trending adds b; latest e, f.
+        let got = labels(&out);
+        assert_eq!(got[0], (0, "segment:occupation=artist".into()));
+        assert_eq!(got[1], (2, "segment:occupation=artist".into()));
+        assert_eq!(got[2], (3, "segment:occupation=artist".into()));
+        assert_eq!(got[3], (1, "trending".into()));
+        assert_eq!(got[4], (4, "latest".into()));
+        assert_eq!(got[5], (5, "latest".into()));
+        // Everything seen: nothing passes the hard filters, so the list is empty, not padded.
+        let all = [0, 1, 2, 3, 4, 5];
+        let request = RankRequest {
+            seen: &all,
+            ..RankRequest::new(100)
+        };
+        assert!(p.rank(&request, 3).unwrap().is_empty());
+    }
+
+    #[test]
+    fn soft_filters_relax_in_order_and_say_so() {
+        let p = pipeline(RankConfig {
+            category_column: Some("genres".into()),
+            filters: FiltersConfig {
+                exclude_categories: vec!["Horror".into()],
+                ..FiltersConfig::default()
+            },
+            ..RankConfig::default()
+        });
+        let comedy = RequestFilters::parse_query("category=Comedy&exclude=b").unwrap();
+        let scores = [5.0, 4.0, 3.0, 2.0, 1.0, 0.0];
+        let request = RankRequest {
+            primary: Some(ScoreSource {
+                name: "m",
+                scores: &scores,
+            }),
+            filters: &comedy,
+            ..RankRequest::new(100)
+        };
+        let out = p.rank(&request, 5).unwrap();
+        // b is excluded (hard). Comedy: only e. Then the includes relax (a, c, f by score),
+        // and only then the Horror exclusion (d).
+        assert_eq!(
+            labels(&out),
+            vec![
+                (4, "model:m".into()),
+                (0, "relaxed:include_categories:model:m".into()),
+                (2, "relaxed:include_categories:model:m".into()),
+                (5, "relaxed:include_categories:model:m".into()),
+                (3, "relaxed:exclude_categories:model:m".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn pins_take_their_positions_when_they_pass_the_hard_filters() {
+        let p = pipeline(RankConfig {
+            pins: vec![
+                PinConfig {
+                    item: Some("d".into()),
+                    column: None,
+                    position: 1,
+                },
+                PinConfig {
+                    item: None,
+                    column: Some("promo".into()),
+                    position: 3,
+                },
+            ],
+            ..RankConfig::default()
+        });
+        // Promoted: e and f; the model scores f higher, so f is pinned at 3.
+        let scores = [5.0, 4.0, 3.0, 2.0, 1.0, 1.5];
+        let request = RankRequest {
+            primary: Some(ScoreSource {
+                name: "m",
+                scores: &scores,
+            }),
+            ..RankRequest::new(100)
+        };
+        let out = p.rank(&request, 4).unwrap();
+        assert_eq!(
+            labels(&out),
+            vec![
+                (3, "pinned".into()),
+                (0, "model:m".into()),
+                (5, "pinned".into()),
+                (1, "model:m".into()),
+            ]
+        );
+        // d seen: its pin is dropped and the list is the model's.
+        let request = RankRequest {
+            seen: &[3],
+            ..request
+        };
+        let out = p.rank(&request, 2).unwrap();
+        assert_eq!(
+            labels(&out),
+            vec![(0, "model:m".into()), (1, "model:m".into())]
+        );
+    }
+
+    #[test]
+    fn unknown_pin_item_is_a_build_error() {
+        let mut items = IdMap::new();
+        items.intern("a");
+        let items = Arc::new(items);
+        let config = RankConfig {
+            pins: vec![PinConfig {
+                item: Some("zz".into()),
+                column: None,
+                position: 2,
+            }],
+            ..RankConfig::default()
+        };
+        let data = CatalogData {
+            item_ids: &items,
+            item_features: None,
+            user_ids: &IdMap::new(),
+            user_features: None,
+            train: TrainingLog {
+                users: &[],
+                items: &[],
+                timestamps: &[],
+            },
+        };
+        let err = RankPipeline::new(config, data).err().map(|e| e.to_string());
+        let err = err.unwrap_or_default();
+        assert!(err.contains("item `zz` is not in the catalog"), "{err}");
+    }
+}
