@@ -445,7 +445,9 @@ mod tests {
     fn catalog() -> (Arc<IdMap>, FeatureTable) {
         let mut ids = IdMap::new();
         let mut t = FeatureTable::new();
-        let rows: [(&str, &[&str], f32, f32, f32, f32); 5] = [
+        // (id, genres, year, hidden, available from, available until)
+        type Row<'a> = (&'a str, &'a [&'a str], f32, f32, f32, f32);
+        let rows: [Row; 5] = [
             ("a", &["Drama"], 1990.0, 0.0, f32::NAN, f32::NAN),
             ("b", &["Comedy"], 2000.0, 1.0, f32::NAN, f32::NAN),
             ("c", &["Horror", "Drama"], 2001.0, 0.0, 100.0, f32::NAN),

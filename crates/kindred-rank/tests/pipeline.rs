@@ -315,9 +315,11 @@ proptest! {
         let r = &case.rules;
         let hard = |i: usize| {
             let it = &case.items[i];
-            !(r.hide && it.hidden)
-                && !(r.availability && it.from.is_some_and(|f| case.now < f))
-                && !(r.availability && it.until.is_some_and(|u| case.now > u))
+            let hidden = r.hide && it.hidden;
+            let unavailable = r.availability
+                && (it.from.is_some_and(|f| case.now < f) || it.until.is_some_and(|u| case.now > u));
+            !hidden
+                && !unavailable
                 && !seen.contains(&(i as u32))
                 && !case.request_exclude.contains(&i)
         };
