@@ -54,8 +54,10 @@ pub struct EvalOptions {
     pub curve_k: usize,
     /// Evaluate only the first this many folds of the protocol (None: all).
     pub max_folds: Option<usize>,
-    /// Ranking protocols: re-rank each user's top `candidates` with this ranking-layer config
-    /// before any metric is computed, so every list metric describes the re-ranked lists.
+    /// Ranking protocols: run every user's list through the ranking pipeline of this config
+    /// (`kindred_rank::RankPipeline`: filters, re-ranking of the top `candidates`, pins, the
+    /// fallback chain) before any metric is computed, so every list metric describes the lists
+    /// users would get. The request time is the fold's newest training interaction.
     pub rank: Option<Arc<RankConfig>>,
 }
 
