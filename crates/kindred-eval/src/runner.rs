@@ -19,7 +19,7 @@ use kindred_core::{
     TrainSet,
 };
 use kindred_models::{build_algorithm, registry::resolve_preset, Model, UserQuery};
-use kindred_rank::{Freshness, FreshnessRequest, ItemCategories, ItemDates, RankConfig, Reranker};
+use kindred_rank::{CatalogData, RankConfig, RankPipeline, RankRequest, ScoreSource, TrainingLog};
 use rayon::prelude::*;
 
 use crate::export::write_recs_file;
@@ -54,8 +54,11 @@ pub struct EvalOptions {
     pub curve_k: usize,
     /// Evaluate only the first this many folds of the protocol (None: all).
     pub max_folds: Option<usize>,
-    /// Ranking protocols: re-rank each user's top `candidates` with this ranking-layer config
-    /// before any metric is computed, so every list metric describes the re-ranked lists.
+    /// Ranking protocols: run every user's list through the ranking pipeline of this config
+    /// (`kindred_rank::RankPipeline`: filters, re-ranking of the top `candidates`, pins, the
+    /// fallback chain) before any metric is computed, so every list metric describes the lists
+    /// users would get. A user's request time is their first test interaction ("when they come
+    /// back"; the fold's newest training interaction for users without a timestamped one).
     pub rank: Option<Arc<RankConfig>>,
 }
 
@@ -175,6 +178,7 @@ pub fn evaluate_plans(
         let mut per_unit = PerUnit::default();
         let mut fold_curves: Vec<BTreeMap<String, Vec<f64>>> = Vec::new();
         let mut popularity = PopularityCounts::default();
+        let mut source_counts: BTreeMap<String, u64> = BTreeMap::new();
         let recorder = Arc::new(EpochRecorder::new(Arc::clone(&opts.progress)));
         for (f, split) in splits.iter().enumerate() {
             opts.cancel.check()?;
@@ -214,6 +218,7 @@ pub fn evaluate_plans(
                     ranked,
                     curves,
                     popularity: fold_popularity,
+                    sources: fold_sources,
                 } = ranking_fold(
                     model.as_ref(),
                     &prepared,
@@ -227,6 +232,9 @@ pub fn evaluate_plans(
                 add_ranking_units(&mut per_unit, f, &ranked, opts.k);
                 fold_curves.push(curves);
                 popularity.add(&fold_popularity);
+                for (label, count) in fold_sources {
+                    *source_counts.entry(label).or_insert(0u64) += count;
+                }
                 if let Some(path) = &opts.export_recs {
                     let lists: Vec<(u32, Vec<Scored>)> =
                         ranked.iter().map(|r| (r.0.user, r.1.clone())).collect();
@@ -280,6 +288,13 @@ pub fn evaluate_plans(
         }
         result.curves = mean_curves(&fold_curves);
         result.popularity_bias = (!rating).then(|| popularity.shares());
+        let listed: u64 = source_counts.values().sum();
+        result.rank_sources = (listed > 0).then(|| {
+            source_counts
+                .into_iter()
+                .map(|(label, count)| (label, count as f64 / listed as f64))
+                .collect()
+        });
         result.learning_curve = recorder.take();
         result.per_unit = Some(per_unit);
         results.push(result);
@@ -387,48 +402,12 @@ fn rating_fold(
     Ok((fold, pairs))
 }
 
-/// What the freshness stage needs in evaluation. A user's request happens at their first test
-/// interaction ("when they come back"), their last activity is their last training interaction,
-/// and items date from their first training interaction (or the configured item date column).
-struct FreshnessInputs {
-    dates: ItemDates,
-    popularity: Vec<f64>,
-    request_time: Vec<Option<i64>>,
-    last_active: Vec<Option<i64>>,
-}
-
-impl FreshnessInputs {
-    fn request(&self, user: u32) -> FreshnessRequest<'static> {
-        FreshnessRequest {
-            now: self.request_time[user as usize],
-            last_active: self.last_active[user as usize],
-            impressions: &[],
-        }
-    }
-}
-
-fn freshness_inputs(
-    config: &RankConfig,
+/// Per user: the first test interaction (when the user "comes back": the request time of
+/// `--rank` evaluation) and the last training interaction (the user's last activity before it).
+fn user_request_times(
     data: &kindred_core::Interactions,
     split: &Split,
-    dataset: &Dataset,
-    item_users: &[u32],
-) -> Result<FreshnessInputs> {
-    let mut dates = ItemDates::from_interactions(data, Some(&split.train), data.n_items());
-    if let Some(column) = &config.freshness.item_date_column {
-        let features = dataset.item_features.as_deref().ok_or_else(|| {
-            Error::InvalidInput(format!(
-                "rank config: freshness.item_date_column `{column}` needs item features, and the \
-                 dataset has none"
-            ))
-        })?;
-        dates = dates.with_column(
-            features,
-            data.item_ids(),
-            column,
-            config.freshness.item_date_unit,
-        )?;
-    }
+) -> (Vec<Option<i64>>, Vec<Option<i64>>) {
     let stamps = data.timestamps();
     let extreme = |rows: &[u32], pick: fn(i64, i64) -> i64| {
         let mut out: Vec<Option<i64>> = vec![None; data.n_users()];
@@ -441,16 +420,34 @@ fn freshness_inputs(
         }
         out
     };
-    Ok(FreshnessInputs {
-        dates,
-        popularity: kindred_rank::freshness::log_popularity(item_users),
-        request_time: extreme(&split.test, i64::min),
-        last_active: extreme(&split.train, i64::max),
-    })
+    (
+        extreme(&split.test, i64::min),
+        extreme(&split.train, i64::max),
+    )
 }
 
 /// Per evaluated user: the breakdown record and the exact top-K list with scores.
 type RankedList = (RankedUser, Vec<Scored>);
+
+/// Per evaluated user: the list, its AUC, its metric curve and (`--rank` only) the source of
+/// each of its top-k items.
+type UserOutcome = (RankedList, Option<f64>, Vec<UserRanking>, Vec<String>);
+
+/// The request time of `--rank` evaluation for users without a timestamped test interaction:
+/// the newest training interaction; the current time when the log has no timestamps.
+fn request_time(train: &kindred_core::Interactions) -> i64 {
+    let newest = train
+        .timestamps()
+        .iter()
+        .copied()
+        .filter(|&t| t != kindred_core::interactions::NO_TIMESTAMP)
+        .max();
+    newest.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64)
+    })
+}
 
 /// What one ranking fold produced besides its metrics.
 struct RankingFold {
@@ -460,6 +457,8 @@ struct RankingFold {
     /// Metric name -> macro average over users at K = 1..=curve_k (empty when curves are off).
     curves: BTreeMap<String, Vec<f64>>,
     popularity: PopularityCounts,
+    /// `--rank` only: how many top-k items each source (`model:als`, `popular`, ...) supplied.
+    sources: BTreeMap<String, u64>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -504,48 +503,34 @@ fn ranking_fold(
         mask
     });
     let user_counts = train.data.user_counts();
-    // The ranking layer, when configured: categories come from the dataset's item features.
-    let categories = match &opts.rank {
-        Some(cfg) if cfg.needs_categories() => {
-            let features = dataset.item_features.as_deref().ok_or_else(|| {
-                Error::InvalidInput(
-                    "rank config: diversity and calibration need item category features, and \
-                     the dataset has no item features"
-                        .to_owned(),
-                )
-            })?;
-            ItemCategories::from_features(
-                features,
-                data.item_ids(),
-                cfg.category_column.as_deref(),
-            )?
-        }
-        _ => ItemCategories::default(),
+    // The ranking layer, when configured: the same pipeline serving runs (filters, re-ranking,
+    // pins, fallback chain), built once per training set.
+    let pipeline = match &opts.rank {
+        Some(cfg) => Some(RankPipeline::new(
+            RankConfig::clone(cfg),
+            CatalogData {
+                item_ids: data.item_ids(),
+                item_features: dataset.item_features.as_deref(),
+                user_ids: data.user_ids(),
+                user_features: dataset.user_features.as_deref(),
+                train: TrainingLog {
+                    users: train.data.users(),
+                    items: train.data.items(),
+                    timestamps: train.data.timestamps(),
+                },
+            },
+        )?),
+        None => None,
     };
-    let reranker = opts
-        .rank
-        .as_deref()
-        .map(|cfg| Reranker::new(cfg, &categories, item_users));
-    // Re-ranking draws from a pool of the top `candidates` (at least the list depth); greedy
-    // re-ranking is prefix-consistent, so re-ranking to `depth` keeps the first k exact.
-    let pool = reranker.as_ref().map_or(depth, |r| r.pool_size(depth));
-    let freshness_stage = opts
-        .rank
-        .as_deref()
-        .filter(|cfg| cfg.freshness.is_active())
-        .map(|cfg| freshness_inputs(cfg, data, split, dataset, item_users))
-        .transpose()?;
-    let freshness = freshness_stage
-        .as_ref()
-        .zip(opts.rank.as_deref())
-        .map(|(f, cfg)| Freshness::new(&cfg.freshness, &f.dates, &f.popularity));
+    let now = request_time(&train.data);
+    let (first_test, last_train) = user_request_times(data, split);
     opts.progress
         .begin(&format!("{} ranking", model.name()), evaluated.len() as u64);
-    let per_user: Vec<(RankedList, Option<f64>, Vec<UserRanking>)> = evaluated
+    let per_user: Vec<UserOutcome> = evaluated
         .par_iter()
         .map_init(
             || vec![0f32; n_items],
-            |scores, &u| {
+            |scores, &u| -> Result<UserOutcome> {
                 let hist = &history[u as usize];
                 let query = UserQuery {
                     user: Some(u),
@@ -566,23 +551,50 @@ fn ranking_fold(
                 }
                 // Candidate sets (cold start) break score ties by a seeded hash of the pair:
                 // item order would leak popularity to models that cannot tell new items apart.
-                let mut list = if candidate.is_some() {
-                    let user_id = data.user_ids().external(u);
-                    let item_ids = data.item_ids();
-                    top_k_with_tie_key(scores, pool, |i| {
-                        pair_key(tie_seed, user_id, item_ids.external(i))
-                    })
+                let user_id = data.user_ids().external(u);
+                let item_ids = data.item_ids();
+                let tie_key = |i: u32| pair_key(tie_seed, user_id, item_ids.external(i));
+                let mut sources = Vec::new();
+                let mut list = if let Some(pipeline) = &pipeline {
+                    let seen: Vec<u32> = train
+                        .by_user
+                        .row(u as usize)
+                        .iter()
+                        .chain(hist)
+                        .copied()
+                        .collect();
+                    let request = RankRequest {
+                        user: Some(u),
+                        seen: &seen,
+                        primary: Some(ScoreSource {
+                            name: model.name(),
+                            scores,
+                        }),
+                        candidates: candidate.as_deref(),
+                        tie_key: candidate
+                            .is_some()
+                            .then_some(&tie_key as &(dyn Fn(u32) -> u64 + Sync)),
+                        last_active: last_train[u as usize],
+                        ..RankRequest::new(first_test[u as usize].unwrap_or(now))
+                    };
+                    let ranked = pipeline.rank(&request, depth)?;
+                    sources = ranked
+                        .iter()
+                        .take(k)
+                        .map(|r| r.source.to_string())
+                        .collect();
+                    ranked
+                        .into_iter()
+                        .map(|r| Scored {
+                            item: r.item,
+                            score: r.score,
+                        })
+                        .collect()
+                } else if candidate.is_some() {
+                    top_k_with_tie_key(scores, depth, tie_key)
                 } else {
-                    top_k(scores, pool, |_| false)
+                    top_k(scores, depth, |_| false)
                 };
-                if let (Some(freshness), Some(inputs)) = (&freshness, &freshness_stage) {
-                    freshness.apply(&mut list, &inputs.request(u));
-                }
-                if let Some(reranker) = &reranker {
-                    let seen = train.by_user.row(u as usize).iter().chain(hist).copied();
-                    let target = reranker.target(seen);
-                    list = reranker.rerank(&list, depth, &target);
-                }
                 let rel = &relevant[u as usize];
                 let curve = if opts.curve_k > 0 {
                     let deep: Vec<u32> = list.iter().map(|s| s.item).collect();
@@ -607,10 +619,10 @@ fn ranking_fold(
                     recommended: items,
                     relevant: rel.clone(),
                 };
-                ((record, list), auc.flatten(), curve)
+                Ok(((record, list), auc.flatten(), curve, sources))
             },
         )
-        .collect();
+        .collect::<Result<_>>()?;
     opts.progress.finish();
     if opts.cancel.is_cancelled() {
         return Err(Error::Cancelled);
@@ -695,8 +707,13 @@ fn ranking_fold(
         impossible_predictions: None,
         spec: None,
     };
+    let mut sources = BTreeMap::new();
+    for label in per_user.iter().flat_map(|p| &p.3) {
+        *sources.entry(label.clone()).or_insert(0u64) += 1;
+    }
     Ok(RankingFold {
         fold,
+        sources,
         ranked: per_user.into_iter().map(|p| p.0).collect(),
         curves,
         popularity,
@@ -943,6 +960,7 @@ fn aggregate(
         metrics_ci: BTreeMap::new(),
         curves: BTreeMap::new(),
         popularity_bias: None,
+        rank_sources: None,
         learning_curve: Vec::new(),
         per_unit: None,
     }

@@ -144,3 +144,34 @@ fn unknown_category_column_is_an_error() {
     .to_string();
     assert!(err.contains("category_column `colour`"), "{err}");
 }
+
+#[test]
+fn identity_config_changes_nothing_on_cold_start_candidate_sets() {
+    // Cold-start items rank a candidate set with seeded tie keys: the pipeline must keep both
+    // the candidate restriction and the tie order of the plain path.
+    let data = generate(&SyntheticConfig::parse("users=300,items=200,seed=3").unwrap())
+        .unwrap()
+        .dataset;
+    let run = |rank: Option<RankConfig>| {
+        let opts = EvalOptions {
+            bootstrap: 0,
+            segments: false,
+            curve_k: 20,
+            rank: rank.map(Arc::new),
+            ..EvalOptions::default()
+        };
+        evaluate(
+            &data,
+            &Protocol::parse("coldstart-items:0.2").unwrap(),
+            &["popularity".to_owned(), "content".to_owned()],
+            &opts,
+        )
+        .unwrap()
+    };
+    let plain = run(None);
+    let identity = run(Some(RankConfig::default()));
+    for (p, i) in plain.results.iter().zip(&identity.results) {
+        assert_eq!(p.metrics, i.metrics, "{}", p.model);
+        assert_eq!(p.curves, i.curves, "{}", p.model);
+    }
+}

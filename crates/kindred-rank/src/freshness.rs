@@ -22,10 +22,10 @@
 //!
 //! Every knob at 0 leaves the pool untouched (the stage is skipped).
 
-use kindred_core::features::ColumnData;
-use kindred_core::interactions::NO_TIMESTAMP;
-use kindred_core::{Error, FeatureTable, IdMap, Interactions, Result, Scored};
+use kindred_core::Scored;
 use serde::{Deserialize, Serialize};
+
+use crate::config::DateUnit;
 
 const SECONDS_PER_DAY: f64 = 86_400.0;
 
@@ -43,8 +43,8 @@ pub struct FreshnessConfig {
     /// interaction; items without a value fall back to their first interaction.
     #[serde(default)]
     pub item_date_column: Option<String>,
-    /// What the date column's numbers count: `seconds` since 1970 (default), `days` since 1970,
-    /// or calendar `years` (MovieLens `year`: 1995 means 1 January 1995).
+    /// What the date column's numbers count: `unix_seconds` (default) or calendar `year`
+    /// (MovieLens `year`: 1995 means 1 January 1995).
     #[serde(default)]
     pub item_date_unit: DateUnit,
     /// Impressions (shown, not clicked) after which an item's relevance counts half. 0: off.
@@ -54,28 +54,6 @@ pub struct FreshnessConfig {
     /// popularity. 0: off.
     #[serde(default)]
     pub absence_half_life_days: f64,
-}
-
-/// Unit of an item date column.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DateUnit {
-    #[default]
-    Seconds,
-    Days,
-    Years,
-}
-
-impl DateUnit {
-    /// Unix seconds of a value in this unit.
-    fn to_unix_seconds(self, value: f64) -> i64 {
-        match self {
-            DateUnit::Seconds => value as i64,
-            DateUnit::Days => (value * SECONDS_PER_DAY) as i64,
-            // Mean Gregorian year; the day within the year does not matter at this resolution.
-            DateUnit::Years => ((value - 1970.0) * 365.2425 * SECONDS_PER_DAY) as i64,
-        }
-    }
 }
 
 fn default_new_item_half_life_days() -> f64 {
@@ -88,7 +66,7 @@ impl Default for FreshnessConfig {
             new_item_boost: 0.0,
             new_item_half_life_days: default_new_item_half_life_days(),
             item_date_column: None,
-            item_date_unit: DateUnit::Seconds,
+            item_date_unit: DateUnit::UnixSeconds,
             impression_half_life: 0.0,
             absence_half_life_days: 0.0,
         }
@@ -131,68 +109,6 @@ impl FreshnessConfig {
     }
 }
 
-/// When each item of a catalog appeared (unix seconds; [`NO_TIMESTAMP`] when unknown).
-#[derive(Debug, Clone, Default)]
-pub struct ItemDates {
-    pub first_seen: Vec<i64>,
-}
-
-impl ItemDates {
-    /// The first interaction of each of `n_items` items among `rows` of `data` (None: all rows).
-    pub fn from_interactions(data: &Interactions, rows: Option<&[u32]>, n_items: usize) -> Self {
-        let mut first_seen = vec![NO_TIMESTAMP; n_items];
-        let (items, stamps) = (data.items(), data.timestamps());
-        let mut see = |r: usize| {
-            let (item, t) = (items[r] as usize, stamps[r]);
-            if t != NO_TIMESTAMP && item < n_items {
-                let slot = &mut first_seen[item];
-                if *slot == NO_TIMESTAMP || t < *slot {
-                    *slot = t;
-                }
-            }
-        };
-        match rows {
-            Some(rows) => rows.iter().for_each(|&r| see(r as usize)),
-            None => (0..items.len()).for_each(see),
-        }
-        Self { first_seen }
-    }
-
-    /// Replaces the dates of items that have a value in the numeric `column` of `features`,
-    /// counted in `unit`.
-    pub fn with_column(
-        mut self,
-        features: &FeatureTable,
-        ids: &IdMap,
-        column: &str,
-        unit: DateUnit,
-    ) -> Result<Self> {
-        let col =
-            features.column(column).ok_or_else(|| {
-                let names: Vec<&str> = features.columns().iter().map(|c| c.name.as_str()).collect();
-                Error::InvalidInput(format!(
-                "rank config: freshness.item_date_column `{column}` is not an item feature (item \
-                 features: {})",
-                if names.is_empty() { "none".to_owned() } else { names.join(", ") }
-            ))
-            })?;
-        let ColumnData::Numeric(values) = &col.data else {
-            return Err(Error::InvalidInput(format!(
-                "rank config: freshness.item_date_column `{column}` must be a numeric item feature"
-            )));
-        };
-        for (item, row) in features.align(ids).into_iter().enumerate() {
-            if let (Some(row), Some(slot)) = (row, self.first_seen.get_mut(item)) {
-                let v = values[row as usize];
-                if v.is_finite() {
-                    *slot = unit.to_unix_seconds(f64::from(v));
-                }
-            }
-        }
-        Ok(self)
-    }
-}
-
 /// What freshness needs to know about one request.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FreshnessRequest<'a> {
@@ -207,13 +123,14 @@ pub struct FreshnessRequest<'a> {
 /// The freshness stage for one catalog.
 pub struct Freshness<'a> {
     config: &'a FreshnessConfig,
-    dates: &'a ItemDates,
+    /// Per item, when it appeared (Unix seconds; NaN when unknown).
+    dates: &'a [f64],
     /// Per item, log-popularity in [0, 1].
     popularity: &'a [f64],
 }
 
 impl<'a> Freshness<'a> {
-    pub fn new(config: &'a FreshnessConfig, dates: &'a ItemDates, popularity: &'a [f64]) -> Self {
+    pub fn new(config: &'a FreshnessConfig, dates: &'a [f64], popularity: &'a [f64]) -> Self {
         Self {
             config,
             dates,
@@ -260,15 +177,11 @@ impl<'a> Freshness<'a> {
             let pop = self.popularity.get(item as usize).copied().unwrap_or(0.0);
             rel = personal * rel + (1.0 - personal) * pop;
             if c.new_item_boost != 0.0 {
-                let born = self
-                    .dates
-                    .first_seen
-                    .get(item as usize)
-                    .copied()
-                    .unwrap_or(NO_TIMESTAMP);
-                if let (Some(now), true) = (request.now, born != NO_TIMESTAMP) {
-                    if born <= now {
-                        let age = (now - born) as f64 / SECONDS_PER_DAY;
+                let born = self.dates.get(item as usize).copied().unwrap_or(f64::NAN);
+                if let Some(now) = request.now {
+                    // NaN (undated) fails the comparison: no boost.
+                    if born <= now as f64 {
+                        let age = (now as f64 - born) / SECONDS_PER_DAY;
                         rel += c.new_item_boost * 0.5f64.powf(age / c.new_item_half_life_days);
                     }
                 }
@@ -314,9 +227,7 @@ mod tests {
     #[test]
     fn every_knob_off_leaves_the_pool_alone() {
         let config = FreshnessConfig::default();
-        let dates = ItemDates {
-            first_seen: vec![0; 3],
-        };
+        let dates = [0.0; 3];
         let popularity = [1.0, 0.0, 0.5];
         let mut p = pool(&[(2, 5.0), (0, 1.0), (1, -3.0)]);
         let before = p.clone();
@@ -334,9 +245,8 @@ mod tests {
         let now = 100 * DAY;
         // Item 0: relevance 1, 100 days old; item 1: relevance 0.5, 10 days old (half boost);
         // item 2: relevance 0, brand new (full boost); item 3: no date; item 4: from the future.
-        let dates = ItemDates {
-            first_seen: vec![0, 90 * DAY, now, NO_TIMESTAMP, 101 * DAY],
-        };
+        let dates =
+            [0, 90 * DAY, now, -1, 101 * DAY].map(|d| if d < 0 { f64::NAN } else { d as f64 });
         let popularity = [0.0; 5];
         let mut p = pool(&[(0, 3.0), (1, 2.0), (3, 2.0), (4, 2.0), (2, 1.0)]);
         let request = FreshnessRequest {
@@ -358,7 +268,7 @@ mod tests {
             impression_half_life: 2.0,
             ..Default::default()
         };
-        let dates = ItemDates::default();
+        let dates = [];
         let popularity = [0.0; 3];
         let mut p = pool(&[(0, 1.0), (1, 0.5), (2, 0.0)]);
         // Item 0 was shown 4 times (in two records): 1 * 0.25; item 1 untouched at 0.5.
@@ -380,7 +290,7 @@ mod tests {
             absence_half_life_days: 30.0,
             ..Default::default()
         };
-        let dates = ItemDates::default();
+        let dates = [];
         let popularity = [0.0, 1.0];
         let p0 = pool(&[(0, 2.0), (1, 1.0)]);
         let rescore = |days: i64| {
@@ -404,59 +314,6 @@ mod tests {
         let season = rescore(90);
         assert_eq!(season[0].item, 1);
         assert!(close(season[0].score, 0.875));
-    }
-
-    #[test]
-    fn item_dates_from_interactions_and_a_column() {
-        use kindred_core::{EventType, Interaction, InteractionsBuilder};
-        let mut b = InteractionsBuilder::default();
-        b.push(Interaction::implicit("u", "a", EventType::Click, Some(50)));
-        b.push(Interaction::implicit("v", "a", EventType::Click, Some(20)));
-        b.push(Interaction::implicit("v", "b", EventType::Click, None));
-        b.push(Interaction::implicit("u", "c", EventType::Click, Some(70)));
-        let data = b.build();
-        let dates = ItemDates::from_interactions(&data, None, 3);
-        assert_eq!(dates.first_seen, [20, NO_TIMESTAMP, 70]);
-        let only_first_row = ItemDates::from_interactions(&data, Some(&[0]), 3);
-        assert_eq!(only_first_row.first_seen, [50, NO_TIMESTAMP, NO_TIMESTAMP]);
-
-        let mut features = FeatureTable::new();
-        features
-            .set("b", "released", kindred_core::FeatureValue::Number(5.0))
-            .unwrap();
-        features
-            .set(
-                "c",
-                "genre",
-                kindred_core::FeatureValue::Categories(vec!["x".into()]),
-            )
-            .unwrap();
-        let ids = data.item_ids();
-        let dated = dates
-            .clone()
-            .with_column(&features, ids, "released", DateUnit::Seconds);
-        assert_eq!(dated.unwrap().first_seen, [20, 5, 70]);
-        let in_days = dates
-            .clone()
-            .with_column(&features, ids, "released", DateUnit::Days);
-        assert_eq!(in_days.unwrap().first_seen, [20, 5 * 86_400, 70]);
-        let missing = dates
-            .clone()
-            .with_column(&features, ids, "nope", DateUnit::Seconds);
-        assert!(missing
-            .unwrap_err()
-            .to_string()
-            .contains("item features: released, genre"));
-        let wrong = dates.with_column(&features, ids, "genre", DateUnit::Seconds);
-        assert!(wrong.unwrap_err().to_string().contains("must be a numeric"));
-    }
-
-    #[test]
-    fn years_are_converted_to_unix_seconds() {
-        assert_eq!(DateUnit::Years.to_unix_seconds(1970.0), 0);
-        // 2000-01-01T00:00:00Z is 946684800; the mean-year approximation is within a day.
-        let y2k = DateUnit::Years.to_unix_seconds(2000.0);
-        assert!((y2k - 946_684_800).abs() < 86_400, "{y2k}");
     }
 
     #[test]

@@ -5,11 +5,17 @@
 pub mod calibration;
 pub mod config;
 pub mod exploration;
+pub mod fallback;
+pub mod filters;
 pub mod freshness;
 pub mod mmr;
+pub mod pipeline;
 pub mod rerank;
 
 pub use config::RankConfig;
 pub use exploration::{Candidate, ExplorationLogRecord, ExplorationPolicy, ShownSlot};
-pub use freshness::{Freshness, FreshnessConfig, FreshnessRequest, ItemDates};
+pub use fallback::{FallbackCatalog, ItemSource, Source, TrainingLog};
+pub use filters::{Relaxation, RequestFilters};
+pub use freshness::{Freshness, FreshnessConfig, FreshnessRequest};
+pub use pipeline::{CatalogData, RankPipeline, RankRequest, RankedItem, ScoreSource};
 pub use rerank::{ItemCategories, Reranker};
