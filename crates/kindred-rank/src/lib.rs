@@ -7,6 +7,7 @@ pub mod config;
 pub mod exploration;
 pub mod mmr;
 pub mod rerank;
+pub mod retrieval;
 
 pub use config::RankConfig;
 pub use exploration::{Candidate, ExplorationLogRecord, ExplorationPolicy, ShownSlot};

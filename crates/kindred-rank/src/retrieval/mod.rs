@@ -1,0 +1,8 @@
+//! Retrieval at catalog scale: exact and approximate (HNSW) nearest-neighbour search over
+//! embeddings, similar items and users, and neighbour lists for a whole catalog.
+
+pub mod exact;
+pub mod metric;
+
+pub use exact::ExactIndex;
+pub use metric::Metric;
