@@ -2,7 +2,10 @@
 //! embeddings, similar items and users, and neighbour lists for a whole catalog.
 
 pub mod exact;
+pub mod hnsw;
 pub mod metric;
+mod visited;
 
 pub use exact::ExactIndex;
+pub use hnsw::{HnswIndex, HnswParams};
 pub use metric::Metric;
