@@ -741,7 +741,7 @@ impl HnswIndex {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::retrieval::exact::ExactIndex;
     use kindred_core::SplitMix64;

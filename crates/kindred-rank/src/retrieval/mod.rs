@@ -3,6 +3,7 @@
 
 pub mod exact;
 pub mod hnsw;
+mod hnsw_io;
 pub mod metric;
 mod visited;
 
