@@ -66,7 +66,12 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     writeln!(md, "Build and neighbour lists use {threads} threads; every QPS figure is one thread, one query at a time.\n")?;
     for spec in datasets.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        // `KIND-METRIC`, METRIC one of ip, cosine, l2, or `ip+reduction` for the MIPS reduction.
         let (kind, metric_name) = spec.split_once('-').unwrap_or((spec, "ip"));
+        let (metric_name, ip_reduction) = match metric_name.strip_suffix("+reduction") {
+            Some(base) => (base, true),
+            None => (metric_name, false),
+        };
         let metric = Metric::parse(metric_name)?;
         eprintln!("[{spec}] generating {n} x {dim}");
         let items = support::vectors(kind, n, dim, 2024, 0);
@@ -93,6 +98,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             ef_construction: params_efc,
             ef_search: 64,
             seed: 7,
+            ip_reduction,
         };
         let ctx = FitContext {
             threads,
@@ -162,7 +168,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         writeln!(md)?;
         runs.push(json!({
             "dataset": spec, "n": n, "dim": dim, "metric": metric, "queries": n_queries, "k": k,
-            "hnsw": {"m": params_m, "ef_construction": params_efc, "seed": 7},
+            "hnsw": {"m": params_m, "ef_construction": params_efc, "seed": 7, "ip_reduction": ip_reduction},
             "threads": threads, "build_seconds": build_seconds, "index_bytes": index_bytes,
             "exact_qps_single_thread": exact_qps, "by_ef": by_ef,
             "neighbour_lists": {"k": k, "ef": neighbour_ef, "seconds": neighbour_seconds, "full_lists": full},

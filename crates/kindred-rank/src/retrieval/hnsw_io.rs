@@ -5,7 +5,8 @@
 //! magic    8 bytes  "KNDHNSW\0"
 //! version  u32      1
 //! metric   u8       0 inner product, 1 cosine, 2 l2
-//! pad      3 bytes
+//! flag     u8       1 when inner product uses the augmentation reduction
+//! pad      2 bytes
 //! dim, stored_dim, m, ef_construction, ef_search: u32 each
 //! seed     u64
 //! max_norm f32
@@ -23,12 +24,12 @@
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::Path;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 
 use kindred_core::{Error, Result};
 
-use super::hnsw::{zeroed, Entry, HnswIndex, HnswParams, MAX_LEVEL, NONE};
+use super::hnsw::{Entry, HnswIndex, HnswParams, MAX_LEVEL, NONE};
 use super::metric::Metric;
 
 const MAGIC: &[u8; 8] = b"KNDHNSW\0";
@@ -45,7 +46,7 @@ impl HnswIndex {
         let mut header = Vec::with_capacity(64);
         header.extend_from_slice(MAGIC);
         header.extend_from_slice(&VERSION.to_le_bytes());
-        header.extend_from_slice(&[p.metric.code(), 0, 0, 0]);
+        header.extend_from_slice(&[p.metric.code(), p.ip_reduction as u8, 0, 0]);
         for v in [
             self.dim,
             self.stored_dim,
@@ -105,7 +106,15 @@ impl HnswIndex {
                 "HNSW index format version {version}; this build reads version {VERSION}"
             )));
         }
-        let metric_code = r.bytes(4, "metric")?[0];
+        let metric_bytes = r.bytes(4, "metric")?;
+        let metric_code = metric_bytes[0];
+        if metric_bytes[1] > 1 {
+            return Err(bad(format!(
+                "invalid ip_reduction flag {}",
+                metric_bytes[1]
+            )));
+        }
+        let ip_reduction = metric_bytes[1] == 1;
         let metric = Metric::from_code(metric_code)
             .ok_or_else(|| bad(format!("unknown metric code {metric_code}")))?;
         let dim = r.u32("dim")? as usize;
@@ -124,6 +133,7 @@ impl HnswIndex {
             ef_construction,
             ef_search,
             seed,
+            ip_reduction,
         };
         let mut index = HnswIndex::new(params, dim).map_err(|e| bad(format!("header: {e}")))?;
         if stored_dim != index.stored_dim {
@@ -166,17 +176,14 @@ impl HnswIndex {
             .collect();
         let m0 = params.m0();
         let layer0 = r.u32s(n * (m0 + 1), "layer-0 links")?;
-        index.layer0 = zeroed(0);
-        index
-            .layer0
-            .extend(layer0.into_iter().map(std::sync::atomic::AtomicU32::new));
+        index.layer0 = layer0.into_iter().map(AtomicU32::new).collect();
         index.upper = Vec::with_capacity(n);
         for &level in &levels {
             let slots = r.u32s(level as usize * (m + 1), "upper-layer links")?;
             index.upper.push(
                 slots
                     .into_iter()
-                    .map(std::sync::atomic::AtomicU32::new)
+                    .map(AtomicU32::new)
                     .collect::<Vec<_>>()
                     .into_boxed_slice(),
             );
@@ -291,15 +298,22 @@ mod tests {
     fn save_load_round_trip_gives_identical_results() {
         let dim = 10;
         let items = clustered(1500, dim, 8, 11);
-        for metric in [Metric::InnerProduct, Metric::Cosine, Metric::L2] {
+        let cases = [
+            (Metric::InnerProduct, false),
+            (Metric::InnerProduct, true),
+            (Metric::Cosine, false),
+            (Metric::L2, false),
+        ];
+        for (metric, ip_reduction) in cases {
             let params = HnswParams {
                 metric,
+                ip_reduction,
                 ..HnswParams::default()
             };
             let mut index =
                 HnswIndex::build(params, dim, &items, &FitContext::with_seed(1)).unwrap();
             index.delete(3).unwrap();
-            let path = temp(&format!("{metric:?}"));
+            let path = temp(&format!("{metric:?}-{ip_reduction}"));
             index.save(&path).unwrap();
             let mut loaded = HnswIndex::load(&path).unwrap();
             assert_eq!(loaded.len(), index.len());

@@ -20,7 +20,7 @@ use super::metric::Metric;
 #[derive(Debug)]
 pub enum VectorIndex {
     Exact(ExactIndex),
-    Hnsw(HnswIndex),
+    Hnsw(Box<HnswIndex>),
 }
 
 impl VectorIndex {
