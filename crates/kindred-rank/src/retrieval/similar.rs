@@ -31,9 +31,8 @@ impl VectorIndex {
 
     /// An HNSW index built with `ctx`'s threads, progress and cancel flag.
     pub fn hnsw(params: HnswParams, dim: usize, vectors: &[f32], ctx: &FitContext) -> Result<Self> {
-        Ok(VectorIndex::Hnsw(HnswIndex::build(
-            params, dim, vectors, ctx,
-        )?))
+        let index = HnswIndex::build(params, dim, vectors, ctx)?;
+        Ok(VectorIndex::Hnsw(Box::new(index)))
     }
 
     /// Number of rows.
