@@ -147,13 +147,13 @@ fn by_embeddings(args: &Args, env: &Env) -> Result<Lists> {
     let (what, ids, embeddings) = if args.items {
         (
             "item",
-            model.fitted().items.clone(),
+            model.fitted().items.as_ref().clone(),
             model.item_embeddings(),
         )
     } else {
         (
             "user",
-            model.fitted().users.clone(),
+            model.fitted().users.as_ref().clone(),
             model.user_embeddings(),
         )
     };
