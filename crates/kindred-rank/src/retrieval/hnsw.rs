@@ -886,10 +886,10 @@ pub(crate) mod tests {
         assert!(found >= 495, "{found}");
         // The filter is honoured: only even ids.
         let even = index
-            .search(&items[..dim], 10, None, &|i| i % 2 == 0)
+            .search(&items[..dim], 10, None, &|i| i.is_multiple_of(2))
             .unwrap();
         assert_eq!(even.len(), 10);
-        assert!(even.iter().all(|s| s.item % 2 == 0));
+        assert!(even.iter().all(|s| s.item.is_multiple_of(2)));
         assert!(index.insert(&[1.0]).is_err());
         assert!(index.insert(&vec![f32::NAN; dim]).is_err());
         assert!(index.search(&[1.0], 1, None, &|_| true).is_err());
@@ -901,7 +901,7 @@ pub(crate) mod tests {
         let items = clustered(n, dim, 10, 5);
         let queries = clustered(50, dim, 10, 6);
         let mut index = HnswIndex::build(HnswParams::default(), dim, &items, &ctx(2)).unwrap();
-        let gone = |i: u32| i % 3 == 0;
+        let gone = |i: u32| i.is_multiple_of(3);
         for id in (0..n as u32).filter(|&i| gone(i)) {
             assert!(index.delete(id).unwrap());
         }

@@ -140,7 +140,7 @@ pub(crate) fn check_matrix(what: &str, dim: usize, data: &[f32]) -> Result<usize
             "{what}: dimension must be positive"
         )));
     }
-    if data.len() % dim != 0 {
+    if !data.len().is_multiple_of(dim) {
         return Err(Error::InvalidInput(format!(
             "{what}: {} values is not a whole number of rows of dimension {dim}",
             data.len()
