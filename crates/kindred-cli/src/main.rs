@@ -33,6 +33,8 @@ enum Command {
     Train(commands::train::Args),
     /// Top-K recommendations from a saved model.
     Recommend(commands::recommend::Args),
+    /// Most similar items or users (embeddings, co-occurrence or features), or neighbour lists for all.
+    Similar(commands::similar::Args),
     /// Rating predictions for user,item pairs from a saved model.
     Predict(commands::predict::Args),
     /// Every model with its parameters and defaults.
@@ -63,6 +65,7 @@ fn main() {
         Command::Train(args) => commands::train::run(args, &env),
         Command::Recommend(args) => commands::recommend::run(args, &env),
         Command::Predict(args) => commands::predict::run(args, &env),
+        Command::Similar(args) => commands::similar::run(args, &env),
         Command::Models(args) => commands::models::run(args, &env),
         Command::Split(args) => commands::split::run(args, &env),
         Command::Tune(args) => commands::tune::run(args, &env),

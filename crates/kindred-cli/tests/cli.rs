@@ -466,3 +466,185 @@ fn bad_rank_config_names_file_line_and_key() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
 }
+
+/// The `similar` lines of a JSON Lines output: (entity, [(neighbour, score)]).
+fn similar_lines(text: &str, key: &str) -> Vec<(String, Vec<(String, f64)>)> {
+    text.lines()
+        .map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let list = v["similar"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| {
+                    (
+                        s[key].as_str().unwrap().to_owned(),
+                        s["score"].as_f64().unwrap(),
+                    )
+                })
+                .collect();
+            (v[key].as_str().unwrap().to_owned(), list)
+        })
+        .collect()
+}
+
+#[test]
+fn similar_items_and_users_by_embeddings_cooccurrence_and_features() {
+    let dir = temp_dir("similar");
+    let model = dir.join("model");
+    ok(&[
+        "train",
+        "--data",
+        DATA,
+        "--model",
+        "als:factors=8",
+        "--out",
+        s(&model),
+    ]);
+    // One item by embeddings: k neighbours, itself excluded, best first.
+    let out = ok(&[
+        "similar",
+        "--model",
+        s(&model),
+        "--items",
+        "--id",
+        "i1",
+        "--k",
+        "5",
+    ]);
+    let lines = similar_lines(&out, "item");
+    assert_eq!(lines.len(), 1);
+    let (item, list) = &lines[0];
+    assert_eq!(item, "i1");
+    assert_eq!(list.len(), 5);
+    assert!(list.iter().all(|(other, _)| other != "i1"));
+    assert!(list.windows(2).all(|w| w[0].1 >= w[1].1), "{list:?}");
+    // Exact and HNSW agree on this small catalog.
+    let hnsw = ok(&[
+        "similar",
+        "--model",
+        s(&model),
+        "--items",
+        "--id",
+        "i1",
+        "--k",
+        "5",
+        "--index",
+        "hnsw",
+    ]);
+    let hnsw_items: Vec<String> = similar_lines(&hnsw, "item")[0]
+        .1
+        .iter()
+        .map(|x| x.0.clone())
+        .collect();
+    let exact_items: Vec<String> = list.iter().map(|x| x.0.clone()).collect();
+    assert_eq!(hnsw_items, exact_items);
+    // Neighbour lists for every user, written to a file.
+    let file = dir.join("users.jsonl");
+    ok(&[
+        "similar",
+        "--model",
+        s(&model),
+        "--users",
+        "--k",
+        "3",
+        "--index",
+        "hnsw",
+        "--out",
+        s(&file),
+    ]);
+    let users = similar_lines(&std::fs::read_to_string(&file).unwrap(), "user");
+    assert!(users.len() > 250, "{}", users.len());
+    assert!(users
+        .iter()
+        .all(|(u, l)| l.len() == 3 && l.iter().all(|x| &x.0 != u)));
+    // Co-occurrence in the data, for users and items.
+    let out = ok(&[
+        "similar",
+        "--items",
+        "--method",
+        "cooccurrence",
+        "--data",
+        DATA,
+        "--id",
+        "i1",
+        "--id",
+        "i2",
+        "--k",
+        "4",
+    ]);
+    let lines = similar_lines(&out, "item");
+    assert_eq!(lines.len(), 2);
+    assert!(lines
+        .iter()
+        .all(|(i, l)| l.len() == 4 && l.iter().all(|x| &x.0 != i && x.1 > 0.0)));
+    ok(&[
+        "similar",
+        "--users",
+        "--method",
+        "cooccurrence",
+        "--data",
+        DATA,
+        "--id",
+        "u1",
+    ]);
+    // Errors name what is wrong.
+    let err = kindred(&["similar", "--model", s(&model), "--items", "--id", "nope"]);
+    assert!(!err.status.success());
+    assert!(String::from_utf8_lossy(&err.stderr).contains("nope"));
+    let err = kindred(&["similar", "--items", "--method", "cooccurrence"]);
+    assert!(String::from_utf8_lossy(&err.stderr).contains("--data"));
+    let err = kindred(&["similar", "--model", s(&model), "--items", "--users"]);
+    assert!(!err.status.success());
+}
+
+#[test]
+fn similar_items_by_shared_features() {
+    let dir = temp_dir("similar-features");
+    let csv = dir.join("events.csv");
+    let mut rows = String::from("user,item\n");
+    for u in 0..10 {
+        for i in 0..12 {
+            if (u + i) % 2 == 0 {
+                rows.push_str(&format!("user{u},p{i}\n"));
+            }
+        }
+    }
+    std::fs::write(&csv, rows).unwrap();
+    let features = dir.join("items.jsonl");
+    // p0 has {g0}; p3 {g0,g3}, p4 {g1,g0}, p6 {g0,g2}, p8 {g2,g0}, p9 {g0,g1}: Jaccard 1/2 each,
+    // ties broken by the lower index (feature-table order p0..p11): p3, p4, p6.
+    let lines: Vec<String> = (0..12)
+        .map(|i| {
+            format!(
+                r#"{{"id": "p{i}", "genres": ["g{}", "g{}"]}}"#,
+                i % 3,
+                i % 4
+            )
+        })
+        .collect();
+    std::fs::write(&features, lines.join("\n")).unwrap();
+    let out = ok(&[
+        "similar",
+        "--items",
+        "--method",
+        "features",
+        "--data",
+        &format!("csv:{}", s(&csv)),
+        "--item-features",
+        s(&features),
+        "--id",
+        "p0",
+        "--k",
+        "3",
+    ]);
+    let lines = similar_lines(&out, "item");
+    assert_eq!(
+        lines[0].1,
+        vec![
+            ("p3".to_owned(), 0.5),
+            ("p4".to_owned(), 0.5),
+            ("p6".to_owned(), 0.5)
+        ]
+    );
+}

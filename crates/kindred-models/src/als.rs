@@ -959,6 +959,10 @@ impl Model for AlsModel {
         Some((self.params.factors, &self.item_factors))
     }
 
+    fn user_embeddings(&self) -> Option<(usize, &[f32])> {
+        Some((self.params.factors, &self.user_factors))
+    }
+
     fn save(&self, dir: &Path) -> Result<()> {
         let f = self.params.factors;
         let (nu, ni) = (self.user_factors.len() / f, self.item_factors.len() / f);
@@ -1289,6 +1293,19 @@ mod tests {
         assert_eq!(loaded.name(), "als");
         assert_eq!(loaded.params(), Model::params(&model));
         assert_eq!(loaded.item_embeddings(), model.item_embeddings());
+        assert_eq!(loaded.user_embeddings(), model.user_embeddings());
+        // A known user's score is the dot product of the two embeddings.
+        let (f, users) = model.user_embeddings().unwrap();
+        let (_, items) = model.item_embeddings().unwrap();
+        assert_eq!(users.len(), train.n_users() * f);
+        let mut scores = vec![0f32; train.n_items()];
+        model.score_all(&UserQuery::known(5), &mut scores);
+        let by_hand: f32 = (0..f).map(|j| users[5 * f + j] * items[7 * f + j]).sum();
+        assert!(
+            (scores[7] - by_hand).abs() < 1e-4,
+            "{} vs {by_hand}",
+            scores[7]
+        );
         let history = [3u32, 17, 3, 40];
         let n = train.n_items();
         let queries = [

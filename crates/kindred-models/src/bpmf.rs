@@ -644,6 +644,10 @@ impl Model for BpmfModel {
         Some((self.width, &self.item_factors))
     }
 
+    fn user_embeddings(&self) -> Option<(usize, &[f32])> {
+        Some((self.width, &self.user_factors))
+    }
+
     fn save(&self, dir: &Path) -> Result<()> {
         let mut t = TensorWriter::new();
         let (nu, ni, w) = (self.user_bias.len(), self.item_bias.len(), self.width);

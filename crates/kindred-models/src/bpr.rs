@@ -492,6 +492,10 @@ impl Model for BprModel {
         Some((self.params.factors, &self.item_factors))
     }
 
+    fn user_embeddings(&self) -> Option<(usize, &[f32])> {
+        Some((self.params.factors, &self.user_factors))
+    }
+
     fn save(&self, dir: &Path) -> Result<()> {
         let f = self.params.factors;
         let (n_users, n_items) = (self.user_factors.len() / f, self.item_bias.len());

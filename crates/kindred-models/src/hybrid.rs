@@ -654,6 +654,10 @@ impl Model for HybridModel {
         Some((self.params.no_components, &self.item_emb))
     }
 
+    fn user_embeddings(&self) -> Option<(usize, &[f32])> {
+        Some((self.params.no_components, &self.user_emb))
+    }
+
     fn save(&self, dir: &Path) -> Result<()> {
         let k = self.params.no_components;
         let mut t = TensorWriter::new();

@@ -129,6 +129,12 @@ pub trait Model: Send + Sync {
         None
     }
 
+    /// User embedding matrix (row-major, one row per training user), for models whose users
+    /// have factors in the same space as [`Self::item_embeddings`]. Used for similar users.
+    fn user_embeddings(&self) -> Option<(usize, &[f32])> {
+        None
+    }
+
     /// Writes `manifest.json` and tensors into `dir` (created if missing).
     fn save(&self, dir: &Path) -> Result<()>;
 }

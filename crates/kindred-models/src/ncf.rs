@@ -774,6 +774,10 @@ impl Model for NcfModel {
         Some((self.net.shape.embedding(), &self.net.items))
     }
 
+    fn user_embeddings(&self) -> Option<(usize, &[f32])> {
+        Some((self.net.shape.embedding(), &self.net.users))
+    }
+
     fn save(&self, dir: &Path) -> Result<()> {
         let e = self.net.shape.embedding();
         let mut t = TensorWriter::new();

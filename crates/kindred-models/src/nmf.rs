@@ -419,6 +419,10 @@ impl Model for NmfModel {
         Some((self.factors, &self.item_factors))
     }
 
+    fn user_embeddings(&self) -> Option<(usize, &[f32])> {
+        Some((self.factors, &self.user_factors))
+    }
+
     fn save(&self, dir: &Path) -> Result<()> {
         let mut t = TensorWriter::new();
         let (nu, ni, k) = (self.user_bias.len(), self.item_bias.len(), self.factors);

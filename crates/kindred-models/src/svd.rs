@@ -712,6 +712,10 @@ impl Model for SvdModel {
         Some((self.params.factors, &self.item_factors))
     }
 
+    fn user_embeddings(&self) -> Option<(usize, &[f32])> {
+        Some((self.params.factors, &self.user_factors))
+    }
+
     fn save(&self, dir: &Path) -> Result<()> {
         let f = self.params.factors;
         let mut t = TensorWriter::new();

@@ -523,6 +523,10 @@ impl Model for SvdppModel {
         Some((self.params.factors, &self.item_factors))
     }
 
+    fn user_embeddings(&self) -> Option<(usize, &[f32])> {
+        Some((self.params.factors, &self.user_factors))
+    }
+
     fn save(&self, dir: &Path) -> Result<()> {
         let f = self.params.factors;
         let (nu, ni) = (self.user_bias.len(), self.item_bias.len());

@@ -11,6 +11,7 @@ pub mod freshness;
 pub mod mmr;
 pub mod pipeline;
 pub mod rerank;
+pub mod retrieval;
 
 pub use config::RankConfig;
 pub use exploration::{Candidate, ExplorationLogRecord, ExplorationPolicy, ShownSlot};

@@ -6,6 +6,7 @@ pub mod predict;
 pub mod quickstart;
 pub mod recommend;
 pub mod report;
+pub mod similar;
 pub mod split;
 pub mod stats;
 pub mod train;

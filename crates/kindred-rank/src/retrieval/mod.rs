@@ -1,0 +1,16 @@
+//! Retrieval at catalog scale: exact and approximate (HNSW) nearest-neighbour search over
+//! embeddings, similar items and users, and neighbour lists for a whole catalog.
+
+pub mod exact;
+pub mod hnsw;
+mod hnsw_io;
+pub mod metric;
+pub mod neighbours;
+pub mod similar;
+mod visited;
+
+pub use exact::ExactIndex;
+pub use hnsw::{HnswIndex, HnswParams};
+pub use metric::Metric;
+pub use neighbours::{neighbour_lists, neighbour_lists_with, NeighbourOptions};
+pub use similar::{cooccurrence_similar, FeatureSets, SetSimilarity, VectorIndex};
