@@ -10,4 +10,4 @@ pub mod rerank;
 
 pub use config::RankConfig;
 pub use exploration::{Candidate, ExplorationLogRecord, ExplorationPolicy, ShownSlot};
-pub use rerank::{ItemCategories, Reranker};
+pub use rerank::{item_boosts, ItemCategories, Reranker};
