@@ -1,13 +1,18 @@
 //! Kindred's ranking layer: what sits between a model's scores and the short list a user sees.
-//! Re-rankers (diversity, calibration), exploration policies with logged propensities, and the
+//! A learned second stage (factorisation machine over user, item and context features),
+//! multi-objective relevance, re-rankers (diversity, calibration), exploration policies with logged propensities, and the
 //! rules that evaluation and serving share, so offline numbers describe what users get.
 
 pub mod calibration;
 pub mod config;
 pub mod exploration;
+pub mod fm;
 pub mod mmr;
 pub mod rerank;
+pub mod second_stage;
 
 pub use config::RankConfig;
 pub use exploration::{Candidate, ExplorationLogRecord, ExplorationPolicy, ShownSlot};
+pub use fm::{FactorisationMachine, FmEncoder, FmParams, LabelledExample, RequestContext};
 pub use rerank::{item_boosts, ItemCategories, Reranker};
+pub use second_stage::SecondStage;
