@@ -19,7 +19,9 @@ use kindred_core::{
     TrainSet,
 };
 use kindred_models::{build_algorithm, registry::resolve_preset, Model, UserQuery};
-use kindred_rank::{ItemCategories, RankConfig, Reranker};
+use kindred_rank::{
+    item_boosts, ItemCategories, RankConfig, RequestContext, Reranker, SecondStage,
+};
 use rayon::prelude::*;
 
 use crate::export::write_recs_file;
@@ -460,10 +462,19 @@ fn ranking_fold(
         }
         _ => ItemCategories::default(),
     };
+    let boost = match &opts.rank {
+        Some(cfg) if !cfg.objectives.boost.is_empty() => item_boosts(
+            dataset.item_features.as_deref(),
+            data.item_ids(),
+            &cfg.objectives.boost,
+        )?,
+        _ => Vec::new(),
+    };
     let reranker = opts
         .rank
         .as_deref()
-        .map(|cfg| Reranker::new(cfg, &categories, item_users));
+        .map(|cfg| Reranker::new(cfg, &categories, item_users).with_boost(boost));
+    let second_stage = second_stage_for_fold(data, split, train, opts)?;
     // Re-ranking draws from a pool of the top `candidates` (at least the list depth); greedy
     // re-ranking is prefix-consistent, so re-ranking to `depth` keeps the first k exact.
     let pool = reranker.as_ref().map_or(depth, |r| r.pool_size(depth));
@@ -503,6 +514,9 @@ fn ranking_fold(
                 } else {
                     top_k(scores, pool, |_| false)
                 };
+                if let Some((stage, contexts)) = &second_stage {
+                    list = stage.rescore(Some(u), &contexts[u as usize], &list);
+                }
                 if let Some(reranker) = &reranker {
                     let seen = train.by_user.row(u as usize).iter().chain(hist).copied();
                     let target = reranker.target(seen);
@@ -626,6 +640,42 @@ fn ranking_fold(
         curves,
         popularity,
     })
+}
+
+/// The rank config's learned second stage trained on this fold's training rows, with each
+/// user's request context: the context of their first test interaction (earliest timestamp,
+/// then row order), i.e. the request is taken to happen when the user comes back. Users without
+/// a test interaction get an empty context. None when the config has no second stage.
+fn second_stage_for_fold(
+    data: &kindred_core::Interactions,
+    split: &Split,
+    train: &TrainSet,
+    opts: &EvalOptions,
+) -> Result<Option<(SecondStage, Vec<RequestContext>)>> {
+    let Some(config) = opts.rank.as_ref().and_then(|c| c.second_stage.as_ref()) else {
+        return Ok(None);
+    };
+    let ctx = FitContext {
+        threads: opts.threads,
+        seed: opts.seed,
+        progress: Arc::clone(&opts.progress),
+        cancel: opts.cancel.clone(),
+    };
+    let stage = SecondStage::fit(config, train, &ctx)?;
+    let mut first_test: Vec<Option<u32>> = vec![None; data.n_users()];
+    let timestamps = data.timestamps();
+    for &r in &split.test {
+        let first = &mut first_test[data.users()[r as usize] as usize];
+        let earlier = |f: u32| (timestamps[r as usize], r) < (timestamps[f as usize], f);
+        if first.is_none_or(earlier) {
+            *first = Some(r);
+        }
+    }
+    let contexts = first_test
+        .into_iter()
+        .map(|r| r.map_or_else(RequestContext::default, |r| RequestContext::of_row(data, r)))
+        .collect();
+    Ok(Some((stage, contexts)))
 }
 
 /// Reads one metric of a user's ranking.

@@ -278,6 +278,29 @@ impl FactorisationMachine {
         }
     }
 
+    /// A model from its parameters (bias, `n` linear weights, `n * factors` row-major factors),
+    /// e.g. trained elsewhere; errors when the lengths disagree.
+    pub fn from_parameters(
+        factors: usize,
+        bias: f32,
+        linear: Vec<f32>,
+        embeddings: Vec<f32>,
+    ) -> Result<Self> {
+        if factors == 0 || embeddings.len() != linear.len() * factors {
+            return Err(Error::InvalidInput(format!(
+                "factorisation machine: {} factor values for {} features of {factors} factors",
+                embeddings.len(),
+                linear.len()
+            )));
+        }
+        Ok(Self {
+            factors,
+            bias,
+            linear,
+            embeddings,
+        })
+    }
+
     /// Input dimension.
     pub fn n_features(&self) -> usize {
         self.linear.len()

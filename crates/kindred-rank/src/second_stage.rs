@@ -98,3 +98,68 @@ fn min_max(values: &[f32]) -> Vec<f64> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::FmFeature;
+    use kindred_core::{EventType, Interaction, InteractionsBuilder};
+
+    fn items(list: &[Scored]) -> Vec<u32> {
+        list.iter().map(|s| s.item).collect()
+    }
+
+    #[test]
+    fn blend_by_hand() {
+        let mut b = InteractionsBuilder::new();
+        for item in ["x", "y", "z"] {
+            b.push(Interaction::implicit("u", item, EventType::Click, None));
+        }
+        let train = TrainSet::new(b.build());
+        let config = SecondStageConfig {
+            features: vec![FmFeature::Item],
+            ..Default::default()
+        };
+        let encoder = FmEncoder::new(&train, &config);
+        assert_eq!(encoder.n_features(), 3);
+        // FM scores 0, 2, 1 (linear weights only): normalised 0, 1, 0.5.
+        let model =
+            FactorisationMachine::from_parameters(1, 0.0, vec![0.0, 2.0, 1.0], vec![0.0; 3])
+                .unwrap();
+        let pool = [
+            Scored {
+                item: 0,
+                score: 3.0,
+            },
+            Scored {
+                item: 1,
+                score: 2.0,
+            },
+            Scored {
+                item: 2,
+                score: 1.0,
+            },
+        ];
+        let context = RequestContext::default();
+        let stage = |w: f64| SecondStage::from_parts(encoder.clone(), model.clone(), w);
+        assert_eq!(
+            stage(0.5).score(Some(0), &context, &[0, 1, 2]),
+            vec![0.0, 2.0, 1.0]
+        );
+        // First stage normalised 1, 0.5, 0. Weight 0.5: 0.5, 0.75, 0.25.
+        let blended = stage(0.5).rescore(Some(0), &context, &pool);
+        assert_eq!(items(&blended), vec![1, 0, 2]);
+        assert_eq!(blended[0].score, 0.75);
+        assert_eq!(blended[2].score, 0.25);
+        // Weight 0 keeps the pool's order, weight 1 is the FM's order.
+        assert_eq!(
+            items(&stage(0.0).rescore(Some(0), &context, &pool)),
+            vec![0, 1, 2]
+        );
+        assert_eq!(
+            items(&stage(1.0).rescore(Some(0), &context, &pool)),
+            vec![1, 2, 0]
+        );
+        assert!(FactorisationMachine::from_parameters(2, 0.0, vec![0.0; 3], vec![0.0; 3]).is_err());
+    }
+}
