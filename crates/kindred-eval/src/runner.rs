@@ -473,7 +473,7 @@ fn ranking_fold(
     let reranker = opts
         .rank
         .as_deref()
-        .map(|cfg| Reranker::new(cfg, &categories, item_users).with_boost(boost));
+        .map(|cfg| Reranker::new(cfg, &categories, item_users).with_boost(&boost));
     let second_stage = second_stage_for_fold(data, split, train, opts)?;
     // Re-ranking draws from a pool of the top `candidates` (at least the list depth); greedy
     // re-ranking is prefix-consistent, so re-ranking to `depth` keeps the first k exact.

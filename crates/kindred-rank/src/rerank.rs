@@ -89,8 +89,8 @@ pub struct Reranker<'a> {
     /// Per item: ln(1 + users) / ln(1 + max users), in [0, 1].
     popularity: Vec<f64>,
     /// Per item: Σ weight * normalised column value of the `objectives.boost` columns (empty:
-    /// no boost).
-    boost: Vec<f64>,
+    /// no boost). Borrowed, so building a re-ranker per request costs nothing.
+    boost: &'a [f64],
 }
 
 /// The summed, weighted boost of every item of `ids`: each `objectives.boost` column min-max
@@ -164,12 +164,12 @@ impl<'a> Reranker<'a> {
             config,
             categories,
             popularity,
-            boost: Vec::new(),
+            boost: &[],
         }
     }
 
     /// Adds per-item boosts (from [`item_boosts`]) to the relevance term.
-    pub fn with_boost(mut self, boost: Vec<f64>) -> Self {
+    pub fn with_boost(mut self, boost: &'a [f64]) -> Self {
         self.boost = boost;
         self
     }
@@ -451,7 +451,7 @@ mod tests {
         // Relevance 1, 0.8, 0 plus boost 0, 0.3, 0.15: 1, 1.1, 0.15.
         let cats = ItemCategories::default();
         let config = RankConfig::default();
-        let r = Reranker::new(&config, &cats, &[]).with_boost(boost.clone());
+        let r = Reranker::new(&config, &cats, &[]).with_boost(&boost);
         assert_eq!(
             items(&r.rerank(&scored(&[1.0, 0.9, 0.5]), 3, &[])),
             vec![1, 0, 2]
@@ -464,7 +464,7 @@ mod tests {
             },
             ..Default::default()
         };
-        let r = Reranker::new(&config, &cats, &[]).with_boost(boost);
+        let r = Reranker::new(&config, &cats, &[]).with_boost(&boost);
         assert_eq!(
             items(&r.rerank(&scored(&[1.0, 0.9, 0.5, 0.2, 0.1]), 5, &[])),
             vec![1, 2, 0, 3, 4]
@@ -556,7 +556,7 @@ mod tests {
             };
             let users: Vec<u32> = (0..scores.len() as u32).map(|i| i * 7 % 11).collect();
             let boost: Vec<f64> = (0..scores.len()).map(|i| boost_weight * (i % 3) as f64 / 2.0).collect();
-            let r = Reranker::new(&config, &cats, &users).with_boost(boost);
+            let r = Reranker::new(&config, &cats, &users).with_boost(&boost);
             let candidates = sorted_candidates(&scores);
             let target = r.target([0u32, 1, 2]);
             let out = r.rerank(&candidates, k, &target);
