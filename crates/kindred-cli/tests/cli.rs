@@ -391,8 +391,50 @@ fn example_configs_run_and_are_recorded() {
             serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
         assert!(report["rank"]["candidates"].as_u64().is_some(), "{report}");
         assert!(report["results"][0]["metrics"]["coverage@10"].is_number());
+        let shares = report["results"][0]["rank_sources"].as_object().unwrap();
+        let total: f64 = shares.values().filter_map(|v| v.as_f64()).sum();
+        assert!((total - 1.0).abs() < 1e-9, "{report}");
     }
     assert!(n >= 1, "no example rank configs found");
+}
+
+#[test]
+fn rules_that_remove_everything_relax_and_say_so() {
+    // Only comedies from 2020 on: no synthetic item is that recent (years 1950-2024 drawn at
+    // random, few after 2020), so lists relax the date window first and record it.
+    let dir = temp_dir("rank-relax");
+    let config = dir.join("strict.toml");
+    std::fs::write(
+        &config,
+        "category_column = \"genres\"\n[filters]\ninclude_categories = [\"Comedy\"]\ndate_column = \"year\"\ndate_unit = \"year\"\ndate_after = 2020\n[fallback]\nsegment_column = \"age_group\"\n",
+    )
+    .unwrap();
+    let json = dir.join("r.json");
+    let out = eval_with_rank(config.to_str().unwrap(), json.to_str());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("listed items by source: "), "{table}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let shares = report["results"][0]["rank_sources"].as_object().unwrap();
+    assert!(shares.contains_key("model:itemknn"), "{shares:?}");
+    assert!(
+        shares.keys().any(|k| k.starts_with("relaxed:date_window:")),
+        "{shares:?}"
+    );
+    // A column the catalog lacks is an error naming the columns it has.
+    std::fs::write(&config, "[filters]\nhide_column = \"hidden\"\n").unwrap();
+    let out = eval_with_rank(config.to_str().unwrap(), None);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("filters.hide_column `hidden`") && err.contains("genres, year, title"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -7,7 +7,9 @@
 //! order 0, 1, 2, ...). For slot `j` of a request, `logging_propensity` is the logging policy's
 //! `mu_j = P(a_j in slot j | context, a_0..a_{j-1})` (what `kindred_rank::exploration` logs) and
 //! `target_probability` is the same conditional probability under the target policy,
-//! `pi_j`, evaluated on the **logged** earlier slots.
+//! `pi_j`, evaluated on the **logged** earlier slots. [`join_exploration_log`] builds them from
+//! what serving writes: `kindred_rank::ExplorationLogRecord`s plus the clicks attributed to their
+//! request ids.
 //!
 //! # Estimand
 //!
@@ -36,8 +38,9 @@
 
 use crate::stats::Interval;
 use kindred_core::{Error, Result};
+use kindred_rank::ExplorationLogRecord;
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// One shown slot of a logged request, with the target policy's probability and the reward.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -287,6 +290,95 @@ fn weigh(records: &[LoggedSlot], max_weight: Option<f64>) -> Result<(WeightedReq
     Ok((requests, clipped))
 }
 
+/// A click (or any rewarded event) attributed to the request and item that produced it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AttributedClick {
+    pub request_id: String,
+    pub item: String,
+}
+
+/// Joins an exploration log (what serving showed, with the logging policy's propensities) with
+/// the clicks attributed to its requests into the [`LoggedSlot`]s [`estimate_click_rate`] reads.
+///
+/// `target` is asked once per request, with the request id, the user and the shown items in slot
+/// order, for the target policy's conditional probability of each (the same convention as the
+/// logged propensities; `ExplorationPolicy::slot_probabilities` computes it). A request's records
+/// may come in any order but their slots must be exactly 0, 1, ..., L-1 for one user; a click on
+/// an item the request did not show is an error (it cannot be attributed), a repeated click counts
+/// once. Requests keep the order of their first record.
+pub fn join_exploration_log(
+    records: &[ExplorationLogRecord],
+    clicks: &[AttributedClick],
+    mut target: impl FnMut(&str, &str, &[&str]) -> Result<Vec<f64>>,
+) -> Result<Vec<LoggedSlot>> {
+    let mut order: Vec<&str> = Vec::new();
+    let mut by_request: HashMap<&str, Vec<&ExplorationLogRecord>> = HashMap::new();
+    for record in records {
+        let slots = by_request.entry(&record.request_id).or_insert_with(|| {
+            order.push(&record.request_id);
+            Vec::new()
+        });
+        slots.push(record);
+    }
+    let mut clicked: HashSet<(&str, &str)> = HashSet::with_capacity(clicks.len());
+    for click in clicks {
+        let shown = by_request
+            .get(click.request_id.as_str())
+            .is_some_and(|slots| slots.iter().any(|r| r.item == click.item));
+        if !shown {
+            return Err(Error::InvalidInput(format!(
+                "click on item `{}` for request `{}`: the exploration log has no such shown item",
+                click.item, click.request_id
+            )));
+        }
+        clicked.insert((&click.request_id, &click.item));
+    }
+    let mut out = Vec::with_capacity(records.len());
+    for (number, request_id) in order.into_iter().enumerate() {
+        let mut slots = by_request.remove(request_id).unwrap_or_default();
+        slots.sort_by_key(|r| r.slot);
+        let user = slots.first().map_or("", |r| r.user.as_str());
+        for (expected, r) in slots.iter().enumerate() {
+            if r.slot as usize != expected {
+                return Err(Error::InvalidInput(format!(
+                    "request `{request_id}`: slots must be 0, 1, 2, ... without gaps or repeats, \
+                     found slot {} where {expected} was expected",
+                    r.slot
+                )));
+            }
+            if r.user != user {
+                return Err(Error::InvalidInput(format!(
+                    "request `{request_id}`: slots belong to different users (`{user}` and `{}`)",
+                    r.user
+                )));
+            }
+        }
+        let shown: Vec<&str> = slots.iter().map(|r| r.item.as_str()).collect();
+        let probabilities = target(request_id, user, &shown)?;
+        if probabilities.len() != shown.len() {
+            return Err(Error::InvalidInput(format!(
+                "request `{request_id}`: the target policy gave {} probabilities for {} shown slots",
+                probabilities.len(),
+                shown.len()
+            )));
+        }
+        for (r, pi) in slots.iter().zip(probabilities) {
+            out.push(LoggedSlot {
+                request: number as u64,
+                slot: r.slot,
+                logging_propensity: r.propensity,
+                target_probability: pi,
+                reward: if clicked.contains(&(request_id, r.item.as_str())) {
+                    1.0
+                } else {
+                    0.0
+                },
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// Standard error of the mean of `values` (sample variance with n - 1).
 fn standard_error(values: &[f64]) -> f64 {
     let n = values.len();
@@ -425,6 +517,81 @@ mod tests {
         let e = estimate_click_rate(&log, &clipped).unwrap();
         assert!(close(e.ips.estimate, 0.875));
         assert_eq!(e.clipped_weights, 1);
+    }
+
+    fn record(
+        request: &str,
+        user: &str,
+        slot: u32,
+        item: &str,
+        propensity: f64,
+    ) -> ExplorationLogRecord {
+        ExplorationLogRecord {
+            request_id: request.to_owned(),
+            user: user.to_owned(),
+            slot,
+            item: item.to_owned(),
+            propensity,
+            policy: "epsilon_greedy(0.5)".to_owned(),
+        }
+    }
+
+    fn click(request: &str, item: &str) -> AttributedClick {
+        AttributedClick {
+            request_id: request.to_owned(),
+            item: item.to_owned(),
+        }
+    }
+
+    #[test]
+    fn joining_a_log_by_hand() {
+        // Request r2's records arrive out of slot order and interleaved with r1's.
+        let records = [
+            record("r1", "u1", 0, "a", 0.75),
+            record("r2", "u2", 1, "c", 0.5),
+            record("r1", "u1", 1, "b", 0.5),
+            record("r2", "u2", 0, "a", 0.25),
+        ];
+        let clicks = [click("r1", "b"), click("r2", "a"), click("r2", "a")];
+        let mut asked = Vec::new();
+        let slots = join_exploration_log(&records, &clicks, |request, user, shown| {
+            asked.push(format!("{request}/{user}:{}", shown.join(",")));
+            Ok(vec![1.0, 0.5][..shown.len()].to_vec())
+        })
+        .unwrap();
+        assert_eq!(asked, ["r1/u1:a,b", "r2/u2:a,c"]);
+        assert_eq!(
+            slots,
+            vec![
+                slot(0, 0, 0.75, 1.0, 0.0),
+                slot(0, 1, 0.5, 0.5, 1.0),
+                slot(1, 0, 0.25, 1.0, 1.0),
+                slot(1, 1, 0.5, 0.5, 0.0),
+            ]
+        );
+    }
+
+    #[test]
+    fn joining_a_broken_log_is_an_error() {
+        let ok = |_: &str, _: &str, shown: &[&str]| Ok(vec![1.0; shown.len()]);
+        let gap = [record("r", "u", 0, "a", 1.0), record("r", "u", 2, "b", 1.0)];
+        let e = join_exploration_log(&gap, &[], ok).unwrap_err().to_string();
+        assert!(e.contains("slots must be 0, 1, 2"), "{e}");
+        let two_users = [record("r", "u", 0, "a", 1.0), record("r", "v", 1, "b", 1.0)];
+        let e = join_exploration_log(&two_users, &[], ok)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("different users"), "{e}");
+        let shown = [record("r", "u", 0, "a", 1.0)];
+        let e = join_exploration_log(&shown, &[click("r", "z")], ok)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no such shown item"), "{e}");
+        let short = |_: &str, _: &str, _: &[&str]| Ok(Vec::new());
+        let e = join_exploration_log(&shown, &[], short)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("0 probabilities for 1 shown slots"), "{e}");
     }
 
     #[test]

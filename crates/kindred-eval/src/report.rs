@@ -152,6 +152,11 @@ pub struct ModelResult {
     /// Ranking protocols: how popular the recommended items are against the test items.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub popularity_bias: Option<PopularityBias>,
+    /// `kindred eval --rank`: share of the top-k items of all evaluated lists each source
+    /// supplied (`model:<name>`, `fold-in:<name>`, `segment:<column>=<value>`, `trending`,
+    /// `popular`, `latest`, `pinned`, `relaxed:<constraint>:<source>`); shares sum to 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rank_sources: Option<BTreeMap<String, f64>>,
     /// Iterative models: the per-epoch training loss (and validation metric when the model
     /// measures one), as reported through the progress callback.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

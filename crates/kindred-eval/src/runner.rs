@@ -20,7 +20,8 @@ use kindred_core::{
 };
 use kindred_models::{build_algorithm, registry::resolve_preset, Model, UserQuery};
 use kindred_rank::{
-    item_boosts, ItemCategories, RankConfig, RequestContext, Reranker, SecondStage,
+    CatalogData, RankConfig, RankPipeline, RankRequest, RequestContext, ScoreSource, SecondStage,
+    TrainingLog,
 };
 use rayon::prelude::*;
 
@@ -56,8 +57,11 @@ pub struct EvalOptions {
     pub curve_k: usize,
     /// Evaluate only the first this many folds of the protocol (None: all).
     pub max_folds: Option<usize>,
-    /// Ranking protocols: re-rank each user's top `candidates` with this ranking-layer config
-    /// before any metric is computed, so every list metric describes the re-ranked lists.
+    /// Ranking protocols: run every user's list through the ranking pipeline of this config
+    /// (`kindred_rank::RankPipeline`: filters, re-ranking of the top `candidates`, pins, the
+    /// fallback chain) before any metric is computed, so every list metric describes the lists
+    /// users would get. A user's request time is their first test interaction ("when they come
+    /// back"; the fold's newest training interaction for users without a timestamped one).
     pub rank: Option<Arc<RankConfig>>,
 }
 
@@ -177,6 +181,7 @@ pub fn evaluate_plans(
         let mut per_unit = PerUnit::default();
         let mut fold_curves: Vec<BTreeMap<String, Vec<f64>>> = Vec::new();
         let mut popularity = PopularityCounts::default();
+        let mut source_counts: BTreeMap<String, u64> = BTreeMap::new();
         let recorder = Arc::new(EpochRecorder::new(Arc::clone(&opts.progress)));
         for (f, split) in splits.iter().enumerate() {
             opts.cancel.check()?;
@@ -216,6 +221,7 @@ pub fn evaluate_plans(
                     ranked,
                     curves,
                     popularity: fold_popularity,
+                    sources: fold_sources,
                 } = ranking_fold(
                     model.as_ref(),
                     &prepared,
@@ -229,6 +235,9 @@ pub fn evaluate_plans(
                 add_ranking_units(&mut per_unit, f, &ranked, opts.k);
                 fold_curves.push(curves);
                 popularity.add(&fold_popularity);
+                for (label, count) in fold_sources {
+                    *source_counts.entry(label).or_insert(0u64) += count;
+                }
                 if let Some(path) = &opts.export_recs {
                     let lists: Vec<(u32, Vec<Scored>)> =
                         ranked.iter().map(|r| (r.0.user, r.1.clone())).collect();
@@ -282,6 +291,13 @@ pub fn evaluate_plans(
         }
         result.curves = mean_curves(&fold_curves);
         result.popularity_bias = (!rating).then(|| popularity.shares());
+        let listed: u64 = source_counts.values().sum();
+        result.rank_sources = (listed > 0).then(|| {
+            source_counts
+                .into_iter()
+                .map(|(label, count)| (label, count as f64 / listed as f64))
+                .collect()
+        });
         result.learning_curve = recorder.take();
         result.per_unit = Some(per_unit);
         results.push(result);
@@ -389,8 +405,52 @@ fn rating_fold(
     Ok((fold, pairs))
 }
 
+/// Per user: the first test interaction (when the user "comes back": the request time of
+/// `--rank` evaluation) and the last training interaction (the user's last activity before it).
+fn user_request_times(
+    data: &kindred_core::Interactions,
+    split: &Split,
+) -> (Vec<Option<i64>>, Vec<Option<i64>>) {
+    let stamps = data.timestamps();
+    let extreme = |rows: &[u32], pick: fn(i64, i64) -> i64| {
+        let mut out: Vec<Option<i64>> = vec![None; data.n_users()];
+        for &r in rows {
+            let t = stamps[r as usize];
+            if t != kindred_core::interactions::NO_TIMESTAMP {
+                let slot = &mut out[data.users()[r as usize] as usize];
+                *slot = Some(slot.map_or(t, |old| pick(old, t)));
+            }
+        }
+        out
+    };
+    (
+        extreme(&split.test, i64::min),
+        extreme(&split.train, i64::max),
+    )
+}
+
 /// Per evaluated user: the breakdown record and the exact top-K list with scores.
 type RankedList = (RankedUser, Vec<Scored>);
+
+/// Per evaluated user: the list, its AUC, its metric curve and (`--rank` only) the source of
+/// each of its top-k items.
+type UserOutcome = (RankedList, Option<f64>, Vec<UserRanking>, Vec<String>);
+
+/// The request time of `--rank` evaluation for users without a timestamped test interaction:
+/// the newest training interaction; the current time when the log has no timestamps.
+fn request_time(train: &kindred_core::Interactions) -> i64 {
+    let newest = train
+        .timestamps()
+        .iter()
+        .copied()
+        .filter(|&t| t != kindred_core::interactions::NO_TIMESTAMP)
+        .max();
+    newest.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64)
+    })
+}
 
 /// What one ranking fold produced besides its metrics.
 struct RankingFold {
@@ -400,6 +460,8 @@ struct RankingFold {
     /// Metric name -> macro average over users at K = 1..=curve_k (empty when curves are off).
     curves: BTreeMap<String, Vec<f64>>,
     popularity: PopularityCounts,
+    /// `--rank` only: how many top-k items each source (`model:als`, `popular`, ...) supplied.
+    sources: BTreeMap<String, u64>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -444,47 +506,42 @@ fn ranking_fold(
         mask
     });
     let user_counts = train.data.user_counts();
-    // The ranking layer, when configured: categories come from the dataset's item features.
-    let categories = match &opts.rank {
-        Some(cfg) if cfg.needs_categories() => {
-            let features = dataset.item_features.as_deref().ok_or_else(|| {
-                Error::InvalidInput(
-                    "rank config: diversity and calibration need item category features, and \
-                     the dataset has no item features"
-                        .to_owned(),
-                )
-            })?;
-            ItemCategories::from_features(
-                features,
-                data.item_ids(),
-                cfg.category_column.as_deref(),
-            )?
-        }
-        _ => ItemCategories::default(),
+    // The ranking layer, when configured: the same pipeline serving runs (filters, re-ranking,
+    // pins, fallback chain), built once per training set.
+    let pipeline = match &opts.rank {
+        Some(cfg) => Some(RankPipeline::new(
+            RankConfig::clone(cfg),
+            CatalogData {
+                item_ids: data.item_ids(),
+                item_features: dataset.item_features.as_deref(),
+                user_ids: data.user_ids(),
+                user_features: dataset.user_features.as_deref(),
+                train: TrainingLog {
+                    users: train.data.users(),
+                    items: train.data.items(),
+                    timestamps: train.data.timestamps(),
+                },
+            },
+        )?),
+        None => None,
     };
-    let boost = match &opts.rank {
-        Some(cfg) if !cfg.objectives.boost.is_empty() => item_boosts(
-            dataset.item_features.as_deref(),
-            data.item_ids(),
-            &cfg.objectives.boost,
-        )?,
-        _ => Vec::new(),
-    };
-    let reranker = opts
-        .rank
-        .as_deref()
-        .map(|cfg| Reranker::new(cfg, &categories, item_users).with_boost(&boost));
-    let second_stage = second_stage_for_fold(data, split, train, opts)?;
-    // Re-ranking draws from a pool of the top `candidates` (at least the list depth); greedy
-    // re-ranking is prefix-consistent, so re-ranking to `depth` keeps the first k exact.
-    let pool = reranker.as_ref().map_or(depth, |r| r.pool_size(depth));
+    let now = request_time(&train.data);
+    let (first_test, last_train) = user_request_times(data, split);
+    // The learned second stage, when configured, is trained on this fold and attached to the
+    // pipeline; each user's request context is that of their first test interaction.
+    let mut pipeline = pipeline;
+    let mut contexts: Vec<RequestContext> = Vec::new();
+    if let Some((stage, request_contexts)) = second_stage_for_fold(data, split, train, opts)? {
+        pipeline = pipeline.map(|p| p.with_second_stage(stage));
+        contexts = request_contexts;
+    }
     opts.progress
         .begin(&format!("{} ranking", model.name()), evaluated.len() as u64);
-    let per_user: Vec<(RankedList, Option<f64>, Vec<UserRanking>)> = evaluated
+    let per_user: Vec<UserOutcome> = evaluated
         .par_iter()
         .map_init(
             || vec![0f32; n_items],
-            |scores, &u| {
+            |scores, &u| -> Result<UserOutcome> {
                 let hist = &history[u as usize];
                 let query = UserQuery {
                     user: Some(u),
@@ -505,23 +562,51 @@ fn ranking_fold(
                 }
                 // Candidate sets (cold start) break score ties by a seeded hash of the pair:
                 // item order would leak popularity to models that cannot tell new items apart.
-                let mut list = if candidate.is_some() {
-                    let user_id = data.user_ids().external(u);
-                    let item_ids = data.item_ids();
-                    top_k_with_tie_key(scores, pool, |i| {
-                        pair_key(tie_seed, user_id, item_ids.external(i))
-                    })
+                let user_id = data.user_ids().external(u);
+                let item_ids = data.item_ids();
+                let tie_key = |i: u32| pair_key(tie_seed, user_id, item_ids.external(i));
+                let mut sources = Vec::new();
+                let mut list = if let Some(pipeline) = &pipeline {
+                    let seen: Vec<u32> = train
+                        .by_user
+                        .row(u as usize)
+                        .iter()
+                        .chain(hist)
+                        .copied()
+                        .collect();
+                    let request = RankRequest {
+                        user: Some(u),
+                        seen: &seen,
+                        primary: Some(ScoreSource {
+                            name: model.name(),
+                            scores,
+                        }),
+                        candidates: candidate.as_deref(),
+                        tie_key: candidate
+                            .is_some()
+                            .then_some(&tie_key as &(dyn Fn(u32) -> u64 + Sync)),
+                        last_active: last_train[u as usize],
+                        context: contexts.get(u as usize),
+                        ..RankRequest::new(first_test[u as usize].unwrap_or(now))
+                    };
+                    let ranked = pipeline.rank(&request, depth)?;
+                    sources = ranked
+                        .iter()
+                        .take(k)
+                        .map(|r| r.source.to_string())
+                        .collect();
+                    ranked
+                        .into_iter()
+                        .map(|r| Scored {
+                            item: r.item,
+                            score: r.score,
+                        })
+                        .collect()
+                } else if candidate.is_some() {
+                    top_k_with_tie_key(scores, depth, tie_key)
                 } else {
-                    top_k(scores, pool, |_| false)
+                    top_k(scores, depth, |_| false)
                 };
-                if let Some((stage, contexts)) = &second_stage {
-                    list = stage.rescore(Some(u), &contexts[u as usize], &list);
-                }
-                if let Some(reranker) = &reranker {
-                    let seen = train.by_user.row(u as usize).iter().chain(hist).copied();
-                    let target = reranker.target(seen);
-                    list = reranker.rerank(&list, depth, &target);
-                }
                 let rel = &relevant[u as usize];
                 let curve = if opts.curve_k > 0 {
                     let deep: Vec<u32> = list.iter().map(|s| s.item).collect();
@@ -546,10 +631,10 @@ fn ranking_fold(
                     recommended: items,
                     relevant: rel.clone(),
                 };
-                ((record, list), auc.flatten(), curve)
+                Ok(((record, list), auc.flatten(), curve, sources))
             },
         )
-        .collect();
+        .collect::<Result<_>>()?;
     opts.progress.finish();
     if opts.cancel.is_cancelled() {
         return Err(Error::Cancelled);
@@ -634,8 +719,13 @@ fn ranking_fold(
         impossible_predictions: None,
         spec: None,
     };
+    let mut sources = BTreeMap::new();
+    for label in per_user.iter().flat_map(|p| &p.3) {
+        *sources.entry(label.clone()).or_insert(0u64) += 1;
+    }
     Ok(RankingFold {
         fold,
+        sources,
         ranked: per_user.into_iter().map(|p| p.0).collect(),
         curves,
         popularity,
@@ -918,6 +1008,7 @@ fn aggregate(
         metrics_ci: BTreeMap::new(),
         curves: BTreeMap::new(),
         popularity_bias: None,
+        rank_sources: None,
         learning_curve: Vec::new(),
         per_unit: None,
     }

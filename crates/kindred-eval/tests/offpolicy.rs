@@ -1,12 +1,16 @@
 //! Off-policy estimation against a known truth: a seeded latent-factor click model with position
 //! bias, an epsilon-greedy logging policy over one noisy ranking, and a different target policy
 //! (less exploration, a better ranking) whose click rate is computed exactly by enumerating
-//! every list it can show. The IPS and SNIPS 95% intervals must cover that truth in most of many
-//! independently seeded logs.
+//! every list it can show. Logs go through the serving path: exploration log records with external
+//! ids plus attributed clicks, joined by `join_exploration_log`. The IPS and SNIPS 95% intervals
+//! must cover that truth in most of many independently seeded logs.
 
 use kindred_core::rng::SplitMix64;
-use kindred_eval::offpolicy::{estimate_click_rate, LoggedSlot, OffPolicyOptions};
+use kindred_eval::offpolicy::{
+    estimate_click_rate, join_exploration_log, AttributedClick, LoggedSlot, OffPolicyOptions,
+};
 use kindred_rank::exploration::{Candidate, ExplorationPolicy};
+use kindred_rank::ExplorationLogRecord;
 
 const USERS: usize = 30;
 const ITEMS: usize = 6;
@@ -100,6 +104,9 @@ fn true_click_rate(world: &World, policy: &ExplorationPolicy, rankings: &[Vec<Ca
     clicks_per_request / SLOTS as f64
 }
 
+/// Serves `requests` seeded requests with the logging policy the way the server does: one
+/// exploration log record per shown slot (external ids), clicks drawn from the click model and
+/// attributed to the request id; then joins log and clicks into the estimator's input.
 fn simulate_log(
     world: &World,
     logging: &ExplorationPolicy,
@@ -108,28 +115,40 @@ fn simulate_log(
     seed: u64,
 ) -> Vec<LoggedSlot> {
     let mut rng = SplitMix64::new(seed);
-    let mut log = Vec::with_capacity(requests * SLOTS);
+    let mut records = Vec::with_capacity(requests * SLOTS);
+    let mut clicks = Vec::new();
     for request in 0..requests {
         let user = rng.below(USERS as u64) as usize;
         let shown = logging
             .present(&world.logging_ranking[user], SLOTS, rng.next_u64())
             .unwrap();
-        let items: Vec<u32> = shown.iter().map(|s| s.item).collect();
-        let target_probability = target
-            .slot_probabilities(&world.target_ranking[user], &items, 0)
-            .unwrap();
-        for (s, pi) in shown.iter().zip(target_probability) {
-            let p_click = POSITION_BIAS[s.slot as usize] * world.click[user][s.item as usize];
-            log.push(LoggedSlot {
-                request: request as u64,
+        let request_id = format!("req-{request}");
+        for s in &shown {
+            let item = format!("item-{}", s.item);
+            records.push(ExplorationLogRecord {
+                request_id: request_id.clone(),
+                user: format!("user-{user}"),
                 slot: s.slot,
-                logging_propensity: s.propensity,
-                target_probability: pi,
-                reward: if rng.next_f64() < p_click { 1.0 } else { 0.0 },
+                item: item.clone(),
+                propensity: s.propensity,
+                policy: logging.name(),
             });
+            let p_click = POSITION_BIAS[s.slot as usize] * world.click[user][s.item as usize];
+            if rng.next_f64() < p_click {
+                clicks.push(AttributedClick {
+                    request_id: request_id.clone(),
+                    item,
+                });
+            }
         }
     }
-    log
+    join_exploration_log(&records, &clicks, |_, user, shown| {
+        let index = |prefix: &str, id: &str| -> u32 { id[prefix.len()..].parse().unwrap() };
+        let user = index("user-", user) as usize;
+        let items: Vec<u32> = shown.iter().map(|i| index("item-", i)).collect();
+        target.slot_probabilities(&world.target_ranking[user], &items, 0)
+    })
+    .unwrap()
 }
 
 #[test]

@@ -8,6 +8,8 @@ use std::path::Path;
 use kindred_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::freshness::FreshnessConfig;
+
 /// Everything the ranking layer does between a model's scores and the final list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,6 +35,17 @@ pub struct RankConfig {
     /// user, item and context features before re-ranking. Absent: the model's scores are used.
     #[serde(default)]
     pub second_stage: Option<SecondStageConfig>,
+    #[serde(default)]
+    pub freshness: FreshnessConfig,
+    /// Which items may be shown at all (hard) and which are preferred (soft); see `filters.rs`.
+    #[serde(default)]
+    pub filters: FiltersConfig,
+    /// Items placed at fixed positions (`[[pin]]` tables), see `pipeline.rs`.
+    #[serde(default, rename = "pin", skip_serializing_if = "Vec::is_empty")]
+    pub pins: Vec<PinConfig>,
+    /// The fallback chain that fills lists the model cannot fill, see `fallback.rs`.
+    #[serde(default)]
+    pub fallback: FallbackConfig,
 }
 
 fn default_candidates() -> usize {
@@ -49,6 +62,10 @@ impl Default for RankConfig {
             popularity: PopularityConfig::default(),
             objectives: ObjectivesConfig::default(),
             second_stage: None,
+            freshness: FreshnessConfig::default(),
+            filters: FiltersConfig::default(),
+            pins: Vec::new(),
+            fallback: FallbackConfig::default(),
         }
     }
 }
@@ -125,6 +142,153 @@ pub struct PopularityConfig {
     /// scaled to [0, 1] (ln(1 + users) / ln(1 + users of the most popular item)). 0: off.
     #[serde(default)]
     pub penalty: f64,
+}
+
+/// Unit of a numeric item date column.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DateUnit {
+    /// Unix seconds.
+    #[default]
+    UnixSeconds,
+    /// A calendar year (MovieLens `year`), read as 1 January 00:00 UTC of that year.
+    Year,
+}
+
+impl DateUnit {
+    /// `value` in this unit as Unix seconds (NaN stays NaN).
+    pub fn to_unix_seconds(self, value: f64) -> f64 {
+        match self {
+            DateUnit::UnixSeconds => value,
+            // Mean Gregorian year; exact to within a day over the years a catalog spans.
+            DateUnit::Year => (value - 1970.0) * SECONDS_PER_YEAR,
+        }
+    }
+}
+
+const SECONDS_PER_YEAR: f64 = 365.2425 * 86_400.0;
+
+/// `[filters]`: hard constraints (never violated) and soft preferences (relaxed, in a documented
+/// order, only when they would leave the list short). See the `filters` module.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FiltersConfig {
+    /// Hard: never recommend what the user already has (training items and request history).
+    #[serde(default = "default_true")]
+    pub exclude_seen: bool,
+    /// The categorical item column `include_categories` / `exclude_categories` and per-request
+    /// categories refer to (unset: the top-level `category_column`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category_column: Option<String>,
+    /// Soft: prefer items having at least one of these categories.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include_categories: Vec<String>,
+    /// Soft (relaxed last): avoid items having any of these categories.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude_categories: Vec<String>,
+    /// Hard: a numeric item column; a non-zero value hides the item.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hide_column: Option<String>,
+    /// Hard: numeric item column, Unix seconds from which the item may be shown (missing: always).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available_from_column: Option<String>,
+    /// Hard: numeric item column, Unix seconds until which the item may be shown (missing: always).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available_until_column: Option<String>,
+    /// Soft (relaxed first): numeric item date column of the date window (MovieLens: `year`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date_column: Option<String>,
+    /// Unit of `date_column` and of `date_after` / `date_before`.
+    #[serde(default)]
+    pub date_unit: DateUnit,
+    /// Only items dated at or after this (in `date_unit`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date_after: Option<f64>,
+    /// Only items dated at or before this (in `date_unit`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date_before: Option<f64>,
+    /// Only items dated at most this many days before the request time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age_days: Option<f64>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl Default for FiltersConfig {
+    fn default() -> Self {
+        Self {
+            exclude_seen: true,
+            category_column: None,
+            include_categories: Vec::new(),
+            exclude_categories: Vec::new(),
+            hide_column: None,
+            available_from_column: None,
+            available_until_column: None,
+            date_column: None,
+            date_unit: DateUnit::default(),
+            date_after: None,
+            date_before: None,
+            max_age_days: None,
+        }
+    }
+}
+
+impl FiltersConfig {
+    /// True when a date window is configured.
+    pub fn has_date_window(&self) -> bool {
+        self.date_after.is_some() || self.date_before.is_some() || self.max_age_days.is_some()
+    }
+}
+
+/// One `[[pin]]`: an item (by external id) or the best item flagged by a column, placed at a
+/// fixed 1-based position whenever it passes the hard filters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PinConfig {
+    /// External id of the pinned item.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item: Option<String>,
+    /// Numeric item column; the best-scored item with a non-zero value is pinned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
+    /// 1-based position in the list.
+    pub position: usize,
+}
+
+/// `[fallback]`: how the chain after the model is built.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FallbackConfig {
+    /// Categorical user feature whose value defines a user's segment (ML-1M: `occupation`,
+    /// `gender`, `age_group`). Unset: no segment popularity stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment_column: Option<String>,
+    /// Half-life in days of the time decay behind `trending`.
+    #[serde(default = "default_half_life_days")]
+    pub trending_half_life_days: f64,
+    /// Numeric item date column ordering `latest` (unset: each item's first interaction).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_column: Option<String>,
+    /// Unit of `latest_column`.
+    #[serde(default)]
+    pub latest_unit: DateUnit,
+}
+
+fn default_half_life_days() -> f64 {
+    7.0
+}
+
+impl Default for FallbackConfig {
+    fn default() -> Self {
+        Self {
+            segment_column: None,
+            trending_half_life_days: default_half_life_days(),
+            latest_column: None,
+            latest_unit: DateUnit::default(),
+        }
+    }
 }
 
 /// Multi-objective scoring: the re-ranker's relevance term is
@@ -374,6 +538,7 @@ impl RankConfig {
         if self.category_column.as_deref() == Some("") {
             return Err(("category_column", "must not be empty".to_owned()));
         }
+        self.freshness.validate()?;
         let objectives = &self.objectives;
         let non_negative = |key: &'static str, v: f64| {
             if v.is_finite() && v >= 0.0 {
@@ -432,13 +597,78 @@ impl RankConfig {
                 ));
             }
         }
-        Ok(())
+        self.validate_rules()
     }
 
     /// True when the relevance term needs the user's history category profile (the same
     /// distribution calibration targets).
     pub fn needs_profile(&self) -> bool {
         self.calibration.weight > 0.0 || self.objectives.novelty > 0.0
+    }
+
+    /// Range checks of `[filters]`, `[[pin]]` and `[fallback]`.
+    fn validate_rules(&self) -> std::result::Result<(), (&'static str, String)> {
+        let f = &self.filters;
+        let columns = [
+            ("filters.category_column", &f.category_column),
+            ("filters.hide_column", &f.hide_column),
+            ("filters.available_from_column", &f.available_from_column),
+            ("filters.available_until_column", &f.available_until_column),
+            ("filters.date_column", &f.date_column),
+            ("fallback.segment_column", &self.fallback.segment_column),
+            ("fallback.latest_column", &self.fallback.latest_column),
+        ];
+        for (key, column) in columns {
+            if column.as_deref() == Some("") {
+                return Err((key, "must not be empty".to_owned()));
+            }
+        }
+        for (key, value) in [
+            ("filters.date_after", f.date_after),
+            ("filters.date_before", f.date_before),
+        ] {
+            if value.is_some_and(|v| !v.is_finite()) {
+                return Err((key, "must be finite".to_owned()));
+            }
+        }
+        if let (Some(after), Some(before)) = (f.date_after, f.date_before) {
+            if after > before {
+                return Err((
+                    "filters.date_before",
+                    format!("must not be before filters.date_after ({after}), got {before}"),
+                ));
+            }
+        }
+        if f.max_age_days.is_some_and(|d| !(d.is_finite() && d >= 0.0)) {
+            return Err(("filters.max_age_days", "must be finite and >= 0".to_owned()));
+        }
+        if f.has_date_window() && f.date_column.is_none() {
+            return Err((
+                "filters.date_column",
+                "a date window (date_after, date_before, max_age_days) needs filters.date_column"
+                    .to_owned(),
+            ));
+        }
+        let hl = self.fallback.trending_half_life_days;
+        if !(hl.is_finite() && hl > 0.0) {
+            return Err((
+                "fallback.trending_half_life_days",
+                format!("must be finite and > 0, got {hl}"),
+            ));
+        }
+        let mut positions = std::collections::BTreeSet::new();
+        for pin in &self.pins {
+            if pin.item.is_some() == pin.column.is_some() {
+                return Err(("pin", "set exactly one of `item` and `column`".to_owned()));
+            }
+            if pin.position == 0 {
+                return Err(("pin", "position is 1-based, got 0".to_owned()));
+            }
+            if !positions.insert(pin.position) {
+                return Err(("pin", format!("two pins share position {}", pin.position)));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -564,6 +794,91 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("popularity.penalty"), "{err}");
+    }
+
+    #[test]
+    fn rules_sections_parse() {
+        let c = parse(
+            "[filters]\nexclude_seen = false\ncategory_column = \"genres\"\ninclude_categories = [\"Drama\"]\nexclude_categories = [\"Horror\", \"War\"]\nhide_column = \"hidden\"\navailable_from_column = \"from\"\navailable_until_column = \"until\"\ndate_column = \"year\"\ndate_unit = \"year\"\ndate_after = 1990\ndate_before = 2000\nmax_age_days = 3650\n[fallback]\nsegment_column = \"occupation\"\ntrending_half_life_days = 3.5\nlatest_column = \"year\"\nlatest_unit = \"year\"\n[[pin]]\nitem = \"2858\"\nposition = 1\n[[pin]]\ncolumn = \"promoted\"\nposition = 4\n",
+        )
+        .unwrap();
+        let f = &c.filters;
+        assert!(!f.exclude_seen);
+        assert_eq!(f.exclude_categories, vec!["Horror", "War"]);
+        assert_eq!(f.date_unit, DateUnit::Year);
+        assert_eq!((f.date_after, f.date_before), (Some(1990.0), Some(2000.0)));
+        assert_eq!(f.max_age_days, Some(3650.0));
+        assert_eq!(c.fallback.segment_column.as_deref(), Some("occupation"));
+        assert_eq!(c.fallback.trending_half_life_days, 3.5);
+        assert_eq!(c.pins.len(), 2);
+        assert_eq!(c.pins[1].column.as_deref(), Some("promoted"));
+        assert_eq!(c.pins[1].position, 4);
+        // Defaults: seen items excluded, a one-week trending half-life, no pins.
+        let d = parse("").unwrap();
+        assert!(d.filters.exclude_seen && d.pins.is_empty());
+        assert_eq!(d.fallback.trending_half_life_days, 7.0);
+        // A config survives the JSON round trip results record it with.
+        let json = serde_json::to_string(&c).unwrap();
+        assert_eq!(serde_json::from_str::<RankConfig>(&json).unwrap(), c);
+    }
+
+    #[test]
+    fn bad_rules_name_file_line_and_key() {
+        let err = parse("[filters]\ndate_after = 1990\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("filters.date_column"), "{err}");
+        let err = parse("[filters]\nexclude_categorys = [\"x\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("rank.toml:2:"), "{err}");
+        assert!(err.contains("filters.exclude_categorys"), "{err}");
+        let err =
+            parse("[filters]\ndate_column = \"year\"\ndate_after = 2000\ndate_before = 1990\n")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.contains("rank.toml:4: field `filters.date_before`"),
+            "{err}"
+        );
+        let err = parse("[fallback]\ntrending_half_life_days = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("rank.toml:2: field `fallback.trending_half_life_days`"),
+            "{err}"
+        );
+        let err = parse("[[pin]]\nitem = \"a\"\ncolumn = \"b\"\nposition = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("rank.toml:1: field `pin`") && err.contains("exactly one"),
+            "{err}"
+        );
+        let err = parse("[[pin]]\nitem = \"a\"\nposition = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("1-based"), "{err}");
+        let err =
+            parse("[[pin]]\nitem = \"a\"\nposition = 2\n[[pin]]\nitem = \"b\"\nposition = 2\n")
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("share position 2"), "{err}");
+        let err = parse("[[pin]]\nitem = \"a\"\n").unwrap_err().to_string();
+        assert!(err.contains("position"), "{err}");
+        let err = parse("[filters]\ndate_unit = \"days\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("filters.date_unit"), "{err}");
+    }
+
+    #[test]
+    fn year_dates_are_unix_seconds() {
+        assert_eq!(DateUnit::Year.to_unix_seconds(1970.0), 0.0);
+        // 2000-01-01 is 946 684 800; the mean-year conversion is within a day of it.
+        let y2000 = DateUnit::Year.to_unix_seconds(2000.0);
+        assert!((y2000 - 946_684_800.0).abs() < 86_400.0, "{y2000}");
+        assert_eq!(DateUnit::UnixSeconds.to_unix_seconds(5.0), 5.0);
     }
 
     #[test]

@@ -188,6 +188,17 @@ pub fn format_report_with(report: &EvalReport, ci: bool) -> String {
         out.push('\n');
     }
     for r in &report.results {
+        if let Some(sources) = &r.rank_sources {
+            let shares: Vec<String> = sources
+                .iter()
+                .map(|(source, share)| format!("{source} {:.1}%", 100.0 * share))
+                .collect();
+            out.push_str(&format!(
+                "{}: listed items by source: {}\n",
+                label(r),
+                shares.join(", ")
+            ));
+        }
         if let Some(n) = r.impossible_predictions.filter(|&n| n > 0.0) {
             out.push_str(&format!(
                 "{}: {n:.0} test pairs per fold had an unknown user or item (predicted from the fallback)\n",

@@ -138,6 +138,7 @@ fn result(spec: &str, strength: f64, learning: bool) -> ModelResult {
             test: vec![0.45, 0.25, 0.15, 0.1, 0.05],
             train: vec![0.5, 0.25, 0.13, 0.08, 0.04],
         }),
+        rank_sources: None,
         learning_curve: if learning {
             (0..3)
                 .flat_map(|fold| {
