@@ -19,7 +19,10 @@ use kindred_core::{
     TrainSet,
 };
 use kindred_models::{build_algorithm, registry::resolve_preset, Model, UserQuery};
-use kindred_rank::{CatalogData, RankConfig, RankPipeline, RankRequest, ScoreSource, TrainingLog};
+use kindred_rank::{
+    CatalogData, RankConfig, RankPipeline, RankRequest, RequestContext, ScoreSource, SecondStage,
+    TrainingLog,
+};
 use rayon::prelude::*;
 
 use crate::export::write_recs_file;
@@ -524,6 +527,14 @@ fn ranking_fold(
     };
     let now = request_time(&train.data);
     let (first_test, last_train) = user_request_times(data, split);
+    // The learned second stage, when configured, is trained on this fold and attached to the
+    // pipeline; each user's request context is that of their first test interaction.
+    let mut pipeline = pipeline;
+    let mut contexts: Vec<RequestContext> = Vec::new();
+    if let Some((stage, request_contexts)) = second_stage_for_fold(data, split, train, opts)? {
+        pipeline = pipeline.map(|p| p.with_second_stage(stage));
+        contexts = request_contexts;
+    }
     opts.progress
         .begin(&format!("{} ranking", model.name()), evaluated.len() as u64);
     let per_user: Vec<UserOutcome> = evaluated
@@ -575,6 +586,7 @@ fn ranking_fold(
                             .is_some()
                             .then_some(&tie_key as &(dyn Fn(u32) -> u64 + Sync)),
                         last_active: last_train[u as usize],
+                        context: contexts.get(u as usize),
                         ..RankRequest::new(first_test[u as usize].unwrap_or(now))
                     };
                     let ranked = pipeline.rank(&request, depth)?;
@@ -718,6 +730,42 @@ fn ranking_fold(
         curves,
         popularity,
     })
+}
+
+/// The rank config's learned second stage trained on this fold's training rows, with each
+/// user's request context: the context of their first test interaction (earliest timestamp,
+/// then row order), i.e. the request is taken to happen when the user comes back. Users without
+/// a test interaction get an empty context. None when the config has no second stage.
+fn second_stage_for_fold(
+    data: &kindred_core::Interactions,
+    split: &Split,
+    train: &TrainSet,
+    opts: &EvalOptions,
+) -> Result<Option<(SecondStage, Vec<RequestContext>)>> {
+    let Some(config) = opts.rank.as_ref().and_then(|c| c.second_stage.as_ref()) else {
+        return Ok(None);
+    };
+    let ctx = FitContext {
+        threads: opts.threads,
+        seed: opts.seed,
+        progress: Arc::clone(&opts.progress),
+        cancel: opts.cancel.clone(),
+    };
+    let stage = SecondStage::fit(config, train, &ctx)?;
+    let mut first_test: Vec<Option<u32>> = vec![None; data.n_users()];
+    let timestamps = data.timestamps();
+    for &r in &split.test {
+        let first = &mut first_test[data.users()[r as usize] as usize];
+        let earlier = |f: u32| (timestamps[r as usize], r) < (timestamps[f as usize], f);
+        if first.is_none_or(earlier) {
+            *first = Some(r);
+        }
+    }
+    let contexts = first_test
+        .into_iter()
+        .map(|r| r.map_or_else(RequestContext::default, |r| RequestContext::of_row(data, r)))
+        .collect();
+    Ok(Some((stage, contexts)))
 }
 
 /// Reads one metric of a user's ranking.

@@ -6,7 +6,10 @@ use std::sync::Arc;
 use kindred_core::Protocol;
 use kindred_data::synthetic::{generate, SyntheticConfig};
 use kindred_eval::{evaluate, EvalOptions, EvalReport};
-use kindred_rank::config::{CalibrationConfig, DiversityConfig, PopularityConfig};
+use kindred_rank::config::{
+    BoostConfig, CalibrationConfig, DiversityConfig, ObjectivesConfig, PopularityConfig,
+    SecondStageConfig,
+};
 use kindred_rank::{FreshnessConfig, RankConfig};
 
 fn run(rank: Option<RankConfig>) -> EvalReport {
@@ -143,6 +146,72 @@ fn unknown_category_column_is_an_error() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("category_column `colour`"), "{err}");
+}
+
+fn second_stage(weight: f64) -> RankConfig {
+    RankConfig {
+        second_stage: Some(SecondStageConfig {
+            epochs: 2,
+            factors: 8,
+            weight,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn second_stage_at_weight_zero_changes_nothing() {
+    // The FM is trained and scores the pool, but the blend keeps the first stage's order.
+    let plain = run(None);
+    let zero = run(Some(second_stage(0.0)));
+    assert_eq!(plain.results[0].metrics, zero.results[0].metrics);
+}
+
+#[test]
+fn second_stage_reorders_lists_reproducibly() {
+    let plain = run(None);
+    let fm = run(Some(second_stage(1.0)));
+    let again = run(Some(second_stage(1.0)));
+    assert_ne!(plain.results[0].metrics, fm.results[0].metrics);
+    assert_eq!(fm.results[0].metrics, again.results[0].metrics);
+    let recorded: RankConfig = serde_json::from_value(fm.rank.clone().unwrap()).unwrap();
+    assert_eq!(recorded, second_stage(1.0));
+}
+
+#[test]
+fn boost_column_must_be_a_numeric_item_feature() {
+    let data = generate(&SyntheticConfig::parse("users=100,items=50,seed=1").unwrap())
+        .unwrap()
+        .dataset;
+    for (column, expected) in [
+        ("margin", "`margin` is not an item feature"),
+        ("genres", "`genres` is not a numeric item feature"),
+    ] {
+        let opts = EvalOptions {
+            bootstrap: 0,
+            rank: Some(Arc::new(RankConfig {
+                objectives: ObjectivesConfig {
+                    boost: vec![BoostConfig {
+                        column: column.to_owned(),
+                        weight: 0.2,
+                    }],
+                    ..Default::default()
+                },
+                ..Default::default()
+            })),
+            ..EvalOptions::default()
+        };
+        let err = evaluate(
+            &data,
+            &Protocol::parse("temporal:0.2").unwrap(),
+            &["popularity".to_owned()],
+            &opts,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains(expected), "{err}");
+    }
 }
 
 #[test]

@@ -28,6 +28,13 @@ pub struct RankConfig {
     pub calibration: CalibrationConfig,
     #[serde(default)]
     pub popularity: PopularityConfig,
+    /// What the relevance term blends: the model's score, item columns (margin, year), novelty.
+    #[serde(default)]
+    pub objectives: ObjectivesConfig,
+    /// A learned second stage (factorisation machine) that re-scores the candidate pool with
+    /// user, item and context features before re-ranking. Absent: the model's scores are used.
+    #[serde(default)]
+    pub second_stage: Option<SecondStageConfig>,
     #[serde(default)]
     pub freshness: FreshnessConfig,
     /// Which items may be shown at all (hard) and which are preferred (soft); see `filters.rs`.
@@ -53,6 +60,8 @@ impl Default for RankConfig {
             diversity: DiversityConfig::default(),
             calibration: CalibrationConfig::default(),
             popularity: PopularityConfig::default(),
+            objectives: ObjectivesConfig::default(),
+            second_stage: None,
             freshness: FreshnessConfig::default(),
             filters: FiltersConfig::default(),
             pins: Vec::new(),
@@ -282,6 +291,180 @@ impl Default for FallbackConfig {
     }
 }
 
+/// Multi-objective scoring: the re-ranker's relevance term is
+/// `relevance * norm(score) + Σ boost.weight * norm(column) + novelty * novelty_u(i)
+///  - popularity.penalty * pop(i)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectivesConfig {
+    /// Weight of the model's min-max normalised score (1: today's behaviour).
+    #[serde(default = "default_relevance")]
+    pub relevance: f64,
+    /// Personal novelty: 1 - cosine(item's categories, the category distribution of the
+    /// user's history), i.e. how unlike what this user consumed an item is (Vargas & Castells
+    /// 2011, distance-based novelty). Distinct from `popularity.penalty`, which is the global,
+    /// popularity-based novelty and the only knob for it. Needs item categories.
+    #[serde(default)]
+    pub novelty: f64,
+    /// Business value and freshness: numeric item columns added with a weight.
+    #[serde(default)]
+    pub boost: Vec<BoostConfig>,
+}
+
+fn default_relevance() -> f64 {
+    1.0
+}
+
+impl Default for ObjectivesConfig {
+    fn default() -> Self {
+        Self {
+            relevance: default_relevance(),
+            novelty: 0.0,
+            boost: Vec::new(),
+        }
+    }
+}
+
+/// One numeric item column (margin, year, stock) added to relevance. Values are min-max
+/// normalised over the catalog to [0, 1]; items without a value get 0. A negative weight demotes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BoostConfig {
+    pub column: String,
+    pub weight: f64,
+}
+
+/// The learned second stage: a factorisation machine trained per training set on its positives
+/// and sampled negatives, then blended with the first-stage score over the candidate pool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecondStageConfig {
+    /// Latent dimension of the pairwise interactions.
+    #[serde(default = "default_factors")]
+    pub factors: usize,
+    #[serde(default = "default_epochs")]
+    pub epochs: usize,
+    /// Adagrad base step size.
+    #[serde(default = "default_learning_rate")]
+    pub learning_rate: f64,
+    /// L2 penalty on the weights and factors touched by each step.
+    #[serde(default = "default_regularisation")]
+    pub regularisation: f64,
+    /// Sampled negatives per positive.
+    #[serde(default = "default_negatives")]
+    pub negatives: usize,
+    #[serde(default)]
+    pub sampling: NegativeSampling,
+    #[serde(default)]
+    pub loss: FmLoss,
+    /// Final score = (1 - weight) * norm(first stage) + weight * norm(FM), both min-max
+    /// normalised over the pool. 1: the FM alone orders the pool.
+    #[serde(default = "default_blend")]
+    pub weight: f64,
+    /// Which feature groups the FM sees.
+    #[serde(default = "default_features")]
+    pub features: Vec<FmFeature>,
+    /// Hour-of-day buckets (24 / buckets hours each, UTC); 24 = one per hour.
+    #[serde(default = "default_hour_buckets")]
+    pub hour_buckets: usize,
+}
+
+fn default_factors() -> usize {
+    16
+}
+fn default_epochs() -> usize {
+    5
+}
+fn default_learning_rate() -> f64 {
+    0.05
+}
+fn default_regularisation() -> f64 {
+    1e-4
+}
+fn default_negatives() -> usize {
+    4
+}
+fn default_blend() -> f64 {
+    0.5
+}
+fn default_hour_buckets() -> usize {
+    6
+}
+fn default_features() -> Vec<FmFeature> {
+    FmFeature::ALL.to_vec()
+}
+
+impl Default for SecondStageConfig {
+    fn default() -> Self {
+        Self {
+            factors: default_factors(),
+            epochs: default_epochs(),
+            learning_rate: default_learning_rate(),
+            regularisation: default_regularisation(),
+            negatives: default_negatives(),
+            sampling: NegativeSampling::default(),
+            loss: FmLoss::default(),
+            weight: default_blend(),
+            features: default_features(),
+            hour_buckets: default_hour_buckets(),
+        }
+    }
+}
+
+/// How negatives are drawn for a positive (never an item of the user's training history).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NegativeSampling {
+    #[default]
+    Uniform,
+    /// In proportion to the item's training interactions: harder negatives, less popularity
+    /// bias learnt by the FM.
+    Popularity,
+}
+
+/// Training objective of the FM.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FmLoss {
+    /// Pointwise log loss on positives (label 1) and negatives (label 0).
+    #[default]
+    Logistic,
+    /// Pairwise: each positive against each of its negatives in the same context.
+    Bpr,
+}
+
+/// A feature group of the FM's input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FmFeature {
+    /// One-hot user index.
+    User,
+    /// One-hot item index.
+    Item,
+    /// Every categorical user column (gender, occupation, ...).
+    UserFeatures,
+    /// Every categorical item column (genres, ...).
+    ItemFeatures,
+    /// Hour-of-day bucket of the event timestamp (UTC).
+    Hour,
+    /// Day of the week of the event timestamp (UTC).
+    Weekday,
+    /// Every key/value context entry of the interaction row (device=mobile, ...).
+    Context,
+}
+
+impl FmFeature {
+    pub const ALL: [FmFeature; 7] = [
+        FmFeature::User,
+        FmFeature::Item,
+        FmFeature::UserFeatures,
+        FmFeature::ItemFeatures,
+        FmFeature::Hour,
+        FmFeature::Weekday,
+        FmFeature::Context,
+    ];
+}
+
 impl RankConfig {
     /// Parses TOML text; `origin` names where it came from in errors.
     pub fn from_toml_str(text: &str, origin: &Path) -> Result<Self> {
@@ -315,6 +498,7 @@ impl RankConfig {
         self.diversity.mmr_lambda > 0.0
             || self.diversity.max_per_category.is_some()
             || self.calibration.weight > 0.0
+            || self.objectives.novelty > 0.0
     }
 
     /// Range checks; on failure the dotted key path and what is wrong.
@@ -355,7 +539,71 @@ impl RankConfig {
             return Err(("category_column", "must not be empty".to_owned()));
         }
         self.freshness.validate()?;
+        let objectives = &self.objectives;
+        let non_negative = |key: &'static str, v: f64| {
+            if v.is_finite() && v >= 0.0 {
+                Ok(())
+            } else {
+                Err((key, format!("must be finite and >= 0, got {v}")))
+            }
+        };
+        non_negative("objectives.relevance", objectives.relevance)?;
+        non_negative("objectives.novelty", objectives.novelty)?;
+        for boost in &objectives.boost {
+            if boost.column.is_empty() {
+                return Err(("objectives.boost", "column must not be empty".to_owned()));
+            }
+            if !boost.weight.is_finite() {
+                return Err((
+                    "objectives.boost",
+                    format!(
+                        "weight of `{}` must be finite, got {}",
+                        boost.column, boost.weight
+                    ),
+                ));
+            }
+        }
+        if let Some(stage) = &self.second_stage {
+            let positive = |key: &'static str, v: usize| {
+                if v >= 1 {
+                    Ok(())
+                } else {
+                    Err((key, "must be at least 1".to_owned()))
+                }
+            };
+            positive("second_stage.factors", stage.factors)?;
+            positive("second_stage.negatives", stage.negatives)?;
+            if !(stage.learning_rate.is_finite() && stage.learning_rate > 0.0) {
+                return Err((
+                    "second_stage.learning_rate",
+                    format!("must be finite and > 0, got {}", stage.learning_rate),
+                ));
+            }
+            non_negative("second_stage.regularisation", stage.regularisation)?;
+            unit("second_stage.weight", stage.weight)?;
+            if !(1..=24).contains(&stage.hour_buckets) || 24 % stage.hour_buckets != 0 {
+                return Err((
+                    "second_stage.hour_buckets",
+                    format!(
+                        "must divide 24 (1, 2, 3, 4, 6, 8, 12, 24), got {}",
+                        stage.hour_buckets
+                    ),
+                ));
+            }
+            if stage.features.is_empty() {
+                return Err((
+                    "second_stage.features",
+                    "must name at least one feature group".to_owned(),
+                ));
+            }
+        }
         self.validate_rules()
+    }
+
+    /// True when the relevance term needs the user's history category profile (the same
+    /// distribution calibration targets).
+    pub fn needs_profile(&self) -> bool {
+        self.calibration.weight > 0.0 || self.objectives.novelty > 0.0
     }
 
     /// Range checks of `[filters]`, `[[pin]]` and `[fallback]`.
@@ -631,6 +879,78 @@ mod tests {
         let y2000 = DateUnit::Year.to_unix_seconds(2000.0);
         assert!((y2000 - 946_684_800.0).abs() < 86_400.0, "{y2000}");
         assert_eq!(DateUnit::UnixSeconds.to_unix_seconds(5.0), 5.0);
+    }
+
+    #[test]
+    fn objectives_and_second_stage_parse() {
+        let c = parse(
+            "[objectives]\nrelevance = 0.8\nnovelty = 0.1\n[[objectives.boost]]\ncolumn = \"margin\"\nweight = 0.2\n[[objectives.boost]]\ncolumn = \"year\"\nweight = -0.1\n[second_stage]\nfactors = 8\nepochs = 3\nnegatives = 2\nsampling = \"popularity\"\nloss = \"bpr\"\nweight = 0.7\nfeatures = [\"user\", \"item\", \"hour\"]\nhour_buckets = 4\n",
+        )
+        .unwrap();
+        assert_eq!(c.objectives.relevance, 0.8);
+        assert_eq!(c.objectives.novelty, 0.1);
+        assert_eq!(
+            c.objectives.boost,
+            vec![
+                BoostConfig {
+                    column: "margin".into(),
+                    weight: 0.2
+                },
+                BoostConfig {
+                    column: "year".into(),
+                    weight: -0.1
+                },
+            ]
+        );
+        assert!(c.needs_categories() && c.needs_profile());
+        let stage = c.second_stage.unwrap();
+        assert_eq!(stage.factors, 8);
+        assert_eq!(stage.epochs, 3);
+        assert_eq!(stage.negatives, 2);
+        assert_eq!(stage.sampling, NegativeSampling::Popularity);
+        assert_eq!(stage.loss, FmLoss::Bpr);
+        assert_eq!(stage.weight, 0.7);
+        assert_eq!(
+            stage.features,
+            vec![FmFeature::User, FmFeature::Item, FmFeature::Hour]
+        );
+        assert_eq!(stage.hour_buckets, 4);
+        // An empty section is the defaults.
+        let c = parse("[second_stage]\n").unwrap();
+        assert_eq!(c.second_stage, Some(SecondStageConfig::default()));
+    }
+
+    #[test]
+    fn bad_objectives_and_second_stage_name_the_key() {
+        let err = parse("[second_stage]\nweight = 2\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("rank.toml:2:") && err.contains("second_stage.weight"),
+            "{err}"
+        );
+        let err = parse("[second_stage]\nhour_buckets = 5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("second_stage.hour_buckets"), "{err}");
+        let err = parse("[second_stage]\nfeatures = [\"weather\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("rank.toml:2:") && err.contains("second_stage.features"),
+            "{err}"
+        );
+        let err = parse("[objectives]\nnovelty = -1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("objectives.novelty"), "{err}");
+        let err = parse("[[objectives.boost]]\ncolumn = \"margin\"\nweigth = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("rank.toml:3:") && err.contains("unknown field"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -34,8 +34,10 @@ use crate::fallback::{
     item_dates, FallbackCatalog, ItemDateColumn, ItemSource, Source, TrainingLog,
 };
 use crate::filters::{find_column, ItemFilters, Relaxation, RequestFilters, ResolvedRequest};
+use crate::fm::RequestContext;
 use crate::freshness::{log_popularity, Freshness, FreshnessRequest};
-use crate::rerank::{ItemCategories, Reranker};
+use crate::rerank::{item_boosts, ItemCategories, Reranker};
+use crate::second_stage::SecondStage;
 
 /// What a pipeline is built from: the catalog's ids and features and the training log.
 #[derive(Debug, Clone, Copy)]
@@ -81,6 +83,9 @@ pub struct RankRequest<'a> {
     /// Breaks ties of the primary scores by this key before the item index (cold-start
     /// evaluation, where ties by index would leak popularity).
     pub tie_key: Option<&'a (dyn Fn(u32) -> u64 + Sync)>,
+    /// When and where the request happens (hour, weekday, device) for the learned second
+    /// stage; None: `now` with no key/value entries.
+    pub context: Option<&'a RequestContext>,
 }
 
 static NO_FILTERS: RequestFilters = RequestFilters {
@@ -103,6 +108,7 @@ impl<'a> RankRequest<'a> {
             segment: None,
             candidates: None,
             tie_key: None,
+            context: None,
         }
     }
 }
@@ -143,6 +149,10 @@ pub struct RankPipeline {
     /// unknown) and log-popularity in [0, 1].
     item_dates: Vec<f64>,
     log_popularity: Vec<f64>,
+    /// Per item: the weighted `[[objectives.boost]]` columns (empty: none).
+    boost: Vec<f64>,
+    /// The learned second stage re-scoring the model's pool, when one is attached.
+    second_stage: Option<SecondStage>,
 }
 
 impl RankPipeline {
@@ -230,6 +240,11 @@ impl RankPipeline {
         } else {
             (Vec::new(), Vec::new())
         };
+        let boost = if config.objectives.boost.is_empty() {
+            Vec::new()
+        } else {
+            item_boosts(data.item_features, item_ids, &config.objectives.boost)?
+        };
         Ok(Self {
             config,
             categories,
@@ -239,7 +254,16 @@ impl RankPipeline {
             n_items,
             item_dates,
             log_popularity,
+            boost,
+            second_stage: None,
         })
+    }
+
+    /// Attaches a trained second stage (see [`SecondStage::fit`] and `[second_stage]`): it
+    /// re-scores the model's pool before freshness and re-ranking.
+    pub fn with_second_stage(mut self, stage: SecondStage) -> Self {
+        self.second_stage = Some(stage);
+        self
     }
 
     /// The config the pipeline was built from.
@@ -285,6 +309,14 @@ impl RankPipeline {
                 if level == 0 {
                     // Only the strict round is re-ranked: it is where the model's list is made;
                     // later rounds only fill what relaxation admits.
+                    if let Some(stage) = &self.second_stage {
+                        let at_now = RequestContext {
+                            timestamp: Some(request.now),
+                            entries: Vec::new(),
+                        };
+                        let context = request.context.unwrap_or(&at_now);
+                        pool = stage.rescore(request.user, context, &pool);
+                    }
                     self.refresh(&mut pool, request);
                     pool = self.rerank(&pool, request, list.remaining());
                 }
@@ -440,7 +472,7 @@ impl RankPipeline {
         } else {
             &[]
         };
-        let reranker = Reranker::new(&self.config, &self.categories, users);
+        let reranker = Reranker::new(&self.config, &self.categories, users).with_boost(&self.boost);
         let target = reranker.target(request.seen.iter().copied());
         reranker.rerank(pool, k, &target)
     }
@@ -531,6 +563,40 @@ mod tests {
         list.iter()
             .map(|r| (r.item, r.source.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn objectives_boost_reaches_the_pipelines_reranker() {
+        // u0 has seen a, b. Pool c (3), d (2), f (1.5), e (1): relevance 1, 0.5, 0.25, 0. The
+        // promo column is 1 for e and f: weight 0.6 gives c 1, f 0.85, e 0.6, d 0.5.
+        let config = RankConfig {
+            objectives: crate::config::ObjectivesConfig {
+                boost: vec![crate::config::BoostConfig {
+                    column: "promo".into(),
+                    weight: 0.6,
+                }],
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let p = pipeline(config);
+        let scores = [5.0, 4.0, 3.0, 2.0, 1.0, 1.5];
+        let request = RankRequest {
+            user: Some(0),
+            seen: &[0, 1],
+            primary: Some(ScoreSource {
+                name: "m",
+                scores: &scores,
+            }),
+            ..RankRequest::new(100)
+        };
+        let items: Vec<u32> = p
+            .rank(&request, 4)
+            .unwrap()
+            .iter()
+            .map(|r| r.item)
+            .collect();
+        assert_eq!(items, vec![2, 5, 4, 3]);
     }
 
     #[test]

@@ -5,15 +5,20 @@
 //!
 //! Each step picks the remaining candidate maximising
 //! `(1 - c) * ((1 - m) * rel(i) - m * max_{j picked} sim(i, j)) - c * KL(p || q̃(picked + i))`
-//! with `m` = `diversity.mmr_lambda`, `c` = `calibration.weight`, `rel` the candidate's score
-//! min-max normalised over the candidates minus `popularity.penalty` times its log-popularity.
-//! With every weight at 0 and no cap the output is the candidates' own order.
+//! with `m` = `diversity.mmr_lambda`, `c` = `calibration.weight` and the multi-objective
+//! relevance term
+//! `rel(i) = r * norm(score_i) + Σ_b w_b * norm(column_b)(i) + n * novelty_u(i) - p * pop(i)`:
+//! `r` = `objectives.relevance`, the score min-max normalised over the candidates; `w_b` the
+//! `objectives.boost` weights of numeric item columns min-max normalised over the catalog;
+//! `n` = `objectives.novelty` with novelty_u(i) = 1 - cos(item's categories, user's history
+//! category distribution); `p` = `popularity.penalty` times the item's log-popularity.
+//! With every weight at 0 (relevance 1) and no cap the output is the candidates' own order.
 
 use kindred_core::features::ColumnData;
 use kindred_core::{Error, FeatureTable, IdMap, Result, Scored};
 
 use crate::calibration::{category_distribution, CategoryMass};
-use crate::config::RankConfig;
+use crate::config::{BoostConfig, RankConfig};
 use crate::mmr::category_similarity;
 
 /// Category sets per item index, sorted and distinct.
@@ -83,6 +88,62 @@ pub struct Reranker<'a> {
     categories: &'a ItemCategories,
     /// Per item: ln(1 + users) / ln(1 + max users), in [0, 1].
     popularity: Vec<f64>,
+    /// Per item: Σ weight * normalised column value of the `objectives.boost` columns (empty:
+    /// no boost). Borrowed, so building a re-ranker per request costs nothing.
+    boost: &'a [f64],
+}
+
+/// The summed, weighted boost of every item of `ids`: each `objectives.boost` column min-max
+/// normalised over the items of `ids` that have a value, missing values 0. Errors name the
+/// column when it is not a numeric item feature.
+pub fn item_boosts(
+    features: Option<&FeatureTable>,
+    ids: &IdMap,
+    boosts: &[BoostConfig],
+) -> Result<Vec<f64>> {
+    let mut total = vec![0.0f64; ids.len()];
+    for boost in boosts {
+        let not_numeric = |why: &str| {
+            Error::InvalidInput(format!(
+                "rank config: objectives.boost column `{}` {why}",
+                boost.column
+            ))
+        };
+        let features =
+            features.ok_or_else(|| not_numeric("needs item features, and the dataset has none"))?;
+        let column = features.column(&boost.column).ok_or_else(|| {
+            let names: Vec<&str> = features.columns().iter().map(|c| c.name.as_str()).collect();
+            not_numeric(&format!(
+                "is not an item feature (item features: {})",
+                names.join(", ")
+            ))
+        })?;
+        let ColumnData::Numeric(values) = &column.data else {
+            return Err(not_numeric("is not a numeric item feature"));
+        };
+        let aligned: Vec<Option<f64>> = features
+            .align(ids)
+            .into_iter()
+            .map(|row| {
+                row.and_then(|r| values.get(r as usize).copied())
+                    .map(f64::from)
+                    .filter(|v| v.is_finite())
+            })
+            .collect();
+        let (lo, hi) = aligned
+            .iter()
+            .flatten()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+                (lo.min(v), hi.max(v))
+            });
+        for (t, v) in total.iter_mut().zip(&aligned) {
+            if let Some(v) = v {
+                let norm = if hi > lo { (v - lo) / (hi - lo) } else { 1.0 };
+                *t += boost.weight * norm;
+            }
+        }
+    }
+    Ok(total)
 }
 
 impl<'a> Reranker<'a> {
@@ -103,7 +164,14 @@ impl<'a> Reranker<'a> {
             config,
             categories,
             popularity,
+            boost: &[],
         }
+    }
+
+    /// Adds per-item boosts (from [`item_boosts`]) to the relevance term.
+    pub fn with_boost(mut self, boost: &'a [f64]) -> Self {
+        self.boost = boost;
+        self
     }
 
     /// How many top-scored items to hand to [`Reranker::rerank`] for a list of `depth`.
@@ -111,9 +179,10 @@ impl<'a> Reranker<'a> {
         self.config.candidates.max(depth)
     }
 
-    /// The calibration target of a user: the category distribution of their history.
+    /// The calibration target of a user, also the profile personal novelty is measured
+    /// against: the category distribution of their history.
     pub fn target(&self, history: impl IntoIterator<Item = u32>) -> Vec<f64> {
-        if self.config.calibration.weight > 0.0 {
+        if self.config.needs_profile() {
             category_distribution(history, &self.categories.sets, self.categories.n_categories)
         } else {
             Vec::new()
@@ -132,7 +201,7 @@ impl<'a> Reranker<'a> {
         } else {
             0.0
         };
-        let relevance = self.relevance(candidates);
+        let relevance = self.relevance(candidates, target);
         let cats: Vec<&[u32]> = candidates
             .iter()
             .map(|c| self.categories.of(c.item))
@@ -192,9 +261,10 @@ impl<'a> Reranker<'a> {
         out
     }
 
-    /// Scores min-max normalised over the candidates (all 1 when they are equal), minus the
-    /// popularity penalty. Normalising makes the weights mean the same for every model.
-    fn relevance(&self, candidates: &[Scored]) -> Vec<f64> {
+    /// The multi-objective relevance term: scores min-max normalised over the candidates (all 1
+    /// when they are equal) times `objectives.relevance`, plus boosts and personal novelty,
+    /// minus the popularity penalty. Normalising makes the weights mean the same for every model.
+    fn relevance(&self, candidates: &[Scored], profile: &[f64]) -> Vec<f64> {
         let finite = candidates
             .iter()
             .map(|c| c.score as f64)
@@ -203,6 +273,9 @@ impl<'a> Reranker<'a> {
             (lo.min(s), hi.max(s))
         });
         let penalty = self.config.popularity.penalty;
+        let weight = self.config.objectives.relevance;
+        let novelty = self.config.objectives.novelty;
+        let profile_norm = profile.iter().map(|p| p * p).sum::<f64>().sqrt();
         candidates
             .iter()
             .map(|c| {
@@ -215,10 +288,29 @@ impl<'a> Reranker<'a> {
                     1.0
                 };
                 let pop = self.popularity.get(c.item as usize).copied().unwrap_or(0.0);
-                rel - penalty * pop
+                let mut value = weight * rel - penalty * pop;
+                value += self.boost.get(c.item as usize).copied().unwrap_or(0.0);
+                if novelty > 0.0 {
+                    value += novelty
+                        * personal_novelty(self.categories.of(c.item), profile, profile_norm);
+                }
+                value
             })
             .collect()
     }
+}
+
+/// 1 - cosine between an item's binary category vector and the user's category distribution;
+/// 0 when either is empty (nothing is known, so nothing is claimed novel).
+fn personal_novelty(categories: &[u32], profile: &[f64], profile_norm: f64) -> f64 {
+    if categories.is_empty() || profile_norm <= 0.0 {
+        return 0.0;
+    }
+    let dot: f64 = categories
+        .iter()
+        .map(|&g| profile.get(g as usize).copied().unwrap_or(0.0))
+        .sum();
+    1.0 - dot / ((categories.len() as f64).sqrt() * profile_norm)
 }
 
 #[cfg(test)]
@@ -330,6 +422,105 @@ mod tests {
         );
     }
 
+    #[test]
+    fn boost_columns_by_hand() {
+        // Margins 10, 30, 20 and one item without a value: normalised 0, 1, 0.5, and 0.
+        let mut features = FeatureTable::new();
+        for (id, margin) in [("a", 10.0), ("b", 30.0), ("c", 20.0)] {
+            features
+                .set(id, "margin", kindred_core::FeatureValue::Number(margin))
+                .unwrap();
+        }
+        features
+            .set(
+                "d",
+                "genre",
+                kindred_core::FeatureValue::Categories(vec!["x".into()]),
+            )
+            .unwrap();
+        let mut ids = IdMap::new();
+        for id in ["a", "b", "c", "d", "e"] {
+            ids.intern(id);
+        }
+        let boosts = [BoostConfig {
+            column: "margin".into(),
+            weight: 0.3,
+        }];
+        let boost = item_boosts(Some(&features), &ids, &boosts).unwrap();
+        assert_eq!(boost, vec![0.0, 0.3, 0.15, 0.0, 0.0]);
+        // Relevance 1, 0.8, 0 plus boost 0, 0.3, 0.15: 1, 1.1, 0.15.
+        let cats = ItemCategories::default();
+        let config = RankConfig::default();
+        let r = Reranker::new(&config, &cats, &[]).with_boost(&boost);
+        assert_eq!(
+            items(&r.rerank(&scored(&[1.0, 0.9, 0.5]), 3, &[])),
+            vec![1, 0, 2]
+        );
+        // Relevance weight 0: the boost alone orders the list (ties keep the model's order).
+        let config = RankConfig {
+            objectives: crate::config::ObjectivesConfig {
+                relevance: 0.0,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let r = Reranker::new(&config, &cats, &[]).with_boost(&boost);
+        assert_eq!(
+            items(&r.rerank(&scored(&[1.0, 0.9, 0.5, 0.2, 0.1]), 5, &[])),
+            vec![1, 2, 0, 3, 4]
+        );
+        // A boost column that is not numeric, or absent, is a clear error.
+        let bad = [BoostConfig {
+            column: "genre".into(),
+            weight: 1.0,
+        }];
+        let err = item_boosts(Some(&features), &ids, &bad)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`genre` is not a numeric"), "{err}");
+        let err = item_boosts(None, &ids, &boosts).unwrap_err().to_string();
+        assert!(err.contains("`margin` needs item features"), "{err}");
+    }
+
+    #[test]
+    fn personal_novelty_by_hand() {
+        // History all in category 0, profile (1, 0). Items: {0}, {1}, {0, 1}: novelty 0, 1 and
+        // 1 - 1/sqrt(2) = 0.293. Scores 1.0, 0.8, 0.6: relevance 1, 0.5, 0.
+        let cats = ItemCategories::new(vec![vec![0], vec![1], vec![0, 1]], 2);
+        let with = |novelty: f64| RankConfig {
+            objectives: crate::config::ObjectivesConfig {
+                novelty,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        // Novelty 0.6: 1, 0.5 + 0.6 = 1.1, 0.176: the unfamiliar category comes first.
+        let config = with(0.6);
+        let r = Reranker::new(&config, &cats, &[0, 0, 0]);
+        let profile = r.target([0u32]);
+        assert_eq!(profile, vec![1.0, 0.0]);
+        assert_eq!(
+            items(&r.rerank(&scored(&[1.0, 0.8, 0.6]), 3, &profile)),
+            vec![1, 0, 2]
+        );
+        assert!((personal_novelty(&[0, 1], &profile, 1.0) - (1.0 - 0.5f64.sqrt())).abs() < 1e-12);
+        // Novelty 0.4: 1 > 0.9, the model's order stays.
+        let config = with(0.4);
+        let r = Reranker::new(&config, &cats, &[0, 0, 0]);
+        assert_eq!(
+            items(&r.rerank(&scored(&[1.0, 0.8, 0.6]), 3, &profile)),
+            vec![0, 1, 2]
+        );
+        // A user without history has no profile: nothing is novel, the order stays.
+        let config = with(5.0);
+        let r = Reranker::new(&config, &cats, &[0, 0, 0]);
+        let empty = r.target(std::iter::empty());
+        assert_eq!(
+            items(&r.rerank(&scored(&[1.0, 0.8, 0.6]), 3, &empty)),
+            vec![0, 1, 2]
+        );
+    }
+
     fn arb_case() -> impl Strategy<Value = (Vec<f32>, Vec<Vec<u32>>, usize)> {
         (1usize..30).prop_flat_map(|n| {
             (
@@ -352,16 +543,20 @@ mod tests {
             calib in 0.0f64..=1.0,
             penalty in 0.0f64..2.0,
             cap in prop::option::of(1usize..4),
+            novelty in 0.0f64..2.0,
+            boost_weight in -1.0f64..1.0,
         ) {
             let cats = ItemCategories::new(sets, 5);
             let config = RankConfig {
                 diversity: DiversityConfig { mmr_lambda: mmr, max_per_category: cap, ..Default::default() },
                 calibration: CalibrationConfig { weight: calib, smoothing: 0.01 },
                 popularity: PopularityConfig { penalty },
+                objectives: crate::config::ObjectivesConfig { novelty, ..Default::default() },
                 ..Default::default()
             };
             let users: Vec<u32> = (0..scores.len() as u32).map(|i| i * 7 % 11).collect();
-            let r = Reranker::new(&config, &cats, &users);
+            let boost: Vec<f64> = (0..scores.len()).map(|i| boost_weight * (i % 3) as f64 / 2.0).collect();
+            let r = Reranker::new(&config, &cats, &users).with_boost(&boost);
             let candidates = sorted_candidates(&scores);
             let target = r.target([0u32, 1, 2]);
             let out = r.rerank(&candidates, k, &target);
