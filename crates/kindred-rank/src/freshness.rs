@@ -192,21 +192,6 @@ impl<'a> Freshness<'a> {
     }
 }
 
-/// Per item: ln(1 + users) / ln(1 + users of the most popular item), in [0, 1].
-pub fn log_popularity(item_users: &[u32]) -> Vec<f64> {
-    let max = item_users.iter().copied().max().unwrap_or(0) as f64;
-    item_users
-        .iter()
-        .map(|&u| {
-            if max > 0.0 {
-                (1.0 + u as f64).ln() / (1.0 + max).ln()
-            } else {
-                0.0
-            }
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,8 +35,8 @@ use crate::fallback::{
 };
 use crate::filters::{find_column, ItemFilters, Relaxation, RequestFilters, ResolvedRequest};
 use crate::fm::RequestContext;
-use crate::freshness::{log_popularity, Freshness, FreshnessRequest};
-use crate::rerank::{item_boosts, ItemCategories, Reranker};
+use crate::freshness::{Freshness, FreshnessRequest};
+use crate::rerank::{item_boosts, log_popularity, ItemCategories, Reranker};
 use crate::second_stage::SecondStage;
 
 /// What a pipeline is built from: the catalog's ids and features and the training log.
@@ -145,9 +145,9 @@ pub struct RankPipeline {
     /// Sorted by position.
     pins: Vec<Pin>,
     n_items: usize,
-    /// Freshness inputs, empty unless `[freshness]` is active: item dates (Unix seconds, NaN
-    /// unknown) and log-popularity in [0, 1].
+    /// Item dates (Unix seconds, NaN unknown) for freshness; empty unless it is active.
     item_dates: Vec<f64>,
+    /// Per item, log-popularity in [0, 1] (popularity penalty, freshness absence decay).
     log_popularity: Vec<f64>,
     /// Per item: the weighted `[[objectives.boost]]` columns (empty: none).
     boost: Vec<f64>,
@@ -223,7 +223,7 @@ impl RankPipeline {
         pins.sort_by_key(|p| match p {
             Pin::Item { position, .. } | Pin::Flagged { position, .. } => *position,
         });
-        let (item_dates, log_popularity) = if config.freshness.is_active() {
+        let item_dates = if config.freshness.is_active() {
             let column = config
                 .freshness
                 .item_date_column
@@ -233,13 +233,11 @@ impl RankPipeline {
                     name,
                     unit: config.freshness.item_date_unit,
                 });
-            (
-                item_dates(data.train, item_ids, data.item_features, column)?,
-                log_popularity(&fallback.item_users),
-            )
+            item_dates(data.train, item_ids, data.item_features, column)?
         } else {
-            (Vec::new(), Vec::new())
+            Vec::new()
         };
+        let log_popularity = log_popularity(&fallback.item_users);
         let boost = if config.objectives.boost.is_empty() {
             Vec::new()
         } else {
@@ -465,14 +463,8 @@ impl RankPipeline {
 
     /// The configured re-ranker over `pool` into a list of `k`.
     fn rerank(&self, pool: &[Scored], request: &RankRequest<'_>, k: usize) -> Vec<Scored> {
-        // The re-ranker borrows its popularity table per construction; it only reads it for
-        // the popularity penalty, so without one it gets none and costs nothing per request.
-        let users: &[u32] = if self.config.popularity.penalty > 0.0 {
-            &self.fallback.item_users
-        } else {
-            &[]
-        };
-        let reranker = Reranker::new(&self.config, &self.categories, users).with_boost(&self.boost);
+        let reranker = Reranker::new(&self.config, &self.categories, &self.log_popularity)
+            .with_boost(&self.boost);
         let target = reranker.target(request.seen.iter().copied());
         reranker.rerank(pool, k, &target)
     }

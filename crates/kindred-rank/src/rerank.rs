@@ -87,7 +87,7 @@ pub struct Reranker<'a> {
     config: &'a RankConfig,
     categories: &'a ItemCategories,
     /// Per item: ln(1 + users) / ln(1 + max users), in [0, 1].
-    popularity: Vec<f64>,
+    popularity: &'a [f64],
     /// Per item: Σ weight * normalised column value of the `objectives.boost` columns (empty:
     /// no boost). Borrowed, so building a re-ranker per request costs nothing.
     boost: &'a [f64],
@@ -146,20 +146,30 @@ pub fn item_boosts(
     Ok(total)
 }
 
+/// Per item: ln(1 + users) / ln(1 + users of the most popular item), in [0, 1]; `item_users[i]`
+/// is how many training users have item i.
+pub fn log_popularity(item_users: &[u32]) -> Vec<f64> {
+    let max = item_users.iter().copied().max().unwrap_or(0) as f64;
+    item_users
+        .iter()
+        .map(|&u| {
+            if max > 0.0 {
+                (1.0 + u as f64).ln() / (1.0 + max).ln()
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
+
 impl<'a> Reranker<'a> {
-    /// `item_users[i]`: how many training users have item i (used by the popularity penalty).
-    pub fn new(config: &'a RankConfig, categories: &'a ItemCategories, item_users: &[u32]) -> Self {
-        let max = item_users.iter().copied().max().unwrap_or(0) as f64;
-        let popularity = item_users
-            .iter()
-            .map(|&u| {
-                if max > 0.0 {
-                    (1.0 + u as f64).ln() / (1.0 + max).ln()
-                } else {
-                    0.0
-                }
-            })
-            .collect();
+    /// `popularity[i]`: item i's [`log_popularity`] (read only by the popularity penalty; may be
+    /// empty without one). Borrowed, so a re-ranker costs nothing to build per request.
+    pub fn new(
+        config: &'a RankConfig,
+        categories: &'a ItemCategories,
+        popularity: &'a [f64],
+    ) -> Self {
         Self {
             config,
             categories,
@@ -345,7 +355,7 @@ mod tests {
             },
             ..Default::default()
         };
-        let r = Reranker::new(&config, &cats, &[0, 0, 0]);
+        let r = Reranker::new(&config, &cats, &[0.0; 3]);
         assert_eq!(
             items(&r.rerank(&scored(&[1.0, 0.9, 0.5]), 3, &[])),
             vec![0, 2, 1]
@@ -366,7 +376,7 @@ mod tests {
             },
             ..Default::default()
         };
-        let r = Reranker::new(&config, &cats, &[0, 0, 0]);
+        let r = Reranker::new(&config, &cats, &[0.0; 3]);
         let target = r.target([2u32]);
         assert_eq!(target, vec![0.0, 1.0]);
         assert_eq!(
@@ -381,7 +391,7 @@ mod tests {
             },
             ..Default::default()
         };
-        let r = Reranker::new(&light, &cats, &[0, 0, 0]);
+        let r = Reranker::new(&light, &cats, &[0.0; 3]);
         assert_eq!(
             items(&r.rerank(&scored(&[1.0, 0.75, 0.5]), 1, &target)),
             vec![0]
@@ -397,7 +407,8 @@ mod tests {
             popularity: PopularityConfig { penalty: 0.5 },
             ..Default::default()
         };
-        let r = Reranker::new(&config, &cats, &[100, 1, 0]);
+        let popularity = log_popularity(&[100, 1, 0]);
+        let r = Reranker::new(&config, &cats, &popularity);
         assert_eq!(
             items(&r.rerank(&scored(&[1.0, 0.95, 0.5]), 3, &[])),
             vec![1, 0, 2]
@@ -414,7 +425,7 @@ mod tests {
             },
             ..Default::default()
         };
-        let r = Reranker::new(&config, &cats, &[0; 4]);
+        let r = Reranker::new(&config, &cats, &[0.0; 4]);
         // One of category 0, one of category 1, then the caps cannot be met: fill by relevance.
         assert_eq!(
             items(&r.rerank(&scored(&[4.0, 3.0, 2.0, 1.0]), 4, &[])),
@@ -496,7 +507,7 @@ mod tests {
         };
         // Novelty 0.6: 1, 0.5 + 0.6 = 1.1, 0.176: the unfamiliar category comes first.
         let config = with(0.6);
-        let r = Reranker::new(&config, &cats, &[0, 0, 0]);
+        let r = Reranker::new(&config, &cats, &[0.0; 3]);
         let profile = r.target([0u32]);
         assert_eq!(profile, vec![1.0, 0.0]);
         assert_eq!(
@@ -506,14 +517,14 @@ mod tests {
         assert!((personal_novelty(&[0, 1], &profile, 1.0) - (1.0 - 0.5f64.sqrt())).abs() < 1e-12);
         // Novelty 0.4: 1 > 0.9, the model's order stays.
         let config = with(0.4);
-        let r = Reranker::new(&config, &cats, &[0, 0, 0]);
+        let r = Reranker::new(&config, &cats, &[0.0; 3]);
         assert_eq!(
             items(&r.rerank(&scored(&[1.0, 0.8, 0.6]), 3, &profile)),
             vec![0, 1, 2]
         );
         // A user without history has no profile: nothing is novel, the order stays.
         let config = with(5.0);
-        let r = Reranker::new(&config, &cats, &[0, 0, 0]);
+        let r = Reranker::new(&config, &cats, &[0.0; 3]);
         let empty = r.target(std::iter::empty());
         assert_eq!(
             items(&r.rerank(&scored(&[1.0, 0.8, 0.6]), 3, &empty)),
@@ -556,7 +567,8 @@ mod tests {
             };
             let users: Vec<u32> = (0..scores.len() as u32).map(|i| i * 7 % 11).collect();
             let boost: Vec<f64> = (0..scores.len()).map(|i| boost_weight * (i % 3) as f64 / 2.0).collect();
-            let r = Reranker::new(&config, &cats, &users).with_boost(&boost);
+            let popularity = log_popularity(&users);
+            let r = Reranker::new(&config, &cats, &popularity).with_boost(&boost);
             let candidates = sorted_candidates(&scores);
             let target = r.target([0u32, 1, 2]);
             let out = r.rerank(&candidates, k, &target);
