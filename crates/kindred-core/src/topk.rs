@@ -96,32 +96,68 @@ pub fn top_k_with_tie_key(scores: &[f32], k: usize, tie_key: impl Fn(u32) -> u64
     kept.into_iter().map(|(s, _)| s).collect()
 }
 
+/// The `k` best candidates seen so far, fed one at a time (e.g. across item blocks of a batched
+/// scan). Same order as [`top_k`]: higher score, then lower item index; NaN never kept.
+pub struct TopK {
+    k: usize,
+    heap: BinaryHeap<Worst>,
+}
+
+impl TopK {
+    pub fn new(k: usize) -> Self {
+        Self {
+            k,
+            heap: BinaryHeap::with_capacity(k + 1),
+        }
+    }
+
+    /// True when `(score, item)` would enter the current top `k`. Cheap, so a caller can test
+    /// costlier exclusions only for candidates that matter.
+    #[inline]
+    pub fn would_accept(&self, score: f32, item: u32) -> bool {
+        if score.is_nan() || self.k == 0 {
+            return false;
+        }
+        match self.heap.peek() {
+            Some(worst) if self.heap.len() >= self.k => {
+                better(&Scored { item, score }, &worst.0) == Ordering::Less
+            }
+            _ => true,
+        }
+    }
+
+    /// Offers a candidate; kept when it is among the best `k` so far.
+    #[inline]
+    pub fn push(&mut self, cand: Scored) {
+        if self.would_accept(cand.score, cand.item) {
+            self.heap.push(Worst(cand));
+            if self.heap.len() > self.k {
+                self.heap.pop();
+            }
+        }
+    }
+
+    /// The kept candidates, best first.
+    pub fn into_sorted(self) -> Vec<Scored> {
+        let mut out: Vec<Scored> = self.heap.into_iter().map(|w| w.0).collect();
+        out.sort_by(better);
+        out
+    }
+}
+
 /// The `k` best of an arbitrary candidate stream, best first.
 pub fn top_k_of(
     candidates: impl IntoIterator<Item = Scored>,
     k: usize,
     mut skip: impl FnMut(u32) -> bool,
 ) -> Vec<Scored> {
-    if k == 0 {
-        return Vec::new();
-    }
-    let mut heap: BinaryHeap<Worst> = BinaryHeap::with_capacity(k + 1);
+    let mut top = TopK::new(k);
     for cand in candidates {
-        if cand.score.is_nan() || skip(cand.item) {
-            continue;
-        }
-        if heap.len() < k {
-            heap.push(Worst(cand));
-        } else if let Some(worst) = heap.peek() {
-            if better(&cand, &worst.0) == Ordering::Less {
-                heap.pop();
-                heap.push(Worst(cand));
-            }
+        if top.would_accept(cand.score, cand.item) && !skip(cand.item) {
+            top.push(cand);
         }
     }
-    let mut out: Vec<Scored> = heap.into_iter().map(|w| w.0).collect();
-    out.sort_by(better);
-    out
+    top.into_sorted()
 }
 
 #[cfg(test)]

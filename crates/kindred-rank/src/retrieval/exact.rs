@@ -9,14 +9,11 @@
 //!
 //! Ties are broken by the lower item index; NaN scores and excluded items are never returned.
 
-use std::cmp::Ordering;
-use std::collections::BinaryHeap;
-
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
-use kindred_core::topk::{top_k_of, Scored};
+use kindred_core::topk::{top_k_of, Scored, TopK};
 use kindred_core::{Error, Result};
 
 use super::metric::{check_matrix, dot, norm, normalise, Metric};
@@ -172,7 +169,7 @@ impl ExactIndex {
         let dim = self.dim;
         let n_queries = queries.len() / dim;
         let query_sq: Vec<f32> = queries.chunks_exact(dim).map(|q| dot(q, q)).collect();
-        let mut heaps: Vec<BoundedTopK> = (0..n_queries).map(|_| BoundedTopK::new(k)).collect();
+        let mut heaps: Vec<TopK> = (0..n_queries).map(|_| TopK::new(k)).collect();
         let q_mat = MatRef::from_row_major_slice(queries, n_queries, dim);
         let mut scores = vec![0f32; n_queries * ITEM_BLOCK.min(self.n)];
         for first_item in (0..self.n).step_by(ITEM_BLOCK) {
@@ -208,7 +205,7 @@ impl ExactIndex {
                 }
             }
         }
-        heaps.into_iter().map(BoundedTopK::into_sorted).collect()
+        heaps.into_iter().map(TopK::into_sorted).collect()
     }
 
     /// Score of `item` for an already prepared query (used by tests and callers re-scoring).
@@ -226,78 +223,6 @@ impl ExactIndex {
             }
             Metric::L2 => -super::metric::squared_l2(query, x),
         })
-    }
-}
-
-/// "Better first": higher score, then lower item index.
-pub(crate) fn better(a: &Scored, b: &Scored) -> Ordering {
-    b.score
-        .partial_cmp(&a.score)
-        .unwrap_or(Ordering::Equal)
-        .then(a.item.cmp(&b.item))
-}
-
-/// Heap entry ordered so that the worst kept candidate sits on top.
-struct Worst(Scored);
-
-impl PartialEq for Worst {
-    fn eq(&self, other: &Self) -> bool {
-        better(&self.0, &other.0) == Ordering::Equal
-    }
-}
-impl Eq for Worst {}
-impl PartialOrd for Worst {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Worst {
-    fn cmp(&self, other: &Self) -> Ordering {
-        better(&self.0, &other.0)
-    }
-}
-
-/// The `k` best candidates seen so far, fed one at a time across item blocks.
-pub(crate) struct BoundedTopK {
-    k: usize,
-    heap: BinaryHeap<Worst>,
-}
-
-impl BoundedTopK {
-    pub(crate) fn new(k: usize) -> Self {
-        Self {
-            k,
-            heap: BinaryHeap::with_capacity(k + 1),
-        }
-    }
-
-    /// True when `(score, item)` would enter the top `k` (NaN never does). Cheap, so the caller
-    /// can test exclusions only for candidates that matter.
-    #[inline]
-    pub(crate) fn would_accept(&self, score: f32, item: u32) -> bool {
-        if score.is_nan() || self.k == 0 {
-            return false;
-        }
-        match self.heap.peek() {
-            Some(worst) if self.heap.len() >= self.k => {
-                better(&Scored { item, score }, &worst.0) == Ordering::Less
-            }
-            _ => true,
-        }
-    }
-
-    /// Adds a candidate that [`Self::would_accept`] accepted.
-    pub(crate) fn push(&mut self, cand: Scored) {
-        self.heap.push(Worst(cand));
-        if self.heap.len() > self.k {
-            self.heap.pop();
-        }
-    }
-
-    pub(crate) fn into_sorted(self) -> Vec<Scored> {
-        let mut out: Vec<Scored> = self.heap.into_iter().map(|w| w.0).collect();
-        out.sort_by(better);
-        out
     }
 }
 
@@ -330,7 +255,13 @@ mod tests {
                 }
             })
             .collect();
-        all.sort_by(better);
+        // partial_cmp, not total_cmp: 0.0 and -0.0 tie, as in the ordering under test.
+        all.sort_by(|a, b| {
+            b.score
+                .partial_cmp(&a.score)
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then(a.item.cmp(&b.item))
+        });
         all.truncate(k);
         all
     }
