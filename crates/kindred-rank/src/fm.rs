@@ -601,16 +601,23 @@ pub fn fit_implicit(
             }
         }
         let mean = loss / terms.max(1) as f64;
-        if !mean.is_finite() {
-            return Err(Error::InvalidInput(format!(
-                "second stage: training diverged in epoch {epoch} (loss {mean}); lower second_stage.learning_rate"
-            )));
-        }
-        ctx.progress.epoch(epoch, mean, None);
-        ctx.progress.advance(1);
+        end_epoch(ctx, epoch, mean)?;
     }
     ctx.progress.finish();
     Ok(trainer.model)
+}
+
+/// Reports an epoch's mean loss, or fails when training diverged.
+fn end_epoch(ctx: &FitContext, epoch: usize, mean: f64) -> Result<()> {
+    if !mean.is_finite() {
+        return Err(Error::InvalidInput(format!(
+            "second stage: training diverged in epoch {epoch} (loss {mean}); lower \
+             second_stage.learning_rate"
+        )));
+    }
+    ctx.progress.epoch(epoch, mean, None);
+    ctx.progress.advance(1);
+    Ok(())
 }
 
 /// Trains on labelled examples (shown items clicked or not, e.g. from exploration logs) with
@@ -649,13 +656,7 @@ pub fn fit_labelled(
             loss += f64::from(trainer.logistic_step(request, item, examples[e].clicked));
         }
         let mean = loss / examples.len() as f64;
-        if !mean.is_finite() {
-            return Err(Error::InvalidInput(format!(
-                "second stage: training diverged in epoch {epoch} (loss {mean}); lower second_stage.learning_rate"
-            )));
-        }
-        ctx.progress.epoch(epoch, mean, None);
-        ctx.progress.advance(1);
+        end_epoch(ctx, epoch, mean)?;
     }
     ctx.progress.finish();
     Ok(trainer.model)

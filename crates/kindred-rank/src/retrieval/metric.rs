@@ -60,31 +60,22 @@ const LANES: usize = 16;
 
 /// `a . b` over the common length, with [`LANES`] independent partial sums.
 #[inline]
-// Indexed lanes on fixed-size chunks are what the auto-vectoriser turns into packed arithmetic.
-#[allow(clippy::needless_range_loop)]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut acc = [0f32; LANES];
-    let chunks_a = a.chunks_exact(LANES);
-    let chunks_b = b.chunks_exact(LANES);
-    let (tail_a, tail_b) = (chunks_a.remainder(), chunks_b.remainder());
-    for (x, y) in chunks_a.zip(chunks_b) {
-        for lane in 0..LANES {
-            acc[lane] += x[lane] * y[lane];
-        }
-    }
-    let mut sum = fold_lanes(acc);
-    for (x, y) in tail_a.iter().zip(tail_b) {
-        sum += x * y;
-    }
-    sum
+    lane_sum(a, b, |x, y| x * y)
 }
 
 /// `|a - b|^2` over the common length, with [`LANES`] independent partial sums.
 #[inline]
-#[allow(clippy::needless_range_loop)]
 pub fn squared_l2(a: &[f32], b: &[f32]) -> f32 {
+    lane_sum(a, b, |x, y| (x - y) * (x - y))
+}
+
+/// `sum_i term(a_i, b_i)` over the common length in [`LANES`] independent partial sums, folded
+/// pairwise; `term` inlines, so each caller gets its own vectorised loop.
+#[inline(always)]
+// Indexed lanes on fixed-size chunks are what the auto-vectoriser turns into packed arithmetic.
+#[allow(clippy::needless_range_loop)]
+fn lane_sum(a: &[f32], b: &[f32], term: impl Fn(f32, f32) -> f32) -> f32 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
     let mut acc = [0f32; LANES];
@@ -93,13 +84,12 @@ pub fn squared_l2(a: &[f32], b: &[f32]) -> f32 {
     let (tail_a, tail_b) = (chunks_a.remainder(), chunks_b.remainder());
     for (x, y) in chunks_a.zip(chunks_b) {
         for lane in 0..LANES {
-            let d = x[lane] - y[lane];
-            acc[lane] += d * d;
+            acc[lane] += term(x[lane], y[lane]);
         }
     }
     let mut sum = fold_lanes(acc);
-    for (x, y) in tail_a.iter().zip(tail_b) {
-        sum += (x - y) * (x - y);
+    for (&x, &y) in tail_a.iter().zip(tail_b) {
+        sum += term(x, y);
     }
     sum
 }
