@@ -405,28 +405,33 @@ fn rating_fold(
     Ok((fold, pairs))
 }
 
-/// Per user: the first test interaction (when the user "comes back": the request time of
-/// `--rank` evaluation) and the last training interaction (the user's last activity before it).
-fn user_request_times(
-    data: &kindred_core::Interactions,
-    split: &Split,
-) -> (Vec<Option<i64>>, Vec<Option<i64>>) {
-    let stamps = data.timestamps();
-    let extreme = |rows: &[u32], pick: fn(i64, i64) -> i64| {
-        let mut out: Vec<Option<i64>> = vec![None; data.n_users()];
-        for &r in rows {
-            let t = stamps[r as usize];
-            if t != kindred_core::interactions::NO_TIMESTAMP {
-                let slot = &mut out[data.users()[r as usize] as usize];
-                *slot = Some(slot.map_or(t, |old| pick(old, t)));
-            }
+/// Per user: their first test interaction (earliest timestamp, then row): in `--rank`
+/// evaluation the request happens then, "when the user comes back", with its context.
+fn first_test_rows(data: &kindred_core::Interactions, split: &Split) -> Vec<Option<u32>> {
+    let timestamps = data.timestamps();
+    let mut first: Vec<Option<u32>> = vec![None; data.n_users()];
+    for &r in &split.test {
+        let slot = &mut first[data.users()[r as usize] as usize];
+        let earlier = |f: u32| (timestamps[r as usize], r) < (timestamps[f as usize], f);
+        if slot.is_none_or(earlier) {
+            *slot = Some(r);
         }
-        out
-    };
-    (
-        extreme(&split.test, i64::min),
-        extreme(&split.train, i64::max),
-    )
+    }
+    first
+}
+
+/// Per user: their last timestamped training interaction (their last activity before a request).
+fn last_training_times(data: &kindred_core::Interactions, split: &Split) -> Vec<Option<i64>> {
+    let timestamps = data.timestamps();
+    let mut last: Vec<Option<i64>> = vec![None; data.n_users()];
+    for &r in &split.train {
+        let t = timestamps[r as usize];
+        if t != kindred_core::interactions::NO_TIMESTAMP {
+            let slot = &mut last[data.users()[r as usize] as usize];
+            *slot = Some(slot.map_or(t, |old: i64| old.max(t)));
+        }
+    }
+    last
 }
 
 /// Per evaluated user: the breakdown record and the exact top-K list with scores.
@@ -526,12 +531,22 @@ fn ranking_fold(
         None => None,
     };
     let now = request_time(&train.data);
-    let (first_test, last_train) = user_request_times(data, split);
+    let first_test = first_test_rows(data, split);
+    let request_times: Vec<i64> = first_test
+        .iter()
+        .map(|r| {
+            r.map(|r| data.timestamps()[r as usize])
+                .filter(|&t| t != kindred_core::interactions::NO_TIMESTAMP)
+                .unwrap_or(now)
+        })
+        .collect();
+    let last_train = last_training_times(data, split);
     // The learned second stage, when configured, is trained on this fold and attached to the
     // pipeline; each user's request context is that of their first test interaction.
     let mut pipeline = pipeline;
     let mut contexts: Vec<RequestContext> = Vec::new();
-    if let Some((stage, request_contexts)) = second_stage_for_fold(data, split, train, opts)? {
+    if let Some((stage, request_contexts)) = second_stage_for_fold(data, &first_test, train, opts)?
+    {
         pipeline = pipeline.map(|p| p.with_second_stage(stage));
         contexts = request_contexts;
     }
@@ -587,7 +602,7 @@ fn ranking_fold(
                             .then_some(&tie_key as &(dyn Fn(u32) -> u64 + Sync)),
                         last_active: last_train[u as usize],
                         context: contexts.get(u as usize),
-                        ..RankRequest::new(first_test[u as usize].unwrap_or(now))
+                        ..RankRequest::new(request_times[u as usize])
                     };
                     let ranked = pipeline.rank(&request, depth)?;
                     sources = ranked
@@ -738,7 +753,7 @@ fn ranking_fold(
 /// a test interaction get an empty context. None when the config has no second stage.
 fn second_stage_for_fold(
     data: &kindred_core::Interactions,
-    split: &Split,
+    first_test: &[Option<u32>],
     train: &TrainSet,
     opts: &EvalOptions,
 ) -> Result<Option<(SecondStage, Vec<RequestContext>)>> {
@@ -752,17 +767,8 @@ fn second_stage_for_fold(
         cancel: opts.cancel.clone(),
     };
     let stage = SecondStage::fit(config, train, &ctx)?;
-    let mut first_test: Vec<Option<u32>> = vec![None; data.n_users()];
-    let timestamps = data.timestamps();
-    for &r in &split.test {
-        let first = &mut first_test[data.users()[r as usize] as usize];
-        let earlier = |f: u32| (timestamps[r as usize], r) < (timestamps[f as usize], f);
-        if first.is_none_or(earlier) {
-            *first = Some(r);
-        }
-    }
     let contexts = first_test
-        .into_iter()
+        .iter()
         .map(|r| r.map_or_else(RequestContext::default, |r| RequestContext::of_row(data, r)))
         .collect();
     Ok(Some((stage, contexts)))
