@@ -109,6 +109,11 @@ pub(crate) const POSTGRES: &[(i64, &str)] = &[(
     );",
 )];
 
+/// The schema version this build creates and understands.
+pub fn latest_version() -> i64 {
+    SQLITE.last().map_or(0, |m| m.0)
+}
+
 /// Creates the version table when missing (the same SQL works on both backends).
 pub(crate) const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_version (
     version BIGINT PRIMARY KEY,
