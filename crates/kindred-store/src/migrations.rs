@@ -87,7 +87,7 @@ pub(crate) const POSTGRES: &[(i64, &str)] = &[(
         request_id TEXT NOT NULL,
         user_id TEXT NOT NULL,
         item_id TEXT NOT NULL,
-        slot INTEGER NOT NULL,
+        slot BIGINT NOT NULL,
         propensity DOUBLE PRECISION,
         policy TEXT NOT NULL,
         ts BIGINT NOT NULL

@@ -8,6 +8,7 @@
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use futures_util::TryStreamExt;
 use kindred_core::{Dataset, Error, Result};
 use serde_json::{Map, Value};
 use tokio::sync::{Semaphore, SemaphorePermit};
@@ -752,36 +753,25 @@ impl PostgresStore {
             .await
             .map_err(&fail)?;
         let mut builder = DatasetBuilder::new();
-        let rows = tx
-            .query(
-                &format!("SELECT {FEEDBACK_COLUMNS} FROM feedback ORDER BY seq"),
-                &[],
-            )
-            .await
-            .map_err(&fail)?;
-        for row in &rows {
-            builder.push_feedback(&feedback_of(op, row)?.feedback);
+        // Streamed row by row: the event log may be far larger than what is worth buffering.
+        let no_params: [&str; 0] = [];
+        let sql = format!("SELECT {FEEDBACK_COLUMNS} FROM feedback ORDER BY seq");
+        let rows = tx.query_raw(&sql, no_params).await.map_err(&fail)?;
+        let mut rows = std::pin::pin!(rows);
+        while let Some(row) = rows.try_next().await.map_err(&fail)? {
+            builder.push_feedback(&feedback_of(op, &row)?.feedback);
         }
-        drop(rows);
-        let rows = tx
-            .query(
-                &format!("SELECT {USER_COLUMNS} FROM users ORDER BY id"),
-                &[],
-            )
-            .await
-            .map_err(&fail)?;
-        for row in &rows {
-            builder.push_user(&user_of(op, row)?)?;
+        let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY id");
+        let rows = tx.query_raw(&sql, no_params).await.map_err(&fail)?;
+        let mut rows = std::pin::pin!(rows);
+        while let Some(row) = rows.try_next().await.map_err(&fail)? {
+            builder.push_user(&user_of(op, &row)?)?;
         }
-        let rows = tx
-            .query(
-                &format!("SELECT {ITEM_COLUMNS} FROM items ORDER BY id"),
-                &[],
-            )
-            .await
-            .map_err(&fail)?;
-        for row in &rows {
-            builder.push_item(&item_of(op, row)?)?;
+        let sql = format!("SELECT {ITEM_COLUMNS} FROM items ORDER BY id");
+        let rows = tx.query_raw(&sql, no_params).await.map_err(&fail)?;
+        let mut rows = std::pin::pin!(rows);
+        while let Some(row) = rows.try_next().await.map_err(&fail)? {
+            builder.push_item(&item_of(op, &row)?)?;
         }
         tx.commit().await.map_err(&fail)?;
         Ok(builder.build(&name))
