@@ -45,6 +45,13 @@ pub enum Error {
     /// A long job stopped because its cancel flag was raised.
     #[error("cancelled")]
     Cancelled,
+    /// The store's backend (SQLite, PostgreSQL) failed; `operation` names what was being done.
+    #[error("store ({backend}): {operation}: {message}")]
+    Store {
+        backend: &'static str,
+        operation: &'static str,
+        message: String,
+    },
 }
 
 impl Error {

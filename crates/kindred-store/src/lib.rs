@@ -1,0 +1,248 @@
+//! Kindred's store: users and items with their features, the feedback event log, impressions and
+//! the model registry, on SQLite (embedded, one file) or PostgreSQL (production).
+//!
+//! [`Store`] is one async API over both backends; every method validates its input the same way
+//! before the backend sees it (bad ids are [`Error::InvalidInput`], never a panic), and backend
+//! failures are [`Error::Store`] naming the operation. Calls must run inside a tokio runtime.
+//!
+//! The store is also the feature store: [`Store::load_dataset`] exports the interactions and the
+//! user and item features exactly as stored, so a model trains on what it will be served with.
+
+pub mod dataset;
+pub mod import;
+pub mod migrations;
+pub mod postgres;
+pub mod records;
+pub mod sqlite;
+
+use kindred_core::{Dataset, Error, Result};
+
+pub use postgres::PostgresStore;
+pub use records::{
+    check_id, Feedback, Impression, InsertReport, Item, ModelRecord, NewModel, StoreCounts,
+    StoredFeedback, User, MAX_ID_BYTES, MAX_NAME_BYTES,
+};
+pub use sqlite::SqliteStore;
+
+use records::at;
+
+/// A store on one of the two backends. Cheap to clone: clones share connections.
+#[derive(Debug, Clone)]
+pub enum Store {
+    Sqlite(SqliteStore),
+    Postgres(PostgresStore),
+}
+
+/// Forwards a call to whichever backend this is.
+macro_rules! dispatch {
+    ($self:ident . $method:ident ( $($arg:expr),* )) => {
+        match $self {
+            Store::Sqlite(s) => s.$method($($arg),*).await,
+            Store::Postgres(s) => s.$method($($arg),*).await,
+        }
+    };
+}
+
+fn check_all<T>(records: &[T], check: impl Fn(&T) -> Result<()>) -> Result<()> {
+    records
+        .iter()
+        .enumerate()
+        .try_for_each(|(i, r)| at(i, check(r)))
+}
+
+fn check_ids(what: &str, ids: &[String]) -> Result<()> {
+    check_all(ids, |id| check_id(what, id))
+}
+
+impl Store {
+    /// Opens the store at `location`: a `postgres://` or `postgresql://` URL, or else a SQLite
+    /// file path (an optional `sqlite:` prefix is accepted). Creates and migrates as needed.
+    pub async fn open(location: &str) -> Result<Self> {
+        if location.starts_with("postgres://") || location.starts_with("postgresql://") {
+            return Ok(Store::Postgres(PostgresStore::open(location, None).await?));
+        }
+        let path = location.strip_prefix("sqlite:").unwrap_or(location);
+        if path.is_empty() {
+            return Err(Error::InvalidInput("store location is empty".into()));
+        }
+        Ok(Store::Sqlite(SqliteStore::open(path).await?))
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Inserts or replaces one user.
+    pub async fn upsert_user(&self, user: &User) -> Result<()> {
+        self.upsert_users(std::slice::from_ref(user)).await
+    }
+
+    /// Inserts or replaces users in one transaction; when an id repeats, the last one wins.
+    pub async fn upsert_users(&self, users: &[User]) -> Result<()> {
+        check_all(users, User::check)?;
+        let users = records::last_per_id(users, |u| u.id.as_str());
+        dispatch!(self.upsert_users(users))
+    }
+
+    /// The user with this id, if stored.
+    pub async fn get_user(&self, id: &str) -> Result<Option<User>> {
+        Ok(self.get_users(&[id.to_owned()]).await?.pop())
+    }
+
+    /// The stored users among `ids`, in the order asked (missing ids are left out).
+    pub async fn get_users(&self, ids: &[String]) -> Result<Vec<User>> {
+        check_ids("user id", ids)?;
+        dispatch!(self.get_users(ids.to_vec()))
+    }
+
+    /// Deletes a user's record (features); returns whether it existed. Feedback is an event log
+    /// and stays.
+    pub async fn delete_user(&self, id: &str) -> Result<bool> {
+        Ok(self.delete_users(&[id.to_owned()]).await? > 0)
+    }
+
+    /// Deletes users; returns how many existed.
+    pub async fn delete_users(&self, ids: &[String]) -> Result<usize> {
+        check_ids("user id", ids)?;
+        dispatch!(self.delete_users(ids.to_vec()))
+    }
+
+    /// Inserts or replaces one item.
+    pub async fn upsert_item(&self, item: &Item) -> Result<()> {
+        self.upsert_items(std::slice::from_ref(item)).await
+    }
+
+    /// Inserts or replaces items in one transaction; when an id repeats, the last one wins.
+    pub async fn upsert_items(&self, items: &[Item]) -> Result<()> {
+        check_all(items, Item::check)?;
+        let items = records::last_per_id(items, |i| i.id.as_str());
+        dispatch!(self.upsert_items(items))
+    }
+
+    /// The item with this id, if stored.
+    pub async fn get_item(&self, id: &str) -> Result<Option<Item>> {
+        Ok(self.get_items(&[id.to_owned()]).await?.pop())
+    }
+
+    /// The stored items among `ids`, in the order asked (missing ids are left out).
+    pub async fn get_items(&self, ids: &[String]) -> Result<Vec<Item>> {
+        check_ids("item id", ids)?;
+        dispatch!(self.get_items(ids.to_vec()))
+    }
+
+    /// Deletes an item's record; returns whether it existed. (To stop recommending an item but
+    /// keep its history and features, set `hidden` instead.)
+    pub async fn delete_item(&self, id: &str) -> Result<bool> {
+        Ok(self.delete_items(&[id.to_owned()]).await? > 0)
+    }
+
+    /// Deletes items; returns how many existed.
+    pub async fn delete_items(&self, ids: &[String]) -> Result<usize> {
+        check_ids("item id", ids)?;
+        dispatch!(self.delete_items(ids.to_vec()))
+    }
+
+    /// Appends a batch of feedback events in one transaction: all or none are written. Events
+    /// whose event id is already stored (or repeats within the batch) are skipped and counted as
+    /// duplicates, so a client may safely resend a batch it got no answer for. When this returns
+    /// `Ok`, the batch survives a crash of the process.
+    pub async fn insert_feedback(&self, batch: &[Feedback]) -> Result<InsertReport> {
+        check_all(batch, Feedback::check)?;
+        if batch.is_empty() {
+            return Ok(InsertReport::default());
+        }
+        dispatch!(self.insert_feedback(batch.to_vec()))
+    }
+
+    /// Up to `limit` events with a timestamp at or after `since`, oldest first (ties in log order).
+    pub async fn feedback_since(&self, since: i64, limit: usize) -> Result<Vec<StoredFeedback>> {
+        dispatch!(self.feedback_since(since, limit))
+    }
+
+    /// Up to `limit` events stored after log position `seq` (0: from the start), in log order: a
+    /// cursor for incremental consumers (retraining, streaming).
+    pub async fn feedback_after(&self, seq: i64, limit: usize) -> Result<Vec<StoredFeedback>> {
+        dispatch!(self.feedback_after(seq, limit))
+    }
+
+    /// The user's `limit` most recent events, newest first.
+    pub async fn feedback_for_user(&self, user: &str, limit: usize) -> Result<Vec<StoredFeedback>> {
+        check_id("user id", user)?;
+        dispatch!(self.feedback_for_user(user.to_owned(), limit))
+    }
+
+    /// Appends impressions in one transaction; returns how many were written.
+    pub async fn insert_impressions(&self, batch: &[Impression]) -> Result<usize> {
+        check_all(batch, Impression::check)?;
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        dispatch!(self.insert_impressions(batch.to_vec()))
+    }
+
+    /// How often each item was shown to `user`, by item id.
+    pub async fn impression_counts(&self, user: &str) -> Result<Vec<(String, u64)>> {
+        check_id("user id", user)?;
+        dispatch!(self.impression_counts(user.to_owned()))
+    }
+
+    /// How often `item` was shown to `user`.
+    pub async fn impression_count(&self, user: &str, item: &str) -> Result<u64> {
+        check_id("item id", item)?;
+        let counts = self.impression_counts(user).await?;
+        Ok(counts
+            .iter()
+            .find(|(i, _)| i == item)
+            .map_or(0, |(_, n)| *n))
+    }
+
+    /// Adds a model version (not live); registering an existing version is an error.
+    pub async fn register_model(&self, model: &NewModel) -> Result<()> {
+        model.check()?;
+        dispatch!(self.register_model(model.clone()))
+    }
+
+    /// Every registered version, oldest first.
+    pub async fn list_models(&self) -> Result<Vec<ModelRecord>> {
+        dispatch!(self.list_models())
+    }
+
+    /// One registered version.
+    pub async fn get_model(&self, version: &str) -> Result<Option<ModelRecord>> {
+        check_id("model version", version)?;
+        dispatch!(self.get_model(version.to_owned()))
+    }
+
+    /// The version being served, if any.
+    pub async fn live_model(&self) -> Result<Option<ModelRecord>> {
+        dispatch!(self.live_model())
+    }
+
+    /// Makes `version` the live one, atomically (at most one version is live at any time).
+    /// Activating the live version changes nothing.
+    pub async fn activate_model(&self, version: &str) -> Result<ModelRecord> {
+        check_id("model version", version)?;
+        dispatch!(self.activate_model(version.to_owned()))
+    }
+
+    /// Makes the version that was live before the current one live again, atomically, and
+    /// forgets the current activation (so rolling back twice goes two steps back).
+    pub async fn rollback_model(&self) -> Result<ModelRecord> {
+        dispatch!(self.rollback_model())
+    }
+
+    /// Rows per kind.
+    pub async fn counts(&self) -> Result<StoreCounts> {
+        dispatch!(self.counts())
+    }
+
+    /// Everything a model trains on, from one consistent snapshot: every feedback event in log
+    /// order and the user and item feature tables (see [`dataset`] for the mapping).
+    pub async fn load_dataset(&self, name: &str) -> Result<Dataset> {
+        dispatch!(self.load_dataset(name.to_owned()))
+    }
+}

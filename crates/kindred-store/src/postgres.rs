@@ -1,0 +1,793 @@
+//! The production backend: PostgreSQL through tokio-postgres, with a small connection pool.
+//!
+//! Batches travel as arrays in one statement (`INSERT ... SELECT FROM UNNEST(...)`), so a batch of
+//! a thousand events is one round trip and one transaction. JSON columns are `jsonb`, sent and read
+//! as text. Connections are plain TCP/Unix socket (no TLS): run the server beside its database or
+//! through a tunnel. An optional schema confines every table to it (tests use one per test).
+
+use std::str::FromStr;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use futures_util::TryStreamExt;
+use kindred_core::{Dataset, Error, Result};
+use serde_json::{Map, Value};
+use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio_postgres::{Client, GenericClient, NoTls, Row};
+
+use crate::dataset::DatasetBuilder;
+use crate::migrations;
+use crate::records::{
+    Feedback, Impression, InsertReport, Item, ModelRecord, NewModel, StoreCounts, StoredFeedback,
+    User,
+};
+
+/// Connections open at most at once per store.
+const POOL_SIZE: usize = 8;
+/// Key of the advisory lock that serialises migrations between servers starting together.
+// "kindred" in ASCII.
+const MIGRATION_LOCK: i64 = 0x006b_696e_6472_6564;
+
+const BACKEND: &str = "postgres";
+
+fn failed(operation: &'static str) -> impl Fn(tokio_postgres::Error) -> Error {
+    move |e| {
+        // The server's own message (with detail) says more than the client's summary.
+        let message = match e.as_db_error() {
+            Some(db) => match db.detail() {
+                Some(detail) => format!("{}: {detail}", db.message()),
+                None => db.message().to_owned(),
+            },
+            None => e.to_string(),
+        };
+        Error::Store {
+            backend: BACKEND,
+            operation,
+            message,
+        }
+    }
+}
+
+fn corrupt(operation: &'static str, message: String) -> Error {
+    Error::Store {
+        backend: BACKEND,
+        operation,
+        message,
+    }
+}
+
+/// A store in a PostgreSQL database. Cheap to clone (shared pool).
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: Arc<Pool>,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the URL: it may hold a password.
+        f.debug_struct("PostgresStore")
+            .field("schema", &self.pool.schema)
+            .finish()
+    }
+}
+
+struct Pool {
+    config: tokio_postgres::Config,
+    schema: Option<String>,
+    idle: Mutex<Vec<Client>>,
+    permits: Semaphore,
+}
+
+/// A pooled connection; goes back to the pool when dropped (unless its connection died).
+struct Pooled<'a> {
+    client: Option<Client>,
+    pool: &'a Pool,
+    _permit: SemaphorePermit<'a>,
+}
+
+impl std::ops::Deref for Pooled<'_> {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        // Set in `Pool::get` and only taken in `drop`.
+        self.client.as_ref().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl std::ops::DerefMut for Pooled<'_> {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.client.as_mut().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl Drop for Pooled<'_> {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            if !client.is_closed() {
+                self.pool
+                    .idle
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(client);
+            }
+        }
+    }
+}
+
+impl Pool {
+    async fn get(&self, op: &'static str) -> Result<Pooled<'_>> {
+        let permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| corrupt(op, "connection pool closed".into()))?;
+        loop {
+            let idle = self
+                .idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop();
+            match idle {
+                Some(client) if client.is_closed() => continue,
+                Some(client) => {
+                    return Ok(Pooled {
+                        client: Some(client),
+                        pool: self,
+                        _permit: permit,
+                    })
+                }
+                None => break,
+            }
+        }
+        let (client, connection) = self.config.connect(NoTls).await.map_err(failed(op))?;
+        // The connection task ends when the client is dropped or the server goes away; a dead
+        // connection shows up as `is_closed` and as errors on the calls that used it.
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| corrupt(op, "called outside a tokio runtime".into()))?;
+        runtime.spawn(connection);
+        Ok(Pooled {
+            client: Some(client),
+            pool: self,
+            _permit: permit,
+        })
+    }
+}
+
+/// Schema names are put into SQL, so only plain identifiers are allowed.
+fn check_schema(schema: &str) -> Result<()> {
+    let ok = !schema.is_empty()
+        && schema.len() <= 63
+        && schema.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && schema
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput(format!(
+            "PostgreSQL schema name {schema:?}: use lower-case letters, digits and _ (at most 63)"
+        )))
+    }
+}
+
+fn object(op: &'static str, what: &str, text: &str) -> Result<Map<String, Value>> {
+    match serde_json::from_str(text) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(corrupt(op, format!("{what} are not a JSON object: {text}"))),
+    }
+}
+
+fn json(op: &'static str, what: &str, text: &str) -> Result<Value> {
+    serde_json::from_str(text).map_err(|e| corrupt(op, format!("{what} are not valid JSON: {e}")))
+}
+
+fn limit(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+const USER_COLUMNS: &str = "id, features::text";
+const ITEM_COLUMNS: &str = "id, features::text, categories::text, timestamp, hidden";
+const FEEDBACK_COLUMNS: &str = "seq, user_id, item_id, event_type, value, ts, event_id";
+const MODEL_COLUMNS: &str =
+    "version, algorithm, params::text, metrics::text, artifact, created_at, live";
+
+fn user_of(op: &'static str, row: &Row) -> Result<User> {
+    let id: String = row.try_get(0).map_err(failed(op))?;
+    let text: String = row.try_get(1).map_err(failed(op))?;
+    let features = object(op, &format!("features of user {id:?}"), &text)?;
+    Ok(User { id, features })
+}
+
+fn item_of(op: &'static str, row: &Row) -> Result<Item> {
+    let fail = failed(op);
+    let id: String = row.try_get(0).map_err(&fail)?;
+    let features: String = row.try_get(1).map_err(&fail)?;
+    let categories: String = row.try_get(2).map_err(&fail)?;
+    let features = object(op, &format!("features of item {id:?}"), &features)?;
+    let categories = serde_json::from_str(&categories).map_err(|e| {
+        corrupt(
+            op,
+            format!("categories of item {id:?} are not a list of strings: {e}"),
+        )
+    })?;
+    Ok(Item {
+        id,
+        features,
+        categories,
+        timestamp: row.try_get(3).map_err(&fail)?,
+        hidden: row.try_get(4).map_err(&fail)?,
+    })
+}
+
+fn feedback_of(op: &'static str, row: &Row) -> Result<StoredFeedback> {
+    let fail = failed(op);
+    Ok(StoredFeedback {
+        seq: row.try_get(0).map_err(&fail)?,
+        feedback: Feedback {
+            user: row.try_get(1).map_err(&fail)?,
+            item: row.try_get(2).map_err(&fail)?,
+            event_type: row.try_get(3).map_err(&fail)?,
+            value: row.try_get(4).map_err(&fail)?,
+            timestamp: row.try_get(5).map_err(&fail)?,
+            event_id: row.try_get(6).map_err(&fail)?,
+        },
+    })
+}
+
+fn model_of(op: &'static str, row: &Row) -> Result<ModelRecord> {
+    let fail = failed(op);
+    let version: String = row.try_get(0).map_err(&fail)?;
+    let params: String = row.try_get(2).map_err(&fail)?;
+    let metrics: String = row.try_get(3).map_err(&fail)?;
+    Ok(ModelRecord {
+        model: NewModel {
+            params: json(op, &format!("params of model {version:?}"), &params)?,
+            metrics: json(op, &format!("metrics of model {version:?}"), &metrics)?,
+            algorithm: row.try_get(1).map_err(&fail)?,
+            artifact: row.try_get(4).map_err(&fail)?,
+            created_at: row.try_get(5).map_err(&fail)?,
+            version,
+        },
+        live: row.try_get(6).map_err(&fail)?,
+    })
+}
+
+async fn model_by_version(
+    client: &impl GenericClient,
+    op: &'static str,
+    version: &str,
+) -> Result<Option<ModelRecord>> {
+    let row = client
+        .query_opt(
+            &format!("SELECT {MODEL_COLUMNS} FROM models WHERE version = $1"),
+            &[&version],
+        )
+        .await
+        .map_err(failed(op))?;
+    row.map(|r| model_of(op, &r)).transpose()
+}
+
+async fn set_live(
+    client: &impl GenericClient,
+    op: &'static str,
+    version: &str,
+    record: bool,
+) -> Result<()> {
+    let fail = failed(op);
+    client
+        .execute("UPDATE models SET live = FALSE WHERE live", &[])
+        .await
+        .map_err(&fail)?;
+    client
+        .execute(
+            "UPDATE models SET live = TRUE WHERE version = $1",
+            &[&version],
+        )
+        .await
+        .map_err(&fail)?;
+    if record {
+        client
+            .execute(
+                "INSERT INTO model_activations (version) VALUES ($1)",
+                &[&version],
+            )
+            .await
+            .map_err(&fail)?;
+    }
+    Ok(())
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user:password@host:port/db`), confines the store to
+    /// `schema` when given (creating it), and applies pending migrations.
+    pub async fn open(url: &str, schema: Option<&str>) -> Result<Self> {
+        let mut config = tokio_postgres::Config::from_str(url).map_err(|e| {
+            // Not the URL itself: it may hold a password.
+            Error::InvalidInput(format!("invalid PostgreSQL URL: {e}"))
+        })?;
+        if let Some(schema) = schema {
+            check_schema(schema)?;
+            config.options(format!("-c search_path={schema}"));
+        }
+        let store = Self {
+            pool: Arc::new(Pool {
+                config,
+                schema: schema.map(str::to_owned),
+                idle: Mutex::new(Vec::new()),
+                permits: Semaphore::new(POOL_SIZE),
+            }),
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let op = "migrate";
+        let fail = failed(op);
+        let mut client = self.pool.get(op).await?;
+        if let Some(schema) = &self.pool.schema {
+            client
+                .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+                .await
+                .map_err(&fail)?;
+        }
+        let tx = client.transaction().await.map_err(&fail)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(&fail)?;
+        tx.batch_execute(migrations::VERSION_TABLE)
+            .await
+            .map_err(&fail)?;
+        let current: i64 = tx
+            .query_one("SELECT COALESCE(MAX(version), 0) FROM schema_version", &[])
+            .await
+            .map_err(&fail)?
+            .try_get(0)
+            .map_err(&fail)?;
+        let known = migrations::POSTGRES.last().map_or(0, |m| m.0);
+        if current > known {
+            return Err(corrupt(op, migrations::too_new(current, known)));
+        }
+        for (version, sql) in migrations::POSTGRES.iter().filter(|m| m.0 > current) {
+            tx.batch_execute(sql).await.map_err(&fail)?;
+            tx.execute(
+                "INSERT INTO schema_version (version, applied_at)
+                 VALUES ($1, EXTRACT(EPOCH FROM now())::BIGINT)",
+                &[version],
+            )
+            .await
+            .map_err(&fail)?;
+        }
+        tx.commit().await.map_err(&fail)
+    }
+
+    /// The schema the store is confined to, if any.
+    pub fn schema(&self) -> Option<&str> {
+        self.pool.schema.as_deref()
+    }
+
+    pub(crate) async fn upsert_users(&self, users: Vec<User>) -> Result<()> {
+        let op = "upsert users";
+        let ids: Vec<&str> = users.iter().map(|u| u.id.as_str()).collect();
+        let features: Vec<String> = users
+            .iter()
+            .map(|u| Value::Object(u.features.clone()).to_string())
+            .collect();
+        let client = self.pool.get(op).await?;
+        client
+            .execute(
+                "INSERT INTO users (id, features)
+                 SELECT id, f::jsonb FROM UNNEST($1::text[], $2::text[]) AS t (id, f)
+                 ON CONFLICT (id) DO UPDATE SET features = EXCLUDED.features",
+                &[&ids, &features],
+            )
+            .await
+            .map_err(failed(op))?;
+        Ok(())
+    }
+
+    /// Rows for `ids` from `sql` (which takes the ids as `$1`), in the order of `ids`.
+    async fn by_ids<T: Clone>(
+        &self,
+        op: &'static str,
+        sql: &str,
+        ids: &[String],
+        decode: impl Fn(&'static str, &Row) -> Result<T>,
+        id_of: impl Fn(&T) -> &str,
+    ) -> Result<Vec<T>> {
+        let client = self.pool.get(op).await?;
+        let rows = client.query(sql, &[&ids]).await.map_err(failed(op))?;
+        let mut found: std::collections::HashMap<String, T> = std::collections::HashMap::new();
+        for row in &rows {
+            let record = decode(op, row)?;
+            found.insert(id_of(&record).to_owned(), record);
+        }
+        // One record per id asked (twice if asked twice), as the SQLite backend answers.
+        let out = ids.iter().filter_map(|id| found.get(id).cloned()).collect();
+        Ok(out)
+    }
+
+    pub(crate) async fn get_users(&self, ids: Vec<String>) -> Result<Vec<User>> {
+        self.by_ids(
+            "get users",
+            &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ANY($1)"),
+            &ids,
+            user_of,
+            |u| &u.id,
+        )
+        .await
+    }
+
+    async fn delete(&self, op: &'static str, sql: &str, ids: Vec<String>) -> Result<usize> {
+        let client = self.pool.get(op).await?;
+        let n = client.execute(sql, &[&ids]).await.map_err(failed(op))?;
+        Ok(n as usize)
+    }
+
+    pub(crate) async fn delete_users(&self, ids: Vec<String>) -> Result<usize> {
+        self.delete("delete users", "DELETE FROM users WHERE id = ANY($1)", ids)
+            .await
+    }
+
+    pub(crate) async fn upsert_items(&self, items: Vec<Item>) -> Result<()> {
+        let op = "upsert items";
+        let ids: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
+        let features: Vec<String> = items
+            .iter()
+            .map(|i| Value::Object(i.features.clone()).to_string())
+            .collect();
+        let categories: Vec<String> = items
+            .iter()
+            .map(|i| Value::from(i.categories.clone()).to_string())
+            .collect();
+        let timestamps: Vec<Option<i64>> = items.iter().map(|i| i.timestamp).collect();
+        let hidden: Vec<bool> = items.iter().map(|i| i.hidden).collect();
+        let client = self.pool.get(op).await?;
+        client
+            .execute(
+                "INSERT INTO items (id, features, categories, timestamp, hidden)
+                 SELECT id, f::jsonb, c::jsonb, ts, h
+                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::bool[])
+                   AS t (id, f, c, ts, h)
+                 ON CONFLICT (id) DO UPDATE SET features = EXCLUDED.features,
+                   categories = EXCLUDED.categories, timestamp = EXCLUDED.timestamp,
+                   hidden = EXCLUDED.hidden",
+                &[&ids, &features, &categories, &timestamps, &hidden],
+            )
+            .await
+            .map_err(failed(op))?;
+        Ok(())
+    }
+
+    pub(crate) async fn get_items(&self, ids: Vec<String>) -> Result<Vec<Item>> {
+        self.by_ids(
+            "get items",
+            &format!("SELECT {ITEM_COLUMNS} FROM items WHERE id = ANY($1)"),
+            &ids,
+            item_of,
+            |i| &i.id,
+        )
+        .await
+    }
+
+    pub(crate) async fn delete_items(&self, ids: Vec<String>) -> Result<usize> {
+        self.delete("delete items", "DELETE FROM items WHERE id = ANY($1)", ids)
+            .await
+    }
+
+    pub(crate) async fn insert_feedback(&self, batch: Vec<Feedback>) -> Result<InsertReport> {
+        let op = "insert feedback";
+        let users: Vec<&str> = batch.iter().map(|f| f.user.as_str()).collect();
+        let items: Vec<&str> = batch.iter().map(|f| f.item.as_str()).collect();
+        let types: Vec<&str> = batch.iter().map(|f| f.event_type.as_str()).collect();
+        let values: Vec<Option<f32>> = batch.iter().map(|f| f.value).collect();
+        let times: Vec<i64> = batch.iter().map(|f| f.timestamp).collect();
+        let event_ids: Vec<Option<&str>> = batch.iter().map(|f| f.event_id.as_deref()).collect();
+        let client = self.pool.get(op).await?;
+        // One statement is one transaction; ORDER BY keeps log order equal to batch order.
+        let inserted = client
+            .execute(
+                "INSERT INTO feedback (user_id, item_id, event_type, value, ts, event_id)
+                 SELECT u, i, e, v, ts, eid
+                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::real[], $5::int8[], $6::text[])
+                   WITH ORDINALITY AS t (u, i, e, v, ts, eid, n)
+                 ORDER BY n
+                 ON CONFLICT (event_id) DO NOTHING",
+                &[&users, &items, &types, &values, &times, &event_ids],
+            )
+            .await
+            .map_err(failed(op))? as usize;
+        Ok(InsertReport {
+            inserted,
+            duplicates: batch.len() - inserted,
+        })
+    }
+
+    async fn query_feedback(
+        &self,
+        op: &'static str,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<StoredFeedback>> {
+        let client = self.pool.get(op).await?;
+        let rows = client.query(sql, params).await.map_err(failed(op))?;
+        rows.iter().map(|r| feedback_of(op, r)).collect()
+    }
+
+    pub(crate) async fn feedback_since(&self, since: i64, n: usize) -> Result<Vec<StoredFeedback>> {
+        self.query_feedback(
+            "list feedback",
+            &format!(
+                "SELECT {FEEDBACK_COLUMNS} FROM feedback WHERE ts >= $1 ORDER BY ts, seq LIMIT $2"
+            ),
+            &[&since, &limit(n)],
+        )
+        .await
+    }
+
+    pub(crate) async fn feedback_after(&self, seq: i64, n: usize) -> Result<Vec<StoredFeedback>> {
+        self.query_feedback(
+            "list feedback",
+            &format!(
+                "SELECT {FEEDBACK_COLUMNS} FROM feedback WHERE seq > $1 ORDER BY seq LIMIT $2"
+            ),
+            &[&seq, &limit(n)],
+        )
+        .await
+    }
+
+    pub(crate) async fn feedback_for_user(
+        &self,
+        user: String,
+        n: usize,
+    ) -> Result<Vec<StoredFeedback>> {
+        self.query_feedback(
+            "list user feedback",
+            &format!(
+                "SELECT {FEEDBACK_COLUMNS} FROM feedback WHERE user_id = $1
+                 ORDER BY ts DESC, seq DESC LIMIT $2"
+            ),
+            &[&user, &limit(n)],
+        )
+        .await
+    }
+
+    pub(crate) async fn insert_impressions(&self, batch: Vec<Impression>) -> Result<usize> {
+        let op = "insert impressions";
+        let requests: Vec<&str> = batch.iter().map(|i| i.request_id.as_str()).collect();
+        let users: Vec<&str> = batch.iter().map(|i| i.user.as_str()).collect();
+        let items: Vec<&str> = batch.iter().map(|i| i.item.as_str()).collect();
+        let slots: Vec<i64> = batch.iter().map(|i| i64::from(i.slot)).collect();
+        let propensities: Vec<Option<f64>> = batch.iter().map(|i| i.propensity).collect();
+        let policies: Vec<&str> = batch.iter().map(|i| i.policy.as_str()).collect();
+        let times: Vec<i64> = batch.iter().map(|i| i.timestamp).collect();
+        let client = self.pool.get(op).await?;
+        let n = client
+            .execute(
+                "INSERT INTO impressions (request_id, user_id, item_id, slot, propensity, policy, ts)
+                 SELECT r, u, i, s, p, pol, ts
+                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::float8[],
+                             $6::text[], $7::int8[])
+                   WITH ORDINALITY AS t (r, u, i, s, p, pol, ts, n)
+                 ORDER BY n",
+                &[&requests, &users, &items, &slots, &propensities, &policies, &times],
+            )
+            .await
+            .map_err(failed(op))?;
+        Ok(n as usize)
+    }
+
+    pub(crate) async fn impression_counts(&self, user: String) -> Result<Vec<(String, u64)>> {
+        let op = "count impressions";
+        let client = self.pool.get(op).await?;
+        let rows = client
+            .query(
+                "SELECT item_id, COUNT(*) FROM impressions WHERE user_id = $1
+                 GROUP BY item_id ORDER BY item_id",
+                &[&user],
+            )
+            .await
+            .map_err(failed(op))?;
+        rows.iter()
+            .map(|r| {
+                let item: String = r.try_get(0).map_err(failed(op))?;
+                let n: i64 = r.try_get(1).map_err(failed(op))?;
+                Ok((item, n as u64))
+            })
+            .collect()
+    }
+
+    pub(crate) async fn register_model(&self, model: NewModel) -> Result<()> {
+        let op = "register model";
+        let client = self.pool.get(op).await?;
+        let n = client
+            .execute(
+                "INSERT INTO models (version, algorithm, params, metrics, artifact, created_at, live)
+                 VALUES ($1, $2, $3::text::jsonb, $4::text::jsonb, $5, $6, FALSE)
+                 ON CONFLICT (version) DO NOTHING",
+                &[
+                    &model.version,
+                    &model.algorithm,
+                    &model.params.to_string(),
+                    &model.metrics.to_string(),
+                    &model.artifact,
+                    &model.created_at,
+                ],
+            )
+            .await
+            .map_err(failed(op))?;
+        if n == 0 {
+            return Err(Error::InvalidInput(format!(
+                "model version {:?} is already registered",
+                model.version
+            )));
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn list_models(&self) -> Result<Vec<ModelRecord>> {
+        let op = "list models";
+        let client = self.pool.get(op).await?;
+        let rows = client
+            .query(
+                &format!("SELECT {MODEL_COLUMNS} FROM models ORDER BY created_at, version"),
+                &[],
+            )
+            .await
+            .map_err(failed(op))?;
+        rows.iter().map(|r| model_of(op, r)).collect()
+    }
+
+    pub(crate) async fn get_model(&self, version: String) -> Result<Option<ModelRecord>> {
+        let op = "get model";
+        let client = self.pool.get(op).await?;
+        model_by_version(&*client, op, &version).await
+    }
+
+    pub(crate) async fn live_model(&self) -> Result<Option<ModelRecord>> {
+        let op = "get live model";
+        let client = self.pool.get(op).await?;
+        let row = client
+            .query_opt(
+                &format!("SELECT {MODEL_COLUMNS} FROM models WHERE live"),
+                &[],
+            )
+            .await
+            .map_err(failed(op))?;
+        row.map(|r| model_of(op, &r)).transpose()
+    }
+
+    /// Opens a transaction that holds the registry's lock, so concurrent activations and
+    /// rollbacks run one after another instead of failing on the one-live index.
+    async fn registry_transaction<'c>(
+        client: &'c mut Client,
+        op: &'static str,
+    ) -> Result<tokio_postgres::Transaction<'c>> {
+        let tx = client.transaction().await.map_err(failed(op))?;
+        tx.batch_execute("LOCK TABLE models IN SHARE ROW EXCLUSIVE MODE")
+            .await
+            .map_err(failed(op))?;
+        Ok(tx)
+    }
+
+    pub(crate) async fn activate_model(&self, version: String) -> Result<ModelRecord> {
+        let op = "activate model";
+        let mut client = self.pool.get(op).await?;
+        let tx = Self::registry_transaction(&mut client, op).await?;
+        let Some(model) = model_by_version(&tx, op, &version).await? else {
+            return Err(Error::InvalidInput(format!(
+                "no model version {version:?} is registered"
+            )));
+        };
+        if !model.live {
+            set_live(&tx, op, &version, true).await?;
+        }
+        tx.commit().await.map_err(failed(op))?;
+        Ok(ModelRecord {
+            live: true,
+            ..model
+        })
+    }
+
+    pub(crate) async fn rollback_model(&self) -> Result<ModelRecord> {
+        let op = "roll back model";
+        let fail = failed(op);
+        let mut client = self.pool.get(op).await?;
+        let tx = Self::registry_transaction(&mut client, op).await?;
+        let rows = tx
+            .query(
+                "SELECT seq, version FROM model_activations ORDER BY seq DESC LIMIT 2",
+                &[],
+            )
+            .await
+            .map_err(&fail)?;
+        if rows.len() < 2 {
+            return Err(Error::InvalidInput(
+                "no earlier live model version to roll back to".into(),
+            ));
+        }
+        let latest: i64 = rows[0].try_get(0).map_err(&fail)?;
+        let previous: String = rows[1].try_get(1).map_err(&fail)?;
+        tx.execute("DELETE FROM model_activations WHERE seq = $1", &[&latest])
+            .await
+            .map_err(&fail)?;
+        set_live(&tx, op, &previous, false).await?;
+        let live = model_by_version(&tx, op, &previous)
+            .await?
+            .ok_or_else(|| corrupt(op, format!("model {previous:?} vanished")))?;
+        tx.commit().await.map_err(&fail)?;
+        Ok(live)
+    }
+
+    pub(crate) async fn counts(&self) -> Result<StoreCounts> {
+        let op = "count rows";
+        let client = self.pool.get(op).await?;
+        let row = client
+            .query_one(
+                "SELECT (SELECT COUNT(*) FROM users), (SELECT COUNT(*) FROM items),
+                        (SELECT COUNT(*) FROM feedback), (SELECT COUNT(*) FROM impressions),
+                        (SELECT COUNT(*) FROM models)",
+                &[],
+            )
+            .await
+            .map_err(failed(op))?;
+        let get =
+            |i: usize| -> Result<u64> { Ok(row.try_get::<_, i64>(i).map_err(failed(op))? as u64) };
+        Ok(StoreCounts {
+            users: get(0)?,
+            items: get(1)?,
+            feedback: get(2)?,
+            impressions: get(3)?,
+            models: get(4)?,
+        })
+    }
+
+    pub(crate) async fn load_dataset(&self, name: String) -> Result<Dataset> {
+        let op = "load dataset";
+        let fail = failed(op);
+        let mut client = self.pool.get(op).await?;
+        // One snapshot for the three reads, so features and events agree.
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(&fail)?;
+        let mut builder = DatasetBuilder::new();
+        // Streamed row by row: the event log may be far larger than what is worth buffering.
+        let no_params: [&str; 0] = [];
+        let sql = format!("SELECT {FEEDBACK_COLUMNS} FROM feedback ORDER BY seq");
+        let rows = tx.query_raw(&sql, no_params).await.map_err(&fail)?;
+        let mut rows = std::pin::pin!(rows);
+        while let Some(row) = rows.try_next().await.map_err(&fail)? {
+            builder.push_feedback(&feedback_of(op, &row)?.feedback);
+        }
+        let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY id");
+        let rows = tx.query_raw(&sql, no_params).await.map_err(&fail)?;
+        let mut rows = std::pin::pin!(rows);
+        while let Some(row) = rows.try_next().await.map_err(&fail)? {
+            builder.push_user(&user_of(op, &row)?)?;
+        }
+        let sql = format!("SELECT {ITEM_COLUMNS} FROM items ORDER BY id");
+        let rows = tx.query_raw(&sql, no_params).await.map_err(&fail)?;
+        let mut rows = std::pin::pin!(rows);
+        while let Some(row) = rows.try_next().await.map_err(&fail)? {
+            builder.push_item(&item_of(op, &row)?)?;
+        }
+        tx.commit().await.map_err(&fail)?;
+        Ok(builder.build(&name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_names_are_plain_identifiers() {
+        assert!(check_schema("kindred_test_12").is_ok());
+        assert!(check_schema("").is_err());
+        assert!(check_schema("1abc").is_err());
+        assert!(check_schema("a;drop table users").is_err());
+        assert!(check_schema("Upper").is_err());
+    }
+}

@@ -1,0 +1,327 @@
+//! The records the store keeps (users, items, feedback, impressions, model versions) and the
+//! checks every backend applies to them before anything is written.
+//!
+//! Validation lives here, once, so SQLite and PostgreSQL reject exactly the same input with the
+//! same message.
+
+use kindred_core::{Error, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Longest id (user, item, event id, request id, model version) in bytes. Long enough for UUIDs,
+/// URLs and composite keys; short enough that a bad client cannot fill indexes with megabytes.
+pub const MAX_ID_BYTES: usize = 256;
+
+/// Longest event type or policy name in bytes.
+pub const MAX_NAME_BYTES: usize = 64;
+
+/// A user and the features the models may use (JSON object: numbers, strings, string lists,
+/// number lists).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    pub id: String,
+    #[serde(default)]
+    pub features: Map<String, Value>,
+}
+
+/// An item of the catalog.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Item {
+    pub id: String,
+    #[serde(default)]
+    pub features: Map<String, Value>,
+    /// Categories used by filters (`category=...`) and as a categorical feature.
+    #[serde(default)]
+    pub categories: Vec<String>,
+    /// When the item appeared, Unix seconds (freshness, `latest`).
+    #[serde(default)]
+    pub timestamp: Option<i64>,
+    /// Hidden items stay in the store (and in training data) but are never recommended.
+    #[serde(default)]
+    pub hidden: bool,
+}
+
+/// One feedback event as sent by a client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Feedback {
+    pub user: String,
+    pub item: String,
+    /// `rating`, `view`, `click`, `purchase`, ... or any custom name.
+    pub event_type: String,
+    /// The rating for `rating` events; a weight (count, dwell) for the others.
+    #[serde(default)]
+    pub value: Option<f32>,
+    /// Unix seconds.
+    pub timestamp: i64,
+    /// Client-chosen id: sending the same event id again is a no-op (counted as a duplicate).
+    #[serde(default)]
+    pub event_id: Option<String>,
+}
+
+/// A feedback event as stored, with its position in the log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredFeedback {
+    /// Increasing position in the log: a cursor for [`crate::Store::feedback_after`].
+    pub seq: i64,
+    #[serde(flatten)]
+    pub feedback: Feedback,
+}
+
+/// Outcome of a feedback batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InsertReport {
+    /// Events written.
+    pub inserted: usize,
+    /// Events skipped because their event id was already stored (or repeated in the batch).
+    pub duplicates: usize,
+}
+
+/// One item shown to a user in answer to a request (for exposure counts and off-policy evaluation).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Impression {
+    pub request_id: String,
+    pub user: String,
+    pub item: String,
+    /// 0-based position in the list shown.
+    pub slot: u32,
+    /// Probability that the policy showed this item in this slot, when it knows it.
+    #[serde(default)]
+    pub propensity: Option<f64>,
+    /// The policy (model version, experiment arm) that produced the list.
+    pub policy: String,
+    /// Unix seconds.
+    pub timestamp: i64,
+}
+
+/// A model version to add to the registry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewModel {
+    pub version: String,
+    pub algorithm: String,
+    pub params: Value,
+    pub metrics: Value,
+    /// Where the saved model lies (a directory with `manifest.json`).
+    pub artifact: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// A registered model version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelRecord {
+    #[serde(flatten)]
+    pub model: NewModel,
+    /// True for the one version being served, if any.
+    pub live: bool,
+}
+
+/// Number of rows per kind, for health checks and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreCounts {
+    pub users: u64,
+    pub items: u64,
+    pub feedback: u64,
+    pub impressions: u64,
+    pub models: u64,
+}
+
+/// Rejects an empty, over-long or control-character id; `what` names the field in the message.
+pub fn check_id(what: &str, id: &str) -> Result<()> {
+    if id.is_empty() {
+        return Err(Error::InvalidInput(format!("{what} is empty")));
+    }
+    if id.len() > MAX_ID_BYTES {
+        return Err(Error::InvalidInput(format!(
+            "{what} is {} bytes long; the limit is {MAX_ID_BYTES}",
+            id.len()
+        )));
+    }
+    if id.chars().any(char::is_control) {
+        return Err(Error::InvalidInput(format!(
+            "{what} {id:?} contains a control character"
+        )));
+    }
+    Ok(())
+}
+
+fn check_name(what: &str, name: &str) -> Result<()> {
+    if name.trim().is_empty() {
+        return Err(Error::InvalidInput(format!("{what} is empty")));
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return Err(Error::InvalidInput(format!(
+            "{what} is {} bytes long; the limit is {MAX_NAME_BYTES}",
+            name.len()
+        )));
+    }
+    Ok(())
+}
+
+fn check_finite(what: &str, value: Option<f64>) -> Result<()> {
+    match value {
+        Some(v) if !v.is_finite() => Err(Error::InvalidInput(format!("{what} is {v}"))),
+        _ => Ok(()),
+    }
+}
+
+/// Validates one element of a batch; errors say which element (0-based) was wrong.
+pub(crate) fn at<T>(index: usize, result: Result<T>) -> Result<T> {
+    result.map_err(|e| match e {
+        Error::InvalidInput(msg) => Error::InvalidInput(format!("element {index}: {msg}")),
+        other => other,
+    })
+}
+
+impl User {
+    /// A user without features.
+    pub fn new(id: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            features: Map::new(),
+        }
+    }
+
+    pub(crate) fn check(&self) -> Result<()> {
+        check_id("user id", &self.id)
+    }
+}
+
+impl Item {
+    /// A visible item without features, categories or date.
+    pub fn new(id: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            features: Map::new(),
+            categories: Vec::new(),
+            timestamp: None,
+            hidden: false,
+        }
+    }
+
+    pub(crate) fn check(&self) -> Result<()> {
+        check_id("item id", &self.id)?;
+        for category in &self.categories {
+            check_id(&format!("category of item {:?}", self.id), category)?;
+        }
+        Ok(())
+    }
+}
+
+impl Feedback {
+    pub(crate) fn check(&self) -> Result<()> {
+        check_id("user id", &self.user)?;
+        check_id("item id", &self.item)?;
+        check_name("event type", &self.event_type)?;
+        check_finite("value", self.value.map(f64::from))?;
+        if let Some(event_id) = &self.event_id {
+            check_id("event id", event_id)?;
+        }
+        Ok(())
+    }
+}
+
+impl Impression {
+    pub(crate) fn check(&self) -> Result<()> {
+        check_id("request id", &self.request_id)?;
+        check_id("user id", &self.user)?;
+        check_id("item id", &self.item)?;
+        check_name("policy", &self.policy)?;
+        check_finite("propensity", self.propensity)?;
+        if let Some(p) = self.propensity {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(Error::InvalidInput(format!(
+                    "propensity {p} is not a probability"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl NewModel {
+    pub(crate) fn check(&self) -> Result<()> {
+        check_id("model version", &self.version)?;
+        check_name("algorithm", &self.algorithm)?;
+        if self.artifact.is_empty() {
+            return Err(Error::InvalidInput("model artifact path is empty".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Keeps the last record of each id (a batch upsert where an id repeats means "the latest wins",
+/// and PostgreSQL refuses to update one row twice in one statement).
+pub(crate) fn last_per_id<T: Clone>(records: &[T], id: impl Fn(&T) -> &str) -> Vec<T> {
+    let mut position = std::collections::HashMap::with_capacity(records.len());
+    let mut out: Vec<T> = Vec::with_capacity(records.len());
+    for record in records {
+        match position.get(id(record)) {
+            Some(&i) => out[i] = record.clone(),
+            None => {
+                position.insert(id(record).to_owned(), out.len());
+                out.push(record.clone());
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_checked() {
+        assert!(check_id("user id", "u1").is_ok());
+        assert!(check_id("user id", "").is_err());
+        assert!(check_id("user id", &"x".repeat(MAX_ID_BYTES)).is_ok());
+        let long = check_id("user id", &"x".repeat(MAX_ID_BYTES + 1)).unwrap_err();
+        assert!(long.to_string().contains("257 bytes"), "{long}");
+        assert!(check_id("user id", "a\nb").is_err());
+    }
+
+    #[test]
+    fn feedback_and_impressions_are_checked() {
+        let ok = Feedback {
+            user: "u".into(),
+            item: "i".into(),
+            event_type: "click".into(),
+            value: Some(1.0),
+            timestamp: 0,
+            event_id: None,
+        };
+        assert!(ok.check().is_ok());
+        let nan = Feedback {
+            value: Some(f32::NAN),
+            ..ok.clone()
+        };
+        assert!(nan.check().is_err());
+        let no_type = Feedback {
+            event_type: " ".into(),
+            ..ok.clone()
+        };
+        assert!(no_type.check().is_err());
+        let imp = Impression {
+            request_id: "r".into(),
+            user: "u".into(),
+            item: "i".into(),
+            slot: 0,
+            propensity: Some(1.5),
+            policy: "als".into(),
+            timestamp: 0,
+        };
+        assert!(imp.check().unwrap_err().to_string().contains("probability"));
+    }
+
+    #[test]
+    fn batch_errors_name_the_element() {
+        let err = at(3, check_id("item id", "")).unwrap_err();
+        assert_eq!(err.to_string(), "element 3: item id is empty");
+    }
+
+    #[test]
+    fn last_record_per_id_wins_in_first_position() {
+        let rows = vec![("a", 1), ("b", 2), ("a", 3)];
+        assert_eq!(last_per_id(&rows, |r| r.0), vec![("a", 3), ("b", 2)]);
+    }
+}

@@ -1,0 +1,795 @@
+//! The embedded backend: one SQLite file in WAL mode.
+//!
+//! Concurrency: one writer connection (SQLite allows one writer at a time anyway) and a small pool
+//! of reader connections, which WAL lets read while the writer writes. Every call runs on tokio's
+//! blocking pool so async handlers never block a runtime thread on disk.
+//!
+//! Durability: `journal_mode=WAL` with `synchronous=NORMAL`. A committed transaction is in the WAL
+//! file (in the OS page cache at least) before the call returns, so it survives the process being
+//! killed (SIGKILL, panic, OOM); the durability test checks exactly that. It is not fsynced at
+//! every commit, so a power loss or kernel crash may lose the last transactions (never corrupt
+//! the database). That trade buys the ingest rate; `synchronous=FULL` would close the gap.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use kindred_core::{Dataset, Error, Result};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior};
+use serde_json::{Map, Value};
+
+use crate::dataset::DatasetBuilder;
+use crate::migrations;
+use crate::records::{
+    Feedback, Impression, InsertReport, Item, ModelRecord, NewModel, StoreCounts, StoredFeedback,
+    User,
+};
+
+/// How long a connection waits for a lock held by another process before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Idle reader connections kept open; more are opened under load and closed afterwards.
+const IDLE_READERS: usize = 4;
+
+const BACKEND: &str = "sqlite";
+
+/// Turns a SQLite failure into the crate error, naming the operation.
+fn failed(operation: &'static str) -> impl Fn(rusqlite::Error) -> Error {
+    move |e| Error::Store {
+        backend: BACKEND,
+        operation,
+        message: e.to_string(),
+    }
+}
+
+fn corrupt(operation: &'static str, message: String) -> Error {
+    Error::Store {
+        backend: BACKEND,
+        operation,
+        message,
+    }
+}
+
+/// A store in one SQLite file. Cheap to clone (shared connections).
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.inner.path)
+            .finish()
+    }
+}
+
+/// Runs blocking database work on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(
+    operation: &'static str,
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let handle = tokio::runtime::Handle::try_current()
+        .map_err(|_| corrupt(operation, "called outside a tokio runtime".into()))?;
+    handle
+        .spawn_blocking(work)
+        .await
+        .map_err(|e| corrupt(operation, format!("worker failed: {e}")))?
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(())
+}
+
+fn open_writer(path: &Path) -> Result<Connection> {
+    let fail = |e: rusqlite::Error| Error::Store {
+        backend: BACKEND,
+        operation: "open",
+        message: format!("{}: {e}", path.display()),
+    };
+    let mut conn = Connection::open(path).map_err(fail)?;
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(fail)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(corrupt(
+            "open",
+            format!(
+                "{}: cannot use WAL (journal mode is {mode})",
+                path.display()
+            ),
+        ));
+    }
+    configure(&conn).map_err(fail)?;
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let fail = failed("migrate");
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(&fail)?;
+    tx.execute_batch(migrations::VERSION_TABLE).map_err(&fail)?;
+    let current: i64 = tx
+        .query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_version",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(&fail)?;
+    let known = migrations::SQLITE.last().map_or(0, |m| m.0);
+    if current > known {
+        return Err(corrupt("migrate", migrations::too_new(current, known)));
+    }
+    for (version, sql) in migrations::SQLITE.iter().filter(|m| m.0 > current) {
+        tx.execute_batch(sql).map_err(&fail)?;
+        tx.execute(
+            "INSERT INTO schema_version (version, applied_at) VALUES (?1, unixepoch())",
+            [version],
+        )
+        .map_err(&fail)?;
+    }
+    tx.commit().map_err(&fail)
+}
+
+fn parse_object(operation: &'static str, what: &str, text: &str) -> Result<Map<String, Value>> {
+    match serde_json::from_str(text) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(corrupt(
+            operation,
+            format!("{what} are not a JSON object: {text}"),
+        )),
+    }
+}
+
+fn parse_value(operation: &'static str, what: &str, text: &str) -> Result<Value> {
+    serde_json::from_str(text)
+        .map_err(|e| corrupt(operation, format!("{what} are not valid JSON: {e}")))
+}
+
+fn limit(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+const USER_COLUMNS: &str = "id, features";
+const ITEM_COLUMNS: &str = "id, features, categories, timestamp, hidden";
+const FEEDBACK_COLUMNS: &str = "seq, user_id, item_id, event_type, value, ts, event_id";
+const MODEL_COLUMNS: &str = "version, algorithm, params, metrics, artifact, created_at, live";
+
+/// Raw columns of a row, decoded outside rusqlite's callback so JSON errors keep their context.
+type RawUser = (String, String);
+type RawItem = (String, String, String, Option<i64>, bool);
+type RawModel = (String, String, String, String, String, i64, bool);
+
+fn raw_user(r: &Row) -> rusqlite::Result<RawUser> {
+    Ok((r.get(0)?, r.get(1)?))
+}
+
+fn raw_item(r: &Row) -> rusqlite::Result<RawItem> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+}
+
+fn raw_model(r: &Row) -> rusqlite::Result<RawModel> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+    ))
+}
+
+fn user_of(op: &'static str, (id, features): RawUser) -> Result<User> {
+    let features = parse_object(op, &format!("features of user {id:?}"), &features)?;
+    Ok(User { id, features })
+}
+
+fn item_of(
+    op: &'static str,
+    (id, features, categories, timestamp, hidden): RawItem,
+) -> Result<Item> {
+    let features = parse_object(op, &format!("features of item {id:?}"), &features)?;
+    let categories = serde_json::from_str(&categories).map_err(|e| {
+        corrupt(
+            op,
+            format!("categories of item {id:?} are not a list of strings: {e}"),
+        )
+    })?;
+    Ok(Item {
+        id,
+        features,
+        categories,
+        timestamp,
+        hidden,
+    })
+}
+
+fn model_of(op: &'static str, raw: RawModel) -> Result<ModelRecord> {
+    let (version, algorithm, params, metrics, artifact, created_at, live) = raw;
+    let params = parse_value(op, &format!("params of model {version:?}"), &params)?;
+    let metrics = parse_value(op, &format!("metrics of model {version:?}"), &metrics)?;
+    Ok(ModelRecord {
+        model: NewModel {
+            version,
+            algorithm,
+            params,
+            metrics,
+            artifact,
+            created_at,
+        },
+        live,
+    })
+}
+
+fn feedback_of(r: &Row) -> rusqlite::Result<StoredFeedback> {
+    Ok(StoredFeedback {
+        seq: r.get(0)?,
+        feedback: Feedback {
+            user: r.get(1)?,
+            item: r.get(2)?,
+            event_type: r.get(3)?,
+            value: r.get::<_, Option<f64>>(4)?.map(|v| v as f32),
+            timestamp: r.get(5)?,
+            event_id: r.get(6)?,
+        },
+    })
+}
+
+fn query_feedback(
+    conn: &Connection,
+    op: &'static str,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<StoredFeedback>> {
+    let fail = failed(op);
+    let mut stmt = conn.prepare_cached(sql).map_err(&fail)?;
+    let rows = stmt.query_map(params, feedback_of).map_err(&fail)?;
+    rows.collect::<rusqlite::Result<_>>().map_err(&fail)
+}
+
+fn model_by_version(
+    conn: &Connection,
+    op: &'static str,
+    version: &str,
+) -> Result<Option<ModelRecord>> {
+    let raw = conn
+        .query_row(
+            &format!("SELECT {MODEL_COLUMNS} FROM models WHERE version = ?1"),
+            [version],
+            raw_model,
+        )
+        .optional()
+        .map_err(failed(op))?;
+    raw.map(|raw| model_of(op, raw)).transpose()
+}
+
+fn live_model_of(conn: &Connection, op: &'static str) -> Result<Option<ModelRecord>> {
+    let raw = conn
+        .query_row(
+            &format!("SELECT {MODEL_COLUMNS} FROM models WHERE live = 1"),
+            [],
+            raw_model,
+        )
+        .optional()
+        .map_err(failed(op))?;
+    raw.map(|raw| model_of(op, raw)).transpose()
+}
+
+/// Makes `version` the live one inside `tx`; `record` says whether to log the activation.
+fn set_live(tx: &Connection, op: &'static str, version: &str, record: bool) -> Result<()> {
+    let fail = failed(op);
+    tx.execute("UPDATE models SET live = 0 WHERE live = 1", [])
+        .map_err(&fail)?;
+    tx.execute("UPDATE models SET live = 1 WHERE version = ?1", [version])
+        .map_err(&fail)?;
+    if record {
+        tx.execute(
+            "INSERT INTO model_activations (version) VALUES (?1)",
+            [version],
+        )
+        .map_err(&fail)?;
+    }
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store at `path` and applies pending migrations.
+    pub async fn open(path: impl Into<PathBuf>) -> Result<Self> {
+        let path = path.into();
+        blocking("open", move || {
+            let writer = open_writer(&path)?;
+            Ok(Self {
+                inner: Arc::new(Inner {
+                    path,
+                    writer: Mutex::new(writer),
+                    readers: Mutex::new(Vec::new()),
+                }),
+            })
+        })
+        .await
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `work` on the writer connection.
+    async fn write<T: Send + 'static>(
+        &self,
+        op: &'static str,
+        work: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let inner = Arc::clone(&self.inner);
+        blocking(op, move || {
+            let mut conn = inner.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            work(&mut conn)
+        })
+        .await
+    }
+
+    /// Runs `work` on a reader connection, inside one read transaction (a consistent snapshot).
+    async fn read<T: Send + 'static>(
+        &self,
+        op: &'static str,
+        work: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let inner = Arc::clone(&self.inner);
+        blocking(op, move || {
+            let idle = inner
+                .readers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop();
+            let mut conn = match idle {
+                Some(conn) => conn,
+                None => {
+                    let conn = Connection::open_with_flags(
+                        &inner.path,
+                        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                    )
+                    .map_err(failed(op))?;
+                    configure(&conn).map_err(failed(op))?;
+                    conn
+                }
+            };
+            let tx = conn.transaction().map_err(failed(op))?;
+            let out = work(&tx);
+            drop(tx);
+            let mut idle = inner.readers.lock().unwrap_or_else(PoisonError::into_inner);
+            if idle.len() < IDLE_READERS {
+                idle.push(conn);
+            }
+            out
+        })
+        .await
+    }
+
+    pub(crate) async fn upsert_users(&self, users: Vec<User>) -> Result<()> {
+        self.write("upsert users", move |conn| {
+            let fail = failed("upsert users");
+            let tx = conn.transaction().map_err(&fail)?;
+            {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "INSERT INTO users (id, features) VALUES (?1, ?2)
+                         ON CONFLICT (id) DO UPDATE SET features = excluded.features",
+                    )
+                    .map_err(&fail)?;
+                for user in &users {
+                    let features = Value::Object(user.features.clone()).to_string();
+                    stmt.execute(params![user.id, features]).map_err(&fail)?;
+                }
+            }
+            tx.commit().map_err(&fail)
+        })
+        .await
+    }
+
+    pub(crate) async fn get_users(&self, ids: Vec<String>) -> Result<Vec<User>> {
+        self.read("get users", move |conn| {
+            let op = "get users";
+            let mut stmt = conn
+                .prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"))
+                .map_err(failed(op))?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in &ids {
+                if let Some(raw) = stmt
+                    .query_row([id], raw_user)
+                    .optional()
+                    .map_err(failed(op))?
+                {
+                    out.push(user_of(op, raw)?);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    pub(crate) async fn delete_users(&self, ids: Vec<String>) -> Result<usize> {
+        self.delete("delete users", "DELETE FROM users WHERE id = ?1", ids)
+            .await
+    }
+
+    async fn delete(&self, op: &'static str, sql: &'static str, ids: Vec<String>) -> Result<usize> {
+        self.write(op, move |conn| {
+            let fail = failed(op);
+            let tx = conn.transaction().map_err(&fail)?;
+            let mut deleted = 0;
+            {
+                let mut stmt = tx.prepare_cached(sql).map_err(&fail)?;
+                for id in &ids {
+                    deleted += stmt.execute([id]).map_err(&fail)?;
+                }
+            }
+            tx.commit().map_err(&fail)?;
+            Ok(deleted)
+        })
+        .await
+    }
+
+    pub(crate) async fn upsert_items(&self, items: Vec<Item>) -> Result<()> {
+        self.write("upsert items", move |conn| {
+            let fail = failed("upsert items");
+            let tx = conn.transaction().map_err(&fail)?;
+            {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "INSERT INTO items (id, features, categories, timestamp, hidden)
+                         VALUES (?1, ?2, ?3, ?4, ?5)
+                         ON CONFLICT (id) DO UPDATE SET features = excluded.features,
+                           categories = excluded.categories, timestamp = excluded.timestamp,
+                           hidden = excluded.hidden",
+                    )
+                    .map_err(&fail)?;
+                for item in &items {
+                    let features = Value::Object(item.features.clone()).to_string();
+                    let categories = Value::from(item.categories.clone()).to_string();
+                    stmt.execute(params![
+                        item.id,
+                        features,
+                        categories,
+                        item.timestamp,
+                        item.hidden
+                    ])
+                    .map_err(&fail)?;
+                }
+            }
+            tx.commit().map_err(&fail)
+        })
+        .await
+    }
+
+    pub(crate) async fn get_items(&self, ids: Vec<String>) -> Result<Vec<Item>> {
+        self.read("get items", move |conn| {
+            let op = "get items";
+            let mut stmt = conn
+                .prepare_cached(&format!("SELECT {ITEM_COLUMNS} FROM items WHERE id = ?1"))
+                .map_err(failed(op))?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in &ids {
+                if let Some(raw) = stmt
+                    .query_row([id], raw_item)
+                    .optional()
+                    .map_err(failed(op))?
+                {
+                    out.push(item_of(op, raw)?);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    pub(crate) async fn delete_items(&self, ids: Vec<String>) -> Result<usize> {
+        self.delete("delete items", "DELETE FROM items WHERE id = ?1", ids)
+            .await
+    }
+
+    pub(crate) async fn insert_feedback(&self, batch: Vec<Feedback>) -> Result<InsertReport> {
+        self.write("insert feedback", move |conn| {
+            let fail = failed("insert feedback");
+            let tx = conn.transaction().map_err(&fail)?;
+            let mut inserted = 0;
+            {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "INSERT INTO feedback (user_id, item_id, event_type, value, ts, event_id)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (event_id) DO NOTHING",
+                    )
+                    .map_err(&fail)?;
+                for f in &batch {
+                    inserted += stmt
+                        .execute(params![
+                            f.user,
+                            f.item,
+                            f.event_type,
+                            f.value.map(f64::from),
+                            f.timestamp,
+                            f.event_id
+                        ])
+                        .map_err(&fail)?;
+                }
+            }
+            tx.commit().map_err(&fail)?;
+            Ok(InsertReport {
+                inserted,
+                duplicates: batch.len() - inserted,
+            })
+        })
+        .await
+    }
+
+    pub(crate) async fn feedback_since(&self, since: i64, n: usize) -> Result<Vec<StoredFeedback>> {
+        self.read("list feedback", move |conn| {
+            query_feedback(
+                conn,
+                "list feedback",
+                &format!("SELECT {FEEDBACK_COLUMNS} FROM feedback WHERE ts >= ?1 ORDER BY ts, seq LIMIT ?2"),
+                params![since, limit(n)],
+            )
+        })
+        .await
+    }
+
+    pub(crate) async fn feedback_after(&self, seq: i64, n: usize) -> Result<Vec<StoredFeedback>> {
+        self.read("list feedback", move |conn| {
+            query_feedback(
+                conn,
+                "list feedback",
+                &format!(
+                    "SELECT {FEEDBACK_COLUMNS} FROM feedback WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+                ),
+                params![seq, limit(n)],
+            )
+        })
+        .await
+    }
+
+    pub(crate) async fn feedback_for_user(
+        &self,
+        user: String,
+        n: usize,
+    ) -> Result<Vec<StoredFeedback>> {
+        self.read("list user feedback", move |conn| {
+            query_feedback(
+                conn,
+                "list user feedback",
+                &format!(
+                    "SELECT {FEEDBACK_COLUMNS} FROM feedback WHERE user_id = ?1
+                     ORDER BY ts DESC, seq DESC LIMIT ?2"
+                ),
+                params![user, limit(n)],
+            )
+        })
+        .await
+    }
+
+    pub(crate) async fn insert_impressions(&self, batch: Vec<Impression>) -> Result<usize> {
+        self.write("insert impressions", move |conn| {
+            let fail = failed("insert impressions");
+            let tx = conn.transaction().map_err(&fail)?;
+            {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "INSERT INTO impressions (request_id, user_id, item_id, slot, propensity, policy, ts)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    )
+                    .map_err(&fail)?;
+                for i in &batch {
+                    stmt.execute(params![
+                        i.request_id,
+                        i.user,
+                        i.item,
+                        i.slot,
+                        i.propensity,
+                        i.policy,
+                        i.timestamp
+                    ])
+                    .map_err(&fail)?;
+                }
+            }
+            tx.commit().map_err(&fail)?;
+            Ok(batch.len())
+        })
+        .await
+    }
+
+    pub(crate) async fn impression_counts(&self, user: String) -> Result<Vec<(String, u64)>> {
+        self.read("count impressions", move |conn| {
+            let fail = failed("count impressions");
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT item_id, COUNT(*) FROM impressions WHERE user_id = ?1
+                     GROUP BY item_id ORDER BY item_id",
+                )
+                .map_err(&fail)?;
+            let rows = stmt
+                .query_map([user], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))
+                .map_err(&fail)?;
+            rows.collect::<rusqlite::Result<_>>().map_err(&fail)
+        })
+        .await
+    }
+
+    pub(crate) async fn register_model(&self, model: NewModel) -> Result<()> {
+        self.write("register model", move |conn| {
+            let op = "register model";
+            let fail = failed(op);
+            let tx = conn.transaction().map_err(&fail)?;
+            if model_by_version(&tx, op, &model.version)?.is_some() {
+                return Err(Error::InvalidInput(format!(
+                    "model version {:?} is already registered",
+                    model.version
+                )));
+            }
+            tx.execute(
+                "INSERT INTO models (version, algorithm, params, metrics, artifact, created_at, live)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)",
+                params![
+                    model.version,
+                    model.algorithm,
+                    model.params.to_string(),
+                    model.metrics.to_string(),
+                    model.artifact,
+                    model.created_at
+                ],
+            )
+            .map_err(&fail)?;
+            tx.commit().map_err(&fail)
+        })
+        .await
+    }
+
+    pub(crate) async fn list_models(&self) -> Result<Vec<ModelRecord>> {
+        self.read("list models", move |conn| {
+            let op = "list models";
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {MODEL_COLUMNS} FROM models ORDER BY created_at, version"
+                ))
+                .map_err(failed(op))?;
+            let raws = stmt
+                .query_map([], raw_model)
+                .map_err(failed(op))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(failed(op))?;
+            raws.into_iter().map(|raw| model_of(op, raw)).collect()
+        })
+        .await
+    }
+
+    pub(crate) async fn get_model(&self, version: String) -> Result<Option<ModelRecord>> {
+        self.read("get model", move |conn| {
+            model_by_version(conn, "get model", &version)
+        })
+        .await
+    }
+
+    pub(crate) async fn live_model(&self) -> Result<Option<ModelRecord>> {
+        self.read("get live model", move |conn| {
+            live_model_of(conn, "get live model")
+        })
+        .await
+    }
+
+    pub(crate) async fn activate_model(&self, version: String) -> Result<ModelRecord> {
+        self.write("activate model", move |conn| {
+            let op = "activate model";
+            let fail = failed(op);
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(&fail)?;
+            let Some(model) = model_by_version(&tx, op, &version)? else {
+                return Err(Error::InvalidInput(format!(
+                    "no model version {version:?} is registered"
+                )));
+            };
+            if !model.live {
+                set_live(&tx, op, &version, true)?;
+            }
+            tx.commit().map_err(&fail)?;
+            Ok(ModelRecord {
+                live: true,
+                ..model
+            })
+        })
+        .await
+    }
+
+    pub(crate) async fn rollback_model(&self) -> Result<ModelRecord> {
+        self.write("roll back model", move |conn| {
+            let op = "roll back model";
+            let fail = failed(op);
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(&fail)?;
+            let history: Vec<(i64, String)> = {
+                let mut stmt = tx
+                    .prepare("SELECT seq, version FROM model_activations ORDER BY seq DESC LIMIT 2")
+                    .map_err(&fail)?;
+                let rows = stmt
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .map_err(&fail)?;
+                rows.collect::<rusqlite::Result<_>>().map_err(&fail)?
+            };
+            let [(latest, _), (_, previous)] = history.as_slice() else {
+                return Err(Error::InvalidInput(
+                    "no earlier live model version to roll back to".into(),
+                ));
+            };
+            tx.execute("DELETE FROM model_activations WHERE seq = ?1", [latest])
+                .map_err(&fail)?;
+            set_live(&tx, op, previous, false)?;
+            let live = live_model_of(&tx, op)?
+                .ok_or_else(|| corrupt(op, format!("model {previous:?} vanished")))?;
+            tx.commit().map_err(&fail)?;
+            Ok(live)
+        })
+        .await
+    }
+
+    pub(crate) async fn counts(&self) -> Result<StoreCounts> {
+        self.read("count rows", move |conn| {
+            let count = |table: &str| -> Result<u64> {
+                conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map(|n| n as u64)
+                .map_err(failed("count rows"))
+            };
+            Ok(StoreCounts {
+                users: count("users")?,
+                items: count("items")?,
+                feedback: count("feedback")?,
+                impressions: count("impressions")?,
+                models: count("models")?,
+            })
+        })
+        .await
+    }
+
+    pub(crate) async fn load_dataset(&self, name: String) -> Result<Dataset> {
+        self.read("load dataset", move |conn| {
+            let op = "load dataset";
+            let fail = failed(op);
+            let mut builder = DatasetBuilder::new();
+            let mut stmt = conn
+                .prepare(&format!(
+                    "SELECT {FEEDBACK_COLUMNS} FROM feedback ORDER BY seq"
+                ))
+                .map_err(&fail)?;
+            let mut rows = stmt.query([]).map_err(&fail)?;
+            while let Some(row) = rows.next().map_err(&fail)? {
+                builder.push_feedback(&feedback_of(row).map_err(&fail)?.feedback);
+            }
+            let mut stmt = conn
+                .prepare(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY id"))
+                .map_err(&fail)?;
+            let mut rows = stmt.query([]).map_err(&fail)?;
+            while let Some(row) = rows.next().map_err(&fail)? {
+                builder.push_user(&user_of(op, raw_user(row).map_err(&fail)?)?)?;
+            }
+            let mut stmt = conn
+                .prepare(&format!("SELECT {ITEM_COLUMNS} FROM items ORDER BY id"))
+                .map_err(&fail)?;
+            let mut rows = stmt.query([]).map_err(&fail)?;
+            while let Some(row) = rows.next().map_err(&fail)? {
+                builder.push_item(&item_of(op, raw_item(row).map_err(&fail)?)?)?;
+            }
+            Ok(builder.build(&name))
+        })
+        .await
+    }
+}

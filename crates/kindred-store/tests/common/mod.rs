@@ -1,0 +1,176 @@
+//! Test fixtures: a fresh, empty store on either backend.
+//!
+//! SQLite gets a file in a temporary directory. PostgreSQL gets its own schema in the database
+//! named by `KINDRED_TEST_POSTGRES`, so tests run in parallel without seeing each other's rows.
+//! Without that variable PostgreSQL tests are skipped with a message, except under CI (`CI` set),
+//! where a skip would hide a broken setup and so fails.
+
+#![allow(dead_code)] // each test binary uses part of this module
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use kindred_store::{Feedback, PostgresStore, Store};
+
+pub const POSTGRES_VAR: &str = "KINDRED_TEST_POSTGRES";
+
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+enum Location {
+    Sqlite {
+        _dir: tempfile::TempDir,
+        path: PathBuf,
+    },
+    Postgres {
+        url: String,
+        schema: String,
+    },
+}
+
+/// A fresh store and how to reach it again.
+pub struct Fixture {
+    pub store: Store,
+    location: Location,
+}
+
+/// The PostgreSQL URL to test against, or `None` (after saying why) when tests should skip.
+pub fn postgres_url(test: &str) -> Option<String> {
+    match std::env::var(POSTGRES_VAR) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var_os("CI").is_some() => panic!(
+            "{test}: {POSTGRES_VAR} is not set, and CI is: PostgreSQL tests must run in CI \
+             (.ci/run starts PostgreSQL and sets it)"
+        ),
+        _ => {
+            eprintln!(
+                "{test}: skipped: set {POSTGRES_VAR} to a postgres:// URL of a database where \
+                 tests may create schemas to run the PostgreSQL store tests"
+            );
+            None
+        }
+    }
+}
+
+fn unique_schema() -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "kindred_test_{}_{}_{nanos}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+impl Fixture {
+    /// A new empty store, or `None` when the backend is not available here (PostgreSQL only).
+    pub async fn new(backend: Backend, test: &str) -> Option<Fixture> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temporary directory");
+                let path = dir.path().join("store.db");
+                let store = Store::open(path.to_str().expect("utf-8 temp path"))
+                    .await
+                    .expect("open sqlite store");
+                Some(Fixture {
+                    store,
+                    location: Location::Sqlite { _dir: dir, path },
+                })
+            }
+            Backend::Postgres => {
+                let url = postgres_url(test)?;
+                let schema = unique_schema();
+                let store = PostgresStore::open(&url, Some(&schema))
+                    .await
+                    .expect("open postgres store");
+                Some(Fixture {
+                    store: Store::Postgres(store),
+                    location: Location::Postgres { url, schema },
+                })
+            }
+        }
+    }
+
+    /// Opens the same store again (a restart).
+    pub async fn reopen(&self) -> Store {
+        match &self.location {
+            Location::Sqlite { path, .. } => Store::open(path.to_str().expect("utf-8 path"))
+                .await
+                .expect("reopen sqlite store"),
+            Location::Postgres { url, schema } => Store::Postgres(
+                PostgresStore::open(url, Some(schema))
+                    .await
+                    .expect("reopen postgres store"),
+            ),
+        }
+    }
+
+    /// Removes what the fixture created (the temporary directory goes by itself).
+    pub async fn cleanup(self) {
+        if let Location::Postgres { url, schema } = &self.location {
+            drop(self.store);
+            let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                .await
+                .expect("connect for cleanup");
+            tokio::spawn(connection);
+            client
+                .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+                .await
+                .expect("drop test schema");
+        }
+    }
+}
+
+/// Declares each named suite function (`async fn(&Fixture)`) as one test per backend.
+#[macro_export]
+macro_rules! store_suite {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let fixture = $crate::common::Fixture::new($crate::common::Backend::Sqlite, stringify!($name))
+                        .await
+                        .expect("sqlite is always available");
+                    super::$name(&fixture).await;
+                    fixture.cleanup().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(fixture) = $crate::common::Fixture::new($crate::common::Backend::Postgres, stringify!($name)).await else {
+                        return;
+                    };
+                    super::$name(&fixture).await;
+                    fixture.cleanup().await;
+                }
+            )*
+        }
+    };
+}
+
+/// Events per batch of [`feedback_batch`].
+pub const FEEDBACK_BATCH: usize = 1000;
+
+/// Batch `number` of a seeded-by-position feedback stream: 5,000 users, 2,000 items, a purchase
+/// every tenth event, unique event ids (`b{number}-e{n}`) and increasing timestamps.
+pub fn feedback_batch(number: usize) -> Vec<Feedback> {
+    (0..FEEDBACK_BATCH)
+        .map(|n| Feedback {
+            user: format!("u{}", (number * 31 + n) % 5_000),
+            item: format!("i{}", (number * 17 + n * 7) % 2_000),
+            event_type: if n % 10 == 0 { "purchase" } else { "view" }.into(),
+            value: Some((n % 5) as f32 + 1.0),
+            timestamp: 1_700_000_000 + (number * FEEDBACK_BATCH + n) as i64,
+            event_id: Some(format!("b{number}-e{n}")),
+        })
+        .collect()
+}

@@ -1,0 +1,510 @@
+//! The store's behaviour, written once and run against every backend (SQLite always, PostgreSQL
+//! when `KINDRED_TEST_POSTGRES` is set). Both backends must give identical answers.
+
+mod common;
+
+use common::Fixture;
+use kindred_core::features::ColumnData;
+use kindred_core::{Error, EventType};
+use kindred_store::{Feedback, Impression, Item, NewModel, Store, User, MAX_ID_BYTES};
+use serde_json::{json, Map, Value};
+
+store_suite!(
+    users_round_trip,
+    items_round_trip,
+    bad_input_is_rejected_before_anything_is_written,
+    feedback_event_ids_make_resending_a_no_op,
+    feedback_queries,
+    impressions_are_counted_per_user_and_item,
+    model_registry_keeps_at_most_one_live_version,
+    load_dataset_exports_events_and_features,
+    reopening_keeps_data_and_does_not_migrate_twice,
+    concurrent_batches_all_land,
+);
+
+fn obj(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        other => panic!("not an object: {other}"),
+    }
+}
+
+fn ids(ids: &[&str]) -> Vec<String> {
+    ids.iter().map(|s| s.to_string()).collect()
+}
+
+fn event(
+    user: &str,
+    item: &str,
+    event_type: &str,
+    value: Option<f32>,
+    ts: i64,
+    id: Option<&str>,
+) -> Feedback {
+    Feedback {
+        user: user.into(),
+        item: item.into(),
+        event_type: event_type.into(),
+        value,
+        timestamp: ts,
+        event_id: id.map(str::to_owned),
+    }
+}
+
+fn model(version: &str, created_at: i64) -> NewModel {
+    NewModel {
+        version: version.into(),
+        algorithm: "als".into(),
+        params: json!({"factors": 64, "reg": 0.05}),
+        metrics: json!({"ndcg@10": 0.31}),
+        artifact: format!("/models/{version}"),
+        created_at,
+    }
+}
+
+async fn users_round_trip(f: &Fixture) {
+    let store = &f.store;
+    assert_eq!(store.get_user("u1").await.unwrap(), None);
+    let u1 = User {
+        id: "u1".into(),
+        features: obj(json!({"age": 31, "tags": ["a", "b"]})),
+    };
+    store.upsert_user(&u1).await.unwrap();
+    assert_eq!(store.get_user("u1").await.unwrap(), Some(u1.clone()));
+
+    // Batch with a repeated id: the last record wins.
+    let u1_new = User {
+        id: "u1".into(),
+        features: obj(json!({"age": 32})),
+    };
+    store
+        .upsert_users(&[
+            User::new("u2"),
+            u1.clone(),
+            User::new("ü-3 with spaces"),
+            u1_new.clone(),
+        ])
+        .await
+        .unwrap();
+    let got = store
+        .get_users(&ids(&["ü-3 with spaces", "missing", "u1", "u2"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        got,
+        vec![User::new("ü-3 with spaces"), u1_new, User::new("u2")]
+    );
+    assert_eq!(store.counts().await.unwrap().users, 3);
+
+    assert!(store.delete_user("u2").await.unwrap());
+    assert!(!store.delete_user("u2").await.unwrap());
+    assert_eq!(
+        store
+            .delete_users(&ids(&["u1", "nope", "ü-3 with spaces"]))
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(store.counts().await.unwrap().users, 0);
+}
+
+async fn items_round_trip(f: &Fixture) {
+    let store = &f.store;
+    let item = Item {
+        id: "i1".into(),
+        features: obj(json!({"title": "Heat", "year": 1995, "emb": [0.25, -1.0]})),
+        categories: vec!["Action".into(), "Crime".into()],
+        timestamp: Some(1_700_000_000_123),
+        hidden: true,
+    };
+    store
+        .upsert_items(&[item.clone(), Item::new("i2")])
+        .await
+        .unwrap();
+    assert_eq!(store.get_item("i1").await.unwrap(), Some(item.clone()));
+    assert_eq!(store.get_item("i2").await.unwrap(), Some(Item::new("i2")));
+
+    let shown = Item {
+        hidden: false,
+        timestamp: None,
+        categories: vec![],
+        ..item.clone()
+    };
+    store.upsert_item(&shown).await.unwrap();
+    assert_eq!(store.get_item("i1").await.unwrap(), Some(shown));
+    assert_eq!(store.counts().await.unwrap().items, 2);
+    assert!(store.delete_item("i1").await.unwrap());
+    assert_eq!(
+        store.get_items(&ids(&["i1", "i2"])).await.unwrap(),
+        vec![Item::new("i2")]
+    );
+}
+
+async fn bad_input_is_rejected_before_anything_is_written(f: &Fixture) {
+    let store = &f.store;
+    let err = store.upsert_user(&User::new("")).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)), "{err}");
+    assert_eq!(err.to_string(), "element 0: user id is empty");
+
+    let long = "x".repeat(MAX_ID_BYTES + 1);
+    let err = store
+        .upsert_items(&[Item::new("ok"), Item::new(long.clone())])
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("element 1: item id is 257 bytes long"),
+        "{err}"
+    );
+    assert!(store.get_item(&long).await.is_err());
+
+    let batch = vec![
+        event("u", "i", "click", None, 1, Some("e1")),
+        event("u", "", "click", None, 1, Some("e2")),
+    ];
+    let err = store.insert_feedback(&batch).await.unwrap_err();
+    assert_eq!(err.to_string(), "element 1: item id is empty");
+    let err = store
+        .insert_feedback(&[event("u", "i", "rating", Some(f32::INFINITY), 1, None)])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("value is inf"), "{err}");
+    assert!(store.feedback_for_user("", 10).await.is_err());
+    assert!(store
+        .register_model(&NewModel {
+            artifact: String::new(),
+            ..model("v1", 0)
+        })
+        .await
+        .is_err());
+
+    // Nothing of the rejected batches was written.
+    let counts = store.counts().await.unwrap();
+    assert_eq!((counts.items, counts.feedback, counts.models), (0, 0, 0));
+}
+
+async fn feedback_event_ids_make_resending_a_no_op(f: &Fixture) {
+    let store = &f.store;
+    let batch: Vec<Feedback> = (0..50)
+        .map(|n| {
+            event(
+                &format!("u{}", n % 7),
+                &format!("i{n}"),
+                "click",
+                None,
+                100 + n,
+                Some(&format!("e{n}")),
+            )
+        })
+        .collect();
+    let first = store.insert_feedback(&batch).await.unwrap();
+    assert_eq!((first.inserted, first.duplicates), (50, 0));
+    let again = store.insert_feedback(&batch).await.unwrap();
+    assert_eq!((again.inserted, again.duplicates), (0, 50));
+
+    // Mixed: two known ids, one new id given twice, two events without ids (never duplicates).
+    let mixed = vec![
+        event("u1", "i1", "click", None, 1, Some("e3")),
+        event("u1", "i1", "click", None, 1, Some("new")),
+        event("u1", "i1", "click", None, 1, Some("new")),
+        event("u1", "i1", "view", None, 1, None),
+        event("u1", "i1", "view", None, 1, None),
+        event("u1", "i1", "click", None, 1, Some("e49")),
+    ];
+    let report = store.insert_feedback(&mixed).await.unwrap();
+    assert_eq!((report.inserted, report.duplicates), (3, 3));
+    assert_eq!(store.counts().await.unwrap().feedback, 53);
+    assert_eq!(store.insert_feedback(&[]).await.unwrap().inserted, 0);
+}
+
+async fn feedback_queries(f: &Fixture) {
+    let store = &f.store;
+    let batch = vec![
+        event("alice", "i1", "rating", Some(4.5), 30, Some("a")),
+        event("bob", "i2", "click", None, 10, None),
+        event("alice", "i2", "view", Some(12.0), 20, None),
+        event("alice", "i3", "purchase", None, 30, None),
+        event("bob", "i1", "rating", Some(2.0), 40, None),
+    ];
+    store.insert_feedback(&batch).await.unwrap();
+
+    let since = store.feedback_since(20, 100).await.unwrap();
+    let got: Vec<(&str, i64)> = since
+        .iter()
+        .map(|s| (s.feedback.item.as_str(), s.feedback.timestamp))
+        .collect();
+    // Ordered by time, ties in log order.
+    assert_eq!(got, vec![("i2", 20), ("i1", 30), ("i3", 30), ("i1", 40)]);
+    assert_eq!(since[1].feedback, batch[0]);
+    assert_eq!(store.feedback_since(20, 2).await.unwrap().len(), 2);
+
+    let all = store.feedback_after(0, 100).await.unwrap();
+    assert_eq!(
+        all.iter().map(|s| s.feedback.clone()).collect::<Vec<_>>(),
+        batch
+    );
+    assert!(all.windows(2).all(|w| w[0].seq < w[1].seq));
+    let rest = store.feedback_after(all[2].seq, 100).await.unwrap();
+    assert_eq!(rest, all[3..].to_vec());
+    assert!(store
+        .feedback_after(all[4].seq, 100)
+        .await
+        .unwrap()
+        .is_empty());
+
+    let alice = store.feedback_for_user("alice", 2).await.unwrap();
+    let got: Vec<&str> = alice.iter().map(|s| s.feedback.item.as_str()).collect();
+    assert_eq!(
+        got,
+        vec!["i3", "i1"],
+        "newest first, later log position first on ties"
+    );
+    assert!(store
+        .feedback_for_user("carol", 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn impressions_are_counted_per_user_and_item(f: &Fixture) {
+    let store = &f.store;
+    let shown = |request: &str, user: &str, item: &str, slot| Impression {
+        request_id: request.into(),
+        user: user.into(),
+        item: item.into(),
+        slot,
+        propensity: Some(0.5),
+        policy: "als-v1".into(),
+        timestamp: 5,
+    };
+    let n = store
+        .insert_impressions(&[
+            shown("r1", "u1", "a", 0),
+            shown("r1", "u1", "b", 1),
+            shown("r2", "u1", "a", 0),
+            shown("r2", "u1", "c", 1),
+            shown("r3", "u2", "a", 0),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(n, 5);
+    assert_eq!(
+        store.impression_counts("u1").await.unwrap(),
+        vec![
+            ("a".to_string(), 2),
+            ("b".to_string(), 1),
+            ("c".to_string(), 1)
+        ]
+    );
+    assert_eq!(store.impression_count("u1", "a").await.unwrap(), 2);
+    assert_eq!(store.impression_count("u2", "b").await.unwrap(), 0);
+    assert_eq!(store.counts().await.unwrap().impressions, 5);
+    let bad = Impression {
+        propensity: Some(-0.1),
+        ..shown("r4", "u", "i", 0)
+    };
+    assert!(store.insert_impressions(&[bad]).await.is_err());
+}
+
+fn live_versions(models: &[kindred_store::ModelRecord]) -> Vec<&str> {
+    models
+        .iter()
+        .filter(|m| m.live)
+        .map(|m| m.model.version.as_str())
+        .collect()
+}
+
+async fn model_registry_keeps_at_most_one_live_version(f: &Fixture) {
+    let store = &f.store;
+    assert_eq!(store.live_model().await.unwrap(), None);
+    store.register_model(&model("v1", 100)).await.unwrap();
+    store.register_model(&model("v2", 200)).await.unwrap();
+    store.register_model(&model("v3", 300)).await.unwrap();
+    let err = store.register_model(&model("v1", 999)).await.unwrap_err();
+    assert!(err.to_string().contains("already registered"), "{err}");
+    assert_eq!(
+        store.get_model("v1").await.unwrap().unwrap().model,
+        model("v1", 100)
+    );
+    assert_eq!(store.get_model("v9").await.unwrap(), None);
+
+    let err = store.activate_model("v9").await.unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)), "{err}");
+    assert!(
+        store.rollback_model().await.is_err(),
+        "nothing to roll back to"
+    );
+
+    store.activate_model("v1").await.unwrap();
+    store.activate_model("v2").await.unwrap();
+    store.activate_model("v2").await.unwrap(); // no-op: already live
+    let live = store.activate_model("v3").await.unwrap();
+    assert!(live.live && live.model.version == "v3");
+    let all = store.list_models().await.unwrap();
+    assert_eq!(
+        all.iter()
+            .map(|m| m.model.version.as_str())
+            .collect::<Vec<_>>(),
+        ["v1", "v2", "v3"]
+    );
+    assert_eq!(live_versions(&all), ["v3"]);
+
+    assert_eq!(store.rollback_model().await.unwrap().model.version, "v2");
+    assert_eq!(live_versions(&store.list_models().await.unwrap()), ["v2"]);
+    assert_eq!(store.rollback_model().await.unwrap().model.version, "v1");
+    assert_eq!(
+        store.live_model().await.unwrap().unwrap().model,
+        model("v1", 100)
+    );
+    assert!(store.rollback_model().await.is_err());
+    assert_eq!(live_versions(&store.list_models().await.unwrap()), ["v1"]);
+
+    // Concurrent activations: whatever the order, exactly one version ends up live.
+    let tasks: Vec<_> = ["v1", "v2", "v3", "v2", "v3", "v1"]
+        .into_iter()
+        .map(|v| {
+            let store = store.clone();
+            tokio::spawn(async move { store.activate_model(v).await.map(|_| ()) })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    assert_eq!(live_versions(&store.list_models().await.unwrap()).len(), 1);
+}
+
+async fn load_dataset_exports_events_and_features(f: &Fixture) {
+    let store = &f.store;
+    store
+        .upsert_users(&[
+            User {
+                id: "u1".into(),
+                features: obj(json!({"age": 30, "city": "Oslo"})),
+            },
+            User {
+                id: "u9".into(),
+                features: obj(json!({"age": 50})),
+            },
+        ])
+        .await
+        .unwrap();
+    store
+        .upsert_items(&[
+            Item {
+                categories: vec!["Drama".into()],
+                timestamp: Some(86_400),
+                ..Item::new("i1")
+            },
+            Item {
+                hidden: true,
+                ..Item::new("i2")
+            },
+            Item {
+                features: obj(json!({"price": 9.5})),
+                ..Item::new("new-item")
+            },
+        ])
+        .await
+        .unwrap();
+    store
+        .insert_feedback(&[
+            event("u1", "i1", "rating", Some(4.0), 10, None),
+            event("u2", "i2", "click", None, 11, None),
+            event("u1", "i2", "dwell", Some(3.5), 12, None),
+        ])
+        .await
+        .unwrap();
+
+    let data = store.load_dataset("store").await.unwrap();
+    assert_eq!(data.name, "store");
+    let log = &data.interactions;
+    assert_eq!(log.len(), 3);
+    assert_eq!(log.user_ids().externals(), ["u1", "u2"]);
+    assert_eq!(log.item_ids().externals(), ["i1", "i2"]);
+    assert_eq!(log.users(), &[0, 1, 0]);
+    assert_eq!(log.items(), &[0, 1, 1]);
+    assert_eq!(log.ratings()[0], 4.0);
+    assert!(log.ratings()[1].is_nan());
+    assert_eq!(log.weights(), &[1.0, 1.0, 3.5]);
+    assert_eq!(&log.events()[..2], &[EventType::Rating, EventType::Click]);
+    assert_eq!(log.event_name(log.events()[2]), "dwell");
+    assert_eq!(log.timestamps(), &[10, 11, 12]);
+
+    let users = data.user_features.as_deref().unwrap();
+    assert_eq!(
+        users.ids().externals(),
+        ["u1", "u9"],
+        "users without events keep their features"
+    );
+    assert!(
+        matches!(&users.column("age").unwrap().data, ColumnData::Numeric(v) if v == &[30.0, 50.0])
+    );
+    let items = data.item_features.as_deref().unwrap();
+    assert_eq!(items.ids().externals(), ["i1", "i2", "new-item"]);
+    assert!(
+        matches!(&items.column("hidden").unwrap().data, ColumnData::Numeric(v) if v == &[0.0, 1.0, 0.0])
+    );
+    assert!(matches!(&items.column("categories").unwrap().data,
+        ColumnData::Categorical { vocab, values } if vocab.externals() == ["Drama"] && values[0] == [0] && values[1].is_empty()));
+    assert!(
+        matches!(&items.column("timestamp").unwrap().data, ColumnData::Numeric(v) if v[0] == 86_400.0 && v[1].is_nan())
+    );
+    assert!(matches!(&items.column("price").unwrap().data, ColumnData::Numeric(v) if v[2] == 9.5));
+    // Aligned with the log, the cold new item is not a row of the log but is kept in the table.
+    assert_eq!(items.align(log.item_ids()), vec![Some(0), Some(1)]);
+}
+
+async fn reopening_keeps_data_and_does_not_migrate_twice(f: &Fixture) {
+    f.store.upsert_user(&User::new("kept")).await.unwrap();
+    f.store
+        .insert_feedback(&[event("kept", "i", "click", None, 1, Some("x"))])
+        .await
+        .unwrap();
+    let again: Store = f.reopen().await;
+    let third: Store = f.reopen().await;
+    assert_eq!(
+        again.get_user("kept").await.unwrap(),
+        Some(User::new("kept"))
+    );
+    let report = third
+        .insert_feedback(&[event("kept", "i", "click", None, 1, Some("x"))])
+        .await
+        .unwrap();
+    assert_eq!(
+        report.duplicates, 1,
+        "the unique event id survived reopening"
+    );
+    assert_eq!(third.counts().await.unwrap().feedback, 1);
+}
+
+async fn concurrent_batches_all_land(f: &Fixture) {
+    let tasks: Vec<_> = (0..8)
+        .map(|t| {
+            let store = f.store.clone();
+            tokio::spawn(async move {
+                for b in 0..5 {
+                    let batch: Vec<Feedback> = (0..200)
+                        .map(|n| {
+                            let id = format!("t{t}-b{b}-n{n}");
+                            event(
+                                &format!("u{n}"),
+                                &format!("i{t}"),
+                                "view",
+                                None,
+                                n,
+                                Some(&id),
+                            )
+                        })
+                        .collect();
+                    let report = store.insert_feedback(&batch).await.unwrap();
+                    assert_eq!(report.inserted, 200);
+                }
+                store.feedback_for_user("u1", 1000).await.unwrap().len()
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert!(task.await.unwrap() >= 5);
+    }
+    assert_eq!(f.store.counts().await.unwrap().feedback, 8 * 5 * 200);
+}
