@@ -599,6 +599,49 @@ fn similar_items_and_users_by_embeddings_cooccurrence_and_features() {
 }
 
 #[test]
+fn similar_users_by_shared_features() {
+    let dir = temp_dir("similar-user-features");
+    let csv = dir.join("events.csv");
+    std::fs::write(&csv, "user,item\na,x\nb,x\nc,y\nd,y\n").unwrap();
+    let features = dir.join("users.jsonl");
+    // a {f, 25-34}; b {f, 35-44}: 1/3; c {m, 25-34}: 1/3; d {f, 25-34}: 1. Ties by table order.
+    std::fs::write(
+        &features,
+        [
+            r#"{"id": "a", "gender": ["f"], "age": ["25-34"]}"#,
+            r#"{"id": "b", "gender": ["f"], "age": ["35-44"]}"#,
+            r#"{"id": "c", "gender": ["m"], "age": ["25-34"]}"#,
+            r#"{"id": "d", "gender": ["f"], "age": ["25-34"]}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let out = ok(&[
+        "similar",
+        "--users",
+        "--method",
+        "features",
+        "--data",
+        &format!("csv:{}", s(&csv)),
+        "--user-features",
+        s(&features),
+        "--id",
+        "a",
+        "--k",
+        "3",
+    ]);
+    let lines = similar_lines(&out, "user");
+    let third = 1.0 / 3.0;
+    assert_eq!(lines[0].0, "a");
+    let got: Vec<(String, f64)> = lines[0].1.clone();
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert_eq!(got[0].0, "d");
+    assert!((got[0].1 - 1.0).abs() < 1e-6, "{got:?}");
+    assert_eq!((got[1].0.as_str(), got[2].0.as_str()), ("b", "c"));
+    assert!((got[1].1 - third).abs() < 1e-6 && (got[2].1 - third).abs() < 1e-6);
+}
+
+#[test]
 fn similar_items_by_shared_features() {
     let dir = temp_dir("similar-features");
     let csv = dir.join("events.csv");

@@ -23,7 +23,8 @@ pub enum Method {
     Embeddings,
     /// Shrunk cosine of who-interacted-with-what in --data.
     Cooccurrence,
-    /// Jaccard of categorical item features (--data's or --item-features).
+    /// Jaccard of categorical features: item features (--data's or --item-features) with
+    /// --items, user features (--data's or --user-features) with --users.
     Features,
 }
 
@@ -57,9 +58,12 @@ pub struct Args {
     /// Data spec for --method cooccurrence or features (as `kindred train --data`).
     #[arg(long)]
     data: Option<String>,
-    /// Item features as JSON Lines, for --method features.
+    /// Item features as JSON Lines, for --method features --items.
     #[arg(long)]
     item_features: Option<PathBuf>,
+    /// User features as JSON Lines, for --method features --users.
+    #[arg(long)]
+    user_features: Option<PathBuf>,
     /// Embedding similarity: cosine, ip (inner product) or l2.
     #[arg(long, default_value = "cosine")]
     metric: String,
@@ -86,9 +90,6 @@ struct Lists {
 pub fn run(args: Args, env: &Env) -> Result<()> {
     if args.items == args.users {
         bail!("give exactly one of --items or --users");
-    }
-    if args.method == Method::Features && args.users {
-        bail!("--method features compares item features; use it with --items");
     }
     let lists = match args.method {
         Method::Embeddings => by_embeddings(&args, env)?,
@@ -213,7 +214,7 @@ fn load_data(args: &Args, env: &Env) -> Result<kindred_core::Dataset> {
         skip_invalid: false,
         pipeline: None,
         item_features: args.item_features.clone(),
-        user_features: None,
+        user_features: args.user_features.clone(),
     };
     data_args.load(env.quiet)
 }
@@ -250,16 +251,21 @@ fn by_cooccurrence(args: &Args, env: &Env) -> Result<Lists> {
 
 fn by_features(args: &Args, env: &Env) -> Result<Lists> {
     let dataset = load_data(args, env)?;
-    let Some(table) = dataset.item_features else {
+    let (table, what, flag) = if args.items {
+        (dataset.item_features, "item", "--item-features")
+    } else {
+        (dataset.user_features, "user", "--user-features")
+    };
+    let Some(table) = table else {
         bail!(
-            "{} has no item features; give --item-features FILE.jsonl",
+            "{} has no {what} features; give {flag} FILE.jsonl",
             dataset.name
         );
     };
-    // The feature table's own ids: items known only by their features are included.
+    // The feature table's own ids: entities known only by their features are included.
     let ids = table.ids().clone();
     let sets = FeatureSets::new(table.categorical_vectors(&ids));
-    let chosen = targets(args, &ids, "item with features")?;
+    let chosen = targets(args, &ids, &format!("{what} with features"))?;
     let ctx = env.fit_context(42);
     let k = args.k;
     let lists = neighbour_lists_with(chosen.len(), "feature neighbours", &ctx, &|i| {
