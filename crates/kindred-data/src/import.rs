@@ -347,21 +347,6 @@ pub(crate) mod test_support {
         std::fs::create_dir_all(&dir).expect("create temp dir");
         dir
     }
-
-    /// The directory holding `ml-100k/` and `ml-1m/`, from `KINDRED_DATA_DIR`. Skips (returns
-    /// `None`) when unset or missing, except under CI where real-data tests must run.
-    pub fn real_data_dir() -> Option<PathBuf> {
-        let dir = std::env::var_os("KINDRED_DATA_DIR")
-            .map(PathBuf::from)
-            .filter(|d| d.is_dir());
-        if dir.is_none() {
-            if std::env::var_os("CI").is_some() {
-                panic!("KINDRED_DATA_DIR must point at the MovieLens data when CI is set");
-            }
-            println!("skipped: KINDRED_DATA_DIR not set");
-        }
-        dir
-    }
 }
 
 #[cfg(test)]

@@ -631,8 +631,9 @@ fn parse_1m_user(line: &str, table: &mut FeatureTable) -> Result<(), RowError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::import::test_support::{real_data_dir, temp_dir};
+    use crate::import::test_support::temp_dir;
     use kindred_core::features::ColumnData;
+    use kindred_testkit::data_root as real_data_dir;
 
     fn write(dir: &Path, name: &str, bytes: &[u8]) {
         std::fs::write(dir.join(name), bytes).unwrap();

@@ -13,28 +13,13 @@ use kindred_core::Protocol;
 use kindred_data::{load, DataSpec, ImportOptions};
 use kindred_eval::{evaluate, EvalOptions};
 use kindred_rank::RankConfig;
-
-fn data_dir(name: &str) -> Option<PathBuf> {
-    let dir = std::env::var_os("KINDRED_DATA_DIR").map(|d| PathBuf::from(d).join(name));
-    match dir {
-        Some(dir) if dir.is_dir() => Some(dir),
-        other => {
-            let why = match other {
-                Some(dir) => format!("{} does not exist", dir.display()),
-                None => "KINDRED_DATA_DIR is not set".to_owned(),
-            };
-            if std::env::var_os("CI").is_some() {
-                panic!("real-data test cannot run under CI: {why}");
-            }
-            eprintln!("skipped: {why}");
-            None
-        }
-    }
-}
+use kindred_testkit::real_data_dir;
 
 #[test]
 fn ml1m_baseline_kfold_matches_surprise() {
-    let Some(dir) = data_dir("ml-1m") else { return };
+    let Some(dir) = real_data_dir("ml-1m") else {
+        return;
+    };
     let (dataset, _) = load(&DataSpec::MovieLens(dir), &ImportOptions::default()).unwrap();
     let protocol = Protocol::parse("kfold:5").unwrap();
     let opts = EvalOptions {
@@ -101,7 +86,9 @@ fn naive_temporal_split(dir: &std::path::Path) -> NaiveSplit {
 
 #[test]
 fn ml1m_popularity_temporal_metrics_agree_with_independent_recomputation() {
-    let Some(dir) = data_dir("ml-1m") else { return };
+    let Some(dir) = real_data_dir("ml-1m") else {
+        return;
+    };
     let (dataset, _) = load(&DataSpec::MovieLens(dir.clone()), &ImportOptions::default()).unwrap();
     let protocol = Protocol::parse("temporal:0.2,positive>=4").unwrap();
     let export = std::env::temp_dir().join(format!("kindred-ml1m-recs-{}.csv", std::process::id()));
@@ -149,7 +136,9 @@ fn ml1m_popularity_temporal_metrics_agree_with_independent_recomputation() {
 /// give the same metrics through the independent code path.
 #[test]
 fn ml1m_ranking_best_temporal_beats_peers_and_agrees_with_its_export() {
-    let Some(dir) = data_dir("ml-1m") else { return };
+    let Some(dir) = real_data_dir("ml-1m") else {
+        return;
+    };
     let (dataset, _) = load(&DataSpec::MovieLens(dir.clone()), &ImportOptions::default()).unwrap();
     let protocol = Protocol::parse("temporal:0.2,positive>=4").unwrap();
     let export = std::env::temp_dir().join(format!("kindred-ml1m-best-{}.csv", std::process::id()));
@@ -263,7 +252,9 @@ fn assert_export_agrees(
 /// more than 10% NDCG@10 loss against ranking-best without re-ranking.
 #[test]
 fn ml1m_diverse_example_meets_the_coverage_target() {
-    let Some(dir) = data_dir("ml-1m") else { return };
+    let Some(dir) = real_data_dir("ml-1m") else {
+        return;
+    };
     let (dataset, _) = load(&DataSpec::MovieLens(dir), &ImportOptions::default()).unwrap();
     let config = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/rank/diverse.toml");
     let rank = RankConfig::from_file(&config).unwrap();

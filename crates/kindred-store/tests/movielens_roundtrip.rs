@@ -4,31 +4,12 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use common::{Backend, Fixture};
 use kindred_core::features::ColumnData;
 use kindred_core::{Dataset, FeatureTable};
 use kindred_data::ImportOptions;
 use kindred_store::import::{feedback_from_interactions, items_from_features, users_from_features};
-
-fn data_dir(name: &str) -> Option<PathBuf> {
-    let dir = std::env::var_os("KINDRED_DATA_DIR").map(|d| PathBuf::from(d).join(name));
-    match dir {
-        Some(dir) if dir.is_dir() => Some(dir),
-        other => {
-            let why = match other {
-                Some(dir) => format!("{} does not exist", dir.display()),
-                None => "KINDRED_DATA_DIR is not set".to_owned(),
-            };
-            if std::env::var_os("CI").is_some() {
-                panic!("real-data test cannot run under CI: {why}");
-            }
-            eprintln!("skipped: {why}");
-            None
-        }
-    }
-}
+use kindred_testkit::real_data_dir;
 
 /// Every entity of `a` has the same value in every column of `b` (looked up by external id).
 fn assert_same_features(what: &str, a: &FeatureTable, b: &FeatureTable) {
@@ -116,7 +97,7 @@ async fn round_trip(fixture: &Fixture, original: &Dataset) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ml100k_round_trips_through_the_store() {
-    let Some(dir) = data_dir("ml-100k") else {
+    let Some(dir) = real_data_dir("ml-100k") else {
         return;
     };
     let (original, _) =
