@@ -9,6 +9,7 @@
 //! user and item features exactly as stored, so a model trains on what it will be served with.
 
 pub mod dataset;
+mod decode;
 pub mod import;
 pub mod migrations;
 pub mod postgres;

@@ -10,16 +10,16 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use futures_util::TryStreamExt;
 use kindred_core::{Dataset, Error, Result};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio_postgres::{Client, GenericClient, NoTls, Row};
 
 use crate::dataset::DatasetBuilder;
-use crate::migrations;
 use crate::records::{
     Feedback, Impression, InsertReport, Item, ModelRecord, NewModel, StoreCounts, StoredFeedback,
     User,
 };
+use crate::{decode, migrations};
 
 /// Connections open at most at once per store.
 const POOL_SIZE: usize = 8;
@@ -48,11 +48,7 @@ fn failed(operation: &'static str) -> impl Fn(tokio_postgres::Error) -> Error {
 }
 
 fn corrupt(operation: &'static str, message: String) -> Error {
-    Error::Store {
-        backend: BACKEND,
-        operation,
-        message,
-    }
+    decode::corrupt(BACKEND, operation, message)
 }
 
 /// A store in a PostgreSQL database. Cheap to clone (shared pool).
@@ -168,21 +164,6 @@ fn check_schema(schema: &str) -> Result<()> {
     }
 }
 
-fn object(op: &'static str, what: &str, text: &str) -> Result<Map<String, Value>> {
-    match serde_json::from_str(text) {
-        Ok(Value::Object(map)) => Ok(map),
-        _ => Err(corrupt(op, format!("{what} are not a JSON object: {text}"))),
-    }
-}
-
-fn json(op: &'static str, what: &str, text: &str) -> Result<Value> {
-    serde_json::from_str(text).map_err(|e| corrupt(op, format!("{what} are not valid JSON: {e}")))
-}
-
-fn limit(n: usize) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
 const USER_COLUMNS: &str = "id, features::text";
 const ITEM_COLUMNS: &str = "id, features::text, categories::text, timestamp, hidden";
 const FEEDBACK_COLUMNS: &str = "seq, user_id, item_id, event_type, value, ts, event_id";
@@ -192,29 +173,20 @@ const MODEL_COLUMNS: &str =
 fn user_of(op: &'static str, row: &Row) -> Result<User> {
     let id: String = row.try_get(0).map_err(failed(op))?;
     let text: String = row.try_get(1).map_err(failed(op))?;
-    let features = object(op, &format!("features of user {id:?}"), &text)?;
+    let features = decode::object(BACKEND, op, &format!("features of user {id:?}"), &text)?;
     Ok(User { id, features })
 }
 
 fn item_of(op: &'static str, row: &Row) -> Result<Item> {
     let fail = failed(op);
-    let id: String = row.try_get(0).map_err(&fail)?;
-    let features: String = row.try_get(1).map_err(&fail)?;
-    let categories: String = row.try_get(2).map_err(&fail)?;
-    let features = object(op, &format!("features of item {id:?}"), &features)?;
-    let categories = serde_json::from_str(&categories).map_err(|e| {
-        corrupt(
-            op,
-            format!("categories of item {id:?} are not a list of strings: {e}"),
-        )
-    })?;
-    Ok(Item {
-        id,
-        features,
-        categories,
-        timestamp: row.try_get(3).map_err(&fail)?,
-        hidden: row.try_get(4).map_err(&fail)?,
-    })
+    let raw = (
+        row.try_get(0).map_err(&fail)?,
+        row.try_get(1).map_err(&fail)?,
+        row.try_get(2).map_err(&fail)?,
+        row.try_get(3).map_err(&fail)?,
+        row.try_get(4).map_err(&fail)?,
+    );
+    decode::item(BACKEND, op, raw)
 }
 
 fn feedback_of(op: &'static str, row: &Row) -> Result<StoredFeedback> {
@@ -239,8 +211,18 @@ fn model_of(op: &'static str, row: &Row) -> Result<ModelRecord> {
     let metrics: String = row.try_get(3).map_err(&fail)?;
     Ok(ModelRecord {
         model: NewModel {
-            params: json(op, &format!("params of model {version:?}"), &params)?,
-            metrics: json(op, &format!("metrics of model {version:?}"), &metrics)?,
+            params: decode::json(
+                BACKEND,
+                op,
+                &format!("params of model {version:?}"),
+                &params,
+            )?,
+            metrics: decode::json(
+                BACKEND,
+                op,
+                &format!("metrics of model {version:?}"),
+                &metrics,
+            )?,
             algorithm: row.try_get(1).map_err(&fail)?,
             artifact: row.try_get(4).map_err(&fail)?,
             created_at: row.try_get(5).map_err(&fail)?,
@@ -518,7 +500,7 @@ impl PostgresStore {
             &format!(
                 "SELECT {FEEDBACK_COLUMNS} FROM feedback WHERE ts >= $1 ORDER BY ts, seq LIMIT $2"
             ),
-            &[&since, &limit(n)],
+            &[&since, &decode::limit(n)],
         )
         .await
     }
@@ -529,7 +511,7 @@ impl PostgresStore {
             &format!(
                 "SELECT {FEEDBACK_COLUMNS} FROM feedback WHERE seq > $1 ORDER BY seq LIMIT $2"
             ),
-            &[&seq, &limit(n)],
+            &[&seq, &decode::limit(n)],
         )
         .await
     }
@@ -545,7 +527,7 @@ impl PostgresStore {
                 "SELECT {FEEDBACK_COLUMNS} FROM feedback WHERE user_id = $1
                  ORDER BY ts DESC, seq DESC LIMIT $2"
             ),
-            &[&user, &limit(n)],
+            &[&user, &decode::limit(n)],
         )
         .await
     }

@@ -16,14 +16,14 @@ use std::time::Duration;
 
 use kindred_core::{Dataset, Error, Result};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::dataset::DatasetBuilder;
-use crate::migrations;
 use crate::records::{
     Feedback, Impression, InsertReport, Item, ModelRecord, NewModel, StoreCounts, StoredFeedback,
     User,
 };
+use crate::{decode, migrations};
 
 /// How long a connection waits for a lock held by another process before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -42,11 +42,7 @@ fn failed(operation: &'static str) -> impl Fn(rusqlite::Error) -> Error {
 }
 
 fn corrupt(operation: &'static str, message: String) -> Error {
-    Error::Store {
-        backend: BACKEND,
-        operation,
-        message,
-    }
+    decode::corrupt(BACKEND, operation, message)
 }
 
 /// A store in one SQLite file. Cheap to clone (shared connections).
@@ -140,25 +136,6 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     tx.commit().map_err(&fail)
 }
 
-fn parse_object(operation: &'static str, what: &str, text: &str) -> Result<Map<String, Value>> {
-    match serde_json::from_str(text) {
-        Ok(Value::Object(map)) => Ok(map),
-        _ => Err(corrupt(
-            operation,
-            format!("{what} are not a JSON object: {text}"),
-        )),
-    }
-}
-
-fn parse_value(operation: &'static str, what: &str, text: &str) -> Result<Value> {
-    serde_json::from_str(text)
-        .map_err(|e| corrupt(operation, format!("{what} are not valid JSON: {e}")))
-}
-
-fn limit(n: usize) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
 const USER_COLUMNS: &str = "id, features";
 const ITEM_COLUMNS: &str = "id, features, categories, timestamp, hidden";
 const FEEDBACK_COLUMNS: &str = "seq, user_id, item_id, event_type, value, ts, event_id";
@@ -190,34 +167,28 @@ fn raw_model(r: &Row) -> rusqlite::Result<RawModel> {
 }
 
 fn user_of(op: &'static str, (id, features): RawUser) -> Result<User> {
-    let features = parse_object(op, &format!("features of user {id:?}"), &features)?;
+    let features = decode::object(BACKEND, op, &format!("features of user {id:?}"), &features)?;
     Ok(User { id, features })
 }
 
-fn item_of(
-    op: &'static str,
-    (id, features, categories, timestamp, hidden): RawItem,
-) -> Result<Item> {
-    let features = parse_object(op, &format!("features of item {id:?}"), &features)?;
-    let categories = serde_json::from_str(&categories).map_err(|e| {
-        corrupt(
-            op,
-            format!("categories of item {id:?} are not a list of strings: {e}"),
-        )
-    })?;
-    Ok(Item {
-        id,
-        features,
-        categories,
-        timestamp,
-        hidden,
-    })
+fn item_of(op: &'static str, raw: RawItem) -> Result<Item> {
+    decode::item(BACKEND, op, raw)
 }
 
 fn model_of(op: &'static str, raw: RawModel) -> Result<ModelRecord> {
     let (version, algorithm, params, metrics, artifact, created_at, live) = raw;
-    let params = parse_value(op, &format!("params of model {version:?}"), &params)?;
-    let metrics = parse_value(op, &format!("metrics of model {version:?}"), &metrics)?;
+    let params = decode::json(
+        BACKEND,
+        op,
+        &format!("params of model {version:?}"),
+        &params,
+    )?;
+    let metrics = decode::json(
+        BACKEND,
+        op,
+        &format!("metrics of model {version:?}"),
+        &metrics,
+    )?;
     Ok(ModelRecord {
         model: NewModel {
             version,
@@ -537,7 +508,7 @@ impl SqliteStore {
                 conn,
                 "list feedback",
                 &format!("SELECT {FEEDBACK_COLUMNS} FROM feedback WHERE ts >= ?1 ORDER BY ts, seq LIMIT ?2"),
-                params![since, limit(n)],
+                params![since, decode::limit(n)],
             )
         })
         .await
@@ -551,7 +522,7 @@ impl SqliteStore {
                 &format!(
                     "SELECT {FEEDBACK_COLUMNS} FROM feedback WHERE seq > ?1 ORDER BY seq LIMIT ?2"
                 ),
-                params![seq, limit(n)],
+                params![seq, decode::limit(n)],
             )
         })
         .await
@@ -570,7 +541,7 @@ impl SqliteStore {
                     "SELECT {FEEDBACK_COLUMNS} FROM feedback WHERE user_id = ?1
                      ORDER BY ts DESC, seq DESC LIMIT ?2"
                 ),
-                params![user, limit(n)],
+                params![user, decode::limit(n)],
             )
         })
         .await

@@ -1,0 +1,83 @@
+//! Turning stored text back into records, shared by both backends: both keep features,
+//! categories and model parameters as JSON text, so reading them back (and naming what is
+//! corrupt) is one piece of code rather than two that could drift apart.
+
+use kindred_core::{Error, Result};
+use serde_json::{Map, Value};
+
+use crate::records::Item;
+
+/// An error about stored data that does not decode, naming the backend and the operation.
+pub(crate) fn corrupt(backend: &'static str, operation: &'static str, message: String) -> Error {
+    Error::Store {
+        backend,
+        operation,
+        message,
+    }
+}
+
+/// A JSON object stored as text (`what`: "features of user \"u1\"" in errors).
+pub(crate) fn object(
+    backend: &'static str,
+    operation: &'static str,
+    what: &str,
+    text: &str,
+) -> Result<Map<String, Value>> {
+    match serde_json::from_str(text) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(corrupt(
+            backend,
+            operation,
+            format!("{what} are not a JSON object: {text}"),
+        )),
+    }
+}
+
+/// Any JSON value stored as text.
+pub(crate) fn json(
+    backend: &'static str,
+    operation: &'static str,
+    what: &str,
+    text: &str,
+) -> Result<Value> {
+    serde_json::from_str(text).map_err(|e| {
+        corrupt(
+            backend,
+            operation,
+            format!("{what} are not valid JSON: {e}"),
+        )
+    })
+}
+
+/// An item row: id, features and categories as JSON text, timestamp, hidden flag.
+pub(crate) fn item(
+    backend: &'static str,
+    operation: &'static str,
+    (id, features, categories, timestamp, hidden): (String, String, String, Option<i64>, bool),
+) -> Result<Item> {
+    let features = object(
+        backend,
+        operation,
+        &format!("features of item {id:?}"),
+        &features,
+    )?;
+    let categories = serde_json::from_str(&categories).map_err(|e| {
+        corrupt(
+            backend,
+            operation,
+            format!("categories of item {id:?} are not a list of strings: {e}"),
+        )
+    })?;
+    Ok(Item {
+        id,
+        features,
+        categories,
+        timestamp,
+        hidden,
+    })
+}
+
+/// A row limit as SQL's signed integer (saturating).
+pub(crate) fn limit(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
