@@ -274,6 +274,27 @@ impl RankPipeline {
         &self.fallback
     }
 
+    /// A non-personal order (`fallback().popular()`, `trending()`, `latest()`) cut to the page
+    /// `offset..offset+n` of the items that pass the hard filters at `now` (hidden,
+    /// availability, request excludes) and meet every soft one (categories, date window).
+    pub fn filter_order(
+        &self,
+        order: &[u32],
+        filters: &RequestFilters,
+        now: i64,
+        offset: usize,
+        n: usize,
+    ) -> Result<Vec<u32>> {
+        let resolved = self.filters.resolve(&[], filters, now, None)?;
+        Ok(order
+            .iter()
+            .copied()
+            .filter(|&i| resolved.passes_hard(i) && resolved.soft_level(i) == 0)
+            .skip(offset)
+            .take(n)
+            .collect())
+    }
+
     /// The list of up to `n` distinct items for `request`, best first, each with its source.
     /// Errors only on request filters naming unknown categories.
     pub fn rank(&self, request: &RankRequest<'_>, n: usize) -> Result<Vec<RankedItem>> {

@@ -1,0 +1,153 @@
+//! Assembles the router (routes, auth per scope, body limit, timeout, metrics, request logs) and
+//! runs it until a shutdown signal, finishing requests in flight.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+
+use crate::auth::Scope;
+use crate::error::{ApiError, Error, Result};
+use crate::routes;
+use crate::state::AppState;
+
+async fn require(
+    State((state, scope)): State<(Arc<AppState>, Scope)>,
+    req: Request,
+    next: Next,
+) -> Response {
+    match state.keys.check(req.headers(), scope) {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Times the request out, counts it, and logs failures.
+async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_owned();
+    let method = req.method().as_str().to_owned();
+    let timeout = Duration::from_millis(state.config.request_timeout_ms);
+    let response = match tokio::time::timeout(timeout, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            format!("the request took longer than {} ms", timeout.as_millis()),
+        )
+        .into_response(),
+    };
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    state
+        .metrics
+        .observe_request(&route, &method, status, elapsed);
+    if status >= 500 {
+        tracing::warn!(%route, %method, status, micros = elapsed.as_micros() as u64, "request failed");
+    } else {
+        tracing::debug!(%route, %method, status, micros = elapsed.as_micros() as u64, "request");
+    }
+    response
+}
+
+async fn no_route(req: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no_route",
+        format!(
+            "no route {} {}; see /openapi.json",
+            req.method(),
+            req.uri().path()
+        ),
+    )
+}
+
+async fn method_not_allowed(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let response = next.run(req).await;
+    if response.status() == StatusCode::METHOD_NOT_ALLOWED {
+        return ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("{method} is not allowed on {path}; see /openapi.json"),
+        )
+        .into_response();
+    }
+    response
+}
+
+/// The whole application.
+pub fn router(state: Arc<AppState>) -> Router {
+    let scoped = |scope: Scope| {
+        routes::routes(scope).route_layer(middleware::from_fn_with_state(
+            (Arc::clone(&state), scope),
+            require,
+        ))
+    };
+    Router::new()
+        .merge(routes::open_routes())
+        .merge(scoped(Scope::Read))
+        .merge(scoped(Scope::Write))
+        .merge(scoped(Scope::Admin))
+        .fallback(no_route)
+        .layer(middleware::from_fn(method_not_allowed))
+        .layer(middleware::from_fn_with_state(Arc::clone(&state), observe))
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .with_state(state)
+}
+
+/// Serves on `listener` until `shutdown` resolves, then stops taking connections and lets
+/// requests in flight finish; background work stops with it.
+pub async fn serve(
+    state: Arc<AppState>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let background = tokio::spawn(Arc::clone(&state).run_background(stop_rx));
+    let app = router(state);
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    let _ = stop_tx.send(true);
+    let _ = background.await;
+    result.map_err(|e| Error::Task(format!("server: {e}")))
+}
+
+/// Binds the configured address.
+pub async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { addr, source })
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,183 @@
+//! API keys and scopes: every route needs read, write or admin, checked from
+//! `Authorization: Bearer KEY` against the configured keys.
+//!
+//! Scopes nest (admin > write > read): an admin key may do everything, a write key may also
+//! read. A scope whose own key is unset is open (BLUEPRINT §5: no read key, reads are open), so
+//! a server on loopback with no keys needs no header at all; the config refuses a non-loopback
+//! address without write and admin keys.
+
+use axum::http::{HeaderMap, StatusCode};
+
+use crate::config::KeysConfig;
+use crate::error::ApiError;
+
+/// What a route needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Scope {
+    Read,
+    Write,
+    Admin,
+}
+
+impl Scope {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Write => "write",
+            Scope::Admin => "admin",
+        }
+    }
+}
+
+/// Compares without an early exit, so response times do not reveal how much of a key matched.
+fn same_key(given: &[u8], expected: &[u8]) -> bool {
+    let mut diff = given.len() ^ expected.len();
+    for (i, &b) in expected.iter().enumerate() {
+        diff |= usize::from(b ^ given.get(i).copied().unwrap_or(0));
+    }
+    diff == 0
+}
+
+/// The configured keys.
+#[derive(Debug, Clone, Default)]
+pub struct ApiKeys {
+    keys: KeysConfig,
+}
+
+impl ApiKeys {
+    pub fn new(keys: KeysConfig) -> Self {
+        Self { keys }
+    }
+
+    fn key(&self, scope: Scope) -> Option<&str> {
+        match scope {
+            Scope::Read => self.keys.read.as_deref(),
+            Scope::Write => self.keys.write.as_deref(),
+            Scope::Admin => self.keys.admin.as_deref(),
+        }
+    }
+
+    /// The highest scope `key` grants.
+    fn scope_of(&self, key: &str) -> Option<Scope> {
+        [Scope::Admin, Scope::Write, Scope::Read]
+            .into_iter()
+            .find(|&s| {
+                self.key(s)
+                    .is_some_and(|k| same_key(key.as_bytes(), k.as_bytes()))
+            })
+    }
+
+    /// True when a request without a key may do `scope`: no key is set for that scope.
+    fn open(&self, scope: Scope) -> bool {
+        self.key(scope).is_none()
+    }
+
+    /// Ok when the request's headers allow `scope`; 401 for a missing, malformed or unknown
+    /// key, 403 for a valid key of a lower scope.
+    pub fn check(&self, headers: &HeaderMap, scope: Scope) -> Result<(), ApiError> {
+        let header = headers.get(axum::http::header::AUTHORIZATION);
+        let Some(header) = header else {
+            if self.open(scope) {
+                return Ok(());
+            }
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "missing_api_key",
+                format!(
+                    "this route needs a {} key: send `Authorization: Bearer KEY`",
+                    scope.name()
+                ),
+            ));
+        };
+        let key = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_api_key",
+                    "the Authorization header must be `Bearer KEY`",
+                )
+            })?;
+        match self.scope_of(key) {
+            Some(granted) if granted >= scope => Ok(()),
+            Some(granted) => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "this route needs a {} key; the key given has {} scope",
+                    scope.name(),
+                    granted.name()
+                ),
+            )),
+            // An unknown key is refused even on open routes: a typo should not pass silently.
+            None => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_api_key",
+                "the API key is not valid",
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(key: Option<&str>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Some(k) = key {
+            h.insert(
+                axum::http::header::AUTHORIZATION,
+                format!("Bearer {k}").parse().unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn scopes_nest_and_unset_scopes_are_open() {
+        let keys = ApiKeys::new(KeysConfig {
+            read: None,
+            write: Some("w".into()),
+            admin: Some("a".into()),
+        });
+        assert!(keys.check(&headers(None), Scope::Read).is_ok());
+        assert_eq!(
+            keys.check(&headers(None), Scope::Write).unwrap_err().status,
+            401
+        );
+        assert!(keys.check(&headers(Some("w")), Scope::Write).is_ok());
+        assert!(keys.check(&headers(Some("w")), Scope::Read).is_ok());
+        assert_eq!(
+            keys.check(&headers(Some("w")), Scope::Admin)
+                .unwrap_err()
+                .status,
+            403
+        );
+        assert!(keys.check(&headers(Some("a")), Scope::Admin).is_ok());
+        assert_eq!(
+            keys.check(&headers(Some("x")), Scope::Read)
+                .unwrap_err()
+                .status,
+            401
+        );
+        assert_eq!(
+            keys.check(&headers(Some("")), Scope::Read)
+                .unwrap_err()
+                .status,
+            401
+        );
+    }
+
+    #[test]
+    fn key_comparison_needs_the_whole_key() {
+        assert!(same_key(b"secret", b"secret"));
+        assert!(!same_key(b"secre", b"secret"));
+        assert!(!same_key(b"secrets", b"secret"));
+        assert!(!same_key(b"", b"secret"));
+    }
+}

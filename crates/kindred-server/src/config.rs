@@ -1,0 +1,326 @@
+//! The server's configuration: a TOML file (every key optional) with environment overrides on
+//! top, so one file can be shared between machines and secrets stay in the environment.
+//!
+//! Environment variables (each overrides the file):
+//! `KINDRED_LISTEN`, `KINDRED_STORE`, `KINDRED_MODELS_DIR`, `KINDRED_MODE` (`realtime`|`batch`),
+//! `KINDRED_CACHE_TTL_SECONDS` (0 disables the cache), `KINDRED_RETRAIN_INTERVAL_SECONDS`,
+//! `KINDRED_API_KEY_READ`, `KINDRED_API_KEY_WRITE`, `KINDRED_API_KEY_ADMIN`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// How per-user lists are produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServeMode {
+    /// Scored at request time (fold-in of new feedback on the next request).
+    Realtime,
+    /// Precomputed for every known user whenever a model version goes live, served from memory;
+    /// requests that a precomputed list cannot answer (filters, new feedback, unknown users,
+    /// deep pages) are scored at request time.
+    Batch,
+}
+
+/// Per-user list cache.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Seconds a cached list stays valid; 0 disables the cache.
+    pub ttl_seconds: u64,
+    /// Most lists kept; beyond it the oldest entries are dropped.
+    pub capacity: usize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            ttl_seconds: 60,
+            capacity: 100_000,
+        }
+    }
+}
+
+/// API keys per scope (`Authorization: Bearer KEY`). Admin covers write and read, write covers
+/// read. No read key: reads are open. No write or admin key: the server only starts on a
+/// loopback address.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysConfig {
+    pub read: Option<String>,
+    pub write: Option<String>,
+    pub admin: Option<String>,
+}
+
+/// How models are trained by `kindred train --publish` defaults and by the scheduler.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainingConfig {
+    /// Model spec or preset (`als`, `als:factors=64,iterations=15`, ...).
+    pub model: String,
+    /// Keep only ratings >= this as implicit positives (what ranking protocols do).
+    pub positive: Option<f32>,
+    pub seed: u64,
+    /// Retrain every this many seconds (0: never; train with `kindred train --publish`).
+    pub interval_seconds: u64,
+    /// The scheduler skips a round when fewer events than this arrived since the live version.
+    pub min_new_events: u64,
+}
+
+impl Default for TrainingConfig {
+    fn default() -> Self {
+        Self {
+            model: "als".into(),
+            positive: None,
+            seed: 42,
+            interval_seconds: 0,
+            min_new_events: 1,
+        }
+    }
+}
+
+/// Everything `kindred serve` needs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// SQLite file path or `postgres://` URL.
+    pub store: String,
+    /// Directory holding model artifacts (one sub-directory per version).
+    pub models_dir: Option<PathBuf>,
+    pub mode: ServeMode,
+    /// List length precomputed per user in batch mode.
+    pub batch_size: usize,
+    /// Requests running longer are answered 503.
+    pub request_timeout_ms: u64,
+    /// Largest request body accepted (413 beyond).
+    pub max_body_bytes: usize,
+    /// Most records in one batch request (users, items, feedback, predict pairs).
+    pub max_batch: usize,
+    /// Largest `n` (and `offset + n`) of a list request.
+    pub max_n: usize,
+    /// How often the server checks the store for a version made live elsewhere.
+    pub watch_interval_ms: u64,
+    /// After item writes, the catalog (new items, hidden flags) is rebuilt at most this often.
+    pub catalog_refresh_ms: u64,
+    /// Write each served list to the store's impressions (for attribution and off-policy
+    /// evaluation).
+    pub write_impressions: bool,
+    /// Rank config file for lists (filters, re-ranking, fallbacks); default: plain model order
+    /// with the fallback chain.
+    pub rank: Option<PathBuf>,
+    /// Further rank configs a request picks with `rank=NAME`.
+    pub rank_named: BTreeMap<String, PathBuf>,
+    pub cache: CacheConfig,
+    pub keys: KeysConfig,
+    pub training: TrainingConfig,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            store: "kindred.db".into(),
+            models_dir: None,
+            mode: ServeMode::Realtime,
+            batch_size: 100,
+            request_timeout_ms: 5_000,
+            max_body_bytes: 16 << 20,
+            max_batch: 10_000,
+            max_n: 1_000,
+            watch_interval_ms: 2_000,
+            catalog_refresh_ms: 1_000,
+            write_impressions: false,
+            rank: None,
+            rank_named: BTreeMap::new(),
+            cache: CacheConfig::default(),
+            keys: KeysConfig::default(),
+            training: TrainingConfig::default(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Reads a TOML file; relative paths in it are resolved against the file's directory.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
+            origin: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let mut config = Self::from_toml_str(&text, &path.display().to_string())?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        if let Some(p) = config.rank.as_mut() {
+            resolve(p);
+        }
+        config.rank_named.values_mut().for_each(resolve);
+        if let Some(p) = config.models_dir.as_mut() {
+            resolve(p);
+        }
+        Ok(config)
+    }
+
+    /// Parses TOML text; `origin` names it in errors.
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<Self> {
+        toml::from_str(text).map_err(|e| Error::Config {
+            origin: origin.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Applies the `KINDRED_*` environment overrides through `lookup` (the process environment
+    /// in production; a map in tests).
+    pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<()> {
+        let bad = |name: &str, value: &str, expected: &str| Error::Config {
+            origin: format!("environment variable {name}"),
+            message: format!("`{value}` is not {expected}"),
+        };
+        if let Some(v) = lookup("KINDRED_LISTEN") {
+            self.listen = v
+                .parse()
+                .map_err(|_| bad("KINDRED_LISTEN", &v, "an address such as 127.0.0.1:8080"))?;
+        }
+        if let Some(v) = lookup("KINDRED_STORE") {
+            self.store = v;
+        }
+        if let Some(v) = lookup("KINDRED_MODELS_DIR") {
+            self.models_dir = Some(PathBuf::from(v));
+        }
+        if let Some(v) = lookup("KINDRED_MODE") {
+            self.mode = match v.as_str() {
+                "realtime" => ServeMode::Realtime,
+                "batch" => ServeMode::Batch,
+                _ => return Err(bad("KINDRED_MODE", &v, "`realtime` or `batch`")),
+            };
+        }
+        if let Some(v) = lookup("KINDRED_CACHE_TTL_SECONDS") {
+            self.cache.ttl_seconds = v
+                .parse()
+                .map_err(|_| bad("KINDRED_CACHE_TTL_SECONDS", &v, "a whole number"))?;
+        }
+        if let Some(v) = lookup("KINDRED_RETRAIN_INTERVAL_SECONDS") {
+            self.training.interval_seconds = v
+                .parse()
+                .map_err(|_| bad("KINDRED_RETRAIN_INTERVAL_SECONDS", &v, "a whole number"))?;
+        }
+        for (name, slot) in [
+            ("KINDRED_API_KEY_READ", &mut self.keys.read),
+            ("KINDRED_API_KEY_WRITE", &mut self.keys.write),
+            ("KINDRED_API_KEY_ADMIN", &mut self.keys.admin),
+        ] {
+            if let Some(v) = lookup(name) {
+                *slot = (!v.is_empty()).then_some(v);
+            }
+        }
+        Ok(())
+    }
+
+    /// Where model artifacts go: `models_dir`, else `<sqlite file>.models/`, else
+    /// `kindred-models/` in the working directory (PostgreSQL stores).
+    pub fn artifacts_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.models_dir {
+            return dir.clone();
+        }
+        artifacts_dir_for(&self.store)
+    }
+
+    /// Checks what cannot be checked by parsing: limits in range, keys where they are required.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |message: String| Error::Config {
+            origin: "server config".into(),
+            message,
+        };
+        if self.max_n == 0 || self.max_batch == 0 || self.batch_size == 0 {
+            return Err(bad(
+                "max_n, max_batch and batch_size must be at least 1".into()
+            ));
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(bad("max_body_bytes must be at least 1024".into()));
+        }
+        if self.request_timeout_ms == 0 {
+            return Err(bad("request_timeout_ms must be at least 1".into()));
+        }
+        if !self.listen.ip().is_loopback()
+            && (self.keys.write.is_none() || self.keys.admin.is_none())
+        {
+            return Err(bad(format!(
+                "refusing to listen on {} without write and admin API keys: set keys.write and \
+                 keys.admin (or KINDRED_API_KEY_WRITE / KINDRED_API_KEY_ADMIN), or listen on a \
+                 loopback address",
+                self.listen
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The default artifact directory for a store location (see [`ServerConfig::artifacts_dir`]).
+pub fn artifacts_dir_for(store: &str) -> PathBuf {
+    if store.starts_with("postgres://") || store.starts_with("postgresql://") {
+        return PathBuf::from("kindred-models");
+    }
+    let path = store.strip_prefix("sqlite:").unwrap_or(store);
+    PathBuf::from(format!("{path}.models"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_keys_parse_and_env_overrides_win() {
+        let mut config = ServerConfig::from_toml_str(
+            "listen = \"127.0.0.1:9000\"\nmode = \"batch\"\n[cache]\nttl_seconds = 5\n\
+             [keys]\nwrite = \"w\"\n",
+            "test",
+        )
+        .unwrap();
+        assert_eq!(config.mode, ServeMode::Batch);
+        assert_eq!(config.cache.ttl_seconds, 5);
+        let env: BTreeMap<&str, &str> = [
+            ("KINDRED_LISTEN", "127.0.0.1:9001"),
+            ("KINDRED_API_KEY_WRITE", "w2"),
+            ("KINDRED_CACHE_TTL_SECONDS", "0"),
+        ]
+        .into();
+        config
+            .apply_env(|k| env.get(k).map(|v| v.to_string()))
+            .unwrap();
+        assert_eq!(config.listen.port(), 9001);
+        assert_eq!(config.keys.write.as_deref(), Some("w2"));
+        assert_eq!(config.cache.ttl_seconds, 0);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_env_values_are_named() {
+        let err = ServerConfig::from_toml_str("lisen = \"x\"", "cfg.toml").unwrap_err();
+        assert!(err.to_string().contains("cfg.toml") && err.to_string().contains("lisen"));
+        let mut config = ServerConfig::default();
+        let err = config
+            .apply_env(|k| (k == "KINDRED_MODE").then(|| "fast".to_string()))
+            .unwrap_err();
+        assert!(err.to_string().contains("KINDRED_MODE"), "{err}");
+    }
+
+    #[test]
+    fn public_address_needs_write_and_admin_keys() {
+        let mut config = ServerConfig {
+            listen: "0.0.0.0:8080".parse().unwrap(),
+            ..ServerConfig::default()
+        };
+        assert!(config.validate().is_err());
+        config.keys.write = Some("w".into());
+        config.keys.admin = Some("a".into());
+        config.validate().unwrap();
+        assert!(ServerConfig::default().validate().is_ok());
+    }
+}

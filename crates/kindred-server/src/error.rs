@@ -1,0 +1,108 @@
+//! The server crate's errors: [`Error`] for starting up and background jobs, [`ApiError`] for
+//! what a client sees (`{"error": {"code", "message"}}` with a status that says whose fault it
+//! is: 4xx for anything the caller got wrong, 5xx only for the server's own failures).
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// Result alias of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Failures of setup and background work (config, binding, loading or training models).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A config file or environment value that is invalid; `origin` names where it came from.
+    #[error("{origin}: {message}")]
+    Config { origin: String, message: String },
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Anything from the libraries (store, models, ranking).
+    #[error(transparent)]
+    Core(#[from] kindred_core::Error),
+    /// A background task died (panicked or was cancelled).
+    #[error("background task failed: {0}")]
+    Task(String),
+}
+
+/// An error answer to one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    /// Stable machine-readable code (`not_found`, `invalid_parameter`, ...).
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// 400: a request the server understood but cannot accept.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// 404 naming what was not found.
+    pub fn not_found(what: &str, id: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} `{id}` not found"),
+        )
+    }
+
+    /// 503: the server cannot answer yet (no model, store down).
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+    }
+
+    /// 500 for the server's own failures; the message is logged, the client gets it too (it
+    /// holds no secrets: store and model errors name operations, not credentials).
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+}
+
+impl From<kindred_core::Error> for ApiError {
+    fn from(e: kindred_core::Error) -> Self {
+        use kindred_core::Error as E;
+        match e {
+            E::InvalidInput(_) | E::Spec { .. } | E::Parse { .. } | E::BadFile { .. } => {
+                ApiError::bad_request("invalid_input", e.to_string())
+            }
+            E::Store { .. } => ApiError::unavailable(e.to_string()),
+            E::Cancelled => ApiError::unavailable("the server is shutting down"),
+            E::Io { .. } | E::Model { .. } => ApiError::internal(e.to_string()),
+        }
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Core(core) => core.into(),
+            other => ApiError::internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::error!(code = self.code, message = %self.message, "request failed");
+        }
+        let body = json!({ "error": { "code": self.code, "message": self.message } });
+        (self.status, axum::Json(body)).into_response()
+    }
+}

@@ -1,0 +1,203 @@
+//! Request extractors that answer bad input with [`ApiError`] JSON instead of axum's plain-text
+//! rejections: JSON bodies ([`ApiJson`]), path segments ([`ApiPath`]) and strict query strings
+//! ([`QueryParams`]: unknown keys and malformed numbers are errors, not silently ignored).
+
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{FromRequest, FromRequestParts, Json, Path, Request};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// A JSON body; rejections become JSON errors (400 malformed, 413 too large, 415 not JSON,
+/// 422 wrong shape with the JSON path at fault).
+pub struct ApiJson<T>(pub T);
+
+fn json_rejection(r: JsonRejection) -> ApiError {
+    let status = r.status();
+    let text = r.body_text();
+    match r {
+        JsonRejection::JsonDataError(_) => ApiError::new(status, "invalid_body", text),
+        JsonRejection::JsonSyntaxError(_) => ApiError::new(status, "malformed_json", text),
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "expected a body with `Content-Type: application/json`",
+        ),
+        _ if status == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(status, "body_too_large", text)
+        }
+        _ if status.is_client_error() => ApiError::new(status, "bad_body", text),
+        _ => ApiError::bad_request("bad_body", text),
+    }
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(ApiJson(value)),
+            Err(r) => Err(json_rejection(r)),
+        }
+    }
+}
+
+/// Path parameters.
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(ApiPath(value)),
+            Err(r @ PathRejection::FailedToDeserializePathParams(_)) => {
+                Err(ApiError::bad_request("invalid_path", r.body_text()))
+            }
+            Err(r) => Err(ApiError::internal(r.body_text())),
+        }
+    }
+}
+
+/// A decoded query string that must be fully consumed: every key a handler does not ask for
+/// is reported as unknown by [`QueryParams::finish`].
+#[derive(Debug, Default)]
+pub struct QueryParams {
+    pairs: Vec<(String, String)>,
+    used: Vec<bool>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        Ok(QueryParams::parse(parts.uri.query().unwrap_or("")))
+    }
+}
+
+impl QueryParams {
+    /// Decodes `a=1&b=x%20y` (percent-decoding, `+` as space).
+    pub fn parse(query: &str) -> Self {
+        let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        let used = vec![false; pairs.len()];
+        Self { pairs, used }
+    }
+
+    /// Every value of `key`, comma-separated lists split, empty entries dropped.
+    pub fn list(&mut self, key: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, (k, v)) in self.pairs.iter().enumerate() {
+            if k == key {
+                self.used[i] = true;
+                out.extend(
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned),
+                );
+            }
+        }
+        out
+    }
+
+    /// The single value of `key`; repeating a single-valued key is an error.
+    pub fn single(&mut self, key: &str) -> Result<Option<String>, ApiError> {
+        let mut found: Option<String> = None;
+        for (i, (k, v)) in self.pairs.iter().enumerate() {
+            if k == key {
+                self.used[i] = true;
+                if found.is_some() {
+                    return Err(ApiError::bad_request(
+                        "invalid_parameter",
+                        format!("query parameter `{key}` is given more than once"),
+                    ));
+                }
+                found = Some(v.clone());
+            }
+        }
+        Ok(found)
+    }
+
+    /// A whole number in `[min, max]`, `default` when absent.
+    pub fn number(
+        &mut self,
+        key: &str,
+        default: usize,
+        min: usize,
+        max: usize,
+    ) -> Result<usize, ApiError> {
+        let Some(text) = self.single(key)? else {
+            return Ok(default);
+        };
+        let value: usize = text.trim().parse().map_err(|_| {
+            ApiError::bad_request(
+                "invalid_parameter",
+                format!("query parameter `{key}`: `{text}` is not a whole number"),
+            )
+        })?;
+        if value < min || value > max {
+            return Err(ApiError::bad_request(
+                "invalid_parameter",
+                format!("query parameter `{key}`: {value} is outside [{min}, {max}]"),
+            ));
+        }
+        Ok(value)
+    }
+
+    /// A boolean (`true`/`false`/`1`/`0`), `default` when absent.
+    pub fn flag(&mut self, key: &str, default: bool) -> Result<bool, ApiError> {
+        match self.single(key)?.as_deref() {
+            None => Ok(default),
+            Some("true" | "1") => Ok(true),
+            Some("false" | "0") => Ok(false),
+            Some(other) => Err(ApiError::bad_request(
+                "invalid_parameter",
+                format!("query parameter `{key}`: `{other}` is not true or false"),
+            )),
+        }
+    }
+
+    /// Fails on the first key no handler asked for.
+    pub fn finish(self) -> Result<(), ApiError> {
+        match self.pairs.iter().zip(&self.used).find(|(_, used)| !**used) {
+            Some(((key, _), _)) => Err(ApiError::bad_request(
+                "unknown_parameter",
+                format!("unknown query parameter `{key}`"),
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_lists_numbers_and_unknown_keys() {
+        let mut q = QueryParams::parse("n=5&category=a%20b&category=c,d&exclude=&x=1");
+        assert_eq!(q.number("n", 10, 1, 100).unwrap(), 5);
+        assert_eq!(q.number("offset", 0, 0, 100).unwrap(), 0);
+        assert_eq!(q.list("category"), vec!["a b", "c", "d"]);
+        assert!(q.list("exclude").is_empty());
+        let err = q.finish().unwrap_err();
+        assert_eq!(err.code, "unknown_parameter");
+        assert!(err.message.contains("`x`"));
+    }
+
+    #[test]
+    fn bad_numbers_and_repeats_are_400() {
+        let mut q = QueryParams::parse("n=abc");
+        assert_eq!(q.number("n", 10, 1, 100).unwrap_err().status, 400);
+        let mut q = QueryParams::parse("n=0");
+        assert!(q.number("n", 10, 1, 100).is_err());
+        let mut q = QueryParams::parse("n=1&n=2");
+        assert!(q.number("n", 10, 1, 100).is_err());
+        let mut q = QueryParams::parse("n=-1");
+        assert!(q.number("n", 10, 1, 100).is_err());
+    }
+}

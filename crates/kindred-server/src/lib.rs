@@ -1,0 +1,27 @@
+//! Kindred's recommendation server: the HTTP API of BLUEPRINT §5 over a [`kindred_store::Store`]
+//! (SQLite embedded by default, PostgreSQL for production).
+//!
+//! Layers: [`state::AppState`] holds the store, the live [`snapshot::Snapshot`] (model +
+//! catalog + rank pipelines, swapped atomically), the real-time overlay, the cache and the
+//! metrics; [`routes`] are thin handlers over it; [`app`] adds auth, limits, timeouts and
+//! metrics and serves with graceful shutdown; [`training`] is the one way versions are trained
+//! and published (CLI, API, scheduler).
+
+pub mod app;
+pub mod auth;
+pub mod cache;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod openapi;
+pub mod routes;
+pub mod snapshot;
+pub mod state;
+pub mod training;
+
+pub use app::{bind, router, serve, shutdown_signal};
+pub use config::{ServeMode, ServerConfig};
+pub use error::{ApiError, Error, Result};
+pub use state::AppState;
+pub use training::{train_and_publish, train_and_register, TrainSpec};

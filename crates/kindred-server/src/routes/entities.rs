@@ -1,0 +1,178 @@
+//! Users and items: `PUT/GET/DELETE /v1/{users,items}/{id}` and batch upserts `POST /v1/users`,
+//! `POST /v1/items`. Item writes schedule a catalog rebuild so new items become servable (as
+//! fallbacks) and hidden ones disappear within `catalog_refresh_ms`.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use kindred_store::{Item, User};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::check_batch;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiPath};
+use crate::state::AppState;
+
+/// A user as sent to the API.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserBody {
+    /// Optional in `PUT /v1/users/{id}` (must match the path), required in batches.
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub features: Map<String, Value>,
+}
+
+/// An item as sent to the API.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ItemBody {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub features: Map<String, Value>,
+    #[serde(default)]
+    pub categories: Vec<String>,
+    /// Unix seconds.
+    #[serde(default)]
+    pub timestamp: Option<i64>,
+    #[serde(default)]
+    pub hidden: bool,
+}
+
+fn body_id(
+    path: Option<&str>,
+    body: Option<String>,
+    index: Option<usize>,
+) -> Result<String, ApiError> {
+    let at = || index.map_or(String::new(), |i| format!("record {i}: "));
+    match (path, body) {
+        (Some(p), Some(b)) if p != b => Err(ApiError::bad_request(
+            "id_mismatch",
+            format!("the body's id `{b}` differs from the path's `{p}`"),
+        )),
+        (Some(p), _) => Ok(p.to_owned()),
+        (None, Some(b)) => Ok(b),
+        (None, None) => Err(ApiError::bad_request(
+            "missing_field",
+            format!("{}field `id` is required", at()),
+        )),
+    }
+}
+
+fn user_of(body: UserBody, path: Option<&str>, index: Option<usize>) -> Result<User, ApiError> {
+    Ok(User {
+        id: body_id(path, body.id, index)?,
+        features: body.features,
+    })
+}
+
+fn item_of(body: ItemBody, path: Option<&str>, index: Option<usize>) -> Result<Item, ApiError> {
+    Ok(Item {
+        id: body_id(path, body.id, index)?,
+        features: body.features,
+        categories: body.categories,
+        timestamp: body.timestamp,
+        hidden: body.hidden,
+    })
+}
+
+pub async fn put_user(
+    State(state): State<Arc<AppState>>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<UserBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let user = user_of(body, Some(&id), None)?;
+    state.store.upsert_user(&user).await?;
+    state.catalog_changed();
+    Ok(Json(json!({ "id": user.id, "written": 1 })))
+}
+
+pub async fn get_user(
+    State(state): State<Arc<AppState>>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    match state.store.get_user(&id).await? {
+        Some(user) => Ok(Json(json!(user))),
+        None => Err(ApiError::not_found("user", &id)),
+    }
+}
+
+pub async fn delete_user(
+    State(state): State<Arc<AppState>>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    if !state.store.delete_user(&id).await? {
+        return Err(ApiError::not_found("user", &id));
+    }
+    state.forget_user(&id);
+    state.catalog_changed();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn post_users(
+    State(state): State<Arc<AppState>>,
+    ApiJson(body): ApiJson<Vec<UserBody>>,
+) -> Result<impl IntoResponse, ApiError> {
+    check_batch(&state, body.len())?;
+    let users = body
+        .into_iter()
+        .enumerate()
+        .map(|(i, b)| user_of(b, None, Some(i)))
+        .collect::<Result<Vec<_>, _>>()?;
+    state.store.upsert_users(&users).await?;
+    state.catalog_changed();
+    Ok(Json(json!({ "written": users.len() })))
+}
+
+pub async fn put_item(
+    State(state): State<Arc<AppState>>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<ItemBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let item = item_of(body, Some(&id), None)?;
+    state.store.upsert_item(&item).await?;
+    state.catalog_changed();
+    Ok(Json(json!({ "id": item.id, "written": 1 })))
+}
+
+pub async fn get_item(
+    State(state): State<Arc<AppState>>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    match state.store.get_item(&id).await? {
+        Some(item) => Ok(Json(json!(item))),
+        None => Err(ApiError::not_found("item", &id)),
+    }
+}
+
+pub async fn delete_item(
+    State(state): State<Arc<AppState>>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    if !state.store.delete_item(&id).await? {
+        return Err(ApiError::not_found("item", &id));
+    }
+    state.catalog_changed();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn post_items(
+    State(state): State<Arc<AppState>>,
+    ApiJson(body): ApiJson<Vec<ItemBody>>,
+) -> Result<impl IntoResponse, ApiError> {
+    check_batch(&state, body.len())?;
+    let items = body
+        .into_iter()
+        .enumerate()
+        .map(|(i, b)| item_of(b, None, Some(i)))
+        .collect::<Result<Vec<_>, _>>()?;
+    state.store.upsert_items(&items).await?;
+    state.catalog_changed();
+    Ok(Json(json!({ "written": items.len() })))
+}

@@ -1,0 +1,74 @@
+//! The HTTP routes of BLUEPRINT §5, grouped by the scope they need.
+
+pub mod entities;
+pub mod feedback;
+pub mod health;
+pub mod models;
+pub mod recommend;
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::routing::{get, post, put};
+use axum::Router;
+
+use crate::auth::Scope;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Rejects batches larger than `max_batch`.
+pub(crate) fn check_batch(state: &AppState, len: usize) -> Result<(), ApiError> {
+    let max = state.config.max_batch;
+    if len > max {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!("{len} records in one request; the limit is {max} (max_batch)"),
+        ));
+    }
+    Ok(())
+}
+
+/// The routes of one scope, each returning a router without state.
+pub(crate) fn routes(scope: Scope) -> Router<Arc<AppState>> {
+    match scope {
+        Scope::Read => Router::new()
+            .route("/metrics", get(health::metrics))
+            .route("/v1/users/{id}", get(entities::get_user))
+            .route("/v1/items/{id}", get(entities::get_item))
+            .route("/v1/recommend/{user}", get(recommend::get_recommend))
+            .route("/v1/recommend", post(recommend::post_recommend))
+            .route("/v1/similar-items/{item}", get(recommend::similar_items))
+            .route("/v1/similar-users/{user}", get(recommend::similar_users))
+            .route("/v1/popular", get(recommend::popular))
+            .route("/v1/trending", get(recommend::trending))
+            .route("/v1/latest", get(recommend::latest))
+            .route("/v1/predict", post(recommend::predict))
+            .route("/v1/models", get(models::list_models))
+            .route("/v1/models/{version}", get(models::get_model)),
+        Scope::Write => Router::new()
+            .route(
+                "/v1/users/{id}",
+                put(entities::put_user).delete(entities::delete_user),
+            )
+            .route("/v1/users", post(entities::post_users))
+            .route(
+                "/v1/items/{id}",
+                put(entities::put_item).delete(entities::delete_item),
+            )
+            .route("/v1/items", post(entities::post_items))
+            .route("/v1/feedback", post(feedback::post_feedback)),
+        Scope::Admin => Router::new()
+            .route("/v1/models", post(models::publish))
+            .route("/v1/models/{version}/activate", post(models::activate))
+            .route("/v1/models/rollback", post(models::rollback)),
+    }
+}
+
+/// Routes anyone may call.
+pub(crate) fn open_routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready))
+        .route("/openapi.json", get(health::openapi))
+}

@@ -1,0 +1,524 @@
+//! What one model version serves: the model, the catalog it ranks over, each user's history and
+//! the ranking pipelines, frozen together so a request sees one consistent picture.
+//!
+//! A snapshot is built off the request path (a blocking thread) from the store's current data
+//! and the live model, then swapped in atomically; requests already running finish on the old
+//! one. The catalog lists the model's items first, in the model's order, so model scores index
+//! it directly; items the model has never seen (added after training) follow and reach users
+//! through the fallback chain (latest, trending) until the next version learns them.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kindred_core::{CsMatrix, Dataset, IdMap, Result, Scored};
+use kindred_models::{Model, UserQuery};
+use kindred_rank::retrieval::{cooccurrence_similar, Metric, VectorIndex};
+use kindred_rank::{
+    CatalogData, RankConfig, RankPipeline, RankRequest, RankedItem, RequestFilters, ScoreSource,
+    TrainingLog,
+};
+use rayon::prelude::*;
+
+/// Most history items folded in per request (the most recent ones).
+pub const MAX_FOLD_IN: usize = 500;
+
+/// The live model version, as the registry describes it.
+#[derive(Clone)]
+pub struct LiveModel {
+    pub version: String,
+    pub algorithm: String,
+    pub model: Arc<dyn Model>,
+}
+
+impl std::fmt::Debug for LiveModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveModel")
+            .field("version", &self.version)
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A list request, in catalog terms.
+#[derive(Debug, Clone, Default)]
+pub struct ListRequest<'a> {
+    /// External user id (None: anonymous).
+    pub user: Option<&'a str>,
+    /// Items the user interacted with that the snapshot does not hold yet (real-time feedback,
+    /// or an anonymous session's interactions), oldest first.
+    pub history: Vec<u32>,
+    /// A segment value given in the request (anonymous users' features).
+    pub segment: Option<String>,
+    pub filters: RequestFilters,
+    /// Named rank config (None: the default one).
+    pub rank: Option<&'a str>,
+    pub now: i64,
+    pub offset: usize,
+    pub n: usize,
+}
+
+/// One catalog + model + pipelines.
+pub struct Snapshot {
+    /// Set when the snapshot is swapped in; increases with each swap (cache entries carry it).
+    pub id: u64,
+    /// Live model (None: no version is live; lists come from the fallback chain).
+    pub live: Option<LiveModel>,
+    /// Catalog item ids: the model's items first, then items only the store knows.
+    pub items: Arc<IdMap>,
+    /// Catalog users: every user with feedback or features.
+    pub users: Arc<IdMap>,
+    n_model_items: usize,
+    /// Per catalog user, the items of their stored feedback (sorted, catalog indices).
+    seen: CsMatrix,
+    /// Per catalog item, its users (for co-occurrence similarity when the model has no
+    /// embeddings).
+    by_item: CsMatrix,
+    /// Per catalog user, their last feedback time (Unix seconds; `i64::MIN` unknown).
+    last_active: Vec<i64>,
+    pipelines: BTreeMap<String, RankPipeline>,
+    item_index: Option<VectorIndex>,
+    user_index: Option<VectorIndex>,
+    /// Batch mode: each catalog user's precomputed default list.
+    batch: Option<Vec<Vec<RankedItem>>>,
+    /// Feedback events the snapshot was built from.
+    pub events: usize,
+    /// Real-time feedback generation at which the data was read: overlay events from later
+    /// generations are not in `seen` yet.
+    pub generation: u64,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("version", &self.version())
+            .field("items", &self.items.len())
+            .field("users", &self.users.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The default pipeline's name in [`Snapshot`]'s map.
+pub const DEFAULT_RANK: &str = "default";
+
+/// Everything a snapshot is built from.
+pub struct SnapshotInput {
+    pub dataset: Dataset,
+    pub live: Option<LiveModel>,
+    /// Named rank configs; [`DEFAULT_RANK`] must be among them.
+    pub rank_configs: BTreeMap<String, RankConfig>,
+    /// Precompute this many items per user (batch mode).
+    pub batch_size: Option<usize>,
+    pub generation: u64,
+}
+
+impl Snapshot {
+    /// Builds the catalog, the pipelines and (batch mode) every user's list. Blocking: call from
+    /// a blocking thread.
+    pub fn build(input: SnapshotInput) -> Result<Self> {
+        let SnapshotInput {
+            dataset,
+            live,
+            rank_configs,
+            batch_size,
+            generation,
+        } = input;
+        let log = &dataset.interactions;
+        let mut items = IdMap::new();
+        if let Some(live) = &live {
+            for id in live.model.fitted().items.externals() {
+                items.intern(id);
+            }
+        }
+        let n_model_items = items.len();
+        let item_of_row: Vec<u32> = log
+            .item_ids()
+            .externals()
+            .iter()
+            .map(|id| items.intern(id))
+            .collect();
+        if let Some(table) = &dataset.item_features {
+            for id in table.ids().externals() {
+                items.intern(id);
+            }
+        }
+        let mut users = IdMap::clone(log.user_ids());
+        if let Some(table) = &dataset.user_features {
+            for id in table.ids().externals() {
+                users.intern(id);
+            }
+        }
+        let items = Arc::new(items);
+        let users = Arc::new(users);
+        let log_items: Vec<u32> = log
+            .items()
+            .iter()
+            .map(|&i| item_of_row[i as usize])
+            .collect();
+        let seen = CsMatrix::build(users.len(), items.len(), log.users(), &log_items);
+        let by_item = CsMatrix::build(items.len(), users.len(), &log_items, log.users());
+        let mut last_active = vec![i64::MIN; users.len()];
+        for (&u, &t) in log.users().iter().zip(log.timestamps()) {
+            let slot = &mut last_active[u as usize];
+            *slot = (*slot).max(t);
+        }
+        let item_features = dataset.item_features.as_deref();
+        let mut pipelines = BTreeMap::new();
+        for (name, mut config) in rank_configs {
+            // Hidden items are never served, whatever the rank config says.
+            if config.filters.hide_column.is_none()
+                && item_features.is_some_and(|f| f.column("hidden").is_some())
+            {
+                config.filters.hide_column = Some("hidden".into());
+            }
+            let pipeline = RankPipeline::new(
+                config,
+                CatalogData {
+                    item_ids: &items,
+                    item_features,
+                    user_ids: &users,
+                    user_features: dataset.user_features.as_deref(),
+                    train: TrainingLog {
+                        users: log.users(),
+                        items: &log_items,
+                        timestamps: log.timestamps(),
+                    },
+                },
+            )
+            .map_err(|e| kindred_core::Error::InvalidInput(format!("rank config `{name}`: {e}")))?;
+            pipelines.insert(name, pipeline);
+        }
+        let embeddings = |e: Option<(usize, &[f32])>| -> Result<Option<VectorIndex>> {
+            match e {
+                Some((dim, vectors)) if dim > 0 && !vectors.is_empty() => {
+                    Ok(Some(VectorIndex::exact(Metric::Cosine, dim, vectors)?))
+                }
+                _ => Ok(None),
+            }
+        };
+        let (item_index, user_index) = match &live {
+            Some(l) => (
+                embeddings(l.model.item_embeddings())?,
+                embeddings(l.model.user_embeddings())?,
+            ),
+            None => (None, None),
+        };
+        let mut snapshot = Self {
+            id: 0,
+            live,
+            items,
+            users,
+            n_model_items,
+            seen,
+            by_item,
+            last_active,
+            pipelines,
+            item_index,
+            user_index,
+            batch: None,
+            events: log.len(),
+            generation,
+        };
+        if let Some(k) = batch_size {
+            let lists: Result<Vec<Vec<RankedItem>>> = (0..snapshot.users.len())
+                .into_par_iter()
+                .map(|u| {
+                    let request = ListRequest {
+                        user: Some(snapshot.users.external(u as u32)),
+                        n: k,
+                        ..ListRequest::default()
+                    };
+                    snapshot.rank_now(&request)
+                })
+                .collect();
+            snapshot.batch = Some(lists?);
+        }
+        Ok(snapshot)
+    }
+
+    /// The live version's name, if any.
+    pub fn version(&self) -> Option<&str> {
+        self.live.as_ref().map(|l| l.version.as_str())
+    }
+
+    /// True when `name` names a configured pipeline.
+    pub fn has_rank(&self, name: &str) -> bool {
+        self.pipelines.contains_key(name)
+    }
+
+    /// Names of the configured pipelines.
+    pub fn rank_names(&self) -> impl Iterator<Item = &str> {
+        self.pipelines.keys().map(String::as_str)
+    }
+
+    /// The items of a precomputed list (batch mode) when it can answer `request` exactly: a
+    /// known user, default pipeline, no filters, no new history, and the page within it.
+    pub fn precomputed(&self, request: &ListRequest<'_>) -> Option<&[RankedItem]> {
+        let lists = self.batch.as_ref()?;
+        if request.rank.is_some_and(|r| r != DEFAULT_RANK)
+            || !request.filters.is_empty()
+            || !request.history.is_empty()
+            || request.segment.is_some()
+        {
+            return None;
+        }
+        let u = self.users.get(request.user?)?;
+        let list = lists.get(u as usize)?;
+        let end = request.offset + request.n;
+        // A short list means the catalog ran out, so a longer page would not find more.
+        (end <= list.len() || list.len() < self.batch_len()).then(|| {
+            let start = request.offset.min(list.len());
+            &list[start..end.min(list.len())]
+        })
+    }
+
+    fn batch_len(&self) -> usize {
+        self.batch
+            .as_ref()
+            .and_then(|b| b.iter().map(Vec::len).max())
+            .unwrap_or(0)
+    }
+
+    /// Whether lists are precomputed.
+    pub fn is_batch(&self) -> bool {
+        self.batch.is_some()
+    }
+
+    /// The page `offset..offset+n` of the user's list, scored now.
+    pub fn rank_now(&self, request: &ListRequest<'_>) -> Result<Vec<RankedItem>> {
+        let name = request.rank.unwrap_or(DEFAULT_RANK);
+        let pipeline = self.pipelines.get(name).ok_or_else(|| {
+            kindred_core::Error::InvalidInput(format!(
+                "unknown rank config `{name}`; configured: {}",
+                self.rank_names().collect::<Vec<_>>().join(", ")
+            ))
+        })?;
+        let user = request.user.and_then(|u| self.users.get(u));
+        let stored: &[u32] = user.map_or(&[], |u| self.seen.row(u as usize));
+        let mut seen: Vec<u32> = stored.iter().chain(&request.history).copied().collect();
+        seen.sort_unstable();
+        seen.dedup();
+        let mut scores = Vec::new();
+        let mut source_name = "";
+        let mut folded = false;
+        if let Some(live) = &self.live {
+            let fitted = live.model.fitted();
+            let model_user = request.user.and_then(|u| fitted.users.get(u));
+            let in_model = |&&i: &&u32| (i as usize) < self.n_model_items;
+            let mut history: Vec<u32> = request.history.iter().filter(in_model).copied().collect();
+            if model_user.is_none() {
+                // A user the model never saw: fold in everything the store has of them.
+                let mut all: Vec<u32> = stored.iter().filter(in_model).copied().collect();
+                all.append(&mut history);
+                history = all;
+            }
+            if history.len() > MAX_FOLD_IN {
+                history.drain(..history.len() - MAX_FOLD_IN);
+            }
+            if model_user.is_some() || !history.is_empty() {
+                scores = vec![f32::NAN; self.items.len()];
+                let query = UserQuery {
+                    user: model_user,
+                    history: &history,
+                };
+                live.model
+                    .score_all(&query, &mut scores[..self.n_model_items]);
+                source_name = live.algorithm.as_str();
+                folded = model_user.is_none() || !history.is_empty();
+            }
+        }
+        let scored = (!scores.is_empty()).then_some(ScoreSource {
+            name: source_name,
+            scores: &scores,
+        });
+        let mut rank_request = RankRequest::new(request.now);
+        rank_request.user = user;
+        rank_request.seen = &seen;
+        if folded {
+            rank_request.secondary = scored;
+        } else {
+            rank_request.primary = scored;
+        }
+        rank_request.last_active = user
+            .map(|u| self.last_active[u as usize])
+            .filter(|&t| t != i64::MIN);
+        rank_request.filters = &request.filters;
+        rank_request.segment = request.segment.as_deref();
+        let mut list = pipeline.rank(&rank_request, request.offset + request.n)?;
+        if folded {
+            // The pipeline only carries primary scores through; folded-in items keep theirs.
+            for ranked in &mut list {
+                if ranked.score.is_nan() {
+                    if let Some(&s) = scores.get(ranked.item as usize) {
+                        ranked.score = s;
+                    }
+                }
+            }
+        }
+        list.drain(..request.offset.min(list.len()));
+        Ok(list)
+    }
+
+    /// Catalog indices of `ids`, unknown ones left out.
+    pub fn item_indices<'s>(&self, ids: impl IntoIterator<Item = &'s str>) -> Vec<u32> {
+        ids.into_iter()
+            .filter_map(|id| self.items.get(id))
+            .collect()
+    }
+
+    /// The `n` servable items most similar to `item` and how they were found: by the model's
+    /// item embeddings (cosine) when it has them and knows the item, else by co-occurrence in
+    /// the stored feedback.
+    pub fn similar_items(&self, item: u32, n: usize) -> Result<(Vec<Scored>, &'static str)> {
+        // Ask for more than n: hidden or unavailable items are dropped afterwards.
+        let want = n.saturating_mul(2).saturating_add(10);
+        let (found, source) = match &self.item_index {
+            Some(index) if (item as usize) < index.len() => {
+                (index.similar_to(item, want)?, "embeddings")
+            }
+            _ => (
+                cooccurrence_similar(&self.by_item, &self.seen, item, want, 10.0)?,
+                "cooccurrence",
+            ),
+        };
+        let order: Vec<u32> = found.iter().map(|s| s.item).collect();
+        let keep = match self.pipelines.get(DEFAULT_RANK) {
+            Some(p) => p.filter_order(
+                &order,
+                &RequestFilters::default(),
+                crate::training::unix_now(),
+                0,
+                n,
+            )?,
+            None => order.into_iter().take(n).collect(),
+        };
+        let found = found
+            .into_iter()
+            .filter(|s| keep.contains(&s.item))
+            .take(n)
+            .collect();
+        Ok((found, source))
+    }
+
+    /// The `n` users most similar to `user` (model embeddings, else co-occurrence), as external
+    /// ids with scores, and the method; None for a user neither knows.
+    #[allow(clippy::type_complexity)]
+    pub fn similar_users(
+        &self,
+        user: &str,
+        n: usize,
+    ) -> Result<Option<(Vec<(String, f32)>, &'static str)>> {
+        if let (Some(index), Some(live)) = (&self.user_index, &self.live) {
+            let ids = &live.model.fitted().users;
+            if let Some(u) = ids.get(user) {
+                let found = index.similar_to(u, n)?;
+                let users = found
+                    .into_iter()
+                    .map(|s| (ids.external(s.item).to_owned(), s.score))
+                    .collect();
+                return Ok(Some((users, "embeddings")));
+            }
+        }
+        let Some(u) = self.users.get(user) else {
+            return Ok(None);
+        };
+        let found = cooccurrence_similar(&self.seen, &self.by_item, u, n, 10.0)?;
+        let users = found
+            .into_iter()
+            .map(|s| (self.users.external(s.item).to_owned(), s.score))
+            .collect();
+        Ok(Some((users, "cooccurrence")))
+    }
+
+    /// The user feature column the named pipeline's segment fallback reads, if any.
+    pub fn segment_column(&self, rank: Option<&str>) -> Option<&str> {
+        self.pipelines
+            .get(rank.unwrap_or(DEFAULT_RANK))?
+            .config()
+            .fallback
+            .segment_column
+            .as_deref()
+    }
+
+    /// Predicted scores for (user, item) pairs: the model's rating where it predicts ratings,
+    /// else its ranking score; None for pairs the model cannot score (no model, unknown item).
+    pub fn predict(&self, user: &str, item: &str) -> Option<f32> {
+        let live = self.live.as_ref()?;
+        let fitted = live.model.fitted();
+        let i = fitted.items.get(item)?;
+        let u = fitted.users.get(user);
+        if let Some(u) = u {
+            if let Some(r) = live.model.predict(u, i) {
+                return Some(r);
+            }
+        }
+        let history: Vec<u32> = if u.is_none() {
+            let stored = self
+                .users
+                .get(user)
+                .map_or(&[][..], |cu| self.seen.row(cu as usize));
+            stored
+                .iter()
+                .filter(|&&x| (x as usize) < self.n_model_items)
+                .copied()
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if u.is_none() && history.is_empty() {
+            return None;
+        }
+        let mut out = [f32::NAN];
+        live.model.score(
+            &UserQuery {
+                user: u,
+                history: &history,
+            },
+            &[i],
+            &mut out,
+        );
+        Some(out[0]).filter(|s| s.is_finite())
+    }
+
+    /// A page of a non-personal list (popular, trending, latest) of the default pipeline,
+    /// without hidden or unavailable items, meeting `filters`.
+    pub fn non_personal(
+        &self,
+        which: FallbackList,
+        filters: &RequestFilters,
+        now: i64,
+        offset: usize,
+        n: usize,
+    ) -> Result<Vec<u32>> {
+        let Some(pipeline) = self.pipelines.get(DEFAULT_RANK) else {
+            return Ok(Vec::new());
+        };
+        let fallback = pipeline.fallback();
+        let order = match which {
+            FallbackList::Popular => fallback.popular(),
+            FallbackList::Trending => fallback.trending(),
+            FallbackList::Latest => fallback.latest(),
+        };
+        pipeline.filter_order(order, filters, now, offset, n)
+    }
+
+    /// Distinct users per catalog item (popularity counts).
+    pub fn item_users(&self, item: u32) -> u32 {
+        self.pipelines
+            .get(DEFAULT_RANK)
+            .and_then(|p| p.fallback().item_users.get(item as usize).copied())
+            .unwrap_or(0)
+    }
+
+    /// How many catalog items the live model scores (the first ones).
+    pub fn n_model_items(&self) -> usize {
+        self.n_model_items
+    }
+}
+
+/// The non-personal lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FallbackList {
+    Popular,
+    Trending,
+    Latest,
+}

@@ -1,0 +1,378 @@
+//! The server's shared state: the store, the live [`Snapshot`] behind an atomic pointer, the
+//! real-time feedback overlay, the list cache and the metrics; and the background work that keeps
+//! the snapshot current (a new live version, catalog changes, scheduled retraining).
+//!
+//! Hot swap: a new snapshot is built completely on a blocking thread and then published with one
+//! atomic pointer store. A request loads the pointer once and uses that snapshot to the end, so
+//! a swap never fails or mixes two versions in one answer.
+//!
+//! Real time: feedback posted to the server is stored first (durable), then appended to the
+//! overlay of its user with a generation number, and that user's cached lists are dropped. A
+//! request folds the overlay events newer than its snapshot into the user's history, so the next
+//! list reflects the event without waiting for a retrain.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use kindred_core::{Dataset, FitContext, InteractionsBuilder};
+use kindred_rank::RankConfig;
+use kindred_store::{Feedback, Store};
+use serde::Serialize;
+
+use crate::auth::ApiKeys;
+use crate::cache::ListCache;
+use crate::config::ServerConfig;
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::snapshot::{LiveModel, Snapshot, SnapshotInput, DEFAULT_RANK};
+use crate::training::{self, TrainSpec};
+
+/// Most real-time events kept per user between snapshots.
+const OVERLAY_PER_USER: usize = 200;
+
+/// One item of a served list, as the API returns it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServedItem {
+    pub item: String,
+    /// The model's score (None for items that fallbacks placed).
+    pub score: Option<f32>,
+    /// `model:als`, `fold-in:als`, `popular`, `relaxed:date_window:popular`, ...
+    pub source: String,
+}
+
+/// Shared by every request handler and background task.
+pub struct AppState {
+    pub config: ServerConfig,
+    pub store: Store,
+    pub keys: ApiKeys,
+    pub metrics: Metrics,
+    pub cache: ListCache<Vec<ServedItem>>,
+    snapshot: ArcSwap<Snapshot>,
+    snapshot_counter: AtomicU64,
+    /// user -> (generation, item) of feedback newer than some snapshot.
+    overlay: Mutex<HashMap<String, Vec<(u64, String)>>>,
+    generation: AtomicU64,
+    rank_configs: BTreeMap<String, RankConfig>,
+    rebuild_lock: tokio::sync::Mutex<()>,
+    catalog_changed: tokio::sync::Notify,
+    training: AtomicBool,
+    request_counter: AtomicU64,
+    instance: String,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Loads the default and named rank configs named in the server config.
+fn rank_configs(config: &ServerConfig) -> Result<BTreeMap<String, RankConfig>> {
+    let mut out = BTreeMap::new();
+    let default = match &config.rank {
+        Some(path) => RankConfig::from_file(path)?,
+        None => RankConfig::default(),
+    };
+    out.insert(DEFAULT_RANK.to_owned(), default);
+    for (name, path) in &config.rank_named {
+        if name == DEFAULT_RANK {
+            return Err(Error::Config {
+                origin: "rank_named".into(),
+                message: format!("`{DEFAULT_RANK}` is the name of `rank`; pick another name"),
+            });
+        }
+        out.insert(name.clone(), RankConfig::from_file(path)?);
+    }
+    Ok(out)
+}
+
+impl AppState {
+    /// Opens the state and builds the first snapshot from the store (and its live version).
+    pub async fn new(config: ServerConfig, store: Store) -> Result<Arc<Self>> {
+        let rank_configs = rank_configs(&config)?;
+        let empty = Snapshot::build(SnapshotInput {
+            dataset: Dataset::new("empty", InteractionsBuilder::new().build()),
+            live: None,
+            rank_configs: rank_configs.clone(),
+            batch_size: None,
+            generation: 0,
+        })?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let state = Arc::new(Self {
+            keys: ApiKeys::new(config.keys.clone()),
+            cache: ListCache::new(
+                Duration::from_secs(config.cache.ttl_seconds),
+                config.cache.capacity,
+            ),
+            config,
+            store,
+            metrics: Metrics::default(),
+            snapshot: ArcSwap::from_pointee(empty),
+            snapshot_counter: AtomicU64::new(0),
+            overlay: Mutex::new(HashMap::new()),
+            generation: AtomicU64::new(0),
+            rank_configs,
+            rebuild_lock: tokio::sync::Mutex::new(()),
+            catalog_changed: tokio::sync::Notify::new(),
+            training: AtomicBool::new(false),
+            request_counter: AtomicU64::new(0),
+            instance: format!(
+                "{:08x}",
+                (nanos as u64 ^ u64::from(std::process::id())) as u32
+            ),
+        });
+        state.rebuild().await?;
+        Ok(state)
+    }
+
+    /// The snapshot requests use now.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// A fresh id for a served list (`<instance>-<counter>`), unique across restarts in practice.
+    pub fn request_id(&self) -> String {
+        let n = self.request_counter.fetch_add(1, Ordering::Relaxed);
+        format!("{}-{n:x}", self.instance)
+    }
+
+    /// Rebuilds the snapshot from the store's current data and live version, and swaps it in.
+    /// One rebuild runs at a time; a model already loaded is reused.
+    pub async fn rebuild(&self) -> Result<()> {
+        let _guard = self.rebuild_lock.lock().await;
+        let generation = self.generation.load(Ordering::SeqCst);
+        let current = self.snapshot();
+        let live = match self.store.live_model().await? {
+            Some(record) => {
+                let reuse = current
+                    .live
+                    .as_ref()
+                    .filter(|l| l.version == record.model.version)
+                    .cloned();
+                match reuse {
+                    Some(live) => Some(live),
+                    None => {
+                        let job_record = record.clone();
+                        let model = tokio::task::spawn_blocking(move || {
+                            training::load_version(&job_record)
+                        })
+                        .await
+                        .map_err(|e| Error::Task(e.to_string()))??;
+                        Some(LiveModel {
+                            version: record.model.version.clone(),
+                            algorithm: record.model.algorithm.clone(),
+                            model,
+                        })
+                    }
+                }
+            }
+            None => None,
+        };
+        let dataset = self.store.load_dataset("store").await?;
+        let input = SnapshotInput {
+            dataset,
+            live,
+            rank_configs: self.rank_configs.clone(),
+            batch_size: (self.config.mode == crate::config::ServeMode::Batch)
+                .then_some(self.config.batch_size),
+            generation,
+        };
+        let mut snapshot = tokio::task::spawn_blocking(move || Snapshot::build(input))
+            .await
+            .map_err(|e| Error::Task(e.to_string()))??;
+        snapshot.id = self.snapshot_counter.fetch_add(1, Ordering::SeqCst) + 1;
+        let version = snapshot.version().map(str::to_owned);
+        self.snapshot.store(Arc::new(snapshot));
+        self.cache.clear();
+        lock(&self.overlay).retain(|_, events| {
+            events.retain(|(g, _)| *g > generation);
+            !events.is_empty()
+        });
+        self.metrics.snapshot_swaps.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(version = ?version, generation, "snapshot swapped in");
+        Ok(())
+    }
+
+    /// Notes stored feedback for real-time use: the users' overlays grow and their cached lists
+    /// are dropped.
+    pub fn record_feedback(&self, events: &[Feedback]) {
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        {
+            let mut overlay = lock(&self.overlay);
+            for e in events {
+                let list = overlay.entry(e.user.clone()).or_default();
+                list.push((generation, e.item.clone()));
+                if list.len() > OVERLAY_PER_USER {
+                    list.drain(..list.len() - OVERLAY_PER_USER);
+                }
+            }
+        }
+        let mut users: Vec<&str> = events.iter().map(|e| e.user.as_str()).collect();
+        users.sort_unstable();
+        users.dedup();
+        for user in users {
+            self.cache.invalidate_user(user);
+        }
+    }
+
+    /// Items of `user`'s real-time feedback that `snapshot` does not include, oldest first.
+    pub fn overlay_items(&self, user: &str, snapshot: &Snapshot) -> Vec<u32> {
+        let overlay = lock(&self.overlay);
+        let Some(events) = overlay.get(user) else {
+            return Vec::new();
+        };
+        events
+            .iter()
+            .filter(|(g, _)| *g > snapshot.generation)
+            .filter_map(|(_, item)| snapshot.items.get(item))
+            .collect()
+    }
+
+    /// Forgets a deleted user's real-time state.
+    pub fn forget_user(&self, user: &str) {
+        lock(&self.overlay).remove(user);
+        self.cache.invalidate_user(user);
+    }
+
+    /// Asks for a catalog rebuild soon (items changed); several calls coalesce.
+    pub fn catalog_changed(&self) {
+        self.catalog_changed.notify_one();
+    }
+
+    /// Trains a version with `spec` unless a training run is in progress; returns false when
+    /// one is. `activate` makes it live and swaps it in.
+    pub async fn train(
+        &self,
+        spec: &TrainSpec,
+        activate: bool,
+    ) -> Result<Option<kindred_store::ModelRecord>> {
+        if self.training.swap(true, Ordering::SeqCst) {
+            return Ok(None);
+        }
+        let result = async {
+            let dir = self.config.artifacts_dir();
+            // Half the cores: requests keep the rest while a version trains.
+            let threads = std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1));
+            let ctx = FitContext {
+                threads,
+                ..FitContext::with_seed(spec.seed)
+            };
+            let record = if activate {
+                training::train_and_publish(&self.store, &dir, spec, ctx).await?
+            } else {
+                training::train_and_register(&self.store, &dir, spec, ctx).await?
+            };
+            if activate {
+                self.rebuild().await?;
+            }
+            Ok::<_, Error>(record)
+        }
+        .await;
+        self.training.store(false, Ordering::SeqCst);
+        match &result {
+            Ok(_) => self.metrics.training_runs.fetch_add(1, Ordering::Relaxed),
+            Err(_) => self
+                .metrics
+                .training_failures
+                .fetch_add(1, Ordering::Relaxed),
+        };
+        result.map(Some)
+    }
+
+    /// True while a training run is in progress.
+    pub fn is_training(&self) -> bool {
+        self.training.load(Ordering::SeqCst)
+    }
+
+    /// Keeps the snapshot current until `shutdown` fires: polls the registry for a version made
+    /// live elsewhere (`kindred train --publish`, another server), rebuilds the catalog after
+    /// item writes, and retrains on the configured interval.
+    pub async fn run_background(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let watch = Duration::from_millis(self.config.watch_interval_ms.max(10));
+        let refresh = Duration::from_millis(self.config.catalog_refresh_ms);
+        let retrain = self.config.training.interval_seconds;
+        let mut next_train =
+            (retrain > 0).then(|| tokio::time::Instant::now() + Duration::from_secs(retrain));
+        let mut ticker = tokio::time::interval(watch);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let train_at = next_train;
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = ticker.tick() => {
+                    if let Err(e) = self.follow_live_version().await {
+                        tracing::warn!(error = %e, "checking the live model version failed");
+                    }
+                }
+                _ = self.catalog_changed.notified() => {
+                    tokio::select! {
+                        _ = shutdown.changed() => return,
+                        _ = tokio::time::sleep(refresh) => {}
+                    }
+                    if let Err(e) = self.rebuild().await {
+                        tracing::warn!(error = %e, "catalog rebuild failed");
+                    }
+                }
+                _ = async {
+                    match train_at {
+                        Some(t) => tokio::time::sleep_until(t).await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    next_train = Some(tokio::time::Instant::now() + Duration::from_secs(retrain));
+                    self.scheduled_training().await;
+                }
+            }
+        }
+    }
+
+    async fn follow_live_version(&self) -> Result<()> {
+        let live = self.store.live_model().await?;
+        let current = self.snapshot();
+        if live.as_ref().map(|r| r.model.version.as_str()) != current.version() {
+            self.rebuild().await?;
+        }
+        Ok(())
+    }
+
+    async fn scheduled_training(&self) {
+        let live = match self.store.live_model().await {
+            Ok(live) => live,
+            Err(e) => {
+                tracing::warn!(error = %e, "scheduled training: registry unavailable");
+                return;
+            }
+        };
+        let trained = live.as_ref().and_then(training::trained_events);
+        let events = match self.store.counts().await {
+            Ok(c) => c.feedback,
+            Err(e) => {
+                tracing::warn!(error = %e, "scheduled training: store unavailable");
+                return;
+            }
+        };
+        let new_events = events.saturating_sub(trained.unwrap_or(0));
+        if live.is_some() && new_events < self.config.training.min_new_events {
+            tracing::info!(
+                new_events,
+                "scheduled training skipped: too little new feedback"
+            );
+            return;
+        }
+        let spec = TrainSpec {
+            model: self.config.training.model.clone(),
+            positive: self.config.training.positive,
+            seed: self.config.training.seed,
+        };
+        match self.train(&spec, true).await {
+            Ok(Some(record)) => {
+                tracing::info!(version = %record.model.version, "scheduled training published")
+            }
+            Ok(None) => tracing::info!("scheduled training skipped: a run is in progress"),
+            Err(e) => tracing::error!(error = %e, "scheduled training failed"),
+        }
+    }
+}

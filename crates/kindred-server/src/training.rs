@@ -1,0 +1,137 @@
+//! Training a model version from the store and publishing it to the registry: the one code path
+//! behind `kindred train --publish`, `POST /v1/models` and the server's scheduler, so every
+//! version is trained with the same preprocessing from the same feature store.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use kindred_core::{Dataset, FitContext, Result, TrainSet};
+use kindred_models::build_algorithm;
+use kindred_store::{ModelRecord, NewModel, Store};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+/// What to train.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSpec {
+    /// Model spec or preset (`als`, `als:factors=64`, ...).
+    pub model: String,
+    /// Keep only ratings >= this, as implicit positives.
+    #[serde(default)]
+    pub positive: Option<f32>,
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+}
+
+fn default_seed() -> u64 {
+    42
+}
+
+/// Unix seconds now.
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// A version name unique per process and second: `<algorithm>-<unix seconds>-<counter>`.
+fn version_name(algorithm: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "{algorithm}-{}-{:04x}{n}",
+        unix_now(),
+        (nanos ^ std::process::id()) & 0xffff
+    )
+}
+
+/// The training set a spec trains on, from a dataset the store exported.
+pub fn train_set(dataset: &Dataset, spec: &TrainSpec) -> TrainSet {
+    let interactions = match spec.positive {
+        Some(t) => dataset.interactions.positives(t),
+        None => dataset.interactions.clone(),
+    };
+    TrainSet::new(interactions)
+        .with_features(dataset.item_features.clone(), dataset.user_features.clone())
+}
+
+/// Trains `spec` on the store's current data (blocking work runs on a blocking thread), saves
+/// the artifact under `artifacts/<version>` and registers the version (not live).
+pub async fn train_and_register(
+    store: &Store,
+    artifacts: &Path,
+    spec: &TrainSpec,
+    ctx: FitContext,
+) -> Result<ModelRecord> {
+    let algorithm = build_algorithm(&spec.model)?;
+    let dataset = store.load_dataset("store").await?;
+    let version = version_name(algorithm.name());
+    let dir: PathBuf = artifacts.join(&version);
+    let spec_owned = spec.clone();
+    let dir_for_job = dir.clone();
+    let (params, metrics) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let store_events = dataset.interactions.len();
+        let train = train_set(&dataset, &spec_owned);
+        if train.data.is_empty() {
+            return Err(kindred_core::Error::InvalidInput(
+                "the store holds no feedback to train on".into(),
+            ));
+        }
+        let started = Instant::now();
+        let model = algorithm.fit(&train, &ctx)?;
+        let fit_seconds = started.elapsed().as_secs_f64();
+        model.save(&dir_for_job)?;
+        let metrics = json!({
+            "fit_seconds": fit_seconds,
+            "interactions": train.data.len(),
+            "users": train.data.n_users(),
+            "items": train.data.n_items(),
+            "store_events": store_events,
+        });
+        Ok((model.params(), metrics))
+    })
+    .await
+    .map_err(|e| kindred_core::Error::InvalidInput(format!("training job failed: {e}")))??;
+    let record = NewModel {
+        version: version.clone(),
+        algorithm: build_algorithm(&spec.model)?.name().to_owned(),
+        params: json!({ "spec": spec, "model": params }),
+        metrics,
+        artifact: dir.display().to_string(),
+        created_at: unix_now(),
+    };
+    store.register_model(&record).await?;
+    Ok(ModelRecord {
+        model: record,
+        live: false,
+    })
+}
+
+/// Trains, registers and makes the version live.
+pub async fn train_and_publish(
+    store: &Store,
+    artifacts: &Path,
+    spec: &TrainSpec,
+    ctx: FitContext,
+) -> Result<ModelRecord> {
+    let record = train_and_register(store, artifacts, spec, ctx).await?;
+    store.activate_model(&record.model.version).await
+}
+
+/// Loads a registered version's artifact (blocking).
+pub fn load_version(record: &ModelRecord) -> Result<Arc<dyn kindred_models::Model>> {
+    Ok(Arc::from(kindred_models::load_model(Path::new(
+        &record.model.artifact,
+    ))?))
+}
+
+/// Events in the log, for the scheduler's "anything new since the live version" check.
+pub fn trained_events(record: &ModelRecord) -> Option<u64> {
+    record.model.metrics.get("store_events")?.as_u64()
+}
