@@ -25,6 +25,10 @@ struct Cli {
 enum Command {
     /// Run the main job end to end: data, quality report, baseline evaluation, training, recommendations.
     Quickstart(commands::quickstart::Args),
+    /// Load a dataset (with features) into a store: a SQLite file or a postgres:// URL.
+    Import(commands::import::Args),
+    /// Run the recommendation server (HTTP API, real-time feedback, model versions) on a store.
+    Serve(commands::serve::Args),
     /// Counts, sparsity, distributions and a data-quality report.
     Stats(commands::stats::Args),
     /// Evaluate models under a protocol (kfold:5, temporal:0.2,positive>=4, ...).
@@ -60,6 +64,8 @@ fn main() {
     let env = commands::Env::new(cli.quiet, cli.threads);
     let result = match cli.command {
         Command::Quickstart(args) => commands::quickstart::run(args, &env),
+        Command::Import(args) => commands::import::run(args, &env),
+        Command::Serve(args) => commands::serve::run(args, &env),
         Command::Stats(args) => commands::stats::run(args, &env),
         Command::Eval(args) => commands::eval::run(args, &env),
         Command::Train(args) => commands::train::run(args, &env),

@@ -439,39 +439,37 @@ impl Snapshot {
             .as_deref()
     }
 
-    /// Predicted scores for (user, item) pairs: the model's rating where it predicts ratings,
-    /// else its ranking score; None for pairs the model cannot score (no model, unknown item).
-    pub fn predict(&self, user: &str, item: &str) -> Option<f32> {
+    /// The predicted score of (user, item): the model's rating where it predicts ratings and
+    /// `history` (real-time items the snapshot lacks) is empty, else its ranking score with the
+    /// history folded in; None when the model cannot score the pair (no model, an item it never
+    /// saw, a user with no known items).
+    pub fn predict(&self, user: &str, item: &str, history: &[u32]) -> Option<f32> {
         let live = self.live.as_ref()?;
         let fitted = live.model.fitted();
         let i = fitted.items.get(item)?;
         let u = fitted.users.get(user);
-        if let Some(u) = u {
+        if let (Some(u), true) = (u, history.is_empty()) {
             if let Some(r) = live.model.predict(u, i) {
                 return Some(r);
             }
         }
-        let history: Vec<u32> = if u.is_none() {
+        let in_model = |x: &&u32| (**x as usize) < self.n_model_items;
+        let mut fold: Vec<u32> = history.iter().filter(in_model).copied().collect();
+        if u.is_none() {
             let stored = self
                 .users
                 .get(user)
                 .map_or(&[][..], |cu| self.seen.row(cu as usize));
-            stored
-                .iter()
-                .filter(|&&x| (x as usize) < self.n_model_items)
-                .copied()
-                .collect()
-        } else {
-            Vec::new()
-        };
-        if u.is_none() && history.is_empty() {
+            fold.extend(stored.iter().filter(in_model));
+        }
+        if u.is_none() && fold.is_empty() {
             return None;
         }
         let mut out = [f32::NAN];
         live.model.score(
             &UserQuery {
                 user: u,
-                history: &history,
+                history: &fold,
             },
             &[i],
             &mut out,

@@ -70,6 +70,12 @@ pub async fn train_and_register(
     ctx: FitContext,
 ) -> Result<ModelRecord> {
     let algorithm = build_algorithm(&spec.model)?;
+    // The registry records where the artifact is; a relative path would break for a server
+    // started from another directory.
+    let artifacts = std::path::absolute(artifacts).map_err(|source| kindred_core::Error::Io {
+        path: artifacts.to_path_buf(),
+        source,
+    })?;
     let dataset = store.load_dataset("store").await?;
     let version = version_name(algorithm.name());
     let dir: PathBuf = artifacts.join(&version);

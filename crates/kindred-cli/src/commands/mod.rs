@@ -1,11 +1,13 @@
 //! One module per `kindred` subcommand.
 
 pub mod eval;
+pub mod import;
 pub mod models;
 pub mod predict;
 pub mod quickstart;
 pub mod recommend;
 pub mod report;
+pub mod serve;
 pub mod similar;
 pub mod split;
 pub mod stats;
@@ -52,6 +54,15 @@ impl Env {
             eprintln!("{}", message.as_ref());
         }
     }
+}
+
+/// A multi-threaded tokio runtime for the commands that talk to a store or serve.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }
 
 /// Writes `value` as pretty JSON to `path`.

@@ -373,7 +373,7 @@ pub async fn predict(
         out.push(json!({
             "user": user,
             "item": item,
-            "score": snapshot.predict(user, item),
+            "score": snapshot.predict(user, item, &state.overlay_items(user, &snapshot)),
         }));
     }
     Ok(Json(json!({

@@ -1,0 +1,139 @@
+//! `kindred serve`: the recommendation server (BLUEPRINT §5) on a store: a SQLite file (the
+//! embedded default) or a `postgres://` URL. Settings come from `--config FILE`, then the
+//! `KINDRED_*` environment variables, then these flags. Stops cleanly on Ctrl-C or SIGTERM,
+//! finishing requests in flight.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use kindred_core::CancelFlag;
+use kindred_server::{AppState, ServeMode, ServerConfig};
+use kindred_store::Store;
+
+use super::Env;
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Server config file (TOML; see kindred-server's config.rs for every key).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Store: SQLite file or postgres:// URL.
+    #[arg(long)]
+    store: Option<String>,
+    /// Address to listen on, e.g. 127.0.0.1:8080.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Lists scored per request (realtime) or precomputed per user (batch).
+    #[arg(long, value_parser = ["realtime", "batch"])]
+    mode: Option<String>,
+    /// Rank config for lists (filters, re-ranking, fallbacks).
+    #[arg(long)]
+    rank: Option<PathBuf>,
+    /// List cache TTL in seconds (0: no cache).
+    #[arg(long)]
+    cache_ttl: Option<u64>,
+    /// Retrain and publish every this many seconds (0: never).
+    #[arg(long)]
+    retrain_interval: Option<u64>,
+    /// Log lines as text or JSON (one object per line).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Log level: error, warn, info, debug, trace.
+    #[arg(long, default_value = "info")]
+    log_level: tracing::Level,
+}
+
+/// The config from file, environment and flags, validated.
+fn config(args: &Args) -> Result<ServerConfig> {
+    let mut config = match &args.config {
+        Some(path) => ServerConfig::from_file(path)?,
+        None => ServerConfig::default(),
+    };
+    config.apply_env(|k| std::env::var(k).ok())?;
+    if let Some(store) = &args.store {
+        config.store = store.clone();
+    }
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(mode) = &args.mode {
+        config.mode = if mode == "batch" {
+            ServeMode::Batch
+        } else {
+            ServeMode::Realtime
+        };
+    }
+    if let Some(rank) = &args.rank {
+        config.rank = Some(rank.clone());
+    }
+    if let Some(ttl) = args.cache_ttl {
+        config.cache.ttl_seconds = ttl;
+    }
+    if let Some(interval) = args.retrain_interval {
+        config.training.interval_seconds = interval;
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+fn init_logs(format: LogFormat, level: tracing::Level) {
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .with_target(false);
+    // A subscriber may already be installed (tests running commands in-process): keep it.
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Resolves when Ctrl-C raised `cancel` or SIGTERM arrived.
+async fn stop_requested(cancel: CancelFlag) {
+    let flag = async move {
+        while !cancel.is_cancelled() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::select! {
+        _ = flag => {}
+        _ = kindred_server::shutdown_signal() => {}
+    }
+}
+
+/// Starts the server on `config` and runs it until a stop is requested; `on_ready` runs once
+/// it listens (with the bound address).
+pub async fn serve_until_stopped(
+    config: ServerConfig,
+    cancel: CancelFlag,
+    on_ready: impl FnOnce(SocketAddr),
+) -> Result<()> {
+    let store = Store::open(&config.store)
+        .await
+        .with_context(|| format!("opening store {}", config.store))?;
+    let listener = kindred_server::bind(config.listen).await?;
+    let addr = listener.local_addr()?;
+    let state = AppState::new(config, store).await?;
+    on_ready(addr);
+    kindred_server::serve(state, listener, stop_requested(cancel)).await?;
+    Ok(())
+}
+
+pub fn run(args: Args, env: &Env) -> Result<()> {
+    init_logs(args.log_format, args.log_level);
+    let config = config(&args)?;
+    let runtime = super::runtime()?;
+    let store = config.store.clone();
+    runtime.block_on(serve_until_stopped(config, env.cancel.clone(), |addr| {
+        tracing::info!(%addr, store = %store, "kindred serving");
+        println!("kindred serving on http://{addr} (store {store}); Ctrl-C stops");
+    }))
+}
