@@ -163,13 +163,20 @@ fn stats_models_and_quickstart_run() {
         "quickstart",
         "--data",
         DATA,
-        "--out",
-        s(&dir.join("model")),
+        "--dir",
+        s(&dir),
         "--folds",
         "2",
+        "--listen",
+        "127.0.0.1:0",
+        "--check",
     ]);
     assert!(out.contains("rmse") && out.contains("ndcg@10"), "{out}");
-    assert!(dir.join("model/manifest.json").is_file());
+    // The served examples were printed as curl commands and each answered 2xx.
+    assert!(out.contains("curl -s 'http://127.0.0.1:"), "{out}");
+    assert!(out.contains("all 8 example requests answered 2xx"), "{out}");
+    assert!(out.contains("\"source\":\"model:itemknn\""), "{out}");
+    assert!(dir.join("kindred.db").is_file());
     let report = std::fs::read_to_string(dir.join("report.html")).unwrap();
     assert!(report.contains("<svg") && report.contains("ndcg@10"));
     assert!(dir.join("rating.json").is_file() && dir.join("ranking.json").is_file());

@@ -78,8 +78,9 @@ pub struct Snapshot {
     pipelines: BTreeMap<String, RankPipeline>,
     item_index: Option<VectorIndex>,
     user_index: Option<VectorIndex>,
-    /// Batch mode: each catalog user's precomputed default list.
+    /// Batch mode: each catalog user's precomputed default list, and the length asked for.
     batch: Option<Vec<Vec<RankedItem>>>,
+    batch_size: usize,
     /// Feedback events the snapshot was built from.
     pub events: usize,
     /// Real-time feedback generation at which the data was read: overlay events from later
@@ -215,6 +216,7 @@ impl Snapshot {
             item_index,
             user_index,
             batch: None,
+            batch_size: batch_size.unwrap_or(0),
             events: log.len(),
             generation,
         };
@@ -265,17 +267,10 @@ impl Snapshot {
         let list = lists.get(u as usize)?;
         let end = request.offset + request.n;
         // A short list means the catalog ran out, so a longer page would not find more.
-        (end <= list.len() || list.len() < self.batch_len()).then(|| {
+        (end <= list.len() || list.len() < self.batch_size).then(|| {
             let start = request.offset.min(list.len());
             &list[start..end.min(list.len())]
         })
-    }
-
-    fn batch_len(&self) -> usize {
-        self.batch
-            .as_ref()
-            .and_then(|b| b.iter().map(Vec::len).max())
-            .unwrap_or(0)
     }
 
     /// Whether lists are precomputed.

@@ -1,42 +1,59 @@
 //! `kindred quickstart`: the main job end to end on the embedded default. Loads (or generates)
 //! data, prints the data-quality report, evaluates baselines and the strongest models under the
-//! standard protocols (writing the results and an HTML report of them), trains the
-//! `ranking-best` preset on all the data, saves it and shows sample recommendations.
+//! standard protocols (writing the results and an HTML report of them), imports the data into an
+//! embedded SQLite store, trains and publishes the `ranking-best` preset from it, starts the
+//! server on 127.0.0.1 and prints working curl examples (`--check` runs them itself and stops).
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
-use kindred_core::{Protocol, TrainSet};
+use anyhow::{bail, Context, Result};
+use kindred_core::{Dataset, Protocol};
 use kindred_data::preprocess::PipelineConfig;
 use kindred_eval::{evaluate, EvalOptions, EvalReport};
-use kindred_models::build_algorithm;
+use kindred_server::{ServerConfig, TrainSpec};
+use kindred_store::Store;
 
 use super::eval::format_report;
-use super::recommend::recommend_for;
 use super::{write_json, Env};
 use crate::data::DataArgs;
 
 /// The dataset used when none is given: generated, so the quick start needs no download.
 pub const DEFAULT_DATA: &str = "synthetic:users=2000,items=1000,seed=42";
 
+/// The model the quick start serves.
+const SERVED_MODEL: &str = "ranking-best";
+
 #[derive(clap::Args)]
 pub struct Args {
     /// Data spec (default: a seeded synthetic dataset).
     #[arg(long, default_value = DEFAULT_DATA)]
     data: String,
-    /// Where to save the trained model.
-    #[arg(long, default_value = "kindred-quickstart/model")]
-    out: PathBuf,
+    /// Folder for the results (`rating.json`, `ranking.json`, `report.html`), the store
+    /// (`kindred.db`) and its model versions (`kindred.db.models/`); the store is recreated on
+    /// each run.
+    #[arg(long, default_value = "kindred-quickstart")]
+    dir: PathBuf,
     /// Folds of the rating evaluation (set 0 to skip it).
     #[arg(long, default_value_t = 5)]
     folds: usize,
-    /// Where to write the evaluation results (`rating.json`, `ranking.json`) and their HTML
-    /// report (`report.html`); default: the folder that holds `--out`.
+    /// Address the server listens on (loopback only: the quick start sets no API keys).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Run the printed examples against the server, show the answers, and stop (instead of
+    /// serving until Ctrl-C).
     #[arg(long)]
-    results: Option<PathBuf>,
+    check: bool,
 }
 
 pub fn run(args: Args, env: &Env) -> Result<()> {
+    if !args.listen.ip().is_loopback() {
+        bail!(
+            "the quick start serves without API keys, so only on a loopback address; \
+             use `kindred serve` with keys to listen on {}",
+            args.listen
+        );
+    }
     let data_args = DataArgs {
         data: args.data.clone(),
         columns: None,
@@ -50,28 +67,104 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
         "== data quality\n{}",
         kindred_data::quality::report(&dataset, &PipelineConfig::default())
     );
+    evaluate_all(&dataset, &args, env)?;
 
+    let store_path = args.dir.join("kindred.db");
+    let config = ServerConfig {
+        listen: args.listen,
+        store: store_path.display().to_string(),
+        ..ServerConfig::default()
+    };
+    let spec = TrainSpec {
+        model: SERVED_MODEL.to_owned(),
+        positive: dataset.interactions.has_ratings().then_some(4.0),
+        seed: 42,
+    };
+    super::runtime()?.block_on(async {
+        let store = fresh_store(&store_path, &config).await?;
+        import(&store, &dataset, env).await?;
+        let record = kindred_server::train_and_publish(
+            &store,
+            &config.artifacts_dir(),
+            &spec,
+            env.fit_context(42),
+        )
+        .await?;
+        println!(
+            "== trained {SERVED_MODEL} ({}) from the store {}; live version {}",
+            record.model.algorithm, config.store, record.model.version
+        );
+        serve_examples(config, examples(&dataset), args.check, env).await
+    })
+}
+
+/// Starts the server, prints the examples, and either serves until Ctrl-C or (`check`) runs
+/// the examples and stops.
+async fn serve_examples(
+    config: ServerConfig,
+    examples: Vec<Example>,
+    check: bool,
+    env: &Env,
+) -> Result<()> {
+    let cancel = env.cancel.clone();
+    let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
+    let server = tokio::spawn(super::serve::serve_until_stopped(
+        config,
+        cancel.clone(),
+        move |addr| {
+            let _ = addr_tx.send(addr);
+        },
+    ));
+    let Ok(addr) = addr_rx.await else {
+        return match server.await {
+            Ok(Err(e)) => Err(e),
+            _ => Err(anyhow::anyhow!("the server did not start")),
+        };
+    };
+    println!("== serving on http://{addr} (Ctrl-C stops); try:\n");
+    for example in &examples {
+        println!("{}\n", example.curl(addr));
+    }
+    if !check {
+        return server.await.context("server task")?;
+    }
+    let mut failed = 0;
+    for example in &examples {
+        let (status, body) = example.run(addr).await?;
+        let shown: String = body.chars().take(300).collect();
+        println!("{} {} -> {status}\n{shown}\n", example.method, example.path);
+        if !(200..300).contains(&status) {
+            failed += 1;
+        }
+    }
+    cancel.cancel();
+    server.await.context("server task")??;
+    if failed > 0 {
+        bail!("{failed} example requests failed");
+    }
+    println!("== all {} example requests answered 2xx", examples.len());
+    Ok(())
+}
+
+/// The rating and ranking evaluations, their JSON results and HTML report.
+fn evaluate_all(dataset: &Dataset, args: &Args, env: &Env) -> Result<()> {
     let options = EvalOptions {
         threads: env.threads,
         progress: env.progress.clone(),
         cancel: env.cancel.clone(),
         ..EvalOptions::default()
     };
-    let results_dir = args.results.clone().unwrap_or_else(|| {
-        args.out
-            .parent()
-            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
-    });
-    std::fs::create_dir_all(&results_dir)
+    let results_dir = &args.dir;
+    std::fs::create_dir_all(results_dir)
         .with_context(|| format!("creating {}", results_dir.display()))?;
     let mut sources = Vec::new();
     let has_ratings = dataset.interactions.has_ratings();
     if has_ratings && args.folds >= 2 {
         let protocol = Protocol::parse(&format!("kfold:{}", args.folds))?;
         let models = ["random", "baseline", "svd", "svdpp", "rating-best"].map(String::from);
-        let report = evaluate(&dataset, &protocol, &models, &options)?;
+        let report = evaluate(dataset, &protocol, &models, &options)?;
         println!("== rating prediction\n{}", format_report(&report));
-        sources.push(save_results(&results_dir, "rating", report)?);
+        sources.push(save_results(results_dir, "rating", report)?);
     }
     let ranking_protocol = if has_ratings {
         "temporal:0.2,positive>=4"
@@ -88,45 +181,13 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
         "ranking-best",
     ]
     .map(String::from);
-    let report = evaluate(&dataset, &protocol, &models, &options)?;
+    let report = evaluate(dataset, &protocol, &models, &options)?;
     println!("== top-N ranking\n{}", format_report(&report));
-    sources.push(save_results(&results_dir, "ranking", report)?);
+    sources.push(save_results(results_dir, "ranking", report)?);
     let page = results_dir.join("report.html");
     std::fs::write(&page, kindred_report::render_html(&sources))
         .with_context(|| format!("writing {}", page.display()))?;
     println!("== report of both evaluations: {}\n", page.display());
-
-    let interactions = protocol.prepare(&dataset.interactions);
-    let train = TrainSet::new(interactions)
-        .with_features(dataset.item_features.clone(), dataset.user_features.clone());
-    let algorithm = build_algorithm("ranking-best")?;
-    let model = algorithm.fit(&train, &env.fit_context(42))?;
-    model.save(&args.out)?;
-    println!(
-        "== trained ranking-best ({}) on all data, saved to {}",
-        algorithm.name(),
-        args.out.display()
-    );
-    let sample: Vec<String> = model
-        .fitted()
-        .users
-        .externals()
-        .iter()
-        .take(3)
-        .cloned()
-        .collect();
-    for (user, list) in recommend_for(model.as_ref(), &sample, 5) {
-        let items: Vec<String> = list
-            .iter()
-            .map(|s| format!("{} ({:.3})", model.fitted().items.external(s.item), s.score))
-            .collect();
-        println!("{user}: {}", items.join(", "));
-    }
-    println!(
-        "\nnext: kindred recommend --model {} --user {} --k 10",
-        args.out.display(),
-        sample.first().map_or("USER", String::as_str)
-    );
     Ok(())
 }
 
@@ -135,4 +196,127 @@ fn save_results(dir: &Path, name: &str, report: EvalReport) -> Result<kindred_re
     let path = dir.join(format!("{name}.json"));
     write_json(&path, &report)?;
     Ok(kindred_report::Source { path, report })
+}
+
+/// Removes the previous run's store and model versions, then opens a new store.
+async fn fresh_store(path: &Path, config: &ServerConfig) -> Result<Store> {
+    for suffix in ["", "-wal", "-shm"] {
+        let file = PathBuf::from(format!("{}{suffix}", path.display()));
+        if file.exists() {
+            std::fs::remove_file(&file).with_context(|| format!("removing {}", file.display()))?;
+        }
+    }
+    let models = config.artifacts_dir();
+    if models.exists() {
+        std::fs::remove_dir_all(&models)
+            .with_context(|| format!("removing {}", models.display()))?;
+    }
+    Ok(Store::open(&config.store).await?)
+}
+
+/// Users, items and feedback into the store.
+async fn import(store: &Store, dataset: &Dataset, env: &Env) -> Result<()> {
+    use kindred_store::import::{
+        feedback_from_interactions, items_from_features, users_from_features,
+    };
+    if let Some(table) = &dataset.user_features {
+        store.upsert_users(&users_from_features(table)).await?;
+    }
+    if let Some(table) = &dataset.item_features {
+        store.upsert_items(&items_from_features(table)).await?;
+    }
+    let feedback = feedback_from_interactions(&dataset.interactions);
+    env.progress
+        .begin("importing feedback", feedback.len() as u64);
+    for chunk in feedback.chunks(10_000) {
+        env.cancel.check()?;
+        store.insert_feedback(chunk).await?;
+        env.progress.advance(chunk.len() as u64);
+    }
+    env.progress.finish();
+    println!(
+        "== imported {} feedback events into the store",
+        feedback.len()
+    );
+    Ok(())
+}
+
+/// One example request.
+struct Example {
+    method: &'static str,
+    path: String,
+    body: Option<String>,
+}
+
+impl Example {
+    fn curl(&self, addr: SocketAddr) -> String {
+        match &self.body {
+            Some(body) => format!(
+                "curl -s -X {} http://{addr}{} -H 'Content-Type: application/json' -d '{body}'",
+                self.method, self.path
+            ),
+            None => format!("curl -s 'http://{addr}{}'", self.path),
+        }
+    }
+
+    /// Sends the request (HTTP/1.1, one connection) and returns status and body.
+    async fn run(&self, addr: SocketAddr) -> Result<(u16, String)> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        let body = self.body.as_deref().unwrap_or("");
+        let request = format!(
+            "{} {} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            self.method,
+            self.path,
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await?;
+        let text = String::from_utf8_lossy(&response);
+        let status = text
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .context("malformed HTTP response")?;
+        let body = text
+            .split_once("\r\n\r\n")
+            .map_or("", |(_, b)| b)
+            .to_owned();
+        Ok((status, body))
+    }
+}
+
+/// The printed examples, with a real user and items of the data.
+fn examples(dataset: &Dataset) -> Vec<Example> {
+    let log = &dataset.interactions;
+    let user = log.user_ids().try_external(0).unwrap_or("u1").to_owned();
+    let item = log.item_ids().try_external(0).unwrap_or("i1").to_owned();
+    let other = log.item_ids().try_external(1).unwrap_or("i2").to_owned();
+    let get = |path: String| Example {
+        method: "GET",
+        path,
+        body: None,
+    };
+    vec![
+        get(format!("/v1/recommend/{user}?n=5")),
+        Example {
+            method: "POST",
+            path: "/v1/feedback".into(),
+            body: Some(format!(
+                r#"[{{"user": "{user}", "item": "{other}", "type": "click"}}]"#
+            )),
+        },
+        get(format!("/v1/recommend/{user}?n=5")),
+        Example {
+            method: "POST",
+            path: "/v1/recommend".into(),
+            body: Some(format!(r#"{{"interactions": ["{item}"], "n": 5}}"#)),
+        },
+        get(format!("/v1/similar-items/{item}?n=5")),
+        get("/v1/popular?n=5".into()),
+        get("/v1/models".into()),
+        get("/metrics".into()),
+    ]
 }

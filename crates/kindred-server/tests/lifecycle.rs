@@ -1,0 +1,324 @@
+//! The server's life between requests: batch mode's precomputed lists, the scheduler retraining
+//! and swapping versions, the watcher picking up a version published by another process, and the
+//! whole flow on PostgreSQL. These drive `AppState` directly; the HTTP surface has its own tests.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kindred_core::FitContext;
+use kindred_rank::RequestFilters;
+use kindred_server::snapshot::ListRequest;
+use kindred_server::{AppState, ServeMode, ServerConfig, TrainSpec};
+use kindred_store::import::{feedback_from_interactions, items_from_features, users_from_features};
+use kindred_store::{PostgresStore, Store};
+
+const MODEL: &str = "als:factors=8,iterations=3";
+
+fn spec(model: &str) -> TrainSpec {
+    TrainSpec {
+        model: model.to_owned(),
+        positive: None,
+        seed: 7,
+    }
+}
+
+/// Fills `store` with a small seeded synthetic dataset (users, items with features, feedback).
+async fn fill(store: &Store) {
+    let cfg = kindred_data::synthetic::SyntheticConfig::parse("users=120,items=80,seed=3")
+        .expect("synthetic spec");
+    let data = kindred_data::synthetic::generate(&cfg)
+        .expect("synthetic data")
+        .dataset;
+    if let Some(t) = &data.user_features {
+        store.upsert_users(&users_from_features(t)).await.unwrap();
+    }
+    if let Some(t) = &data.item_features {
+        store.upsert_items(&items_from_features(t)).await.unwrap();
+    }
+    store
+        .insert_feedback(&feedback_from_interactions(&data.interactions))
+        .await
+        .unwrap();
+}
+
+struct Sqlite {
+    dir: tempfile::TempDir,
+}
+
+impl Sqlite {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn location(&self) -> String {
+        self.dir.path().join("store.db").display().to_string()
+    }
+
+    fn config(&self) -> ServerConfig {
+        ServerConfig {
+            store: self.location(),
+            models_dir: Some(self.dir.path().join("models")),
+            ..ServerConfig::default()
+        }
+    }
+
+    async fn store(&self) -> Store {
+        Store::open(&self.location()).await.unwrap()
+    }
+}
+
+async fn publish(store: &Store, config: &ServerConfig, model: &str) -> String {
+    kindred_server::train_and_publish(
+        store,
+        &config.artifacts_dir(),
+        &spec(model),
+        FitContext::with_seed(7),
+    )
+    .await
+    .unwrap()
+    .model
+    .version
+}
+
+/// Waits until `done` holds, polling; false after `limit`.
+async fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    done()
+}
+
+fn request(user: &str, n: usize) -> ListRequest<'_> {
+    ListRequest {
+        user: Some(user),
+        n,
+        now: 2_000_000_000,
+        ..ListRequest::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_mode_serves_the_lists_realtime_scoring_gives() {
+    let db = Sqlite::new();
+    let store = db.store().await;
+    fill(&store).await;
+    let config = ServerConfig {
+        mode: ServeMode::Batch,
+        batch_size: 20,
+        ..db.config()
+    };
+    publish(&store, &config, MODEL).await;
+    let state = AppState::new(config, store).await.unwrap();
+    let snapshot = state.snapshot();
+    assert!(snapshot.is_batch());
+    for u in 0..snapshot.users.len() as u32 {
+        let user = snapshot.users.external(u).to_owned();
+        for (offset, n) in [(0, 10), (5, 10), (0, 20)] {
+            let mut req = request(&user, n);
+            req.offset = offset;
+            let pre = snapshot.precomputed(&req).expect("a precomputed page");
+            let now = snapshot.rank_now(&req).unwrap();
+            let ids = |l: &[kindred_rank::RankedItem]| l.iter().map(|r| r.item).collect::<Vec<_>>();
+            assert_eq!(ids(pre), ids(&now), "user {user} page {offset}+{n}");
+        }
+        // Deeper than precomputed, filtered, or with new history: scored at request time.
+        assert!(snapshot.precomputed(&request(&user, 21)).is_none());
+        let mut filtered = request(&user, 5);
+        filtered.filters = RequestFilters {
+            categories: Vec::new(),
+            exclude: vec!["i1".into()],
+        };
+        assert!(snapshot.precomputed(&filtered).is_none());
+        let mut with_history = request(&user, 5);
+        with_history.history = vec![0];
+        assert!(snapshot.precomputed(&with_history).is_none());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduler_retrains_publishes_and_swaps_without_blocking_lists() {
+    let db = Sqlite::new();
+    let store = db.store().await;
+    fill(&store).await;
+    let mut config = db.config();
+    config.training.model = MODEL.into();
+    config.training.interval_seconds = 1;
+    let first = publish(&store, &config, MODEL).await;
+    // Feedback after the first version, so the scheduler has something new to learn.
+    store
+        .insert_feedback(&[kindred_store::Feedback {
+            user: "u1".into(),
+            item: "i2".into(),
+            event_type: "click".into(),
+            value: None,
+            timestamp: 1_900_000_000,
+            event_id: None,
+        }])
+        .await
+        .unwrap();
+    let state = AppState::new(config, store.clone()).await.unwrap();
+    assert_eq!(state.snapshot().version(), Some(first.as_str()));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let background = tokio::spawn(Arc::clone(&state).run_background(stopped));
+    let swapped = eventually(Duration::from_secs(30), || {
+        state.snapshot().version().is_some_and(|v| v != first)
+    })
+    .await;
+    // Lists keep coming while it trains and after it swaps.
+    let list = state.snapshot().rank_now(&request("u1", 5)).unwrap();
+    assert_eq!(list.len(), 5);
+    let _ = stop.send(true);
+    background.await.unwrap();
+    assert!(swapped, "the scheduler did not publish a new version");
+    let models = store.list_models().await.unwrap();
+    assert!(models.len() >= 2);
+    let live: Vec<_> = models.iter().filter(|m| m.live).collect();
+    assert_eq!(live.len(), 1);
+    assert_eq!(
+        state.snapshot().version(),
+        Some(live[0].model.version.as_str())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduler_skips_when_no_feedback_arrived() {
+    let db = Sqlite::new();
+    let store = db.store().await;
+    fill(&store).await;
+    let mut config = db.config();
+    config.training.model = MODEL.into();
+    config.training.interval_seconds = 1;
+    let first = publish(&store, &config, MODEL).await;
+    let state = AppState::new(config, store.clone()).await.unwrap();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let background = tokio::spawn(Arc::clone(&state).run_background(stopped));
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let _ = stop.send(true);
+    background.await.unwrap();
+    assert_eq!(store.list_models().await.unwrap().len(), 1);
+    assert_eq!(state.snapshot().version(), Some(first.as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_published_elsewhere_is_swapped_in() {
+    let db = Sqlite::new();
+    let store = db.store().await;
+    fill(&store).await;
+    let config = ServerConfig {
+        watch_interval_ms: 100,
+        ..db.config()
+    };
+    let state = AppState::new(config.clone(), store).await.unwrap();
+    assert_eq!(state.snapshot().version(), None, "nothing published yet");
+    // Before any model: the fallback chain still fills lists.
+    let list = state.snapshot().rank_now(&request("u1", 5)).unwrap();
+    assert_eq!(list.len(), 5);
+    assert!(list
+        .iter()
+        .all(|r| !r.source.to_string().starts_with("model")));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let background = tokio::spawn(Arc::clone(&state).run_background(stopped));
+    // Another process (here: another connection) trains and publishes, as
+    // `kindred train --store ... --publish` does.
+    let other = db.store().await;
+    let version = publish(&other, &config, MODEL).await;
+    let swapped = eventually(Duration::from_secs(20), || {
+        state.snapshot().version() == Some(version.as_str())
+    })
+    .await;
+    let _ = stop.send(true);
+    background.await.unwrap();
+    assert!(swapped);
+    let list = state.snapshot().rank_now(&request("u1", 5)).unwrap();
+    assert!(list.iter().all(|r| r.source.to_string() == "model:als"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_serves_folds_in_and_swaps_versions() {
+    let Ok(url) = std::env::var("KINDRED_TEST_POSTGRES") else {
+        if std::env::var_os("CI").is_some() {
+            panic!(
+                "KINDRED_TEST_POSTGRES is not set, and CI is: the PostgreSQL server test must run"
+            );
+        }
+        eprintln!("skipped: set KINDRED_TEST_POSTGRES to run the server on PostgreSQL");
+        return;
+    };
+    let schema = format!("kindred_server_test_{}", std::process::id());
+    let store = Store::Postgres(PostgresStore::open(&url, Some(&schema)).await.unwrap());
+    fill(&store).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = ServerConfig {
+        store: url.clone(),
+        models_dir: Some(dir.path().to_path_buf()),
+        ..ServerConfig::default()
+    };
+    let first = publish(&store, &config, MODEL).await;
+    let second = kindred_server::train_and_register(
+        &store,
+        &config.artifacts_dir(),
+        &spec("als:factors=4,iterations=2"),
+        FitContext::with_seed(7),
+    )
+    .await
+    .unwrap()
+    .model
+    .version;
+    let state = AppState::new(config, store.clone()).await.unwrap();
+    assert_eq!(state.snapshot().version(), Some(first.as_str()));
+    let before = state.snapshot().rank_now(&request("u1", 5)).unwrap();
+    assert!(before.iter().all(|r| r.source.to_string() == "model:als"));
+    // Real-time feedback: stored, then folded in on the next list.
+    let event = kindred_store::Feedback {
+        user: "u1".into(),
+        item: kindred_store::import::feedback_from_interactions(
+            &store.load_dataset("x").await.unwrap().interactions,
+        )[0]
+        .item
+        .clone(),
+        event_type: "click".into(),
+        value: None,
+        timestamp: 1_900_000_000,
+        event_id: Some("pg-e1".into()),
+    };
+    store
+        .insert_feedback(std::slice::from_ref(&event))
+        .await
+        .unwrap();
+    state.record_feedback(std::slice::from_ref(&event));
+    let snapshot = state.snapshot();
+    let history = state.overlay_items("u1", &snapshot);
+    assert_eq!(history.len(), 1);
+    let mut req = request("u1", 5);
+    req.history = history.clone();
+    let after = snapshot.rank_now(&req).unwrap();
+    assert!(
+        after.iter().all(|r| r.item != history[0]),
+        "the new item is excluded"
+    );
+    assert!(after.iter().all(|r| r.source.to_string() == "fold-in:als"));
+    // Activate the other version: swapped in, and the overlay survives until it is stored data.
+    store.activate_model(&second).await.unwrap();
+    state.rebuild().await.unwrap();
+    assert_eq!(state.snapshot().version(), Some(second.as_str()));
+    let rolled = store.rollback_model().await.unwrap();
+    assert_eq!(rolled.model.version, first);
+    state.rebuild().await.unwrap();
+    assert_eq!(state.snapshot().version(), Some(first.as_str()));
+    drop(state);
+    drop(store);
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
+}
