@@ -323,4 +323,18 @@ mod tests {
         config.validate().unwrap();
         assert!(ServerConfig::default().validate().is_ok());
     }
+
+    #[test]
+    fn the_readme_config_example_parses() {
+        let readme = include_str!("../../../README.md");
+        let start = readme
+            .find("```toml\nlisten =")
+            .expect("README has the server config example");
+        let block = &readme[start + "```toml\n".len()..];
+        let block = &block[..block.find("```").expect("closed block")];
+        let config = ServerConfig::from_toml_str(block, "README.md").unwrap();
+        assert_eq!(config.training.interval_seconds, 3600);
+        assert!(config.rank_named.contains_key("business"));
+        config.validate().unwrap();
+    }
 }

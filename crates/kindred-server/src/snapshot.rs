@@ -221,12 +221,16 @@ impl Snapshot {
             generation,
         };
         if let Some(k) = batch_size {
+            // Lists are as of the build; time-dependent rules (availability, freshness) move on
+            // only at the next rebuild, which is why filtered requests are scored live.
+            let now = crate::training::unix_now();
             let lists: Result<Vec<Vec<RankedItem>>> = (0..snapshot.users.len())
                 .into_par_iter()
                 .map(|u| {
                     let request = ListRequest {
                         user: Some(snapshot.users.external(u as u32)),
                         n: k,
+                        now,
                         ..ListRequest::default()
                     };
                     snapshot.rank_now(&request)
