@@ -84,6 +84,17 @@ fn rank_configs(config: &ServerConfig) -> Result<BTreeMap<String, RankConfig>> {
         }
         out.insert(name.clone(), RankConfig::from_file(path)?);
     }
+    // The learned second stage is trained per evaluation fold; serving it needs the factorisation
+    // machine saved with the model version, which does not exist yet. Refuse rather than serve
+    // lists that silently differ from what `kindred eval --rank` measured.
+    if let Some((name, _)) = out.iter().find(|(_, c)| c.second_stage.is_some()) {
+        return Err(Error::Config {
+            origin: format!("rank config `{name}`"),
+            message: "[second_stage] is not served yet (it is measured offline by `kindred eval \
+                      --rank`); remove it from configs given to the server"
+                .into(),
+        });
+    }
     Ok(out)
 }
 
@@ -91,10 +102,12 @@ impl AppState {
     /// Opens the state and builds the first snapshot from the store (and its live version).
     pub async fn new(config: ServerConfig, store: Store) -> Result<Arc<Self>> {
         let rank_configs = rank_configs(&config)?;
+        // A placeholder until the first rebuild below; plain ranking, because the configured
+        // rank configs may name feature columns an empty catalog does not have.
         let empty = Snapshot::build(SnapshotInput {
             dataset: Dataset::new("empty", InteractionsBuilder::new().build()),
             live: None,
-            rank_configs: rank_configs.clone(),
+            rank_configs: [(DEFAULT_RANK.to_owned(), RankConfig::default())].into(),
             batch_size: None,
             generation: 0,
         })?;

@@ -322,3 +322,35 @@ async fn postgres_store_serves_folds_in_and_swaps_versions() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rank_configs_are_served_and_an_unservable_one_is_refused() {
+    let db = Sqlite::new();
+    let store = db.store().await;
+    fill(&store).await;
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/rank");
+    let config = ServerConfig {
+        rank: Some(examples.join("diverse.toml")),
+        rank_named: [("business".to_owned(), examples.join("business.toml"))].into(),
+        ..db.config()
+    };
+    publish(&store, &config, MODEL).await;
+    let state = AppState::new(config.clone(), store.clone()).await.unwrap();
+    let snapshot = state.snapshot();
+    assert!(snapshot.has_rank("default") && snapshot.has_rank("business"));
+    let mut req = request("u1", 10);
+    assert_eq!(snapshot.rank_now(&req).unwrap().len(), 10);
+    req.rank = Some("business");
+    assert_eq!(snapshot.rank_now(&req).unwrap().len(), 10);
+    req.rank = Some("nope");
+    assert!(snapshot.rank_now(&req).is_err());
+    let refused = ServerConfig {
+        rank: Some(examples.join("second_stage.toml")),
+        ..config
+    };
+    let Err(err) = AppState::new(refused, store).await else {
+        panic!("a config with [second_stage] must be refused");
+    };
+    let err = err.to_string();
+    assert!(err.contains("second_stage"), "{err}");
+}
