@@ -1,0 +1,141 @@
+//! The server flow exactly as README writes it: `kindred import`, `kindred train --store
+//! --publish`, `kindred serve`, a request, a version published while it runs, and a clean exit on
+//! SIGTERM.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const DATA: &str = "synthetic:users=200,items=120,seed=9";
+
+fn kindred(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_kindred"))
+        .args(args)
+        .arg("--quiet")
+        .output()
+        .expect("run kindred");
+    assert!(
+        out.status.success(),
+        "kindred {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// GET over a fresh connection; returns status and body.
+fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    let status = text.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = text.split_once("\r\n\r\n").unwrap().1.to_owned();
+    (status, body)
+}
+
+/// Kills the server if the test fails before stopping it.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn version_of(body: &str) -> String {
+    let json: serde_json::Value = serde_json::from_str(body).unwrap();
+    json["model_version"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn import_train_publish_serve_swap_and_stop_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("kindred.db");
+    let store = store.to_str().unwrap();
+    let out = kindred(&["import", "--data", DATA, "--store", store]);
+    assert!(out.contains("imported"), "{out}");
+    // A second import would duplicate the log: refused without --append.
+    let again = Command::new(env!("CARGO_BIN_EXE_kindred"))
+        .args(["import", "--data", DATA, "--store", store, "--quiet"])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--append"));
+    let out = kindred(&[
+        "train",
+        "--store",
+        store,
+        "--model",
+        "als:factors=8,iterations=3",
+        "--publish",
+    ]);
+    assert!(out.contains("live now"), "{out}");
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kindred"))
+        .args(["serve", "--store", store, "--listen", "127.0.0.1:0"])
+        .args(["--log-format", "json", "--log-level", "warn"])
+        .env("KINDRED_CACHE_TTL_SECONDS", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut server = Server(child);
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let addr: SocketAddr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .parse()
+        .unwrap();
+
+    let (status, body) = get(addr, "/v1/recommend/u1?n=5");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"source\":\"model:als\""), "{body}");
+    let first = version_of(&body);
+
+    // Publishing from another process: the running server swaps the version in.
+    let out = kindred(&[
+        "train",
+        "--store",
+        store,
+        "--model",
+        "als:factors=4,iterations=2",
+        "--publish",
+    ]);
+    assert!(out.contains("live now"), "{out}");
+    let start = Instant::now();
+    let mut current = first.clone();
+    while current == first && start.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(100));
+        let (status, body) = get(addr, "/v1/recommend/u1?n=5");
+        assert_eq!(status, 200, "{body}");
+        current = version_of(&body);
+    }
+    assert_ne!(current, first, "the published version was not swapped in");
+
+    // SIGTERM: a graceful stop with exit status 0.
+    let pid = server.0.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = server.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+}
