@@ -105,8 +105,12 @@ pub struct ServerConfig {
     pub max_n: usize,
     /// How often the server checks the store for a version made live elsewhere.
     pub watch_interval_ms: u64,
-    /// After item writes, the catalog (new items, hidden flags) is rebuilt at most this often.
+    /// After item writes, the catalog (new items, hidden flags) is rebuilt after this delay
+    /// (writes within it coalesce into one rebuild).
     pub catalog_refresh_ms: u64,
+    /// When feedback arrived, the snapshot (popularity, trending, each user's history) is rebuilt
+    /// from the store once it is this old; 0: only on new versions and item writes.
+    pub refresh_interval_seconds: u64,
     /// Write each served list to the store's impressions (for attribution and off-policy
     /// evaluation).
     pub write_impressions: bool,
@@ -133,7 +137,8 @@ impl Default for ServerConfig {
             max_batch: 10_000,
             max_n: 1_000,
             watch_interval_ms: 2_000,
-            catalog_refresh_ms: 1_000,
+            catalog_refresh_ms: 2_000,
+            refresh_interval_seconds: 300,
             write_impressions: false,
             rank: None,
             rank_named: BTreeMap::new(),

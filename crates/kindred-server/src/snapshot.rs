@@ -83,6 +83,8 @@ pub struct Snapshot {
     batch_size: usize,
     /// Feedback events the snapshot was built from.
     pub events: usize,
+    /// When the build finished.
+    pub built_at: std::time::Instant,
     /// Real-time feedback generation at which the data was read: overlay events from later
     /// generations are not in `seen` yet.
     pub generation: u64,
@@ -218,6 +220,7 @@ impl Snapshot {
             batch: None,
             batch_size: batch_size.unwrap_or(0),
             events: log.len(),
+            built_at: std::time::Instant::now(),
             generation,
         };
         if let Some(k) = batch_size {

@@ -342,10 +342,16 @@ impl AppState {
         }
     }
 
+    /// Rebuilds when another process made a version live, or when the snapshot is older than
+    /// `refresh_interval_seconds` and feedback arrived since it was built.
     async fn follow_live_version(&self) -> Result<()> {
         let live = self.store.live_model().await?;
         let current = self.snapshot();
-        if live.as_ref().map(|r| r.model.version.as_str()) != current.version() {
+        let refresh = self.config.refresh_interval_seconds;
+        let stale = refresh > 0
+            && current.built_at.elapsed() >= Duration::from_secs(refresh)
+            && self.generation.load(Ordering::SeqCst) > current.generation;
+        if stale || live.as_ref().map(|r| r.model.version.as_str()) != current.version() {
             self.rebuild().await?;
         }
         Ok(())

@@ -354,3 +354,49 @@ async fn rank_configs_are_served_and_an_unservable_one_is_refused() {
     let err = err.to_string();
     assert!(err.contains("second_stage"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_snapshot_is_rebuilt_once_feedback_arrived() {
+    let db = Sqlite::new();
+    let store = db.store().await;
+    fill(&store).await;
+    let config = ServerConfig {
+        watch_interval_ms: 100,
+        refresh_interval_seconds: 1,
+        ..db.config()
+    };
+    publish(&store, &config, MODEL).await;
+    let state = AppState::new(config, store.clone()).await.unwrap();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let background = tokio::spawn(Arc::clone(&state).run_background(stopped));
+    // No feedback: old but unchanged data is not reloaded.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let first = state.snapshot().id;
+    assert_eq!(first, 1, "rebuilt without new feedback");
+    let event = kindred_store::Feedback {
+        user: "brand-new-user".into(),
+        item: state.snapshot().items.external(0).to_owned(),
+        event_type: "click".into(),
+        value: None,
+        timestamp: 1_900_000_000,
+        event_id: None,
+    };
+    store
+        .insert_feedback(std::slice::from_ref(&event))
+        .await
+        .unwrap();
+    state.record_feedback(std::slice::from_ref(&event));
+    let rebuilt = eventually(Duration::from_secs(10), || state.snapshot().id > first).await;
+    let _ = stop.send(true);
+    background.await.unwrap();
+    assert!(rebuilt);
+    let snapshot = state.snapshot();
+    assert!(
+        snapshot.users.get("brand-new-user").is_some(),
+        "the stored event is in the data"
+    );
+    assert!(
+        state.overlay_items("brand-new-user", &snapshot).is_empty(),
+        "the overlay no longer repeats what the snapshot holds"
+    );
+}
