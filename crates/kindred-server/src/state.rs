@@ -156,6 +156,7 @@ impl AppState {
     /// One rebuild runs at a time; a model already loaded is reused.
     pub async fn rebuild(&self) -> Result<()> {
         let _guard = self.rebuild_lock.lock().await;
+        let started = std::time::Instant::now();
         let generation = self.generation.load(Ordering::SeqCst);
         let current = self.snapshot();
         let live = match self.store.live_model().await? {
@@ -205,7 +206,12 @@ impl AppState {
             !events.is_empty()
         });
         self.metrics.snapshot_swaps.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(version = ?version, generation, "snapshot swapped in");
+        tracing::info!(
+            version = ?version,
+            generation,
+            millis = started.elapsed().as_millis() as u64,
+            "snapshot swapped in"
+        );
         Ok(())
     }
 
