@@ -164,11 +164,23 @@ impl Snapshot {
         let item_features = dataset.item_features.as_deref();
         let mut pipelines = BTreeMap::new();
         for (name, mut config) in rank_configs {
+            let has_column = |name: &str| item_features.is_some_and(|f| f.column(name).is_some());
             // Hidden items are never served, whatever the rank config says.
-            if config.filters.hide_column.is_none()
-                && item_features.is_some_and(|f| f.column("hidden").is_some())
-            {
+            if config.filters.hide_column.is_none() && has_column("hidden") {
                 config.filters.hide_column = Some("hidden".into());
+            }
+            // The store keeps item categories in `categories` and item dates in `timestamp`:
+            // without these defaults a request's `category=` is refused (no category column)
+            // and `latest` orders by first interaction instead of the item's date.
+            if config.filters.category_column.is_none()
+                && config.category_column.is_none()
+                && has_column("categories")
+            {
+                config.filters.category_column = Some("categories".into());
+            }
+            if config.fallback.latest_column.is_none() && has_column("timestamp") {
+                config.fallback.latest_column = Some("timestamp".into());
+                config.fallback.latest_unit = kindred_rank::config::DateUnit::UnixSeconds;
             }
             let pipeline = RankPipeline::new(
                 config,

@@ -65,16 +65,57 @@ fn body_id(
     }
 }
 
+/// Item fields the store keeps as feature columns of their own: a feature of the same name
+/// would clash with them when the catalog is built.
+const ITEM_FIELDS: [&str; 3] = ["categories", "hidden", "timestamp"];
+
+/// Rejects features the store accepts but cannot turn into feature columns (nested objects,
+/// lists mixing strings and numbers, item features named like item fields): stored, one such
+/// record would make every later catalog rebuild and training run fail.
+fn check_features(
+    kind: &str,
+    id: &str,
+    features: &Map<String, Value>,
+    reserved: &[&str],
+) -> Result<(), ApiError> {
+    for (name, value) in features {
+        let usable = match value {
+            Value::Object(_) => false,
+            Value::Array(values) => {
+                values.iter().all(Value::is_string) || values.iter().all(Value::is_number)
+            }
+            _ => true,
+        };
+        let why = if reserved.contains(&name.as_str()) {
+            format!("`{name}` is an item field: send it as `{name}`, not as a feature")
+        } else if !usable {
+            "a feature is a number, string, boolean, null, list of strings or list of numbers"
+                .to_owned()
+        } else {
+            continue;
+        };
+        return Err(ApiError::bad_request(
+            "invalid_input",
+            format!("{kind} `{id}`, feature `{name}`: {why}"),
+        ));
+    }
+    Ok(())
+}
+
 fn user_of(body: UserBody, path: Option<&str>, index: Option<usize>) -> Result<User, ApiError> {
+    let id = body_id(path, body.id, index)?;
+    check_features("user", &id, &body.features, &[])?;
     Ok(User {
-        id: body_id(path, body.id, index)?,
+        id,
         features: body.features,
     })
 }
 
 fn item_of(body: ItemBody, path: Option<&str>, index: Option<usize>) -> Result<Item, ApiError> {
+    let id = body_id(path, body.id, index)?;
+    check_features("item", &id, &body.features, &ITEM_FIELDS)?;
     Ok(Item {
-        id: body_id(path, body.id, index)?,
+        id,
         features: body.features,
         categories: body.categories,
         timestamp: body.timestamp,
