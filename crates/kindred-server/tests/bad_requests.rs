@@ -449,6 +449,12 @@ fn cases(version: &str) -> Vec<Case> {
         post("publish with a bad model parameter", "/v1/models")
             .json(json!({ "model": "als:factors=zero" }))
             .expect(400, "invalid_input"),
+        post(
+            "publish with a non-finite positive threshold, not waiting",
+            "/v1/models",
+        )
+        .raw(r#"{"positive": -1e39}"#)
+        .expect(400, "invalid_input"),
         post("publish with a non-finite positive threshold", "/v1/models")
             .raw(r#"{"positive": 1e39, "wait": true}"#)
             .expect(400, "invalid_input"),
