@@ -891,3 +891,72 @@ async fn health_and_readiness() {
         server.version.clone().expect("version").as_str()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_mode_serves_the_lists_request_time_scoring_would() {
+    let server = start(Options::default().tweak(|c| {
+        c.mode = kindred_server::ServeMode::Batch;
+        c.batch_size = 20;
+        c.cache.ttl_seconds = 0;
+    }))
+    .await;
+    let c = server.client();
+    assert_eq!(c.get("/health/ready").await.json()["mode"], "batch");
+    for user in server.data.active_users().iter().take(5) {
+        let precomputed = c.get(&format!("/v1/recommend/{user}?n=10")).await;
+        precomputed.expect_status(200);
+        // A filter (here an exclusion of an id nobody has) makes the server score at request time.
+        let scored = c
+            .get(&format!("/v1/recommend/{user}?n=10&exclude=no-such-item"))
+            .await;
+        assert_eq!(precomputed.item_ids(), scored.item_ids(), "{user}");
+        assert_eq!(
+            precomputed.json()["items"],
+            scored.json()["items"],
+            "{user}"
+        );
+        // A page past the precomputed length is scored at request time too.
+        let deep = c.get(&format!("/v1/recommend/{user}?n=10&offset=15")).await;
+        deep.expect_status(200);
+        let full = c
+            .get(&format!("/v1/recommend/{user}?n=25&exclude=no-such-item"))
+            .await
+            .item_ids();
+        assert_eq!(deep.item_ids(), full[15..].to_vec(), "{user}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_items_reach_the_catalog_after_the_refresh() {
+    let server = start(Options::default()).await;
+    let c = server.client();
+    c.put(
+        "/v1/items/fresh-1",
+        &json!({ "categories": ["Drama"], "timestamp": common::ITEM_EPOCH + 10_000_000 }),
+    )
+    .await
+    .expect_status(200);
+    let listed = eventually(Duration::from_secs(10), || async {
+        c.get("/v1/latest?n=1").await.item_ids() == ["fresh-1"]
+    })
+    .await;
+    assert!(listed, "the new item never reached /v1/latest");
+    c.get("/v1/items/fresh-1").await.expect_status(200);
+    // The model does not know it yet: similar items fall back to co-occurrence, and predict
+    // cannot score it.
+    let r = c.get("/v1/similar-items/fresh-1?n=3").await;
+    r.expect_status(200);
+    assert!(r.json()["items"].as_array().expect("items").is_empty());
+    let r = c
+        .post("/v1/predict", &json!({ "pairs": [["u1", "fresh-1"]] }))
+        .await;
+    r.expect_status(200);
+    assert!(r.json()["predictions"][0]["score"].is_null());
+    // Deleting it takes it out again.
+    c.delete("/v1/items/fresh-1").await.expect_status(204);
+    let gone = eventually(Duration::from_secs(10), || async {
+        c.get("/v1/latest?n=1").await.item_ids() != ["fresh-1"]
+    })
+    .await;
+    assert!(gone, "the deleted item is still listed");
+}
