@@ -10,7 +10,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use kindred_core::{CsMatrix, Dataset, IdMap, Result, Scored};
+use kindred_core::features::ColumnData;
+use kindred_core::{CsMatrix, Dataset, FeatureTable, IdMap, Result, Scored};
 use kindred_models::{Model, UserQuery};
 use kindred_rank::retrieval::{cooccurrence_similar, Metric, VectorIndex};
 use kindred_rank::{
@@ -18,6 +19,7 @@ use kindred_rank::{
     TrainingLog,
 };
 use rayon::prelude::*;
+use serde_json::Value;
 
 /// Most history items folded in per request (the most recent ones).
 pub const MAX_FOLD_IN: usize = 500;
@@ -80,6 +82,10 @@ pub struct Snapshot {
     user_index: Option<VectorIndex>,
     /// Batch mode: each catalog user's precomputed default list.
     batch: Option<Vec<Vec<RankedItem>>>,
+    /// Kind of each user feature column in the store's data (writes are checked against it).
+    pub user_feature_kinds: BTreeMap<String, FeatureKind>,
+    /// Kind of each item feature column in the store's data.
+    pub item_feature_kinds: BTreeMap<String, FeatureKind>,
     /// Feedback events the snapshot was built from.
     pub events: usize,
     /// Real-time feedback generation at which the data was read: overlay events from later
@@ -214,6 +220,8 @@ impl Snapshot {
             ),
             None => (None, None),
         };
+        let user_feature_kinds = FeatureKind::of_table(dataset.user_features.as_deref());
+        let item_feature_kinds = FeatureKind::of_table(dataset.item_features.as_deref());
         let mut snapshot = Self {
             id: 0,
             live,
@@ -227,6 +235,8 @@ impl Snapshot {
             item_index,
             user_index,
             batch: None,
+            user_feature_kinds,
+            item_feature_kinds,
             events: log.len(),
             generation,
         };
@@ -524,6 +534,68 @@ impl Snapshot {
     /// How many catalog items the live model scores (the first ones).
     pub fn n_model_items(&self) -> usize {
         self.n_model_items
+    }
+}
+
+/// The kind of a feature column, as the store's dataset mapping makes it from JSON values: one
+/// column holds one kind, and a stored value of another kind makes every later catalog build
+/// and training run fail, so writes are checked against the kinds already stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeatureKind {
+    Categorical,
+    Numeric,
+    Text,
+    /// A dense vector of this dimension.
+    Vector(usize),
+}
+
+impl FeatureKind {
+    /// The kind of every column of `table`.
+    pub fn of_table(table: Option<&FeatureTable>) -> BTreeMap<String, FeatureKind> {
+        let Some(table) = table else {
+            return BTreeMap::new();
+        };
+        table
+            .columns()
+            .iter()
+            .map(|c| {
+                let kind = match &c.data {
+                    ColumnData::Categorical { .. } => FeatureKind::Categorical,
+                    ColumnData::Numeric(_) => FeatureKind::Numeric,
+                    ColumnData::Text(_) => FeatureKind::Text,
+                    ColumnData::Dense { dim, .. } => FeatureKind::Vector(*dim),
+                };
+                (c.name.clone(), kind)
+            })
+            .collect()
+    }
+
+    /// The kind a JSON feature value makes, in the order the store's mapping tests them:
+    /// None for `null` (not set), an error for values no column can hold.
+    pub fn of_value(value: &Value) -> std::result::Result<Option<FeatureKind>, &'static str> {
+        match value {
+            Value::Null => Ok(None),
+            Value::Bool(_) | Value::Number(_) => Ok(Some(FeatureKind::Numeric)),
+            Value::String(_) => Ok(Some(FeatureKind::Text)),
+            Value::Array(values) if values.iter().all(Value::is_string) => {
+                Ok(Some(FeatureKind::Categorical))
+            }
+            Value::Array(values) if values.iter().all(Value::is_number) => {
+                Ok(Some(FeatureKind::Vector(values.len())))
+            }
+            Value::Array(_) => Err("a list must hold only strings or only numbers"),
+            Value::Object(_) => Err("nested objects are not features"),
+        }
+    }
+
+    /// How the kind reads in messages.
+    pub fn describe(self) -> String {
+        match self {
+            FeatureKind::Categorical => "a list of strings".into(),
+            FeatureKind::Numeric => "a number or boolean".into(),
+            FeatureKind::Text => "a string".into(),
+            FeatureKind::Vector(dim) => format!("a list of {dim} numbers"),
+        }
     }
 }
 

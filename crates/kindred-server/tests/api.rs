@@ -81,6 +81,14 @@ async fn users_and_items_crud_and_batches() {
     let r = c.get("/v1/users/alice").await;
     assert_eq!(r.json()["features"]["city"], "Bergen");
     assert!(r.json()["features"].get("age").is_none(), "PUT replaces");
+    // Features of the kinds already stored are accepted (the fixture's `segment` is a list of
+    // strings), as are new features and nulls.
+    c.put(
+        "/v1/users/carol",
+        &json!({ "features": { "segment": ["segment2"], "score": 0.5, "note": null } }),
+    )
+    .await
+    .expect_status(200);
     // Ids travel percent-encoded in paths.
     c.put("/v1/users/b%20b", &json!({}))
         .await

@@ -199,6 +199,26 @@ fn cases(version: &str) -> Vec<Case> {
         post("nested feature in a batch", "/v1/items")
             .json(json!([{ "id": "i-ok" }, { "id": "i-bad", "features": { "x": {} } }]))
             .expect(400, "invalid_input"),
+        put(
+            "user feature of another kind than stored",
+            "/v1/users/u-bad",
+        )
+        .json(json!({ "features": { "segment": 5 } }))
+        .expect(400, "invalid_input"),
+        put(
+            "item feature of another kind than stored",
+            "/v1/items/i-bad",
+        )
+        .json(json!({ "features": { "year": "1999" } }))
+        .expect(400, "invalid_input"),
+        post("batch disagreeing on a new feature's kind", "/v1/users")
+            .json(json!([{ "id": "a", "features": { "fresh": 1 } },
+                         { "id": "b", "features": { "fresh": "one" } }]))
+            .expect(400, "invalid_input"),
+        post("vectors of two dimensions in one feature", "/v1/items")
+            .json(json!([{ "id": "v1", "features": { "emb": [1, 2] } },
+                         { "id": "v2", "features": { "emb": [1, 2, 3] } }]))
+            .expect(400, "invalid_input"),
         put("categories not strings", "/v1/items/i-bad")
             .json(json!({ "categories": [1, 2] }))
             .expect(422, "invalid_body"),
