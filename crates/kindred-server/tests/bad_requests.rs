@@ -634,3 +634,32 @@ async fn open_routes_and_loopback_without_keys() {
         .await
         .expect_status(200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunked_bodies_meet_the_same_limits() {
+    let server = start(Options::default().tweak(|c| c.max_body_bytes = MAX_BODY)).await;
+    let client = server.client();
+    let chunked = |payload: &str| {
+        let mut raw = b"POST /v1/feedback HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\
+            Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+            .to_vec();
+        for chunk in payload.as_bytes().chunks(1000) {
+            raw.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+            raw.extend_from_slice(chunk);
+            raw.extend_from_slice(b"\r\n");
+        }
+        raw.extend_from_slice(b"0\r\n\r\n");
+        raw
+    };
+    // Within the limit: accepted.
+    let small = json!([event("u1", "i1")]).to_string();
+    let r = client.raw(&chunked(&small)).await;
+    r.expect_status(200);
+    assert_eq!(r.json()["inserted"], 1);
+    // Over it: 413 with the JSON error, though no Content-Length announced the size.
+    let big = format!("[{}]", vec![event("u1", "i1").to_string(); 120].join(","));
+    let r = client.raw(&chunked(&big)).await;
+    r.expect_status(413);
+    assert_eq!(r.error_code(), Some("body_too_large"));
+    client.get("/health/live").await.expect_status(200);
+}
