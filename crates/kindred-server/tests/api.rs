@@ -754,6 +754,68 @@ async fn metrics_have_the_expected_series() {
     }
 }
 
+/// Sends a request to `route` that changes little: ids the fixture holds, bodies that are
+/// valid or refused (a publish of an unknown model), never a training run.
+async fn harmless(
+    c: &common::Client,
+    route: &kindred_server::openapi::RouteDoc,
+    version: &str,
+) -> Response {
+    let method = route.method.to_ascii_uppercase();
+    let path = concrete(route.path, version);
+    let body: Option<Value> = match (route.method, route.path) {
+        ("post", "/v1/models") => Some(json!({ "model": "no-such-model" })),
+        ("post", "/v1/models/{version}/activate") | ("post", "/v1/models/rollback") => None,
+        ("post", "/v1/recommend") => Some(json!({ "interactions": ["i1"] })),
+        ("post", "/v1/predict") => Some(json!({ "pairs": [["u1", "i1"]] })),
+        ("post", _) => Some(json!([])),
+        ("put", _) => Some(json!({})),
+        _ => None,
+    };
+    match &body {
+        Some(b) => c.json(&method, &path, b).await,
+        None => c.request(&method, &path, &[], None).await,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_needs_the_scope_the_openapi_table_names() {
+    let server = start(Options::keys(Some("r"), Some("w"), Some("a"))).await;
+    let version = server.version.clone().expect("version");
+    let anonymous = server.client();
+    for route in ROUTES {
+        let what = format!("{} {}", route.method, route.path);
+        let r = harmless(&anonymous, route, &version).await;
+        if route.scope == "open" {
+            assert!(
+                r.status != 401 && r.status != 403,
+                "{what} is open: {}",
+                r.text()
+            );
+            continue;
+        }
+        assert_eq!(r.status, 401, "{what} without a key: {}", r.text());
+        assert_eq!(r.error_code(), Some("missing_api_key"), "{what}");
+        let (own, below) = match route.scope {
+            "read" => ("r", None),
+            "write" => ("w", Some("r")),
+            "admin" => ("a", Some("w")),
+            other => panic!("{what}: unknown scope {other}"),
+        };
+        if let Some(key) = below {
+            let r = harmless(&server.client_with_key(key), route, &version).await;
+            assert_eq!(r.status, 403, "{what} with a lower key: {}", r.text());
+            assert_eq!(r.error_code(), Some("forbidden"), "{what}");
+        }
+        let r = harmless(&server.client_with_key(own), route, &version).await;
+        assert!(
+            r.status != 401 && r.status != 403 && r.status < 500,
+            "{what} with its own key: {}",
+            r.text()
+        );
+    }
+}
+
 /// A concrete path for a route template, with ids the fixture holds.
 fn concrete(path: &str, version: &str) -> String {
     path.replace("{id}", "i1")
@@ -790,21 +852,8 @@ async fn openapi_lists_every_route_and_every_route_is_served() {
             assert_eq!(op["x-kindred-scope"], route.scope);
         }
         // A harmless request with the right method: whatever it answers, it is routed.
-        let method = route.method.to_ascii_uppercase();
-        let path = concrete(route.path, &version);
-        let body: Option<Value> = match (route.method, route.path) {
-            ("post", "/v1/models") => Some(json!({ "model": "no-such-model" })),
-            ("post", "/v1/models/{version}/activate") | ("post", "/v1/models/rollback") => None,
-            ("post", "/v1/recommend") => Some(json!({ "interactions": ["i1"] })),
-            ("post", "/v1/predict") => Some(json!({ "pairs": [["u1", "i1"]] })),
-            ("post", _) => Some(json!([])),
-            ("put", _) => Some(json!({})),
-            _ => None,
-        };
-        let r = match &body {
-            Some(b) => c.json(&method, &path, b).await,
-            None => c.request(&method, &path, &[], None).await,
-        };
+        let r = harmless(&c, route, &version).await;
+        let (method, path) = (route.method, &route.path);
         assert_ne!(r.status, 405, "{method} {path}: {}", r.text());
         assert_ne!(r.error_code(), Some("no_route"), "{method} {path}");
         assert!(r.status < 500, "{method} {path}: {}", r.text());
