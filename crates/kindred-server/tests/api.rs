@@ -1017,3 +1017,60 @@ async fn new_items_reach_the_catalog_after_the_refresh() {
     .await;
     assert!(gone, "the deleted item is still listed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_during_version_swaps_all_succeed() {
+    let server = start(Options::default()).await;
+    let admin = server.client();
+    let first = server.version.clone().expect("version");
+    let r = admin
+        .post(
+            "/v1/models",
+            &json!({ "model": "als:factors=4,iterations=2", "wait": true }),
+        )
+        .await;
+    r.expect_status(201);
+    let second = r.json()["version"].as_str().expect("version").to_owned();
+    let users = server.data.active_users();
+    let mut tasks = Vec::new();
+    for t in 0..16 {
+        let c = server.client();
+        let users = users.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            for k in 0..8 {
+                let user = &users[(t * 8 + k) % users.len()];
+                let r = if k % 3 == 0 {
+                    c.post(
+                        "/v1/feedback",
+                        &json!([{ "user": user, "item": format!("i{}", (t + k) % 60), "type": "click" }]),
+                    )
+                    .await
+                } else {
+                    c.get(&format!("/v1/recommend/{user}?n=5")).await
+                };
+                let full_list = r.status != 200
+                    || r.json.as_ref().and_then(|b| b.get("items")).is_none()
+                    || r.item_ids().len() == 5;
+                statuses.push((r.status, full_list));
+            }
+            statuses
+        }));
+    }
+    // Swap versions back and forth while the requests run.
+    for k in 0..6 {
+        let version = if k % 2 == 0 { &first } else { &second };
+        admin
+            .request("POST", &format!("/v1/models/{version}/activate"), &[], None)
+            .await
+            .expect_status(200);
+    }
+    for task in tasks {
+        for (status, full_list) in task.await.expect("request task") {
+            assert_eq!(status, 200);
+            assert!(full_list, "a list came back short during a swap");
+        }
+    }
+    assert_eq!(serving(&server).await, second);
+    admin.get("/health/live").await.expect_status(200);
+}
