@@ -606,3 +606,46 @@ pub enum FallbackList {
     Trending,
     Latest,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kindred_core::FeatureValue;
+    use serde_json::json;
+
+    #[test]
+    fn feature_kinds_of_values_follow_the_store_mapping() {
+        let kind = |v: Value| FeatureKind::of_value(&v);
+        assert_eq!(kind(json!(null)), Ok(None));
+        assert_eq!(kind(json!(true)), Ok(Some(FeatureKind::Numeric)));
+        assert_eq!(kind(json!(2.5)), Ok(Some(FeatureKind::Numeric)));
+        assert_eq!(kind(json!("x")), Ok(Some(FeatureKind::Text)));
+        assert_eq!(kind(json!(["a", "b"])), Ok(Some(FeatureKind::Categorical)));
+        // The store reads an empty list as categories (its first list rule).
+        assert_eq!(kind(json!([])), Ok(Some(FeatureKind::Categorical)));
+        assert_eq!(kind(json!([1, 2.5])), Ok(Some(FeatureKind::Vector(2))));
+        assert!(kind(json!(["a", 1])).is_err());
+        assert!(kind(json!({ "a": 1 })).is_err());
+    }
+
+    #[test]
+    fn feature_kinds_of_a_table() {
+        let mut table = FeatureTable::new();
+        table
+            .set("u1", "genres", FeatureValue::Categories(vec!["a".into()]))
+            .unwrap();
+        table.set("u1", "age", FeatureValue::Number(3.0)).unwrap();
+        table
+            .set("u1", "emb", FeatureValue::Vector(vec![1.0, 2.0, 3.0]))
+            .unwrap();
+        table
+            .set("u1", "bio", FeatureValue::Text("hi".into()))
+            .unwrap();
+        let kinds = FeatureKind::of_table(Some(&table));
+        assert_eq!(kinds["genres"], FeatureKind::Categorical);
+        assert_eq!(kinds["age"], FeatureKind::Numeric);
+        assert_eq!(kinds["emb"], FeatureKind::Vector(3));
+        assert_eq!(kinds["bio"], FeatureKind::Text);
+        assert!(FeatureKind::of_table(None).is_empty());
+    }
+}
