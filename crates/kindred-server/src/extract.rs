@@ -37,10 +37,27 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(value)) => Ok(ApiJson(value)),
-            Err(r) => Err(json_rejection(r)),
-        }
+        // Two steps, so that only invalid JSON is `malformed_json`: decoding straight into `T`
+        // reports some shape errors (a pair of three strings: "trailing characters") as syntax.
+        let value = match Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(Json(value)) => value,
+            Err(r) => return Err(json_rejection(r)),
+        };
+        serde_path_to_error::deserialize(value)
+            .map(ApiJson)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let at = if path == "." {
+                    String::new()
+                } else {
+                    format!("{path}: ")
+                };
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_body",
+                    format!("the JSON body does not fit the request: {at}{}", e.inner()),
+                )
+            })
     }
 }
 

@@ -10,7 +10,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use kindred_core::{CsMatrix, Dataset, IdMap, Result, Scored};
+use kindred_core::features::ColumnData;
+use kindred_core::{CsMatrix, Dataset, FeatureTable, IdMap, Result, Scored};
 use kindred_models::{Model, UserQuery};
 use kindred_rank::retrieval::{cooccurrence_similar, Metric, VectorIndex};
 use kindred_rank::{
@@ -18,6 +19,7 @@ use kindred_rank::{
     TrainingLog,
 };
 use rayon::prelude::*;
+use serde_json::Value;
 
 /// Most history items folded in per request (the most recent ones).
 pub const MAX_FOLD_IN: usize = 500;
@@ -81,6 +83,10 @@ pub struct Snapshot {
     /// Batch mode: each catalog user's precomputed default list, and the length asked for.
     batch: Option<Vec<Vec<RankedItem>>>,
     batch_size: usize,
+    /// Kind of each user feature column in the store's data (writes are checked against it).
+    pub user_feature_kinds: BTreeMap<String, FeatureKind>,
+    /// Kind of each item feature column in the store's data.
+    pub item_feature_kinds: BTreeMap<String, FeatureKind>,
     /// Feedback events the snapshot was built from.
     pub events: usize,
     /// When the build finished.
@@ -167,11 +173,23 @@ impl Snapshot {
         let item_features = dataset.item_features.as_deref();
         let mut pipelines = BTreeMap::new();
         for (name, mut config) in rank_configs {
+            let has_column = |name: &str| item_features.is_some_and(|f| f.column(name).is_some());
             // Hidden items are never served, whatever the rank config says.
-            if config.filters.hide_column.is_none()
-                && item_features.is_some_and(|f| f.column("hidden").is_some())
-            {
+            if config.filters.hide_column.is_none() && has_column("hidden") {
                 config.filters.hide_column = Some("hidden".into());
+            }
+            // The store keeps item categories in `categories` and item dates in `timestamp`:
+            // without these defaults a request's `category=` is refused (no category column)
+            // and `latest` orders by first interaction instead of the item's date.
+            if config.filters.category_column.is_none()
+                && config.category_column.is_none()
+                && has_column("categories")
+            {
+                config.filters.category_column = Some("categories".into());
+            }
+            if config.fallback.latest_column.is_none() && has_column("timestamp") {
+                config.fallback.latest_column = Some("timestamp".into());
+                config.fallback.latest_unit = kindred_rank::config::DateUnit::UnixSeconds;
             }
             let pipeline = RankPipeline::new(
                 config,
@@ -205,6 +223,8 @@ impl Snapshot {
             ),
             None => (None, None),
         };
+        let user_feature_kinds = FeatureKind::of_table(dataset.user_features.as_deref());
+        let item_feature_kinds = FeatureKind::of_table(dataset.item_features.as_deref());
         let mut snapshot = Self {
             id: 0,
             live,
@@ -219,6 +239,8 @@ impl Snapshot {
             user_index,
             batch: None,
             batch_size: batch_size.unwrap_or(0),
+            user_feature_kinds,
+            item_feature_kinds,
             events: log.len(),
             built_at: std::time::Instant::now(),
             generation,
@@ -515,10 +537,115 @@ impl Snapshot {
     }
 }
 
+/// The kind of a feature column, as the store's dataset mapping makes it from JSON values: one
+/// column holds one kind, and a stored value of another kind makes every later catalog build
+/// and training run fail, so writes are checked against the kinds already stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeatureKind {
+    Categorical,
+    Numeric,
+    Text,
+    /// A dense vector of this dimension.
+    Vector(usize),
+}
+
+impl FeatureKind {
+    /// The kind of every column of `table`.
+    pub fn of_table(table: Option<&FeatureTable>) -> BTreeMap<String, FeatureKind> {
+        let Some(table) = table else {
+            return BTreeMap::new();
+        };
+        table
+            .columns()
+            .iter()
+            .map(|c| {
+                let kind = match &c.data {
+                    ColumnData::Categorical { .. } => FeatureKind::Categorical,
+                    ColumnData::Numeric(_) => FeatureKind::Numeric,
+                    ColumnData::Text(_) => FeatureKind::Text,
+                    ColumnData::Dense { dim, .. } => FeatureKind::Vector(*dim),
+                };
+                (c.name.clone(), kind)
+            })
+            .collect()
+    }
+
+    /// The kind a JSON feature value makes, in the order the store's mapping tests them:
+    /// None for `null` (not set), an error for values no column can hold.
+    pub fn of_value(value: &Value) -> std::result::Result<Option<FeatureKind>, &'static str> {
+        match value {
+            Value::Null => Ok(None),
+            Value::Bool(_) | Value::Number(_) => Ok(Some(FeatureKind::Numeric)),
+            Value::String(_) => Ok(Some(FeatureKind::Text)),
+            Value::Array(values) if values.iter().all(Value::is_string) => {
+                Ok(Some(FeatureKind::Categorical))
+            }
+            Value::Array(values) if values.iter().all(Value::is_number) => {
+                Ok(Some(FeatureKind::Vector(values.len())))
+            }
+            Value::Array(_) => Err("a list must hold only strings or only numbers"),
+            Value::Object(_) => Err("nested objects are not features"),
+        }
+    }
+
+    /// How the kind reads in messages.
+    pub fn describe(self) -> String {
+        match self {
+            FeatureKind::Categorical => "a list of strings".into(),
+            FeatureKind::Numeric => "a number or boolean".into(),
+            FeatureKind::Text => "a string".into(),
+            FeatureKind::Vector(dim) => format!("a list of {dim} numbers"),
+        }
+    }
+}
+
 /// The non-personal lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FallbackList {
     Popular,
     Trending,
     Latest,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kindred_core::FeatureValue;
+    use serde_json::json;
+
+    #[test]
+    fn feature_kinds_of_values_follow_the_store_mapping() {
+        let kind = |v: Value| FeatureKind::of_value(&v);
+        assert_eq!(kind(json!(null)), Ok(None));
+        assert_eq!(kind(json!(true)), Ok(Some(FeatureKind::Numeric)));
+        assert_eq!(kind(json!(2.5)), Ok(Some(FeatureKind::Numeric)));
+        assert_eq!(kind(json!("x")), Ok(Some(FeatureKind::Text)));
+        assert_eq!(kind(json!(["a", "b"])), Ok(Some(FeatureKind::Categorical)));
+        // The store reads an empty list as categories (its first list rule).
+        assert_eq!(kind(json!([])), Ok(Some(FeatureKind::Categorical)));
+        assert_eq!(kind(json!([1, 2.5])), Ok(Some(FeatureKind::Vector(2))));
+        assert!(kind(json!(["a", 1])).is_err());
+        assert!(kind(json!({ "a": 1 })).is_err());
+    }
+
+    #[test]
+    fn feature_kinds_of_a_table() {
+        let mut table = FeatureTable::new();
+        table
+            .set("u1", "genres", FeatureValue::Categories(vec!["a".into()]))
+            .unwrap();
+        table.set("u1", "age", FeatureValue::Number(3.0)).unwrap();
+        table
+            .set("u1", "emb", FeatureValue::Vector(vec![1.0, 2.0, 3.0]))
+            .unwrap();
+        table
+            .set("u1", "bio", FeatureValue::Text("hi".into()))
+            .unwrap();
+        let kinds = FeatureKind::of_table(Some(&table));
+        assert_eq!(kinds["genres"], FeatureKind::Categorical);
+        assert_eq!(kinds["age"], FeatureKind::Numeric);
+        assert_eq!(kinds["emb"], FeatureKind::Vector(3));
+        assert_eq!(kinds["bio"], FeatureKind::Text);
+        assert!(FeatureKind::of_table(None).is_empty());
+    }
 }

@@ -2,6 +2,7 @@
 //! `POST /v1/items`. Item writes schedule a catalog rebuild so new items become servable (as
 //! fallbacks) and hidden ones disappear within `catalog_refresh_ms`.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -15,6 +16,7 @@ use serde_json::{json, Map, Value};
 use super::check_batch;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath};
+use crate::snapshot::FeatureKind;
 use crate::state::AppState;
 
 /// A user as sent to the API.
@@ -65,16 +67,94 @@ fn body_id(
     }
 }
 
-fn user_of(body: UserBody, path: Option<&str>, index: Option<usize>) -> Result<User, ApiError> {
+/// Item fields the store keeps as feature columns of their own: a feature of the same name
+/// would clash with them when the catalog is built.
+const ITEM_FIELDS: [&str; 3] = ["categories", "hidden", "timestamp"];
+
+/// The feature column kinds one request's records must agree with: those of the stored data
+/// (from the live snapshot) and those the request's own earlier records introduce.
+struct FeatureSchema<'a> {
+    stored: &'a BTreeMap<String, FeatureKind>,
+    added: BTreeMap<String, FeatureKind>,
+    reserved: &'a [&'a str],
+}
+
+impl<'a> FeatureSchema<'a> {
+    fn new(stored: &'a BTreeMap<String, FeatureKind>, reserved: &'a [&'a str]) -> Self {
+        Self {
+            stored,
+            added: BTreeMap::new(),
+            reserved,
+        }
+    }
+
+    /// Rejects features the store would accept but could not turn into feature columns (nested
+    /// objects, mixed lists, a kind other than the column's, item features named like item
+    /// fields): stored, one such record makes every later catalog build and training run fail,
+    /// and a restarted server refuse to start.
+    fn check(
+        &mut self,
+        kind: &str,
+        id: &str,
+        features: &Map<String, Value>,
+    ) -> Result<(), ApiError> {
+        for (name, value) in features {
+            let bad = |why: String| {
+                ApiError::bad_request(
+                    "invalid_input",
+                    format!("{kind} `{id}`, feature `{name}`: {why}"),
+                )
+            };
+            if self.reserved.contains(&name.as_str()) {
+                return Err(bad(format!(
+                    "`{name}` is an item field: send it as `{name}`, not as a feature"
+                )));
+            }
+            let Some(got) = FeatureKind::of_value(value).map_err(|why| bad(why.to_owned()))? else {
+                continue;
+            };
+            match self.stored.get(name).or_else(|| self.added.get(name)) {
+                Some(&expected) if expected != got => {
+                    return Err(bad(format!(
+                        "expected {} (as stored for other {kind}s), got {}",
+                        expected.describe(),
+                        got.describe()
+                    )))
+                }
+                Some(_) => {}
+                None => {
+                    self.added.insert(name.clone(), got);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn user_of(
+    body: UserBody,
+    path: Option<&str>,
+    index: Option<usize>,
+    schema: &mut FeatureSchema<'_>,
+) -> Result<User, ApiError> {
+    let id = body_id(path, body.id, index)?;
+    schema.check("user", &id, &body.features)?;
     Ok(User {
-        id: body_id(path, body.id, index)?,
+        id,
         features: body.features,
     })
 }
 
-fn item_of(body: ItemBody, path: Option<&str>, index: Option<usize>) -> Result<Item, ApiError> {
+fn item_of(
+    body: ItemBody,
+    path: Option<&str>,
+    index: Option<usize>,
+    schema: &mut FeatureSchema<'_>,
+) -> Result<Item, ApiError> {
+    let id = body_id(path, body.id, index)?;
+    schema.check("item", &id, &body.features)?;
     Ok(Item {
-        id: body_id(path, body.id, index)?,
+        id,
         features: body.features,
         categories: body.categories,
         timestamp: body.timestamp,
@@ -87,7 +167,9 @@ pub async fn put_user(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<UserBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let user = user_of(body, Some(&id), None)?;
+    let snapshot = state.snapshot();
+    let mut schema = FeatureSchema::new(&snapshot.user_feature_kinds, &[]);
+    let user = user_of(body, Some(&id), None, &mut schema)?;
     state.store.upsert_user(&user).await?;
     state.catalog_changed();
     Ok(Json(json!({ "id": user.id, "written": 1 })))
@@ -120,10 +202,12 @@ pub async fn post_users(
     ApiJson(body): ApiJson<Vec<UserBody>>,
 ) -> Result<impl IntoResponse, ApiError> {
     check_batch(&state, body.len())?;
+    let snapshot = state.snapshot();
+    let mut schema = FeatureSchema::new(&snapshot.user_feature_kinds, &[]);
     let users = body
         .into_iter()
         .enumerate()
-        .map(|(i, b)| user_of(b, None, Some(i)))
+        .map(|(i, b)| user_of(b, None, Some(i), &mut schema))
         .collect::<Result<Vec<_>, _>>()?;
     state.store.upsert_users(&users).await?;
     state.catalog_changed();
@@ -135,7 +219,9 @@ pub async fn put_item(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<ItemBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let item = item_of(body, Some(&id), None)?;
+    let snapshot = state.snapshot();
+    let mut schema = FeatureSchema::new(&snapshot.item_feature_kinds, &ITEM_FIELDS);
+    let item = item_of(body, Some(&id), None, &mut schema)?;
     state.store.upsert_item(&item).await?;
     state.catalog_changed();
     Ok(Json(json!({ "id": item.id, "written": 1 })))
@@ -167,10 +253,12 @@ pub async fn post_items(
     ApiJson(body): ApiJson<Vec<ItemBody>>,
 ) -> Result<impl IntoResponse, ApiError> {
     check_batch(&state, body.len())?;
+    let snapshot = state.snapshot();
+    let mut schema = FeatureSchema::new(&snapshot.item_feature_kinds, &ITEM_FIELDS);
     let items = body
         .into_iter()
         .enumerate()
-        .map(|(i, b)| item_of(b, None, Some(i)))
+        .map(|(i, b)| item_of(b, None, Some(i), &mut schema))
         .collect::<Result<Vec<_>, _>>()?;
     state.store.upsert_items(&items).await?;
     state.catalog_changed();

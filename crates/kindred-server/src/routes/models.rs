@@ -72,6 +72,12 @@ pub async fn publish(
     };
     // Reject a bad spec now rather than in a background job nobody watches.
     kindred_models::build_algorithm(&spec.model)?;
+    if let Some(threshold) = spec.positive.filter(|p| !p.is_finite()) {
+        return Err(ApiError::bad_request(
+            "invalid_input",
+            format!("`positive`: {threshold} is not a finite number"),
+        ));
+    }
     if state.is_training() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,

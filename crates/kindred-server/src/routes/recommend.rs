@@ -190,7 +190,8 @@ pub async fn post_recommend(
             format!("`n`: {} is outside [1, {max_n}]", body.n),
         ));
     }
-    if body.offset + body.n > max_n * MAX_DEPTH_FACTOR {
+    // Saturating: an offset near usize::MAX must be refused, not wrap around.
+    if body.offset.saturating_add(body.n) > max_n * MAX_DEPTH_FACTOR {
         return Err(ApiError::bad_request(
             "invalid_parameter",
             format!("`offset` + `n` may not exceed {}", max_n * MAX_DEPTH_FACTOR),
