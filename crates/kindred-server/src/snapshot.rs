@@ -87,6 +87,8 @@ pub struct Snapshot {
     pub user_feature_kinds: BTreeMap<String, FeatureKind>,
     /// Kind of each item feature column in the store's data.
     pub item_feature_kinds: BTreeMap<String, FeatureKind>,
+    /// The store's data the snapshot was built from.
+    pub data: Arc<Dataset>,
     /// Feedback events the snapshot was built from.
     pub events: usize,
     /// When the build finished.
@@ -111,7 +113,8 @@ pub const DEFAULT_RANK: &str = "default";
 
 /// Everything a snapshot is built from.
 pub struct SnapshotInput {
-    pub dataset: Dataset,
+    /// The store's data (shared: a snapshot that only swaps the model reuses it).
+    pub dataset: Arc<Dataset>,
     pub live: Option<LiveModel>,
     /// Named rank configs; [`DEFAULT_RANK`] must be among them.
     pub rank_configs: BTreeMap<String, RankConfig>,
@@ -242,6 +245,7 @@ impl Snapshot {
             user_feature_kinds,
             item_feature_kinds,
             events: log.len(),
+            data: Arc::clone(&dataset),
             built_at: std::time::Instant::now(),
             generation,
         };

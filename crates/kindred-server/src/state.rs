@@ -55,6 +55,12 @@ pub struct AppState {
     /// user -> (generation, item) of feedback newer than some snapshot.
     overlay: Mutex<HashMap<String, Vec<(u64, String)>>>,
     generation: AtomicU64,
+    /// Set when stored users, items or feedback changed since the data was last read: a rebuild
+    /// for a new model version reuses the current snapshot's data otherwise.
+    data_changed: AtomicBool,
+    /// (users, items, feedback) counts in the store when the current data was read: catches
+    /// writes by other processes.
+    data_stamp: Mutex<Option<(u64, u64, u64)>>,
     rank_configs: BTreeMap<String, RankConfig>,
     rebuild_lock: tokio::sync::Mutex<()>,
     catalog_changed: tokio::sync::Notify,
@@ -105,7 +111,7 @@ impl AppState {
         // A placeholder until the first rebuild below; plain ranking, because the configured
         // rank configs may name feature columns an empty catalog does not have.
         let empty = Snapshot::build(SnapshotInput {
-            dataset: Dataset::new("empty", InteractionsBuilder::new().build()),
+            dataset: Arc::new(Dataset::new("empty", InteractionsBuilder::new().build())),
             live: None,
             rank_configs: [(DEFAULT_RANK.to_owned(), RankConfig::default())].into(),
             batch_size: None,
@@ -127,6 +133,8 @@ impl AppState {
             snapshot_counter: AtomicU64::new(0),
             overlay: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
+            data_changed: AtomicBool::new(true),
+            data_stamp: Mutex::new(None),
             rank_configs,
             rebuild_lock: tokio::sync::Mutex::new(()),
             catalog_changed: tokio::sync::Notify::new(),
@@ -185,7 +193,28 @@ impl AppState {
             }
             None => None,
         };
-        let dataset = self.store.load_dataset("store").await?;
+        // Reading ML-1M takes seconds; a rebuild that only swaps the model reuses the data when
+        // nothing was written here (flag, cleared before reading so a write during the read
+        // marks the next rebuild dirty) or elsewhere (row counts; an update in place by another
+        // process waits for the next refresh).
+        let counts = self.store.counts().await?;
+        let stamp = (counts.users, counts.items, counts.feedback);
+        let changed_here = self.data_changed.swap(false, Ordering::SeqCst);
+        let changed_elsewhere = *lock(&self.data_stamp) != Some(stamp);
+        let (dataset, generation) = if changed_here || changed_elsewhere {
+            match self.store.load_dataset("store").await {
+                Ok(data) => {
+                    *lock(&self.data_stamp) = Some(stamp);
+                    (Arc::new(data), generation)
+                }
+                Err(e) => {
+                    self.data_changed.store(true, Ordering::SeqCst);
+                    return Err(e.into());
+                }
+            }
+        } else {
+            (Arc::clone(&current.data), current.generation)
+        };
         let input = SnapshotInput {
             dataset,
             live,
@@ -218,6 +247,7 @@ impl AppState {
     /// Notes stored feedback for real-time use: the users' overlays grow and their cached lists
     /// are dropped.
     pub fn record_feedback(&self, events: &[Feedback]) {
+        self.data_changed.store(true, Ordering::SeqCst);
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
         {
             let mut overlay = lock(&self.overlay);
@@ -258,6 +288,7 @@ impl AppState {
 
     /// Asks for a catalog rebuild soon (items changed); several calls coalesce.
     pub fn catalog_changed(&self) {
+        self.data_changed.store(true, Ordering::SeqCst);
         self.catalog_changed.notify_one();
     }
 

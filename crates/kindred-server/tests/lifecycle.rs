@@ -400,3 +400,55 @@ async fn a_stale_snapshot_is_rebuilt_once_feedback_arrived() {
         "the overlay no longer repeats what the snapshot holds"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_swap_reuses_the_data_unless_it_changed_here_or_elsewhere() {
+    let db = Sqlite::new();
+    let store = db.store().await;
+    fill(&store).await;
+    let config = db.config();
+    let first = publish(&store, &config, MODEL).await;
+    let second = kindred_server::train_and_register(
+        &store,
+        &config.artifacts_dir(),
+        &spec("als:factors=4,iterations=2"),
+        FitContext::with_seed(7),
+    )
+    .await
+    .unwrap()
+    .model
+    .version;
+    let state = AppState::new(config, store.clone()).await.unwrap();
+    let data = Arc::clone(&state.snapshot().data);
+    store.activate_model(&second).await.unwrap();
+    state.rebuild().await.unwrap();
+    assert_eq!(state.snapshot().version(), Some(second.as_str()));
+    assert!(
+        Arc::ptr_eq(&data, &state.snapshot().data),
+        "nothing changed: data reused"
+    );
+    // Written by another process: the row counts differ, so the data is read again.
+    let other = db.store().await;
+    other
+        .insert_feedback(&[kindred_store::Feedback {
+            user: "elsewhere".into(),
+            item: "i1".into(),
+            event_type: "click".into(),
+            value: None,
+            timestamp: 1_900_000_000,
+            event_id: None,
+        }])
+        .await
+        .unwrap();
+    store.activate_model(&first).await.unwrap();
+    state.rebuild().await.unwrap();
+    let snapshot = state.snapshot();
+    assert_eq!(snapshot.version(), Some(first.as_str()));
+    assert!(!Arc::ptr_eq(&data, &snapshot.data));
+    assert!(snapshot.users.get("elsewhere").is_some());
+    // Written here (an item): read again too.
+    let data = Arc::clone(&snapshot.data);
+    state.catalog_changed();
+    state.rebuild().await.unwrap();
+    assert!(!Arc::ptr_eq(&data, &state.snapshot().data));
+}
