@@ -4,7 +4,8 @@
 //! ```text
 //! kindred-loadgen recommend --addr HOST:PORT (--users A..B | --users-file F) [--n 10]
 //!     [--rate 5000 | --closed-loop] [--duration 20] [--requests N] [--connections 32]
-//!     [--swap-versions V1,V2 --swap-every-ms 1000] [--seed 1] [--threads 1] [--out FILE.json]
+//!     [--swap-versions V1,V2 --swap-every-ms 1000] [--path '/v1/recommend/{user}?n={n}']
+//!     [--seed 1] [--threads 1] [--out FILE.json]
 //! kindred-loadgen feedback --addr HOST:PORT (--users A..B | --users-file F)
 //!     (--items A..B | --items-file F) [--events 200000] [--batch 1000] [--connections 4]
 //!     [--run-id ID] [--seed 1] [--threads 1] [--out FILE.json]
@@ -112,6 +113,9 @@ fn recommend_plan(args: &mut Args) -> Result<recommend::RecommendPlan, LoadError
         requests: args.number("requests")?,
         users: ids(args, "users")?,
         n: positive("n", args.number_or("n", 10)?)?,
+        path: args
+            .string("path")
+            .unwrap_or_else(|| "/v1/recommend/{user}?n={n}".to_owned()),
         seed: args.number_or("seed", 1)?,
         swap_versions,
         swap_every: Duration::from_millis(swap_every_ms.max(1)),

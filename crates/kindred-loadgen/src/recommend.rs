@@ -35,6 +35,9 @@ pub struct RecommendPlan {
     pub requests: Option<u64>,
     pub users: Vec<String>,
     pub n: usize,
+    /// Request path; `{user}` and `{n}` are replaced per request (default
+    /// `/v1/recommend/{user}?n={n}`). Another path measures the cost of other routes.
+    pub path: String,
     pub seed: u64,
     pub swap_versions: Vec<String>,
     pub swap_every: Duration,
@@ -221,7 +224,14 @@ pub async fn run(plan: RecommendPlan) -> Result<Value, LoadError> {
     let requests: Arc<Vec<Vec<u8>>> = Arc::new(
         plan.users
             .iter()
-            .map(|u| get_request(&format!("/v1/recommend/{u}?n={}", plan.n)))
+            .map(|u| {
+                get_request(
+                    &plan
+                        .path
+                        .replace("{user}", u)
+                        .replace("{n}", &plan.n.to_string()),
+                )
+            })
             .collect(),
     );
     let mut connections = Vec::with_capacity(plan.connections);
@@ -310,6 +320,7 @@ pub async fn run(plan: RecommendPlan) -> Result<Value, LoadError> {
         "addr": plan.addr.to_string(),
         "connections": plan.connections,
         "n": plan.n,
+        "path": plan.path,
         "users": plan.users.len(),
         "target_rate": plan.rate,
         "planned_requests": plan.rate.map(|_| total),
