@@ -153,6 +153,8 @@ pub struct RankPipeline {
     boost: Vec<f64>,
     /// The learned second stage re-scoring the model's pool, when one is attached.
     second_stage: Option<SecondStage>,
+    /// `config.reorders_pool()`, once.
+    reorders_pool: bool,
 }
 
 impl RankPipeline {
@@ -238,6 +240,7 @@ impl RankPipeline {
             Vec::new()
         };
         let log_popularity = log_popularity(&fallback.item_users);
+        let config_reorders = config.reorders_pool();
         let boost = if config.objectives.boost.is_empty() {
             Vec::new()
         } else {
@@ -254,6 +257,7 @@ impl RankPipeline {
             log_popularity,
             boost,
             second_stage: None,
+            reorders_pool: config_reorders,
         })
     }
 
@@ -444,7 +448,7 @@ impl RankPipeline {
         if need == 0 {
             return Vec::new();
         }
-        let k = if level == 0 {
+        let k = if level == 0 && (self.reorders_pool || self.second_stage.is_some()) {
             self.config.candidates.max(need)
         } else {
             need
@@ -576,6 +580,39 @@ mod tests {
         list.iter()
             .map(|r| (r.item, r.source.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn a_plain_config_selects_only_what_the_list_needs_in_model_order() {
+        assert!(!RankConfig::default().reorders_pool());
+        let mut mmr = RankConfig::default();
+        mmr.diversity.mmr_lambda = 0.3;
+        assert!(mmr.reorders_pool());
+        // With ties (c = e) and a candidate pool of 1, the plain list is the model's order
+        // (ties by lower index) and the same as a zero-weight re-ranker over a full pool.
+        let scores = [5.0, 4.0, 3.0, 2.0, 3.0, 1.5];
+        let request = RankRequest {
+            user: Some(0),
+            seen: &[0, 1],
+            primary: Some(ScoreSource {
+                name: "m",
+                scores: &scores,
+            }),
+            ..RankRequest::new(100)
+        };
+        let plain = pipeline(RankConfig {
+            candidates: 1,
+            ..Default::default()
+        });
+        let mut zero_mmr = RankConfig::default();
+        zero_mmr.diversity.mmr_lambda = 1e-12;
+        let reranked = pipeline(zero_mmr);
+        let a = plain.rank(&request, 4).unwrap();
+        assert_eq!(
+            a.iter().map(|r| r.item).collect::<Vec<_>>(),
+            vec![2, 4, 3, 5]
+        );
+        assert_eq!(labels(&a), labels(&reranked.rank(&request, 4).unwrap()));
     }
 
     #[test]
