@@ -176,26 +176,26 @@ fn print_report(report: &ExperimentReport) {
             scale * c.control_mean,
             if scale == 100.0 { " %" } else { "" }
         );
+        let unit = if scale == 100.0 { " pts" } else { "" };
         println!(
-            "  lift {:+.4} {level:.0}% CI [{:+.4}, {:+.4}]{}, relative {relative}, p = {:.4}",
+            "  lift {:+.4}{unit}, {level:.0}% CI [{:+.4}, {:+.4}], relative {relative}, {}",
             scale * c.absolute_lift,
             scale * c.absolute_ci[0],
             scale * c.absolute_ci[1],
-            if scale == 100.0 { " pts" } else { "" },
-            c.p_value
+            format_p(c.p_value)
         );
         if let Some(cuped) = &m.cuped {
             println!(
-                "  CUPED on {}: theta = {:.4}, variance reduced by {:.1}% (unadjusted p = {:.4})",
+                "  CUPED on {}: theta = {:.4}, variance reduced by {:.1}% (unadjusted {})",
                 cuped.covariate,
                 cuped.theta,
                 100.0 * cuped.variance_reduction,
-                cuped.unadjusted.p_value
+                format_p(cuped.unadjusted.p_value)
             );
         }
         println!(
-            "  sequential (mSPRT): always-valid p = {:.4}, confidence sequence [{:+.4}, {:+.4}]",
-            m.sequential.p_value,
+            "  sequential (mSPRT): always-valid {}, confidence sequence [{:+.4}, {:+.4}]",
+            format_p(m.sequential.p_value),
             scale * m.sequential.confidence_sequence[0],
             scale * m.sequential.confidence_sequence[1]
         );
@@ -204,14 +204,23 @@ fn print_report(report: &ExperimentReport) {
         println!();
         println!("segments (Holm-adjusted p):");
         for s in &report.segments {
+            let proportion = report
+                .metrics
+                .iter()
+                .any(|m| m.name == s.metric && matches!(m.kind, MetricKind::Proportion));
+            let (scale, unit) = if proportion {
+                (100.0, " pts")
+            } else {
+                (1.0, "")
+            };
             println!(
-                "  {:<12} {} {}: lift {:+.4}, p = {:.4}, adjusted p = {:.4}{}",
+                "  {:<12} {} {}: lift {:+.4}{unit}, {}, adjusted {}{}",
                 s.segment,
                 s.metric,
                 s.variant,
-                s.comparison.absolute_lift,
-                s.comparison.p_value,
-                s.adjusted_p_value,
+                scale * s.comparison.absolute_lift,
+                format_p(s.comparison.p_value),
+                format_p(s.adjusted_p_value),
                 if s.significant { " *" } else { "" }
             );
         }
@@ -221,6 +230,15 @@ fn print_report(report: &ExperimentReport) {
     }
     println!();
     println!("verdict: {}", report.verdict);
+}
+
+/// "p = 0.0123" with four decimals, or "p < 0.0001" when it would round to 0.
+fn format_p(p: f64) -> String {
+    if p < 1e-4 {
+        "p < 0.0001".into()
+    } else {
+        format!("p = {p:.4}")
+    }
 }
 
 fn run_power(args: PowerArgs) -> Result<()> {

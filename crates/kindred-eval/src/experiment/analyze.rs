@@ -720,15 +720,24 @@ fn verdict(
             let relative = c.relative_lift.map_or(String::new(), |r| format!(" ({:+.1}%)", 100.0 * r));
             if c.is_significant() {
                 let direction = if c.absolute_lift > 0.0 { "beats" } else { "loses to" };
+                // The fixed-horizon test is only valid read once; say so when the peeking-safe
+                // test does not agree yet.
+                let sequential = if m.sequential.significant {
+                    format!("always-valid p = {}", format_p(m.sequential.p_value))
+                } else {
+                    format!(
+                        "not yet conclusive if the results were watched before the planned end (always-valid p = {})",
+                        format_p(m.sequential.p_value)
+                    )
+                };
                 format!(
-                    "{} {direction} {control} on {}: {}{relative}, {level} CI [{}, {}], p = {}; always-valid p = {}",
+                    "{} {direction} {control} on {}: {}{relative}, {level} CI [{}, {}], p = {}; {sequential}",
                     m.variant,
                     m.metric,
                     format_lift(&m.kind, c.absolute_lift),
                     format_lift(&m.kind, c.absolute_ci[0]),
                     format_lift(&m.kind, c.absolute_ci[1]),
                     format_p(c.p_value),
-                    format_p(m.sequential.p_value),
                 )
             } else {
                 let more = match m.units_per_variant_for_power {
@@ -802,6 +811,16 @@ mod tests {
         assert!(!report.srm.mismatch);
         assert!(report.verdict.starts_with("B beats A on converted: +3.00 pts (+30.0%), 95% CI [+0.21 pts, +5.79 pts], p = 0.035"), "{}", report.verdict);
         assert!(report.verdict.ends_with("SRM ok"));
+        // z = 2.105 is below the mSPRT's boundary at the current size (about 3.04 standard errors
+        // with the mixing variance tuned here), so the verdict warns peekers.
+        assert!(!report.comparisons[0].sequential.significant);
+        assert!(
+            report
+                .verdict
+                .contains("not yet conclusive if the results were watched"),
+            "{}",
+            report.verdict
+        );
         // Two segments, Holm-adjusted: each p at most doubled.
         assert_eq!(report.segments.len(), 2);
         for s in &report.segments {
