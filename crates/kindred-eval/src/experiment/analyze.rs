@@ -764,7 +764,12 @@ fn verdict(
     if parts.is_empty() {
         return format!("no comparison possible on {}; {srm_text}", primary.name);
     }
-    format!("{}; {srm_text}", parts.join(" | "))
+    if srm.mismatch {
+        // A broken split invalidates everything after it: lead with it.
+        format!("{srm_text}; {}", parts.join(" | "))
+    } else {
+        format!("{}; {srm_text}", parts.join(" | "))
+    }
 }
 
 #[cfg(test)]
@@ -858,7 +863,7 @@ mod tests {
         let report = analyze(&rows, &AnalysisOptions::default()).unwrap();
         assert!(report.srm.mismatch);
         assert!(
-            report.verdict.contains("SRM DETECTED"),
+            report.verdict.starts_with("SRM DETECTED"),
             "{}",
             report.verdict
         );
