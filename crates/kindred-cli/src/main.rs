@@ -49,6 +49,8 @@ enum Command {
     Tune(commands::tune::Args),
     /// A self-contained HTML report (or PNG charts) from eval/tune JSON result files.
     Report(commands::report::Args),
+    /// A/B test analysis (rates, means, ratios, CUPED, SRM, sequential, segments) and power.
+    Experiment(commands::experiment::Args),
 }
 
 fn main() {
@@ -76,6 +78,7 @@ fn main() {
         Command::Split(args) => commands::split::run(args, &env),
         Command::Tune(args) => commands::tune::run(args, &env),
         Command::Report(args) => commands::report::run(args, &env),
+        Command::Experiment(args) => commands::experiment::run(args, &env),
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");

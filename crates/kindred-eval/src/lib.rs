@@ -1,6 +1,7 @@
 //! Kindred's evaluation: exact metric definitions, the runner that fits models on protocol
 //! splits and scores them, per-segment breakdowns, and the JSON result format (BLUEPRINT §3-4).
 
+pub mod experiment;
 pub mod export;
 pub mod metrics;
 pub mod offpolicy;

@@ -1,6 +1,7 @@
 //! One module per `kindred` subcommand.
 
 pub mod eval;
+pub mod experiment;
 pub mod import;
 pub mod models;
 pub mod predict;

@@ -10,6 +10,8 @@
 
 use kindred_core::SplitMix64;
 
+use crate::experiment::distributions::normal_cdf;
+
 use super::space::{Config, Domain, Space, Value};
 
 /// Knobs of the estimator.
@@ -175,35 +177,10 @@ impl Parzen {
     }
 }
 
-/// Standard normal CDF through erf (Abramowitz & Stegun 7.1.26, absolute error < 1.5e-7).
-fn normal_cdf(z: f64) -> f64 {
-    0.5 * (1.0 + erf(z / std::f64::consts::SQRT_2))
-}
-
-fn erf(x: f64) -> f64 {
-    let sign = if x < 0.0 { -1.0 } else { 1.0 };
-    let x = x.abs();
-    let t = 1.0 / (1.0 + 0.327_591_1 * x);
-    let poly = t
-        * (0.254_829_592
-            + t * (-0.284_496_736
-                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
-    sign * (1.0 - poly * (-x * x).exp())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::tune::space::Param;
-
-    #[test]
-    fn erf_matches_known_values() {
-        // erf(0.5) = 0.5204998778, erf(1) = 0.8427007929, erf(2) = 0.9953222650.
-        assert!((erf(0.5) - 0.520_499_877_8).abs() < 2e-7);
-        assert!((erf(1.0) - 0.842_700_792_9).abs() < 2e-7);
-        assert!((erf(-2.0) + 0.995_322_265_0).abs() < 2e-7);
-        assert!((normal_cdf(0.0) - 0.5).abs() < 1e-9);
-    }
 
     #[test]
     fn parzen_density_integrates_to_one_on_the_unit_interval() {
