@@ -26,18 +26,7 @@ PORT="${PORT:-18080}"
 OUT=bench/out/serve-load
 mkdir -p "$OUT"
 
-cargo build --release -q -p kindred-cli -p kindred-loadgen
-K=target/release/kindred
-LG=target/release/kindred-loadgen
-ADDR="127.0.0.1:$PORT"
-WORK="$(mktemp -d)"
-SERVER_PID=""
-cleanup() {
-  if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-STORE="$WORK/store.db"
+source bench/serve_common.sh
 LOG="$OUT/commands.log"
 : > "$LOG"
 step() { echo "+ $*" | tee -a "$LOG" >&2; /usr/bin/time -f "  (%e s wall)" "$@" 2>> "$LOG"; }

@@ -9,20 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA_DIR="${KINDRED_DATA_DIR:-../shared/data}"
 PORT="${PORT:-18090}"
-ADDR="127.0.0.1:$PORT"
 OUT=bench/out/serve-profile
 mkdir -p "$OUT"
-cargo build --release -q -p kindred-cli -p kindred-loadgen
-K=target/release/kindred
-LG=target/release/kindred-loadgen
-WORK="$(mktemp -d)"
-SERVER_PID=""
-cleanup() {
-  if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-STORE="$WORK/store.db"
+source bench/serve_common.sh
 $K import --data "movielens:$DATA_DIR/ml-1m" --store "$STORE" > /dev/null
 $K train --store "$STORE" --model als:factors=48 --positive 4 > /dev/null
 $K train --store "$STORE" --model als --positive 4 --publish > /dev/null

@@ -82,6 +82,20 @@ async fn publish(store: &Store, config: &ServerConfig, model: &str) -> String {
     .version
 }
 
+/// Trains and registers a version without making it live.
+async fn register(store: &Store, config: &ServerConfig, model: &str) -> String {
+    kindred_server::train_and_register(
+        store,
+        &config.artifacts_dir(),
+        &spec(model),
+        FitContext::with_seed(7),
+    )
+    .await
+    .unwrap()
+    .model
+    .version
+}
+
 /// Waits until `done` holds, polling; false after `limit`.
 async fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
@@ -260,16 +274,7 @@ async fn postgres_store_serves_folds_in_and_swaps_versions() {
         ..ServerConfig::default()
     };
     let first = publish(&store, &config, MODEL).await;
-    let second = kindred_server::train_and_register(
-        &store,
-        &config.artifacts_dir(),
-        &spec("als:factors=4,iterations=2"),
-        FitContext::with_seed(7),
-    )
-    .await
-    .unwrap()
-    .model
-    .version;
+    let second = register(&store, &config, "als:factors=4,iterations=2").await;
     let state = AppState::new(config, store.clone()).await.unwrap();
     assert_eq!(state.snapshot().version(), Some(first.as_str()));
     let before = state.snapshot().rank_now(&request("u1", 5)).unwrap();
@@ -408,16 +413,7 @@ async fn a_model_swap_reuses_the_data_unless_it_changed_here_or_elsewhere() {
     fill(&store).await;
     let config = db.config();
     let first = publish(&store, &config, MODEL).await;
-    let second = kindred_server::train_and_register(
-        &store,
-        &config.artifacts_dir(),
-        &spec("als:factors=4,iterations=2"),
-        FitContext::with_seed(7),
-    )
-    .await
-    .unwrap()
-    .model
-    .version;
+    let second = register(&store, &config, "als:factors=4,iterations=2").await;
     let state = AppState::new(config, store.clone()).await.unwrap();
     let data = Arc::clone(&state.snapshot().data);
     store.activate_model(&second).await.unwrap();
