@@ -69,17 +69,11 @@ impl Sqlite {
     }
 }
 
+/// Trains and registers a version and makes it live.
 async fn publish(store: &Store, config: &ServerConfig, model: &str) -> String {
-    kindred_server::train_and_publish(
-        store,
-        &config.artifacts_dir(),
-        &spec(model),
-        FitContext::with_seed(7),
-    )
-    .await
-    .unwrap()
-    .model
-    .version
+    let version = register(store, config, model).await;
+    store.activate_model(&version).await.unwrap();
+    version
 }
 
 /// Trains and registers a version without making it live.
