@@ -51,6 +51,8 @@ enum Command {
     Report(commands::report::Args),
     /// A/B test analysis (rates, means, ratios, CUPED, SRM, sequential, segments) and power.
     Experiment(commands::experiment::Args),
+    /// Drift (PSI), data-quality counters and alerts of the last window against a reference window.
+    Monitor(commands::monitor::Args),
 }
 
 fn main() {
@@ -78,6 +80,7 @@ fn main() {
         Command::Split(args) => commands::split::run(args, &env),
         Command::Tune(args) => commands::tune::run(args, &env),
         Command::Report(args) => commands::report::run(args, &env),
+        Command::Monitor(args) => commands::monitor::run(args, &env),
         Command::Experiment(args) => commands::experiment::run(args, &env),
     };
     if let Err(err) = result {

@@ -698,3 +698,32 @@ fn similar_items_by_shared_features() {
         ]
     );
 }
+
+#[test]
+fn monitor_reports_drift_quality_and_alerts() {
+    let dir = temp_dir("monitor");
+    let json = dir.join("monitor.json");
+    let out = ok(&["monitor", "--data", DATA, "--json", s(&json)]);
+    assert!(
+        out.contains("item_popularity") && out.contains("alerts:"),
+        "{out}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let names: Vec<&str> = report["drift"]["distributions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.starts_with(&["item_popularity", "user_activity", "event_type"]),
+        "{names:?}"
+    );
+    assert!(report["current_quality"]["events"].as_u64().is_some());
+    assert!(report["alerts"].is_array());
+    let bad = kindred(&["monitor", "--data", DATA, "--window-days", "0"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--window-days"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -4,6 +4,7 @@
 pub mod experiment;
 pub mod export;
 pub mod metrics;
+pub mod monitoring;
 pub mod offpolicy;
 pub mod report;
 pub mod runner;

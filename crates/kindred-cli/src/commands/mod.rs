@@ -4,6 +4,7 @@ pub mod eval;
 pub mod experiment;
 pub mod import;
 pub mod models;
+pub mod monitor;
 pub mod predict;
 pub mod quickstart;
 pub mod recommend;
