@@ -164,6 +164,15 @@ async fn dashboard_pages_render_in_headless_chromium() {
             ],
         )
         .await;
+        // KINDRED_SCREENSHOTS=DIR keeps the screenshots for a person to look at.
+        if let Some(keep) = std::env::var_os("KINDRED_SCREENSHOTS") {
+            std::fs::create_dir_all(&keep).ok();
+            std::fs::copy(
+                &shot,
+                Path::new(&keep).join(format!("dashboard-{name}.png")),
+            )
+            .ok();
+        }
         let (inked, colours) = ink(&shot);
         assert!(
             inked > 0.02,
