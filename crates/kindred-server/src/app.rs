@@ -13,7 +13,6 @@ use axum::Router;
 use crate::auth::Scope;
 use crate::error::{ApiError, Error, Result};
 use crate::routes;
-
 use crate::state::AppState;
 
 async fn require(
