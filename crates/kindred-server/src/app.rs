@@ -98,6 +98,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(scoped(Scope::Read))
         .merge(scoped(Scope::Write))
         .merge(scoped(Scope::Admin))
+        .merge(crate::dashboard::router(Arc::clone(&state)))
         .fallback(no_route)
         .layer(middleware::from_fn(method_not_allowed))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), observe))

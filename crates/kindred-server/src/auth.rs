@@ -58,7 +58,7 @@ impl ApiKeys {
     }
 
     /// The highest scope `key` grants.
-    fn scope_of(&self, key: &str) -> Option<Scope> {
+    pub(crate) fn scope_of(&self, key: &str) -> Option<Scope> {
         [Scope::Admin, Scope::Write, Scope::Read]
             .into_iter()
             .find(|&s| {
@@ -68,7 +68,7 @@ impl ApiKeys {
     }
 
     /// True when a request without a key may do `scope`: no key is set for that scope.
-    fn open(&self, scope: Scope) -> bool {
+    pub(crate) fn open(&self, scope: Scope) -> bool {
         self.key(scope).is_none()
     }
 

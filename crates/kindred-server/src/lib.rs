@@ -11,6 +11,7 @@ pub mod app;
 pub mod auth;
 pub mod cache;
 pub mod config;
+pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod metrics;

@@ -10,13 +10,13 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 /// Latency bucket upper bounds, seconds.
-const BUCKETS: [f64; 14] = [
+pub const LATENCY_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
 
 #[derive(Default)]
 struct Histogram {
-    counts: [u64; BUCKETS.len()],
+    counts: [u64; LATENCY_BUCKETS.len()],
     count: u64,
     sum: f64,
 }
@@ -59,7 +59,7 @@ impl Metrics {
         let seconds = elapsed.as_secs_f64();
         let mut latency = lock(&self.latency);
         let h = latency.entry(route.to_owned()).or_default();
-        if let Some(b) = BUCKETS.iter().position(|&le| seconds <= le) {
+        if let Some(b) = LATENCY_BUCKETS.iter().position(|&le| seconds <= le) {
             h.counts[b] += 1;
         }
         h.count += 1;
@@ -78,6 +78,30 @@ impl Metrics {
                 .unwrap_or(source);
             *map.entry(kind.to_owned()).or_default() += 1;
         }
+    }
+
+    /// Requests so far: (route, method, status) -> count (for the dashboard).
+    pub fn request_counts(&self) -> Vec<((String, String, u16), u64)> {
+        lock(&self.requests)
+            .iter()
+            .map(|(k, n)| (k.clone(), *n))
+            .collect()
+    }
+
+    /// Latency per route: (route, requests, total seconds, count per bucket of [`LATENCY_BUCKETS`]).
+    pub fn latency_by_route(&self) -> Vec<(String, u64, f64, Vec<u64>)> {
+        lock(&self.latency)
+            .iter()
+            .map(|(route, h)| (route.clone(), h.count, h.sum, h.counts.to_vec()))
+            .collect()
+    }
+
+    /// List items served by source kind.
+    pub fn source_counts(&self) -> Vec<(String, u64)> {
+        lock(&self.sources)
+            .iter()
+            .map(|(k, n)| (k.clone(), *n))
+            .collect()
     }
 
     /// The exposition text. `gauges` are extra values known only to the caller (cache size,
@@ -103,7 +127,7 @@ impl Metrics {
         for (route, h) in lock(&self.latency).iter() {
             let route = label(route);
             let mut cumulative = 0;
-            for (le, n) in BUCKETS.iter().zip(h.counts) {
+            for (le, n) in LATENCY_BUCKETS.iter().zip(h.counts) {
                 cumulative += n;
                 let _ = writeln!(
                     out,

@@ -1,0 +1,254 @@
+//! The dashboard over HTTP: pages render from the live state, the login exchanges a key for a
+//! session cookie, cookies and Bearer keys get their scopes (401 / 403 otherwise), and the
+//! admin form activates a version and rolls back.
+
+mod common;
+
+use common::{start, Options, TestServer};
+use kindred_server::TrainSpec;
+
+const READ: &str = "read-key";
+const WRITE: &str = "write-key";
+const ADMIN: &str = "admin-key";
+
+fn keyed() -> Options {
+    Options::keys(Some(READ), Some(WRITE), Some(ADMIN))
+}
+
+/// Logs in with `key` through the form and returns the session cookie (`name=token`).
+async fn login(server: &TestServer, key: &str) -> String {
+    let body = format!("key={key}");
+    let r = server
+        .client()
+        .request(
+            "POST",
+            "/dashboard/login",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            Some(body.as_bytes()),
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert_eq!(r.header("location"), Some("/dashboard"));
+    let cookie = r.header("set-cookie").expect("a session cookie").to_owned();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+    assert!(
+        !cookie.contains(key),
+        "the key itself must not be in the cookie"
+    );
+    cookie.split(';').next().unwrap().to_owned()
+}
+
+async fn get_with_cookie(server: &TestServer, path: &str, cookie: &str) -> common::Response {
+    server
+        .client()
+        .request("GET", path, &[("Cookie", cookie)], None)
+        .await
+}
+
+async fn post_with_cookie(server: &TestServer, path: &str, cookie: &str) -> common::Response {
+    server
+        .client()
+        .request("POST", path, &[("Cookie", cookie)], Some(b""))
+        .await
+}
+
+/// Pages must load nothing from elsewhere and run no script.
+fn assert_self_contained(html: &str) {
+    for needle in ["<script", "src=", "<link", "url(", "@import", "href=\"http"] {
+        assert!(!html.contains(needle), "page holds `{needle}`");
+    }
+}
+
+#[tokio::test]
+async fn pages_show_the_live_state_without_keys_configured() {
+    let server = start(Options::default()).await;
+    let version = server.version.clone().unwrap();
+    let client = server.client();
+    // Traffic for the metrics tables.
+    let user = server.data.active_users()[0].clone();
+    client
+        .get(&format!("/v1/recommend/{user}?n=5"))
+        .await
+        .expect_status(200);
+
+    let r = client.get("/dashboard").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    let html = r.text();
+    assert_self_contained(&html);
+    let counts = server.state.store.counts().await.unwrap();
+    assert!(html.contains("Store (SQLite)"));
+    assert!(html.contains(&format!("feedback events<b>{}</b>", counts.feedback)));
+    assert!(html.contains(&format!("users<b>{}</b>", counts.users)));
+    assert!(html.contains(&version), "live version shown");
+    assert!(
+        html.contains("/v1/recommend/{user}"),
+        "request metrics by route"
+    );
+    assert!(html.contains("id=\"feedback-per-day\""), "{html}");
+    assert!(html.contains("<svg"));
+
+    let html = client.get("/dashboard/models").await.text();
+    assert_self_contained(&html);
+    assert!(html.contains(&format!("<code>{version}</code>")));
+    assert!(html.contains("<td class=\"live\">live</td>"));
+
+    let r = client.get(&format!("/dashboard/users?user={user}")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let html = r.text();
+    assert_self_contained(&html);
+    for id in ["features", "list", "feedback", "similar"] {
+        assert!(html.contains(&format!("id=\"{id}\"")), "section {id}");
+    }
+    // The page's list is the API's list (same snapshot, nothing written between).
+    let api = client.get(&format!("/v1/recommend/{user}?n=20")).await;
+    for item in api.item_ids() {
+        assert!(
+            html.contains(&format!("<td>{item}</td>")),
+            "item {item} listed"
+        );
+    }
+    assert!(
+        html.contains("model:als") || html.contains("fold-in:als"),
+        "sources shown"
+    );
+
+    let r = client.get("/dashboard/users?user=nobody-here").await;
+    assert_eq!(r.status, 404);
+    let r = client.get("/dashboard/users?user=%3Cscript%3E").await;
+    assert!(r.text().contains("&lt;script&gt;") && !r.text().contains("<script>"));
+}
+
+#[tokio::test]
+async fn login_cookies_and_keys_get_their_scopes() {
+    let server = start(keyed()).await;
+    let anonymous = server.client();
+    let r = anonymous.get("/dashboard").await;
+    assert_eq!(r.status, 401);
+    assert!(
+        r.text().contains("action=\"/dashboard/login\""),
+        "login form shown"
+    );
+    assert_eq!(anonymous.get("/dashboard/login").await.status, 200);
+
+    // A wrong key does not log in.
+    let r = anonymous
+        .request(
+            "POST",
+            "/dashboard/login",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            Some(b"key=nope"),
+        )
+        .await;
+    assert_eq!(r.status, 401);
+    assert!(r.header("set-cookie").is_none());
+
+    let read = login(&server, READ).await;
+    assert_eq!(
+        get_with_cookie(&server, "/dashboard", &read).await.status,
+        200
+    );
+    assert_eq!(
+        get_with_cookie(&server, "/dashboard/models", &read)
+            .await
+            .status,
+        200
+    );
+    // Read scope may not act.
+    let r = post_with_cookie(&server, "/dashboard/models/rollback", &read).await;
+    assert_eq!(r.status, 403);
+    // A forged token is no session.
+    let r = get_with_cookie(&server, "/dashboard", "kindred_session=00ff").await;
+    assert_eq!(r.status, 401);
+    // Bearer keys work too, with the API's rules.
+    assert_eq!(
+        server.client_with_key(READ).get("/dashboard").await.status,
+        200
+    );
+    assert_eq!(
+        server.client_with_key("bad").get("/dashboard").await.status,
+        401
+    );
+    let r = server
+        .client_with_key(WRITE)
+        .request("POST", "/dashboard/models/rollback", &[], Some(b""))
+        .await;
+    assert_eq!(r.status, 403);
+    // The session cookie does not open the JSON API (it is for the dashboard only).
+    let r = server
+        .client()
+        .request("GET", "/v1/models", &[("Cookie", &read)], None)
+        .await;
+    assert_eq!(r.status, 401);
+
+    // Logging out ends the session.
+    let r = post_with_cookie(&server, "/dashboard/logout", &read).await;
+    assert_eq!(r.status, 303);
+    assert!(r.header("set-cookie").unwrap().contains("Max-Age=0"));
+    assert_eq!(
+        get_with_cookie(&server, "/dashboard", &read).await.status,
+        401
+    );
+}
+
+#[tokio::test]
+async fn the_admin_form_activates_a_version_and_rolls_back() {
+    let server = start(keyed()).await;
+    let first = server.version.clone().unwrap();
+    let second = server
+        .state
+        .train(
+            &TrainSpec {
+                model: common::MODEL_SPEC.into(),
+                positive: None,
+                seed: 9,
+            },
+            false,
+        )
+        .await
+        .unwrap()
+        .expect("a second version")
+        .model
+        .version;
+    assert_eq!(server.state.snapshot().version(), Some(first.as_str()));
+
+    let admin = login(&server, ADMIN).await;
+    let html = get_with_cookie(&server, "/dashboard/models", &admin)
+        .await
+        .text();
+    let action = format!("action=\"/dashboard/models/{second}/activate\"");
+    assert!(html.contains(&action), "activate form for the new version");
+    assert!(
+        html.contains("id=\"metric-charts\""),
+        "two versions: charts"
+    );
+
+    let r = post_with_cookie(
+        &server,
+        &format!("/dashboard/models/{second}/activate"),
+        &admin,
+    )
+    .await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert_eq!(r.header("location"), Some("/dashboard/models"));
+    assert_eq!(server.state.snapshot().version(), Some(second.as_str()));
+    assert_eq!(
+        server
+            .state
+            .store
+            .live_model()
+            .await
+            .unwrap()
+            .unwrap()
+            .model
+            .version,
+        second
+    );
+
+    let r = post_with_cookie(&server, "/dashboard/models/rollback", &admin).await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert_eq!(server.state.snapshot().version(), Some(first.as_str()));
+
+    let r = post_with_cookie(&server, "/dashboard/models/no-such/activate", &admin).await;
+    assert_eq!(r.status, 404);
+}
