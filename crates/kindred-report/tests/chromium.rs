@@ -4,73 +4,15 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
 
-/// The longest a browser run may take before the test gives up on it.
-const BROWSER_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn find_browser() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("KINDRED_CHROMIUM") {
-        return Some(PathBuf::from(path));
-    }
-    let dirs: Vec<PathBuf> = std::env::split_paths(&std::env::var_os("PATH")?).collect();
-    ["chromium", "chromium-browser", "google-chrome"]
-        .iter()
-        .flat_map(|name| dirs.iter().map(move |d| d.join(name)))
-        .find(|p| p.is_file())
-}
-
-/// Runs the browser with `args` and returns its stdout, killing it after the timeout.
 fn run_browser(browser: &Path, profile: &Path, args: &[String]) -> String {
-    let mut child = Command::new(browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--hide-scrollbars",
-            "--no-first-run",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", browser.display()));
-    let mut stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut out = String::new();
-        std::io::Read::read_to_string(&mut stdout, &mut out).ok();
-        out
-    });
-    let start = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        if start.elapsed() > BROWSER_TIMEOUT {
-            child.kill().ok();
-            child.wait().ok();
-            panic!(
-                "{} did not finish within {BROWSER_TIMEOUT:?}",
-                browser.display()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    reader.join().unwrap()
+    kindred_testkit::run_chromium(browser, profile, args)
 }
 
 #[test]
 fn report_renders_in_headless_chromium() {
-    let Some(browser) = find_browser() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "no Chromium found (install Debian's chromium or set KINDRED_CHROMIUM)"
-        );
-        eprintln!("skipping: no Chromium found (set KINDRED_CHROMIUM or install chromium)");
+    let Some(browser) = kindred_testkit::chromium() else {
         return;
     };
     let dir = std::env::temp_dir().join(format!("kindred-report-chromium-{}", std::process::id()));

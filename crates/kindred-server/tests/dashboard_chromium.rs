@@ -6,71 +6,17 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-/// The longest a browser run may take before the test gives up on it.
-const BROWSER_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn find_browser() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("KINDRED_CHROMIUM") {
-        return Some(PathBuf::from(path));
-    }
-    let dirs: Vec<PathBuf> = std::env::split_paths(&std::env::var_os("PATH")?).collect();
-    ["chromium", "chromium-browser", "google-chrome"]
-        .iter()
-        .flat_map(|name| dirs.iter().map(move |d| d.join(name)))
-        .find(|p| p.is_file())
-}
-
-/// Runs the browser with `args` on a blocking thread (the server runs on this test's runtime)
-/// and returns its stdout, killing it after the timeout.
+/// Runs the browser on a blocking thread (the server runs on this test's runtime), resolving
+/// no host but the local server.
 async fn run_browser(browser: PathBuf, profile: PathBuf, args: Vec<String>) -> String {
-    tokio::task::spawn_blocking(move || run_browser_blocking(&browser, &profile, &args))
-        .await
-        .expect("browser thread")
-}
-
-fn run_browser_blocking(browser: &Path, profile: &Path, args: &[String]) -> String {
-    let mut child = Command::new(browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--hide-scrollbars",
-            "--no-first-run",
-            // No network but the local test server.
-            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", browser.display()));
-    let mut stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut out = String::new();
-        std::io::Read::read_to_string(&mut stdout, &mut out).ok();
-        out
-    });
-    let start = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        if start.elapsed() > BROWSER_TIMEOUT {
-            child.kill().ok();
-            child.wait().ok();
-            panic!(
-                "{} did not finish within {BROWSER_TIMEOUT:?}",
-                browser.display()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    reader.join().unwrap()
+    tokio::task::spawn_blocking(move || {
+        let mut all = vec!["--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1".to_owned()];
+        all.extend(args);
+        kindred_testkit::run_chromium(&browser, &profile, &all)
+    })
+    .await
+    .expect("browser thread")
 }
 
 /// Fraction of non-white pixels and number of distinct colours of a PNG screenshot.
@@ -95,12 +41,7 @@ fn ink(shot: &Path) -> (f64, usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_pages_render_in_headless_chromium() {
-    let Some(browser) = find_browser() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "no Chromium found (install Debian's chromium or set KINDRED_CHROMIUM)"
-        );
-        eprintln!("skipping: no Chromium found (set KINDRED_CHROMIUM or install chromium)");
+    let Some(browser) = kindred_testkit::chromium() else {
         return;
     };
     // No keys: the loopback dev setup, where pages are open (a browser without JS cannot log in
