@@ -69,6 +69,18 @@ impl Sqlite {
     }
 }
 
+/// A click by `user` on `item` at a fixed time after the synthetic data.
+fn click(user: &str, item: &str) -> kindred_store::Feedback {
+    kindred_store::Feedback {
+        user: user.to_owned(),
+        item: item.to_owned(),
+        event_type: "click".into(),
+        value: None,
+        timestamp: 1_900_000_000,
+        event_id: None,
+    }
+}
+
 /// Trains and registers a version and makes it live.
 async fn publish(store: &Store, config: &ServerConfig, model: &str) -> String {
     let version = register(store, config, model).await;
@@ -159,17 +171,7 @@ async fn scheduler_retrains_publishes_and_swaps_without_blocking_lists() {
     config.training.interval_seconds = 1;
     let first = publish(&store, &config, MODEL).await;
     // Feedback after the first version, so the scheduler has something new to learn.
-    store
-        .insert_feedback(&[kindred_store::Feedback {
-            user: "u1".into(),
-            item: "i2".into(),
-            event_type: "click".into(),
-            value: None,
-            timestamp: 1_900_000_000,
-            event_id: None,
-        }])
-        .await
-        .unwrap();
+    store.insert_feedback(&[click("u1", "i2")]).await.unwrap();
     let state = AppState::new(config, store.clone()).await.unwrap();
     assert_eq!(state.snapshot().version(), Some(first.as_str()));
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -372,14 +374,7 @@ async fn a_stale_snapshot_is_rebuilt_once_feedback_arrived() {
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let first = state.snapshot().id;
     assert_eq!(first, 1, "rebuilt without new feedback");
-    let event = kindred_store::Feedback {
-        user: "brand-new-user".into(),
-        item: state.snapshot().items.external(0).to_owned(),
-        event_type: "click".into(),
-        value: None,
-        timestamp: 1_900_000_000,
-        event_id: None,
-    };
+    let event = click("brand-new-user", state.snapshot().items.external(0));
     store
         .insert_feedback(std::slice::from_ref(&event))
         .await
@@ -420,14 +415,7 @@ async fn a_model_swap_reuses_the_data_unless_it_changed_here_or_elsewhere() {
     // Written by another process: the row counts differ, so the data is read again.
     let other = db.store().await;
     other
-        .insert_feedback(&[kindred_store::Feedback {
-            user: "elsewhere".into(),
-            item: "i1".into(),
-            event_type: "click".into(),
-            value: None,
-            timestamp: 1_900_000_000,
-            event_id: None,
-        }])
+        .insert_feedback(&[click("elsewhere", "i1")])
         .await
         .unwrap();
     store.activate_model(&first).await.unwrap();
