@@ -69,6 +69,22 @@ pub struct TrainingConfig {
     pub interval_seconds: u64,
     /// The scheduler skips a round when fewer events than this arrived since the live version.
     pub min_new_events: u64,
+    /// Record offline ranking metrics per version (one extra fit on a holdout; see
+    /// [`crate::evaluation`]).
+    pub evaluate: bool,
+    /// At most this many users are held out for the offline metrics.
+    pub eval_users: usize,
+}
+
+impl TrainingConfig {
+    /// The offline-evaluation settings of this config.
+    pub fn offline_eval(&self) -> crate::evaluation::OfflineEval {
+        crate::evaluation::OfflineEval {
+            enabled: self.evaluate,
+            users: self.eval_users,
+            ..crate::evaluation::OfflineEval::default()
+        }
+    }
 }
 
 impl Default for TrainingConfig {
@@ -79,6 +95,8 @@ impl Default for TrainingConfig {
             seed: 42,
             interval_seconds: 0,
             min_new_events: 1,
+            evaluate: true,
+            eval_users: crate::evaluation::OfflineEval::default().users,
         }
     }
 }
@@ -339,6 +357,10 @@ mod tests {
         let block = &block[..block.find("```").expect("closed block")];
         let config = ServerConfig::from_toml_str(block, "README.md").unwrap();
         assert_eq!(config.training.interval_seconds, 3600);
+        assert!(
+            config.training.evaluate,
+            "offline metrics are on by default"
+        );
         assert!(config.rank_named.contains_key("business"));
         config.validate().unwrap();
     }

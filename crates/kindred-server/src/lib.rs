@@ -13,8 +13,10 @@ pub mod cache;
 pub mod config;
 pub mod dashboard;
 pub mod error;
+pub mod evaluation;
 pub mod extract;
 pub mod metrics;
+pub mod offline;
 pub mod openapi;
 pub mod routes;
 pub mod snapshot;
@@ -24,5 +26,10 @@ pub mod training;
 pub use app::{bind, router, serve, shutdown_signal};
 pub use config::{ServeMode, ServerConfig};
 pub use error::{ApiError, Error, Result};
+pub use evaluation::OfflineEval;
+pub use offline::{offline_alerts, offline_control_charts};
 pub use state::AppState;
-pub use training::{train_and_publish, train_and_register, TrainSpec};
+pub use training::{
+    train_and_publish, train_and_publish_with, train_and_register, train_and_register_with,
+    TrainSpec,
+};

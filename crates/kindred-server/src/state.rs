@@ -310,10 +310,11 @@ impl AppState {
                 threads,
                 ..FitContext::with_seed(spec.seed)
             };
+            let eval = self.config.training.offline_eval();
             let record = if activate {
-                training::train_and_publish(&self.store, &dir, spec, ctx).await?
+                training::train_and_publish_with(&self.store, &dir, spec, ctx, &eval).await?
             } else {
-                training::train_and_register(&self.store, &dir, spec, ctx).await?
+                training::train_and_register_with(&self.store, &dir, spec, ctx, &eval).await?
             };
             if activate {
                 self.rebuild().await?;

@@ -12,6 +12,8 @@ use kindred_store::{ModelRecord, NewModel, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::evaluation::{offline_metrics, CurveRecorder, OfflineEval};
+
 /// What to train.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -62,12 +64,27 @@ pub fn train_set(dataset: &Dataset, spec: &TrainSpec) -> TrainSet {
 }
 
 /// Trains `spec` on the store's current data (blocking work runs on a blocking thread), saves
-/// the artifact under `artifacts/<version>` and registers the version (not live).
+/// the artifact under `artifacts/<version>` and registers the version (not live), measured with
+/// the default [`OfflineEval`].
 pub async fn train_and_register(
     store: &Store,
     artifacts: &Path,
     spec: &TrainSpec,
     ctx: FitContext,
+) -> Result<ModelRecord> {
+    train_and_register_with(store, artifacts, spec, ctx, &OfflineEval::default()).await
+}
+
+/// [`train_and_register`] with explicit offline-evaluation settings. The version's `metrics`
+/// JSON holds the fit's counts, `offline` (ranking metrics on a holdout, see
+/// [`crate::evaluation`]; absent when `eval.enabled` is false, `{"error": ..}` when the data
+/// cannot be evaluated) and `curve` (per-epoch loss of iterative models; absent otherwise).
+pub async fn train_and_register_with(
+    store: &Store,
+    artifacts: &Path,
+    spec: &TrainSpec,
+    ctx: FitContext,
+    eval: &OfflineEval,
 ) -> Result<ModelRecord> {
     let algorithm = build_algorithm(&spec.model)?;
     // The registry records where the artifact is; a relative path would break for a server
@@ -81,6 +98,7 @@ pub async fn train_and_register(
     let dir: PathBuf = artifacts.join(&version);
     let spec_owned = spec.clone();
     let dir_for_job = dir.clone();
+    let eval = eval.clone();
     let (params, metrics) = tokio::task::spawn_blocking(move || -> Result<_> {
         let store_events = dataset.interactions.len();
         let train = train_set(&dataset, &spec_owned);
@@ -89,17 +107,45 @@ pub async fn train_and_register(
                 "the store holds no feedback to train on".into(),
             ));
         }
+        // Measured before the served fit so a failure to evaluate never costs the version.
+        let offline = if eval.enabled {
+            Some(
+                match offline_metrics(algorithm.as_ref(), &train, &eval, &ctx) {
+                    Ok(v) => v,
+                    Err(kindred_core::Error::Cancelled) => {
+                        return Err(kindred_core::Error::Cancelled)
+                    }
+                    Err(e) => json!({ "error": e.to_string() }),
+                },
+            )
+        } else {
+            None
+        };
+        let recorder = Arc::new(CurveRecorder::new(Arc::clone(&ctx.progress)));
+        let fit_ctx = FitContext {
+            progress: recorder.clone(),
+            ..ctx
+        };
         let started = Instant::now();
-        let model = algorithm.fit(&train, &ctx)?;
+        let model = algorithm.fit(&train, &fit_ctx)?;
         let fit_seconds = started.elapsed().as_secs_f64();
         model.save(&dir_for_job)?;
-        let metrics = json!({
+        let mut metrics = json!({
             "fit_seconds": fit_seconds,
             "interactions": train.data.len(),
             "users": train.data.n_users(),
             "items": train.data.n_items(),
             "store_events": store_events,
         });
+        if let Some(obj) = metrics.as_object_mut() {
+            if let Some(offline) = offline {
+                obj.insert("offline".into(), offline);
+            }
+            let curve = recorder.points();
+            if !curve.is_empty() {
+                obj.insert("curve".into(), json!(curve));
+            }
+        }
         Ok((model.params(), metrics))
     })
     .await
@@ -126,7 +172,18 @@ pub async fn train_and_publish(
     spec: &TrainSpec,
     ctx: FitContext,
 ) -> Result<ModelRecord> {
-    let record = train_and_register(store, artifacts, spec, ctx).await?;
+    train_and_publish_with(store, artifacts, spec, ctx, &OfflineEval::default()).await
+}
+
+/// [`train_and_publish`] with explicit offline-evaluation settings.
+pub async fn train_and_publish_with(
+    store: &Store,
+    artifacts: &Path,
+    spec: &TrainSpec,
+    ctx: FitContext,
+    eval: &OfflineEval,
+) -> Result<ModelRecord> {
+    let record = train_and_register_with(store, artifacts, spec, ctx, eval).await?;
     store.activate_model(&record.model.version).await
 }
 

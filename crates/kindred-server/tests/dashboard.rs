@@ -252,3 +252,74 @@ async fn the_admin_form_activates_a_version_and_rolls_back() {
     let r = post_with_cookie(&server, "/dashboard/models/no-such/activate", &admin).await;
     assert_eq!(r.status, 404);
 }
+
+#[tokio::test]
+async fn offline_metrics_curves_control_charts_and_data_quality_render() {
+    let server = start(Options::default()).await;
+    let client = server.client();
+    // Two more versions of an ALS that reports its loss: learning curves and, with the fixture's
+    // version, three ALS versions with offline metrics, enough for a control chart.
+    for seed in [11, 12] {
+        server
+            .state
+            .train(
+                &TrainSpec {
+                    model: format!("{},training_loss=true", common::MODEL_SPEC),
+                    positive: None,
+                    seed,
+                },
+                false,
+            )
+            .await
+            .unwrap()
+            .expect("a version");
+    }
+    let html = client.get("/dashboard/models").await.text();
+    assert_self_contained(&html);
+    for id in ["offline-metrics", "learning-curves", "control-charts"] {
+        assert!(
+            html.contains(&format!("<section id=\"{id}\">")),
+            "section {id}"
+        );
+    }
+    assert!(html.contains("<th>ndcg@10</th>"));
+    assert!(html.contains("temporal:0.2"), "the protocol is described");
+    assert!(
+        html.contains("<figure id=\"curve-3\" class=\"curve\"><svg"),
+        "{html}"
+    );
+    assert!(html.contains("<figure id=\"control-0\" class=\"control\"><svg"));
+    assert!(
+        html.contains("no learning curve"),
+        "the fixture's ALS reports no loss"
+    );
+
+    // Data quality, with values that need escaping.
+    let t = 1_900_000_000;
+    let body = serde_json::json!([
+        {"user": "<u>", "item": "i<1>", "type": "my<type>", "timestamp": t, "event_id": "e1"},
+        {"user": "<u>", "item": "i<1>", "type": "my<type>", "timestamp": t, "event_id": "e2"},
+        {"user": "<u>", "item": "i<1>", "type": "rating", "timestamp": t - 86_400},
+    ]);
+    client.post("/v1/feedback", &body).await.expect_status(200);
+    let r = client.get("/dashboard/quality").await;
+    assert_eq!(r.status, 200);
+    let html = r.text();
+    assert_self_contained(&html);
+    assert!(html.contains("<a href=\"/dashboard/quality\" class=\"on\">Data quality</a>"));
+    for id in ["quality", "event-types", "bot-users", "fields"] {
+        assert!(
+            html.contains(&format!("<section id=\"{id}\">")),
+            "section {id}"
+        );
+    }
+    assert!(html.contains("id=\"quality-per-day\"><svg"));
+    // The window is the 7 days up to the newest event: only the three posted events.
+    assert!(
+        html.contains("<div class=\"card\" id=\"q-events\"><b>3</b>events</div>"),
+        "{html}"
+    );
+    assert!(html.contains("<td>my&lt;type&gt;</td><td class=\"num\">2</td>"));
+    assert!(html.contains("<td>missing</td><td>value</td><td class=\"num\">1</td>"));
+    assert!(!html.contains("<u>") && !html.contains("my<type>"));
+}

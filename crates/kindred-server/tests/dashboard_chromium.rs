@@ -49,8 +49,24 @@ async fn dashboard_pages_render_in_headless_chromium() {
     let server = common::start(common::Options::default()).await;
     let user = server.data.active_users()[0].clone();
     let version = server.version.clone().unwrap();
+    // Two retrains that report their loss: learning curves and a control chart on the models page.
+    for seed in [11, 12] {
+        server
+            .state
+            .train(
+                &kindred_server::TrainSpec {
+                    model: format!("{},training_loss=true", common::MODEL_SPEC),
+                    positive: None,
+                    seed,
+                },
+                false,
+            )
+            .await
+            .unwrap()
+            .expect("a version");
+    }
     let dir = tempfile::tempdir().unwrap();
-    let pages: [(&str, String, Vec<String>); 3] = [
+    let pages: [(&str, String, Vec<String>); 4] = [
         (
             "overview",
             "/dashboard".into(),
@@ -68,6 +84,19 @@ async fn dashboard_pages_render_in_headless_chromium() {
                 "id=\"versions\"".into(),
                 format!("<code>{version}</code>"),
                 "action=\"/dashboard/models/rollback\"".into(),
+                "id=\"offline-metrics\"".into(),
+                "id=\"curve-3\"".into(),
+                "id=\"control-0\"".into(),
+            ],
+        ),
+        (
+            "quality",
+            "/dashboard/quality".into(),
+            vec![
+                "id=\"q-events\"".into(),
+                "id=\"quality-per-day\"".into(),
+                "id=\"event-types\"".into(),
+                "<svg".into(),
             ],
         ),
         (

@@ -38,6 +38,12 @@ pub struct Args {
     /// Keep only ratings >= T, as implicit positives (as the ranking protocols do).
     #[arg(long)]
     positive: Option<f32>,
+    /// With --store: skip the offline metrics (one extra fit on a holdout of recent events).
+    #[arg(long, requires = "store")]
+    no_offline_eval: bool,
+    /// With --store: at most this many users are held out for the offline metrics.
+    #[arg(long, requires = "store", default_value_t = kindred_server::OfflineEval::default().users)]
+    eval_users: usize,
 }
 
 pub fn run(args: Args, env: &Env) -> Result<()> {
@@ -85,10 +91,15 @@ fn train_in_store(args: &Args, location: &str, env: &Env) -> Result<()> {
             .await
             .with_context(|| format!("opening store {location}"))?;
         let ctx = env.fit_context(args.seed);
+        let eval = kindred_server::OfflineEval {
+            enabled: !args.no_offline_eval,
+            users: args.eval_users,
+            ..kindred_server::OfflineEval::default()
+        };
         let record = if args.publish {
-            kindred_server::train_and_publish(&store, &artifacts, &spec, ctx).await?
+            kindred_server::train_and_publish_with(&store, &artifacts, &spec, ctx, &eval).await?
         } else {
-            kindred_server::train_and_register(&store, &artifacts, &spec, ctx).await?
+            kindred_server::train_and_register_with(&store, &artifacts, &spec, ctx, &eval).await?
         };
         println!(
             "trained {} version {} ({}); artifact {}; {}",
@@ -102,6 +113,57 @@ fn train_in_store(args: &Args, location: &str, env: &Env) -> Result<()> {
                 "registered, not live (activate with POST /v1/models/VERSION/activate)"
             }
         );
+        println!("{}", offline_summary(&record.model.metrics));
         Ok(())
     })
+}
+
+/// One line saying what the version's offline evaluation measured (or why there is none).
+fn offline_summary(metrics: &serde_json::Value) -> String {
+    let Some(offline) = metrics.get("offline") else {
+        return "offline metrics: not measured (turned off)".into();
+    };
+    if let Some(error) = offline.get("error").and_then(|e| e.as_str()) {
+        return format!("offline metrics: not measured: {error}");
+    }
+    let values: Vec<String> = kindred_server::evaluation::OFFLINE_METRICS
+        .iter()
+        .filter_map(|name| Some(format!("{name}={:.4}", offline.get(*name)?.as_f64()?)))
+        .collect();
+    let users = offline.get("users").and_then(|u| u.as_u64()).unwrap_or(0);
+    let curve = metrics
+        .get("curve")
+        .and_then(|c| c.as_array())
+        .map_or(0, Vec::len);
+    format!(
+        "offline metrics ({users} held-out users, temporal holdout of recent events): {}; \
+         learning curve: {}",
+        values.join(", "),
+        if curve == 0 {
+            "none (the model reported no epochs: not iterative, or loss reporting off)".to_owned()
+        } else {
+            format!("{curve} epochs recorded")
+        }
+    )
+}
+
+#[cfg(test)]
+mod offline_summary_tests {
+    use super::offline_summary;
+    use serde_json::json;
+
+    #[test]
+    fn names_the_metrics_or_why_there_are_none() {
+        let line = offline_summary(&json!({
+            "offline": {"ndcg@10": 0.25, "recall@10": 0.5, "precision@10": 0.125,
+                        "map@10": 0.2, "coverage@10": 0.75, "users": 40},
+            "curve": [{"epoch": 0, "loss": 1.0}, {"epoch": 1, "loss": 0.5}]
+        }));
+        assert!(line.contains("ndcg@10=0.2500") && line.contains("coverage@10=0.7500"));
+        assert!(line.contains("40 held-out users") && line.contains("2 epochs recorded"));
+        assert!(offline_summary(&json!({})).contains("not measured"));
+        let err = offline_summary(&json!({"offline": {"error": "too few users"}}));
+        assert!(err.ends_with("not measured: too few users"));
+        assert!(offline_summary(&json!({"offline": {"ndcg@10": 0.1}})).contains("none"));
+    }
 }

@@ -1,6 +1,7 @@
 //! The dashboard served at `/dashboard`: server-rendered HTML pages (inline CSS and SVG charts,
 //! no script, nothing loaded from elsewhere) over the live state: an overview, the model
-//! registry with activate / roll back forms, and a user lookup.
+//! registry with activate / roll back forms, offline metrics, learning curves and control
+//! charts, data quality, and a user lookup.
 //!
 //! Access: a page needs the read scope, an action the admin scope, granted by a Bearer header
 //! (as the API) or by a login session cookie (see [`session`]); a scope whose key is unset is
@@ -11,6 +12,7 @@ pub mod login;
 pub mod models;
 pub mod overview;
 pub mod page;
+pub mod quality;
 pub mod session;
 pub mod users;
 
@@ -85,6 +87,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(app: Arc<AppState>) -> Router<S>
             post(models::activate),
         )
         .route("/dashboard/users", get(users::page))
+        .route("/dashboard/quality", get(quality::page))
         .route("/dashboard/login", get(login::get).post(login::post))
         .route("/dashboard/logout", post(login::logout))
         .with_state(dashboard)

@@ -24,6 +24,7 @@ pub enum Nav {
     Overview,
     Models,
     Users,
+    Quality,
     None,
 }
 
@@ -36,13 +37,14 @@ pub fn render(title: &str, nav: Nav, body: &str) -> String {
     format!(
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <title>{} · Kindred</title><style>{STYLE}</style></head><body>\
-         <header><strong>Kindred</strong>{}{}{}\
+         <header><strong>Kindred</strong>{}{}{}{}\
          <form method=\"post\" action=\"/dashboard/logout\"><button type=\"submit\">Log out</button></form>\
          </header><main><h1>{}</h1>{body}</main></body></html>",
         escape(title),
         link("/dashboard", "Overview", Nav::Overview),
         link("/dashboard/models", "Models", Nav::Models),
         link("/dashboard/users", "Users", Nav::Users),
+        link("/dashboard/quality", "Data quality", Nav::Quality),
         escape(title),
     )
 }
