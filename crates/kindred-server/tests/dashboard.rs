@@ -284,10 +284,9 @@ async fn offline_metrics_curves_control_charts_and_data_quality_render() {
     }
     assert!(html.contains("<th>ndcg@10</th>"));
     assert!(html.contains("temporal:0.2"), "the protocol is described");
-    assert!(
-        html.contains("<figure id=\"curve-3\" class=\"curve\"><svg"),
-        "{html}"
-    );
+    // Versions made in the same second may list in any order, so the curves are counted, not
+    // looked up by row.
+    assert_eq!(html.matches("class=\"curve\"><svg").count(), 2, "{html}");
     assert!(html.contains("<figure id=\"control-0\" class=\"control\"><svg"));
     assert!(
         html.contains("no learning curve"),

@@ -85,7 +85,7 @@ async fn dashboard_pages_render_in_headless_chromium() {
                 format!("<code>{version}</code>"),
                 "action=\"/dashboard/models/rollback\"".into(),
                 "id=\"offline-metrics\"".into(),
-                "id=\"curve-3\"".into(),
+                "class=\"curve\"><svg".into(),
                 "id=\"control-0\"".into(),
             ],
         ),

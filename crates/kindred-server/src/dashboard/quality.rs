@@ -137,7 +137,7 @@ pub fn body(view: Option<&QualityView>, bounded: bool) -> String {
     };
     let mut out = format!(
         "<section id=\"quality\"><h2>Last {WINDOW_DAYS} days to the latest event</h2><div class=\"cards\">{}{}{}{}{}{}</div>\
-         <p class=\"note\">{} to {} UTC; {} newest events read{}.</p></section>",
+         <p class=\"note\">{} to {}; {} newest events read{}.</p></section>",
         card("q-events", "events", c.events.to_string()),
         card("q-per-day", "events per day", format!("{:.1}", c.events_per_day)),
         card(
