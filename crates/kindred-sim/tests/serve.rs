@@ -158,6 +158,8 @@ async fn good_model_earns_more_clicks_than_a_weak_one() {
     assert_eq!(stored_after - stored_before, weak.clicks + weak.purchases);
 
     let (good, bad) = (&b.overall, &weak.overall);
+    // Shown with --no-capture: the measured figures behind the assertions.
+    eprintln!("good ({GOOD}): {good:?}\nweak ({WEAK}): {bad:?}");
     assert!(
         good.expected_ctr > 1.5 * bad.expected_ctr,
         "oracle CTR: good {} vs weak {}",
