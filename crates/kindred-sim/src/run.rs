@@ -484,6 +484,146 @@ impl Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A scripted server: every GET gets the same list answer (with an experiment), every
+    /// POST `{"inserted": 0, "duplicates": 1}`. Returns its address and the POST bodies.
+    async fn fake_server(list: &'static str) -> (SocketAddr, Arc<std::sync::Mutex<Vec<String>>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let posts = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = Arc::clone(&posts);
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let seen = Arc::clone(&seen);
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    loop {
+                        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                            let mut chunk = [0u8; 4096];
+                            match socket.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                            continue;
+                        };
+                        let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                        let length: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("Content-Length: "))
+                            .map_or(0, |v| v.trim().parse().unwrap());
+                        while buf.len() < end + 4 + length {
+                            let mut chunk = [0u8; 4096];
+                            let n = socket.read(&mut chunk).await.unwrap();
+                            buf.extend_from_slice(&chunk[..n]);
+                        }
+                        let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + length]);
+                        let answer = if head.starts_with("POST") {
+                            assert!(head.contains("Authorization: Bearer sekrit"), "{head}");
+                            seen.lock().unwrap().push(body.to_string());
+                            r#"{"inserted": 0, "duplicates": 1}"#
+                        } else {
+                            list
+                        };
+                        let response = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{answer}",
+                            answer.len()
+                        );
+                        socket.write_all(response.as_bytes()).await.unwrap();
+                        buf.drain(..end + 4 + length);
+                    }
+                });
+            }
+        });
+        (addr, posts)
+    }
+
+    /// Groups come from the answers' `model_version` and `experiment`; foreign item ids count
+    /// as shown but never clicked; the key is sent; server-reported duplicates are counted.
+    #[tokio::test]
+    async fn reads_versions_variants_and_keys() {
+        let list = r#"{"request_id": "r1", "model_version": "v9",
+            "experiment": {"name": "exp", "variant": "b"},
+            "items": [{"item": "i1"}, {"item": "i2"}, {"item": "other"}]}"#;
+        let (addr, posts) = fake_server(list).await;
+        let mut world = World::from_spec("users=50,items=20,per_user=5,seed=1").unwrap();
+        // Everything examined is clicked: 2 clicks per list.
+        world.click_model.base = 50.0;
+        world.click_model.position_decay = 0.0;
+        let config = SimConfig {
+            server: format!("http://{addr}"),
+            api_key: Some("sekrit".into()),
+            steps: 5,
+            concurrency: 2,
+            keep_events: true,
+            ..SimConfig::default()
+        };
+        let summary = simulate(
+            Arc::new(world),
+            config,
+            Arc::new(kindred_core::NoProgress),
+            CancelFlag::new(),
+        )
+        .await
+        .unwrap();
+        assert_eq!((summary.steps, summary.recommend_requests), (5, 5));
+        assert_eq!((summary.items_shown, summary.clicks), (15, 10));
+        let v9 = &summary.by_model_version["v9"];
+        assert_eq!((v9.lists, v9.items, v9.clicks), (5, 15, 10));
+        assert!((v9.expected_ctr - 10.0 / 15.0).abs() < 1e-9, "{v9:?}");
+        assert_eq!(summary.by_variant["exp/b"], *v9);
+        assert_eq!(summary.feedback_requests, 5);
+        assert_eq!(summary.duplicates, 5);
+        let posts = posts.lock().unwrap();
+        assert_eq!(posts.len(), 5);
+        assert!(posts
+            .iter()
+            .all(|p| p.contains(r#""type":"click""#) && !p.contains("other")));
+        assert!(summary
+            .events
+            .iter()
+            .all(|e| e.origin == Origin::Recommended));
+    }
+
+    #[tokio::test]
+    async fn cancelled_and_unreachable_runs_are_errors() {
+        let world = Arc::new(World::from_spec("users=50,items=20,per_user=5,seed=1").unwrap());
+        let (addr, _) = fake_server(r#"{"items": []}"#).await;
+        let cancel = CancelFlag::new();
+        cancel.cancel();
+        let config = SimConfig {
+            server: addr.to_string(),
+            steps: 5,
+            ..SimConfig::default()
+        };
+        let err = simulate(
+            Arc::clone(&world),
+            config,
+            Arc::new(kindred_core::NoProgress),
+            cancel,
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, SimError::Core(Error::Cancelled)), "{err}");
+        // A port nobody listens on (bound, then dropped).
+        let free = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let config = SimConfig {
+            server: free.to_string(),
+            ..SimConfig::default()
+        };
+        let err = simulate(
+            world,
+            config,
+            Arc::new(kindred_core::NoProgress),
+            CancelFlag::new(),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, SimError::Connect { .. }), "{err}");
+    }
 
     #[tokio::test]
     async fn addresses() {
