@@ -53,6 +53,8 @@ enum Command {
     Experiment(commands::experiment::Args),
     /// Drift (PSI), data-quality counters and alerts of the last window against a reference window.
     Monitor(commands::monitor::Args),
+    /// Simulated users with known preferences drive a running server; CTR per model version and variant.
+    Simulate(commands::simulate::Args),
 }
 
 fn main() {
@@ -82,6 +84,7 @@ fn main() {
         Command::Report(args) => commands::report::run(args, &env),
         Command::Monitor(args) => commands::monitor::run(args, &env),
         Command::Experiment(args) => commands::experiment::run(args, &env),
+        Command::Simulate(args) => commands::simulate::run(args, &env),
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");

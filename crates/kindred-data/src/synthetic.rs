@@ -203,13 +203,36 @@ impl SyntheticConfig {
     }
 }
 
-/// What was planted in the data, for tests of cleaning steps.
+/// What was planted in the data, for tests of cleaning steps, and the latent world the data
+/// was drawn from, so a simulator can let the same users act on new items (`kindred-sim`).
+///
+/// User `u{k}` is row `k` and item `i{k}` is row `k` of the latent tables below.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct SyntheticTruth {
     /// External ids of the injected bots.
     pub bot_users: Vec<String>,
     /// Number of duplicate rows injected (exact and near).
     pub duplicate_rows: usize,
+    /// Latent dimension of the vectors below (the config's `factors`).
+    pub factors: usize,
+    /// Each user's taste at the end of their active period (start plus the whole drift), row
+    /// major, `users x factors`: the taste that predicts what they do next.
+    #[serde(skip)]
+    pub user_factors: Vec<f64>,
+    /// Each user's rating bias (used by explicit ratings).
+    #[serde(skip)]
+    pub user_bias: Vec<f64>,
+    /// Item vectors, row major, `items x factors`.
+    #[serde(skip)]
+    pub item_factors: Vec<f64>,
+    /// Each item's rating bias (used by explicit ratings).
+    #[serde(skip)]
+    pub item_bias: Vec<f64>,
+    /// Each item's log popularity weight, `-popularity_exponent * ln(rank + 1)`: an item is
+    /// a candidate with probability proportional to `exp(0.5 * this)`, and the other half of
+    /// the popularity enters the choice weight `exp(0.5 * this + affinity * taste . item)`.
+    #[serde(skip)]
+    pub item_log_popularity: Vec<f64>,
 }
 
 /// A generated dataset and what was planted in it.
@@ -310,6 +333,8 @@ pub fn generate(cfg: &SyntheticConfig) -> Result<Synthetic> {
     let inv_sqrt_f = 1.0 / (f as f64).sqrt();
     let mut times: Vec<f64> = Vec::new();
     let mut taste = vec![0f64; f];
+    let mut user_now = vec![0f64; n_users * f];
+    let mut user_biases = vec![0f64; n_users];
     let mut candidates = [(0u32, 0f64); CANDIDATES];
 
     for u in 0..n_users {
@@ -320,6 +345,10 @@ pub fn generate(cfg: &SyntheticConfig) -> Result<Synthetic> {
             .collect();
         let user_bias = 0.3 * rng.normal();
         user_taste[u * f..(u + 1) * f].copy_from_slice(&start);
+        for k in 0..f {
+            user_now[u * f + k] = start[k] + drift[k];
+        }
+        user_biases[u] = user_bias;
         let stamp = u as u32 + 1;
         if is_bot[u] {
             emit_bot(
@@ -482,6 +511,12 @@ pub fn generate(cfg: &SyntheticConfig) -> Result<Synthetic> {
         truth: SyntheticTruth {
             bot_users,
             duplicate_rows: n_dups,
+            factors: f,
+            user_factors: user_now,
+            user_bias: user_biases,
+            item_factors,
+            item_bias,
+            item_log_popularity: log_popularity,
         },
     })
 }
@@ -732,6 +767,55 @@ mod tests {
             SyntheticConfig::parse("").unwrap(),
             SyntheticConfig::default()
         );
+    }
+
+    /// The latent tables have the documented shapes and explain the data: users pick items
+    /// whose vectors agree with their (end-of-period) taste far more than random items do.
+    #[test]
+    fn truth_exposes_the_latent_world() {
+        let cfg = small("");
+        let syn = generate(&cfg).unwrap();
+        let t = &syn.truth;
+        let f = cfg.factors;
+        assert_eq!(t.factors, f);
+        assert_eq!(t.user_factors.len(), cfg.users * f);
+        assert_eq!(t.user_bias.len(), cfg.users);
+        assert_eq!(t.item_factors.len(), cfg.items * f);
+        assert_eq!(t.item_bias.len(), cfg.items);
+        assert_eq!(t.item_log_popularity.len(), cfg.items);
+        // Ranks 0..items, each once: the most popular item has weight 0.
+        let top = t
+            .item_log_popularity
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max);
+        assert_eq!(top, 0.0);
+        let data = &syn.dataset.interactions;
+        let taste = |u: usize, i: usize| {
+            dot(
+                &t.user_factors[u * f..(u + 1) * f],
+                &t.item_factors[i * f..(i + 1) * f],
+            )
+        };
+        let n = data.len() as f64;
+        let chosen: f64 = (0..data.len())
+            .map(|r| taste(data.users()[r] as usize, data.items()[r] as usize))
+            .sum::<f64>()
+            / n;
+        let mut rng = SplitMix64::new(1);
+        let random: f64 = (0..data.len())
+            .map(|r| {
+                taste(
+                    data.users()[r] as usize,
+                    rng.below(cfg.items as u64) as usize,
+                )
+            })
+            .sum::<f64>()
+            / n;
+        assert!(chosen > random + 0.3, "chosen {chosen}, random {random}");
+        // Serialising the truth stays small: the tables are skipped.
+        let json = serde_json::to_string(t).unwrap();
+        assert!(json.len() < 200, "{json}");
     }
 
     #[test]

@@ -129,13 +129,36 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, HttpError> {
 
 /// A `GET` request, ready to send as is.
 pub fn get_request(path: &str) -> Vec<u8> {
-    format!("GET {path} HTTP/1.1\r\nHost: kindred\r\n\r\n").into_bytes()
+    get_request_with_key(path, None)
 }
 
 /// A `POST` request with a JSON body (possibly empty), ready to send as is.
 pub fn post_request(path: &str, body: &[u8]) -> Vec<u8> {
+    post_request_with_key(path, body, None)
+}
+
+/// `Authorization: Bearer KEY` header line (with its CRLF), or nothing without a key.
+fn auth_header(api_key: Option<&str>) -> String {
+    api_key.map_or_else(String::new, |key| {
+        format!("Authorization: Bearer {key}\r\n")
+    })
+}
+
+/// A `GET` request sending `Authorization: Bearer KEY` when `api_key` is given.
+pub fn get_request_with_key(path: &str, api_key: Option<&str>) -> Vec<u8> {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: kindred\r\n{}\r\n",
+        auth_header(api_key)
+    )
+    .into_bytes()
+}
+
+/// A `POST` request with a JSON body, sending `Authorization: Bearer KEY` when `api_key` is
+/// given.
+pub fn post_request_with_key(path: &str, body: &[u8], api_key: Option<&str>) -> Vec<u8> {
     let mut request = format!(
-        "POST {path} HTTP/1.1\r\nHost: kindred\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        "POST {path} HTTP/1.1\r\nHost: kindred\r\n{}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        auth_header(api_key),
         body.len()
     )
     .into_bytes();
@@ -282,6 +305,15 @@ mod tests {
             b"GET /v1/recommend/7?n=10 HTTP/1.1\r\nHost: kindred\r\n\r\n"
         );
         let post = post_request("/v1/feedback", b"[]");
+        assert!(post.ends_with(b"Content-Length: 2\r\n\r\n[]"));
+        assert_eq!(
+            get_request_with_key("/v1/items", Some("k1")),
+            b"GET /v1/items HTTP/1.1\r\nHost: kindred\r\nAuthorization: Bearer k1\r\n\r\n"
+        );
+        let post = post_request_with_key("/v1/feedback", b"[]", Some("k2"));
+        assert!(post.starts_with(
+            b"POST /v1/feedback HTTP/1.1\r\nHost: kindred\r\nAuthorization: Bearer k2\r\n"
+        ));
         assert!(post.ends_with(b"Content-Length: 2\r\n\r\n[]"));
     }
 

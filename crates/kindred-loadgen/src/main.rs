@@ -14,7 +14,6 @@
 
 mod args;
 mod feedback;
-mod http;
 mod recommend;
 mod stats;
 
@@ -23,6 +22,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use args::{ids, Args};
+use kindred_loadgen::http;
 
 /// A usage or setup error, printed as is.
 #[derive(Debug)]

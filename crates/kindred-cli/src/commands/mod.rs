@@ -11,6 +11,7 @@ pub mod recommend;
 pub mod report;
 pub mod serve;
 pub mod similar;
+pub mod simulate;
 pub mod split;
 pub mod stats;
 pub mod train;
