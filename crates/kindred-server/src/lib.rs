@@ -15,6 +15,7 @@ pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod metrics;
+pub mod monitor;
 pub mod openapi;
 pub mod routes;
 pub mod snapshot;
