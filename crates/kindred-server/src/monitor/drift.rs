@@ -1,13 +1,21 @@
 //! One monitoring pass: read the feedback of the reference + current windows from the store,
 //! run `kindred_eval::monitoring::monitor` (PSI drift, data-quality counters, rules) on it,
 //! judge the online metrics against their thresholds, and hand every alert to the sink.
+//!
+//! Feature drift: for each categorical or numeric user (item) feature column, the values of the
+//! distinct users (items) active in the reference window against those active in the current
+//! window (`user_feature:<column>`, `item_feature:<column>`), judged by `psi_max` like the
+//! event distributions. A shift in who is active shows here even when event counts look normal.
 
-use kindred_core::InteractionsBuilder;
+use kindred_core::features::ColumnData;
+use kindred_core::{Dataset, FeatureTable, InteractionsBuilder};
+use kindred_eval::monitoring::psi::{quantile_bins, top_k_bins};
+use kindred_eval::monitoring::window::DistributionDrift;
 use kindred_eval::monitoring::{
-    monitor, Alert, AlertKind, AlertRule, FeedbackEvent, MonitorReport, QualityConfig,
-    QualityCounter, WindowConfig,
+    evaluate, monitor, Alert, AlertKind, AlertRule, DriftReport, FeedbackEvent, MonitorReport,
+    PsiLevel, QualityConfig, QualityCounter, TimeSpan, WindowConfig, Windows,
 };
-use kindred_store::StoredFeedback;
+use kindred_store::{Feedback, StoredFeedback};
 use serde::Serialize;
 
 use super::online::OnlineReport;
@@ -168,6 +176,126 @@ pub fn window_end(config: &MonitoringConfig, now: i64, latest_event: Option<i64>
     }
 }
 
+/// PSI of each categorical or numeric column of `table` between the entities (`entity` picks
+/// the user or the item of an event) active in the reference and in the current window.
+pub fn feature_drift(
+    stored: &[StoredFeedback],
+    windows: Windows,
+    table: &FeatureTable,
+    entity: fn(&Feedback) -> &str,
+    prefix: &str,
+    config: &WindowConfig,
+) -> kindred_core::Result<Vec<DistributionDrift>> {
+    let active = |span: TimeSpan| {
+        let mut rows: Vec<u32> = stored
+            .iter()
+            .filter(|s| span.contains(s.feedback.timestamp))
+            .filter_map(|s| table.ids().get(entity(&s.feedback)))
+            .collect();
+        rows.sort_unstable();
+        rows.dedup();
+        rows
+    };
+    let (reference, current) = (active(windows.reference), active(windows.current));
+    let mut out = Vec::new();
+    for column in table.columns() {
+        let bins = match &column.data {
+            ColumnData::Categorical { vocab, values } => {
+                let names = |rows: &[u32]| -> Vec<String> {
+                    rows.iter()
+                        .flat_map(|r| values[*r as usize].iter())
+                        .map(|v| vocab.external(*v).to_owned())
+                        .collect()
+                };
+                top_k_bins(&names(&reference), &names(&current), config.top_items)
+            }
+            ColumnData::Numeric(values) => {
+                let numbers = |rows: &[u32]| -> Vec<f64> {
+                    rows.iter()
+                        .map(|r| f64::from(values[*r as usize]))
+                        .filter(|v| v.is_finite())
+                        .collect()
+                };
+                quantile_bins(&numbers(&reference), &numbers(&current), config.value_bins)
+            }
+            ColumnData::Text(_) | ColumnData::Dense { .. } => continue,
+        };
+        let (reference_observations, current_observations) = bins.totals();
+        let enough =
+            reference_observations.min(current_observations) >= config.min_observations as f64;
+        let psi = if enough {
+            Some(bins.psi(config.epsilon)?)
+        } else {
+            None
+        };
+        out.push(DistributionDrift {
+            name: format!("{prefix}:{}", column.name),
+            psi,
+            level: psi.map(PsiLevel::of),
+            reference_observations,
+            current_observations,
+            bins,
+        });
+    }
+    Ok(out)
+}
+
+/// Adds the user and item feature drift of `dataset`'s tables to `report` and the alerts of
+/// PSI above `psi_max` on them.
+pub fn add_feature_drift(
+    report: &mut MonitorReport,
+    stored: &[StoredFeedback],
+    dataset: &Dataset,
+    config: &MonitoringConfig,
+) -> kindred_core::Result<()> {
+    let (windows, _, _) = settings(config);
+    let spans = report.drift.windows;
+    let mut found = Vec::new();
+    if let Some(users) = dataset.user_features.as_deref() {
+        found.extend(feature_drift(
+            stored,
+            spans,
+            users,
+            |f| &f.user,
+            "user_feature",
+            &windows,
+        )?);
+    }
+    if let Some(items) = dataset.item_features.as_deref() {
+        found.extend(feature_drift(
+            stored,
+            spans,
+            items,
+            |f| &f.item,
+            "item_feature",
+            &windows,
+        )?);
+    }
+    let rules: Vec<AlertRule> = found
+        .iter()
+        .map(|d| AlertRule::Psi {
+            distribution: d.name.clone(),
+            max: config
+                .psi_limits
+                .get(&d.name)
+                .copied()
+                .unwrap_or(config.psi_max),
+        })
+        .collect();
+    let features = DriftReport {
+        distributions: found,
+        ..report.drift.clone()
+    };
+    report.alerts.extend(evaluate(
+        &rules,
+        &features,
+        &report.current_quality,
+        &report.reference_quality,
+    ));
+    report.drift.distributions.extend(features.distributions);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,6 +409,83 @@ mod tests {
             window_end(&MonitoringConfig::default(), 100, None),
             Some(101)
         );
+    }
+
+    #[test]
+    fn feature_drift_compares_the_entities_active_in_each_window() {
+        use kindred_core::features::FeatureValue;
+        let mut users = FeatureTable::new();
+        for (u, group, age) in [("a", "x", 20.0), ("b", "x", 30.0), ("c", "y", 40.0)] {
+            users
+                .set(u, "group", FeatureValue::Categories(vec![group.into()]))
+                .unwrap();
+            users.set(u, "age", FeatureValue::Number(age)).unwrap();
+            users.set(u, "bio", FeatureValue::Text("t".into())).unwrap();
+        }
+        // Reference [0, 10): a twice, b once; current [10, 20): c, and d (no features).
+        let stored: Vec<StoredFeedback> = [("a", 1), ("a", 2), ("b", 3), ("c", 11), ("d", 12)]
+            .iter()
+            .enumerate()
+            .map(|(i, (u, t))| StoredFeedback {
+                seq: i as i64,
+                feedback: Feedback {
+                    user: (*u).into(),
+                    item: "i".into(),
+                    event_type: "click".into(),
+                    value: None,
+                    timestamp: *t,
+                    event_id: None,
+                },
+            })
+            .collect();
+        let windows = Windows {
+            reference: TimeSpan { start: 0, end: 10 },
+            current: TimeSpan { start: 10, end: 20 },
+        };
+        let config = WindowConfig {
+            min_observations: 1,
+            value_bins: 2,
+            ..WindowConfig::default()
+        };
+        let drift = feature_drift(
+            &stored,
+            windows,
+            &users,
+            |f| &f.user,
+            "user_feature",
+            &config,
+        )
+        .unwrap();
+        let names: Vec<&str> = drift.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["user_feature:group", "user_feature:age"]);
+        // Distinct active users: reference {a, b} -> group x twice; current {c} -> y once
+        // (binned as "other": only reference values get bins of their own).
+        let group = &drift[0];
+        assert_eq!(group.bins.labels, ["x", "other"]);
+        assert_eq!(group.bins.reference, [2.0, 0.0]);
+        assert_eq!(group.bins.current, [0.0, 1.0]);
+        assert!(group.psi.unwrap() > 0.25);
+        assert_eq!(
+            (
+                drift[1].reference_observations,
+                drift[1].current_observations
+            ),
+            (2.0, 1.0)
+        );
+        let strict = WindowConfig {
+            min_observations: 2,
+            ..config
+        };
+        let drift = feature_drift(
+            &stored,
+            windows,
+            &users,
+            |f| &f.user,
+            "user_feature",
+            &strict,
+        )
+        .unwrap();
+        assert!(drift.iter().all(|d| d.psi.is_none()));
     }
 
     fn config_latest() -> MonitoringConfig {

@@ -120,9 +120,14 @@ async fn pass(state: &AppState) -> Result<Arc<PassReport>> {
         stored.retain(|s| s.feedback.timestamp < end);
         events_read = stored.len();
         let job_config = config.clone();
+        let data = std::sync::Arc::clone(&snapshot.data);
         report = tokio::task::spawn_blocking(move || {
             let events = drift::to_events(&stored);
-            drift::window_report(&events, &job_config, end)
+            let mut report = drift::window_report(&events, &job_config, end)?;
+            if let Some(report) = report.as_mut() {
+                drift::add_feature_drift(report, &stored, &data, &job_config)?;
+            }
+            Ok::<_, kindred_core::Error>(report)
         })
         .await
         .map_err(|e| Error::Task(e.to_string()))??;
