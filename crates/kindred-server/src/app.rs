@@ -114,6 +114,10 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let monitoring = tokio::spawn(crate::monitor::run_loop(
+        Arc::clone(&state),
+        stop_rx.clone(),
+    ));
     let background = tokio::spawn(Arc::clone(&state).run_background(stop_rx));
     let app = router(state);
     let result = axum::serve(listener, app)
@@ -121,6 +125,7 @@ pub async fn serve(
         .await;
     let _ = stop_tx.send(true);
     let _ = background.await;
+    let _ = monitoring.await;
     result.map_err(|e| Error::Task(format!("server: {e}")))
 }
 

@@ -4,7 +4,9 @@
 //! Environment variables (each overrides the file):
 //! `KINDRED_LISTEN`, `KINDRED_STORE`, `KINDRED_MODELS_DIR`, `KINDRED_MODE` (`realtime`|`batch`),
 //! `KINDRED_CACHE_TTL_SECONDS` (0 disables the cache), `KINDRED_RETRAIN_INTERVAL_SECONDS`,
-//! `KINDRED_API_KEY_READ`, `KINDRED_API_KEY_WRITE`, `KINDRED_API_KEY_ADMIN`.
+//! `KINDRED_API_KEY_READ`, `KINDRED_API_KEY_WRITE`, `KINDRED_API_KEY_ADMIN`,
+//! `KINDRED_MONITORING_ENABLED`, `KINDRED_MONITORING_INTERVAL_SECONDS`,
+//! `KINDRED_MONITORING_WEBHOOKS` (comma-separated URLs).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -101,6 +103,115 @@ impl Default for TrainingConfig {
     }
 }
 
+/// Where the drift windows end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WindowEnd {
+    /// The server's clock: the current window is the last `current_seconds` before now.
+    Now,
+    /// One second after the latest stored event: for simulators and back-filled logs that
+    /// carry their own clocks.
+    LatestEvent,
+}
+
+/// Online metrics, drift and data-quality checks, alerts (`[monitoring]`). Defaults suit
+/// production traffic: a day compared with the week before it, checked every 5 minutes.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MonitoringConfig {
+    /// Runs the drift/quality loop and records online metrics (default true).
+    pub enabled: bool,
+    /// Seconds between drift/quality passes (default 300).
+    pub interval_seconds: u64,
+    /// Reference window length, seconds (default 7 days).
+    pub reference_seconds: i64,
+    /// Current window length, seconds (default 1 day).
+    pub current_seconds: i64,
+    /// `now` (default) or `latest_event`.
+    pub window_end: WindowEnd,
+    /// Most events read from the store per pass (default 2,000,000); beyond it the pass reads
+    /// the oldest ones of the windows and says so (`truncated`).
+    pub max_events: usize,
+    /// A distribution needs this many observations on both sides for a PSI (default 200).
+    pub min_observations: usize,
+    /// PSI above which a distribution alerts (default 0.25, the "major shift" reading).
+    pub psi_max: f64,
+    /// Per-distribution PSI limits overriding `psi_max` (`item_popularity`, `user_activity`,
+    /// `event_type`, `value`); a distribution listed here is watched even if not by default.
+    pub psi_limits: BTreeMap<String, f64>,
+    /// Share of bot-like users' events above which a pass alerts (default 0.05).
+    pub bot_event_share_max: f64,
+    /// Duplicate-event rate above which a pass alerts (default 0.01).
+    pub duplicate_rate_max: f64,
+    /// Current/reference events-per-day ratio outside [min, max] alerts (default 0.5 and 2).
+    pub volume_ratio_min: f64,
+    pub volume_ratio_max: f64,
+    /// A user needs more than this many events in a window to be flagged as a bot (default 50).
+    pub bot_min_events: u64,
+    /// Feedback on an item shown to the same user at most this long ago counts for the list
+    /// that showed it (default 3,600).
+    pub attribution_seconds: i64,
+    /// Event types counted as clicks for CTR (default `["click"]`).
+    pub click_types: Vec<String>,
+    /// Event types counted as conversions (default `["purchase"]`).
+    pub conversion_types: Vec<String>,
+    /// Share of listed items placed by fallbacks above which a key alerts (default 0.5).
+    pub fallback_share_max: f64,
+    /// 99th-percentile list latency above which a key alerts, ms (default 500).
+    pub latency_p99_ms_max: f64,
+    /// CTR below which a key alerts once it has served `min_items` items (default: off).
+    pub ctr_min: Option<f64>,
+    /// Items a key must have served before its fallback share or CTR is judged (default 1,000).
+    pub min_items: u64,
+    /// URLs (http:// only) each new alert is POSTed to as JSON.
+    pub webhooks: Vec<String>,
+    /// Webhook request timeout, ms (default 2,000).
+    pub webhook_timeout_ms: u64,
+    /// The same alert (kind + subject) re-firing within this many seconds updates its entry
+    /// instead of raising a new one (default 3,600).
+    pub alert_cooldown_seconds: i64,
+    /// Alerts kept in memory for `/v1/alerts` (default 500).
+    pub alert_history: usize,
+    /// Users whose recent lists are remembered for attribution (default 100,000).
+    pub attribution_users: usize,
+    /// Distinct items remembered per (version, variant) for coverage (default 1,000,000).
+    pub coverage_items: usize,
+}
+
+impl Default for MonitoringConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval_seconds: 300,
+            reference_seconds: 7 * 86_400,
+            current_seconds: 86_400,
+            window_end: WindowEnd::Now,
+            max_events: 2_000_000,
+            min_observations: 200,
+            psi_max: 0.25,
+            psi_limits: BTreeMap::new(),
+            bot_event_share_max: 0.05,
+            duplicate_rate_max: 0.01,
+            volume_ratio_min: 0.5,
+            volume_ratio_max: 2.0,
+            bot_min_events: 50,
+            attribution_seconds: 3_600,
+            click_types: vec!["click".into()],
+            conversion_types: vec!["purchase".into()],
+            fallback_share_max: 0.5,
+            latency_p99_ms_max: 500.0,
+            ctr_min: None,
+            min_items: 1_000,
+            webhooks: Vec::new(),
+            webhook_timeout_ms: 2_000,
+            alert_cooldown_seconds: 3_600,
+            alert_history: 500,
+            attribution_users: 100_000,
+            coverage_items: 1_000_000,
+        }
+    }
+}
+
 /// Everything `kindred serve` needs.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -140,6 +251,7 @@ pub struct ServerConfig {
     pub cache: CacheConfig,
     pub keys: KeysConfig,
     pub training: TrainingConfig,
+    pub monitoring: MonitoringConfig,
 }
 
 impl Default for ServerConfig {
@@ -163,6 +275,7 @@ impl Default for ServerConfig {
             cache: CacheConfig::default(),
             keys: KeysConfig::default(),
             training: TrainingConfig::default(),
+            monitoring: MonitoringConfig::default(),
         }
     }
 }
@@ -234,6 +347,24 @@ impl ServerConfig {
                 .parse()
                 .map_err(|_| bad("KINDRED_RETRAIN_INTERVAL_SECONDS", &v, "a whole number"))?;
         }
+        if let Some(v) = lookup("KINDRED_MONITORING_ENABLED") {
+            self.monitoring.enabled = v
+                .parse()
+                .map_err(|_| bad("KINDRED_MONITORING_ENABLED", &v, "`true` or `false`"))?;
+        }
+        if let Some(v) = lookup("KINDRED_MONITORING_INTERVAL_SECONDS") {
+            self.monitoring.interval_seconds = v
+                .parse()
+                .map_err(|_| bad("KINDRED_MONITORING_INTERVAL_SECONDS", &v, "a whole number"))?;
+        }
+        if let Some(v) = lookup("KINDRED_MONITORING_WEBHOOKS") {
+            self.monitoring.webhooks = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
         for (name, slot) in [
             ("KINDRED_API_KEY_READ", &mut self.keys.read),
             ("KINDRED_API_KEY_WRITE", &mut self.keys.write),
@@ -268,6 +399,23 @@ impl ServerConfig {
         }
         if self.max_body_bytes < 1024 {
             return Err(bad("max_body_bytes must be at least 1024".into()));
+        }
+        let m = &self.monitoring;
+        if m.enabled && (m.reference_seconds <= 0 || m.current_seconds <= 0) {
+            return Err(bad(
+                "monitoring.reference_seconds and current_seconds must be positive".into(),
+            ));
+        }
+        if m.enabled && (m.interval_seconds == 0 || m.max_events == 0) {
+            return Err(bad(
+                "monitoring.interval_seconds and max_events must be at least 1".into(),
+            ));
+        }
+        if let Some(url) = m.webhooks.iter().find(|u| !u.starts_with("http://")) {
+            return Err(bad(format!(
+                "monitoring.webhooks: `{url}` is not an http:// URL (https is not supported; \
+                 put a local relay in front)"
+            )));
         }
         if self.request_timeout_ms == 0 {
             return Err(bad("request_timeout_ms must be at least 1".into()));
@@ -332,6 +480,29 @@ mod tests {
             .apply_env(|k| (k == "KINDRED_MODE").then(|| "fast".to_string()))
             .unwrap_err();
         assert!(err.to_string().contains("KINDRED_MODE"), "{err}");
+    }
+
+    #[test]
+    fn monitoring_section_parses_and_webhooks_must_be_http() {
+        let mut config = ServerConfig::from_toml_str(
+            "[monitoring]\nwindow_end = \"latest_event\"\ncurrent_seconds = 60\n\
+             click_types = [\"click\", \"view\"]\nwebhooks = [\"http://127.0.0.1:9/hook\"]\n",
+            "test",
+        )
+        .unwrap();
+        assert_eq!(config.monitoring.window_end, WindowEnd::LatestEvent);
+        assert_eq!(config.monitoring.current_seconds, 60);
+        assert_eq!(config.monitoring.click_types, ["click", "view"]);
+        config.validate().unwrap();
+        let env: BTreeMap<&str, &str> = [("KINDRED_MONITORING_WEBHOOKS", "https://x/hook")].into();
+        config
+            .apply_env(|k| env.get(k).map(|v| v.to_string()))
+            .unwrap();
+        let err = config.validate().unwrap_err();
+        assert!(err.to_string().contains("https://x/hook"), "{err}");
+        let err = ServerConfig::from_toml_str("[monitoring]\nwindow_end = \"later\"", "m.toml")
+            .unwrap_err();
+        assert!(err.to_string().contains("window_end"), "{err}");
     }
 
     #[test]

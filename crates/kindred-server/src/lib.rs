@@ -16,6 +16,7 @@ pub mod error;
 pub mod evaluation;
 pub mod extract;
 pub mod metrics;
+pub mod monitor;
 pub mod offline;
 pub mod openapi;
 pub mod routes;

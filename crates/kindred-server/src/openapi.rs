@@ -267,6 +267,34 @@ pub const ROUTES: &[RouteDoc] = &[
         query: &[],
         body: None,
     },
+    RouteDoc {
+        method: "get",
+        path: "/v1/monitoring",
+        scope: "read",
+        summary: "The latest drift/quality pass, online metrics per model version and variant, the monitoring config.",
+        query: &[],
+        body: None,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/v1/alerts",
+        scope: "read",
+        summary: "Recent alerts, newest first, with totals by kind and webhook delivery counts.",
+        query: &[(
+            "limit",
+            "integer",
+            "Most alerts answered (default 100, at most monitoring.alert_history).",
+        )],
+        body: None,
+    },
+    RouteDoc {
+        method: "post",
+        path: "/v1/monitoring/run",
+        scope: "admin",
+        summary: "Run a drift/quality pass now and answer its report.",
+        query: &[],
+        body: None,
+    },
 ];
 
 fn schemas() -> Value {

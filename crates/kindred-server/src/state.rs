@@ -50,6 +50,8 @@ pub struct AppState {
     pub keys: ApiKeys,
     pub metrics: Metrics,
     pub cache: ListCache<Vec<ServedItem>>,
+    /// Online metrics, drift/quality passes and alerts.
+    pub monitor: crate::monitor::Monitor,
     snapshot: ArcSwap<Snapshot>,
     snapshot_counter: AtomicU64,
     /// user -> (generation, item) of feedback newer than some snapshot.
@@ -126,6 +128,7 @@ impl AppState {
                 Duration::from_secs(config.cache.ttl_seconds),
                 config.cache.capacity,
             ),
+            monitor: crate::monitor::Monitor::new(&config.monitoring),
             config,
             store,
             metrics: Metrics::default(),

@@ -50,6 +50,8 @@ pub enum AlertKind {
     Drift,
     Quality,
     ControlChart,
+    /// A threshold on the server's online metrics (fallback share, latency, CTR).
+    Online,
 }
 
 /// One tripped rule.

@@ -72,6 +72,7 @@ pub async fn post_feedback(
         .feedback_duplicates
         .fetch_add(report.duplicates as u64, Ordering::Relaxed);
     state.record_feedback(&events);
+    state.monitor.record_feedback(&events);
     Ok(Json(json!({
         "inserted": report.inserted,
         "duplicates": report.duplicates,

@@ -72,11 +72,15 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
             f64::from(u8::from(state.is_training())),
         ),
     ];
-    let text = state.metrics.render(
+    let mut text = state.metrics.render(
         &gauges,
         state.cache.hits.load(Ordering::Relaxed),
         state.cache.misses.load(Ordering::Relaxed),
     );
+    text.push_str(&crate::monitor::prometheus::render(
+        &state.monitor,
+        snapshot.items.len(),
+    ));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 

@@ -4,6 +4,7 @@ pub mod entities;
 pub mod feedback;
 pub mod health;
 pub mod models;
+pub mod monitoring;
 pub mod recommend;
 
 use std::sync::Arc;
@@ -45,7 +46,9 @@ pub(crate) fn routes(scope: Scope) -> Router<Arc<AppState>> {
             .route("/v1/latest", get(recommend::latest))
             .route("/v1/predict", post(recommend::predict))
             .route("/v1/models", get(models::list_models))
-            .route("/v1/models/{version}", get(models::get_model)),
+            .route("/v1/models/{version}", get(models::get_model))
+            .route("/v1/monitoring", get(monitoring::get_monitoring))
+            .route("/v1/alerts", get(monitoring::get_alerts)),
         Scope::Write => Router::new()
             .route(
                 "/v1/users/{id}",
@@ -61,7 +64,8 @@ pub(crate) fn routes(scope: Scope) -> Router<Arc<AppState>> {
         Scope::Admin => Router::new()
             .route("/v1/models", post(models::publish))
             .route("/v1/models/{version}/activate", post(models::activate))
-            .route("/v1/models/rollback", post(models::rollback)),
+            .route("/v1/models/rollback", post(models::rollback))
+            .route("/v1/monitoring/run", post(monitoring::run_now)),
     }
 }
 

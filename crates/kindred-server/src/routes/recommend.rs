@@ -6,6 +6,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::extract::State;
 use axum::Json;
@@ -17,6 +18,7 @@ use serde_json::{json, Map, Value};
 use super::check_batch;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, QueryParams};
+use crate::monitor::online::OnlineList;
 use crate::snapshot::{FallbackList, ListRequest, Snapshot};
 use crate::state::{AppState, ServedItem};
 use crate::training::unix_now;
@@ -41,11 +43,20 @@ fn list_response(
     user: Option<&str>,
     items: &[ServedItem],
     write_impressions: bool,
+    started: Instant,
 ) -> Json<Value> {
     let request_id = state.request_id();
     state
         .metrics
         .observe_sources(items.iter().map(|i| i.source.as_str()));
+    state.monitor.online.record_list(OnlineList {
+        user,
+        model_version: snapshot.version(),
+        variant: None,
+        items,
+        latency: started.elapsed(),
+        item_features: snapshot.data.item_features.as_deref(),
+    });
     if let (true, Some(user)) = (write_impressions && !items.is_empty(), user) {
         let policy = snapshot.version().unwrap_or("fallback").to_owned();
         let now = unix_now();
@@ -109,6 +120,7 @@ pub async fn get_recommend(
     ApiPath(user): ApiPath<String>,
     mut q: QueryParams,
 ) -> Result<Json<Value>, ApiError> {
+    let started = Instant::now();
     kindred_store::check_id("user id", &user)?;
     let (n, offset) = page(&state, &mut q)?;
     let filters = RequestFilters {
@@ -127,7 +139,14 @@ pub async fn get_recommend(
         filters.exclude.join(",")
     );
     if let Some(items) = state.cache.get(&user, &cache_key, snapshot.id) {
-        return Ok(list_response(&state, &snapshot, Some(&user), &items, write));
+        return Ok(list_response(
+            &state,
+            &snapshot,
+            Some(&user),
+            &items,
+            write,
+            started,
+        ));
     }
     let request = ListRequest {
         user: Some(&user),
@@ -147,7 +166,14 @@ pub async fn get_recommend(
     state
         .cache
         .put(&user, &cache_key, snapshot.id, Arc::clone(&items));
-    Ok(list_response(&state, &snapshot, Some(&user), &items, write))
+    Ok(list_response(
+        &state,
+        &snapshot,
+        Some(&user),
+        &items,
+        write,
+        started,
+    ))
 }
 
 /// `POST /v1/recommend`: a list for someone described by the request.
@@ -183,6 +209,7 @@ pub async fn post_recommend(
     State(state): State<Arc<AppState>>,
     ApiJson(body): ApiJson<RecommendBody>,
 ) -> Result<Json<Value>, ApiError> {
+    let started = Instant::now();
     let max_n = state.config.max_n;
     if body.n == 0 || body.n > max_n {
         return Err(ApiError::bad_request(
@@ -236,7 +263,14 @@ pub async fn post_recommend(
         n: body.n,
     };
     let items = served(&snapshot, &snapshot.rank_now(&request)?);
-    let Json(mut answer) = list_response(&state, &snapshot, body.user.as_deref(), &items, false);
+    let Json(mut answer) = list_response(
+        &state,
+        &snapshot,
+        body.user.as_deref(),
+        &items,
+        false,
+        started,
+    );
     answer["ignored_interactions"] = json!(ignored);
     Ok(Json(answer))
 }

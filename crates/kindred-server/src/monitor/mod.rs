@@ -1,0 +1,180 @@
+//! Monitoring inside the server (issue 8): online metrics of served lists per (model version,
+//! variant), a loop that measures drift and data quality over the stored feedback and judges
+//! the online metrics, and alerts (log, ring for `/v1/alerts`, webhooks, Prometheus).
+//!
+//! [`Monitor`] lives in [`crate::state::AppState`]; the list and feedback routes feed
+//! [`online::OnlineMetrics`]; [`run_loop`] runs a pass every `monitoring.interval_seconds`
+//! beside the state's background loop, and `POST /v1/monitoring/run` runs one now.
+
+pub mod alerts;
+pub mod drift;
+pub mod online;
+pub mod prometheus;
+pub mod webhook;
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kindred_store::Feedback;
+
+use crate::config::MonitoringConfig;
+use crate::error::{Error, Result};
+use crate::state::AppState;
+use crate::training::unix_now;
+use alerts::AlertSink;
+use drift::PassReport;
+use online::OnlineMetrics;
+
+/// The server's monitoring state.
+pub struct Monitor {
+    pub online: OnlineMetrics,
+    pub alerts: AlertSink,
+    latest: Mutex<Option<Arc<PassReport>>>,
+    /// Latest feedback timestamp posted to this server (for `window_end = "latest_event"`).
+    latest_posted: AtomicI64,
+    pub passes: AtomicU64,
+    pub pass_failures: AtomicU64,
+    pass_lock: tokio::sync::Mutex<()>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Monitor {
+    pub fn new(config: &MonitoringConfig) -> Self {
+        Self {
+            online: OnlineMetrics::new(config),
+            alerts: AlertSink::new(config),
+            latest: Mutex::new(None),
+            latest_posted: AtomicI64::new(i64::MIN),
+            passes: AtomicU64::new(0),
+            pass_failures: AtomicU64::new(0),
+            pass_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Feedback stored by the feedback route: attribution and the latest event time.
+    pub fn record_feedback(&self, events: &[Feedback]) {
+        if let Some(latest) = events.iter().map(|e| e.timestamp).max() {
+            self.latest_posted.fetch_max(latest, Ordering::Relaxed);
+        }
+        self.online.record_feedback(events);
+    }
+
+    /// The latest pass's report.
+    pub fn latest(&self) -> Option<Arc<PassReport>> {
+        lock(&self.latest).clone()
+    }
+}
+
+/// Runs one monitoring pass now and keeps its report.
+pub async fn run_pass(state: &AppState) -> Result<Arc<PassReport>> {
+    let monitor = &state.monitor;
+    let _guard = monitor.pass_lock.lock().await;
+    let result = pass(state).await;
+    match &result {
+        Ok(report) => {
+            monitor.passes.fetch_add(1, Ordering::Relaxed);
+            *lock(&monitor.latest) = Some(Arc::clone(report));
+        }
+        Err(e) => {
+            monitor.pass_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(error = %e, "monitoring pass failed");
+        }
+    }
+    result
+}
+
+async fn pass(state: &AppState) -> Result<Arc<PassReport>> {
+    let started = Instant::now();
+    let config = state.config.monitoring.clone();
+    let now = unix_now();
+    let snapshot = state.snapshot();
+    let stored_latest = snapshot
+        .data
+        .interactions
+        .timestamps()
+        .iter()
+        .copied()
+        .max();
+    let posted = state.monitor.latest_posted.load(Ordering::Relaxed);
+    let latest = stored_latest.max((posted != i64::MIN).then_some(posted));
+    let end = drift::window_end(&config, now, latest);
+    let (mut events_read, mut truncated, mut report) = (0, false, None);
+    if let Some(end) = end {
+        let since = end - config.reference_seconds - config.current_seconds;
+        let mut stored = state
+            .store
+            .feedback_since(since, config.max_events.saturating_add(1))
+            .await?;
+        if stored.len() > config.max_events {
+            stored.truncate(config.max_events);
+            truncated = true;
+            tracing::warn!(
+                max_events = config.max_events,
+                "monitoring read only the oldest max_events events of its windows"
+            );
+        }
+        stored.retain(|s| s.feedback.timestamp < end);
+        events_read = stored.len();
+        let job_config = config.clone();
+        let data = std::sync::Arc::clone(&snapshot.data);
+        report = tokio::task::spawn_blocking(move || {
+            let events = drift::to_events(&stored);
+            let mut report = drift::window_report(&events, &job_config, end)?;
+            if let Some(report) = report.as_mut() {
+                drift::add_feature_drift(report, &stored, &data, &job_config)?;
+            }
+            Ok::<_, kindred_core::Error>(report)
+        })
+        .await
+        .map_err(|e| Error::Task(e.to_string()))??;
+    }
+    let online = state.monitor.online.report(snapshot.items.len());
+    let online_alerts = drift::online_alerts(&online, &config);
+    let mut all = report
+        .as_ref()
+        .map(|r| r.alerts.clone())
+        .unwrap_or_default();
+    all.extend(online_alerts.iter().cloned());
+    let fresh = state.monitor.alerts.raise(all, now);
+    let report = PassReport {
+        at: now,
+        window_end: config.window_end,
+        events_read,
+        truncated,
+        report,
+        online_alerts,
+        new_alert_ids: fresh.iter().map(|r| r.id).collect(),
+        millis: started.elapsed().as_millis() as u64,
+    };
+    tracing::info!(
+        events = report.events_read,
+        new_alerts = report.new_alert_ids.len(),
+        millis = report.millis,
+        "monitoring pass"
+    );
+    Ok(Arc::new(report))
+}
+
+/// Runs a pass every `monitoring.interval_seconds` (the first one interval after start) until
+/// `shutdown` fires; returns at once when monitoring is disabled.
+pub async fn run_loop(state: Arc<AppState>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    if !state.config.monitoring.enabled {
+        return;
+    }
+    let every = Duration::from_secs(state.config.monitoring.interval_seconds.max(1));
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = ticker.tick() => {
+                // Errors are counted and logged inside.
+                let _ = run_pass(&state).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! `GET /v1/monitoring` (the latest drift/quality pass, online metrics per model version and
+//! variant, the monitoring config), `GET /v1/alerts` (recent alerts, newest first) and
+//! `POST /v1/monitoring/run` (admin: run a pass now and answer its report).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::extract::QueryParams;
+use crate::monitor;
+use crate::state::AppState;
+
+/// The config as shown: webhook URLs may carry tokens, so only their number is.
+fn config_view(state: &AppState) -> Value {
+    let mut config = json!(state.config.monitoring);
+    config["webhooks"] = json!(state.config.monitoring.webhooks.len());
+    config
+}
+
+pub async fn get_monitoring(
+    State(state): State<Arc<AppState>>,
+    q: QueryParams,
+) -> Result<Json<Value>, ApiError> {
+    q.finish()?;
+    let snapshot = state.snapshot();
+    let m = &state.monitor;
+    Ok(Json(json!({
+        "enabled": state.config.monitoring.enabled,
+        "latest": m.latest().as_deref(),
+        "passes": m.passes.load(Ordering::Relaxed),
+        "pass_failures": m.pass_failures.load(Ordering::Relaxed),
+        "catalog_items": snapshot.items.len(),
+        "online": m.online.report(snapshot.items.len()),
+        "config": config_view(&state),
+    })))
+}
+
+pub async fn get_alerts(
+    State(state): State<Arc<AppState>>,
+    mut q: QueryParams,
+) -> Result<Json<Value>, ApiError> {
+    let capacity = state.config.monitoring.alert_history.max(1);
+    let limit = q.number("limit", 100.min(capacity), 1, capacity)?;
+    q.finish()?;
+    let sink = &state.monitor.alerts;
+    let counters = &sink.webhook_counters;
+    Ok(Json(json!({
+        "alerts": sink.recent(limit),
+        "totals": sink.totals(),
+        "webhooks_sent": counters.sent.load(Ordering::Relaxed),
+        "webhook_failures": counters.failures.load(Ordering::Relaxed),
+    })))
+}
+
+pub async fn run_now(
+    State(state): State<Arc<AppState>>,
+    q: QueryParams,
+) -> Result<Json<Value>, ApiError> {
+    q.finish()?;
+    if !state.config.monitoring.enabled {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "monitoring_disabled",
+            "monitoring is disabled ([monitoring] enabled = false)",
+        ));
+    }
+    let report = monitor::run_pass(&state).await?;
+    Ok(Json(json!(report.as_ref())))
+}
