@@ -73,6 +73,11 @@ pub fn offline_metrics(
             eval.holdout
         )));
     }
+    if eval.users == 0 {
+        return Err(Error::InvalidInput(
+            "offline evaluation: eval_users is 0 (turn evaluation off instead)".into(),
+        ));
+    }
     let data = &train.data;
     let protocol = Protocol::parse(&format!("temporal:{}", eval.holdout))?;
     let split = protocol
