@@ -13,6 +13,7 @@ pub mod cache;
 pub mod config;
 pub mod dashboard;
 pub mod error;
+pub mod experiments;
 pub mod extract;
 pub mod metrics;
 pub mod openapi;
