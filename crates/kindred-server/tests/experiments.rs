@@ -190,6 +190,16 @@ async fn experiments_serve_variants_log_exposures_and_attribute_clicks() {
             live.as_str()
         }));
 
+    let metrics = reader.get("/metrics").await.text();
+    assert!(
+        metrics.contains(&format!(
+            "kindred_experiment_exposures_written_total {}",
+            2 * users.len()
+        )),
+        "{metrics}"
+    );
+    assert!(metrics.contains("kindred_experiments_running 1"));
+
     // A restart (a new state over the same store) assigns the same way.
     let restarted = AppState::new(server.state.config.clone(), server.state.store.clone())
         .await

@@ -27,6 +27,39 @@ pub struct ExposureCounters {
     pub failed: AtomicU64,
 }
 
+impl ExposureCounters {
+    /// The counters and the number of running experiments in Prometheus text form.
+    pub fn prometheus(&self, running: usize) -> String {
+        let mut out = String::new();
+        for (name, help, value) in [
+            (
+                "kindred_experiment_exposures_written_total",
+                "Experiment exposures (lists served in an experiment) stored.",
+                self.written.load(Ordering::Relaxed),
+            ),
+            (
+                "kindred_experiment_exposures_dropped_total",
+                "Experiment exposures dropped because the writer's queue was full.",
+                self.dropped.load(Ordering::Relaxed),
+            ),
+            (
+                "kindred_experiment_exposures_failed_total",
+                "Experiment exposures lost to a store error.",
+                self.failed.load(Ordering::Relaxed),
+            ),
+        ] {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
+            ));
+        }
+        out.push_str(&format!(
+            "# HELP kindred_experiments_running Experiments assigning users now.\n\
+             # TYPE kindred_experiments_running gauge\nkindred_experiments_running {running}\n"
+        ));
+        out
+    }
+}
+
 /// The sending side; the writer task ends when this is dropped.
 pub struct ExposureLog {
     sender: mpsc::Sender<Message>,

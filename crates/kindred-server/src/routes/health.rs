@@ -72,10 +72,16 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
             f64::from(u8::from(state.is_training())),
         ),
     ];
-    let text = state.metrics.render(
+    let mut text = state.metrics.render(
         &gauges,
         state.cache.hits.load(Ordering::Relaxed),
         state.cache.misses.load(Ordering::Relaxed),
+    );
+    text.push_str(
+        &state
+            .exposure_log
+            .counters
+            .prometheus(state.experiments.running().len()),
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
