@@ -281,7 +281,17 @@ async fn a_canary_sends_about_its_percentage_to_the_new_version() {
         answer.expect_status(200);
         assert_eq!(answer.json()["model_version"], json!(version));
         assert_eq!(answer.json()["experiment"]["name"], json!(name));
+        // POST /v1/recommend with a user id is assigned the same way.
+        let posted = client
+            .post("/v1/recommend", &json!({ "user": find(variant), "n": 3 }))
+            .await;
+        posted.expect_status(200);
+        assert_eq!(posted.json()["experiment"]["variant"], json!(variant));
+        assert_eq!(posted.json()["model_version"], json!(version));
     }
+    // Anonymous requests are in no experiment.
+    let anonymous = client.post("/v1/recommend", &json!({ "n": 3 })).await;
+    assert!(anonymous.json().get("experiment").is_none());
     client
         .post(
             &format!("/v1/models/{popularity}/canary"),
