@@ -14,6 +14,7 @@ pub mod config;
 pub mod dashboard;
 pub mod error;
 pub mod evaluation;
+pub mod experiments;
 pub mod extract;
 pub mod metrics;
 pub mod monitor;

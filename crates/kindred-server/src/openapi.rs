@@ -295,6 +295,62 @@ pub const ROUTES: &[RouteDoc] = &[
         query: &[],
         body: None,
     },
+    RouteDoc {
+        method: "post",
+        path: "/v1/models/{version}/canary",
+        scope: "admin",
+        summary: "Start experiment canary-<version>: percent % of users get the version, as many the live one.",
+        query: &[],
+        body: Some("CanaryRequest"),
+    },
+    RouteDoc {
+        method: "post",
+        path: "/v1/experiments",
+        scope: "admin",
+        summary: "Create an experiment (a draft).",
+        query: &[],
+        body: Some("ExperimentDefinition"),
+    },
+    RouteDoc {
+        method: "get",
+        path: "/v1/experiments",
+        scope: "read",
+        summary: "Every experiment with its status.",
+        query: &[],
+        body: None,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/v1/experiments/{name}",
+        scope: "read",
+        summary: "One experiment.",
+        query: &[],
+        body: None,
+    },
+    RouteDoc {
+        method: "post",
+        path: "/v1/experiments/{name}/start",
+        scope: "admin",
+        summary: "Start a draft experiment (users are assigned from now on).",
+        query: &[],
+        body: None,
+    },
+    RouteDoc {
+        method: "post",
+        path: "/v1/experiments/{name}/stop",
+        scope: "admin",
+        summary: "Stop a running experiment (users get the default lists again).",
+        query: &[],
+        body: None,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/v1/experiments/{name}/results",
+        scope: "read",
+        summary: "Per-variant counts and the analysis (lifts, intervals, SRM, sequential test, verdict).",
+        query: &[],
+        body: None,
+    },
 ];
 
 fn schemas() -> Value {
@@ -326,8 +382,27 @@ fn schemas() -> Value {
         "PublishRequest": { "type": "object", "properties": {
             "model": { "type": "string" }, "positive": { "type": "number" }, "seed": { "type": "integer" },
             "activate": { "type": "boolean" }, "wait": { "type": "boolean" } } },
+        "CanaryRequest": { "type": "object", "required": ["percent"], "properties": {
+            "percent": { "type": "number", "description": "Share of users (0-100, exclusive) served by the version." },
+            "success_metric": { "type": "string", "description": "Default click_any." } } },
+        "ExperimentDefinition": { "type": "object", "required": ["name", "variants", "success_metric"], "properties": {
+            "name": { "type": "string" },
+            "variants": { "type": "array", "minItems": 2, "description": "The first is the control.", "items": {
+                "type": "object", "required": ["name", "weight"], "properties": {
+                    "name": { "type": "string" }, "model_version": { "type": "string" },
+                    "rank": { "type": "string" }, "weight": { "type": "number" } } } },
+            "salt": { "type": "string", "description": "Assignment hash salt (default: the name)." },
+            "traffic": { "type": "number", "description": "Share of users in the experiment, (0, 1], default 1." },
+            "success_metric": { "type": "string", "description": "A column (click_any, purchase, exposures, impressions) or name=numerator/denominator." },
+            "guardrail_metrics": { "type": "array", "items": { "type": "string" } },
+            "attribution_window_seconds": { "type": "integer", "description": "Default 86400." },
+            "pre_period_seconds": { "type": "integer", "description": "CUPED pre-period before the start." },
+            "planned_users_per_variant": { "type": "integer" },
+            "alpha": { "type": "number", "description": "Default 0.05." } } },
         "RecommendResponse": { "type": "object", "properties": {
             "request_id": { "type": "string" }, "model_version": { "type": ["string", "null"] },
+            "experiment": { "type": "object", "description": "Present when the list was served in an experiment.", "properties": {
+                "name": { "type": "string" }, "variant": { "type": "string" } } },
             "items": { "type": "array", "items": { "type": "object", "properties": {
                 "item": { "type": "string" }, "score": { "type": ["number", "null"] }, "source": { "type": "string" } } } } } },
         "Error": { "type": "object", "properties": { "error": { "type": "object", "properties": {

@@ -96,6 +96,9 @@ pub struct Snapshot {
     /// Real-time feedback generation at which the data was read: overlay events from later
     /// generations are not in `seen` yet.
     pub generation: u64,
+    /// Snapshots of the same data for the other model versions running experiments serve, by
+    /// version (filled in by the server's rebuild; empty otherwise).
+    pub variants: BTreeMap<String, Arc<Snapshot>>,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -248,6 +251,7 @@ impl Snapshot {
             data: Arc::clone(&dataset),
             built_at: std::time::Instant::now(),
             generation,
+            variants: BTreeMap::new(),
         };
         if let Some(k) = batch_size {
             // Lists are as of the build; time-dependent rules (availability, freshness) move on
@@ -268,6 +272,16 @@ impl Snapshot {
             snapshot.batch = Some(lists?);
         }
         Ok(snapshot)
+    }
+
+    /// The snapshot that serves `version`: this one when it is the live version (or None is
+    /// asked), else the variant snapshot loaded for a running experiment, if any.
+    pub fn for_version(&self, version: Option<&str>) -> Option<&Snapshot> {
+        match version {
+            None => Some(self),
+            Some(v) if self.version() == Some(v) => Some(self),
+            Some(v) => self.variants.get(v).map(|s| s.as_ref()),
+        }
     }
 
     /// The live version's name, if any.

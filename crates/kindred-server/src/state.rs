@@ -26,6 +26,7 @@ use crate::auth::ApiKeys;
 use crate::cache::ListCache;
 use crate::config::ServerConfig;
 use crate::error::{Error, Result};
+use crate::experiments::{Assignment, Experiments, ExposureLog};
 use crate::metrics::Metrics;
 use crate::snapshot::{LiveModel, Snapshot, SnapshotInput, DEFAULT_RANK};
 use crate::training::{self, TrainSpec};
@@ -69,6 +70,10 @@ pub struct AppState {
     training: AtomicBool,
     request_counter: AtomicU64,
     instance: String,
+    /// Running experiments and who is in which variant.
+    pub experiments: Experiments,
+    /// Writes exposures and their impressions in the background.
+    pub exposure_log: ExposureLog,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -130,7 +135,6 @@ impl AppState {
             ),
             monitor: crate::monitor::Monitor::new(&config.monitoring),
             config,
-            store,
             metrics: Metrics::default(),
             snapshot: ArcSwap::from_pointee(empty),
             snapshot_counter: AtomicU64::new(0),
@@ -143,11 +147,15 @@ impl AppState {
             catalog_changed: tokio::sync::Notify::new(),
             training: AtomicBool::new(false),
             request_counter: AtomicU64::new(0),
+            experiments: Experiments::default(),
+            exposure_log: ExposureLog::start(store.clone()),
             instance: format!(
                 "{:08x}",
                 (nanos as u64 ^ u64::from(std::process::id())) as u32
             ),
+            store,
         });
+        state.experiments.reload(&state.store).await?;
         state.rebuild().await?;
         Ok(state)
     }
@@ -196,6 +204,38 @@ impl AppState {
             }
             None => None,
         };
+        // The other versions running experiments serve, reused when already loaded.
+        let mut variant_models = Vec::new();
+        for version in self.experiments.model_versions() {
+            if live.as_ref().is_some_and(|l| l.version == version) {
+                continue;
+            }
+            let loaded = current
+                .variants
+                .get(&version)
+                .and_then(|s| s.live.clone())
+                .or_else(|| current.live.clone().filter(|l| l.version == version));
+            let model = match loaded {
+                Some(model) => model,
+                None => {
+                    let Some(record) = self.store.get_model(&version).await? else {
+                        tracing::warn!(%version, "an experiment names a version that is not registered");
+                        continue;
+                    };
+                    let job_record = record.clone();
+                    let model =
+                        tokio::task::spawn_blocking(move || training::load_version(&job_record))
+                            .await
+                            .map_err(|e| Error::Task(e.to_string()))??;
+                    LiveModel {
+                        version: record.model.version.clone(),
+                        algorithm: record.model.algorithm.clone(),
+                        model,
+                    }
+                }
+            };
+            variant_models.push(model);
+        }
         // Reading ML-1M takes seconds; a rebuild that only swaps the model reuses the data when
         // nothing was written here (flag, cleared before reading so a write during the read
         // marks the next rebuild dirty) or elsewhere (row counts; an update in place by another
@@ -226,9 +266,29 @@ impl AppState {
                 .then_some(self.config.batch_size),
             generation,
         };
-        let mut snapshot = tokio::task::spawn_blocking(move || Snapshot::build(input))
-            .await
-            .map_err(|e| Error::Task(e.to_string()))??;
+        let mut snapshot = tokio::task::spawn_blocking(move || {
+            let variant_inputs: Vec<SnapshotInput> = variant_models
+                .into_iter()
+                .map(|model| SnapshotInput {
+                    dataset: Arc::clone(&input.dataset),
+                    live: Some(model),
+                    rank_configs: input.rank_configs.clone(),
+                    // Experiment arms are scored per request, never precomputed.
+                    batch_size: None,
+                    generation: input.generation,
+                })
+                .collect();
+            let mut snapshot = Snapshot::build(input)?;
+            for variant in variant_inputs {
+                let built = Snapshot::build(variant)?;
+                if let Some(version) = built.version().map(str::to_owned) {
+                    snapshot.variants.insert(version, Arc::new(built));
+                }
+            }
+            Ok::<_, kindred_core::Error>(snapshot)
+        })
+        .await
+        .map_err(|e| Error::Task(e.to_string()))??;
         snapshot.id = self.snapshot_counter.fetch_add(1, Ordering::SeqCst) + 1;
         let version = snapshot.version().map(str::to_owned);
         self.snapshot.store(Arc::new(snapshot));
@@ -245,6 +305,25 @@ impl AppState {
             "snapshot swapped in"
         );
         Ok(())
+    }
+
+    /// Re-reads the experiments; when the running set changed, rebuilds the snapshot so it
+    /// holds the model versions they serve, and drops cached lists (assignments changed).
+    pub async fn reload_experiments(&self) -> Result<()> {
+        if self.experiments.reload(&self.store).await? {
+            self.rebuild().await?;
+        }
+        Ok(())
+    }
+
+    /// The experiment variant `user` is in, if any.
+    pub fn assign(&self, user: &str) -> Option<Assignment> {
+        self.experiments.assign(user)
+    }
+
+    /// Waits until queued exposures are stored.
+    pub async fn flush_exposures(&self) {
+        self.exposure_log.flush().await;
     }
 
     /// Notes stored feedback for real-time use: the users' overlays grow and their cached lists
@@ -359,6 +438,10 @@ impl AppState {
                 _ = ticker.tick() => {
                     if let Err(e) = self.follow_live_version().await {
                         tracing::warn!(error = %e, "checking the live model version failed");
+                    }
+                    // Experiments started or stopped by another process.
+                    if let Err(e) = self.reload_experiments().await {
+                        tracing::warn!(error = %e, "checking experiments failed");
                     }
                 }
                 _ = self.catalog_changed.notified() => {

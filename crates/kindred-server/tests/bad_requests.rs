@@ -463,6 +463,55 @@ fn cases(version: &str) -> Vec<Case> {
         // --- model registry -----------------------------------------------------------------
         post("rollback with nothing to roll back", "/v1/models/rollback")
             .expect(409, "no_previous_version"),
+        // --- experiments --------------------------------------------------------------------
+        post("experiment with one variant", "/v1/experiments")
+            .json(json!({ "name": "e1", "variants": [{ "name": "a", "weight": 1 }],
+                          "success_metric": "click_any" }))
+            .expect(400, "invalid_input"),
+        post("experiment with a zero weight", "/v1/experiments")
+            .json(json!({ "name": "e1", "success_metric": "click_any", "variants": [
+                { "name": "a", "weight": 1 }, { "name": "b", "weight": 0 }] }))
+            .expect(400, "invalid_input"),
+        post("experiment naming an unknown version", "/v1/experiments")
+            .json(json!({ "name": "e1", "success_metric": "click_any", "variants": [
+                { "name": "a", "weight": 1 }, { "name": "b", "model_version": "nope", "weight": 1 }] }))
+            .expect(400, "unknown_model_version"),
+        post("experiment naming an unknown rank config", "/v1/experiments")
+            .json(json!({ "name": "e1", "success_metric": "click_any", "variants": [
+                { "name": "a", "weight": 1 }, { "name": "b", "rank": "nope", "weight": 1 }] }))
+            .expect(400, "unknown_rank_config"),
+        post("experiment with a bad ratio metric", "/v1/experiments")
+            .json(json!({ "name": "e1", "success_metric": "ctr=click", "variants": [
+                { "name": "a", "weight": 1 }, { "name": "b", "weight": 1 }] }))
+            .expect(400, "invalid_input"),
+        post("experiment with an unknown field", "/v1/experiments")
+            .json(json!({ "name": "e1", "success_metric": "click_any", "colour": "red", "variants": [
+                { "name": "a", "weight": 1 }, { "name": "b", "weight": 1 }] }))
+            .expect(422, "invalid_body"),
+        post("start an unknown experiment", "/v1/experiments/nope/start").expect(404, "not_found"),
+        post("stop an unknown experiment", "/v1/experiments/nope/stop").expect(404, "not_found"),
+        get("results of an unknown experiment", "/v1/experiments/nope/results")
+            .expect(404, "not_found"),
+        get("an unknown experiment", "/v1/experiments/nope").expect(404, "not_found"),
+        post("canary of an unknown version", "/v1/models/nope/canary")
+            .json(json!({ "percent": 5 }))
+            .expect(404, "not_found"),
+        post("canary of 0 percent", &format!("/v1/models/{version}/canary"))
+            .json(json!({ "percent": 0 }))
+            .expect(400, "invalid_parameter"),
+        post("canary of 100 percent", &format!("/v1/models/{version}/canary"))
+            .json(json!({ "percent": 100 }))
+            .expect(400, "invalid_parameter"),
+        post("canary of the live version", &format!("/v1/models/{version}/canary"))
+            .json(json!({ "percent": 5 }))
+            .expect(409, "already_live"),
+        post("create an experiment with a read key", "/v1/experiments")
+            .auth(Auth::Key(READ))
+            .json(json!({}))
+            .expect(403, "forbidden"),
+        post("start an experiment with a write key", "/v1/experiments/e1/start")
+            .auth(Auth::Key(WRITE))
+            .expect(403, "forbidden"),
         post("publish an invalid model spec", "/v1/models")
             .json(json!({ "model": "no-such-model" }))
             .expect(400, "invalid_input"),

@@ -5,7 +5,7 @@
 use kindred_core::{Error, Result};
 use serde_json::{Map, Value};
 
-use crate::records::Item;
+use crate::records::{ExperimentRecord, ExperimentStatus, Item};
 
 /// An error about stored data that does not decode, naming the backend and the operation.
 pub(crate) fn corrupt(backend: &'static str, operation: &'static str, message: String) -> Error {
@@ -74,6 +74,42 @@ pub(crate) fn item(
         categories,
         timestamp,
         hidden,
+    })
+}
+
+/// An experiment row: name, definition as JSON text, status name, created/started/stopped times.
+pub(crate) fn experiment(
+    backend: &'static str,
+    operation: &'static str,
+    (name, definition, status, created_at, started_at, stopped_at): (
+        String,
+        String,
+        String,
+        i64,
+        Option<i64>,
+        Option<i64>,
+    ),
+) -> Result<ExperimentRecord> {
+    let definition = json(
+        backend,
+        operation,
+        &format!("definition of experiment {name:?}"),
+        &definition,
+    )?;
+    let status = ExperimentStatus::parse(&status).ok_or_else(|| {
+        corrupt(
+            backend,
+            operation,
+            format!("experiment {name:?} has an unknown status {status:?}"),
+        )
+    })?;
+    Ok(ExperimentRecord {
+        name,
+        definition,
+        status,
+        created_at,
+        started_at,
+        stopped_at,
     })
 }
 

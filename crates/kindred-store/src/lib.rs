@@ -20,8 +20,8 @@ use kindred_core::{Dataset, Error, Result};
 
 pub use postgres::PostgresStore;
 pub use records::{
-    check_id, Feedback, Impression, InsertReport, Item, ModelRecord, NewModel, StoreCounts,
-    StoredFeedback, User, MAX_ID_BYTES, MAX_NAME_BYTES,
+    check_id, ExperimentRecord, ExperimentStatus, Exposure, Feedback, Impression, InsertReport,
+    Item, ModelRecord, NewModel, StoreCounts, StoredFeedback, User, MAX_ID_BYTES, MAX_NAME_BYTES,
 };
 pub use sqlite::SqliteStore;
 
@@ -234,6 +234,82 @@ impl Store {
     /// forgets the current activation (so rolling back twice goes two steps back).
     pub async fn rollback_model(&self) -> Result<ModelRecord> {
         dispatch!(self.rollback_model())
+    }
+
+    /// Adds an experiment as a draft; a name already taken is an error.
+    pub async fn create_experiment(
+        &self,
+        name: &str,
+        definition: &serde_json::Value,
+        created_at: i64,
+    ) -> Result<ExperimentRecord> {
+        check_id("experiment name", name)?;
+        let record = ExperimentRecord {
+            name: name.to_owned(),
+            definition: definition.clone(),
+            status: ExperimentStatus::Draft,
+            created_at,
+            started_at: None,
+            stopped_at: None,
+        };
+        dispatch!(self.create_experiment(record))
+    }
+
+    /// One experiment, if stored.
+    pub async fn get_experiment(&self, name: &str) -> Result<Option<ExperimentRecord>> {
+        check_id("experiment name", name)?;
+        dispatch!(self.get_experiment(name.to_owned()))
+    }
+
+    /// Every experiment, oldest first.
+    pub async fn list_experiments(&self) -> Result<Vec<ExperimentRecord>> {
+        dispatch!(self.list_experiments())
+    }
+
+    /// Moves an experiment draft -> running (setting `started_at`) or running -> stopped
+    /// (setting `stopped_at`) atomically; any other change, or an unknown name, is
+    /// [`Error::InvalidInput`].
+    pub async fn set_experiment_status(
+        &self,
+        name: &str,
+        status: ExperimentStatus,
+        at: i64,
+    ) -> Result<ExperimentRecord> {
+        check_id("experiment name", name)?;
+        dispatch!(self.set_experiment_status(name.to_owned(), status, at))
+    }
+
+    /// Appends exposures in one transaction; returns how many were written.
+    pub async fn insert_exposures(&self, batch: &[Exposure]) -> Result<usize> {
+        check_all(batch, Exposure::check)?;
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        dispatch!(self.insert_exposures(batch.to_vec()))
+    }
+
+    /// The experiment's exposures in the order they were logged.
+    pub async fn exposures(&self, experiment: &str) -> Result<Vec<Exposure>> {
+        check_id("experiment name", experiment)?;
+        dispatch!(self.exposures(experiment.to_owned()))
+    }
+
+    /// The impressions of the requests the experiment exposed (the items of each list served).
+    pub async fn experiment_impressions(&self, experiment: &str) -> Result<Vec<Impression>> {
+        check_id("experiment name", experiment)?;
+        dispatch!(self.experiment_impressions(experiment.to_owned()))
+    }
+
+    /// The feedback of the users the experiment exposed with `since <= timestamp < until`, oldest
+    /// first (ties in log order): the outcome period (`since` = start) or the pre-period.
+    pub async fn experiment_feedback(
+        &self,
+        experiment: &str,
+        since: i64,
+        until: i64,
+    ) -> Result<Vec<StoredFeedback>> {
+        check_id("experiment name", experiment)?;
+        dispatch!(self.experiment_feedback(experiment.to_owned(), since, until))
     }
 
     /// Rows per kind.

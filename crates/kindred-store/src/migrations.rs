@@ -6,9 +6,10 @@
 //! Never edit a released migration: add the next one (to both lists, with the same version).
 
 /// `(version, SQL)` for SQLite.
-pub(crate) const SQLITE: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE users (
+pub(crate) const SQLITE: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE users (
         id TEXT PRIMARY KEY NOT NULL,
         features TEXT NOT NULL DEFAULT '{}'
     );
@@ -55,12 +56,35 @@ pub(crate) const SQLITE: &[(i64, &str)] = &[(
         seq INTEGER PRIMARY KEY,
         version TEXT NOT NULL REFERENCES models (version)
     );",
-)];
+    ),
+    (
+        2,
+        "CREATE TABLE experiments (
+            name TEXT PRIMARY KEY NOT NULL,
+            definition TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'draft',
+            created_at INTEGER NOT NULL,
+            started_at INTEGER,
+            stopped_at INTEGER
+        );
+        CREATE TABLE exposures (
+            seq INTEGER PRIMARY KEY,
+            experiment TEXT NOT NULL,
+            variant TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            request_id TEXT NOT NULL,
+            ts INTEGER NOT NULL
+        );
+        CREATE INDEX exposures_by_experiment_user ON exposures (experiment, user_id);
+        CREATE INDEX impressions_by_request ON impressions (request_id);",
+    ),
+];
 
 /// `(version, SQL)` for PostgreSQL; the same tables as [`SQLITE`] with native types.
-pub(crate) const POSTGRES: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE users (
+pub(crate) const POSTGRES: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE users (
         id TEXT PRIMARY KEY,
         features JSONB NOT NULL DEFAULT '{}'
     );
@@ -107,7 +131,29 @@ pub(crate) const POSTGRES: &[(i64, &str)] = &[(
         seq BIGSERIAL PRIMARY KEY,
         version TEXT NOT NULL REFERENCES models (version)
     );",
-)];
+    ),
+    (
+        2,
+        "CREATE TABLE experiments (
+            name TEXT PRIMARY KEY,
+            definition JSONB NOT NULL,
+            status TEXT NOT NULL DEFAULT 'draft',
+            created_at BIGINT NOT NULL,
+            started_at BIGINT,
+            stopped_at BIGINT
+        );
+        CREATE TABLE exposures (
+            seq BIGSERIAL PRIMARY KEY,
+            experiment TEXT NOT NULL,
+            variant TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            request_id TEXT NOT NULL,
+            ts BIGINT NOT NULL
+        );
+        CREATE INDEX exposures_by_experiment_user ON exposures (experiment, user_id);
+        CREATE INDEX impressions_by_request ON impressions (request_id);",
+    ),
+];
 
 /// The schema version this build creates and understands.
 pub fn latest_version() -> i64 {

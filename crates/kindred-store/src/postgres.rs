@@ -16,8 +16,8 @@ use tokio_postgres::{Client, GenericClient, NoTls, Row};
 
 use crate::dataset::DatasetBuilder;
 use crate::records::{
-    Feedback, Impression, InsertReport, Item, ModelRecord, NewModel, StoreCounts, StoredFeedback,
-    User,
+    check_transition, ExperimentRecord, ExperimentStatus, Exposure, Feedback, Impression,
+    InsertReport, Item, ModelRecord, NewModel, StoreCounts, StoredFeedback, User,
 };
 use crate::{decode, migrations};
 
@@ -275,6 +275,37 @@ async fn set_live(
             .map_err(&fail)?;
     }
     Ok(())
+}
+
+const EXPERIMENT_COLUMNS: &str =
+    "name, definition::text, status, created_at, started_at, stopped_at";
+
+fn experiment_of(op: &'static str, row: &Row) -> Result<ExperimentRecord> {
+    let fail = failed(op);
+    let raw = (
+        row.try_get(0).map_err(&fail)?,
+        row.try_get(1).map_err(&fail)?,
+        row.try_get(2).map_err(&fail)?,
+        row.try_get(3).map_err(&fail)?,
+        row.try_get(4).map_err(&fail)?,
+        row.try_get(5).map_err(&fail)?,
+    );
+    decode::experiment(BACKEND, op, raw)
+}
+
+async fn experiment_by_name(
+    client: &impl GenericClient,
+    op: &'static str,
+    name: &str,
+) -> Result<Option<ExperimentRecord>> {
+    let row = client
+        .query_opt(
+            &format!("SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE name = $1"),
+            &[&name],
+        )
+        .await
+        .map_err(failed(op))?;
+    row.map(|r| experiment_of(op, &r)).transpose()
 }
 
 impl PostgresStore {
@@ -697,6 +728,194 @@ impl PostgresStore {
             .ok_or_else(|| corrupt(op, format!("model {previous:?} vanished")))?;
         tx.commit().await.map_err(&fail)?;
         Ok(live)
+    }
+
+    pub(crate) async fn create_experiment(
+        &self,
+        record: ExperimentRecord,
+    ) -> Result<ExperimentRecord> {
+        let op = "create experiment";
+        let client = self.pool.get(op).await?;
+        let n = client
+            .execute(
+                "INSERT INTO experiments (name, definition, status, created_at)
+                 VALUES ($1, $2::text::jsonb, $3, $4)
+                 ON CONFLICT (name) DO NOTHING",
+                &[
+                    &record.name,
+                    &record.definition.to_string(),
+                    &record.status.as_str(),
+                    &record.created_at,
+                ],
+            )
+            .await
+            .map_err(failed(op))?;
+        if n == 0 {
+            return Err(Error::InvalidInput(format!(
+                "experiment {:?} already exists",
+                record.name
+            )));
+        }
+        Ok(record)
+    }
+
+    pub(crate) async fn get_experiment(&self, name: String) -> Result<Option<ExperimentRecord>> {
+        let op = "get experiment";
+        let client = self.pool.get(op).await?;
+        experiment_by_name(&*client, op, &name).await
+    }
+
+    pub(crate) async fn list_experiments(&self) -> Result<Vec<ExperimentRecord>> {
+        let op = "list experiments";
+        let client = self.pool.get(op).await?;
+        let rows = client
+            .query(
+                &format!("SELECT {EXPERIMENT_COLUMNS} FROM experiments ORDER BY created_at, name"),
+                &[],
+            )
+            .await
+            .map_err(failed(op))?;
+        rows.iter().map(|r| experiment_of(op, r)).collect()
+    }
+
+    pub(crate) async fn set_experiment_status(
+        &self,
+        name: String,
+        status: ExperimentStatus,
+        at: i64,
+    ) -> Result<ExperimentRecord> {
+        let op = "set experiment status";
+        let fail = failed(op);
+        let mut client = self.pool.get(op).await?;
+        let tx = client.transaction().await.map_err(&fail)?;
+        // FOR UPDATE: two servers starting/stopping at once see each other's change.
+        let row = tx
+            .query_opt(
+                &format!("SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE name = $1 FOR UPDATE"),
+                &[&name],
+            )
+            .await
+            .map_err(&fail)?;
+        let Some(current) = row.map(|r| experiment_of(op, &r)).transpose()? else {
+            return Err(Error::InvalidInput(format!("no experiment {name:?}")));
+        };
+        check_transition(&name, current.status, status)?;
+        let column = if status == ExperimentStatus::Running {
+            "started_at"
+        } else {
+            "stopped_at"
+        };
+        tx.execute(
+            &format!("UPDATE experiments SET status = $1, {column} = $2 WHERE name = $3"),
+            &[&status.as_str(), &at, &name],
+        )
+        .await
+        .map_err(&fail)?;
+        let updated = experiment_by_name(&tx, op, &name)
+            .await?
+            .ok_or_else(|| corrupt(op, format!("experiment {name:?} vanished")))?;
+        tx.commit().await.map_err(&fail)?;
+        Ok(updated)
+    }
+
+    pub(crate) async fn insert_exposures(&self, batch: Vec<Exposure>) -> Result<usize> {
+        let op = "insert exposures";
+        let experiments: Vec<&str> = batch.iter().map(|e| e.experiment.as_str()).collect();
+        let variants: Vec<&str> = batch.iter().map(|e| e.variant.as_str()).collect();
+        let users: Vec<&str> = batch.iter().map(|e| e.user.as_str()).collect();
+        let requests: Vec<&str> = batch.iter().map(|e| e.request_id.as_str()).collect();
+        let times: Vec<i64> = batch.iter().map(|e| e.timestamp).collect();
+        let client = self.pool.get(op).await?;
+        let n = client
+            .execute(
+                "INSERT INTO exposures (experiment, variant, user_id, request_id, ts)
+                 SELECT x, v, u, r, ts
+                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[])
+                   WITH ORDINALITY AS t (x, v, u, r, ts, n)
+                 ORDER BY n",
+                &[&experiments, &variants, &users, &requests, &times],
+            )
+            .await
+            .map_err(failed(op))?;
+        Ok(n as usize)
+    }
+
+    pub(crate) async fn exposures(&self, experiment: String) -> Result<Vec<Exposure>> {
+        let op = "list exposures";
+        let fail = failed(op);
+        let client = self.pool.get(op).await?;
+        let rows = client
+            .query(
+                "SELECT experiment, variant, user_id, request_id, ts FROM exposures
+                 WHERE experiment = $1 ORDER BY seq",
+                &[&experiment],
+            )
+            .await
+            .map_err(&fail)?;
+        rows.iter()
+            .map(|r| {
+                Ok(Exposure {
+                    experiment: r.try_get(0).map_err(&fail)?,
+                    variant: r.try_get(1).map_err(&fail)?,
+                    user: r.try_get(2).map_err(&fail)?,
+                    request_id: r.try_get(3).map_err(&fail)?,
+                    timestamp: r.try_get(4).map_err(&fail)?,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn experiment_impressions(
+        &self,
+        experiment: String,
+    ) -> Result<Vec<Impression>> {
+        let op = "list experiment impressions";
+        let fail = failed(op);
+        let client = self.pool.get(op).await?;
+        let rows = client
+            .query(
+                "SELECT request_id, user_id, item_id, slot, propensity, policy, ts FROM impressions
+                 WHERE request_id IN (SELECT request_id FROM exposures WHERE experiment = $1)
+                 ORDER BY seq",
+                &[&experiment],
+            )
+            .await
+            .map_err(&fail)?;
+        rows.iter()
+            .map(|r| {
+                let slot: i64 = r.try_get(3).map_err(&fail)?;
+                Ok(Impression {
+                    request_id: r.try_get(0).map_err(&fail)?,
+                    user: r.try_get(1).map_err(&fail)?,
+                    item: r.try_get(2).map_err(&fail)?,
+                    slot: u32::try_from(slot).map_err(|_| {
+                        corrupt(op, format!("impression slot {slot} is out of range"))
+                    })?,
+                    propensity: r.try_get(4).map_err(&fail)?,
+                    policy: r.try_get(5).map_err(&fail)?,
+                    timestamp: r.try_get(6).map_err(&fail)?,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn experiment_feedback(
+        &self,
+        experiment: String,
+        since: i64,
+        until: i64,
+    ) -> Result<Vec<StoredFeedback>> {
+        self.query_feedback(
+            "list experiment feedback",
+            &format!(
+                "SELECT {FEEDBACK_COLUMNS} FROM feedback
+                 WHERE user_id IN (SELECT user_id FROM exposures WHERE experiment = $1)
+                   AND ts >= $2 AND ts < $3
+                 ORDER BY ts, seq"
+            ),
+            &[&experiment, &since, &until],
+        )
+        .await
     }
 
     pub(crate) async fn counts(&self) -> Result<StoreCounts> {

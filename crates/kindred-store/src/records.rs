@@ -115,6 +115,63 @@ pub struct ModelRecord {
     pub live: bool,
 }
 
+/// Where an experiment is in its life: created as a draft, started once, stopped once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExperimentStatus {
+    Draft,
+    Running,
+    Stopped,
+}
+
+impl ExperimentStatus {
+    /// The name stored in the `status` column (and used in the API).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExperimentStatus::Draft => "draft",
+            ExperimentStatus::Running => "running",
+            ExperimentStatus::Stopped => "stopped",
+        }
+    }
+
+    /// Parses a stored status name.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "draft" => Some(ExperimentStatus::Draft),
+            "running" => Some(ExperimentStatus::Running),
+            "stopped" => Some(ExperimentStatus::Stopped),
+            _ => None,
+        }
+    }
+}
+
+/// A stored experiment. The store keeps the definition as opaque JSON: the server owns its
+/// meaning (variants, weights, metrics) and validates it before it gets here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentRecord {
+    pub name: String,
+    pub definition: Value,
+    pub status: ExperimentStatus,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// When it was started (Unix seconds), once it has been.
+    pub started_at: Option<i64>,
+    /// When it was stopped (Unix seconds), once it has been.
+    pub stopped_at: Option<i64>,
+}
+
+/// One list served to a user inside an experiment (its items are impressions with the same
+/// request id).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Exposure {
+    pub experiment: String,
+    pub variant: String,
+    pub user: String,
+    pub request_id: String,
+    /// Unix seconds.
+    pub timestamp: i64,
+}
+
 /// Number of rows per kind, for health checks and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoreCounts {
@@ -235,6 +292,33 @@ impl Impression {
             }
         }
         Ok(())
+    }
+}
+
+impl Exposure {
+    pub(crate) fn check(&self) -> Result<()> {
+        check_id("experiment name", &self.experiment)?;
+        check_id("variant name", &self.variant)?;
+        check_id("user id", &self.user)?;
+        check_id("request id", &self.request_id)
+    }
+}
+
+/// The status change `from -> to` is allowed: draft -> running -> stopped, nothing else (a
+/// stopped experiment is not restarted: its exposures would mix two periods; create a new one).
+pub(crate) fn check_transition(
+    name: &str,
+    from: ExperimentStatus,
+    to: ExperimentStatus,
+) -> Result<()> {
+    match (from, to) {
+        (ExperimentStatus::Draft, ExperimentStatus::Running)
+        | (ExperimentStatus::Running, ExperimentStatus::Stopped) => Ok(()),
+        _ => Err(Error::InvalidInput(format!(
+            "experiment {name:?} is {}; it cannot become {}",
+            from.as_str(),
+            to.as_str()
+        ))),
     }
 }
 

@@ -20,8 +20,8 @@ use serde_json::Value;
 
 use crate::dataset::DatasetBuilder;
 use crate::records::{
-    Feedback, Impression, InsertReport, Item, ModelRecord, NewModel, StoreCounts, StoredFeedback,
-    User,
+    check_transition, ExperimentRecord, ExperimentStatus, Exposure, Feedback, Impression,
+    InsertReport, Item, ModelRecord, NewModel, StoreCounts, StoredFeedback, User,
 };
 use crate::{decode, migrations};
 
@@ -271,6 +271,52 @@ fn set_live(tx: &Connection, op: &'static str, version: &str, record: bool) -> R
         .map_err(&fail)?;
     }
     Ok(())
+}
+
+const EXPERIMENT_COLUMNS: &str = "name, definition, status, created_at, started_at, stopped_at";
+type RawExperiment = (String, String, String, i64, Option<i64>, Option<i64>);
+
+fn raw_experiment(r: &Row) -> rusqlite::Result<RawExperiment> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
+}
+
+fn experiment_of(op: &'static str, raw: RawExperiment) -> Result<ExperimentRecord> {
+    decode::experiment(BACKEND, op, raw)
+}
+
+fn experiment_by_name(
+    conn: &Connection,
+    op: &'static str,
+    name: &str,
+) -> Result<Option<ExperimentRecord>> {
+    let raw = conn
+        .query_row(
+            &format!("SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE name = ?1"),
+            [name],
+            raw_experiment,
+        )
+        .optional()
+        .map_err(failed(op))?;
+    raw.map(|raw| experiment_of(op, raw)).transpose()
+}
+
+fn impression_of(r: &Row) -> rusqlite::Result<Impression> {
+    Ok(Impression {
+        request_id: r.get(0)?,
+        user: r.get(1)?,
+        item: r.get(2)?,
+        slot: r.get(3)?,
+        propensity: r.get(4)?,
+        policy: r.get(5)?,
+        timestamp: r.get(6)?,
+    })
 }
 
 impl SqliteStore {
@@ -707,6 +753,191 @@ impl SqliteStore {
                 .ok_or_else(|| corrupt(op, format!("model {previous:?} vanished")))?;
             tx.commit().map_err(&fail)?;
             Ok(live)
+        })
+        .await
+    }
+
+    pub(crate) async fn create_experiment(
+        &self,
+        record: ExperimentRecord,
+    ) -> Result<ExperimentRecord> {
+        self.write("create experiment", move |conn| {
+            let op = "create experiment";
+            let fail = failed(op);
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(&fail)?;
+            if experiment_by_name(&tx, op, &record.name)?.is_some() {
+                return Err(Error::InvalidInput(format!(
+                    "experiment {:?} already exists",
+                    record.name
+                )));
+            }
+            tx.execute(
+                "INSERT INTO experiments (name, definition, status, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    record.name,
+                    record.definition.to_string(),
+                    record.status.as_str(),
+                    record.created_at
+                ],
+            )
+            .map_err(&fail)?;
+            tx.commit().map_err(&fail)?;
+            Ok(record)
+        })
+        .await
+    }
+
+    pub(crate) async fn get_experiment(&self, name: String) -> Result<Option<ExperimentRecord>> {
+        self.read("get experiment", move |conn| {
+            experiment_by_name(conn, "get experiment", &name)
+        })
+        .await
+    }
+
+    pub(crate) async fn list_experiments(&self) -> Result<Vec<ExperimentRecord>> {
+        self.read("list experiments", move |conn| {
+            let op = "list experiments";
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {EXPERIMENT_COLUMNS} FROM experiments ORDER BY created_at, name"
+                ))
+                .map_err(failed(op))?;
+            let raws = stmt
+                .query_map([], raw_experiment)
+                .map_err(failed(op))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(failed(op))?;
+            raws.into_iter().map(|raw| experiment_of(op, raw)).collect()
+        })
+        .await
+    }
+
+    pub(crate) async fn set_experiment_status(
+        &self,
+        name: String,
+        status: ExperimentStatus,
+        at: i64,
+    ) -> Result<ExperimentRecord> {
+        self.write("set experiment status", move |conn| {
+            let op = "set experiment status";
+            let fail = failed(op);
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(&fail)?;
+            let Some(current) = experiment_by_name(&tx, op, &name)? else {
+                return Err(Error::InvalidInput(format!("no experiment {name:?}")));
+            };
+            check_transition(&name, current.status, status)?;
+            let column = if status == ExperimentStatus::Running {
+                "started_at"
+            } else {
+                "stopped_at"
+            };
+            tx.execute(
+                &format!("UPDATE experiments SET status = ?1, {column} = ?2 WHERE name = ?3"),
+                params![status.as_str(), at, name],
+            )
+            .map_err(&fail)?;
+            let updated = experiment_by_name(&tx, op, &name)?
+                .ok_or_else(|| corrupt(op, format!("experiment {name:?} vanished")))?;
+            tx.commit().map_err(&fail)?;
+            Ok(updated)
+        })
+        .await
+    }
+
+    pub(crate) async fn insert_exposures(&self, batch: Vec<Exposure>) -> Result<usize> {
+        self.write("insert exposures", move |conn| {
+            let fail = failed("insert exposures");
+            let tx = conn.transaction().map_err(&fail)?;
+            {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "INSERT INTO exposures (experiment, variant, user_id, request_id, ts)
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )
+                    .map_err(&fail)?;
+                for e in &batch {
+                    stmt.execute(params![
+                        e.experiment,
+                        e.variant,
+                        e.user,
+                        e.request_id,
+                        e.timestamp
+                    ])
+                    .map_err(&fail)?;
+                }
+            }
+            tx.commit().map_err(&fail)?;
+            Ok(batch.len())
+        })
+        .await
+    }
+
+    pub(crate) async fn exposures(&self, experiment: String) -> Result<Vec<Exposure>> {
+        self.read("list exposures", move |conn| {
+            let fail = failed("list exposures");
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT experiment, variant, user_id, request_id, ts FROM exposures
+                     WHERE experiment = ?1 ORDER BY seq",
+                )
+                .map_err(&fail)?;
+            let rows = stmt
+                .query_map([experiment], |r| {
+                    Ok(Exposure {
+                        experiment: r.get(0)?,
+                        variant: r.get(1)?,
+                        user: r.get(2)?,
+                        request_id: r.get(3)?,
+                        timestamp: r.get(4)?,
+                    })
+                })
+                .map_err(&fail)?;
+            rows.collect::<rusqlite::Result<_>>().map_err(&fail)
+        })
+        .await
+    }
+
+    pub(crate) async fn experiment_impressions(
+        &self,
+        experiment: String,
+    ) -> Result<Vec<Impression>> {
+        self.read("list experiment impressions", move |conn| {
+            let fail = failed("list experiment impressions");
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT request_id, user_id, item_id, slot, propensity, policy, ts FROM impressions
+                     WHERE request_id IN (SELECT request_id FROM exposures WHERE experiment = ?1)
+                     ORDER BY seq",
+                )
+                .map_err(&fail)?;
+            let rows = stmt.query_map([experiment], impression_of).map_err(&fail)?;
+            rows.collect::<rusqlite::Result<_>>().map_err(&fail)
+        })
+        .await
+    }
+
+    pub(crate) async fn experiment_feedback(
+        &self,
+        experiment: String,
+        since: i64,
+        until: i64,
+    ) -> Result<Vec<StoredFeedback>> {
+        self.read("list experiment feedback", move |conn| {
+            query_feedback(
+                conn,
+                "list experiment feedback",
+                &format!(
+                    "SELECT {FEEDBACK_COLUMNS} FROM feedback
+                     WHERE user_id IN (SELECT user_id FROM exposures WHERE experiment = ?1)
+                       AND ts >= ?2 AND ts < ?3
+                     ORDER BY ts, seq"
+                ),
+                params![experiment, since, until],
+            )
         })
         .await
     }

@@ -6,7 +6,9 @@ mod common;
 use common::Fixture;
 use kindred_core::features::ColumnData;
 use kindred_core::{Error, EventType};
-use kindred_store::{Feedback, Impression, Item, NewModel, Store, User, MAX_ID_BYTES};
+use kindred_store::{
+    ExperimentStatus, Exposure, Feedback, Impression, Item, NewModel, Store, User, MAX_ID_BYTES,
+};
 use serde_json::{json, Map, Value};
 
 store_suite!(
@@ -20,6 +22,8 @@ store_suite!(
     load_dataset_exports_events_and_features,
     reopening_keeps_data_and_does_not_migrate_twice,
     concurrent_batches_all_land,
+    experiments_move_draft_running_stopped,
+    exposures_impressions_and_feedback_for_analysis,
 );
 
 fn obj(value: Value) -> Map<String, Value> {
@@ -507,4 +511,145 @@ async fn concurrent_batches_all_land(f: &Fixture) {
         assert!(task.await.unwrap() >= 5);
     }
     assert_eq!(f.store.counts().await.unwrap().feedback, 8 * 5 * 200);
+}
+
+async fn experiments_move_draft_running_stopped(f: &Fixture) {
+    let definition = json!({"variants": [{"name": "a"}, {"name": "b"}]});
+    let created = f
+        .store
+        .create_experiment("exp", &definition, 10)
+        .await
+        .unwrap();
+    assert_eq!(created.status, ExperimentStatus::Draft);
+    let again = f
+        .store
+        .create_experiment("exp", &json!({}), 11)
+        .await
+        .unwrap_err();
+    assert!(matches!(again, Error::InvalidInput(_)), "{again}");
+    assert!(f.store.create_experiment("", &json!({}), 11).await.is_err());
+    f.store
+        .create_experiment("later", &json!({}), 20)
+        .await
+        .unwrap();
+
+    // Only draft -> running -> stopped; each sets its own time.
+    let stop_draft = f
+        .store
+        .set_experiment_status("exp", ExperimentStatus::Stopped, 12)
+        .await
+        .unwrap_err();
+    assert!(stop_draft.to_string().contains("is draft"), "{stop_draft}");
+    let running = f
+        .store
+        .set_experiment_status("exp", ExperimentStatus::Running, 13)
+        .await
+        .unwrap();
+    assert_eq!(
+        (running.status, running.started_at),
+        (ExperimentStatus::Running, Some(13))
+    );
+    assert!(f
+        .store
+        .set_experiment_status("exp", ExperimentStatus::Running, 14)
+        .await
+        .is_err());
+    let stopped = f
+        .store
+        .set_experiment_status("exp", ExperimentStatus::Stopped, 15)
+        .await
+        .unwrap();
+    assert_eq!(
+        (stopped.status, stopped.started_at, stopped.stopped_at),
+        (ExperimentStatus::Stopped, Some(13), Some(15))
+    );
+    assert!(f
+        .store
+        .set_experiment_status("exp", ExperimentStatus::Running, 16)
+        .await
+        .is_err());
+    let missing = f
+        .store
+        .set_experiment_status("nope", ExperimentStatus::Running, 16)
+        .await
+        .unwrap_err();
+    assert!(matches!(missing, Error::InvalidInput(_)), "{missing}");
+
+    let reopened = f.reopen().await;
+    let all = reopened.list_experiments().await.unwrap();
+    let names: Vec<&str> = all.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["exp", "later"]);
+    assert_eq!(all[0], stopped);
+    assert_eq!(all[0].definition, definition);
+    assert_eq!(reopened.get_experiment("nope").await.unwrap(), None);
+}
+
+async fn exposures_impressions_and_feedback_for_analysis(f: &Fixture) {
+    let exposure = |experiment: &str, variant: &str, user: &str, request: &str, ts: i64| Exposure {
+        experiment: experiment.into(),
+        variant: variant.into(),
+        user: user.into(),
+        request_id: request.into(),
+        timestamp: ts,
+    };
+    let bad = f
+        .store
+        .insert_exposures(&[
+            exposure("x", "a", "u1", "r1", 1),
+            exposure("x", "", "u1", "r2", 1),
+        ])
+        .await
+        .unwrap_err();
+    assert_eq!(bad.to_string(), "element 1: variant name is empty");
+    let batch = [
+        exposure("x", "a", "u1", "r1", 100),
+        exposure("x", "b", "u2", "r2", 101),
+        exposure("y", "a", "u3", "r3", 102),
+    ];
+    assert_eq!(f.store.insert_exposures(&batch).await.unwrap(), 3);
+    assert_eq!(f.store.exposures("x").await.unwrap(), batch[..2].to_vec());
+
+    let impression = |request: &str, user: &str, item: &str, slot: u32| Impression {
+        request_id: request.into(),
+        user: user.into(),
+        item: item.into(),
+        slot,
+        propensity: None,
+        policy: "v1".into(),
+        timestamp: 100,
+    };
+    let shown = [
+        impression("r1", "u1", "i1", 0),
+        impression("r1", "u1", "i2", 1),
+        impression("r3", "u3", "i1", 0),
+        impression("other", "u1", "i9", 0),
+    ];
+    f.store.insert_impressions(&shown).await.unwrap();
+    assert_eq!(
+        f.store.experiment_impressions("x").await.unwrap(),
+        shown[..2].to_vec()
+    );
+
+    f.store
+        .insert_feedback(&[
+            event("u1", "i1", "click", None, 99, None),
+            event("u1", "i1", "click", None, 100, None),
+            event("u2", "i5", "purchase", Some(2.0), 150, None),
+            event("u3", "i1", "click", None, 120, None),
+            event("u1", "i2", "click", None, 200, None),
+        ])
+        .await
+        .unwrap();
+    let during: Vec<(String, i64)> = f
+        .store
+        .experiment_feedback("x", 100, 200)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.feedback.user, e.feedback.timestamp))
+        .collect();
+    assert_eq!(during, [("u1".to_string(), 100), ("u2".to_string(), 150)]);
+    let before = f.store.experiment_feedback("x", 0, 100).await.unwrap();
+    assert_eq!(before.len(), 1);
+    assert_eq!(before[0].feedback.timestamp, 99);
 }

@@ -81,6 +81,12 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         &state.monitor,
         snapshot.items.len(),
     ));
+    text.push_str(
+        &state
+            .exposure_log
+            .counters
+            .prometheus(state.experiments.running().len()),
+    );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 

@@ -1,6 +1,7 @@
 //! The HTTP routes of BLUEPRINT §5, grouped by the scope they need.
 
 pub mod entities;
+pub mod experiments;
 pub mod feedback;
 pub mod health;
 pub mod models;
@@ -48,7 +49,13 @@ pub(crate) fn routes(scope: Scope) -> Router<Arc<AppState>> {
             .route("/v1/models", get(models::list_models))
             .route("/v1/models/{version}", get(models::get_model))
             .route("/v1/monitoring", get(monitoring::get_monitoring))
-            .route("/v1/alerts", get(monitoring::get_alerts)),
+            .route("/v1/alerts", get(monitoring::get_alerts))
+            .route("/v1/experiments", get(experiments::list_experiments))
+            .route("/v1/experiments/{name}", get(experiments::get_experiment))
+            .route(
+                "/v1/experiments/{name}/results",
+                get(experiments::experiment_results_route),
+            ),
         Scope::Write => Router::new()
             .route(
                 "/v1/users/{id}",
@@ -65,7 +72,17 @@ pub(crate) fn routes(scope: Scope) -> Router<Arc<AppState>> {
             .route("/v1/models", post(models::publish))
             .route("/v1/models/{version}/activate", post(models::activate))
             .route("/v1/models/rollback", post(models::rollback))
-            .route("/v1/monitoring/run", post(monitoring::run_now)),
+            .route("/v1/monitoring/run", post(monitoring::run_now))
+            .route("/v1/models/{version}/canary", post(experiments::canary))
+            .route("/v1/experiments", post(experiments::create_experiment))
+            .route(
+                "/v1/experiments/{name}/start",
+                post(experiments::start_experiment),
+            )
+            .route(
+                "/v1/experiments/{name}/stop",
+                post(experiments::stop_experiment),
+            ),
     }
 }
 

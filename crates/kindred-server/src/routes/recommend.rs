@@ -17,6 +17,7 @@ use serde_json::{json, Map, Value};
 
 use super::check_batch;
 use crate::error::ApiError;
+use crate::experiments::Assignment;
 use crate::extract::{ApiJson, ApiPath, QueryParams};
 use crate::monitor::online::OnlineList;
 use crate::snapshot::{FallbackList, ListRequest, Snapshot};
@@ -36,28 +37,56 @@ fn served(snapshot: &Snapshot, list: &[RankedItem]) -> Vec<ServedItem> {
         .collect()
 }
 
-/// Answers a list and, when asked, writes it to the impressions log in the background.
+/// Answers a list and, when asked, writes it to the impressions log in the background. A list
+/// served in an experiment always logs its exposure and impressions (through the batched
+/// exposure writer) and says which experiment and variant it came from.
 fn list_response(
     state: &Arc<AppState>,
     snapshot: &Snapshot,
     user: Option<&str>,
     items: &[ServedItem],
     write_impressions: bool,
+    experiment: Option<&Assignment>,
     started: Instant,
 ) -> Json<Value> {
     let request_id = state.request_id();
     state
         .metrics
         .observe_sources(items.iter().map(|i| i.source.as_str()));
+    let variant_label = experiment.map(|a| format!("{}/{}", a.experiment, a.variant));
     state.monitor.online.record_list(OnlineList {
         user,
         model_version: snapshot.version(),
-        variant: None,
+        variant: variant_label.as_deref(),
         items,
         latency: started.elapsed(),
         item_features: snapshot.data.item_features.as_deref(),
     });
-    if let (true, Some(user)) = (write_impressions && !items.is_empty(), user) {
+    if let (Some(assignment), Some(user)) = (experiment, user) {
+        let policy = snapshot.version().unwrap_or("fallback").to_owned();
+        let now = unix_now();
+        let rows: Vec<Impression> = items
+            .iter()
+            .enumerate()
+            .map(|(slot, i)| Impression {
+                request_id: request_id.clone(),
+                user: user.to_owned(),
+                item: i.item.clone(),
+                slot: slot as u32,
+                propensity: None,
+                policy: policy.clone(),
+                timestamp: now,
+            })
+            .collect();
+        let exposure = kindred_store::Exposure {
+            experiment: assignment.experiment.clone(),
+            variant: assignment.variant.clone(),
+            user: user.to_owned(),
+            request_id: request_id.clone(),
+            timestamp: now,
+        };
+        state.exposure_log.log(exposure, rows);
+    } else if let (true, Some(user)) = (write_impressions && !items.is_empty(), user) {
         let policy = snapshot.version().unwrap_or("fallback").to_owned();
         let now = unix_now();
         let rows: Vec<Impression> = items
@@ -86,12 +115,33 @@ fn list_response(
             }
         });
     }
-    Json(json!({
+    let mut answer = json!({
         "request_id": request_id,
         "model_version": snapshot.version(),
         "user": user,
         "items": items,
-    }))
+    });
+    if let Some(a) = experiment {
+        answer["experiment"] = json!({"name": a.experiment, "variant": a.variant});
+    }
+    Json(answer)
+}
+
+/// The experiment arm `user` is in and the snapshot that serves it; the live snapshot and no
+/// arm when the user is in no experiment (or, briefly after a start, its version is not loaded
+/// yet: then nothing is logged either, so the analysis never counts a list the arm did not make).
+fn arm<'s>(
+    state: &AppState,
+    snapshot: &'s Snapshot,
+    user: Option<&str>,
+) -> (Option<Assignment>, &'s Snapshot) {
+    let Some(assignment) = user.and_then(|u| state.assign(u)) else {
+        return (None, snapshot);
+    };
+    match snapshot.for_version(assignment.model_version.as_deref()) {
+        Some(serving) => (Some(assignment), serving),
+        None => (None, snapshot),
+    }
 }
 
 /// `n` and `offset` within the configured limits.
@@ -130,27 +180,33 @@ pub async fn get_recommend(
     let rank = q.single("rank")?;
     let write = q.flag("write_impressions", state.config.write_impressions)?;
     q.finish()?;
-    let snapshot = state.snapshot();
-    check_rank(&snapshot, rank.as_deref())?;
+    let live_snapshot = state.snapshot();
+    let (experiment, snapshot) = arm(&state, &live_snapshot, Some(&user));
+    let rank = experiment.as_ref().and_then(|a| a.rank.clone()).or(rank);
+    check_rank(snapshot, rank.as_deref())?;
     let cache_key = format!(
-        "{n}|{offset}|{}|{}|{}",
+        "{}|{n}|{offset}|{}|{}|{}",
+        experiment
+            .as_ref()
+            .map_or(String::new(), |a| format!("{}/{}", a.experiment, a.variant)),
         rank.as_deref().unwrap_or(""),
         filters.categories.join(","),
         filters.exclude.join(",")
     );
-    if let Some(items) = state.cache.get(&user, &cache_key, snapshot.id) {
+    if let Some(items) = state.cache.get(&user, &cache_key, live_snapshot.id) {
         return Ok(list_response(
             &state,
-            &snapshot,
+            snapshot,
             Some(&user),
             &items,
             write,
+            experiment.as_ref(),
             started,
         ));
     }
     let request = ListRequest {
         user: Some(&user),
-        history: state.overlay_items(&user, &snapshot),
+        history: state.overlay_items(&user, snapshot),
         segment: None,
         filters,
         rank: rank.as_deref(),
@@ -159,19 +215,20 @@ pub async fn get_recommend(
         n,
     };
     let items = match snapshot.precomputed(&request) {
-        Some(list) => served(&snapshot, list),
-        None => served(&snapshot, &snapshot.rank_now(&request)?),
+        Some(list) => served(snapshot, list),
+        None => served(snapshot, &snapshot.rank_now(&request)?),
     };
     let items = Arc::new(items);
     state
         .cache
-        .put(&user, &cache_key, snapshot.id, Arc::clone(&items));
+        .put(&user, &cache_key, live_snapshot.id, Arc::clone(&items));
     Ok(list_response(
         &state,
-        &snapshot,
+        snapshot,
         Some(&user),
         &items,
         write,
+        experiment.as_ref(),
         started,
     ))
 }
@@ -231,10 +288,15 @@ pub async fn post_recommend(
     for (i, item) in body.interactions.iter().enumerate() {
         kindred_store::check_id(&format!("interactions[{i}]"), item)?;
     }
-    let snapshot = state.snapshot();
-    check_rank(&snapshot, body.rank.as_deref())?;
+    let live_snapshot = state.snapshot();
+    let (experiment, snapshot) = arm(&state, &live_snapshot, body.user.as_deref());
+    let rank = experiment
+        .as_ref()
+        .and_then(|a| a.rank.clone())
+        .or(body.rank);
+    check_rank(snapshot, rank.as_deref())?;
     let mut history = match &body.user {
-        Some(user) => state.overlay_items(user, &snapshot),
+        Some(user) => state.overlay_items(user, snapshot),
         None => Vec::new(),
     };
     let mut ignored = Vec::new();
@@ -245,7 +307,7 @@ pub async fn post_recommend(
         }
     }
     let segment = snapshot
-        .segment_column(body.rank.as_deref())
+        .segment_column(rank.as_deref())
         .and_then(|c| body.features.get(c))
         .and_then(Value::as_str)
         .map(str::to_owned);
@@ -257,18 +319,19 @@ pub async fn post_recommend(
             categories: body.category,
             exclude: body.exclude,
         },
-        rank: body.rank.as_deref(),
+        rank: rank.as_deref(),
         now: unix_now(),
         offset: body.offset,
         n: body.n,
     };
-    let items = served(&snapshot, &snapshot.rank_now(&request)?);
+    let items = served(snapshot, &snapshot.rank_now(&request)?);
     let Json(mut answer) = list_response(
         &state,
-        &snapshot,
+        snapshot,
         body.user.as_deref(),
         &items,
         false,
+        experiment.as_ref(),
         started,
     );
     answer["ignored_interactions"] = json!(ignored);

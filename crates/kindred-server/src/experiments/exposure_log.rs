@@ -1,0 +1,143 @@
+//! Writes exposures and their impressions off the request path: handlers put a record on a
+//! bounded channel (never waiting: when it is full the record is dropped and counted), and one
+//! writer task stores what has queued up in batches, one transaction per table.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use kindred_store::{Exposure, Impression, Store};
+use tokio::sync::{mpsc, oneshot};
+
+/// Records queued at most; beyond this the request path drops rather than waits.
+pub const QUEUE: usize = 10_000;
+/// Records stored per batch at most.
+const BATCH: usize = 500;
+
+enum Message {
+    Write(Exposure, Vec<Impression>),
+    /// Answered once everything queued before it is stored.
+    Flush(oneshot::Sender<()>),
+}
+
+/// What the writer did, for `/metrics` and tests.
+#[derive(Debug, Default)]
+pub struct ExposureCounters {
+    pub written: AtomicU64,
+    pub dropped: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+impl ExposureCounters {
+    /// The counters and the number of running experiments in Prometheus text form.
+    pub fn prometheus(&self, running: usize) -> String {
+        let mut out = String::new();
+        for (name, help, value) in [
+            (
+                "kindred_experiment_exposures_written_total",
+                "Experiment exposures (lists served in an experiment) stored.",
+                self.written.load(Ordering::Relaxed),
+            ),
+            (
+                "kindred_experiment_exposures_dropped_total",
+                "Experiment exposures dropped because the writer's queue was full.",
+                self.dropped.load(Ordering::Relaxed),
+            ),
+            (
+                "kindred_experiment_exposures_failed_total",
+                "Experiment exposures lost to a store error.",
+                self.failed.load(Ordering::Relaxed),
+            ),
+        ] {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
+            ));
+        }
+        out.push_str(&format!(
+            "# HELP kindred_experiments_running Experiments assigning users now.\n\
+             # TYPE kindred_experiments_running gauge\nkindred_experiments_running {running}\n"
+        ));
+        out
+    }
+}
+
+/// The sending side; the writer task ends when this is dropped.
+pub struct ExposureLog {
+    sender: mpsc::Sender<Message>,
+    pub counters: Arc<ExposureCounters>,
+}
+
+impl ExposureLog {
+    /// Starts the writer task (call inside a tokio runtime).
+    pub fn start(store: Store) -> Self {
+        let (sender, receiver) = mpsc::channel(QUEUE);
+        let counters = Arc::new(ExposureCounters::default());
+        tokio::spawn(writer(store, receiver, Arc::clone(&counters)));
+        Self { sender, counters }
+    }
+
+    /// Queues one served list; never blocks.
+    pub fn log(&self, exposure: Exposure, impressions: Vec<Impression>) {
+        if self
+            .sender
+            .try_send(Message::Write(exposure, impressions))
+            .is_err()
+        {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Waits until everything queued so far is stored (results read after this see it).
+    pub async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.sender.send(Message::Flush(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+async fn writer(
+    store: Store,
+    mut receiver: mpsc::Receiver<Message>,
+    counters: Arc<ExposureCounters>,
+) {
+    while let Some(first) = receiver.recv().await {
+        let mut exposures = Vec::new();
+        let mut impressions = Vec::new();
+        let mut waiting = Vec::new();
+        let mut next = Some(first);
+        while let Some(message) = next {
+            match message {
+                Message::Write(e, i) => {
+                    exposures.push(e);
+                    impressions.extend(i);
+                }
+                Message::Flush(done) => waiting.push(done),
+            }
+            next = if exposures.len() < BATCH {
+                receiver.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        if !exposures.is_empty() {
+            // Impressions first: an exposure whose items are missing would count as a list
+            // with nothing shown.
+            let stored = match store.insert_impressions(&impressions).await {
+                Ok(_) => store.insert_exposures(&exposures).await,
+                Err(e) => Err(e),
+            };
+            match stored {
+                Ok(n) => counters.written.fetch_add(n as u64, Ordering::Relaxed),
+                Err(e) => {
+                    tracing::warn!(error = %e, lost = exposures.len(), "writing exposures failed");
+                    counters
+                        .failed
+                        .fetch_add(exposures.len() as u64, Ordering::Relaxed)
+                }
+            };
+        }
+        for done in waiting {
+            let _ = done.send(());
+        }
+    }
+}
