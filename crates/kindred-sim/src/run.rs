@@ -27,7 +27,7 @@ pub enum SimError {
     #[error("server address `{address}`: {message}")]
     Address { address: String, message: String },
     /// No connection to the server could be opened.
-    #[error("cannot connect to {addr}: {source}")]
+    #[error("cannot connect to {addr}")]
     Connect {
         addr: SocketAddr,
         #[source]

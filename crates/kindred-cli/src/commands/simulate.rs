@@ -12,17 +12,17 @@ use kindred_sim::{simulate, Clock, Drift, SimConfig, SimSummary, World};
 use super::{runtime, write_json, Env};
 use crate::table::render;
 
-/// The world is the synthetic generator's: to serve it, import its history first with the same
-/// spec, train and serve, e.g.
-///
-///   kindred import --data synthetic:users=1000,items=500,seed=7,implicit=true --store sim.db
-///   kindred serve --store sim.db    (after training a model into it; see `kindred serve --help`)
-///   kindred simulate --server http://127.0.0.1:8080 --world users=1000,items=500,seed=7,implicit=true
-///
-/// `kindred import --data synthetic:SPEC` writes exactly the history this command's `--world
-/// SPEC` users have behind them (users u0.., items i0..).
+/// How to serve the world a run simulates, shown after the options.
+const AFTER_HELP: &str = "\
+The world is the synthetic generator's: `kindred import --data synthetic:SPEC` writes exactly
+the history that `--world SPEC` users have behind them (users u0.., items i0..). For example:
+
+  kindred import --data synthetic:users=1000,items=500,seed=7,implicit=true --store sim.db
+  kindred serve --store sim.db      (with a model trained into it; see `kindred serve --help`)
+  kindred simulate --world users=1000,items=500,seed=7,implicit=true --steps 5000 --json sim.json";
+
 #[derive(clap::Args)]
-#[command(verbatim_doc_comment)]
+#[command(after_help = AFTER_HELP)]
 pub struct Args {
     /// Root URL of the running server.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
