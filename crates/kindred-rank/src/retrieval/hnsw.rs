@@ -819,8 +819,14 @@ pub(crate) mod tests {
             let index = HnswIndex::build(params, dim, &items, &ctx(2)).unwrap();
             let exact = ExactIndex::new(metric, dim, &items).unwrap();
             // Reduced MIPS queries sit off the sphere the augmented items lie on, so they need a
-            // wider search for the same recall (measured here: about 0.88 at ef 64).
-            let ef = if ip_reduction { 200 } else { 64 };
+            // wider search for the same recall (measured here: about 0.88 at ef 64). Raw inner
+            // product sits right at 0.95 at ef 64 (0.949-0.960 over runs: a two-thread build's
+            // graph depends on thread interleaving), so it gets a margin too.
+            let ef = match (metric, ip_reduction) {
+                (_, true) => 200,
+                (Metric::InnerProduct, false) => 100,
+                _ => 64,
+            };
             let r = recall(&index, &exact, &queries, 10, ef);
             eprintln!("{metric:?} (reduction {ip_reduction}) recall@10 at ef {ef}: {r}");
             assert!(
