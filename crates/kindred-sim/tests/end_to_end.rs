@@ -618,7 +618,7 @@ async fn the_control_run_raises_no_alert() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retrain_that_breaks_its_control_chart_raises_an_alert() {
     let world = Arc::new(World::from_spec(WORLD).unwrap());
-    let served = serve(&world, &[], |_| {}).await;
+    let served = serve(&world, &[], |c| c.watch_interval_ms = 50).await;
     let store = &served.state.store;
     let now = kindred_server::training::unix_now();
     // Five earlier ALS versions with hand-set offline NDCG 0.90..0.98 (centre 0.94, sigma
@@ -690,4 +690,39 @@ async fn a_retrain_that_breaks_its_control_chart_raises_an_alert() {
             .contains("kindred_alerts_total{kind=\"control_chart\"} "),
         "{metrics}"
     );
+
+    // The other path: a version registered by another process (`kindred train --store`) is
+    // checked by the background loop. Same chart within the cooldown: the entry is updated.
+    let (stop, watch) = tokio::sync::watch::channel(false);
+    let background = tokio::spawn(Arc::clone(&served.state).run_background(watch));
+    store
+        .register_model(&register("hand-bad".into(), now + 10, 0.5))
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let alerts = expect(served.addr, "GET", "/v1/alerts", None, 200).await;
+        let entry = alerts["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["subject"] == "offline ndcg@10 (als)")
+            .cloned()
+            .unwrap_or_else(|| panic!("{alerts}"));
+        if entry["count"] == 2 {
+            assert!(
+                entry["message"].as_str().unwrap().contains("hand-bad"),
+                "{entry}"
+            );
+            assert_eq!(entry["value"], 0.5, "{entry}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the background loop did not check hand-bad: {alerts}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.send(true).unwrap();
+    background.await.unwrap();
 }
