@@ -74,6 +74,9 @@ pub struct AppState {
     pub experiments: Experiments,
     /// Writes exposures and their impressions in the background.
     pub exposure_log: ExposureLog,
+    /// The newest registered version whose offline metrics were checked against their control
+    /// charts (see [`AppState::check_offline_charts`]).
+    offline_checked: Mutex<Option<String>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -149,6 +152,7 @@ impl AppState {
             request_counter: AtomicU64::new(0),
             experiments: Experiments::default(),
             exposure_log: ExposureLog::start(store.clone()),
+            offline_checked: Mutex::new(None),
             instance: format!(
                 "{:08x}",
                 (nanos as u64 ^ u64::from(std::process::id())) as u32
@@ -405,6 +409,11 @@ impl AppState {
         }
         .await;
         self.training.store(false, Ordering::SeqCst);
+        if result.is_ok() {
+            if let Err(e) = self.check_offline_charts().await {
+                tracing::warn!(error = %e, "checking the offline control charts failed");
+            }
+        }
         match &result {
             Ok(_) => self.metrics.training_runs.fetch_add(1, Ordering::Relaxed),
             Err(_) => self
@@ -413,6 +422,36 @@ impl AppState {
                 .fetch_add(1, Ordering::Relaxed),
         };
         result.map(Some)
+    }
+
+    /// Checks the newest registered version's offline metrics against the control charts of
+    /// the versions before it ([`crate::offline::offline_alerts`]) and raises what it violates
+    /// in the alert sink (log, `/v1/alerts`, webhooks, `/metrics`). Each newest version is
+    /// checked once, whoever trained it: this server (API or schedule) or another process
+    /// (`kindred train --store`, seen by the background loop). Answers the alerts raised.
+    pub async fn check_offline_charts(&self) -> Result<Vec<crate::monitor::alerts::AlertRecord>> {
+        let records = self.store.list_models().await?;
+        let Some(newest) = records
+            .iter()
+            .max_by(|a, b| {
+                (a.model.created_at, &a.model.version).cmp(&(b.model.created_at, &b.model.version))
+            })
+            .map(|r| r.model.version.clone())
+        else {
+            return Ok(Vec::new());
+        };
+        {
+            let mut checked = lock(&self.offline_checked);
+            if checked.as_deref() == Some(newest.as_str()) {
+                return Ok(Vec::new());
+            }
+            *checked = Some(newest);
+        }
+        let alerts = crate::offline::offline_alerts(&records);
+        if alerts.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(self.monitor.alerts.raise(alerts, training::unix_now()))
     }
 
     /// True while a training run is in progress.
@@ -438,6 +477,10 @@ impl AppState {
                 _ = ticker.tick() => {
                     if let Err(e) = self.follow_live_version().await {
                         tracing::warn!(error = %e, "checking the live model version failed");
+                    }
+                    // Versions registered by another process (`kindred train --store`).
+                    if let Err(e) = self.check_offline_charts().await {
+                        tracing::warn!(error = %e, "checking the offline control charts failed");
                     }
                     // Experiments started or stopped by another process.
                     if let Err(e) = self.reload_experiments().await {

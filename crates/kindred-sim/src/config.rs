@@ -132,6 +132,10 @@ pub struct SimConfig {
     pub users: usize,
     /// Steps to run: each is one user asking for a list and reacting to it.
     pub steps: u64,
+    /// Index of the first step: a run covers steps `first_step..first_step + steps`, so a
+    /// test can drive a long run in segments (same seed: the same steps, clock and drift as
+    /// one run) and act on the server between them.
+    pub first_step: u64,
     /// Stop earlier once this much wall time has passed.
     pub duration: Option<Duration>,
     /// `n` of each recommendation request.
@@ -162,6 +166,7 @@ impl Default for SimConfig {
             api_key: None,
             users: 0,
             steps: 1000,
+            first_step: 0,
             duration: None,
             list_size: 10,
             concurrency: 4,

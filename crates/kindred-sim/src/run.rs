@@ -70,13 +70,14 @@ pub async fn simulate(
             .map_or(0, |d| d.as_nanos());
         format!("{nanos:x}")
     });
+    let config_first_step = config.first_step;
     let shared = Arc::new(Shared {
         world,
         run_id,
         config,
         players,
         shifted,
-        next_step: AtomicU64::new(0),
+        next_step: AtomicU64::new(config_first_step),
         started: Instant::now(),
         progress,
         cancel,
@@ -287,7 +288,7 @@ impl Shared {
                 break;
             }
             let step = self.next_step.fetch_add(1, Ordering::Relaxed);
-            if step >= self.config.steps {
+            if step >= self.config.first_step.saturating_add(self.config.steps) {
                 break;
             }
             self.step(step, &mut link, &mut summary).await?;
@@ -583,6 +584,47 @@ mod tests {
             .events
             .iter()
             .all(|e| e.origin == Origin::Recommended));
+    }
+
+    /// A run split at a step (`first_step`) sends exactly the events of the whole run.
+    #[tokio::test]
+    async fn segments_continue_a_run() {
+        let list = r#"{"model_version": "v1", "items": [{"item": "i1"}, {"item": "i2"}]}"#;
+        let (addr, _) = fake_server(list).await;
+        let mut world = World::from_spec("users=50,items=20,per_user=5,seed=1").unwrap();
+        world.click_model.base = 1.0;
+        let world = Arc::new(world);
+        let config = |first_step, steps| SimConfig {
+            server: format!("http://{addr}"),
+            steps,
+            first_step,
+            concurrency: 1,
+            keep_events: true,
+            organic_per_step: 2.0,
+            clock: Clock::Simulated {
+                start: 1_000,
+                seconds_per_step: 3.0,
+            },
+            drift: Drift::PopularityShift { share: 0.5 },
+            drift_start_step: 6,
+            ..SimConfig::default()
+        };
+        let go = |c| {
+            simulate(
+                Arc::clone(&world),
+                c,
+                Arc::new(kindred_core::NoProgress),
+                CancelFlag::new(),
+            )
+        };
+        let whole = go(config(0, 10)).await.unwrap();
+        let first = go(config(0, 4)).await.unwrap();
+        let second = go(config(4, 6)).await.unwrap();
+        assert_eq!((first.steps, second.steps), (4, 6));
+        assert_eq!(second.events.first().map(|e| e.step), Some(4));
+        assert!(whole.events.len() > 20, "{}", whole.events.len());
+        let joined: Vec<SentEvent> = first.events.into_iter().chain(second.events).collect();
+        assert_eq!(joined, whole.events);
     }
 
     #[tokio::test]
