@@ -12,95 +12,23 @@
 //! connection, so a run is the same run every time; the margins below are several standard
 //! errors wide. Run with `--no-capture` to see the measured figures.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kindred_core::{CancelFlag, FitContext, NoProgress};
+use kindred_core::{CancelFlag, NoProgress};
 use kindred_loadgen::http::{get_request_with_key, post_request_with_key, Connection};
 use kindred_server::config::WindowEnd;
-use kindred_server::{AppState, ServerConfig, TrainSpec};
 use kindred_sim::{simulate, Clock, Drift, SimConfig, SimSummary, World};
-use kindred_store::import::{feedback_from_interactions, items_from_features, users_from_features};
-use kindred_store::Store;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-const WORLD: &str = "users=300,items=120,per_user=25,seed=5,implicit=true";
-const GOOD: &str = "als:factors=16,iterations=10";
+use common::{serve, Served, GOOD, WORLD};
+
 const WEAK: &str = "popularity";
-
-struct Served {
-    addr: SocketAddr,
-    state: Arc<AppState>,
-    versions: Vec<String>,
-    _shutdown: tokio::sync::oneshot::Sender<()>,
-    _dir: tempfile::TempDir,
-}
-
-/// Imports the world's history into a SQLite store in a tempdir, registers one version per
-/// model spec (the first made live) and serves it on a free loopback port.
-async fn serve(world: &World, models: &[&str], tweak: impl FnOnce(&mut ServerConfig)) -> Served {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("store.db").to_str().unwrap().to_owned();
-    let store = Store::open(&db).await.unwrap();
-    let data = world.dataset();
-    store
-        .upsert_users(&users_from_features(data.user_features.as_deref().unwrap()))
-        .await
-        .unwrap();
-    store
-        .upsert_items(&items_from_features(data.item_features.as_deref().unwrap()))
-        .await
-        .unwrap();
-    store
-        .insert_feedback(&feedback_from_interactions(&data.interactions))
-        .await
-        .unwrap();
-    let mut config = ServerConfig {
-        store: db,
-        models_dir: Some(dir.path().join("models")),
-        ..ServerConfig::default()
-    };
-    tweak(&mut config);
-    let mut versions = Vec::new();
-    for model in models {
-        let spec = TrainSpec {
-            model: (*model).into(),
-            positive: None,
-            seed: 42,
-        };
-        let record = kindred_server::train_and_register(
-            &store,
-            &config.artifacts_dir(),
-            &spec,
-            FitContext::with_seed(42),
-        )
-        .await
-        .unwrap();
-        versions.push(record.model.version);
-    }
-    if let Some(first) = versions.first() {
-        store.activate_model(first).await.unwrap();
-    }
-    let state = AppState::new(config, store).await.unwrap();
-    let listener = kindred_server::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(kindred_server::serve(Arc::clone(&state), listener, async {
-        let _ = rx.await;
-    }));
-    Served {
-        addr,
-        state,
-        versions,
-        _shutdown: tx,
-        _dir: dir,
-    }
-}
 
 /// One request to the server: (status, JSON body or Null).
 async fn call(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {

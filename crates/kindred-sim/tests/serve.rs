@@ -2,87 +2,15 @@
 //! server, and the simulator driving it. The simulator must tell a good model from a weak one,
 //! be reproducible under a seed, and send the events its drift scenarios promise.
 
+mod common;
+
 use std::sync::Arc;
 
-use kindred_core::{CancelFlag, FitContext, NoProgress};
-use kindred_server::{AppState, ServerConfig, TrainSpec};
-use kindred_sim::{simulate, Appeal, Clock, Drift, Origin, SimConfig, SimSummary, World};
-use kindred_store::import::{feedback_from_interactions, items_from_features, users_from_features};
-use kindred_store::Store;
+use kindred_sim::{Appeal, Clock, Drift, Origin, SimConfig, SimSummary, World};
 
-const WORLD: &str = "users=300,items=120,per_user=25,seed=5,implicit=true";
-const GOOD: &str = "als:factors=16,iterations=10";
+use common::{run, serve, Served, GOOD, WORLD};
+
 const WEAK: &str = "random";
-
-struct Served {
-    addr: std::net::SocketAddr,
-    state: Arc<AppState>,
-    store: Store,
-    versions: Vec<String>,
-    _shutdown: tokio::sync::oneshot::Sender<()>,
-    _dir: tempfile::TempDir,
-}
-
-/// Imports the world's history, registers one version per model spec (the first made live),
-/// and serves it on a free loopback port.
-async fn serve(world: &World, models: &[&str]) -> Served {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("store.db").to_str().unwrap().to_owned();
-    let store = Store::open(&db).await.unwrap();
-    let data = world.dataset();
-    store
-        .upsert_users(&users_from_features(data.user_features.as_deref().unwrap()))
-        .await
-        .unwrap();
-    store
-        .upsert_items(&items_from_features(data.item_features.as_deref().unwrap()))
-        .await
-        .unwrap();
-    store
-        .insert_feedback(&feedback_from_interactions(&data.interactions))
-        .await
-        .unwrap();
-    let config = ServerConfig {
-        store: db,
-        models_dir: Some(dir.path().join("models")),
-        ..ServerConfig::default()
-    };
-    let mut versions = Vec::new();
-    for model in models {
-        let spec = TrainSpec {
-            model: (*model).into(),
-            positive: None,
-            seed: 42,
-        };
-        let record = kindred_server::train_and_register(
-            &store,
-            &config.artifacts_dir(),
-            &spec,
-            FitContext::with_seed(42),
-        )
-        .await
-        .unwrap();
-        versions.push(record.model.version);
-    }
-    store.activate_model(&versions[0]).await.unwrap();
-    let state = AppState::new(config, store.clone()).await.unwrap();
-    let listener = kindred_server::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(kindred_server::serve(Arc::clone(&state), listener, async {
-        let _ = rx.await;
-    }));
-    Served {
-        addr,
-        state,
-        store,
-        versions,
-        _shutdown: tx,
-        _dir: dir,
-    }
-}
 
 fn config(served: &Served, steps: u64) -> SimConfig {
     SimConfig {
@@ -99,23 +27,12 @@ fn config(served: &Served, steps: u64) -> SimConfig {
     }
 }
 
-async fn run(world: &Arc<World>, config: SimConfig) -> SimSummary {
-    simulate(
-        Arc::clone(world),
-        config,
-        Arc::new(NoProgress),
-        CancelFlag::new(),
-    )
-    .await
-    .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn good_model_earns_more_clicks_than_a_weak_one() {
     let world = Arc::new(World::from_spec(WORLD).unwrap());
-    let first = serve(&world, &[GOOD]).await;
+    let first = serve(&world, &[GOOD], |_| {}).await;
     let a = run(&world, config(&first, 400)).await;
-    let served = serve(&world, &[GOOD, WEAK]).await;
+    let served = serve(&world, &[GOOD, WEAK], |_| {}).await;
     let b = run(&world, config(&served, 400)).await;
 
     // Same seed, same world, same training seed: the same run.
@@ -204,7 +121,7 @@ fn popularity_lean(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drift_scenarios_change_the_events_sent() {
     let world = Arc::new(World::from_spec(WORLD).unwrap());
-    let served = serve(&world, &["popularity"]).await;
+    let served = serve(&world, &["popularity"], |_| {}).await;
     let drifting = |drift| SimConfig {
         organic_per_step: 15.0,
         drift,

@@ -37,6 +37,30 @@ fn served(snapshot: &Snapshot, list: &[RankedItem]) -> Vec<ServedItem> {
         .collect()
 }
 
+/// The impressions log rows of one served list (policy = the version that produced it).
+fn impression_rows(
+    snapshot: &Snapshot,
+    request_id: &str,
+    user: &str,
+    items: &[ServedItem],
+    now: i64,
+) -> Vec<Impression> {
+    let policy = snapshot.version().unwrap_or("fallback");
+    items
+        .iter()
+        .enumerate()
+        .map(|(slot, i)| Impression {
+            request_id: request_id.to_owned(),
+            user: user.to_owned(),
+            item: i.item.clone(),
+            slot: slot as u32,
+            propensity: None,
+            policy: policy.to_owned(),
+            timestamp: now,
+        })
+        .collect()
+}
+
 /// Answers a list and, when asked, writes it to the impressions log in the background. A list
 /// served in an experiment always logs its exposure and impressions (through the batched
 /// exposure writer) and says which experiment and variant it came from.
@@ -63,21 +87,8 @@ fn list_response(
         item_features: snapshot.data.item_features.as_deref(),
     });
     if let (Some(assignment), Some(user)) = (experiment, user) {
-        let policy = snapshot.version().unwrap_or("fallback").to_owned();
         let now = unix_now();
-        let rows: Vec<Impression> = items
-            .iter()
-            .enumerate()
-            .map(|(slot, i)| Impression {
-                request_id: request_id.clone(),
-                user: user.to_owned(),
-                item: i.item.clone(),
-                slot: slot as u32,
-                propensity: None,
-                policy: policy.clone(),
-                timestamp: now,
-            })
-            .collect();
+        let rows = impression_rows(snapshot, &request_id, user, items, now);
         let exposure = kindred_store::Exposure {
             experiment: assignment.experiment.clone(),
             variant: assignment.variant.clone(),
@@ -87,21 +98,8 @@ fn list_response(
         };
         state.exposure_log.log(exposure, rows);
     } else if let (true, Some(user)) = (write_impressions && !items.is_empty(), user) {
-        let policy = snapshot.version().unwrap_or("fallback").to_owned();
         let now = unix_now();
-        let rows: Vec<Impression> = items
-            .iter()
-            .enumerate()
-            .map(|(slot, i)| Impression {
-                request_id: request_id.clone(),
-                user: user.to_owned(),
-                item: i.item.clone(),
-                slot: slot as u32,
-                propensity: None,
-                policy: policy.clone(),
-                timestamp: now,
-            })
-            .collect();
+        let rows = impression_rows(snapshot, &request_id, user, items, now);
         let state = Arc::clone(state);
         tokio::spawn(async move {
             match state.store.insert_impressions(&rows).await {
