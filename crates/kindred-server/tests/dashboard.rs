@@ -444,9 +444,9 @@ async fn experiments_and_monitoring_pages_show_results_alerts_and_admin_forms() 
         );
     }
     let pass = server.state.monitor.latest().expect("a pass ran");
-    if pass.report.is_some() {
-        assert!(html.contains("id=\"windows\"") && html.contains("<section id=\"drift\">"));
-    }
+    assert!(pass.report.is_some(), "both windows hold events");
+    assert!(html.contains("id=\"windows\"") && html.contains("<section id=\"drift\">"));
+    assert!(html.contains("<figure id=\"psi-chart\"><svg"), "{html}");
     assert!(
         html.contains("<td>online</td>"),
         "an online alert listed: {html}"

@@ -202,6 +202,7 @@ async fn experiment_and_monitoring_pages_render_in_headless_chromium() {
                 "id=\"pass\"".into(),
                 "id=\"online\"".into(),
                 "id=\"alerts\"".into(),
+                "id=\"psi-chart\"".into(),
                 "<td>online</td>".into(),
                 "action=\"/dashboard/monitoring/run\"".into(),
             ],

@@ -483,6 +483,8 @@ pub async fn experiment_fixture(mut options: Options, admin: Option<&str>) -> Te
         m.interval_seconds = 3_600;
         m.ctr_min = Some(0.99);
         m.min_items = 1;
+        // The reference window gets a few dozen events (below): enough for a PSI.
+        m.min_observations = 5;
     });
     let server = start(options).await;
     let popularity = kindred_server::train_and_register(
@@ -539,11 +541,31 @@ pub async fn experiment_fixture(mut options: Options, admin: Option<&str>) -> Te
         .post("/v1/feedback", &Value::Array(events))
         .await
         .expect_status(200);
+    // Reference-window traffic two days back (before the experiment, so not attributed to
+    // it): the pass then has both windows and measures drift.
+    let past = now_for_fixture() - 2 * 86_400;
+    let reference: Vec<Value> = server
+        .active_users_for_fixture()
+        .iter()
+        .zip(server.data.items.iter().cycle())
+        .map(|(user, item)| {
+            serde_json::json!({ "user": user, "item": item.id, "type": "click", "timestamp": past })
+        })
+        .collect();
+    client
+        .post("/v1/feedback", &Value::Array(reference))
+        .await
+        .expect_status(200);
     client
         .post("/v1/monitoring/run", &serde_json::json!(null))
         .await
         .expect_status(200);
     server
+}
+
+/// Unix seconds now.
+pub fn now_for_fixture() -> i64 {
+    kindred_server::training::unix_now()
 }
 
 impl TestServer {
