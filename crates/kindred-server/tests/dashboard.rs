@@ -322,3 +322,188 @@ async fn offline_metrics_curves_control_charts_and_data_quality_render() {
     assert!(html.contains("<td>missing</td><td>value</td><td class=\"num\">1</td>"));
     assert!(!html.contains("<u>") && !html.contains("my<type>"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn experiments_and_monitoring_pages_show_results_alerts_and_admin_forms() {
+    use common::DASH_EXPERIMENT_PATH as PATH;
+    let server = common::experiment_fixture(keyed(), Some(ADMIN)).await;
+    let read = login(&server, READ).await;
+    let admin = login(&server, ADMIN).await;
+    // The name `als<vs>&pop` is escaped everywhere.
+    let escaped = "als&lt;vs&gt;&amp;pop";
+
+    let r = get_with_cookie(&server, "/dashboard/experiments", &read).await;
+    assert_eq!(r.status, 200);
+    let html = r.text();
+    assert_self_contained(&html);
+    assert!(html.contains("<section id=\"experiments\">"));
+    assert!(
+        html.contains(&format!("<tr id=\"experiment-{escaped}\">")),
+        "{html}"
+    );
+    assert!(html.contains(&format!("href=\"/dashboard/experiments/{PATH}\"")));
+    assert!(html.contains("<td class=\"live\">running</td>"));
+    assert!(html.contains("class=\"allocation\""));
+    assert!(!html.contains("als<vs>"));
+    assert!(
+        !html.contains("<form method=\"post\" action=\"/dashboard/experiments"),
+        "read: no forms"
+    );
+    assert!(html.contains("<a href=\"/dashboard/experiments\" class=\"on\">Experiments</a>"));
+    let html = get_with_cookie(&server, "/dashboard/experiments", &admin)
+        .await
+        .text();
+    assert!(html.contains(&format!("action=\"/dashboard/experiments/{PATH}/stop\"")));
+
+    let r = get_with_cookie(&server, &format!("/dashboard/experiments/{PATH}"), &read).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let html = r.text();
+    assert_self_contained(&html);
+    assert!(!html.contains("als<vs>"));
+    for id in ["verdict", "srm", "lift-chart", "variants", "comparisons"] {
+        assert!(html.contains(&format!("id=\"{id}\"")), "#{id} in {html}");
+    }
+    assert!(html.contains("<figure id=\"lift-chart\"><svg"));
+    assert!(html.contains("No sample ratio mismatch") || html.contains("Sample ratio mismatch"));
+    // The page shows the API's numbers.
+    let api = server
+        .client_with_key(READ)
+        .get(&format!("/v1/experiments/{PATH}/results"))
+        .await;
+    let results = api.json();
+    let verdict = results["report"]["verdict"].as_str().expect("analysed");
+    assert!(
+        html.contains(&kindred_server::dashboard::page::escape(verdict)),
+        "{html}"
+    );
+    for variant in ["control", "treatment"] {
+        let exposures = results["counts"]["exposures"][variant].as_u64().unwrap();
+        let clicks = results["counts"]["attributed"][variant]["click"]
+            .as_u64()
+            .unwrap();
+        assert!(
+            html.contains(&format!("<td>{variant}</td>"))
+                && html.contains(&format!("<td class=\"num\">{exposures}</td>"))
+                && html.contains(&format!("<td>click: {clicks}</td>")),
+            "{variant}: {exposures} exposures, {clicks} clicks in {html}"
+        );
+    }
+    assert_eq!(
+        get_with_cookie(&server, "/dashboard/experiments/nope", &read)
+            .await
+            .status,
+        404
+    );
+
+    // Stopping through the form: refused to read and write scopes, done for admin.
+    let stop = format!("/dashboard/experiments/{PATH}/stop");
+    assert_eq!(post_with_cookie(&server, &stop, &read).await.status, 403);
+    let r = server
+        .client_with_key(WRITE)
+        .request("POST", &stop, &[], Some(b""))
+        .await;
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        server
+            .client()
+            .request("POST", &stop, &[], Some(b""))
+            .await
+            .status,
+        401
+    );
+    assert_eq!(server.state.experiments.running().len(), 1);
+    let r = post_with_cookie(&server, &stop, &admin).await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert_eq!(r.header("location"), Some("/dashboard/experiments"));
+    assert!(
+        server.state.experiments.running().is_empty(),
+        "running set reloaded"
+    );
+    let user = server.data.active_users()[0].clone();
+    let answer = server
+        .client_with_key(READ)
+        .get(&format!("/v1/recommend/{user}"))
+        .await;
+    assert!(
+        answer.json().get("experiment").is_none(),
+        "stopped: nobody assigned"
+    );
+    // A stopped experiment cannot start again: the API's 409, as a page.
+    let start = format!("/dashboard/experiments/{PATH}/start");
+    assert_eq!(post_with_cookie(&server, &start, &admin).await.status, 409);
+
+    // Monitoring: the pass, the online metrics and the alerts it raised (CTR under 0.99).
+    let r = get_with_cookie(&server, "/dashboard/monitoring", &read).await;
+    assert_eq!(r.status, 200);
+    let html = r.text();
+    assert_self_contained(&html);
+    for id in ["pass", "online", "alerts", "control"] {
+        assert!(
+            html.contains(&format!("<section id=\"{id}\">")),
+            "#{id} in {html}"
+        );
+    }
+    let pass = server.state.monitor.latest().expect("a pass ran");
+    assert!(pass.report.is_some(), "both windows hold events");
+    assert!(html.contains("id=\"windows\"") && html.contains("<section id=\"drift\">"));
+    assert!(html.contains("<figure id=\"psi-chart\"><svg"), "{html}");
+    assert!(
+        html.contains("<td>online</td>"),
+        "an online alert listed: {html}"
+    );
+    // The alert subject names the variant `als<vs>&pop/treatment`, escaped.
+    assert!(
+        html.contains(&format!("variant={escaped}/treatment}}")),
+        "{html}"
+    );
+    assert!(!html.contains("als<vs>"));
+    assert!(
+        !html.contains("action=\"/dashboard/monitoring/run\""),
+        "read: no form"
+    );
+    let passes = server
+        .state
+        .monitor
+        .passes
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        post_with_cookie(&server, "/dashboard/monitoring/run", &read)
+            .await
+            .status,
+        403
+    );
+    let html = get_with_cookie(&server, "/dashboard/monitoring", &admin)
+        .await
+        .text();
+    assert!(html.contains("action=\"/dashboard/monitoring/run\""));
+    let r = post_with_cookie(&server, "/dashboard/monitoring/run", &admin).await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert_eq!(
+        server
+            .state
+            .monitor
+            .passes
+            .load(std::sync::atomic::Ordering::Relaxed),
+        passes + 1
+    );
+
+    // The overview counts them.
+    let html = get_with_cookie(&server, "/dashboard", &read).await.text();
+    assert!(html.contains("id=\"running-experiments\""));
+    assert!(html.contains("recent alerts</a><b>") && !html.contains("recent alerts</a><b>0</b>"));
+}
+
+#[tokio::test]
+async fn pages_say_when_there_is_nothing_yet() {
+    let server = start(Options::default().tweak(|c| c.monitoring.enabled = false)).await;
+    let html = server.client().get("/dashboard/experiments").await.text();
+    assert!(html.contains("No experiment yet"));
+    let html = server.client().get("/dashboard/monitoring").await.text();
+    assert!(html.contains("Monitoring is disabled"));
+    assert!(html.contains("No alert."));
+    let r = server
+        .client()
+        .request("POST", "/dashboard/monitoring/run", &[], Some(b""))
+        .await;
+    assert_eq!(r.status, 409);
+}

@@ -1,6 +1,7 @@
 //! The dashboard pages render in headless Chromium from a running test server: the dumped DOM
-//! holds each page's key elements and the screenshot shows more than a blank page. The browser
-//! may resolve no host but the local server. Skips (with a message) when no browser is
+//! holds each page's key elements and the screenshot shows more than a blank page (the
+//! experiments and monitoring pages over a fixture with a running experiment and an alert).
+//! The browser may resolve no host but the local server. Skips (with a message) when no browser is
 //! installed, except under CI, where it fails.
 
 mod common;
@@ -66,7 +67,7 @@ async fn dashboard_pages_render_in_headless_chromium() {
             .expect("a version");
     }
     let dir = tempfile::tempdir().unwrap();
-    let pages: [(&str, String, Vec<String>); 4] = [
+    let pages: Vec<(&str, String, Vec<String>)> = vec![
         (
             "overview",
             "/dashboard".into(),
@@ -109,11 +110,23 @@ async fn dashboard_pages_render_in_headless_chromium() {
             ],
         ),
     ];
+    check_pages(&browser, dir.path(), server.addr, pages).await;
+}
+
+/// Renders each page (name, path, expected DOM substrings) in the browser: the dumped DOM holds
+/// the expected strings, and the screenshot is neither blank nor nearly one colour.
+async fn check_pages(
+    browser: &Path,
+    dir: &Path,
+    addr: std::net::SocketAddr,
+    pages: Vec<(&str, String, Vec<String>)>,
+) {
+    let browser = browser.to_path_buf();
     for (name, path, expected) in pages {
-        let url = format!("http://{}{path}", server.addr);
+        let url = format!("http://{addr}{path}");
         let dom = run_browser(
             browser.clone(),
-            dir.path().join(format!("profile-dom-{name}")),
+            dir.join(format!("profile-dom-{name}")),
             vec!["--dump-dom".into(), url.clone()],
         )
         .await;
@@ -123,10 +136,10 @@ async fn dashboard_pages_render_in_headless_chromium() {
                 "{name}: `{needle}` not in the DOM:\n{dom}"
             );
         }
-        let shot = dir.path().join(format!("{name}.png"));
+        let shot = dir.join(format!("{name}.png"));
         run_browser(
             browser.clone(),
-            dir.path().join(format!("profile-shot-{name}")),
+            dir.join(format!("profile-shot-{name}")),
             vec![
                 format!("--screenshot={}", shot.display()),
                 "--window-size=1280,1600".into(),
@@ -150,4 +163,50 @@ async fn dashboard_pages_render_in_headless_chromium() {
         );
         assert!(colours > 20, "{name}: only {colours} distinct colours");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn experiment_and_monitoring_pages_render_in_headless_chromium() {
+    let Some(browser) = kindred_testkit::chromium() else {
+        return;
+    };
+    let server = common::experiment_fixture(common::Options::default(), None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let escaped = "als&lt;vs&gt;&amp;pop";
+    let pages = vec![
+        (
+            "experiments",
+            "/dashboard/experiments".to_owned(),
+            vec![
+                "id=\"experiments\"".to_owned(),
+                format!("id=\"experiment-{escaped}\""),
+                "class=\"allocation\"".into(),
+                "/stop\"".into(),
+            ],
+        ),
+        (
+            "experiment",
+            format!("/dashboard/experiments/{}", common::DASH_EXPERIMENT_PATH),
+            vec![
+                "id=\"verdict\"".into(),
+                "id=\"srm\"".into(),
+                "id=\"lift-chart\"".into(),
+                "id=\"variants\"".into(),
+                "<svg".into(),
+            ],
+        ),
+        (
+            "monitoring",
+            "/dashboard/monitoring".to_owned(),
+            vec![
+                "id=\"pass\"".into(),
+                "id=\"online\"".into(),
+                "id=\"alerts\"".into(),
+                "id=\"psi-chart\"".into(),
+                "<td>online</td>".into(),
+                "action=\"/dashboard/monitoring/run\"".into(),
+            ],
+        ),
+    ];
+    check_pages(&browser, dir.path(), server.addr, pages).await;
 }

@@ -1,15 +1,18 @@
 //! The dashboard served at `/dashboard`: server-rendered HTML pages (inline CSS and SVG charts,
 //! no script, nothing loaded from elsewhere) over the live state: an overview, the model
 //! registry with activate / roll back forms, offline metrics, learning curves and control
-//! charts, data quality, and a user lookup.
+//! charts, data quality, experiments (list with start / stop forms, live results per
+//! experiment), monitoring (drift, quality windows, online metrics, alerts), and a user lookup.
 //!
 //! Access: a page needs the read scope, an action the admin scope, granted by a Bearer header
 //! (as the API) or by a login session cookie (see [`session`]); a scope whose key is unset is
 //! open, as in the API. The pages are not part of the OpenAPI document (they are HTML for
 //! people, not API).
 
+pub mod experiments;
 pub mod login;
 pub mod models;
+pub mod monitoring;
 pub mod overview;
 pub mod page;
 pub mod quality;
@@ -88,6 +91,18 @@ pub fn router<S: Clone + Send + Sync + 'static>(app: Arc<AppState>) -> Router<S>
         )
         .route("/dashboard/users", get(users::page))
         .route("/dashboard/quality", get(quality::page))
+        .route("/dashboard/experiments", get(experiments::list))
+        .route("/dashboard/experiments/{name}", get(experiments::results))
+        .route(
+            "/dashboard/experiments/{name}/start",
+            post(experiments::start),
+        )
+        .route(
+            "/dashboard/experiments/{name}/stop",
+            post(experiments::stop),
+        )
+        .route("/dashboard/monitoring", get(monitoring::page))
+        .route("/dashboard/monitoring/run", post(monitoring::run))
         .route("/dashboard/login", get(login::get).post(login::post))
         .route("/dashboard/logout", post(login::logout))
         .with_state(dashboard)

@@ -1,5 +1,6 @@
 //! `GET /dashboard`: store contents, the live version and catalog, request metrics (counts,
-//! latency percentiles, cache hits, list items by source) and feedback volume per day.
+//! latency percentiles, cache hits, list items by source), feedback volume per day, and the
+//! number of running experiments and kept alerts (with links to their pages).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -135,6 +136,15 @@ pub async fn page(State(dash): State<Dashboard>, headers: HeaderMap) -> Response
             }
             .to_owned()
         ),
+    ));
+
+    let running = app.experiments.running().len();
+    let alerts = app.monitor.alerts.recent(usize::MAX).len();
+    body.push_str(&format!(
+        "<section id=\"experiments-alerts\"><h2>Experiments and alerts</h2><div class=\"cards\">\
+         <div class=\"card\" id=\"running-experiments\"><a href=\"/dashboard/experiments\">running \
+         experiments</a><b>{running}</b></div><div class=\"card\" id=\"recent-alerts\">\
+         <a href=\"/dashboard/monitoring#alerts\">recent alerts</a><b>{alerts}</b></div></div></section>"
     ));
 
     let per_day = events_per_day(snapshot.data.interactions.timestamps());

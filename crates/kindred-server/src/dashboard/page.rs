@@ -25,6 +25,8 @@ pub enum Nav {
     Models,
     Users,
     Quality,
+    Experiments,
+    Monitoring,
     None,
 }
 
@@ -37,7 +39,7 @@ pub fn render(title: &str, nav: Nav, body: &str) -> String {
     format!(
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <title>{} · Kindred</title><style>{STYLE}</style></head><body>\
-         <header><strong>Kindred</strong>{}{}{}{}\
+         <header><strong>Kindred</strong>{}{}{}{}{}{}\
          <form method=\"post\" action=\"/dashboard/logout\"><button type=\"submit\">Log out</button></form>\
          </header><main><h1>{}</h1>{body}</main></body></html>",
         escape(title),
@@ -45,6 +47,8 @@ pub fn render(title: &str, nav: Nav, body: &str) -> String {
         link("/dashboard/models", "Models", Nav::Models),
         link("/dashboard/users", "Users", Nav::Users),
         link("/dashboard/quality", "Data quality", Nav::Quality),
+        link("/dashboard/experiments", "Experiments", Nav::Experiments),
+        link("/dashboard/monitoring", "Monitoring", Nav::Monitoring),
         escape(title),
     )
 }

@@ -104,7 +104,8 @@ pub async fn get_experiment(
     Ok(Json(json!(existing(&state, &name).await?)))
 }
 
-async fn set_status(
+/// Starts or stops an experiment and reloads the running set (the dashboard's forms too).
+pub(crate) async fn set_status(
     state: &AppState,
     name: &str,
     status: ExperimentStatus,

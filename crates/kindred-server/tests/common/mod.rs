@@ -463,3 +463,113 @@ where
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+/// Name of the dashboard fixture's experiment: HTML characters check the pages' escaping.
+pub const DASH_EXPERIMENT: &str = "als<vs>&pop";
+/// [`DASH_EXPERIMENT`] percent-encoded for a path.
+pub const DASH_EXPERIMENT_PATH: &str = "als%3Cvs%3E%26pop";
+
+/// A server for the dashboard's experiments and monitoring pages: a popularity version beside
+/// the live ALS one, the running experiment [`DASH_EXPERIMENT`] (control: live, treatment:
+/// popularity) with 40 users exposed, clicks from every treatment user and every other control
+/// user, and one monitoring pass whose online CTR floor (0.99) raises alerts. `admin` is the
+/// admin key `options` configures, if any.
+pub async fn experiment_fixture(mut options: Options, admin: Option<&str>) -> TestServer {
+    let prior = options.tweak;
+    options.tweak = Box::new(move |c: &mut ServerConfig| {
+        prior(c);
+        let m = &mut c.monitoring;
+        m.window_end = kindred_server::config::WindowEnd::LatestEvent;
+        m.interval_seconds = 3_600;
+        m.ctr_min = Some(0.99);
+        m.min_items = 1;
+        // The reference window gets a few dozen events (below): enough for a PSI.
+        m.min_observations = 5;
+    });
+    let server = start(options).await;
+    let popularity = kindred_server::train_and_register(
+        &server.state.store,
+        &server.state.config.artifacts_dir(),
+        &TrainSpec {
+            model: "popularity".into(),
+            positive: None,
+            seed: 1,
+        },
+        FitContext::with_seed(1),
+    )
+    .await
+    .expect("register the popularity version")
+    .model
+    .version;
+    let client = match admin {
+        Some(key) => server.client_with_key(key),
+        None => server.client(),
+    };
+    let definition = serde_json::json!({
+        "name": DASH_EXPERIMENT,
+        "variants": [
+            { "name": "control", "weight": 1 },
+            { "name": "treatment", "model_version": popularity, "weight": 1 }
+        ],
+        "success_metric": "click_any",
+        "guardrail_metrics": ["ctr=click/impressions"],
+        "attribution_window_seconds": 3600
+    });
+    client
+        .post("/v1/experiments", &definition)
+        .await
+        .expect_status(201);
+    client
+        .post(
+            &format!("/v1/experiments/{DASH_EXPERIMENT_PATH}/start"),
+            &serde_json::json!({}),
+        )
+        .await
+        .expect_status(200);
+    let mut events = Vec::new();
+    for (n, user) in server.active_users_for_fixture().into_iter().enumerate() {
+        let answer = client.get(&format!("/v1/recommend/{user}?n=5")).await;
+        answer.expect_status(200);
+        let treated = answer.json()["experiment"]["variant"] == "treatment";
+        let items = answer.item_ids();
+        if treated || n % 2 == 0 {
+            // Server-stamped (no timestamp): attribution compares with the exposure's time.
+            events.push(serde_json::json!({ "user": user, "item": items[0], "type": "click" }));
+        }
+    }
+    client
+        .post("/v1/feedback", &Value::Array(events))
+        .await
+        .expect_status(200);
+    // Reference-window traffic two days back (before the experiment, so not attributed to
+    // it): the pass then has both windows and measures drift.
+    let past = now_for_fixture() - 2 * 86_400;
+    let reference: Vec<Value> = server
+        .active_users_for_fixture()
+        .iter()
+        .zip(server.data.items.iter().cycle())
+        .map(|(user, item)| {
+            serde_json::json!({ "user": user, "item": item.id, "type": "click", "timestamp": past })
+        })
+        .collect();
+    client
+        .post("/v1/feedback", &Value::Array(reference))
+        .await
+        .expect_status(200);
+    client
+        .post("/v1/monitoring/run", &serde_json::json!(null))
+        .await
+        .expect_status(200);
+    server
+}
+
+/// Unix seconds now.
+pub fn now_for_fixture() -> i64 {
+    kindred_server::training::unix_now()
+}
+
+impl TestServer {
+    fn active_users_for_fixture(&self) -> Vec<String> {
+        self.data.active_users().into_iter().take(40).collect()
+    }
+}
