@@ -215,6 +215,26 @@ async fn an_experiment_names_the_better_model_and_an_a_a_test_names_none() {
     );
     assert!(verdict.ends_with("SRM ok"), "{verdict}");
     assert_eq!(report["srm"]["mismatch"], json!(false), "{}", report["srm"]);
+    // The dashboard's experiment page shows the same verdict (no keys configured: open).
+    let (status, page) = call(
+        served.addr,
+        "GET",
+        "/dashboard/experiments/good-vs-weak",
+        None,
+    )
+    .await;
+    let page = page.as_str().unwrap_or_default();
+    assert_eq!(status, 200, "{page}");
+    let shown = page
+        .split("id=\"verdict\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</p>").next())
+        .unwrap_or_else(|| panic!("no #verdict on the experiment page: {page}"));
+    assert!(
+        shown.contains("treatment beats control on ctr"),
+        "dashboard verdict: {shown}"
+    );
+    assert!(page.contains("id=\"lift-chart\""), "no #lift-chart");
     // The server's per-variant CTRs are the simulator's: every list is an exposure and every
     // click is attributed to a list, so only a click on an item shown again to the same user
     // before (credited to the latest list) could move a count. Both sides count the same
