@@ -149,19 +149,23 @@ pub fn offline_control_charts(records: &[ModelRecord]) -> Vec<OfflineChart> {
     charts
 }
 
+/// The most recently created version (ties broken by name), the one a training run just made.
+pub fn newest_version(records: &[ModelRecord]) -> Option<String> {
+    records
+        .iter()
+        .max_by(|a, b| {
+            (a.model.created_at, &a.model.version).cmp(&(b.model.created_at, &b.model.version))
+        })
+        .map(|r| r.model.version.clone())
+}
+
 /// Alerts for the newest version in `records` (the one just trained): every chart rule it
 /// violates on any offline metric, as [`kindred_eval::monitoring::control_alerts`] words them,
 /// with the version named in the message. Older versions' violations are not repeated, so
 /// calling this after each training run raises each problem once. Empty when the newest version
 /// has no offline metrics or its series is too short to chart.
 pub fn offline_alerts(records: &[ModelRecord]) -> Vec<Alert> {
-    let Some(newest) = records
-        .iter()
-        .max_by(|a, b| {
-            (a.model.created_at, &a.model.version).cmp(&(b.model.created_at, &b.model.version))
-        })
-        .map(|r| r.model.version.clone())
-    else {
+    let Some(newest) = newest_version(records) else {
         return Vec::new();
     };
     let mut alerts = Vec::new();

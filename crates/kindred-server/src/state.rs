@@ -431,13 +431,7 @@ impl AppState {
     /// (`kindred train --store`, seen by the background loop). Answers the alerts raised.
     pub async fn check_offline_charts(&self) -> Result<Vec<crate::monitor::alerts::AlertRecord>> {
         let records = self.store.list_models().await?;
-        let Some(newest) = records
-            .iter()
-            .max_by(|a, b| {
-                (a.model.created_at, &a.model.version).cmp(&(b.model.created_at, &b.model.version))
-            })
-            .map(|r| r.model.version.clone())
-        else {
+        let Some(newest) = crate::offline::newest_version(&records) else {
             return Ok(Vec::new());
         };
         {

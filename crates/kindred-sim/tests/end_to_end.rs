@@ -22,9 +22,8 @@ use kindred_core::{CancelFlag, NoProgress};
 use kindred_loadgen::http::{get_request_with_key, post_request_with_key, Connection};
 use kindred_server::config::WindowEnd;
 use kindred_sim::{simulate, Clock, Drift, SimConfig, SimSummary, World};
+use kindred_testkit::webhook_listener;
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::mpsc;
 
 use common::{serve, Served, GOOD, WORLD};
 
@@ -310,48 +309,6 @@ const CURRENT_SECONDS: i64 = 500;
 const PASS_EVERY: u64 = 10;
 /// Steps after the drift start: one current window and one pass more.
 const AFTER_STEPS: u64 = (CURRENT_SECONDS / SECONDS_PER_STEP) as u64 + PASS_EVERY;
-
-/// Answers every request 200 and forwards each body.
-async fn webhook_listener() -> (String, mpsc::UnboundedReceiver<String>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hooks/kindred", listener.local_addr().unwrap());
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let mut raw = Vec::new();
-                let mut buf = [0u8; 8192];
-                while let Ok(n) = socket.read(&mut buf).await {
-                    if n == 0 {
-                        return;
-                    }
-                    raw.extend_from_slice(&buf[..n]);
-                    let text = String::from_utf8_lossy(&raw).into_owned();
-                    let Some(end) = text.find("\r\n\r\n") else {
-                        continue;
-                    };
-                    let length = text[..end]
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase()
-                                .strip_prefix("content-length:")
-                                .and_then(|v| v.trim().parse::<usize>().ok())
-                        })
-                        .unwrap_or(0);
-                    if raw.len() >= end + 4 + length {
-                        let _ = tx.send(text[end + 4..].to_owned());
-                        let _ = socket
-                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
-                            .await;
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    (url, rx)
-}
 
 /// A new alert of a pass: (kind, subject, end of the current window it measured).
 type NewAlert = (String, String, i64);

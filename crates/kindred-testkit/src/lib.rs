@@ -7,6 +7,9 @@
 
 use std::path::PathBuf;
 
+mod webhook;
+pub use webhook::webhook_listener;
+
 /// The folder `KINDRED_DATA_DIR` names, or `None` after printing why the test skips (panics
 /// under CI).
 pub fn data_root() -> Option<PathBuf> {
