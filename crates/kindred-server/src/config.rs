@@ -130,7 +130,8 @@ pub struct MonitoringConfig {
     /// `now` (default) or `latest_event`.
     pub window_end: WindowEnd,
     /// Most events read from the store per pass (default 2,000,000); beyond it the pass reads
-    /// the oldest ones of the windows and says so (`truncated`).
+    /// the newest ones of the windows (the reference window loses its start) and says so
+    /// (`truncated`).
     pub max_events: usize,
     /// A distribution needs this many observations on both sides for a PSI (default 200).
     pub min_observations: usize,

@@ -313,3 +313,35 @@ async fn served_lists_and_attributed_clicks_reach_the_online_metrics() {
     );
     assert!(text.contains("kindred_online_list_latency_seconds_count{"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_over_max_events_keeps_the_newest_events() {
+    let server = start(Options::default().tweak(|c| {
+        let m = &mut c.monitoring;
+        m.window_end = WindowEnd::LatestEvent;
+        m.reference_seconds = REFERENCE;
+        m.current_seconds = CURRENT;
+        m.interval_seconds = 3_600;
+        // The windows hold 2,500 events: the cap cuts into the reference window only.
+        m.max_events = 1_000;
+    }))
+    .await;
+    let mut rng = SplitMix64::new(5);
+    let current = normal(&mut rng, current_start(), current_start() + CURRENT, false);
+    let posted_current = current.len();
+    let pass = scenario(&server, current).await;
+    assert_eq!(pass["truncated"], json!(true), "{pass}");
+    assert_eq!(pass["events_read"], json!(1_000), "{pass}");
+    // The current window is read whole; the reference keeps only its newest part.
+    let report = &pass["report"];
+    assert_eq!(
+        report["current_quality"]["events"],
+        json!(posted_current),
+        "{report}"
+    );
+    assert_eq!(
+        report["reference_quality"]["events"],
+        json!(1_000 - posted_current),
+        "{report}"
+    );
+}

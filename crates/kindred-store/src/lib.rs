@@ -164,6 +164,18 @@ impl Store {
         dispatch!(self.feedback_since(since, limit))
     }
 
+    /// The newest `limit` events with `since <= timestamp < until`, returned oldest first (ties
+    /// in log order): a bounded read of a time window that, when it must cut, keeps the most
+    /// recent part (what monitoring compares) rather than the oldest.
+    pub async fn newest_feedback_between(
+        &self,
+        since: i64,
+        until: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredFeedback>> {
+        dispatch!(self.newest_feedback_between(since, until, limit))
+    }
+
     /// Up to `limit` events stored after log position `seq` (0: from the start), in log order: a
     /// cursor for incremental consumers (retraining, streaming).
     pub async fn feedback_after(&self, seq: i64, limit: usize) -> Result<Vec<StoredFeedback>> {

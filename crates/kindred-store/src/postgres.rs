@@ -536,6 +536,24 @@ impl PostgresStore {
         .await
     }
 
+    pub(crate) async fn newest_feedback_between(
+        &self,
+        since: i64,
+        until: i64,
+        n: usize,
+    ) -> Result<Vec<StoredFeedback>> {
+        self.query_feedback(
+            "list feedback",
+            &format!(
+                "SELECT * FROM (SELECT {FEEDBACK_COLUMNS} FROM feedback
+                 WHERE ts >= $1 AND ts < $2 ORDER BY ts DESC, seq DESC LIMIT $3) AS newest
+                 ORDER BY ts, seq"
+            ),
+            &[&since, &until, &decode::limit(n)],
+        )
+        .await
+    }
+
     pub(crate) async fn feedback_after(&self, seq: i64, n: usize) -> Result<Vec<StoredFeedback>> {
         self.query_feedback(
             "list feedback",

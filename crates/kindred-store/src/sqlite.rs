@@ -560,6 +560,27 @@ impl SqliteStore {
         .await
     }
 
+    pub(crate) async fn newest_feedback_between(
+        &self,
+        since: i64,
+        until: i64,
+        n: usize,
+    ) -> Result<Vec<StoredFeedback>> {
+        self.read("list feedback", move |conn| {
+            query_feedback(
+                conn,
+                "list feedback",
+                &format!(
+                    "SELECT * FROM (SELECT {FEEDBACK_COLUMNS} FROM feedback
+                     WHERE ts >= ?1 AND ts < ?2 ORDER BY ts DESC, seq DESC LIMIT ?3)
+                     ORDER BY ts, seq"
+                ),
+                params![since, until, decode::limit(n)],
+            )
+        })
+        .await
+    }
+
     pub(crate) async fn feedback_after(&self, seq: i64, n: usize) -> Result<Vec<StoredFeedback>> {
         self.read("list feedback", move |conn| {
             query_feedback(

@@ -241,6 +241,26 @@ async fn feedback_queries(f: &Fixture) {
     assert_eq!(got, vec![("i2", 20), ("i1", 30), ("i3", 30), ("i1", 40)]);
     assert_eq!(since[1].feedback, batch[0]);
     assert_eq!(store.feedback_since(20, 2).await.unwrap().len(), 2);
+    // A bounded window read keeps the newest events, in time order; `until` is exclusive.
+    let newest = store.newest_feedback_between(20, 40, 2).await.unwrap();
+    let got: Vec<(&str, i64)> = newest
+        .iter()
+        .map(|s| (s.feedback.item.as_str(), s.feedback.timestamp))
+        .collect();
+    assert_eq!(got, vec![("i1", 30), ("i3", 30)]);
+    assert_eq!(
+        store
+            .newest_feedback_between(10, 41, 100)
+            .await
+            .unwrap()
+            .len(),
+        5
+    );
+    assert!(store
+        .newest_feedback_between(41, 100, 10)
+        .await
+        .unwrap()
+        .is_empty());
 
     let all = store.feedback_after(0, 100).await.unwrap();
     assert_eq!(

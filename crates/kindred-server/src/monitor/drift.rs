@@ -32,7 +32,7 @@ pub struct PassReport {
     pub window_end: WindowEnd,
     /// Events read from the store for both windows.
     pub events_read: usize,
-    /// True when the windows held more than `max_events` events (only the oldest were read).
+    /// True when the windows held more than `max_events` events (only the newest were read).
     pub truncated: bool,
     /// Drift, quality and rule alerts of the windows (None without events).
     pub report: Option<MonitorReport>,

@@ -107,17 +107,18 @@ async fn pass(state: &AppState) -> Result<Arc<PassReport>> {
         let since = end - config.reference_seconds - config.current_seconds;
         let mut stored = state
             .store
-            .feedback_since(since, config.max_events.saturating_add(1))
+            .newest_feedback_between(since, end, config.max_events.saturating_add(1))
             .await?;
         if stored.len() > config.max_events {
-            stored.truncate(config.max_events);
+            // The store answered the newest events: dropping the oldest keeps the current window
+            // whole and cuts only the start of the reference window.
+            stored.drain(..stored.len() - config.max_events);
             truncated = true;
             tracing::warn!(
                 max_events = config.max_events,
-                "monitoring read only the oldest max_events events of its windows"
+                "monitoring read only the newest max_events events of its windows"
             );
         }
-        stored.retain(|s| s.feedback.timestamp < end);
         events_read = stored.len();
         let job_config = config.clone();
         let data = std::sync::Arc::clone(&snapshot.data);
