@@ -2,14 +2,16 @@
 //! and swapping versions, the watcher picking up a version published by another process, and the
 //! whole flow on PostgreSQL. These drive `AppState` directly; the HTTP surface has its own tests.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::fill_store;
 use kindred_core::FitContext;
 use kindred_rank::RequestFilters;
 use kindred_server::snapshot::ListRequest;
 use kindred_server::{AppState, ServeMode, ServerConfig, TrainSpec};
-use kindred_store::import::{feedback_from_interactions, items_from_features, users_from_features};
 use kindred_store::{PostgresStore, Store};
 
 const MODEL: &str = "als:factors=8,iterations=3";
@@ -20,25 +22,6 @@ fn spec(model: &str) -> TrainSpec {
         positive: None,
         seed: 7,
     }
-}
-
-/// Fills `store` with a small seeded synthetic dataset (users, items with features, feedback).
-async fn fill(store: &Store) {
-    let cfg = kindred_data::synthetic::SyntheticConfig::parse("users=120,items=80,seed=3")
-        .expect("synthetic spec");
-    let data = kindred_data::synthetic::generate(&cfg)
-        .expect("synthetic data")
-        .dataset;
-    if let Some(t) = &data.user_features {
-        store.upsert_users(&users_from_features(t)).await.unwrap();
-    }
-    if let Some(t) = &data.item_features {
-        store.upsert_items(&items_from_features(t)).await.unwrap();
-    }
-    store
-        .insert_feedback(&feedback_from_interactions(&data.interactions))
-        .await
-        .unwrap();
 }
 
 struct Sqlite {
@@ -127,7 +110,7 @@ fn request(user: &str, n: usize) -> ListRequest<'_> {
 async fn batch_mode_serves_the_lists_realtime_scoring_gives() {
     let db = Sqlite::new();
     let store = db.store().await;
-    fill(&store).await;
+    fill_store(&store).await;
     let config = ServerConfig {
         mode: ServeMode::Batch,
         batch_size: 20,
@@ -165,7 +148,7 @@ async fn batch_mode_serves_the_lists_realtime_scoring_gives() {
 async fn scheduler_retrains_publishes_and_swaps_without_blocking_lists() {
     let db = Sqlite::new();
     let store = db.store().await;
-    fill(&store).await;
+    fill_store(&store).await;
     let mut config = db.config();
     config.training.model = MODEL.into();
     config.training.interval_seconds = 1;
@@ -200,7 +183,7 @@ async fn scheduler_retrains_publishes_and_swaps_without_blocking_lists() {
 async fn scheduler_skips_when_no_feedback_arrived() {
     let db = Sqlite::new();
     let store = db.store().await;
-    fill(&store).await;
+    fill_store(&store).await;
     let mut config = db.config();
     config.training.model = MODEL.into();
     config.training.interval_seconds = 1;
@@ -219,7 +202,7 @@ async fn scheduler_skips_when_no_feedback_arrived() {
 async fn a_version_published_elsewhere_is_swapped_in() {
     let db = Sqlite::new();
     let store = db.store().await;
-    fill(&store).await;
+    fill_store(&store).await;
     let config = ServerConfig {
         watch_interval_ms: 100,
         ..db.config()
@@ -262,7 +245,7 @@ async fn postgres_store_serves_folds_in_and_swaps_versions() {
     };
     let schema = format!("kindred_server_test_{}", std::process::id());
     let store = Store::Postgres(PostgresStore::open(&url, Some(&schema)).await.unwrap());
-    fill(&store).await;
+    fill_store(&store).await;
     let dir = tempfile::tempdir().unwrap();
     let config = ServerConfig {
         store: url.clone(),
@@ -328,7 +311,7 @@ async fn postgres_store_serves_folds_in_and_swaps_versions() {
 async fn rank_configs_are_served_and_an_unservable_one_is_refused() {
     let db = Sqlite::new();
     let store = db.store().await;
-    fill(&store).await;
+    fill_store(&store).await;
     let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/rank");
     let config = ServerConfig {
         rank: Some(examples.join("diverse.toml")),
@@ -360,7 +343,7 @@ async fn rank_configs_are_served_and_an_unservable_one_is_refused() {
 async fn a_stale_snapshot_is_rebuilt_once_feedback_arrived() {
     let db = Sqlite::new();
     let store = db.store().await;
-    fill(&store).await;
+    fill_store(&store).await;
     let config = ServerConfig {
         watch_interval_ms: 100,
         refresh_interval_seconds: 1,
@@ -399,7 +382,7 @@ async fn a_stale_snapshot_is_rebuilt_once_feedback_arrived() {
 async fn a_model_swap_reuses_the_data_unless_it_changed_here_or_elsewhere() {
     let db = Sqlite::new();
     let store = db.store().await;
-    fill(&store).await;
+    fill_store(&store).await;
     let config = db.config();
     let first = publish(&store, &config, MODEL).await;
     let second = register(&store, &config, "als:factors=4,iterations=2").await;

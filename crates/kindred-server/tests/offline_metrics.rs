@@ -2,9 +2,11 @@
 //! events and the learning curve of iterative models, through the one training path the CLI, the
 //! API and the scheduler share; and the control charts built from those records.
 
+mod common;
+
+use common::fill_store;
 use kindred_core::FitContext;
 use kindred_server::{OfflineEval, ServerConfig, TrainSpec};
-use kindred_store::import::{feedback_from_interactions, items_from_features, users_from_features};
 use kindred_store::{ModelRecord, Store};
 use serde_json::Value;
 
@@ -12,21 +14,7 @@ use serde_json::Value;
 async fn filled_store(dir: &tempfile::TempDir) -> (Store, std::path::PathBuf) {
     let location = dir.path().join("store.db").display().to_string();
     let store = Store::open(&location).await.unwrap();
-    let cfg = kindred_data::synthetic::SyntheticConfig::parse("users=120,items=80,seed=3")
-        .expect("synthetic spec");
-    let data = kindred_data::synthetic::generate(&cfg)
-        .expect("synthetic data")
-        .dataset;
-    if let Some(t) = &data.user_features {
-        store.upsert_users(&users_from_features(t)).await.unwrap();
-    }
-    if let Some(t) = &data.item_features {
-        store.upsert_items(&items_from_features(t)).await.unwrap();
-    }
-    store
-        .insert_feedback(&feedback_from_interactions(&data.interactions))
-        .await
-        .unwrap();
+    fill_store(&store).await;
     (store, dir.path().join("models"))
 }
 

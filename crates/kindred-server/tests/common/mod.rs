@@ -116,6 +116,23 @@ impl Drop for TestServer {
 }
 
 /// The seeded synthetic data: 120 users, 60 items in 6 genres (as categories), ratings.
+/// Fills `store` with the seeded synthetic dataset `users=120,items=80,seed=3` (users and items
+/// with features, feedback), for tests that drive the state or training without HTTP.
+pub async fn fill_store(store: &Store) {
+    let cfg = SyntheticConfig::parse("users=120,items=80,seed=3").expect("synthetic spec");
+    let data = generate(&cfg).expect("synthetic data").dataset;
+    if let Some(t) = &data.user_features {
+        store.upsert_users(&users_from_features(t)).await.unwrap();
+    }
+    if let Some(t) = &data.item_features {
+        store.upsert_items(&items_from_features(t)).await.unwrap();
+    }
+    store
+        .insert_feedback(&feedback_from_interactions(&data.interactions))
+        .await
+        .unwrap();
+}
+
 pub fn fixture_data() -> Data {
     let cfg = SyntheticConfig {
         users: 120,
