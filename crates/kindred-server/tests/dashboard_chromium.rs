@@ -20,26 +20,6 @@ async fn run_browser(browser: PathBuf, profile: PathBuf, args: Vec<String>) -> S
     .expect("browser thread")
 }
 
-/// Fraction of non-white pixels and number of distinct colours of a PNG screenshot.
-fn ink(shot: &Path) -> (f64, usize) {
-    let decoder = png::Decoder::new(std::io::BufReader::new(
-        std::fs::File::open(shot).expect("screenshot written"),
-    ));
-    let mut reader = decoder.read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
-    let info = reader.next_frame(&mut buf).unwrap();
-    let channels = info.color_type.samples();
-    let pixels: Vec<&[u8]> = buf[..info.buffer_size()].chunks(channels).collect();
-    let inked = pixels
-        .iter()
-        .filter(|p| p[..3].iter().any(|&c| c < 200))
-        .count();
-    let mut colours: Vec<[u8; 3]> = pixels.iter().map(|p| [p[0], p[1], p[2]]).collect();
-    colours.sort_unstable();
-    colours.dedup();
-    (inked as f64 / pixels.len() as f64, colours.len())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_pages_render_in_headless_chromium() {
     let Some(browser) = kindred_testkit::chromium() else {
@@ -156,7 +136,7 @@ async fn check_pages(
             )
             .ok();
         }
-        let (inked, colours) = ink(&shot);
+        let (inked, colours) = kindred_testkit::screenshot_ink(&shot);
         assert!(
             inked > 0.02,
             "{name}: screenshot nearly blank ({inked:.4} inked)"

@@ -7,7 +7,9 @@
 
 use std::path::PathBuf;
 
+mod screenshot;
 mod webhook;
+pub use screenshot::screenshot_ink;
 pub use webhook::webhook_listener;
 
 /// The folder `KINDRED_DATA_DIR` names, or `None` after printing why the test skips (panics
