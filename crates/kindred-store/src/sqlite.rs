@@ -216,16 +216,27 @@ fn feedback_of(r: &Row) -> rusqlite::Result<StoredFeedback> {
     })
 }
 
+/// Every row of a cached statement, each mapped by `row`; failures name `op`.
+fn query_rows<T>(
+    conn: &Connection,
+    op: &'static str,
+    sql: &str,
+    params: impl rusqlite::Params,
+    row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>> {
+    let fail = failed(op);
+    let mut stmt = conn.prepare_cached(sql).map_err(&fail)?;
+    let rows = stmt.query_map(params, row).map_err(&fail)?;
+    rows.collect::<rusqlite::Result<_>>().map_err(&fail)
+}
+
 fn query_feedback(
     conn: &Connection,
     op: &'static str,
     sql: &str,
     params: impl rusqlite::Params,
 ) -> Result<Vec<StoredFeedback>> {
-    let fail = failed(op);
-    let mut stmt = conn.prepare_cached(sql).map_err(&fail)?;
-    let rows = stmt.query_map(params, feedback_of).map_err(&fail)?;
-    rows.collect::<rusqlite::Result<_>>().map_err(&fail)
+    query_rows(conn, op, sql, params, feedback_of)
 }
 
 fn model_by_version(
@@ -646,17 +657,14 @@ impl SqliteStore {
 
     pub(crate) async fn impression_counts(&self, user: String) -> Result<Vec<(String, u64)>> {
         self.read("count impressions", move |conn| {
-            let fail = failed("count impressions");
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT item_id, COUNT(*) FROM impressions WHERE user_id = ?1
+            query_rows(
+                conn,
+                "count impressions",
+                "SELECT item_id, COUNT(*) FROM impressions WHERE user_id = ?1
                      GROUP BY item_id ORDER BY item_id",
-                )
-                .map_err(&fail)?;
-            let rows = stmt
-                .query_map([user], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))
-                .map_err(&fail)?;
-            rows.collect::<rusqlite::Result<_>>().map_err(&fail)
+                [user],
+                |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)),
+            )
         })
         .await
     }
@@ -693,16 +701,13 @@ impl SqliteStore {
     pub(crate) async fn list_models(&self) -> Result<Vec<ModelRecord>> {
         self.read("list models", move |conn| {
             let op = "list models";
-            let mut stmt = conn
-                .prepare_cached(&format!(
-                    "SELECT {MODEL_COLUMNS} FROM models ORDER BY created_at, version"
-                ))
-                .map_err(failed(op))?;
-            let raws = stmt
-                .query_map([], raw_model)
-                .map_err(failed(op))?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(failed(op))?;
+            let raws = query_rows(
+                conn,
+                op,
+                &format!("SELECT {MODEL_COLUMNS} FROM models ORDER BY created_at, version"),
+                [],
+                raw_model,
+            )?;
             raws.into_iter().map(|raw| model_of(op, raw)).collect()
         })
         .await
@@ -820,16 +825,13 @@ impl SqliteStore {
     pub(crate) async fn list_experiments(&self) -> Result<Vec<ExperimentRecord>> {
         self.read("list experiments", move |conn| {
             let op = "list experiments";
-            let mut stmt = conn
-                .prepare_cached(&format!(
-                    "SELECT {EXPERIMENT_COLUMNS} FROM experiments ORDER BY created_at, name"
-                ))
-                .map_err(failed(op))?;
-            let raws = stmt
-                .query_map([], raw_experiment)
-                .map_err(failed(op))?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(failed(op))?;
+            let raws = query_rows(
+                conn,
+                op,
+                &format!("SELECT {EXPERIMENT_COLUMNS} FROM experiments ORDER BY created_at, name"),
+                [],
+                raw_experiment,
+            )?;
             raws.into_iter().map(|raw| experiment_of(op, raw)).collect()
         })
         .await
@@ -899,15 +901,13 @@ impl SqliteStore {
 
     pub(crate) async fn exposures(&self, experiment: String) -> Result<Vec<Exposure>> {
         self.read("list exposures", move |conn| {
-            let fail = failed("list exposures");
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT experiment, variant, user_id, request_id, ts FROM exposures
+            query_rows(
+                conn,
+                "list exposures",
+                "SELECT experiment, variant, user_id, request_id, ts FROM exposures
                      WHERE experiment = ?1 ORDER BY seq",
-                )
-                .map_err(&fail)?;
-            let rows = stmt
-                .query_map([experiment], |r| {
+                [experiment],
+                |r| {
                     Ok(Exposure {
                         experiment: r.get(0)?,
                         variant: r.get(1)?,
@@ -915,9 +915,8 @@ impl SqliteStore {
                         request_id: r.get(3)?,
                         timestamp: r.get(4)?,
                     })
-                })
-                .map_err(&fail)?;
-            rows.collect::<rusqlite::Result<_>>().map_err(&fail)
+                },
+            )
         })
         .await
     }
@@ -927,16 +926,15 @@ impl SqliteStore {
         experiment: String,
     ) -> Result<Vec<Impression>> {
         self.read("list experiment impressions", move |conn| {
-            let fail = failed("list experiment impressions");
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT request_id, user_id, item_id, slot, propensity, policy, ts FROM impressions
+            query_rows(
+                conn,
+                "list experiment impressions",
+                "SELECT request_id, user_id, item_id, slot, propensity, policy, ts FROM impressions
                      WHERE request_id IN (SELECT request_id FROM exposures WHERE experiment = ?1)
                      ORDER BY seq",
-                )
-                .map_err(&fail)?;
-            let rows = stmt.query_map([experiment], impression_of).map_err(&fail)?;
-            rows.collect::<rusqlite::Result<_>>().map_err(&fail)
+                [experiment],
+                impression_of,
+            )
         })
         .await
     }
