@@ -23,6 +23,12 @@ impl SplitMix64 {
         base
     }
 
+    /// The generator `new(seed)` becomes after `draws` calls of `next_u64`, in O(1): the state
+    /// only ever advances by a constant, so any draw of a sequence can be computed on its own.
+    pub fn at(seed: u64, draws: u64) -> Self {
+        Self::new(seed.wrapping_add(draws.wrapping_mul(0x9E37_79B9_7F4A_7C15)))
+    }
+
     /// Next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -88,6 +94,14 @@ pub fn pair_key(seed: u64, user: &str, item: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn at_jumps_to_the_same_draw_as_stepping() {
+        let mut stepped = SplitMix64::new(7);
+        for draws in 0..50u64 {
+            assert_eq!(SplitMix64::at(7, draws).next_u64(), stepped.next_u64());
+        }
+    }
 
     #[test]
     fn pair_key_is_fnv1a_then_mix() {

@@ -94,7 +94,8 @@ impl Default for AlsParams {
 }
 
 impl AlsParams {
-    fn validate(&self) -> Result<()> {
+    /// Checks every parameter; errors name the parameter.
+    pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::InvalidInput(format!("als: {m}")));
         if self.factors == 0 {
             return bad("factors must be at least 1".into());
@@ -186,7 +187,7 @@ impl WeightedRows {
 
 /// One side's rows as (other index, confidence) with non-positive weights dropped: a pair whose
 /// events sum to nothing is no evidence of preference.
-struct ConfidenceRows {
+pub struct ConfidenceRows {
     indptr: Vec<usize>,
     indices: Vec<u32>,
     confidence: Vec<f64>,
@@ -212,15 +213,53 @@ impl ConfidenceRows {
         out
     }
 
-    fn row(&self, r: usize) -> (&[u32], &[f64]) {
+    /// Rows given as CSR arrays of (other index, summed weight), e.g. one shard of a distributed
+    /// job whose other indices point into a gathered buffer of the fixed side's factors.
+    pub fn from_weighted(
+        indptr: &[usize],
+        indices: &[u32],
+        weights: &[f32],
+        params: &AlsParams,
+    ) -> Result<Self> {
+        let bad = |m: &str| Err(Error::InvalidInput(format!("als rows: {m}")));
+        if indptr.first() != Some(&0) || indptr.windows(2).any(|w| w[0] > w[1]) {
+            return bad("indptr must start at 0 and never decrease");
+        }
+        let nnz = indptr.last().copied().unwrap_or(0);
+        if indices.len() != nnz || weights.len() != nnz {
+            return bad("indices and weights must have indptr's last value entries");
+        }
+        let rows = WeightedRows {
+            indptr: indptr.to_vec(),
+            indices: indices.to_vec(),
+            values: weights.to_vec(),
+        };
+        Ok(Self::new(&rows, params))
+    }
+
+    /// Number of rows.
+    pub fn n_rows(&self) -> usize {
+        self.indptr.len() - 1
+    }
+
+    /// Row `r` as (other indices, confidences).
+    pub fn row(&self, r: usize) -> (&[u32], &[f64]) {
         let range = self.indptr[r]..self.indptr[r + 1];
         (&self.indices[range.clone()], &self.confidence[range])
     }
 }
 
+/// The `draw`-th value of ALS's initial factors for `seed`: uniform in `[0, 0.01)` as in
+/// `implicit`. A single-node fit draws the user factors first (draw `u * f + k`), then the item
+/// factors (draw `(n_users + i) * f + k`); a shard of a distributed fit computes the same values
+/// for its own rows without drawing the others.
+pub fn initial_value(seed: u64, draw: u64) -> f64 {
+    SplitMix64::at(seed, draw).next_f64() * 0.01
+}
+
 /// `F^T F` of a row-major `rows x f` matrix, f x f row-major (symmetric). Sequential, so the
 /// result does not depend on the thread count.
-fn gram(factors: &[f64], f: usize) -> Vec<f64> {
+pub fn gram(factors: &[f64], f: usize) -> Vec<f64> {
     let rows = factors.len() / f.max(1);
     let m = MatRef::from_row_major_slice(factors, rows, f);
     let mut out = vec![0.0; f * f];
@@ -610,8 +649,39 @@ fn solve_side(
     other: &[f64],
     params: &AlsParams,
 ) -> Result<()> {
+    solve_rows(target, rows, other, gram(other, params.factors), params)
+}
+
+/// Re-solves every row of `target` (row `r` of `rows`, `factors` values each) against the fixed
+/// side: `other` holds the rows that `rows` points into, `other_gram` is `YtY` over the *whole*
+/// fixed side (which may hold more rows than `other`, as on one shard of a distributed fit). The
+/// kernel of both the single-node and the distributed fit.
+pub fn solve_rows(
+    target: &mut [f64],
+    rows: &ConfidenceRows,
+    other: &[f64],
+    other_gram: Vec<f64>,
+    params: &AlsParams,
+) -> Result<()> {
     let f = params.factors;
-    let mut g = gram(other, f);
+    if other_gram.len() != f * f || target.len() != rows.n_rows() * f || other.len() % f != 0 {
+        return Err(Error::InvalidInput(format!(
+            "als: shapes disagree (gram {}, target {}, rows {}, other {}, factors {f})",
+            other_gram.len(),
+            target.len(),
+            rows.n_rows(),
+            other.len()
+        )));
+    }
+    if let Some(&top) = rows.indices.iter().max() {
+        if top as usize >= other.len() / f {
+            return Err(Error::InvalidInput(format!(
+                "als: a row points at fixed row {top} of {}",
+                other.len() / f
+            )));
+        }
+    }
+    let mut g = other_gram;
     for k in 0..f {
         g[k * f + k] += params.reg;
     }
@@ -722,11 +792,14 @@ impl Als {
 
         // implicit's initialisation: uniform in [0, 0.01). Users are solved first, so only the
         // item factors (and the CG warm start of the users) depend on it.
-        let mut rng = SplitMix64::new(params.seed.unwrap_or(ctx.seed));
-        let mut init =
-            |n: usize| -> Vec<f64> { (0..n * f).map(|_| rng.next_f64() * 0.01).collect() };
-        let mut x = init(n_users);
-        let mut y = init(n_items);
+        let seed = params.seed.unwrap_or(ctx.seed);
+        let init = |first_draw: usize, n: usize| -> Vec<f64> {
+            (first_draw..first_draw + n * f)
+                .map(|d| initial_value(seed, d as u64))
+                .collect()
+        };
+        let mut x = init(0, n_users);
+        let mut y = init(n_users * f, n_items);
 
         ctx.progress
             .begin("als iterations", params.iterations as u64);

@@ -1,0 +1,13 @@
+//! Kindred's scale-out jobs on timely-dataflow.
+//!
+//! - [`runtime`]: connecting processes and exchanging messages between workers in rounds.
+//! - [`topology`]: the hosts file and the process/worker layout.
+
+pub mod error;
+pub mod runtime;
+pub mod topology;
+pub mod wire;
+
+pub use error::{Error, Result};
+pub use runtime::{run, ExchangeStats, Exchanger, Outbox, Received};
+pub use topology::Topology;
