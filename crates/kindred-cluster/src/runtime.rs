@@ -304,7 +304,11 @@ where
         timely::WorkerConfig::default(),
         move |worker| {
             let abort = Arc::clone(&abort);
-            let result = run_worker(worker, threads, Arc::clone(&abort), &job);
+            // Panics are caught here rather than by timely, whose join loses their message.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run_worker(worker, threads, Arc::clone(&abort), &job)
+            }))
+            .unwrap_or_else(|panic| Err(panic_error(panic, worker.index())));
             if result.is_err() {
                 abort.store(true, Ordering::Relaxed);
                 for id in worker.installed_dataflows() {
@@ -329,16 +333,9 @@ where
                 }
             }
             Err(panic) => {
-                let e = if panic.contains("timely communication error")
-                    || panic.contains("poison")
-                    || panic.contains("MergeQueue")
-                {
-                    Error::PeerLost(panic)
-                } else {
-                    Error::Worker {
-                        worker: first_worker + i,
-                        message: panic,
-                    }
+                let e = Error::Worker {
+                    worker: first_worker + i,
+                    message: panic,
                 };
                 if first_error.is_none() || is_echo(first_error.as_ref()) {
                     first_error = Some(e);
@@ -349,6 +346,23 @@ where
     match first_error {
         Some(e) => Err(e),
         None => Ok(results),
+    }
+}
+
+/// The error for a worker's panic: a lost peer when it came from timely's network layer.
+fn panic_error(panic: Box<dyn std::any::Any + Send>, worker: usize) -> Error {
+    let message = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_else(|| "panicked".to_owned());
+    if message.contains("timely communication error")
+        || message.contains("poison")
+        || message.contains("MergeQueue")
+    {
+        Error::PeerLost(message)
+    } else {
+        Error::Worker { worker, message }
     }
 }
 

@@ -899,6 +899,13 @@ impl AlsModel {
             .get(user as usize * f..(user as usize + 1) * f)
     }
 
+    /// The trained vector of an item (`None` beyond the trained items).
+    pub fn item_vector(&self, item: ItemIdx) -> Option<&[f32]> {
+        let f = self.params.factors;
+        self.item_factors
+            .get(item as usize * f..(item as usize + 1) * f)
+    }
+
     /// Solves a user vector from `items` (repeats summed) against the trained item factors: the
     /// same normal equations as training, one exact solve. Unknown items are ignored; an empty or
     /// unusable history gives the zero vector.
