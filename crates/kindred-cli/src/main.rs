@@ -55,6 +55,10 @@ enum Command {
     Monitor(commands::monitor::Args),
     /// Simulated users with known preferences drive a running server; CTR per model version and variant.
     Simulate(commands::simulate::Args),
+    /// Distributed jobs on timely-dataflow: ALS across processes and hosts, input sharding.
+    #[cfg(feature = "cluster")]
+    #[command(subcommand_required = true)]
+    Cluster(commands::cluster::Args),
 }
 
 fn main() {
@@ -85,6 +89,8 @@ fn main() {
         Command::Monitor(args) => commands::monitor::run(args, &env),
         Command::Experiment(args) => commands::experiment::run(args, &env),
         Command::Simulate(args) => commands::simulate::run(args, &env),
+        #[cfg(feature = "cluster")]
+        Command::Cluster(args) => commands::cluster::run(args, &env),
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");

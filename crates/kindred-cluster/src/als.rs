@@ -349,12 +349,12 @@ fn worker_als(
         .min()
         .unwrap_or(0) as usize;
     if let (Some(c), true) = (&checkpoints, resumed_from > 0) {
-        let part = c.load(resumed_from, x.len(), y.len())?.ok_or_else(|| {
-            Error::Checkpoint {
+        let part = c
+            .load(resumed_from, x.len(), y.len())?
+            .ok_or_else(|| Error::Checkpoint {
                 path: job.checkpoint_dir.clone().unwrap_or_default(),
                 message: format!("iteration {resumed_from} vanished while resuming"),
-            }
-        })?;
+            })?;
         x = part.user_factors;
         y = part.item_factors;
     }
@@ -363,8 +363,24 @@ fn worker_als(
     for it in resumed_from..params.iterations {
         let t0 = Instant::now();
         let before = ex.stats();
-        half(ex, pool, &mut x, &user_subs.rows, &y, &user_subs.send, params)?;
-        half(ex, pool, &mut y, &item_subs.rows, &x, &item_subs.send, params)?;
+        half(
+            ex,
+            pool,
+            &mut x,
+            &user_subs.rows,
+            &y,
+            &user_subs.send,
+            params,
+        )?;
+        half(
+            ex,
+            pool,
+            &mut y,
+            &item_subs.rows,
+            &x,
+            &item_subs.send,
+            params,
+        )?;
         let seconds = t0.elapsed().as_secs_f64();
         let traffic = delta(ex.stats(), before);
         let t1 = Instant::now();

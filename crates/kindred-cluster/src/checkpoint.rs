@@ -114,10 +114,9 @@ impl Checkpoints {
             message,
         };
         let mut r = Reader::new(&bytes, self.worker);
-        let header = (|| -> Result<[u64; 5]> {
-            Ok([r.u64()?, r.u64()?, r.u64()?, r.u64()?, r.u64()?])
-        })()
-        .map_err(|e| bad(format!("unreadable header: {e}")))?;
+        let header =
+            (|| -> Result<[u64; 5]> { Ok([r.u64()?, r.u64()?, r.u64()?, r.u64()?, r.u64()?]) })()
+                .map_err(|e| bad(format!("unreadable header: {e}")))?;
         let [magic, fingerprint, it, n_user_values, n_item_values] = header;
         if magic != MAGIC {
             return Err(bad("not a kindred ALS checkpoint".into()));
@@ -127,7 +126,10 @@ impl Checkpoints {
                 "written by a different job (inputs, parameters or worker count differ)".into(),
             ));
         }
-        if it as usize != iteration || n_user_values as usize != users || n_item_values as usize != items {
+        if it as usize != iteration
+            || n_user_values as usize != users
+            || n_item_values as usize != items
+        {
             return Err(bad(format!(
                 "holds iteration {it} with {n_user_values}/{n_item_values} values, expected \
                  iteration {iteration} with {users}/{items}"
@@ -164,7 +166,11 @@ mod tests {
             assert_eq!(ck.load(iteration, 6, 4).unwrap(), Some(part));
         }
         assert_eq!(ck.newest(10, 6, 4), Some(4));
-        assert_eq!(ck.load(2, 6, 4).unwrap(), None, "only two iterations are kept");
+        assert_eq!(
+            ck.load(2, 6, 4).unwrap(),
+            None,
+            "only two iterations are kept"
+        );
         assert!(ck.load(3, 6, 4).unwrap().is_some());
         let other_job = Checkpoints::new(dir.path(), 8, 1, 2);
         let err = other_job.load(4, 6, 4).unwrap_err().to_string();
@@ -176,7 +182,11 @@ mod tests {
         let path = ck.part_path(4);
         let bytes = fs::read(&path).unwrap();
         fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
-        assert!(ck.load(4, 6, 4).unwrap_err().to_string().contains("truncated"));
+        assert!(ck
+            .load(4, 6, 4)
+            .unwrap_err()
+            .to_string()
+            .contains("truncated"));
         assert_eq!(ck.newest(10, 6, 4), Some(3));
     }
 }

@@ -12,7 +12,9 @@ pub enum Error {
     #[error("cluster configuration: {0}")]
     Config(String),
     /// A peer could not be reached before the connect deadline.
-    #[error("process {process} could not reach process {peer} at {address} within {seconds} s: {cause}")]
+    #[error(
+        "process {process} could not reach process {peer} at {address} within {seconds} s: {cause}"
+    )]
     Unreachable {
         process: usize,
         peer: usize,
@@ -35,7 +37,10 @@ pub enum Error {
     Worker { worker: usize, message: String },
     /// Reading or writing a file failed.
     #[error("{}: {cause}", path.display())]
-    Io { path: PathBuf, cause: std::io::Error },
+    Io {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
     /// A checkpoint exists but cannot be used for this job.
     #[error("checkpoint {}: {message}", path.display())]
     Checkpoint { path: PathBuf, message: String },

@@ -54,8 +54,8 @@ pub fn write_factors(path: &Path, ids: &[String], values: &[f64], f: usize) -> R
             Arc::new(StringArray::from_iter_values(ids[start..end].iter())),
             Arc::new(features.finish()),
         ];
-        let batch =
-            RecordBatch::try_new(Arc::clone(&schema), columns).map_err(|e| parquet_error(path, e))?;
+        let batch = RecordBatch::try_new(Arc::clone(&schema), columns)
+            .map_err(|e| parquet_error(path, e))?;
         writer.write(&batch).map_err(|e| parquet_error(path, e))?;
     }
     writer.close().map_err(|e| parquet_error(path, e))?;
@@ -80,8 +80,12 @@ pub fn read_factors(dir: &Path) -> Result<(Vec<String>, Vec<f32>, usize)> {
         for batch in reader {
             let batch = batch.map_err(|e| parquet_error(&path, e))?;
             let (Some(id), Some(features)) = (
-                batch.column_by_name("id").and_then(|c| c.as_string_opt::<i32>()),
-                batch.column_by_name("features").and_then(|c| c.as_list_opt::<i32>()),
+                batch
+                    .column_by_name("id")
+                    .and_then(|c| c.as_string_opt::<i32>()),
+                batch
+                    .column_by_name("features")
+                    .and_then(|c| c.as_list_opt::<i32>()),
             ) else {
                 return Err(parquet_error(
                     &path,

@@ -458,7 +458,7 @@ fn connect(topology: &Topology, fingerprint: u64) -> Result<Vec<Option<TcpStream
             }
         };
         handshake(&mut stream, me, peer, fingerprint, deadline)
-            .map_err(|cause| unreachable(cause))?;
+            .map_err(unreachable)?;
         *slot = Some(stream);
     }
     let mut waiting = n - me - 1;
@@ -476,11 +476,9 @@ fn connect(topology: &Topology, fingerprint: u64) -> Result<Vec<Option<TcpStream
                         sockets[peer] = Some(stream);
                         waiting -= 1;
                     }
-                    Ok(peer) => {
-                        return Err(Error::Config(format!(
-                            "two processes claim to be process {peer}; check --process on every host"
-                        )))
-                    }
+                    Ok(peer) => return Err(Error::Config(format!(
+                        "two processes claim to be process {peer}; check --process on every host"
+                    ))),
                     Err(HandshakeError::Mismatch(message)) => return Err(Error::Config(message)),
                     // Not a peer of ours (a port scanner, a stale process): ignore it.
                     Err(HandshakeError::Io) => {}

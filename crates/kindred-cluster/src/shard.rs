@@ -122,7 +122,10 @@ struct OwnedId {
 pub fn load(ex: &mut Exchanger<'_>, inputs: &[PathBuf], opts: &ImportOptions) -> Result<Sharded> {
     let (me, p) = (ex.index(), ex.peers());
     if inputs.len() >= 1 << (64 - ROW_BITS) {
-        return Err(Error::Config(format!("{} input files is too many", inputs.len())));
+        return Err(Error::Config(format!(
+            "{} input files is too many",
+            inputs.len()
+        )));
     }
     let mut shards = Vec::new();
     for (shard, path) in inputs.iter().enumerate().filter(|(s, _)| s % p == me) {
@@ -149,10 +152,7 @@ pub fn load(ex: &mut Exchanger<'_>, inputs: &[PathBuf], opts: &ImportOptions) ->
     // first appearance, so the first row of local id `k` comes before that of `k + 1`.
     let mut outbox = ex.outbox();
     for s in &shards {
-        for (kind, ids, column) in [
-            (USER, &s.user_ids, &s.users),
-            (ITEM, &s.item_ids, &s.items),
-        ] {
+        for (kind, ids, column) in [(USER, &s.user_ids, &s.users), (ITEM, &s.item_ids, &s.items)] {
             let mut first = vec![u64::MAX; ids.len()];
             for (row, &k) in column.iter().enumerate() {
                 let slot = &mut first[k as usize];
@@ -333,12 +333,13 @@ pub fn load(ex: &mut Exchanger<'_>, inputs: &[PathBuf], opts: &ImportOptions) ->
             if tag & 2 == 0 {
                 index_of[kind].insert(id.to_owned(), global);
             } else {
-                let slot = own_ids[kind]
-                    .get_mut(global as usize / p)
-                    .ok_or_else(|| Error::Wire {
-                        from: msg.from,
-                        message: format!("id for index {global} beyond {}", n[kind]),
-                    })?;
+                let slot =
+                    own_ids[kind]
+                        .get_mut(global as usize / p)
+                        .ok_or_else(|| Error::Wire {
+                            from: msg.from,
+                            message: format!("id for index {global} beyond {}", n[kind]),
+                        })?;
                 *slot = id.to_owned();
             }
         }

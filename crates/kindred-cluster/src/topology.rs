@@ -32,11 +32,14 @@ impl Topology {
     }
 
     /// A topology read from a hosts file.
-    pub fn from_hosts_file(path: &Path, process: usize, workers_per_process: usize) -> Result<Self> {
+    pub fn from_hosts_file(
+        path: &Path,
+        process: usize,
+        workers_per_process: usize,
+    ) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let addresses = parse_hosts(&text).map_err(|m| {
-            Error::Config(format!("hosts file {}: {m}", path.display()))
-        })?;
+        let addresses = parse_hosts(&text)
+            .map_err(|m| Error::Config(format!("hosts file {}: {m}", path.display())))?;
         let topology = Self {
             addresses,
             process,
@@ -61,7 +64,9 @@ impl Topology {
             )));
         }
         if self.workers_per_process == 0 {
-            return Err(Error::Config("workers per process must be at least 1".into()));
+            return Err(Error::Config(
+                "workers per process must be at least 1".into(),
+            ));
         }
         Ok(())
     }
@@ -120,8 +125,12 @@ mod tests {
         assert_eq!(ok, vec!["node1:2101", "node2:2102"]);
         assert!(parse_hosts("node1\n").unwrap_err().contains("line 1"));
         assert!(parse_hosts("a:1\nb:x\n").unwrap_err().contains("line 2"));
-        assert!(parse_hosts("a:1\na:1\n").unwrap_err().contains("already process 0"));
-        assert!(parse_hosts("# nothing\n").unwrap_err().contains("no host:port"));
+        assert!(parse_hosts("a:1\na:1\n")
+            .unwrap_err()
+            .contains("already process 0"));
+        assert!(parse_hosts("# nothing\n")
+            .unwrap_err()
+            .contains("no host:port"));
         assert!(parse_hosts(":80\n").is_err());
     }
 
@@ -133,7 +142,11 @@ mod tests {
             workers_per_process: 1,
             connect_timeout: Duration::from_secs(1),
         };
-        assert!(t.validate().unwrap_err().to_string().contains("out of range"));
+        assert!(t
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("out of range"));
         assert_eq!(Topology::local_threads(3).total_workers(), 3);
     }
 }

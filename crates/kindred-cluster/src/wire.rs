@@ -157,6 +157,9 @@ mod tests {
         assert_eq!(v32, vec![3.0]);
         assert!(r.is_empty());
         let err = r.u32().unwrap_err().to_string();
-        assert!(err.contains("worker 1") && err.contains("needed 4"), "{err}");
+        assert!(
+            err.contains("worker 1") && err.contains("needed 4"),
+            "{err}"
+        );
     }
 }

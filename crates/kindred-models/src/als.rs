@@ -664,7 +664,7 @@ pub fn solve_rows(
     params: &AlsParams,
 ) -> Result<()> {
     let f = params.factors;
-    if other_gram.len() != f * f || target.len() != rows.n_rows() * f || other.len() % f != 0 {
+    if other_gram.len() != f * f || target.len() != rows.n_rows() * f || !other.len().is_multiple_of(f) {
         return Err(Error::InvalidInput(format!(
             "als: shapes disagree (gram {}, target {}, rows {}, other {}, factors {f})",
             other_gram.len(),

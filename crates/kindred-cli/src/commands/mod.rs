@@ -1,5 +1,7 @@
 //! One module per `kindred` subcommand.
 
+#[cfg(feature = "cluster")]
+pub mod cluster;
 pub mod eval;
 pub mod experiment;
 pub mod import;

@@ -1,0 +1,365 @@
+//! `kindred cluster`: Kindred's heavy jobs across processes and hosts on timely-dataflow.
+//!
+//! - `kindred cluster shard`: write a dataset as ordered Parquet shards (the jobs' input).
+//! - `kindred cluster als`: distributed implicit ALS. Every process runs the same command with
+//!   its own `--process`; `--local N` starts N processes on this machine instead (each one a
+//!   child running the same command), and stops them all as soon as one fails.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use kindred_cluster::{run_als, AlsJob, AlsSummary, IterationReport, Topology};
+use kindred_data::import::ImportOptions;
+use kindred_data::parquet::write_parquet;
+use kindred_models::als::AlsParams;
+use kindred_models::ModelSpec;
+
+use super::Env;
+use crate::data::DataArgs;
+
+const AFTER_HELP: &str = "\
+On a cluster: put the same binary and the same hosts file (one host:port per line, process i on
+line i) on every host, make the input shards readable at the same paths on every host (process
+p reads shards p, p + N, ... with N processes x W workers), and start on every host
+
+  kindred cluster als --hosts hosts.txt --process I --workers W --input DIR --out OUT --checkpoint CK
+
+On one machine, `--local N` starts the N processes itself on free localhost ports.";
+
+#[derive(clap::Subcommand)]
+pub enum ClusterCommand {
+    /// Write a dataset as N ordered Parquet shards (their concatenation is the dataset).
+    Shard(ShardArgs),
+    /// Distributed implicit ALS over Parquet shards.
+    Als(AlsArgs),
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: ClusterCommand,
+}
+
+#[derive(clap::Args)]
+pub struct ShardArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Output directory (shard-00000.parquet, ...).
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value_t = 8)]
+    shards: usize,
+}
+
+#[derive(clap::Args, Clone)]
+#[command(after_help = AFTER_HELP)]
+pub struct AlsArgs {
+    /// Input: Parquet files, or directories whose *.parquet files are taken in name order.
+    #[arg(long, required = true, num_args = 1..)]
+    input: Vec<PathBuf>,
+    /// Model spec (als:factors=64,iterations=15,reg=0.05,alpha=1,...), as `kindred train`.
+    #[arg(long, default_value = "als")]
+    model: String,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Output directory: user_factors/ and item_factors/ (Parquet: id, features) and summary.json.
+    #[arg(long)]
+    out: PathBuf,
+    /// Checkpoint directory: factors after every iteration; a restarted job resumes from it.
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// Hosts file: one host:port per line, process i on line i.
+    #[arg(long, conflicts_with = "local")]
+    hosts: Option<PathBuf>,
+    /// This process's line in the hosts file (0-based).
+    #[arg(long, default_value_t = 0)]
+    process: usize,
+    /// Start N processes on this machine (localhost ports) and wait for them.
+    #[arg(long)]
+    local: Option<usize>,
+    /// Worker threads per process.
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
+    /// Seconds to keep trying to reach the other processes.
+    #[arg(long, default_value_t = 60)]
+    connect_timeout: u64,
+    /// Also write the job summary (per-iteration seconds and bytes) here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+pub fn run(args: Args, env: &Env) -> Result<()> {
+    match args.command {
+        ClusterCommand::Shard(a) => shard(a, env),
+        ClusterCommand::Als(a) => match a.local {
+            Some(n) => spawn_local(&a, n, env),
+            None => als(a, env),
+        },
+    }
+}
+
+fn shard(args: ShardArgs, env: &Env) -> Result<()> {
+    if args.shards == 0 {
+        bail!("--shards must be at least 1");
+    }
+    let dataset = args.data.load(env.quiet)?;
+    let log = &dataset.interactions;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let n = log.len();
+    for k in 0..args.shards {
+        let rows: Vec<u32> =
+            ((k * n / args.shards) as u32..((k + 1) * n / args.shards) as u32).collect();
+        let path = args.out.join(format!("shard-{k:05}.parquet"));
+        write_parquet(&log.subset(&rows), &path)?;
+    }
+    env.note(format!(
+        "wrote {n} rows as {} shards to {}",
+        args.shards,
+        args.out.display()
+    ));
+    Ok(())
+}
+
+/// The input files: files as given, directories expanded to their *.parquet files by name.
+fn input_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for input in inputs {
+        if input.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(input)
+                .with_context(|| format!("reading {}", input.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+                .collect();
+            found.sort();
+            if found.is_empty() {
+                bail!("{}: no *.parquet files", input.display());
+            }
+            files.extend(found);
+        } else if input.is_file() {
+            files.push(input.clone());
+        } else {
+            bail!("{}: no such file or directory", input.display());
+        }
+    }
+    Ok(files)
+}
+
+fn als_params(spec: &str) -> Result<AlsParams> {
+    let spec = ModelSpec::parse(spec)?;
+    if spec.name != "als" {
+        bail!("cluster als trains `als` models, not `{}`", spec.name);
+    }
+    let params: AlsParams = spec.typed()?;
+    params.validate()?;
+    Ok(params)
+}
+
+fn als(args: AlsArgs, env: &Env) -> Result<()> {
+    let params = als_params(&args.model)?;
+    let topology = match &args.hosts {
+        Some(hosts) => {
+            let mut t = Topology::from_hosts_file(hosts, args.process, args.workers)?;
+            t.connect_timeout = Duration::from_secs(args.connect_timeout);
+            t
+        }
+        None => Topology::local_threads(args.workers),
+    };
+    let job = AlsJob {
+        inputs: input_files(&args.input)?,
+        import: ImportOptions::default(),
+        params,
+        seed: args.seed,
+        checkpoint_dir: args.checkpoint.clone(),
+        out_dir: Some(args.out.clone()),
+        threads_per_worker: 1,
+    };
+    let quiet = env.quiet;
+    let process = topology.process;
+    let total = job.params.iterations;
+    env.note(format!(
+        "process {process} of {}: {} worker(s), {} input file(s)",
+        topology.processes(),
+        topology.workers_per_process,
+        job.inputs.len()
+    ));
+    let on_iteration = Arc::new(move |r: &IterationReport| {
+        if !quiet {
+            eprintln!(
+                "iteration {}/{total}: {:.2} s, {} exchanged ({} between processes), checkpoint {:.2} s",
+                r.iteration,
+                r.seconds,
+                bytes(r.bytes_to_workers),
+                bytes(r.bytes_to_processes),
+                r.checkpoint_seconds
+            );
+        }
+    });
+    let summary = run_als(&topology, job, on_iteration)
+        .with_context(|| format!("cluster als, process {process}"))?;
+    if summary.resumed_from > 0 {
+        env.note(format!(
+            "resumed from the checkpoint after iteration {}",
+            summary.resumed_from
+        ));
+    }
+    if let (Some(path), 0) = (&args.json, process) {
+        super::write_json(path, &summary)?;
+    }
+    if process == 0 {
+        print_summary(&summary, &args.out);
+    }
+    Ok(())
+}
+
+fn bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 => format!("{:.2} GiB", n as f64 / (1u64 << 30) as f64),
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
+        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n => format!("{n} B"),
+    }
+}
+
+fn print_summary(s: &AlsSummary, out: &Path) {
+    let run: Vec<&IterationReport> = s.iterations.iter().collect();
+    let mean = |f: fn(&IterationReport) -> f64| {
+        run.iter().map(|r| f(r)).sum::<f64>() / run.len().max(1) as f64
+    };
+    println!(
+        "als on {} process(es) x {} worker(s): {} users, {} items, {} events ({} pairs), {} factors",
+        s.processes,
+        s.workers / s.processes.max(1),
+        s.users,
+        s.items,
+        s.rows,
+        s.pairs,
+        s.factors
+    );
+    println!(
+        "{} iteration(s) run{}: {:.3} s per iteration, {} exchanged per iteration; load {:.2} s",
+        run.len(),
+        if s.resumed_from > 0 {
+            format!(" after resuming at {}", s.resumed_from)
+        } else {
+            String::new()
+        },
+        mean(|r| r.seconds),
+        bytes(mean(|r| r.bytes_to_workers as f64) as u64),
+        s.load_seconds
+    );
+    println!("factors written to {}", out.display());
+}
+
+/// Free localhost ports for `n` processes (bound, read, released: another program could take
+/// one in between, which then fails the job's listen with a clear error).
+fn free_ports(n: usize) -> Result<Vec<u16>> {
+    let listeners: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<_>>()
+        .context("finding free localhost ports")?;
+    Ok(listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok().map(|a| a.port()))
+        .collect())
+}
+
+fn spawn_local(args: &AlsArgs, n: usize, env: &Env) -> Result<()> {
+    if n == 0 {
+        bail!("--local needs at least 1 process");
+    }
+    let ports = free_ports(n)?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let hosts = args.out.join("hosts.local.txt");
+    let mut file =
+        std::fs::File::create(&hosts).with_context(|| format!("writing {}", hosts.display()))?;
+    for port in &ports {
+        writeln!(file, "127.0.0.1:{port}")?;
+    }
+    drop(file);
+    let exe = std::env::current_exe().context("locating the kindred binary")?;
+    // This process's own arguments, minus --local N, plus the hosts file and --process i.
+    let mut base: Vec<String> = Vec::new();
+    let mut skip = false;
+    for arg in std::env::args().skip(1) {
+        if skip {
+            skip = false;
+            continue;
+        }
+        if arg == "--local" {
+            skip = true;
+            continue;
+        }
+        if arg.starts_with("--local=") {
+            continue;
+        }
+        base.push(arg);
+    }
+    let mut children: Vec<(usize, Child)> = Vec::new();
+    for i in 0..n {
+        let mut cmd = Command::new(&exe);
+        cmd.args(&base)
+            .arg("--hosts")
+            .arg(&hosts)
+            .arg("--process")
+            .arg(i.to_string());
+        if i > 0 && !env.quiet {
+            cmd.arg("--quiet");
+        }
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting process {i} ({})", exe.display()))?;
+        children.push((i, child));
+    }
+    env.note(format!(
+        "started {n} local processes (pids {})",
+        children
+            .iter()
+            .map(|(_, c)| c.id().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    let mut failed: Option<(usize, ExitStatus)> = None;
+    let mut done = vec![false; n];
+    while done.iter().any(|d| !d) {
+        for (i, child) in children.iter_mut() {
+            if done[*i] {
+                continue;
+            }
+            if let Some(status) = child.try_wait()? {
+                done[*i] = true;
+                if !status.success() && failed.is_none() {
+                    failed = Some((*i, status));
+                }
+            }
+        }
+        if failed.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if let Some((i, status)) = failed {
+        // The others would fail on the broken connections anyway; stop them now.
+        for (j, child) in children.iter_mut() {
+            if !done[*j] {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        bail!(
+            "process {i} of {n} failed ({status}); the job stopped. Run the same command again to \
+             resume from the last checkpoint{}",
+            if args.checkpoint.is_some() {
+                ""
+            } else {
+                " (none was kept: pass --checkpoint DIR)"
+            }
+        );
+    }
+    Ok(())
+}

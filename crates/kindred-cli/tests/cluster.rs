@@ -1,0 +1,330 @@
+//! `kindred cluster als` as separate processes on localhost: the factors match the single-node
+//! fit within 1e-5 and rank held-out items the same; killing a process fails the job loudly and
+//! a restart resumes from the checkpoint with the factors an uninterrupted run gives.
+#![cfg(feature = "cluster")]
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kindred_cluster::factors::read_factors;
+use kindred_core::rng::mix64;
+use kindred_core::topk::top_k;
+use kindred_core::{FitContext, Interactions, TrainSet};
+use kindred_data::import::ImportOptions;
+use kindred_data::parquet::{load_parquet, write_parquet};
+use kindred_data::synthetic::{generate, SyntheticConfig};
+use kindred_eval::metrics::user_ranking;
+use kindred_models::als::{Als, AlsParams};
+
+const KINDRED: &str = env!("CARGO_BIN_EXE_kindred");
+
+fn synthetic(users: usize, items: usize) -> Interactions {
+    let cfg = SyntheticConfig {
+        users,
+        items,
+        seed: 11,
+        interactions_per_user: 25.0,
+        duplicate_fraction: 0.05,
+        implicit: true,
+        ..SyntheticConfig::default()
+    };
+    generate(&cfg).unwrap().dataset.interactions
+}
+
+/// Writes `log` whole and as `shards` ordered pieces; returns (whole file, shard directory).
+fn write_shards(log: &Interactions, dir: &Path, shards: usize) -> (PathBuf, PathBuf) {
+    let full = dir.join("train.parquet");
+    write_parquet(log, &full).unwrap();
+    let shard_dir = dir.join("shards");
+    std::fs::create_dir_all(&shard_dir).unwrap();
+    let n = log.len();
+    for k in 0..shards {
+        let rows: Vec<u32> = ((k * n / shards) as u32..((k + 1) * n / shards) as u32).collect();
+        write_parquet(
+            &log.subset(&rows),
+            &shard_dir.join(format!("shard-{k:02}.parquet")),
+        )
+        .unwrap();
+    }
+    (full, shard_dir)
+}
+
+fn cluster_als(args: &[&str]) -> std::process::Output {
+    Command::new(KINDRED)
+        .args(["cluster", "als"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+type Factors = HashMap<String, Vec<f32>>;
+
+fn factors(out: &Path, side: &str) -> Factors {
+    let (ids, values, f) = read_factors(&out.join(side)).unwrap();
+    ids.into_iter()
+        .zip(values.chunks_exact(f).map(<[f32]>::to_vec))
+        .collect()
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Top-10 of every test user (train items excluded) from user and item factors by id, and the
+/// mean NDCG@10 and recall@10 against the held-out items.
+fn rank(
+    train: &TrainSet,
+    test: &HashMap<String, HashSet<String>>,
+    users: &Factors,
+    items: &Factors,
+) -> (Vec<Vec<u32>>, f64, f64) {
+    let item_ids = train.data.item_ids();
+    let item_vectors: Vec<&[f32]> = (0..train.n_items() as u32)
+        .map(|i| items[item_ids.external(i)].as_slice())
+        .collect();
+    let mut test_users: Vec<&String> = test.keys().collect();
+    test_users.sort();
+    let (mut lists, mut ndcg, mut recall, mut n) = (Vec::new(), 0.0, 0.0, 0usize);
+    for user in test_users {
+        let Some(u) = train.data.user_ids().get(user) else {
+            continue;
+        };
+        let x = &users[user];
+        let scores: Vec<f32> = item_vectors.iter().map(|y| dot(x, y)).collect();
+        let seen: HashSet<u32> = train.by_user.row(u as usize).iter().copied().collect();
+        let list: Vec<u32> = top_k(&scores, 10, |i| seen.contains(&i))
+            .into_iter()
+            .map(|s| s.item)
+            .collect();
+        let mut relevant: Vec<u32> = test[user].iter().filter_map(|i| item_ids.get(i)).collect();
+        relevant.sort_unstable();
+        relevant.dedup();
+        if relevant.is_empty() {
+            continue;
+        }
+        let r = user_ranking(&list, &relevant, 10);
+        ndcg += r.ndcg;
+        recall += r.recall;
+        n += 1;
+        lists.push(list);
+    }
+    (lists, ndcg / n as f64, recall / n as f64)
+}
+
+#[test]
+fn two_and_three_processes_match_the_single_node_fit() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = synthetic(1500, 400);
+    // A random fifth of the events is held out for the ranking comparison.
+    let (mut train_rows, mut test) = (Vec::new(), HashMap::<String, HashSet<String>>::new());
+    for row in 0..log.len() as u32 {
+        if mix64(row as u64 ^ 0x5EED).is_multiple_of(5) {
+            test.entry(
+                log.user_ids()
+                    .external(log.users()[row as usize])
+                    .to_owned(),
+            )
+            .or_default()
+            .insert(
+                log.item_ids()
+                    .external(log.items()[row as usize])
+                    .to_owned(),
+            );
+        } else {
+            train_rows.push(row);
+        }
+    }
+    let (full, shards) = write_shards(&log.subset(&train_rows), dir.path(), 5);
+    let model_spec = "als:factors=16,iterations=8";
+    let (dataset, _) = load_parquet(&full, &ImportOptions::default()).unwrap();
+    let train = TrainSet::new(dataset.interactions);
+    let params = AlsParams {
+        factors: 16,
+        iterations: 8,
+        ..AlsParams::default()
+    };
+    let model = Als { params }
+        .fit_model(&train, &FitContext::with_seed(42))
+        .unwrap();
+    let f = 16;
+    let single_users: Factors = (0..train.n_users() as u32)
+        .map(|u| {
+            let id = train.data.user_ids().external(u).to_owned();
+            (id, model.user_vector(u).unwrap().to_vec())
+        })
+        .collect();
+    let single_items: Factors = (0..train.n_items() as u32)
+        .map(|i| {
+            let id = train.data.item_ids().external(i).to_owned();
+            (id, model.item_vector(i).unwrap().to_vec())
+        })
+        .collect();
+    let (single_lists, single_ndcg, single_recall) =
+        rank(&train, &test, &single_users, &single_items);
+    assert!(
+        single_ndcg > 0.05,
+        "the fit learned something: ndcg {single_ndcg}"
+    );
+
+    for processes in [2, 3] {
+        let out = dir.path().join(format!("out-{processes}"));
+        let run = cluster_als(&[
+            "--input",
+            shards.to_str().unwrap(),
+            "--model",
+            model_spec,
+            "--out",
+            out.to_str().unwrap(),
+            "--local",
+            &processes.to_string(),
+            "--quiet",
+        ]);
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&run.stdout);
+        assert!(
+            stdout.contains(&format!("on {processes} process(es)")),
+            "{stdout}"
+        );
+        let (users, items) = (factors(&out, "user_factors"), factors(&out, "item_factors"));
+        assert_eq!(users.len(), train.n_users());
+        assert_eq!(items.len(), train.n_items());
+        let mut worst = 0f32;
+        for (got, want) in [(&users, &single_users), (&items, &single_items)] {
+            for (id, v) in got.iter() {
+                assert_eq!(v.len(), f);
+                for (a, b) in v.iter().zip(&want[id]) {
+                    worst = worst.max((a - b).abs());
+                }
+            }
+        }
+        let (lists, ndcg, recall) = rank(&train, &test, &users, &items);
+        let same = lists
+            .iter()
+            .zip(&single_lists)
+            .filter(|(a, b)| a == b)
+            .count();
+        eprintln!(
+            "{processes} processes: max |factor difference| {worst:e}; ndcg@10 {ndcg:.6} vs \
+             {single_ndcg:.6}, recall@10 {recall:.6} vs {single_recall:.6}; {same}/{} lists identical",
+            lists.len()
+        );
+        assert!(worst <= 1e-5, "factors differ by {worst}");
+        assert!((ndcg - single_ndcg).abs() <= 1e-4 && (recall - single_recall).abs() <= 1e-4);
+        assert!(
+            same * 100 >= lists.len() * 99,
+            "{same} of {} lists identical",
+            lists.len()
+        );
+    }
+}
+
+#[test]
+fn killing_a_process_fails_loudly_and_a_restart_resumes_from_the_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, shards) = write_shards(&synthetic(3000, 600), dir.path(), 4);
+    let (shards, ck) = (shards.to_str().unwrap(), dir.path().join("ck"));
+    let out = dir.path().join("out");
+    let model = "als:factors=16,iterations=60";
+    let args = |out: &Path| -> Vec<String> {
+        [
+            "cluster", "als", "--input", shards, "--model", model, "--out",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([out.to_str().unwrap().to_owned()])
+        .collect()
+    };
+    let mut job = Command::new(KINDRED)
+        .args(args(&out))
+        .args(["--checkpoint", ck.to_str().unwrap(), "--local", "3"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(job.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let pids: Vec<u32> = line
+        .split("pids ")
+        .nth(1)
+        .expect(&line)
+        .trim_end_matches([')', '\n'])
+        .split(", ")
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 3, "{line}");
+    let started = Instant::now();
+    while !ck.join("iter-000003").exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no checkpoint appeared"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let killed = Command::new("kill")
+        .args(["-9", &pids[2].to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let status = job.wait().unwrap();
+    assert!(!status.success(), "the job must fail: {rest}");
+    assert!(
+        rest.contains("process 2 of 3 failed") && rest.contains("resume from the last checkpoint"),
+        "{rest}"
+    );
+    assert!(
+        !out.join("summary.json").exists(),
+        "a failed job wrote no summary"
+    );
+
+    let resumed = Command::new(KINDRED)
+        .args(args(&out))
+        .args([
+            "--checkpoint",
+            ck.to_str().unwrap(),
+            "--local",
+            "3",
+            "--quiet",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&resumed.stdout);
+    let at: usize = stdout
+        .split("after resuming at ")
+        .nth(1)
+        .and_then(|s| s.split(':').next())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no resume in {stdout}"));
+    // The kill came once some worker had started iteration 3's checkpoint, so every worker
+    // holds at least iteration 2 (parts are kept for two iterations).
+    assert!((2..60).contains(&at), "resumed at {at}");
+
+    let whole = dir.path().join("whole");
+    let uninterrupted = Command::new(KINDRED)
+        .args(args(&whole))
+        .args(["--local", "3", "--quiet"])
+        .output()
+        .unwrap();
+    assert!(uninterrupted.status.success());
+    for side in ["user_factors", "item_factors"] {
+        assert_eq!(
+            factors(&out, side),
+            factors(&whole, side),
+            "{side}: resuming must give exactly the uninterrupted run's factors"
+        );
+    }
+}
