@@ -328,3 +328,104 @@ fn killing_a_process_fails_loudly_and_a_restart_resumes_from_the_checkpoint() {
         );
     }
 }
+
+#[test]
+fn published_factors_serve_the_lists_the_factors_give() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = "synthetic:users=600,items=200,seed=9,implicit=true";
+    let store = dir.path().join("s.db");
+    let (shards, out) = (dir.path().join("shards"), dir.path().join("out"));
+    let kindred = |args: &[&str]| {
+        let run = Command::new(KINDRED).args(args).output().unwrap();
+        assert!(
+            run.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        String::from_utf8_lossy(&run.stdout).into_owned()
+    };
+    let path = |p: &Path| p.to_str().unwrap().to_owned();
+    kindred(&["import", "--data", spec, "--store", &path(&store), "-q"]);
+    kindred(&[
+        "cluster",
+        "shard",
+        "--data",
+        spec,
+        "--out",
+        &path(&shards),
+        "--shards",
+        "3",
+        "-q",
+    ]);
+    kindred(&[
+        "cluster",
+        "als",
+        "--input",
+        &path(&shards),
+        "--model",
+        "als:factors=8,iterations=4",
+        "--out",
+        &path(&out),
+        "--local",
+        "2",
+        "-q",
+    ]);
+    let published = kindred(&[
+        "cluster",
+        "publish",
+        "--factors",
+        &path(&out),
+        "--store",
+        &path(&store),
+        "--activate",
+    ]);
+    assert!(published.contains("live now"), "{published}");
+    let artifact = published
+        .split("artifact ")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_owned();
+
+    // The served model ranks a user's unseen items by the job's factors.
+    let (users, items) = (factors(&out, "user_factors"), factors(&out, "item_factors"));
+    let log =
+        generate(&SyntheticConfig::parse("users=600,items=200,seed=9,implicit=true").unwrap())
+            .unwrap()
+            .dataset
+            .interactions;
+    for user in ["u1", "u17", "u420"] {
+        let u = log.user_ids().get(user).unwrap();
+        let seen: HashSet<&str> = log
+            .users()
+            .iter()
+            .zip(log.items())
+            .filter(|(&x, _)| x == u)
+            .map(|(_, &i)| log.item_ids().external(i))
+            .collect();
+        let mut scored: Vec<(f32, &str)> = items
+            .iter()
+            .filter(|(id, _)| !seen.contains(id.as_str()))
+            .map(|(id, v)| (dot(&users[user], v), id.as_str()))
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let expected: Vec<&str> = scored.iter().take(5).map(|s| s.1).collect();
+        let served = kindred(&[
+            "recommend",
+            "--model",
+            &artifact,
+            "--user",
+            user,
+            "--k",
+            "5",
+            "--format",
+            "csv",
+        ]);
+        let got: Vec<&str> = served
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split(',').nth(1))
+            .collect();
+        assert_eq!(got, expected, "{user}");
+    }
+}

@@ -16,13 +16,14 @@
 //! half-iteration). Every worker solves on one thread by default, so that the worker count is
 //! the parallelism. After each iteration every worker checkpoints its rows ([`crate::checkpoint`]).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use kindred_data::import::ImportOptions;
 use kindred_models::als::{gram, initial_value, solve_rows, AlsParams, ConfidenceRows};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{Checkpoints, Part};
 use crate::error::{Error, Result};
@@ -50,7 +51,7 @@ pub struct AlsJob {
 }
 
 /// One iteration, job-wide.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IterationReport {
     /// 1-based.
     pub iteration: usize,
@@ -65,8 +66,10 @@ pub struct IterationReport {
 }
 
 /// What a job did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AlsSummary {
+    /// The parameters trained with (`seed` set to the seed used).
+    pub params: AlsParams,
     pub processes: usize,
     pub workers: usize,
     pub users: usize,
@@ -81,7 +84,35 @@ pub struct AlsSummary {
     pub load_bytes_to_workers: u64,
     /// Bytes sent once to agree which factors each worker needs.
     pub setup_bytes_to_workers: u64,
+    /// How many users (items) have each number of distinct items (users): (degree, count),
+    /// ascending by degree; the input of the scaling model's traffic estimate.
+    pub user_degrees: Vec<(u32, u64)>,
+    pub item_degrees: Vec<(u32, u64)>,
     pub iterations: Vec<IterationReport>,
+}
+
+/// Job-wide histogram of the row lengths of every worker's `rows`.
+fn degree_histogram(ex: &mut Exchanger<'_>, rows: &OwnedRows) -> Result<Vec<(u32, u64)>> {
+    let mut local: BTreeMap<u32, u64> = BTreeMap::new();
+    for l in 0..rows.len() {
+        *local
+            .entry((rows.indptr[l + 1] - rows.indptr[l]) as u32)
+            .or_default() += 1;
+    }
+    let mut total: BTreeMap<u32, u64> = BTreeMap::new();
+    for msg in ex.all_gather(|w| {
+        for (&degree, &count) in &local {
+            w.u32(degree);
+            w.u64(count);
+        }
+    })? {
+        let mut r = Reader::new(&msg.bytes, msg.from);
+        while !r.is_empty() {
+            let degree = r.u32()?;
+            *total.entry(degree).or_default() += r.u64()?;
+        }
+    }
+    Ok(total.into_iter().collect())
 }
 
 /// Called on the first worker of each process after every iteration.
@@ -316,6 +347,9 @@ fn worker_als(
         .map(|m| Reader::new(&m.bytes, m.from).u64())
         .sum::<Result<u64>>()?;
 
+    let user_degrees = degree_histogram(ex, &users)?;
+    let item_degrees = degree_histogram(ex, &items)?;
+
     let before = ex.stats();
     let (user_subs, item_subs) = subscribe(ex, &users, &items, params)?;
     let setup = sum_stats(ex, delta(ex.stats(), before))?;
@@ -410,6 +444,10 @@ fn worker_als(
         write_factors(&out.join("item_factors").join(&name), &items.ids, &y, f)?;
     }
     let summary = AlsSummary {
+        params: AlsParams {
+            seed: Some(seed),
+            ..params.clone()
+        },
         processes: p / ex.workers_per_process(),
         workers: p,
         users: n_users,
@@ -421,6 +459,8 @@ fn worker_als(
         load_seconds,
         load_bytes_to_workers: load.bytes_to_workers,
         setup_bytes_to_workers: setup.bytes_to_workers,
+        user_degrees,
+        item_degrees,
         iterations: reports,
     };
     // Everyone has written its files before the summary says the job is done.

@@ -457,8 +457,7 @@ fn connect(topology: &Topology, fingerprint: u64) -> Result<Vec<Option<TcpStream
                 Err(_) => std::thread::sleep(Duration::from_millis(100)),
             }
         };
-        handshake(&mut stream, me, peer, fingerprint, deadline)
-            .map_err(unreachable)?;
+        handshake(&mut stream, me, peer, fingerprint, deadline).map_err(unreachable)?;
         *slot = Some(stream);
     }
     let mut waiting = n - me - 1;
@@ -476,9 +475,11 @@ fn connect(topology: &Topology, fingerprint: u64) -> Result<Vec<Option<TcpStream
                         sockets[peer] = Some(stream);
                         waiting -= 1;
                     }
-                    Ok(peer) => return Err(Error::Config(format!(
+                    Ok(peer) => {
+                        return Err(Error::Config(format!(
                         "two processes claim to be process {peer}; check --process on every host"
-                    ))),
+                    )))
+                    }
                     Err(HandshakeError::Mismatch(message)) => return Err(Error::Config(message)),
                     // Not a peer of ours (a port scanner, a stale process): ignore it.
                     Err(HandshakeError::Io) => {}

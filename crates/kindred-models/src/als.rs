@@ -664,7 +664,10 @@ pub fn solve_rows(
     params: &AlsParams,
 ) -> Result<()> {
     let f = params.factors;
-    if other_gram.len() != f * f || target.len() != rows.n_rows() * f || !other.len().is_multiple_of(f) {
+    if other_gram.len() != f * f
+        || target.len() != rows.n_rows() * f
+        || !other.len().is_multiple_of(f)
+    {
         return Err(Error::InvalidInput(format!(
             "als: shapes disagree (gram {}, target {}, rows {}, other {}, factors {f})",
             other_gram.len(),
@@ -816,17 +819,13 @@ impl Als {
         }
         ctx.progress.finish();
 
-        let item_factors: Vec<f32> = y.iter().map(|&v| v as f32).collect();
-        let fitted = Fitted::from_train(data);
-        Ok(AlsModel {
-            weight_offsets: AlsModel::seen_offsets(&fitted),
-            user_factors: x.iter().map(|&v| v as f32).collect(),
-            item_gram: AlsModel::item_gram(&item_factors, f),
-            item_factors,
-            user_weights: user_rows.values().to_vec(),
-            params: params.clone(),
-            fitted,
-        })
+        AlsModel::assemble(
+            params.clone(),
+            data,
+            &user_rows,
+            x.iter().map(|&v| v as f32).collect(),
+            y.iter().map(|&v| v as f32).collect(),
+        )
     }
 }
 
@@ -849,6 +848,49 @@ pub struct AlsModel {
 }
 
 impl AlsModel {
+    /// A model from factors trained elsewhere (e.g. by a distributed job) for the users and items
+    /// of `data`, in `data`'s index order: `n_users x factors` and `n_items x factors`,
+    /// row-major. `data` provides the seen items and the fold-in weights, as a fit on it would.
+    pub fn from_factors(
+        params: AlsParams,
+        data: &TrainSet,
+        user_factors: Vec<f32>,
+        item_factors: Vec<f32>,
+    ) -> Result<Self> {
+        params.validate()?;
+        let f = params.factors;
+        if user_factors.len() != data.n_users() * f || item_factors.len() != data.n_items() * f {
+            return Err(Error::InvalidInput(format!(
+                "als: {} user and {} item factor values do not fit {} users and {} items x {f} factors",
+                user_factors.len(),
+                item_factors.len(),
+                data.n_users(),
+                data.n_items()
+            )));
+        }
+        let user_rows = WeightedRows::new(&data.by_user, data.data.weights());
+        Self::assemble(params, data, &user_rows, user_factors, item_factors)
+    }
+
+    fn assemble(
+        params: AlsParams,
+        data: &TrainSet,
+        user_rows: &WeightedRows,
+        user_factors: Vec<f32>,
+        item_factors: Vec<f32>,
+    ) -> Result<Self> {
+        let fitted = Fitted::from_train(data);
+        Ok(AlsModel {
+            weight_offsets: AlsModel::seen_offsets(&fitted),
+            item_gram: AlsModel::item_gram(&item_factors, params.factors),
+            user_factors,
+            item_factors,
+            user_weights: user_rows.values().to_vec(),
+            params,
+            fitted,
+        })
+    }
+
     /// Start of each user's run of seen items (one more entry than users: the total).
     fn seen_offsets(fitted: &Fitted) -> Vec<usize> {
         let mut offsets = Vec::with_capacity(fitted.users.len() + 1);

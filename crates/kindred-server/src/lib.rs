@@ -32,6 +32,6 @@ pub use evaluation::OfflineEval;
 pub use offline::{offline_alerts, offline_control_charts};
 pub use state::AppState;
 pub use training::{
-    train_and_publish, train_and_publish_with, train_and_register, train_and_register_with,
-    TrainSpec,
+    register_external, train_and_publish, train_and_publish_with, train_and_register,
+    train_and_register_with, TrainSpec,
 };

@@ -165,6 +165,67 @@ pub async fn train_and_register_with(
     })
 }
 
+/// Registers a model trained elsewhere (a distributed job, see `kindred cluster publish`):
+/// `build` turns the store's current data (with `positive` applied as training would) into the
+/// model, which is saved under `artifacts/<version>` and registered with `params` and
+/// `metrics` (the store's counts are added), not live.
+pub async fn register_external(
+    store: &Store,
+    artifacts: &Path,
+    algorithm: &str,
+    positive: Option<f32>,
+    params: serde_json::Value,
+    metrics: serde_json::Value,
+    build: impl FnOnce(&TrainSet) -> Result<Box<dyn kindred_models::Model>> + Send + 'static,
+) -> Result<ModelRecord> {
+    let artifacts = std::path::absolute(artifacts).map_err(|source| kindred_core::Error::Io {
+        path: artifacts.to_path_buf(),
+        source,
+    })?;
+    let dataset = store.load_dataset("store").await?;
+    let version = version_name(algorithm);
+    let dir: PathBuf = artifacts.join(&version);
+    let dir_for_job = dir.clone();
+    let spec = TrainSpec {
+        model: algorithm.to_owned(),
+        positive,
+        seed: default_seed(),
+    };
+    let mut metrics = metrics;
+    let counts = tokio::task::spawn_blocking(move || -> Result<_> {
+        let store_events = dataset.interactions.len();
+        let train = train_set(&dataset, &spec);
+        let model = build(&train)?;
+        model.save(&dir_for_job)?;
+        Ok(json!({
+            "interactions": train.data.len(),
+            "users": train.data.n_users(),
+            "items": train.data.n_items(),
+            "store_events": store_events,
+        }))
+    })
+    .await
+    .map_err(|e| kindred_core::Error::InvalidInput(format!("registering job failed: {e}")))??;
+    if let (Some(obj), Some(counts)) = (metrics.as_object_mut(), counts.as_object()) {
+        for (k, v) in counts {
+            obj.entry(k.clone()).or_insert(v.clone());
+        }
+    }
+    let record = NewModel {
+        version,
+        algorithm: algorithm.to_owned(),
+        params,
+        metrics,
+        artifact: dir.display().to_string(),
+        created_at: unix_now(),
+    };
+    store.register_model(&record).await?;
+    Ok(ModelRecord {
+        model: record,
+        live: false,
+    })
+}
+
 /// Trains, registers and makes the version live.
 pub async fn train_and_publish(
     store: &Store,

@@ -1,6 +1,8 @@
 //! `kindred cluster`: Kindred's heavy jobs across processes and hosts on timely-dataflow.
 //!
 //! - `kindred cluster shard`: write a dataset as ordered Parquet shards (the jobs' input).
+//! - `kindred cluster publish`: register a job's factors as a model version of a store, where
+//!   `kindred serve` picks it up like any trained version.
 //! - `kindred cluster als`: distributed implicit ALS. Every process runs the same command with
 //!   its own `--process`; `--local N` starts N processes on this machine instead (each one a
 //!   child running the same command), and stops them all as soon as one fails.
@@ -12,11 +14,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use std::collections::HashMap;
+
+use kindred_cluster::factors::read_factors;
 use kindred_cluster::{run_als, AlsJob, AlsSummary, IterationReport, Topology};
+use kindred_core::TrainSet;
 use kindred_data::import::ImportOptions;
 use kindred_data::parquet::write_parquet;
-use kindred_models::als::AlsParams;
-use kindred_models::ModelSpec;
+use kindred_models::als::{AlsModel, AlsParams};
+use kindred_models::{Model, ModelSpec};
 
 use super::Env;
 use crate::data::DataArgs;
@@ -36,6 +42,8 @@ pub enum ClusterCommand {
     Shard(ShardArgs),
     /// Distributed implicit ALS over Parquet shards.
     Als(AlsArgs),
+    /// Register the factors of a `cluster als` run as a model version of a store, for serving.
+    Publish(PublishArgs),
 }
 
 #[derive(clap::Args)]
@@ -53,6 +61,27 @@ pub struct ShardArgs {
     out: PathBuf,
     #[arg(long, default_value_t = 8)]
     shards: usize,
+}
+
+#[derive(clap::Args)]
+pub struct PublishArgs {
+    /// The `--out` directory of a `kindred cluster als` run.
+    #[arg(long)]
+    factors: PathBuf,
+    /// The store to register the version in (SQLite file or postgres:// URL); it should hold
+    /// the data the job trained on (users and items it lacks are handled, see below).
+    #[arg(long)]
+    store: String,
+    /// Keep only ratings >= T of the store's data, as `kindred train --positive` (the seen
+    /// items and fold-in history of the served model).
+    #[arg(long)]
+    positive: Option<f32>,
+    /// Where the artifact goes (default: `<store file>.models/`).
+    #[arg(long)]
+    models_dir: Option<PathBuf>,
+    /// Make the new version live.
+    #[arg(long)]
+    activate: bool,
 }
 
 #[derive(clap::Args, Clone)]
@@ -95,6 +124,7 @@ pub struct AlsArgs {
 pub fn run(args: Args, env: &Env) -> Result<()> {
     match args.command {
         ClusterCommand::Shard(a) => shard(a, env),
+        ClusterCommand::Publish(a) => publish(a, env),
         ClusterCommand::Als(a) => match a.local {
             Some(n) => spawn_local(&a, n, env),
             None => als(a, env),
@@ -253,6 +283,136 @@ fn print_summary(s: &AlsSummary, out: &Path) {
         s.load_seconds
     );
     println!("factors written to {}", out.display());
+}
+
+/// Factors by external id.
+fn factors_by_id(dir: &Path) -> Result<(HashMap<String, Vec<f32>>, usize)> {
+    let (ids, values, f) = read_factors(dir)?;
+    let map = ids
+        .into_iter()
+        .zip(values.chunks_exact(f.max(1)).map(<[f32]>::to_vec))
+        .collect();
+    Ok((map, f))
+}
+
+fn publish(args: PublishArgs, env: &Env) -> Result<()> {
+    let summary_path = args.factors.join("summary.json");
+    let summary: AlsSummary = serde_json::from_str(
+        &std::fs::read_to_string(&summary_path)
+            .with_context(|| format!("reading {}", summary_path.display()))?,
+    )
+    .with_context(|| format!("{}: not a cluster als summary", summary_path.display()))?;
+    let (users, fu) = factors_by_id(&args.factors.join("user_factors"))?;
+    let (items, fi) = factors_by_id(&args.factors.join("item_factors"))?;
+    let f = summary.params.factors;
+    if fu != f || fi != f {
+        bail!(
+            "{}: factors have {fu}/{fi} values per row, the summary says {f}",
+            args.factors.display()
+        );
+    }
+    let artifacts = args
+        .models_dir
+        .clone()
+        .unwrap_or_else(|| kindred_server::config::artifacts_dir_for(&args.store));
+    let params = serde_json::json!({
+        "spec": {"model": "als", "positive": args.positive, "seed": summary.params.seed},
+        "model": summary.params,
+        "trained_by": "kindred cluster als",
+    });
+    let metrics = serde_json::json!({
+        "cluster": {
+            "processes": summary.processes,
+            "workers": summary.workers,
+            "users": summary.users,
+            "items": summary.items,
+            "events": summary.rows,
+            "iterations": summary.iterations.len() + summary.resumed_from,
+        }
+    });
+    let missing = Arc::new(std::sync::Mutex::new((0usize, 0usize)));
+    let counted = Arc::clone(&missing);
+    let als_params = summary.params.clone();
+    let build = move |train: &TrainSet| -> kindred_core::Result<Box<dyn Model>> {
+        let (n_users, n_items) = (train.n_users(), train.n_items());
+        let mut item_factors = vec![0f32; n_items * f];
+        let mut missing_items = 0;
+        for i in 0..n_items {
+            match items.get(train.data.item_ids().external(i as u32)) {
+                Some(v) => item_factors[i * f..(i + 1) * f].copy_from_slice(v),
+                None => missing_items += 1,
+            }
+        }
+        let mut user_factors = vec![0f32; n_users * f];
+        let mut absent = Vec::new();
+        for u in 0..n_users {
+            match users.get(train.data.user_ids().external(u as u32)) {
+                Some(v) => user_factors[u * f..(u + 1) * f].copy_from_slice(v),
+                None => absent.push(u),
+            }
+        }
+        let mut model = AlsModel::from_factors(
+            als_params.clone(),
+            train,
+            user_factors.clone(),
+            item_factors.clone(),
+        )?;
+        if !absent.is_empty() {
+            // Users the job never saw (newer than its input) are folded in from their history.
+            let weights = train.data.weights();
+            for &u in &absent {
+                let history: Vec<(u32, f32)> = train
+                    .by_user
+                    .row(u)
+                    .iter()
+                    .zip(train.by_user.row_entries(u))
+                    .map(|(&i, &e)| (i, weights[e as usize]))
+                    .collect();
+                user_factors[u * f..(u + 1) * f].copy_from_slice(&model.fold_in(&history));
+            }
+            model = AlsModel::from_factors(als_params, train, user_factors, item_factors)?;
+        }
+        if let Ok(mut m) = counted.lock() {
+            *m = (absent.len(), missing_items);
+        }
+        Ok(Box::new(model))
+    };
+    super::runtime()?.block_on(async {
+        let store = kindred_store::Store::open(&args.store)
+            .await
+            .with_context(|| format!("opening store {}", args.store))?;
+        let mut record = kindred_server::register_external(
+            &store,
+            &artifacts,
+            "als",
+            args.positive,
+            params,
+            metrics,
+            build,
+        )
+        .await?;
+        if args.activate {
+            record = store.activate_model(&record.model.version).await?;
+        }
+        let (folded, zero_items) = missing.lock().map(|m| *m).unwrap_or_default();
+        println!(
+            "registered als version {} from {} ({}); artifact {}",
+            record.model.version,
+            args.factors.display(),
+            if record.live {
+                "live now"
+            } else {
+                "not live: activate with --activate or POST /v1/models/VERSION/activate"
+            },
+            record.model.artifact
+        );
+        if folded > 0 || zero_items > 0 {
+            env.note(format!(
+                "{folded} store users absent from the job were folded in from their history;                  {zero_items} store items absent from the job have zero factors (recommended                  only by fallbacks until the next training run)"
+            ));
+        }
+        Ok(())
+    })
 }
 
 /// Free localhost ports for `n` processes (bound, read, released: another program could take
