@@ -261,3 +261,79 @@ fn workers_with_mismatched_shards_fail_with_a_clear_error() {
         "{err}"
     );
 }
+
+/// A random instance: small sizes, random seen sets and filters.
+fn random_instance(
+    seed: u64,
+    n_users: usize,
+    n_items: usize,
+    dim: usize,
+    max_seen: usize,
+) -> Instance {
+    let mut rng = SplitMix64::new(seed);
+    let users = (0..n_users * dim).map(|_| rng.normal() as f32).collect();
+    let items = (0..n_items * dim).map(|_| rng.normal() as f32).collect();
+    let mut rows = Vec::new();
+    let mut cols = Vec::new();
+    for u in 0..n_users {
+        let count = rng.below(max_seen as u64 + 1);
+        let mut mine: Vec<u32> = (0..count)
+            .map(|_| rng.below(n_items as u64) as u32)
+            .collect();
+        mine.sort_unstable();
+        mine.dedup();
+        for i in mine {
+            rows.push(u as u32);
+            cols.push(i);
+        }
+    }
+    let allowed = (0..n_items).map(|_| rng.below(4) != 0).collect();
+    Instance {
+        dim,
+        users,
+        items,
+        seen: CsMatrix::build(n_users, n_items, &rows, &cols),
+        allowed,
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(16))]
+    /// Any worker count gives the single-node lists, and every list is as long as the eligible
+    /// items allow, sorted, free of seen and disallowed items (and, for neighbours, of itself).
+    #[test]
+    fn distributed_equals_single_node_and_lists_obey_the_filters(
+        seed in proptest::prelude::any::<u64>(),
+        n_users in 0usize..150,
+        n_items in 1usize..120,
+        dim in 1usize..12,
+        k in 0usize..15,
+        neighbours in 0usize..6,
+        workers in 1usize..5,
+    ) {
+        let data = Arc::new(random_instance(seed, n_users, n_items, dim, 30));
+        let settings = BatchSettings { k, neighbours };
+        let single = single_node_top_k(
+            dim, &data.users, &data.seen, &data.items, Some(&data.allowed), &settings,
+        ).unwrap();
+        let allowed_count = data.allowed.iter().filter(|&&a| a).count();
+        for (u, list) in single.users.iter().enumerate() {
+            let eligible = allowed_count
+                - data.seen.row(u).iter().filter(|&&i| data.allowed[i as usize]).count();
+            proptest::prop_assert_eq!(list.len(), k.min(eligible));
+            for s in list {
+                proptest::prop_assert!(!data.seen.contains(u, s.item));
+                proptest::prop_assert!(data.allowed[s.item as usize]);
+            }
+            proptest::prop_assert!(list.windows(2).all(|w| w[0].score >= w[1].score));
+        }
+        for (i, list) in single.neighbours.iter().enumerate() {
+            let eligible = allowed_count - usize::from(data.allowed[i]);
+            proptest::prop_assert_eq!(list.len(), neighbours.min(eligible));
+            proptest::prop_assert!(list.iter().all(|s| s.item as usize != i && data.allowed[s.item as usize]));
+        }
+        let merged = merge(&distributed(&data, workers, settings), n_users, n_items);
+        proptest::prop_assert_eq!(bits(&merged.users), bits(&single.users));
+        proptest::prop_assert_eq!(bits(&merged.neighbours), bits(&single.neighbours));
+    }
+}
