@@ -6,9 +6,12 @@
 //! ```text
 //! cargo run --release -p kindred-cluster --example topk_scale -- --json out.json \
 //!     [--users N] [--items N] [--factors N] [--k N] [--neighbours N] [--seen N] \
-//!     [--workers N] [--seed N] [--sample N] [--out-dir DIR]
+//!     [--workers N] [--threads N] [--seed N] [--sample N] [--out-dir DIR]
 //! ```
 //!
+//! `--threads` (default: all cores) is what the single node uses; each of the `--workers` local
+//! workers gets `threads / workers` of them, as processes on separate machines would each have
+//! their own.
 //! `--sample N` scores only N evenly spaced users (and items, for neighbours) on the single
 //! node and compares those; without it every list is compared. `--out-dir` makes the
 //! distributed workers also write their Parquet parts (`DIR/users`, `DIR/neighbours`).
@@ -23,7 +26,7 @@ use kindred_cluster::topk::{
 };
 use kindred_cluster::{run, ExchangeStats, Topology};
 use kindred_core::topk::Scored;
-use kindred_core::{CsMatrix, SplitMix64};
+use kindred_core::{CsMatrix, FitContext, SplitMix64};
 use kindred_rank::retrieval::{ExactIndex, Metric};
 use rayon::prelude::*;
 
@@ -37,6 +40,7 @@ struct Args {
     neighbours: usize,
     seen: usize,
     workers: usize,
+    threads: usize,
     seed: u64,
     sample: Option<usize>,
     out_dir: Option<PathBuf>,
@@ -52,6 +56,7 @@ fn parse_args() -> BoxResult<Args> {
         neighbours: 10,
         seen: 20,
         workers: 2,
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         seed: 42,
         sample: None,
         out_dir: None,
@@ -75,6 +80,7 @@ fn parse_args() -> BoxResult<Args> {
             "--neighbours" => args.neighbours = number()?,
             "--seen" => args.seen = number()?,
             "--workers" => args.workers = number()?,
+            "--threads" => args.threads = number()?,
             "--seed" => args.seed = number()? as u64,
             "--sample" => args.sample = Some(number()?),
             "--out-dir" => args.out_dir = Some(PathBuf::from(value)),
@@ -189,6 +195,11 @@ fn main() -> BoxResult<()> {
     let shard_seconds = started.elapsed().as_secs_f64();
     let item_ids: Arc<Vec<String>> = Arc::new((0..args.items).map(|i| format!("i{i}")).collect());
 
+    let single_ctx = FitContext {
+        threads: args.threads,
+        ..FitContext::default()
+    };
+    let worker_threads = (args.threads / args.workers).max(1);
     let started = Instant::now();
     let job_shards = Arc::clone(&shards);
     let job_allowed = Arc::new(allowed.clone());
@@ -206,7 +217,16 @@ fn main() -> BoxResult<()> {
                 item_factors: &shard.items,
             };
             let scoring = Instant::now();
-            let lists = distributed_top_k(ex, &view, Some(&job_allowed), &settings)?;
+            let lists = distributed_top_k(
+                ex,
+                &view,
+                Some(&job_allowed),
+                &settings,
+                &FitContext {
+                    threads: worker_threads,
+                    ..FitContext::default()
+                },
+            )?;
             let score_seconds = scoring.elapsed().as_secs_f64();
             let writing = Instant::now();
             if let Some(dir) = &out_dir {
@@ -253,6 +273,10 @@ fn main() -> BoxResult<()> {
             .copied()
             .collect()
     };
+    // The sample calls the kernels directly, on the single node's threads.
+    let single_pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(args.threads.max(1))
+        .build()?;
     let started = Instant::now();
     let single_users = match (compared_users.is_empty(), args.sample) {
         (true, _) => Vec::new(),
@@ -261,18 +285,23 @@ fn main() -> BoxResult<()> {
                 k: settings.k,
                 neighbours: 0,
             };
-            single_node_top_k(dim, &users, &seen, &items, Some(&allowed), &users_only)?.users
+            single_node_top_k(
+                dim,
+                &users,
+                &seen,
+                &items,
+                Some(&allowed),
+                &users_only,
+                &single_ctx,
+            )?
+            .users
         }
         (false, Some(_)) => {
             let index = ExactIndex::new(Metric::InnerProduct, dim, &items)?;
             let seen_of = |i: usize| seen.row(compared_users[i]);
-            top_k_block(
-                &rows(&users, &compared_users),
-                &index,
-                settings.k,
-                &seen_of,
-                Some(&allowed),
-            )?
+            let queries = rows(&users, &compared_users);
+            single_pool
+                .install(|| top_k_block(&queries, &index, settings.k, &seen_of, Some(&allowed)))?
         }
     };
     let single_user_seconds = started.elapsed().as_secs_f64();
@@ -284,19 +313,24 @@ fn main() -> BoxResult<()> {
                 k: 0,
                 neighbours: settings.neighbours,
             };
-            single_node_top_k(dim, &users, &seen, &items, Some(&allowed), &neighbours_only)?
-                .neighbours
+            single_node_top_k(
+                dim,
+                &users,
+                &seen,
+                &items,
+                Some(&allowed),
+                &neighbours_only,
+                &single_ctx,
+            )?
+            .neighbours
         }
         (false, Some(_)) => {
             let index = ExactIndex::new(Metric::Cosine, dim, &items)?;
             let ids: Vec<u32> = compared_items.iter().map(|&i| i as u32).collect();
-            neighbours_block(
-                &rows(&items, &compared_items),
-                &ids,
-                &index,
-                settings.neighbours,
-                Some(&allowed),
-            )?
+            let queries = rows(&items, &compared_items);
+            single_pool.install(|| {
+                neighbours_block(&queries, &ids, &index, settings.neighbours, Some(&allowed))
+            })?
         }
     };
     let single_neighbour_seconds = started.elapsed().as_secs_f64();
@@ -340,7 +374,8 @@ fn main() -> BoxResult<()> {
         "seen_per_user": args.seen,
         "seen_total": seen.nnz(),
         "workers": p,
-        "rayon_threads": rayon::current_num_threads(),
+        "threads": args.threads,
+        "threads_per_worker": worker_threads,
         "seed": args.seed,
         "profile": if cfg!(debug_assertions) { "debug" } else { "release" },
         "generate_seconds": generate_seconds,

@@ -21,7 +21,7 @@
 use rayon::prelude::*;
 
 use kindred_core::topk::Scored;
-use kindred_core::CsMatrix;
+use kindred_core::{CsMatrix, FitContext};
 use kindred_rank::retrieval::{ExactIndex, Metric};
 
 use crate::error::{Error, Result};
@@ -251,6 +251,38 @@ fn check_seen(seen: &CsMatrix, n_users: usize, n_items: usize) -> Result<()> {
     Ok(())
 }
 
+/// Rows scored between cancellation checks and progress reports (a whole number of blocks).
+const CHUNK_ROWS: usize = SCORING_BLOCK * 256;
+
+/// A thread pool of `ctx.threads` threads for the scoring.
+fn pool(ctx: &FitContext) -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(ctx.threads.max(1))
+        .build()
+        .map_err(|e| Error::Config(format!("cannot start scoring threads: {e}")))
+}
+
+/// Runs `score(start, end)` over `0..rows` in chunks of [`CHUNK_ROWS`] as phase `task`:
+/// cancellation checked and progress reported between chunks.
+fn in_chunks(
+    task: &str,
+    rows: usize,
+    ctx: &FitContext,
+    score: impl Fn(usize, usize) -> Result<Vec<Vec<Scored>>> + Sync,
+) -> Result<Vec<Vec<Scored>>> {
+    let pool = pool(ctx)?;
+    ctx.progress.begin(task, rows as u64);
+    let mut out = Vec::with_capacity(rows);
+    for start in (0..rows).step_by(CHUNK_ROWS) {
+        ctx.cancel.check()?;
+        let end = (start + CHUNK_ROWS).min(rows);
+        out.extend(pool.install(|| score(start, end))?);
+        ctx.progress.advance((end - start) as u64);
+    }
+    ctx.progress.finish();
+    Ok(out)
+}
+
 /// The top-K lists of `user_factors` (one `seen` row each) against all item factors.
 fn user_lists(
     dim: usize,
@@ -259,6 +291,7 @@ fn user_lists(
     all_items: &[f32],
     allowed: Option<&[bool]>,
     k: usize,
+    ctx: &FitContext,
 ) -> Result<Vec<Vec<Scored>>> {
     let n_items = rows_of("item factors", all_items, dim)?;
     let n_users = rows_of("user factors", user_factors, dim)?;
@@ -266,8 +299,12 @@ fn user_lists(
     if k == 0 {
         return Ok(vec![Vec::new(); n_users]);
     }
-    let index = ExactIndex::new(Metric::InnerProduct, dim, all_items).map_err(Error::Core)?;
-    top_k_block(user_factors, &index, k, &|u| seen.row(u), allowed)
+    let index = ExactIndex::new(Metric::InnerProduct, dim, all_items)?;
+    in_chunks("top-K lists", n_users, ctx, |start, end| {
+        let seen_of = |u: usize| seen.row(start + u);
+        let rows = &user_factors[start * dim..end * dim];
+        top_k_block(rows, &index, k, &seen_of, allowed)
+    })
 }
 
 /// The neighbour lists of `query_items` (raw factors `query_factors`) among all items.
@@ -278,16 +315,28 @@ fn neighbour_lists(
     query_factors: &[f32],
     allowed: Option<&[bool]>,
     k: usize,
+    ctx: &FitContext,
 ) -> Result<Vec<Vec<Scored>>> {
     if k == 0 {
         return Ok(vec![Vec::new(); query_items.len()]);
     }
-    let index = ExactIndex::new(Metric::Cosine, dim, all_items).map_err(Error::Core)?;
-    neighbours_block(query_factors, query_items, &index, k, allowed)
+    let n_queries = rows_of("query item factors", query_factors, dim)?;
+    if n_queries != query_items.len() {
+        return Err(invalid(format!(
+            "{n_queries} query factor rows for {} query items",
+            query_items.len()
+        )));
+    }
+    let index = ExactIndex::new(Metric::Cosine, dim, all_items)?;
+    in_chunks("item neighbour lists", n_queries, ctx, |start, end| {
+        let rows = &query_factors[start * dim..end * dim];
+        neighbours_block(rows, &query_items[start..end], &index, k, allowed)
+    })
 }
 
 /// Every user's top-K and every item's neighbours on this node. `seen` has one row per user;
-/// `allowed`, when given, one flag per item.
+/// `allowed`, when given, one flag per item. Scoring uses `ctx.threads` threads, reports
+/// progress per chunk of users (items) and stops with an error when `ctx.cancel` is raised.
 pub fn single_node_top_k(
     dim: usize,
     user_factors: &[f32],
@@ -295,10 +344,19 @@ pub fn single_node_top_k(
     item_factors: &[f32],
     allowed: Option<&[bool]>,
     settings: &BatchSettings,
+    ctx: &FitContext,
 ) -> Result<BatchLists> {
     let n_items = rows_of("item factors", item_factors, dim)?;
     let query_items: Vec<u32> = (0..n_items as u32).collect();
-    let users = user_lists(dim, user_factors, seen, item_factors, allowed, settings.k)?;
+    let users = user_lists(
+        dim,
+        user_factors,
+        seen,
+        item_factors,
+        allowed,
+        settings.k,
+        ctx,
+    )?;
     let neighbours = neighbour_lists(
         dim,
         item_factors,
@@ -306,6 +364,7 @@ pub fn single_node_top_k(
         item_factors,
         allowed,
         settings.neighbours,
+        ctx,
     )?;
     Ok(BatchLists { users, neighbours })
 }
@@ -313,12 +372,14 @@ pub fn single_node_top_k(
 /// This worker's part of a distributed run: gathers every worker's item factors once (one
 /// all-gather round), then scores the worker's own users and item neighbour queries. Every
 /// worker must call it with the same `dim`, `allowed` and `settings`. The lists equal the
-/// single-node lists of the same users and items exactly.
+/// single-node lists of the same users and items exactly. `ctx` as for [`single_node_top_k`],
+/// per worker (`ctx.threads` is this worker's share of its machine).
 pub fn distributed_top_k(
     ex: &mut Exchanger<'_>,
     shard: &WorkerShard<'_>,
     allowed: Option<&[bool]>,
     settings: &BatchSettings,
+    ctx: &FitContext,
 ) -> Result<WorkerLists> {
     let worker = ex.index();
     let peers = ex.peers();
@@ -372,6 +433,7 @@ pub fn distributed_top_k(
         &all_items,
         allowed,
         settings.k,
+        ctx,
     )?;
     let neighbours = neighbour_lists(
         dim,
@@ -380,6 +442,7 @@ pub fn distributed_top_k(
         shard.item_factors,
         allowed,
         settings.neighbours,
+        ctx,
     )?;
     Ok(WorkerLists {
         worker,
@@ -394,6 +457,10 @@ mod tests {
     use super::*;
     use kindred_core::SplitMix64;
     use proptest::prelude::*;
+
+    fn ctx() -> FitContext {
+        FitContext::default()
+    }
 
     fn gaussian(rng: &mut SplitMix64, len: usize) -> Vec<f32> {
         (0..len).map(|_| rng.normal() as f32).collect()
@@ -412,7 +479,8 @@ mod tests {
             k: 3,
             neighbours: 2,
         };
-        let lists = single_node_top_k(2, &users, &seen, &items, Some(&allowed), &settings).unwrap();
+        let lists =
+            single_node_top_k(2, &users, &seen, &items, Some(&allowed), &settings, &ctx()).unwrap();
         let pairs = |l: &Vec<Scored>| l.iter().map(|s| (s.item, s.score)).collect::<Vec<_>>();
         // User 0: item 3 seen, item 2 disallowed -> 0 and 4 tie at 1 (lower index first), then 1.
         assert_eq!(pairs(&lists.users[0]), vec![(0, 1.0), (4, 1.0), (1, 0.0)]);
@@ -427,7 +495,8 @@ mod tests {
         // Item 2 itself may still be a query: (1,1) is nearest to 0, then 1 (1/sqrt(2) each).
         assert_eq!(ids(&lists.neighbours[2]), vec![0, 1]);
         assert!((lists.neighbours[2][0].score - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-6);
-        let unfiltered = single_node_top_k(2, &users, &seen, &items, None, &settings).unwrap();
+        let unfiltered =
+            single_node_top_k(2, &users, &seen, &items, None, &settings, &ctx()).unwrap();
         assert_eq!(ids(&unfiltered.neighbours[1]), vec![2, 0]);
     }
 
@@ -439,29 +508,45 @@ mod tests {
             k: 1,
             neighbours: 1,
         };
-        let err = single_node_top_k(2, &[1.0, 0.0, 1.0], &seen, &items, None, &settings)
+        let err = single_node_top_k(2, &[1.0, 0.0, 1.0], &seen, &items, None, &settings, &ctx())
             .unwrap_err()
             .to_string();
         assert!(
             err.contains("user factors") && err.contains("whole rows"),
             "{err}"
         );
-        let err = single_node_top_k(2, &[1.0, 0.0], &seen, &items, Some(&[true]), &settings)
-            .unwrap_err()
-            .to_string();
+        let err = single_node_top_k(
+            2,
+            &[1.0, 0.0],
+            &seen,
+            &items,
+            Some(&[true]),
+            &settings,
+            &ctx(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             err.contains("allowed-item filter has 1 entries for 2 items"),
             "{err}"
         );
         let two_users = CsMatrix::build(2, 2, &[], &[]);
-        let err = single_node_top_k(2, &[1.0, 0.0], &two_users, &items, None, &settings)
+        let err = single_node_top_k(2, &[1.0, 0.0], &two_users, &items, None, &settings, &ctx())
             .unwrap_err()
             .to_string();
         assert!(err.contains("seen items cover 2 users"), "{err}");
         let out_of_range = CsMatrix::build(1, 9, &[0], &[7]);
-        let err = single_node_top_k(2, &[1.0, 0.0], &out_of_range, &items, None, &settings)
-            .unwrap_err()
-            .to_string();
+        let err = single_node_top_k(
+            2,
+            &[1.0, 0.0],
+            &out_of_range,
+            &items,
+            None,
+            &settings,
+            &ctx(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("seen item index 7"), "{err}");
         let index = ExactIndex::new(Metric::InnerProduct, 2, &items).unwrap();
         let unsorted: [u32; 2] = [1, 0];

@@ -11,7 +11,7 @@ use kindred_cluster::topk::{
 use kindred_cluster::topk_parquet::{part_path, read_lists};
 use kindred_cluster::{run, Topology};
 use kindred_core::topk::Scored;
-use kindred_core::{CsMatrix, SplitMix64};
+use kindred_core::{CsMatrix, FitContext, SplitMix64};
 
 /// A seeded instance: Gaussian factors, ~`seen_per_user` distinct seen items per user, and
 /// every seventh item disallowed.
@@ -71,7 +71,13 @@ fn distributed(
             seen: &seen,
             item_factors: &items,
         };
-        distributed_top_k(ex, &shard, Some(&d.allowed), &settings)
+        distributed_top_k(
+            ex,
+            &shard,
+            Some(&d.allowed),
+            &settings,
+            &FitContext::default(),
+        )
     })
     .unwrap()
 }
@@ -113,6 +119,7 @@ fn distributed_lists_equal_single_node_lists_for_one_two_and_three_workers() {
         &data.items,
         Some(&data.allowed),
         &settings,
+        &FitContext::default(),
     )
     .unwrap();
     assert_eq!(single.users.len(), n_users);
@@ -176,6 +183,7 @@ fn worker_parquet_parts_hold_the_single_node_lists() {
         &data.items,
         Some(&data.allowed),
         &settings,
+        &FitContext::default(),
     )
     .unwrap();
     let user_ids: Vec<String> = (0..n_users).map(|u| format!("user-{u}")).collect();
@@ -251,6 +259,7 @@ fn workers_with_mismatched_shards_fail_with_a_clear_error() {
                 k: 3,
                 neighbours: 0,
             },
+            &FitContext::default(),
         )
     })
     .unwrap_err()
@@ -315,6 +324,7 @@ proptest::proptest! {
         let settings = BatchSettings { k, neighbours };
         let single = single_node_top_k(
             dim, &data.users, &data.seen, &data.items, Some(&data.allowed), &settings,
+            &FitContext::default(),
         ).unwrap();
         let allowed_count = data.allowed.iter().filter(|&&a| a).count();
         for (u, list) in single.users.iter().enumerate() {
@@ -336,4 +346,73 @@ proptest::proptest! {
         proptest::prop_assert_eq!(bits(&merged.users), bits(&single.users));
         proptest::prop_assert_eq!(bits(&merged.neighbours), bits(&single.neighbours));
     }
+}
+
+/// Counts progress units and phases.
+#[derive(Default)]
+struct Count {
+    phases: std::sync::Mutex<Vec<(String, u64)>>,
+    done: std::sync::atomic::AtomicU64,
+}
+
+impl kindred_core::Progress for Count {
+    fn begin(&self, task: &str, total: u64) {
+        if let Ok(mut phases) = self.phases.lock() {
+            phases.push((task.to_string(), total));
+        }
+    }
+    fn advance(&self, n: u64) {
+        self.done.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn progress_counts_every_user_and_item_and_a_raised_cancel_flag_stops_the_run() {
+    let data = instance(40_000, 50, 4, 3);
+    let settings = BatchSettings {
+        k: 2,
+        neighbours: 2,
+    };
+    let count = Arc::new(Count::default());
+    let ctx = FitContext {
+        threads: 2,
+        progress: count.clone(),
+        ..FitContext::default()
+    };
+    single_node_top_k(
+        4,
+        &data.users,
+        &data.seen,
+        &data.items,
+        None,
+        &settings,
+        &ctx,
+    )
+    .unwrap();
+    let phases = count.phases.lock().unwrap().clone();
+    assert_eq!(
+        phases,
+        vec![
+            ("top-K lists".to_string(), 40_000),
+            ("item neighbour lists".to_string(), 50)
+        ]
+    );
+    assert_eq!(
+        count.done.load(std::sync::atomic::Ordering::Relaxed),
+        40_050
+    );
+    let cancelled = FitContext::default();
+    cancelled.cancel.cancel();
+    let err = single_node_top_k(
+        4,
+        &data.users,
+        &data.seen,
+        &data.items,
+        None,
+        &settings,
+        &cancelled,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.to_lowercase().contains("cancel"), "{err}");
 }
