@@ -16,7 +16,10 @@
 //! [`SCORING_BLOCK`] rows, padding the last one with zero rows whose results are dropped; GEMM
 //! computes each output row from its own query row only, so with the shape fixed a user's
 //! scores are the same bits whatever users surround it (proptest
-//! `a_users_list_does_not_depend_on_its_neighbours_in_the_block`).
+//! `a_users_list_does_not_depend_on_its_neighbours_in_the_block`; without the padding it fails
+//! on last-bit differences). faer also picks its kernels by the CPU's instruction set (AVX-512
+//! or AVX2), so the identity holds between workers on machines of one CPU family; a mixed
+//! cluster can differ in the last bits, and so in the order of near-ties.
 
 use rayon::prelude::*;
 
