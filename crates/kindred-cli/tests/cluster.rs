@@ -10,6 +10,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use kindred_cluster::factors::read_factors;
+use kindred_cluster::topk::single_node_top_k;
+use kindred_cluster::topk_parquet::read_lists;
+use kindred_cluster::BatchSettings;
 use kindred_core::rng::mix64;
 use kindred_core::topk::top_k;
 use kindred_core::{FitContext, Interactions, TrainSet};
@@ -180,6 +183,10 @@ fn two_and_three_processes_match_the_single_node_fit() {
             out.to_str().unwrap(),
             "--local",
             &processes.to_string(),
+            "--topk",
+            "10",
+            "--neighbours",
+            "5",
             "--quiet",
         ]);
         assert!(
@@ -222,6 +229,59 @@ fn two_and_three_processes_match_the_single_node_fit() {
             "{same} of {} lists identical",
             lists.len()
         );
+        batch_lists_match_the_single_node_kernel(&train, &users, &items, &out);
+    }
+}
+
+/// The job's Parquet lists are exactly what the single-node batch kernel gives for its factors.
+fn batch_lists_match_the_single_node_kernel(
+    train: &TrainSet,
+    users: &Factors,
+    items: &Factors,
+    out: &Path,
+) {
+    let by_index = |ids: &kindred_core::IdMap, factors: &Factors| -> Vec<f32> {
+        (0..ids.len() as u32)
+            .flat_map(|i| factors[ids.external(i)].clone())
+            .collect()
+    };
+    let user_factors = by_index(train.data.user_ids(), users);
+    let item_factors = by_index(train.data.item_ids(), items);
+    let expected = single_node_top_k(
+        16,
+        &user_factors,
+        &train.by_user,
+        &item_factors,
+        None,
+        &BatchSettings {
+            k: 10,
+            neighbours: 5,
+        },
+        &FitContext::default(),
+    )
+    .unwrap();
+    for (dir, lists, ids) in [
+        ("topk", &expected.users, train.data.user_ids()),
+        ("neighbours", &expected.neighbours, train.data.item_ids()),
+    ] {
+        let mut rows = Vec::new();
+        for entry in std::fs::read_dir(out.join(dir)).unwrap() {
+            rows.extend(read_lists(&entry.unwrap().path()).unwrap());
+        }
+        let mut got: HashMap<String, Vec<(String, f32)>> = HashMap::new();
+        rows.sort_by_key(|r| (r.query.clone(), r.rank));
+        for r in rows {
+            got.entry(r.query).or_default().push((r.item, r.score));
+        }
+        assert_eq!(got.len(), lists.len(), "{dir}: one list per row");
+        for (q, list) in lists.iter().enumerate() {
+            let want: Vec<(String, f32)> = list
+                .iter()
+                .map(|s| (train.data.item_ids().external(s.item).to_owned(), s.score))
+                .collect();
+            let id = ids.external(q as u32);
+            assert_eq!(got[id], want, "{dir} of {id}");
+        }
     }
 }
 
@@ -249,8 +309,12 @@ fn killing_a_process_fails_loudly_and_a_restart_resumes_from_the_checkpoint() {
         .spawn()
         .unwrap();
     let mut stderr = BufReader::new(job.stderr.take().unwrap());
+    // The children share this stderr, so the launcher's line may come after theirs.
     let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
+    while !line.contains("pids ") {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "no pids line");
+    }
     let pids: Vec<u32> = line
         .split("pids ")
         .nth(1)

@@ -25,11 +25,15 @@ use kindred_data::import::ImportOptions;
 use kindred_models::als::{gram, initial_value, solve_rows, AlsParams, ConfidenceRows};
 use serde::{Deserialize, Serialize};
 
+use kindred_core::{CsMatrix, FitContext};
+
 use crate::checkpoint::{Checkpoints, Part};
 use crate::error::{Error, Result};
 use crate::factors::write_factors;
+use crate::item_filter::allowed_items;
 use crate::runtime::{run, ExchangeStats, Exchanger};
 use crate::shard::{self, global_index, OwnedRows, Sharded};
+use crate::topk::{distributed_top_k, BatchSettings, WorkerShard};
 use crate::topology::Topology;
 use crate::wire::Reader;
 
@@ -48,6 +52,21 @@ pub struct AlsJob {
     pub out_dir: Option<PathBuf>,
     /// Threads each worker solves its rows with.
     pub threads_per_worker: usize,
+    /// Lists to compute from the final factors, written under `out_dir`.
+    pub lists: Option<ListsJob>,
+}
+
+/// Batch lists after training: every user's top-K (seen items and the rank config's hard item
+/// filters excluded) in `OUT/topk/`, every item's nearest neighbours in `OUT/neighbours/`.
+#[derive(Debug, Clone)]
+pub struct ListsJob {
+    pub settings: BatchSettings,
+    /// A rank config whose hard `[filters]` every list obeys.
+    pub rank_config: Option<PathBuf>,
+    /// Item features (JSON Lines) for the rank config's columns.
+    pub item_features: Option<PathBuf>,
+    /// Unix seconds the availability windows are evaluated at.
+    pub now: i64,
 }
 
 /// One iteration, job-wide.
@@ -84,6 +103,9 @@ pub struct AlsSummary {
     pub load_bytes_to_workers: u64,
     /// Bytes sent once to agree which factors each worker needs.
     pub setup_bytes_to_workers: u64,
+    /// Batch lists written, when asked for: (user list rows, neighbour rows, seconds).
+    #[serde(default)]
+    pub lists: Option<ListsReport>,
     /// How many users (items) have each number of distinct items (users): (degree, count),
     /// ascending by degree; the input of the scaling model's traffic estimate.
     pub user_degrees: Vec<(u32, u64)>,
@@ -113,6 +135,15 @@ fn degree_histogram(ex: &mut Exchanger<'_>, rows: &OwnedRows) -> Result<Vec<(u32
         }
     }
     Ok(total.into_iter().collect())
+}
+
+/// What the batch lists cost.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ListsReport {
+    pub user_rows: u64,
+    pub neighbour_rows: u64,
+    pub seconds: f64,
+    pub bytes_to_workers: u64,
 }
 
 /// Called on the first worker of each process after every iteration.
@@ -438,6 +469,15 @@ fn worker_als(
         reports.push(report);
     }
 
+    let lists = match (&job.lists, &job.out_dir) {
+        (Some(lists), Some(out)) => Some(batch_lists(
+            ex, lists, out, &users, &items, n_items, &x, &y, f, job,
+        )?),
+        (Some(_), None) => {
+            return Err(Error::Config("batch lists need an output directory".into()))
+        }
+        _ => None,
+    };
     if let Some(out) = &job.out_dir {
         let name = format!("part-{me:05}.parquet");
         write_factors(&out.join("user_factors").join(&name), &users.ids, &x, f)?;
@@ -459,6 +499,7 @@ fn worker_als(
         load_seconds,
         load_bytes_to_workers: load.bytes_to_workers,
         setup_bytes_to_workers: setup.bytes_to_workers,
+        lists,
         user_degrees,
         item_degrees,
         iterations: reports,
@@ -471,4 +512,99 @@ fn worker_als(
         std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
     }
     Ok(summary)
+}
+
+/// The batch lists of this worker's users and items from the final factors.
+#[allow(clippy::too_many_arguments)]
+fn batch_lists(
+    ex: &mut Exchanger<'_>,
+    lists: &ListsJob,
+    out: &std::path::Path,
+    users: &OwnedRows,
+    items: &OwnedRows,
+    n_items: usize,
+    x: &[f64],
+    y: &[f64],
+    f: usize,
+    job: &AlsJob,
+) -> Result<ListsReport> {
+    let started = Instant::now();
+    let before = ex.stats();
+    let (me, p) = (ex.index(), ex.peers());
+    // Every worker needs every item's id: for the output and for the rank config's filters.
+    let mut item_ids = vec![String::new(); n_items];
+    for msg in ex.all_gather(|w| {
+        for id in &items.ids {
+            w.str(id);
+        }
+    })? {
+        let mut r = Reader::new(&msg.bytes, msg.from);
+        let mut local = 0;
+        while !r.is_empty() {
+            let id = r.str()?;
+            let g = global_index(local, msg.from, p);
+            let slot = item_ids.get_mut(g).ok_or_else(|| Error::Wire {
+                from: msg.from,
+                message: format!("item id for index {g} of {n_items}"),
+            })?;
+            *slot = id.to_owned();
+            local += 1;
+        }
+    }
+    let allowed = match &lists.rank_config {
+        Some(config) => Some(allowed_items(
+            config,
+            lists.item_features.as_deref(),
+            &item_ids,
+            lists.now,
+        )?),
+        None => None,
+    };
+    let (mut local_users, mut seen_items) = (Vec::new(), Vec::new());
+    for l in 0..users.len() {
+        for &i in users.row(l).0 {
+            local_users.push(l as u32);
+            seen_items.push(i);
+        }
+    }
+    let seen = CsMatrix::build(users.len(), n_items, &local_users, &seen_items);
+    let user_factors: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+    let item_factors: Vec<f32> = y.iter().map(|&v| v as f32).collect();
+    let shard = WorkerShard {
+        dim: f,
+        user_factors: &user_factors,
+        seen: &seen,
+        item_factors: &item_factors,
+    };
+    let ctx = FitContext {
+        threads: job.threads_per_worker.max(1),
+        ..FitContext::default()
+    };
+    let worker_lists = distributed_top_k(ex, &shard, allowed.as_deref(), &lists.settings, &ctx)?;
+    let neighbours_dir = out.join("neighbours");
+    let (user_rows, neighbour_rows) = worker_lists.write_parquet(
+        &out.join("topk"),
+        (lists.settings.neighbours > 0).then_some(neighbours_dir.as_path()),
+        &users.ids,
+        &item_ids,
+    )?;
+    debug_assert_eq!(worker_lists.worker, me);
+    let traffic = sum_stats(ex, delta(ex.stats(), before))?;
+    let rows: Vec<(u64, u64)> = ex
+        .all_gather(|w| {
+            w.u64(user_rows);
+            w.u64(neighbour_rows);
+        })?
+        .iter()
+        .map(|m| {
+            let mut r = Reader::new(&m.bytes, m.from);
+            Ok((r.u64()?, r.u64()?))
+        })
+        .collect::<Result<_>>()?;
+    Ok(ListsReport {
+        user_rows: rows.iter().map(|r| r.0).sum(),
+        neighbour_rows: rows.iter().map(|r| r.1).sum(),
+        seconds: started.elapsed().as_secs_f64(),
+        bytes_to_workers: traffic.bytes_to_workers,
+    })
 }

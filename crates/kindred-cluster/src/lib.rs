@@ -11,6 +11,7 @@ pub mod als;
 pub mod checkpoint;
 pub mod error;
 pub mod factors;
+pub mod item_filter;
 pub mod runtime;
 pub mod shard;
 pub mod topk;
@@ -18,7 +19,8 @@ pub mod topk_parquet;
 pub mod topology;
 pub mod wire;
 
-pub use als::{run_als, AlsJob, AlsSummary, IterationReport};
+pub use als::{run_als, AlsJob, AlsSummary, IterationReport, ListsJob, ListsReport};
 pub use error::{Error, Result};
 pub use runtime::{run, ExchangeStats, Exchanger, Outbox, Received};
+pub use topk::BatchSettings;
 pub use topology::Topology;

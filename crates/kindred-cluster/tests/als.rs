@@ -81,6 +81,7 @@ fn threads_match_the_single_node_fit() {
                 checkpoint_dir: None,
                 out_dir: Some(out.clone()),
                 threads_per_worker: 1,
+                lists: None,
             },
             Arc::new(|_| {}),
         )

@@ -17,7 +17,9 @@ use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 
 use kindred_cluster::factors::read_factors;
-use kindred_cluster::{run_als, AlsJob, AlsSummary, IterationReport, Topology};
+use kindred_cluster::{
+    run_als, AlsJob, AlsSummary, BatchSettings, IterationReport, ListsJob, Topology,
+};
 use kindred_core::TrainSet;
 use kindred_data::import::ImportOptions;
 use kindred_data::parquet::write_parquet;
@@ -119,6 +121,23 @@ pub struct AlsArgs {
     /// Also write the job summary (per-iteration seconds and bytes) here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// After training, every user's top K unseen items to OUT/topk/ (Parquet: user, item, rank,
+    /// score; one part per worker).
+    #[arg(long, default_value_t = 0)]
+    topk: usize,
+    /// After training, every item's K nearest items by cosine to OUT/neighbours/.
+    #[arg(long, default_value_t = 0)]
+    neighbours: usize,
+    /// Rank config whose hard [filters] (hidden items, availability windows) the lists obey.
+    #[arg(long)]
+    rank: Option<PathBuf>,
+    /// Item features (JSON Lines) with the columns the rank config's filters name.
+    #[arg(long, requires = "rank")]
+    item_features: Option<PathBuf>,
+    /// Unix time the availability windows are evaluated at (default: each process's clock; give
+    /// it on a cluster so that every process uses the same).
+    #[arg(long)]
+    now: Option<i64>,
 }
 
 pub fn run(args: Args, env: &Env) -> Result<()> {
@@ -207,6 +226,19 @@ fn als(args: AlsArgs, env: &Env) -> Result<()> {
         checkpoint_dir: args.checkpoint.clone(),
         out_dir: Some(args.out.clone()),
         threads_per_worker: 1,
+        lists: (args.topk > 0 || args.neighbours > 0).then(|| ListsJob {
+            settings: BatchSettings {
+                k: args.topk,
+                neighbours: args.neighbours,
+            },
+            rank_config: args.rank.clone(),
+            item_features: args.item_features.clone(),
+            now: args.now.unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64)
+            }),
+        }),
     };
     let quiet = env.quiet;
     let process = topology.process;
@@ -282,6 +314,17 @@ fn print_summary(s: &AlsSummary, out: &Path) {
         bytes(mean(|r| r.bytes_to_workers as f64) as u64),
         s.load_seconds
     );
+    if let Some(lists) = &s.lists {
+        println!(
+            "batch lists: {} user-list rows in {}, {} neighbour rows in {} ({:.2} s, {} exchanged)",
+            lists.user_rows,
+            out.join("topk").display(),
+            lists.neighbour_rows,
+            out.join("neighbours").display(),
+            lists.seconds,
+            bytes(lists.bytes_to_workers)
+        );
+    }
     println!("factors written to {}", out.display());
 }
 
