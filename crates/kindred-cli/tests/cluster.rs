@@ -493,3 +493,66 @@ fn published_factors_serve_the_lists_the_factors_give() {
         assert_eq!(got, expected, "{user}");
     }
 }
+
+#[test]
+fn a_failing_process_stops_its_peers_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, shards) = write_shards(&synthetic(400, 100), dir.path(), 2);
+    // Process 1 (of 2, one worker each) reads shard 1.
+    let broken = shards.join("shard-01.parquet");
+    std::fs::write(&broken, b"not parquet").unwrap();
+    let ports: Vec<u16> = (0..2)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect::<Vec<_>>()
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect();
+    let hosts = dir.path().join("hosts.txt");
+    std::fs::write(
+        &hosts,
+        format!("127.0.0.1:{}\n127.0.0.1:{}\n", ports[0], ports[1]),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let children: Vec<_> = (0..2)
+        .map(|i| {
+            Command::new(KINDRED)
+                .args(["cluster", "als", "--input", shards.to_str().unwrap()])
+                .args(["--out", dir.path().join("out").to_str().unwrap()])
+                .args([
+                    "--hosts",
+                    hosts.to_str().unwrap(),
+                    "--process",
+                    &i.to_string(),
+                ])
+                .arg("--quiet")
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs: Vec<_> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "the job must not hang"
+    );
+    let stderr: Vec<String> = outputs
+        .iter()
+        .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+        .collect();
+    assert!(outputs.iter().all(|o| !o.status.success()), "{stderr:?}");
+    assert!(
+        stderr[1].contains("shard-01.parquet") && stderr[1].contains("not a readable Parquet file"),
+        "{}",
+        stderr[1]
+    );
+    assert!(
+        stderr[0].contains("process 0: a peer process failed"),
+        "{}",
+        stderr[0]
+    );
+}

@@ -19,11 +19,13 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use timely::communication::allocator::zero_copy::initialize::initialize_networking_from_sockets;
+use timely::communication::allocator::zero_copy::initialize::{
+    initialize_networking_from_sockets, CommsGuard,
+};
 use timely::communication::allocator::ProcessBuilder;
 use timely::communication::{AllocatorBuilder, Hooks};
 use timely::container::CapacityContainerBuilder;
@@ -265,6 +267,11 @@ impl Exchanger<'_> {
 /// Runs `job` on every worker of this process and returns the local workers' results in worker
 /// order. `fingerprint` identifies the job: processes started with different jobs refuse to
 /// connect to each other.
+///
+/// When a worker fails, the process's connections are shut down at once (not closed cleanly),
+/// so that every peer's network threads fail and its workers stop with [`Error::PeerLost`]
+/// instead of waiting for messages that will never come; the failed process's own network
+/// threads are then left to die with it rather than joined.
 pub fn run<T, F>(topology: &Topology, fingerprint: u64, job: F) -> Result<Vec<T>>
 where
     T: Send + 'static,
@@ -273,15 +280,21 @@ where
     topology.validate()?;
     let threads = topology.workers_per_process;
     let hooks = Hooks::default();
-    let (builders, others): (Vec<AllocatorBuilder>, Box<dyn std::any::Any + Send>) =
+    let mut connections: Vec<TcpStream> = Vec::new();
+    let (builders, comms): (Vec<AllocatorBuilder>, Option<CommsGuard>) =
         if topology.processes() == 1 {
             let builders = ProcessBuilder::new_typed_vector(threads, hooks.refill.clone(), None)
                 .into_iter()
                 .map(AllocatorBuilder::Process)
                 .collect();
-            (builders, Box::new(()))
+            (builders, None)
         } else {
             let sockets = connect(topology, fingerprint)?;
+            for socket in sockets.iter().flatten() {
+                connections.push(socket.try_clone().map_err(|e| {
+                    Error::PeerLost(format!("keeping a handle on a connection: {e}"))
+                })?);
+            }
             let process_allocators =
                 ProcessBuilder::new_typed_vector(threads, hooks.refill.clone(), None);
             let (builders, guard) = initialize_networking_from_sockets(
@@ -294,58 +307,96 @@ where
             .map_err(|e| Error::PeerLost(format!("starting the network threads: {e}")))?;
             (
                 builders.into_iter().map(AllocatorBuilder::Tcp).collect(),
-                Box::new(guard),
+                Some(guard),
             )
         };
+    let connections = Arc::new(connections);
     let abort = Arc::new(AtomicBool::new(false));
+    let failure: Arc<Mutex<Option<Error>>> = Arc::new(Mutex::new(None));
+    let (worker_connections, worker_abort, worker_failure) = (
+        Arc::clone(&connections),
+        Arc::clone(&abort),
+        Arc::clone(&failure),
+    );
     let guards = timely::execute::execute_from(
         builders,
-        others,
+        // The network guard stays with us: timely would join its threads on drop, which hangs
+        // or panics once a peer is gone.
+        Box::new(()),
         timely::WorkerConfig::default(),
         move |worker| {
-            let abort = Arc::clone(&abort);
             // Panics are caught here rather than by timely, whose join loses their message.
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                run_worker(worker, threads, Arc::clone(&abort), &job)
+                run_worker(worker, threads, Arc::clone(&worker_abort), &job)
             }))
             .unwrap_or_else(|panic| Err(panic_error(panic, worker.index())));
-            if result.is_err() {
-                abort.store(true, Ordering::Relaxed);
-                for id in worker.installed_dataflows() {
-                    worker.drop_dataflow(id);
+            match result {
+                Ok(value) => Some(value),
+                Err(e) => {
+                    shut_down(&worker_connections);
+                    worker_abort.store(true, Ordering::Relaxed);
+                    record(&worker_failure, e);
+                    for id in worker.installed_dataflows() {
+                        worker.drop_dataflow(id);
+                    }
+                    None
                 }
             }
-            result
         },
     )
     .map_err(|e| Error::PeerLost(format!("starting the workers: {e}")))?;
     let first_worker = topology.process * threads;
+    let joined = guards.join();
     let mut results = Vec::with_capacity(threads);
-    let mut first_error: Option<Error> = None;
-    for (i, joined) in guards.join().into_iter().enumerate() {
-        match joined {
-            Ok(Ok(value)) => results.push(value),
-            Ok(Err(e)) => {
-                // A worker stopped by the abort flag only echoes the first failure.
-                let echo = matches!(&e, Error::PeerLost(m) if m.starts_with("another worker"));
-                if first_error.is_none() || (!echo && is_echo(first_error.as_ref())) {
-                    first_error = Some(e);
-                }
-            }
-            Err(panic) => {
-                let e = Error::Worker {
+    for (i, outcome) in joined.into_iter().enumerate() {
+        match outcome {
+            Ok(Some(value)) => results.push(value),
+            Ok(None) => {}
+            // A panic after the job's own result (timely tearing down a broken channel).
+            Err(message) => record(
+                &failure,
+                Error::Worker {
                     worker: first_worker + i,
-                    message: panic,
-                };
-                if first_error.is_none() || is_echo(first_error.as_ref()) {
-                    first_error = Some(e);
-                }
+                    message,
+                },
+            ),
+        }
+    }
+    let failed = failure.lock().ok().and_then(|mut f| f.take());
+    match failed {
+        Some(e) => {
+            shut_down(&connections);
+            // Its threads are failing on the shut-down sockets; joining them could block on a
+            // peer that is still alive, and their panics are already reported.
+            std::mem::forget(comms);
+            Err(e)
+        }
+        None => {
+            // A clean end: the network threads finish once every peer has said goodbye. A peer
+            // that fails after this process's work is done shows up as their panic here.
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(comms))) {
+                Ok(()) => Ok(results),
+                Err(_) => Err(Error::PeerLost(
+                    "a connection broke while the job was finishing".into(),
+                )),
             }
         }
     }
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok(results),
+}
+
+/// Keeps the first failure, preferring a root cause over "another worker stopped".
+fn record(failure: &Mutex<Option<Error>>, e: Error) {
+    if let Ok(mut slot) = failure.lock() {
+        if slot.is_none() || (is_echo(slot.as_ref()) && !is_echo(Some(&e))) {
+            *slot = Some(e);
+        }
+    }
+}
+
+/// Shuts every connection down in both directions, so that peers see an error, not a goodbye.
+fn shut_down(connections: &[TcpStream]) {
+    for c in connections {
+        let _ = c.shutdown(std::net::Shutdown::Both);
     }
 }
 

@@ -261,6 +261,7 @@ fn als(args: AlsArgs, env: &Env) -> Result<()> {
             );
         }
     });
+    quiet_network_panics();
     let summary = run_als(&topology, job, on_iteration)
         .with_context(|| format!("cluster als, process {process}"))?;
     if summary.resumed_from > 0 {
@@ -276,6 +277,27 @@ fn als(args: AlsArgs, env: &Env) -> Result<()> {
         print_summary(&summary, &args.out);
     }
     Ok(())
+}
+
+/// When a peer dies, timely's threads fail by panicking; the job reports the failure as its
+/// error, so their panics are one line each here instead of a backtrace apiece.
+fn quiet_network_panics() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let thread = std::thread::current();
+        let name = thread.name().unwrap_or_default();
+        if name.starts_with("timely:") {
+            let payload = info.payload();
+            let message = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .unwrap_or("panicked");
+            eprintln!("{name}: {message}");
+        } else {
+            default_hook(info);
+        }
+    }));
 }
 
 fn bytes(n: u64) -> String {
