@@ -3,10 +3,11 @@
 measurements of bench/cluster_scaling.sh.
 
 Model, per iteration, with W workers on C cores, f factors:
-  bytes(W) = 8 f * sum over items i of (W - 1) * (1 - (1 - 1/W)^d_i)      (item factors to users' owners)
-           + 8 f * sum over users u of (W - 1) * (1 - (1 - 1/W)^d_u)      (user factors to items' owners)
+  bytes(W) = v f * sum over items i of (W - 1) * (1 - (1 - 1/W)^d_i)      (item factors to users' owners)
+           + v f * sum over users u of (W - 1) * (1 - (1 - 1/W)^d_u)      (user factors to items' owners)
            + 2 * W * (W - 1) * 8 f^2                                      (partial Gram matrices)
-  where d_i is the number of distinct users of item i (from the job's degree histograms): a
+  where v = 4 bytes per value (f32 for the conjugate-gradient solver; 8 for solver=cholesky) and
+  d_i is the number of distinct users of item i (from the job's degree histograms): a
   worker needs item i's factors when at least one of its users touched i.
   seconds(W) = T1 / min(W, C) + c_mode * bytes(W) / min(W, C)
   T1 = the one-worker time (all compute, no exchange); c_mode = CPU seconds per exchanged byte
@@ -33,11 +34,12 @@ def mean_of(summary, key):
 
 def predicted_bytes(summary, workers):
     w, f = workers, summary["factors"]
+    v = 8 if summary["params"].get("solver") == "cholesky" else 4
     if w == 1:
         return 0.0
     def side(hist):
         return sum(count * (w - 1) * (1 - (1 - 1 / w) ** degree) for degree, count in hist)
-    return 8 * f * (side(summary["item_degrees"]) + side(summary["user_degrees"])) + 2 * w * (w - 1) * 8 * f * f
+    return v * f * (side(summary["item_degrees"]) + side(summary["user_degrees"])) + 2 * w * (w - 1) * 8 * f * f
 
 
 def main():

@@ -342,7 +342,9 @@ fn killing_a_process_fails_loudly_and_a_restart_resumes_from_the_checkpoint() {
     let status = job.wait().unwrap();
     assert!(!status.success(), "the job must fail: {rest}");
     assert!(
-        rest.contains("process 2 of 3 failed") && rest.contains("resume from the last checkpoint"),
+        rest.contains("process 2 of 3 failed")
+            && rest.contains("processes 0, 1 failed after it")
+            && rest.contains("resume from the last checkpoint"),
         "{rest}"
     );
     assert!(

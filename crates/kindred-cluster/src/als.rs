@@ -5,7 +5,8 @@
 //! re-solves the users:
 //!
 //! 1. every item owner sends each worker the factors of the items that worker's users touch
-//!    (the lists are agreed once, after loading), plus its partial `YtY` over its own items;
+//!    (the lists are agreed once, after loading; f32 for the conjugate-gradient solver, which
+//!    reads nothing else, f64 for the exact one), plus its partial `YtY` over its own items;
 //! 2. every worker sums the partial Grams in worker order, lays the received factors out in
 //!    owner order, and solves its users with `kindred_models::als::solve_rows`, the kernel of the
 //!    single-node fit.
@@ -22,7 +23,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use kindred_data::import::ImportOptions;
-use kindred_models::als::{gram, initial_value, solve_rows, AlsParams, ConfidenceRows};
+use kindred_models::als::{
+    gram, initial_value, solve_rows, AlsParams, ConfidenceRows, FixedRows, Solver,
+};
 use serde::{Deserialize, Serialize};
 
 use kindred_core::{CsMatrix, FitContext};
@@ -305,16 +308,26 @@ fn half(
 ) -> Result<()> {
     let f = params.factors;
     let partial = pool.install(|| gram(fixed, f));
+    // Conjugate gradient reads the fixed rows in f32 only, so they travel in f32.
+    let wide = params.solver == Solver::Cholesky;
+    let value_bytes = if wide { 8 } else { 4 };
     let mut outbox = ex.outbox();
     for (to, rows) in fixed_sends.iter().enumerate() {
         let w = outbox.to(to);
         w.f64s(&partial);
         for &l in rows {
-            w.f64s(&fixed[l as usize * f..(l as usize + 1) * f]);
+            let row = &fixed[l as usize * f..(l as usize + 1) * f];
+            if wide {
+                w.f64s(row);
+            } else {
+                for &v in row {
+                    w.f32(v as f32);
+                }
+            }
         }
     }
     let mut total = vec![0.0; f * f];
-    let mut other: Vec<f64> = Vec::new();
+    let (mut other64, mut other32): (Vec<f64>, Vec<f32>) = (Vec::new(), Vec::new());
     let mut part = Vec::with_capacity(f * f);
     for msg in ex.exchange(outbox)? {
         let mut r = Reader::new(&msg.bytes, msg.from);
@@ -323,10 +336,19 @@ fn half(
         for (t, v) in total.iter_mut().zip(&part) {
             *t += v;
         }
-        let rest = (msg.bytes.len() - f * f * 8) / 8;
-        r.f64s_into(rest, &mut other)?;
+        let rest = msg.bytes.len().saturating_sub(f * f * 8) / value_bytes;
+        if wide {
+            r.f64s_into(rest, &mut other64)?;
+        } else {
+            r.f32s_into(rest, &mut other32)?;
+        }
     }
-    pool.install(|| solve_rows(target, target_rows, &other, total, params))?;
+    let other = if wide {
+        FixedRows::F64(&other64)
+    } else {
+        FixedRows::F32(&other32)
+    };
+    pool.install(|| solve_rows(target, target_rows, other, total, params))?;
     Ok(())
 }
 

@@ -649,7 +649,22 @@ fn solve_side(
     other: &[f64],
     params: &AlsParams,
 ) -> Result<()> {
-    solve_rows(target, rows, other, gram(other, params.factors), params)
+    solve_rows(
+        target,
+        rows,
+        FixedRows::F64(other),
+        gram(other, params.factors),
+        params,
+    )
+}
+
+/// The fixed side's rows a solve reads. The exact solver reads them in f64; conjugate gradient
+/// reads only an f32 copy (its loops are bound by fetching these rows), so a shard of a
+/// distributed fit may be sent just that copy: half the bytes, the same result.
+#[derive(Debug, Clone, Copy)]
+pub enum FixedRows<'a> {
+    F64(&'a [f64]),
+    F32(&'a [f32]),
 }
 
 /// Re-solves every row of `target` (row `r` of `rows`, `factors` values each) against the fixed
@@ -659,28 +674,31 @@ fn solve_side(
 pub fn solve_rows(
     target: &mut [f64],
     rows: &ConfidenceRows,
-    other: &[f64],
+    other: FixedRows<'_>,
     other_gram: Vec<f64>,
     params: &AlsParams,
 ) -> Result<()> {
     let f = params.factors;
+    let other_len = match other {
+        FixedRows::F64(o) => o.len(),
+        FixedRows::F32(o) => o.len(),
+    };
     if other_gram.len() != f * f
         || target.len() != rows.n_rows() * f
-        || !other.len().is_multiple_of(f)
+        || !other_len.is_multiple_of(f)
     {
         return Err(Error::InvalidInput(format!(
-            "als: shapes disagree (gram {}, target {}, rows {}, other {}, factors {f})",
+            "als: shapes disagree (gram {}, target {}, rows {}, other {other_len}, factors {f})",
             other_gram.len(),
             target.len(),
             rows.n_rows(),
-            other.len()
         )));
     }
     if let Some(&top) = rows.indices.iter().max() {
-        if top as usize >= other.len() / f {
+        if top as usize >= other_len / f {
             return Err(Error::InvalidInput(format!(
                 "als: a row points at fixed row {top} of {}",
-                other.len() / f
+                other_len / f
             )));
         }
     }
@@ -688,10 +706,20 @@ pub fn solve_rows(
     for k in 0..f {
         g[k * f + k] += params.reg;
     }
-    let fixed = Fixed { gram: &g, other, f };
-    let other32: Vec<f32> = match params.solver {
-        Solver::Cg => other.iter().map(|&v| v as f32).collect(),
-        Solver::Cholesky => Vec::new(),
+    let (other64, other32): (&[f64], Cow<'_, [f32]>) = match (params.solver, other) {
+        (Solver::Cg, FixedRows::F64(o)) => (&[], Cow::Owned(o.iter().map(|&v| v as f32).collect())),
+        (Solver::Cg, FixedRows::F32(o)) => (&[], Cow::Borrowed(o)),
+        (Solver::Cholesky, FixedRows::F64(o)) => (o, Cow::Borrowed(&[][..])),
+        (Solver::Cholesky, FixedRows::F32(_)) => {
+            return Err(Error::InvalidInput(
+                "als: the exact solver needs the fixed rows in f64".into(),
+            ))
+        }
+    };
+    let fixed = Fixed {
+        gram: &g,
+        other: other64,
+        f,
     };
     let fixed32 = Fixed {
         gram: &g,

@@ -11,7 +11,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
@@ -549,42 +549,76 @@ fn spawn_local(args: &AlsArgs, n: usize, env: &Env) -> Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     ));
-    let mut failed: Option<(usize, ExitStatus)> = None;
-    let mut done = vec![false; n];
-    while done.iter().any(|d| !d) {
+    let mut statuses: Vec<Option<ExitStatus>> = vec![None; n];
+    // Failed processes in the order they were seen to fail, and those this launcher stopped.
+    let mut failure_order: Vec<usize> = Vec::new();
+    let mut stopped: Vec<usize> = Vec::new();
+    let mut first_failure: Option<Instant> = None;
+    loop {
         for (i, child) in children.iter_mut() {
-            if done[*i] {
-                continue;
-            }
-            if let Some(status) = child.try_wait()? {
-                done[*i] = true;
-                if !status.success() && failed.is_none() {
-                    failed = Some((*i, status));
+            if statuses[*i].is_none() {
+                if let Some(status) = child.try_wait()? {
+                    statuses[*i] = Some(status);
+                    if !status.success() {
+                        failure_order.push(*i);
+                        first_failure.get_or_insert_with(Instant::now);
+                    }
                 }
             }
         }
-        if failed.is_some() {
+        if statuses.iter().all(Option::is_some) {
             break;
         }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    if let Some((i, status)) = failed {
-        // The others would fail on the broken connections anyway; stop them now.
-        for (j, child) in children.iter_mut() {
-            if !done[*j] {
-                let _ = child.kill();
-                let _ = child.wait();
+        // The peers of a failed process fail on their own within moments; give them that
+        // long, so the report can tell the cause from the consequences, then stop the rest.
+        if first_failure.is_some_and(|t| t.elapsed() > Duration::from_secs(2)) {
+            for (i, child) in children.iter_mut() {
+                if statuses[*i].is_none() {
+                    let _ = child.kill();
+                    statuses[*i] = child.wait().ok();
+                    stopped.push(*i);
+                }
             }
+            break;
         }
-        bail!(
-            "process {i} of {n} failed ({status}); the job stopped. Run the same command again to \
-             resume from the last checkpoint{}",
-            if args.checkpoint.is_some() {
-                ""
-            } else {
-                " (none was kept: pass --checkpoint DIR)"
-            }
-        );
+        std::thread::sleep(Duration::from_millis(20));
     }
-    Ok(())
+    if failure_order.is_empty() {
+        return Ok(());
+    }
+    // A process that did not exit by itself (killed, crashed) is the cause; the others
+    // reported losing it. Without one, the first seen to fail is named.
+    let status_of = |i: usize| statuses[i].map_or("unknown status".to_string(), |s| s.to_string());
+    let cause = failure_order
+        .iter()
+        .copied()
+        .find(|&i| statuses[i].is_some_and(|s| s.code().is_none()))
+        .unwrap_or(failure_order[0]);
+    let mut after: Vec<usize> = failure_order
+        .iter()
+        .copied()
+        .filter(|&i| i != cause)
+        .collect();
+    after.sort_unstable();
+    let others: Vec<String> = after.iter().map(usize::to_string).collect();
+    bail!(
+        "process {} of {n} failed ({}){}; the job stopped. Run the same command again to \
+         resume from the last checkpoint{}",
+        cause,
+        status_of(cause),
+        match (others.is_empty(), stopped.is_empty()) {
+            (true, true) => String::new(),
+            (false, true) => format!("; processes {} failed after it", others.join(", ")),
+            (true, false) => format!("; processes {stopped:?} were stopped"),
+            (false, false) => format!(
+                "; processes {} failed after it, {stopped:?} were stopped",
+                others.join(", ")
+            ),
+        },
+        if args.checkpoint.is_some() {
+            ""
+        } else {
+            " (none was kept: pass --checkpoint DIR)"
+        }
+    );
 }
