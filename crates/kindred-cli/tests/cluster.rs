@@ -42,16 +42,7 @@ fn write_shards(log: &Interactions, dir: &Path, shards: usize) -> (PathBuf, Path
     let full = dir.join("train.parquet");
     write_parquet(log, &full).unwrap();
     let shard_dir = dir.join("shards");
-    std::fs::create_dir_all(&shard_dir).unwrap();
-    let n = log.len();
-    for k in 0..shards {
-        let rows: Vec<u32> = ((k * n / shards) as u32..((k + 1) * n / shards) as u32).collect();
-        write_parquet(
-            &log.subset(&rows),
-            &shard_dir.join(format!("shard-{k:02}.parquet")),
-        )
-        .unwrap();
-    }
+    kindred_cluster::shard::write_shards(log, &shard_dir, shards).unwrap();
     (full, shard_dir)
 }
 
@@ -501,7 +492,7 @@ fn a_failing_process_stops_its_peers_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let (_, shards) = write_shards(&synthetic(400, 100), dir.path(), 2);
     // Process 1 (of 2, one worker each) reads shard 1.
-    let broken = shards.join("shard-01.parquet");
+    let broken = shards.join("shard-00001.parquet");
     std::fs::write(&broken, b"not parquet").unwrap();
     let ports: Vec<u16> = (0..2)
         .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
@@ -548,7 +539,8 @@ fn a_failing_process_stops_its_peers_with_a_clear_error() {
         .collect();
     assert!(outputs.iter().all(|o| !o.status.success()), "{stderr:?}");
     assert!(
-        stderr[1].contains("shard-01.parquet") && stderr[1].contains("not a readable Parquet file"),
+        stderr[1].contains("shard-00001.parquet")
+            && stderr[1].contains("not a readable Parquet file"),
         "{}",
         stderr[1]
     );

@@ -22,11 +22,12 @@
 //! duplicates of a pair merged by summing their weights in row order, as `TrainSet` does.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use kindred_core::rng::mix64;
+use kindred_core::Interactions;
 use kindred_data::import::ImportOptions;
-use kindred_data::parquet::load_parquet;
+use kindred_data::parquet::{load_parquet, write_parquet};
 
 use crate::error::{Error, Result};
 use crate::runtime::Exchanger;
@@ -80,12 +81,17 @@ pub fn global_index(local: usize, worker: usize, workers: usize) -> usize {
     local * workers + worker
 }
 
+/// The global indices below `total` that `worker` of `workers` owns, ascending.
+pub fn owned_indices(total: usize, worker: usize, workers: usize) -> impl Iterator<Item = usize> {
+    (worker..total).step_by(workers.max(1))
+}
+
 /// How many of `n` indices `worker` owns.
 pub fn owned_count(n: usize, worker: usize, workers: usize) -> usize {
     if worker >= n {
         0
     } else {
-        (n - worker).div_ceil(workers)
+        (n - worker).div_ceil(workers.max(1))
     }
 }
 
@@ -97,6 +103,24 @@ fn id_hash(kind: u8, id: &str) -> u64 {
         h = h.wrapping_mul(0x0000_0100_0000_01B3);
     }
     mix64(h)
+}
+
+/// Writes `log` as `shards` ordered Parquet files `dir/shard-NNNNN.parquet` of contiguous rows
+/// (their concatenation is `log`): the input of a cluster job. Returns the paths in order.
+pub fn write_shards(log: &Interactions, dir: &Path, shards: usize) -> Result<Vec<PathBuf>> {
+    if shards == 0 {
+        return Err(Error::Config("at least one shard is needed".into()));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let n = log.len();
+    (0..shards)
+        .map(|k| {
+            let rows: Vec<u32> = ((k * n / shards) as u32..((k + 1) * n / shards) as u32).collect();
+            let path = dir.join(format!("shard-{k:05}.parquet"));
+            write_parquet(&log.subset(&rows), &path)?;
+            Ok(path)
+        })
+        .collect()
 }
 
 /// One shard as read by its worker.

@@ -29,6 +29,7 @@ use kindred_rank::retrieval::{ExactIndex, Metric};
 
 use crate::error::{Error, Result};
 use crate::runtime::Exchanger;
+use crate::shard::{owned_count, owned_indices};
 use crate::wire::{Reader, Writer};
 
 /// Query rows per scoring call. Every call gets exactly this many rows (padded with zeros), so
@@ -67,7 +68,7 @@ pub struct WorkerLists {
 impl WorkerLists {
     /// Global index of the `local`-th user or item of this worker.
     pub fn global_index(&self, local: usize) -> usize {
-        local * self.peers + self.worker
+        crate::shard::global_index(local, self.worker, self.peers)
     }
 }
 
@@ -83,11 +84,6 @@ pub struct WorkerShard<'a> {
     pub seen: &'a CsMatrix,
     /// Row-major factors of this worker's items (global `i % peers == worker`, ascending `i`).
     pub item_factors: &'a [f32],
-}
-
-/// The global indices below `total` that worker `worker` of `peers` owns, ascending.
-pub fn owned_indices(total: usize, worker: usize, peers: usize) -> impl Iterator<Item = usize> {
-    (worker..total).step_by(peers.max(1))
 }
 
 /// The rows of a row-major matrix (`dim` columns) that worker `worker` of `peers` owns.
@@ -110,7 +106,7 @@ pub fn shard_seen(seen: &CsMatrix, worker: usize, peers: usize) -> CsMatrix {
             items.push(item);
         }
     }
-    let n_local = owned_indices(seen.n_rows(), worker, peers).count();
+    let n_local = owned_count(seen.n_rows(), worker, peers);
     CsMatrix::build(n_local, seen.n_cols(), &local_users, &items)
 }
 
@@ -410,7 +406,7 @@ pub fn distributed_top_k(
     }
     let n_items: usize = parts.iter().map(|p| p.len() / dim).sum();
     for (from, part) in parts.iter().enumerate() {
-        let expected = owned_indices(n_items, from, peers).count();
+        let expected = owned_count(n_items, from, peers);
         if part.len() / dim != expected {
             return Err(Error::Config(format!(
                 "worker {from} holds {} item rows; with {n_items} items sharded by index over \

@@ -87,12 +87,7 @@ pub async fn train_and_register_with(
     eval: &OfflineEval,
 ) -> Result<ModelRecord> {
     let algorithm = build_algorithm(&spec.model)?;
-    // The registry records where the artifact is; a relative path would break for a server
-    // started from another directory.
-    let artifacts = std::path::absolute(artifacts).map_err(|source| kindred_core::Error::Io {
-        path: artifacts.to_path_buf(),
-        source,
-    })?;
+    let artifacts = absolute_artifacts(artifacts)?;
     let dataset = store.load_dataset("store").await?;
     let version = version_name(algorithm.name());
     let dir: PathBuf = artifacts.join(&version);
@@ -150,18 +145,35 @@ pub async fn train_and_register_with(
     })
     .await
     .map_err(|e| kindred_core::Error::InvalidInput(format!("training job failed: {e}")))??;
-    let record = NewModel {
-        version: version.clone(),
-        algorithm: build_algorithm(&spec.model)?.name().to_owned(),
-        params: json!({ "spec": spec, "model": params }),
-        metrics,
-        artifact: dir.display().to_string(),
-        created_at: unix_now(),
-    };
+    register(
+        store,
+        NewModel {
+            version: version.clone(),
+            algorithm: build_algorithm(&spec.model)?.name().to_owned(),
+            params: json!({ "spec": spec, "model": params }),
+            metrics,
+            artifact: dir.display().to_string(),
+            created_at: unix_now(),
+        },
+    )
+    .await
+}
+
+/// Registers a saved version, not live.
+async fn register(store: &Store, record: NewModel) -> Result<ModelRecord> {
     store.register_model(&record).await?;
     Ok(ModelRecord {
         model: record,
         live: false,
+    })
+}
+
+/// `artifacts` made absolute: the registry records where the artifact is, and a relative path
+/// would break for a server started from another directory.
+fn absolute_artifacts(artifacts: &Path) -> Result<PathBuf> {
+    std::path::absolute(artifacts).map_err(|source| kindred_core::Error::Io {
+        path: artifacts.to_path_buf(),
+        source,
     })
 }
 
@@ -178,10 +190,7 @@ pub async fn register_external(
     metrics: serde_json::Value,
     build: impl FnOnce(&TrainSet) -> Result<Box<dyn kindred_models::Model>> + Send + 'static,
 ) -> Result<ModelRecord> {
-    let artifacts = std::path::absolute(artifacts).map_err(|source| kindred_core::Error::Io {
-        path: artifacts.to_path_buf(),
-        source,
-    })?;
+    let artifacts = absolute_artifacts(artifacts)?;
     let dataset = store.load_dataset("store").await?;
     let version = version_name(algorithm);
     let dir: PathBuf = artifacts.join(&version);
@@ -211,19 +220,18 @@ pub async fn register_external(
             obj.entry(k.clone()).or_insert(v.clone());
         }
     }
-    let record = NewModel {
-        version,
-        algorithm: algorithm.to_owned(),
-        params,
-        metrics,
-        artifact: dir.display().to_string(),
-        created_at: unix_now(),
-    };
-    store.register_model(&record).await?;
-    Ok(ModelRecord {
-        model: record,
-        live: false,
-    })
+    register(
+        store,
+        NewModel {
+            version,
+            algorithm: algorithm.to_owned(),
+            params,
+            metrics,
+            artifact: dir.display().to_string(),
+            created_at: unix_now(),
+        },
+    )
+    .await
 }
 
 /// Trains, registers and makes the version live.

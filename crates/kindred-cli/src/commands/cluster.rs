@@ -22,7 +22,6 @@ use kindred_cluster::{
 };
 use kindred_core::TrainSet;
 use kindred_data::import::ImportOptions;
-use kindred_data::parquet::write_parquet;
 use kindred_models::als::{AlsModel, AlsParams};
 use kindred_models::{Model, ModelSpec};
 
@@ -156,16 +155,8 @@ fn shard(args: ShardArgs, env: &Env) -> Result<()> {
         bail!("--shards must be at least 1");
     }
     let dataset = args.data.load(env.quiet)?;
-    let log = &dataset.interactions;
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
-    let n = log.len();
-    for k in 0..args.shards {
-        let rows: Vec<u32> =
-            ((k * n / args.shards) as u32..((k + 1) * n / args.shards) as u32).collect();
-        let path = args.out.join(format!("shard-{k:05}.parquet"));
-        write_parquet(&log.subset(&rows), &path)?;
-    }
+    let n = dataset.interactions.len();
+    kindred_cluster::shard::write_shards(&dataset.interactions, &args.out, args.shards)?;
     env.note(format!(
         "wrote {n} rows as {} shards to {}",
         args.shards,

@@ -20,19 +20,11 @@ pub fn synthetic_log(users: usize, items: usize, seed: u64) -> Interactions {
     generate(&cfg).expect("valid config").dataset.interactions
 }
 
-/// Writes `log` whole to `dir/full.parquet` and in `shards` contiguous pieces to
-/// `dir/shard-K.parquet`; returns (full, shards in order).
+/// Writes `log` whole to `dir/full.parquet` and in `shards` contiguous pieces; returns (full,
+/// shards in order).
 pub fn write_shards(log: &Interactions, dir: &Path, shards: usize) -> (PathBuf, Vec<PathBuf>) {
     let full = dir.join("full.parquet");
     write_parquet(log, &full).expect("write full");
-    let n = log.len();
-    let paths = (0..shards)
-        .map(|k| {
-            let rows: Vec<u32> = ((k * n / shards) as u32..((k + 1) * n / shards) as u32).collect();
-            let path = dir.join(format!("shard-{k}.parquet"));
-            write_parquet(&log.subset(&rows), &path).expect("write shard");
-            path
-        })
-        .collect();
+    let paths = kindred_cluster::shard::write_shards(log, &dir.join("shards"), shards).unwrap();
     (full, paths)
 }
