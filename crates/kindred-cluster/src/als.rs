@@ -266,15 +266,18 @@ fn subscribe(
         for o in 1..p {
             offsets[o] = offsets[o - 1] + need[o - 1].len();
         }
+        // Every index is in its owner's list: the lists were built from these rows.
         let slots: Vec<u32> = rows
             .other
             .iter()
             .map(|&g| {
                 let o = g as usize % p;
-                let at = need[o].binary_search(&g).unwrap_or_default();
-                (offsets[o] + at) as u32
+                need[o]
+                    .binary_search(&g)
+                    .map(|at| (offsets[o] + at) as u32)
+                    .map_err(|_| Error::Config(format!("index {g} missing from its request list")))
             })
-            .collect();
+            .collect::<Result<_>>()?;
         Ok(ConfidenceRows::from_weighted(
             &rows.indptr,
             &slots,
