@@ -106,6 +106,15 @@ pub struct ExchangeStats {
     pub bytes_to_processes: u64,
 }
 
+impl ExchangeStats {
+    /// Sums traffic over workers (rounds: the most any worker ran).
+    pub fn add(&mut self, other: &ExchangeStats) {
+        self.rounds = self.rounds.max(other.rounds);
+        self.bytes_to_workers += other.bytes_to_workers;
+        self.bytes_to_processes += other.bytes_to_processes;
+    }
+}
+
 /// Messages to each worker for one round.
 pub struct Outbox {
     to: Vec<Writer>,
