@@ -174,12 +174,7 @@ pub fn fingerprint(job: &AlsJob, workers: usize) -> u64 {
             meta.map(|m| m.len()).unwrap_or(0)
         ));
     }
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.as_bytes() {
-        h ^= *b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01B3);
-    }
-    kindred_core::rng::mix64(h)
+    kindred_core::rng::stable_hash(text.as_bytes())
 }
 
 /// Runs the job on this process's workers (the other processes of `topology` run the same
@@ -397,11 +392,7 @@ fn worker_als(
     } = shard::load(ex, &job.inputs, &job.import)?;
     let load_seconds = started.elapsed().as_secs_f64();
     let load = sum_stats(ex, delta(ex.stats(), before))?;
-    let pairs: u64 = ex
-        .all_gather(|w| w.u64(users.other.len() as u64))?
-        .iter()
-        .map(|m| Reader::new(&m.bytes, m.from).u64())
-        .sum::<Result<u64>>()?;
+    let pairs: u64 = ex.gather_u64(users.other.len() as u64)?.iter().sum();
 
     let user_degrees = degree_histogram(ex, &users)?;
     let item_degrees = degree_histogram(ex, &items)?;
@@ -430,14 +421,7 @@ fn worker_als(
         .as_ref()
         .and_then(|c| c.newest(params.iterations, x.len(), y.len()))
         .unwrap_or(0);
-    let resumed_from = ex
-        .all_gather(|w| w.u64(mine as u64))?
-        .iter()
-        .map(|m| Reader::new(&m.bytes, m.from).u64())
-        .collect::<Result<Vec<u64>>>()?
-        .into_iter()
-        .min()
-        .unwrap_or(0) as usize;
+    let resumed_from = ex.gather_u64(mine as u64)?.into_iter().min().unwrap_or(0) as usize;
     if let (Some(c), true) = (&checkpoints, resumed_from > 0) {
         let part = c
             .load(resumed_from, x.len(), y.len())?

@@ -37,7 +37,7 @@ use timely::worker::Worker;
 
 use crate::error::{Error, Result};
 use crate::topology::Topology;
-use crate::wire::Writer;
+use crate::wire::{Reader, Writer};
 
 /// Largest payload of one timely message; bigger outboxes are sent in chunks.
 const CHUNK_BYTES: usize = 4 << 20;
@@ -255,6 +255,14 @@ impl Exchanger<'_> {
         let mut outbox = self.outbox();
         outbox.broadcast(write);
         self.exchange(outbox)
+    }
+
+    /// Every worker's `value`, in worker order.
+    pub fn gather_u64(&mut self, value: u64) -> Result<Vec<u64>> {
+        self.all_gather(|w| w.u64(value))?
+            .iter()
+            .map(|m| Reader::new(&m.bytes, m.from).u64())
+            .collect()
     }
 
     /// Waits until every worker reaches this point.
@@ -663,7 +671,6 @@ fn accept_handshake(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::Reader;
 
     #[test]
     fn rounds_deliver_every_message_to_its_worker_in_sender_order() {

@@ -24,7 +24,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use kindred_core::rng::mix64;
+use kindred_core::rng::{mix64, stable_hash};
 use kindred_core::Interactions;
 use kindred_data::import::ImportOptions;
 use kindred_data::parquet::{load_parquet, write_parquet};
@@ -95,14 +95,9 @@ pub fn owned_count(n: usize, worker: usize, workers: usize) -> usize {
     }
 }
 
+/// The hash owner of an id is the same in every process: users and items hash apart.
 fn id_hash(kind: u8, id: &str) -> u64 {
-    // FNV-1a, then a finaliser: stable across processes and platforms (unlike std's hasher).
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ kind as u64;
-    for b in id.as_bytes() {
-        h ^= *b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01B3);
-    }
-    mix64(h)
+    stable_hash(id.as_bytes()) ^ mix64(kind as u64 + 1)
 }
 
 /// Writes `log` as `shards` ordered Parquet files `dir/shard-NNNNN.parquet` of contiguous rows
@@ -414,11 +409,7 @@ pub fn load(ex: &mut Exchanger<'_>, inputs: &[PathBuf], opts: &ImportOptions) ->
             }
         }
     }
-    let rows_total: u64 = ex
-        .all_gather(|w| w.u64(rows))?
-        .iter()
-        .map(|m| Reader::new(&m.bytes, m.from).u64())
-        .sum::<Result<u64>>()?;
+    let rows_total: u64 = ex.gather_u64(rows)?.iter().sum();
     let [user_ids, item_ids] = own_ids;
     Ok(Sharded {
         n_users: n[0],
