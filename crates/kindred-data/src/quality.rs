@@ -11,6 +11,7 @@ use std::fmt;
 
 use kindred_core::features::ColumnData;
 use kindred_core::interactions::NO_TIMESTAMP;
+use kindred_core::quantile::quantile;
 use kindred_core::{Dataset, FeatureTable, IdMap};
 use serde::Serialize;
 
@@ -240,17 +241,6 @@ fn event_counts(dataset: &Dataset) -> Vec<EventCount> {
             count,
         })
         .collect()
-}
-
-/// Linear-interpolation quantile of sorted values (`q` in [0, 1]); 0 for no values.
-pub fn quantile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let pos = q.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
-    let lo = pos.floor() as usize;
-    let hi = (lo + 1).min(sorted.len() - 1);
-    sorted[lo] + (pos - lo as f64) * (sorted[hi] - sorted[lo])
 }
 
 /// Summary of values (any order); all zero for no values.

@@ -1,10 +1,8 @@
 //! Kindred's evaluation: exact metric definitions, the runner that fits models on protocol
 //! splits and scores them, per-segment breakdowns, and the JSON result format (BLUEPRINT §3-4).
 
-pub mod experiment;
 pub mod export;
 pub mod metrics;
-pub mod monitoring;
 pub mod offpolicy;
 pub mod report;
 pub mod runner;

@@ -36,10 +36,10 @@
 //! lowers variance but biases IPS towards the logging policy's own clicks, by an amount the
 //! interval does not cover; `clipped_weights` says how often it happened.
 
-use crate::experiment::distributions::normal_quantile;
 use crate::stats::Interval;
 use kindred_core::{Error, Result};
 use kindred_rank::ExplorationLogRecord;
+use kindred_stats::experiment::distributions::normal_quantile;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 

@@ -8,9 +8,9 @@
 
 use std::fmt::Write;
 
-use crate::chart::escape;
 use crate::sections::build_sections;
 use crate::Source;
+use kindred_chart::escape;
 
 const STYLE: &str = r#"
 body { font-family: "DejaVu Sans", Verdana, Arial, sans-serif; margin: 24px auto; max-width: 1180px;

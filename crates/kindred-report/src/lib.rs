@@ -6,7 +6,6 @@
 //! [`render_html`] or [`png::write_pngs`]. Every section says plainly when its data is absent
 //! from the results instead of drawing an empty chart.
 
-pub mod chart;
 pub mod html;
 pub mod png;
 pub mod sections;
@@ -16,8 +15,8 @@ use std::path::{Path, PathBuf};
 use kindred_core::{Error, Result};
 use kindred_eval::{EvalReport, ModelResult};
 
-pub use chart::Chart;
 pub use html::render_html;
+pub use kindred_chart::Chart;
 pub use sections::{build_sections, Section};
 
 /// One results file as read.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use kindred_core::{Error, Result};
 use resvg::{tiny_skia, usvg};
 
-use crate::chart::Chart;
+use kindred_chart::Chart;
 
 /// Pixels per SVG unit in the written images.
 const SCALE: f32 = 2.0;

@@ -8,10 +8,10 @@ use std::fmt::Write;
 
 use kindred_eval::segments::SegmentRow;
 
-use crate::chart::{
+use crate::{entries, primary_metric, Entry, Source};
+use kindred_chart::{
     escape, format_value, BarChart, BarSeries, Chart, LineChart, LineSeries, SeriesStyle,
 };
-use crate::{entries, primary_metric, Entry, Source};
 
 /// One part of the report.
 #[derive(Debug, Clone)]

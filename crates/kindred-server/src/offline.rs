@@ -10,12 +10,12 @@
 //! [`MIN_BASELINE`] versions, then each following one (up to [`BASELINE_MAX`] in all) that lies
 //! within 3 sigma of the chart of the baseline so far; a version outside is left out, so a bad
 //! retrain does not widen the limits it is judged by. The baseline's mean and sample standard
-//! deviation ([`kindred_eval::monitoring::ControlChart::from_baseline`], sigma floored at
+//! deviation ([`kindred_stats::monitoring::ControlChart::from_baseline`], sigma floored at
 //! [`MIN_SIGMA`]) give the centre and the 3-sigma limits, and every version from the
 //! [`MIN_BASELINE`]-th on is checked against them with the Western Electric rules as that module
 //! implements them. A series needs at least [`MIN_BASELINE`] + 1 versions to be charted.
 
-use kindred_eval::monitoring::{control_alerts, Alert, ControlChart, ControlViolation};
+use kindred_stats::monitoring::{control_alerts, Alert, ControlChart, ControlViolation};
 use kindred_store::ModelRecord;
 use serde::Serialize;
 
@@ -160,7 +160,7 @@ pub fn newest_version(records: &[ModelRecord]) -> Option<String> {
 }
 
 /// Alerts for the newest version in `records` (the one just trained): every chart rule it
-/// violates on any offline metric, as [`kindred_eval::monitoring::control_alerts`] words them,
+/// violates on any offline metric, as [`kindred_stats::monitoring::control_alerts`] words them,
 /// with the version named in the message. Older versions' violations are not repeated, so
 /// calling this after each training run raises each problem once. Empty when the newest version
 /// has no offline metrics or its series is too short to chart.
@@ -193,7 +193,7 @@ pub fn offline_alerts(records: &[ModelRecord]) -> Vec<Alert> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kindred_eval::monitoring::{AlertKind, ControlRule};
+    use kindred_stats::monitoring::{AlertKind, ControlRule};
     use kindred_store::NewModel;
     use serde_json::json;
 

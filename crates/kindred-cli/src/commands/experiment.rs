@@ -1,13 +1,13 @@
 //! `kindred experiment`: A/B test analysis of per-user observations (`analyze`) and the power /
-//! sample-size calculator (`power`). The statistics live in `kindred_eval::experiment`.
+//! sample-size calculator (`power`). The statistics live in `kindred_stats::experiment`.
 
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use kindred_eval::experiment::power::{
+use kindred_stats::experiment::power::{
     power_means, power_proportions, sample_size_means, sample_size_proportions,
 };
-use kindred_eval::experiment::{
+use kindred_stats::experiment::{
     analyze, read_observations, AnalysisOptions, ExperimentReport, MetricKind,
 };
 

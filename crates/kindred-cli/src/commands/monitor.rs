@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
-use kindred_eval::monitoring::{
+use kindred_stats::monitoring::{
     default_rules, events_from_interactions, monitor, MonitorReport, QualityConfig, WindowConfig,
 };
 

@@ -10,7 +10,7 @@
 
 use kindred_core::SplitMix64;
 
-use crate::experiment::distributions::normal_cdf;
+use kindred_stats::experiment::distributions::normal_cdf;
 
 use super::space::{Config, Domain, Space, Value};
 

@@ -9,7 +9,7 @@
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use kindred_eval::experiment::{ExperimentReport, MetricComparison};
+use kindred_stats::experiment::{ExperimentReport, MetricComparison};
 use kindred_store::{ExperimentRecord, ExperimentStatus};
 use serde_json::Value;
 

@@ -8,7 +8,7 @@
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use kindred_report::chart::{LineChart, LineSeries, SeriesStyle};
+use kindred_chart::{LineChart, LineSeries, SeriesStyle};
 use kindred_store::ModelRecord;
 
 use super::page::{self, cell, escape, num, table, Nav};

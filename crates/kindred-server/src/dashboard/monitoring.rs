@@ -8,8 +8,8 @@
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use kindred_eval::monitoring::window::DistributionDrift;
-use kindred_eval::monitoring::{PsiLevel, QualityCounters};
+use kindred_stats::monitoring::window::DistributionDrift;
+use kindred_stats::monitoring::{PsiLevel, QualityCounters};
 
 use super::experiments::fmt;
 use super::page::{self, cell, escape, num, table, Nav};
@@ -452,7 +452,7 @@ pub async fn run(State(dash): State<Dashboard>, headers: HeaderMap) -> Response 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kindred_eval::monitoring::{Alert, AlertKind, Binned};
+    use kindred_stats::monitoring::{Alert, AlertKind, Binned};
 
     fn drift(name: &str, psi: Option<f64>) -> DistributionDrift {
         DistributionDrift {

@@ -8,8 +8,8 @@ use std::sync::atomic::Ordering;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use kindred_chart::{BarChart, BarSeries};
 use kindred_core::interactions::NO_TIMESTAMP;
-use kindred_report::chart::{BarChart, BarSeries};
 
 use super::page::{self, cell, escape, num, table, Nav};
 use super::Dashboard;

@@ -1,6 +1,6 @@
 //! `GET /dashboard/quality`: data quality of the recent feedback: events per day, duplicates,
 //! bot-like users, event types and missing or invalid values, computed with
-//! [`kindred_eval::monitoring::quality_counters`] over the newest events of the store's log.
+//! [`kindred_stats::monitoring::quality_counters`] over the newest events of the store's log.
 //!
 //! The work is bounded: at most [`MAX_EVENTS`] of the newest events (by log position) are read,
 //! and of those the ones in the [`WINDOW_DAYS`] days up to the latest event's timestamp are
@@ -11,11 +11,11 @@ use std::collections::{BTreeMap, HashMap};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use kindred_chart::{BarChart, BarSeries};
 use kindred_core::EventType;
-use kindred_eval::monitoring::{
+use kindred_stats::monitoring::{
     quality_counters, FeedbackEvent, QualityConfig, QualityCounters, TimeSpan,
 };
-use kindred_report::chart::{BarChart, BarSeries};
 use kindred_store::StoredFeedback;
 
 use super::page::{self, cell, escape, num, table, Nav};

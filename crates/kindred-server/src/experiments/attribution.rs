@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use kindred_eval::experiment::Observation;
+use kindred_stats::experiment::Observation;
 use kindred_store::{Exposure, Impression, StoredFeedback};
 use serde::Serialize;
 

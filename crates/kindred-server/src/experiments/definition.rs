@@ -10,7 +10,7 @@
 use std::collections::BTreeSet;
 
 use kindred_core::{Error, Result};
-use kindred_eval::experiment::Allocation;
+use kindred_stats::experiment::Allocation;
 use serde::{Deserialize, Serialize};
 
 /// Default attribution window: a day.

@@ -3,7 +3,7 @@
 //!
 //! A user is in an experiment when their traffic bucket (a hash of the user and `<salt>#traffic`,
 //! independent of the variant hash) is below its traffic share; then
-//! [`Allocation::assign`](kindred_eval::experiment::Allocation::assign) picks the variant.
+//! [`Allocation::assign`](kindred_stats::experiment::Allocation::assign) picks the variant.
 //! Experiments are tried in the order they started and the first that takes the user wins, so
 //! concurrent experiments never share a user (later ones see the users earlier ones left).
 
@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use kindred_core::Result;
-use kindred_eval::experiment::Allocation;
+use kindred_stats::experiment::Allocation;
 use kindred_store::{ExperimentRecord, ExperimentStatus, Store};
 
 use super::definition::ExperimentDefinition;

@@ -1,8 +1,8 @@
 //! `GET /v1/experiments/{name}/results`: reads the experiment's rows from the store, attributes
-//! feedback ([`super::attribution`]) and runs the statistics of `kindred_eval::experiment`.
+//! feedback ([`super::attribution`]) and runs the statistics of `kindred_stats::experiment`.
 
 use kindred_core::Result;
-use kindred_eval::experiment::{analyze, AnalysisOptions};
+use kindred_stats::experiment::{analyze, AnalysisOptions};
 use kindred_store::{ExperimentRecord, Store};
 use serde_json::{json, Value};
 

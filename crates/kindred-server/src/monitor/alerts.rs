@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kindred_eval::monitoring::{Alert, AlertKind};
+use kindred_stats::monitoring::{Alert, AlertKind};
 use serde::Serialize;
 
 use super::webhook;

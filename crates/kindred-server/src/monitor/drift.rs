@@ -1,5 +1,5 @@
 //! One monitoring pass: read the feedback of the reference + current windows from the store,
-//! run `kindred_eval::monitoring::monitor` (PSI drift, data-quality counters, rules) on it,
+//! run `kindred_stats::monitoring::monitor` (PSI drift, data-quality counters, rules) on it,
 //! judge the online metrics against their thresholds, and hand every alert to the sink.
 //!
 //! Feature drift: for each categorical or numeric user (item) feature column, the values of the
@@ -9,9 +9,9 @@
 
 use kindred_core::features::ColumnData;
 use kindred_core::{Dataset, FeatureTable, InteractionsBuilder};
-use kindred_eval::monitoring::psi::{quantile_bins, top_k_bins};
-use kindred_eval::monitoring::window::DistributionDrift;
-use kindred_eval::monitoring::{
+use kindred_stats::monitoring::psi::{quantile_bins, top_k_bins};
+use kindred_stats::monitoring::window::DistributionDrift;
+use kindred_stats::monitoring::{
     evaluate, monitor, Alert, AlertKind, AlertRule, DriftReport, FeedbackEvent, MonitorReport,
     PsiLevel, QualityConfig, QualityCounter, TimeSpan, WindowConfig, Windows,
 };

@@ -155,7 +155,7 @@ pub fn render(monitor: &Monitor, catalog_items: usize) -> String {
                 );
             }
         }
-        type Counter = fn(&kindred_eval::monitoring::QualityCounters) -> f64;
+        type Counter = fn(&kindred_stats::monitoring::QualityCounters) -> f64;
         let quality: [(&str, &str, Counter); 5] = [
             ("kindred_quality_events", "Events in the window.", |q| {
                 q.events as f64
@@ -236,7 +236,7 @@ mod tests {
     use crate::config::MonitoringConfig;
     use crate::monitor::online::OnlineList;
     use crate::state::ServedItem;
-    use kindred_eval::monitoring::{Alert, AlertKind};
+    use kindred_stats::monitoring::{Alert, AlertKind};
     use std::time::Duration;
 
     #[test]

@@ -4,10 +4,10 @@
 //! default windows, quality settings and alert rules; a run "alerts" when any rule trips.
 //!
 //! Run with `-- --nocapture` to see the rates:
-//! `cargo nextest run -p kindred-eval --test monitoring_simulation --no-capture`.
+//! `cargo nextest run -p kindred-stats --test monitoring_simulation --no-capture`.
 
 use kindred_core::{EventType, SplitMix64};
-use kindred_eval::monitoring::{
+use kindred_stats::monitoring::{
     default_rules, monitor, FeedbackEvent, QualityConfig, WindowConfig,
 };
 

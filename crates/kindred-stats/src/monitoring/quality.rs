@@ -69,7 +69,7 @@ pub struct QualityCounters {
 /// Median of values (sorted in place); 0 for none.
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
-    kindred_data::quality::quantile(values, 0.5)
+    kindred_core::quantile::quantile(values, 0.5)
 }
 
 /// The bot threshold for these per-user event counts (see the module doc).

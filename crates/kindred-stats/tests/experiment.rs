@@ -4,14 +4,14 @@
 //! plus property tests of the invariants. Each prints its figures; run with `--no-capture`.
 
 use kindred_core::rng::SplitMix64;
-use kindred_eval::experiment::comparison::{ArmEstimate, Comparison};
-use kindred_eval::experiment::cuped;
-use kindred_eval::experiment::means::{welch_t, SampleSummary};
-use kindred_eval::experiment::power::{power_proportions, sample_size_proportions};
-use kindred_eval::experiment::proportions::{two_proportion_z, Proportion};
-use kindred_eval::experiment::sequential::{mixing_variance, SequentialMonitor};
-use kindred_eval::experiment::srm::sample_ratio_check;
-use kindred_eval::experiment::{analyze, Allocation, AnalysisOptions, Observation};
+use kindred_stats::experiment::comparison::{ArmEstimate, Comparison};
+use kindred_stats::experiment::cuped;
+use kindred_stats::experiment::means::{welch_t, SampleSummary};
+use kindred_stats::experiment::power::{power_proportions, sample_size_proportions};
+use kindred_stats::experiment::proportions::{two_proportion_z, Proportion};
+use kindred_stats::experiment::sequential::{mixing_variance, SequentialMonitor};
+use kindred_stats::experiment::srm::sample_ratio_check;
+use kindred_stats::experiment::{analyze, Allocation, AnalysisOptions, Observation};
 use proptest::prelude::*;
 
 const EXPERIMENTS: u64 = 1000;

@@ -1,5 +1,6 @@
-//! A small SVG chart toolkit for the report: line charts (several series, legend, axes, ticks,
-//! title) and grouped bar charts with optional interval whiskers.
+//! A small SVG chart toolkit for the result report and the server's dashboard: line charts
+//! (several series, legend, axes, ticks, title) and grouped bar charts with optional interval
+//! whiskers. SVG text only: rasterising to PNG is the report's business.
 //!
 //! Every chart is a standalone `<svg class="chart" data-title="...">` with its title drawn as
 //! visible text, and with all styling in attributes (no CSS), so the same markup renders the

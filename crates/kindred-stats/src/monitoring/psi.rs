@@ -202,7 +202,7 @@ pub fn quantile_bins(reference: &[f64], current: &[f64], bins: usize) -> Binned 
         .collect();
     sorted.sort_by(f64::total_cmp);
     let mut edges: Vec<f64> = (1..bins.max(1))
-        .map(|i| kindred_data::quality::quantile(&sorted, i as f64 / bins as f64))
+        .map(|i| kindred_core::quantile::quantile(&sorted, i as f64 / bins as f64))
         .collect();
     edges.dedup();
     // A value v goes to the first bin whose upper edge exceeds it: bin i covers [e_{i-1}, e_i).
