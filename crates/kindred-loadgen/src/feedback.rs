@@ -9,9 +9,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use crate::http::{post_request, Connection};
 use crate::stats::{round3, Latencies, StatusCounts};
 use crate::{LoadError, SplitMix64};
+use kindred_http_client::{post_request, Connection};
 
 pub struct FeedbackPlan {
     pub addr: SocketAddr,

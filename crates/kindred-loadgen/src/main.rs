@@ -22,7 +22,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use args::{ids, Args};
-use kindred_loadgen::http;
 
 /// A usage or setup error, printed as is.
 #[derive(Debug)]

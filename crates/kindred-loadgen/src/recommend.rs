@@ -15,9 +15,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use crate::http::{get_request, post_request, Connection};
 use crate::stats::{round3, Latencies, StatusCounts};
 use crate::{LoadError, SplitMix64};
+use kindred_http_client::{get_request, post_request, Connection};
 
 /// An answer slower than this is counted as a connection error and the connection replaced.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);

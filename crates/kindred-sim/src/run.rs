@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use kindred_core::{CancelFlag, Error, Progress, SplitMix64};
-use kindred_loadgen::http::{get_request_with_key, post_request_with_key, Connection, HttpError};
+use kindred_http_client::{get_request_with_key, post_request_with_key, Connection, HttpError};
 use serde_json::{json, Value};
 
 use crate::config::{Clock, Drift, SimConfig};

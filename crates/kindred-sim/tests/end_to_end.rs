@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kindred_core::{CancelFlag, NoProgress};
-use kindred_loadgen::http::{get_request_with_key, post_request_with_key, Connection};
+use kindred_http_client::{get_request_with_key, post_request_with_key, Connection};
 use kindred_server::config::WindowEnd;
 use kindred_sim::{simulate, Clock, Drift, SimConfig, SimSummary, World};
 use kindred_testkit::webhook_listener;

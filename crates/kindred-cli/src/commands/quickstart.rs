@@ -11,6 +11,7 @@ use anyhow::{bail, Context, Result};
 use kindred_core::{Dataset, Protocol};
 use kindred_data::preprocess::PipelineConfig;
 use kindred_eval::{evaluate, EvalOptions, EvalReport};
+use kindred_http_client::{get_request, post_request, Connection};
 use kindred_server::{ServerConfig, TrainSpec};
 use kindred_store::Store;
 
@@ -261,30 +262,14 @@ impl Example {
 
     /// Sends the request (HTTP/1.1, one connection) and returns status and body.
     async fn run(&self, addr: SocketAddr) -> Result<(u16, String)> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut stream = tokio::net::TcpStream::connect(addr).await?;
-        let body = self.body.as_deref().unwrap_or("");
-        let request = format!(
-            "{} {} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            self.method,
-            self.path,
-            body.len()
-        );
-        stream.write_all(request.as_bytes()).await?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).await?;
-        let text = String::from_utf8_lossy(&response);
-        let status = text
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .context("malformed HTTP response")?;
-        let body = text
-            .split_once("\r\n\r\n")
-            .map_or("", |(_, b)| b)
-            .to_owned();
-        Ok((status, body))
+        let mut connection = Connection::connect(addr).await?;
+        let request = match self.method {
+            "GET" => get_request(&self.path),
+            _ => post_request(&self.path, self.body.as_deref().unwrap_or("").as_bytes()),
+        };
+        let head = connection.exchange(&request).await?;
+        let body = String::from_utf8_lossy(connection.body(&head)).into_owned();
+        Ok((head.status, body))
     }
 }
 

@@ -1,9 +1,10 @@
 //! A minimal HTTP/1.1 client over one keep-alive `TcpStream`: write a pre-built request, read
-//! the status line and headers, then exactly `Content-Length` body bytes.
+//! the status line and headers, then exactly `Content-Length` body bytes. The load generator
+//! and the simulator share it, so neither needs an HTTP client crate.
 //!
 //! Only what `kindred serve` sends is understood: bodies always carry `Content-Length`, so a
 //! chunked body is an error rather than something to decode. One request at a time per
-//! connection (no pipelining), which is how the load generator uses it.
+//! connection (no pipelining), which is how the load generator and the simulator use it.
 
 use std::fmt;
 use std::io;
