@@ -13,8 +13,7 @@ use kindred_core::features::ColumnData;
 use kindred_core::interactions::NO_TIMESTAMP;
 use kindred_core::{Error, FeatureTable, IdMap, Interactions, Result};
 
-/// The columns every export writes, in order.
-pub const EXPORT_COLUMNS: [&str; 6] = ["user", "item", "rating", "weight", "event", "timestamp"];
+use crate::export_columns::EXPORT_COLUMNS;
 
 /// Output formats of [`export`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,34 +203,15 @@ pub fn write_jsonl_to<W: Write>(log: &Interactions, mut out: W) -> std::io::Resu
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
     use crate::delimited::load_delimited;
     use crate::import::test_support::temp_dir;
     use crate::import::ImportOptions;
     use crate::jsonl::load_jsonl;
+    use crate::test_logs::{assert_same_log, sample_log};
     use kindred_core::{FeatureValue, Interaction, InteractionsBuilder};
     use proptest::prelude::*;
-
-    /// A log exercising every field: missing ratings and timestamps, custom events, odd ids.
-    pub(crate) fn sample_log() -> Interactions {
-        let mut b = InteractionsBuilder::new();
-        b.push(Interaction::rating(
-            "u1",
-            "item, with comma",
-            4.5,
-            Some(1_700_000_000),
-        ));
-        b.push(Interaction::rating("u\"2", "i2", 0.1, None));
-        let purchase = b.event_type("purchase");
-        let custom = b.event_type("wishlist");
-        let row = b.push(Interaction::implicit("Zoë", "i2", purchase, Some(-5)));
-        b.push_context(row, "device", "mobile");
-        let mut heavy = Interaction::implicit("u1", "i3", custom, Some(0));
-        heavy.weight = 2.75;
-        b.push(heavy);
-        b.build()
-    }
 
     #[test]
     fn catalog_csv_lists_every_item_with_its_categories() {
@@ -271,26 +251,6 @@ pub(crate) mod tests {
         );
     }
 
-    /// Asserts two logs hold the same rows with the same external ids and values.
-    pub(crate) fn assert_same_log(a: &Interactions, b: &Interactions) {
-        assert_eq!(a.len(), b.len());
-        for row in 0..a.len() {
-            assert_eq!(external_ids(a, row), external_ids(b, row), "row {row}");
-            let (ra, rb) = (a.ratings()[row], b.ratings()[row]);
-            assert!(
-                ra == rb || (ra.is_nan() && rb.is_nan()),
-                "row {row}: rating {ra} vs {rb}"
-            );
-            assert_eq!(a.weights()[row], b.weights()[row], "row {row}");
-            assert_eq!(
-                a.event_name(a.events()[row]),
-                b.event_name(b.events()[row]),
-                "row {row}"
-            );
-            assert_eq!(a.timestamps()[row], b.timestamps()[row], "row {row}");
-        }
-    }
-
     #[test]
     fn csv_round_trip() {
         let dir = temp_dir("export-csv");
@@ -320,6 +280,20 @@ pub(crate) mod tests {
         assert_eq!(context.entries.len(), 1);
         assert_eq!(context.entries[0].0, 2);
         assert_eq!(context.values.external(context.entries[0].2), "mobile");
+    }
+
+    #[cfg(feature = "parquet")]
+    #[test]
+    fn parquet_round_trip_through_the_writer() {
+        let dir = temp_dir("parquet-rt");
+        let path = dir.join("log.parquet");
+        let log = sample_log();
+        export(&log, &path).unwrap();
+        let (back, report) =
+            crate::parquet::load_parquet(&path, &ImportOptions::default()).unwrap();
+        assert_eq!(report.rows_imported, log.len() as u64);
+        assert_eq!(back.name, "log");
+        assert_same_log(&log, &back.interactions);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 
 pub mod delimited;
 pub mod export;
+pub mod export_columns;
 pub mod import;
 pub mod jsonl;
 pub mod movielens;
@@ -20,6 +21,8 @@ pub mod preprocess;
 pub mod quality;
 pub mod spec;
 pub mod synthetic;
+#[cfg(test)]
+mod test_logs;
 
 pub use import::{ImportOptions, ImportReport};
 pub use spec::{load, DataSpec};

@@ -26,7 +26,7 @@ use kindred_core::interactions::NO_TIMESTAMP;
 use kindred_core::{Dataset, Error, Interactions, InteractionsBuilder, Result};
 
 use crate::delimited::{default_event, resolve_by_aliases, timestamp_error, ResolvedColumns};
-use crate::export::EXPORT_COLUMNS;
+use crate::export_columns::EXPORT_COLUMNS;
 use crate::import::{
     name_from_path, parse_timestamp, ImportOptions, ImportReport, Problem, RowError, RowPolicy,
 };
@@ -433,7 +433,6 @@ pub fn write_parquet(log: &Interactions, path: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export::tests::{assert_same_log, sample_log};
     use crate::import::test_support::temp_dir;
     use arrow_array::{Float64Array, Int32Array, TimestampMillisecondArray};
 
@@ -449,18 +448,6 @@ mod tests {
         .unwrap();
         writer.write(batch).unwrap();
         writer.close().unwrap();
-    }
-
-    #[test]
-    fn round_trip_through_the_writer() {
-        let dir = temp_dir("parquet-rt");
-        let path = dir.join("log.parquet");
-        let log = sample_log();
-        crate::export::export(&log, &path).unwrap();
-        let (back, report) = load_parquet(&path, &ImportOptions::default()).unwrap();
-        assert_eq!(report.rows_imported, log.len() as u64);
-        assert_eq!(back.name, "log");
-        assert_same_log(&log, &back.interactions);
     }
 
     #[test]

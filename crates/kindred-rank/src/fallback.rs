@@ -23,7 +23,8 @@ use kindred_core::features::ColumnData;
 use kindred_core::interactions::NO_TIMESTAMP;
 use kindred_core::{Error, FeatureTable, IdMap, Result};
 
-use crate::config::{DateUnit, FallbackConfig};
+use crate::config::FallbackConfig;
+use crate::date_unit::DateUnit;
 use crate::filters::{aligned_numeric, Relaxation};
 
 /// Where an item of a final list came from.
@@ -393,7 +394,7 @@ mod tests {
         f.set("b", "year", FeatureValue::Number(2001.0)).unwrap();
         let config = FallbackConfig {
             latest_column: Some("year".into()),
-            latest_unit: crate::config::DateUnit::Year,
+            latest_unit: crate::date_unit::DateUnit::Year,
             ..FallbackConfig::default()
         };
         let log = TrainingLog {

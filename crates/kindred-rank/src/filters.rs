@@ -438,7 +438,7 @@ impl ResolvedRequest<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::DateUnit;
+    use crate::date_unit::DateUnit;
     use kindred_core::FeatureValue;
 
     /// Items a..e: genres, year, hidden flag, availability.

@@ -25,7 +25,7 @@
 use kindred_core::Scored;
 use serde::{Deserialize, Serialize};
 
-use crate::config::DateUnit;
+use crate::date_unit::DateUnit;
 
 const SECONDS_PER_DAY: f64 = 86_400.0;
 

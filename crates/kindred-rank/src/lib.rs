@@ -7,6 +7,7 @@
 
 pub mod calibration;
 pub mod config;
+pub mod date_unit;
 pub mod exploration;
 pub mod fallback;
 pub mod filters;
