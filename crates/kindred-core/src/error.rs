@@ -26,6 +26,10 @@ pub enum Error {
         field: String,
         message: String,
     },
+    /// An invalid config file: `origin` is `FILE:LINE:COLUMN` (as much of it as is known) and
+    /// `message` names the key; built by [`crate::ConfigLocation::error`].
+    #[error("{origin}: {message}")]
+    Config { origin: String, message: String },
     /// A file that is unusable as a whole (empty, wrong header, wrong encoding).
     #[error("{}: {message}", file.display())]
     BadFile { file: PathBuf, message: String },

@@ -4,6 +4,7 @@
 //! columnar interaction log with its CSR/CSC views, feature tables, deterministic splits,
 //! top-K selection, the fit context (threads, seed, progress, cancellation) and the error type.
 
+pub mod config_location;
 pub mod context;
 pub mod dataset;
 pub mod error;
@@ -18,6 +19,7 @@ pub mod split;
 pub mod topk;
 pub mod trainset;
 
+pub use config_location::ConfigLocation;
 pub use context::{CancelFlag, FitContext, NoProgress, Progress};
 pub use dataset::Dataset;
 pub use error::{Error, Result};

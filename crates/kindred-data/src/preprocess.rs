@@ -51,7 +51,7 @@ use std::fmt;
 use std::path::Path;
 
 use kindred_core::interactions::NO_TIMESTAMP;
-use kindred_core::{CsMatrix, Error, EventType, Interactions, Result};
+use kindred_core::{ConfigLocation, CsMatrix, Error, EventType, Interactions, Result};
 use serde::{Deserialize, Serialize};
 
 /// The whole pipeline; every `None` step is skipped.
@@ -137,40 +137,25 @@ pub enum Normalization {
 }
 
 impl PipelineConfig {
-    /// Parses a TOML pipeline config; errors name the line and key.
+    /// Parses a TOML pipeline config; errors name the line, column and key.
     pub fn from_toml_str(text: &str) -> Result<Self> {
-        let cfg: Self = toml::from_str(text).map_err(|e| {
-            let (line, key) = locate(text, e.span());
-            Error::spec(
-                "pipeline config",
-                format!("line {line}, key `{key}`"),
-                e.message().to_owned(),
-            )
-        })?;
-        cfg.validate()
-            .map_err(|(key, msg)| Error::spec("pipeline config", format!("key `{key}`"), msg))?;
-        Ok(cfg)
+        Self::parse(text, "pipeline config")
     }
 
-    /// Reads and parses a TOML pipeline config file; errors name the file, line and key.
+    /// Reads and parses a TOML pipeline config file; errors name the file, line, column and key.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let cfg: Self = toml::from_str(&text).map_err(|e| {
-            let (line, key) = locate(&text, e.span());
-            Error::Parse {
-                file: path.to_owned(),
-                line,
-                field: key,
-                message: e.message().to_owned(),
-            }
+        Self::parse(&text, path.display())
+    }
+
+    /// Parses and validates `text`; `origin` names it in errors.
+    fn parse(text: &str, origin: impl std::fmt::Display) -> Result<Self> {
+        let cfg: Self = toml::from_str(text).map_err(|e| {
+            ConfigLocation::at_offset(text, e.span().map(|s| s.start)).error(&origin, e.message())
         })?;
-        cfg.validate().map_err(|(key, message)| Error::Parse {
-            file: path.to_owned(),
-            line: key_line(&text, key).unwrap_or(0),
-            field: key.to_owned(),
-            message,
-        })?;
+        cfg.validate()
+            .map_err(|(key, message)| ConfigLocation::of_key(text, key).error(&origin, message))?;
         Ok(cfg)
     }
 
@@ -183,23 +168,23 @@ impl PipelineConfig {
     fn validate(&self) -> std::result::Result<(), (&'static str, String)> {
         if let Some(d) = &self.dedup {
             if d.window_seconds.is_some_and(|w| w < 0) {
-                return Err(("window_seconds", "must be >= 0".into()));
+                return Err(("dedup.window_seconds", "must be >= 0".into()));
             }
         }
         if let Some(b) = &self.bots {
             if b.max_events_per_minute
                 .is_some_and(|r| r.is_nan() || r <= 0.0)
             {
-                return Err(("max_events_per_minute", "must be > 0".into()));
+                return Err(("bots.max_events_per_minute", "must be > 0".into()));
             }
             if b.rate_window_seconds <= 0 {
-                return Err(("rate_window_seconds", "must be > 0".into()));
+                return Err(("bots.rate_window_seconds", "must be > 0".into()));
             }
             if b.burst_seconds <= 0 {
-                return Err(("burst_seconds", "must be > 0".into()));
+                return Err(("bots.burst_seconds", "must be > 0".into()));
             }
             if b.min_ratings_for_variance.is_some_and(|n| n < 2) {
-                return Err(("min_ratings_for_variance", "must be >= 2".into()));
+                return Err(("bots.min_ratings_for_variance", "must be >= 2".into()));
             }
         }
         if let Some(w) = &self.event_weights {
@@ -212,7 +197,7 @@ impl PipelineConfig {
         }
         if let Some(r) = &self.recency {
             if !(r.half_life_days.is_finite() && r.half_life_days > 0.0) {
-                return Err(("half_life_days", "must be a positive number".into()));
+                return Err(("recency.half_life_days", "must be a positive number".into()));
             }
         }
         Ok(())
@@ -242,30 +227,6 @@ impl PipelineConfig {
             ..Self::default()
         }
     }
-}
-
-/// 1-based line of a byte span and the key written on that line (best effort).
-fn locate(text: &str, span: Option<std::ops::Range<usize>>) -> (u64, String) {
-    let Some(span) = span else {
-        return (0, String::new());
-    };
-    let start = span.start.min(text.len());
-    let line = text[..start].matches('\n').count() as u64 + 1;
-    let line_text = text.lines().nth(line as usize - 1).unwrap_or("");
-    let key = match line_text.split_once('=') {
-        Some((k, _)) => k.trim().to_owned(),
-        None => line_text.trim().trim_matches(['[', ']']).to_owned(),
-    };
-    (line, key)
-}
-
-fn key_line(text: &str, key: &str) -> Option<u64> {
-    text.lines()
-        .position(|l| {
-            l.split_once('=').is_some_and(|(k, _)| k.trim() == key)
-                || l.trim() == format!("[{key}]")
-        })
-        .map(|i| i as u64 + 1)
 }
 
 /// What one step did.
@@ -1177,7 +1138,10 @@ half_life_days = 14.5
         let err = PipelineConfig::from_toml_str("[min_counts]\nkcor = 5\n")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("kcor") && err.contains("line 2"), "{err}");
+        assert!(
+            err.contains("kcor") && err.contains("pipeline config:2:"),
+            "{err}"
+        );
         let err = PipelineConfig::from_toml_str("[recency]\nhalf_life_days = -1\n")
             .unwrap_err()
             .to_string();

@@ -1,11 +1,11 @@
 //! The ranking-layer configuration (`kindred eval --rank CONFIG`): which re-rankers run over a
 //! model's top-scored candidates and how strongly. Read from TOML with unknown keys rejected, so
 //! a misspelt knob is an error instead of a silently ignored setting; every error names the file,
-//! the line and the dotted key path (`diversity.mmr_lambda`).
+//! the line, the column and the dotted key path (`diversity.mmr_lambda`).
 
 use std::path::Path;
 
-use kindred_core::{Error, Result};
+use kindred_core::{ConfigLocation, Error, Result};
 use serde::{Deserialize, Serialize};
 
 pub use crate::date_unit::DateUnit;
@@ -446,19 +446,11 @@ impl RankConfig {
     /// Parses TOML text; `origin` names where it came from in errors.
     pub fn from_toml_str(text: &str, origin: &Path) -> Result<Self> {
         let config: Self = toml::from_str(text).map_err(|e| {
-            let (line, key) = locate(text, e.span());
-            Error::Parse {
-                file: origin.to_owned(),
-                line,
-                field: key,
-                message: e.message().to_owned(),
-            }
+            ConfigLocation::at_offset(text, e.span().map(|s| s.start))
+                .error(origin.display(), e.message())
         })?;
-        config.validate().map_err(|(key, message)| Error::Parse {
-            file: origin.to_owned(),
-            line: key_line(text, key).unwrap_or(0),
-            field: key.to_owned(),
-            message,
+        config.validate().map_err(|(key, message)| {
+            ConfigLocation::of_key(text, key).error(origin.display(), message)
         })?;
         Ok(config)
     }
@@ -662,59 +654,6 @@ impl RankConfig {
     }
 }
 
-/// The 1-based line of a byte span and the dotted key path of that line (`section.key`).
-fn locate(text: &str, span: Option<std::ops::Range<usize>>) -> (u64, String) {
-    let Some(span) = span else {
-        return (0, String::new());
-    };
-    let start = span.start.min(text.len());
-    let line = text[..start].matches('\n').count() + 1;
-    let lines: Vec<&str> = text.lines().collect();
-    let line_text = lines.get(line - 1).copied().unwrap_or("").trim();
-    if line_text.starts_with('[') {
-        return (
-            line as u64,
-            line_text.trim_matches(['[', ']']).trim().to_owned(),
-        );
-    }
-    let key = line_text
-        .split_once('=')
-        .map_or(line_text, |(k, _)| k)
-        .trim()
-        .to_owned();
-    // The section is the last table header above the line.
-    let section = lines[..line.saturating_sub(1).min(lines.len())]
-        .iter()
-        .rev()
-        .map(|l| l.trim())
-        .find(|l| l.starts_with('['))
-        .map(|l| l.trim_matches(['[', ']']).trim().to_owned());
-    let path = match section {
-        Some(s) if !key.is_empty() => format!("{s}.{key}"),
-        Some(s) => s,
-        None => key,
-    };
-    (line as u64, path)
-}
-
-/// The 1-based line where the dotted `path` is set (a key of its section, or a table header).
-fn key_line(text: &str, path: &str) -> Option<u64> {
-    let (section, key) = path.rsplit_once('.').unwrap_or(("", path));
-    let mut current = String::new();
-    for (n, raw) in text.lines().enumerate() {
-        let l = raw.trim();
-        if l.starts_with('[') {
-            current = l.trim_matches(['[', ']']).trim().to_owned();
-            if current == path {
-                return Some(n as u64 + 1);
-            }
-        } else if current == section && l.split_once('=').is_some_and(|(k, _)| k.trim() == key) {
-            return Some(n as u64 + 1);
-        }
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -775,7 +714,7 @@ mod tests {
         assert!(err.contains("diversity.mmr_lambda"), "{err}");
         assert!(err.contains("[0, 1]"), "{err}");
         let err = parse("candidates = 0\n").unwrap_err().to_string();
-        assert!(err.contains("rank.toml:1: field `candidates`"), "{err}");
+        assert!(err.contains("rank.toml:1:1: key `candidates`"), "{err}");
         let err = parse("[calibration]\nsmoothing = 0\n")
             .unwrap_err()
             .to_string();
@@ -828,21 +767,21 @@ mod tests {
                 .unwrap_err()
                 .to_string();
         assert!(
-            err.contains("rank.toml:4: field `filters.date_before`"),
+            err.contains("rank.toml:4:1: key `filters.date_before`"),
             "{err}"
         );
         let err = parse("[fallback]\ntrending_half_life_days = 0\n")
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("rank.toml:2: field `fallback.trending_half_life_days`"),
+            err.contains("rank.toml:2:1: key `fallback.trending_half_life_days`"),
             "{err}"
         );
         let err = parse("[[pin]]\nitem = \"a\"\ncolumn = \"b\"\nposition = 1\n")
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("rank.toml:1: field `pin`") && err.contains("exactly one"),
+            err.contains("rank.toml:1:1: key `pin`") && err.contains("exactly one"),
             "{err}"
         );
         let err = parse("[[pin]]\nitem = \"a\"\nposition = 0\n")

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use kindred_core::ConfigLocation;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
@@ -307,9 +308,12 @@ impl ServerConfig {
 
     /// Parses TOML text; `origin` names it in errors.
     pub fn from_toml_str(text: &str, origin: &str) -> Result<Self> {
-        toml::from_str(text).map_err(|e| Error::Config {
-            origin: origin.to_owned(),
-            message: e.to_string(),
+        toml::from_str(text).map_err(|e| {
+            let at = ConfigLocation::at_offset(text, e.span().map(|s| s.start));
+            Error::Config {
+                origin: at.origin(origin),
+                message: at.describe(e.message()),
+            }
         })
     }
 

@@ -78,9 +78,11 @@ impl From<kindred_core::Error> for ApiError {
     fn from(e: kindred_core::Error) -> Self {
         use kindred_core::Error as E;
         match e {
-            E::InvalidInput(_) | E::Spec { .. } | E::Parse { .. } | E::BadFile { .. } => {
-                ApiError::bad_request("invalid_input", e.to_string())
-            }
+            E::InvalidInput(_)
+            | E::Spec { .. }
+            | E::Parse { .. }
+            | E::Config { .. }
+            | E::BadFile { .. } => ApiError::bad_request("invalid_input", e.to_string()),
             E::Store { .. } => ApiError::unavailable(e.to_string()),
             E::Cancelled => ApiError::unavailable("the server is shutting down"),
             E::Io { .. } | E::Model { .. } => ApiError::internal(e.to_string()),
