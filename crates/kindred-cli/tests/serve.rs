@@ -2,10 +2,12 @@
 //! --publish`, `kindred serve`, a request, a version published while it runs, and a clean exit on
 //! SIGTERM.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use kindred_http_client::{get_request, Connection};
 
 const DATA: &str = "synthetic:users=200,items=120,seed=9";
 
@@ -25,17 +27,16 @@ fn kindred(args: &[&str]) -> String {
 
 /// GET over a fresh connection; returns status and body.
 fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).unwrap();
-    let status = text.split(' ').nth(1).unwrap().parse().unwrap();
-    let body = text.split_once("\r\n\r\n").unwrap().1.to_owned();
-    (status, body)
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut connection = Connection::connect(addr).await.unwrap();
+        let head = connection.exchange(&get_request(path)).await.unwrap();
+        let body = String::from_utf8_lossy(connection.body(&head)).into_owned();
+        (head.status, body)
+    })
 }
 
 /// Kills the server if the test fails before stopping it.
