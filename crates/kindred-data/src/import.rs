@@ -13,7 +13,7 @@ use std::path::Path;
 use kindred_core::{Error, Result};
 use serde::Serialize;
 
-pub use crate::delimited::ColumnMapping;
+pub use crate::column_mapping::ColumnMapping;
 
 /// How an importer treats its input.
 #[derive(Debug, Clone, Default)]

@@ -7,7 +7,7 @@
 //! and may be strings or integers; everything else is optional. Numbers may also be given as
 //! numeric strings; `timestamp` is unix seconds or a date string (`YYYY-MM-DD[ HH:MM:SS]`,
 //! RFC 3339). Without `event`, a row with a rating is a `rating` event and one without a `view`.
-//! A named [`ColumnMapping`](crate::delimited::ColumnMapping) (`user=uid,item=sku,context=device`)
+//! A named [`ColumnMapping`](crate::column_mapping::ColumnMapping) (`user=uid,item=sku,context=device`)
 //! renames the keys; mapped context keys are read from the top level of the object.
 //!
 //! Errors name the file, the 1-based line and the JSON path of the culprit (`$.rating`).
@@ -19,7 +19,8 @@ use kindred_core::{
 };
 use serde_json::{Map, Value};
 
-use crate::delimited::{default_event, timestamp_error, ColumnRef, Role};
+use crate::column_mapping::{ColumnRef, Role};
+use crate::delimited::{default_event, timestamp_error};
 use crate::import::{
     name_from_path, parse_timestamp, read_file, ImportOptions, ImportReport, Problem, RowError,
     RowPolicy,

@@ -9,6 +9,7 @@
 //! - [`quality`]: the data-quality report behind `kindred stats`.
 //! - [`synthetic`]: the seeded generator tests and benchmarks run on.
 
+pub mod column_mapping;
 pub mod delimited;
 pub mod export;
 pub mod export_columns;

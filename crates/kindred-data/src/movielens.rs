@@ -841,10 +841,12 @@ mod tests {
         assert_eq!(vocab_len(items, "genres"), 19);
         assert_eq!(small.user_features.as_deref().unwrap().ids().len(), 943);
         // The generic TSV reader sees the same log in u.data.
-        let spec: crate::spec::DataSpec = format!("tsv:{}", root.join("ml-100k/u.data").display())
-            .parse()
-            .unwrap();
-        let (generic, _) = crate::spec::load(&spec, &ImportOptions::default()).unwrap();
+        let tsv = ImportOptions {
+            delimiter: Some(b'\t'),
+            ..ImportOptions::default()
+        };
+        let (generic, _) =
+            crate::delimited::load_delimited(&root.join("ml-100k/u.data"), &tsv).unwrap();
         assert_eq!(
             generic.interactions.fingerprint(),
             small.interactions.fingerprint()

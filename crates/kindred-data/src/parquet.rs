@@ -3,7 +3,7 @@
 //! The reader takes columns `user` and `item` (strings or integers) and optionally `rating` and
 //! `weight` (floats or integers), `timestamp` (integer unix seconds, a Parquet timestamp of any
 //! unit, a date, or a date string) and `event` (string). Other names are found the same way as
-//! CSV headers (`user_id`, `movieId`, ...), and a [`ColumnMapping`](crate::delimited::ColumnMapping)
+//! CSV headers (`user_id`, `movieId`, ...), and a [`ColumnMapping`](crate::column_mapping::ColumnMapping)
 //! (`user=uid,item=sku,context=device`) renames them. Nulls mean "absent" (no rating, weight 1,
 //! no timestamp, default event) except in id columns, where they are errors.
 //!
@@ -25,7 +25,8 @@ use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use kindred_core::interactions::NO_TIMESTAMP;
 use kindred_core::{Dataset, Error, Interactions, InteractionsBuilder, Result};
 
-use crate::delimited::{default_event, resolve_by_aliases, timestamp_error, ResolvedColumns};
+use crate::column_mapping::{resolve_by_aliases, ResolvedColumns};
+use crate::delimited::{default_event, timestamp_error};
 use crate::export_columns::EXPORT_COLUMNS;
 use crate::import::{
     name_from_path, parse_timestamp, ImportOptions, ImportReport, Problem, RowError, RowPolicy,
