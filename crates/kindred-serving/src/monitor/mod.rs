@@ -2,9 +2,11 @@
 //! variant), a loop that measures drift and data quality over the stored feedback and judges
 //! the online metrics, and alerts (log, ring for `/v1/alerts`, webhooks, Prometheus).
 //!
-//! [`Monitor`] lives in [`crate::state::AppState`]; the list and feedback routes feed
-//! [`online::OnlineMetrics`]; [`run_loop`] runs a pass every `monitoring.interval_seconds`
-//! beside the state's background loop, and `POST /v1/monitoring/run` runs one now.
+//! [`Monitor`] is shared by the services: lists and feedback feed [`online::OnlineMetrics`], the
+//! lifecycle raises offline alerts in [`alerts::AlertSink`]. A pass reads only what it is given,
+//! the store and the [`LiveSnapshot`], never the whole serving state; [`Monitor::run_loop`] runs
+//! one every `monitoring.interval_seconds` beside the background loop, and
+//! `POST /v1/monitoring/run` runs one now.
 
 pub mod alerts;
 pub mod drift;
@@ -16,20 +18,21 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use kindred_store::Feedback;
+use kindred_store::{Feedback, Store};
 
+use crate::clock::unix_now;
 use crate::config::MonitoringConfig;
 use crate::error::{Error, Result};
-use crate::state::AppState;
-use crate::training::unix_now;
+use crate::live_snapshot::LiveSnapshot;
 use alerts::AlertSink;
 use drift::PassReport;
 use online::OnlineMetrics;
 
 /// The server's monitoring state.
 pub struct Monitor {
+    config: MonitoringConfig,
     pub online: OnlineMetrics,
-    pub alerts: AlertSink,
+    pub alerts: Arc<AlertSink>,
     latest: Mutex<Option<Arc<PassReport>>>,
     /// Latest feedback timestamp posted to this server (for `window_end = "latest_event"`).
     latest_posted: AtomicI64,
@@ -45,8 +48,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Monitor {
     pub fn new(config: &MonitoringConfig) -> Self {
         Self {
+            config: config.clone(),
             online: OnlineMetrics::new(config),
-            alerts: AlertSink::new(config),
+            alerts: Arc::new(AlertSink::new(config)),
             latest: Mutex::new(None),
             latest_posted: AtomicI64::new(i64::MIN),
             passes: AtomicU64::new(0),
@@ -67,114 +71,122 @@ impl Monitor {
     pub fn latest(&self) -> Option<Arc<PassReport>> {
         lock(&self.latest).clone()
     }
-}
 
-/// Runs one monitoring pass now and keeps its report.
-pub async fn run_pass(state: &AppState) -> Result<Arc<PassReport>> {
-    let monitor = &state.monitor;
-    let _guard = monitor.pass_lock.lock().await;
-    let result = pass(state).await;
-    match &result {
-        Ok(report) => {
-            monitor.passes.fetch_add(1, Ordering::Relaxed);
-            *lock(&monitor.latest) = Some(Arc::clone(report));
-        }
-        Err(e) => {
-            monitor.pass_failures.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(error = %e, "monitoring pass failed");
-        }
+    /// The monitoring config it runs with.
+    pub fn config(&self) -> &MonitoringConfig {
+        &self.config
     }
-    result
-}
 
-async fn pass(state: &AppState) -> Result<Arc<PassReport>> {
-    let started = Instant::now();
-    let config = state.config.monitoring.clone();
-    let now = unix_now();
-    let snapshot = state.snapshot();
-    let stored_latest = snapshot
-        .data
-        .interactions
-        .timestamps()
-        .iter()
-        .copied()
-        .max();
-    let posted = state.monitor.latest_posted.load(Ordering::Relaxed);
-    let latest = stored_latest.max((posted != i64::MIN).then_some(posted));
-    let end = drift::window_end(&config, now, latest);
-    let (mut events_read, mut truncated, mut report) = (0, false, None);
-    if let Some(end) = end {
-        let since = end - config.reference_seconds - config.current_seconds;
-        let mut stored = state
-            .store
-            .newest_feedback_between(since, end, config.max_events.saturating_add(1))
-            .await?;
-        if stored.len() > config.max_events {
-            // The store answered the newest events: dropping the oldest keeps the current window
-            // whole and cuts only the start of the reference window.
-            stored.drain(..stored.len() - config.max_events);
-            truncated = true;
-            tracing::warn!(
-                max_events = config.max_events,
-                "monitoring read only the newest max_events events of its windows"
-            );
-        }
-        events_read = stored.len();
-        let job_config = config.clone();
-        let data = std::sync::Arc::clone(&snapshot.data);
-        report = tokio::task::spawn_blocking(move || {
-            let events = drift::to_events(&stored);
-            let mut report = drift::window_report(&events, &job_config, end)?;
-            if let Some(report) = report.as_mut() {
-                drift::add_feature_drift(report, &stored, &data, &job_config)?;
+    /// Runs one monitoring pass now over `store` and the served snapshot, and keeps its report.
+    pub async fn run_pass(&self, store: &Store, live: &LiveSnapshot) -> Result<Arc<PassReport>> {
+        let _guard = self.pass_lock.lock().await;
+        let result = self.pass(store, live).await;
+        match &result {
+            Ok(report) => {
+                self.passes.fetch_add(1, Ordering::Relaxed);
+                *lock(&self.latest) = Some(Arc::clone(report));
             }
-            Ok::<_, kindred_core::Error>(report)
-        })
-        .await
-        .map_err(|e| Error::Task(e.to_string()))??;
+            Err(e) => {
+                self.pass_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "monitoring pass failed");
+            }
+        }
+        result
     }
-    let online = state.monitor.online.report(snapshot.items.len());
-    let online_alerts = drift::online_alerts(&online, &config);
-    let mut all = report
-        .as_ref()
-        .map(|r| r.alerts.clone())
-        .unwrap_or_default();
-    all.extend(online_alerts.iter().cloned());
-    let fresh = state.monitor.alerts.raise(all, now);
-    let report = PassReport {
-        at: now,
-        window_end: config.window_end,
-        events_read,
-        truncated,
-        report,
-        online_alerts,
-        new_alert_ids: fresh.iter().map(|r| r.id).collect(),
-        millis: started.elapsed().as_millis() as u64,
-    };
-    tracing::info!(
-        events = report.events_read,
-        new_alerts = report.new_alert_ids.len(),
-        millis = report.millis,
-        "monitoring pass"
-    );
-    Ok(Arc::new(report))
-}
 
-/// Runs a pass every `monitoring.interval_seconds` (the first one interval after start) until
-/// `shutdown` fires; returns at once when monitoring is disabled.
-pub async fn run_loop(state: Arc<AppState>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-    if !state.config.monitoring.enabled {
-        return;
+    async fn pass(&self, store: &Store, live: &LiveSnapshot) -> Result<Arc<PassReport>> {
+        let started = Instant::now();
+        let config = self.config.clone();
+        let now = unix_now();
+        let snapshot = live.load();
+        let stored_latest = snapshot
+            .data
+            .interactions
+            .timestamps()
+            .iter()
+            .copied()
+            .max();
+        let posted = self.latest_posted.load(Ordering::Relaxed);
+        let latest = stored_latest.max((posted != i64::MIN).then_some(posted));
+        let end = drift::window_end(&config, now, latest);
+        let (mut events_read, mut truncated, mut report) = (0, false, None);
+        if let Some(end) = end {
+            let since = end - config.reference_seconds - config.current_seconds;
+            let mut stored = store
+                .newest_feedback_between(since, end, config.max_events.saturating_add(1))
+                .await?;
+            if stored.len() > config.max_events {
+                // The store answered the newest events: dropping the oldest keeps the current window
+                // whole and cuts only the start of the reference window.
+                stored.drain(..stored.len() - config.max_events);
+                truncated = true;
+                tracing::warn!(
+                    max_events = config.max_events,
+                    "monitoring read only the newest max_events events of its windows"
+                );
+            }
+            events_read = stored.len();
+            let job_config = config.clone();
+            let data = std::sync::Arc::clone(&snapshot.data);
+            report = tokio::task::spawn_blocking(move || {
+                let events = drift::to_events(&stored);
+                let mut report = drift::window_report(&events, &job_config, end)?;
+                if let Some(report) = report.as_mut() {
+                    drift::add_feature_drift(report, &stored, &data, &job_config)?;
+                }
+                Ok::<_, kindred_core::Error>(report)
+            })
+            .await
+            .map_err(|e| Error::Task(e.to_string()))??;
+        }
+        let online = self.online.report(snapshot.items.len());
+        let online_alerts = drift::online_alerts(&online, &config);
+        let mut all = report
+            .as_ref()
+            .map(|r| r.alerts.clone())
+            .unwrap_or_default();
+        all.extend(online_alerts.iter().cloned());
+        let fresh = self.alerts.raise(all, now);
+        let report = PassReport {
+            at: now,
+            window_end: config.window_end,
+            events_read,
+            truncated,
+            report,
+            online_alerts,
+            new_alert_ids: fresh.iter().map(|r| r.id).collect(),
+            millis: started.elapsed().as_millis() as u64,
+        };
+        tracing::info!(
+            events = report.events_read,
+            new_alerts = report.new_alert_ids.len(),
+            millis = report.millis,
+            "monitoring pass"
+        );
+        Ok(Arc::new(report))
     }
-    let every = Duration::from_secs(state.config.monitoring.interval_seconds.max(1));
-    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.changed() => return,
-            _ = ticker.tick() => {
-                // Errors are counted and logged inside.
-                let _ = run_pass(&state).await;
+
+    /// Runs a pass every `monitoring.interval_seconds` (the first one interval after start) until
+    /// `shutdown` fires; returns at once when monitoring is disabled.
+    pub async fn run_loop(
+        self: Arc<Self>,
+        store: Store,
+        live: LiveSnapshot,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        if !self.config.enabled {
+            return;
+        }
+        let every = Duration::from_secs(self.config.interval_seconds.max(1));
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = ticker.tick() => {
+                    // Errors are counted and logged inside.
+                    let _ = self.run_pass(&store, &live).await;
+                }
             }
         }
     }
