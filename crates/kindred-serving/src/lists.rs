@@ -354,6 +354,19 @@ impl ListService {
         ))
     }
 
+    /// `user`'s list from `snapshot` as the live version ranks it, for inspection: no experiment
+    /// arm, nothing cached, logged or counted.
+    pub fn preview(&self, snapshot: &Snapshot, user: &str, n: usize) -> Result<Vec<RankedItem>> {
+        let request = ListRequest {
+            user: Some(user),
+            history: self.state.overlay_items(user, snapshot),
+            now: unix_now(),
+            n,
+            ..ListRequest::default()
+        };
+        Ok(snapshot.rank_now(&request)?)
+    }
+
     /// A list for someone the request describes (anonymous or a known user plus interactions).
     pub fn recommend_described(
         &self,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use kindred_store::Store;
 
 use crate::config::ServerConfig;
+use crate::entities::EntityService;
 use crate::error::Result;
 use crate::experiments::ExperimentService;
 use crate::feedback::FeedbackService;
@@ -21,6 +22,7 @@ pub struct Serving {
     pub state: Arc<ServingState>,
     pub lists: ListService,
     pub feedback: FeedbackService,
+    pub entities: EntityService,
     pub lifecycle: Arc<Lifecycle>,
     pub experiments: ExperimentService,
     pub monitor: Arc<Monitor>,
@@ -35,6 +37,7 @@ impl Serving {
         Ok(Self {
             lists: ListService::new(Arc::clone(&state), Arc::clone(&monitor)),
             feedback: FeedbackService::new(Arc::clone(&state), Arc::clone(&monitor)),
+            entities: EntityService::new(Arc::clone(&state)),
             lifecycle: Arc::new(Lifecycle::new(
                 Arc::clone(&state),
                 Arc::clone(&monitor.alerts),
