@@ -87,54 +87,42 @@ pub struct DescribedList {
     pub ignored_interactions: Vec<String>,
 }
 
-/// One item of a non-personal list; its score is the number of users who interacted with it.
+/// Who or what an entry or a similar-to list is about: `{"item": id}` or `{"user": id}`.
 #[derive(Debug, Clone, Serialize)]
-pub struct CountedItem {
-    pub item: String,
-    pub score: u32,
+#[serde(rename_all = "lowercase")]
+pub enum Subject {
+    Item(String),
+    User(String),
+}
+
+/// One entry of a list: its subject, score (users who interacted with it for popular, trending
+/// and latest; similarity otherwise) and source.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scored<S> {
+    #[serde(flatten)]
+    pub subject: Subject,
+    pub score: S,
     pub source: &'static str,
 }
 
-/// Popular, trending or latest items.
+/// The entries of a list, under `items` or `users`.
 #[derive(Debug, Clone, Serialize)]
-pub struct NonPersonalList {
+#[serde(rename_all = "lowercase")]
+pub enum Entries<S> {
+    Items(Vec<Scored<S>>),
+    Users(Vec<Scored<S>>),
+}
+
+/// A list that is not personal: popular, trending or latest items (`like` none), or the items
+/// or users similar to `like`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScoredList<S> {
     pub request_id: String,
     pub model_version: Option<String>,
-    pub items: Vec<CountedItem>,
-}
-
-/// One item of a similar-items list.
-#[derive(Debug, Clone, Serialize)]
-pub struct ScoredItem {
-    pub item: String,
-    pub score: f32,
-    pub source: &'static str,
-}
-
-/// Items similar to `item`.
-#[derive(Debug, Clone, Serialize)]
-pub struct SimilarItems {
-    pub request_id: String,
-    pub model_version: Option<String>,
-    pub item: String,
-    pub items: Vec<ScoredItem>,
-}
-
-/// One user of a similar-users list.
-#[derive(Debug, Clone, Serialize)]
-pub struct ScoredUser {
-    pub user: String,
-    pub score: f32,
-    pub source: &'static str,
-}
-
-/// Users similar to `user`.
-#[derive(Debug, Clone, Serialize)]
-pub struct SimilarUsers {
-    pub request_id: String,
-    pub model_version: Option<String>,
-    pub user: String,
-    pub users: Vec<ScoredUser>,
+    #[serde(flatten)]
+    pub like: Option<Subject>,
+    #[serde(flatten)]
+    pub entries: Entries<S>,
 }
 
 /// One predicted score.
@@ -429,7 +417,7 @@ impl ListService {
         filters: &RequestFilters,
         offset: usize,
         n: usize,
-    ) -> Result<NonPersonalList> {
+    ) -> Result<ScoredList<u32>> {
         let snapshot = self.state.snapshot();
         let source = match which {
             FallbackList::Popular => "popular",
@@ -439,21 +427,22 @@ impl ListService {
         let list = snapshot.non_personal(which, filters, unix_now(), offset, n)?;
         let items = list
             .iter()
-            .map(|&i| CountedItem {
-                item: snapshot.items.external(i).to_owned(),
+            .map(|&i| Scored {
+                subject: Subject::Item(snapshot.items.external(i).to_owned()),
                 score: snapshot.item_users(i),
                 source,
             })
             .collect();
-        Ok(NonPersonalList {
+        Ok(ScoredList {
             request_id: self.state.request_id(),
             model_version: snapshot.version().map(str::to_owned),
-            items,
+            like: None,
+            entries: Entries::Items(items),
         })
     }
 
     /// The `n` items most similar to `item`.
-    pub fn similar_items(&self, item: &str, n: usize) -> Result<SimilarItems> {
+    pub fn similar_items(&self, item: &str, n: usize) -> Result<ScoredList<f32>> {
         let snapshot = self.state.snapshot();
         let Some(index) = snapshot.items.get(item) else {
             return Err(Error::not_found("item", item));
@@ -461,39 +450,39 @@ impl ListService {
         let (found, source) = snapshot.similar_items(index, n)?;
         let items = found
             .iter()
-            .map(|s| ScoredItem {
-                item: snapshot.items.external(s.item).to_owned(),
+            .map(|s| Scored {
+                subject: Subject::Item(snapshot.items.external(s.item).to_owned()),
                 score: s.score,
                 source,
             })
             .collect();
-        Ok(SimilarItems {
+        Ok(ScoredList {
             request_id: self.state.request_id(),
             model_version: snapshot.version().map(str::to_owned),
-            item: item.to_owned(),
-            items,
+            like: Some(Subject::Item(item.to_owned())),
+            entries: Entries::Items(items),
         })
     }
 
     /// The `n` users most similar to `user`.
-    pub fn similar_users(&self, user: &str, n: usize) -> Result<SimilarUsers> {
+    pub fn similar_users(&self, user: &str, n: usize) -> Result<ScoredList<f32>> {
         let snapshot = self.state.snapshot();
         let Some((found, source)) = snapshot.similar_users(user, n)? else {
             return Err(Error::not_found("user", user));
         };
         let users = found
             .into_iter()
-            .map(|(u, score)| ScoredUser {
-                user: u,
+            .map(|(u, score)| Scored {
+                subject: Subject::User(u),
                 score,
                 source,
             })
             .collect();
-        Ok(SimilarUsers {
+        Ok(ScoredList {
             request_id: self.state.request_id(),
             model_version: snapshot.version().map(str::to_owned),
-            user: user.to_owned(),
-            users,
+            like: Some(Subject::User(user.to_owned())),
+            entries: Entries::Users(users),
         })
     }
 
@@ -519,5 +508,52 @@ impl ListService {
             model_version: snapshot.version().map(str::to_owned),
             predictions,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn scored_lists_keep_the_api_shape() {
+        let similar = ScoredList {
+            request_id: "r-1".into(),
+            model_version: Some("v1".into()),
+            like: Some(Subject::User("u1".into())),
+            entries: Entries::Users(vec![Scored {
+                subject: Subject::User("u2".into()),
+                score: 0.5f32,
+                source: "model",
+            }]),
+        };
+        assert_eq!(
+            json!(similar),
+            json!({
+                "request_id": "r-1",
+                "model_version": "v1",
+                "user": "u1",
+                "users": [{"user": "u2", "score": 0.5, "source": "model"}],
+            })
+        );
+        let popular = ScoredList {
+            request_id: "r-2".into(),
+            model_version: None,
+            like: None,
+            entries: Entries::Items(vec![Scored {
+                subject: Subject::Item("i1".into()),
+                score: 3u32,
+                source: "popular",
+            }]),
+        };
+        assert_eq!(
+            json!(popular),
+            json!({
+                "request_id": "r-2",
+                "model_version": null,
+                "items": [{"item": "i1", "score": 3, "source": "popular"}],
+            })
+        );
     }
 }
