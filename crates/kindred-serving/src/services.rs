@@ -7,7 +7,7 @@ use kindred_store::Store;
 
 use crate::config::ServerConfig;
 use crate::entities::EntityService;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::experiments::ExperimentService;
 use crate::feedback::FeedbackService;
 use crate::lifecycle::Lifecycle;
@@ -63,8 +63,15 @@ impl Serving {
         self.state.snapshot()
     }
 
-    /// Runs one monitoring pass now over the store and the served snapshot.
+    /// Runs one monitoring pass now over the store and the served snapshot; a conflict when
+    /// monitoring is disabled.
     pub async fn run_monitoring_pass(&self) -> Result<Arc<PassReport>> {
+        if !self.monitor.config().enabled {
+            return Err(Error::conflict(
+                "monitoring_disabled",
+                "monitoring is disabled ([monitoring] enabled = false)",
+            ));
+        }
         self.monitor
             .run_pass(&self.state.store, &self.state.live_snapshot())
             .await

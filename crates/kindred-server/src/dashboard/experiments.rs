@@ -1,9 +1,9 @@
 //! `GET /dashboard/experiments` (every experiment: status, times, variants with their model
 //! version / rank config and weight, traffic share and an allocation bar, admin-only Start /
 //! Stop forms) and `GET /dashboard/experiments/{name}` (the live results of
-//! [`kindred_serving::experiments::experiment_results`]: per-variant counts and shares, lifts with their
-//! confidence intervals drawn as an interval plot, p-values, the sequential test, CUPED, the
-//! sample-ratio check and the verdict). `POST /dashboard/experiments/{name}/start|stop` do what
+//! [`kindred_serving::experiments::ExperimentService::results`]: per-variant counts and shares,
+//! lifts with their confidence intervals drawn as an interval plot, p-values, the sequential
+//! test, CUPED, the sample-ratio check and the verdict). `POST /dashboard/experiments/{name}/start|stop` do what
 //! the API's admin routes do (the running set is reloaded the same way) and return to the list.
 
 use axum::extract::{Path, State};
@@ -11,9 +11,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use kindred_eval::experiment::{ExperimentReport, MetricComparison};
 use kindred_serving::experiments::definition::ExperimentDefinition;
-use kindred_serving::experiments::experiment_results;
 use kindred_serving::experiments::registry::parse;
-use kindred_serving::unix_now;
 use kindred_store::{ExperimentRecord, ExperimentStatus};
 use serde_json::Value;
 
@@ -682,9 +680,7 @@ pub async fn results(
         Err(r) => return r,
     };
     // Exposures still in the writer's queue belong in the results, as in the API.
-    let serving = &dash.app.serving;
-    serving.state.flush_exposures().await;
-    let results = match experiment_results(serving.store(), &record, unix_now()).await {
+    let results = match dash.app.serving.experiments.results(&record.name).await {
         Ok(r) => r,
         Err(e) => return page::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };

@@ -434,18 +434,15 @@ pub async fn run(State(dash): State<Dashboard>, headers: HeaderMap) -> Response 
     if let Err(denied) = dash.authorize(&headers, Scope::Admin) {
         return denied;
     }
-    if !dash.app.serving.config().monitoring.enabled {
-        return page::error(
-            StatusCode::CONFLICT,
-            "monitoring is disabled ([monitoring] enabled = false)",
-        );
-    }
     match dash.app.serving.run_monitoring_pass().await {
         Ok(_) => (
             StatusCode::SEE_OTHER,
             [(header::LOCATION, "/dashboard/monitoring")],
         )
             .into_response(),
+        Err(e @ kindred_serving::Error::Conflict { .. }) => {
+            page::error(StatusCode::CONFLICT, &e.to_string())
+        }
         Err(e) => page::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
 }

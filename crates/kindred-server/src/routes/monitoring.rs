@@ -6,7 +6,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Value};
 
@@ -62,13 +61,6 @@ pub async fn run_now(
     q: QueryParams,
 ) -> Result<Json<Value>, ApiError> {
     q.finish()?;
-    if !state.serving.config().monitoring.enabled {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "monitoring_disabled",
-            "monitoring is disabled ([monitoring] enabled = false)",
-        ));
-    }
     let report = state.serving.run_monitoring_pass().await?;
     Ok(Json(json!(report.as_ref())))
 }
