@@ -155,14 +155,8 @@ async fn users_and_items_crud_and_batches() {
 async fn feedback_is_stored_once_per_event_id() {
     let server = start(Options::default()).await;
     let c = server.client();
-    let before = server
-        .state
-        .serving
-        .store()
-        .counts()
-        .await
-        .expect("counts")
-        .feedback;
+    let store = server.state.serving.store();
+    let before = store.counts().await.expect("counts").feedback;
     let batch = json!([
         { "user": "u1", "item": "i2", "type": "click", "event_id": "ev-1" },
         { "user": "u1", "item": "i3", "type": "rating", "value": 4.5, "timestamp": 1_700_000_000,
@@ -194,19 +188,9 @@ async fn feedback_is_stored_once_per_event_id() {
     let r = c.post("/v1/feedback", &json!([])).await;
     r.expect_status(200);
     assert_eq!(r.json()["inserted"], 0);
-    let after = server
-        .state
-        .serving
-        .store()
-        .counts()
-        .await
-        .expect("counts")
-        .feedback;
+    let after = store.counts().await.expect("counts").feedback;
     assert_eq!(after, before + 5);
-    let stored = server
-        .state
-        .serving
-        .store()
+    let stored = store
         .feedback_for_user("u1", 1000)
         .await
         .expect("u1 feedback");

@@ -304,34 +304,29 @@ impl ListService {
             filters.categories.join(","),
             filters.exclude.join(",")
         );
-        if let Some(items) = state.cache.get(&user, &cache_key, live_snapshot.id) {
-            return Ok(self.answer(
-                snapshot,
-                Some(&user),
-                items,
-                write,
-                experiment.as_ref(),
-                started,
-            ));
-        }
-        let request = ListRequest {
-            user: Some(&user),
-            history: state.overlay_items(&user, snapshot),
-            segment: None,
-            filters,
-            rank: rank.as_deref(),
-            now: unix_now(),
-            offset,
-            n,
+        let items = match state.cache.get(&user, &cache_key, live_snapshot.id) {
+            Some(items) => items,
+            None => {
+                let request = ListRequest {
+                    user: Some(&user),
+                    history: state.overlay_items(&user, snapshot),
+                    segment: None,
+                    filters,
+                    rank: rank.as_deref(),
+                    now: unix_now(),
+                    offset,
+                    n,
+                };
+                let items = Arc::new(match snapshot.precomputed(&request) {
+                    Some(list) => served(snapshot, list),
+                    None => served(snapshot, &snapshot.rank_now(&request)?),
+                });
+                state
+                    .cache
+                    .put(&user, &cache_key, live_snapshot.id, Arc::clone(&items));
+                items
+            }
         };
-        let items = match snapshot.precomputed(&request) {
-            Some(list) => served(snapshot, list),
-            None => served(snapshot, &snapshot.rank_now(&request)?),
-        };
-        let items = Arc::new(items);
-        state
-            .cache
-            .put(&user, &cache_key, live_snapshot.id, Arc::clone(&items));
         Ok(self.answer(
             snapshot,
             Some(&user),
@@ -410,6 +405,21 @@ impl ListService {
         })
     }
 
+    /// A non-personal list answered from `snapshot`, with a fresh request id.
+    fn scored_list<S>(
+        &self,
+        snapshot: &Snapshot,
+        like: Option<Subject>,
+        entries: Entries<S>,
+    ) -> ScoredList<S> {
+        ScoredList {
+            request_id: self.state.request_id(),
+            model_version: snapshot.version().map(str::to_owned),
+            like,
+            entries,
+        }
+    }
+
     /// Popular, trending or latest items.
     pub fn non_personal(
         &self,
@@ -433,12 +443,7 @@ impl ListService {
                 source,
             })
             .collect();
-        Ok(ScoredList {
-            request_id: self.state.request_id(),
-            model_version: snapshot.version().map(str::to_owned),
-            like: None,
-            entries: Entries::Items(items),
-        })
+        Ok(self.scored_list(&snapshot, None, Entries::Items(items)))
     }
 
     /// The `n` items most similar to `item`.
@@ -456,12 +461,8 @@ impl ListService {
                 source,
             })
             .collect();
-        Ok(ScoredList {
-            request_id: self.state.request_id(),
-            model_version: snapshot.version().map(str::to_owned),
-            like: Some(Subject::Item(item.to_owned())),
-            entries: Entries::Items(items),
-        })
+        let like = Subject::Item(item.to_owned());
+        Ok(self.scored_list(&snapshot, Some(like), Entries::Items(items)))
     }
 
     /// The `n` users most similar to `user`.
@@ -478,12 +479,8 @@ impl ListService {
                 source,
             })
             .collect();
-        Ok(ScoredList {
-            request_id: self.state.request_id(),
-            model_version: snapshot.version().map(str::to_owned),
-            like: Some(Subject::User(user.to_owned())),
-            entries: Entries::Users(users),
-        })
+        let like = Subject::User(user.to_owned());
+        Ok(self.scored_list(&snapshot, Some(like), Entries::Users(users)))
     }
 
     /// The model's score of each (user, item) pair, the users' real-time feedback included.
