@@ -11,10 +11,10 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 
+use crate::app_state::AppState;
 use crate::auth::Scope;
 use crate::error::{ApiError, Error, Result};
 use crate::routes;
-use crate::state::AppState;
 
 async fn require(
     State((state, scope)): State<(Arc<AppState>, Scope)>,

@@ -2,12 +2,13 @@
 //! [`kindred_serving`], which does the serving work (snapshots, lists, lifecycle, experiments,
 //! monitoring).
 //!
-//! Layers: [`state::AppState`] wraps the serving services with what only HTTP needs (API keys,
-//! request metrics); [`routes`] are thin handlers, each translating a request into one service
-//! call; [`app`] adds auth, limits, timeouts and metrics and serves with graceful shutdown, the
-//! serving background work beside it; [`dashboard`] renders the pages.
+//! Layers: [`app_state::AppState`] wraps the serving services with what only HTTP needs (API
+//! keys, request metrics); [`routes`] are thin handlers, each translating a request into one
+//! service call; [`app`] adds auth, limits, timeouts and metrics and serves with graceful
+//! shutdown, the serving background work beside it; [`dashboard`] renders the pages.
 
 pub mod app;
+pub mod app_state;
 pub mod auth;
 pub mod dashboard;
 pub mod error;
@@ -15,8 +16,7 @@ pub mod extract;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
-pub mod state;
 
 pub use app::{bind, router, serve, shutdown_signal};
+pub use app_state::AppState;
 pub use error::{ApiError, Error, Result};
-pub use state::AppState;

@@ -4,10 +4,11 @@
 //! [`state::ServingState`] holds the store, the live [`snapshot::Snapshot`] (model + catalog +
 //! rank pipelines, swapped atomically through [`live_snapshot::LiveSnapshot`]), the real-time
 //! overlay, the [`cache`] and the [`counters`]. The services over it: [`lists::ListService`]
-//! (every list and prediction), [`feedback::FeedbackService`], [`entities::EntityService`], [`lifecycle::Lifecycle`] (train,
-//! evaluate, publish, activate; its [`lifecycle::training`] functions are the CLI's way too),
-//! [`experiments::ExperimentService`] and [`monitor::Monitor`]. [`services::Serving`] opens them
-//! together and runs the [`background`] loop; [`config`] is the server config (TOML + env).
+//! (every list and prediction), [`feedback::FeedbackService`], [`entities::EntityService`],
+//! [`lifecycle::Lifecycle`] (train, evaluate, publish, activate; its [`lifecycle::training`]
+//! functions are the CLI's way too), [`experiments::ExperimentService`] and [`monitor::Monitor`].
+//! [`services::Serving`] opens them together and runs the [`background`] loop; [`config`] is the
+//! server config (TOML + env).
 
 pub mod background;
 pub mod cache;

@@ -3,8 +3,9 @@
 //! Stop forms) and `GET /dashboard/experiments/{name}` (the live results of
 //! [`kindred_serving::experiments::ExperimentService::results`]: per-variant counts and shares,
 //! lifts with their confidence intervals drawn as an interval plot, p-values, the sequential
-//! test, CUPED, the sample-ratio check and the verdict). `POST /dashboard/experiments/{name}/start|stop` do what
-//! the API's admin routes do (the running set is reloaded the same way) and return to the list.
+//! test, CUPED, the sample-ratio check and the verdict).
+//! `POST /dashboard/experiments/{name}/start|stop` do what the API's admin routes do (the running
+//! set is reloaded the same way) and return to the list.
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};

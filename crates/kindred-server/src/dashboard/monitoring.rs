@@ -1,4 +1,5 @@
-//! `GET /dashboard/monitoring`: the latest monitoring pass ([`kindred_serving::monitor::Monitor::latest`]):
+//! `GET /dashboard/monitoring`: the latest monitoring pass
+//! ([`kindred_serving::monitor::Monitor::latest`]):
 //! the reference and current windows, the population stability index of each distribution as a
 //! bar chart with the alert threshold and as a table, the quality counters of both windows,
 //! the online metrics per (model version, variant), the recent alerts, and the status of the

@@ -15,9 +15,9 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::check_batch;
+use crate::app_state::AppState;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath};
-use crate::state::AppState;
 
 /// A user as sent to the API.
 #[derive(Debug, Deserialize)]

@@ -13,9 +13,9 @@ use kindred_store::ExperimentStatus;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::app_state::AppState;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath};
-use crate::state::AppState;
 
 /// `POST /v1/experiments`: a new draft.
 pub async fn create_experiment(

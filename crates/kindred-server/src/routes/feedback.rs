@@ -12,9 +12,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::check_batch;
+use crate::app_state::AppState;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-use crate::state::AppState;
 
 /// One event as the API takes it.
 #[derive(Debug, Deserialize)]

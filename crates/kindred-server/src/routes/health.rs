@@ -10,7 +10,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
 
-use crate::state::AppState;
+use crate::app_state::AppState;
 
 pub async fn live() -> Json<Value> {
     Json(json!({ "status": "ok" }))

@@ -17,10 +17,10 @@ use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::Router;
 
+use crate::app_state::AppState;
 use crate::auth::Scope;
 use crate::error::ApiError;
 use crate::extract::QueryParams;
-use crate::state::AppState;
 
 /// Deepest page: `offset + n` may not exceed this many times `max_n`.
 pub(crate) const MAX_DEPTH_FACTOR: usize = 10;

@@ -1,6 +1,6 @@
 //! The model registry over HTTP ([`kindred_serving::Lifecycle`]): list versions, train and
-//! publish one, activate any version, roll back. Activation swaps the new version in before answering, so the next request is
-//! served by it; requests in flight finish on the previous one.
+//! publish one, activate any version, roll back. Activation swaps the new version in before
+//! answering, so the next request is served by it; requests in flight finish on the previous one.
 
 use std::sync::Arc;
 
@@ -11,9 +11,9 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::app_state::AppState;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath};
-use crate::state::AppState;
 
 pub async fn list_models(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
     let models = state.serving.store().list_models().await?;

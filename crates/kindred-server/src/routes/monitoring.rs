@@ -9,9 +9,9 @@ use axum::extract::State;
 use axum::Json;
 use serde_json::{json, Value};
 
+use crate::app_state::AppState;
 use crate::error::ApiError;
 use crate::extract::QueryParams;
-use crate::state::AppState;
 
 /// The config as shown: webhook URLs may carry tokens, so only their number is.
 fn config_view(state: &AppState) -> Value {

@@ -9,9 +9,9 @@ use kindred_serving::snapshot::FallbackList;
 use serde_json::{json, Value};
 
 use super::page;
+use crate::app_state::AppState;
 use crate::error::ApiError;
 use crate::extract::QueryParams;
-use crate::state::AppState;
 
 async fn non_personal(
     state: Arc<AppState>,

@@ -8,9 +8,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::check_batch;
+use crate::app_state::AppState;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-use crate::state::AppState;
 
 /// `POST /v1/predict`.
 #[derive(Debug, Deserialize)]

@@ -16,9 +16,9 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::{check_batch, page, MAX_DEPTH_FACTOR};
+use crate::app_state::AppState;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, QueryParams};
-use crate::state::AppState;
 
 pub async fn get_recommend(
     State(state): State<Arc<AppState>>,

@@ -6,9 +6,9 @@ use axum::extract::State;
 use axum::Json;
 use serde_json::{json, Value};
 
+use crate::app_state::AppState;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, QueryParams};
-use crate::state::AppState;
 
 pub async fn similar_items(
     State(state): State<Arc<AppState>>,

@@ -71,8 +71,8 @@ pub async fn train_and_register(
 
 /// [`train_and_register`] with explicit offline-evaluation settings. The version's `metrics`
 /// JSON holds the fit's counts, `offline` (ranking metrics on a holdout, see
-/// [`crate::lifecycle::evaluation`]; absent when `eval.enabled` is false, `{"error": ..}` when the data
-/// cannot be evaluated) and `curve` (per-epoch loss of iterative models; absent otherwise).
+/// [`crate::lifecycle::evaluation`]; absent when `eval.enabled` is false, `{"error": ..}` when the
+/// data cannot be evaluated) and `curve` (per-epoch loss of iterative models; absent otherwise).
 pub async fn train_and_register_with(
     store: &Store,
     artifacts: &Path,
