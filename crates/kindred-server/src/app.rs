@@ -1,5 +1,6 @@
 //! Assembles the router (routes, auth per scope, body limit, timeout, metrics, request logs) and
-//! runs it until a shutdown signal, finishing requests in flight.
+//! runs it until a shutdown signal, finishing requests in flight, with the serving background
+//! work beside it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,10 +11,10 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 
+use crate::app_state::AppState;
 use crate::auth::Scope;
 use crate::error::{ApiError, Error, Result};
 use crate::routes;
-use crate::state::AppState;
 
 async fn require(
     State((state, scope)): State<(Arc<AppState>, Scope)>,
@@ -35,7 +36,7 @@ async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -
         .map_or("unmatched", MatchedPath::as_str)
         .to_owned();
     let method = req.method().as_str().to_owned();
-    let timeout = Duration::from_millis(state.config.request_timeout_ms);
+    let timeout = Duration::from_millis(state.serving.config().request_timeout_ms);
     let response = match tokio::time::timeout(timeout, next.run(req)).await {
         Ok(response) => response,
         Err(_) => ApiError::new(
@@ -102,7 +103,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(no_route)
         .layer(middleware::from_fn(method_not_allowed))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), observe))
-        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(DefaultBodyLimit::max(state.serving.config().max_body_bytes))
         .with_state(state)
 }
 
@@ -114,19 +115,15 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let monitoring = tokio::spawn(crate::monitor::run_loop(
-        Arc::clone(&state),
-        stop_rx.clone(),
-    ));
-    let background = tokio::spawn(Arc::clone(&state).run_background(stop_rx));
+    let serving = state.serving.clone();
+    let background = tokio::spawn(async move { serving.run_background(stop_rx).await });
     let app = router(state);
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
     let _ = stop_tx.send(true);
     let _ = background.await;
-    let _ = monitoring.await;
-    result.map_err(|e| Error::Task(format!("server: {e}")))
+    result.map_err(|e| Error::Serving(kindred_serving::Error::Task(format!("server: {e}"))))
 }
 
 /// Binds the configured address.

@@ -8,7 +8,8 @@
 
 use axum::http::{HeaderMap, StatusCode};
 
-use crate::config::KeysConfig;
+use kindred_serving::config::KeysConfig;
+
 use crate::error::ApiError;
 
 /// What a route needs.

@@ -1,6 +1,6 @@
-//! The server crate's errors: [`Error`] for starting up and background jobs, [`ApiError`] for
-//! what a client sees (`{"error": {"code", "message"}}` with a status that says whose fault it
-//! is: 4xx for anything the caller got wrong, 5xx only for the server's own failures).
+//! The server crate's errors: [`Error`] for starting up and serving, [`ApiError`] for what a
+//! client sees (`{"error": {"code", "message"}}` with a status that says whose fault it is: 4xx
+//! for anything the caller got wrong, 5xx only for the server's own failures).
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -9,12 +9,9 @@ use serde_json::json;
 /// Result alias of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Failures of setup and background work (config, binding, loading or training models).
+/// Failures of starting up and serving.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A config file or environment value that is invalid; `origin` names where it came from.
-    #[error("{origin}: {message}")]
-    Config { origin: String, message: String },
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -22,12 +19,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// Anything from the libraries (store, models, ranking).
+    /// Setting up the serving state or its background work failed.
     #[error(transparent)]
-    Core(#[from] kindred_core::Error),
-    /// A background task died (panicked or was cancelled).
-    #[error("background task failed: {0}")]
-    Task(String),
+    Serving(#[from] kindred_serving::Error),
 }
 
 /// An error answer to one request.
@@ -90,10 +84,23 @@ impl From<kindred_core::Error> for ApiError {
     }
 }
 
+impl From<kindred_serving::Error> for ApiError {
+    fn from(e: kindred_serving::Error) -> Self {
+        use kindred_serving::Error as E;
+        match e {
+            E::Core(core) => core.into(),
+            E::Invalid { code, message } => ApiError::bad_request(code, message),
+            E::NotFound(message) => ApiError::new(StatusCode::NOT_FOUND, "not_found", message),
+            E::Conflict { code, message } => ApiError::new(StatusCode::CONFLICT, code, message),
+            other @ (E::Config { .. } | E::Task(_)) => ApiError::internal(other.to_string()),
+        }
+    }
+}
+
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         match e {
-            Error::Core(core) => core.into(),
+            Error::Serving(serving) => serving.into(),
             other => ApiError::internal(other.to_string()),
         }
     }

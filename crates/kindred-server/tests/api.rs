@@ -155,7 +155,8 @@ async fn users_and_items_crud_and_batches() {
 async fn feedback_is_stored_once_per_event_id() {
     let server = start(Options::default()).await;
     let c = server.client();
-    let before = server.state.store.counts().await.expect("counts").feedback;
+    let store = server.state.serving.store();
+    let before = store.counts().await.expect("counts").feedback;
     let batch = json!([
         { "user": "u1", "item": "i2", "type": "click", "event_id": "ev-1" },
         { "user": "u1", "item": "i3", "type": "rating", "value": 4.5, "timestamp": 1_700_000_000,
@@ -187,11 +188,9 @@ async fn feedback_is_stored_once_per_event_id() {
     let r = c.post("/v1/feedback", &json!([])).await;
     r.expect_status(200);
     assert_eq!(r.json()["inserted"], 0);
-    let after = server.state.store.counts().await.expect("counts").feedback;
+    let after = store.counts().await.expect("counts").feedback;
     assert_eq!(after, before + 5);
-    let stored = server
-        .state
-        .store
+    let stored = store
         .feedback_for_user("u1", 1000)
         .await
         .expect("u1 feedback");
@@ -864,7 +863,7 @@ async fn openapi_lists_every_route_and_every_route_is_served() {
 async fn impressions_are_written_when_asked() {
     let server = start(Options::default().tweak(|c| c.write_impressions = true)).await;
     let c = server.client();
-    let store = &server.state.store;
+    let store = server.state.serving.store();
     let r = c.get("/v1/recommend/u1?n=4").await;
     r.expect_status(200);
     let listed = r.item_ids();
@@ -901,7 +900,8 @@ async fn impressions_are_written_when_asked() {
     let u2 = eventually(Duration::from_secs(10), || async {
         plain
             .state
-            .store
+            .serving
+            .store()
             .impression_counts("u2")
             .await
             .expect("impressions")
@@ -912,7 +912,8 @@ async fn impressions_are_written_when_asked() {
     assert!(u2);
     assert!(plain
         .state
-        .store
+        .serving
+        .store()
         .impression_counts("u1")
         .await
         .expect("impressions")
@@ -920,7 +921,8 @@ async fn impressions_are_written_when_asked() {
     assert_eq!(
         plain
             .state
-            .store
+            .serving
+            .store()
             .counts()
             .await
             .expect("counts")
@@ -952,7 +954,7 @@ async fn health_and_readiness() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batch_mode_serves_the_lists_request_time_scoring_would() {
     let server = start(Options::default().tweak(|c| {
-        c.mode = kindred_server::ServeMode::Batch;
+        c.mode = kindred_serving::ServeMode::Batch;
         c.batch_size = 20;
         c.cache.ttl_seconds = 0;
     }))

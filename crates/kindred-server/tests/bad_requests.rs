@@ -642,12 +642,18 @@ async fn every_kind_of_bad_request_gets_its_4xx_and_a_json_error() {
         .collect();
     assert!(server_errors.is_empty(), "{server_errors:?}");
     // Rejected writes wrote nothing, and the catalog still rebuilds and serves.
-    let counts = server.state.store.counts().await.expect("counts");
+    let counts = server.state.serving.store().counts().await.expect("counts");
     assert_eq!(counts.feedback as usize, server.data.feedback.len());
     assert_eq!(counts.users as usize, server.data.users.len());
     assert_eq!(counts.items as usize, server.data.items.len());
     assert_eq!(counts.models, 1);
-    server.state.rebuild().await.expect("the catalog rebuilds");
+    server
+        .state
+        .serving
+        .state
+        .rebuild()
+        .await
+        .expect("the catalog rebuilds");
     let r = admin.get("/v1/recommend/u1?n=3").await;
     r.expect_status(200);
     assert_eq!(r.item_ids().len(), 3);

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{start, Options, TestServer};
-use kindred_server::TrainSpec;
+use kindred_serving::TrainSpec;
 
 const READ: &str = "read-key";
 const WRITE: &str = "write-key";
@@ -76,7 +76,7 @@ async fn pages_show_the_live_state_without_keys_configured() {
     assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
     let html = r.text();
     assert_self_contained(&html);
-    let counts = server.state.store.counts().await.unwrap();
+    let counts = server.state.serving.store().counts().await.unwrap();
     assert!(html.contains("Store (SQLite)"));
     assert!(html.contains(&format!("feedback events<b>{}</b>", counts.feedback)));
     assert!(html.contains(&format!("users<b>{}</b>", counts.users)));
@@ -197,6 +197,8 @@ async fn the_admin_form_activates_a_version_and_rolls_back() {
     let first = server.version.clone().unwrap();
     let second = server
         .state
+        .serving
+        .lifecycle
         .train(
             &TrainSpec {
                 model: common::MODEL_SPEC.into(),
@@ -210,7 +212,10 @@ async fn the_admin_form_activates_a_version_and_rolls_back() {
         .expect("a second version")
         .model
         .version;
-    assert_eq!(server.state.snapshot().version(), Some(first.as_str()));
+    assert_eq!(
+        server.state.serving.snapshot().version(),
+        Some(first.as_str())
+    );
 
     let admin = login(&server, ADMIN).await;
     let html = get_with_cookie(&server, "/dashboard/models", &admin)
@@ -231,11 +236,15 @@ async fn the_admin_form_activates_a_version_and_rolls_back() {
     .await;
     assert_eq!(r.status, 303, "{}", r.text());
     assert_eq!(r.header("location"), Some("/dashboard/models"));
-    assert_eq!(server.state.snapshot().version(), Some(second.as_str()));
+    assert_eq!(
+        server.state.serving.snapshot().version(),
+        Some(second.as_str())
+    );
     assert_eq!(
         server
             .state
-            .store
+            .serving
+            .store()
             .live_model()
             .await
             .unwrap()
@@ -247,7 +256,10 @@ async fn the_admin_form_activates_a_version_and_rolls_back() {
 
     let r = post_with_cookie(&server, "/dashboard/models/rollback", &admin).await;
     assert_eq!(r.status, 303, "{}", r.text());
-    assert_eq!(server.state.snapshot().version(), Some(first.as_str()));
+    assert_eq!(
+        server.state.serving.snapshot().version(),
+        Some(first.as_str())
+    );
 
     let r = post_with_cookie(&server, "/dashboard/models/no-such/activate", &admin).await;
     assert_eq!(r.status, 404);
@@ -262,6 +274,8 @@ async fn offline_metrics_curves_control_charts_and_data_quality_render() {
     for seed in [11, 12] {
         server
             .state
+            .serving
+            .lifecycle
             .train(
                 &TrainSpec {
                     model: format!("{},training_loss=true", common::MODEL_SPEC),
@@ -411,12 +425,12 @@ async fn experiments_and_monitoring_pages_show_results_alerts_and_admin_forms() 
             .status,
         401
     );
-    assert_eq!(server.state.experiments.running().len(), 1);
+    assert_eq!(server.state.serving.state.experiments.running().len(), 1);
     let r = post_with_cookie(&server, &stop, &admin).await;
     assert_eq!(r.status, 303, "{}", r.text());
     assert_eq!(r.header("location"), Some("/dashboard/experiments"));
     assert!(
-        server.state.experiments.running().is_empty(),
+        server.state.serving.state.experiments.running().is_empty(),
         "running set reloaded"
     );
     let user = server.data.active_users()[0].clone();
@@ -443,7 +457,7 @@ async fn experiments_and_monitoring_pages_show_results_alerts_and_admin_forms() 
             "#{id} in {html}"
         );
     }
-    let pass = server.state.monitor.latest().expect("a pass ran");
+    let pass = server.state.serving.monitor.latest().expect("a pass ran");
     assert!(pass.report.is_some(), "both windows hold events");
     assert!(html.contains("id=\"windows\"") && html.contains("<section id=\"drift\">"));
     assert!(html.contains("<figure id=\"psi-chart\"><svg"), "{html}");
@@ -463,6 +477,7 @@ async fn experiments_and_monitoring_pages_show_results_alerts_and_admin_forms() 
     );
     let passes = server
         .state
+        .serving
         .monitor
         .passes
         .load(std::sync::atomic::Ordering::Relaxed);
@@ -481,6 +496,7 @@ async fn experiments_and_monitoring_pages_show_results_alerts_and_admin_forms() 
     assert_eq!(
         server
             .state
+            .serving
             .monitor
             .passes
             .load(std::sync::atomic::Ordering::Relaxed),

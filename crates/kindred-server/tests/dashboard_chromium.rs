@@ -34,8 +34,10 @@ async fn dashboard_pages_render_in_headless_chromium() {
     for seed in [11, 12] {
         server
             .state
+            .serving
+            .lifecycle
             .train(
-                &kindred_server::TrainSpec {
+                &kindred_serving::TrainSpec {
                     model: format!("{},training_loss=true", common::MODEL_SPEC),
                     positive: None,
                     seed,

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use common::{start, Options};
 use kindred_core::FitContext;
-use kindred_server::{AppState, TrainSpec};
+use kindred_server::AppState;
+use kindred_serving::TrainSpec;
 use serde_json::{json, Value};
 
 const ADMIN: &str = "admin-key";
@@ -24,9 +25,9 @@ async fn second_version(server: &common::TestServer) -> String {
         positive: None,
         seed: 1,
     };
-    kindred_server::train_and_register(
-        &server.state.store,
-        &server.state.config.artifacts_dir(),
+    kindred_serving::train_and_register(
+        server.state.serving.store(),
+        &server.state.serving.config().artifacts_dir(),
         &spec,
         FitContext::with_seed(1),
     )
@@ -131,7 +132,7 @@ async fn experiments_serve_variants_log_exposures_and_attribute_clicks() {
     assert_ne!(sources("control"), sources("treatment"));
 
     // Treatment users click their first item; control users click an item never shown to them.
-    let now = kindred_server::training::unix_now();
+    let now = kindred_serving::unix_now();
     let mut events = Vec::new();
     for user in &users {
         let item = if variant_of[user] == "treatment" {
@@ -178,7 +179,8 @@ async fn experiments_serve_variants_log_exposures_and_attribute_clicks() {
     assert_eq!(click_any["variant"], "treatment");
     let stored = server
         .state
-        .store
+        .serving
+        .store()
         .experiment_impressions("als-vs-pop")
         .await
         .unwrap();
@@ -201,11 +203,16 @@ async fn experiments_serve_variants_log_exposures_and_attribute_clicks() {
     assert!(metrics.contains("kindred_experiments_running 1"));
 
     // A restart (a new state over the same store) assigns the same way.
-    let restarted = AppState::new(server.state.config.clone(), server.state.store.clone())
-        .await
-        .unwrap();
+    let restarted = AppState::new(
+        server.state.serving.config().clone(),
+        server.state.serving.store().clone(),
+    )
+    .await
+    .unwrap();
     for user in &users {
         let a = restarted
+            .serving
+            .state
             .assign(user)
             .expect("still running after a restart");
         assert_eq!(a.variant, variant_of[user]);
@@ -226,8 +233,8 @@ async fn experiments_serve_variants_log_exposures_and_attribute_clicks() {
         let restarted = restarted.clone();
         let user = users[0].clone();
         async move {
-            let _ = restarted.reload_experiments().await;
-            restarted.assign(&user).is_none()
+            let _ = restarted.serving.state.reload_experiments().await;
+            restarted.serving.state.assign(&user).is_none()
         }
     })
     .await;
@@ -258,6 +265,8 @@ async fn a_canary_sends_about_its_percentage_to_the_new_version() {
     for u in 0..n {
         let variant = server
             .state
+            .serving
+            .state
             .assign(&format!("visitor-{u}"))
             .map_or("default".to_owned(), |a| a.variant);
         *counts.entry(variant).or_default() += 1;
@@ -271,7 +280,14 @@ async fn a_canary_sends_about_its_percentage_to_the_new_version() {
     let find = |variant: &str| {
         (0..n)
             .map(|u| format!("visitor-{u}"))
-            .find(|u| server.state.assign(u).is_some_and(|a| a.variant == variant))
+            .find(|u| {
+                server
+                    .state
+                    .serving
+                    .state
+                    .assign(u)
+                    .is_some_and(|a| a.variant == variant)
+            })
             .unwrap()
     };
     for (variant, version) in [("canary", &popularity), ("control", &live)] {

@@ -16,7 +16,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use kindred_server::{bind, serve, AppState, ServerConfig};
+use kindred_server::{bind, serve, AppState};
+use kindred_serving::ServerConfig;
 use kindred_store::Store;
 use serde_json::Value;
 

@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 use common::fill_store;
 use kindred_core::FitContext;
 use kindred_rank::RequestFilters;
-use kindred_server::snapshot::ListRequest;
-use kindred_server::{AppState, ServeMode, ServerConfig, TrainSpec};
+use kindred_server::AppState;
+use kindred_serving::snapshot::ListRequest;
+use kindred_serving::{ServeMode, ServerConfig, TrainSpec};
 use kindred_store::{PostgresStore, Store};
 
 const MODEL: &str = "als:factors=8,iterations=3";
@@ -73,7 +74,7 @@ async fn publish(store: &Store, config: &ServerConfig, model: &str) -> String {
 
 /// Trains and registers a version without making it live.
 async fn register(store: &Store, config: &ServerConfig, model: &str) -> String {
-    kindred_server::train_and_register(
+    kindred_serving::train_and_register(
         store,
         &config.artifacts_dir(),
         &spec(model),
@@ -118,7 +119,7 @@ async fn batch_mode_serves_the_lists_realtime_scoring_gives() {
     };
     publish(&store, &config, MODEL).await;
     let state = AppState::new(config, store).await.unwrap();
-    let snapshot = state.snapshot();
+    let snapshot = state.serving.snapshot();
     assert!(snapshot.is_batch());
     for u in 0..snapshot.users.len() as u32 {
         let user = snapshot.users.external(u).to_owned();
@@ -156,15 +157,27 @@ async fn scheduler_retrains_publishes_and_swaps_without_blocking_lists() {
     // Feedback after the first version, so the scheduler has something new to learn.
     store.insert_feedback(&[click("u1", "i2")]).await.unwrap();
     let state = AppState::new(config, store.clone()).await.unwrap();
-    assert_eq!(state.snapshot().version(), Some(first.as_str()));
+    assert_eq!(state.serving.snapshot().version(), Some(first.as_str()));
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let background = tokio::spawn(Arc::clone(&state).run_background(stopped));
+    let background = tokio::spawn(kindred_serving::background::run(
+        Arc::clone(&state.serving.state),
+        Arc::clone(&state.serving.lifecycle),
+        stopped,
+    ));
     let swapped = eventually(Duration::from_secs(30), || {
-        state.snapshot().version().is_some_and(|v| v != first)
+        state
+            .serving
+            .snapshot()
+            .version()
+            .is_some_and(|v| v != first)
     })
     .await;
     // Lists keep coming while it trains and after it swaps.
-    let list = state.snapshot().rank_now(&request("u1", 5)).unwrap();
+    let list = state
+        .serving
+        .snapshot()
+        .rank_now(&request("u1", 5))
+        .unwrap();
     assert_eq!(list.len(), 5);
     let _ = stop.send(true);
     background.await.unwrap();
@@ -174,7 +187,7 @@ async fn scheduler_retrains_publishes_and_swaps_without_blocking_lists() {
     let live: Vec<_> = models.iter().filter(|m| m.live).collect();
     assert_eq!(live.len(), 1);
     assert_eq!(
-        state.snapshot().version(),
+        state.serving.snapshot().version(),
         Some(live[0].model.version.as_str())
     );
 }
@@ -190,12 +203,16 @@ async fn scheduler_skips_when_no_feedback_arrived() {
     let first = publish(&store, &config, MODEL).await;
     let state = AppState::new(config, store.clone()).await.unwrap();
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let background = tokio::spawn(Arc::clone(&state).run_background(stopped));
+    let background = tokio::spawn(kindred_serving::background::run(
+        Arc::clone(&state.serving.state),
+        Arc::clone(&state.serving.lifecycle),
+        stopped,
+    ));
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     let _ = stop.send(true);
     background.await.unwrap();
     assert_eq!(store.list_models().await.unwrap().len(), 1);
-    assert_eq!(state.snapshot().version(), Some(first.as_str()));
+    assert_eq!(state.serving.snapshot().version(), Some(first.as_str()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -208,27 +225,43 @@ async fn a_version_published_elsewhere_is_swapped_in() {
         ..db.config()
     };
     let state = AppState::new(config.clone(), store).await.unwrap();
-    assert_eq!(state.snapshot().version(), None, "nothing published yet");
+    assert_eq!(
+        state.serving.snapshot().version(),
+        None,
+        "nothing published yet"
+    );
     // Before any model: the fallback chain still fills lists.
-    let list = state.snapshot().rank_now(&request("u1", 5)).unwrap();
+    let list = state
+        .serving
+        .snapshot()
+        .rank_now(&request("u1", 5))
+        .unwrap();
     assert_eq!(list.len(), 5);
     assert!(list
         .iter()
         .all(|r| !r.source.to_string().starts_with("model")));
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let background = tokio::spawn(Arc::clone(&state).run_background(stopped));
+    let background = tokio::spawn(kindred_serving::background::run(
+        Arc::clone(&state.serving.state),
+        Arc::clone(&state.serving.lifecycle),
+        stopped,
+    ));
     // Another process (here: another connection) trains and publishes, as
     // `kindred train --store ... --publish` does.
     let other = db.store().await;
     let version = publish(&other, &config, MODEL).await;
     let swapped = eventually(Duration::from_secs(20), || {
-        state.snapshot().version() == Some(version.as_str())
+        state.serving.snapshot().version() == Some(version.as_str())
     })
     .await;
     let _ = stop.send(true);
     background.await.unwrap();
     assert!(swapped);
-    let list = state.snapshot().rank_now(&request("u1", 5)).unwrap();
+    let list = state
+        .serving
+        .snapshot()
+        .rank_now(&request("u1", 5))
+        .unwrap();
     assert!(list.iter().all(|r| r.source.to_string() == "model:als"));
 }
 
@@ -255,8 +288,12 @@ async fn postgres_store_serves_folds_in_and_swaps_versions() {
     let first = publish(&store, &config, MODEL).await;
     let second = register(&store, &config, "als:factors=4,iterations=2").await;
     let state = AppState::new(config, store.clone()).await.unwrap();
-    assert_eq!(state.snapshot().version(), Some(first.as_str()));
-    let before = state.snapshot().rank_now(&request("u1", 5)).unwrap();
+    assert_eq!(state.serving.snapshot().version(), Some(first.as_str()));
+    let before = state
+        .serving
+        .snapshot()
+        .rank_now(&request("u1", 5))
+        .unwrap();
     assert!(before.iter().all(|r| r.source.to_string() == "model:als"));
     // Real-time feedback: stored, then folded in on the next list.
     let event = kindred_store::Feedback {
@@ -275,9 +312,12 @@ async fn postgres_store_serves_folds_in_and_swaps_versions() {
         .insert_feedback(std::slice::from_ref(&event))
         .await
         .unwrap();
-    state.record_feedback(std::slice::from_ref(&event));
-    let snapshot = state.snapshot();
-    let history = state.overlay_items("u1", &snapshot);
+    state
+        .serving
+        .state
+        .record_feedback(std::slice::from_ref(&event));
+    let snapshot = state.serving.snapshot();
+    let history = state.serving.state.overlay_items("u1", &snapshot);
     assert_eq!(history.len(), 1);
     let mut req = request("u1", 5);
     req.history = history.clone();
@@ -289,12 +329,12 @@ async fn postgres_store_serves_folds_in_and_swaps_versions() {
     assert!(after.iter().all(|r| r.source.to_string() == "fold-in:als"));
     // Activate the other version: swapped in, and the overlay survives until it is stored data.
     store.activate_model(&second).await.unwrap();
-    state.rebuild().await.unwrap();
-    assert_eq!(state.snapshot().version(), Some(second.as_str()));
+    state.serving.state.rebuild().await.unwrap();
+    assert_eq!(state.serving.snapshot().version(), Some(second.as_str()));
     let rolled = store.rollback_model().await.unwrap();
     assert_eq!(rolled.model.version, first);
-    state.rebuild().await.unwrap();
-    assert_eq!(state.snapshot().version(), Some(first.as_str()));
+    state.serving.state.rebuild().await.unwrap();
+    assert_eq!(state.serving.snapshot().version(), Some(first.as_str()));
     drop(state);
     drop(store);
     let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
@@ -320,7 +360,7 @@ async fn rank_configs_are_served_and_an_unservable_one_is_refused() {
     };
     publish(&store, &config, MODEL).await;
     let state = AppState::new(config.clone(), store.clone()).await.unwrap();
-    let snapshot = state.snapshot();
+    let snapshot = state.serving.snapshot();
     assert!(snapshot.has_rank("default") && snapshot.has_rank("business"));
     let mut req = request("u1", 10);
     assert_eq!(snapshot.rank_now(&req).unwrap().len(), 10);
@@ -352,28 +392,42 @@ async fn a_stale_snapshot_is_rebuilt_once_feedback_arrived() {
     publish(&store, &config, MODEL).await;
     let state = AppState::new(config, store.clone()).await.unwrap();
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let background = tokio::spawn(Arc::clone(&state).run_background(stopped));
+    let background = tokio::spawn(kindred_serving::background::run(
+        Arc::clone(&state.serving.state),
+        Arc::clone(&state.serving.lifecycle),
+        stopped,
+    ));
     // No feedback: old but unchanged data is not reloaded.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
-    let first = state.snapshot().id;
+    let first = state.serving.snapshot().id;
     assert_eq!(first, 1, "rebuilt without new feedback");
-    let event = click("brand-new-user", state.snapshot().items.external(0));
+    let event = click("brand-new-user", state.serving.snapshot().items.external(0));
     store
         .insert_feedback(std::slice::from_ref(&event))
         .await
         .unwrap();
-    state.record_feedback(std::slice::from_ref(&event));
-    let rebuilt = eventually(Duration::from_secs(10), || state.snapshot().id > first).await;
+    state
+        .serving
+        .state
+        .record_feedback(std::slice::from_ref(&event));
+    let rebuilt = eventually(Duration::from_secs(10), || {
+        state.serving.snapshot().id > first
+    })
+    .await;
     let _ = stop.send(true);
     background.await.unwrap();
     assert!(rebuilt);
-    let snapshot = state.snapshot();
+    let snapshot = state.serving.snapshot();
     assert!(
         snapshot.users.get("brand-new-user").is_some(),
         "the stored event is in the data"
     );
     assert!(
-        state.overlay_items("brand-new-user", &snapshot).is_empty(),
+        state
+            .serving
+            .state
+            .overlay_items("brand-new-user", &snapshot)
+            .is_empty(),
         "the overlay no longer repeats what the snapshot holds"
     );
 }
@@ -387,12 +441,12 @@ async fn a_model_swap_reuses_the_data_unless_it_changed_here_or_elsewhere() {
     let first = publish(&store, &config, MODEL).await;
     let second = register(&store, &config, "als:factors=4,iterations=2").await;
     let state = AppState::new(config, store.clone()).await.unwrap();
-    let data = Arc::clone(&state.snapshot().data);
+    let data = Arc::clone(&state.serving.snapshot().data);
     store.activate_model(&second).await.unwrap();
-    state.rebuild().await.unwrap();
-    assert_eq!(state.snapshot().version(), Some(second.as_str()));
+    state.serving.state.rebuild().await.unwrap();
+    assert_eq!(state.serving.snapshot().version(), Some(second.as_str()));
     assert!(
-        Arc::ptr_eq(&data, &state.snapshot().data),
+        Arc::ptr_eq(&data, &state.serving.snapshot().data),
         "nothing changed: data reused"
     );
     // Written by another process: the row counts differ, so the data is read again.
@@ -402,14 +456,14 @@ async fn a_model_swap_reuses_the_data_unless_it_changed_here_or_elsewhere() {
         .await
         .unwrap();
     store.activate_model(&first).await.unwrap();
-    state.rebuild().await.unwrap();
-    let snapshot = state.snapshot();
+    state.serving.state.rebuild().await.unwrap();
+    let snapshot = state.serving.snapshot();
     assert_eq!(snapshot.version(), Some(first.as_str()));
     assert!(!Arc::ptr_eq(&data, &snapshot.data));
     assert!(snapshot.users.get("elsewhere").is_some());
     // Written here (an item): read again too.
     let data = Arc::clone(&snapshot.data);
-    state.catalog_changed();
-    state.rebuild().await.unwrap();
-    assert!(!Arc::ptr_eq(&data, &state.snapshot().data));
+    state.serving.state.catalog_changed();
+    state.serving.state.rebuild().await.unwrap();
+    assert!(!Arc::ptr_eq(&data, &state.serving.snapshot().data));
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::{start, Options, TestServer};
 use kindred_core::SplitMix64;
-use kindred_server::config::WindowEnd;
+use kindred_serving::config::WindowEnd;
 use kindred_testkit::webhook_listener;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;

@@ -6,7 +6,7 @@ mod common;
 
 use common::fill_store;
 use kindred_core::FitContext;
-use kindred_server::{OfflineEval, ServerConfig, TrainSpec};
+use kindred_serving::{OfflineEval, ServerConfig, TrainSpec};
 use kindred_store::{ModelRecord, Store};
 use serde_json::Value;
 
@@ -29,15 +29,21 @@ async fn train(
         positive: None,
         seed: 7,
     };
-    kindred_server::train_and_register_with(store, artifacts, &spec, FitContext::with_seed(7), eval)
-        .await
-        .unwrap()
+    kindred_serving::train_and_register_with(
+        store,
+        artifacts,
+        &spec,
+        FitContext::with_seed(7),
+        eval,
+    )
+    .await
+    .unwrap()
 }
 
 fn assert_offline_metrics(metrics: &Value, max_users: u64) {
     let offline = &metrics["offline"];
     assert!(offline.get("error").is_none(), "{offline}");
-    for name in kindred_server::evaluation::OFFLINE_METRICS {
+    for name in kindred_serving::lifecycle::evaluation::OFFLINE_METRICS {
         let v = offline[name]
             .as_f64()
             .unwrap_or_else(|| panic!("{name} in {offline}"));
@@ -88,7 +94,7 @@ async fn iterative_models_record_metrics_and_a_curve() {
             .await
             .unwrap()
             .unwrap();
-        for name in kindred_server::evaluation::OFFLINE_METRICS {
+        for name in kindred_serving::lifecycle::evaluation::OFFLINE_METRICS {
             let (a, b) = (
                 stored.model.metrics["offline"][name].as_f64().unwrap(),
                 metrics["offline"][name].as_f64().unwrap(),
@@ -155,7 +161,7 @@ async fn the_same_data_and_seed_give_the_same_offline_metrics() {
     };
     let a = train(&store, &artifacts, "popularity", &eval).await;
     let b = train(&store, &artifacts, "popularity", &eval).await;
-    for name in kindred_server::evaluation::OFFLINE_METRICS {
+    for name in kindred_serving::lifecycle::evaluation::OFFLINE_METRICS {
         assert_eq!(
             a.model.metrics["offline"][name], b.model.metrics["offline"][name],
             "{name}"
@@ -164,9 +170,9 @@ async fn the_same_data_and_seed_give_the_same_offline_metrics() {
     // Three retrains of one algorithm make a control chart; identical values stay in control.
     let c = train(&store, &artifacts, "popularity", &eval).await;
     let records = [a, b, c];
-    let charts = kindred_server::offline_control_charts(&records);
+    let charts = kindred_serving::offline_control_charts(&records);
     assert!(charts
         .iter()
         .any(|c| c.metric == "ndcg@10" && c.points.len() == 3));
-    assert!(kindred_server::offline_alerts(&records).is_empty());
+    assert!(kindred_serving::offline_alerts(&records).is_empty());
 }

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use kindred_core::{CancelFlag, NoProgress};
 use kindred_http_client::{get_request_with_key, post_request_with_key, Connection};
-use kindred_server::config::WindowEnd;
+use kindred_serving::config::WindowEnd;
 use kindred_sim::{simulate, Clock, Drift, SimConfig, SimSummary, World};
 use kindred_testkit::webhook_listener;
 use serde_json::{json, Value};
@@ -524,8 +524,8 @@ async fn the_control_run_raises_no_alert() {
 async fn a_retrain_that_breaks_its_control_chart_raises_an_alert() {
     let world = Arc::new(World::from_spec(WORLD).unwrap());
     let served = serve(&world, &[], |c| c.watch_interval_ms = 50).await;
-    let store = &served.state.store;
-    let now = kindred_server::training::unix_now();
+    let store = served.state.serving.store();
+    let now = kindred_serving::unix_now();
     // Five earlier ALS versions with hand-set offline NDCG 0.90..0.98 (centre 0.94, sigma
     // 0.0316: lower limit 0.845), which no ALS on this world reaches.
     let register = |version: String, created_at: i64, ndcg: f64| kindred_store::NewModel {
@@ -549,6 +549,8 @@ async fn a_retrain_that_breaks_its_control_chart_raises_an_alert() {
         .unwrap();
     assert!(served
         .state
+        .serving
+        .lifecycle
         .check_offline_charts()
         .await
         .unwrap()
@@ -583,6 +585,8 @@ async fn a_retrain_that_breaks_its_control_chart_raises_an_alert() {
     // Checked once: a second check of the same newest version raises nothing.
     assert!(served
         .state
+        .serving
+        .lifecycle
         .check_offline_charts()
         .await
         .unwrap()
@@ -599,7 +603,11 @@ async fn a_retrain_that_breaks_its_control_chart_raises_an_alert() {
     // The other path: a version registered by another process (`kindred train --store`) is
     // checked by the background loop. Same chart within the cooldown: the entry is updated.
     let (stop, watch) = tokio::sync::watch::channel(false);
-    let background = tokio::spawn(Arc::clone(&served.state).run_background(watch));
+    let background = tokio::spawn(kindred_serving::background::run(
+        Arc::clone(&served.state.serving.state),
+        Arc::clone(&served.state.serving.lifecycle),
+        watch,
+    ));
     store
         .register_model(&register("hand-bad".into(), now + 10, 0.5))
         .await

@@ -57,7 +57,7 @@ async fn good_model_earns_more_clicks_than_a_weak_one() {
         .activate_model(&served.versions[1])
         .await
         .unwrap();
-    served.state.rebuild().await.unwrap();
+    served.state.serving.state.rebuild().await.unwrap();
     let weak = run(
         &world,
         SimConfig {

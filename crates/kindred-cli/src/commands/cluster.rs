@@ -370,7 +370,7 @@ fn publish(args: PublishArgs, env: &Env) -> Result<()> {
     let artifacts = args
         .models_dir
         .clone()
-        .unwrap_or_else(|| kindred_server::config::artifacts_dir_for(&args.store));
+        .unwrap_or_else(|| kindred_serving::config::artifacts_dir_for(&args.store));
     let params = serde_json::json!({
         "spec": {"model": "als", "positive": args.positive, "seed": summary.params.seed},
         "model": summary.params,
@@ -437,7 +437,7 @@ fn publish(args: PublishArgs, env: &Env) -> Result<()> {
         let store = kindred_store::Store::open(&args.store)
             .await
             .with_context(|| format!("opening store {}", args.store))?;
-        let mut record = kindred_server::register_external(
+        let mut record = kindred_serving::register_external(
             &store,
             &artifacts,
             "als",

@@ -12,7 +12,7 @@ use kindred_core::{Dataset, Protocol};
 use kindred_data::preprocess::PipelineConfig;
 use kindred_eval::{evaluate, EvalOptions, EvalReport};
 use kindred_http_client::{get_request, post_request, Connection};
-use kindred_server::{ServerConfig, TrainSpec};
+use kindred_serving::{ServerConfig, TrainSpec};
 use kindred_store::Store;
 
 use super::eval::format_report;
@@ -84,7 +84,7 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
     super::runtime()?.block_on(async {
         let store = fresh_store(&store_path, &config).await?;
         import(&store, &dataset, env).await?;
-        let record = kindred_server::train_and_publish(
+        let record = kindred_serving::train_and_publish(
             &store,
             &config.artifacts_dir(),
             &spec,

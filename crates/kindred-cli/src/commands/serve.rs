@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use kindred_core::CancelFlag;
-use kindred_server::{AppState, ServeMode, ServerConfig};
+use kindred_server::AppState;
+use kindred_serving::{ServeMode, ServerConfig};
 use kindred_store::Store;
 
 use super::Env;

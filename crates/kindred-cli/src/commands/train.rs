@@ -42,7 +42,7 @@ pub struct Args {
     #[arg(long, requires = "store")]
     no_offline_eval: bool,
     /// With --store: at most this many users are held out for the offline metrics.
-    #[arg(long, requires = "store", default_value_t = kindred_server::OfflineEval::default().users)]
+    #[arg(long, requires = "store", default_value_t = kindred_serving::OfflineEval::default().users)]
     eval_users: usize,
 }
 
@@ -77,7 +77,7 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
 }
 
 fn train_in_store(args: &Args, location: &str, env: &Env) -> Result<()> {
-    let spec = kindred_server::TrainSpec {
+    let spec = kindred_serving::TrainSpec {
         model: super::model_spec_arg(&args.model)?,
         positive: args.positive,
         seed: args.seed,
@@ -85,21 +85,21 @@ fn train_in_store(args: &Args, location: &str, env: &Env) -> Result<()> {
     let artifacts = args
         .models_dir
         .clone()
-        .unwrap_or_else(|| kindred_server::config::artifacts_dir_for(location));
+        .unwrap_or_else(|| kindred_serving::config::artifacts_dir_for(location));
     super::runtime()?.block_on(async {
         let store = kindred_store::Store::open(location)
             .await
             .with_context(|| format!("opening store {location}"))?;
         let ctx = env.fit_context(args.seed);
-        let eval = kindred_server::OfflineEval {
+        let eval = kindred_serving::OfflineEval {
             enabled: !args.no_offline_eval,
             users: args.eval_users,
-            ..kindred_server::OfflineEval::default()
+            ..kindred_serving::OfflineEval::default()
         };
         let record = if args.publish {
-            kindred_server::train_and_publish_with(&store, &artifacts, &spec, ctx, &eval).await?
+            kindred_serving::train_and_publish_with(&store, &artifacts, &spec, ctx, &eval).await?
         } else {
-            kindred_server::train_and_register_with(&store, &artifacts, &spec, ctx, &eval).await?
+            kindred_serving::train_and_register_with(&store, &artifacts, &spec, ctx, &eval).await?
         };
         println!(
             "trained {} version {} ({}); artifact {}; {}",
@@ -126,7 +126,7 @@ fn offline_summary(metrics: &serde_json::Value) -> String {
     if let Some(error) = offline.get("error").and_then(|e| e.as_str()) {
         return format!("offline metrics: not measured: {error}");
     }
-    let values: Vec<String> = kindred_server::evaluation::OFFLINE_METRICS
+    let values: Vec<String> = kindred_serving::lifecycle::evaluation::OFFLINE_METRICS
         .iter()
         .filter_map(|name| Some(format!("{name}={:.4}", offline.get(*name)?.as_f64()?)))
         .collect();

@@ -1,24 +1,25 @@
 //! `GET /dashboard/experiments` (every experiment: status, times, variants with their model
 //! version / rank config and weight, traffic share and an allocation bar, admin-only Start /
 //! Stop forms) and `GET /dashboard/experiments/{name}` (the live results of
-//! [`crate::experiments::experiment_results`]: per-variant counts and shares, lifts with their
-//! confidence intervals drawn as an interval plot, p-values, the sequential test, CUPED, the
-//! sample-ratio check and the verdict). `POST /dashboard/experiments/{name}/start|stop` do what
-//! the API's admin routes do (the running set is reloaded the same way) and return to the list.
+//! [`kindred_serving::experiments::ExperimentService::results`]: per-variant counts and shares,
+//! lifts with their confidence intervals drawn as an interval plot, p-values, the sequential
+//! test, CUPED, the sample-ratio check and the verdict).
+//! `POST /dashboard/experiments/{name}/start|stop` do what the API's admin routes do (the running
+//! set is reloaded the same way) and return to the list.
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use kindred_stats::experiment::{ExperimentReport, MetricComparison};
+use kindred_serving::experiments::definition::ExperimentDefinition;
+use kindred_serving::experiments::registry::parse;
 use kindred_store::{ExperimentRecord, ExperimentStatus};
 use serde_json::Value;
 
 use super::page::{self, cell, escape, num, table, Nav};
 use super::Dashboard;
 use crate::auth::Scope;
-use crate::experiments::definition::ExperimentDefinition;
-use crate::experiments::registry::parse;
-use crate::training::unix_now;
+use crate::error::ApiError;
 
 /// Fill colours of the variants in allocation bars (cycled), and of the users left out.
 const VARIANT_COLOURS: [&str; 6] = [
@@ -637,7 +638,7 @@ pub async fn list(State(dash): State<Dashboard>, headers: HeaderMap) -> Response
     if let Err(denied) = dash.authorize(&headers, Scope::Read) {
         return denied;
     }
-    let mut records = match dash.app.store.list_experiments().await {
+    let mut records = match dash.app.serving.store().list_experiments().await {
         Ok(r) => r,
         Err(e) => return page::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
@@ -657,7 +658,7 @@ async fn existing(dash: &Dashboard, name: &str) -> Result<ExperimentRecord, Resp
     if let Err(e) = kindred_store::check_id("experiment name", name) {
         return Err(page::error(StatusCode::BAD_REQUEST, &e.to_string()));
     }
-    match dash.app.store.get_experiment(name).await {
+    match dash.app.serving.store().get_experiment(name).await {
         Ok(Some(r)) => Ok(r),
         Ok(None) => Err(page::error(
             StatusCode::NOT_FOUND,
@@ -680,12 +681,10 @@ pub async fn results(
         Err(r) => return r,
     };
     // Exposures still in the writer's queue belong in the results, as in the API.
-    dash.app.flush_exposures().await;
-    let results =
-        match crate::experiments::experiment_results(&dash.app.store, &record, unix_now()).await {
-            Ok(r) => r,
-            Err(e) => return page::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
-        };
+    let results = match dash.app.serving.experiments.results(&record.name).await {
+        Ok(r) => r,
+        Err(e) => return page::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    };
     let admin = is_admin(&dash, &headers);
     page::respond(
         StatusCode::OK,
@@ -707,13 +706,16 @@ async fn set_status(
     if let Err(r) = existing(&dash, &name).await {
         return r;
     }
-    match crate::routes::experiments::set_status(&dash.app, &name, status).await {
+    match dash.app.serving.experiments.set_status(&name, status).await {
         Ok(_) => (
             StatusCode::SEE_OTHER,
             [(header::LOCATION, "/dashboard/experiments")],
         )
             .into_response(),
-        Err(e) => page::error(e.status, &e.message),
+        Err(e) => {
+            let e = ApiError::from(e);
+            page::error(e.status, &e.message)
+        }
     }
 }
 

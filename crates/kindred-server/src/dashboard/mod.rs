@@ -26,8 +26,8 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 
+use crate::app_state::AppState;
 use crate::auth::Scope;
-use crate::state::AppState;
 use session::Sessions;
 
 /// What dashboard handlers share.

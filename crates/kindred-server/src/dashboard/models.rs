@@ -1,7 +1,7 @@
 //! `GET /dashboard/models`: the registered versions (algorithm, creation time, metrics, which is
 //! live) with a chart per numeric metric across versions, the offline metrics each version was
 //! measured with at training time, learning curves, control charts of the offline metrics across
-//! retrains ([`crate::offline`]), and the admin forms
+//! retrains ([`kindred_serving::lifecycle::offline`]), and the admin forms
 //! `POST /dashboard/models/{version}/activate` and `POST /dashboard/models/rollback`, which do
 //! what the API's admin routes do and return to the page.
 
@@ -9,13 +9,13 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use kindred_chart::{LineChart, LineSeries, SeriesStyle};
+use kindred_serving::lifecycle::evaluation::{stored_curve, OFFLINE_METRICS};
+use kindred_serving::lifecycle::offline::{offline_control_charts, OfflineChart};
 use kindred_store::ModelRecord;
 
 use super::page::{self, cell, escape, num, table, Nav};
 use super::Dashboard;
 use crate::auth::Scope;
-use crate::evaluation::{stored_curve, OFFLINE_METRICS};
-use crate::offline::{offline_control_charts, OfflineChart};
 
 /// Learning curves drawn: those of the newest versions with one (older ones are in the JSON).
 const MAX_CURVES: usize = 6;
@@ -396,7 +396,8 @@ pub fn control_section(charts: &[OfflineChart]) -> String {
 async fn sorted_models(dash: &Dashboard) -> Result<Vec<ModelRecord>, Response> {
     let mut models = dash
         .app
-        .store
+        .serving
+        .store()
         .list_models()
         .await
         .map_err(|e| page::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()))?;
@@ -414,7 +415,7 @@ pub async fn page(State(dash): State<Dashboard>, headers: HeaderMap) -> Response
         Ok(m) => m,
         Err(r) => return r,
     };
-    let snapshot = dash.app.snapshot();
+    let snapshot = dash.app.serving.snapshot();
     page::respond(
         StatusCode::OK,
         "Models",
@@ -443,40 +444,38 @@ pub async fn activate(
     if let Err(e) = kindred_store::check_id("model version", &version) {
         return page::error(StatusCode::BAD_REQUEST, &e.to_string());
     }
-    let app = &dash.app;
-    match app.store.get_model(&version).await {
-        Ok(Some(_)) => {}
-        Ok(None) => {
-            return page::error(
-                StatusCode::NOT_FOUND,
-                &format!("no model version `{version}`"),
-            )
-        }
-        Err(e) => return page::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    match dash.app.serving.lifecycle.activate(&version).await {
+        Ok(_) => back(),
+        Err(kindred_serving::Error::NotFound(_)) => page::error(
+            StatusCode::NOT_FOUND,
+            &format!("no model version `{version}`"),
+        ),
+        Err(e) => lifecycle_error(e),
     }
-    if let Err(e) = app.store.activate_model(&version).await {
-        return page::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
-    }
-    if let Err(e) = app.rebuild().await {
-        return page::error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
-    }
-    back()
 }
 
 pub async fn rollback(State(dash): State<Dashboard>, headers: HeaderMap) -> Response {
     if let Err(denied) = dash.authorize(&headers, Scope::Admin) {
         return denied;
     }
-    let app = &dash.app;
-    match app.store.rollback_model().await {
-        Ok(_) => {}
-        Err(kindred_core::Error::InvalidInput(m)) => return page::error(StatusCode::CONFLICT, &m),
-        Err(e) => return page::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    match dash.app.serving.lifecycle.rollback().await {
+        Ok(_) => back(),
+        Err(e) => lifecycle_error(e),
     }
-    if let Err(e) = app.rebuild().await {
-        return page::error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
+}
+
+/// The page for a failed activation or rollback: a conflict (no previous version) as such, the
+/// store unavailable as 503, anything else (the swap) as the server's own failure.
+fn lifecycle_error(e: kindred_serving::Error) -> Response {
+    match e {
+        kindred_serving::Error::Conflict { message, .. } => {
+            page::error(StatusCode::CONFLICT, &message)
+        }
+        kindred_serving::Error::Core(e) => {
+            page::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
+        }
+        other => page::error(StatusCode::INTERNAL_SERVER_ERROR, &other.to_string()),
     }
-    back()
 }
 
 #[cfg(test)]

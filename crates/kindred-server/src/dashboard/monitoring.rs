@@ -1,4 +1,5 @@
-//! `GET /dashboard/monitoring`: the latest monitoring pass ([`crate::monitor::Monitor::latest`]):
+//! `GET /dashboard/monitoring`: the latest monitoring pass
+//! ([`kindred_serving::monitor::Monitor::latest`]):
 //! the reference and current windows, the population stability index of each distribution as a
 //! bar chart with the alert threshold and as a table, the quality counters of both windows,
 //! the online metrics per (model version, variant), the recent alerts, and the status of the
@@ -10,16 +11,16 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use kindred_stats::monitoring::window::DistributionDrift;
 use kindred_stats::monitoring::{PsiLevel, QualityCounters};
+use kindred_serving::config::MonitoringConfig;
+use kindred_serving::lifecycle::offline::OfflineChart;
+use kindred_serving::monitor::alerts::{kind_name, AlertRecord};
+use kindred_serving::monitor::drift::PassReport;
+use kindred_serving::monitor::online::OnlineReport;
 
 use super::experiments::fmt;
 use super::page::{self, cell, escape, num, table, Nav};
 use super::Dashboard;
 use crate::auth::Scope;
-use crate::config::MonitoringConfig;
-use crate::monitor::alerts::{kind_name, AlertRecord};
-use crate::monitor::drift::PassReport;
-use crate::monitor::online::OnlineReport;
-use crate::offline::OfflineChart;
 
 /// Alerts listed (newest first).
 pub const MAX_ALERTS: usize = 50;
@@ -400,7 +401,7 @@ pub async fn page(State(dash): State<Dashboard>, headers: HeaderMap) -> Response
         return denied;
     }
     let app = &dash.app;
-    let models = match app.store.list_models().await {
+    let models = match app.serving.store().list_models().await {
         Ok(m) => m,
         Err(e) => return page::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
@@ -408,18 +409,19 @@ pub async fn page(State(dash): State<Dashboard>, headers: HeaderMap) -> Response
     models.sort_by(|a, b| {
         (a.model.created_at, &a.model.version).cmp(&(b.model.created_at, &b.model.version))
     });
-    let charts = crate::offline::offline_control_charts(&models);
-    let snapshot = app.snapshot();
-    let online = app.monitor.online.report(snapshot.items.len());
-    let alerts = app.monitor.alerts.recent(MAX_ALERTS);
+    let charts = kindred_serving::offline_control_charts(&models);
+    let snapshot = app.serving.snapshot();
+    let monitor = &app.serving.monitor;
+    let online = monitor.online.report(snapshot.items.len());
+    let alerts = monitor.alerts.recent(MAX_ALERTS);
     let admin = dash.authorize(&headers, Scope::Admin).is_ok();
-    let latest = app.monitor.latest();
+    let latest = monitor.latest();
     page::respond(
         StatusCode::OK,
         "Monitoring",
         Nav::Monitoring,
         &body(
-            &app.config.monitoring,
+            &app.serving.config().monitoring,
             latest.as_deref(),
             &online,
             &alerts,
@@ -433,18 +435,15 @@ pub async fn run(State(dash): State<Dashboard>, headers: HeaderMap) -> Response 
     if let Err(denied) = dash.authorize(&headers, Scope::Admin) {
         return denied;
     }
-    if !dash.app.config.monitoring.enabled {
-        return page::error(
-            StatusCode::CONFLICT,
-            "monitoring is disabled ([monitoring] enabled = false)",
-        );
-    }
-    match crate::monitor::run_pass(&dash.app).await {
+    match dash.app.serving.run_monitoring_pass().await {
         Ok(_) => (
             StatusCode::SEE_OTHER,
             [(header::LOCATION, "/dashboard/monitoring")],
         )
             .into_response(),
+        Err(e @ kindred_serving::Error::Conflict { .. }) => {
+            page::error(StatusCode::CONFLICT, &e.to_string())
+        }
         Err(e) => page::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
 }

@@ -10,11 +10,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use kindred_chart::{BarChart, BarSeries};
 use kindred_core::interactions::NO_TIMESTAMP;
+use kindred_serving::exposition::LATENCY_BUCKETS;
 
 use super::page::{self, cell, escape, num, table, Nav};
 use super::Dashboard;
 use crate::auth::Scope;
-use crate::metrics::LATENCY_BUCKETS;
 
 /// Days shown in the feedback-volume chart, ending at the day of the latest event.
 const CHART_DAYS: i64 = 30;
@@ -90,12 +90,12 @@ pub async fn page(State(dash): State<Dashboard>, headers: HeaderMap) -> Response
         return denied;
     }
     let app = &dash.app;
-    let counts = match app.store.counts().await {
+    let counts = match app.serving.store().counts().await {
         Ok(c) => c,
         Err(e) => return page::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
-    let snapshot = app.snapshot();
-    let backend = match &app.store {
+    let snapshot = app.serving.snapshot();
+    let backend = match app.serving.store() {
         kindred_store::Store::Sqlite(_) => "SQLite",
         kindred_store::Store::Postgres(_) => "PostgreSQL",
     };
@@ -138,8 +138,8 @@ pub async fn page(State(dash): State<Dashboard>, headers: HeaderMap) -> Response
         ),
     ));
 
-    let running = app.experiments.running().len();
-    let alerts = app.monitor.alerts.recent(usize::MAX).len();
+    let running = app.serving.state.experiments.running().len();
+    let alerts = app.serving.monitor.alerts.recent(usize::MAX).len();
     body.push_str(&format!(
         "<section id=\"experiments-alerts\"><h2>Experiments and alerts</h2><div class=\"cards\">\
          <div class=\"card\" id=\"running-experiments\"><a href=\"/dashboard/experiments\">running \
@@ -186,9 +186,10 @@ pub async fn page(State(dash): State<Dashboard>, headers: HeaderMap) -> Response
         "<section id=\"latency\"><h2>Latency by route</h2>{}<p class=\"note\">Percentiles are histogram bucket bounds.</p></section>",
         table(&["route", "requests", "mean", "p50", "p95", "p99"], &latency)
     ));
-    let hits = app.cache.hits.load(Ordering::Relaxed);
-    let misses = app.cache.misses.load(Ordering::Relaxed);
-    let cache = if !app.cache.enabled() {
+    let cache = &app.serving.state.cache;
+    let hits = cache.hits.load(Ordering::Relaxed);
+    let misses = cache.misses.load(Ordering::Relaxed);
+    let cache = if !cache.enabled() {
         "off (cache.ttl_seconds = 0)".to_owned()
     } else if hits + misses == 0 {
         "no lookups yet".to_owned()
@@ -199,7 +200,9 @@ pub async fn page(State(dash): State<Dashboard>, headers: HeaderMap) -> Response
         )
     };
     let sources: Vec<Vec<String>> = app
-        .metrics
+        .serving
+        .state
+        .counters
         .source_counts()
         .into_iter()
         .map(|(kind, n)| vec![cell(&kind), num(n)])

@@ -239,7 +239,7 @@ pub async fn page(State(dash): State<Dashboard>, headers: HeaderMap) -> Response
     if let Err(denied) = dash.authorize(&headers, Scope::Read) {
         return denied;
     }
-    let store = &dash.app.store;
+    let store = dash.app.serving.store();
     let total = match store.counts().await {
         Ok(c) => c.feedback,
         Err(e) => return page::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),

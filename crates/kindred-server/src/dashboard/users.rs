@@ -9,8 +9,6 @@ use axum::response::Response;
 use super::page::{self, cell, escape, num, table, url_value, Nav};
 use super::Dashboard;
 use crate::auth::Scope;
-use crate::snapshot::ListRequest;
-use crate::training::unix_now;
 
 /// Items in the list shown, feedback rows shown, similar users shown.
 const LIST_N: usize = 20;
@@ -51,15 +49,19 @@ pub async fn page(
         return page::respond(StatusCode::BAD_REQUEST, "Users", Nav::Users, &body);
     }
     let app = &dash.app;
-    let stored = app.store.get_user(&user).await;
-    let feedback = app.store.feedback_for_user(&user, FEEDBACK_ROWS).await;
+    let stored = app.serving.store().get_user(&user).await;
+    let feedback = app
+        .serving
+        .store()
+        .feedback_for_user(&user, FEEDBACK_ROWS)
+        .await;
     let (stored, feedback) = match (stored, feedback) {
         (Ok(s), Ok(f)) => (s, f),
         (Err(e), _) | (_, Err(e)) => {
             return page::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
         }
     };
-    let snapshot = app.snapshot();
+    let snapshot = app.serving.snapshot();
     let known = snapshot.users.get(&user).is_some();
     if stored.is_none() && feedback.is_empty() && !known {
         body.push_str(&format!(
@@ -90,14 +92,7 @@ pub async fn page(
         }
     ));
 
-    let request = ListRequest {
-        user: Some(&user),
-        history: app.overlay_items(&user, &snapshot),
-        now: unix_now(),
-        n: LIST_N,
-        ..ListRequest::default()
-    };
-    let list = match snapshot.rank_now(&request) {
+    let list = match app.serving.lists.preview(&snapshot, &user, LIST_N) {
         Ok(list) => list,
         Err(e) => return page::error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     };

@@ -1,6 +1,6 @@
 //! Users and items: `PUT/GET/DELETE /v1/{users,items}/{id}` and batch upserts `POST /v1/users`,
-//! `POST /v1/items`. Item writes schedule a catalog rebuild so new items become servable (as
-//! fallbacks) and hidden ones disappear within `catalog_refresh_ms`.
+//! `POST /v1/items`, over [`kindred_serving::entities::EntityService`]; the feature schema of a
+//! body is checked here against the snapshot's columns.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,15 +9,15 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
+use kindred_serving::snapshot::FeatureKind;
 use kindred_store::{Item, User};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::check_batch;
+use crate::app_state::AppState;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath};
-use crate::snapshot::FeatureKind;
-use crate::state::AppState;
 
 /// A user as sent to the API.
 #[derive(Debug, Deserialize)]
@@ -167,11 +167,14 @@ pub async fn put_user(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<UserBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let snapshot = state.snapshot();
+    let snapshot = state.serving.snapshot();
     let mut schema = FeatureSchema::new(&snapshot.user_feature_kinds, &[]);
     let user = user_of(body, Some(&id), None, &mut schema)?;
-    state.store.upsert_user(&user).await?;
-    state.catalog_changed();
+    state
+        .serving
+        .entities
+        .upsert_users(std::slice::from_ref(&user))
+        .await?;
     Ok(Json(json!({ "id": user.id, "written": 1 })))
 }
 
@@ -179,21 +182,14 @@ pub async fn get_user(
     State(state): State<Arc<AppState>>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    match state.store.get_user(&id).await? {
-        Some(user) => Ok(Json(json!(user))),
-        None => Err(ApiError::not_found("user", &id)),
-    }
+    Ok(Json(json!(state.serving.entities.user(&id).await?)))
 }
 
 pub async fn delete_user(
     State(state): State<Arc<AppState>>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    if !state.store.delete_user(&id).await? {
-        return Err(ApiError::not_found("user", &id));
-    }
-    state.forget_user(&id);
-    state.catalog_changed();
+    state.serving.entities.delete_user(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -202,15 +198,14 @@ pub async fn post_users(
     ApiJson(body): ApiJson<Vec<UserBody>>,
 ) -> Result<impl IntoResponse, ApiError> {
     check_batch(&state, body.len())?;
-    let snapshot = state.snapshot();
+    let snapshot = state.serving.snapshot();
     let mut schema = FeatureSchema::new(&snapshot.user_feature_kinds, &[]);
     let users = body
         .into_iter()
         .enumerate()
         .map(|(i, b)| user_of(b, None, Some(i), &mut schema))
         .collect::<Result<Vec<_>, _>>()?;
-    state.store.upsert_users(&users).await?;
-    state.catalog_changed();
+    state.serving.entities.upsert_users(&users).await?;
     Ok(Json(json!({ "written": users.len() })))
 }
 
@@ -219,11 +214,14 @@ pub async fn put_item(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<ItemBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let snapshot = state.snapshot();
+    let snapshot = state.serving.snapshot();
     let mut schema = FeatureSchema::new(&snapshot.item_feature_kinds, &ITEM_FIELDS);
     let item = item_of(body, Some(&id), None, &mut schema)?;
-    state.store.upsert_item(&item).await?;
-    state.catalog_changed();
+    state
+        .serving
+        .entities
+        .upsert_items(std::slice::from_ref(&item))
+        .await?;
     Ok(Json(json!({ "id": item.id, "written": 1 })))
 }
 
@@ -231,20 +229,14 @@ pub async fn get_item(
     State(state): State<Arc<AppState>>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    match state.store.get_item(&id).await? {
-        Some(item) => Ok(Json(json!(item))),
-        None => Err(ApiError::not_found("item", &id)),
-    }
+    Ok(Json(json!(state.serving.entities.item(&id).await?)))
 }
 
 pub async fn delete_item(
     State(state): State<Arc<AppState>>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    if !state.store.delete_item(&id).await? {
-        return Err(ApiError::not_found("item", &id));
-    }
-    state.catalog_changed();
+    state.serving.entities.delete_item(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -253,14 +245,13 @@ pub async fn post_items(
     ApiJson(body): ApiJson<Vec<ItemBody>>,
 ) -> Result<impl IntoResponse, ApiError> {
     check_batch(&state, body.len())?;
-    let snapshot = state.snapshot();
+    let snapshot = state.serving.snapshot();
     let mut schema = FeatureSchema::new(&snapshot.item_feature_kinds, &ITEM_FIELDS);
     let items = body
         .into_iter()
         .enumerate()
         .map(|(i, b)| item_of(b, None, Some(i), &mut schema))
         .collect::<Result<Vec<_>, _>>()?;
-    state.store.upsert_items(&items).await?;
-    state.catalog_changed();
+    state.serving.entities.upsert_items(&items).await?;
     Ok(Json(json!({ "written": items.len() })))
 }

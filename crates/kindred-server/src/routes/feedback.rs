@@ -1,21 +1,20 @@
 //! `POST /v1/feedback`: a batch of events, stored durably in one transaction before the answer
 //! (a 200 means every event survives a crash), idempotent by `event_id`, then applied to the
-//! users' real-time state.
+//! users' real-time state ([`kindred_serving::feedback::FeedbackService`]).
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::Json;
+use kindred_serving::unix_now;
 use kindred_store::Feedback;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::check_batch;
+use crate::app_state::AppState;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-use crate::state::AppState;
-use crate::training::unix_now;
 
 /// One event as the API takes it.
 #[derive(Debug, Deserialize)]
@@ -52,27 +51,7 @@ pub async fn post_feedback(
             event_id: b.event_id,
         })
         .collect();
-    if let Some((i, e)) = events
-        .iter()
-        .enumerate()
-        .find(|(_, e)| e.value.is_some_and(|v| !v.is_finite()))
-    {
-        return Err(ApiError::bad_request(
-            "invalid_input",
-            format!("record {i}: value {:?} is not a finite number", e.value),
-        ));
-    }
-    let report = state.store.insert_feedback(&events).await?;
-    state
-        .metrics
-        .feedback_events
-        .fetch_add(report.inserted as u64, Ordering::Relaxed);
-    state
-        .metrics
-        .feedback_duplicates
-        .fetch_add(report.duplicates as u64, Ordering::Relaxed);
-    state.record_feedback(&events);
-    state.monitor.record_feedback(&events);
+    let report = state.serving.feedback.ingest(&events).await?;
     Ok(Json(json!({
         "inserted": report.inserted,
         "duplicates": report.duplicates,

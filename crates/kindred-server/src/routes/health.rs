@@ -10,20 +10,21 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
 
-use crate::state::AppState;
+use crate::app_state::AppState;
 
 pub async fn live() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
 pub async fn ready(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    let snapshot = state.snapshot();
-    match state.store.live_model().await {
+    let snapshot = state.serving.snapshot();
+    let store = state.serving.store();
+    match store.live_model().await {
         Ok(_) => (
             StatusCode::OK,
             Json(json!({
                 "status": "ready",
-                "store": state.store.backend(),
+                "store": store.backend(),
                 "model_version": snapshot.version(),
                 "items": snapshot.items.len(),
                 "users": snapshot.users.len(),
@@ -38,7 +39,8 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 }
 
 pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    let snapshot = state.snapshot();
+    let serving = &state.serving;
+    let snapshot = serving.snapshot();
     let version = snapshot.version().unwrap_or("none");
     let gauges = [
         (
@@ -63,29 +65,31 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
             "kindred_cache_entries",
             "Lists held in the cache.",
             String::new(),
-            state.cache.len() as f64,
+            serving.state.cache.len() as f64,
         ),
         (
             "kindred_training_in_progress",
             "1 while a model trains.",
             String::new(),
-            f64::from(u8::from(state.is_training())),
+            f64::from(u8::from(serving.lifecycle.is_training())),
         ),
     ];
     let mut text = state.metrics.render(
         &gauges,
-        state.cache.hits.load(Ordering::Relaxed),
-        state.cache.misses.load(Ordering::Relaxed),
+        &serving.state.counters,
+        serving.state.cache.hits.load(Ordering::Relaxed),
+        serving.state.cache.misses.load(Ordering::Relaxed),
     );
-    text.push_str(&crate::monitor::prometheus::render(
-        &state.monitor,
+    text.push_str(&kindred_serving::monitor::prometheus::render(
+        &serving.monitor,
         snapshot.items.len(),
     ));
     text.push_str(
-        &state
+        &serving
+            .state
             .exposure_log
             .counters
-            .prometheus(state.experiments.running().len()),
+            .prometheus(serving.state.experiments.running().len()),
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }

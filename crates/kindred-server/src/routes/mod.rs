@@ -6,7 +6,10 @@ pub mod feedback;
 pub mod health;
 pub mod models;
 pub mod monitoring;
+pub mod popular;
+pub mod predict;
 pub mod recommend;
+pub mod similar;
 
 use std::sync::Arc;
 
@@ -14,13 +17,25 @@ use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::Router;
 
+use crate::app_state::AppState;
 use crate::auth::Scope;
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::extract::QueryParams;
+
+/// Deepest page: `offset + n` may not exceed this many times `max_n`.
+pub(crate) const MAX_DEPTH_FACTOR: usize = 10;
+
+/// `n` and `offset` of a list within the configured limits.
+pub(crate) fn page(state: &AppState, q: &mut QueryParams) -> Result<(usize, usize), ApiError> {
+    let max_n = state.serving.config().max_n;
+    let n = q.number("n", 10, 1, max_n)?;
+    let offset = q.number("offset", 0, 0, max_n * MAX_DEPTH_FACTOR - n)?;
+    Ok((n, offset))
+}
 
 /// Rejects batches larger than `max_batch`.
 pub(crate) fn check_batch(state: &AppState, len: usize) -> Result<(), ApiError> {
-    let max = state.config.max_batch;
+    let max = state.serving.config().max_batch;
     if len > max {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -40,12 +55,12 @@ pub(crate) fn routes(scope: Scope) -> Router<Arc<AppState>> {
             .route("/v1/items/{id}", get(entities::get_item))
             .route("/v1/recommend/{user}", get(recommend::get_recommend))
             .route("/v1/recommend", post(recommend::post_recommend))
-            .route("/v1/similar-items/{item}", get(recommend::similar_items))
-            .route("/v1/similar-users/{user}", get(recommend::similar_users))
-            .route("/v1/popular", get(recommend::popular))
-            .route("/v1/trending", get(recommend::trending))
-            .route("/v1/latest", get(recommend::latest))
-            .route("/v1/predict", post(recommend::predict))
+            .route("/v1/similar-items/{item}", get(similar::similar_items))
+            .route("/v1/similar-users/{user}", get(similar::similar_users))
+            .route("/v1/popular", get(popular::popular))
+            .route("/v1/trending", get(popular::trending))
+            .route("/v1/latest", get(popular::latest))
+            .route("/v1/predict", post(predict::predict))
             .route("/v1/models", get(models::list_models))
             .route("/v1/models/{version}", get(models::get_model))
             .route("/v1/monitoring", get(monitoring::get_monitoring))

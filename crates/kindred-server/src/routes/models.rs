@@ -1,6 +1,6 @@
-//! The model registry over HTTP: list versions, train and publish one, activate any version,
-//! roll back. Activation swaps the new version in before answering, so the next request is
-//! served by it; requests in flight finish on the previous one.
+//! The model registry over HTTP ([`kindred_serving::Lifecycle`]): list versions, train and
+//! publish one, activate any version, roll back. Activation swaps the new version in before
+//! answering, so the next request is served by it; requests in flight finish on the previous one.
 
 use std::sync::Arc;
 
@@ -11,17 +11,16 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::app_state::AppState;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath};
-use crate::state::AppState;
-use crate::training::TrainSpec;
 
 pub async fn list_models(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
-    let models = state.store.list_models().await?;
-    let snapshot = state.snapshot();
+    let models = state.serving.store().list_models().await?;
+    let snapshot = state.serving.snapshot();
     Ok(Json(json!({
         "serving": snapshot.version(),
-        "training": state.is_training(),
+        "training": state.serving.lifecycle.is_training(),
         "models": models,
     })))
 }
@@ -31,7 +30,7 @@ pub async fn get_model(
     ApiPath(version): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     kindred_store::check_id("model version", &version)?;
-    match state.store.get_model(&version).await? {
+    match state.serving.store().get_model(&version).await? {
         Some(record) => Ok(Json(json!(record))),
         None => Err(ApiError::not_found("model version", &version)),
     }
@@ -64,48 +63,13 @@ pub async fn publish(
     State(state): State<Arc<AppState>>,
     ApiJson(body): ApiJson<PublishBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let defaults = &state.config.training;
-    let spec = TrainSpec {
-        model: body.model.unwrap_or_else(|| defaults.model.clone()),
-        positive: body.positive.or(defaults.positive),
-        seed: body.seed.unwrap_or(defaults.seed),
-    };
-    // Reject a bad spec now rather than in a background job nobody watches.
-    kindred_models::build_algorithm(&spec.model)?;
-    if let Some(threshold) = spec.positive.filter(|p| !p.is_finite()) {
-        return Err(ApiError::bad_request(
-            "invalid_input",
-            format!("`positive`: {threshold} is not a finite number"),
-        ));
-    }
-    if state.is_training() {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "training_in_progress",
-            "a model is being trained; try again when it is done",
-        ));
-    }
+    let lifecycle = &state.serving.lifecycle;
+    let spec = lifecycle.spec(body.model, body.positive, body.seed)?;
     if body.wait {
-        return match state.train(&spec, body.activate).await? {
-            Some(record) => Ok((StatusCode::CREATED, Json(json!(record)))),
-            None => Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "training_in_progress",
-                "a model is being trained; try again when it is done",
-            )),
-        };
+        let record = lifecycle.train_now(&spec, body.activate).await?;
+        return Ok((StatusCode::CREATED, Json(json!(record))));
     }
-    let job_state = Arc::clone(&state);
-    let job_spec = spec.clone();
-    tokio::spawn(async move {
-        match job_state.train(&job_spec, body.activate).await {
-            Ok(Some(record)) => {
-                tracing::info!(version = %record.model.version, "trained on request")
-            }
-            Ok(None) => tracing::info!("training request skipped: a run is in progress"),
-            Err(e) => tracing::error!(error = %e, "training on request failed"),
-        }
-    });
+    lifecycle.train_in_background(spec.clone(), body.activate)?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "training": spec, "activate": body.activate })),
@@ -116,22 +80,11 @@ pub async fn activate(
     State(state): State<Arc<AppState>>,
     ApiPath(version): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
-    kindred_store::check_id("model version", &version)?;
-    if state.store.get_model(&version).await?.is_none() {
-        return Err(ApiError::not_found("model version", &version));
-    }
-    let record = state.store.activate_model(&version).await?;
-    state.rebuild().await?;
-    Ok(Json(json!(record)))
+    Ok(Json(json!(
+        state.serving.lifecycle.activate(&version).await?
+    )))
 }
 
 pub async fn rollback(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
-    let record = state.store.rollback_model().await.map_err(|e| match e {
-        kindred_core::Error::InvalidInput(m) => {
-            ApiError::new(StatusCode::CONFLICT, "no_previous_version", m)
-        }
-        other => other.into(),
-    })?;
-    state.rebuild().await?;
-    Ok(Json(json!(record)))
+    Ok(Json(json!(state.serving.lifecycle.rollback().await?)))
 }

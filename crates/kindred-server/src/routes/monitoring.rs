@@ -6,19 +6,18 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Value};
 
+use crate::app_state::AppState;
 use crate::error::ApiError;
 use crate::extract::QueryParams;
-use crate::monitor;
-use crate::state::AppState;
 
 /// The config as shown: webhook URLs may carry tokens, so only their number is.
 fn config_view(state: &AppState) -> Value {
-    let mut config = json!(state.config.monitoring);
-    config["webhooks"] = json!(state.config.monitoring.webhooks.len());
+    let monitoring = &state.serving.config().monitoring;
+    let mut config = json!(monitoring);
+    config["webhooks"] = json!(monitoring.webhooks.len());
     config
 }
 
@@ -27,10 +26,10 @@ pub async fn get_monitoring(
     q: QueryParams,
 ) -> Result<Json<Value>, ApiError> {
     q.finish()?;
-    let snapshot = state.snapshot();
-    let m = &state.monitor;
+    let snapshot = state.serving.snapshot();
+    let m = &state.serving.monitor;
     Ok(Json(json!({
-        "enabled": state.config.monitoring.enabled,
+        "enabled": state.serving.config().monitoring.enabled,
         "latest": m.latest().as_deref(),
         "passes": m.passes.load(Ordering::Relaxed),
         "pass_failures": m.pass_failures.load(Ordering::Relaxed),
@@ -44,10 +43,10 @@ pub async fn get_alerts(
     State(state): State<Arc<AppState>>,
     mut q: QueryParams,
 ) -> Result<Json<Value>, ApiError> {
-    let capacity = state.config.monitoring.alert_history.max(1);
+    let capacity = state.serving.config().monitoring.alert_history.max(1);
     let limit = q.number("limit", 100.min(capacity), 1, capacity)?;
     q.finish()?;
-    let sink = &state.monitor.alerts;
+    let sink = &state.serving.monitor.alerts;
     let counters = &sink.webhook_counters;
     Ok(Json(json!({
         "alerts": sink.recent(limit),
@@ -62,13 +61,6 @@ pub async fn run_now(
     q: QueryParams,
 ) -> Result<Json<Value>, ApiError> {
     q.finish()?;
-    if !state.config.monitoring.enabled {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "monitoring_disabled",
-            "monitoring is disabled ([monitoring] enabled = false)",
-        ));
-    }
-    let report = monitor::run_pass(&state).await?;
+    let report = state.serving.run_monitoring_pass().await?;
     Ok(Json(json!(report.as_ref())))
 }

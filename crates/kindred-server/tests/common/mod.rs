@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use kindred_core::FitContext;
 use kindred_data::synthetic::{generate, SyntheticConfig};
-use kindred_server::config::KeysConfig;
-use kindred_server::{AppState, ServerConfig, TrainSpec};
+use kindred_server::AppState;
+use kindred_serving::config::KeysConfig;
+use kindred_serving::{ServerConfig, TrainSpec};
 use kindred_store::import::{feedback_from_interactions, items_from_features, users_from_features};
 use kindred_store::{Feedback, Item, Store, User};
 use serde_json::Value;
@@ -196,7 +197,7 @@ pub async fn start(options: Options) -> TestServer {
             positive: None,
             seed: 42,
         };
-        let record = kindred_server::train_and_publish(
+        let record = kindred_serving::train_and_publish(
             &store,
             &config.artifacts_dir(),
             &spec,
@@ -496,7 +497,7 @@ pub async fn experiment_fixture(mut options: Options, admin: Option<&str>) -> Te
     options.tweak = Box::new(move |c: &mut ServerConfig| {
         prior(c);
         let m = &mut c.monitoring;
-        m.window_end = kindred_server::config::WindowEnd::LatestEvent;
+        m.window_end = kindred_serving::config::WindowEnd::LatestEvent;
         m.interval_seconds = 3_600;
         m.ctr_min = Some(0.99);
         m.min_items = 1;
@@ -504,9 +505,9 @@ pub async fn experiment_fixture(mut options: Options, admin: Option<&str>) -> Te
         m.min_observations = 5;
     });
     let server = start(options).await;
-    let popularity = kindred_server::train_and_register(
-        &server.state.store,
-        &server.state.config.artifacts_dir(),
+    let popularity = kindred_serving::train_and_register(
+        server.state.serving.store(),
+        &server.state.serving.config().artifacts_dir(),
         &TrainSpec {
             model: "popularity".into(),
             positive: None,
@@ -582,7 +583,7 @@ pub async fn experiment_fixture(mut options: Options, admin: Option<&str>) -> Te
 
 /// Unix seconds now.
 pub fn now_for_fixture() -> i64 {
-    kindred_server::training::unix_now()
+    kindred_serving::unix_now()
 }
 
 impl TestServer {

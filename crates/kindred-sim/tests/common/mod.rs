@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use kindred_core::{CancelFlag, FitContext, NoProgress};
-use kindred_server::{AppState, ServerConfig, TrainSpec};
+use kindred_server::AppState;
+use kindred_serving::{ServerConfig, TrainSpec};
 use kindred_sim::{simulate, SimConfig, SimSummary, World};
 use kindred_store::import::{feedback_from_interactions, items_from_features, users_from_features};
 use kindred_store::Store;
@@ -59,7 +60,7 @@ pub async fn serve(
             positive: None,
             seed: 42,
         };
-        let record = kindred_server::train_and_register(
+        let record = kindred_serving::train_and_register(
             &store,
             &config.artifacts_dir(),
             &spec,

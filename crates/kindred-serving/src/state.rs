@@ -1,6 +1,6 @@
-//! The server's shared state: the store, the live [`Snapshot`] behind an atomic pointer, the
-//! real-time feedback overlay, the list cache and the metrics; and the background work that keeps
-//! the snapshot current (a new live version, catalog changes, scheduled retraining).
+//! The serving state every service shares: the store, the live [`Snapshot`] behind an atomic
+//! pointer, the real-time feedback overlay, the list cache, the counters and the running
+//! experiments; and the rebuilds that keep the snapshot current.
 //!
 //! Hot swap: a new snapshot is built completely on a blocking thread and then published with one
 //! atomic pointer store. A request loads the pointer once and uses that snapshot to the end, so
@@ -16,44 +16,30 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
-use kindred_core::{Dataset, FitContext, InteractionsBuilder};
+use kindred_core::{Dataset, InteractionsBuilder};
 use kindred_rank::RankConfig;
 use kindred_store::{Feedback, Store};
-use serde::Serialize;
 
-use crate::auth::ApiKeys;
 use crate::cache::ListCache;
 use crate::config::ServerConfig;
+use crate::counters::ServingCounters;
 use crate::error::{Error, Result};
 use crate::experiments::{Assignment, Experiments, ExposureLog};
-use crate::metrics::Metrics;
+use crate::lifecycle::training;
+use crate::live_snapshot::LiveSnapshot;
+use crate::served_item::ServedItem;
 use crate::snapshot::{LiveModel, Snapshot, SnapshotInput, DEFAULT_RANK};
-use crate::training::{self, TrainSpec};
 
 /// Most real-time events kept per user between snapshots.
 const OVERLAY_PER_USER: usize = 200;
 
-/// One item of a served list, as the API returns it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ServedItem {
-    pub item: String,
-    /// The model's score (None for items that fallbacks placed).
-    pub score: Option<f32>,
-    /// `model:als`, `fold-in:als`, `popular`, `relaxed:date_window:popular`, ...
-    pub source: String,
-}
-
-/// Shared by every request handler and background task.
-pub struct AppState {
+/// Shared by every service and background task.
+pub struct ServingState {
     pub config: ServerConfig,
     pub store: Store,
-    pub keys: ApiKeys,
-    pub metrics: Metrics,
+    pub counters: ServingCounters,
     pub cache: ListCache<Vec<ServedItem>>,
-    /// Online metrics, drift/quality passes and alerts.
-    pub monitor: crate::monitor::Monitor,
-    snapshot: ArcSwap<Snapshot>,
+    snapshot: LiveSnapshot,
     snapshot_counter: AtomicU64,
     /// user -> (generation, item) of feedback newer than some snapshot.
     overlay: Mutex<HashMap<String, Vec<(u64, String)>>>,
@@ -67,16 +53,12 @@ pub struct AppState {
     rank_configs: BTreeMap<String, RankConfig>,
     rebuild_lock: tokio::sync::Mutex<()>,
     catalog_changed: tokio::sync::Notify,
-    training: AtomicBool,
     request_counter: AtomicU64,
     instance: String,
     /// Running experiments and who is in which variant.
     pub experiments: Experiments,
     /// Writes exposures and their impressions in the background.
     pub exposure_log: ExposureLog,
-    /// The newest registered version whose offline metrics were checked against their control
-    /// charts (see [`AppState::check_offline_charts`]).
-    offline_checked: Mutex<Option<String>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -114,7 +96,7 @@ fn rank_configs(config: &ServerConfig) -> Result<BTreeMap<String, RankConfig>> {
     Ok(out)
 }
 
-impl AppState {
+impl ServingState {
     /// Opens the state and builds the first snapshot from the store (and its live version).
     pub async fn new(config: ServerConfig, store: Store) -> Result<Arc<Self>> {
         let rank_configs = rank_configs(&config)?;
@@ -131,15 +113,13 @@ impl AppState {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
         let state = Arc::new(Self {
-            keys: ApiKeys::new(config.keys.clone()),
             cache: ListCache::new(
                 Duration::from_secs(config.cache.ttl_seconds),
                 config.cache.capacity,
             ),
-            monitor: crate::monitor::Monitor::new(&config.monitoring),
             config,
-            metrics: Metrics::default(),
-            snapshot: ArcSwap::from_pointee(empty),
+            counters: ServingCounters::default(),
+            snapshot: LiveSnapshot::new(empty),
             snapshot_counter: AtomicU64::new(0),
             overlay: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
@@ -148,11 +128,9 @@ impl AppState {
             rank_configs,
             rebuild_lock: tokio::sync::Mutex::new(()),
             catalog_changed: tokio::sync::Notify::new(),
-            training: AtomicBool::new(false),
             request_counter: AtomicU64::new(0),
             experiments: Experiments::default(),
             exposure_log: ExposureLog::start(store.clone()),
-            offline_checked: Mutex::new(None),
             instance: format!(
                 "{:08x}",
                 (nanos as u64 ^ u64::from(std::process::id())) as u32
@@ -166,7 +144,12 @@ impl AppState {
 
     /// The snapshot requests use now.
     pub fn snapshot(&self) -> Arc<Snapshot> {
-        self.snapshot.load_full()
+        self.snapshot.load()
+    }
+
+    /// A handle that reads the current snapshot (for monitoring, which needs nothing else).
+    pub fn live_snapshot(&self) -> LiveSnapshot {
+        self.snapshot.clone()
     }
 
     /// A fresh id for a served list (`<instance>-<counter>`), unique across restarts in practice.
@@ -295,13 +278,13 @@ impl AppState {
         .map_err(|e| Error::Task(e.to_string()))??;
         snapshot.id = self.snapshot_counter.fetch_add(1, Ordering::SeqCst) + 1;
         let version = snapshot.version().map(str::to_owned);
-        self.snapshot.store(Arc::new(snapshot));
+        self.snapshot.store(snapshot);
         self.cache.clear();
         lock(&self.overlay).retain(|_, events| {
             events.retain(|(g, _)| *g > generation);
             !events.is_empty()
         });
-        self.metrics.snapshot_swaps.fetch_add(1, Ordering::Relaxed);
+        self.counters.snapshot_swaps.fetch_add(1, Ordering::Relaxed);
         tracing::info!(
             version = ?version,
             generation,
@@ -378,134 +361,9 @@ impl AppState {
         self.catalog_changed.notify_one();
     }
 
-    /// Trains a version with `spec` unless a training run is in progress; returns false when
-    /// one is. `activate` makes it live and swaps it in.
-    pub async fn train(
-        &self,
-        spec: &TrainSpec,
-        activate: bool,
-    ) -> Result<Option<kindred_store::ModelRecord>> {
-        if self.training.swap(true, Ordering::SeqCst) {
-            return Ok(None);
-        }
-        let result = async {
-            let dir = self.config.artifacts_dir();
-            // Half the cores: requests keep the rest while a version trains.
-            let threads = std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1));
-            let ctx = FitContext {
-                threads,
-                ..FitContext::with_seed(spec.seed)
-            };
-            let eval = self.config.training.offline_eval();
-            let record = if activate {
-                training::train_and_publish_with(&self.store, &dir, spec, ctx, &eval).await?
-            } else {
-                training::train_and_register_with(&self.store, &dir, spec, ctx, &eval).await?
-            };
-            if activate {
-                self.rebuild().await?;
-            }
-            Ok::<_, Error>(record)
-        }
-        .await;
-        self.training.store(false, Ordering::SeqCst);
-        if result.is_ok() {
-            if let Err(e) = self.check_offline_charts().await {
-                tracing::warn!(error = %e, "checking the offline control charts failed");
-            }
-        }
-        match &result {
-            Ok(_) => self.metrics.training_runs.fetch_add(1, Ordering::Relaxed),
-            Err(_) => self
-                .metrics
-                .training_failures
-                .fetch_add(1, Ordering::Relaxed),
-        };
-        result.map(Some)
-    }
-
-    /// Checks the newest registered version's offline metrics against the control charts of
-    /// the versions before it ([`crate::offline::offline_alerts`]) and raises what it violates
-    /// in the alert sink (log, `/v1/alerts`, webhooks, `/metrics`). Each newest version is
-    /// checked once, whoever trained it: this server (API or schedule) or another process
-    /// (`kindred train --store`, seen by the background loop). Answers the alerts raised.
-    pub async fn check_offline_charts(&self) -> Result<Vec<crate::monitor::alerts::AlertRecord>> {
-        let records = self.store.list_models().await?;
-        let Some(newest) = crate::offline::newest_version(&records) else {
-            return Ok(Vec::new());
-        };
-        {
-            let mut checked = lock(&self.offline_checked);
-            if checked.as_deref() == Some(newest.as_str()) {
-                return Ok(Vec::new());
-            }
-            *checked = Some(newest);
-        }
-        let alerts = crate::offline::offline_alerts(&records);
-        if alerts.is_empty() {
-            return Ok(Vec::new());
-        }
-        Ok(self.monitor.alerts.raise(alerts, training::unix_now()))
-    }
-
-    /// True while a training run is in progress.
-    pub fn is_training(&self) -> bool {
-        self.training.load(Ordering::SeqCst)
-    }
-
-    /// Keeps the snapshot current until `shutdown` fires: polls the registry for a version made
-    /// live elsewhere (`kindred train --publish`, another server), rebuilds the catalog after
-    /// item writes, and retrains on the configured interval.
-    pub async fn run_background(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-        let watch = Duration::from_millis(self.config.watch_interval_ms.max(10));
-        let refresh = Duration::from_millis(self.config.catalog_refresh_ms);
-        let retrain = self.config.training.interval_seconds;
-        let mut next_train =
-            (retrain > 0).then(|| tokio::time::Instant::now() + Duration::from_secs(retrain));
-        let mut ticker = tokio::time::interval(watch);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            let train_at = next_train;
-            tokio::select! {
-                _ = shutdown.changed() => return,
-                _ = ticker.tick() => {
-                    if let Err(e) = self.follow_live_version().await {
-                        tracing::warn!(error = %e, "checking the live model version failed");
-                    }
-                    // Versions registered by another process (`kindred train --store`).
-                    if let Err(e) = self.check_offline_charts().await {
-                        tracing::warn!(error = %e, "checking the offline control charts failed");
-                    }
-                    // Experiments started or stopped by another process.
-                    if let Err(e) = self.reload_experiments().await {
-                        tracing::warn!(error = %e, "checking experiments failed");
-                    }
-                }
-                _ = self.catalog_changed.notified() => {
-                    tokio::select! {
-                        _ = shutdown.changed() => return,
-                        _ = tokio::time::sleep(refresh) => {}
-                    }
-                    if let Err(e) = self.rebuild().await {
-                        tracing::warn!(error = %e, "catalog rebuild failed");
-                    }
-                }
-                _ = async {
-                    match train_at {
-                        Some(t) => tokio::time::sleep_until(t).await,
-                        None => std::future::pending().await,
-                    }
-                } => {
-                    next_train = Some(tokio::time::Instant::now() + Duration::from_secs(retrain));
-                    self.scheduled_training().await;
-                }
-            }
-        }
-    }
-
     /// Rebuilds when another process made a version live, or when the snapshot is older than
     /// `refresh_interval_seconds` and feedback arrived since it was built.
-    async fn follow_live_version(&self) -> Result<()> {
+    pub(crate) async fn follow_live_version(&self) -> Result<()> {
         let live = self.store.live_model().await?;
         let current = self.snapshot();
         let refresh = self.config.refresh_interval_seconds;
@@ -518,41 +376,8 @@ impl AppState {
         Ok(())
     }
 
-    async fn scheduled_training(&self) {
-        let live = match self.store.live_model().await {
-            Ok(live) => live,
-            Err(e) => {
-                tracing::warn!(error = %e, "scheduled training: registry unavailable");
-                return;
-            }
-        };
-        let trained = live.as_ref().and_then(training::trained_events);
-        let events = match self.store.counts().await {
-            Ok(c) => c.feedback,
-            Err(e) => {
-                tracing::warn!(error = %e, "scheduled training: store unavailable");
-                return;
-            }
-        };
-        let new_events = events.saturating_sub(trained.unwrap_or(0));
-        if live.is_some() && new_events < self.config.training.min_new_events {
-            tracing::info!(
-                new_events,
-                "scheduled training skipped: too little new feedback"
-            );
-            return;
-        }
-        let spec = TrainSpec {
-            model: self.config.training.model.clone(),
-            positive: self.config.training.positive,
-            seed: self.config.training.seed,
-        };
-        match self.train(&spec, true).await {
-            Ok(Some(record)) => {
-                tracing::info!(version = %record.model.version, "scheduled training published")
-            }
-            Ok(None) => tracing::info!("scheduled training skipped: a run is in progress"),
-            Err(e) => tracing::error!(error = %e, "scheduled training failed"),
-        }
+    /// Waits until items changed ([`Self::catalog_changed`]).
+    pub(crate) async fn catalog_change(&self) {
+        self.catalog_changed.notified().await;
     }
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use super::online::SCORE_BUCKETS;
 use super::Monitor;
-use crate::metrics::{label, LATENCY_BUCKETS};
+use crate::exposition::{label, LATENCY_BUCKETS};
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -235,7 +235,7 @@ mod tests {
     use super::*;
     use crate::config::MonitoringConfig;
     use crate::monitor::online::OnlineList;
-    use crate::state::ServedItem;
+    use crate::served_item::ServedItem;
     use kindred_stats::monitoring::{Alert, AlertKind};
     use std::time::Duration;
 

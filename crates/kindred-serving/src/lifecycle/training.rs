@@ -12,7 +12,8 @@ use kindred_store::{ModelRecord, NewModel, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::evaluation::{offline_metrics, CurveRecorder, OfflineEval};
+use super::evaluation::{offline_metrics, CurveRecorder, OfflineEval};
+use crate::clock::unix_now;
 
 /// What to train.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,13 +30,6 @@ pub struct TrainSpec {
 
 fn default_seed() -> u64 {
     42
-}
-
-/// Unix seconds now.
-pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// A version name unique per process and second: `<algorithm>-<unix seconds>-<counter>`.
@@ -77,8 +71,8 @@ pub async fn train_and_register(
 
 /// [`train_and_register`] with explicit offline-evaluation settings. The version's `metrics`
 /// JSON holds the fit's counts, `offline` (ranking metrics on a holdout, see
-/// [`crate::evaluation`]; absent when `eval.enabled` is false, `{"error": ..}` when the data
-/// cannot be evaluated) and `curve` (per-epoch loss of iterative models; absent otherwise).
+/// [`crate::lifecycle::evaluation`]; absent when `eval.enabled` is false, `{"error": ..}` when the
+/// data cannot be evaluated) and `curve` (per-epoch loss of iterative models; absent otherwise).
 pub async fn train_and_register_with(
     store: &Store,
     artifacts: &Path,

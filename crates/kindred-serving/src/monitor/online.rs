@@ -26,8 +26,8 @@ use kindred_store::Feedback;
 use serde::Serialize;
 
 use crate::config::MonitoringConfig;
-use crate::metrics::LATENCY_BUCKETS;
-use crate::state::ServedItem;
+use crate::exposition::LATENCY_BUCKETS;
+use crate::served_item::ServedItem;
 
 const SHARDS: usize = 16;
 /// Lists remembered per user for attribution.
@@ -256,7 +256,7 @@ impl OnlineMetrics {
 
     /// Records a served list (server clock).
     pub fn record_list(&self, list: OnlineList<'_>) {
-        self.record_list_at(list, crate::training::unix_now());
+        self.record_list_at(list, crate::clock::unix_now());
     }
 
     /// Records a served list at `now` (Unix seconds).
@@ -366,7 +366,7 @@ impl OnlineMetrics {
 
     /// Attributes stored feedback (server clock).
     pub fn record_feedback(&self, events: &[Feedback]) {
-        self.record_feedback_at(events, crate::training::unix_now());
+        self.record_feedback_at(events, crate::clock::unix_now());
     }
 
     /// Attributes feedback arriving at `now` (Unix seconds) to the lists that showed the items.

@@ -1,11 +1,12 @@
 //! A minimal webhook client: one JSON POST over plain HTTP/1.1 (hyper's client connection on a
-//! tokio TCP stream, the hyper axum already builds), with a timeout. `https://` is not supported:
+//! tokio TCP stream), with a timeout. `https://` is not supported:
 //! put a local relay in front of an HTTPS endpoint.
 
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{header, Request};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{header, Request};
 use hyper_util::rt::TokioIo;
 
 /// Why a webhook POST failed.
@@ -61,7 +62,7 @@ async fn post(url: &str, body: String) -> Result<u16, WebhookError> {
         .header(header::HOST, host.as_str())
         .header(header::CONTENT_TYPE, "application/json")
         .header(header::USER_AGENT, "kindred-server")
-        .body(Body::from(body))
+        .body(Full::new(Bytes::from(body)))
         .map_err(|e| failed(format!("request: {e}")))?;
     let response = sender
         .send_request(request)

@@ -256,7 +256,7 @@ impl Snapshot {
         if let Some(k) = batch_size {
             // Lists are as of the build; time-dependent rules (availability, freshness) move on
             // only at the next rebuild, which is why filtered requests are scored live.
-            let now = crate::training::unix_now();
+            let now = crate::clock::unix_now();
             let lists: Result<Vec<Vec<RankedItem>>> = (0..snapshot.users.len())
                 .into_par_iter()
                 .map(|u| {
@@ -427,7 +427,7 @@ impl Snapshot {
             Some(p) => p.filter_order(
                 &order,
                 &RequestFilters::default(),
-                crate::training::unix_now(),
+                crate::clock::unix_now(),
                 0,
                 n,
             )?,

@@ -1,0 +1,31 @@
+//! The HTTP server's shared state: the serving services plus what only HTTP needs, the API keys
+//! and the request metrics.
+
+use std::sync::Arc;
+
+use kindred_serving::{ServerConfig, Serving};
+use kindred_store::Store;
+
+use crate::auth::ApiKeys;
+use crate::error::Result;
+use crate::metrics::Metrics;
+
+/// Shared by every request handler.
+pub struct AppState {
+    pub serving: Serving,
+    pub keys: ApiKeys,
+    pub metrics: Metrics,
+}
+
+impl AppState {
+    /// Opens the serving state (building the first snapshot from the store and its live version)
+    /// with the configured keys.
+    pub async fn new(config: ServerConfig, store: Store) -> Result<Arc<Self>> {
+        let keys = ApiKeys::new(config.keys.clone());
+        Ok(Arc::new(Self {
+            serving: Serving::open(config, store).await?,
+            keys,
+            metrics: Metrics::default(),
+        }))
+    }
+}

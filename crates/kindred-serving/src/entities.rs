@@ -1,0 +1,73 @@
+//! [`EntityService`]: users and items written, read and deleted. Every write schedules a catalog
+//! rebuild so new items become servable (as fallbacks) and hidden ones disappear within
+//! `catalog_refresh_ms`; a deleted user's real-time state goes with them.
+
+use std::sync::Arc;
+
+use kindred_store::{Item, User};
+
+use crate::error::{Error, Result};
+use crate::state::ServingState;
+
+/// Users and items of the store the server serves.
+#[derive(Clone)]
+pub struct EntityService {
+    state: Arc<ServingState>,
+}
+
+impl EntityService {
+    pub fn new(state: Arc<ServingState>) -> Self {
+        Self { state }
+    }
+
+    /// Writes (inserts or replaces) `users`.
+    pub async fn upsert_users(&self, users: &[User]) -> Result<()> {
+        self.state.store.upsert_users(users).await?;
+        self.state.catalog_changed();
+        Ok(())
+    }
+
+    /// Writes (inserts or replaces) `items`.
+    pub async fn upsert_items(&self, items: &[Item]) -> Result<()> {
+        self.state.store.upsert_items(items).await?;
+        self.state.catalog_changed();
+        Ok(())
+    }
+
+    /// The stored user `id`.
+    pub async fn user(&self, id: &str) -> Result<User> {
+        self.state
+            .store
+            .get_user(id)
+            .await?
+            .ok_or_else(|| Error::not_found("user", id))
+    }
+
+    /// The stored item `id`.
+    pub async fn item(&self, id: &str) -> Result<Item> {
+        self.state
+            .store
+            .get_item(id)
+            .await?
+            .ok_or_else(|| Error::not_found("item", id))
+    }
+
+    /// Deletes user `id` and forgets their real-time state.
+    pub async fn delete_user(&self, id: &str) -> Result<()> {
+        if !self.state.store.delete_user(id).await? {
+            return Err(Error::not_found("user", id));
+        }
+        self.state.forget_user(id);
+        self.state.catalog_changed();
+        Ok(())
+    }
+
+    /// Deletes item `id`.
+    pub async fn delete_item(&self, id: &str) -> Result<()> {
+        if !self.state.store.delete_item(id).await? {
+            return Err(Error::not_found("item", id));
+        }
+        self.state.catalog_changed();
+        Ok(())
+    }
+}

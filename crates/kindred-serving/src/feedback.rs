@@ -1,0 +1,52 @@
+//! [`FeedbackService`]: a batch of events stored durably in one transaction (a success means
+//! every event survives a crash), idempotent by `event_id`, then applied to the users'
+//! real-time state and to the online metrics.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use kindred_store::{Feedback, InsertReport};
+
+use crate::error::{Error, Result};
+use crate::monitor::Monitor;
+use crate::state::ServingState;
+
+/// Takes feedback in.
+#[derive(Clone)]
+pub struct FeedbackService {
+    state: Arc<ServingState>,
+    monitor: Arc<Monitor>,
+}
+
+impl FeedbackService {
+    pub fn new(state: Arc<ServingState>, monitor: Arc<Monitor>) -> Self {
+        Self { state, monitor }
+    }
+
+    /// Stores `events` and applies them; answers how many were new and how many duplicates.
+    pub async fn ingest(&self, events: &[Feedback]) -> Result<InsertReport> {
+        if let Some((i, e)) = events
+            .iter()
+            .enumerate()
+            .find(|(_, e)| e.value.is_some_and(|v| !v.is_finite()))
+        {
+            return Err(Error::invalid(
+                "invalid_input",
+                format!("record {i}: value {:?} is not a finite number", e.value),
+            ));
+        }
+        let state = &self.state;
+        let report = state.store.insert_feedback(events).await?;
+        state
+            .counters
+            .feedback_events
+            .fetch_add(report.inserted as u64, Ordering::Relaxed);
+        state
+            .counters
+            .feedback_duplicates
+            .fetch_add(report.duplicates as u64, Ordering::Relaxed);
+        state.record_feedback(events);
+        self.monitor.record_feedback(events);
+        Ok(report)
+    }
+}

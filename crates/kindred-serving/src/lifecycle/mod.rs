@@ -1,0 +1,212 @@
+//! Model lifecycle: train a version on the store's data ([`training`]), measure it offline
+//! ([`evaluation`]), chart it against the versions before it ([`offline`]), publish it and make
+//! any version live. [`Lifecycle`] is the service the API, the dashboard and the scheduler call;
+//! the free functions of [`training`] are the same work for the CLI, which has no server.
+
+pub mod evaluation;
+pub mod offline;
+pub mod training;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use kindred_core::FitContext;
+use kindred_store::ModelRecord;
+
+use crate::clock::unix_now;
+use crate::error::{Error, Result};
+use crate::monitor::alerts::{AlertRecord, AlertSink};
+use crate::state::ServingState;
+use training::TrainSpec;
+
+/// Trains, publishes and activates versions for a running server, one training run at a time.
+pub struct Lifecycle {
+    state: Arc<ServingState>,
+    /// Where offline control-chart violations are raised.
+    alerts: Arc<AlertSink>,
+    training: AtomicBool,
+    /// The newest registered version whose offline metrics were checked against their control
+    /// charts (see [`Lifecycle::check_offline_charts`]).
+    offline_checked: Mutex<Option<String>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Lifecycle {
+    pub fn new(state: Arc<ServingState>, alerts: Arc<AlertSink>) -> Self {
+        Self {
+            state,
+            alerts,
+            training: AtomicBool::new(false),
+            offline_checked: Mutex::new(None),
+        }
+    }
+
+    /// The spec of a training run: what the caller names, the configured `[training]` otherwise.
+    /// Refuses a spec that cannot train now rather than in a background job nobody watches.
+    pub fn spec(
+        &self,
+        model: Option<String>,
+        positive: Option<f32>,
+        seed: Option<u64>,
+    ) -> Result<TrainSpec> {
+        let defaults = &self.state.config.training;
+        let spec = TrainSpec {
+            model: model.unwrap_or_else(|| defaults.model.clone()),
+            positive: positive.or(defaults.positive),
+            seed: seed.unwrap_or(defaults.seed),
+        };
+        kindred_models::build_algorithm(&spec.model)?;
+        if let Some(threshold) = spec.positive.filter(|p| !p.is_finite()) {
+            return Err(Error::invalid(
+                "invalid_input",
+                format!("`positive`: {threshold} is not a finite number"),
+            ));
+        }
+        Ok(spec)
+    }
+    /// Trains a version with `spec` unless a training run is in progress; returns false when
+    /// one is. `activate` makes it live and swaps it in.
+    pub async fn train(
+        &self,
+        spec: &TrainSpec,
+        activate: bool,
+    ) -> Result<Option<kindred_store::ModelRecord>> {
+        if self.training.swap(true, Ordering::SeqCst) {
+            return Ok(None);
+        }
+        let result = async {
+            let dir = self.state.config.artifacts_dir();
+            // Half the cores: requests keep the rest while a version trains.
+            let threads = std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1));
+            let ctx = FitContext {
+                threads,
+                ..FitContext::with_seed(spec.seed)
+            };
+            let eval = self.state.config.training.offline_eval();
+            let record = if activate {
+                training::train_and_publish_with(&self.state.store, &dir, spec, ctx, &eval).await?
+            } else {
+                training::train_and_register_with(&self.state.store, &dir, spec, ctx, &eval).await?
+            };
+            if activate {
+                self.state.rebuild().await?;
+            }
+            Ok::<_, Error>(record)
+        }
+        .await;
+        self.training.store(false, Ordering::SeqCst);
+        if result.is_ok() {
+            if let Err(e) = self.check_offline_charts().await {
+                tracing::warn!(error = %e, "checking the offline control charts failed");
+            }
+        }
+        match &result {
+            Ok(_) => self
+                .state
+                .counters
+                .training_runs
+                .fetch_add(1, Ordering::Relaxed),
+            Err(_) => self
+                .state
+                .counters
+                .training_failures
+                .fetch_add(1, Ordering::Relaxed),
+        };
+        result.map(Some)
+    }
+
+    /// Checks the newest registered version's offline metrics against the control charts of
+    /// the versions before it ([`offline::offline_alerts`]) and raises what it violates
+    /// in the alert sink (log, `/v1/alerts`, webhooks, `/metrics`). Each newest version is
+    /// checked once, whoever trained it: this server (API or schedule) or another process
+    /// (`kindred train --store`, seen by the background loop). Answers the alerts raised.
+    pub async fn check_offline_charts(&self) -> Result<Vec<AlertRecord>> {
+        let records = self.state.store.list_models().await?;
+        let Some(newest) = offline::newest_version(&records) else {
+            return Ok(Vec::new());
+        };
+        {
+            let mut checked = lock(&self.offline_checked);
+            if checked.as_deref() == Some(newest.as_str()) {
+                return Ok(Vec::new());
+            }
+            *checked = Some(newest);
+        }
+        let alerts = offline::offline_alerts(&records);
+        if alerts.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(self.alerts.raise(alerts, unix_now()))
+    }
+
+    /// True while a training run is in progress.
+    pub fn is_training(&self) -> bool {
+        self.training.load(Ordering::SeqCst)
+    }
+
+    /// Trains in the background unless a run is in progress (a conflict); the outcome is logged.
+    pub fn train_in_background(self: &Arc<Self>, spec: TrainSpec, activate: bool) -> Result<()> {
+        if self.is_training() {
+            return Err(training_in_progress());
+        }
+        let lifecycle = Arc::clone(self);
+        tokio::spawn(async move {
+            match lifecycle.train(&spec, activate).await {
+                Ok(Some(record)) => {
+                    tracing::info!(version = %record.model.version, "trained on request")
+                }
+                Ok(None) => tracing::info!("training request skipped: a run is in progress"),
+                Err(e) => tracing::error!(error = %e, "training on request failed"),
+            }
+        });
+        Ok(())
+    }
+
+    /// Trains now and answers the version; a conflict while another run is in progress.
+    pub async fn train_now(&self, spec: &TrainSpec, activate: bool) -> Result<ModelRecord> {
+        if self.is_training() {
+            return Err(training_in_progress());
+        }
+        self.train(spec, activate)
+            .await?
+            .ok_or_else(training_in_progress)
+    }
+
+    /// Makes a registered version live and swaps it in before answering, so the next request is
+    /// served by it; requests in flight finish on the previous one.
+    pub async fn activate(&self, version: &str) -> Result<ModelRecord> {
+        kindred_store::check_id("model version", version)?;
+        let store = &self.state.store;
+        if store.get_model(version).await?.is_none() {
+            return Err(Error::not_found("model version", version));
+        }
+        let record = store.activate_model(version).await?;
+        self.state.rebuild().await?;
+        Ok(record)
+    }
+
+    /// Makes the previously live version live again and swaps it in.
+    pub async fn rollback(&self) -> Result<ModelRecord> {
+        let record = self
+            .state
+            .store
+            .rollback_model()
+            .await
+            .map_err(|e| match e {
+                kindred_core::Error::InvalidInput(m) => Error::conflict("no_previous_version", m),
+                other => other.into(),
+            })?;
+        self.state.rebuild().await?;
+        Ok(record)
+    }
+}
+
+fn training_in_progress() -> Error {
+    Error::conflict(
+        "training_in_progress",
+        "a model is being trained; try again when it is done",
+    )
+}

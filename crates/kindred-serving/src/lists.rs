@@ -1,0 +1,556 @@
+//! [`ListService`]: every list the server answers (a known user's recommendations, a list for
+//! someone the request describes, popular/trending/latest, similar items and users) and
+//! predicted scores, over the current snapshot and the users' real-time feedback.
+//!
+//! Every list carries a `request_id` (later clicks name it so they can be attributed), the
+//! `model_version` that produced it, and per item its score and source. A list served in an
+//! experiment always logs its exposure and impressions (through the batched exposure writer);
+//! other lists log impressions only when asked.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use kindred_rank::{RankedItem, RequestFilters};
+use kindred_store::Impression;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::clock::unix_now;
+use crate::error::{Error, Result};
+use crate::experiments::Assignment;
+use crate::monitor::online::OnlineList;
+use crate::monitor::Monitor;
+use crate::served_item::ServedItem;
+use crate::snapshot::{FallbackList, ListRequest, Snapshot};
+use crate::state::ServingState;
+
+/// The experiment and variant a list came from.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServedArm {
+    pub name: String,
+    pub variant: String,
+}
+
+/// A served list.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServedList {
+    pub request_id: String,
+    pub model_version: Option<String>,
+    pub user: Option<String>,
+    /// Shared with the cache.
+    #[serde(serialize_with = "shared_items")]
+    pub items: Arc<Vec<ServedItem>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<ServedArm>,
+}
+
+fn shared_items<S: serde::Serializer>(
+    items: &Arc<Vec<ServedItem>>,
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    items.as_slice().serialize(serializer)
+}
+
+/// A known user's list.
+#[derive(Debug, Clone)]
+pub struct UserListRequest {
+    pub user: String,
+    pub n: usize,
+    pub offset: usize,
+    pub filters: RequestFilters,
+    /// A named rank config; an experiment arm's own config wins.
+    pub rank: Option<String>,
+    /// Write the list to the impressions log.
+    pub write_impressions: bool,
+}
+
+/// A list for someone the request describes.
+#[derive(Debug, Clone)]
+pub struct DescribedUserRequest {
+    /// A known user to start from; the interactions add to their history.
+    pub user: Option<String>,
+    /// Item ids the user interacted with, oldest first.
+    pub interactions: Vec<String>,
+    /// User features (the segment fallback reads its column here).
+    pub features: Map<String, Value>,
+    pub n: usize,
+    pub offset: usize,
+    pub filters: RequestFilters,
+    pub rank: Option<String>,
+}
+
+/// A list for a described user, and the interactions naming items the catalog does not have.
+#[derive(Debug, Clone)]
+pub struct DescribedList {
+    pub list: ServedList,
+    pub ignored_interactions: Vec<String>,
+}
+
+/// Who or what an entry or a similar-to list is about: `{"item": id}` or `{"user": id}`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Subject {
+    Item(String),
+    User(String),
+}
+
+/// One entry of a list: its subject, score (users who interacted with it for popular, trending
+/// and latest; similarity otherwise) and source.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scored<S> {
+    #[serde(flatten)]
+    pub subject: Subject,
+    pub score: S,
+    pub source: &'static str,
+}
+
+/// The entries of a list, under `items` or `users`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Entries<S> {
+    Items(Vec<Scored<S>>),
+    Users(Vec<Scored<S>>),
+}
+
+/// A list that is not personal: popular, trending or latest items (`like` none), or the items
+/// or users similar to `like`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScoredList<S> {
+    pub request_id: String,
+    pub model_version: Option<String>,
+    #[serde(flatten)]
+    pub like: Option<Subject>,
+    #[serde(flatten)]
+    pub entries: Entries<S>,
+}
+
+/// One predicted score.
+#[derive(Debug, Clone, Serialize)]
+pub struct Prediction {
+    pub user: String,
+    pub item: String,
+    pub score: Option<f32>,
+}
+
+/// Predicted scores of (user, item) pairs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Predictions {
+    pub model_version: Option<String>,
+    pub predictions: Vec<Prediction>,
+}
+
+/// Answers lists over the serving state; records what it serves in the online metrics.
+#[derive(Clone)]
+pub struct ListService {
+    state: Arc<ServingState>,
+    monitor: Arc<Monitor>,
+}
+
+fn served(snapshot: &Snapshot, list: &[RankedItem]) -> Vec<ServedItem> {
+    list.iter()
+        .map(|r| ServedItem {
+            item: snapshot.items.external(r.item).to_owned(),
+            score: Some(r.score).filter(|s| s.is_finite()),
+            source: r.source.to_string(),
+        })
+        .collect()
+}
+
+/// The impressions log rows of one served list (policy = the version that produced it).
+fn impression_rows(
+    snapshot: &Snapshot,
+    request_id: &str,
+    user: &str,
+    items: &[ServedItem],
+    now: i64,
+) -> Vec<Impression> {
+    let policy = snapshot.version().unwrap_or("fallback");
+    items
+        .iter()
+        .enumerate()
+        .map(|(slot, i)| Impression {
+            request_id: request_id.to_owned(),
+            user: user.to_owned(),
+            item: i.item.clone(),
+            slot: slot as u32,
+            propensity: None,
+            policy: policy.to_owned(),
+            timestamp: now,
+        })
+        .collect()
+}
+
+fn check_rank(snapshot: &Snapshot, rank: Option<&str>) -> Result<()> {
+    match rank {
+        Some(name) if !snapshot.has_rank(name) => Err(Error::invalid(
+            "unknown_rank_config",
+            format!(
+                "unknown rank config `{name}`; configured: {}",
+                snapshot.rank_names().collect::<Vec<_>>().join(", ")
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+impl ListService {
+    pub fn new(state: Arc<ServingState>, monitor: Arc<Monitor>) -> Self {
+        Self { state, monitor }
+    }
+
+    /// The list and, when asked, its impressions written in the background.
+    fn answer(
+        &self,
+        snapshot: &Snapshot,
+        user: Option<&str>,
+        items: Arc<Vec<ServedItem>>,
+        write_impressions: bool,
+        experiment: Option<&Assignment>,
+        started: Instant,
+    ) -> ServedList {
+        let state = &self.state;
+        let request_id = state.request_id();
+        state
+            .counters
+            .observe_sources(items.iter().map(|i| i.source.as_str()));
+        let variant_label = experiment.map(|a| format!("{}/{}", a.experiment, a.variant));
+        self.monitor.online.record_list(OnlineList {
+            user,
+            model_version: snapshot.version(),
+            variant: variant_label.as_deref(),
+            items: &items,
+            latency: started.elapsed(),
+            item_features: snapshot.data.item_features.as_deref(),
+        });
+        if let (Some(assignment), Some(user)) = (experiment, user) {
+            let now = unix_now();
+            let rows = impression_rows(snapshot, &request_id, user, &items, now);
+            let exposure = kindred_store::Exposure {
+                experiment: assignment.experiment.clone(),
+                variant: assignment.variant.clone(),
+                user: user.to_owned(),
+                request_id: request_id.clone(),
+                timestamp: now,
+            };
+            state.exposure_log.log(exposure, rows);
+        } else if let (true, Some(user)) = (write_impressions && !items.is_empty(), user) {
+            let now = unix_now();
+            let rows = impression_rows(snapshot, &request_id, user, &items, now);
+            let state = Arc::clone(state);
+            tokio::spawn(async move {
+                match state.store.insert_impressions(&rows).await {
+                    Ok(n) => {
+                        state
+                            .counters
+                            .impressions_written
+                            .fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "writing impressions failed"),
+                }
+            });
+        }
+        ServedList {
+            request_id,
+            model_version: snapshot.version().map(str::to_owned),
+            user: user.map(str::to_owned),
+            items,
+            experiment: experiment.map(|a| ServedArm {
+                name: a.experiment.clone(),
+                variant: a.variant.clone(),
+            }),
+        }
+    }
+
+    /// The experiment arm `user` is in and the snapshot that serves it; the live snapshot and
+    /// no arm when the user is in no experiment (or, briefly after a start, its version is not
+    /// loaded yet: then nothing is logged either, so the analysis never counts a list the arm
+    /// did not make).
+    fn arm<'s>(
+        &self,
+        snapshot: &'s Snapshot,
+        user: Option<&str>,
+    ) -> (Option<Assignment>, &'s Snapshot) {
+        let Some(assignment) = user.and_then(|u| self.state.assign(u)) else {
+            return (None, snapshot);
+        };
+        match snapshot.for_version(assignment.model_version.as_deref()) {
+            Some(serving) => (Some(assignment), serving),
+            None => (None, snapshot),
+        }
+    }
+
+    /// A known user's list, from the cache when the same list was served from this snapshot.
+    pub fn recommend(&self, request: UserListRequest, started: Instant) -> Result<ServedList> {
+        let state = &self.state;
+        let UserListRequest {
+            user,
+            n,
+            offset,
+            filters,
+            rank,
+            write_impressions: write,
+        } = request;
+        let live_snapshot = state.snapshot();
+        let (experiment, snapshot) = self.arm(&live_snapshot, Some(&user));
+        let rank = experiment.as_ref().and_then(|a| a.rank.clone()).or(rank);
+        check_rank(snapshot, rank.as_deref())?;
+        let cache_key = format!(
+            "{}|{n}|{offset}|{}|{}|{}",
+            experiment
+                .as_ref()
+                .map_or(String::new(), |a| format!("{}/{}", a.experiment, a.variant)),
+            rank.as_deref().unwrap_or(""),
+            filters.categories.join(","),
+            filters.exclude.join(",")
+        );
+        let items = match state.cache.get(&user, &cache_key, live_snapshot.id) {
+            Some(items) => items,
+            None => {
+                let request = ListRequest {
+                    user: Some(&user),
+                    history: state.overlay_items(&user, snapshot),
+                    segment: None,
+                    filters,
+                    rank: rank.as_deref(),
+                    now: unix_now(),
+                    offset,
+                    n,
+                };
+                let items = Arc::new(match snapshot.precomputed(&request) {
+                    Some(list) => served(snapshot, list),
+                    None => served(snapshot, &snapshot.rank_now(&request)?),
+                });
+                state
+                    .cache
+                    .put(&user, &cache_key, live_snapshot.id, Arc::clone(&items));
+                items
+            }
+        };
+        Ok(self.answer(
+            snapshot,
+            Some(&user),
+            items,
+            write,
+            experiment.as_ref(),
+            started,
+        ))
+    }
+
+    /// `user`'s list from `snapshot` as the live version ranks it, for inspection: no experiment
+    /// arm, nothing cached, logged or counted.
+    pub fn preview(&self, snapshot: &Snapshot, user: &str, n: usize) -> Result<Vec<RankedItem>> {
+        let request = ListRequest {
+            user: Some(user),
+            history: self.state.overlay_items(user, snapshot),
+            now: unix_now(),
+            n,
+            ..ListRequest::default()
+        };
+        Ok(snapshot.rank_now(&request)?)
+    }
+
+    /// A list for someone the request describes (anonymous or a known user plus interactions).
+    pub fn recommend_described(
+        &self,
+        request: DescribedUserRequest,
+        started: Instant,
+    ) -> Result<DescribedList> {
+        let state = &self.state;
+        let live_snapshot = state.snapshot();
+        let (experiment, snapshot) = self.arm(&live_snapshot, request.user.as_deref());
+        let rank = experiment
+            .as_ref()
+            .and_then(|a| a.rank.clone())
+            .or(request.rank);
+        check_rank(snapshot, rank.as_deref())?;
+        let mut history = match &request.user {
+            Some(user) => state.overlay_items(user, snapshot),
+            None => Vec::new(),
+        };
+        let mut ignored = Vec::new();
+        for item in &request.interactions {
+            match snapshot.items.get(item) {
+                Some(i) => history.push(i),
+                None => ignored.push(item.clone()),
+            }
+        }
+        let segment = snapshot
+            .segment_column(rank.as_deref())
+            .and_then(|c| request.features.get(c))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let list_request = ListRequest {
+            user: request.user.as_deref(),
+            history,
+            segment,
+            filters: request.filters,
+            rank: rank.as_deref(),
+            now: unix_now(),
+            offset: request.offset,
+            n: request.n,
+        };
+        let items = served(snapshot, &snapshot.rank_now(&list_request)?);
+        let list = self.answer(
+            snapshot,
+            request.user.as_deref(),
+            Arc::new(items),
+            false,
+            experiment.as_ref(),
+            started,
+        );
+        Ok(DescribedList {
+            list,
+            ignored_interactions: ignored,
+        })
+    }
+
+    /// A non-personal list answered from `snapshot`, with a fresh request id.
+    fn scored_list<S>(
+        &self,
+        snapshot: &Snapshot,
+        like: Option<Subject>,
+        entries: Entries<S>,
+    ) -> ScoredList<S> {
+        ScoredList {
+            request_id: self.state.request_id(),
+            model_version: snapshot.version().map(str::to_owned),
+            like,
+            entries,
+        }
+    }
+
+    /// Popular, trending or latest items.
+    pub fn non_personal(
+        &self,
+        which: FallbackList,
+        filters: &RequestFilters,
+        offset: usize,
+        n: usize,
+    ) -> Result<ScoredList<u32>> {
+        let snapshot = self.state.snapshot();
+        let source = match which {
+            FallbackList::Popular => "popular",
+            FallbackList::Trending => "trending",
+            FallbackList::Latest => "latest",
+        };
+        let list = snapshot.non_personal(which, filters, unix_now(), offset, n)?;
+        let items = list
+            .iter()
+            .map(|&i| Scored {
+                subject: Subject::Item(snapshot.items.external(i).to_owned()),
+                score: snapshot.item_users(i),
+                source,
+            })
+            .collect();
+        Ok(self.scored_list(&snapshot, None, Entries::Items(items)))
+    }
+
+    /// The `n` items most similar to `item`.
+    pub fn similar_items(&self, item: &str, n: usize) -> Result<ScoredList<f32>> {
+        let snapshot = self.state.snapshot();
+        let Some(index) = snapshot.items.get(item) else {
+            return Err(Error::not_found("item", item));
+        };
+        let (found, source) = snapshot.similar_items(index, n)?;
+        let items = found
+            .iter()
+            .map(|s| Scored {
+                subject: Subject::Item(snapshot.items.external(s.item).to_owned()),
+                score: s.score,
+                source,
+            })
+            .collect();
+        let like = Subject::Item(item.to_owned());
+        Ok(self.scored_list(&snapshot, Some(like), Entries::Items(items)))
+    }
+
+    /// The `n` users most similar to `user`.
+    pub fn similar_users(&self, user: &str, n: usize) -> Result<ScoredList<f32>> {
+        let snapshot = self.state.snapshot();
+        let Some((found, source)) = snapshot.similar_users(user, n)? else {
+            return Err(Error::not_found("user", user));
+        };
+        let users = found
+            .into_iter()
+            .map(|(u, score)| Scored {
+                subject: Subject::User(u),
+                score,
+                source,
+            })
+            .collect();
+        let like = Subject::User(user.to_owned());
+        Ok(self.scored_list(&snapshot, Some(like), Entries::Users(users)))
+    }
+
+    /// The model's score of each (user, item) pair, the users' real-time feedback included.
+    pub fn predict(&self, pairs: &[(String, String)]) -> Result<Predictions> {
+        let snapshot = self.state.snapshot();
+        let mut predictions = Vec::with_capacity(pairs.len());
+        for (i, (user, item)) in pairs.iter().enumerate() {
+            kindred_store::check_id(&format!("pairs[{i}][0] (user id)"), user)?;
+            kindred_store::check_id(&format!("pairs[{i}][1] (item id)"), item)?;
+            if snapshot.items.get(item).is_none() {
+                return Err(Error::NotFound(format!(
+                    "pairs[{i}]: item `{item}` not found"
+                )));
+            }
+            predictions.push(Prediction {
+                user: user.clone(),
+                item: item.clone(),
+                score: snapshot.predict(user, item, &self.state.overlay_items(user, &snapshot)),
+            });
+        }
+        Ok(Predictions {
+            model_version: snapshot.version().map(str::to_owned),
+            predictions,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn scored_lists_keep_the_api_shape() {
+        let similar = ScoredList {
+            request_id: "r-1".into(),
+            model_version: Some("v1".into()),
+            like: Some(Subject::User("u1".into())),
+            entries: Entries::Users(vec![Scored {
+                subject: Subject::User("u2".into()),
+                score: 0.5f32,
+                source: "model",
+            }]),
+        };
+        assert_eq!(
+            json!(similar),
+            json!({
+                "request_id": "r-1",
+                "model_version": "v1",
+                "user": "u1",
+                "users": [{"user": "u2", "score": 0.5, "source": "model"}],
+            })
+        );
+        let popular = ScoredList {
+            request_id: "r-2".into(),
+            model_version: None,
+            like: None,
+            entries: Entries::Items(vec![Scored {
+                subject: Subject::Item("i1".into()),
+                score: 3u32,
+                source: "popular",
+            }]),
+        };
+        assert_eq!(
+            json!(popular),
+            json!({
+                "request_id": "r-2",
+                "model_version": null,
+                "items": [{"item": "i1", "score": 3, "source": "popular"}],
+            })
+        );
+    }
+}

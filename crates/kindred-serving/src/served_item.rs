@@ -1,0 +1,13 @@
+//! One item of a served list, as lists, the cache and the online metrics see it.
+
+use serde::Serialize;
+
+/// One item of a served list, as the API returns it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServedItem {
+    pub item: String,
+    /// The model's score (None for items that fallbacks placed).
+    pub score: Option<f32>,
+    /// `model:als`, `fold-in:als`, `popular`, `relaxed:date_window:popular`, ...
+    pub source: String,
+}
