@@ -20,7 +20,7 @@ use kindred_data::import::ImportOptions;
 use kindred_data::parquet::{load_parquet, write_parquet};
 use kindred_data::synthetic::{generate, SyntheticConfig};
 use kindred_eval::metrics::user_ranking;
-use kindred_models::als::{Als, AlsParams};
+use kindred_models::implicit::als::{Als, AlsParams};
 
 const KINDRED: &str = env!("CARGO_BIN_EXE_kindred");
 

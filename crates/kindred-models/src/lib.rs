@@ -5,30 +5,17 @@
 //! `baseline:method=sgd` to algorithms, lists them for `kindred models`, resolves presets and
 //! loads saved models back.
 
-pub mod als;
-pub mod baseline;
-pub mod bpmf;
-pub mod bpr;
-pub mod coclustering;
+pub mod common;
 pub mod content;
-pub mod ease;
-pub mod feature_space;
-pub mod hybrid;
-pub mod itemknn;
-pub mod knn;
+pub mod implicit;
 pub mod model;
-pub mod ncf;
-pub mod negative;
-pub mod nmf;
+pub mod neighbours;
+pub mod neural;
 pub mod params;
 pub mod persist;
-pub mod popularity;
-pub mod random;
+pub mod rating;
 pub mod registry;
-mod sgd_kernel;
-pub mod slopeone;
-pub mod svd;
-pub mod svdpp;
+pub mod simple;
 
 pub use model::{Algorithm, ItemFilter, Model, UserQuery};
 pub use params::ModelSpec;

@@ -6,26 +6,26 @@ use std::path::Path;
 use kindred_core::{Error, Result};
 use serde::Serialize;
 
-use crate::als::{Als, AlsModel};
-use crate::baseline::{Baseline, BaselineModel};
-use crate::bpmf::{Bpmf, BpmfModel};
-use crate::bpr::{Bpr, BprModel};
-use crate::coclustering::{CoClustering, CoClusteringModel};
-use crate::content::{Content, ContentModel};
-use crate::ease::{Ease, EaseModel};
-use crate::hybrid::{Hybrid, HybridModel};
-use crate::itemknn::{ItemKnn, ItemKnnModel};
-use crate::knn::{Knn, KnnModel};
+use crate::content::content_based::{Content, ContentModel};
+use crate::content::hybrid::{Hybrid, HybridModel};
+use crate::implicit::als::{Als, AlsModel};
+use crate::implicit::bpr::{Bpr, BprModel};
+use crate::implicit::ease::{Ease, EaseModel};
 use crate::model::{Algorithm, Model};
-use crate::ncf::{Ncf, NcfModel};
-use crate::nmf::{Nmf, NmfModel};
+use crate::neighbours::itemknn::{ItemKnn, ItemKnnModel};
+use crate::neighbours::knn::{Knn, KnnModel};
+use crate::neural::ncf::{Ncf, NcfModel};
 use crate::params::ModelSpec;
 use crate::persist::Fitted;
-use crate::popularity::{Popularity, PopularityModel};
-use crate::random::{Random, RandomModel};
-use crate::slopeone::{SlopeOne, SlopeOneModel};
-use crate::svd::{Svd, SvdModel};
-use crate::svdpp::{Svdpp, SvdppModel};
+use crate::rating::baseline::{Baseline, BaselineModel};
+use crate::rating::bpmf::{Bpmf, BpmfModel};
+use crate::rating::coclustering::{CoClustering, CoClusteringModel};
+use crate::rating::nmf::{Nmf, NmfModel};
+use crate::rating::slopeone::{SlopeOne, SlopeOneModel};
+use crate::rating::svd::{Svd, SvdModel};
+use crate::rating::svdpp::{Svdpp, SvdppModel};
+use crate::simple::popularity::{Popularity, PopularityModel};
+use crate::simple::random::{Random, RandomModel};
 
 /// What a model is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

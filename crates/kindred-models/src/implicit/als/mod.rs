@@ -1392,7 +1392,7 @@ mod tests {
     fn beats_popularity_on_planted_structure() {
         let (train, relevant) = temporal_split("users=600,items=300,seed=3");
         let ctx = FitContext::default();
-        let popularity = crate::popularity::Popularity::default()
+        let popularity = crate::simple::popularity::Popularity::default()
             .fit(&train, &ctx)
             .unwrap();
         let (pop_hit, pop_recall) = hit_and_recall(popularity.as_ref(), &relevant);

@@ -31,11 +31,11 @@ use kindred_core::{Error, FitContext, ItemIdx, Result, SplitMix64, TrainSet};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::common::negative::{NegativeSampler, PositiveSets};
+use crate::common::sgd_kernel::dot;
 use crate::model::{Algorithm, Model, UserQuery};
-use crate::negative::{NegativeSampler, PositiveSets};
 use crate::params::check;
 use crate::persist::{Fitted, TensorReader, TensorWriter};
-use crate::sgd_kernel::dot;
 
 /// MLP sizes, written `64-32-16` in a spec (commas separate parameters): the first is the
 /// concatenated embedding width (half user, half item), the rest hidden ReLU layers.
@@ -799,8 +799,8 @@ impl Model for NcfModel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bpr::test_support::{hit_rate, planted};
-    use crate::svd::test_support::{ctx_with, Epochs};
+    use crate::implicit::bpr::test_support::{hit_rate, planted};
+    use crate::rating::svd::test_support::{ctx_with, Epochs};
     use std::sync::Arc;
 
     fn tiny_net(seed: u64) -> Net {
@@ -918,7 +918,7 @@ mod tests {
     fn beats_popularity_on_planted_structure() {
         let (data, held_out) = planted(400, 200, 4, 20, 11);
         let ctx = ctx_with(42, 2, Arc::default());
-        let pop = crate::popularity::Popularity::default()
+        let pop = crate::simple::popularity::Popularity::default()
             .fit(&data, &ctx)
             .unwrap();
         let ncf = Ncf {

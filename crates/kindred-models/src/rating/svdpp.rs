@@ -36,12 +36,12 @@ use std::path::Path;
 use kindred_core::{Error, FitContext, ItemIdx, Result, SplitMix64, TrainSet, UserIdx};
 use serde::{Deserialize, Serialize};
 
-use crate::baseline::surprise_rating_order;
+use crate::common::early_stop::{holdout, EarlyStop};
+use crate::common::rating_rows::rating_values;
+use crate::common::rating_rows::surprise_rating_order;
 use crate::model::{Algorithm, Model, UserQuery};
 use crate::persist::{Fitted, TensorReader, TensorWriter};
-use crate::svd::{
-    check_common, dot, holdout, normal_matrix, rating_values, EarlyStop, Rating, CANCEL_EVERY,
-};
+use crate::rating::svd::{check_common, dot, normal_matrix, Rating, CANCEL_EVERY};
 
 /// Hyperparameters; names and defaults are Surprise's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -544,7 +544,7 @@ impl Model for SvdppModel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::svd::test_support::*;
+    use crate::rating::svd::test_support::*;
     use kindred_core::{Interaction, InteractionsBuilder};
     use std::sync::Arc;
 
@@ -564,7 +564,7 @@ mod tests {
         let to64 = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
         let (mut p, mut q, mut y) = (to64(&init.p), to64(&init.q), to64(&init.y));
         let (mut bu, mut bi) = (to64(&init.bu), to64(&init.bi));
-        let values = crate::baseline::row_values(data);
+        let values = crate::common::rating_rows::row_values(data);
         let mu = values.iter().sum::<f64>() / values.len() as f64;
         let (users, items) = (data.data.users(), data.data.items());
         let order = surprise_rating_order(users);
@@ -735,7 +735,7 @@ mod tests {
     fn learns_planted_structure_and_folds_in() {
         let (train_data, test) = synthetic_fold("users=500,items=300,seed=4");
         let ctx = FitContext::default();
-        let baseline = crate::baseline::Baseline::default()
+        let baseline = crate::rating::baseline::Baseline::default()
             .fit(&train_data, &ctx)
             .unwrap();
         let model = Svdpp::default().fit(&train_data, &ctx).unwrap();

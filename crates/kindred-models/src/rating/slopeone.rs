@@ -16,8 +16,8 @@ use std::path::Path;
 use kindred_core::{Error, FitContext, ItemIdx, Result, TrainSet, UserIdx};
 use serde::{Deserialize, Serialize};
 
-use crate::baseline::row_values;
-use crate::knn::{from_upper_triangle, pair_matrix, row_moments, upper_triangle};
+use crate::common::rating_rows::row_values;
+use crate::common::similarity::{from_upper_triangle, pair_matrix, row_moments, upper_triangle};
 use crate::model::{Algorithm, Model, UserQuery};
 use crate::persist::{Fitted, TensorReader, TensorWriter};
 

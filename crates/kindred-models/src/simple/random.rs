@@ -8,7 +8,7 @@ use kindred_core::rng::mix64;
 use kindred_core::{Error, FitContext, ItemIdx, Result, SplitMix64, TrainSet, UserIdx};
 use serde::{Deserialize, Serialize};
 
-use crate::baseline::row_values;
+use crate::common::rating_rows::row_values;
 use crate::model::{Algorithm, Model, UserQuery};
 use crate::persist::{Fitted, TensorReader, TensorWriter};
 

@@ -19,8 +19,8 @@ use kindred_core::{Error, FitContext, ItemIdx, Result, SplitMix64, TrainSet, Use
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::baseline::row_values;
-use crate::knn::row_moments;
+use crate::common::rating_rows::row_values;
+use crate::common::similarity::row_moments;
 use crate::model::{Algorithm, Model, UserQuery};
 use crate::persist::{Fitted, TensorReader, TensorWriter};
 

@@ -19,8 +19,8 @@ use kindred_core::{Error, FitContext, ItemIdx, Result, TrainSet};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::als::WeightedRows;
-pub use crate::itemknn::Weighting;
+pub use crate::common::weighting::Weighting;
+use crate::implicit::als::WeightedRows;
 use crate::model::{Algorithm, Model, UserQuery};
 use crate::params::check;
 use crate::persist::{Fitted, TensorReader, TensorWriter};
@@ -293,7 +293,7 @@ impl Model for EaseModel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::als::test_support::{hit_and_recall, temporal_split};
+    use crate::implicit::als::test_support::{hit_and_recall, temporal_split};
     use kindred_core::{EventType, Interaction, InteractionsBuilder};
 
     fn train(rows: &[(&str, &str, f32)]) -> TrainSet {
@@ -433,7 +433,7 @@ mod tests {
     fn beats_popularity_on_planted_structure() {
         let (train, relevant) = temporal_split("users=600,items=300,seed=3");
         let ctx = FitContext::default();
-        let popularity = crate::popularity::Popularity::default()
+        let popularity = crate::simple::popularity::Popularity::default()
             .fit(&train, &ctx)
             .unwrap();
         let (pop_hit, pop_recall) = hit_and_recall(popularity.as_ref(), &relevant);

@@ -8,6 +8,7 @@ use kindred_core::{Error, FitContext, ItemIdx, Result, TrainSet, UserIdx};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::common::rating_rows::{row_values, surprise_rating_order};
 use crate::model::{Algorithm, Model, UserQuery};
 use crate::persist::{Fitted, TensorReader, TensorWriter};
 
@@ -62,45 +63,6 @@ impl BaselineParams {
 #[derive(Debug, Clone, Default)]
 pub struct Baseline {
     pub params: BaselineParams,
-}
-
-/// Explicit value of each row: the rating, or the implicit weight where there is none.
-pub(crate) fn row_values(data: &TrainSet) -> Vec<f64> {
-    data.data
-        .ratings()
-        .iter()
-        .zip(data.data.weights())
-        .map(|(&r, &w)| if r.is_nan() { w as f64 } else { r as f64 })
-        .collect()
-}
-
-/// The order in which Surprise visits training ratings (`Trainset.all_ratings`): users in order
-/// of their first rating, each user's ratings in log order. SGD results depend on it.
-pub(crate) fn surprise_rating_order(users: &[u32]) -> Vec<u32> {
-    let n_users = users.iter().map(|&u| u as usize + 1).max().unwrap_or(0);
-    let mut rank = vec![u32::MAX; n_users];
-    let mut next = 0u32;
-    for &u in users {
-        if rank[u as usize] == u32::MAX {
-            rank[u as usize] = next;
-            next += 1;
-        }
-    }
-    // Counting sort by rank: stable, so each user's ratings stay in log order.
-    let mut start = vec![0usize; next as usize + 1];
-    for &u in users {
-        start[rank[u as usize] as usize + 1] += 1;
-    }
-    for k in 0..next as usize {
-        start[k + 1] += start[k];
-    }
-    let mut order = vec![0u32; users.len()];
-    for (r, &u) in users.iter().enumerate() {
-        let slot = &mut start[rank[u as usize] as usize];
-        order[*slot] = r as u32;
-        *slot += 1;
-    }
-    order
 }
 
 /// Biases fitted on a training set; also the fallback layer of later rating models.

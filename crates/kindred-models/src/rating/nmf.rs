@@ -27,7 +27,7 @@ use kindred_core::{CsMatrix, Error, FitContext, ItemIdx, Result, SplitMix64, Tra
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::baseline::{row_values, surprise_rating_order};
+use crate::common::rating_rows::{row_values, surprise_rating_order};
 use crate::model::{Algorithm, Model, UserQuery};
 use crate::persist::{Fitted, TensorReader, TensorWriter};
 

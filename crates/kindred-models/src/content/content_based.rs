@@ -1,7 +1,7 @@
 //! Content-based recommendation from item features alone: the model for items nobody has
 //! interacted with yet.
 //!
-//! Each item's profile `p_i` is its encoded feature vector ([`crate::feature_space`]) scaled to
+//! Each item's profile `p_i` is its encoded feature vector ([`crate::content::feature_space`]) scaled to
 //! unit length. A user's profile is the weighted sum of the profiles of their history,
 //! `u = sum_j c_j (p_j - m)`, where `c_j = w_j * 0.5^(age_j / half_life)` (`w_j` is 1, or the
 //! summed implicit weight with `weighting=weight`; age counts interactions back from the latest)
@@ -18,8 +18,9 @@ use std::path::Path;
 use kindred_core::{Error, FitContext, ItemIdx, Result, TrainSet};
 use serde::{Deserialize, Serialize};
 
-use crate::feature_space::{EncodeOptions, FeatureSpace, SparseRows};
-use crate::itemknn::{Histories, Weighting};
+use crate::common::histories::Histories;
+use crate::common::weighting::Weighting;
+use crate::content::feature_space::{EncodeOptions, FeatureSpace, SparseRows};
 use crate::model::{Algorithm, Model, UserQuery};
 use crate::persist::{Fitted, TensorReader, TensorWriter};
 
@@ -358,8 +359,8 @@ pub(crate) mod test_support {
 mod tests {
     use super::test_support::*;
     use super::*;
-    use crate::popularity::Popularity;
-    use crate::random::Random;
+    use crate::simple::popularity::Popularity;
+    use crate::simple::random::Random;
 
     const DATA: &str = "users=400,items=300,per_user=40,seed=5";
 

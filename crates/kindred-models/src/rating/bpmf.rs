@@ -31,7 +31,7 @@ use kindred_core::{CsMatrix, Error, FitContext, ItemIdx, Result, SplitMix64, Tra
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::baseline::row_values;
+use crate::common::rating_rows::row_values;
 use crate::model::{Algorithm, Model, UserQuery};
 use crate::persist::{Fitted, TensorReader, TensorWriter};
 
@@ -767,7 +767,7 @@ mod tests {
     fn beats_the_baseline_and_reloads_identically() {
         let (train, test) = synthetic_split("users=400,items=200,seed=9");
         let ctx = FitContext::default();
-        let baseline = crate::baseline::Baseline::default()
+        let baseline = crate::rating::baseline::Baseline::default()
             .fit(&train, &ctx)
             .unwrap();
         let base_rmse = rmse(&test, |u, i| baseline.predict(u, i).unwrap());

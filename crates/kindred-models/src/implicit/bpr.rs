@@ -6,7 +6,7 @@
 //! `p_u += η (z (q_i - q_j) - λ p_u)`, `q_i += η (z p_u - λ q_i)`, `q_j += η (-z p_u - λ q_j)`,
 //! `b_i += η (z - λ b_i)`, `b_j += η (-z - λ b_j)`.
 //! The positive pair is drawn uniformly among the distinct training (user, item) pairs and the
-//! negative from [`crate::negative`] (uniform, or ∝ popularity^beta; `implicit` draws the item of
+//! negative from [`crate::common::negative`] (uniform, or ∝ popularity^beta; `implicit` draws the item of
 //! a random interaction, i.e. popularity with beta = 1). One epoch draws as many triples as there
 //! are pairs; the reported loss is the epoch's mean `-ln σ(x_uij)`. The default negatives,
 //! popularity with beta = 0.5, were the most accurate of the samplers tried on MovieLens
@@ -33,11 +33,11 @@ use kindred_core::{Error, FitContext, ItemIdx, Result, SplitMix64, TrainSet, Use
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::common::negative::{NegativeSampler, PositiveSets, Sampling};
+use crate::common::sgd_kernel::dot;
 use crate::model::{Algorithm, Model, UserQuery};
-use crate::negative::{NegativeSampler, PositiveSets, Sampling};
 use crate::params::check;
 use crate::persist::{Fitted, TensorReader, TensorWriter};
-use crate::sgd_kernel::dot;
 
 /// Most samples a thread draws between two merges of the item rows: small enough that a thread
 /// sees the others' item updates soon, large enough that merging costs little next to SGD.
@@ -593,7 +593,7 @@ pub(crate) mod test_support {
 mod tests {
     use super::test_support::*;
     use super::*;
-    use crate::svd::test_support::{ctx_with, Epochs};
+    use crate::rating::svd::test_support::{ctx_with, Epochs};
     use std::sync::Arc;
 
     fn small(params: BprParams) -> BprParams {
@@ -661,7 +661,7 @@ mod tests {
     fn beats_popularity_on_planted_structure() {
         let (train, held_out) = planted(400, 200, 4, 20, 11);
         let ctx = ctx_with(42, 2, Arc::default());
-        let pop = crate::popularity::Popularity::default()
+        let pop = crate::simple::popularity::Popularity::default()
             .fit(&train, &ctx)
             .unwrap();
         let pop_hits = hit_rate(pop.as_ref(), &held_out, 10);

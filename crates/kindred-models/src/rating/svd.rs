@@ -12,7 +12,7 @@
 //!
 //! Speed: factors live in contiguous row-major f32 matrices, the ratings are streamed once per
 //! epoch as packed `(user, item, rating)` records, and the per-rating step is an AVX2 + FMA
-//! kernel where the CPU has one ([`crate::sgd_kernel`]).
+//! kernel where the CPU has one ([`crate::common::sgd_kernel`]).
 //!
 //! Parallel training (`parallel=true`, `ctx.threads` = T > 1) is stratified / blocked SGD
 //! (Gemulla et al. 2011): users and items are each cut into T groups of about equal rating count
@@ -35,11 +35,12 @@ use kindred_core::{Error, FitContext, ItemIdx, Result, SplitMix64, TrainSet, Use
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::baseline::{row_values, surprise_rating_order};
+use crate::common::early_stop::{holdout, EarlyStop};
+use crate::common::rating_rows::{rating_values, surprise_rating_order};
+pub(crate) use crate::common::sgd_kernel::{dot, Rates, Rating, CANCEL_EVERY};
+use crate::common::sgd_kernel::{sgd_pass, Rows, Step};
 use crate::model::{Algorithm, Model, UserQuery};
 use crate::persist::{Fitted, TensorReader, TensorWriter};
-pub(crate) use crate::sgd_kernel::{dot, Rates, Rating, CANCEL_EVERY};
-use crate::sgd_kernel::{sgd_pass, Rows, Step};
 
 /// Hyperparameters; names and defaults are Surprise's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -196,61 +197,6 @@ pub(crate) fn normal_matrix(rng: &mut SplitMix64, n: usize, mean: f64, std: f64)
     }
     out.truncate(n);
     out
-}
-
-/// Which log rows are held out for early stopping (seeded), or none.
-pub(crate) fn holdout(n: usize, fraction: Option<f64>, seed: u64) -> Result<Vec<bool>> {
-    let mut held = vec![false; n];
-    if let Some(fraction) = fraction {
-        let k = ((fraction * n as f64).round() as usize).max(1);
-        if k >= n {
-            return Err(Error::InvalidInput(format!(
-                "early_stopping={fraction} leaves no training ratings out of {n}"
-            )));
-        }
-        let mut rows: Vec<u32> = (0..n as u32).collect();
-        SplitMix64::stream(seed, 0xE5).shuffle(&mut rows);
-        for &r in &rows[..k] {
-            held[r as usize] = true;
-        }
-    }
-    Ok(held)
-}
-
-/// Global mean and the ratings of a training set, checking there are ratings to learn from.
-pub(crate) fn rating_values(model: &str, data: &TrainSet) -> Result<Vec<f64>> {
-    if data.data.is_empty() {
-        return Err(Error::InvalidInput(format!("{model}: empty training set")));
-    }
-    Ok(row_values(data))
-}
-
-/// Tracks the best validation RMSE and decides when to stop.
-pub(crate) struct EarlyStop {
-    pub best: f64,
-    pub best_epoch: usize,
-    patience: usize,
-}
-
-impl EarlyStop {
-    pub fn new(patience: usize) -> Self {
-        Self {
-            best: f64::INFINITY,
-            best_epoch: 0,
-            patience,
-        }
-    }
-
-    /// Records an epoch's validation RMSE: `(improved, stop)`.
-    pub fn record(&mut self, epoch: usize, rmse: f64) -> (bool, bool) {
-        if rmse < self.best {
-            self.best = rmse;
-            self.best_epoch = epoch;
-            (true, false)
-        } else {
-            (false, epoch - self.best_epoch >= self.patience)
-        }
-    }
 }
 
 /// Mutable training state: factor rows and biases (rows possibly permuted for blocking).
@@ -946,7 +892,7 @@ mod tests {
     fn learns_planted_structure_better_than_baseline() {
         let (train, test) = synthetic_fold("users=500,items=300,seed=4");
         let ctx = FitContext::default();
-        let baseline = crate::baseline::Baseline::default()
+        let baseline = crate::rating::baseline::Baseline::default()
             .fit(&train, &ctx)
             .unwrap();
         // Defaults underfit this small set in 20 epochs; more passes at a higher rate do not.

@@ -5,7 +5,7 @@
 //! `e_u . e_i + b_u + b_i`.
 //!
 //! Features: an identity feature per user (`user_ids=true`) and per item (`item_ids=true`), plus
-//! the encoded feature tables ([`crate::feature_space`]: categories, bucketed numbers, hashed
+//! the encoded feature tables ([`crate::content::feature_space`]: categories, bucketed numbers, hashed
 //! TF-IDF text, dense vectors): item features by default, user features with
 //! `user_features=true`. With `normalize=true` each entity's feature weights are scaled to sum
 //! to 1, as LightFM's `Dataset` does. An identity feature exists only for entities with training
@@ -37,7 +37,7 @@ use kindred_core::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::feature_space::{compact, EncodeOptions, FeatureSpace, SparseRows};
+use crate::content::feature_space::{compact, EncodeOptions, FeatureSpace, SparseRows};
 use crate::model::{Algorithm, Model, UserQuery};
 use crate::persist::{Fitted, TensorReader, TensorWriter};
 
@@ -342,7 +342,7 @@ impl Params {
     }
 }
 
-use crate::sgd_kernel::dot;
+use crate::common::sgd_kernel::dot;
 
 fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
@@ -687,9 +687,9 @@ impl Model for HybridModel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::content::test_support::*;
-    use crate::popularity::Popularity;
-    use crate::random::Random;
+    use crate::content::content_based::test_support::*;
+    use crate::simple::popularity::Popularity;
+    use crate::simple::random::Random;
 
     const DATA: &str = "users=400,items=300,per_user=40,seed=5";
 

@@ -14,109 +14,16 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use kindred_core::interactions::NO_TIMESTAMP;
 use kindred_core::topk::top_k_of;
-use kindred_core::{CsMatrix, Error, FitContext, ItemIdx, Result, Scored, TrainSet, UserIdx};
+use kindred_core::{CsMatrix, Error, FitContext, ItemIdx, Result, Scored, TrainSet};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::common::histories::Histories;
+use crate::common::weighting::{TermWeights, Weighting};
 use crate::model::{Algorithm, Model, UserQuery};
 use crate::params::check;
 use crate::persist::{Fitted, TensorReader, TensorWriter};
-
-/// What a user-item pair contributes to similarities and scores.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Weighting {
-    /// Every interacted pair counts 1, however many events it has.
-    #[default]
-    Binary,
-    /// A pair counts the sum of its events' implicit weights.
-    Weight,
-    /// Okapi BM25 of the item-user matrix (items are the documents, users the terms), as
-    /// implicit's `bm25_weight`: with `tf` the pair's summed weights,
-    /// `tf (k1 + 1) / (k1 ((1 - b) + b len_i / avg_len) + tf) * idf_u`, where `len_i` is the item's
-    /// summed weights and `idf_u = ln(n_items) - ln(1 + items of u)`. Under cosine the per-item
-    /// length factor cancels for binary data, but it still scales a history item's contribution
-    /// when scoring, so popular items in a history count less.
-    Bm25,
-    /// TF-IDF of the item-user matrix, as implicit's `tfidf_weight`: `sqrt(tf) * idf_u`.
-    Tfidf,
-}
-
-/// BM25 / TF-IDF statistics of the training data: what [`Weighting::Bm25`] and
-/// [`Weighting::Tfidf`] turn a pair's summed weights into.
-#[derive(Debug, Clone)]
-pub(crate) struct TermWeights {
-    weighting: Weighting,
-    k1: f64,
-    /// Per user (term): `ln(n_items) - ln(1 + distinct items of the user)`.
-    idf: Vec<f64>,
-    /// Per item (document): `(1 - b) + b * len_i / mean len`.
-    length_norm: Vec<f64>,
-}
-
-impl TermWeights {
-    /// `None` for the weightings that use a pair's value as is.
-    fn new(data: &TrainSet, params: &ItemKnnParams) -> Option<Self> {
-        if !matches!(params.weighting, Weighting::Bm25 | Weighting::Tfidf) {
-            return None;
-        }
-        let n_items = data.n_items();
-        let log = &data.data;
-        let mut length = vec![0f64; n_items];
-        for (&i, &w) in log.items().iter().zip(log.weights()) {
-            if let Some(l) = length.get_mut(i as usize) {
-                *l += w as f64;
-            }
-        }
-        let m = &data.by_user;
-        let idf = (0..m.n_rows())
-            .map(|u| {
-                let row = m.row(u);
-                // Rows are sorted by item, so repeated events of a pair are adjacent.
-                let distinct = row
-                    .iter()
-                    .enumerate()
-                    .filter(|(p, i)| *p == 0 || row[p - 1] != **i)
-                    .count();
-                (n_items as f64).ln() - (distinct as f64).ln_1p()
-            })
-            .collect();
-        let mean = length.iter().sum::<f64>() / n_items.max(1) as f64;
-        let b = params.bm25_b;
-        let length_norm = length
-            .iter()
-            .map(|&l| {
-                if mean > 0.0 {
-                    (1.0 - b) + b * l / mean
-                } else {
-                    1.0
-                }
-            })
-            .collect();
-        Some(Self {
-            weighting: params.weighting,
-            k1: params.bm25_k1,
-            idf,
-            length_norm,
-        })
-    }
-
-    /// The re-weighted value of the pair (`user`, `item`) whose summed weights are `tf`.
-    fn value(&self, user: usize, item: usize, tf: f32) -> f32 {
-        let tf = tf as f64;
-        let idf = self.idf.get(user).copied().unwrap_or(0.0);
-        let v = match self.weighting {
-            Weighting::Bm25 => {
-                let norm = self.length_norm.get(item).copied().unwrap_or(1.0);
-                tf * (self.k1 + 1.0) / (self.k1 * norm + tf) * idf
-            }
-            _ => tf.max(0.0).sqrt() * idf,
-        };
-        v as f32
-    }
-}
 
 /// Hyperparameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -238,74 +145,6 @@ impl Merged {
     fn row(&self, r: usize) -> (&[u32], &[f32]) {
         let range = self.indptr[r]..self.indptr[r + 1];
         (&self.indices[range.clone()], &self.values[range])
-    }
-}
-
-/// Each user's distinct training items, oldest first (by their latest event), with values.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct Histories {
-    pub(crate) indptr: Vec<u64>,
-    pub(crate) items: Vec<ItemIdx>,
-    pub(crate) weights: Vec<f32>,
-}
-
-impl Histories {
-    pub(crate) fn new(data: &TrainSet, weighting: Weighting, terms: Option<&TermWeights>) -> Self {
-        let log = &data.data;
-        let (timestamps, weights) = (log.timestamps(), log.weights());
-        let m = &data.by_user;
-        let mut out = Histories {
-            indptr: Vec::with_capacity(m.n_rows() + 1),
-            items: Vec::with_capacity(m.nnz()),
-            weights: Vec::with_capacity(m.nnz()),
-        };
-        out.indptr.push(0);
-        let mut user: Vec<((i64, u64), ItemIdx, f32)> = Vec::new();
-        for u in 0..m.n_rows() {
-            user.clear();
-            for (&item, &e) in m.row(u).iter().zip(m.row_entries(u)) {
-                let t = timestamps[e as usize];
-                // Chronology as the temporal protocol sees it: (timestamp, item); rows without a
-                // timestamp keep their log order, the only chronology they have.
-                let key = if t == NO_TIMESTAMP {
-                    (t, e as u64)
-                } else {
-                    (t, item as u64)
-                };
-                let w = match weighting {
-                    Weighting::Binary => 1.0,
-                    _ => weights[e as usize],
-                };
-                match user.last_mut() {
-                    Some(last) if last.1 == item => {
-                        last.0 = last.0.max(key);
-                        if weighting != Weighting::Binary {
-                            last.2 += w;
-                        }
-                    }
-                    _ => user.push((key, item, w)),
-                }
-            }
-            user.sort_by_key(|h| h.0);
-            out.items.extend(user.iter().map(|h| h.1));
-            match terms {
-                Some(t) => out
-                    .weights
-                    .extend(user.iter().map(|h| t.value(u, h.1 as usize, h.2))),
-                None => out.weights.extend(user.iter().map(|h| h.2)),
-            }
-            out.indptr.push(out.items.len() as u64);
-        }
-        out
-    }
-
-    pub(crate) fn of(&self, user: UserIdx) -> (&[ItemIdx], &[f32]) {
-        let u = user as usize;
-        if u + 1 >= self.indptr.len() {
-            return (&[], &[]);
-        }
-        let range = self.indptr[u] as usize..self.indptr[u + 1] as usize;
-        (&self.items[range.clone()], &self.weights[range])
     }
 }
 
@@ -447,7 +286,12 @@ impl Algorithm for ItemKnn {
     fn fit(&self, data: &TrainSet, ctx: &FitContext) -> Result<Box<dyn Model>> {
         self.params.validate()?;
         ctx.cancel.check()?;
-        let terms = TermWeights::new(data, &self.params);
+        let terms = TermWeights::new(
+            data,
+            self.params.weighting,
+            self.params.bm25_k1,
+            self.params.bm25_b,
+        );
         let neighbors = similarities(data, &self.params, terms.as_ref(), ctx)?;
         Ok(Box::new(ItemKnnModel {
             neighbors,
@@ -646,7 +490,7 @@ mod tests {
 
     fn fit(data: &TrainSet, params: ItemKnnParams) -> ItemKnnModel {
         let ctx = FitContext::default();
-        let terms = TermWeights::new(data, &params);
+        let terms = TermWeights::new(data, params.weighting, params.bm25_k1, params.bm25_b);
         ItemKnnModel {
             neighbors: similarities(data, &params, terms.as_ref(), &ctx).unwrap(),
             histories: Histories::new(data, params.weighting, terms.as_ref()),
@@ -1004,7 +848,7 @@ mod tests {
             }
         }
         let ctx = FitContext::default();
-        let popularity = crate::popularity::Popularity::default()
+        let popularity = crate::simple::popularity::Popularity::default()
             .fit(&train, &ctx)
             .unwrap();
         let knn = ItemKnn::default().fit(&train, &ctx).unwrap();
