@@ -13,6 +13,7 @@ use kindred_cluster::factors::read_factors;
 use kindred_cluster::topk::single_node_top_k;
 use kindred_cluster::topk_parquet::read_lists;
 use kindred_cluster::BatchSettings;
+use kindred_core::kernels::dot;
 use kindred_core::rng::mix64;
 use kindred_core::topk::top_k;
 use kindred_core::{FitContext, Interactions, TrainSet};
@@ -61,10 +62,6 @@ fn factors(out: &Path, side: &str) -> Factors {
     ids.into_iter()
         .zip(values.chunks_exact(f).map(<[f32]>::to_vec))
         .collect()
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 /// Top-10 of every test user (train items excluded) from user and item factors by id, and the

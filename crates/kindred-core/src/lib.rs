@@ -11,6 +11,7 @@ pub mod event;
 pub mod features;
 pub mod ids;
 pub mod interactions;
+pub mod kernels;
 pub mod rng;
 pub mod sparse;
 pub mod split;

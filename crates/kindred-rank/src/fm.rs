@@ -20,6 +20,7 @@
 use std::collections::HashMap;
 
 use kindred_core::interactions::NO_TIMESTAMP;
+use kindred_core::kernels::sigmoid_f32;
 use kindred_core::rng::SplitMix64;
 use kindred_core::{Error, FitContext, Interactions, Result, TrainSet};
 
@@ -410,10 +411,6 @@ struct Trainer {
 
 const ADAGRAD_EPS: f32 = 1e-8;
 
-fn sigmoid(z: f32) -> f32 {
-    1.0 / (1.0 + (-z).exp())
-}
-
 /// ln(1 + e^z) without overflow.
 fn softplus(z: f32) -> f32 {
     if z > 0.0 {
@@ -504,7 +501,7 @@ impl Trainer {
     fn logistic_step(&mut self, request: &[(u32, f32)], item: &[(u32, f32)], label: bool) -> f32 {
         let (sums, score) = self.forward(request, item);
         let y = if label { 1.0 } else { 0.0 };
-        let g = sigmoid(score) - y;
+        let g = sigmoid_f32(score) - y;
         self.add_gradient(request, item, &sums, g);
         self.apply(g);
         if label {
@@ -524,7 +521,7 @@ impl Trainer {
         let (positive_sums, positive_score) = self.forward(request, positive);
         let (negative_sums, negative_score) = self.forward(request, negative);
         let diff = positive_score - negative_score;
-        let g = sigmoid(diff) - 1.0;
+        let g = sigmoid_f32(diff) - 1.0;
         self.add_gradient(request, positive, &positive_sums, g);
         self.add_gradient(request, negative, &negative_sums, -g);
         // The bias cancels in the difference.
