@@ -1,13 +1,14 @@
-//! Search spaces of `kindred tune`: for each model family, the hyperparameters worth searching,
-//! their types and ranges, and the conversion of a point of the space into a model spec that
-//! `kindred_models::build_algorithm` accepts.
+//! Search spaces of `kindred tune`: the hyperparameters of a model family worth searching, their
+//! types and ranges, and the conversion of a point of the space into a model spec that
+//! [`crate::build_algorithm`] accepts. Each family declares its own space
+//! ([`crate::family::ModelFamily::search_space`]); the search methods live in kindred-eval.
 //!
 //! Every numeric parameter is also mapped onto the unit interval (on a log scale where the
 //! range spans orders of magnitude), which is where random search samples and where TPE fits its
 //! densities. Each range contains the family's default, so the defaults are one point of the
 //! space (trial 0 of a search evaluates them).
 
-use kindred_core::{Error, Result, SplitMix64};
+use kindred_core::SplitMix64;
 
 /// The values one parameter can take.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,189 +56,33 @@ pub struct Space {
 /// Significant digits kept in float values, so specs stay readable and round-trip exactly.
 const FLOAT_DIGITS: i32 = 3;
 
-fn int(name: &'static str, lo: i64, hi: i64, log: bool, default: i64) -> Param {
-    Param {
-        name,
-        domain: Domain::Int { lo, hi, log },
-        default: Value::Int(default),
-    }
-}
-
-fn float(name: &'static str, lo: f64, hi: f64, log: bool, default: f64) -> Param {
-    Param {
-        name,
-        domain: Domain::Float { lo, hi, log },
-        default: Value::Float(default),
-    }
-}
-
-fn choice(name: &'static str, options: &'static [&'static str], default: usize) -> Param {
-    Param {
-        name,
-        domain: Domain::Choice(options),
-        default: Value::Choice(default),
-    }
-}
-
-/// Families that have a search space, in the order they are listed in errors.
-pub const FAMILIES: &[&str] = &[
-    "svd",
-    "svdpp",
-    "nmf",
-    "baseline",
-    "knn",
-    "coclustering",
-    "als",
-    "bpr",
-    "ease",
-    "itemknn",
-    "ncf",
-    "hybrid",
-];
-
-/// The search space of a family; an error lists the families that have one.
-pub fn space_for(family: &str) -> Result<Space> {
-    let family = family.trim();
-    // Ranges: each holds the default and the region that beats it on MovieLens (e.g. SVD with
-    // 100-300 factors, 30-60 epochs and reg 0.03-0.1 reaches RMSE ~0.85 on ML-1M against 0.874).
-    let (family, params, fidelity): (&'static str, Vec<Param>, Option<&'static str>) = match family
-    {
-        "svd" => (
-            "svd",
-            vec![
-                int("factors", 20, 300, true, 100),
-                int("epochs", 10, 80, false, 20),
-                float("lr_all", 0.002, 0.02, true, 0.005),
-                float("reg_all", 0.005, 0.2, true, 0.02),
-            ],
-            Some("epochs"),
-        ),
-        "svdpp" => (
-            "svdpp",
-            vec![
-                int("factors", 5, 100, true, 20),
-                int("epochs", 10, 50, false, 20),
-                float("lr_all", 0.002, 0.02, true, 0.007),
-                float("reg_all", 0.005, 0.2, true, 0.02),
-            ],
-            Some("epochs"),
-        ),
-        "nmf" => (
-            "nmf",
-            vec![
-                int("factors", 5, 100, true, 15),
-                int("epochs", 20, 150, false, 50),
-                float("reg_pu", 0.01, 0.5, true, 0.06),
-                float("reg_qi", 0.01, 0.5, true, 0.06),
-            ],
-            Some("epochs"),
-        ),
-        "baseline" => (
-            "baseline",
-            vec![
-                int("epochs", 2, 30, false, 10),
-                float("reg_u", 0.5, 50.0, true, 15.0),
-                float("reg_i", 0.5, 50.0, true, 10.0),
-            ],
-            Some("epochs"),
-        ),
-        "knn" => (
-            "knn",
-            vec![
-                choice("variant", &["basic", "means", "zscore", "baseline"], 0),
-                choice("user_based", &["true", "false"], 0),
-                choice(
-                    "similarity",
-                    &["msd", "cosine", "pearson", "pearson_baseline"],
-                    0,
-                ),
-                int("k", 5, 200, true, 40),
-                int("min_k", 1, 10, false, 1),
-            ],
-            None,
-        ),
-        "coclustering" => (
-            "coclustering",
-            vec![
-                int("n_cltr_u", 1, 20, false, 3),
-                int("n_cltr_i", 1, 20, false, 3),
-                int("epochs", 5, 60, false, 20),
-            ],
-            Some("epochs"),
-        ),
-        "als" => (
-            "als",
-            vec![
-                int("factors", 16, 256, true, 64),
-                float("reg", 0.001, 10.0, true, 0.05),
-                float("alpha", 0.01, 50.0, true, 1.0),
-                int("iterations", 3, 30, false, 15),
-            ],
-            Some("iterations"),
-        ),
-        "bpr" => (
-            "bpr",
-            vec![
-                int("factors", 16, 256, true, 64),
-                float("learning_rate", 0.001, 0.1, true, 0.01),
-                float("regularization", 0.0001, 0.1, true, 0.01),
-                int("iterations", 20, 200, false, 100),
-                float("beta", 0.0, 1.0, false, 0.5),
-            ],
-            Some("iterations"),
-        ),
-        "ease" => (
-            "ease",
-            vec![float("lambda", 5.0, 5000.0, true, 500.0)],
-            None,
-        ),
-        "itemknn" => (
-            "itemknn",
-            vec![
-                int("neighbors", 10, 500, true, 50),
-                float("shrink", 0.0, 100.0, false, 0.0),
-                choice("weighting", &["binary", "weight", "bm25", "tfidf"], 0),
-                // 0 switches recency weighting off, so it cannot sit on a log scale.
-                choice("half_life", &["0", "1", "2", "3", "5", "10", "20", "50"], 0),
-            ],
-            None,
-        ),
-        "ncf" => (
-            "ncf",
-            vec![
-                int("factors", 8, 64, true, 16),
-                int("epochs", 5, 40, false, 20),
-                float("lr", 0.0003, 0.01, true, 0.001),
-                int("negatives", 1, 10, false, 4),
-            ],
-            Some("epochs"),
-        ),
-        "hybrid" => (
-            "hybrid",
-            vec![
-                int("no_components", 16, 128, true, 64),
-                int("epochs", 10, 60, false, 30),
-                float("learning_rate", 0.01, 0.2, true, 0.05),
-                choice("loss", &["warp", "bpr"], 0),
-            ],
-            Some("epochs"),
-        ),
-        other => {
-            return Err(Error::spec(
-                "tuned model family",
-                other,
-                format!(
-                    "no search space for this family; families with one: {}",
-                    FAMILIES.join(", ")
-                ),
-            ))
+impl Param {
+    /// An integer parameter in `lo..=hi` (log-uniform when `log`).
+    pub fn int(name: &'static str, lo: i64, hi: i64, log: bool, default: i64) -> Self {
+        Self {
+            name,
+            domain: Domain::Int { lo, hi, log },
+            default: Value::Int(default),
         }
-    };
-    Ok(Space {
-        family,
-        params,
-        fidelity,
-    })
+    }
+
+    /// A real parameter in `lo..=hi` (log-uniform when `log`).
+    pub fn float(name: &'static str, lo: f64, hi: f64, log: bool, default: f64) -> Self {
+        Self {
+            name,
+            domain: Domain::Float { lo, hi, log },
+            default: Value::Float(default),
+        }
+    }
+
+    /// One of `options`, the default being `options[default]`.
+    pub fn choice(name: &'static str, options: &'static [&'static str], default: usize) -> Self {
+        Self {
+            name,
+            domain: Domain::Choice(options),
+            default: Value::Choice(default),
+        }
+    }
 }
 
 /// Rounds to [`FLOAT_DIGITS`] significant digits.
@@ -389,7 +234,7 @@ impl Space {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kindred_models::build_algorithm;
+    use crate::registry::{build_algorithm, families_with_space, space_for};
 
     #[test]
     fn unknown_family_lists_the_known_ones() {
@@ -401,7 +246,7 @@ mod tests {
     #[test]
     fn defaults_lie_in_every_space_and_specs_build() {
         let mut rng = SplitMix64::new(3);
-        for family in FAMILIES {
+        for family in &families_with_space() {
             let space = space_for(family).unwrap();
             assert_eq!(space.family, *family);
             for p in &space.params {

@@ -59,7 +59,7 @@ pub(crate) struct Rows<'a> {
 
 /// Dot product with eight independent accumulators (vectorises; fixed summation order).
 #[inline(always)]
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+fn dot(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
     let mut acc = [0f32; 8];

@@ -21,7 +21,9 @@ use serde::{Deserialize, Serialize};
 use crate::common::histories::Histories;
 use crate::common::weighting::Weighting;
 use crate::content::feature_space::{EncodeOptions, FeatureSpace, SparseRows};
+use crate::family::{param_infos, Applicability, Cost, ModelFamily, ParamInfo, Task};
 use crate::model::{Algorithm, Model, UserQuery};
+use crate::params::ModelSpec;
 use crate::persist::{Fitted, TensorReader, TensorWriter};
 
 const SPACE_FILE: &str = "item_features.json";
@@ -277,6 +279,61 @@ impl Model for ContentModel {
             );
         self.fitted.save(dir, "content", Model::params(self), t)?;
         self.space.save(dir, SPACE_FILE)
+    }
+}
+
+/// The `content` family's entry in the model registry.
+pub struct ContentFamily;
+
+impl ModelFamily for ContentFamily {
+    fn name(&self) -> &'static str {
+        "content"
+    }
+
+    fn task(&self) -> Task {
+        Task::Ranking
+    }
+
+    fn summary(&self) -> &'static str {
+        "content-based: user profile = (recency-weighted, centred) sum of the feature profiles of their items; scores any item with features, cold ones included"
+    }
+
+    fn params(&self) -> Vec<ParamInfo> {
+        param_infos::<ContentParams>(&[
+            ("half_life", Some("off"), "half-life in interactions of a history item's weight in the profile (the latest has age 0)"),
+            ("center", None, "subtract the mean profile of training interactions from each history item's profile"),
+            ("weighting", None, "binary (each user-item pair counts once) | weight (sum of implicit weights)"),
+            ("columns", Some("all"), "item feature columns to use, joined by + (e.g. genres+year)"),
+            ("buckets", None, "quantile buckets per numeric feature column"),
+            ("hash_bits", None, "text features hash word unigrams and bigrams into 2^hash_bits slots (TF-IDF)"),
+        ])
+    }
+
+    fn build(&self, spec: &ModelSpec) -> Result<Box<dyn Algorithm>> {
+        Ok(Box::new(Content {
+            params: spec.typed()?,
+        }))
+    }
+
+    fn load(
+        &self,
+        params: serde_json::Value,
+        fitted: Fitted,
+        tensors: &TensorReader,
+        dir: &Path,
+    ) -> Result<Box<dyn Model>> {
+        Ok(Box::new(ContentModel::load(params, fitted, tensors, dir)?))
+    }
+
+    fn applicability(&self) -> Applicability {
+        Applicability {
+            needs_features: true,
+            ..Applicability::default()
+        }
+    }
+
+    fn cost(&self) -> Cost {
+        Cost::Low
     }
 }
 

@@ -17,7 +17,7 @@
 //! random order; `loss=warp` samples items uniformly until one scores within a margin of 1 of the
 //! positive (skipping the user's own positives) or `max_sampled` trials pass, and updates with
 //! weight `ln(max(1, floor((n_items - 1) / trials)))`, which approximates the rank of the
-//! positive; `loss=bpr` samples one negative and updates with weight `1 - sigmoid(s_pos - s_neg)`.
+//! positive; `loss=bpr` samples one negative and updates with weight `1 - sigmoid_f32(s_pos - s_neg)`.
 //! Updates are per-coordinate Adagrad (accumulators start at 1, as in LightFM) with L2 penalties
 //! `user_alpha` / `item_alpha` on the touched embeddings. Embeddings start uniform in
 //! `[-0.5, 0.5) / no_components`, biases at 0.
@@ -32,14 +32,18 @@
 
 use std::path::Path;
 
+use kindred_core::kernels::{dot, sigmoid_f32};
 use kindred_core::{
     Error, FeatureTable, FitContext, ItemIdx, Result, SplitMix64, TrainSet, UserIdx,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::content::feature_space::{compact, EncodeOptions, FeatureSpace, SparseRows};
+use crate::family::{param_infos, Cost, ModelFamily, ParamInfo, Task};
 use crate::model::{Algorithm, Model, UserQuery};
+use crate::params::ModelSpec;
 use crate::persist::{Fitted, TensorReader, TensorWriter};
+use crate::space::{Param, Space};
 
 const SPACE_FILE: &str = "item_features.json";
 
@@ -342,12 +346,6 @@ impl Params {
     }
 }
 
-use crate::common::sgd_kernel::dot;
-
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
-}
-
 impl Algorithm for Hybrid {
     fn name(&self) -> &'static str {
         "hybrid"
@@ -459,8 +457,8 @@ impl Algorithm for Hybrid {
                             let neg_bias =
                                 item_params.compose(items.rows.row(j as usize), &mut neg_emb);
                             let margin = pos_score - neg_bias - dot(&u_emb, &neg_emb);
-                            loss_sum += -(sigmoid(margin).max(1e-12).ln()) as f64;
-                            update = Some((j, 1.0 - sigmoid(margin)));
+                            loss_sum += -(sigmoid_f32(margin).max(1e-12).ln()) as f64;
+                            update = Some((j, 1.0 - sigmoid_f32(margin)));
                             break;
                         }
                     }
@@ -681,6 +679,77 @@ impl Model for HybridModel {
             Some(space) => space.save(dir, SPACE_FILE),
             None => Ok(()),
         }
+    }
+}
+
+/// The `hybrid` family's entry in the model registry.
+pub struct HybridFamily;
+
+impl ModelFamily for HybridFamily {
+    fn name(&self) -> &'static str {
+        "hybrid"
+    }
+
+    fn task(&self) -> Task {
+        Task::Ranking
+    }
+
+    fn summary(&self) -> &'static str {
+        "LightFM-style hybrid factorisation: user/item embeddings are sums of their features' embeddings (ids, categories, numbers, text); WARP or BPR; cold users and items from features"
+    }
+
+    fn params(&self) -> Vec<ParamInfo> {
+        param_infos::<HybridParams>(&[
+            ("no_components", None, "embedding dimension"),
+            ("epochs", None, "passes over the distinct training pairs"),
+            ("loss", None, "warp | bpr"),
+            ("learning_rate", None, "Adagrad base learning rate"),
+            ("item_alpha", None, "L2 penalty on item feature embeddings"),
+            ("user_alpha", None, "L2 penalty on user feature embeddings"),
+            ("max_sampled", None, "WARP: most negatives sampled per positive"),
+            ("item_ids", None, "an identity feature per item with training data"),
+            ("user_ids", None, "an identity feature per user with training data"),
+            ("item_features", None, "use the item feature table when there is one"),
+            ("normalize", None, "scale each entity's feature weights to sum to 1 (LightFM Dataset default); false keeps identity 1 and unit-length feature blocks"),
+            ("user_features", None, "use the user feature table when there is one (needed for cold users without history; diluted warm ranking on MovieLens)"),
+            ("columns", Some("all"), "item feature columns to use, joined by + (e.g. genres+year)"),
+            ("buckets", None, "quantile buckets per numeric feature column"),
+            ("hash_bits", None, "text features hash word unigrams and bigrams into 2^hash_bits slots (TF-IDF)"),
+            ("seed", Some("fit seed (42)"), "seed of the initialisation and the sampling (training is sequential: same seed, same model, any thread count)"),
+        ])
+    }
+
+    fn build(&self, spec: &ModelSpec) -> Result<Box<dyn Algorithm>> {
+        Ok(Box::new(Hybrid {
+            params: spec.typed()?,
+        }))
+    }
+
+    fn load(
+        &self,
+        params: serde_json::Value,
+        fitted: Fitted,
+        tensors: &TensorReader,
+        dir: &Path,
+    ) -> Result<Box<dyn Model>> {
+        Ok(Box::new(HybridModel::load(params, fitted, tensors, dir)?))
+    }
+
+    fn search_space(&self) -> Option<Space> {
+        Some(Space {
+            family: "hybrid",
+            params: vec![
+                Param::int("no_components", 16, 128, true, 64),
+                Param::int("epochs", 10, 60, false, 30),
+                Param::float("learning_rate", 0.01, 0.2, true, 0.05),
+                Param::choice("loss", &["warp", "bpr"], 0),
+            ],
+            fidelity: Some("epochs"),
+        })
+    }
+
+    fn cost(&self) -> Cost {
+        Cost::Medium
     }
 }
 

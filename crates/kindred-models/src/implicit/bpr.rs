@@ -29,15 +29,18 @@
 use std::ops::Range;
 use std::path::Path;
 
+use kindred_core::kernels::dot;
 use kindred_core::{Error, FitContext, ItemIdx, Result, SplitMix64, TrainSet, UserIdx};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::common::negative::{NegativeSampler, PositiveSets, Sampling};
-use crate::common::sgd_kernel::dot;
+use crate::family::{param_infos, Cost, ModelFamily, ParamInfo, Task};
 use crate::model::{Algorithm, Model, UserQuery};
 use crate::params::check;
+use crate::params::ModelSpec;
 use crate::persist::{Fitted, TensorReader, TensorWriter};
+use crate::space::{Param, Space};
 
 /// Most samples a thread draws between two merges of the item rows: small enough that a thread
 /// sees the others' item updates soon, large enough that merging costs little next to SGD.
@@ -504,6 +507,70 @@ impl Model for BprModel {
             .f32("item_factors", &[n_items, f], &self.item_factors)
             .f32("item_bias", &[n_items], &self.item_bias);
         self.fitted.save(dir, "bpr", Model::params(self), t)
+    }
+}
+
+/// The `bpr` family's entry in the model registry.
+pub struct BprFamily;
+
+impl ModelFamily for BprFamily {
+    fn name(&self) -> &'static str {
+        "bpr"
+    }
+
+    fn task(&self) -> Task {
+        Task::Ranking
+    }
+
+    fn summary(&self) -> &'static str {
+        "Bayesian Personalised Ranking matrix factorisation with item biases (Rendle 2009; implicit's BPR), deterministic parallel SGD"
+    }
+
+    fn params(&self) -> Vec<ParamInfo> {
+        param_infos::<BprParams>(&[
+            ("factors", None, "latent factors (plus an item bias)"),
+            ("learning_rate", None, "SGD learning rate"),
+            ("regularization", None, "L2 regularisation of the factors and biases each step touches"),
+            ("iterations", None, "epochs; each draws as many (user, positive, negative) triples as there are training pairs"),
+            ("sampling", None, "negatives: uniform | popularity (proportional to item user count^beta)"),
+            ("beta", None, "popularity sampling exponent (1 = implicit's sampling, 0 = uniform over trained items)"),
+            ("verify_negative", None, "redraw negatives the user interacted with (up to 64 draws)"),
+            ("seed", Some("fit seed (42)"), "seed of initialisation and sampling; results depend on seed and thread count"),
+        ])
+    }
+
+    fn build(&self, spec: &ModelSpec) -> Result<Box<dyn Algorithm>> {
+        Ok(Box::new(Bpr {
+            params: spec.typed()?,
+        }))
+    }
+
+    fn load(
+        &self,
+        params: serde_json::Value,
+        fitted: Fitted,
+        tensors: &TensorReader,
+        _dir: &Path,
+    ) -> Result<Box<dyn Model>> {
+        Ok(Box::new(BprModel::load(params, fitted, tensors)?))
+    }
+
+    fn search_space(&self) -> Option<Space> {
+        Some(Space {
+            family: "bpr",
+            params: vec![
+                Param::int("factors", 16, 256, true, 64),
+                Param::float("learning_rate", 0.001, 0.1, true, 0.01),
+                Param::float("regularization", 0.0001, 0.1, true, 0.01),
+                Param::int("iterations", 20, 200, false, 100),
+                Param::float("beta", 0.0, 1.0, false, 0.5),
+            ],
+            fidelity: Some("iterations"),
+        })
+    }
+
+    fn cost(&self) -> Cost {
+        Cost::Medium
     }
 }
 

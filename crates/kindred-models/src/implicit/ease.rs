@@ -20,10 +20,13 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 pub use crate::common::weighting::Weighting;
+use crate::family::{param_infos, Applicability, Cost, ModelFamily, ParamInfo, Task};
 use crate::implicit::als::WeightedRows;
 use crate::model::{Algorithm, Model, UserQuery};
 use crate::params::check;
+use crate::params::ModelSpec;
 use crate::persist::{Fitted, TensorReader, TensorWriter};
+use crate::space::{Param, Space};
 
 /// Hyperparameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -287,6 +290,78 @@ impl Model for EaseModel {
             &self.user_values,
         );
         self.fitted.save(dir, "ease", Model::params(self), t)
+    }
+}
+
+/// The `ease` family's entry in the model registry.
+pub struct EaseFamily;
+
+impl ModelFamily for EaseFamily {
+    fn name(&self) -> &'static str {
+        "ease"
+    }
+
+    fn task(&self) -> Task {
+        Task::Ranking
+    }
+
+    fn summary(&self) -> &'static str {
+        "EASE^R (Steck 2019): closed-form item-item linear autoencoder; serves anonymous users from their history"
+    }
+
+    fn params(&self) -> Vec<ParamInfo> {
+        param_infos::<EaseParams>(&[
+            (
+                "lambda",
+                None,
+                "L2 regularisation added to the diagonal of X^T X",
+            ),
+            (
+                "weighting",
+                None,
+                "binary (each user-item pair counts once) | weight (sum of implicit weights)",
+            ),
+            (
+                "max_items",
+                None,
+                "largest catalog fitted: the model holds items^2 weights",
+            ),
+        ])
+    }
+
+    fn build(&self, spec: &ModelSpec) -> Result<Box<dyn Algorithm>> {
+        Ok(Box::new(Ease {
+            params: spec.typed()?,
+        }))
+    }
+
+    fn load(
+        &self,
+        params: serde_json::Value,
+        fitted: Fitted,
+        tensors: &TensorReader,
+        _dir: &Path,
+    ) -> Result<Box<dyn Model>> {
+        Ok(Box::new(EaseModel::load(params, fitted, tensors)?))
+    }
+
+    fn search_space(&self) -> Option<Space> {
+        Some(Space {
+            family: "ease",
+            params: vec![Param::float("lambda", 5.0, 5000.0, true, 500.0)],
+            fidelity: None,
+        })
+    }
+
+    fn applicability(&self) -> Applicability {
+        Applicability {
+            max_items: Some(EaseParams::default().max_items),
+            ..Applicability::default()
+        }
+    }
+
+    fn cost(&self) -> Cost {
+        Cost::High
     }
 }
 

@@ -21,9 +21,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::common::histories::Histories;
 use crate::common::weighting::{TermWeights, Weighting};
+use crate::family::{param_infos, Cost, ModelFamily, ParamInfo, Task};
 use crate::model::{Algorithm, Model, UserQuery};
 use crate::params::check;
+use crate::params::ModelSpec;
 use crate::persist::{Fitted, TensorReader, TensorWriter};
+use crate::space::{Param, Space};
 
 /// Hyperparameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -454,6 +457,68 @@ impl Model for ItemKnnModel {
                 &self.histories.weights,
             );
         self.fitted.save(dir, "itemknn", Model::params(self), t)
+    }
+}
+
+/// The `itemknn` family's entry in the model registry.
+pub struct ItemKnnFamily;
+
+impl ModelFamily for ItemKnnFamily {
+    fn name(&self) -> &'static str {
+        "itemknn"
+    }
+
+    fn task(&self) -> Task {
+        Task::Ranking
+    }
+
+    fn summary(&self) -> &'static str {
+        "item-item cosine k-nearest neighbours; scores sum the neighbours of a user's (recency-weighted) history"
+    }
+
+    fn params(&self) -> Vec<ParamInfo> {
+        param_infos::<ItemKnnParams>(&[
+            ("neighbors", None, "most similar items kept per item"),
+            ("shrink", None, "shrinkage: a similarity backed by co common users is scaled by co / (co + shrink)"),
+            ("weighting", None, "binary (each user-item pair counts once) | weight (sum of implicit weights) | bm25 | tfidf (implicit's bm25_weight / tfidf_weight of the item-user matrix, before cosine and when scoring)"),
+            ("bm25_k1", None, "BM25 term-frequency saturation (weighting=bm25)"),
+            ("bm25_b", None, "BM25 length normalisation in [0, 1] (weighting=bm25)"),
+            ("half_life", Some("off"), "half-life in interactions of a history item's weight when scoring (the latest has age 0)"),
+        ])
+    }
+
+    fn build(&self, spec: &ModelSpec) -> Result<Box<dyn Algorithm>> {
+        Ok(Box::new(ItemKnn {
+            params: spec.typed()?,
+        }))
+    }
+
+    fn load(
+        &self,
+        params: serde_json::Value,
+        fitted: Fitted,
+        tensors: &TensorReader,
+        _dir: &Path,
+    ) -> Result<Box<dyn Model>> {
+        Ok(Box::new(ItemKnnModel::load(params, fitted, tensors)?))
+    }
+
+    fn search_space(&self) -> Option<Space> {
+        Some(Space {
+            family: "itemknn",
+            params: vec![
+                Param::int("neighbors", 10, 500, true, 50),
+                Param::float("shrink", 0.0, 100.0, false, 0.0),
+                Param::choice("weighting", &["binary", "weight", "bm25", "tfidf"], 0),
+                // 0 switches recency weighting off, so it cannot sit on a log scale.
+                Param::choice("half_life", &["0", "1", "2", "3", "5", "10", "20", "50"], 0),
+            ],
+            fidelity: None,
+        })
+    }
+
+    fn cost(&self) -> Cost {
+        Cost::Medium
     }
 }
 

@@ -37,10 +37,13 @@ use crate::common::rating_rows::row_values;
 use crate::common::similarity::{
     from_upper_triangle, pair_matrix, row_moments, upper_triangle, Acc,
 };
+use crate::family::{param_infos, Applicability, Cost, ModelFamily, ParamInfo, Task};
 use crate::model::{Algorithm, Model, UserQuery};
 use crate::params::check;
+use crate::params::ModelSpec;
 use crate::persist::{Fitted, TensorReader, TensorWriter};
 use crate::rating::baseline::{BaselineMethod, BaselineParams, Biases};
+use crate::space::{Param, Space};
 
 /// How neighbours' ratings are combined (Surprise's four KNN classes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -583,6 +586,114 @@ impl Model for KnnModel {
                 .f32("knn.item_bias", &[p.item_bias.len()], &p.item_bias);
         }
         self.fitted.save(dir, "knn", Model::params(self), t)
+    }
+}
+
+/// The `knn` family's entry in the model registry.
+pub struct KnnFamily;
+
+impl ModelFamily for KnnFamily {
+    fn name(&self) -> &'static str {
+        "knn"
+    }
+
+    fn task(&self) -> Task {
+        Task::Both
+    }
+
+    fn summary(&self) -> &'static str {
+        "k-nearest-neighbour rating prediction (Surprise KNNBasic / KNNWithMeans / KNNWithZScore / KNNBaseline)"
+    }
+
+    fn params(&self) -> Vec<ParamInfo> {
+        param_infos::<KnnParams>(&[
+            (
+                "variant",
+                None,
+                "basic | means | zscore | baseline (how neighbours' ratings are combined)",
+            ),
+            (
+                "user_based",
+                None,
+                "similarities between users (true) or items (false)",
+            ),
+            (
+                "similarity",
+                None,
+                "cosine | msd | pearson | pearson_baseline",
+            ),
+            ("k", None, "most neighbours aggregated per prediction"),
+            (
+                "min_k",
+                None,
+                "fewest neighbours, else the mean / baseline / global mean",
+            ),
+            (
+                "min_support",
+                None,
+                "fewest common co-ratings for a non-zero similarity",
+            ),
+            (
+                "shrinkage",
+                None,
+                "pearson_baseline: similarity scaled by (n-1)/(n-1+shrinkage)",
+            ),
+            (
+                "method",
+                None,
+                "baselines (variant baseline, pearson_baseline): als | sgd",
+            ),
+            ("epochs", Some("10 (als) / 20 (sgd)"), "baseline passes"),
+            ("reg_u", None, "baseline ALS: user-bias regularisation"),
+            ("reg_i", None, "baseline ALS: item-bias regularisation"),
+            ("reg", None, "baseline SGD: bias regularisation"),
+            ("lr", None, "baseline SGD: learning rate"),
+        ])
+    }
+
+    fn build(&self, spec: &ModelSpec) -> Result<Box<dyn Algorithm>> {
+        Ok(Box::new(Knn {
+            params: spec.typed()?,
+        }))
+    }
+
+    fn load(
+        &self,
+        params: serde_json::Value,
+        fitted: Fitted,
+        tensors: &TensorReader,
+        _dir: &Path,
+    ) -> Result<Box<dyn Model>> {
+        Ok(Box::new(KnnModel::load(params, fitted, tensors)?))
+    }
+
+    fn search_space(&self) -> Option<Space> {
+        Some(Space {
+            family: "knn",
+            params: vec![
+                Param::choice("variant", &["basic", "means", "zscore", "baseline"], 0),
+                Param::choice("user_based", &["true", "false"], 0),
+                Param::choice(
+                    "similarity",
+                    &["msd", "cosine", "pearson", "pearson_baseline"],
+                    0,
+                ),
+                Param::int("k", 5, 200, true, 40),
+                Param::int("min_k", 1, 10, false, 1),
+            ],
+            fidelity: None,
+        })
+    }
+
+    fn applicability(&self) -> Applicability {
+        Applicability {
+            needs_ratings: true,
+            ..Applicability::default()
+        }
+    }
+
+    fn cost(&self) -> Cost {
+        Cost::High
     }
 }
 

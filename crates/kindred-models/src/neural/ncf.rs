@@ -27,15 +27,18 @@
 
 use std::path::Path;
 
+use kindred_core::kernels::{dot, sigmoid};
 use kindred_core::{Error, FitContext, ItemIdx, Result, SplitMix64, TrainSet};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::common::negative::{NegativeSampler, PositiveSets};
-use crate::common::sgd_kernel::dot;
+use crate::family::{param_infos, Cost, ModelFamily, ParamInfo, Task};
 use crate::model::{Algorithm, Model, UserQuery};
 use crate::params::check;
+use crate::params::ModelSpec;
 use crate::persist::{Fitted, TensorReader, TensorWriter};
+use crate::space::{Param, Space};
 
 /// MLP sizes, written `64-32-16` in a spec (commas separate parameters): the first is the
 /// concatenated embedding width (half user, half item), the rest hidden ReLU layers.
@@ -226,10 +229,6 @@ fn softplus(x: f64) -> f64 {
     } else {
         x.exp().ln_1p()
     }
-}
-
-fn sigmoid(x: f64) -> f64 {
-    1.0 / (1.0 + (-x).exp())
 }
 
 impl Net {
@@ -793,6 +792,69 @@ impl Model for NcfModel {
         )
         .f32("dense", &[self.net.dense.len()], &self.net.dense);
         self.fitted.save(dir, "ncf", Model::params(self), t)
+    }
+}
+
+/// The `ncf` family's entry in the model registry.
+pub struct NcfFamily;
+
+impl ModelFamily for NcfFamily {
+    fn name(&self) -> &'static str {
+        "ncf"
+    }
+
+    fn task(&self) -> Task {
+        Task::Ranking
+    }
+
+    fn summary(&self) -> &'static str {
+        "Neural Collaborative Filtering, NeuMF = GMF + MLP (He et al. 2017), BCE with sampled negatives, Adam"
+    }
+
+    fn params(&self) -> Vec<ParamInfo> {
+        param_infos::<NcfParams>(&[
+            ("factors", None, "GMF embedding width"),
+            ("layers", None, "MLP sizes joined by '-': input width (half user, half item embedding), then hidden ReLU layers"),
+            ("epochs", None, "passes over the training pairs"),
+            ("lr", None, "Adam step size"),
+            ("reg", None, "L2 regularisation of the parameters each batch touches"),
+            ("negatives", None, "uniformly sampled negatives per training pair and epoch"),
+            ("batch_size", None, "examples (positives with their negatives) per Adam step, about"),
+            ("seed", Some("fit seed (42)"), "seed of initialisation, shuffling and sampling; results depend on seed and thread count"),
+        ])
+    }
+
+    fn build(&self, spec: &ModelSpec) -> Result<Box<dyn Algorithm>> {
+        Ok(Box::new(Ncf {
+            params: spec.typed()?,
+        }))
+    }
+
+    fn load(
+        &self,
+        params: serde_json::Value,
+        fitted: Fitted,
+        tensors: &TensorReader,
+        _dir: &Path,
+    ) -> Result<Box<dyn Model>> {
+        Ok(Box::new(NcfModel::load(params, fitted, tensors)?))
+    }
+
+    fn search_space(&self) -> Option<Space> {
+        Some(Space {
+            family: "ncf",
+            params: vec![
+                Param::int("factors", 8, 64, true, 16),
+                Param::int("epochs", 5, 40, false, 20),
+                Param::float("lr", 0.0003, 0.01, true, 0.001),
+                Param::int("negatives", 1, 10, false, 4),
+            ],
+            fidelity: Some("epochs"),
+        })
+    }
+
+    fn cost(&self) -> Cost {
+        Cost::High
     }
 }
 

@@ -9,8 +9,11 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::common::rating_rows::{row_values, surprise_rating_order};
+use crate::family::{param_infos, Applicability, Cost, ModelFamily, ParamInfo, Task};
 use crate::model::{Algorithm, Model, UserQuery};
+use crate::params::ModelSpec;
 use crate::persist::{Fitted, TensorReader, TensorWriter};
+use crate::space::{Param, Space};
 
 /// How biases are fitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -255,6 +258,77 @@ impl Model for BaselineModel {
             .f32("user_bias", &[self.user_bias.len()], &self.user_bias)
             .f32("item_bias", &[self.item_bias.len()], &self.item_bias);
         self.fitted.save(dir, "baseline", Model::params(self), t)
+    }
+}
+
+/// The `baseline` family's entry in the model registry.
+pub struct BaselineFamily;
+
+impl ModelFamily for BaselineFamily {
+    fn name(&self) -> &'static str {
+        "baseline"
+    }
+
+    fn task(&self) -> Task {
+        Task::Both
+    }
+
+    fn summary(&self) -> &'static str {
+        "global mean + user bias + item bias (Surprise BaselineOnly), ALS or SGD"
+    }
+
+    fn params(&self) -> Vec<ParamInfo> {
+        param_infos::<BaselineParams>(&[
+            ("method", None, "als | sgd"),
+            (
+                "epochs",
+                Some("10 (als) / 20 (sgd)"),
+                "passes over the data",
+            ),
+            ("reg_u", None, "ALS: user-bias regularisation"),
+            ("reg_i", None, "ALS: item-bias regularisation"),
+            ("reg", None, "SGD: bias regularisation"),
+            ("lr", None, "SGD: learning rate"),
+        ])
+    }
+
+    fn build(&self, spec: &ModelSpec) -> Result<Box<dyn Algorithm>> {
+        Ok(Box::new(Baseline {
+            params: spec.typed()?,
+        }))
+    }
+
+    fn load(
+        &self,
+        params: serde_json::Value,
+        fitted: Fitted,
+        tensors: &TensorReader,
+        _dir: &Path,
+    ) -> Result<Box<dyn Model>> {
+        Ok(Box::new(BaselineModel::load(params, fitted, tensors)?))
+    }
+
+    fn search_space(&self) -> Option<Space> {
+        Some(Space {
+            family: "baseline",
+            params: vec![
+                Param::int("epochs", 2, 30, false, 10),
+                Param::float("reg_u", 0.5, 50.0, true, 15.0),
+                Param::float("reg_i", 0.5, 50.0, true, 10.0),
+            ],
+            fidelity: Some("epochs"),
+        })
+    }
+
+    fn applicability(&self) -> Applicability {
+        Applicability {
+            needs_ratings: true,
+            ..Applicability::default()
+        }
+    }
+
+    fn cost(&self) -> Cost {
+        Cost::Low
     }
 }
 

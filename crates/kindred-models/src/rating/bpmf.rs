@@ -26,13 +26,16 @@
 
 use std::path::Path;
 
+use kindred_core::kernels::dot;
 use kindred_core::rng::mix64;
 use kindred_core::{CsMatrix, Error, FitContext, ItemIdx, Result, SplitMix64, TrainSet, UserIdx};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::common::rating_rows::row_values;
+use crate::family::{param_infos, Applicability, Cost, ModelFamily, ParamInfo, Task};
 use crate::model::{Algorithm, Model, UserQuery};
+use crate::params::ModelSpec;
 use crate::persist::{Fitted, TensorReader, TensorWriter};
 
 /// What the frozen model keeps.
@@ -592,7 +595,7 @@ impl BpmfModel {
             self.user_factors.get(u * w..(u + 1) * w),
             self.item_factors.get(i * w..(i + 1) * w),
         ) {
-            (Some(a), Some(b)) => dot_f32(a, b),
+            (Some(a), Some(b)) => dot(a, b),
             _ => 0.0,
         };
         self.global_mean
@@ -600,20 +603,6 @@ impl BpmfModel {
             + self.item_bias.get(i).copied().unwrap_or(0.0)
             + term
     }
-}
-
-/// Dot product with 8 independent accumulators (vectorises; fixed order, so deterministic).
-fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for ((s, x), y) in acc.iter_mut().zip(x).zip(y) {
-            *s += x * y;
-        }
-    }
-    let tail: f32 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
-    acc.iter().sum::<f32>() + tail
 }
 
 impl Model for BpmfModel {
@@ -657,6 +646,64 @@ impl Model for BpmfModel {
             .f32("user_factors", &[nu, w], &self.user_factors)
             .f32("item_factors", &[ni, w], &self.item_factors);
         self.fitted.save(dir, "bpmf", Model::params(self), t)
+    }
+}
+
+/// The `bpmf` family's entry in the model registry.
+pub struct BpmfFamily;
+
+impl ModelFamily for BpmfFamily {
+    fn name(&self) -> &'static str {
+        "bpmf"
+    }
+
+    fn task(&self) -> Task {
+        Task::Rating
+    }
+
+    fn summary(&self) -> &'static str {
+        "Bayesian probabilistic matrix factorisation by Gibbs sampling (Salakhutdinov & Mnih 2008)"
+    }
+
+    fn params(&self) -> Vec<ParamInfo> {
+        param_infos::<BpmfParams>(&[
+            ("factors", None, "latent factors"),
+            ("burn_in", None, "Gibbs sweeps discarded before averaging"),
+            ("samples", None, "Gibbs sweeps averaged into predictions"),
+            ("alpha", None, "observation precision (1 / rating noise variance)"),
+            ("beta0", None, "prior strength of the Gaussian-Wishart hyper-mean"),
+            ("biases", None, "user/item biases as an extra latent dimension"),
+            ("init_std", None, "standard deviation of the initial factors"),
+            ("storage", None, "mean (averaged factors) | samples (keep every sample: exact posterior-predictive mean, samples x larger)"),
+            ("seed", Some("fit seed (42)"), "seed of the Gibbs chain"),
+        ])
+    }
+
+    fn build(&self, spec: &ModelSpec) -> Result<Box<dyn Algorithm>> {
+        Ok(Box::new(Bpmf {
+            params: spec.typed()?,
+        }))
+    }
+
+    fn load(
+        &self,
+        params: serde_json::Value,
+        fitted: Fitted,
+        tensors: &TensorReader,
+        _dir: &Path,
+    ) -> Result<Box<dyn Model>> {
+        Ok(Box::new(BpmfModel::load(params, fitted, tensors)?))
+    }
+
+    fn applicability(&self) -> Applicability {
+        Applicability {
+            needs_ratings: true,
+            ..Applicability::default()
+        }
+    }
+
+    fn cost(&self) -> Cost {
+        Cost::High
     }
 }
 

@@ -21,8 +21,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::common::rating_rows::row_values;
 use crate::common::similarity::row_moments;
+use crate::family::{param_infos, Applicability, Cost, ModelFamily, ParamInfo, Task};
 use crate::model::{Algorithm, Model, UserQuery};
+use crate::params::ModelSpec;
 use crate::persist::{Fitted, TensorReader, TensorWriter};
+use crate::space::{Param, Space};
 
 /// Hyperparameters; defaults are Surprise's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -336,6 +339,75 @@ impl Model for CoClusteringModel {
             .f32("coclustering.global_mean", &[1], &[p.global_mean]);
         self.fitted
             .save(dir, "coclustering", Model::params(self), t)
+    }
+}
+
+/// The `coclustering` family's entry in the model registry.
+pub struct CoClusteringFamily;
+
+impl ModelFamily for CoClusteringFamily {
+    fn name(&self) -> &'static str {
+        "coclustering"
+    }
+
+    fn task(&self) -> Task {
+        Task::Both
+    }
+
+    fn summary(&self) -> &'static str {
+        "co-clustering of users and items (George & Merugu; Surprise CoClustering)"
+    }
+
+    fn params(&self) -> Vec<ParamInfo> {
+        param_infos::<CoClusteringParams>(&[
+            ("n_cltr_u", None, "user clusters"),
+            ("n_cltr_i", None, "item clusters"),
+            ("epochs", None, "assignment passes"),
+            (
+                "seed",
+                Some("fit seed (42)"),
+                "seed of the initial random assignment",
+            ),
+        ])
+    }
+
+    fn build(&self, spec: &ModelSpec) -> Result<Box<dyn Algorithm>> {
+        Ok(Box::new(CoClustering {
+            params: spec.typed()?,
+        }))
+    }
+
+    fn load(
+        &self,
+        params: serde_json::Value,
+        fitted: Fitted,
+        tensors: &TensorReader,
+        _dir: &Path,
+    ) -> Result<Box<dyn Model>> {
+        Ok(Box::new(CoClusteringModel::load(params, fitted, tensors)?))
+    }
+
+    fn search_space(&self) -> Option<Space> {
+        Some(Space {
+            family: "coclustering",
+            params: vec![
+                Param::int("n_cltr_u", 1, 20, false, 3),
+                Param::int("n_cltr_i", 1, 20, false, 3),
+                Param::int("epochs", 5, 60, false, 20),
+            ],
+            fidelity: Some("epochs"),
+        })
+    }
+
+    fn applicability(&self) -> Applicability {
+        Applicability {
+            needs_ratings: true,
+            ..Applicability::default()
+        }
+    }
+
+    fn cost(&self) -> Cost {
+        Cost::Medium
     }
 }
 

@@ -23,13 +23,17 @@
 
 use std::path::Path;
 
+use kindred_core::kernels::{dot, dot_f64};
 use kindred_core::{CsMatrix, Error, FitContext, ItemIdx, Result, SplitMix64, TrainSet, UserIdx};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::common::rating_rows::{row_values, surprise_rating_order};
+use crate::family::{param_infos, Applicability, Cost, ModelFamily, ParamInfo, Task};
 use crate::model::{Algorithm, Model, UserQuery};
+use crate::params::ModelSpec;
 use crate::persist::{Fitted, TensorReader, TensorWriter};
+use crate::space::{Param, Space};
 
 /// Hyperparameters; defaults are Surprise's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -157,7 +161,7 @@ fn update_side(
             for (pos, &c) in view.row(r).iter().enumerate() {
                 let y = &other[c as usize * k..(c as usize + 1) * k];
                 let rating = side.values[start + pos];
-                let est = dot(own_row, y) + bias_est.map_or(0.0, |b| b[start + pos]);
+                let est = dot_f64(own_row, y) + bias_est.map_or(0.0, |b| b[start + pos]);
                 for ((n, d), &y) in num.iter_mut().zip(den.iter_mut()).zip(y) {
                     *n += y * rating;
                     *d += y * est;
@@ -190,7 +194,7 @@ impl State {
                 let (u, i) = (users[r] as usize, items[r] as usize);
                 let b = self.global_mean + self.bu[u] + self.bi[i];
                 bias_part[r] = b;
-                let est = b + dot(&pu[u * k..(u + 1) * k], &qi[i * k..(i + 1) * k]);
+                let est = b + dot_f64(&pu[u * k..(u + 1) * k], &qi[i * k..(i + 1) * k]);
                 let err = values[r] - est;
                 self.bu[u] += p.lr_bu * (err - p.reg_bu * self.bu[u]);
                 self.bi[i] += p.lr_bi * (err - p.reg_bi * self.bi[i]);
@@ -231,20 +235,12 @@ impl State {
                 let est = self.global_mean
                     + self.bu[u]
                     + self.bi[i]
-                    + dot(&self.pu[u * k..(u + 1) * k], &self.qi[i * k..(i + 1) * k]);
+                    + dot_f64(&self.pu[u * k..(u + 1) * k], &self.qi[i * k..(i + 1) * k]);
                 (values[r] - est).powi(2)
             })
             .sum();
         (sse / values.len().max(1) as f64).sqrt()
     }
-}
-
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-fn dot32(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 impl Algorithm for Nmf {
@@ -377,7 +373,7 @@ impl NmfModel {
     /// Unclipped estimate with Surprise's fallbacks for unknown users or items.
     fn raw(&self, user: UserIdx, item: ItemIdx) -> f32 {
         let term = match (self.user_row(user), self.item_row(item)) {
-            (Some(p), Some(q)) => Some(dot32(p, q)),
+            (Some(p), Some(q)) => Some(dot(p, q)),
             _ => None,
         };
         if self.params.biased {
@@ -432,6 +428,88 @@ impl Model for NmfModel {
             .f32("user_bias", &[nu], &self.user_bias)
             .f32("item_bias", &[ni], &self.item_bias);
         self.fitted.save(dir, "nmf", Model::params(self), t)
+    }
+}
+
+/// The `nmf` family's entry in the model registry.
+pub struct NmfFamily;
+
+impl ModelFamily for NmfFamily {
+    fn name(&self) -> &'static str {
+        "nmf"
+    }
+
+    fn task(&self) -> Task {
+        Task::Rating
+    }
+
+    fn summary(&self) -> &'static str {
+        "non-negative matrix factorisation by multiplicative updates (Surprise NMF)"
+    }
+
+    fn params(&self) -> Vec<ParamInfo> {
+        param_infos::<NmfParams>(&[
+            ("factors", None, "latent factors"),
+            ("epochs", None, "multiplicative-update epochs"),
+            ("biased", None, "add mean + user/item biases fitted by SGD"),
+            ("reg_pu", None, "user-factor regularisation"),
+            ("reg_qi", None, "item-factor regularisation"),
+            ("reg_bu", None, "user-bias regularisation (biased)"),
+            ("reg_bi", None, "item-bias regularisation (biased)"),
+            ("lr_bu", None, "user-bias learning rate (biased)"),
+            ("lr_bi", None, "item-bias learning rate (biased)"),
+            (
+                "init_low",
+                None,
+                "lower bound of the uniform initial factors (>= 0)",
+            ),
+            (
+                "init_high",
+                None,
+                "upper bound of the uniform initial factors",
+            ),
+            ("seed", Some("fit seed (42)"), "seed of the initial factors"),
+        ])
+    }
+
+    fn build(&self, spec: &ModelSpec) -> Result<Box<dyn Algorithm>> {
+        Ok(Box::new(Nmf {
+            params: spec.typed()?,
+        }))
+    }
+
+    fn load(
+        &self,
+        params: serde_json::Value,
+        fitted: Fitted,
+        tensors: &TensorReader,
+        _dir: &Path,
+    ) -> Result<Box<dyn Model>> {
+        Ok(Box::new(NmfModel::load(params, fitted, tensors)?))
+    }
+
+    fn search_space(&self) -> Option<Space> {
+        Some(Space {
+            family: "nmf",
+            params: vec![
+                Param::int("factors", 5, 100, true, 15),
+                Param::int("epochs", 20, 150, false, 50),
+                Param::float("reg_pu", 0.01, 0.5, true, 0.06),
+                Param::float("reg_qi", 0.01, 0.5, true, 0.06),
+            ],
+            fidelity: Some("epochs"),
+        })
+    }
+
+    fn applicability(&self) -> Applicability {
+        Applicability {
+            needs_ratings: true,
+            ..Applicability::default()
+        }
+    }
+
+    fn cost(&self) -> Cost {
+        Cost::Medium
     }
 }
 

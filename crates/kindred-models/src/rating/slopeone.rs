@@ -18,7 +18,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::common::rating_rows::row_values;
 use crate::common::similarity::{from_upper_triangle, pair_matrix, row_moments, upper_triangle};
+use crate::family::{param_infos, Applicability, Cost, ModelFamily, ParamInfo, Task};
 use crate::model::{Algorithm, Model, UserQuery};
+use crate::params::ModelSpec;
 use crate::persist::{Fitted, TensorReader, TensorWriter};
 
 /// Hyperparameters (Surprise's SlopeOne has none).
@@ -202,6 +204,54 @@ impl Model for SlopeOneModel {
             )
             .f32("slopeone.global_mean", &[1], &[self.global_mean]);
         self.fitted.save(dir, "slopeone", Model::params(self), t)
+    }
+}
+
+/// The `slopeone` family's entry in the model registry.
+pub struct SlopeOneFamily;
+
+impl ModelFamily for SlopeOneFamily {
+    fn name(&self) -> &'static str {
+        "slopeone"
+    }
+
+    fn task(&self) -> Task {
+        Task::Both
+    }
+
+    fn summary(&self) -> &'static str {
+        "Slope One: user mean + mean item-item rating deviation (Surprise SlopeOne)"
+    }
+
+    fn params(&self) -> Vec<ParamInfo> {
+        param_infos::<SlopeOneParams>(&[])
+    }
+
+    fn build(&self, spec: &ModelSpec) -> Result<Box<dyn Algorithm>> {
+        Ok(Box::new(SlopeOne {
+            params: spec.typed()?,
+        }))
+    }
+
+    fn load(
+        &self,
+        params: serde_json::Value,
+        fitted: Fitted,
+        tensors: &TensorReader,
+        _dir: &Path,
+    ) -> Result<Box<dyn Model>> {
+        Ok(Box::new(SlopeOneModel::load(params, fitted, tensors)?))
+    }
+
+    fn applicability(&self) -> Applicability {
+        Applicability {
+            needs_ratings: true,
+            ..Applicability::default()
+        }
+    }
+
+    fn cost(&self) -> Cost {
+        Cost::High
     }
 }
 

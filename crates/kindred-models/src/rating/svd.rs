@@ -31,16 +31,20 @@
 
 use std::path::Path;
 
+use kindred_core::kernels::dot;
 use kindred_core::{Error, FitContext, ItemIdx, Result, SplitMix64, TrainSet, UserIdx};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::common::early_stop::{holdout, EarlyStop};
 use crate::common::rating_rows::{rating_values, surprise_rating_order};
-pub(crate) use crate::common::sgd_kernel::{dot, Rates, Rating, CANCEL_EVERY};
 use crate::common::sgd_kernel::{sgd_pass, Rows, Step};
+pub(crate) use crate::common::sgd_kernel::{Rates, Rating, CANCEL_EVERY};
+use crate::family::{self, param_infos, Applicability, Cost, ModelFamily, ParamInfo};
 use crate::model::{Algorithm, Model, UserQuery};
+use crate::params::ModelSpec;
 use crate::persist::{Fitted, TensorReader, TensorWriter};
+use crate::space::{Param, Space};
 
 /// Hyperparameters; names and defaults are Surprise's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -679,6 +683,87 @@ impl Model for SvdModel {
                 &self.item_factors,
             );
         self.fitted.save(dir, "svd", Model::params(self), t)
+    }
+}
+
+/// The `svd` family's entry in the model registry.
+pub struct SvdFamily;
+
+impl ModelFamily for SvdFamily {
+    fn name(&self) -> &'static str {
+        "svd"
+    }
+
+    fn task(&self) -> family::Task {
+        family::Task::Rating
+    }
+
+    fn summary(&self) -> &'static str {
+        "biased matrix factorisation by SGD (Funk/Koren; Surprise SVD, same updates and visiting order)"
+    }
+
+    fn params(&self) -> Vec<ParamInfo> {
+        param_infos::<SvdParams>(&[
+            ("factors", None, "latent factors"),
+            ("epochs", None, "SGD passes over the ratings (the maximum with early_stopping)"),
+            ("biased", None, "learn mu + user and item biases; false: prediction is q_i . p_u alone"),
+            ("init_mean", None, "mean of the normal factor initialisation"),
+            ("init_std", None, "standard deviation of the normal factor initialisation"),
+            ("lr_all", None, "learning rate of every term"),
+            ("reg_all", None, "regularisation of every term"),
+            ("lr_bu", Some("lr_all"), "learning rate of user biases"),
+            ("lr_bi", Some("lr_all"), "learning rate of item biases"),
+            ("lr_pu", Some("lr_all"), "learning rate of user factors"),
+            ("lr_qi", Some("lr_all"), "learning rate of item factors"),
+            ("reg_bu", Some("reg_all"), "regularisation of user biases"),
+            ("reg_bi", Some("reg_all"), "regularisation of item biases"),
+            ("reg_pu", Some("reg_all"), "regularisation of user factors"),
+            ("reg_qi", Some("reg_all"), "regularisation of item factors"),
+            ("seed", Some("fit seed (42)"), "seed of the initialisation and of the early-stopping holdout"),
+            ("parallel", None, "blocked (stratified) SGD on all threads; reproducible per seed and thread count"),
+            ("early_stopping", Some("none (off)"), "fraction of training ratings held out; stop when their RMSE stops improving, keep the best epoch"),
+            ("patience", None, "early stopping: epochs without improvement before stopping"),
+        ])
+    }
+
+    fn build(&self, spec: &ModelSpec) -> Result<Box<dyn Algorithm>> {
+        Ok(Box::new(Svd {
+            params: spec.typed()?,
+        }))
+    }
+
+    fn load(
+        &self,
+        params: serde_json::Value,
+        fitted: Fitted,
+        tensors: &TensorReader,
+        _dir: &Path,
+    ) -> Result<Box<dyn Model>> {
+        Ok(Box::new(SvdModel::load(params, fitted, tensors)?))
+    }
+
+    fn search_space(&self) -> Option<Space> {
+        Some(Space {
+            family: "svd",
+            params: vec![
+                Param::int("factors", 20, 300, true, 100),
+                Param::int("epochs", 10, 80, false, 20),
+                Param::float("lr_all", 0.002, 0.02, true, 0.005),
+                Param::float("reg_all", 0.005, 0.2, true, 0.02),
+            ],
+            fidelity: Some("epochs"),
+        })
+    }
+
+    fn applicability(&self) -> Applicability {
+        Applicability {
+            needs_ratings: true,
+            ..Applicability::default()
+        }
+    }
+
+    fn cost(&self) -> Cost {
+        Cost::Medium
     }
 }
 

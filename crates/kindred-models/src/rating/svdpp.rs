@@ -33,15 +33,19 @@
 
 use std::path::Path;
 
+use kindred_core::kernels::dot;
 use kindred_core::{Error, FitContext, ItemIdx, Result, SplitMix64, TrainSet, UserIdx};
 use serde::{Deserialize, Serialize};
 
 use crate::common::early_stop::{holdout, EarlyStop};
 use crate::common::rating_rows::rating_values;
 use crate::common::rating_rows::surprise_rating_order;
+use crate::family::{param_infos, Applicability, Cost, ModelFamily, ParamInfo, Task};
 use crate::model::{Algorithm, Model, UserQuery};
+use crate::params::ModelSpec;
 use crate::persist::{Fitted, TensorReader, TensorWriter};
-use crate::rating::svd::{check_common, dot, normal_matrix, Rating, CANCEL_EVERY};
+use crate::rating::svd::{check_common, normal_matrix, Rating, CANCEL_EVERY};
+use crate::space::{Param, Space};
 
 /// Hyperparameters; names and defaults are Surprise's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -538,6 +542,87 @@ impl Model for SvdppModel {
             .f32("item_factors", &[ni, f], &self.item_factors)
             .f32("implicit_factors", &[ni, f], &self.implicit_factors);
         self.fitted.save(dir, "svdpp", Model::params(self), t)
+    }
+}
+
+/// The `svdpp` family's entry in the model registry.
+pub struct SvdppFamily;
+
+impl ModelFamily for SvdppFamily {
+    fn name(&self) -> &'static str {
+        "svdpp"
+    }
+
+    fn task(&self) -> Task {
+        Task::Rating
+    }
+
+    fn summary(&self) -> &'static str {
+        "SVD++ (Koren 2008): SVD plus implicit feedback from the items each user rated (Surprise SVDpp, exact updates, fast)"
+    }
+
+    fn params(&self) -> Vec<ParamInfo> {
+        param_infos::<SvdppParams>(&[
+            ("factors", None, "latent factors"),
+            ("epochs", None, "SGD passes over the ratings (the maximum with early_stopping)"),
+            ("init_mean", None, "mean of the normal factor initialisation"),
+            ("init_std", None, "standard deviation of the normal factor initialisation"),
+            ("lr_all", None, "learning rate of every term"),
+            ("reg_all", None, "regularisation of every term"),
+            ("lr_bu", Some("lr_all"), "learning rate of user biases"),
+            ("lr_bi", Some("lr_all"), "learning rate of item biases"),
+            ("lr_pu", Some("lr_all"), "learning rate of user factors"),
+            ("lr_qi", Some("lr_all"), "learning rate of item factors"),
+            ("lr_yj", Some("lr_all"), "learning rate of implicit item factors"),
+            ("reg_bu", Some("reg_all"), "regularisation of user biases"),
+            ("reg_bi", Some("reg_all"), "regularisation of item biases"),
+            ("reg_pu", Some("reg_all"), "regularisation of user factors"),
+            ("reg_qi", Some("reg_all"), "regularisation of item factors"),
+            ("reg_yj", Some("reg_all"), "regularisation of implicit item factors"),
+            ("seed", Some("fit seed (42)"), "seed of the initialisation and of the early-stopping holdout"),
+            ("early_stopping", Some("none (off)"), "fraction of training ratings held out; stop when their RMSE stops improving, keep the best epoch"),
+            ("patience", None, "early stopping: epochs without improvement before stopping"),
+        ])
+    }
+
+    fn build(&self, spec: &ModelSpec) -> Result<Box<dyn Algorithm>> {
+        Ok(Box::new(Svdpp {
+            params: spec.typed()?,
+        }))
+    }
+
+    fn load(
+        &self,
+        params: serde_json::Value,
+        fitted: Fitted,
+        tensors: &TensorReader,
+        _dir: &Path,
+    ) -> Result<Box<dyn Model>> {
+        Ok(Box::new(SvdppModel::load(params, fitted, tensors)?))
+    }
+
+    fn search_space(&self) -> Option<Space> {
+        Some(Space {
+            family: "svdpp",
+            params: vec![
+                Param::int("factors", 5, 100, true, 20),
+                Param::int("epochs", 10, 50, false, 20),
+                Param::float("lr_all", 0.002, 0.02, true, 0.007),
+                Param::float("reg_all", 0.005, 0.2, true, 0.02),
+            ],
+            fidelity: Some("epochs"),
+        })
+    }
+
+    fn applicability(&self) -> Applicability {
+        Applicability {
+            needs_ratings: true,
+            ..Applicability::default()
+        }
+    }
+
+    fn cost(&self) -> Cost {
+        Cost::High
     }
 }
 

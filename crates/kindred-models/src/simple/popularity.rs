@@ -7,7 +7,9 @@ use kindred_core::interactions::NO_TIMESTAMP;
 use kindred_core::{Error, FitContext, ItemIdx, Result, TrainSet};
 use serde::{Deserialize, Serialize};
 
+use crate::family::{param_infos, Cost, ModelFamily, ParamInfo, Task};
 use crate::model::{Algorithm, Model, UserQuery};
+use crate::params::ModelSpec;
 use crate::persist::{Fitted, TensorReader, TensorWriter};
 
 /// Hyperparameters.
@@ -132,6 +134,51 @@ impl Model for PopularityModel {
         let mut t = TensorWriter::new();
         t.f32("item_score", &[self.scores.len()], &self.scores);
         self.fitted.save(dir, "popularity", Model::params(self), t)
+    }
+}
+
+/// The `popularity` family's entry in the model registry.
+pub struct PopularityFamily;
+
+impl ModelFamily for PopularityFamily {
+    fn name(&self) -> &'static str {
+        "popularity"
+    }
+
+    fn task(&self) -> Task {
+        Task::Ranking
+    }
+
+    fn summary(&self) -> &'static str {
+        "items by (optionally time-decayed) interaction weight"
+    }
+
+    fn params(&self) -> Vec<ParamInfo> {
+        param_infos::<PopularityParams>(&[(
+            "half_life_days",
+            Some("none (all-time)"),
+            "half-life of an interaction's weight, counted back from the latest training timestamp",
+        )])
+    }
+
+    fn build(&self, spec: &ModelSpec) -> Result<Box<dyn Algorithm>> {
+        Ok(Box::new(Popularity {
+            params: spec.typed()?,
+        }))
+    }
+
+    fn load(
+        &self,
+        params: serde_json::Value,
+        fitted: Fitted,
+        tensors: &TensorReader,
+        _dir: &Path,
+    ) -> Result<Box<dyn Model>> {
+        Ok(Box::new(PopularityModel::load(params, fitted, tensors)?))
+    }
+
+    fn cost(&self) -> Cost {
+        Cost::Low
     }
 }
 

@@ -9,7 +9,9 @@ use kindred_core::{Error, FitContext, ItemIdx, Result, SplitMix64, TrainSet, Use
 use serde::{Deserialize, Serialize};
 
 use crate::common::rating_rows::row_values;
+use crate::family::{param_infos, Cost, ModelFamily, ParamInfo, Task};
 use crate::model::{Algorithm, Model, UserQuery};
+use crate::params::ModelSpec;
 use crate::persist::{Fitted, TensorReader, TensorWriter};
 
 /// Hyperparameters.
@@ -113,5 +115,46 @@ impl Model for RandomModel {
         t.f32("rating_stats", &[2], &[self.mean, self.std])
             .u64("seed", &[self.seed]);
         self.fitted.save(dir, "random", Model::params(self), t)
+    }
+}
+
+/// The `random` family's entry in the model registry.
+pub struct RandomFamily;
+
+impl ModelFamily for RandomFamily {
+    fn name(&self) -> &'static str {
+        "random"
+    }
+
+    fn task(&self) -> Task {
+        Task::Both
+    }
+
+    fn summary(&self) -> &'static str {
+        "seeded random scores; ratings drawn from N(mean, std) of training (Surprise NormalPredictor)"
+    }
+
+    fn params(&self) -> Vec<ParamInfo> {
+        param_infos::<RandomParams>(&[("seed", Some("fit seed (42)"), "seed of the random scores")])
+    }
+
+    fn build(&self, spec: &ModelSpec) -> Result<Box<dyn Algorithm>> {
+        Ok(Box::new(Random {
+            params: spec.typed()?,
+        }))
+    }
+
+    fn load(
+        &self,
+        params: serde_json::Value,
+        fitted: Fitted,
+        tensors: &TensorReader,
+        _dir: &Path,
+    ) -> Result<Box<dyn Model>> {
+        Ok(Box::new(RandomModel::load(params, fitted, tensors)?))
+    }
+
+    fn cost(&self) -> Cost {
+        Cost::Low
     }
 }

@@ -20,741 +20,37 @@
 //! Scores are `x_u . y_i`. Anonymous users, and known users with extra query history, are folded
 //! in: one exact solve of the same normal equations against the trained item factors.
 
-use std::borrow::Cow;
 use std::path::Path;
 
-use faer::dyn_stack::{MemBuffer, MemStack};
-use faer::linalg::cholesky::llt;
-use faer::linalg::matmul::matmul;
-use faer::linalg::matmul::triangular::{self, BlockStructure};
-use faer::{Accum, MatMut, MatRef, Par};
-use kindred_core::{CsMatrix, Error, FitContext, ItemIdx, Result, SplitMix64, TrainSet, UserIdx};
+use kindred_core::kernels::dot;
+use kindred_core::{Error, FitContext, ItemIdx, Result, TrainSet, UserIdx};
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
 
+use crate::family::{param_infos, Cost, ModelFamily, ParamInfo, Task};
 use crate::model::{Algorithm, Model, UserQuery};
+use crate::params::ModelSpec;
 use crate::persist::{Fitted, TensorReader, TensorWriter};
+use crate::space::{Param, Space};
 
-/// How each user (item) vector is solved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Solver {
-    /// Conjugate gradient, `cg_steps` steps from the previous vector (`implicit`'s default).
-    #[default]
-    Cg,
-    /// Exact solve by Cholesky factorisation of the f x f system.
-    Cholesky,
-}
+mod cg;
+mod cholesky;
+mod confidence;
+mod fold_in;
+mod params;
+mod simd;
+mod solve;
 
-/// How an observed pair's summed weight becomes its confidence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Confidence {
-    /// `1 + alpha * w` (Hu, Koren & Volinsky).
-    #[default]
-    Hu,
-    /// `alpha * w` (the `implicit` library).
-    Implicit,
-}
-
-/// Hyperparameters (names as `implicit`'s).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AlsParams {
-    pub factors: usize,
-    /// L2 regularisation of every user and item vector (not scaled by counts).
-    pub reg: f64,
-    pub alpha: f64,
-    pub confidence: Confidence,
-    pub iterations: usize,
-    pub solver: Solver,
-    /// Conjugate-gradient steps per vector and half-iteration.
-    pub cg_steps: usize,
-    /// Seed of the initial factors; `None` uses the fit seed.
-    pub seed: Option<u64>,
-    /// Report the training loss after each iteration (costs about one more CG step per
-    /// iteration; off by default, as `implicit`'s `calculate_training_loss`).
-    pub training_loss: bool,
-}
-
-impl Default for AlsParams {
-    fn default() -> Self {
-        Self {
-            factors: 64,
-            reg: 0.05,
-            alpha: 1.0,
-            confidence: Confidence::Hu,
-            iterations: 15,
-            solver: Solver::Cg,
-            cg_steps: 3,
-            seed: None,
-            training_loss: false,
-        }
-    }
-}
-
-impl AlsParams {
-    /// Checks every parameter; errors name the parameter.
-    pub fn validate(&self) -> Result<()> {
-        let bad = |m: String| Err(Error::InvalidInput(format!("als: {m}")));
-        if self.factors == 0 {
-            return bad("factors must be at least 1".into());
-        }
-        if !(self.reg.is_finite() && self.reg > 0.0) {
-            return bad(format!(
-                "reg must be a positive number (it keeps every system solvable), got {}",
-                self.reg
-            ));
-        }
-        if !(self.alpha.is_finite() && self.alpha > 0.0) {
-            return bad(format!(
-                "alpha must be a positive number, got {}",
-                self.alpha
-            ));
-        }
-        if self.iterations == 0 {
-            return bad("iterations must be at least 1".into());
-        }
-        if self.solver == Solver::Cg && self.cg_steps == 0 {
-            return bad("cg_steps must be at least 1".into());
-        }
-        Ok(())
-    }
-
-    fn confidence(&self, weight: f64) -> f64 {
-        match self.confidence {
-            Confidence::Hu => 1.0 + self.alpha * weight,
-            Confidence::Implicit => self.alpha * weight,
-        }
-    }
-}
+pub use confidence::ConfidenceRows;
+pub(crate) use confidence::WeightedRows;
+pub use params::{AlsParams, Confidence, Solver};
+use simd::{dot_with, symv};
+use solve::solve_side;
+pub use solve::{gram, initial_value, solve_rows, FixedRows};
 
 /// The ALS algorithm.
 #[derive(Debug, Clone, Default)]
 pub struct Als {
     pub params: AlsParams,
-}
-
-/// Rows of a compressed view with repeated minor indices merged into one entry whose value is the
-/// sum of the events' implicit weights (rows are sorted by minor index, so repeats are adjacent).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct WeightedRows {
-    indptr: Vec<usize>,
-    indices: Vec<u32>,
-    values: Vec<f32>,
-}
-
-impl WeightedRows {
-    pub(crate) fn new(m: &CsMatrix, weights: &[f32]) -> Self {
-        let mut out = Self {
-            indptr: Vec::with_capacity(m.n_rows() + 1),
-            indices: Vec::with_capacity(m.nnz()),
-            values: Vec::with_capacity(m.nnz()),
-        };
-        out.indptr.push(0);
-        for r in 0..m.n_rows() {
-            let row_start = out.indices.len();
-            for (&c, &e) in m.row(r).iter().zip(m.row_entries(r)) {
-                let w = weights[e as usize];
-                match out.values.last_mut() {
-                    Some(v) if out.indices.len() > row_start && out.indices.last() == Some(&c) => {
-                        *v += w
-                    }
-                    _ => {
-                        out.indices.push(c);
-                        out.values.push(w);
-                    }
-                }
-            }
-            out.indptr.push(out.indices.len());
-        }
-        out
-    }
-
-    pub(crate) fn n_rows(&self) -> usize {
-        self.indptr.len() - 1
-    }
-
-    pub(crate) fn row(&self, r: usize) -> (&[u32], &[f32]) {
-        let range = self.indptr[r]..self.indptr[r + 1];
-        (&self.indices[range.clone()], &self.values[range])
-    }
-
-    pub(crate) fn values(&self) -> &[f32] {
-        &self.values
-    }
-}
-
-/// One side's rows as (other index, confidence) with non-positive weights dropped: a pair whose
-/// events sum to nothing is no evidence of preference.
-pub struct ConfidenceRows {
-    indptr: Vec<usize>,
-    indices: Vec<u32>,
-    confidence: Vec<f64>,
-}
-
-impl ConfidenceRows {
-    fn new(rows: &WeightedRows, params: &AlsParams) -> Self {
-        let mut out = Self {
-            indptr: vec![0],
-            indices: Vec::with_capacity(rows.indices.len()),
-            confidence: Vec::with_capacity(rows.indices.len()),
-        };
-        for r in 0..rows.n_rows() {
-            let (cols, weights) = rows.row(r);
-            for (&c, &w) in cols.iter().zip(weights) {
-                if w > 0.0 {
-                    out.indices.push(c);
-                    out.confidence.push(params.confidence(w as f64));
-                }
-            }
-            out.indptr.push(out.indices.len());
-        }
-        out
-    }
-
-    /// Rows given as CSR arrays of (other index, summed weight), e.g. one shard of a distributed
-    /// job whose other indices point into a gathered buffer of the fixed side's factors.
-    pub fn from_weighted(
-        indptr: &[usize],
-        indices: &[u32],
-        weights: &[f32],
-        params: &AlsParams,
-    ) -> Result<Self> {
-        let bad = |m: &str| Err(Error::InvalidInput(format!("als rows: {m}")));
-        if indptr.first() != Some(&0) || indptr.windows(2).any(|w| w[0] > w[1]) {
-            return bad("indptr must start at 0 and never decrease");
-        }
-        let nnz = indptr.last().copied().unwrap_or(0);
-        if indices.len() != nnz || weights.len() != nnz {
-            return bad("indices and weights must have indptr's last value entries");
-        }
-        let rows = WeightedRows {
-            indptr: indptr.to_vec(),
-            indices: indices.to_vec(),
-            values: weights.to_vec(),
-        };
-        Ok(Self::new(&rows, params))
-    }
-
-    /// Number of rows.
-    pub fn n_rows(&self) -> usize {
-        self.indptr.len() - 1
-    }
-
-    /// Row `r` as (other indices, confidences).
-    pub fn row(&self, r: usize) -> (&[u32], &[f64]) {
-        let range = self.indptr[r]..self.indptr[r + 1];
-        (&self.indices[range.clone()], &self.confidence[range])
-    }
-}
-
-/// The `draw`-th value of ALS's initial factors for `seed`: uniform in `[0, 0.01)` as in
-/// `implicit`. A single-node fit draws the user factors first (draw `u * f + k`), then the item
-/// factors (draw `(n_users + i) * f + k`); a shard of a distributed fit computes the same values
-/// for its own rows without drawing the others.
-pub fn initial_value(seed: u64, draw: u64) -> f64 {
-    SplitMix64::at(seed, draw).next_f64() * 0.01
-}
-
-/// `F^T F` of a row-major `rows x f` matrix, f x f row-major (symmetric). Sequential, so the
-/// result does not depend on the thread count.
-pub fn gram(factors: &[f64], f: usize) -> Vec<f64> {
-    let rows = factors.len() / f.max(1);
-    let m = MatRef::from_row_major_slice(factors, rows, f);
-    let mut out = vec![0.0; f * f];
-    matmul(
-        MatMut::from_row_major_slice_mut(&mut out, f, f),
-        Accum::Replace,
-        m.transpose(),
-        m,
-        1.0,
-        Par::Seq,
-    );
-    out
-}
-
-/// `a * b + c`, fused where the caller was compiled with FMA (`FUSED`); without FMA hardware a
-/// fused multiply-add is a slow library call.
-#[inline(always)]
-fn madd<const FUSED: bool>(a: f64, b: f64, c: f64) -> f64 {
-    if FUSED {
-        a.mul_add(b, c)
-    } else {
-        a * b + c
-    }
-}
-
-/// Dot product over 16 independent accumulators, so that the add (or FMA) latency chain does not
-/// bound the loop once it is vectorised.
-#[inline(always)]
-fn dot_with<const FUSED: bool>(a: &[f64], b: &[f64]) -> f64 {
-    #[cfg(target_arch = "x86_64")]
-    if FUSED {
-        // SAFETY: `FUSED` code is only reached from `solve_cg_avx2`, which runs only on CPUs with
-        // AVX2 and FMA.
-        return unsafe { dot_avx2(a, b) };
-    }
-    const LANES: usize = 16;
-    let mut acc = [0f64; LANES];
-    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let mut tail = 0.0;
-    for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
-        tail = madd::<FUSED>(*x, *y, tail);
-    }
-    for (x, y) in ca.zip(cb) {
-        for k in 0..LANES {
-            acc[k] = madd::<FUSED>(x[k], y[k], acc[k]);
-        }
-    }
-    let mut half = LANES / 2;
-    while half > 0 {
-        for k in 0..half {
-            acc[k] += acc[k + half];
-        }
-        half /= 2;
-    }
-    acc[0] + tail
-}
-
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    dot_with::<false>(a, b)
-}
-
-/// An element type the AVX2 dot product loads four at a time as f64 lanes.
-#[cfg(target_arch = "x86_64")]
-trait Lanes: Copy + Into<f64> {
-    /// # Safety
-    /// `p` must be valid for four reads and the CPU must have AVX2.
-    unsafe fn load4(p: *const Self) -> std::arch::x86_64::__m256d;
-}
-
-#[cfg(target_arch = "x86_64")]
-impl Lanes for f64 {
-    #[inline(always)]
-    unsafe fn load4(p: *const f64) -> std::arch::x86_64::__m256d {
-        // SAFETY: the caller guarantees four readable values and AVX2.
-        unsafe { std::arch::x86_64::_mm256_loadu_pd(p) }
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-impl Lanes for f32 {
-    #[inline(always)]
-    unsafe fn load4(p: *const f32) -> std::arch::x86_64::__m256d {
-        use std::arch::x86_64::{_mm256_cvtps_pd, _mm_loadu_ps};
-        // SAFETY: the caller guarantees four readable values and AVX2.
-        unsafe { _mm256_cvtps_pd(_mm_loadu_ps(p)) }
-    }
-}
-
-/// Dot product with four AVX2 accumulators (auto-vectorisation of [`dot_with`] stayed at 128-bit
-/// width, and the dot products are most of a CG step); `a` may be f32 (widened) or f64.
-///
-/// # Safety
-/// The CPU must have AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn dot_avx2<T: Lanes>(a: &[T], b: &[f64]) -> f64 {
-    use std::arch::x86_64::*;
-    let n = a.len().min(b.len());
-    let (pa, pb) = (a.as_ptr(), b.as_ptr());
-    let mut acc = [_mm256_setzero_pd(); 4];
-    let mut k = 0;
-    // SAFETY (all loads): every index read is below n, the length of both slices.
-    unsafe {
-        while k + 16 <= n {
-            for (j, acc_j) in acc.iter_mut().enumerate() {
-                let o = k + 4 * j;
-                *acc_j = _mm256_fmadd_pd(T::load4(pa.add(o)), _mm256_loadu_pd(pb.add(o)), *acc_j);
-            }
-            k += 16;
-        }
-        while k + 4 <= n {
-            acc[0] = _mm256_fmadd_pd(T::load4(pa.add(k)), _mm256_loadu_pd(pb.add(k)), acc[0]);
-            k += 4;
-        }
-    }
-    let v = _mm256_add_pd(_mm256_add_pd(acc[0], acc[1]), _mm256_add_pd(acc[2], acc[3]));
-    let s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd::<1>(v));
-    let mut sum = _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
-    while k < n {
-        sum = a[k].into().mul_add(b[k], sum);
-        k += 1;
-    }
-    sum
-}
-
-#[inline(always)]
-fn axpy_with<const FUSED: bool>(alpha: f64, x: &[f64], y: &mut [f64]) {
-    for (y, x) in y.iter_mut().zip(x) {
-        *y = madd::<FUSED>(alpha, *x, *y);
-    }
-}
-
-/// `out = A v` for a symmetric row-major f x f matrix.
-#[inline(always)]
-fn symv_with<const FUSED: bool>(a: &[f64], v: &[f64], out: &mut [f64]) {
-    let f = v.len();
-    for (o, row) in out.iter_mut().zip(a.chunks_exact(f)) {
-        *o = dot_with::<FUSED>(row, v);
-    }
-}
-
-fn symv(a: &[f64], v: &[f64], out: &mut [f64]) {
-    symv_with::<false>(a, v, out);
-}
-
-/// The fixed side of a half-iteration: `G = YtY + reg I` and the other side's factors (f64 for
-/// the exact solver; an f32 copy for conjugate gradient, whose loops are bound by fetching these
-/// scattered rows: half the bytes, and the CG arithmetic itself stays f64).
-#[derive(Clone, Copy)]
-struct Fixed<'a, T = f64> {
-    gram: &'a [f64],
-    other: &'a [T],
-    f: usize,
-}
-
-impl<T> Fixed<'_, T> {
-    fn row(&self, c: u32) -> &[T] {
-        &self.other[c as usize * self.f..(c as usize + 1) * self.f]
-    }
-}
-
-/// `y . x` for an f32 row and an f64 vector.
-#[inline(always)]
-fn dot_row<const FUSED: bool>(y: &[f32], x: &[f64]) -> f64 {
-    #[cfg(target_arch = "x86_64")]
-    if FUSED {
-        // SAFETY: `FUSED` code is only reached from `solve_cg_avx2` (AVX2 + FMA present).
-        return unsafe { dot_avx2(y, x) };
-    }
-    let mut acc = [0f64; 4];
-    let (cy, cx) = (y.chunks_exact(4), x.chunks_exact(4));
-    let tail: f64 = cy
-        .remainder()
-        .iter()
-        .zip(cx.remainder())
-        .map(|(a, b)| *a as f64 * b)
-        .sum();
-    for (a, b) in cy.zip(cx) {
-        for k in 0..4 {
-            acc[k] = madd::<FUSED>(a[k] as f64, b[k], acc[k]);
-        }
-    }
-    (acc[0] + acc[2]) + (acc[1] + acc[3]) + tail
-}
-
-/// `out += alpha y` for an f32 row.
-#[inline(always)]
-fn axpy_row<const FUSED: bool>(alpha: f64, y: &[f32], out: &mut [f64]) {
-    for (o, v) in out.iter_mut().zip(y) {
-        *o = madd::<FUSED>(alpha, *v as f64, *o);
-    }
-}
-
-/// Per-thread buffers of a row solve.
-struct Scratch {
-    a: Vec<f64>,
-    b: Vec<f64>,
-    gathered: Vec<f64>,
-    scaled: Vec<f64>,
-    r: Vec<f64>,
-    p: Vec<f64>,
-    ap: Vec<f64>,
-    stack: MemBuffer,
-}
-
-impl Scratch {
-    fn new(f: usize) -> Self {
-        Self {
-            a: vec![0.0; f * f],
-            b: vec![0.0; f],
-            gathered: Vec::new(),
-            scaled: Vec::new(),
-            r: vec![0.0; f],
-            p: vec![0.0; f],
-            ap: vec![0.0; f],
-            stack: MemBuffer::new(llt::factor::cholesky_in_place_scratch::<f64>(
-                f,
-                Par::Seq,
-                Default::default(),
-            )),
-        }
-    }
-}
-
-/// Exact solve of `(G + sum (c-1) y y^T) x = sum c y` where `G = YtY + reg I`; `false` when the
-/// system is not positive definite (only possible with confidences below 1).
-fn solve_cholesky(
-    fixed: Fixed<'_>,
-    cols: &[u32],
-    conf: &[f64],
-    s: &mut Scratch,
-    x: &mut [f64],
-) -> bool {
-    let (n, f) = (cols.len(), fixed.f);
-    s.gathered.clear();
-    s.scaled.clear();
-    s.b.fill(0.0);
-    for (&c, &ci) in cols.iter().zip(conf) {
-        let y = fixed.row(c);
-        s.gathered.extend_from_slice(y);
-        s.scaled.extend(y.iter().map(|v| v * (ci - 1.0)));
-        axpy_with::<false>(ci, y, &mut s.b);
-    }
-    s.a.copy_from_slice(fixed.gram);
-    let mut a = MatMut::from_row_major_slice_mut(&mut s.a, f, f);
-    if n > 0 {
-        let yu = MatRef::from_row_major_slice(&s.gathered, n, f);
-        let scaled = MatRef::from_row_major_slice(&s.scaled, n, f);
-        // The factorisation reads only the lower triangle, so only that half is updated.
-        triangular::matmul(
-            a.as_mut(),
-            BlockStructure::TriangularLower,
-            Accum::Add,
-            yu.transpose(),
-            BlockStructure::Rectangular,
-            scaled,
-            BlockStructure::Rectangular,
-            1.0,
-            Par::Seq,
-        );
-    }
-    let stack = MemStack::new(&mut s.stack);
-    if llt::factor::cholesky_in_place(
-        a.as_mut(),
-        Default::default(),
-        Par::Seq,
-        stack,
-        Default::default(),
-    )
-    .is_err()
-    {
-        return false;
-    }
-    let rhs = MatMut::from_column_major_slice_mut(&mut s.b, f, 1);
-    llt::solve::solve_in_place(a.as_ref(), rhs, Par::Seq, stack);
-    x.copy_from_slice(&s.b);
-    true
-}
-
-/// `cg_steps` conjugate-gradient steps on the same system from the current `x` (`implicit`'s
-/// `least_squares_cg`: the matrix is applied as `G p + sum (c-1) (y.p) y`, never formed).
-/// Rows ahead of the current one whose factors are prefetched in the CG loops.
-const PREFETCH_AHEAD: usize = 4;
-
-/// Asks the cache for the fixed-side row `cols[j]` (if any): the rows a CG loop visits are known
-/// in advance but scattered, so the hardware prefetcher cannot guess them. Only in the AVX2 build
-/// (`FUSED`), which is x86-64.
-#[inline(always)]
-fn prefetch_row<const FUSED: bool>(fixed: Fixed<'_, f32>, cols: &[u32], j: usize) {
-    #[cfg(target_arch = "x86_64")]
-    if FUSED {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        if let Some(&c) = cols.get(j) {
-            let row = fixed.row(c);
-            for line in row.chunks(16) {
-                // SAFETY: prefetching is a hint; the address is inside `row`.
-                unsafe { _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast::<i8>()) };
-            }
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (fixed, cols, j);
-}
-
-#[inline(always)]
-fn solve_cg_with<const FUSED: bool>(
-    fixed: Fixed<'_, f32>,
-    cols: &[u32],
-    conf: &[f64],
-    steps: usize,
-    s: &mut Scratch,
-    x: &mut [f64],
-) {
-    let (g, row) = (fixed.gram, |c: u32| fixed.row(c));
-    symv_with::<FUSED>(g, x, &mut s.r);
-    s.r.iter_mut().for_each(|v| *v = -*v);
-    for (j, (&c, &ci)) in cols.iter().zip(conf).enumerate() {
-        prefetch_row::<FUSED>(fixed, cols, j + PREFETCH_AHEAD);
-        let y = row(c);
-        axpy_row::<FUSED>(ci - (ci - 1.0) * dot_row::<FUSED>(y, x), y, &mut s.r);
-    }
-    s.p.copy_from_slice(&s.r);
-    let mut rs_old = dot_with::<FUSED>(&s.r, &s.r);
-    if rs_old < 1e-20 {
-        return;
-    }
-    for _ in 0..steps {
-        symv_with::<FUSED>(g, &s.p, &mut s.ap);
-        for (j, (&c, &ci)) in cols.iter().zip(conf).enumerate() {
-            prefetch_row::<FUSED>(fixed, cols, j + PREFETCH_AHEAD);
-            let y = row(c);
-            axpy_row::<FUSED>((ci - 1.0) * dot_row::<FUSED>(y, &s.p), y, &mut s.ap);
-        }
-        let step = rs_old / dot_with::<FUSED>(&s.p, &s.ap);
-        axpy_with::<FUSED>(step, &s.p, x);
-        axpy_with::<FUSED>(-step, &s.ap, &mut s.r);
-        let rs_new = dot_with::<FUSED>(&s.r, &s.r);
-        if rs_new < 1e-20 {
-            break;
-        }
-        let beta = rs_new / rs_old;
-        for (p, r) in s.p.iter_mut().zip(&s.r) {
-            *p = madd::<FUSED>(beta, *p, *r);
-        }
-        rs_old = rs_new;
-    }
-}
-
-/// [`solve_cg_with`] compiled for AVX2 + FMA where the CPU has them (twice the vector width of
-/// the baseline x86-64 build, and fused multiply-adds), else the portable build.
-fn solve_cg(
-    fixed: Fixed<'_, f32>,
-    cols: &[u32],
-    conf: &[f64],
-    steps: usize,
-    s: &mut Scratch,
-    x: &mut [f64],
-) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-            return unsafe { solve_cg_avx2(fixed, cols, conf, steps, s, x) };
-        }
-    }
-    solve_cg_with::<false>(fixed, cols, conf, steps, s, x)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn solve_cg_avx2(
-    fixed: Fixed<'_, f32>,
-    cols: &[u32],
-    conf: &[f64],
-    steps: usize,
-    s: &mut Scratch,
-    x: &mut [f64],
-) {
-    solve_cg_with::<true>(fixed, cols, conf, steps, s, x)
-}
-
-/// Re-solves every row of `target` against the fixed `other` factors.
-fn solve_side(
-    target: &mut [f64],
-    rows: &ConfidenceRows,
-    other: &[f64],
-    params: &AlsParams,
-) -> Result<()> {
-    solve_rows(
-        target,
-        rows,
-        FixedRows::F64(other),
-        gram(other, params.factors),
-        params,
-    )
-}
-
-/// The fixed side's rows a solve reads. The exact solver reads them in f64; conjugate gradient
-/// reads only an f32 copy (its loops are bound by fetching these rows), so a shard of a
-/// distributed fit may be sent just that copy: half the bytes, the same result.
-#[derive(Debug, Clone, Copy)]
-pub enum FixedRows<'a> {
-    F64(&'a [f64]),
-    F32(&'a [f32]),
-}
-
-/// Re-solves every row of `target` (row `r` of `rows`, `factors` values each) against the fixed
-/// side: `other` holds the rows that `rows` points into, `other_gram` is `YtY` over the *whole*
-/// fixed side (which may hold more rows than `other`, as on one shard of a distributed fit). The
-/// kernel of both the single-node and the distributed fit.
-pub fn solve_rows(
-    target: &mut [f64],
-    rows: &ConfidenceRows,
-    other: FixedRows<'_>,
-    other_gram: Vec<f64>,
-    params: &AlsParams,
-) -> Result<()> {
-    let f = params.factors;
-    let other_len = match other {
-        FixedRows::F64(o) => o.len(),
-        FixedRows::F32(o) => o.len(),
-    };
-    if other_gram.len() != f * f
-        || target.len() != rows.n_rows() * f
-        || !other_len.is_multiple_of(f)
-    {
-        return Err(Error::InvalidInput(format!(
-            "als: shapes disagree (gram {}, target {}, rows {}, other {other_len}, factors {f})",
-            other_gram.len(),
-            target.len(),
-            rows.n_rows(),
-        )));
-    }
-    if let Some(&top) = rows.indices.iter().max() {
-        if top as usize >= other_len / f {
-            return Err(Error::InvalidInput(format!(
-                "als: a row points at fixed row {top} of {}",
-                other_len / f
-            )));
-        }
-    }
-    let mut g = other_gram;
-    for k in 0..f {
-        g[k * f + k] += params.reg;
-    }
-    let (other64, other32): (&[f64], Cow<'_, [f32]>) = match (params.solver, other) {
-        (Solver::Cg, FixedRows::F64(o)) => (&[], Cow::Owned(o.iter().map(|&v| v as f32).collect())),
-        (Solver::Cg, FixedRows::F32(o)) => (&[], Cow::Borrowed(o)),
-        (Solver::Cholesky, FixedRows::F64(o)) => (o, Cow::Borrowed(&[][..])),
-        (Solver::Cholesky, FixedRows::F32(_)) => {
-            return Err(Error::InvalidInput(
-                "als: the exact solver needs the fixed rows in f64".into(),
-            ))
-        }
-    };
-    let fixed = Fixed {
-        gram: &g,
-        other: other64,
-        f,
-    };
-    let fixed32 = Fixed {
-        gram: &g,
-        other: &other32,
-        f,
-    };
-    let failed = target
-        .par_chunks_mut(f)
-        .enumerate()
-        .with_min_len(16)
-        .map_init(
-            || Scratch::new(f),
-            |s, (r, x)| {
-                let (cols, conf) = rows.row(r);
-                if cols.is_empty() {
-                    x.fill(0.0);
-                    return false;
-                }
-                match params.solver {
-                    Solver::Cholesky => !solve_cholesky(fixed, cols, conf, s, x),
-                    Solver::Cg => {
-                        solve_cg(fixed32, cols, conf, params.cg_steps, s, x);
-                        false
-                    }
-                }
-            },
-        )
-        .filter(|&failed| failed)
-        .count();
-    if failed > 0 {
-        return Err(Error::InvalidInput(format!(
-            "als: {failed} systems were not positive definite; raise reg or use confidence=hu"
-        )));
-    }
-    Ok(())
 }
 
 /// `implicit`'s training loss: the weighted squared error over every (user, item) cell plus the
@@ -771,11 +67,11 @@ fn loss(x: &[f64], y: &[f64], rows: &ConfidenceRows, params: &AlsParams, n_items
             || vec![0.0; f],
             |gx, (u, xu)| {
                 symv(&g, xu, gx);
-                let mut sum = dot(gx, xu);
+                let mut sum = dot_with::<false>(gx, xu);
                 let mut total_conf = 0.0;
                 let (cols, conf) = rows.row(u);
                 for (&i, &c) in cols.iter().zip(conf) {
-                    let s = dot(&y[i as usize * f..(i as usize + 1) * f], xu);
+                    let s = dot_with::<false>(&y[i as usize * f..(i as usize + 1) * f], xu);
                     sum += (c - 1.0) * s * s - 2.0 * c * s + c;
                     total_conf += c;
                 }
@@ -789,7 +85,7 @@ fn loss(x: &[f64], y: &[f64], rows: &ConfidenceRows, params: &AlsParams, n_items
         total_conf += c;
         nnz += n;
     }
-    let norms = dot(x, x) + dot(y, y);
+    let norms = dot_with::<false>(x, x) + dot_with::<false>(y, y);
     let cells = total_conf + (x.len() / f * n_items - nnz) as f64;
     (sum + params.reg * norms) / cells.max(1.0)
 }
@@ -975,101 +271,6 @@ impl AlsModel {
         self.item_factors
             .get(item as usize * f..(item as usize + 1) * f)
     }
-
-    /// Solves a user vector from `items` (repeats summed) against the trained item factors: the
-    /// same normal equations as training, one exact solve. Unknown items are ignored; an empty or
-    /// unusable history gives the zero vector.
-    pub fn fold_in(&self, items: &[(ItemIdx, f32)]) -> Vec<f32> {
-        let f = self.params.factors;
-        let n_items = self.fitted.items.len();
-        let mut merged: Vec<(ItemIdx, f32)> = items
-            .iter()
-            .copied()
-            .filter(|&(i, _)| (i as usize) < n_items)
-            .collect();
-        merged.sort_by_key(|&(i, _)| i);
-        let mut cols: Vec<u32> = Vec::with_capacity(merged.len());
-        let mut weights: Vec<f32> = Vec::with_capacity(merged.len());
-        for (i, w) in merged {
-            match weights.last_mut() {
-                Some(last) if cols.last() == Some(&i) => *last += w,
-                _ => {
-                    cols.push(i);
-                    weights.push(w);
-                }
-            }
-        }
-        let (cols, conf): (Vec<u32>, Vec<f64>) = cols
-            .into_iter()
-            .zip(weights)
-            .filter(|&(_, w)| w > 0.0)
-            .map(|(i, w)| (i, self.params.confidence(w as f64)))
-            .unzip();
-        if cols.is_empty() {
-            return vec![0.0; f];
-        }
-        let mut g = self.item_gram.clone();
-        for k in 0..f {
-            g[k * f + k] += self.params.reg;
-        }
-        let y: Vec<f64> = cols
-            .iter()
-            .flat_map(|&i| &self.item_factors[i as usize * f..(i as usize + 1) * f])
-            .map(|&v| v as f64)
-            .collect();
-        // The gathered rows are indexed 0..n in the same order as `cols`.
-        let local: Vec<u32> = (0..cols.len() as u32).collect();
-        let mut x = vec![0.0; f];
-        let fixed = Fixed {
-            gram: &g,
-            other: &y,
-            f,
-        };
-        if solve_cholesky(fixed, &local, &conf, &mut Scratch::new(f), &mut x) {
-            x.iter().map(|&v| v as f32).collect()
-        } else {
-            vec![0.0; f]
-        }
-    }
-
-    /// The vector a query is scored with: the trained one for a known user without extra
-    /// history, else a fold-in of the user's training items plus the query's history.
-    fn query_vector(&self, query: &UserQuery<'_>) -> Cow<'_, [f32]> {
-        let trained = query.user.and_then(|u| self.user_vector(u));
-        if query.history.is_empty() {
-            return match trained {
-                Some(x) => Cow::Borrowed(x),
-                None => Cow::Owned(vec![0.0; self.params.factors]),
-            };
-        }
-        let mut items: Vec<(ItemIdx, f32)> = query.history.iter().map(|&i| (i, 1.0)).collect();
-        if let Some(u) = query.user.filter(|_| trained.is_some()) {
-            let seen = self.fitted.seen.items_of(u);
-            let start = self.weight_offsets.get(u as usize).copied().unwrap_or(0);
-            if let Some(w) = self.user_weights.get(start..start + seen.len()) {
-                items.extend(seen.iter().copied().zip(w.iter().copied()));
-            }
-        }
-        Cow::Owned(self.fold_in(&items))
-    }
-}
-
-/// Dot product with 8 independent accumulators (vectorises; fixed order, so deterministic).
-fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for k in 0..8 {
-            acc[k] += x[k] * y[k];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
 }
 
 impl Model for AlsModel {
@@ -1092,7 +293,7 @@ impl Model for AlsModel {
             *o = self
                 .item_factors
                 .get(i as usize * f..(i as usize + 1) * f)
-                .map_or(0.0, |y| dot_f32(&x, y));
+                .map_or(0.0, |y| dot(&x, y));
         }
     }
 
@@ -1101,7 +302,7 @@ impl Model for AlsModel {
         let x = self.query_vector(query);
         out.fill(0.0);
         for (o, y) in out.iter_mut().zip(self.item_factors.chunks_exact(f)) {
-            *o = dot_f32(&x, y);
+            *o = dot(&x, y);
         }
     }
 
@@ -1125,6 +326,70 @@ impl Model for AlsModel {
                 &self.user_weights,
             );
         self.fitted.save(dir, "als", Model::params(self), t)
+    }
+}
+
+/// The `als` family's entry in the model registry.
+pub struct AlsFamily;
+
+impl ModelFamily for AlsFamily {
+    fn name(&self) -> &'static str {
+        "als"
+    }
+
+    fn task(&self) -> Task {
+        Task::Ranking
+    }
+
+    fn summary(&self) -> &'static str {
+        "implicit-feedback ALS (Hu, Koren & Volinsky 2008; as the implicit library), fold-in for new users"
+    }
+
+    fn params(&self) -> Vec<ParamInfo> {
+        param_infos::<AlsParams>(&[
+            ("factors", None, "latent factors"),
+            ("reg", None, "L2 regularisation of every vector (not scaled by counts)"),
+            ("alpha", None, "confidence scale of an observed pair's summed weight"),
+            ("confidence", None, "hu (c = 1 + alpha w) | implicit (c = alpha w, the implicit library's convention)"),
+            ("iterations", None, "alternating passes (users, then items)"),
+            ("solver", None, "cg (conjugate gradient, warm-started) | cholesky (exact)"),
+            ("cg_steps", None, "conjugate-gradient steps per vector and pass"),
+            ("seed", Some("fit seed (42)"), "seed of the initial factors"),
+            ("training_loss", None, "report the training loss after each iteration (about one more CG step per iteration)"),
+        ])
+    }
+
+    fn build(&self, spec: &ModelSpec) -> Result<Box<dyn Algorithm>> {
+        Ok(Box::new(Als {
+            params: spec.typed()?,
+        }))
+    }
+
+    fn load(
+        &self,
+        params: serde_json::Value,
+        fitted: Fitted,
+        tensors: &TensorReader,
+        _dir: &Path,
+    ) -> Result<Box<dyn Model>> {
+        Ok(Box::new(AlsModel::load(params, fitted, tensors)?))
+    }
+
+    fn search_space(&self) -> Option<Space> {
+        Some(Space {
+            family: "als",
+            params: vec![
+                Param::int("factors", 16, 256, true, 64),
+                Param::float("reg", 0.001, 10.0, true, 0.05),
+                Param::float("alpha", 0.01, 50.0, true, 1.0),
+                Param::int("iterations", 3, 30, false, 15),
+            ],
+            fidelity: Some("iterations"),
+        })
+    }
+
+    fn cost(&self) -> Cost {
+        Cost::Medium
     }
 }
 
@@ -1168,6 +433,9 @@ pub(crate) mod test_support {
 
 #[cfg(test)]
 mod tests {
+    use super::cg::solve_cg;
+    use super::cholesky::solve_cholesky;
+    use super::solve::{Fixed, Scratch};
     use super::test_support::{hit_and_recall, temporal_split};
     use super::*;
     use crate::model::AllItems;
