@@ -16,6 +16,7 @@ pub mod neighbours;
 pub mod neural;
 pub mod params;
 pub mod persist;
+pub mod ranking;
 pub mod rating;
 pub mod registry;
 pub mod simple;

@@ -19,57 +19,15 @@
 
 use std::collections::HashMap;
 
-use kindred_core::interactions::NO_TIMESTAMP;
 use kindred_core::kernels::sigmoid_f32;
 use kindred_core::rng::SplitMix64;
-use kindred_core::{Error, FitContext, Interactions, Result, TrainSet};
+use kindred_core::{Error, FitContext, Result, TrainSet};
+use serde::{Deserialize, Serialize};
 
-use crate::config::{FmFeature, FmLoss, NegativeSampling, SecondStageConfig};
+use super::context::{hour_of_day, weekday, ContextScorer, RequestContext};
 
 /// A sparse feature vector: (feature index, value) pairs with distinct indices.
 pub type SparseFeatures = Vec<(u32, f32)>;
-
-/// When and where a request (or a logged event) happens.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RequestContext {
-    /// Unix seconds (UTC); None when unknown, which sets no hour or weekday feature.
-    pub timestamp: Option<i64>,
-    /// Key/value context (`device` = `mobile`); pairs unseen in training are ignored.
-    pub entries: Vec<(String, String)>,
-}
-
-impl RequestContext {
-    /// The context of row `row` of `data`: its timestamp and its key/value entries.
-    pub fn of_row(data: &Interactions, row: u32) -> Self {
-        let ts = data.timestamps()[row as usize];
-        let context = data.context();
-        let start = context.entries.partition_point(|e| e.0 < row);
-        let entries = context.entries[start..]
-            .iter()
-            .take_while(|e| e.0 == row)
-            .map(|&(_, k, v)| {
-                (
-                    context.keys.external(k).to_owned(),
-                    context.values.external(v).to_owned(),
-                )
-            })
-            .collect();
-        Self {
-            timestamp: (ts != NO_TIMESTAMP).then_some(ts),
-            entries,
-        }
-    }
-}
-
-/// Hour of the day (0..24) of a Unix timestamp in UTC.
-pub fn hour_of_day(timestamp: i64) -> u32 {
-    (timestamp.rem_euclid(86_400) / 3_600) as u32
-}
-
-/// Day of the week of a Unix timestamp in UTC, 0 = Monday (1970-01-01 was a Thursday).
-pub fn weekday(timestamp: i64) -> u32 {
-    (timestamp.div_euclid(86_400) + 3).rem_euclid(7) as u32
-}
 
 /// Maps users, items and contexts to feature indices (the FM's input layout).
 #[derive(Debug, Clone)]
@@ -101,8 +59,8 @@ pub struct FmEncoder {
 impl FmEncoder {
     /// The layout for `train`'s users, items and features, with the feature groups of `config`.
     /// Context keys and values are those of the training rows.
-    pub fn new(train: &TrainSet, config: &SecondStageConfig) -> Self {
-        let uses = |g: FmFeature| config.features.contains(&g);
+    pub fn new(train: &TrainSet, features: &[FmFeature], hour_buckets: usize) -> Self {
+        let uses = |g: FmFeature| features.contains(&g);
         let data = &train.data;
         let (user_categories, n_user_categories) = if uses(FmFeature::UserFeatures) {
             categorical_block(train.user_features.as_deref(), data.user_ids())
@@ -128,7 +86,7 @@ impl FmEncoder {
         }
         let n_users = data.n_users() as u32;
         let n_items = data.n_items() as u32;
-        let hour_buckets = config.hour_buckets.clamp(1, 24) as u32;
+        let hour_buckets = hour_buckets.clamp(1, 24) as u32;
         let mut next = 0u32;
         let mut block = |size: u32, on: bool| {
             let offset = next;
@@ -369,18 +327,101 @@ pub struct FmParams {
     pub init_std: f32,
 }
 
-impl From<&SecondStageConfig> for FmParams {
-    fn from(c: &SecondStageConfig) -> Self {
+impl Default for FmParams {
+    fn default() -> Self {
         Self {
-            factors: c.factors,
-            epochs: c.epochs,
-            learning_rate: c.learning_rate,
-            regularisation: c.regularisation,
-            negatives: c.negatives,
-            sampling: c.sampling,
-            loss: c.loss,
+            factors: 16,
+            epochs: 5,
+            learning_rate: 0.05,
+            regularisation: 1e-4,
+            negatives: 4,
+            sampling: NegativeSampling::default(),
+            loss: FmLoss::default(),
             init_std: 0.01,
         }
+    }
+}
+
+/// Hour-of-day buckets of the encoder unless configured (24 / 6 = four hours each).
+pub const DEFAULT_HOUR_BUCKETS: usize = 6;
+
+/// How negatives are drawn for a positive (never an item of the user's training history).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NegativeSampling {
+    #[default]
+    Uniform,
+    /// In proportion to the item's training interactions: harder negatives, less popularity
+    /// bias learnt by the FM.
+    Popularity,
+}
+
+/// Training objective of the FM.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FmLoss {
+    /// Pointwise log loss on positives (label 1) and negatives (label 0).
+    #[default]
+    Logistic,
+    /// Pairwise: each positive against each of its negatives in the same context.
+    Bpr,
+}
+
+/// A feature group of the FM's input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FmFeature {
+    /// One-hot user index.
+    User,
+    /// One-hot item index.
+    Item,
+    /// Every categorical user column (gender, occupation, ...).
+    UserFeatures,
+    /// Every categorical item column (genres, ...).
+    ItemFeatures,
+    /// Hour-of-day bucket of the event timestamp (UTC).
+    Hour,
+    /// Day of the week of the event timestamp (UTC).
+    Weekday,
+    /// Every key/value context entry of the interaction row (device=mobile, ...).
+    Context,
+}
+
+impl FmFeature {
+    pub const ALL: [FmFeature; 7] = [
+        FmFeature::User,
+        FmFeature::Item,
+        FmFeature::UserFeatures,
+        FmFeature::ItemFeatures,
+        FmFeature::Hour,
+        FmFeature::Weekday,
+        FmFeature::Context,
+    ];
+}
+
+/// A trained FM with its encoder: the [`ContextScorer`] a second stage holds.
+#[derive(Debug, Clone)]
+pub struct FmScorer {
+    pub encoder: FmEncoder,
+    pub model: FactorisationMachine,
+}
+
+impl ContextScorer for FmScorer {
+    fn score_in_context(
+        &self,
+        user: Option<u32>,
+        context: &RequestContext,
+        items: &[u32],
+    ) -> Vec<f32> {
+        let request = self.encoder.encode_request(user, context);
+        let partial = self.model.partial(&request);
+        items
+            .iter()
+            .map(|&i| {
+                self.model
+                    .predict_with(&partial, &self.encoder.encode_item(i))
+            })
+            .collect()
     }
 }
 
@@ -882,12 +923,11 @@ mod tests {
         total / n as f64
     }
 
-    fn config(features: &[FmFeature], loss: FmLoss) -> SecondStageConfig {
-        SecondStageConfig {
+    fn config(loss: FmLoss) -> FmParams {
+        FmParams {
             factors: 8,
             epochs: 8,
             learning_rate: 0.05,
-            features: features.to_vec(),
             loss,
             ..Default::default()
         }
@@ -919,9 +959,8 @@ mod tests {
                 ..FitContext::default()
             };
             let fit = |features: &[FmFeature], ctx: &FitContext| {
-                let c = config(features, loss);
-                let encoder = FmEncoder::new(&train, &c);
-                let model = fit_implicit(&encoder, &train, &FmParams::from(&c), ctx).unwrap();
+                let encoder = FmEncoder::new(&train, features, DEFAULT_HOUR_BUCKETS);
+                let model = fit_implicit(&encoder, &train, &config(loss), ctx).unwrap();
                 held_out_auc(&encoder, &model, &train, &held_out)
             };
             let auc_with = fit(&with, &ctx);
@@ -942,11 +981,12 @@ mod tests {
     fn labelled_examples_learn_the_same_effect() {
         // Shown items with click / no click: clicks follow the planted effect.
         let (train, held_out) = planted(11);
-        let c = config(
+        let c = config(FmLoss::Logistic);
+        let encoder = FmEncoder::new(
+            &train,
             &[FmFeature::Item, FmFeature::ItemFeatures, FmFeature::Hour],
-            FmLoss::Logistic,
+            DEFAULT_HOUR_BUCKETS,
         );
-        let encoder = FmEncoder::new(&train, &c);
         let data = &train.data;
         let mut rng = SplitMix64::new(5);
         let mut examples = Vec::new();
@@ -965,34 +1005,21 @@ mod tests {
                 clicked: false,
             });
         }
-        let model = fit_labelled(
-            &encoder,
-            &examples,
-            &FmParams::from(&c),
-            &FitContext::with_seed(1),
-        )
-        .unwrap();
+        let model = fit_labelled(&encoder, &examples, &c, &FitContext::with_seed(1)).unwrap();
         let auc = held_out_auc(&encoder, &model, &train, &held_out);
         assert!(auc > 0.7, "{auc}");
-        assert!(fit_labelled(
-            &encoder,
-            &[],
-            &FmParams::from(&c),
-            &FitContext::with_seed(1)
-        )
-        .is_err());
+        assert!(fit_labelled(&encoder, &[], &c, &FitContext::with_seed(1)).is_err());
     }
 
     #[test]
     fn training_is_deterministic_given_the_seed_and_cancellable() {
         let (train, _) = planted(3);
-        let c = SecondStageConfig {
+        let params = FmParams {
             epochs: 2,
             sampling: NegativeSampling::Popularity,
             ..Default::default()
         };
-        let encoder = FmEncoder::new(&train, &c);
-        let params = FmParams::from(&c);
+        let encoder = FmEncoder::new(&train, &FmFeature::ALL, DEFAULT_HOUR_BUCKETS);
         let a = fit_implicit(&encoder, &train, &params, &FitContext::with_seed(9)).unwrap();
         let b = fit_implicit(&encoder, &train, &params, &FitContext::with_seed(9)).unwrap();
         let other = fit_implicit(&encoder, &train, &params, &FitContext::with_seed(10)).unwrap();
@@ -1009,8 +1036,7 @@ mod tests {
     #[test]
     fn encoder_layout_and_context_entries() {
         let (train, _) = planted(3);
-        let c = SecondStageConfig::default();
-        let encoder = FmEncoder::new(&train, &c);
+        let encoder = FmEncoder::new(&train, &FmFeature::ALL, DEFAULT_HOUR_BUCKETS);
         // 120 users + 80 items + 2 genres + 6 hour buckets + 7 weekdays + 2 devices.
         assert_eq!(encoder.n_features(), 120 + 80 + 2 + 6 + 7 + 2);
         let context = RequestContext::of_row(&train.data, 0);
