@@ -98,6 +98,16 @@ pub struct ModelInfo {
     pub params: Vec<ParamInfo>,
 }
 
+/// A saved model as [`ModelFamily::load`] receives it.
+pub struct Saved<'a> {
+    /// The hyperparameters recorded in the manifest.
+    pub params: serde_json::Value,
+    pub fitted: Fitted,
+    pub tensors: &'a TensorReader,
+    /// The model directory, for families that keep side files besides the tensors.
+    pub dir: &'a Path,
+}
+
 /// What data a family needs and how far it scales.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct Applicability {
@@ -133,14 +143,8 @@ pub trait ModelFamily: Send + Sync {
     fn params(&self) -> Vec<ParamInfo>;
     /// The algorithm a spec of this family names.
     fn build(&self, spec: &ModelSpec) -> Result<Box<dyn Algorithm>>;
-    /// A model saved by this family's models; `dir` holds any side files besides the tensors.
-    fn load(
-        &self,
-        params: serde_json::Value,
-        fitted: Fitted,
-        tensors: &TensorReader,
-        dir: &Path,
-    ) -> Result<Box<dyn Model>>;
+    /// A model saved by one of this family's models.
+    fn load(&self, saved: Saved<'_>) -> Result<Box<dyn Model>>;
     /// The hyperparameters `kindred tune` searches; None when it has no search space.
     fn search_space(&self) -> Option<Space> {
         None

@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 
 use kindred_core::{Error, Result};
 
-use crate::family::{ModelFamily, ModelInfo};
+use crate::family::{ModelFamily, ModelInfo, Saved};
 use crate::model::{Algorithm, Model};
 use crate::params::ModelSpec;
 use crate::persist::Fitted;
@@ -126,7 +126,12 @@ impl ModelRegistry {
             path: dir.to_owned(),
             message: format!("unknown algorithm `{}` in manifest", manifest.algorithm),
         })?;
-        family.load(manifest.params.clone(), fitted, &tensors, dir)
+        family.load(Saved {
+            params: manifest.params.clone(),
+            fitted,
+            tensors: &tensors,
+            dir,
+        })
     }
 
     /// Every family with its parameters and defaults.

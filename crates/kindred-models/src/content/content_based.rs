@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::common::histories::Histories;
 use crate::common::weighting::Weighting;
 use crate::content::feature_space::{EncodeOptions, FeatureSpace, SparseRows};
-use crate::family::{param_infos, Applicability, Cost, ModelFamily, ParamInfo, Task};
+use crate::family::{param_infos, Applicability, Cost, ModelFamily, ParamInfo, Saved, Task};
 use crate::model::{Algorithm, Model, UserQuery};
 use crate::params::ModelSpec;
 use crate::persist::{Fitted, TensorReader, TensorWriter};
@@ -315,14 +315,13 @@ impl ModelFamily for ContentFamily {
         }))
     }
 
-    fn load(
-        &self,
-        params: serde_json::Value,
-        fitted: Fitted,
-        tensors: &TensorReader,
-        dir: &Path,
-    ) -> Result<Box<dyn Model>> {
-        Ok(Box::new(ContentModel::load(params, fitted, tensors, dir)?))
+    fn load(&self, saved: Saved<'_>) -> Result<Box<dyn Model>> {
+        Ok(Box::new(ContentModel::load(
+            saved.params,
+            saved.fitted,
+            saved.tensors,
+            saved.dir,
+        )?))
     }
 
     fn applicability(&self) -> Applicability {

@@ -39,7 +39,7 @@ use kindred_core::{
 use serde::{Deserialize, Serialize};
 
 use crate::content::feature_space::{compact, EncodeOptions, FeatureSpace, SparseRows};
-use crate::family::{param_infos, Cost, ModelFamily, ParamInfo, Task};
+use crate::family::{param_infos, Cost, ModelFamily, ParamInfo, Saved, Task};
 use crate::model::{Algorithm, Model, UserQuery};
 use crate::params::ModelSpec;
 use crate::persist::{Fitted, TensorReader, TensorWriter};
@@ -725,14 +725,13 @@ impl ModelFamily for HybridFamily {
         }))
     }
 
-    fn load(
-        &self,
-        params: serde_json::Value,
-        fitted: Fitted,
-        tensors: &TensorReader,
-        dir: &Path,
-    ) -> Result<Box<dyn Model>> {
-        Ok(Box::new(HybridModel::load(params, fitted, tensors, dir)?))
+    fn load(&self, saved: Saved<'_>) -> Result<Box<dyn Model>> {
+        Ok(Box::new(HybridModel::load(
+            saved.params,
+            saved.fitted,
+            saved.tensors,
+            saved.dir,
+        )?))
     }
 
     fn search_space(&self) -> Option<Space> {

@@ -20,7 +20,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 pub use crate::common::weighting::Weighting;
-use crate::family::{param_infos, Applicability, Cost, ModelFamily, ParamInfo, Task};
+use crate::family::{param_infos, Applicability, Cost, ModelFamily, ParamInfo, Saved, Task};
 use crate::implicit::als::WeightedRows;
 use crate::model::{Algorithm, Model, UserQuery};
 use crate::params::check;
@@ -335,14 +335,12 @@ impl ModelFamily for EaseFamily {
         }))
     }
 
-    fn load(
-        &self,
-        params: serde_json::Value,
-        fitted: Fitted,
-        tensors: &TensorReader,
-        _dir: &Path,
-    ) -> Result<Box<dyn Model>> {
-        Ok(Box::new(EaseModel::load(params, fitted, tensors)?))
+    fn load(&self, saved: Saved<'_>) -> Result<Box<dyn Model>> {
+        Ok(Box::new(EaseModel::load(
+            saved.params,
+            saved.fitted,
+            saved.tensors,
+        )?))
     }
 
     fn search_space(&self) -> Option<Space> {

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::common::histories::Histories;
 use crate::common::weighting::{TermWeights, Weighting};
-use crate::family::{param_infos, Cost, ModelFamily, ParamInfo, Task};
+use crate::family::{param_infos, Cost, ModelFamily, ParamInfo, Saved, Task};
 use crate::model::{Algorithm, Model, UserQuery};
 use crate::params::check;
 use crate::params::ModelSpec;
@@ -493,14 +493,12 @@ impl ModelFamily for ItemKnnFamily {
         }))
     }
 
-    fn load(
-        &self,
-        params: serde_json::Value,
-        fitted: Fitted,
-        tensors: &TensorReader,
-        _dir: &Path,
-    ) -> Result<Box<dyn Model>> {
-        Ok(Box::new(ItemKnnModel::load(params, fitted, tensors)?))
+    fn load(&self, saved: Saved<'_>) -> Result<Box<dyn Model>> {
+        Ok(Box::new(ItemKnnModel::load(
+            saved.params,
+            saved.fitted,
+            saved.tensors,
+        )?))
     }
 
     fn search_space(&self) -> Option<Space> {

@@ -37,7 +37,7 @@ use crate::common::rating_rows::row_values;
 use crate::common::similarity::{
     from_upper_triangle, pair_matrix, row_moments, upper_triangle, Acc,
 };
-use crate::family::{param_infos, Applicability, Cost, ModelFamily, ParamInfo, Task};
+use crate::family::{param_infos, Applicability, Cost, ModelFamily, ParamInfo, Saved, Task};
 use crate::model::{Algorithm, Model, UserQuery};
 use crate::params::check;
 use crate::params::ModelSpec;
@@ -657,14 +657,12 @@ impl ModelFamily for KnnFamily {
         }))
     }
 
-    fn load(
-        &self,
-        params: serde_json::Value,
-        fitted: Fitted,
-        tensors: &TensorReader,
-        _dir: &Path,
-    ) -> Result<Box<dyn Model>> {
-        Ok(Box::new(KnnModel::load(params, fitted, tensors)?))
+    fn load(&self, saved: Saved<'_>) -> Result<Box<dyn Model>> {
+        Ok(Box::new(KnnModel::load(
+            saved.params,
+            saved.fitted,
+            saved.tensors,
+        )?))
     }
 
     fn search_space(&self) -> Option<Space> {

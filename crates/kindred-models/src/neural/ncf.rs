@@ -33,7 +33,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::common::negative::{NegativeSampler, PositiveSets};
-use crate::family::{param_infos, Cost, ModelFamily, ParamInfo, Task};
+use crate::family::{param_infos, Cost, ModelFamily, ParamInfo, Saved, Task};
 use crate::model::{Algorithm, Model, UserQuery};
 use crate::params::check;
 use crate::params::ModelSpec;
@@ -830,14 +830,12 @@ impl ModelFamily for NcfFamily {
         }))
     }
 
-    fn load(
-        &self,
-        params: serde_json::Value,
-        fitted: Fitted,
-        tensors: &TensorReader,
-        _dir: &Path,
-    ) -> Result<Box<dyn Model>> {
-        Ok(Box::new(NcfModel::load(params, fitted, tensors)?))
+    fn load(&self, saved: Saved<'_>) -> Result<Box<dyn Model>> {
+        Ok(Box::new(NcfModel::load(
+            saved.params,
+            saved.fitted,
+            saved.tensors,
+        )?))
     }
 
     fn search_space(&self) -> Option<Space> {

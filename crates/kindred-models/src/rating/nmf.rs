@@ -29,7 +29,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::common::rating_rows::{row_values, surprise_rating_order};
-use crate::family::{param_infos, Applicability, Cost, ModelFamily, ParamInfo, Task};
+use crate::family::{param_infos, Applicability, Cost, ModelFamily, ParamInfo, Saved, Task};
 use crate::model::{Algorithm, Model, UserQuery};
 use crate::params::ModelSpec;
 use crate::persist::{Fitted, TensorReader, TensorWriter};
@@ -478,14 +478,12 @@ impl ModelFamily for NmfFamily {
         }))
     }
 
-    fn load(
-        &self,
-        params: serde_json::Value,
-        fitted: Fitted,
-        tensors: &TensorReader,
-        _dir: &Path,
-    ) -> Result<Box<dyn Model>> {
-        Ok(Box::new(NmfModel::load(params, fitted, tensors)?))
+    fn load(&self, saved: Saved<'_>) -> Result<Box<dyn Model>> {
+        Ok(Box::new(NmfModel::load(
+            saved.params,
+            saved.fitted,
+            saved.tensors,
+        )?))
     }
 
     fn search_space(&self) -> Option<Space> {

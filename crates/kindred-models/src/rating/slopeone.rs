@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::common::rating_rows::row_values;
 use crate::common::similarity::{from_upper_triangle, pair_matrix, row_moments, upper_triangle};
-use crate::family::{param_infos, Applicability, Cost, ModelFamily, ParamInfo, Task};
+use crate::family::{param_infos, Applicability, Cost, ModelFamily, ParamInfo, Saved, Task};
 use crate::model::{Algorithm, Model, UserQuery};
 use crate::params::ModelSpec;
 use crate::persist::{Fitted, TensorReader, TensorWriter};
@@ -233,14 +233,12 @@ impl ModelFamily for SlopeOneFamily {
         }))
     }
 
-    fn load(
-        &self,
-        params: serde_json::Value,
-        fitted: Fitted,
-        tensors: &TensorReader,
-        _dir: &Path,
-    ) -> Result<Box<dyn Model>> {
-        Ok(Box::new(SlopeOneModel::load(params, fitted, tensors)?))
+    fn load(&self, saved: Saved<'_>) -> Result<Box<dyn Model>> {
+        Ok(Box::new(SlopeOneModel::load(
+            saved.params,
+            saved.fitted,
+            saved.tensors,
+        )?))
     }
 
     fn applicability(&self) -> Applicability {

@@ -40,7 +40,7 @@ use crate::common::early_stop::{holdout, EarlyStop};
 use crate::common::rating_rows::{rating_values, surprise_rating_order};
 use crate::common::sgd_kernel::{sgd_pass, Rows, Step};
 pub(crate) use crate::common::sgd_kernel::{Rates, Rating, CANCEL_EVERY};
-use crate::family::{self, param_infos, Applicability, Cost, ModelFamily, ParamInfo};
+use crate::family::{self, param_infos, Applicability, Cost, ModelFamily, ParamInfo, Saved};
 use crate::model::{Algorithm, Model, UserQuery};
 use crate::params::ModelSpec;
 use crate::persist::{Fitted, TensorReader, TensorWriter};
@@ -732,14 +732,12 @@ impl ModelFamily for SvdFamily {
         }))
     }
 
-    fn load(
-        &self,
-        params: serde_json::Value,
-        fitted: Fitted,
-        tensors: &TensorReader,
-        _dir: &Path,
-    ) -> Result<Box<dyn Model>> {
-        Ok(Box::new(SvdModel::load(params, fitted, tensors)?))
+    fn load(&self, saved: Saved<'_>) -> Result<Box<dyn Model>> {
+        Ok(Box::new(SvdModel::load(
+            saved.params,
+            saved.fitted,
+            saved.tensors,
+        )?))
     }
 
     fn search_space(&self) -> Option<Space> {

@@ -9,7 +9,7 @@ use kindred_core::{Error, FitContext, ItemIdx, Result, SplitMix64, TrainSet, Use
 use serde::{Deserialize, Serialize};
 
 use crate::common::rating_rows::row_values;
-use crate::family::{param_infos, Cost, ModelFamily, ParamInfo, Task};
+use crate::family::{param_infos, Cost, ModelFamily, ParamInfo, Saved, Task};
 use crate::model::{Algorithm, Model, UserQuery};
 use crate::params::ModelSpec;
 use crate::persist::{Fitted, TensorReader, TensorWriter};
@@ -144,14 +144,12 @@ impl ModelFamily for RandomFamily {
         }))
     }
 
-    fn load(
-        &self,
-        params: serde_json::Value,
-        fitted: Fitted,
-        tensors: &TensorReader,
-        _dir: &Path,
-    ) -> Result<Box<dyn Model>> {
-        Ok(Box::new(RandomModel::load(params, fitted, tensors)?))
+    fn load(&self, saved: Saved<'_>) -> Result<Box<dyn Model>> {
+        Ok(Box::new(RandomModel::load(
+            saved.params,
+            saved.fitted,
+            saved.tensors,
+        )?))
     }
 
     fn cost(&self) -> Cost {

@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use kindred_core::{Error, FitContext, ItemIdx, Result, TrainSet};
-use kindred_models::family::{param_infos, Cost, ModelFamily, ParamInfo, Task};
-use kindred_models::persist::{Fitted, TensorReader, TensorWriter};
+use kindred_models::family::{param_infos, Cost, ModelFamily, ParamInfo, Saved, Task};
+use kindred_models::persist::{Fitted, TensorWriter};
 use kindred_models::space::{Param, Space};
 use kindred_models::{Algorithm, Model, ModelSpec, UserQuery};
 use serde::{Deserialize, Serialize};
@@ -115,20 +115,14 @@ impl ModelFamily for ToyFamily {
         }))
     }
 
-    fn load(
-        &self,
-        params: serde_json::Value,
-        fitted: Fitted,
-        tensors: &TensorReader,
-        _dir: &Path,
-    ) -> Result<Box<dyn Model>> {
-        let params: ToyParams = serde_json::from_value(params)
+    fn load(&self, saved: Saved<'_>) -> Result<Box<dyn Model>> {
+        let params: ToyParams = serde_json::from_value(saved.params)
             .map_err(|e| Error::InvalidInput(format!("toy parameters: {e}")))?;
-        let scores = tensors.f32_len("scores", fitted.items.len())?;
+        let scores = saved.tensors.f32_len("scores", saved.fitted.items.len())?;
         Ok(Box::new(ToyModel {
             params,
             scores,
-            fitted,
+            fitted: saved.fitted,
         }))
     }
 

@@ -26,7 +26,7 @@ use kindred_core::kernels::dot;
 use kindred_core::{Error, FitContext, ItemIdx, Result, TrainSet, UserIdx};
 use rayon::prelude::*;
 
-use crate::family::{param_infos, Cost, ModelFamily, ParamInfo, Task};
+use crate::family::{param_infos, Cost, ModelFamily, ParamInfo, Saved, Task};
 use crate::model::{Algorithm, Model, UserQuery};
 use crate::params::ModelSpec;
 use crate::persist::{Fitted, TensorReader, TensorWriter};
@@ -365,14 +365,12 @@ impl ModelFamily for AlsFamily {
         }))
     }
 
-    fn load(
-        &self,
-        params: serde_json::Value,
-        fitted: Fitted,
-        tensors: &TensorReader,
-        _dir: &Path,
-    ) -> Result<Box<dyn Model>> {
-        Ok(Box::new(AlsModel::load(params, fitted, tensors)?))
+    fn load(&self, saved: Saved<'_>) -> Result<Box<dyn Model>> {
+        Ok(Box::new(AlsModel::load(
+            saved.params,
+            saved.fitted,
+            saved.tensors,
+        )?))
     }
 
     fn search_space(&self) -> Option<Space> {
