@@ -108,6 +108,17 @@ pub struct Saved<'a> {
     pub dir: &'a Path,
 }
 
+impl Saved<'_> {
+    /// The boxed model that `load` reads from the manifest parameters, the fitted state and the
+    /// tensors (what every family without side files does).
+    pub fn load_with<M: Model + 'static>(
+        self,
+        load: fn(serde_json::Value, Fitted, &TensorReader) -> Result<M>,
+    ) -> Result<Box<dyn Model>> {
+        Ok(Box::new(load(self.params, self.fitted, self.tensors)?))
+    }
+}
+
 /// What data a family needs and how far it scales.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct Applicability {

@@ -546,11 +546,7 @@ impl ModelFamily for BprFamily {
     }
 
     fn load(&self, saved: Saved<'_>) -> Result<Box<dyn Model>> {
-        Ok(Box::new(BprModel::load(
-            saved.params,
-            saved.fitted,
-            saved.tensors,
-        )?))
+        saved.load_with(BprModel::load)
     }
 
     fn search_space(&self) -> Option<Space> {

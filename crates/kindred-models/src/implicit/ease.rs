@@ -336,11 +336,7 @@ impl ModelFamily for EaseFamily {
     }
 
     fn load(&self, saved: Saved<'_>) -> Result<Box<dyn Model>> {
-        Ok(Box::new(EaseModel::load(
-            saved.params,
-            saved.fitted,
-            saved.tensors,
-        )?))
+        saved.load_with(EaseModel::load)
     }
 
     fn search_space(&self) -> Option<Space> {

@@ -494,11 +494,7 @@ impl ModelFamily for ItemKnnFamily {
     }
 
     fn load(&self, saved: Saved<'_>) -> Result<Box<dyn Model>> {
-        Ok(Box::new(ItemKnnModel::load(
-            saved.params,
-            saved.fitted,
-            saved.tensors,
-        )?))
+        saved.load_with(ItemKnnModel::load)
     }
 
     fn search_space(&self) -> Option<Space> {

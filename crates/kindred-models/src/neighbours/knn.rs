@@ -658,11 +658,7 @@ impl ModelFamily for KnnFamily {
     }
 
     fn load(&self, saved: Saved<'_>) -> Result<Box<dyn Model>> {
-        Ok(Box::new(KnnModel::load(
-            saved.params,
-            saved.fitted,
-            saved.tensors,
-        )?))
+        saved.load_with(KnnModel::load)
     }
 
     fn search_space(&self) -> Option<Space> {

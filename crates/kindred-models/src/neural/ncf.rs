@@ -831,11 +831,7 @@ impl ModelFamily for NcfFamily {
     }
 
     fn load(&self, saved: Saved<'_>) -> Result<Box<dyn Model>> {
-        Ok(Box::new(NcfModel::load(
-            saved.params,
-            saved.fitted,
-            saved.tensors,
-        )?))
+        saved.load_with(NcfModel::load)
     }
 
     fn search_space(&self) -> Option<Space> {

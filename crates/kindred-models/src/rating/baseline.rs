@@ -299,11 +299,7 @@ impl ModelFamily for BaselineFamily {
     }
 
     fn load(&self, saved: Saved<'_>) -> Result<Box<dyn Model>> {
-        Ok(Box::new(BaselineModel::load(
-            saved.params,
-            saved.fitted,
-            saved.tensors,
-        )?))
+        saved.load_with(BaselineModel::load)
     }
 
     fn search_space(&self) -> Option<Space> {

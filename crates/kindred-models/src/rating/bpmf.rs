@@ -686,11 +686,7 @@ impl ModelFamily for BpmfFamily {
     }
 
     fn load(&self, saved: Saved<'_>) -> Result<Box<dyn Model>> {
-        Ok(Box::new(BpmfModel::load(
-            saved.params,
-            saved.fitted,
-            saved.tensors,
-        )?))
+        saved.load_with(BpmfModel::load)
     }
 
     fn applicability(&self) -> Applicability {

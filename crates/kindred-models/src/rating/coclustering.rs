@@ -378,11 +378,7 @@ impl ModelFamily for CoClusteringFamily {
     }
 
     fn load(&self, saved: Saved<'_>) -> Result<Box<dyn Model>> {
-        Ok(Box::new(CoClusteringModel::load(
-            saved.params,
-            saved.fitted,
-            saved.tensors,
-        )?))
+        saved.load_with(CoClusteringModel::load)
     }
 
     fn search_space(&self) -> Option<Space> {

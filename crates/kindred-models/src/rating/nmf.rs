@@ -479,11 +479,7 @@ impl ModelFamily for NmfFamily {
     }
 
     fn load(&self, saved: Saved<'_>) -> Result<Box<dyn Model>> {
-        Ok(Box::new(NmfModel::load(
-            saved.params,
-            saved.fitted,
-            saved.tensors,
-        )?))
+        saved.load_with(NmfModel::load)
     }
 
     fn search_space(&self) -> Option<Space> {

@@ -234,11 +234,7 @@ impl ModelFamily for SlopeOneFamily {
     }
 
     fn load(&self, saved: Saved<'_>) -> Result<Box<dyn Model>> {
-        Ok(Box::new(SlopeOneModel::load(
-            saved.params,
-            saved.fitted,
-            saved.tensors,
-        )?))
+        saved.load_with(SlopeOneModel::load)
     }
 
     fn applicability(&self) -> Applicability {

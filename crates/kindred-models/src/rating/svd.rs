@@ -733,11 +733,7 @@ impl ModelFamily for SvdFamily {
     }
 
     fn load(&self, saved: Saved<'_>) -> Result<Box<dyn Model>> {
-        Ok(Box::new(SvdModel::load(
-            saved.params,
-            saved.fitted,
-            saved.tensors,
-        )?))
+        saved.load_with(SvdModel::load)
     }
 
     fn search_space(&self) -> Option<Space> {

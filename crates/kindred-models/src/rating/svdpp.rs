@@ -592,11 +592,7 @@ impl ModelFamily for SvdppFamily {
     }
 
     fn load(&self, saved: Saved<'_>) -> Result<Box<dyn Model>> {
-        Ok(Box::new(SvdppModel::load(
-            saved.params,
-            saved.fitted,
-            saved.tensors,
-        )?))
+        saved.load_with(SvdppModel::load)
     }
 
     fn search_space(&self) -> Option<Space> {

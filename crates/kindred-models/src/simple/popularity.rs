@@ -168,11 +168,7 @@ impl ModelFamily for PopularityFamily {
     }
 
     fn load(&self, saved: Saved<'_>) -> Result<Box<dyn Model>> {
-        Ok(Box::new(PopularityModel::load(
-            saved.params,
-            saved.fitted,
-            saved.tensors,
-        )?))
+        saved.load_with(PopularityModel::load)
     }
 
     fn cost(&self) -> Cost {

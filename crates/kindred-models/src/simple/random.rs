@@ -145,11 +145,7 @@ impl ModelFamily for RandomFamily {
     }
 
     fn load(&self, saved: Saved<'_>) -> Result<Box<dyn Model>> {
-        Ok(Box::new(RandomModel::load(
-            saved.params,
-            saved.fitted,
-            saved.tensors,
-        )?))
+        saved.load_with(RandomModel::load)
     }
 
     fn cost(&self) -> Cost {

@@ -366,11 +366,7 @@ impl ModelFamily for AlsFamily {
     }
 
     fn load(&self, saved: Saved<'_>) -> Result<Box<dyn Model>> {
-        Ok(Box::new(AlsModel::load(
-            saved.params,
-            saved.fitted,
-            saved.tensors,
-        )?))
+        saved.load_with(AlsModel::load)
     }
 
     fn search_space(&self) -> Option<Space> {
