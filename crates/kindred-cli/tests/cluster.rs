@@ -13,6 +13,7 @@ use kindred_cluster::factors::read_factors;
 use kindred_cluster::topk::single_node_top_k;
 use kindred_cluster::topk_parquet::read_lists;
 use kindred_cluster::BatchSettings;
+use kindred_core::kernels::dot;
 use kindred_core::rng::mix64;
 use kindred_core::topk::top_k;
 use kindred_core::{FitContext, Interactions, TrainSet};
@@ -20,7 +21,7 @@ use kindred_data::import::ImportOptions;
 use kindred_data::parquet::{load_parquet, write_parquet};
 use kindred_data::synthetic::{generate, SyntheticConfig};
 use kindred_eval::metrics::user_ranking;
-use kindred_models::als::{Als, AlsParams};
+use kindred_models::implicit::als::{Als, AlsParams};
 
 const KINDRED: &str = env!("CARGO_BIN_EXE_kindred");
 
@@ -61,10 +62,6 @@ fn factors(out: &Path, side: &str) -> Factors {
     ids.into_iter()
         .zip(values.chunks_exact(f).map(<[f32]>::to_vec))
         .collect()
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 /// Top-10 of every test user (train items excluded) from user and item factors by id, and the

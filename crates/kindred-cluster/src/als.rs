@@ -1,4 +1,4 @@
-//! Distributed implicit ALS: the single-node fit (`kindred_models::als`) spread over workers.
+//! Distributed implicit ALS: the single-node fit (`kindred_models::implicit::als`) spread over workers.
 //!
 //! Users and items are sharded by global index (`index % workers`, see [`crate::shard`]); each
 //! worker holds its users' rows and its items' rows and their factors. A half-iteration that
@@ -8,7 +8,7 @@
 //!    (the lists are agreed once, after loading; f32 for the conjugate-gradient solver, which
 //!    reads nothing else, f64 for the exact one), plus its partial `YtY` over its own items;
 //! 2. every worker sums the partial Grams in worker order, lays the received factors out in
-//!    owner order, and solves its users with `kindred_models::als::solve_rows`, the kernel of the
+//!    owner order, and solves its users with `kindred_models::implicit::als::solve_rows`, the kernel of the
 //!    single-node fit.
 //!
 //! The items' half is the mirror image. Initial factors are the single-node fit's (the same
@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use kindred_data::import::ImportOptions;
-use kindred_models::als::{
+use kindred_models::implicit::als::{
     gram, initial_value, solve_rows, AlsParams, ConfidenceRows, FixedRows, Solver,
 };
 use serde::{Deserialize, Serialize};

@@ -11,7 +11,7 @@ use kindred_cluster::{run_als, AlsJob, Topology};
 use kindred_core::{FitContext, TrainSet};
 use kindred_data::import::ImportOptions;
 use kindred_data::parquet::load_parquet;
-use kindred_models::als::{Als, AlsModel, AlsParams};
+use kindred_models::implicit::als::{Als, AlsModel, AlsParams};
 
 fn params() -> AlsParams {
     AlsParams {

@@ -12,6 +12,7 @@ pub mod event;
 pub mod features;
 pub mod ids;
 pub mod interactions;
+pub mod kernels;
 pub mod quantile;
 pub mod rng;
 pub mod sparse;

@@ -33,6 +33,7 @@
 
 use std::sync::Arc;
 
+use kindred_core::kernels::{dot_f64, sigmoid};
 use kindred_core::{
     Dataset, Error, EventType, FeatureTable, FeatureValue, InteractionsBuilder, Result, SplitMix64,
 };
@@ -382,7 +383,7 @@ pub fn generate(cfg: &SyntheticConfig) -> Result<Synthetic> {
                     if seen_by[i as usize] == stamp {
                         continue;
                     }
-                    let score = dot(&taste, item_vec(i));
+                    let score = dot_f64(&taste, item_vec(i));
                     let logit = (1.0 - PROPOSAL_FLATTENING) * log_popularity[i as usize]
                         + cfg.affinity * score;
                     best = best.max(logit);
@@ -411,7 +412,7 @@ pub fn generate(cfg: &SyntheticConfig) -> Result<Synthetic> {
             }
             let Some(item) = picked else { continue };
             seen_by[item as usize] = stamp;
-            let score = dot(&taste, item_vec(item));
+            let score = dot_f64(&taste, item_vec(item));
             let time = cfg.start_timestamp + t as i64;
             let user = u as u32;
             if cfg.implicit {
@@ -665,8 +666,8 @@ fn user_feature_table(
         let taste = &user_taste[u * f..(u + 1) * f];
         let segment = (0..SEGMENTS)
             .max_by(|&a, &b| {
-                dot(taste, &prototypes[a * f..(a + 1) * f])
-                    .total_cmp(&dot(taste, &prototypes[b * f..(b + 1) * f]))
+                dot_f64(taste, &prototypes[a * f..(a + 1) * f])
+                    .total_cmp(&dot_f64(taste, &prototypes[b * f..(b + 1) * f]))
             })
             .unwrap_or(0);
         table.set(
@@ -727,14 +728,6 @@ impl AliasTable {
     }
 }
 
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-fn sigmoid(x: f64) -> f64 {
-    1.0 / (1.0 + (-x).exp())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -792,7 +785,7 @@ mod tests {
         assert_eq!(top, 0.0);
         let data = &syn.dataset.interactions;
         let taste = |u: usize, i: usize| {
-            dot(
+            dot_f64(
                 &t.user_factors[u * f..(u + 1) * f],
                 &t.item_factors[i * f..(i + 1) * f],
             )

@@ -148,7 +148,15 @@ fn a_family_without_a_space_is_a_clear_error() {
     )
     .unwrap_err()
     .to_string();
-    assert!(err.contains("families with one: svd"), "{err}");
+    let with_space = kindred_models::registry::families_with_space().join(", ");
+    assert!(
+        with_space.starts_with("baseline, itemknn, svd"),
+        "{with_space}"
+    );
+    assert!(
+        err.contains(&format!("families with one: {with_space}")),
+        "{err}"
+    );
     let err = tune(
         &dataset(),
         &Protocol::parse("kfold:3").unwrap(),

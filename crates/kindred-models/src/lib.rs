@@ -1,39 +1,32 @@
 //! Kindred's recommendation algorithms.
 //!
 //! Every algorithm implements [`Algorithm`] (hyperparameters + `fit`) and produces a frozen
-//! [`Model`] (scoring, top-K, persistence). [`registry`] maps model specs such as
-//! `baseline:method=sgd` to algorithms, lists them for `kindred models`, resolves presets and
-//! loads saved models back.
+//! [`Model`] (scoring, top-K, persistence). Models live in one folder per family (`rating`,
+//! `neighbours`, `implicit`, `content`, `neural`, `simple`), helpers they share in `common`.
+//! Each family describes itself once with a [`ModelFamily`]; the [`ModelRegistry`] lists them,
+//! maps specs such as `baseline:method=sgd` to algorithms, lists them for `kindred models`,
+//! resolves presets, holds the tuning search spaces and loads saved models back.
 
-pub mod als;
-pub mod baseline;
-pub mod bpmf;
-pub mod bpr;
-pub mod coclustering;
+pub mod common;
 pub mod content;
-pub mod ease;
-pub mod feature_space;
-pub mod hybrid;
-pub mod itemknn;
-pub mod knn;
+pub mod family;
+pub mod implicit;
 pub mod model;
-pub mod ncf;
-pub mod negative;
-pub mod nmf;
+pub mod neighbours;
+pub mod neural;
 pub mod params;
 pub mod persist;
-pub mod popularity;
-pub mod random;
+pub mod ranking;
+pub mod rating;
 pub mod registry;
-mod sgd_kernel;
-pub mod slopeone;
-pub mod svd;
-pub mod svdpp;
+pub mod simple;
+pub mod space;
 
+pub use family::{Applicability, Cost, ModelFamily, ModelInfo, ParamInfo, Saved, Task};
 pub use model::{Algorithm, ItemFilter, Model, UserQuery};
 pub use params::ModelSpec;
 pub use persist::{Fitted, Manifest};
-pub use registry::{build_algorithm, load_model, model_catalog, ModelInfo, ParamInfo, Task};
+pub use registry::{build_algorithm, load_model, model_catalog, ModelRegistry};
 
 #[cfg(test)]
 pub(crate) mod testutil {

@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::date_unit::DateUnit;
 use crate::freshness::FreshnessConfig;
+pub use kindred_models::ranking::fm::{
+    FmFeature, FmLoss, FmParams, NegativeSampling, DEFAULT_HOUR_BUCKETS,
+};
 
 /// Everything the ranking layer does between a model's scores and the final list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -347,28 +350,43 @@ pub struct SecondStageConfig {
 }
 
 fn default_factors() -> usize {
-    16
+    FmParams::default().factors
 }
 fn default_epochs() -> usize {
-    5
+    FmParams::default().epochs
 }
 fn default_learning_rate() -> f64 {
-    0.05
+    FmParams::default().learning_rate
 }
 fn default_regularisation() -> f64 {
-    1e-4
+    FmParams::default().regularisation
 }
 fn default_negatives() -> usize {
-    4
+    FmParams::default().negatives
 }
 fn default_blend() -> f64 {
     0.5
 }
 fn default_hour_buckets() -> usize {
-    6
+    DEFAULT_HOUR_BUCKETS
 }
 fn default_features() -> Vec<FmFeature> {
     FmFeature::ALL.to_vec()
+}
+
+impl From<&SecondStageConfig> for FmParams {
+    fn from(c: &SecondStageConfig) -> Self {
+        Self {
+            factors: c.factors,
+            epochs: c.epochs,
+            learning_rate: c.learning_rate,
+            regularisation: c.regularisation,
+            negatives: c.negatives,
+            sampling: c.sampling,
+            loss: c.loss,
+            ..FmParams::default()
+        }
+    }
 }
 
 impl Default for SecondStageConfig {
@@ -386,60 +404,6 @@ impl Default for SecondStageConfig {
             hour_buckets: default_hour_buckets(),
         }
     }
-}
-
-/// How negatives are drawn for a positive (never an item of the user's training history).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NegativeSampling {
-    #[default]
-    Uniform,
-    /// In proportion to the item's training interactions: harder negatives, less popularity
-    /// bias learnt by the FM.
-    Popularity,
-}
-
-/// Training objective of the FM.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FmLoss {
-    /// Pointwise log loss on positives (label 1) and negatives (label 0).
-    #[default]
-    Logistic,
-    /// Pairwise: each positive against each of its negatives in the same context.
-    Bpr,
-}
-
-/// A feature group of the FM's input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FmFeature {
-    /// One-hot user index.
-    User,
-    /// One-hot item index.
-    Item,
-    /// Every categorical user column (gender, occupation, ...).
-    UserFeatures,
-    /// Every categorical item column (genres, ...).
-    ItemFeatures,
-    /// Hour-of-day bucket of the event timestamp (UTC).
-    Hour,
-    /// Day of the week of the event timestamp (UTC).
-    Weekday,
-    /// Every key/value context entry of the interaction row (device=mobile, ...).
-    Context,
-}
-
-impl FmFeature {
-    pub const ALL: [FmFeature; 7] = [
-        FmFeature::User,
-        FmFeature::Item,
-        FmFeature::UserFeatures,
-        FmFeature::ItemFeatures,
-        FmFeature::Hour,
-        FmFeature::Weekday,
-        FmFeature::Context,
-    ];
 }
 
 impl RankConfig {

@@ -11,7 +11,6 @@ pub mod date_unit;
 pub mod exploration;
 pub mod fallback;
 pub mod filters;
-pub mod fm;
 pub mod freshness;
 pub mod mmr;
 pub mod pipeline;
@@ -23,8 +22,11 @@ pub use config::RankConfig;
 pub use exploration::{Candidate, ExplorationLogRecord, ExplorationPolicy, ShownSlot};
 pub use fallback::{FallbackCatalog, ItemSource, Source, TrainingLog};
 pub use filters::{Relaxation, RequestFilters};
-pub use fm::{FactorisationMachine, FmEncoder, FmParams, LabelledExample, RequestContext};
 pub use freshness::{Freshness, FreshnessConfig, FreshnessRequest};
+pub use kindred_models::ranking::{
+    ContextScorer, FactorisationMachine, FmEncoder, FmParams, FmScorer, LabelledExample,
+    RequestContext,
+};
 pub use pipeline::{CatalogData, RankPipeline, RankRequest, RankedItem, ScoreSource};
 pub use rerank::{item_boosts, ItemCategories, Reranker};
 pub use second_stage::SecondStage;

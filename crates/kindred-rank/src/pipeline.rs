@@ -34,10 +34,10 @@ use crate::fallback::{
     item_dates, FallbackCatalog, ItemDateColumn, ItemSource, Source, TrainingLog,
 };
 use crate::filters::{find_column, ItemFilters, Relaxation, RequestFilters, ResolvedRequest};
-use crate::fm::RequestContext;
 use crate::freshness::{Freshness, FreshnessRequest};
 use crate::rerank::{item_boosts, log_popularity, ItemCategories, Reranker};
 use crate::second_stage::SecondStage;
+use kindred_models::ranking::RequestContext;
 
 /// What a pipeline is built from: the catalog's ids and features and the training log.
 #[derive(Debug, Clone, Copy)]

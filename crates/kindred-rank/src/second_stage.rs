@@ -4,48 +4,51 @@
 //! `score = (1 - weight) * norm(first stage) + weight * norm(FM)`, each min-max normalised over
 //! the pool, so the blend weight means the same for every first-stage model.
 
+use std::sync::Arc;
+
 use kindred_core::{FitContext, Result, Scored, TrainSet};
+use kindred_models::ranking::fm::{
+    fit_implicit, FactorisationMachine, FmEncoder, FmParams, FmScorer,
+};
+use kindred_models::ranking::{ContextScorer, RequestContext};
 
 use crate::config::SecondStageConfig;
-use crate::fm::{fit_implicit, FactorisationMachine, FmEncoder, FmParams, RequestContext};
 
-/// A trained second stage for one training set.
+/// A trained second stage for one training set: a context-aware model behind
+/// [`ContextScorer`] and the blend weight.
 #[derive(Debug, Clone)]
 pub struct SecondStage {
-    encoder: FmEncoder,
-    model: FactorisationMachine,
+    scorer: Arc<dyn ContextScorer>,
     weight: f64,
 }
 
 impl SecondStage {
     /// Trains the FM on `train`'s rows as positives with sampled negatives (see
-    /// [`crate::fm::fit_implicit`]).
+    /// [`kindred_models::ranking::fm::fit_implicit`]).
     pub fn fit(config: &SecondStageConfig, train: &TrainSet, ctx: &FitContext) -> Result<Self> {
-        let encoder = FmEncoder::new(train, config);
+        let encoder = FmEncoder::new(train, &config.features, config.hour_buckets);
         let model = fit_implicit(&encoder, train, &FmParams::from(config), ctx)?;
         Ok(Self::from_parts(encoder, model, config.weight))
     }
 
-    /// A second stage from a model trained elsewhere (e.g. with [`crate::fm::fit_labelled`]).
+    /// A second stage from an FM trained elsewhere (e.g. with
+    /// [`kindred_models::ranking::fm::fit_labelled`]).
     pub fn from_parts(encoder: FmEncoder, model: FactorisationMachine, weight: f64) -> Self {
+        Self::from_scorer(Arc::new(FmScorer { encoder, model }), weight)
+    }
+
+    /// A second stage from any context-aware model.
+    pub fn from_scorer(scorer: Arc<dyn ContextScorer>, weight: f64) -> Self {
         Self {
-            encoder,
-            model,
+            scorer,
             weight: weight.clamp(0.0, 1.0),
         }
     }
 
-    /// FM scores of `items` for `user` (index of the training set, None: anonymous) in `context`.
+    /// Second-stage scores of `items` for `user` (index of the training set, None: anonymous) in
+    /// `context`.
     pub fn score(&self, user: Option<u32>, context: &RequestContext, items: &[u32]) -> Vec<f32> {
-        let request = self.encoder.encode_request(user, context);
-        let partial = self.model.partial(&request);
-        items
-            .iter()
-            .map(|&i| {
-                self.model
-                    .predict_with(&partial, &self.encoder.encode_item(i))
-            })
-            .collect()
+        self.scorer.score_in_context(user, context, items)
     }
 
     /// The pool re-scored with the blend and sorted best first; ties keep the pool's order, so
@@ -120,7 +123,7 @@ mod tests {
             features: vec![FmFeature::Item],
             ..Default::default()
         };
-        let encoder = FmEncoder::new(&train, &config);
+        let encoder = FmEncoder::new(&train, &config.features, config.hour_buckets);
         assert_eq!(encoder.n_features(), 3);
         // FM scores 0, 2, 1 (linear weights only): normalised 0, 1, 0.5.
         let model =

@@ -30,6 +30,7 @@
 
 use std::sync::Arc;
 
+use kindred_core::kernels::sigmoid;
 use kindred_core::{Dataset, Error, Result, SplitMix64};
 use kindred_data::synthetic::{generate, SyntheticConfig, SyntheticTruth};
 use serde::{Deserialize, Serialize};
@@ -301,10 +302,6 @@ impl World {
         }
         candidates[CANDIDATES - 1].0
     }
-}
-
-fn sigmoid(x: f64) -> f64 {
-    1.0 / (1.0 + (-x).exp())
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use kindred_cluster::{
 };
 use kindred_core::TrainSet;
 use kindred_data::import::ImportOptions;
-use kindred_models::als::{AlsModel, AlsParams};
+use kindred_models::implicit::als::{AlsModel, AlsParams};
 use kindred_models::{Model, ModelSpec};
 
 use super::Env;

@@ -30,7 +30,12 @@ pub fn run(args: Args, _env: &Env) -> Result<()> {
     for model in &catalog {
         println!("{} ({:?}): {}", model.name, model.task, model.summary);
         for p in &model.params {
-            println!("    {:<16} default {:<22} {}", p.name, p.default, p.help);
+            println!(
+                "    {:<16} default {:<22} {}",
+                p.name,
+                p.default_text(),
+                p.help
+            );
         }
     }
     println!();

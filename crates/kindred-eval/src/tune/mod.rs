@@ -5,7 +5,6 @@
 //! family's defaults on the same splits. The outer test rows never reach a search.
 
 pub mod search;
-pub mod space;
 pub mod state;
 pub mod tpe;
 
@@ -19,9 +18,10 @@ use crate::report::{EvalReport, TrialRecord, TuningSummary};
 use crate::runner::{
     compare_results, evaluate, evaluate_plans, lower_is_better, EvalOptions, ModelPlan,
 };
+pub use kindred_models::registry::{families_with_space, space_for};
+pub use kindred_models::space::Space;
 pub use search::Method;
 use search::{search, SearchSettings};
-pub use space::{space_for, Space, FAMILIES};
 use state::{StateFile, StateHeader};
 
 /// Trials per outer fold when neither a trial nor a time budget is given.

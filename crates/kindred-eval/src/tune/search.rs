@@ -12,9 +12,10 @@ use std::time::Instant;
 use kindred_core::rng::mix64;
 use kindred_core::{CancelFlag, Error, Progress, Result, SplitMix64};
 
-use super::space::{Config, Space};
 use super::tpe::{self, TpeSettings};
 use crate::report::TrialRecord;
+use kindred_models::registry::{families_with_space, space_for};
+use kindred_models::space::{Config, Space};
 
 /// How configurations are chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,10 +112,9 @@ pub fn search(
         return Err(Error::InvalidInput(format!(
             "halving needs an iteration parameter to scale, and `{}` has none; families with one: {}; use --method tpe or random",
             space.family,
-            super::space::FAMILIES
-                .iter()
-                .filter(|f| super::space::space_for(f).is_ok_and(|s| s.fidelity.is_some()))
-                .copied()
+            families_with_space()
+                .into_iter()
+                .filter(|f| space_for(f).is_ok_and(|s| s.fidelity.is_some()))
                 .collect::<Vec<_>>()
                 .join(", ")
         )));
@@ -447,8 +447,8 @@ impl Runner<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tune::space::{Domain, Param, Value};
     use kindred_core::NoProgress;
+    use kindred_models::space::{Domain, Param, Value};
 
     fn toy_space() -> Space {
         Space {

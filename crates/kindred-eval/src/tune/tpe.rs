@@ -12,7 +12,7 @@ use kindred_core::SplitMix64;
 
 use kindred_stats::experiment::distributions::normal_cdf;
 
-use super::space::{Config, Domain, Space, Value};
+use kindred_models::space::{Config, Domain, Space, Value};
 
 /// Knobs of the estimator.
 #[derive(Debug, Clone, Copy)]
@@ -180,7 +180,7 @@ impl Parzen {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tune::space::Param;
+    use kindred_models::space::Param;
 
     #[test]
     fn parzen_density_integrates_to_one_on_the_unit_interval() {

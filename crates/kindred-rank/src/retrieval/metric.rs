@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use kindred_core::kernels::{dot, squared_l2};
 use kindred_core::{Error, Result};
 
 /// How two vectors are compared.
@@ -52,59 +53,6 @@ impl Metric {
             _ => None,
         }
     }
-}
-
-/// Lanes of independent accumulators: enough to fill the vector registers and hide the latency
-/// of the adds, so the compiler turns the loop into packed multiply-adds without `-ffast-math`.
-const LANES: usize = 16;
-
-/// `a . b` over the common length, with [`LANES`] independent partial sums.
-#[inline]
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    lane_sum(a, b, |x, y| x * y)
-}
-
-/// `|a - b|^2` over the common length, with [`LANES`] independent partial sums.
-#[inline]
-pub fn squared_l2(a: &[f32], b: &[f32]) -> f32 {
-    lane_sum(a, b, |x, y| (x - y) * (x - y))
-}
-
-/// `sum_i term(a_i, b_i)` over the common length in [`LANES`] independent partial sums, folded
-/// pairwise; `term` inlines, so each caller gets its own vectorised loop.
-#[inline(always)]
-// Indexed lanes on fixed-size chunks are what the auto-vectoriser turns into packed arithmetic.
-#[allow(clippy::needless_range_loop)]
-fn lane_sum(a: &[f32], b: &[f32], term: impl Fn(f32, f32) -> f32) -> f32 {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut acc = [0f32; LANES];
-    let chunks_a = a.chunks_exact(LANES);
-    let chunks_b = b.chunks_exact(LANES);
-    let (tail_a, tail_b) = (chunks_a.remainder(), chunks_b.remainder());
-    for (x, y) in chunks_a.zip(chunks_b) {
-        for lane in 0..LANES {
-            acc[lane] += term(x[lane], y[lane]);
-        }
-    }
-    let mut sum = fold_lanes(acc);
-    for (&x, &y) in tail_a.iter().zip(tail_b) {
-        sum += term(x, y);
-    }
-    sum
-}
-
-/// Pairwise sum of the lanes (a fixed order, so results do not depend on the caller).
-#[inline]
-fn fold_lanes(mut acc: [f32; LANES]) -> f32 {
-    let mut width = LANES / 2;
-    while width > 0 {
-        for lane in 0..width {
-            acc[lane] += acc[lane + width];
-        }
-        width /= 2;
-    }
-    acc[0]
 }
 
 /// Euclidean norm.

@@ -1,0 +1,75 @@
+//! Each user's chronological training history with per-pair values: what recency-weighted
+//! scoring (item-kNN) and user profiles (content) read.
+
+use kindred_core::interactions::NO_TIMESTAMP;
+use kindred_core::{ItemIdx, TrainSet, UserIdx};
+
+use crate::common::weighting::{TermWeights, Weighting};
+
+/// Each user's distinct training items, oldest first (by their latest event), with values.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Histories {
+    pub(crate) indptr: Vec<u64>,
+    pub(crate) items: Vec<ItemIdx>,
+    pub(crate) weights: Vec<f32>,
+}
+
+impl Histories {
+    pub(crate) fn new(data: &TrainSet, weighting: Weighting, terms: Option<&TermWeights>) -> Self {
+        let log = &data.data;
+        let (timestamps, weights) = (log.timestamps(), log.weights());
+        let m = &data.by_user;
+        let mut out = Histories {
+            indptr: Vec::with_capacity(m.n_rows() + 1),
+            items: Vec::with_capacity(m.nnz()),
+            weights: Vec::with_capacity(m.nnz()),
+        };
+        out.indptr.push(0);
+        let mut user: Vec<((i64, u64), ItemIdx, f32)> = Vec::new();
+        for u in 0..m.n_rows() {
+            user.clear();
+            for (&item, &e) in m.row(u).iter().zip(m.row_entries(u)) {
+                let t = timestamps[e as usize];
+                // Chronology as the temporal protocol sees it: (timestamp, item); rows without a
+                // timestamp keep their log order, the only chronology they have.
+                let key = if t == NO_TIMESTAMP {
+                    (t, e as u64)
+                } else {
+                    (t, item as u64)
+                };
+                let w = match weighting {
+                    Weighting::Binary => 1.0,
+                    _ => weights[e as usize],
+                };
+                match user.last_mut() {
+                    Some(last) if last.1 == item => {
+                        last.0 = last.0.max(key);
+                        if weighting != Weighting::Binary {
+                            last.2 += w;
+                        }
+                    }
+                    _ => user.push((key, item, w)),
+                }
+            }
+            user.sort_by_key(|h| h.0);
+            out.items.extend(user.iter().map(|h| h.1));
+            match terms {
+                Some(t) => out
+                    .weights
+                    .extend(user.iter().map(|h| t.value(u, h.1 as usize, h.2))),
+                None => out.weights.extend(user.iter().map(|h| h.2)),
+            }
+            out.indptr.push(out.items.len() as u64);
+        }
+        out
+    }
+
+    pub(crate) fn of(&self, user: UserIdx) -> (&[ItemIdx], &[f32]) {
+        let u = user as usize;
+        if u + 1 >= self.indptr.len() {
+            return (&[], &[]);
+        }
+        let range = self.indptr[u] as usize..self.indptr[u + 1] as usize;
+        (&self.items[range.clone()], &self.weights[range])
+    }
+}

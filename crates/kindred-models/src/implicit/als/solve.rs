@@ -1,0 +1,203 @@
+//! One half-iteration: every row of one side solved against the fixed other side, in parallel
+//! and independently (so a fit is the same for any thread count), by the configured solver.
+
+use std::borrow::Cow;
+
+use faer::dyn_stack::MemBuffer;
+use faer::linalg::cholesky::llt;
+use faer::linalg::matmul::matmul;
+use faer::{Accum, MatMut, MatRef, Par};
+use kindred_core::{Error, Result, SplitMix64};
+use rayon::prelude::*;
+
+use super::cg::solve_cg;
+use super::cholesky::solve_cholesky;
+use super::confidence::ConfidenceRows;
+use super::params::{AlsParams, Solver};
+
+/// The `draw`-th value of ALS's initial factors for `seed`: uniform in `[0, 0.01)` as in
+/// `implicit`. A single-node fit draws the user factors first (draw `u * f + k`), then the item
+/// factors (draw `(n_users + i) * f + k`); a shard of a distributed fit computes the same values
+/// for its own rows without drawing the others.
+pub fn initial_value(seed: u64, draw: u64) -> f64 {
+    SplitMix64::at(seed, draw).next_f64() * 0.01
+}
+
+/// `F^T F` of a row-major `rows x f` matrix, f x f row-major (symmetric). Sequential, so the
+/// result does not depend on the thread count.
+pub fn gram(factors: &[f64], f: usize) -> Vec<f64> {
+    let rows = factors.len() / f.max(1);
+    let m = MatRef::from_row_major_slice(factors, rows, f);
+    let mut out = vec![0.0; f * f];
+    matmul(
+        MatMut::from_row_major_slice_mut(&mut out, f, f),
+        Accum::Replace,
+        m.transpose(),
+        m,
+        1.0,
+        Par::Seq,
+    );
+    out
+}
+
+/// The fixed side of a half-iteration: `G = YtY + reg I` and the other side's factors (f64 for
+/// the exact solver; an f32 copy for conjugate gradient, whose loops are bound by fetching these
+/// scattered rows: half the bytes, and the CG arithmetic itself stays f64).
+#[derive(Clone, Copy)]
+pub(super) struct Fixed<'a, T = f64> {
+    pub(super) gram: &'a [f64],
+    pub(super) other: &'a [T],
+    pub(super) f: usize,
+}
+
+impl<T> Fixed<'_, T> {
+    pub(super) fn row(&self, c: u32) -> &[T] {
+        &self.other[c as usize * self.f..(c as usize + 1) * self.f]
+    }
+}
+
+/// Per-thread buffers of a row solve.
+pub(super) struct Scratch {
+    pub(super) a: Vec<f64>,
+    pub(super) b: Vec<f64>,
+    pub(super) gathered: Vec<f64>,
+    pub(super) scaled: Vec<f64>,
+    pub(super) r: Vec<f64>,
+    pub(super) p: Vec<f64>,
+    pub(super) ap: Vec<f64>,
+    pub(super) stack: MemBuffer,
+}
+
+impl Scratch {
+    pub(super) fn new(f: usize) -> Self {
+        Self {
+            a: vec![0.0; f * f],
+            b: vec![0.0; f],
+            gathered: Vec::new(),
+            scaled: Vec::new(),
+            r: vec![0.0; f],
+            p: vec![0.0; f],
+            ap: vec![0.0; f],
+            stack: MemBuffer::new(llt::factor::cholesky_in_place_scratch::<f64>(
+                f,
+                Par::Seq,
+                Default::default(),
+            )),
+        }
+    }
+}
+
+/// Re-solves every row of `target` against the fixed `other` factors.
+pub(super) fn solve_side(
+    target: &mut [f64],
+    rows: &ConfidenceRows,
+    other: &[f64],
+    params: &AlsParams,
+) -> Result<()> {
+    solve_rows(
+        target,
+        rows,
+        FixedRows::F64(other),
+        gram(other, params.factors),
+        params,
+    )
+}
+
+/// The fixed side's rows a solve reads. The exact solver reads them in f64; conjugate gradient
+/// reads only an f32 copy (its loops are bound by fetching these rows), so a shard of a
+/// distributed fit may be sent just that copy: half the bytes, the same result.
+#[derive(Debug, Clone, Copy)]
+pub enum FixedRows<'a> {
+    F64(&'a [f64]),
+    F32(&'a [f32]),
+}
+
+/// Re-solves every row of `target` (row `r` of `rows`, `factors` values each) against the fixed
+/// side: `other` holds the rows that `rows` points into, `other_gram` is `YtY` over the *whole*
+/// fixed side (which may hold more rows than `other`, as on one shard of a distributed fit). The
+/// kernel of both the single-node and the distributed fit.
+pub fn solve_rows(
+    target: &mut [f64],
+    rows: &ConfidenceRows,
+    other: FixedRows<'_>,
+    other_gram: Vec<f64>,
+    params: &AlsParams,
+) -> Result<()> {
+    let f = params.factors;
+    let other_len = match other {
+        FixedRows::F64(o) => o.len(),
+        FixedRows::F32(o) => o.len(),
+    };
+    if other_gram.len() != f * f
+        || target.len() != rows.n_rows() * f
+        || !other_len.is_multiple_of(f)
+    {
+        return Err(Error::InvalidInput(format!(
+            "als: shapes disagree (gram {}, target {}, rows {}, other {other_len}, factors {f})",
+            other_gram.len(),
+            target.len(),
+            rows.n_rows(),
+        )));
+    }
+    if let Some(&top) = rows.indices.iter().max() {
+        if top as usize >= other_len / f {
+            return Err(Error::InvalidInput(format!(
+                "als: a row points at fixed row {top} of {}",
+                other_len / f
+            )));
+        }
+    }
+    let mut g = other_gram;
+    for k in 0..f {
+        g[k * f + k] += params.reg;
+    }
+    let (other64, other32): (&[f64], Cow<'_, [f32]>) = match (params.solver, other) {
+        (Solver::Cg, FixedRows::F64(o)) => (&[], Cow::Owned(o.iter().map(|&v| v as f32).collect())),
+        (Solver::Cg, FixedRows::F32(o)) => (&[], Cow::Borrowed(o)),
+        (Solver::Cholesky, FixedRows::F64(o)) => (o, Cow::Borrowed(&[][..])),
+        (Solver::Cholesky, FixedRows::F32(_)) => {
+            return Err(Error::InvalidInput(
+                "als: the exact solver needs the fixed rows in f64".into(),
+            ))
+        }
+    };
+    let fixed = Fixed {
+        gram: &g,
+        other: other64,
+        f,
+    };
+    let fixed32 = Fixed {
+        gram: &g,
+        other: &other32,
+        f,
+    };
+    let failed = target
+        .par_chunks_mut(f)
+        .enumerate()
+        .with_min_len(16)
+        .map_init(
+            || Scratch::new(f),
+            |s, (r, x)| {
+                let (cols, conf) = rows.row(r);
+                if cols.is_empty() {
+                    x.fill(0.0);
+                    return false;
+                }
+                match params.solver {
+                    Solver::Cholesky => !solve_cholesky(fixed, cols, conf, s, x),
+                    Solver::Cg => {
+                        solve_cg(fixed32, cols, conf, params.cg_steps, s, x);
+                        false
+                    }
+                }
+            },
+        )
+        .filter(|&failed| failed)
+        .count();
+    if failed > 0 {
+        return Err(Error::InvalidInput(format!(
+            "als: {failed} systems were not positive definite; raise reg or use confidence=hu"
+        )));
+    }
+    Ok(())
+}

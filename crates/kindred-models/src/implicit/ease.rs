@@ -1,0 +1,581 @@
+//! EASE^R (Steck 2019): a shallow linear item-item autoencoder with a closed-form solution.
+//!
+//! With `X` the user x item matrix (1 per interacted pair, or the pair's summed implicit weight),
+//! the item-item weights `B` minimise `|X - X B|^2 + lambda |B|^2` subject to `diag(B) = 0`:
+//! `G = X^T X + lambda I`, `P = G^{-1}`, `B_ij = -P_ij / P_jj` (i != j), `B_jj = 0`. A user is
+//! scored by `x_u B`, the sum of the `B` rows of their items, so anonymous and session users are
+//! scored from the query's history the same way.
+//!
+//! `B` is dense (items x items), so memory grows with the square of the catalog: fitting is
+//! refused above `max_items`. `G` is accumulated from the sparse rows in parallel by item, and
+//! faer's Cholesky factorisation of the symmetric positive definite `G` gives the inverse.
+
+use std::path::Path;
+
+use faer::dyn_stack::{MemBuffer, MemStack};
+use faer::linalg::cholesky::llt;
+use faer::{MatMut, Par};
+use kindred_core::{Error, FitContext, ItemIdx, Result, TrainSet};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+pub use crate::common::weighting::Weighting;
+use crate::family::{param_infos, Applicability, Cost, ModelFamily, ParamInfo, Saved, Task};
+use crate::implicit::als::WeightedRows;
+use crate::model::{Algorithm, Model, UserQuery};
+use crate::params::check;
+use crate::params::ModelSpec;
+use crate::persist::{Fitted, TensorReader, TensorWriter};
+use crate::space::{Param, Space};
+
+/// Hyperparameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EaseParams {
+    /// L2 regularisation added to the diagonal of `X^T X`.
+    pub lambda: f64,
+    pub weighting: Weighting,
+    /// Largest catalog fitted (the model holds items^2 weights).
+    pub max_items: usize,
+}
+
+impl Default for EaseParams {
+    fn default() -> Self {
+        Self {
+            lambda: 500.0,
+            weighting: Weighting::Binary,
+            max_items: 20_000,
+        }
+    }
+}
+
+impl EaseParams {
+    fn validate(&self) -> Result<()> {
+        if matches!(self.weighting, Weighting::Bm25 | Weighting::Tfidf) {
+            return Err(Error::InvalidInput(
+                "ease: weighting must be binary or weight (bm25/tfidf apply to itemknn only)"
+                    .into(),
+            ));
+        }
+        check::positive("ease", "lambda", self.lambda)?;
+        Ok(())
+    }
+
+    fn value(&self, weight: f32) -> f32 {
+        match self.weighting {
+            Weighting::Weight => weight,
+            // Rejected by `validate`: per-item reweighting would need the whole column first.
+            Weighting::Binary | Weighting::Bm25 | Weighting::Tfidf => 1.0,
+        }
+    }
+}
+
+/// The EASE^R algorithm.
+#[derive(Debug, Clone, Default)]
+pub struct Ease {
+    pub params: EaseParams,
+}
+
+/// Rows of `G = X^T X + lambda I` (row-major, n x n), accumulated per item from the sparse rows.
+fn gram(
+    by_user: &WeightedRows,
+    by_item: &WeightedRows,
+    params: &EaseParams,
+    ctx: &FitContext,
+) -> Result<Vec<f64>> {
+    let n = by_item.n_rows();
+    let mut g = vec![0.0f64; n * n];
+    ctx.progress.begin("ease gram", n as u64);
+    g.par_chunks_mut(n.max(1))
+        .enumerate()
+        .with_min_len(8)
+        .try_for_each(|(i, row)| -> Result<()> {
+            ctx.cancel.check()?;
+            let (users, weights) = by_item.row(i);
+            for (&u, &wi) in users.iter().zip(weights) {
+                let vi = params.value(wi) as f64;
+                let (items, wj) = by_user.row(u as usize);
+                for (&j, &wj) in items.iter().zip(wj) {
+                    row[j as usize] += vi * params.value(wj) as f64;
+                }
+            }
+            row[i] += params.lambda;
+            ctx.progress.advance(1);
+            Ok(())
+        })?;
+    ctx.progress.finish();
+    Ok(g)
+}
+
+/// `B` from `G`: `P = G^{-1}` by Cholesky, then `B_ij = -P_ij / P_jj` with a zero diagonal.
+fn weights_from_gram(mut g: Vec<f64>, n: usize, ctx: &FitContext) -> Result<Vec<f32>> {
+    let par = Par::rayon(ctx.threads.max(1));
+    let mut buffer = MemBuffer::new(
+        llt::factor::cholesky_in_place_scratch::<f64>(n, par, Default::default())
+            .or(llt::inverse::inverse_scratch::<f64>(n, par)),
+    );
+    let stack = MemStack::new(&mut buffer);
+    // G is symmetric, so its row-major buffer read column-major is G as well.
+    let mut l = MatMut::from_column_major_slice_mut(&mut g, n, n);
+    llt::factor::cholesky_in_place(
+        l.as_mut(),
+        Default::default(),
+        par,
+        stack,
+        Default::default(),
+    )
+    .map_err(|_| Error::InvalidInput("ease: X^T X + lambda I is not positive definite".into()))?;
+    ctx.cancel.check()?;
+    let mut p = vec![0.0f64; n * n];
+    let mut inverse = MatMut::from_column_major_slice_mut(&mut p, n, n);
+    llt::inverse::inverse(inverse.as_mut(), l.as_ref(), par, stack);
+    ctx.cancel.check()?;
+    // Only the lower triangle (column-major) is written: P_ij for i >= j is p[j * n + i].
+    let diag: Vec<f64> = (0..n).map(|j| p[j * n + j]).collect();
+    let p = &p;
+    let mut b = vec![0f32; n * n];
+    b.par_chunks_mut(n.max(1)).enumerate().for_each(|(i, row)| {
+        for (j, out) in row.iter_mut().enumerate() {
+            if i != j {
+                let pij = if i >= j { p[j * n + i] } else { p[i * n + j] };
+                *out = (-pij / diag[j]) as f32;
+            }
+        }
+    });
+    Ok(b)
+}
+
+impl Algorithm for Ease {
+    fn name(&self) -> &'static str {
+        "ease"
+    }
+
+    fn params(&self) -> serde_json::Value {
+        serde_json::to_value(&self.params).unwrap_or_default()
+    }
+
+    fn fit(&self, data: &TrainSet, ctx: &FitContext) -> Result<Box<dyn Model>> {
+        let params = &self.params;
+        params.validate()?;
+        let n = data.n_items();
+        if n > params.max_items {
+            return Err(Error::InvalidInput(format!(
+                "ease: {n} items exceed max_items = {}; the model holds items^2 weights \
+                 (about {:.1} GB to fit here), so raise max_items if memory allows or filter the catalog",
+                params.max_items,
+                (n as f64).powi(2) * 20.0 / 1e9
+            )));
+        }
+        ctx.cancel.check()?;
+        let weights = data.data.weights();
+        let by_user = WeightedRows::new(&data.by_user, weights);
+        let by_item = WeightedRows::new(&data.by_item, weights);
+        let g = gram(&by_user, &by_item, params, ctx)?;
+        let b = weights_from_gram(g, n, ctx)?;
+        let fitted = Fitted::from_train(data);
+        let user_values = by_user.values().iter().map(|&w| params.value(w)).collect();
+        Ok(Box::new(EaseModel {
+            weight_offsets: seen_offsets(&fitted),
+            user_values,
+            b,
+            params: params.clone(),
+            fitted,
+        }))
+    }
+}
+
+/// Start of each user's run of seen items (one more entry than users: the total).
+fn seen_offsets(fitted: &Fitted) -> Vec<usize> {
+    let mut offsets = Vec::with_capacity(fitted.users.len() + 1);
+    let mut total = 0;
+    offsets.push(0);
+    for u in 0..fitted.users.len() as u32 {
+        total += fitted.seen.items_of(u).len();
+        offsets.push(total);
+    }
+    offsets
+}
+
+/// A fitted EASE^R model.
+#[derive(Debug, Clone)]
+pub struct EaseModel {
+    /// `items x items`, row-major: row `i` is what an interaction with `i` adds to every score.
+    b: Vec<f32>,
+    /// Each user's value per seen item (1, or the summed weight), aligned with `fitted.seen`.
+    user_values: Vec<f32>,
+    weight_offsets: Vec<usize>,
+    pub params: EaseParams,
+    fitted: Fitted,
+}
+
+impl EaseModel {
+    /// Loads a model saved by [`Model::save`].
+    pub fn load(params: serde_json::Value, fitted: Fitted, tensors: &TensorReader) -> Result<Self> {
+        let params: EaseParams = serde_json::from_value(params)
+            .map_err(|e| Error::InvalidInput(format!("ease parameters: {e}")))?;
+        let n = fitted.items.len();
+        let weight_offsets = seen_offsets(&fitted);
+        let n_seen = weight_offsets.last().copied().unwrap_or(0);
+        Ok(Self {
+            b: tensors.f32_len("ease.b", n * n)?,
+            user_values: tensors.f32_len("ease.user_values", n_seen)?,
+            weight_offsets,
+            params,
+            fitted,
+        })
+    }
+
+    /// The (item, value) pairs a query is scored from, each item once, sorted by item.
+    fn profile(&self, query: &UserQuery<'_>) -> Vec<(ItemIdx, f32)> {
+        let mut items: Vec<(ItemIdx, f32)> = Vec::new();
+        if let Some(u) = query.user {
+            let seen = self.fitted.seen.items_of(u);
+            let start = self.weight_offsets.get(u as usize).copied().unwrap_or(0);
+            if let Some(values) = self.user_values.get(start..start + seen.len()) {
+                items.extend(seen.iter().copied().zip(values.iter().copied()));
+            }
+        }
+        items.extend(query.history.iter().map(|&i| (i, 1.0)));
+        items.sort_by_key(|&(i, _)| i);
+        let mut merged: Vec<(ItemIdx, f32)> = Vec::with_capacity(items.len());
+        for (i, v) in items {
+            match merged.last_mut() {
+                Some(last) if last.0 == i => {
+                    if self.params.weighting == Weighting::Weight {
+                        last.1 += v;
+                    }
+                }
+                _ => merged.push((i, v)),
+            }
+        }
+        merged
+    }
+}
+
+impl Model for EaseModel {
+    fn name(&self) -> &'static str {
+        "ease"
+    }
+
+    fn params(&self) -> serde_json::Value {
+        serde_json::to_value(&self.params).unwrap_or_default()
+    }
+
+    fn fitted(&self) -> &Fitted {
+        &self.fitted
+    }
+
+    fn score(&self, query: &UserQuery<'_>, items: &[ItemIdx], out: &mut [f32]) {
+        crate::model::score_via_all(self, query, items, out);
+    }
+
+    fn score_all(&self, query: &UserQuery<'_>, out: &mut [f32]) {
+        let n = self.fitted.items.len();
+        out.fill(0.0);
+        for (i, v) in self.profile(query) {
+            if let Some(row) = self.b.get(i as usize * n..(i as usize + 1) * n) {
+                for (o, &b) in out.iter_mut().zip(row) {
+                    *o += v * b;
+                }
+            }
+        }
+    }
+
+    fn save(&self, dir: &Path) -> Result<()> {
+        let n = self.fitted.items.len();
+        let mut t = TensorWriter::new();
+        t.f32("ease.b", &[n, n], &self.b).f32(
+            "ease.user_values",
+            &[self.user_values.len()],
+            &self.user_values,
+        );
+        self.fitted.save(dir, "ease", Model::params(self), t)
+    }
+}
+
+/// The `ease` family's entry in the model registry.
+pub struct EaseFamily;
+
+impl ModelFamily for EaseFamily {
+    fn name(&self) -> &'static str {
+        "ease"
+    }
+
+    fn task(&self) -> Task {
+        Task::Ranking
+    }
+
+    fn summary(&self) -> &'static str {
+        "EASE^R (Steck 2019): closed-form item-item linear autoencoder; serves anonymous users from their history"
+    }
+
+    fn params(&self) -> Vec<ParamInfo> {
+        param_infos::<EaseParams>(&[
+            (
+                "lambda",
+                None,
+                "L2 regularisation added to the diagonal of X^T X",
+            ),
+            (
+                "weighting",
+                None,
+                "binary (each user-item pair counts once) | weight (sum of implicit weights)",
+            ),
+            (
+                "max_items",
+                None,
+                "largest catalog fitted: the model holds items^2 weights",
+            ),
+        ])
+    }
+
+    fn build(&self, spec: &ModelSpec) -> Result<Box<dyn Algorithm>> {
+        Ok(Box::new(Ease {
+            params: spec.typed()?,
+        }))
+    }
+
+    fn load(&self, saved: Saved<'_>) -> Result<Box<dyn Model>> {
+        saved.load_with(EaseModel::load)
+    }
+
+    fn search_space(&self) -> Option<Space> {
+        Some(Space {
+            family: "ease",
+            params: vec![Param::float("lambda", 5.0, 5000.0, true, 500.0)],
+            fidelity: None,
+        })
+    }
+
+    fn applicability(&self) -> Applicability {
+        Applicability {
+            max_items: Some(EaseParams::default().max_items),
+            ..Applicability::default()
+        }
+    }
+
+    fn cost(&self) -> Cost {
+        Cost::High
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::implicit::als::test_support::{hit_and_recall, temporal_split};
+    use kindred_core::{EventType, Interaction, InteractionsBuilder};
+
+    fn train(rows: &[(&str, &str, f32)]) -> TrainSet {
+        let mut b = InteractionsBuilder::new();
+        for &(u, i, w) in rows {
+            let mut row = Interaction::implicit(u, i, EventType::View, Some(0));
+            row.weight = w;
+            b.push(row);
+        }
+        TrainSet::new(b.build())
+    }
+
+    /// Inverse of a small dense matrix by Gauss-Jordan elimination (independent of faer).
+    fn invert(a: &[f64], n: usize) -> Vec<f64> {
+        let mut m: Vec<f64> = Vec::new();
+        for r in 0..n {
+            m.extend_from_slice(&a[r * n..(r + 1) * n]);
+            m.extend((0..n).map(|c| (c == r) as u8 as f64));
+        }
+        let w = 2 * n;
+        for c in 0..n {
+            let pivot = (c..n)
+                .max_by(|&x, &y| m[x * w + c].abs().total_cmp(&m[y * w + c].abs()))
+                .unwrap();
+            for k in 0..w {
+                m.swap(c * w + k, pivot * w + k);
+            }
+            let d = m[c * w + c];
+            for k in 0..w {
+                m[c * w + k] /= d;
+            }
+            for r in (0..n).filter(|&r| r != c) {
+                let factor = m[r * w + c];
+                for k in 0..w {
+                    m[r * w + k] -= factor * m[c * w + k];
+                }
+            }
+        }
+        (0..n)
+            .flat_map(|r| m[r * w + n..(r + 1) * w].to_vec())
+            .collect()
+    }
+
+    #[test]
+    fn weights_match_the_closed_form_by_hand() {
+        // u1: a b c, u2: a b, u3: b c (twice c), u4: a d.
+        let rows = [
+            ("u1", "a", 1.0),
+            ("u1", "b", 1.0),
+            ("u1", "c", 1.0),
+            ("u2", "a", 1.0),
+            ("u2", "b", 1.0),
+            ("u3", "b", 1.0),
+            ("u3", "c", 2.0),
+            ("u3", "c", 1.0),
+            ("u4", "a", 1.0),
+            ("u4", "d", 1.0),
+        ];
+        let data = train(&rows);
+        for (weighting, xs) in [
+            // X rows per user over (a, b, c, d).
+            (
+                Weighting::Binary,
+                [
+                    [1., 1., 1., 0.],
+                    [1., 1., 0., 0.],
+                    [0., 1., 1., 0.],
+                    [1., 0., 0., 1.],
+                ],
+            ),
+            (
+                Weighting::Weight,
+                [
+                    [1., 1., 1., 0.],
+                    [1., 1., 0., 0.],
+                    [0., 1., 3., 0.],
+                    [1., 0., 0., 1.],
+                ],
+            ),
+        ] {
+            let lambda = 0.7;
+            let n = 4;
+            let mut g = vec![0.0; n * n];
+            for x in xs {
+                for i in 0..n {
+                    for j in 0..n {
+                        g[i * n + j] += x[i] * x[j];
+                    }
+                }
+            }
+            for i in 0..n {
+                g[i * n + i] += lambda;
+            }
+            let p = invert(&g, n);
+            let params = EaseParams {
+                lambda,
+                weighting,
+                ..Default::default()
+            };
+            let model = Ease { params }.fit(&data, &FitContext::default()).unwrap();
+            let mut scores = [0f32; 4];
+            for (u, x) in xs.iter().enumerate() {
+                model.score_all(&UserQuery::known(u as u32), &mut scores);
+                for j in 0..n {
+                    let want: f64 = (0..n)
+                        .filter(|&i| i != j)
+                        .map(|i| x[i] * -p[i * n + j] / p[j * n + j])
+                        .sum();
+                    assert!(
+                        (scores[j] as f64 - want).abs() < 1e-5,
+                        "{weighting:?} user {u} item {j}: {} vs {want}",
+                        scores[j]
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn anonymous_history_scores_like_the_known_user() {
+        let (train, _) = temporal_split("users=200,items=100,seed=2");
+        let model = Ease::default().fit(&train, &FitContext::default()).unwrap();
+        let n = train.n_items();
+        for u in [0u32, 7, 31] {
+            let seen = model.fitted().seen.items_of(u).to_vec();
+            let (mut known, mut anonymous) = (vec![0f32; n], vec![0f32; n]);
+            model.score_all(&UserQuery::known(u), &mut known);
+            // Repeats in a binary history count once.
+            let mut history = seen.clone();
+            history.extend_from_slice(&seen[..1]);
+            model.score_all(&UserQuery::anonymous(&history), &mut anonymous);
+            assert_eq!(known, anonymous);
+        }
+    }
+
+    #[test]
+    fn beats_popularity_on_planted_structure() {
+        let (train, relevant) = temporal_split("users=600,items=300,seed=3");
+        let ctx = FitContext::default();
+        let popularity = crate::simple::popularity::Popularity::default()
+            .fit(&train, &ctx)
+            .unwrap();
+        let (pop_hit, pop_recall) = hit_and_recall(popularity.as_ref(), &relevant);
+        let params = EaseParams {
+            lambda: 50.0,
+            ..Default::default()
+        };
+        let ease = Ease { params }.fit(&train, &ctx).unwrap();
+        let (hit, recall) = hit_and_recall(ease.as_ref(), &relevant);
+        assert!(
+            hit > 1.3 * pop_hit && recall > 1.3 * pop_recall,
+            "ease hit@10 {hit:.4} recall@10 {recall:.4}; popularity {pop_hit:.4} {pop_recall:.4}"
+        );
+    }
+
+    #[test]
+    fn save_load_scores_identically() {
+        let (train, _) = temporal_split("users=200,items=100,seed=2");
+        let params = EaseParams {
+            weighting: Weighting::Weight,
+            lambda: 20.0,
+            ..Default::default()
+        };
+        let model = Ease { params }.fit(&train, &FitContext::default()).unwrap();
+        let dir = std::env::temp_dir().join(format!("kindred-ease-{}", std::process::id()));
+        model.save(&dir).unwrap();
+        let loaded = crate::registry::load_model(&dir).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(loaded.params(), model.params());
+        let history = [4u32, 9, 4];
+        let n = train.n_items();
+        for q in [
+            UserQuery::known(3),
+            UserQuery::anonymous(&history),
+            UserQuery {
+                user: Some(3),
+                history: &history,
+            },
+        ] {
+            let (mut a, mut b) = (vec![0f32; n], vec![0f32; n]);
+            model.score_all(&q, &mut a);
+            loaded.score_all(&q, &mut b);
+            assert_eq!(a, b);
+        }
+    }
+
+    #[test]
+    fn refuses_large_catalogs_and_bad_lambda() {
+        let (train, _) = temporal_split("users=50,items=30,seed=1");
+        let n = train.n_items();
+        let params = EaseParams {
+            max_items: n - 1,
+            ..Default::default()
+        };
+        let err = Ease { params }
+            .fit(&train, &FitContext::default())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("max_items") && err.contains(&n.to_string()),
+            "{err}"
+        );
+        for lambda in [0.0, -1.0, f64::NAN] {
+            let params = EaseParams {
+                lambda,
+                ..Default::default()
+            };
+            assert!(Ease { params }.fit(&train, &FitContext::default()).is_err());
+        }
+        assert!(crate::registry::build_algorithm("ease:weighting=okapi").is_err());
+        let tfidf = crate::registry::build_algorithm("ease:weighting=tfidf").unwrap();
+        let err = tfidf.fit(&train, &FitContext::default()).err().unwrap();
+        assert!(err.to_string().contains("binary or weight"), "{err}");
+    }
+}

@@ -1,0 +1,3 @@
+//! Neural models: neural collaborative filtering (GMF + MLP).
+
+pub mod ncf;
