@@ -9,13 +9,13 @@
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use kindred_stats::monitoring::window::DistributionDrift;
-use kindred_stats::monitoring::{PsiLevel, QualityCounters};
 use kindred_serving::config::MonitoringConfig;
 use kindred_serving::lifecycle::offline::OfflineChart;
 use kindred_serving::monitor::alerts::{kind_name, AlertRecord};
 use kindred_serving::monitor::drift::PassReport;
 use kindred_serving::monitor::online::OnlineReport;
+use kindred_stats::monitoring::window::DistributionDrift;
+use kindred_stats::monitoring::{PsiLevel, QualityCounters};
 
 use super::experiments::fmt;
 use super::page::{self, cell, escape, num, table, Nav};
