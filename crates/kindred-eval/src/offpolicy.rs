@@ -39,7 +39,7 @@
 use crate::stats::Interval;
 use kindred_core::{Error, Result};
 use kindred_rank::ExplorationLogRecord;
-use kindred_stats::experiment::distributions::normal_quantile;
+use kindred_core::distributions::normal_quantile;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 

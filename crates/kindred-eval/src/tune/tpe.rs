@@ -10,7 +10,7 @@
 
 use kindred_core::SplitMix64;
 
-use kindred_stats::experiment::distributions::normal_cdf;
+use kindred_core::distributions::normal_cdf;
 
 use kindred_models::space::{Config, Domain, Space, Value};
 

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::comparison::Comparison;
 use super::cuped;
-use super::distributions::normal_quantile;
+use kindred_core::distributions::normal_quantile;
 use super::means::{welch_t, SampleSummary};
 use super::proportions::{two_proportion_z, Proportion};
 use super::ratio::{compare_ratios, RatioSummary};

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::distributions::{
+use kindred_core::distributions::{
     normal_quantile, normal_two_sided_p, student_t_quantile, student_t_two_sided_p,
 };
 

@@ -7,7 +7,6 @@ pub mod analyze;
 pub mod assignment;
 pub mod comparison;
 pub mod cuped;
-pub mod distributions;
 pub mod input;
 pub mod means;
 pub mod power;

@@ -8,7 +8,7 @@
 
 use kindred_core::{Error, Result};
 
-use super::distributions::{normal_cdf, normal_quantile};
+use kindred_core::distributions::{normal_cdf, normal_quantile};
 
 fn check_level(alpha: f64, power: Option<f64>) -> Result<()> {
     if !(alpha > 0.0 && alpha < 1.0) {

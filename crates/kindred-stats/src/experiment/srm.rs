@@ -7,7 +7,7 @@
 use kindred_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
-use super::distributions::chi_squared_sf;
+use kindred_core::distributions::chi_squared_sf;
 
 /// The p-value below which a mismatch is flagged.
 pub const SRM_THRESHOLD: f64 = 0.001;

@@ -4,7 +4,8 @@
 //!
 //! Everything is computed to near double precision (about 1e-13 relative in the body, tails
 //! computed directly rather than as `1 - cdf`) so that p-values of 1e-6 are still meaningful. The
-//! off-policy intervals and the TPE sampler call these functions too: there is one copy.
+//! experiment statistics, the off-policy intervals and the TPE sampler call these functions: there
+//! is one copy, in core because they need nothing else.
 
 use std::f64::consts::{PI, SQRT_2};
 
