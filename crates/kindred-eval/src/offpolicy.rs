@@ -37,9 +37,9 @@
 //! interval does not cover; `clipped_weights` says how often it happened.
 
 use crate::stats::Interval;
+use kindred_core::distributions::normal_quantile;
 use kindred_core::{Error, Result};
 use kindred_rank::ExplorationLogRecord;
-use kindred_core::distributions::normal_quantile;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 

@@ -14,13 +14,13 @@ use serde::{Deserialize, Serialize};
 
 use super::comparison::Comparison;
 use super::cuped;
-use kindred_core::distributions::normal_quantile;
 use super::means::{welch_t, SampleSummary};
 use super::proportions::{two_proportion_z, Proportion};
 use super::ratio::{compare_ratios, RatioSummary};
 use super::segments::{holm, SegmentComparison};
 use super::sequential::{mixing_variance, msprt, SequentialResult};
 use super::srm::{sample_ratio_check, SrmCheck};
+use kindred_core::distributions::normal_quantile;
 
 /// One unit (user) of an experiment.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
