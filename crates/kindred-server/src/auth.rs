@@ -2,7 +2,7 @@
 //! `Authorization: Bearer KEY` against the configured keys.
 //!
 //! Scopes nest (admin > write > read): an admin key may do everything, a write key may also
-//! read. A scope whose own key is unset is open (BLUEPRINT §5: no read key, reads are open), so
+//! read. A scope whose own key is unset is open (no read key: reads are open), so
 //! a server on loopback with no keys needs no header at all; the config refuses a non-loopback
 //! address without write and admin keys.
 

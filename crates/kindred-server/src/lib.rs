@@ -1,4 +1,4 @@
-//! Kindred's recommendation server: the HTTP API of BLUEPRINT §5 and the dashboard over
+//! Kindred's recommendation server: the HTTP API and the dashboard over
 //! [`kindred_serving`], which does the serving work (snapshots, lists, lifecycle, experiments,
 //! monitoring).
 //!

@@ -32,6 +32,9 @@ pub mod state;
 pub use clock::unix_now;
 pub use config::{ServeMode, ServerConfig};
 pub use error::{Error, Result};
+/// The per-request filters (categories, exclusions) a [`ListService`] call takes: the ranking
+/// pipeline's own type, so a filter means the same offline and online.
+pub use kindred_rank::RequestFilters;
 pub use lifecycle::evaluation::OfflineEval;
 pub use lifecycle::offline::{offline_alerts, offline_control_charts};
 pub use lifecycle::training::{

@@ -7,7 +7,7 @@
 //! (`sim * co / (co + shrink)`).
 //! A user is scored by summing the neighbour lists of the items in their history, each weighted
 //! by how recent it is (`0.5^(age / half_life)`, age counted in interactions): recency is the
-//! strongest signal on temporal protocols (BLUEPRINT §6), so every user's chronological history
+//! strongest signal on temporal protocols, so every user's chronological history
 //! is kept in the model, and anonymous or session users are folded in the same way from the
 //! query's history.
 

@@ -11,7 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use kindred_serving::experiments::definition::ExperimentDefinition;
-use kindred_serving::experiments::registry::parse;
+use kindred_serving::experiments::running::parse;
 use kindred_stats::experiment::{ExperimentReport, MetricComparison};
 use kindred_store::{ExperimentRecord, ExperimentStatus};
 use serde_json::Value;

@@ -1,4 +1,4 @@
-//! The HTTP routes of BLUEPRINT §5, grouped by the scope they need.
+//! The HTTP routes (one file per resource), grouped by the scope they need.
 
 pub mod entities;
 pub mod experiments;

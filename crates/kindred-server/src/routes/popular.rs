@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::Json;
-use kindred_rank::RequestFilters;
 use kindred_serving::snapshot::FallbackList;
+use kindred_serving::RequestFilters;
 use serde_json::{json, Value};
 
 use super::page;

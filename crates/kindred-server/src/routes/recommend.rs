@@ -10,8 +10,8 @@ use std::time::Instant;
 
 use axum::extract::State;
 use axum::Json;
-use kindred_rank::RequestFilters;
 use kindred_serving::lists::{DescribedUserRequest, UserListRequest};
+use kindred_serving::RequestFilters;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 

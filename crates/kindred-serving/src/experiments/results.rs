@@ -7,7 +7,7 @@ use kindred_store::{ExperimentRecord, Store};
 use serde_json::{json, Value};
 
 use super::attribution::{observations, ExperimentRows};
-use super::registry::parse;
+use super::running::parse;
 
 /// The analysis of `record` as of `now` (Unix seconds): the `ExperimentReport` under
 /// `report` (null before any user was exposed, or when the data cannot be analysed yet, with

@@ -10,8 +10,8 @@ use serde_json::Value;
 use super::definition::{
     ExperimentDefinition, VariantDefinition, DEFAULT_ATTRIBUTION_WINDOW_SECONDS,
 };
-use super::registry::parse;
 use super::results::experiment_results;
+use super::running::parse;
 use crate::clock::unix_now;
 use crate::error::{Error, Result};
 use crate::state::ServingState;

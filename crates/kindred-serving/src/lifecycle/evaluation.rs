@@ -3,7 +3,7 @@
 //! JSON so the dashboard can compare versions and chart them across retrains.
 //!
 //! The holdout is cheap on purpose (it runs on every retrain): the per-user temporal split of
-//! BLUEPRINT §4 (`temporal:0.2`: each user's latest 20% of events, at least one, for users with
+//! `kindred eval` (`temporal:0.2`: each user's latest 20% of events, at least one, for users with
 //! two or more) applied to at most [`OfflineEval::users`] users chosen by a seeded hash. The
 //! model is fitted once on everything except those held-out events, each sampled user gets a
 //! top-K list that excludes their training items, and the metrics are kindred-eval's own

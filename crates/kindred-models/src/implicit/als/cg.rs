@@ -2,8 +2,8 @@
 //! from the previous vector, never forming the row's matrix; dispatched to an AVX2 + FMA build
 //! where the CPU has both.
 
+use super::fixed_side::{Fixed, Scratch};
 use super::simd::{axpy_row, axpy_with, dot_row, dot_with, madd, symv_with};
-use super::solve::{Fixed, Scratch};
 
 /// `cg_steps` conjugate-gradient steps on the same system from the current `x` (`implicit`'s
 /// `least_squares_cg`: the matrix is applied as `G p + sum (c-1) (y.p) y`, never formed).

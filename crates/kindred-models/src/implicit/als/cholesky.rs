@@ -5,8 +5,8 @@ use faer::linalg::cholesky::llt;
 use faer::linalg::matmul::triangular::{self, BlockStructure};
 use faer::{Accum, MatMut, MatRef, Par};
 
+use super::fixed_side::{Fixed, Scratch};
 use super::simd::axpy_with;
-use super::solve::{Fixed, Scratch};
 
 /// Exact solve of `(G + sum (c-1) y y^T) x = sum c y` where `G = YtY + reg I`; `false` when the
 /// system is not positive definite (only possible with confidences below 1).

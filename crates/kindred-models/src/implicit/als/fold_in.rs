@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use kindred_core::ItemIdx;
 
 use super::cholesky::solve_cholesky;
-use super::solve::{Fixed, Scratch};
+use super::fixed_side::{Fixed, Scratch};
 use super::AlsModel;
 use crate::model::UserQuery;
 

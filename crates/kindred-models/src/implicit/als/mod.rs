@@ -35,6 +35,7 @@ use crate::space::{Param, Space};
 mod cg;
 mod cholesky;
 mod confidence;
+mod fixed_side;
 mod fold_in;
 mod params;
 mod simd;
@@ -429,7 +430,7 @@ pub(crate) mod test_support {
 mod tests {
     use super::cg::solve_cg;
     use super::cholesky::solve_cholesky;
-    use super::solve::{Fixed, Scratch};
+    use super::fixed_side::{Fixed, Scratch};
     use super::test_support::{hit_and_recall, temporal_split};
     use super::*;
     use crate::model::AllItems;

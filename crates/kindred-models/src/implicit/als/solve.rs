@@ -3,8 +3,6 @@
 
 use std::borrow::Cow;
 
-use faer::dyn_stack::MemBuffer;
-use faer::linalg::cholesky::llt;
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use kindred_core::{Error, Result, SplitMix64};
@@ -13,6 +11,7 @@ use rayon::prelude::*;
 use super::cg::solve_cg;
 use super::cholesky::solve_cholesky;
 use super::confidence::ConfidenceRows;
+use super::fixed_side::{Fixed, Scratch};
 use super::params::{AlsParams, Solver};
 
 /// The `draw`-th value of ALS's initial factors for `seed`: uniform in `[0, 0.01)` as in
@@ -38,53 +37,6 @@ pub fn gram(factors: &[f64], f: usize) -> Vec<f64> {
         Par::Seq,
     );
     out
-}
-
-/// The fixed side of a half-iteration: `G = YtY + reg I` and the other side's factors (f64 for
-/// the exact solver; an f32 copy for conjugate gradient, whose loops are bound by fetching these
-/// scattered rows: half the bytes, and the CG arithmetic itself stays f64).
-#[derive(Clone, Copy)]
-pub(super) struct Fixed<'a, T = f64> {
-    pub(super) gram: &'a [f64],
-    pub(super) other: &'a [T],
-    pub(super) f: usize,
-}
-
-impl<T> Fixed<'_, T> {
-    pub(super) fn row(&self, c: u32) -> &[T] {
-        &self.other[c as usize * self.f..(c as usize + 1) * self.f]
-    }
-}
-
-/// Per-thread buffers of a row solve.
-pub(super) struct Scratch {
-    pub(super) a: Vec<f64>,
-    pub(super) b: Vec<f64>,
-    pub(super) gathered: Vec<f64>,
-    pub(super) scaled: Vec<f64>,
-    pub(super) r: Vec<f64>,
-    pub(super) p: Vec<f64>,
-    pub(super) ap: Vec<f64>,
-    pub(super) stack: MemBuffer,
-}
-
-impl Scratch {
-    pub(super) fn new(f: usize) -> Self {
-        Self {
-            a: vec![0.0; f * f],
-            b: vec![0.0; f],
-            gathered: Vec::new(),
-            scaled: Vec::new(),
-            r: vec![0.0; f],
-            p: vec![0.0; f],
-            ap: vec![0.0; f],
-            stack: MemBuffer::new(llt::factor::cholesky_in_place_scratch::<f64>(
-                f,
-                Par::Seq,
-                Default::default(),
-            )),
-        }
-    }
 }
 
 /// Re-solves every row of `target` against the fixed `other` factors.
