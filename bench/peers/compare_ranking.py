@@ -5,7 +5,7 @@ reads OUT_DIR/kindred-DATASET-TAG/*.json (one `kindred eval --json` per model) a
 OUT_DIR/peers-ranking-DATASET-TAG.json; prints and writes OUT_DIR/peers-ranking.md.
 
 Per table: both tools' rows, a check line (popularity scored by `kindred eval` and by the Python scorer must agree,
-which shows both apply BLUEPRINT §4 identically), and ratio lines: Kindred ALS fit time over implicit ALS fit time,
+which shows both apply the metric definitions identically), and ratio lines: Kindred ALS fit time over implicit ALS fit time,
 ranking-best NDCG@10 over the best peer's, and cold-start recall of content/hybrid over LightFM with features.
 """
 import glob

@@ -1,4 +1,4 @@
-"""Runs implicit and LightFM on the exact top-N split `kindred split` wrote, scored exactly as BLUEPRINT §4.
+"""Runs implicit and LightFM on the exact top-N split `kindred split` wrote, scored exactly as kindred-eval's metrics.rs defines.
 
 usage: implicit_lightfm.py SPLIT_DIR DATASET PROTOCOL [OUT_DIR]
   (writes OUT_DIR/peers-ranking-DATASET-TAG.json, TAG = the protocol's name: temporal, random, coldstart-items)
@@ -180,7 +180,7 @@ def rank_dense(split, score_rows, batch=1024):
 
 
 def metrics(split, lists):
-    """P/R/NDCG/MAP/MRR/hit@K macro-averaged over evaluated users, and coverage@K, exactly as BLUEPRINT §4."""
+    """P/R/NDCG/MAP/MRR/hit@K macro-averaged over evaluated users, and coverage@K, exactly as kindred-eval's metrics.rs."""
     acc = np.zeros(6)
     log2 = 1.0 / np.log2(np.arange(2, K + 2))
     for rec, rel in zip(lists, split.relevant):

@@ -1,4 +1,4 @@
-//! Evaluation protocols and the deterministic splits they produce (BLUEPRINT §4).
+//! Evaluation protocols and the deterministic splits they produce.
 //!
 //! A protocol is parsed from its textual spec (`kfold:5`, `temporal:0.2,positive>=4`, ...),
 //! optionally turns ratings into implicit positives, and cuts the log into one or more

@@ -1,5 +1,5 @@
 //! Kindred's evaluation: exact metric definitions, the runner that fits models on protocol
-//! splits and scores them, per-segment breakdowns, and the JSON result format (BLUEPRINT §3-4).
+//! splits and scores them, per-segment breakdowns, and the JSON result format.
 
 pub mod export;
 pub mod metrics;

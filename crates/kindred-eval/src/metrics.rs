@@ -1,4 +1,4 @@
-//! Metric definitions, exactly as BLUEPRINT §4 states them.
+//! Metric definitions: the one place each ranking and rating metric is defined.
 //!
 //! Ranking metrics use binary relevance: `recommended` is a user's top-K list (best first) and
 //! `relevant` the sorted, de-duplicated set of that user's test items. Every function here is

@@ -1,4 +1,4 @@
-//! The evaluation result format written by `kindred eval --json` (BLUEPRINT §3): stable field
+//! The evaluation result format written by `kindred eval --json`: stable field
 //! names that scripts, benchmarks and reports depend on.
 
 use std::collections::BTreeMap;

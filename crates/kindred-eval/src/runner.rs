@@ -1,5 +1,5 @@
 //! The evaluation runner: prepares the protocol's splits, fits each model on each training set,
-//! scores the test set and aggregates metrics over folds (BLUEPRINT §4).
+//! scores the test set and aggregates metrics over folds.
 //!
 //! Ranking evaluation follows the protocol exactly: recommendations exclude the user's training
 //! items, relevance is binary, metrics are macro-averaged over users with at least one test item.

@@ -1,4 +1,4 @@
-//! Acceptance tests on real MovieLens data (BLUEPRINT §4 protocols), read from the folder named
+//! Acceptance tests on real MovieLens data (the evaluation protocols), read from the folder named
 //! by `KINDRED_DATA_DIR`. Without it the tests say they were skipped; under CI they fail instead.
 //!
 //! The ranking check recomputes every metric from the exported top-K lists with a second,

@@ -197,7 +197,7 @@ fn summary(sources: &[Source], entries: &[Entry]) -> Section {
     s
 }
 
-/// Metric columns in display order: the BLUEPRINT's order, then any others alphabetically.
+/// Metric columns in display order: the order metrics.rs defines them in, then any others alphabetically.
 fn metric_columns(sources: &[Source], entries: &[Entry]) -> Vec<String> {
     let mut order: Vec<String> = Vec::new();
     let mut ks: Vec<usize> = sources.iter().map(|s| s.report.k).collect();

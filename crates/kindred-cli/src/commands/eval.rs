@@ -1,5 +1,5 @@
 //! `kindred eval`: fit and score models under an evaluation protocol; print a table and
-//! optionally write the JSON result (BLUEPRINT §3) and the exact top-K lists.
+//! optionally write the JSON result and the exact top-K lists.
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! `kindred serve`: the recommendation server (BLUEPRINT §5) on a store: a SQLite file (the
+//! `kindred serve`: the recommendation server on a store: a SQLite file (the
 //! embedded default) or a `postgres://` URL. Settings come from `--config FILE`, then the
 //! `KINDRED_*` environment variables, then these flags. Stops cleanly on Ctrl-C or SIGTERM,
 //! finishing requests in flight.
