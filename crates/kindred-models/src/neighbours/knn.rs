@@ -694,15 +694,7 @@ impl ModelFamily for KnnFamily {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kindred_core::{Interaction, InteractionsBuilder};
-
-    fn train(rows: &[(&str, &str, f32)]) -> TrainSet {
-        let mut b = InteractionsBuilder::new();
-        for &(u, i, r) in rows {
-            b.push(Interaction::rating(u, i, r, None));
-        }
-        TrainSet::new(b.build())
-    }
+    use crate::testutil::train;
 
     /// Users a b c d (indices 0-3), items x y z w (0-3).
     fn toy() -> TrainSet {

@@ -329,15 +329,7 @@ impl ModelFamily for BaselineFamily {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kindred_core::{Interaction, InteractionsBuilder};
-
-    fn train(rows: &[(&str, &str, f32)]) -> TrainSet {
-        let mut b = InteractionsBuilder::new();
-        for &(u, i, r) in rows {
-            b.push(Interaction::rating(u, i, r, None));
-        }
-        TrainSet::new(b.build())
-    }
+    use crate::testutil::train;
 
     #[test]
     fn als_matches_hand_computation() {
