@@ -2,6 +2,7 @@
 //! splits and scores them, per-segment breakdowns, and the JSON result format.
 
 pub mod export;
+pub mod holdout;
 pub mod metrics;
 pub mod offpolicy;
 pub mod report;

@@ -43,7 +43,7 @@ async fn train(
 fn assert_offline_metrics(metrics: &Value, max_users: u64) {
     let offline = &metrics["offline"];
     assert!(offline.get("error").is_none(), "{offline}");
-    for name in kindred_serving::lifecycle::evaluation::OFFLINE_METRICS {
+    for name in kindred_serving::lifecycle::OFFLINE_METRICS {
         let v = offline[name]
             .as_f64()
             .unwrap_or_else(|| panic!("{name} in {offline}"));
@@ -94,7 +94,7 @@ async fn iterative_models_record_metrics_and_a_curve() {
             .await
             .unwrap()
             .unwrap();
-        for name in kindred_serving::lifecycle::evaluation::OFFLINE_METRICS {
+        for name in kindred_serving::lifecycle::OFFLINE_METRICS {
             let (a, b) = (
                 stored.model.metrics["offline"][name].as_f64().unwrap(),
                 metrics["offline"][name].as_f64().unwrap(),
@@ -161,7 +161,7 @@ async fn the_same_data_and_seed_give_the_same_offline_metrics() {
     };
     let a = train(&store, &artifacts, "popularity", &eval).await;
     let b = train(&store, &artifacts, "popularity", &eval).await;
-    for name in kindred_serving::lifecycle::evaluation::OFFLINE_METRICS {
+    for name in kindred_serving::lifecycle::OFFLINE_METRICS {
         assert_eq!(
             a.model.metrics["offline"][name], b.model.metrics["offline"][name],
             "{name}"

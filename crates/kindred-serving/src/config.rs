@@ -73,7 +73,7 @@ pub struct TrainingConfig {
     /// The scheduler skips a round when fewer events than this arrived since the live version.
     pub min_new_events: u64,
     /// Record offline ranking metrics per version (one extra fit on a holdout; see
-    /// [`crate::lifecycle::evaluation`]).
+    /// [`kindred_eval::holdout`]).
     pub evaluate: bool,
     /// At most this many users are held out for the offline metrics.
     pub eval_users: usize,
@@ -81,11 +81,11 @@ pub struct TrainingConfig {
 
 impl TrainingConfig {
     /// The offline-evaluation settings of this config.
-    pub fn offline_eval(&self) -> crate::lifecycle::evaluation::OfflineEval {
-        crate::lifecycle::evaluation::OfflineEval {
+    pub fn offline_eval(&self) -> crate::lifecycle::OfflineEval {
+        crate::lifecycle::OfflineEval {
             enabled: self.evaluate,
             users: self.eval_users,
-            ..crate::lifecycle::evaluation::OfflineEval::default()
+            ..crate::lifecycle::OfflineEval::default()
         }
     }
 }
@@ -99,7 +99,7 @@ impl Default for TrainingConfig {
             interval_seconds: 0,
             min_new_events: 1,
             evaluate: true,
-            eval_users: crate::lifecycle::evaluation::OfflineEval::default().users,
+            eval_users: crate::lifecycle::OfflineEval::default().users,
         }
     }
 }

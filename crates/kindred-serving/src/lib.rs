@@ -35,13 +35,13 @@ pub use error::{Error, Result};
 /// The per-request filters (categories, exclusions) a [`ListService`] call takes: the ranking
 /// pipeline's own type, so a filter means the same offline and online.
 pub use kindred_rank::RequestFilters;
-pub use lifecycle::evaluation::OfflineEval;
 pub use lifecycle::offline::{offline_alerts, offline_control_charts};
 pub use lifecycle::training::{
     register_external, train_and_publish, train_and_publish_with, train_and_register,
     train_and_register_with, TrainSpec,
 };
 pub use lifecycle::Lifecycle;
+pub use lifecycle::OfflineEval;
 pub use lists::ListService;
 pub use services::Serving;
 pub use state::ServingState;

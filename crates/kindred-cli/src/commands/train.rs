@@ -126,7 +126,7 @@ fn offline_summary(metrics: &serde_json::Value) -> String {
     if let Some(error) = offline.get("error").and_then(|e| e.as_str()) {
         return format!("offline metrics: not measured: {error}");
     }
-    let values: Vec<String> = kindred_serving::lifecycle::evaluation::OFFLINE_METRICS
+    let values: Vec<String> = kindred_serving::lifecycle::OFFLINE_METRICS
         .iter()
         .filter_map(|name| Some(format!("{name}={:.4}", offline.get(*name)?.as_f64()?)))
         .collect();

@@ -9,8 +9,9 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use kindred_chart::{LineChart, LineSeries, SeriesStyle};
-use kindred_serving::lifecycle::evaluation::{stored_curve, OFFLINE_METRICS};
+use kindred_serving::lifecycle::curve::stored_curve;
 use kindred_serving::lifecycle::offline::{offline_control_charts, OfflineChart};
+use kindred_serving::lifecycle::OFFLINE_METRICS;
 use kindred_store::ModelRecord;
 
 use super::page::{self, cell, escape, num, table, Nav};

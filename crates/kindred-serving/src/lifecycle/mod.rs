@@ -1,11 +1,13 @@
 //! Model lifecycle: train a version on the store's data ([`training`]), measure it offline
-//! ([`evaluation`]), chart it against the versions before it ([`offline`]), publish it and make
-//! any version live. [`Lifecycle`] is the service the API, the dashboard and the scheduler call;
+//! (kindred-eval's holdout, re-exported here) and record its learning curve ([`curve`]), chart it
+//! against the versions before it ([`offline`]), publish it and make any version live. [`Lifecycle`] is the service the API, the dashboard and the scheduler call;
 //! the free functions of [`training`] are the same work for the CLI, which has no server.
 
-pub mod evaluation;
+pub mod curve;
 pub mod offline;
 pub mod training;
+
+pub use kindred_eval::holdout::{offline_metrics, OfflineEval, OFFLINE_METRICS};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

@@ -19,7 +19,7 @@ use kindred_stats::monitoring::{control_alerts, Alert, ControlChart, ControlViol
 use kindred_store::ModelRecord;
 use serde::Serialize;
 
-use super::evaluation::OFFLINE_METRICS;
+use super::OFFLINE_METRICS;
 
 /// Fewest baseline versions a chart is built from.
 pub const MIN_BASELINE: usize = 2;

@@ -12,7 +12,8 @@ use kindred_store::{ModelRecord, NewModel, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::evaluation::{offline_metrics, CurveRecorder, OfflineEval};
+use super::curve::CurveRecorder;
+use super::{offline_metrics, OfflineEval};
 use crate::clock::unix_now;
 
 /// What to train.
@@ -71,7 +72,7 @@ pub async fn train_and_register(
 
 /// [`train_and_register`] with explicit offline-evaluation settings. The version's `metrics`
 /// JSON holds the fit's counts, `offline` (ranking metrics on a holdout, see
-/// [`crate::lifecycle::evaluation`]; absent when `eval.enabled` is false, `{"error": ..}` when the
+/// [`kindred_eval::holdout`]; absent when `eval.enabled` is false, `{"error": ..}` when the
 /// data cannot be evaluated) and `curve` (per-epoch loss of iterative models; absent otherwise).
 pub async fn train_and_register_with(
     store: &Store,
