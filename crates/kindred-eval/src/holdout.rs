@@ -13,7 +13,7 @@
 use std::time::Instant;
 
 use kindred_core::rng::mix64;
-use kindred_core::{Error, FitContext, Progress, Protocol, Result, TrainSet};
+use kindred_core::{Error, FitContext, Protocol, Result, TrainSet};
 use kindred_models::model::AllItems;
 use kindred_models::{Algorithm, UserQuery};
 use serde::{Deserialize, Serialize};

@@ -103,6 +103,7 @@ pub fn stored_curve(metrics: &Value) -> Option<Vec<CurvePoint>> {
 mod tests {
     use super::*;
     use kindred_core::NoProgress;
+    use serde_json::json;
 
     #[test]
     fn the_curve_keeps_every_epoch_until_full_then_thins_evenly() {
