@@ -78,9 +78,14 @@ impl ModelRegistry {
     /// Adds a family; its name must be new (and not a preset's).
     pub fn register(&mut self, family: impl ModelFamily + 'static) -> Result<&mut Self> {
         let name = family.name();
-        if self.get(name).is_some() || PRESETS.iter().any(|(preset, _)| *preset == name) {
+        if self.get(name).is_some() {
             return Err(Error::InvalidInput(format!(
                 "model family `{name}` is already registered"
+            )));
+        }
+        if PRESETS.iter().any(|(preset, _)| *preset == name) {
+            return Err(Error::InvalidInput(format!(
+                "model family `{name}` would hide the preset of that name"
             )));
         }
         self.add(Box::new(family));
@@ -206,6 +211,64 @@ pub fn families_with_space() -> Vec<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::family::{ParamInfo, Task};
+    use crate::simple::random::RandomFamily;
+
+    /// Random under another name.
+    struct Renamed(&'static str);
+
+    impl ModelFamily for Renamed {
+        fn name(&self) -> &'static str {
+            self.0
+        }
+        fn task(&self) -> Task {
+            Task::Both
+        }
+        fn summary(&self) -> &'static str {
+            "random, renamed"
+        }
+        fn params(&self) -> Vec<ParamInfo> {
+            Vec::new()
+        }
+        fn build(&self, spec: &ModelSpec) -> Result<Box<dyn Algorithm>> {
+            RandomFamily.build(spec)
+        }
+        fn load(&self, saved: Saved<'_>) -> Result<Box<dyn Model>> {
+            RandomFamily.load(saved)
+        }
+    }
+
+    #[test]
+    fn register_refuses_a_taken_name_and_a_preset_name() {
+        let mut registry = ModelRegistry::builtin();
+        let err = registry
+            .register(Renamed("als"))
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            err.as_deref()
+                .is_some_and(|e| e.contains("`als` is already registered")),
+            "{err:?}"
+        );
+        let err = registry
+            .register(Renamed("ranking-best"))
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            err.as_deref()
+                .is_some_and(|e| e.contains("hide the preset")),
+            "{err:?}"
+        );
+        assert!(registry.register(Renamed("random2")).is_ok());
+        assert_eq!(
+            registry
+                .build("random2")
+                .map(|a| a.name().to_owned())
+                .ok()
+                .as_deref(),
+            Some("random")
+        );
+    }
 
     #[test]
     fn builds_known_models_and_rejects_others() {
