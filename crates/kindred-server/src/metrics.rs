@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use kindred_serving::counters::ServingCounters;
 use kindred_serving::exposition::{label, LATENCY_BUCKETS};
+use kindred_serving::sync::lock;
 
 #[derive(Default)]
 struct Histogram {
@@ -24,11 +25,6 @@ pub struct Metrics {
     /// (route, method, status) -> count.
     requests: Mutex<BTreeMap<(String, String, u16), u64>>,
     latency: Mutex<BTreeMap<String, Histogram>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // Counters stay meaningful after a panic elsewhere: keep using the data.
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Metrics {

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use crate::exposition::label;
+use crate::sync::lock;
 
 /// Counters of the serving work, whoever triggered it (a request, the background loop).
 #[derive(Default)]
@@ -19,11 +20,6 @@ pub struct ServingCounters {
     pub training_runs: AtomicU64,
     pub training_failures: AtomicU64,
     pub impressions_written: AtomicU64,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // Counters stay meaningful after a panic elsewhere: keep using the data.
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl ServingCounters {

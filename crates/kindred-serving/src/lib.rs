@@ -28,6 +28,7 @@ pub mod served_item;
 pub mod services;
 pub mod snapshot;
 pub mod state;
+pub mod sync;
 
 pub use clock::unix_now;
 pub use config::{ServeMode, ServerConfig};

@@ -29,6 +29,7 @@ use crate::lifecycle::training;
 use crate::live_snapshot::LiveSnapshot;
 use crate::served_item::ServedItem;
 use crate::snapshot::{LiveModel, Snapshot, SnapshotInput, DEFAULT_RANK};
+use crate::sync::lock;
 
 /// Most real-time events kept per user between snapshots.
 const OVERLAY_PER_USER: usize = 200;
@@ -59,10 +60,6 @@ pub struct ServingState {
     pub experiments: Experiments,
     /// Writes exposures and their impressions in the background.
     pub exposure_log: ExposureLog,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Loads the default and named rank configs named in the server config.

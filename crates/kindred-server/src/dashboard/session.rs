@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use axum::http::{header, HeaderMap};
 
 use crate::auth::Scope;
+use kindred_serving::sync::lock;
 
 /// Name of the session cookie.
 pub const COOKIE: &str = "kindred_session";
@@ -21,10 +22,6 @@ pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 #[derive(Default)]
 pub struct Sessions {
     live: Mutex<HashMap<String, (Scope, Instant)>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// 32 random bytes from the operating system, hex-encoded; None if the OS has no randomness

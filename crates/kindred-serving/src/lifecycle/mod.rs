@@ -19,6 +19,7 @@ use crate::clock::unix_now;
 use crate::error::{Error, Result};
 use crate::monitor::alerts::{AlertRecord, AlertSink};
 use crate::state::ServingState;
+use crate::sync::lock;
 use training::TrainSpec;
 
 /// Trains, publishes and activates versions for a running server, one training run at a time.
@@ -30,10 +31,6 @@ pub struct Lifecycle {
     /// The newest registered version whose offline metrics were checked against their control
     /// charts (see [`Lifecycle::check_offline_charts`]).
     offline_checked: Mutex<Option<String>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Lifecycle {

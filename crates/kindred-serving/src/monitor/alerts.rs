@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use super::webhook;
 use crate::config::MonitoringConfig;
+use crate::sync::lock;
 
 /// One alert as kept and shown.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -58,10 +59,6 @@ pub struct AlertSink {
     webhooks: Vec<String>,
     webhook_timeout: Duration,
     pub webhook_counters: Arc<WebhookCounters>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl AlertSink {

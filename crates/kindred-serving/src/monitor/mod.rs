@@ -24,6 +24,7 @@ use crate::clock::unix_now;
 use crate::config::MonitoringConfig;
 use crate::error::{Error, Result};
 use crate::live_snapshot::LiveSnapshot;
+use crate::sync::lock;
 use alerts::AlertSink;
 use drift::PassReport;
 use online::OnlineMetrics;
@@ -39,10 +40,6 @@ pub struct Monitor {
     pub passes: AtomicU64,
     pub pass_failures: AtomicU64,
     pass_lock: tokio::sync::Mutex<()>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Monitor {

@@ -28,6 +28,7 @@ use serde::Serialize;
 use crate::config::MonitoringConfig;
 use crate::exposition::LATENCY_BUCKETS;
 use crate::served_item::ServedItem;
+use crate::sync::lock;
 
 const SHARDS: usize = 16;
 /// Lists remembered per user for attribution.
@@ -154,10 +155,6 @@ pub struct OnlineReport {
     /// the last bound).
     pub latency_p50_ms: Option<f64>,
     pub latency_p99_ms: Option<f64>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn hash_str(s: &str) -> u64 {
