@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::Json;
+use kindred_serving::lists::ScoredList;
 use kindred_serving::snapshot::FallbackList;
 use kindred_serving::RequestFilters;
-use serde_json::{json, Value};
 
 use super::page;
 use crate::app_state::AppState;
@@ -17,7 +17,7 @@ async fn non_personal(
     state: Arc<AppState>,
     mut q: QueryParams,
     which: FallbackList,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ScoredList<u32>>, ApiError> {
     let (n, offset) = page(&state, &mut q)?;
     let filters = RequestFilters {
         categories: q.list("category"),
@@ -28,26 +28,27 @@ async fn non_personal(
         .serving
         .lists
         .non_personal(which, &filters, offset, n)?;
-    Ok(Json(json!(list)))
+    // Serialised straight into the body: no intermediate JSON tree on the hot path.
+    Ok(Json(list))
 }
 
 pub async fn popular(
     State(state): State<Arc<AppState>>,
     q: QueryParams,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ScoredList<u32>>, ApiError> {
     non_personal(state, q, FallbackList::Popular).await
 }
 
 pub async fn trending(
     State(state): State<Arc<AppState>>,
     q: QueryParams,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ScoredList<u32>>, ApiError> {
     non_personal(state, q, FallbackList::Trending).await
 }
 
 pub async fn latest(
     State(state): State<Arc<AppState>>,
     q: QueryParams,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ScoredList<u32>>, ApiError> {
     non_personal(state, q, FallbackList::Latest).await
 }

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use axum::extract::State;
 use axum::Json;
-use kindred_serving::lists::{DescribedUserRequest, UserListRequest};
+use kindred_serving::lists::{DescribedUserRequest, ServedList, UserListRequest};
 use kindred_serving::RequestFilters;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -24,7 +24,7 @@ pub async fn get_recommend(
     State(state): State<Arc<AppState>>,
     ApiPath(user): ApiPath<String>,
     mut q: QueryParams,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ServedList>, ApiError> {
     let started = Instant::now();
     kindred_store::check_id("user id", &user)?;
     let (n, offset) = page(&state, &mut q)?;
@@ -49,7 +49,8 @@ pub async fn get_recommend(
         },
         started,
     )?;
-    Ok(Json(json!(list)))
+    // Serialised straight into the body: no intermediate JSON tree on the hot path.
+    Ok(Json(list))
 }
 
 /// `POST /v1/recommend`: a list for someone described by the request.

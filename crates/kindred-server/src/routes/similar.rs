@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::Json;
-use serde_json::{json, Value};
+use kindred_serving::lists::ScoredList;
 
 use crate::app_state::AppState;
 use crate::error::ApiError;
@@ -14,20 +14,20 @@ pub async fn similar_items(
     State(state): State<Arc<AppState>>,
     ApiPath(item): ApiPath<String>,
     mut q: QueryParams,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ScoredList<f32>>, ApiError> {
     kindred_store::check_id("item id", &item)?;
     let n = q.number("n", 10, 1, state.serving.config().max_n)?;
     q.finish()?;
-    Ok(Json(json!(state.serving.lists.similar_items(&item, n)?)))
+    Ok(Json(state.serving.lists.similar_items(&item, n)?))
 }
 
 pub async fn similar_users(
     State(state): State<Arc<AppState>>,
     ApiPath(user): ApiPath<String>,
     mut q: QueryParams,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ScoredList<f32>>, ApiError> {
     kindred_store::check_id("user id", &user)?;
     let n = q.number("n", 10, 1, state.serving.config().max_n)?;
     q.finish()?;
-    Ok(Json(json!(state.serving.lists.similar_users(&user, n)?)))
+    Ok(Json(state.serving.lists.similar_users(&user, n)?))
 }
