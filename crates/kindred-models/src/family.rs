@@ -142,6 +142,41 @@ pub enum Cost {
     High,
 }
 
+/// The size of a training set, which is all a fit's cost is predicted from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DataShape {
+    pub users: usize,
+    pub items: usize,
+    pub interactions: usize,
+}
+
+/// A fit's predicted cost at a family's defaults on two cores: order-of-magnitude figures for
+/// deciding what to skip before anything runs (`auto`), not promises.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Estimate {
+    pub seconds: f64,
+    /// Peak memory of the fit.
+    pub bytes: f64,
+}
+
+impl Estimate {
+    /// The figure every family without a closer model of its cost gets from its [`Cost`] class:
+    /// time linear in the interactions, memory for 64 factors per user and item plus a copy of
+    /// the log.
+    pub fn from_class(cost: Cost, shape: &DataShape) -> Self {
+        let per_interaction = match cost {
+            Cost::Low => 2e-7,
+            Cost::Medium => 3e-6,
+            Cost::High => 3e-5,
+        };
+        let n = shape.interactions as f64;
+        Self {
+            seconds: per_interaction * n,
+            bytes: 256.0 * (shape.users + shape.items) as f64 + 32.0 * n,
+        }
+    }
+}
+
 /// A model family: the one place that describes it to the registry.
 pub trait ModelFamily: Send + Sync {
     /// Spec and manifest name, e.g. `svd`.
@@ -167,6 +202,11 @@ pub trait ModelFamily: Send + Sync {
     /// Rough training cost.
     fn cost(&self) -> Cost {
         Cost::Medium
+    }
+    /// Predicted cost of a fit at the defaults on data of `shape` (see [`Estimate`]); families
+    /// whose cost is not linear in the log (item-item solves, pairwise similarities) override it.
+    fn estimate(&self, shape: &DataShape) -> Estimate {
+        Estimate::from_class(self.cost(), shape)
     }
     /// The catalog entry.
     fn info(&self) -> ModelInfo {

@@ -22,7 +22,9 @@ pub mod registry;
 pub mod simple;
 pub mod space;
 
-pub use family::{Applicability, Cost, ModelFamily, ModelInfo, ParamInfo, Saved, Task};
+pub use family::{
+    Applicability, Cost, DataShape, Estimate, ModelFamily, ModelInfo, ParamInfo, Saved, Task,
+};
 pub use model::{Algorithm, ItemFilter, Model, UserQuery};
 pub use params::ModelSpec;
 pub use persist::{Fitted, Manifest};

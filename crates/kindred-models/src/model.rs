@@ -135,6 +135,12 @@ pub trait Model: Send + Sync {
         None
     }
 
+    /// How the model was chosen, when a search on its training data chose it (the `auto`
+    /// spec's trace; see `Manifest::selection`). None for a model fitted from a fixed spec.
+    fn selection(&self) -> Option<&serde_json::Value> {
+        None
+    }
+
     /// Writes `manifest.json` and tensors into `dir` (created if missing).
     fn save(&self, dir: &Path) -> Result<()>;
 }

@@ -139,6 +139,7 @@ impl Fitted {
             n_train: self.n_train,
             rating_range: self.rating_range,
             metrics: BTreeMap::new(),
+            selection: None,
             users: (*self.users).clone(),
             items: (*self.items).clone(),
         };
@@ -191,11 +192,25 @@ pub struct Manifest {
     /// Offline metrics recorded at training time, if any.
     #[serde(default)]
     pub metrics: BTreeMap<String, f64>,
+    /// How the model was chosen, when a search on the training data chose it (`auto`): every
+    /// family tried, its validation score and fit time, and why others were skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<serde_json::Value>,
     pub users: IdMap,
     pub items: IdMap,
 }
 
 impl Manifest {
+    /// Adds the selection trace to the manifest a model saved in `dir`.
+    pub fn record_selection(dir: &Path, selection: serde_json::Value) -> Result<()> {
+        let mut manifest = Self::read(dir)?;
+        manifest.selection = Some(selection);
+        let path = dir.join(MANIFEST);
+        let json = serde_json::to_vec_pretty(&manifest)
+            .map_err(|e| Error::InvalidInput(format!("cannot encode manifest: {e}")))?;
+        std::fs::write(&path, json).map_err(|e| Error::io(&path, e))
+    }
+
     /// Reads and validates `dir/manifest.json`.
     pub fn read(dir: &Path) -> Result<Self> {
         let path = dir.join(MANIFEST);
@@ -298,6 +313,32 @@ impl TensorReader {
         Error::Model {
             path: self.path.clone(),
             message: message.into(),
+        }
+    }
+
+    /// Checks a CSR layout read from this file (`rows` rows of column indices below `n_cols`,
+    /// `values` values) so that scoring can index it without panicking.
+    pub(crate) fn check_csr(
+        &self,
+        name: &str,
+        indptr: &[u64],
+        rows: usize,
+        indices: &[u32],
+        n_cols: usize,
+        values: usize,
+    ) -> Result<()> {
+        let well_formed = indptr.len() == rows + 1
+            && indptr.first() == Some(&0)
+            && indptr.windows(2).all(|w| w[0] <= w[1])
+            && indptr.last().copied() == Some(indices.len() as u64)
+            && values == indices.len()
+            && indices.iter().all(|&i| (i as usize) < n_cols);
+        if well_formed {
+            Ok(())
+        } else {
+            Err(self.error(format!(
+                "tensors `{name}.*` do not form a valid {rows}-row sparse matrix"
+            )))
         }
     }
 

@@ -1,8 +1,12 @@
 //! Each user's chronological training history with per-pair values: what recency-weighted
-//! scoring (item-kNN) and user profiles (content) read.
+//! scoring (item-kNN, SLIM) and user profiles (content) read.
+
+use std::collections::HashSet;
 
 use kindred_core::interactions::NO_TIMESTAMP;
 use kindred_core::{ItemIdx, TrainSet, UserIdx};
+
+use crate::model::UserQuery;
 
 use crate::common::weighting::{TermWeights, Weighting};
 
@@ -64,6 +68,27 @@ impl Histories {
         out
     }
 
+    /// The history a query is scored from, most recent first, each item once with its value:
+    /// the query's items (chronological, last = most recent) come before the known user's
+    /// training history.
+    pub(crate) fn recent_first(&self, query: &UserQuery<'_>) -> Vec<(ItemIdx, f32)> {
+        let (items, weights) = query.user.map_or((&[][..], &[][..]), |u| self.of(u));
+        let trained = items.iter().copied().zip(weights.iter().copied()).rev();
+        if query.history.is_empty() {
+            // Training histories are distinct already.
+            return trained.collect();
+        }
+        let mut taken = HashSet::with_capacity(query.history.len() + items.len());
+        query
+            .history
+            .iter()
+            .rev()
+            .map(|&i| (i, 1.0))
+            .chain(trained)
+            .filter(|&(i, _)| taken.insert(i))
+            .collect()
+    }
+
     pub(crate) fn of(&self, user: UserIdx) -> (&[ItemIdx], &[f32]) {
         let u = user as usize;
         if u + 1 >= self.indptr.len() {
@@ -71,5 +96,15 @@ impl Histories {
         }
         let range = self.indptr[u] as usize..self.indptr[u + 1] as usize;
         (&self.items[range.clone()], &self.weights[range])
+    }
+}
+
+/// The weight of a history item `age` interactions old (the latest has age 0) under a
+/// half-life in interactions: `0.5^(age / half_life)`; 1 when `half_life` is 0 (off).
+pub(crate) fn recency_decay(age: usize, half_life: f64) -> f32 {
+    if half_life > 0.0 {
+        0.5f64.powf(age as f64 / half_life) as f32
+    } else {
+        1.0
     }
 }

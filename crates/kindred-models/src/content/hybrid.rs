@@ -747,8 +747,9 @@ impl ModelFamily for HybridFamily {
         })
     }
 
+    /// Many sampled (WARP) passes over the log, each touching every feature of both sides.
     fn cost(&self) -> Cost {
-        Cost::Medium
+        Cost::High
     }
 }
 

@@ -1,6 +1,7 @@
-//! Implicit-feedback ranking: matrix factorisation from interactions without ratings (ALS, BPR)
-//! and the closed-form item-item autoencoder (EASE).
+//! Implicit-feedback ranking: matrix factorisation from interactions without ratings (ALS, BPR),
+//! the closed-form item-item autoencoder (EASE) and sparse item-item regression (SLIM).
 
 pub mod als;
 pub mod bpr;
 pub mod ease;
+pub mod slim;

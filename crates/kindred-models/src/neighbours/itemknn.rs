@@ -11,7 +11,6 @@
 //! is kept in the model, and anonymous or session users are folded in the same way from the
 //! query's history.
 
-use std::collections::HashSet;
 use std::path::Path;
 
 use kindred_core::topk::top_k_of;
@@ -19,7 +18,7 @@ use kindred_core::{CsMatrix, Error, FitContext, ItemIdx, Result, Scored, TrainSe
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::common::histories::Histories;
+use crate::common::histories::{recency_decay, Histories};
 use crate::common::weighting::{TermWeights, Weighting};
 use crate::family::{param_infos, Cost, ModelFamily, ParamInfo, Saved, Task};
 use crate::model::{Algorithm, Model, UserQuery};
@@ -314,31 +313,6 @@ pub struct ItemKnnModel {
     fitted: Fitted,
 }
 
-/// Checks a CSR layout read from disk so that scoring can index it without panicking.
-fn check_csr(
-    tensors: &TensorReader,
-    name: &str,
-    indptr: &[u64],
-    rows: usize,
-    indices: &[u32],
-    n_cols: usize,
-    values: usize,
-) -> Result<()> {
-    let well_formed = indptr.len() == rows + 1
-        && indptr.first() == Some(&0)
-        && indptr.windows(2).all(|w| w[0] <= w[1])
-        && indptr.last().copied() == Some(indices.len() as u64)
-        && values == indices.len()
-        && indices.iter().all(|&i| (i as usize) < n_cols);
-    if well_formed {
-        Ok(())
-    } else {
-        Err(tensors.error(format!(
-            "tensors `{name}.*` do not form a valid {rows}-row sparse matrix"
-        )))
-    }
-}
-
 impl ItemKnnModel {
     /// Loads a model saved by [`Model::save`].
     pub fn load(params: serde_json::Value, fitted: Fitted, tensors: &TensorReader) -> Result<Self> {
@@ -350,8 +324,7 @@ impl ItemKnnModel {
             items: tensors.u32("knn.items")?,
             sims: tensors.f32_shaped("knn.sims")?.1,
         };
-        check_csr(
-            tensors,
+        tensors.check_csr(
             "knn",
             &neighbors.indptr,
             n_items,
@@ -364,8 +337,7 @@ impl ItemKnnModel {
             items: tensors.u32("history.items")?,
             weights: tensors.f32_shaped("history.weights")?.1,
         };
-        check_csr(
-            tensors,
+        tensors.check_csr(
             "history",
             &histories.indptr,
             n_users,
@@ -379,28 +351,6 @@ impl ItemKnnModel {
             params,
             fitted,
         })
-    }
-
-    /// The history to score from, most recent first, each item once with its weight: the query's
-    /// items (chronological, last = most recent) come after the known user's training history.
-    fn recent_first(&self, query: &UserQuery<'_>) -> Vec<(ItemIdx, f32)> {
-        let (items, weights) = query
-            .user
-            .map_or((&[][..], &[][..]), |u| self.histories.of(u));
-        let trained = items.iter().copied().zip(weights.iter().copied()).rev();
-        if query.history.is_empty() {
-            // Training histories are distinct already.
-            return trained.collect();
-        }
-        let mut taken = HashSet::with_capacity(query.history.len() + items.len());
-        query
-            .history
-            .iter()
-            .rev()
-            .map(|&i| (i, 1.0))
-            .chain(trained)
-            .filter(|&(i, _)| taken.insert(i))
-            .collect()
     }
 }
 
@@ -424,13 +374,9 @@ impl Model for ItemKnnModel {
     fn score_all(&self, query: &UserQuery<'_>, out: &mut [f32]) {
         out.fill(0.0);
         let half_life = self.params.half_life;
-        for (age, (item, weight)) in self.recent_first(query).into_iter().enumerate() {
-            let decay = if half_life > 0.0 {
-                0.5f64.powf(age as f64 / half_life) as f32
-            } else {
-                1.0
-            };
-            let w = weight * decay;
+        let history = self.histories.recent_first(query);
+        for (age, (item, weight)) in history.into_iter().enumerate() {
+            let w = weight * recency_decay(age, half_life);
             let (items, sims) = self.neighbors.of(item);
             for (&j, &s) in items.iter().zip(sims) {
                 if let Some(o) = out.get_mut(j as usize) {

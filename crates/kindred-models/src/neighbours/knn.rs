@@ -37,7 +37,9 @@ use crate::common::rating_rows::row_values;
 use crate::common::similarity::{
     from_upper_triangle, pair_matrix, row_moments, upper_triangle, Acc,
 };
-use crate::family::{param_infos, Applicability, Cost, ModelFamily, ParamInfo, Saved, Task};
+use crate::family::{
+    param_infos, Applicability, Cost, DataShape, Estimate, ModelFamily, ParamInfo, Saved, Task,
+};
 use crate::model::{Algorithm, Model, UserQuery};
 use crate::params::check;
 use crate::params::ModelSpec;
@@ -688,6 +690,17 @@ impl ModelFamily for KnnFamily {
 
     fn cost(&self) -> Cost {
         Cost::High
+    }
+
+    /// The upper triangle of a users x users similarity matrix (Surprise's default is user
+    /// based), filled by one pass over each pair of co-rating users.
+    fn estimate(&self, shape: &DataShape) -> Estimate {
+        let users = shape.users as f64;
+        let per_user = shape.interactions as f64 / users.max(1.0);
+        Estimate {
+            seconds: 4e-9 * users * users + 2e-8 * shape.interactions as f64 * per_user,
+            bytes: 2.0 * users * users + 32.0 * shape.interactions as f64,
+        }
     }
 }
 

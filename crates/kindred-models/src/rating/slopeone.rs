@@ -18,7 +18,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::common::rating_rows::row_values;
 use crate::common::similarity::{from_upper_triangle, pair_matrix, row_moments, upper_triangle};
-use crate::family::{param_infos, Applicability, Cost, ModelFamily, ParamInfo, Saved, Task};
+use crate::family::{
+    param_infos, Applicability, Cost, DataShape, Estimate, ModelFamily, ParamInfo, Saved, Task,
+};
 use crate::model::{Algorithm, Model, UserQuery};
 use crate::params::ModelSpec;
 use crate::persist::{Fitted, TensorReader, TensorWriter};
@@ -246,6 +248,17 @@ impl ModelFamily for SlopeOneFamily {
 
     fn cost(&self) -> Cost {
         Cost::High
+    }
+
+    /// Deviations and counts over the upper triangle of items x items, filled from every pair
+    /// of items a user rated.
+    fn estimate(&self, shape: &DataShape) -> Estimate {
+        let items = shape.items as f64;
+        let per_user = shape.interactions as f64 / (shape.users as f64).max(1.0);
+        Estimate {
+            seconds: 4e-9 * shape.interactions as f64 * per_user,
+            bytes: 4.0 * items * items + 32.0 * shape.interactions as f64,
+        }
     }
 }
 

@@ -41,8 +41,8 @@ mod params;
 mod simd;
 mod solve;
 
+use crate::common::weighted_rows::WeightedRows;
 pub use confidence::ConfidenceRows;
-pub(crate) use confidence::WeightedRows;
 pub use params::{AlsParams, Confidence, Solver};
 use simd::{dot_with, symv};
 use solve::solve_side;
