@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The ranking pipeline's example configs on ML-1M (temporal:0.2,positive>=4, ranking-best), plus a
+# The ranking pipeline's example configs on ML-1M (temporal:0.2,positive>=4, movielens-ranking), plus a
 # sweep of the release-year boost and the second stage without time features (and on als): NDCG@10, coverage@10 and what the lists contain (mean release
 # year, share since 1990, share of Horror; bench/list_profile.py). Release build.
 # Writes bench/out/rank-examples/*.{json,csv} and prints one line per run.
@@ -35,11 +35,11 @@ print(f"{sys.argv[2]}: ndcg@10 {m['ndcg@10']:.4f} coverage@10 {m['coverage@10']:
 PY
   python3 bench/list_profile.py "$DATA_DIR/ml-1m/movies.dat" "$OUT/$name.csv" | sed 's/^[^:]*: //'
 }
-run none ranking-best
-for c in examples/rank/*.toml; do run "$(basename "$c" .toml)" ranking-best --rank "$c"; done
-run second_stage-no-time ranking-best --rank "$OUT/second_stage-no-time.toml"
-for f in fresh-year-0.3 fresh-year-0.6 fresh-absence-7; do run "$f" ranking-best --rank "$OUT/$f.toml"; done
-for w in 0.1 0.2 0.5 1.0; do run "year-boost-$w" ranking-best --rank "$OUT/year-boost-$w.toml"; done
+run none movielens-ranking
+for c in examples/rank/*.toml; do run "$(basename "$c" .toml)" movielens-ranking --rank "$c"; done
+run second_stage-no-time movielens-ranking --rank "$OUT/second_stage-no-time.toml"
+for f in fresh-year-0.3 fresh-year-0.6 fresh-absence-7; do run "$f" movielens-ranking --rank "$OUT/$f.toml"; done
+for w in 0.1 0.2 0.5 1.0; do run "year-boost-$w" movielens-ranking --rank "$OUT/year-boost-$w.toml"; done
 run als als
 run als-second_stage als --rank examples/rank/second_stage.toml
 run als-second_stage-no-time als --rank "$OUT/second_stage-no-time.toml"

@@ -9,7 +9,7 @@ export KINDRED_DATA_DIR="${KINDRED_DATA_DIR:-$(cd .. && pwd)/shared/data}"
 DATA_DIR="$KINDRED_DATA_DIR/${DATASET:-ml-1m}"
 [ -d "$DATA_DIR" ] || { echo "MovieLens not found at $DATA_DIR" >&2; exit 2; }
 PROTOCOL='temporal:0.2,positive>=4'
-MODEL=ranking-best
+MODEL=movielens-ranking
 BIN=./target/release/kindred
 cargo build -q --release -p kindred-cli
 OUT=bench/out
@@ -92,7 +92,7 @@ out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-f
        f'<rect width="{W}" height="{H}" fill="white"/>',
        f'<line x1="{M}" y1="{H-M}" x2="{W-M}" y2="{H-M}" stroke="black"/>',
        f'<line x1="{M}" y1="{M}" x2="{M}" y2="{H-M}" stroke="black"/>',
-       f'<text x="{W/2}" y="{H-20}" text-anchor="middle">NDCG@10 (temporal:0.2,positive&gt;=4, ranking-best)</text>',
+       f'<text x="{W/2}" y="{H-20}" text-anchor="middle">NDCG@10 (temporal:0.2,positive&gt;=4, movielens-ranking)</text>',
        f'<text x="15" y="{H/2}" transform="rotate(-90 15 {H/2})" text-anchor="middle">coverage@10 (blue) / diversity@10 (orange)</text>']
 base = float(rows[0]["ndcg@10"])
 out.append(f'<line x1="{sx(0.9*base):.1f}" y1="{M}" x2="{sx(0.9*base):.1f}" y2="{H-M}" stroke="grey" stroke-dasharray="4"/>')

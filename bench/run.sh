@@ -18,5 +18,5 @@ for ds in ml-100k ml-1m; do
   /usr/bin/time -f "$ds kfold:5 wall %e s" $k eval -q --data "movielens:$KINDRED_DATA_DIR/$ds" --protocol kfold:5 \
     --model random --model baseline --model baseline:method=sgd --json "bench/out/$ds-kfold5.json"
   /usr/bin/time -f "$ds temporal wall %e s" $k eval -q --data "movielens:$KINDRED_DATA_DIR/$ds" --protocol 'temporal:0.2,positive>=4' \
-    --model random --model popularity --model popularity:half_life_days=60 --model baseline --model itemknn --model ranking-best --json "bench/out/$ds-temporal.json"
+    --model random --model popularity --model popularity:half_life_days=60 --model baseline --model itemknn --model movielens-ranking --json "bench/out/$ds-temporal.json"
 done

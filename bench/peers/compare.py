@@ -40,7 +40,7 @@ for ds in datasets:
         rows.append(f"| {ds} | {k['spec']} / {s['model']} | {km['rmse']:.4f} | {sm['rmse']:.4f} | {km['mae']:.4f} "
                     f"| {sm['mae']:.4f} | {k['fit_seconds']:.4f} | {s['fit_seconds']:.4f} | {speedup} |")
 
-    # Kindred models with no Surprise counterpart (rating-best, sequential svd): Kindred's columns only.
+    # Kindred models with no Surprise counterpart (movielens-rating, sequential svd): Kindred's columns only.
     for spec, k in kindred.items():
         if spec not in paired:
             name = f"{k['preset']} ({spec})" if k.get("preset") else spec

@@ -6,7 +6,7 @@ OUT_DIR/peers-ranking-DATASET-TAG.json; prints and writes OUT_DIR/peers-ranking.
 
 Per table: both tools' rows, a check line (popularity scored by `kindred eval` and by the Python scorer must agree,
 which shows both apply the metric definitions identically), and ratio lines: Kindred ALS fit time over implicit ALS fit time,
-ranking-best NDCG@10 over the best peer's, and cold-start recall of content/hybrid over LightFM with features.
+movielens-ranking NDCG@10 over the best peer's, and cold-start recall of content/hybrid over LightFM with features.
 """
 import glob
 import json
@@ -79,12 +79,12 @@ def table(out_dir, ds, tag):
         lines.append(f"- fit time, Kindred `{als['spec']}` / implicit ALS: {als['fit_seconds']:.2f} s / "
                      f"{p['fit_seconds']:.2f} s = {als['fit_seconds'] / max(p['fit_seconds'], 1e-9):.2f}x "
                      f"(NDCG@10 {als['metrics'][f'ndcg@{K}']:.4f} vs {p['metrics'][f'ndcg@{K}']:.4f})")
-    best = next((r for r in kindred if r.get("preset") == "ranking-best"), None)
+    best = next((r for r in kindred if r.get("preset") == "movielens-ranking"), None)
     rivals = [r for r in peer.values() if r["model"] not in ("popularity", "random")]
     if best and rivals and tag != "coldstart-items":
         top = max(rivals, key=lambda r: r["metrics"][f"ndcg@{K}"])
         a, b = best["metrics"][f"ndcg@{K}"], top["metrics"][f"ndcg@{K}"]
-        lines.append(f"- ranking-best NDCG@10 {a:.4f} vs best peer ({top['model']}) {b:.4f}: {pct(a, b)}")
+        lines.append(f"- movielens-ranking NDCG@10 {a:.4f} vs best peer ({top['model']}) {b:.4f}: {pct(a, b)}")
     if tag == "coldstart-items":
         refs = [peer[n] for n in ("LightFM WARP genres", "LightFM WARP ids+genres") if n in peer]
         for r in kindred:

@@ -7,7 +7,8 @@ SPLIT_DIR holds fold0.train.csv, fold0.test.csv and catalog.csv (and fold0.candi
 `kindred split --protocol PROTOCOL` writes them. Items are indexed in catalog order, which is Kindred's item order, so
 ties break the same way in both tools (higher score first, then the lower item index).
 
-Ranking protocols (temporal, random): implicit ALS (alpha 1 and 10), BPR, item-kNN cosine, LightFM WARP without
+Ranking protocols (temporal, random): implicit ALS (Kindred's defaults with alpha 1 and 10, and implicit's own
+defaults), BPR, item-kNN cosine, LightFM WARP without
 features and with ids + genres, plus popularity as a check row: Kindred's `popularity` must give the same numbers.
 coldstart-items: only the held-out items are ranked; LightFM WARP with genres only, with ids + genres (cold items
 carry their genres only), random, and popularity (check row).
@@ -284,6 +285,10 @@ def ranking_models():
         ("popularity", "popularity", {}, popularity),
         ("implicit ALS", "als", {"factors": 64, "regularization": 0.05, "alpha": 1, "iterations": 15},
          implicit_model(als(1.0))),
+        # implicit's own defaults (what a user who does not tune gets): the bar `auto` must clear.
+        ("implicit ALS defaults", None, {"factors": 100, "regularization": 0.01, "alpha": 1, "iterations": 15},
+         implicit_model(lambda: AlternatingLeastSquares(factors=100, regularization=0.01, alpha=1.0, iterations=15,
+                                                        num_threads=THREADS, random_state=SEED))),
         ("implicit ALS alpha 10", None, {"factors": 64, "regularization": 0.05, "alpha": 10, "iterations": 15},
          implicit_model(als(10.0))),
         ("implicit BPR", "bpr", {"factors": 64, "learning_rate": 0.01, "regularization": 0.01, "iterations": 100},

@@ -18,7 +18,7 @@ cd "$(dirname "$0")/../.."
 export KINDRED_DATA_DIR="${KINDRED_DATA_DIR:-$(cd .. && pwd)/shared/data}"
 read -r -a datasets <<< "${RANKING_DATASETS:-ml-100k ml-1m}"
 read -r -a protocols <<< "${RANKING_PROTOCOLS:-temporal:0.2,positive>=4 random:0.2,positive>=4 coldstart-items:0.1,positive>=4}"
-read -r -a ranking_models <<< "${KINDRED_RANKING_MODELS:-popularity itemknn ranking-best als als:confidence=implicit als:solver=cholesky ease bpr ncf content hybrid}"
+read -r -a ranking_models <<< "${KINDRED_RANKING_MODELS:-popularity itemknn movielens-ranking als als:confidence=implicit als:solver=cholesky ease bpr ncf content hybrid}"
 read -r -a coldstart_models <<< "${KINDRED_COLDSTART_MODELS:-popularity random itemknn als content content:columns=genres hybrid hybrid:item_ids=false}"
 threads="${RANKING_THREADS:-2}"
 for ds in "${datasets[@]}"; do

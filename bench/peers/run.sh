@@ -27,7 +27,7 @@ for ds in "${datasets[@]}"; do
   $k eval -q --no-segments --data "$data" --protocol kfold:5 \
     --model random --model baseline --model baseline:method=sgd --model svd --model svd:parallel=false \
     --model svdpp --model nmf --model slopeone --model coclustering --model knn --model knn:variant=means \
-    --model knn:variant=baseline,user_based=false,similarity=pearson_baseline --model rating-best \
+    --model knn:variant=baseline,user_based=false,similarity=pearson_baseline --model movielens-rating \
     --json "bench/out/$ds-kfold5.json"
 done
 echo

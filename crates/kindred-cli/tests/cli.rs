@@ -90,7 +90,7 @@ fn eval_writes_the_documented_json_and_exports_lists() {
         "--model",
         "baseline",
         "--model",
-        "rating-best",
+        "movielens-rating",
     ]);
     assert!(rating.contains("rmse"), "{rating}");
 }
@@ -157,7 +157,7 @@ fn stats_models_and_quickstart_run() {
     let stats = ok(&["stats", "--data", DATA]);
     assert!(!stats.is_empty());
     let models = ok(&["models"]);
-    assert!(models.contains("baseline") && models.contains("ranking-best"));
+    assert!(models.contains("baseline") && models.contains("movielens-ranking"));
     let dir = temp_dir("quickstart");
     let out = ok(&[
         "quickstart",
@@ -167,6 +167,8 @@ fn stats_models_and_quickstart_run() {
         s(&dir),
         "--folds",
         "2",
+        "--budget",
+        "2",
         "--listen",
         "127.0.0.1:0",
         "--check",
@@ -175,11 +177,55 @@ fn stats_models_and_quickstart_run() {
     // The served examples were printed as curl commands and each answered 2xx.
     assert!(out.contains("curl -s 'http://127.0.0.1:"), "{out}");
     assert!(out.contains("all 8 example requests answered 2xx"), "{out}");
-    assert!(out.contains("\"source\":\"model:itemknn\""), "{out}");
+    // The served version is what `auto` chose, and the quick start says what that was.
+    assert!(out.contains("auto chose "), "{out}");
+    assert!(out.contains("\"source\":\"model:"), "{out}");
     assert!(dir.join("kindred.db").is_file());
     let report = std::fs::read_to_string(dir.join("report.html")).unwrap();
     assert!(report.contains("<svg") && report.contains("ndcg@10"));
     assert!(dir.join("rating.json").is_file() && dir.join("ranking.json").is_file());
+}
+
+#[test]
+fn train_auto_says_what_it_chose_and_records_the_trace() {
+    let dir = temp_dir("train-auto");
+    let out = ok(&[
+        "train",
+        "--data",
+        DATA,
+        "--positive",
+        "4",
+        "--model",
+        "auto:budget=3,families=popularity+itemknn+als",
+        "--out",
+        s(&dir.join("model")),
+    ]);
+    assert!(out.contains("auto chose "), "{out}");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("model/manifest.json")).unwrap())
+            .unwrap();
+    let selection = &manifest["selection"];
+    assert_eq!(selection["validation"], "temporal:0.2");
+    assert_eq!(selection["chosen_family"], manifest["algorithm"]);
+    assert!(selection["trials"]
+        .as_array()
+        .is_some_and(|t| !t.is_empty()));
+    // The old preset names explain what they became.
+    let out = kindred(&[
+        "eval",
+        "--data",
+        DATA,
+        "--protocol",
+        "temporal:0.2",
+        "--model",
+        "ranking-best",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("movielens-ranking") && err.contains("auto"),
+        "{err}"
+    );
 }
 
 #[test]

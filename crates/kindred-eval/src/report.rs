@@ -123,7 +123,7 @@ pub struct ModelResult {
     pub model: String,
     /// The spec that ran (presets resolved to their concrete spec).
     pub spec: String,
-    /// The preset name when the model was asked for by preset (`rating-best`, `ranking-best`).
+    /// The preset name when the model was asked for by preset (`movielens-rating`, `movielens-ranking`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preset: Option<String>,
     pub params: serde_json::Value,
@@ -215,7 +215,11 @@ pub struct FoldResult {
     pub predict_seconds: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub impossible_predictions: Option<u64>,
-    /// The spec fitted on this fold when it differs by fold (`kindred tune`'s nested choices).
+    /// The spec fitted on this fold when it differs by fold (`kindred tune`'s nested choices,
+    /// `auto`'s choice on this fold's training rows).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spec: Option<String>,
+    /// How `auto` chose on this fold's training rows (see `kindred_eval::auto::Selection`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<serde_json::Value>,
 }

@@ -18,13 +18,14 @@ use kindred_core::{
     top_k, CancelFlag, Dataset, Error, FitContext, NoProgress, Progress, Protocol, Result, Scored,
     TrainSet,
 };
-use kindred_models::{build_algorithm, registry::resolve_preset, Model, UserQuery};
+use kindred_models::{registry::resolve_preset, Model, UserQuery};
 use kindred_rank::{
     CatalogData, RankConfig, RankPipeline, RankRequest, RequestContext, ScoreSource, SecondStage,
     TrainingLog,
 };
 use rayon::prelude::*;
 
+use crate::auto::build_algorithm_for;
 use crate::export::write_recs_file;
 use crate::metrics::{self, UserRanking};
 use crate::report::{
@@ -173,7 +174,7 @@ pub fn evaluate_plans(
             )));
         }
         let spec = &plan.spec;
-        let algorithm = build_algorithm(spec)?;
+        let algorithm = build_algorithm_for(spec, protocol)?;
         let mut folds = Vec::with_capacity(splits.len());
         let mut ranked_all = Vec::new();
         let mut pairs_all = Vec::new();
@@ -187,7 +188,7 @@ pub fn evaluate_plans(
             opts.cancel.check()?;
             let fold_spec = plan.fold_specs.get(f);
             let fold_algorithm = match fold_spec {
-                Some(s) => Some(build_algorithm(s)?),
+                Some(s) => Some(build_algorithm_for(s, protocol)?),
                 None => None,
             };
             let algorithm = fold_algorithm.as_ref().unwrap_or(&algorithm);
@@ -257,7 +258,17 @@ pub fn evaluate_plans(
             fold.test = split.test.len();
             fold.fit_seconds = fit_seconds;
             fold.predict_seconds = started.elapsed().as_secs_f64();
-            fold.spec = fold_spec.map(|s| resolve_preset(s).to_owned());
+            fold.selection = model.selection().cloned();
+            // What this fold fitted when it is not the result's spec: a nested choice, or the
+            // one `auto` made on this fold's training rows.
+            fold.spec = match (&fold.selection, fold_spec) {
+                (Some(selection), _) => selection
+                    .get("chosen")
+                    .and_then(|c| c.as_str())
+                    .map(str::to_owned),
+                (None, Some(s)) => Some(resolve_preset(s).to_owned()),
+                (None, None) => None,
+            };
             folds.push(fold);
         }
         let segments: Option<Segments> = opts.segments.then(|| {
@@ -401,6 +412,7 @@ fn rating_fold(
         predict_seconds: 0.0,
         impossible_predictions: Some(impossible),
         spec: None,
+        selection: None,
     };
     Ok((fold, pairs))
 }
@@ -733,6 +745,7 @@ fn ranking_fold(
         predict_seconds: 0.0,
         impossible_predictions: None,
         spec: None,
+        selection: None,
     };
     let mut sources = BTreeMap::new();
     for label in per_user.iter().flat_map(|p| &p.3) {

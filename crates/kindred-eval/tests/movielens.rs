@@ -131,7 +131,7 @@ fn ml1m_popularity_temporal_metrics_agree_with_independent_recomputation() {
     assert_export_agrees(&dir, m, &export, report.results[0].per_fold[0].evaluated);
 }
 
-/// `ranking-best` on the same split: at least 10% above the best peer's NDCG@10 that PEERS.md
+/// `movielens-ranking` on the same split: at least 10% above the best peer's NDCG@10 that PEERS.md
 /// records (Spark ALS 0.0992; the best in bench/peers' own runs is lower), and its exported lists
 /// give the same metrics through the independent code path.
 #[test]
@@ -147,11 +147,17 @@ fn ml1m_ranking_best_temporal_beats_peers_and_agrees_with_its_export() {
         auc: false,
         ..EvalOptions::default()
     };
-    let report = evaluate(&dataset, &protocol, &["ranking-best".to_owned()], &opts).unwrap();
+    let report = evaluate(
+        &dataset,
+        &protocol,
+        &["movielens-ranking".to_owned()],
+        &opts,
+    )
+    .unwrap();
     let m = &report.results[0].metrics;
     assert!(
         m["ndcg@10"] >= 1.1 * 0.0992,
-        "ranking-best NDCG@10 {} is not 10% above 0.0992",
+        "movielens-ranking NDCG@10 {} is not 10% above 0.0992",
         m["ndcg@10"]
     );
     assert_export_agrees(&dir, m, &export, report.results[0].per_fold[0].evaluated);
@@ -249,7 +255,7 @@ fn assert_export_agrees(
 }
 
 /// Issue 6's acceptance: examples/rank/diverse.toml reaches catalog coverage@10 >= 50% at no
-/// more than 10% NDCG@10 loss against ranking-best without re-ranking.
+/// more than 10% NDCG@10 loss against movielens-ranking without re-ranking.
 #[test]
 fn ml1m_diverse_example_meets_the_coverage_target() {
     let Some(dir) = real_data_dir("ml-1m") else {
@@ -268,7 +274,13 @@ fn ml1m_diverse_example_meets_the_coverage_target() {
             rank: rank.map(Arc::new),
             ..EvalOptions::default()
         };
-        evaluate(&dataset, &protocol, &["ranking-best".to_owned()], &opts).unwrap()
+        evaluate(
+            &dataset,
+            &protocol,
+            &["movielens-ranking".to_owned()],
+            &opts,
+        )
+        .unwrap()
     };
     let plain = run(None);
     let diverse = run(Some(rank));

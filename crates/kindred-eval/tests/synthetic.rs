@@ -178,7 +178,7 @@ fn a_personalised_model_beats_popularity_on_synthetic_data() {
         &[
             "popularity".to_owned(),
             "itemknn".to_owned(),
-            "ranking-best".to_owned(),
+            "movielens-ranking".to_owned(),
         ],
         &EvalOptions {
             segments: false,
@@ -199,11 +199,14 @@ fn a_personalised_model_beats_popularity_on_synthetic_data() {
     );
     assert!(
         ndcg[2] > 1.3 * ndcg[0],
-        "ranking-best {} vs popularity {}",
+        "movielens-ranking {} vs popularity {}",
         ndcg[2],
         ndcg[0]
     );
-    assert_eq!(report.results[2].preset.as_deref(), Some("ranking-best"));
+    assert_eq!(
+        report.results[2].preset.as_deref(),
+        Some("movielens-ranking")
+    );
 }
 
 #[test]

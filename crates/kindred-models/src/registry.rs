@@ -19,14 +19,22 @@ use crate::persist::Fitted;
 use crate::space::Space;
 use crate::{content, implicit, neighbours, neural, rating, simple};
 
-/// Presets: names for the strongest configuration available for each task. They are resolved
-/// to a concrete spec before fitting, so results always record what actually ran.
+/// Presets: names for fixed configurations, each named for the data it was chosen on (a fixed
+/// configuration does not transfer to other data; the `auto` spec chooses on the user's). They
+/// are resolved to a concrete spec before fitting, so results always record what actually ran.
 const PRESETS: &[(&str, &str)] = &[
-    ("rating-best", "bpmf"),
+    ("movielens-rating", "bpmf"),
     (
-        "ranking-best",
+        "movielens-ranking",
         "itemknn:neighbors=200,half_life=2,weighting=tfidf",
     ),
+];
+
+/// Former preset names and what they became: they promised "best" for a configuration chosen
+/// on MovieLens, which fell below popularity on sparser data.
+const RENAMED_PRESETS: &[(&str, &str)] = &[
+    ("rating-best", "movielens-rating"),
+    ("ranking-best", "movielens-ranking"),
 ];
 
 /// Model families by name, in the order `kindred models` lists them.
@@ -60,6 +68,7 @@ impl ModelRegistry {
         registry.add(Box::new(neural::ncf::NcfFamily));
         registry.add(Box::new(implicit::als::AlsFamily));
         registry.add(Box::new(implicit::ease::EaseFamily));
+        registry.add(Box::new(implicit::slim::SlimFamily));
         registry.add(Box::new(content::content_based::ContentFamily));
         registry.add(Box::new(content::hybrid::HybridFamily));
         registry
@@ -108,6 +117,16 @@ impl ModelRegistry {
         match self.get(&spec.name) {
             Some(family) => family.build(&spec),
             None => {
+                if let Some((old, new)) = RENAMED_PRESETS.iter().find(|(old, _)| *old == spec.name)
+                {
+                    return Err(Error::spec(
+                        "model",
+                        spec.to_string(),
+                        format!(
+                            "the preset `{old}` is now `{new}`: it was chosen on MovieLens and is not the best on other data; use `auto` to choose on yours, or `{new}` for the same fixed configuration"
+                        ),
+                    ));
+                }
                 let known: Vec<&str> = self.families().map(|f| f.name()).collect();
                 let presets: Vec<&str> = PRESETS.iter().map(|(name, _)| *name).collect();
                 Err(Error::spec(
@@ -251,7 +270,7 @@ mod tests {
             "{err:?}"
         );
         let err = registry
-            .register(Renamed("ranking-best"))
+            .register(Renamed("movielens-ranking"))
             .err()
             .map(|e| e.to_string());
         assert!(
@@ -276,8 +295,16 @@ mod tests {
             build_algorithm("baseline:method=sgd").unwrap().name(),
             "baseline"
         );
-        assert_eq!(build_algorithm("rating-best").unwrap().name(), "bpmf");
-        assert_eq!(build_algorithm("ranking-best").unwrap().name(), "itemknn");
+        assert_eq!(build_algorithm("movielens-rating").unwrap().name(), "bpmf");
+        assert_eq!(
+            build_algorithm("movielens-ranking").unwrap().name(),
+            "itemknn"
+        );
+        let err = build_algorithm("ranking-best").err().unwrap().to_string();
+        assert!(
+            err.contains("now `movielens-ranking`") && err.contains("use `auto`"),
+            "{err}"
+        );
         let err = build_algorithm("svdx").err().unwrap().to_string();
         assert!(err.contains("unknown model"), "{err}");
         assert!(build_algorithm("baseline:method=magic").is_err());

@@ -47,7 +47,10 @@ fn a_family_registered_with_one_line_works_through_the_registry() {
     assert!(registry.build("toy:colour=red").is_err());
     let err = registry.build("toyz").err().unwrap().to_string();
     assert!(err.contains("unknown model `toyz`"), "{err}");
-    assert!(err.contains("hybrid, toy, presets: rating-best"), "{err}");
+    assert!(
+        err.contains("hybrid, toy, presets: movielens-rating"),
+        "{err}"
+    );
 
     // Fitted: count / (count + 2) for a (3), b (1), c (2).
     let data = tiny();

@@ -1,5 +1,6 @@
 //! What the report shows: one [`Section`] per topic (summary, metrics, comparisons, metric@K
-//! curves, segments, popularity bias, coverage and diversity, learning curves, tuning), each
+//! curves, segments, popularity bias, coverage and diversity, learning curves, `auto`'s model
+//! selection, tuning), each
 //! with its HTML body, its charts, and a plain "not available" note when the results lack its
 //! data. Nothing here is drawn from data that is not in the files.
 
@@ -60,6 +61,7 @@ pub fn build_sections(sources: &[Source]) -> Vec<Section> {
         popularity_bias(&entries),
         coverage_diversity(sources, &entries),
         learning_curves(&entries),
+        selection(sources),
         tuning(sources),
     ]
 }
@@ -749,6 +751,57 @@ fn learning_curves(entries: &[Entry]) -> Section {
     s
 }
 
+/// What `auto` chose on each fold's training rows, and every family it considered.
+fn selection(sources: &[Source]) -> Section {
+    let mut s = Section::new("selection", "Model selection (auto)");
+    for src in sources {
+        for result in &src.report.results {
+            for fold in &result.per_fold {
+                let Some(trace) = &fold.selection else {
+                    continue;
+                };
+                let Ok(sel) =
+                    serde_json::from_value::<kindred_eval::auto::Selection>(trace.clone())
+                else {
+                    continue;
+                };
+                let _ = write!(
+                    s.body,
+                    "<h3>{} fold {}: chose <code>{}</code></h3><p>{}</p>",
+                    escape(&src.stem()),
+                    fold.fold + 1,
+                    escape(&sel.chosen),
+                    escape(&sel.summary())
+                );
+                s.body.push_str(
+                    "<table><thead><tr><th>family</th><th>status</th><th>trials</th>\
+                     <th>best validation score</th><th>seconds</th><th>predicted s</th>\
+                     <th>why not tried</th></tr></thead><tbody>",
+                );
+                for f in &sel.families {
+                    let _ = write!(
+                        s.body,
+                        "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+                         <td class=\"num\">{:.2}</td><td class=\"num\">{:.2}</td><td>{}</td></tr>",
+                        escape(&f.family),
+                        escape(&f.status),
+                        f.trials,
+                        f.best_score.map_or(String::new(), |v| format!("{v:.4}")),
+                        f.seconds,
+                        f.predicted_seconds,
+                        escape(f.reason.as_deref().unwrap_or(""))
+                    );
+                }
+                s.body.push_str("</tbody></table>");
+            }
+        }
+    }
+    if s.body.is_empty() {
+        return s.unavailable("no model was evaluated as `auto`.");
+    }
+    s
+}
+
 fn tuning(sources: &[Source]) -> Section {
     let mut s = Section::new("tuning", "Tuning trace");
     let with: Vec<&Source> = sources
@@ -906,6 +959,7 @@ mod tests {
             "segments",
             "popularity",
             "learning",
+            "selection",
             "tuning",
         ] {
             let s = by_id(id);

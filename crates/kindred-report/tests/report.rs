@@ -26,6 +26,9 @@ fn full_results_draw_every_chart_once() {
     assert!(page.contains("has the best ndcg@10 (0.2900), ahead of popularity (0.1100)"));
     assert!(page.contains("do not overlap"));
     assert!(page.contains("better</strong>"));
+    // auto's choice is shown with the families it skipped and why.
+    assert!(page.contains("Model selection (auto)"));
+    assert!(page.contains("60000 items exceed the limit of 20000"));
     // One series per fold in the tuning trace (scores and best so far).
     let trace = charts.last().unwrap();
     assert!(trace.svg.contains("fold 1: best so far"));

@@ -1,6 +1,8 @@
-//! `kindred models`: every model family with its parameters and defaults, and the presets.
+//! `kindred models`: the `auto` spec, every model family with its parameters and defaults, and
+//! the presets.
 
 use anyhow::Result;
+use kindred_eval::auto::DEFAULT_BUDGET_SECONDS;
 use kindred_models::registry::{model_catalog, presets};
 
 use super::Env;
@@ -12,6 +14,10 @@ pub struct Args {
     json: bool,
 }
 
+/// The spec's form, as listed.
+const AUTO_SPEC: &str =
+    "auto[:task=ranking|rating,budget=SECONDS,metric=ndcg@10|rmse|...,families=a+b+...,trials=N]";
+
 pub fn run(args: Args, _env: &Env) -> Result<()> {
     let catalog = model_catalog();
     if args.json {
@@ -21,12 +27,18 @@ pub fn run(args: Args, _env: &Env) -> Result<()> {
             .collect();
         println!(
             "{}",
-            serde_json::to_string_pretty(
-                &serde_json::json!({ "models": catalog, "presets": presets })
-            )?
+            serde_json::to_string_pretty(&serde_json::json!({
+                "auto": { "spec": AUTO_SPEC, "default_budget_seconds": DEFAULT_BUDGET_SECONDS },
+                "models": catalog,
+                "presets": presets
+            }))?
         );
         return Ok(());
     }
+    println!(
+        "auto: chooses and tunes a family on your data (validation rows carved from the training \
+         rows), within a time budget (default {DEFAULT_BUDGET_SECONDS:.0} s), then refits the winner\n    {AUTO_SPEC}\n"
+    );
     for model in &catalog {
         println!("{} ({:?}): {}", model.name, model.task, model.summary);
         for p in &model.params {
@@ -40,7 +52,7 @@ pub fn run(args: Args, _env: &Env) -> Result<()> {
     }
     println!();
     for (name, spec) in presets() {
-        println!("preset {name} = {spec}");
+        println!("preset {name} = {spec} (a fixed configuration chosen on MovieLens)");
     }
     Ok(())
 }

@@ -1,8 +1,9 @@
 //! `kindred quickstart`: the main job end to end on the embedded default. Loads (or generates)
 //! data, prints the data-quality report, evaluates baselines and the strongest models under the
 //! standard protocols (writing the results and an HTML report of them), imports the data into an
-//! embedded SQLite store, trains and publishes the `ranking-best` preset from it, starts the
-//! server on 127.0.0.1 and prints working curl examples (`--check` runs them itself and stops).
+//! embedded SQLite store, trains and publishes `auto` from it (which chooses and tunes a model on
+//! that data and says what it chose), starts the server on 127.0.0.1 and prints working curl
+//! examples (`--check` runs them itself and stops).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -22,8 +23,9 @@ use crate::data::DataArgs;
 /// The dataset used when none is given: generated, so the quick start needs no download.
 pub const DEFAULT_DATA: &str = "synthetic:users=2000,items=1000,seed=42";
 
-/// The model the quick start serves.
-const SERVED_MODEL: &str = "ranking-best";
+/// Seconds each `auto` selection of the quick start may spend (it runs once per evaluation
+/// fold and once for the served version).
+const DEFAULT_AUTO_BUDGET: f64 = 20.0;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -38,6 +40,10 @@ pub struct Args {
     /// Folds of the rating evaluation (set 0 to skip it).
     #[arg(long, default_value_t = 5)]
     folds: usize,
+    /// Seconds each `auto` selection may spend choosing a model (once per evaluation fold, once
+    /// for the served version).
+    #[arg(long, default_value_t = DEFAULT_AUTO_BUDGET)]
+    budget: f64,
     /// Address the server listens on (loopback only: the quick start sets no API keys).
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -76,8 +82,9 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
         store: store_path.display().to_string(),
         ..ServerConfig::default()
     };
+    let served = format!("auto:budget={}", args.budget);
     let spec = TrainSpec {
-        model: SERVED_MODEL.to_owned(),
+        model: served.clone(),
         positive: dataset.interactions.has_ratings().then_some(4.0),
         seed: 42,
     };
@@ -92,9 +99,16 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
         )
         .await?;
         println!(
-            "== trained {SERVED_MODEL} ({}) from the store {}; live version {}",
+            "== trained {served} ({}) from the store {}; live version {}",
             record.model.algorithm, config.store, record.model.version
         );
+        if let Some(selection) =
+            record.model.metrics.get("selection").and_then(|s| {
+                serde_json::from_value::<kindred_eval::auto::Selection>(s.clone()).ok()
+            })
+        {
+            println!("   {}", selection.summary());
+        }
         serve_examples(config, examples(&dataset), args.check, env).await
     })
 }
@@ -162,7 +176,13 @@ fn evaluate_all(dataset: &Dataset, args: &Args, env: &Env) -> Result<()> {
     let has_ratings = dataset.interactions.has_ratings();
     if has_ratings && args.folds >= 2 {
         let protocol = Protocol::parse(&format!("kfold:{}", args.folds))?;
-        let models = ["random", "baseline", "svd", "svdpp", "rating-best"].map(String::from);
+        let models = [
+            "random".to_owned(),
+            "baseline".to_owned(),
+            "svd".to_owned(),
+            "svdpp".to_owned(),
+            format!("auto:task=rating,budget={}", args.budget),
+        ];
         let report = evaluate(dataset, &protocol, &models, &options)?;
         println!("== rating prediction\n{}", format_report(&report));
         sources.push(save_results(results_dir, "rating", report)?);
@@ -174,14 +194,13 @@ fn evaluate_all(dataset: &Dataset, args: &Args, env: &Env) -> Result<()> {
     };
     let protocol = Protocol::parse(ranking_protocol)?;
     let models = [
-        "random",
-        "popularity:half_life_days=60",
-        "baseline",
-        "als",
-        "ease",
-        "ranking-best",
-    ]
-    .map(String::from);
+        "random".to_owned(),
+        "popularity:half_life_days=60".to_owned(),
+        "baseline".to_owned(),
+        "als".to_owned(),
+        "ease".to_owned(),
+        format!("auto:budget={}", args.budget),
+    ];
     let report = evaluate(dataset, &protocol, &models, &options)?;
     println!("== top-N ranking\n{}", format_report(&report));
     sources.push(save_results(results_dir, "ranking", report)?);

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use kindred_core::TrainSet;
-use kindred_models::build_algorithm;
+use kindred_eval::build_algorithm;
 
 use super::Env;
 use crate::data::DataArgs;
@@ -67,9 +67,16 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
     model
         .save(out)
         .with_context(|| format!("saving model to {}", out.display()))?;
+    if let Some(selection) = model.selection() {
+        if let Ok(selection) =
+            serde_json::from_value::<kindred_eval::auto::Selection>(selection.clone())
+        {
+            println!("{}", selection.summary());
+        }
+    }
     println!(
         "trained {} on {} interactions in {seconds:.2}s; saved to {}",
-        algorithm.name(),
+        model.name(),
         train.data.len(),
         out.display()
     );

@@ -23,7 +23,8 @@ pub struct Args {
     #[arg(long)]
     protocol: String,
     /// Model family to tune (svd, svdpp, nmf, baseline, knn, coclustering, als, bpr, ease,
-    /// itemknn, ncf, hybrid).
+    /// itemknn, ncf, hybrid), or an `auto` spec (a search across families: --time is its budget
+    /// over all folds, --trials its cap on fits per family).
     #[arg(long)]
     model: String,
     /// Trials per outer fold (halving: configurations at the first rung); default 20 when no
@@ -146,7 +147,10 @@ fn format_tune(report: &EvalReport) -> String {
         }
         out.push_str(&format!("chosen: {}\n\n", tuning.chosen));
     }
-    out.push_str("test results (tuned, then defaults):\n");
+    out.push_str(match report.tuning.as_ref().map(|t| t.family.as_str()) {
+        Some("auto") => "test results (auto's choice, then the task's simple baseline):\n",
+        _ => "test results (tuned, then defaults):\n",
+    });
     let per_fold = report
         .tuning
         .as_ref()

@@ -2,7 +2,8 @@
 //! family's configurations are compared on a validation split carved from that split's
 //! training rows only, with an inner protocol of the same kind; the configuration chosen on
 //! each outer training set is then scored once on its untouched outer test set, next to the
-//! family's defaults on the same splits. The outer test rows never reach a search.
+//! family's defaults on the same splits. The outer test rows never reach a search. `auto` (a
+//! search across families) is accepted too, and runs as [`crate::auto::tune_auto`].
 
 pub mod search;
 pub mod state;
@@ -127,6 +128,9 @@ pub fn tune(
     opts: &TuneOptions,
     eval: &EvalOptions,
 ) -> Result<EvalReport> {
+    if crate::auto::is_auto(&opts.family) {
+        return crate::auto::tune_auto(dataset, protocol, opts, eval);
+    }
     let started = Instant::now();
     let space = space_for(&opts.family)?;
     let rating = protocol.is_rating_prediction();

@@ -38,6 +38,24 @@ fn metrics(pairs: &[(&str, f64)]) -> BTreeMap<String, f64> {
     pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
 }
 
+/// How `auto` would have chosen `spec`: one family tried, one skipped.
+fn selection(spec: &str) -> serde_json::Value {
+    serde_json::json!({
+        "task": "ranking", "metric": "ndcg@10", "lower_is_better": false,
+        "budget_seconds": 60.0, "validation": "temporal:0.2,seed=42",
+        "users": 700, "items": 300, "interactions": 8000,
+        "chosen": spec, "chosen_family": spec.split(':').next().unwrap_or(spec),
+        "chosen_score": 0.2, "search_seconds": 41.0, "refit_seconds": 1.5,
+        "families": [
+            {"family": "als", "status": "tuned", "predicted_seconds": 0.5, "predicted_bytes": 1e6,
+             "trials": 4, "seconds": 12.0, "best_spec": spec, "best_score": 0.2},
+            {"family": "ease", "status": "skipped", "reason": "60000 items exceed the limit of 20000",
+             "predicted_seconds": 90.0, "predicted_bytes": 1e9, "trials": 0, "seconds": 0.0}
+        ],
+        "trials": [{"family": "als", "phase": "screen", "spec": spec, "score": 0.2, "seconds": 3.0}]
+    })
+}
+
 /// A ranking result whose quality grows with `strength` (0..1).
 fn result(spec: &str, strength: f64, learning: bool) -> ModelResult {
     let ndcg = 0.05 + 0.3 * strength;
@@ -79,6 +97,7 @@ fn result(spec: &str, strength: f64, learning: bool) -> ModelResult {
             predict_seconds: 0.3,
             impossible_predictions: None,
             spec: None,
+            selection: Some(selection(spec)),
         }],
         segments: Some(Segments {
             user_activity: vec![

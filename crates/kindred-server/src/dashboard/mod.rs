@@ -16,6 +16,7 @@ pub mod monitoring;
 pub mod overview;
 pub mod page;
 pub mod quality;
+pub mod selection;
 pub mod session;
 pub mod users;
 

@@ -1,5 +1,6 @@
 //! `GET /dashboard/models`: the registered versions (algorithm, creation time, metrics, which is
-//! live) with a chart per numeric metric across versions, the offline metrics each version was
+//! live) with a chart per numeric metric across versions, how `auto` chose each version trained
+//! from it ([`super::selection`]), the offline metrics each version was
 //! measured with at training time, learning curves, control charts of the offline metrics across
 //! retrains ([`kindred_serving::lifecycle::offline`]), and the admin forms
 //! `POST /dashboard/models/{version}/activate` and `POST /dashboard/models/rollback`, which do
@@ -68,7 +69,7 @@ pub fn metric_charts(models: &[ModelRecord]) -> Vec<String> {
 }
 
 /// Keys of `metrics` with a section of their own on the page, left out of the metrics column.
-const OWN_SECTIONS: [&str; 2] = ["offline", "curve"];
+const OWN_SECTIONS: [&str; 3] = ["offline", "curve", "selection"];
 
 fn metrics_text(record: &ModelRecord) -> String {
     match record.model.metrics.as_object() {
@@ -141,6 +142,7 @@ pub fn body(models: &[ModelRecord], serving: Option<&str>, notice: Option<&str>)
             &rows
         )
     ));
+    out.push_str(&super::selection::selection_section(models));
     out.push_str(&offline_section(models));
     out.push_str(&curves_section(models));
     out.push_str(&control_section(&offline_control_charts(models)));

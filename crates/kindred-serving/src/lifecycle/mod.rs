@@ -57,7 +57,7 @@ impl Lifecycle {
             positive: positive.or(defaults.positive),
             seed: seed.unwrap_or(defaults.seed),
         };
-        kindred_models::build_algorithm(&spec.model)?;
+        kindred_eval::build_algorithm(&spec.model)?;
         if let Some(threshold) = spec.positive.filter(|p| !p.is_finite()) {
             return Err(Error::invalid(
                 "invalid_input",

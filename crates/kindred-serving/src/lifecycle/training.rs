@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use kindred_core::{Dataset, FitContext, Result, TrainSet};
-use kindred_models::build_algorithm;
+use kindred_eval::build_algorithm;
 use kindred_store::{ModelRecord, NewModel, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -89,7 +89,7 @@ pub async fn train_and_register_with(
     let spec_owned = spec.clone();
     let dir_for_job = dir.clone();
     let eval = eval.clone();
-    let (params, metrics) = tokio::task::spawn_blocking(move || -> Result<_> {
+    let (algorithm_name, params, metrics) = tokio::task::spawn_blocking(move || -> Result<_> {
         let store_events = dataset.interactions.len();
         let train = train_set(&dataset, &spec_owned);
         if train.data.is_empty() {
@@ -135,8 +135,11 @@ pub async fn train_and_register_with(
             if !curve.is_empty() {
                 obj.insert("curve".into(), json!(curve));
             }
+            if let Some(selection) = model.selection() {
+                obj.insert("selection".into(), selection.clone());
+            }
         }
-        Ok((model.params(), metrics))
+        Ok((model.name(), model.params(), metrics))
     })
     .await
     .map_err(|e| kindred_core::Error::InvalidInput(format!("training job failed: {e}")))??;
@@ -144,7 +147,8 @@ pub async fn train_and_register_with(
         store,
         NewModel {
             version: version.clone(),
-            algorithm: build_algorithm(&spec.model)?.name().to_owned(),
+            // The fitted family (what `auto` chose, for an `auto` spec; the spec says `auto`).
+            algorithm: algorithm_name.to_owned(),
             params: json!({ "spec": spec, "model": params }),
             metrics,
             artifact: dir.display().to_string(),
