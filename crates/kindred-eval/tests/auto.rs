@@ -186,6 +186,27 @@ fn rating_protocols_select_among_rating_models_by_rmse() {
 }
 
 #[test]
+fn tune_with_auto_reports_each_fold_choice_beside_the_baseline() {
+    let data = dataset();
+    let protocol = Protocol::parse("temporal:0.2,positive>=4").unwrap();
+    let opts = kindred_eval::TuneOptions {
+        max_trials: Some(2),
+        ..kindred_eval::TuneOptions::new("auto:families=popularity+itemknn,budget=600")
+    };
+    let report = kindred_eval::tune(&data, &protocol, &opts, &eval_options()).unwrap();
+    let tuning = report.tuning.as_ref().unwrap();
+    assert_eq!(tuning.family, "auto");
+    assert_eq!(
+        tuning.validation_protocol,
+        "temporal:0.2,positive>=4,seed=42"
+    );
+    assert_eq!(report.results[1].spec, "popularity");
+    // --trials became the cap on fits per family: popularity once, itemknn twice.
+    assert_eq!(report.trials.len(), 3);
+    assert_eq!(selections(&report)[0].chosen, tuning.chosen);
+}
+
+#[test]
 fn the_budget_holds() {
     // A larger world, so the search has more to do than the budget allows.
     let data = generate(&SyntheticConfig::parse("users=2000,items=800,seed=9").unwrap())

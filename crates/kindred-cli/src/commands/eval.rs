@@ -199,6 +199,20 @@ pub fn format_report_with(report: &EvalReport, ci: bool) -> String {
                 shares.join(", ")
             ));
         }
+        for fold in &r.per_fold {
+            let selection = fold
+                .selection
+                .clone()
+                .and_then(|s| serde_json::from_value::<kindred_eval::auto::Selection>(s).ok());
+            if let Some(selection) = selection {
+                out.push_str(&format!(
+                    "{} fold {}: {}\n",
+                    label(r),
+                    fold.fold + 1,
+                    selection.summary()
+                ));
+            }
+        }
         if let Some(n) = r.impossible_predictions.filter(|&n| n > 0.0) {
             out.push_str(&format!(
                 "{}: {n:.0} test pairs per fold had an unknown user or item (predicted from the fallback)\n",
