@@ -35,7 +35,8 @@ run() { # binary, command name, json out
               --model baseline --model baseline:method=sgd --json "$json" > /dev/null ;;
     temporal) "$k" eval -q --data "movielens:$DATA_DIR/ml-1m" --protocol 'temporal:0.2,positive>=4' \
               --model random --model popularity --model popularity:half_life_days=60 \
-              --model baseline --model itemknn --model movielens-ranking --json "$json" > /dev/null ;;
+              --model baseline --model itemknn \
+              --model itemknn:neighbors=200,half_life=2,weighting=tfidf --json "$json" > /dev/null ;;
   esac
   end=$(date +%s.%N)
   echo "$end - $start" | bc
