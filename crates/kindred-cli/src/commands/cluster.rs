@@ -196,6 +196,10 @@ fn als_params(spec: &str) -> Result<AlsParams> {
     }
     let params: AlsParams = spec.typed()?;
     params.validate()?;
+    if params.half_life > 0.0 {
+        // The shards are read per worker, so no worker sees a user's whole chronology.
+        bail!("cluster als does not weight by recency; drop half_life (or train with `kindred train`)");
+    }
     Ok(params)
 }
 

@@ -108,3 +108,67 @@ pub(crate) fn recency_decay(age: usize, half_life: f64) -> f32 {
         1.0
     }
 }
+
+/// Each event's implicit weight times the recency decay of its (user, item) pair: the pair's age
+/// is its position in the user's distinct items, newest first (the chronology of [`Histories`]).
+/// The weights as they are when `half_life` is 0.
+pub(crate) fn recency_weighted(data: &TrainSet, half_life: f64) -> Vec<f32> {
+    let mut weights = data.data.weights().to_vec();
+    if half_life <= 0.0 {
+        return weights;
+    }
+    let histories = Histories::new(data, Weighting::Binary, None);
+    let m = &data.by_user;
+    let mut age_of: Vec<(ItemIdx, usize)> = Vec::new();
+    for u in 0..m.n_rows() {
+        let (items, _) = histories.of(u as UserIdx);
+        age_of.clear();
+        age_of.extend(
+            items
+                .iter()
+                .enumerate()
+                .map(|(pos, &i)| (i, items.len() - 1 - pos)),
+        );
+        age_of.sort_unstable_by_key(|&(i, _)| i);
+        for (&item, &e) in m.row(u).iter().zip(m.row_entries(u)) {
+            if let Ok(k) = age_of.binary_search_by_key(&item, |&(i, _)| i) {
+                weights[e as usize] *= recency_decay(age_of[k].1, half_life);
+            }
+        }
+    }
+    weights
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kindred_core::{EventType, Interaction, InteractionsBuilder};
+
+    #[test]
+    fn recency_halves_a_pair_per_half_life_of_newer_items() {
+        // u1: a (t=1), b (t=2), a again (t=3), c (t=4): newest first c, a, b.
+        let mut builder = InteractionsBuilder::new();
+        for (u, i, t) in [
+            ("u1", "a", 1),
+            ("u1", "b", 2),
+            ("u1", "a", 3),
+            ("u1", "c", 4),
+        ] {
+            builder.push(Interaction::implicit(u, i, EventType::View, Some(t)));
+        }
+        let data = TrainSet::new(builder.build());
+        assert_eq!(recency_weighted(&data, 0.0), data.data.weights().to_vec());
+        let weighted = recency_weighted(&data, 1.0);
+        let items = data.data.item_ids();
+        for (row, &w) in weighted.iter().enumerate() {
+            let expected = match items.external(data.data.items()[row]) {
+                "c" => 1.0,
+                "a" => 0.5,
+                _ => 0.25,
+            };
+            assert_eq!(w, expected, "row {row}");
+        }
+        assert_eq!(recency_decay(3, 0.0), 1.0);
+        assert_eq!(recency_decay(2, 2.0), 0.5);
+    }
+}

@@ -20,6 +20,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::common::gram::item_gram;
+use crate::common::histories::{recency_decay, Histories};
 use crate::common::weighted_rows::WeightedRows;
 pub use crate::common::weighting::Weighting;
 use crate::family::{
@@ -40,6 +41,9 @@ pub struct EaseParams {
     pub weighting: Weighting,
     /// Largest catalog fitted (the model holds items^2 weights).
     pub max_items: usize,
+    /// Half-life in interactions of a history item's weight when scoring (0: off): recent
+    /// items count more, as item-kNN's and SLIM's `half_life`.
+    pub half_life: f64,
 }
 
 impl Default for EaseParams {
@@ -48,6 +52,7 @@ impl Default for EaseParams {
             lambda: 500.0,
             weighting: Weighting::Binary,
             max_items: 20_000,
+            half_life: 0.0,
         }
     }
 }
@@ -61,6 +66,7 @@ impl EaseParams {
             ));
         }
         check::positive("ease", "lambda", self.lambda)?;
+        check::non_negative("ease", "half_life", self.half_life)?;
         Ok(())
     }
 
@@ -161,9 +167,12 @@ impl Algorithm for Ease {
         let b = weights_from_gram(g, n, ctx)?;
         let fitted = Fitted::from_train(data);
         let user_values = by_user.values().iter().map(|&w| params.value(w)).collect();
+        let histories =
+            (params.half_life > 0.0).then(|| Histories::new(data, params.weighting, None));
         Ok(Box::new(EaseModel {
             weight_offsets: seen_offsets(&fitted),
             user_values,
+            histories,
             b,
             params: params.clone(),
             fitted,
@@ -191,6 +200,8 @@ pub struct EaseModel {
     /// Each user's value per seen item (1, or the summed weight), aligned with `fitted.seen`.
     user_values: Vec<f32>,
     weight_offsets: Vec<usize>,
+    /// Chronological histories, kept when scoring weighs items by recency.
+    histories: Option<Histories>,
     pub params: EaseParams,
     fitted: Fitted,
 }
@@ -203,17 +214,45 @@ impl EaseModel {
         let n = fitted.items.len();
         let weight_offsets = seen_offsets(&fitted);
         let n_seen = weight_offsets.last().copied().unwrap_or(0);
+        let histories = if params.half_life > 0.0 {
+            let histories = Histories {
+                indptr: tensors.u64("history.indptr")?,
+                items: tensors.u32("history.items")?,
+                weights: tensors.f32_shaped("history.weights")?.1,
+            };
+            tensors.check_csr(
+                "history",
+                &histories.indptr,
+                fitted.users.len(),
+                &histories.items,
+                n,
+                histories.weights.len(),
+            )?;
+            Some(histories)
+        } else {
+            None
+        };
         Ok(Self {
             b: tensors.f32_len("ease.b", n * n)?,
             user_values: tensors.f32_len("ease.user_values", n_seen)?,
             weight_offsets,
+            histories,
             params,
             fitted,
         })
     }
 
-    /// The (item, value) pairs a query is scored from, each item once, sorted by item.
+    /// The (item, value) pairs a query is scored from, each item once (sorted by item, or
+    /// newest first with each value decayed by its age when scoring weighs recency).
     fn profile(&self, query: &UserQuery<'_>) -> Vec<(ItemIdx, f32)> {
+        if let Some(histories) = &self.histories {
+            return histories
+                .recent_first(query)
+                .into_iter()
+                .enumerate()
+                .map(|(age, (i, v))| (i, v * recency_decay(age, self.params.half_life)))
+                .collect();
+        }
         let mut items: Vec<(ItemIdx, f32)> = Vec::new();
         if let Some(u) = query.user {
             let seen = self.fitted.seen.items_of(u);
@@ -276,6 +315,11 @@ impl Model for EaseModel {
             &[self.user_values.len()],
             &self.user_values,
         );
+        if let Some(h) = &self.histories {
+            t.u64("history.indptr", &h.indptr)
+                .u32("history.items", &h.items)
+                .f32("history.weights", &[h.weights.len()], &h.weights);
+        }
         self.fitted.save(dir, "ease", Model::params(self), t)
     }
 }
@@ -313,6 +357,11 @@ impl ModelFamily for EaseFamily {
                 None,
                 "largest catalog fitted: the model holds items^2 weights",
             ),
+            (
+                "half_life",
+                Some("off"),
+                "half-life in interactions of a history item's weight when scoring (the latest has age 0)",
+            ),
         ])
     }
 
@@ -329,7 +378,11 @@ impl ModelFamily for EaseFamily {
     fn search_space(&self) -> Option<Space> {
         Some(Space {
             family: "ease",
-            params: vec![Param::float("lambda", 5.0, 5000.0, true, 500.0)],
+            params: vec![
+                Param::float("lambda", 5.0, 5000.0, true, 500.0),
+                // 0 switches recency weighting off, so it cannot sit on a log scale.
+                Param::choice("half_life", &["0", "1", "2", "3", "5", "10", "20", "50"], 0),
+            ],
             fidelity: None,
         })
     }
@@ -370,6 +423,54 @@ mod tests {
             b.push(row);
         }
         TrainSet::new(b.build())
+    }
+
+    #[test]
+    fn recency_weighs_the_latest_history_item_most_and_survives_a_reload() {
+        // Two clusters, {a, b, c} and {x, y}; the query's latest item is x.
+        let mut builder = InteractionsBuilder::new();
+        for (u, i) in [
+            ("u1", "a"),
+            ("u1", "b"),
+            ("u2", "a"),
+            ("u2", "c"),
+            ("u3", "b"),
+            ("u3", "c"),
+            ("u4", "x"),
+            ("u4", "y"),
+            ("u5", "x"),
+            ("u5", "y"),
+            ("u6", "b"),
+            ("u6", "x"),
+        ] {
+            builder.push(Interaction::implicit(u, i, EventType::View, Some(0)));
+        }
+        let data = TrainSet::new(builder.build());
+        let items = data.data.item_ids().clone();
+        let id = |s: &str| items.get(s).unwrap();
+        let fit = |spec: &str| {
+            crate::registry::build_algorithm(spec)
+                .unwrap()
+                .fit(&data, &FitContext::default())
+                .unwrap()
+        };
+        let query = [id("b"), id("x")];
+        let scores = |model: &dyn Model| {
+            let mut out = vec![0f32; items.len()];
+            model.score_all(&UserQuery::anonymous(&query), &mut out);
+            out
+        };
+        let plain = scores(fit("ease:lambda=1").as_ref());
+        let recent = fit("ease:lambda=1,half_life=1");
+        let decayed = scores(recent.as_ref());
+        // Halving b's weight lowers what b's cluster gets relative to x's.
+        let ratio = |s: &[f32]| s[id("a") as usize] / s[id("y") as usize];
+        assert!(ratio(&decayed) < ratio(&plain), "{plain:?} vs {decayed:?}");
+        let dir = std::env::temp_dir().join(format!("kindred-ease-recency-{}", std::process::id()));
+        recent.save(&dir).unwrap();
+        let loaded = crate::registry::load_model(&dir).unwrap();
+        assert_eq!(scores(loaded.as_ref()), decayed);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// Inverse of a small dense matrix by Gauss-Jordan elimination (independent of faer).

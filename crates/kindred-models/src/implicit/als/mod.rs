@@ -41,6 +41,7 @@ mod params;
 mod simd;
 mod solve;
 
+use crate::common::histories::recency_weighted;
 use crate::common::weighted_rows::WeightedRows;
 pub use confidence::ConfidenceRows;
 pub use params::{AlsParams, Confidence, Solver};
@@ -113,10 +114,10 @@ impl Als {
         ctx.cancel.check()?;
         let f = params.factors;
         let (n_users, n_items) = (data.n_users(), data.n_items());
-        let weights = data.data.weights();
-        let user_rows = WeightedRows::new(&data.by_user, weights);
+        let weights = recency_weighted(data, params.half_life);
+        let user_rows = WeightedRows::new(&data.by_user, &weights);
         let by_user = ConfidenceRows::new(&user_rows, params);
-        let by_item = ConfidenceRows::new(&WeightedRows::new(&data.by_item, weights), params);
+        let by_item = ConfidenceRows::new(&WeightedRows::new(&data.by_item, &weights), params);
 
         // implicit's initialisation: uniform in [0, 0.01). Users are solved first, so only the
         // item factors (and the CG warm start of the users) depend on it.
@@ -357,6 +358,7 @@ impl ModelFamily for AlsFamily {
             ("cg_steps", None, "conjugate-gradient steps per vector and pass"),
             ("seed", Some("fit seed (42)"), "seed of the initial factors"),
             ("training_loss", None, "report the training loss after each iteration (about one more CG step per iteration)"),
+            ("half_life", Some("off"), "recency: an interaction's weight halves every half_life items newer than it in the user's history"),
         ])
     }
 
@@ -378,6 +380,8 @@ impl ModelFamily for AlsFamily {
                 Param::float("reg", 0.001, 10.0, true, 0.05),
                 Param::float("alpha", 0.01, 50.0, true, 1.0),
                 Param::int("iterations", 3, 30, false, 15),
+                // 0 switches recency weighting off, so it cannot sit on a log scale.
+                Param::choice("half_life", &["0", "1", "2", "3", "5", "10", "20", "50"], 0),
             ],
             fidelity: Some("iterations"),
         })
@@ -755,6 +759,20 @@ mod tests {
     }
 
     #[test]
+    fn recency_changes_the_confidences_and_only_when_asked() {
+        let (train, _) = temporal_split("users=50,items=30,seed=1");
+        let fit = |spec: &str| {
+            let algo = crate::registry::build_algorithm(spec).unwrap();
+            let model = algo.fit(&train, &FitContext::default()).unwrap();
+            let mut scores = vec![0f32; train.n_items()];
+            model.score_all(&UserQuery::known(0), &mut scores);
+            scores
+        };
+        assert_eq!(fit("als"), fit("als:half_life=0"));
+        assert_ne!(fit("als"), fit("als:half_life=2"));
+    }
+
+    #[test]
     fn rejects_bad_params_and_honours_cancel() {
         let (train, _) = temporal_split("users=50,items=30,seed=1");
         for spec in [
@@ -765,6 +783,7 @@ mod tests {
             "als:cg_steps=0",
             "als:solver=qr",
             "als:confidence=log",
+            "als:half_life=-1",
         ] {
             let err = crate::registry::build_algorithm(spec)
                 .and_then(|a| a.fit(&train, &FitContext::default()).map(|_| ()));

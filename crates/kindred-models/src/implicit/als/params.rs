@@ -43,6 +43,9 @@ pub struct AlsParams {
     /// Report the training loss after each iteration (costs about one more CG step per
     /// iteration; off by default, as `implicit`'s `calculate_training_loss`).
     pub training_loss: bool,
+    /// Recency: each interaction's weight is multiplied by `0.5^(age / half_life)`, age
+    /// counted in the user's distinct items, newest first (0: off).
+    pub half_life: f64,
 }
 
 impl Default for AlsParams {
@@ -57,6 +60,7 @@ impl Default for AlsParams {
             cg_steps: 3,
             seed: None,
             training_loss: false,
+            half_life: 0.0,
         }
     }
 }
@@ -85,6 +89,12 @@ impl AlsParams {
         }
         if self.solver == Solver::Cg && self.cg_steps == 0 {
             return bad("cg_steps must be at least 1".into());
+        }
+        if !(self.half_life.is_finite() && self.half_life >= 0.0) {
+            return bad(format!(
+                "half_life must be a non-negative number (0 = off), got {}",
+                self.half_life
+            ));
         }
         Ok(())
     }
