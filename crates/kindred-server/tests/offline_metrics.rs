@@ -176,3 +176,48 @@ async fn the_same_data_and_seed_give_the_same_offline_metrics() {
         .any(|c| c.metric == "ndcg@10" && c.points.len() == 3));
     assert!(kindred_serving::offline_alerts(&records).is_empty());
 }
+
+#[tokio::test]
+async fn an_auto_version_records_its_selection_and_serves_the_winner() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, artifacts) = filled_store(&dir).await;
+    let eval = OfflineEval {
+        users: 50,
+        ..OfflineEval::default()
+    };
+    let record = train(
+        &store,
+        &artifacts,
+        "auto:families=popularity+itemknn+als,trials=2,budget=600",
+        &eval,
+    )
+    .await;
+    let metrics = &record.model.metrics;
+    let selection = &metrics["selection"];
+    // The version is named by the spec, recorded as the family it chose.
+    assert!(record.model.version.starts_with("auto-"));
+    assert_eq!(selection["chosen_family"], record.model.algorithm.as_str());
+    assert_eq!(selection["validation"], "temporal:0.2");
+    assert_eq!(selection["trials"].as_array().unwrap().len(), 5);
+    // The offline holdout measured auto as a process (choice included), like any spec.
+    assert_offline_metrics(metrics, 50);
+    // The artifact loads as the winner's family, with the trace in its manifest.
+    let manifest_path = std::path::Path::new(&record.model.artifact).join("manifest.json");
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(manifest_path).unwrap()).unwrap();
+    assert_eq!(manifest["algorithm"], record.model.algorithm.as_str());
+    assert_eq!(&manifest["selection"], selection);
+    let loaded = kindred_serving::lifecycle::training::load_version(&record).unwrap();
+    assert_eq!(loaded.name(), record.model.algorithm);
+    // A bad auto spec is refused before any training starts.
+    let spec = TrainSpec {
+        model: "auto:budget=0".into(),
+        positive: None,
+        seed: 7,
+    };
+    let err = kindred_serving::train_and_register(&store, &artifacts, &spec, FitContext::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("positive number of seconds"), "{err}");
+}
