@@ -39,14 +39,7 @@ impl AutoAlgorithm {
     pub fn new(spec: &str) -> Result<Self> {
         let parsed = AutoSpec::parse(spec, ModelRegistry::global())?;
         let task = parsed.task.unwrap_or(AutoTask::Ranking);
-        let metric = parsed.metric_for(task, spec)?;
-        Ok(Self {
-            spec: spec.trim().to_owned(),
-            parsed,
-            task,
-            metric,
-            validation: None,
-        })
+        Self::with(spec, parsed, task, None)
     }
 
     /// `auto` as an evaluation under `outer` fits it: the task follows the protocol and the
@@ -54,13 +47,22 @@ impl AutoAlgorithm {
     pub fn for_protocol(spec: &str, outer: &Protocol) -> Result<Self> {
         let parsed = AutoSpec::parse(spec, ModelRegistry::global())?;
         let task = parsed.task_under(outer.is_rating_prediction(), spec)?;
-        let metric = parsed.metric_for(task, spec)?;
+        let validation = crate::tune::validation_protocol(outer)?;
+        Self::with(spec, parsed, task, Some(validation))
+    }
+
+    fn with(
+        spec: &str,
+        parsed: AutoSpec,
+        task: AutoTask,
+        validation: Option<Protocol>,
+    ) -> Result<Self> {
         Ok(Self {
             spec: spec.trim().to_owned(),
+            metric: parsed.metric_for(task, spec)?,
             parsed,
             task,
-            metric,
-            validation: Some(crate::tune::validation_protocol(outer)?),
+            validation,
         })
     }
 

@@ -71,6 +71,12 @@ impl Arm<'_> {
     }
 }
 
+/// Orders arm indices best validation score first (ties: the earlier, cheaper arm).
+fn rank_by_best(arms: &[Arm<'_>], order: &mut [usize], lower_is_better: bool) {
+    let loss_of = |a: usize| arms[a].best(lower_is_better).map_or(f64::INFINITY, |b| b.0);
+    order.sort_by(|&a, &b| loss_of(a).total_cmp(&loss_of(b)).then(a.cmp(&b)));
+}
+
 fn loss(score: f64, lower_is_better: bool) -> f64 {
     if lower_is_better {
         score
@@ -158,15 +164,7 @@ pub fn select(
     let mut alive: Vec<usize> = (0..arms.len())
         .filter(|&a| arms[a].space.is_some() && arms[a].best(s.lower_is_better).is_some())
         .collect();
-    alive.sort_by(|&a, &b| {
-        let la = arms[a]
-            .best(s.lower_is_better)
-            .map_or(f64::INFINITY, |b| b.0);
-        let lb = arms[b]
-            .best(s.lower_is_better)
-            .map_or(f64::INFINITY, |b| b.0);
-        la.total_cmp(&lb).then(a.cmp(&b))
-    });
+    rank_by_best(&arms, &mut alive, s.lower_is_better);
     alive.truncate(TUNED_FAMILIES);
     while !alive.is_empty() {
         s.cancel.check()?;
@@ -207,15 +205,7 @@ pub fn select(
             break;
         }
         if alive.len() > 1 {
-            alive.sort_by(|&a, &b| {
-                let la = arms[a]
-                    .best(s.lower_is_better)
-                    .map_or(f64::INFINITY, |b| b.0);
-                let lb = arms[b]
-                    .best(s.lower_is_better)
-                    .map_or(f64::INFINITY, |b| b.0);
-                la.total_cmp(&lb).then(a.cmp(&b))
-            });
+            rank_by_best(&arms, &mut alive, s.lower_is_better);
             alive.truncate(alive.len().div_ceil(2));
         }
     }

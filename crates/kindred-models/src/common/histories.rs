@@ -1,12 +1,23 @@
 //! Each user's chronological training history with per-pair values: what recency-weighted
-//! scoring (item-kNN, SLIM) and user profiles (content) read.
+//! scoring (item-kNN, EASE, SLIM) and user profiles (content) read, and their tensors.
 
 use std::collections::HashSet;
 
 use kindred_core::interactions::NO_TIMESTAMP;
-use kindred_core::{ItemIdx, TrainSet, UserIdx};
+use kindred_core::{ItemIdx, Result, TrainSet, UserIdx};
 
 use crate::model::UserQuery;
+use crate::persist::{TensorReader, TensorWriter};
+use crate::space::Param;
+
+/// The help line of a scoring-time `half_life` parameter (item-kNN, EASE, SLIM).
+pub(crate) const HALF_LIFE_HELP: &str =
+    "half-life in interactions of a history item's weight when scoring (the latest has age 0)";
+
+/// The searched values of `half_life`: 0 switches recency off, so it cannot sit on a log scale.
+pub(crate) fn half_life_param() -> Param {
+    Param::choice("half_life", &["0", "1", "2", "3", "5", "10", "20", "50"], 0)
+}
 
 use crate::common::weighting::{TermWeights, Weighting};
 
@@ -87,6 +98,32 @@ impl Histories {
             .chain(trained)
             .filter(|&(i, _)| taken.insert(i))
             .collect()
+    }
+
+    /// Adds the `history.*` tensors.
+    pub(crate) fn save_into(&self, tensors: &mut TensorWriter) {
+        tensors
+            .u64("history.indptr", &self.indptr)
+            .u32("history.items", &self.items)
+            .f32("history.weights", &[self.weights.len()], &self.weights);
+    }
+
+    /// Reads the `history.*` tensors of a model with `users` users and `items` items.
+    pub(crate) fn load(tensors: &TensorReader, users: usize, items: usize) -> Result<Self> {
+        let histories = Histories {
+            indptr: tensors.u64("history.indptr")?,
+            items: tensors.u32("history.items")?,
+            weights: tensors.f32_shaped("history.weights")?.1,
+        };
+        tensors.check_csr(
+            "history",
+            &histories.indptr,
+            users,
+            &histories.items,
+            items,
+            histories.weights.len(),
+        )?;
+        Ok(histories)
     }
 
     pub(crate) fn of(&self, user: UserIdx) -> (&[ItemIdx], &[f32]) {

@@ -8,6 +8,8 @@
 //! time at `items x neighbors^2` per sweep instead of `items^3`.
 
 use kindred_core::{top_k, FitContext, ItemIdx, Result};
+
+pub(crate) use crate::common::item_weights::ItemWeights;
 use rayon::prelude::*;
 
 /// How each item's regression is solved.
@@ -23,27 +25,6 @@ pub(crate) struct RegressionSettings {
     pub sweeps: usize,
     /// Stop when no weight moved by more than this (relative to the largest weight).
     pub tolerance: f64,
-}
-
-/// Sparse item-item weights by source item: row `i` lists the targets `j` an interaction with
-/// `i` adds `w_ij` to.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct ItemWeights {
-    pub indptr: Vec<u64>,
-    pub targets: Vec<ItemIdx>,
-    pub weights: Vec<f32>,
-}
-
-impl ItemWeights {
-    /// Row `i`: (targets, weights).
-    pub(crate) fn of(&self, item: ItemIdx) -> (&[ItemIdx], &[f32]) {
-        let i = item as usize;
-        if i + 1 >= self.indptr.len() {
-            return (&[], &[]);
-        }
-        let range = self.indptr[i] as usize..self.indptr[i + 1] as usize;
-        (&self.targets[range.clone()], &self.weights[range])
-    }
 }
 
 /// Solves every target's regression from the dense Gram matrix `g` (n x n, row-major, without
@@ -93,7 +74,7 @@ pub(crate) fn neighbourhood_weights(
     }
     Ok(ItemWeights {
         indptr: counts,
-        targets,
+        items: targets,
         weights,
     })
 }

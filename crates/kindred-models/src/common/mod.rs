@@ -4,6 +4,7 @@ pub mod early_stop;
 pub(crate) mod gram;
 pub mod histories;
 pub(crate) mod item_regression;
+pub(crate) mod item_weights;
 pub mod negative;
 pub mod rating_rows;
 pub(crate) mod sgd_kernel;

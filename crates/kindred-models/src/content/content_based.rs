@@ -12,13 +12,12 @@
 //! ranking. Interactions never shape item profiles, so items without any interaction are scored
 //! like the rest; anonymous users are profiled from the query's history.
 
-use std::collections::HashSet;
 use std::path::Path;
 
 use kindred_core::{Error, FitContext, ItemIdx, Result, TrainSet};
 use serde::{Deserialize, Serialize};
 
-use crate::common::histories::Histories;
+use crate::common::histories::{recency_decay, Histories};
 use crate::common::weighting::Weighting;
 use crate::content::feature_space::{EncodeOptions, FeatureSpace, SparseRows};
 use crate::family::{param_infos, Applicability, Cost, ModelFamily, ParamInfo, Saved, Task};
@@ -170,14 +169,7 @@ impl ContentModel {
         let params = serde_json::from_value(params)
             .map_err(|e| Error::InvalidInput(format!("content parameters: {e}")))?;
         let n_items = fitted.items.len();
-        let histories = Histories {
-            indptr: tensors.u64("history.indptr")?,
-            items: tensors.u32("history.items")?,
-            weights: tensors.f32_shaped("history.weights")?.1,
-        };
-        if histories.indptr.len() != fitted.users.len() + 1 {
-            return Err(tensors.error("history.indptr does not match the number of users"));
-        }
+        let histories = Histories::load(tensors, fitted.users.len(), n_items)?;
         Ok(Self {
             params,
             space: FeatureSpace::load(dir, SPACE_FILE)?,
@@ -193,35 +185,13 @@ impl ContentModel {
         &self.space
     }
 
-    /// The history to profile, most recent first, each item once with its weight: the query's
-    /// items (chronological, last = most recent) come after the known user's training history.
-    fn recent_first(&self, query: &UserQuery<'_>) -> Vec<(ItemIdx, f32)> {
-        let (items, weights) = query
-            .user
-            .map_or((&[][..], &[][..]), |u| self.histories.of(u));
-        let trained = items.iter().copied().zip(weights.iter().copied()).rev();
-        let mut taken = HashSet::with_capacity(query.history.len() + items.len());
-        query
-            .history
-            .iter()
-            .rev()
-            .map(|&i| (i, 1.0))
-            .chain(trained)
-            .filter(|&(i, _)| taken.insert(i))
-            .collect()
-    }
-
     /// The user's (dense) profile and the total weight of its history.
     fn user_profile(&self, query: &UserQuery<'_>) -> (Vec<f32>, f32) {
         let mut profile = vec![0f32; self.space.dim()];
         let mut total = 0f32;
-        for (age, (item, w)) in self.recent_first(query).into_iter().enumerate() {
-            let decay = if self.params.half_life > 0.0 {
-                0.5f64.powf(age as f64 / self.params.half_life) as f32
-            } else {
-                1.0
-            };
-            let c = w * decay;
+        let history = self.histories.recent_first(query);
+        for (age, (item, w)) in history.into_iter().enumerate() {
+            let c = w * recency_decay(age, self.params.half_life);
             let (idx, val) = self.profiles.row(item as usize);
             for (&i, &v) in idx.iter().zip(val) {
                 profile[i as usize] += c * v;
@@ -269,14 +239,8 @@ impl Model for ContentModel {
     fn save(&self, dir: &Path) -> Result<()> {
         let mut t = TensorWriter::new();
         self.profiles.save("profile", &mut t);
-        t.f32("mean_dot", &[self.mean_dot.len()], &self.mean_dot)
-            .u64("history.indptr", &self.histories.indptr)
-            .u32("history.items", &self.histories.items)
-            .f32(
-                "history.weights",
-                &[self.histories.weights.len()],
-                &self.histories.weights,
-            );
+        t.f32("mean_dot", &[self.mean_dot.len()], &self.mean_dot);
+        self.histories.save_into(&mut t);
         self.fitted.save(dir, "content", Model::params(self), t)?;
         self.space.save(dir, SPACE_FILE)
     }

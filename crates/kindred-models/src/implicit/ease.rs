@@ -20,7 +20,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::common::gram::item_gram;
-use crate::common::histories::{recency_decay, Histories};
+use crate::common::histories::{half_life_param, recency_decay, Histories, HALF_LIFE_HELP};
 use crate::common::weighted_rows::WeightedRows;
 pub use crate::common::weighting::Weighting;
 use crate::family::{
@@ -215,20 +215,7 @@ impl EaseModel {
         let weight_offsets = seen_offsets(&fitted);
         let n_seen = weight_offsets.last().copied().unwrap_or(0);
         let histories = if params.half_life > 0.0 {
-            let histories = Histories {
-                indptr: tensors.u64("history.indptr")?,
-                items: tensors.u32("history.items")?,
-                weights: tensors.f32_shaped("history.weights")?.1,
-            };
-            tensors.check_csr(
-                "history",
-                &histories.indptr,
-                fitted.users.len(),
-                &histories.items,
-                n,
-                histories.weights.len(),
-            )?;
-            Some(histories)
+            Some(Histories::load(tensors, fitted.users.len(), n)?)
         } else {
             None
         };
@@ -316,9 +303,7 @@ impl Model for EaseModel {
             &self.user_values,
         );
         if let Some(h) = &self.histories {
-            t.u64("history.indptr", &h.indptr)
-                .u32("history.items", &h.items)
-                .f32("history.weights", &[h.weights.len()], &h.weights);
+            h.save_into(&mut t);
         }
         self.fitted.save(dir, "ease", Model::params(self), t)
     }
@@ -357,11 +342,7 @@ impl ModelFamily for EaseFamily {
                 None,
                 "largest catalog fitted: the model holds items^2 weights",
             ),
-            (
-                "half_life",
-                Some("off"),
-                "half-life in interactions of a history item's weight when scoring (the latest has age 0)",
-            ),
+            ("half_life", Some("off"), HALF_LIFE_HELP),
         ])
     }
 
@@ -380,8 +361,7 @@ impl ModelFamily for EaseFamily {
             family: "ease",
             params: vec![
                 Param::float("lambda", 5.0, 5000.0, true, 500.0),
-                // 0 switches recency weighting off, so it cannot sit on a log scale.
-                Param::choice("half_life", &["0", "1", "2", "3", "5", "10", "20", "50"], 0),
+                half_life_param(),
             ],
             fidelity: None,
         })

@@ -17,7 +17,7 @@ use kindred_core::{Error, FitContext, ItemIdx, Result, TrainSet};
 use serde::{Deserialize, Serialize};
 
 use crate::common::gram::item_gram;
-use crate::common::histories::{recency_decay, Histories};
+use crate::common::histories::{half_life_param, Histories, HALF_LIFE_HELP};
 use crate::common::item_regression::{neighbourhood_weights, ItemWeights, RegressionSettings};
 use crate::common::weighted_rows::WeightedRows;
 use crate::common::weighting::Weighting;
@@ -156,32 +156,8 @@ impl SlimModel {
         let params: SlimParams = serde_json::from_value(params)
             .map_err(|e| Error::InvalidInput(format!("slim parameters: {e}")))?;
         let (n_users, n_items) = (fitted.users.len(), fitted.items.len());
-        let weights = ItemWeights {
-            indptr: tensors.u64("slim.indptr")?,
-            targets: tensors.u32("slim.targets")?,
-            weights: tensors.f32_shaped("slim.weights")?.1,
-        };
-        tensors.check_csr(
-            "slim",
-            &weights.indptr,
-            n_items,
-            &weights.targets,
-            n_items,
-            weights.weights.len(),
-        )?;
-        let histories = Histories {
-            indptr: tensors.u64("history.indptr")?,
-            items: tensors.u32("history.items")?,
-            weights: tensors.f32_shaped("history.weights")?.1,
-        };
-        tensors.check_csr(
-            "history",
-            &histories.indptr,
-            n_users,
-            &histories.items,
-            n_items,
-            histories.weights.len(),
-        )?;
+        let weights = ItemWeights::load(tensors, "slim", n_items)?;
+        let histories = Histories::load(tensors, n_users, n_items)?;
         Ok(Self {
             weights,
             histories,
@@ -209,35 +185,15 @@ impl Model for SlimModel {
     }
 
     fn score_all(&self, query: &UserQuery<'_>, out: &mut [f32]) {
-        out.fill(0.0);
         let history = self.histories.recent_first(query);
-        for (age, (item, value)) in history.into_iter().enumerate() {
-            let v = value * recency_decay(age, self.params.half_life);
-            let (targets, weights) = self.weights.of(item);
-            for (&j, &w) in targets.iter().zip(weights) {
-                if let Some(o) = out.get_mut(j as usize) {
-                    *o += v * w;
-                }
-            }
-        }
+        self.weights
+            .score_history(history, self.params.half_life, out);
     }
 
     fn save(&self, dir: &Path) -> Result<()> {
         let mut t = TensorWriter::new();
-        t.u64("slim.indptr", &self.weights.indptr)
-            .u32("slim.targets", &self.weights.targets)
-            .f32(
-                "slim.weights",
-                &[self.weights.weights.len()],
-                &self.weights.weights,
-            )
-            .u64("history.indptr", &self.histories.indptr)
-            .u32("history.items", &self.histories.items)
-            .f32(
-                "history.weights",
-                &[self.histories.weights.len()],
-                &self.histories.weights,
-            );
+        self.weights.save_into(&mut t, "slim");
+        self.histories.save_into(&mut t);
         self.fitted.save(dir, "slim", Model::params(self), t)
     }
 }
@@ -272,11 +228,7 @@ impl ModelFamily for SlimFamily {
                 None,
                 "keep weights >= 0 (false with l1=0: EASE on each item's neighbourhood)",
             ),
-            (
-                "half_life",
-                Some("off"),
-                "half-life in interactions of a history item's weight when scoring (the latest has age 0)",
-            ),
+            ("half_life", Some("off"), HALF_LIFE_HELP),
             (
                 "weighting",
                 None,
@@ -309,8 +261,7 @@ impl ModelFamily for SlimFamily {
                 Param::float("l1", 0.01, 100.0, true, defaults.l1),
                 Param::float("l2", 1.0, 5000.0, true, defaults.l2),
                 Param::int("neighbors", 20, 500, true, defaults.neighbors as i64),
-                // 0 switches recency weighting off, so it cannot sit on a log scale.
-                Param::choice("half_life", &["0", "1", "2", "3", "5", "10", "20", "50"], 0),
+                half_life_param(),
             ],
             fidelity: None,
         })

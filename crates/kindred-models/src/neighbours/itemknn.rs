@@ -18,7 +18,8 @@ use kindred_core::{CsMatrix, Error, FitContext, ItemIdx, Result, Scored, TrainSe
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::common::histories::{recency_decay, Histories};
+use crate::common::histories::{half_life_param, Histories, HALF_LIFE_HELP};
+use crate::common::item_weights::ItemWeights;
 use crate::common::weighting::{TermWeights, Weighting};
 use crate::family::{param_infos, Cost, ModelFamily, ParamInfo, Saved, Task};
 use crate::model::{Algorithm, Model, UserQuery};
@@ -150,25 +151,6 @@ impl Merged {
     }
 }
 
-/// The `neighbors` most similar items of every item, as a CSR matrix.
-#[derive(Debug, Clone, Default, PartialEq)]
-struct Neighbors {
-    indptr: Vec<u64>,
-    items: Vec<ItemIdx>,
-    sims: Vec<f32>,
-}
-
-impl Neighbors {
-    fn of(&self, item: ItemIdx) -> (&[ItemIdx], &[f32]) {
-        let i = item as usize;
-        if i + 1 >= self.indptr.len() {
-            return (&[], &[]);
-        }
-        let range = self.indptr[i] as usize..self.indptr[i + 1] as usize;
-        (&self.items[range.clone()], &self.sims[range])
-    }
-}
-
 /// Per-thread scratch space for one item's co-occurrences.
 struct Scratch {
     dot: Vec<f64>,
@@ -181,7 +163,7 @@ fn similarities(
     params: &ItemKnnParams,
     terms: Option<&TermWeights>,
     ctx: &FitContext,
-) -> Result<Neighbors> {
+) -> Result<ItemWeights> {
     let n_items = data.n_items();
     let weights = data.data.weights();
     let mut users = Merged::new(&data.by_user, weights, params.weighting);
@@ -263,14 +245,14 @@ fn similarities(
         .collect::<Result<_>>()?;
     ctx.progress.finish();
 
-    let mut out = Neighbors {
+    let mut out = ItemWeights {
         indptr: Vec::with_capacity(n_items + 1),
         ..Default::default()
     };
     out.indptr.push(0);
     for list in chunks.iter().flatten() {
         out.items.extend(list.iter().map(|s| s.item));
-        out.sims.extend(list.iter().map(|s| s.score));
+        out.weights.extend(list.iter().map(|s| s.score));
         out.indptr.push(out.items.len() as u64);
     }
     Ok(out)
@@ -307,7 +289,7 @@ impl Algorithm for ItemKnn {
 /// A fitted item-kNN model.
 #[derive(Debug, Clone)]
 pub struct ItemKnnModel {
-    neighbors: Neighbors,
+    neighbors: ItemWeights,
     histories: Histories,
     pub params: ItemKnnParams,
     fitted: Fitted,
@@ -319,32 +301,8 @@ impl ItemKnnModel {
         let params: ItemKnnParams = serde_json::from_value(params)
             .map_err(|e| Error::InvalidInput(format!("itemknn parameters: {e}")))?;
         let (n_users, n_items) = (fitted.users.len(), fitted.items.len());
-        let neighbors = Neighbors {
-            indptr: tensors.u64("knn.indptr")?,
-            items: tensors.u32("knn.items")?,
-            sims: tensors.f32_shaped("knn.sims")?.1,
-        };
-        tensors.check_csr(
-            "knn",
-            &neighbors.indptr,
-            n_items,
-            &neighbors.items,
-            n_items,
-            neighbors.sims.len(),
-        )?;
-        let histories = Histories {
-            indptr: tensors.u64("history.indptr")?,
-            items: tensors.u32("history.items")?,
-            weights: tensors.f32_shaped("history.weights")?.1,
-        };
-        tensors.check_csr(
-            "history",
-            &histories.indptr,
-            n_users,
-            &histories.items,
-            n_items,
-            histories.weights.len(),
-        )?;
+        let neighbors = ItemWeights::load(tensors, "knn", n_items)?;
+        let histories = Histories::load(tensors, n_users, n_items)?;
         Ok(Self {
             neighbors,
             histories,
@@ -372,36 +330,15 @@ impl Model for ItemKnnModel {
     }
 
     fn score_all(&self, query: &UserQuery<'_>, out: &mut [f32]) {
-        out.fill(0.0);
-        let half_life = self.params.half_life;
         let history = self.histories.recent_first(query);
-        for (age, (item, weight)) in history.into_iter().enumerate() {
-            let w = weight * recency_decay(age, half_life);
-            let (items, sims) = self.neighbors.of(item);
-            for (&j, &s) in items.iter().zip(sims) {
-                if let Some(o) = out.get_mut(j as usize) {
-                    *o += w * s;
-                }
-            }
-        }
+        self.neighbors
+            .score_history(history, self.params.half_life, out);
     }
 
     fn save(&self, dir: &Path) -> Result<()> {
         let mut t = TensorWriter::new();
-        t.u64("knn.indptr", &self.neighbors.indptr)
-            .u32("knn.items", &self.neighbors.items)
-            .f32(
-                "knn.sims",
-                &[self.neighbors.sims.len()],
-                &self.neighbors.sims,
-            )
-            .u64("history.indptr", &self.histories.indptr)
-            .u32("history.items", &self.histories.items)
-            .f32(
-                "history.weights",
-                &[self.histories.weights.len()],
-                &self.histories.weights,
-            );
+        self.neighbors.save_into(&mut t, "knn");
+        self.histories.save_into(&mut t);
         self.fitted.save(dir, "itemknn", Model::params(self), t)
     }
 }
@@ -429,7 +366,7 @@ impl ModelFamily for ItemKnnFamily {
             ("weighting", None, "binary (each user-item pair counts once) | weight (sum of implicit weights) | bm25 | tfidf (implicit's bm25_weight / tfidf_weight of the item-user matrix, before cosine and when scoring)"),
             ("bm25_k1", None, "BM25 term-frequency saturation (weighting=bm25)"),
             ("bm25_b", None, "BM25 length normalisation in [0, 1] (weighting=bm25)"),
-            ("half_life", Some("off"), "half-life in interactions of a history item's weight when scoring (the latest has age 0)"),
+            ("half_life", Some("off"), HALF_LIFE_HELP),
         ])
     }
 
@@ -450,8 +387,7 @@ impl ModelFamily for ItemKnnFamily {
                 Param::int("neighbors", 10, 500, true, 50),
                 Param::float("shrink", 0.0, 100.0, false, 0.0),
                 Param::choice("weighting", &["binary", "weight", "bm25", "tfidf"], 0),
-                // 0 switches recency weighting off, so it cannot sit on a log scale.
-                Param::choice("half_life", &["0", "1", "2", "3", "5", "10", "20", "50"], 0),
+                half_life_param(),
             ],
             fidelity: None,
         })

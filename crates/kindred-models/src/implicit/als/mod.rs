@@ -41,7 +41,7 @@ mod params;
 mod simd;
 mod solve;
 
-use crate::common::histories::recency_weighted;
+use crate::common::histories::{half_life_param, recency_weighted};
 use crate::common::weighted_rows::WeightedRows;
 pub use confidence::ConfidenceRows;
 pub use params::{AlsParams, Confidence, Solver};
@@ -380,8 +380,7 @@ impl ModelFamily for AlsFamily {
                 Param::float("reg", 0.001, 10.0, true, 0.05),
                 Param::float("alpha", 0.01, 50.0, true, 1.0),
                 Param::int("iterations", 3, 30, false, 15),
-                // 0 switches recency weighting off, so it cannot sit on a log scale.
-                Param::choice("half_life", &["0", "1", "2", "3", "5", "10", "20", "50"], 0),
+                half_life_param(),
             ],
             fidelity: Some("iterations"),
         })
