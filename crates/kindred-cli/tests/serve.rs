@@ -103,16 +103,19 @@ fn import_train_publish_serve_swap_and_stop_on_sigterm() {
     assert!(body.contains("\"source\":\"model:als\""), "{body}");
     let first = version_of(&body);
 
-    // Publishing from another process: the running server swaps the version in.
+    // Publishing from another process (a version `auto` chose): the running server swaps it in.
     let out = kindred(&[
         "train",
         "--store",
         store,
         "--model",
-        "als:factors=4,iterations=2",
+        "auto:families=popularity+als,trials=2,budget=60",
         "--publish",
     ]);
-    assert!(out.contains("live now"), "{out}");
+    assert!(
+        out.contains("live now") && out.contains("auto chose "),
+        "{out}"
+    );
     let start = Instant::now();
     let mut current = first.clone();
     while current == first && start.elapsed() < Duration::from_secs(20) {

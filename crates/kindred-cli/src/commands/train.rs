@@ -120,6 +120,13 @@ fn train_in_store(args: &Args, location: &str, env: &Env) -> Result<()> {
                 "registered, not live (activate with POST /v1/models/VERSION/activate)"
             }
         );
+        if let Some(selection) =
+            record.model.metrics.get("selection").and_then(|s| {
+                serde_json::from_value::<kindred_eval::auto::Selection>(s.clone()).ok()
+            })
+        {
+            println!("{}", selection.summary());
+        }
         println!("{}", offline_summary(&record.model.metrics));
         Ok(())
     })
