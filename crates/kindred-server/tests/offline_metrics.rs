@@ -209,7 +209,10 @@ async fn an_auto_version_records_its_selection_and_serves_the_winner() {
     // The same trace (compared by what it says: floats may differ in their last digit after
     // the store's JSON round trip).
     assert_eq!(manifest["selection"]["chosen"], selection["chosen"]);
-    assert_eq!(manifest["selection"]["trials"].as_array().map(Vec::len), Some(5));
+    assert_eq!(
+        manifest["selection"]["trials"].as_array().map(Vec::len),
+        Some(5)
+    );
     let loaded = kindred_serving::lifecycle::training::load_version(&record).unwrap();
     assert_eq!(loaded.name(), record.model.algorithm);
     // A bad auto spec is refused before any training starts.

@@ -98,7 +98,7 @@ impl Selection {
             .filter(|f| f.status == "skipped")
             .count();
         format!(
-            "auto chose {} ({} {:.4} on validation {}); {} trials of {tried} families in {:.0} s of a {:.0} s budget, {skipped} families skipped; refit {:.1} s",
+            "auto chose {} ({} {:.4} on validation {}); {} trials of {tried} families in {:.0} s of a {:.0} s budget, families skipped: {skipped}; refit {:.1} s",
             self.chosen,
             self.metric,
             self.chosen_score,
