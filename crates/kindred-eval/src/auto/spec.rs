@@ -17,6 +17,9 @@ pub const AUTO: &str = "auto";
 /// training rows comes on top).
 pub const DEFAULT_BUDGET_SECONDS: f64 = 300.0;
 
+/// The largest budget accepted (a week): deadlines are computed from it.
+pub const MAX_BUDGET_SECONDS: f64 = 7.0 * 24.0 * 3600.0;
+
 /// What the selected model is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -107,14 +110,15 @@ impl AutoSpec {
                     out.budget_seconds = value
                         .parse::<f64>()
                         .ok()
-                        .filter(|b| b.is_finite() && *b > 0.0)
+                        .filter(|b| b.is_finite() && *b > 0.0 && *b <= MAX_BUDGET_SECONDS)
                         .ok_or_else(|| {
                             Error::spec(
                                 "model",
                                 spec,
                                 format!(
-                                "auto: budget must be a positive number of seconds, got `{value}`"
-                            ),
+                                    "auto: budget must be a positive number of seconds up to \
+                                     {MAX_BUDGET_SECONDS} (a week), got `{value}`"
+                                ),
                             )
                         })?
                 }
@@ -284,6 +288,7 @@ mod tests {
             ("auto:task=both", "task must be ranking or rating"),
             ("auto:budget=0", "positive number of seconds"),
             ("auto:budget=soon", "positive number of seconds"),
+            ("auto:budget=1e300", "up to 604800"),
             ("auto:metric=ndcg", "ranking metric at a cut-off"),
             ("auto:families=als+nope", "unknown family `nope`"),
             ("auto:families=", "at least one name"),
