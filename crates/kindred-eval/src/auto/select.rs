@@ -1,6 +1,6 @@
 //! The selection loop of `auto`, on validation rows carved from the training rows: every
 //! candidate family is first fitted at its defaults (screening, cheapest first, each only when
-//! its predicted time still fits what is left of the budget); then the best few families are
+//! its predicted time fits half of what is left of the budget); then the best few families are
 //! searched further by successive halving across families — each round gives every surviving
 //! family an equal share of half the remaining time for more TPE trials, continuing its own
 //! search, and keeps the better half — until one family has the rest. The winner is the best
@@ -22,6 +22,9 @@ use crate::tune::DEFAULT_STARTUP_TRIALS;
 
 /// Families that go on from screening to the search rounds.
 const TUNED_FAMILIES: usize = 3;
+
+/// The share of the remaining budget one family's screening fit may be predicted to take.
+const SCREEN_SHARE: f64 = 0.5;
 
 /// How one selection runs.
 #[derive(Clone)]
@@ -143,9 +146,11 @@ pub fn select(
         };
         let predicted = arm.candidate.estimate.seconds * scale;
         let remaining = left();
-        if predicted > remaining {
+        // One family's screening may take half of what is left at most: the rest is for the
+        // families after it and for tuning the best.
+        if predicted > SCREEN_SHARE * remaining {
             arm.not_run = Some(format!(
-                "predicted {predicted:.1} s at the defaults, and {:.1} s of the budget was left",
+                "predicted {predicted:.1} s at the defaults, more than half of the {:.1} s left of the budget",
                 remaining.max(0.0)
             ));
             continue;
