@@ -207,6 +207,10 @@ impl Space {
                 format!("{}={}", p.name, p.format(v))
             })
             .collect();
+        if pairs.is_empty() {
+            // A family searched over nothing (its defaults only, as `auto` screens one).
+            return self.family.to_owned();
+        }
         format!("{}:{}", self.family, pairs.join(","))
     }
 

@@ -26,6 +26,10 @@ const TUNED_FAMILIES: usize = 3;
 /// The share of the remaining budget one family's screening fit may be predicted to take.
 const SCREEN_SHARE: f64 = 0.5;
 
+/// Trials one selection runs at most, whatever the budget: the trace (kept in the manifest and
+/// the server's version record) lists every trial, so it must stay bounded.
+pub const MAX_TRIALS: usize = 5_000;
+
 /// How one selection runs.
 #[derive(Clone)]
 pub struct SelectSettings {
@@ -46,7 +50,9 @@ pub struct SelectSettings {
 /// A candidate family and what it has done so far.
 struct Arm<'r> {
     candidate: Candidate<'r>,
-    space: Option<Space>,
+    /// The family's search space; empty for a family without one (it is fitted at its
+    /// defaults only, by the same search).
+    space: Space,
     records: Vec<TrialRecord>,
     /// Why it was never fitted (the budget ran short before its turn).
     not_run: Option<String>,
@@ -127,7 +133,11 @@ pub fn select(
     let mut arms: Vec<Arm<'_>> = candidates
         .into_iter()
         .map(|candidate| Arm {
-            space: candidate.family.search_space(),
+            space: candidate.family.search_space().unwrap_or(Space {
+                family: candidate.family.name(),
+                params: Vec::new(),
+                fidelity: None,
+            }),
             candidate,
             records: Vec::new(),
             not_run: None,
@@ -167,7 +177,7 @@ pub fn select(
 
     // Successive halving across the best screened families that have a search space.
     let mut alive: Vec<usize> = (0..arms.len())
-        .filter(|&a| arms[a].space.is_some() && arms[a].best(s.lower_is_better).is_some())
+        .filter(|&a| !arms[a].space.params.is_empty() && arms[a].best(s.lower_is_better).is_some())
         .collect();
     rank_by_best(&arms, &mut alive, s.lower_is_better);
     alive.truncate(TUNED_FAMILIES);
@@ -186,9 +196,11 @@ pub fn select(
         let mut progressed = false;
         for &a in &alive {
             let per_trial = arms[a].mean_seconds().max(1e-3);
+            let total: usize = arms.iter().map(|arm| arm.records.len()).sum();
             let cap = s
                 .max_trials_per_family
-                .map_or(usize::MAX, |m| m.saturating_sub(arms[a].records.len()));
+                .map_or(usize::MAX, |m| m.saturating_sub(arms[a].records.len()))
+                .min(MAX_TRIALS.saturating_sub(total));
             let affordable = ((share / per_trial).floor() as usize).min(cap);
             if affordable == 0 {
                 continue;
@@ -216,15 +228,12 @@ pub fn select(
     }
     let search_seconds = started.elapsed().as_secs_f64();
 
-    let mut winner: Option<(f64, usize, usize)> = None;
-    for (a, arm) in arms.iter().enumerate() {
-        if let Some((l, r)) = arm.best(s.lower_is_better) {
-            if winner.is_none_or(|(best, _, _)| l < best) {
-                winner = Some((l, a, r));
-            }
-        }
-    }
-    let Some((_, wa, wr)) = winner else {
+    let mut order: Vec<usize> = (0..arms.len()).collect();
+    rank_by_best(&arms, &mut order, s.lower_is_better);
+    let winner = order
+        .first()
+        .and_then(|&a| Some((a, arms[a].best(s.lower_is_better)?.1)));
+    let Some((wa, wr)) = winner else {
         let first_error = arms
             .iter()
             .flat_map(|a| &a.records)
@@ -294,7 +303,7 @@ pub fn select(
 }
 
 /// Runs an arm's search up to `max_trials` trials in all (continuing from its earlier trials,
-/// which are replayed, not refitted), or its one fit at the defaults when it has no space.
+/// which are replayed, not refitted); trial 0 is the family's defaults.
 fn run_arm(
     arm: &mut Arm<'_>,
     index: usize,
@@ -304,35 +313,7 @@ fn run_arm(
     s: &SelectSettings,
 ) -> Result<()> {
     let name = arm.name();
-    let Some(space) = &arm.space else {
-        if !arm.records.is_empty() {
-            return Ok(());
-        }
-        s.progress
-            .begin(&format!("auto: {name} at its defaults"), 0);
-        let started = Instant::now();
-        let result = objective(name, s.threads.max(1));
-        s.progress.finish();
-        let seconds = started.elapsed().as_secs_f64();
-        let (score, status, error) = match result {
-            Err(Error::Cancelled) => return Err(Error::Cancelled),
-            Ok(v) if v.is_finite() => (Some(v), "complete", None),
-            Ok(v) => (None, "failed", Some(format!("score is {v}"))),
-            Err(e) => (None, "failed", Some(e.to_string())),
-        };
-        arm.records.push(TrialRecord {
-            fold: 0,
-            trial: 0,
-            spec: name.to_owned(),
-            params: serde_json::Value::Null,
-            rung: 0,
-            score,
-            seconds,
-            status: status.to_owned(),
-            error,
-        });
-        return Ok(());
-    };
+    let space = &arm.space;
     let settings = SearchSettings {
         method: Method::Tpe,
         lower_is_better: s.lower_is_better,
