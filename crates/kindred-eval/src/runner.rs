@@ -137,6 +137,24 @@ pub fn evaluate_plans(
     plans: &[ModelPlan],
     opts: &EvalOptions,
 ) -> Result<EvalReport> {
+    let prepared = prepare_splits(dataset, protocol, opts)?;
+    evaluate_prepared(dataset, protocol, &prepared, plans, opts)
+}
+
+/// A protocol applied to a dataset: the rows it keeps and its splits (the first
+/// `opts.max_folds`). Preparing once and evaluating many plans against it is what a search
+/// does (`auto` fits hundreds of trials on one validation split).
+pub struct PreparedSplits {
+    pub data: kindred_core::Interactions,
+    pub splits: Vec<Split>,
+}
+
+/// Applies `protocol` to `dataset` under `opts`, checking that the two fit together.
+pub fn prepare_splits(
+    dataset: &Dataset,
+    protocol: &Protocol,
+    opts: &EvalOptions,
+) -> Result<PreparedSplits> {
     if opts.k == 0 {
         return Err(Error::InvalidInput("k must be at least 1".into()));
     }
@@ -163,6 +181,22 @@ pub fn evaluate_plans(
             "--export-recs needs a single-split ranking protocol (temporal, random, loo, coldstart-*)".into(),
         ));
     }
+    Ok(PreparedSplits {
+        data: prepared,
+        splits,
+    })
+}
+
+/// Evaluates every plan on splits [`prepare_splits`] made of `dataset` under `protocol`.
+pub fn evaluate_prepared(
+    dataset: &Dataset,
+    protocol: &Protocol,
+    prepared: &PreparedSplits,
+    plans: &[ModelPlan],
+    opts: &EvalOptions,
+) -> Result<EvalReport> {
+    let rating = protocol.is_rating_prediction();
+    let (splits, prepared) = (&prepared.splits, &prepared.data);
     let mut results = Vec::with_capacity(plans.len());
     for (m, plan) in plans.iter().enumerate() {
         if !plan.fold_specs.is_empty() && plan.fold_specs.len() < splits.len() {
@@ -212,7 +246,7 @@ pub fn evaluate_plans(
             let started = Instant::now();
             let item_users = distinct_users_per_item(&train);
             let mut fold = if rating {
-                let (fold, pairs) = rating_fold(model.as_ref(), &prepared, split, &train)?;
+                let (fold, pairs) = rating_fold(model.as_ref(), prepared, split, &train)?;
                 add_rating_units(&mut per_unit, f, &split.test, &pairs);
                 pairs_all.extend(pairs);
                 fold
@@ -225,7 +259,7 @@ pub fn evaluate_plans(
                     sources: fold_sources,
                 } = ranking_fold(
                     model.as_ref(),
-                    &prepared,
+                    prepared,
                     split,
                     &train,
                     dataset,

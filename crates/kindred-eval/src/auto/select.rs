@@ -16,7 +16,7 @@ use kindred_models::space::Space;
 use super::candidates::Candidate;
 use super::trace::{AutoTrial, FamilyTrace, Selection};
 use crate::report::TrialRecord;
-use crate::runner::{evaluate, EvalOptions};
+use crate::runner::{evaluate_prepared, prepare_splits, EvalOptions, ModelPlan};
 use crate::tune::search::{search, Method, SearchSettings};
 use crate::tune::DEFAULT_STARTUP_TRIALS;
 
@@ -106,17 +106,24 @@ pub fn select(
 ) -> Result<Selection> {
     let started = Instant::now();
     let left = || s.budget_seconds - started.elapsed().as_secs_f64();
+    let eval_opts = EvalOptions {
+        k: s.k,
+        seed: s.seed,
+        threads: s.threads,
+        progress: Arc::new(NoProgress),
+        cancel: s.cancel.clone(),
+        max_folds: Some(1),
+        ..EvalOptions::default().headline_only()
+    };
+    // The validation split is made once; every trial fits and scores on it.
+    let prepared = prepare_splits(dataset, validation, &eval_opts)?;
     let objective = |spec: &str, threads: usize| -> Result<f64> {
         let opts = EvalOptions {
-            k: s.k,
-            seed: s.seed,
             threads,
-            progress: Arc::new(NoProgress),
-            cancel: s.cancel.clone(),
-            max_folds: Some(1),
-            ..EvalOptions::default().headline_only()
+            ..eval_opts.clone()
         };
-        let report = evaluate(dataset, validation, &[spec.to_owned()], &opts)?;
+        let plan = [ModelPlan::single(spec)];
+        let report = evaluate_prepared(dataset, validation, &prepared, &plan, &opts)?;
         let metrics = report.results.first().map(|r| &r.metrics);
         metrics
             .and_then(|m| m.get(&s.metric).copied())
