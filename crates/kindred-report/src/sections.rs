@@ -760,9 +760,7 @@ fn selection(sources: &[Source]) -> Section {
                 let Some(trace) = &fold.selection else {
                     continue;
                 };
-                let Ok(sel) =
-                    serde_json::from_value::<kindred_eval::auto::Selection>(trace.clone())
-                else {
+                let Some(sel) = kindred_eval::auto::Selection::from_json(trace) else {
                     continue;
                 };
                 let _ = write!(

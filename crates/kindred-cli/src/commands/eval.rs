@@ -200,11 +200,8 @@ pub fn format_report_with(report: &EvalReport, ci: bool) -> String {
             ));
         }
         for fold in &r.per_fold {
-            let selection = fold
-                .selection
-                .clone()
-                .and_then(|s| serde_json::from_value::<kindred_eval::auto::Selection>(s).ok());
-            if let Some(selection) = selection {
+            let selection = fold.selection.as_ref();
+            if let Some(selection) = selection.and_then(kindred_eval::auto::Selection::from_json) {
                 out.push_str(&format!(
                     "{} fold {}: {}\n",
                     label(r),

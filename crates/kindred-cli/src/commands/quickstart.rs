@@ -102,11 +102,8 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
             "== trained {served} ({}) from the store {}; live version {}",
             record.model.algorithm, config.store, record.model.version
         );
-        if let Some(selection) =
-            record.model.metrics.get("selection").and_then(|s| {
-                serde_json::from_value::<kindred_eval::auto::Selection>(s.clone()).ok()
-            })
-        {
+        let selection = record.model.metrics.get("selection");
+        if let Some(selection) = selection.and_then(kindred_eval::auto::Selection::from_json) {
             println!("   {}", selection.summary());
         }
         serve_examples(config, examples(&dataset), args.check, env).await

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use kindred_core::TrainSet;
+use kindred_eval::auto::Selection;
 use kindred_eval::build_algorithm;
 
 use super::Env;
@@ -67,12 +68,8 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
     model
         .save(out)
         .with_context(|| format!("saving model to {}", out.display()))?;
-    if let Some(selection) = model.selection() {
-        if let Ok(selection) =
-            serde_json::from_value::<kindred_eval::auto::Selection>(selection.clone())
-        {
-            println!("{}", selection.summary());
-        }
+    if let Some(selection) = model.selection().and_then(Selection::from_json) {
+        println!("{}", selection.summary());
     }
     println!(
         "trained {} on {} interactions in {seconds:.2}s; saved to {}",
@@ -120,10 +117,11 @@ fn train_in_store(args: &Args, location: &str, env: &Env) -> Result<()> {
                 "registered, not live (activate with POST /v1/models/VERSION/activate)"
             }
         );
-        if let Some(selection) =
-            record.model.metrics.get("selection").and_then(|s| {
-                serde_json::from_value::<kindred_eval::auto::Selection>(s.clone()).ok()
-            })
+        if let Some(selection) = record
+            .model
+            .metrics
+            .get("selection")
+            .and_then(Selection::from_json)
         {
             println!("{}", selection.summary());
         }

@@ -89,6 +89,12 @@ pub struct AutoTrial {
 }
 
 impl Selection {
+    /// The selection a stored trace describes (a manifest's, a fold's or a version record's
+    /// `selection`); None for JSON of another shape.
+    pub fn from_json(trace: &serde_json::Value) -> Option<Self> {
+        Self::deserialize(trace).ok()
+    }
+
     /// One line: what won, on what, after how much search.
     pub fn summary(&self) -> String {
         let tried = self.families.iter().filter(|f| f.trials > 0).count();
