@@ -1,6 +1,7 @@
 //! Each user's chronological training history with per-pair values: what recency-weighted
 //! scoring (item-kNN, EASE, SLIM) and user profiles (content) read, and their tensors.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use kindred_core::interactions::NO_TIMESTAMP;
@@ -148,12 +149,12 @@ pub(crate) fn recency_decay(age: usize, half_life: f64) -> f32 {
 
 /// Each event's implicit weight times the recency decay of its (user, item) pair: the pair's age
 /// is its position in the user's distinct items, newest first (the chronology of [`Histories`]).
-/// The weights as they are when `half_life` is 0.
-pub(crate) fn recency_weighted(data: &TrainSet, half_life: f64) -> Vec<f32> {
-    let mut weights = data.data.weights().to_vec();
+/// The weights as they are (borrowed) when `half_life` is 0.
+pub(crate) fn recency_weighted(data: &TrainSet, half_life: f64) -> Cow<'_, [f32]> {
     if half_life <= 0.0 {
-        return weights;
+        return Cow::Borrowed(data.data.weights());
     }
+    let mut weights = data.data.weights().to_vec();
     let histories = Histories::new(data, Weighting::Binary, None);
     let m = &data.by_user;
     let mut age_of: Vec<(ItemIdx, usize)> = Vec::new();
@@ -173,7 +174,7 @@ pub(crate) fn recency_weighted(data: &TrainSet, half_life: f64) -> Vec<f32> {
             }
         }
     }
-    weights
+    Cow::Owned(weights)
 }
 
 #[cfg(test)]
@@ -194,7 +195,7 @@ mod tests {
             builder.push(Interaction::implicit(u, i, EventType::View, Some(t)));
         }
         let data = TrainSet::new(builder.build());
-        assert_eq!(recency_weighted(&data, 0.0), data.data.weights().to_vec());
+        assert_eq!(&*recency_weighted(&data, 0.0), data.data.weights());
         let weighted = recency_weighted(&data, 1.0);
         let items = data.data.item_ids();
         for (row, &w) in weighted.iter().enumerate() {
