@@ -10,7 +10,9 @@ use kindred_models::ModelRegistry;
 use super::spec::{AutoSpec, AutoTask};
 use super::trace::Selection;
 use crate::report::{EvalReport, TrialRecord, TuningSummary};
-use crate::runner::{compare_results, evaluate_plans, lower_is_better, EvalOptions, ModelPlan};
+use crate::runner::{
+    compare_results, evaluate_prepared, lower_is_better, prepare_splits, EvalOptions, ModelPlan,
+};
 use crate::tune::{validation_protocol, TuneOptions};
 
 /// Runs `auto` (the spec in `opts.family`) nested under `protocol`. `--time` becomes the
@@ -25,11 +27,13 @@ pub fn tune_auto(
 ) -> Result<EvalReport> {
     let parsed = AutoSpec::parse(&opts.family, ModelRegistry::global())?;
     let spec_keys = kindred_models::ModelSpec::parse(&opts.family)?.params;
-    let n_folds = {
-        let prepared = protocol.prepare(&dataset.interactions);
-        let folds = protocol.splits(&prepared)?.len();
-        opts.outer_folds.map_or(folds, |n| n.clamp(1, folds))
+    let outer_opts = EvalOptions {
+        max_folds: opts.outer_folds,
+        ..eval.clone()
     };
+    // Split once: the folds' count sets each selection's budget, and the same splits are scored.
+    let prepared = prepare_splits(dataset, protocol, &outer_opts)?;
+    let n_folds = prepared.splits.len();
     let mut extra = Vec::new();
     if let (Some(total), false) = (opts.max_seconds, spec_keys.contains_key("budget")) {
         extra.push(format!("budget={}", total / n_folds as f64));
@@ -50,21 +54,18 @@ pub fn tune_auto(
         AutoTask::Ranking => "popularity",
         AutoTask::Rating => "baseline",
     };
-    let outer_opts = EvalOptions {
-        max_folds: Some(n_folds),
-        ..eval.clone()
-    };
     let plans = [ModelPlan::single(&spec), ModelPlan::single(baseline)];
-    let mut report = evaluate_plans(dataset, protocol, &plans, &outer_opts)?;
+    let mut report = evaluate_prepared(dataset, protocol, &prepared, &plans, &outer_opts)?;
     let selections: Vec<Selection> = report.results[0]
         .per_fold
         .iter()
         .map(|fold| {
-            let trace = fold.selection.clone().ok_or_else(|| {
-                Error::InvalidInput("internal: an auto fold has no selection trace".into())
-            })?;
-            serde_json::from_value(trace)
-                .map_err(|e| Error::InvalidInput(format!("internal: selection trace: {e}")))
+            fold.selection
+                .as_ref()
+                .and_then(Selection::from_json)
+                .ok_or_else(|| {
+                    Error::InvalidInput("internal: an auto fold has no selection trace".into())
+                })
         })
         .collect::<Result<_>>()?;
     let metric = selections
