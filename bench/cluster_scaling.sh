@@ -18,7 +18,7 @@ WORKERS="${WORKERS:-1 2 4}"
 DATA="${DATA:-bench/out/cluster-data/u${USERS}-i${ITEMS}-p${PER_USER}}"
 OUT=bench/out/cluster-scaling
 mkdir -p "$OUT"
-cargo build --release -p kindred-cli
+cargo build --release -p kindred-cli --features cluster
 KINDRED=target/release/kindred
 if [ ! -d "$DATA" ]; then
   "$KINDRED" cluster shard --shards 8 --out "$DATA" \

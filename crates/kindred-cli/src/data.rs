@@ -9,7 +9,7 @@ use kindred_core::Dataset;
 use kindred_data::import::ImportOptions;
 use kindred_data::preprocess::PipelineConfig;
 
-use crate::table::thousands;
+use crate::table::plural;
 
 /// Where the data comes from and how it is cleaned.
 #[derive(clap::Args, Clone)]
@@ -39,6 +39,12 @@ impl DataArgs {
     /// Loads the dataset and applies the pipeline, reporting both on stderr.
     pub fn load(&self, quiet: bool) -> Result<Dataset> {
         let spec = kindred_data::spec::DataSpec::parse(&self.data)?;
+        // Read before the (slow) data load so that a bad config fails at once.
+        let pipeline = self
+            .pipeline
+            .as_deref()
+            .map(PipelineConfig::from_file)
+            .transpose()?;
         let mut options = ImportOptions {
             skip_invalid: self.skip_invalid,
             ..ImportOptions::default()
@@ -51,11 +57,11 @@ impl DataArgs {
             .with_context(|| format!("loading {}", self.data))?;
         if !quiet {
             eprintln!(
-                "loaded {}: {} interactions, {} users, {} items in {:.2}s",
+                "loaded {}: {}, {}, {} in {:.2}s",
                 dataset.name,
-                thousands(dataset.interactions.len()),
-                thousands(dataset.interactions.n_users()),
-                thousands(dataset.interactions.n_items()),
+                plural(dataset.interactions.len() as u64, "interaction"),
+                plural(dataset.interactions.n_users() as u64, "user"),
+                plural(dataset.interactions.n_items() as u64, "item"),
                 started.elapsed().as_secs_f64()
             );
             if report.rows_read != report.rows_imported {
@@ -68,9 +74,8 @@ impl DataArgs {
         if let Some(path) = &self.user_features {
             dataset.user_features = Some(Arc::new(kindred_data::jsonl::load_features_jsonl(path)?));
         }
-        if let Some(path) = &self.pipeline {
-            let config = PipelineConfig::from_file(path)?;
-            let (cleaned, report) = kindred_data::preprocess::run(&config, &dataset.interactions)?;
+        if let Some(config) = &pipeline {
+            let (cleaned, report) = kindred_data::preprocess::run(config, &dataset.interactions)?;
             if !quiet {
                 eprintln!("{report}");
             }

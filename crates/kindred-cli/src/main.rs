@@ -1,9 +1,15 @@
 //! `kindred`: the command-line front of the Kindred recommendation engine.
 
+// First, so that `outln!` and `out!` are in scope in every module below.
+#[macro_use]
+mod output;
+
+mod args;
 mod commands;
 mod data;
 mod progress;
 mod table;
+mod titles;
 
 use clap::{Parser, Subcommand};
 
@@ -59,6 +65,12 @@ enum Command {
     #[cfg(feature = "cluster")]
     #[command(subcommand_required = true)]
     Cluster(commands::cluster::Args),
+    /// Distributed jobs on timely-dataflow (not in this build: it needs the `cluster` feature).
+    #[cfg(not(feature = "cluster"))]
+    Cluster {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() {
@@ -91,8 +103,17 @@ fn main() {
         Command::Simulate(args) => commands::simulate::run(args, &env),
         #[cfg(feature = "cluster")]
         Command::Cluster(args) => commands::cluster::run(args, &env),
+        #[cfg(not(feature = "cluster"))]
+        Command::Cluster { .. } => Err(anyhow::anyhow!(
+            "this build of kindred has no `kindred cluster`; rebuild with the `cluster` feature \
+             (`cargo install --path crates/kindred-cli --features cluster`, or `--features full`)"
+        )),
     };
     if let Err(err) = result {
+        // The reader of our output went away (`kindred models | head`): not an error.
+        if output::is_broken_pipe(&err) {
+            return;
+        }
         eprintln!("error: {err:#}");
         std::process::exit(1);
     }

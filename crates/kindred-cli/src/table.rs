@@ -48,6 +48,16 @@ pub fn thousands(n: usize) -> String {
     out
 }
 
+/// `n` and the noun, plural unless `n` is 1: "1 user", "2,000 users", "1 test pair".
+pub fn plural(n: u64, noun: &str) -> String {
+    let count = thousands(usize::try_from(n).unwrap_or(usize::MAX));
+    if n == 1 {
+        format!("{count} {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,5 +77,8 @@ mod tests {
         );
         assert_eq!(thousands(1000209), "1,000,209");
         assert_eq!(thousands(12), "12");
+        assert_eq!(plural(1, "test pair"), "1 test pair");
+        assert_eq!(plural(0, "user"), "0 users");
+        assert_eq!(plural(2000, "user"), "2,000 users");
     }
 }

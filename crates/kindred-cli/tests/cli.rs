@@ -121,7 +121,8 @@ fn train_recommend_predict_roundtrip() {
         "5",
     ]);
     let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(lines[0], "user,item,rank,score");
+    // The synthetic catalog has titles, which train keeps and recommend shows.
+    assert_eq!(lines[0], "user,item,rank,score,title");
     assert_eq!(
         lines.len(),
         11,

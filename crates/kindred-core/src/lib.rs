@@ -18,6 +18,7 @@ pub mod quantile;
 pub mod rng;
 pub mod sparse;
 pub mod split;
+pub mod suggest;
 pub mod topk;
 pub mod trainset;
 

@@ -49,6 +49,35 @@ pub struct Split {
 
 const DEFAULT_SEED: u64 = 42;
 
+/// The options a protocol takes after its name, as a user writes them.
+const OPTIONS: [(&str, &str); 3] = [
+    ("positive>=", "positive>=4"),
+    ("seed=", "seed=7"),
+    ("fold-in=", "fold-in=5 (coldstart-users)"),
+];
+
+/// The message for an option that is none of [`OPTIONS`]: every valid form, and the likely one
+/// when the option's name is a near miss (`positive=>4`, `sed=3`).
+fn unknown_option(opt: &str) -> String {
+    let name: String = opt
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic() || *c == '-')
+        .collect();
+    let names = OPTIONS.map(|(prefix, _)| prefix.trim_end_matches(['>', '=']));
+    let hint = match crate::suggest::closest(&name, names) {
+        Some(near) => {
+            let (_, example) = OPTIONS[names.iter().position(|n| *n == near).unwrap_or(0)];
+            format!(" (did you mean `{example}`?)")
+        }
+        None => String::new(),
+    };
+    let forms: Vec<&str> = OPTIONS.iter().map(|(_, example)| *example).collect();
+    format!(
+        "unknown option `{opt}`{hint}; options are {}",
+        forms.join(", ")
+    )
+}
+
 impl Protocol {
     /// Parses a protocol spec such as `kfold:5`, `temporal:0.2,positive>=4`, `random:0.2,seed=7`,
     /// `coldstart-items:0.1`, `coldstart-users:0.1,fold-in=5` or `loo`.
@@ -77,25 +106,44 @@ impl Protocol {
             "kfold" => {
                 let k = match arg {
                     None => 5,
-                    Some(a) => a.parse::<usize>().map_err(|_| err("k must be an integer"))?,
+                    Some(a) => a
+                        .parse::<usize>()
+                        .map_err(|_| err("k must be an integer"))?,
                 };
                 if k < 2 {
                     return Err(err("k-fold needs k >= 2"));
                 }
                 SplitKind::KFold { k }
             }
-            "temporal" => SplitKind::Temporal { fraction: fraction(0.2)? },
-            "random" => SplitKind::Random { fraction: fraction(0.2)? },
+            "temporal" => SplitKind::Temporal {
+                fraction: fraction(0.2)?,
+            },
+            "random" => SplitKind::Random {
+                fraction: fraction(0.2)?,
+            },
             "loo" | "leave-last-one-out" => SplitKind::LeaveLastOut,
-            "coldstart-items" => SplitKind::ColdStartItems { fraction: fraction(0.1)? },
+            "coldstart-items" => SplitKind::ColdStartItems {
+                fraction: fraction(0.1)?,
+            },
             "coldstart-users" => SplitKind::ColdStartUsers {
                 fraction: fraction(0.1)?,
                 fold_in: 0,
             },
             _ => {
-                return Err(err(
-                    "unknown protocol; expected kfold:K, temporal:F, random:F, loo, coldstart-items:F or coldstart-users:F",
-                ))
+                let hint = crate::suggest::did_you_mean(
+                    name,
+                    [
+                        "kfold",
+                        "temporal",
+                        "random",
+                        "loo",
+                        "coldstart-items",
+                        "coldstart-users",
+                    ],
+                );
+                return Err(err(&format!(
+                    "unknown protocol `{name}`{hint}; expected kfold:K, temporal:F, random:F, loo, coldstart-items:F or coldstart-users:F"
+                )));
             }
         };
         let mut positive_threshold = None;
@@ -117,7 +165,7 @@ impl Protocol {
                     _ => return Err(err("fold-in applies to coldstart-users only")),
                 }
             } else {
-                return Err(err(&format!("unknown option `{opt}`")));
+                return Err(err(&unknown_option(opt)));
             }
         }
         Ok(Self {
@@ -354,6 +402,27 @@ mod tests {
             b.push(Interaction::rating(u, i, r, Some(t)));
         }
         b.build()
+    }
+
+    #[test]
+    fn unknown_names_list_the_valid_ones_and_suggest_near_misses() {
+        let err = Protocol::parse("temporal:0.2,positive=>4")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown option `positive=>4` (did you mean `positive>=4`?)")
+                && err.contains("options are positive>=4, seed=7, fold-in=5"),
+            "{err}"
+        );
+        let err = Protocol::parse("random:0.2,colour=red")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            !err.contains("did you mean") && err.contains("options are"),
+            "{err}"
+        );
+        let err = Protocol::parse("temporl:0.2").unwrap_err().to_string();
+        assert!(err.contains("(did you mean `temporal`?)"), "{err}");
     }
 
     #[test]

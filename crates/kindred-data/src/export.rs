@@ -44,11 +44,21 @@ pub fn export(log: &Interactions, path: &Path) -> Result<()> {
         Some(ExportFormat::Jsonl) => write_jsonl(log, path),
         #[cfg(feature = "parquet")]
         Some(ExportFormat::Parquet) => crate::parquet::write_parquet(log, path),
-        None => Err(Error::spec(
-            "export path",
-            path.display().to_string(),
-            "unknown extension: expected .csv, .jsonl or .parquet",
-        )),
+        None => {
+            let parquet = path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("parquet") || e.eq_ignore_ascii_case("pq"));
+            let message = if parquet {
+                crate::NO_PARQUET
+            } else {
+                "unknown extension: expected .csv, .jsonl or .parquet"
+            };
+            Err(Error::spec(
+                "export path",
+                path.display().to_string(),
+                message,
+            ))
+        }
     }
 }
 

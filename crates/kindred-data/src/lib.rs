@@ -18,6 +18,11 @@ pub mod jsonl;
 pub mod movielens;
 #[cfg(feature = "parquet")]
 pub mod parquet;
+
+/// What a build without the `parquet` feature says when asked for Parquet.
+pub const NO_PARQUET: &str = "this build of kindred has no Parquet support; rebuild with the \
+     `parquet` feature (`cargo install --path crates/kindred-cli --features parquet`, or \
+     `--features full`)";
 pub mod preprocess;
 pub mod quality;
 pub mod spec;

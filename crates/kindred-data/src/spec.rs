@@ -25,6 +25,9 @@ pub enum DataSpec {
     Synthetic(String),
 }
 
+/// The kinds a spec may start with (`ml` and `ndjson` are accepted aliases).
+const SCHEMES: [&str; 6] = ["movielens", "csv", "tsv", "jsonl", "parquet", "synthetic"];
+
 const KINDS: &str =
     "movielens:DIR, csv:FILE, tsv:FILE, jsonl:FILE, parquet:FILE, synthetic:users=N,items=M,seed=S";
 
@@ -58,8 +61,20 @@ impl DataSpec {
                 "jsonl" | "ndjson" => return Ok(DataSpec::Jsonl(path()?)),
                 "parquet" => return Ok(DataSpec::Parquet(path()?)),
                 "synthetic" => return Ok(DataSpec::Synthetic(rest.trim().to_owned())),
-                // Anything else may be a bare path that contains a colon (`C:\data\x.csv`).
-                _ => {}
+                // Anything else may be a bare path that contains a colon (`C:\data\x.csv`),
+                // unless nothing is there and the part before the colon reads as a scheme.
+                other => {
+                    let scheme_like = other.len() > 1
+                        && other.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+                    if scheme_like && !Path::new(trimmed).exists() {
+                        let hint = kindred_core::suggest::did_you_mean(other, SCHEMES);
+                        return Err(Error::spec(
+                            "data spec",
+                            text,
+                            format!("unknown kind `{kind}:`{hint}; expected one of {KINDS}"),
+                        ));
+                    }
+                }
             }
         }
         Self::from_bare_path(Path::new(trimmed)).ok_or_else(|| {
@@ -126,7 +141,7 @@ pub fn load(spec: &DataSpec, opts: &ImportOptions) -> Result<(Dataset, ImportRep
         DataSpec::Parquet(_) => Err(Error::spec(
             "data spec",
             spec.to_string(),
-            "this build of kindred has no Parquet support (feature `parquet` is off)",
+            crate::NO_PARQUET,
         )),
         DataSpec::Synthetic(params) => {
             let config = crate::synthetic::SyntheticConfig::parse(params)?;
@@ -178,6 +193,26 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn unknown_kinds_are_named_with_the_near_miss() {
+        let err = DataSpec::parse("movielen:/data/ml-1m")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown kind `movielen:` (did you mean `movielens`?)")
+                && err.contains("expected one of movielens:DIR"),
+            "{err}"
+        );
+        let err = DataSpec::parse("excel:x.xlsx").unwrap_err().to_string();
+        assert!(
+            err.contains("unknown kind `excel:`") && !err.contains("did you mean"),
+            "{err}"
+        );
+        // A one-letter prefix is a drive letter, not a kind.
+        let err = DataSpec::parse("C:\\data\\x.xlsx").unwrap_err().to_string();
+        assert!(!err.contains("unknown kind"), "{err}");
     }
 
     #[test]

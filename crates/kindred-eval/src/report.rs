@@ -2,6 +2,7 @@
 //! names that scripts, benchmarks and reports depend on.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -161,6 +162,10 @@ pub struct ModelResult {
     /// measures one), as reported through the progress callback.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub learning_curve: Vec<EpochPoint>,
+    /// `--export-recs`: the file this model's top-K lists were written to (one per model when
+    /// several are evaluated, named after the given path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recs_file: Option<PathBuf>,
     /// Per-unit values kept in memory for paired comparisons; never written.
     #[serde(skip)]
     pub per_unit: Option<PerUnit>,

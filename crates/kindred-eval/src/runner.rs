@@ -334,6 +334,10 @@ pub fn evaluate_prepared(
         if resolve_preset(spec) != spec {
             result.preset = Some(spec.trim().to_owned());
         }
+        result.recs_file = opts
+            .export_recs
+            .as_deref()
+            .map(|path| export_path(path, m, algorithm.name(), plans.len()));
         result.curves = mean_curves(&fold_curves);
         result.popularity_bias = (!rating).then(|| popularity.shares());
         let listed: u64 = source_counts.values().sum();
@@ -1063,6 +1067,7 @@ fn aggregate(
         popularity_bias: None,
         rank_sources: None,
         learning_curve: Vec::new(),
+        recs_file: None,
         per_unit: None,
     }
 }

@@ -129,11 +129,16 @@ impl ModelRegistry {
                 }
                 let known: Vec<&str> = self.families().map(|f| f.name()).collect();
                 let presets: Vec<&str> = PRESETS.iter().map(|(name, _)| *name).collect();
+                // `auto` is built one level up (it evaluates), but a user types it here too.
+                let hint = kindred_core::suggest::did_you_mean(
+                    &spec.name,
+                    std::iter::once("auto").chain(known.iter().chain(&presets).copied()),
+                );
                 Err(Error::spec(
                     "model",
                     spec.to_string(),
                     format!(
-                        "unknown model `{}`; known: {}, presets: {}",
+                        "unknown model `{}`{hint}; known: auto (chooses and tunes one on your data), {}, presets: {}",
                         spec.name,
                         known.join(", "),
                         presets.join(", ")
@@ -177,13 +182,20 @@ impl ModelRegistry {
         self.get(family)
             .and_then(|f| f.search_space())
             .ok_or_else(|| {
+                let tunable = self.families_with_space();
+                let what = if self.get(family).is_some() {
+                    "no search space for this family".to_owned()
+                } else {
+                    let hint = kindred_core::suggest::did_you_mean(
+                        family,
+                        std::iter::once("auto").chain(tunable.iter().copied()),
+                    );
+                    format!("unknown model family{hint}")
+                };
                 Error::spec(
                     "tuned model family",
                     family,
-                    format!(
-                        "no search space for this family; families with one: {}",
-                        self.families_with_space().join(", ")
-                    ),
+                    format!("{what}; families with one: {}, or auto", tunable.join(", ")),
                 )
             })
     }
@@ -307,6 +319,10 @@ mod tests {
         );
         let err = build_algorithm("svdx").err().unwrap().to_string();
         assert!(err.contains("unknown model"), "{err}");
+        let err = build_algorithm("eaes:reg=100").err().unwrap().to_string();
+        assert!(err.contains("(did you mean `ease`?)"), "{err}");
+        let err = build_algorithm("atuo").err().unwrap().to_string();
+        assert!(err.contains("(did you mean `auto`?)"), "{err}");
         assert!(build_algorithm("baseline:method=magic").is_err());
         assert!(build_algorithm("popularity:halflife=3").is_err());
         let knn = "itemknn:neighbors=20,shrink=10,weighting=weight,half_life=5";

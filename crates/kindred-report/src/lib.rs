@@ -7,6 +7,7 @@
 //! from the results instead of drawing an empty chart.
 
 pub mod html;
+#[cfg(feature = "png")]
 pub mod png;
 pub mod sections;
 
@@ -40,16 +41,45 @@ impl Source {
 /// with serde's line and column.
 pub fn load_report(path: &Path) -> Result<Source> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let report: EvalReport = serde_json::from_str(&text).map_err(|e| Error::Parse {
-        file: path.to_path_buf(),
-        line: e.line() as u64,
-        field: format!("column {}", e.column()),
-        message: format!("not a kindred eval/tune JSON result: {e}"),
+    const EXPECTED: &str =
+        "expected a result file of `kindred eval --json` or `kindred tune --json`";
+    let mut json = serde_json::Deserializer::from_str(&text);
+    let report: EvalReport = serde_path_to_error::deserialize(&mut json).map_err(|e| {
+        let field = match e.path().to_string() {
+            root if root == "." => "(top level)".to_owned(),
+            path => path,
+        };
+        let inner = e.into_inner();
+        let message = strip_position(&inner.to_string()).to_owned();
+        match inner.classify() {
+            // Well-formed JSON of the wrong shape: the JSON path of the field says where.
+            serde_json::error::Category::Data => Error::Parse {
+                file: path.to_path_buf(),
+                line: inner.line() as u64,
+                field,
+                message: format!("{message}; {EXPECTED}"),
+            },
+            // Not JSON at all (a text file, a CSV, a truncated file): no field to point at.
+            _ => Error::BadFile {
+                file: path.to_path_buf(),
+                message: format!(
+                    "not valid JSON at line {}: {message}; {EXPECTED}",
+                    inner.line()
+                ),
+            },
+        }
     })?;
     Ok(Source {
         path: path.to_path_buf(),
         report,
     })
+}
+
+/// serde_json's message without its trailing "at line L column C" (the error says the line).
+fn strip_position(message: &str) -> &str {
+    message
+        .rfind(" at line ")
+        .map_or(message, |at| &message[..at])
 }
 
 /// Reads every file, in order.
@@ -139,14 +169,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bad_json_names_file_line_and_column() {
+    fn bad_json_names_file_line_and_field() {
         let dir = std::env::temp_dir().join(format!("kindred-report-bad-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("broken.json");
         std::fs::write(&path, "{\n  \"dataset\": {\n    \"name\": 3,\n").unwrap();
         let err = load_report(&path).unwrap_err().to_string();
-        assert!(err.contains("broken.json:3"), "{err}");
-        assert!(err.contains("column"), "{err}");
+        assert!(
+            err.contains("broken.json:3: field `dataset.name`: invalid type"),
+            "{err}"
+        );
+        let text = dir.join("notes.txt");
+        std::fs::write(&text, "hello\n").unwrap();
+        let err = load_report(&text).unwrap_err().to_string();
+        assert!(
+            err.contains("notes.txt: not valid JSON at line 1: expected value;")
+                && !err.contains("column"),
+            "{err}"
+        );
         let missing = load_report(&dir.join("absent.json"))
             .unwrap_err()
             .to_string();

@@ -130,7 +130,7 @@ pub async fn serve(
 pub async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|source| Error::Bind { addr, source })
+        .map_err(|error| Error::Bind { addr, error })
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -12,12 +12,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Failures of starting up and serving.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The listen address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    /// The listen address could not be bound (the OS error is in the message, not a `source()`,
+    /// so that chain printers say it once).
+    #[error("cannot listen on {addr}: {error}")]
     Bind {
         addr: std::net::SocketAddr,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Setting up the serving state or its background work failed.
     #[error(transparent)]

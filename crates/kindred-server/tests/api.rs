@@ -952,6 +952,31 @@ async fn health_and_readiness() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_ready_until_a_model_is_live_unless_configured() {
+    let server = start(Options {
+        publish: false,
+        ..Options::default()
+    })
+    .await;
+    let r = server.client().get("/health/ready").await;
+    r.expect_status(503);
+    assert_eq!(r.json()["status"], "no_model");
+    let reason = r.json()["error"].as_str().unwrap_or_default().to_owned();
+    assert!(reason.contains("--publish"), "{reason}");
+    // Lists still answer (from fallbacks) while not ready.
+    server.client().get("/v1/popular").await.expect_status(200);
+
+    let allowed = start(Options {
+        publish: false,
+        ..Options::default().tweak(|c| c.ready_without_model = true)
+    })
+    .await;
+    let r = allowed.client().get("/health/ready").await;
+    r.expect_status(200);
+    assert_eq!(r.json()["model_version"], serde_json::Value::Null);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batch_mode_serves_the_lists_request_time_scoring_would() {
     let server = start(Options::default().tweak(|c| {
         c.mode = kindred_serving::ServeMode::Batch;

@@ -46,6 +46,8 @@ fn durability_server_child() {
         let store = Store::open(&path).await.expect("child opens the store");
         let config = ServerConfig {
             store: path.clone(),
+            // No model is trained here: readiness means the store answers.
+            ready_without_model: true,
             ..ServerConfig::default()
         };
         let state = AppState::new(config, store).await.expect("server state");

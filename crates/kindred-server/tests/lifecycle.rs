@@ -267,13 +267,7 @@ async fn a_version_published_elsewhere_is_swapped_in() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_store_serves_folds_in_and_swaps_versions() {
-    let Ok(url) = std::env::var("KINDRED_TEST_POSTGRES") else {
-        if std::env::var_os("CI").is_some() {
-            panic!(
-                "KINDRED_TEST_POSTGRES is not set, and CI is: the PostgreSQL server test must run"
-            );
-        }
-        eprintln!("skipped: set KINDRED_TEST_POSTGRES to run the server on PostgreSQL");
+    let Some(url) = kindred_testkit::postgres_url() else {
         return;
     };
     let schema = format!("kindred_server_test_{}", std::process::id());

@@ -250,6 +250,9 @@ pub struct ServerConfig {
     pub rank: Option<PathBuf>,
     /// Further rank configs a request picks with `rank=NAME`.
     pub rank_named: BTreeMap<String, PathBuf>,
+    /// Report ready (`/health/ready` 200) while no model version is live. Off by default: a
+    /// server that can only answer fallback lists is not ready, so a balancer waits for a model.
+    pub ready_without_model: bool,
     pub cache: CacheConfig,
     pub keys: KeysConfig,
     pub training: TrainingConfig,
@@ -274,6 +277,7 @@ impl Default for ServerConfig {
             write_impressions: false,
             rank: None,
             rank_named: BTreeMap::new(),
+            ready_without_model: false,
             cache: CacheConfig::default(),
             keys: KeysConfig::default(),
             training: TrainingConfig::default(),
@@ -351,6 +355,11 @@ impl ServerConfig {
             self.training.interval_seconds = v
                 .parse()
                 .map_err(|_| bad("KINDRED_RETRAIN_INTERVAL_SECONDS", &v, "a whole number"))?;
+        }
+        if let Some(v) = lookup("KINDRED_READY_WITHOUT_MODEL") {
+            self.ready_without_model = v
+                .parse()
+                .map_err(|_| bad("KINDRED_READY_WITHOUT_MODEL", &v, "`true` or `false`"))?;
         }
         if let Some(v) = lookup("KINDRED_MONITORING_ENABLED") {
             self.monitoring.enabled = v

@@ -31,7 +31,7 @@ fn main() {
     );
     runtime.block_on(async {
         for (name, backend) in [("sqlite", Backend::Sqlite), ("postgres", Backend::Postgres)] {
-            let Some(fixture) = Fixture::new(backend, "ingest_bench").await else {
+            let Some(fixture) = Fixture::new(backend).await else {
                 continue;
             };
             let start = Instant::now();

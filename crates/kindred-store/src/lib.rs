@@ -12,12 +12,14 @@ pub mod dataset;
 mod decode;
 pub mod import;
 pub mod migrations;
+#[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod records;
 pub mod sqlite;
 
 use kindred_core::{Dataset, Error, Result};
 
+#[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
 pub use records::{
     check_id, ExperimentRecord, ExperimentStatus, Exposure, Feedback, Impression, InsertReport,
@@ -31,6 +33,7 @@ use records::at;
 #[derive(Debug, Clone)]
 pub enum Store {
     Sqlite(SqliteStore),
+    #[cfg(feature = "postgres")]
     Postgres(PostgresStore),
 }
 
@@ -39,6 +42,7 @@ macro_rules! dispatch {
     ($self:ident . $method:ident ( $($arg:expr),* )) => {
         match $self {
             Store::Sqlite(s) => s.$method($($arg),*).await,
+            #[cfg(feature = "postgres")]
             Store::Postgres(s) => s.$method($($arg),*).await,
         }
     };
@@ -60,7 +64,15 @@ impl Store {
     /// file path (an optional `sqlite:` prefix is accepted). Creates and migrates as needed.
     pub async fn open(location: &str) -> Result<Self> {
         if location.starts_with("postgres://") || location.starts_with("postgresql://") {
+            #[cfg(feature = "postgres")]
             return Ok(Store::Postgres(PostgresStore::open(location, None).await?));
+            #[cfg(not(feature = "postgres"))]
+            return Err(Error::InvalidInput(
+                "this build of kindred has no PostgreSQL support; rebuild with the `postgres` \
+                 feature (`cargo install --path crates/kindred-cli --features postgres`, or \
+                 `--features full`)"
+                    .into(),
+            ));
         }
         let path = location.strip_prefix("sqlite:").unwrap_or(location);
         if path.is_empty() {
@@ -69,10 +81,22 @@ impl Store {
         Ok(Store::Sqlite(SqliteStore::open(path).await?))
     }
 
+    /// Closes the store before the process ends: SQLite checkpoints its write-ahead log and
+    /// closes its connections (leaving no `-wal`/`-shm` files); PostgreSQL needs nothing, its
+    /// connections end with the process. Later calls fail.
+    pub async fn close(&self) -> Result<()> {
+        match self {
+            Store::Sqlite(s) => s.close().await,
+            #[cfg(feature = "postgres")]
+            Store::Postgres(_) => Ok(()),
+        }
+    }
+
     /// `sqlite` or `postgres`.
     pub fn backend(&self) -> &'static str {
         match self {
             Store::Sqlite(_) => "sqlite",
+            #[cfg(feature = "postgres")]
             Store::Postgres(_) => "postgres",
         }
     }

@@ -11,6 +11,7 @@
 //! the database). That trade buys the ingest rate; `synchronous=FULL` would close the gap.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -53,8 +54,18 @@ pub struct SqliteStore {
 
 struct Inner {
     path: PathBuf,
-    writer: Mutex<Connection>,
+    /// `None` once [`SqliteStore::close`] ran.
+    writer: Mutex<Option<Connection>>,
     readers: Mutex<Vec<Connection>>,
+    closed: AtomicBool,
+}
+
+fn closed_error(operation: &'static str) -> Error {
+    Error::Store {
+        backend: BACKEND,
+        operation,
+        message: "the store is closed".into(),
+    }
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -339,10 +350,39 @@ impl SqliteStore {
             Ok(Self {
                 inner: Arc::new(Inner {
                     path,
-                    writer: Mutex::new(writer),
+                    writer: Mutex::new(Some(writer)),
                     readers: Mutex::new(Vec::new()),
+                    closed: AtomicBool::new(false),
                 }),
             })
+        })
+        .await
+    }
+
+    /// Checkpoints the write-ahead log into the database file and closes every connection this
+    /// store holds, so that no `-wal`/`-shm` file is left beside it (SQLite removes them when
+    /// its last connection closes). Later calls on this store or its clones fail with "the
+    /// store is closed"; closing twice is harmless.
+    pub async fn close(&self) -> Result<()> {
+        let inner = Arc::clone(&self.inner);
+        blocking("close", move || {
+            inner.closed.store(true, Ordering::Release);
+            inner
+                .readers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clear();
+            let writer = inner
+                .writer
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            let Some(conn) = writer else {
+                return Ok(());
+            };
+            conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+                .map_err(failed("close"))?;
+            conn.close().map_err(|(_, e)| failed("close")(e))
         })
         .await
     }
@@ -360,8 +400,9 @@ impl SqliteStore {
     ) -> Result<T> {
         let inner = Arc::clone(&self.inner);
         blocking(op, move || {
-            let mut conn = inner.writer.lock().unwrap_or_else(PoisonError::into_inner);
-            work(&mut conn)
+            let mut writer = inner.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            let conn = writer.as_mut().ok_or_else(|| closed_error(op))?;
+            work(conn)
         })
         .await
     }
@@ -374,6 +415,9 @@ impl SqliteStore {
     ) -> Result<T> {
         let inner = Arc::clone(&self.inner);
         blocking(op, move || {
+            if inner.closed.load(Ordering::Acquire) {
+                return Err(closed_error(op));
+            }
             let idle = inner
                 .readers
                 .lock()
@@ -395,7 +439,7 @@ impl SqliteStore {
             let out = work(&tx);
             drop(tx);
             let mut idle = inner.readers.lock().unwrap_or_else(PoisonError::into_inner);
-            if idle.len() < IDLE_READERS {
+            if idle.len() < IDLE_READERS && !inner.closed.load(Ordering::Acquire) {
                 idle.push(conn);
             }
             out

@@ -103,8 +103,7 @@ async fn ml100k_round_trips_through_the_store() {
     let (original, _) =
         kindred_data::movielens::load_movielens(&dir, &ImportOptions::default()).expect("ML-100K");
     for backend in [Backend::Sqlite, Backend::Postgres] {
-        let Some(fixture) = Fixture::new(backend, "ml100k_round_trips_through_the_store").await
-        else {
+        let Some(fixture) = Fixture::new(backend).await else {
             continue;
         };
         round_trip(&fixture, &original).await;

@@ -112,3 +112,34 @@ fn block_on_without_tokio<F: std::future::Future>(future: F) -> F::Output {
         }
     }
 }
+
+#[tokio::test]
+async fn closing_checkpoints_and_leaves_no_wal_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let store = Store::open(path.to_str().unwrap()).await.unwrap();
+    let clone = store.clone();
+    store
+        .upsert_user(&kindred_store::User::new("u"))
+        .await
+        .unwrap();
+    assert!(store.get_user("u").await.unwrap().is_some());
+    let wal = dir.path().join("s.db-wal");
+    let shm = dir.path().join("s.db-shm");
+    assert!(wal.exists(), "WAL mode writes a -wal file while open");
+    store.close().await.unwrap();
+    assert!(!wal.exists() && !shm.exists(), "-wal/-shm left after close");
+    // Every clone shares the closed connections and says so; closing again is harmless.
+    let err = clone.get_user("u").await.unwrap_err().to_string();
+    assert!(err.contains("the store is closed"), "{err}");
+    let err = clone
+        .upsert_user(&kindred_store::User::new("v"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("the store is closed"), "{err}");
+    clone.close().await.unwrap();
+    // The data reached the database file itself.
+    let reopened = Store::open(path.to_str().unwrap()).await.unwrap();
+    assert!(reopened.get_user("u").await.unwrap().is_some());
+}

@@ -3,6 +3,8 @@
 //! the repository (its licence forbids redistribution); `KINDRED_DATA_DIR` names the folder that
 //! holds `ml-100k/` and `ml-1m/`. Without it a test prints that it skipped and why and passes,
 //! except under CI (`CI` set), where a skip would hide a broken setup, so it fails instead.
+//! Every skip (data, PostgreSQL, browser) goes through [`skip_test`], which also records it for
+//! the summary the README's test command prints.
 //! Printing and panicking are the point here: this crate only ever runs inside tests.
 
 use std::path::PathBuf;
@@ -37,11 +39,76 @@ pub fn real_data_dir(name: &str) -> Option<PathBuf> {
 }
 
 fn skip(why: String) -> Option<PathBuf> {
-    if std::env::var_os("CI").is_some() {
-        panic!("real-data test cannot run under CI: {why}");
-    }
-    eprintln!("skipped: {why}");
+    skip_test(why);
     None
+}
+
+/// The environment variable naming the file where skipped tests are recorded; the README's
+/// test command (`scripts/test`) sets it and prints the list at the end, because a test runner
+/// counts a test that returned early as passed and hides what it printed.
+pub const SKIP_LOG_VAR: &str = "KINDRED_SKIP_LOG";
+
+/// Declares that the running test skips itself because `why`: prints it, appends
+/// `test name: why` to the file [`SKIP_LOG_VAR`] names (when set), and panics instead under CI,
+/// where a skip would hide a broken setup. The caller returns right after.
+pub fn skip_test(why: impl Into<String>) {
+    let why = why.into();
+    if std::env::var_os("CI").is_some() {
+        panic!("this test cannot run under CI: {why}");
+    }
+    let name = current_test_name();
+    eprintln!("{name}: skipped: {why}");
+    if let Some(log) = std::env::var_os(SKIP_LOG_VAR) {
+        let log = PathBuf::from(log);
+        if let Err(e) = record_skip(&log, &name, &why) {
+            eprintln!("cannot record the skip in {}: {e}", log.display());
+        }
+    }
+}
+
+/// Appends `name: why` as one line to `log`. One short append per skip, so that the lines of
+/// test processes running at once do not interleave.
+fn record_skip(log: &std::path::Path, name: &str, why: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let line = format!("{name}: {}\n", why.replace('\n', " "));
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?
+        .write_all(line.as_bytes())
+}
+
+/// The running test as `binary::test` (libtest names each test's thread after the test; the
+/// binary says which crate's suite it is).
+fn current_test_name() -> String {
+    let binary = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .map(|stem| match stem.rsplit_once('-') {
+            // Cargo appends `-<hash>` to test binaries.
+            Some((name, hash)) if hash.chars().all(|c| c.is_ascii_hexdigit()) => name.to_owned(),
+            _ => stem,
+        })
+        .unwrap_or_else(|| "test".to_owned());
+    match std::thread::current().name() {
+        Some(test) if test != "main" => format!("{binary}::{test}"),
+        _ => binary,
+    }
+}
+
+/// The PostgreSQL URL the store and server tests run against (`KINDRED_TEST_POSTGRES`), or
+/// `None` after [`skip_test`] said why (panics under CI).
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("KINDRED_TEST_POSTGRES") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            skip_test(
+                "set KINDRED_TEST_POSTGRES to a postgres:// URL of a database where tests may \
+                 create schemas (`bash .ci/start-postgres` starts one) to run the PostgreSQL tests",
+            );
+            None
+        }
+    }
 }
 
 /// The headless Chromium the browser tests drive: `KINDRED_CHROMIUM`, else `chromium`,
@@ -109,4 +176,29 @@ pub fn run_chromium(
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     reader.join().expect("browser output")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{current_test_name, record_skip};
+
+    #[test]
+    fn skips_are_recorded_one_line_each_under_the_test_name() {
+        let dir = std::env::temp_dir().join(format!("kindred-skiplog-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("skips.txt");
+        record_skip(&log, "suite::a", "no data").unwrap();
+        record_skip(&log, "suite::b", "no\nserver").unwrap();
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(text, "suite::a: no data\nsuite::b: no server\n");
+        std::fs::remove_dir_all(&dir).unwrap();
+        let name = current_test_name();
+        assert!(name.starts_with("kindred_testkit"), "{name}");
+        // libtest names the thread after the test, except when it runs tests on the main thread.
+        assert!(
+            name.ends_with("skips_are_recorded_one_line_each_under_the_test_name")
+                || name == "kindred_testkit",
+            "{name}"
+        );
+    }
 }

@@ -269,7 +269,7 @@ fn als(args: AlsArgs, env: &Env) -> Result<()> {
         super::write_json(path, &summary)?;
     }
     if process == 0 {
-        print_summary(&summary, &args.out);
+        print_summary(&summary, &args.out)?;
     }
     Ok(())
 }
@@ -304,12 +304,12 @@ fn bytes(n: u64) -> String {
     }
 }
 
-fn print_summary(s: &AlsSummary, out: &Path) {
+fn print_summary(s: &AlsSummary, out: &Path) -> Result<()> {
     let run: Vec<&IterationReport> = s.iterations.iter().collect();
     let mean = |f: fn(&IterationReport) -> f64| {
         run.iter().map(|r| f(r)).sum::<f64>() / run.len().max(1) as f64
     };
-    println!(
+    outln!(
         "als on {} process(es) x {} worker(s): {} users, {} items, {} events ({} pairs), {} factors",
         s.processes,
         s.workers / s.processes.max(1),
@@ -318,8 +318,8 @@ fn print_summary(s: &AlsSummary, out: &Path) {
         s.rows,
         s.pairs,
         s.factors
-    );
-    println!(
+    )?;
+    outln!(
         "{} iteration(s) run{}: {:.3} s per iteration, {} exchanged per iteration; load {:.2} s",
         run.len(),
         if s.resumed_from > 0 {
@@ -330,9 +330,9 @@ fn print_summary(s: &AlsSummary, out: &Path) {
         mean(|r| r.seconds),
         bytes(mean(|r| r.bytes_to_workers as f64) as u64),
         s.load_seconds
-    );
+    )?;
     if let Some(lists) = &s.lists {
-        println!(
+        outln!(
             "batch lists: {} user-list rows in {}, {} neighbour rows in {} ({:.2} s, {} exchanged)",
             lists.user_rows,
             out.join("topk").display(),
@@ -340,9 +340,10 @@ fn print_summary(s: &AlsSummary, out: &Path) {
             out.join("neighbours").display(),
             lists.seconds,
             bytes(lists.bytes_to_workers)
-        );
+        )?;
     }
-    println!("factors written to {}", out.display());
+    outln!("factors written to {}", out.display())?;
+    Ok(())
 }
 
 /// Factors by external id.
@@ -455,7 +456,7 @@ fn publish(args: PublishArgs, env: &Env) -> Result<()> {
             record = store.activate_model(&record.model.version).await?;
         }
         let (folded, zero_items) = missing.lock().map(|m| *m).unwrap_or_default();
-        println!(
+        outln!(
             "registered als version {} from {} ({}); artifact {}",
             record.model.version,
             args.factors.display(),
@@ -465,7 +466,7 @@ fn publish(args: PublishArgs, env: &Env) -> Result<()> {
                 "not live: activate with --activate or POST /v1/models/VERSION/activate"
             },
             record.model.artifact
-        );
+        )?;
         if folded > 0 || zero_items > 0 {
             env.note(format!(
                 "{folded} store users absent from the job were folded in from their history;                  {zero_items} store items absent from the job have zero factors (recommended                  only by fallbacks until the next training run)"

@@ -11,7 +11,7 @@ use kindred_rank::RankConfig;
 
 use super::{write_json, Env};
 use crate::data::DataArgs;
-use crate::table::{render, thousands};
+use crate::table::{plural, render, thousands};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -25,7 +25,7 @@ pub struct Args {
     #[arg(long = "model", required = true)]
     models: Vec<String>,
     /// Cut-off of the ranking metrics.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, allow_negative_numbers = true, value_parser = crate::args::at_least_one)]
     k: usize,
     /// Write the results as JSON.
     #[arg(long)]
@@ -66,6 +66,15 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
         .as_ref()
         .map(|path| RankConfig::from_file(path).map(Arc::new))
         .transpose()?;
+    // Every spec is checked before the (slow) data load, so a typo fails at once.
+    let models = args
+        .models
+        .iter()
+        .map(|m| super::model_spec_arg(m))
+        .collect::<Result<Vec<_>>>()?;
+    for spec in &models {
+        kindred_eval::build_algorithm_for(spec, &protocol)?;
+    }
     let dataset = args.data.load(env.quiet)?;
     let options = EvalOptions {
         k: args.k,
@@ -81,13 +90,18 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
         max_folds: None,
         rank,
     };
-    let models = args
-        .models
-        .iter()
-        .map(|m| super::model_spec_arg(m))
-        .collect::<Result<Vec<_>>>()?;
     let report = evaluate(&dataset, &protocol, &models, &options)?;
-    print!("{}", format_report_with(&report, args.ci));
+    out!("{}", format_report_with(&report, args.ci))?;
+    for result in &report.results {
+        if let Some(path) = &result.recs_file {
+            env.note(format!(
+                "wrote the top-{} lists of {} to {}",
+                args.k,
+                label(result),
+                path.display()
+            ));
+        }
+    }
     if let Some(path) = &args.json {
         write_json(path, &report)?;
         env.note(format!("wrote {}", path.display()));
@@ -160,14 +174,17 @@ pub fn format_report_with(report: &EvalReport, ci: bool) -> String {
         .collect();
     let d = &report.dataset;
     let mut out = format!(
-        "dataset {}: {} interactions, {} users, {} items\nprotocol {} ({} interactions), {} fold(s)",
+        "dataset {}: {}, {}, {}\nprotocol {} ({}), {}",
         d.name,
-        thousands(d.interactions),
-        thousands(d.users),
-        thousands(d.items),
+        plural(d.interactions as u64, "interaction"),
+        plural(d.users as u64, "user"),
+        plural(d.items as u64, "item"),
         report.protocol,
-        thousands(d.protocol_interactions),
-        report.results.first().map_or(0, |r| r.per_fold.len()),
+        plural(d.protocol_interactions as u64, "interaction"),
+        plural(
+            report.results.first().map_or(0, |r| r.per_fold.len()) as u64,
+            "fold"
+        ),
     );
     if let Some(first) = report.results.first().and_then(|r| r.per_fold.first()) {
         out.push_str(&format!(
@@ -184,7 +201,7 @@ pub fn format_report_with(report: &EvalReport, ci: bool) -> String {
     out.push_str("\n\n");
     out.push_str(&render(&headers, &rows));
     for c in &report.comparisons {
-        out.push_str(&format_comparison(c));
+        out.push_str(&format_comparison(c, report));
         out.push('\n');
     }
     for r in &report.results {
@@ -234,30 +251,40 @@ pub fn format_report_with(report: &EvalReport, ci: bool) -> String {
     out
 }
 
+/// The name a spec is shown under in `report`'s table (with its preset), so that a comparison
+/// line names a model exactly as the table above it does.
+fn label_of(report: &EvalReport, spec: &str) -> String {
+    report
+        .results
+        .iter()
+        .find(|r| r.spec == spec)
+        .map_or_else(|| spec.to_owned(), label)
+}
+
 /// One comparison line: `svd vs baseline: rmse -0.0312 [-0.0330, -0.0295], p < 0.001 (paired
 /// randomisation test, 1,000,209 test pairs): better`.
-pub fn format_comparison(c: &Comparison) -> String {
+pub fn format_comparison(c: &Comparison, report: &EvalReport) -> String {
     let p = if c.p_value < 0.001 {
         "p < 0.001".to_owned()
     } else {
         format!("p = {:.3}", c.p_value)
     };
     // Rating metrics pair test pairs; ranking metrics pair users.
-    let units = if matches!(c.metric.as_str(), "rmse" | "mae") {
-        "test pairs"
+    let unit = if matches!(c.metric.as_str(), "rmse" | "mae") {
+        "test pair"
     } else {
-        "users"
+        "user"
     };
     format!(
-        "{} vs {}: {} {:+.4} [{:+.4}, {:+.4}], {p} ({}, {} {units}): {}",
-        c.model,
-        c.baseline,
+        "{} vs {}: {} {:+.4} [{:+.4}, {:+.4}], {p} ({}, {}): {}",
+        label_of(report, &c.model),
+        label_of(report, &c.baseline),
         c.metric,
         c.difference,
         c.ci[0],
         c.ci[1],
         c.test,
-        thousands(c.n),
+        plural(c.n as u64, unit),
         c.verdict
     )
 }

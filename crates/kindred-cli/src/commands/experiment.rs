@@ -117,7 +117,7 @@ fn run_analyze(args: AnalyzeArgs, env: &Env) -> Result<()> {
         planned_units_per_variant: args.planned_users,
     };
     let report = analyze(&observations, &options)?;
-    print_report(&report);
+    print_report(&report)?;
     if let Some(path) = &args.json {
         write_json(path, &report)?;
         env.note(format!("report written to {}", path.display()));
@@ -125,18 +125,18 @@ fn run_analyze(args: AnalyzeArgs, env: &Env) -> Result<()> {
     Ok(())
 }
 
-fn print_report(report: &ExperimentReport) {
-    println!("variant      users   share (expected)");
+fn print_report(report: &ExperimentReport) -> Result<()> {
+    outln!("variant      users   share (expected)")?;
     for v in &report.variants {
-        println!(
+        outln!(
             "{:<10} {:>7}   {:>5.1}% ({:.1}%)",
             v.variant,
             v.units,
             100.0 * v.observed_share,
             100.0 * v.expected_share
-        );
+        )?;
     }
-    println!(
+    outln!(
         "sample ratio: chi2 = {:.3}, p = {:.4}{}",
         report.srm.chi_squared,
         report.srm.p_value,
@@ -145,8 +145,8 @@ fn print_report(report: &ExperimentReport) {
         } else {
             ""
         }
-    );
-    println!();
+    )?;
+    outln!()?;
     let level = 100.0 * (1.0 - report.alpha);
     for m in &report.comparisons {
         let c = &m.comparison;
@@ -166,7 +166,7 @@ fn print_report(report: &ExperimentReport) {
             }
             _ => "n/a".into(),
         };
-        println!(
+        outln!(
             "{} {} vs {} ({}): {:.4} vs {:.4}{}",
             m.metric,
             m.variant,
@@ -175,34 +175,34 @@ fn print_report(report: &ExperimentReport) {
             scale * c.treatment_mean,
             scale * c.control_mean,
             if scale == 100.0 { " %" } else { "" }
-        );
+        )?;
         let unit = if scale == 100.0 { " pts" } else { "" };
-        println!(
+        outln!(
             "  lift {:+.4}{unit}, {level:.0}% CI [{:+.4}, {:+.4}], relative {relative}, {}",
             scale * c.absolute_lift,
             scale * c.absolute_ci[0],
             scale * c.absolute_ci[1],
             format_p(c.p_value)
-        );
+        )?;
         if let Some(cuped) = &m.cuped {
-            println!(
+            outln!(
                 "  CUPED on {}: theta = {:.4}, variance reduced by {:.1}% (unadjusted {})",
                 cuped.covariate,
                 cuped.theta,
                 100.0 * cuped.variance_reduction,
                 format_p(cuped.unadjusted.p_value)
-            );
+            )?;
         }
-        println!(
+        outln!(
             "  sequential (mSPRT): always-valid {}, confidence sequence [{:+.4}, {:+.4}]",
             format_p(m.sequential.p_value),
             scale * m.sequential.confidence_sequence[0],
             scale * m.sequential.confidence_sequence[1]
-        );
+        )?;
     }
     if !report.segments.is_empty() {
-        println!();
-        println!("segments (Holm-adjusted p):");
+        outln!()?;
+        outln!("segments (Holm-adjusted p):")?;
         for s in &report.segments {
             let proportion = report
                 .metrics
@@ -213,7 +213,7 @@ fn print_report(report: &ExperimentReport) {
             } else {
                 (1.0, "")
             };
-            println!(
+            outln!(
                 "  {:<12} {} {}: lift {:+.4}{unit}, {}, adjusted {}{}",
                 s.segment,
                 s.metric,
@@ -222,14 +222,15 @@ fn print_report(report: &ExperimentReport) {
                 format_p(s.comparison.p_value),
                 format_p(s.adjusted_p_value),
                 if s.significant { " *" } else { "" }
-            );
+            )?;
         }
     }
     for note in &report.notes {
-        println!("note: {note}");
+        outln!("note: {note}")?;
     }
-    println!();
-    println!("verdict: {}", report.verdict);
+    outln!()?;
+    outln!("verdict: {}", report.verdict)?;
+    Ok(())
 }
 
 /// "p = 0.0123" with four decimals, or "p < 0.0001" when it would round to 0.
@@ -265,19 +266,19 @@ fn run_power(args: PowerArgs) -> Result<()> {
         _ => bail!("give --baseline RATE for a rate metric or --std-dev SD for a mean metric"),
     };
     match (args.units, power_at) {
-        (Some(units), Some(power)) => println!(
+        (Some(units), Some(power)) => outln!(
             "{what}, alpha {} two-sided: power {:.1}% with {units} users per variant",
             args.alpha,
             100.0 * power
-        ),
+        )?,
         _ => {
             let n = size?;
-            println!(
+            outln!(
                 "{what}, alpha {} two-sided, power {:.0}%: {n} users per variant ({} in all for two variants)",
                 args.alpha,
                 100.0 * args.power,
                 2 * n
-            );
+            )?;
         }
     }
     Ok(())

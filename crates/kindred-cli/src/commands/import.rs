@@ -61,7 +61,7 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
         }
         env.progress.finish();
         let after = store.counts().await?;
-        println!(
+        outln!(
             "imported {done} feedback events, {} users with features, {} items with features into {} \
              ({}: now {} users, {} items, {} events)",
             dataset.user_features.as_ref().map_or(0, |t| t.ids().len()),
@@ -71,7 +71,7 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
             after.users,
             after.items,
             after.feedback
-        );
+        )?;
         Ok(())
     })
 }

@@ -25,34 +25,34 @@ pub fn run(args: Args, _env: &Env) -> Result<()> {
             .iter()
             .map(|(name, spec)| serde_json::json!({ "preset": name, "spec": spec }))
             .collect();
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "auto": { "spec": AUTO_SPEC, "default_budget_seconds": DEFAULT_BUDGET_SECONDS },
                 "models": catalog,
                 "presets": presets
             }))?
-        );
+        )?;
         return Ok(());
     }
-    println!(
+    outln!(
         "auto: chooses and tunes a family on your data (validation rows carved from the training \
          rows), within a time budget (default {DEFAULT_BUDGET_SECONDS:.0} s), then refits the winner\n    {AUTO_SPEC}\n"
-    );
+    )?;
     for model in &catalog {
-        println!("{} ({:?}): {}", model.name, model.task, model.summary);
+        outln!("{} ({:?}): {}", model.name, model.task, model.summary)?;
         for p in &model.params {
-            println!(
+            outln!(
                 "    {:<16} default {:<22} {}",
                 p.name,
                 p.default_text(),
                 p.help
-            );
+            )?;
         }
     }
-    println!();
+    outln!()?;
     for (name, spec) in presets() {
-        println!("preset {name} = {spec} (a fixed configuration chosen on MovieLens)");
+        outln!("preset {name} = {spec} (a fixed configuration chosen on MovieLens)")?;
     }
     Ok(())
 }

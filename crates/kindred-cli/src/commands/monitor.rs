@@ -62,7 +62,7 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
             args.data.data
         );
     };
-    print!("{}", describe(&report));
+    out!("{}", describe(&report))?;
     if let Some(path) = &args.json {
         write_json(path, &report)?;
     }

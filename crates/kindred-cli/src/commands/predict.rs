@@ -26,6 +26,17 @@ pub fn run(args: Args, _env: &Env) -> Result<()> {
     let file = std::fs::File::open(&args.pairs)
         .with_context(|| format!("opening {}", args.pairs.display()))?;
     let fitted = model.fitted();
+    // Refused before any output: a ranking model answers no pair, not even with its fallback
+    // (rating models always do), so a half-written CSV would only mislead.
+    if model.predict(u32::MAX, u32::MAX).is_none() {
+        bail!(
+            "model `{}` at {} ranks items and does not predict ratings; use `kindred recommend \
+             --model {}` for its lists, or train a rating model (e.g. svd, baseline, auto:task=rating)",
+            model.name(),
+            args.model.display(),
+            args.model.display()
+        );
+    }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     writeln!(out, "user,item,prediction,known")?;

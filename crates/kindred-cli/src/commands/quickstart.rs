@@ -70,10 +70,10 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
         user_features: None,
     };
     let dataset = data_args.load(env.quiet)?;
-    println!(
+    outln!(
         "== data quality\n{}",
         kindred_data::quality::report(&dataset, &PipelineConfig::default())
-    );
+    )?;
     evaluate_all(&dataset, &args, env)?;
 
     let store_path = args.dir.join("kindred.db");
@@ -98,14 +98,18 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
             env.fit_context(42),
         )
         .await?;
-        println!(
+        outln!(
             "== trained {served} ({}) from the store {}; live version {}",
-            record.model.algorithm, config.store, record.model.version
-        );
+            record.model.algorithm,
+            config.store,
+            record.model.version
+        )?;
         let selection = record.model.metrics.get("selection");
         if let Some(selection) = selection.and_then(kindred_eval::auto::Selection::from_json) {
-            println!("   {}", selection.summary());
+            outln!("   {}", selection.summary())?;
         }
+        // The server opens its own connections; these would keep the write-ahead log alive.
+        store.close().await?;
         serve_examples(config, examples(&dataset), args.check, env).await
     })
 }
@@ -119,6 +123,7 @@ async fn serve_examples(
     env: &Env,
 ) -> Result<()> {
     let cancel = env.cancel.clone();
+    let store = config.store.clone();
     let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
     let server = tokio::spawn(super::serve::serve_until_stopped(
         config,
@@ -133,28 +138,35 @@ async fn serve_examples(
             _ => Err(anyhow::anyhow!("the server did not start")),
         };
     };
-    println!("== serving on http://{addr} (Ctrl-C stops); try:\n");
+    if check {
+        outln!("== serving on http://{addr}; --check runs these examples, then stops:\n")?;
+    } else {
+        outln!("== serving on http://{addr} (Ctrl-C stops); try:\n")?;
+    }
     for example in &examples {
-        println!("{}\n", example.curl(addr));
+        outln!("{}\n", example.curl(addr))?;
     }
     if !check {
-        return server.await.context("server task")?;
+        server.await.context("server task")??;
+        outln!("== server stopped; store {store} closed")?;
+        return Ok(());
     }
     let mut failed = 0;
     for example in &examples {
         let (status, body) = example.run(addr).await?;
         let shown: String = body.chars().take(300).collect();
-        println!("{} {} -> {status}\n{shown}\n", example.method, example.path);
+        outln!("{} {} -> {status}\n{shown}\n", example.method, example.path)?;
         if !(200..300).contains(&status) {
             failed += 1;
         }
     }
     cancel.cancel();
     server.await.context("server task")??;
+    outln!("== server stopped; store {store} closed")?;
     if failed > 0 {
         bail!("{failed} example requests failed");
     }
-    println!("== all {} example requests answered 2xx", examples.len());
+    outln!("== all {} example requests answered 2xx", examples.len())?;
     Ok(())
 }
 
@@ -181,7 +193,7 @@ fn evaluate_all(dataset: &Dataset, args: &Args, env: &Env) -> Result<()> {
             format!("auto:task=rating,budget={}", args.budget),
         ];
         let report = evaluate(dataset, &protocol, &models, &options)?;
-        println!("== rating prediction\n{}", format_report(&report));
+        outln!("== rating prediction\n{}", format_report(&report))?;
         sources.push(save_results(results_dir, "rating", report)?);
     }
     let ranking_protocol = if has_ratings {
@@ -199,12 +211,12 @@ fn evaluate_all(dataset: &Dataset, args: &Args, env: &Env) -> Result<()> {
         format!("auto:budget={}", args.budget),
     ];
     let report = evaluate(dataset, &protocol, &models, &options)?;
-    println!("== top-N ranking\n{}", format_report(&report));
+    outln!("== top-N ranking\n{}", format_report(&report))?;
     sources.push(save_results(results_dir, "ranking", report)?);
     let page = results_dir.join("report.html");
     std::fs::write(&page, kindred_report::render_html(&sources))
         .with_context(|| format!("writing {}", page.display()))?;
-    println!("== report of both evaluations: {}\n", page.display());
+    outln!("== report of both evaluations: {}\n", page.display())?;
     Ok(())
 }
 
@@ -251,10 +263,10 @@ async fn import(store: &Store, dataset: &Dataset, env: &Env) -> Result<()> {
         env.progress.advance(chunk.len() as u64);
     }
     env.progress.finish();
-    println!(
+    outln!(
         "== imported {} feedback events into the store",
         feedback.len()
-    );
+    )?;
     Ok(())
 }
 

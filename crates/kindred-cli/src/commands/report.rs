@@ -37,11 +37,19 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
                 .with_context(|| format!("writing {}", args.out.display()))?;
             env.note(format!("wrote {}", args.out.display()));
         }
+        #[cfg(feature = "png")]
         Format::Png => {
             let charts = kindred_report::all_charts(&sources);
             for path in kindred_report::png::write_pngs(&charts, &args.out)? {
-                println!("{}", path.display());
+                outln!("{}", path.display())?;
             }
+        }
+        #[cfg(not(feature = "png"))]
+        Format::Png => {
+            anyhow::bail!(
+                "this build of kindred has no PNG export; rebuild with the `png` feature \
+                 (`cargo install --path crates/kindred-cli --features png`, or `--features full`)"
+            );
         }
     }
     Ok(())

@@ -1,7 +1,9 @@
 //! `kindred serve`: the recommendation server on a store: a SQLite file (the
 //! embedded default) or a `postgres://` URL. Settings come from `--config FILE`, then the
-//! `KINDRED_*` environment variables, then these flags. Stops cleanly on Ctrl-C or SIGTERM,
-//! finishing requests in flight.
+//! `KINDRED_*` environment variables, then these flags. A SQLite store must exist (a mistyped
+//! path would otherwise serve an empty new one) unless `--allow-empty` says to start without
+//! data or a model. Stops cleanly on Ctrl-C or SIGTERM, finishing requests in flight, closing
+//! the store and saying so.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -50,6 +52,10 @@ pub struct Args {
     /// Log level: error, warn, info, debug, trace.
     #[arg(long, default_value = "info")]
     log_level: tracing::Level,
+    /// Start even if the SQLite store does not exist yet (it is created empty) or holds no live
+    /// model, and report ready without one (feedback first, a model later).
+    #[arg(long)]
+    allow_empty: bool,
 }
 
 /// The config from file, environment and flags, validated.
@@ -81,13 +87,55 @@ fn config(args: &Args) -> Result<ServerConfig> {
     if let Some(interval) = args.retrain_interval {
         config.training.interval_seconds = interval;
     }
+    if args.allow_empty {
+        config.ready_without_model = true;
+    }
     config.validate()?;
     Ok(config)
 }
 
+/// Refuses a SQLite store file that does not exist: opening it would create an empty store and
+/// serve empty lists, which is almost always a mistyped path.
+fn check_store_exists(store: &str, allow_empty: bool) -> Result<()> {
+    if allow_empty || store.starts_with("postgres://") || store.starts_with("postgresql://") {
+        return Ok(());
+    }
+    let path = std::path::Path::new(store.strip_prefix("sqlite:").unwrap_or(store));
+    if path.exists() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "store {store} does not exist; create it with your data (`kindred import --data SPEC \
+         --store {store}`), or pass --allow-empty to start an empty one"
+    )
+}
+
+/// Says on the log what a newcomer would otherwise discover from empty answers: no feedback,
+/// or no live model (lists from fallbacks only, and not ready unless allowed).
+async fn warn_if_empty(store: &Store, location: &str) -> Result<()> {
+    let counts = store.counts().await?;
+    if counts.feedback == 0 {
+        tracing::warn!(
+            "store {location} holds no feedback: lists will be empty until feedback arrives \
+             (POST /v1/feedback) or is imported (`kindred import`)"
+        );
+    }
+    if store.live_model().await?.is_none() {
+        tracing::warn!(
+            "no model version is live in {location}: lists come from fallbacks (popularity) \
+             and /health/ready answers 503 until one is published (`kindred train --store \
+             {location} --model auto --publish`, or POST /v1/models)"
+        );
+    }
+    Ok(())
+}
+
 fn init_logs(format: LogFormat, level: tracing::Level) {
+    // Colour only for a person at a terminal: escape codes would litter a log file.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .with_max_level(level)
         .with_target(false);
     // A subscriber may already be installed (tests running commands in-process): keep it.
@@ -117,24 +165,35 @@ pub async fn serve_until_stopped(
     cancel: CancelFlag,
     on_ready: impl FnOnce(SocketAddr),
 ) -> Result<()> {
-    let store = Store::open(&config.store)
+    let location = config.store.clone();
+    let store = Store::open(&location)
         .await
-        .with_context(|| format!("opening store {}", config.store))?;
+        .with_context(|| format!("opening store {location}"))?;
+    warn_if_empty(&store, &location).await?;
     let listener = kindred_server::bind(config.listen).await?;
     let addr = listener.local_addr()?;
-    let state = AppState::new(config, store).await?;
+    let state = AppState::new(config, store.clone()).await?;
     on_ready(addr);
-    kindred_server::serve(state, listener, stop_requested(cancel)).await?;
+    let served = kindred_server::serve(state, listener, stop_requested(cancel)).await;
+    // Closed even when serving failed: the write-ahead log goes into the database file.
+    let closed = store.close().await;
+    served?;
+    closed.with_context(|| format!("closing store {location}"))?;
     Ok(())
 }
 
 pub fn run(args: Args, env: &Env) -> Result<()> {
     init_logs(args.log_format, args.log_level);
     let config = config(&args)?;
+    check_store_exists(&config.store, args.allow_empty)?;
     let runtime = super::runtime()?;
     let store = config.store.clone();
     runtime.block_on(serve_until_stopped(config, env.cancel.clone(), |addr| {
         tracing::info!(%addr, store = %store, "kindred serving");
-        println!("kindred serving on http://{addr} (store {store}); Ctrl-C stops");
-    }))
+        // Nobody may be reading stdout (a service manager): the log line above says it too.
+        let _ = outln!("kindred serving on http://{addr} (store {store}); Ctrl-C stops");
+    }))?;
+    tracing::info!(store = %store, "kindred stopped");
+    outln!("kindred stopped; store {store} closed")?;
+    Ok(())
 }

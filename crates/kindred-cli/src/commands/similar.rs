@@ -51,7 +51,7 @@ pub struct Args {
     #[arg(long = "id")]
     ids: Vec<String>,
     /// Neighbours per entity.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, allow_negative_numbers = true, value_parser = crate::args::at_least_one)]
     k: usize,
     #[arg(long, value_enum, default_value_t = Method::Embeddings)]
     method: Method,

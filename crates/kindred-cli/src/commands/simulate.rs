@@ -107,7 +107,7 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
         Arc::clone(&env.progress),
         env.cancel.clone(),
     ))?;
-    println!("{}", table(&summary));
+    outln!("{}", table(&summary))?;
     if let Some(path) = &args.json {
         write_json(path, &summary).context("writing the simulation summary")?;
     }

@@ -59,11 +59,11 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
             split.test.len()
         ));
     }
-    println!(
+    outln!(
         "wrote {} fold(s) of {} to {}",
         splits.len(),
         protocol.spec(),
         args.out.display()
-    );
+    )?;
     Ok(())
 }

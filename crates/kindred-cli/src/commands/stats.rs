@@ -29,7 +29,7 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
     };
     let dataset = raw.load(env.quiet)?;
     let report = kindred_data::quality::report(&dataset, &config);
-    println!("{report}");
+    outln!("{report}")?;
     if let Some(path) = &args.json {
         write_json(path, &report)?;
     }

@@ -12,6 +12,7 @@ use kindred_eval::build_algorithm;
 
 use super::Env;
 use crate::data::DataArgs;
+use crate::table::plural;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -54,35 +55,46 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
     let (Some(data), Some(out)) = (&args.data, &args.out) else {
         anyhow::bail!("give --data SPEC --out DIR, or --store STORE");
     };
+    // The spec is checked before the (slow) data load, so a typo fails at once.
+    let algorithm = build_algorithm(&super::model_spec_arg(&args.model)?)?;
     let dataset = data.load(env.quiet)?;
     let interactions = match args.positive {
         Some(t) => dataset.interactions.positives(t),
         None => dataset.interactions.clone(),
     };
+    let titles = dataset
+        .item_features
+        .as_deref()
+        .and_then(crate::titles::from_features);
     let train = TrainSet::new(interactions)
         .with_features(dataset.item_features.clone(), dataset.user_features.clone());
-    let algorithm = build_algorithm(&super::model_spec_arg(&args.model)?)?;
     let started = std::time::Instant::now();
     let model = algorithm.fit(&train, &env.fit_context(args.seed))?;
     let seconds = started.elapsed().as_secs_f64();
     model
         .save(out)
         .with_context(|| format!("saving model to {}", out.display()))?;
-    if let Some(selection) = model.selection().and_then(Selection::from_json) {
-        println!("{}", selection.summary());
+    // `kindred recommend` shows these beside the ids.
+    if let Some(titles) = &titles {
+        crate::titles::save(out, titles)?;
     }
-    println!(
+    if let Some(selection) = model.selection().and_then(Selection::from_json) {
+        outln!("{}", selection.summary())?;
+    }
+    outln!(
         "trained {} on {} interactions in {seconds:.2}s; saved to {}",
         model.name(),
         train.data.len(),
         out.display()
-    );
+    )?;
     Ok(())
 }
 
 fn train_in_store(args: &Args, location: &str, env: &Env) -> Result<()> {
+    let model = super::model_spec_arg(&args.model)?;
+    build_algorithm(&model)?;
     let spec = kindred_serving::TrainSpec {
-        model: super::model_spec_arg(&args.model)?,
+        model,
         positive: args.positive,
         seed: args.seed,
     };
@@ -105,33 +117,51 @@ fn train_in_store(args: &Args, location: &str, env: &Env) -> Result<()> {
         } else {
             kindred_serving::train_and_register_with(&store, &artifacts, &spec, ctx, &eval).await?
         };
-        println!(
-            "trained {} version {} ({}); artifact {}; {}",
+        outln!(
+            "trained {} version {} {}; artifact {}; {}",
             record.model.algorithm,
             record.model.version,
-            record.model.metrics,
+            training_summary(&record.model.metrics),
             record.model.artifact,
             if record.live {
                 "live now"
             } else {
                 "registered, not live (activate with POST /v1/models/VERSION/activate)"
             }
-        );
+        )?;
         if let Some(selection) = record
             .model
             .metrics
             .get("selection")
             .and_then(Selection::from_json)
         {
-            println!("{}", selection.summary());
+            outln!("{}", selection.summary())?;
         }
-        println!("{}", offline_summary(&record.model.metrics));
+        outln!(
+            "{}",
+            offline_summary(&record.model.algorithm, &record.model.metrics)
+        )?;
         Ok(())
     })
 }
 
+/// What the version was trained on and how long it took, from its stored metrics.
+fn training_summary(metrics: &serde_json::Value) -> String {
+    let count = |key: &str| metrics.get(key).and_then(|v| v.as_u64()).unwrap_or(0);
+    let seconds = metrics
+        .get("fit_seconds")
+        .and_then(|v| v.as_f64())
+        .unwrap_or(0.0);
+    format!(
+        "on {} ({}, {}) in {seconds:.2}s",
+        plural(count("interactions"), "interaction"),
+        plural(count("users"), "user"),
+        plural(count("items"), "item"),
+    )
+}
+
 /// One line saying what the version's offline evaluation measured (or why there is none).
-fn offline_summary(metrics: &serde_json::Value) -> String {
+fn offline_summary(family: &str, metrics: &serde_json::Value) -> String {
     let Some(offline) = metrics.get("offline") else {
         return "offline metrics: not measured (turned off)".into();
     };
@@ -143,18 +173,25 @@ fn offline_summary(metrics: &serde_json::Value) -> String {
         .filter_map(|name| Some(format!("{name}={:.4}", offline.get(*name)?.as_f64()?)))
         .collect();
     let users = offline.get("users").and_then(|u| u.as_u64()).unwrap_or(0);
+    // Families that compute their loss only on request say how to ask for it.
+    let loss_switch = kindred_models::model_catalog()
+        .into_iter()
+        .find(|m| m.name == family)
+        .and_then(|m| m.params.into_iter().find(|p| p.name == "training_loss"));
     let curve = metrics
         .get("curve")
         .and_then(|c| c.as_array())
         .map_or(0, Vec::len);
     format!(
-        "offline metrics ({users} held-out users, temporal holdout of recent events): {}; \
-         learning curve: {}",
+        "offline metrics ({}, temporal holdout of recent events): {}; learning curve: {}",
+        plural(users, "held-out user"),
         values.join(", "),
-        if curve == 0 {
-            "none (the model reported no epochs: not iterative, or loss reporting off)".to_owned()
-        } else {
-            format!("{curve} epochs recorded")
+        match (curve, loss_switch) {
+            (0, Some(_)) => format!(
+                "none ({family} computes its training loss only when asked: {family}:training_loss=true)"
+            ),
+            (0, None) => format!("none ({family} is not fitted in epochs)"),
+            (n, _) => plural(n as u64, "epoch") + " recorded",
         }
     )
 }
@@ -166,16 +203,40 @@ mod offline_summary_tests {
 
     #[test]
     fn names_the_metrics_or_why_there_are_none() {
-        let line = offline_summary(&json!({
-            "offline": {"ndcg@10": 0.25, "recall@10": 0.5, "precision@10": 0.125,
-                        "map@10": 0.2, "coverage@10": 0.75, "users": 40},
-            "curve": [{"epoch": 0, "loss": 1.0}, {"epoch": 1, "loss": 0.5}]
-        }));
+        let line = offline_summary(
+            "bpr",
+            &json!({
+                "offline": {"ndcg@10": 0.25, "recall@10": 0.5, "precision@10": 0.125,
+                            "map@10": 0.2, "coverage@10": 0.75, "users": 40},
+                "curve": [{"epoch": 0, "loss": 1.0}, {"epoch": 1, "loss": 0.5}]
+            }),
+        );
         assert!(line.contains("ndcg@10=0.2500") && line.contains("coverage@10=0.7500"));
         assert!(line.contains("40 held-out users") && line.contains("2 epochs recorded"));
-        assert!(offline_summary(&json!({})).contains("not measured"));
-        let err = offline_summary(&json!({"offline": {"error": "too few users"}}));
+        assert!(offline_summary("als", &json!({})).contains("not measured"));
+        let err = offline_summary("als", &json!({"offline": {"error": "too few users"}}));
         assert!(err.ends_with("not measured: too few users"));
-        assert!(offline_summary(&json!({"offline": {"ndcg@10": 0.1}})).contains("none"));
+        let one = json!({"offline": {"ndcg@10": 0.1, "users": 1}});
+        let line = offline_summary("als", &one);
+        assert!(
+            line.contains("(1 held-out user,")
+                && line.contains(
+                    "none (als computes its training loss only when asked: als:training_loss=true)"
+                ),
+            "{line}"
+        );
+        let line = offline_summary("ease", &one);
+        assert!(
+            line.ends_with("none (ease is not fitted in epochs)"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn training_summary_is_a_sentence_not_json() {
+        let line = super::training_summary(&json!({
+            "fit_seconds": 1.5, "interactions": 1, "users": 1, "items": 2, "store_events": 9
+        }));
+        assert_eq!(line, "on 1 interaction (1 user, 2 items) in 1.50s");
     }
 }

@@ -50,7 +50,7 @@ pub struct Args {
     #[arg(long)]
     outer_folds: Option<usize>,
     /// Cut-off of the ranking metrics.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, allow_negative_numbers = true, value_parser = crate::args::at_least_one)]
     k: usize,
     /// Seed of model fitting and of the search.
     #[arg(long, default_value_t = 42)]
@@ -70,6 +70,12 @@ pub struct Args {
 pub fn run(args: Args, env: &Env) -> Result<()> {
     let protocol = Protocol::parse(&args.protocol)?;
     let method = Method::parse(&args.method)?;
+    // The family (or `auto` spec) is checked before the (slow) data load.
+    if kindred_eval::auto::is_auto(&args.model) {
+        kindred_eval::build_algorithm_for(&args.model, &protocol)?;
+    } else {
+        kindred_models::registry::space_for(&args.model)?;
+    }
     let dataset = args.data.load(env.quiet)?;
     let eval = EvalOptions {
         k: args.k,
@@ -98,7 +104,7 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
         ..TuneOptions::new(&args.model)
     };
     let report = tune(&dataset, &protocol, &opts, &eval)?;
-    print!("{}", format_tune(&report));
+    out!("{}", format_tune(&report))?;
     if let Some(path) = &args.json {
         write_json(path, &report)?;
         env.note(format!("wrote {}", path.display()));

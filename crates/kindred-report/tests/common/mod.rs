@@ -172,6 +172,7 @@ fn result(spec: &str, strength: f64, learning: bool) -> ModelResult {
         } else {
             Vec::new()
         },
+        recs_file: None,
         per_unit: None,
     }
 }

@@ -95,9 +95,9 @@ pub async fn page(State(dash): State<Dashboard>, headers: HeaderMap) -> Response
         Err(e) => return page::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
     let snapshot = app.serving.snapshot();
-    let backend = match app.serving.store() {
-        kindred_store::Store::Sqlite(_) => "SQLite",
-        kindred_store::Store::Postgres(_) => "PostgreSQL",
+    let backend = match app.serving.store().backend() {
+        "sqlite" => "SQLite",
+        _ => "PostgreSQL",
     };
     let card = |label: &str, value: String| {
         format!(

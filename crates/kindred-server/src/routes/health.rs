@@ -1,5 +1,5 @@
-//! `/health/live` (the process answers), `/health/ready` (the store answers and a snapshot is
-//! loaded), `/metrics` (Prometheus) and `/openapi.json`.
+//! `/health/live` (the process answers), `/health/ready` (the store answers and a model version
+//! is live, unless `ready_without_model` is set), `/metrics` (Prometheus) and `/openapi.json`.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -20,6 +20,16 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let snapshot = state.serving.snapshot();
     let store = state.serving.store();
     match store.live_model().await {
+        Ok(None) if !state.serving.config().ready_without_model => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({
+                "status": "no_model",
+                "store": store.backend(),
+                "error": "no model version is live: lists would come from fallbacks only; \
+                          publish one (`kindred train --store STORE --model auto --publish` or \
+                          POST /v1/models), or set ready_without_model",
+            })),
+        ),
         Ok(_) => (
             StatusCode::OK,
             Json(json!({

@@ -170,10 +170,7 @@ async fn register(store: &Store, record: NewModel) -> Result<ModelRecord> {
 /// `artifacts` made absolute: the registry records where the artifact is, and a relative path
 /// would break for a server started from another directory.
 fn absolute_artifacts(artifacts: &Path) -> Result<PathBuf> {
-    std::path::absolute(artifacts).map_err(|source| kindred_core::Error::Io {
-        path: artifacts.to_path_buf(),
-        source,
-    })
+    std::path::absolute(artifacts).map_err(|error| kindred_core::Error::io(artifacts, error))
 }
 
 /// Registers a model trained elsewhere (a distributed job, see `kindred cluster publish`):

@@ -12,8 +12,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use kindred_store::{Feedback, PostgresStore, Store};
 
-pub const POSTGRES_VAR: &str = "KINDRED_TEST_POSTGRES";
-
 #[derive(Debug, Clone, Copy)]
 pub enum Backend {
     Sqlite,
@@ -37,24 +35,6 @@ pub struct Fixture {
     location: Location,
 }
 
-/// The PostgreSQL URL to test against, or `None` (after saying why) when tests should skip.
-pub fn postgres_url(test: &str) -> Option<String> {
-    match std::env::var(POSTGRES_VAR) {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var_os("CI").is_some() => panic!(
-            "{test}: {POSTGRES_VAR} is not set, and CI is: PostgreSQL tests must run in CI \
-             (.ci/run starts PostgreSQL and sets it)"
-        ),
-        _ => {
-            eprintln!(
-                "{test}: skipped: set {POSTGRES_VAR} to a postgres:// URL of a database where \
-                 tests may create schemas to run the PostgreSQL store tests"
-            );
-            None
-        }
-    }
-}
-
 fn unique_schema() -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let nanos = std::time::SystemTime::now()
@@ -69,7 +49,7 @@ fn unique_schema() -> String {
 
 impl Fixture {
     /// A new empty store, or `None` when the backend is not available here (PostgreSQL only).
-    pub async fn new(backend: Backend, test: &str) -> Option<Fixture> {
+    pub async fn new(backend: Backend) -> Option<Fixture> {
         match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temporary directory");
@@ -83,7 +63,7 @@ impl Fixture {
                 })
             }
             Backend::Postgres => {
-                let url = postgres_url(test)?;
+                let url = kindred_testkit::postgres_url()?;
                 let schema = unique_schema();
                 let store = PostgresStore::open(&url, Some(&schema))
                     .await
@@ -134,7 +114,7 @@ macro_rules! store_suite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let fixture = $crate::common::Fixture::new($crate::common::Backend::Sqlite, stringify!($name))
+                    let fixture = $crate::common::Fixture::new($crate::common::Backend::Sqlite)
                         .await
                         .expect("sqlite is always available");
                     super::$name(&fixture).await;
@@ -146,7 +126,7 @@ macro_rules! store_suite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let Some(fixture) = $crate::common::Fixture::new($crate::common::Backend::Postgres, stringify!($name)).await else {
+                    let Some(fixture) = $crate::common::Fixture::new($crate::common::Backend::Postgres).await else {
                         return;
                     };
                     super::$name(&fixture).await;
