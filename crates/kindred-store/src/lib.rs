@@ -82,8 +82,8 @@ impl Store {
     }
 
     /// Closes the store before the process ends: SQLite checkpoints its write-ahead log and
-    /// closes its connections (leaving no `-wal`/`-shm` files); PostgreSQL needs nothing, its
-    /// connections end with the process. Later calls fail.
+    /// closes its connections (leaving no `-wal`/`-shm` files), and later calls on it fail;
+    /// PostgreSQL needs nothing, its connections end with the process.
     pub async fn close(&self) -> Result<()> {
         match self {
             Store::Sqlite(s) => s.close().await,

@@ -469,7 +469,9 @@ fn publish(args: PublishArgs, env: &Env) -> Result<()> {
         )?;
         if folded > 0 || zero_items > 0 {
             env.note(format!(
-                "{folded} store users absent from the job were folded in from their history;                  {zero_items} store items absent from the job have zero factors (recommended                  only by fallbacks until the next training run)"
+                "{folded} store users absent from the job were folded in from their history; \
+                 {zero_items} store items absent from the job have zero factors (recommended \
+                 only by fallbacks until the next training run)"
             ));
         }
         Ok(())
