@@ -345,3 +345,46 @@ fn the_readme_walks_without_a_stumble() {
         "README lists commands the walk skips: {missed:?}"
     );
 }
+
+#[test]
+fn the_readme_says_what_the_first_hour_costs_and_how_to_install() {
+    let quick_start = README
+        .split("\n## ")
+        .find(|s| s.starts_with("Quick start"))
+        .expect("a Quick start section");
+    for needed in [
+        "bench/build_times.sh",
+        "minutes",
+        "cargo install --path crates/kindred-cli",
+        "scripts/test",
+    ] {
+        assert!(quick_start.contains(needed), "Quick start lacks `{needed}`");
+    }
+    // Every feature README tells a user to install with exists, and the default stays lean.
+    let manifest = include_str!("../Cargo.toml");
+    let features = manifest
+        .split("[features]")
+        .nth(1)
+        .and_then(|rest| rest.split("\n[").next())
+        .expect("a [features] table");
+    let defined: BTreeSet<&str> = features
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(name, _)| name.trim()))
+        .filter(|name| !name.starts_with('#'))
+        .collect();
+    assert!(features.contains("default = []"), "{features}");
+    let named: BTreeSet<&str> = README
+        .split("--features ")
+        .skip(1)
+        .filter_map(|rest| rest.split(|c: char| !c.is_ascii_alphanumeric()).next())
+        .collect();
+    assert!(!named.is_empty());
+    let unknown: Vec<&&str> = named.difference(&defined).collect();
+    assert!(
+        unknown.is_empty(),
+        "README names features kindred-cli lacks: {unknown:?}"
+    );
+    for part in ["parquet", "png", "postgres", "cluster", "full"] {
+        assert!(defined.contains(part), "no `{part}` feature");
+    }
+}

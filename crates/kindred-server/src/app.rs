@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -35,7 +35,7 @@ async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -
         .get::<MatchedPath>()
         .map_or("unmatched", MatchedPath::as_str)
         .to_owned();
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method());
     let timeout = Duration::from_millis(state.serving.config().request_timeout_ms);
     let response = match tokio::time::timeout(timeout, next.run(req)).await {
         Ok(response) => response,
@@ -50,7 +50,7 @@ async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -
     let elapsed = started.elapsed();
     state
         .metrics
-        .observe_request(&route, &method, status, elapsed);
+        .observe_request(&route, method, status, elapsed);
     if status >= 500 {
         tracing::warn!(%route, %method, status, micros = elapsed.as_micros() as u64, "request failed");
     } else {
@@ -59,21 +59,44 @@ async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -
     response
 }
 
+/// The methods the API uses, as metrics labels and in messages; any other (a client may send
+/// any token as a method, of any length) is `OTHER`, so request data never becomes a label.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+/// At most `max` characters of a request path, for messages that echo it.
+fn path_excerpt(path: &str, max: usize) -> String {
+    match path.char_indices().nth(max) {
+        Some((end, _)) => format!("{}...", &path[..end]),
+        None => path.to_owned(),
+    }
+}
+
 async fn no_route(req: Request) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "no_route",
         format!(
             "no route {} {}; see /openapi.json",
-            req.method(),
-            req.uri().path()
+            method_label(req.method()),
+            path_excerpt(req.uri().path(), 200)
         ),
     )
 }
 
 async fn method_not_allowed(req: Request, next: Next) -> Response {
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
+    let method = method_label(req.method());
+    let path = path_excerpt(req.uri().path(), 200);
     let response = next.run(req).await;
     if response.status() == StatusCode::METHOD_NOT_ALLOWED {
         return ApiError::new(

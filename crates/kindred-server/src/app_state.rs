@@ -21,7 +21,7 @@ impl AppState {
     /// Opens the serving state (building the first snapshot from the store and its live version)
     /// with the configured keys.
     pub async fn new(config: ServerConfig, store: Store) -> Result<Arc<Self>> {
-        let keys = ApiKeys::new(config.keys.clone());
+        let keys = ApiKeys::new(config.keys.clone(), !config.listen.ip().is_loopback());
         Ok(Arc::new(Self {
             serving: Serving::open(config, store).await?,
             keys,

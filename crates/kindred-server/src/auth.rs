@@ -2,9 +2,13 @@
 //! `Authorization: Bearer KEY` against the configured keys.
 //!
 //! Scopes nest (admin > write > read): an admin key may do everything, a write key may also
-//! read. A scope whose own key is unset is open (no read key: reads are open), so
-//! a server on loopback with no keys needs no header at all; the config refuses a non-loopback
-//! address without write and admin keys.
+//! read. On a loopback address a scope whose own key is unset is open (no read key: reads are
+//! open), so a server on loopback with no keys needs no header at all. On any other address
+//! nothing is open: a scope without its own key needs a key of a higher scope (no read key:
+//! reads need the write or admin key), because user features, feedback histories, metrics and
+//! the model registry are not for strangers; the config refuses such an address without write
+//! and admin keys. Only `/health/live`, `/health/ready` (which then says no more than ready or
+//! not) and `/openapi.json` answer without a key.
 
 use axum::http::{HeaderMap, StatusCode};
 
@@ -39,15 +43,17 @@ fn same_key(given: &[u8], expected: &[u8]) -> bool {
     diff == 0
 }
 
-/// The configured keys.
+/// The configured keys, and whether the server listens beyond loopback.
 #[derive(Debug, Clone, Default)]
 pub struct ApiKeys {
     keys: KeysConfig,
+    public: bool,
 }
 
 impl ApiKeys {
-    pub fn new(keys: KeysConfig) -> Self {
-        Self { keys }
+    /// `public`: the server listens on a non-loopback address, where no scope is open.
+    pub fn new(keys: KeysConfig, public: bool) -> Self {
+        Self { keys, public }
     }
 
     fn key(&self, scope: Scope) -> Option<&str> {
@@ -68,9 +74,10 @@ impl ApiKeys {
             })
     }
 
-    /// True when a request without a key may do `scope`: no key is set for that scope.
+    /// True when a request without a key may do `scope`: on loopback, when no key is set for
+    /// that scope; never on a public address.
     pub(crate) fn open(&self, scope: Scope) -> bool {
-        self.key(scope).is_none()
+        !self.public && self.key(scope).is_none()
     }
 
     /// Ok when the request's headers allow `scope`; 401 for a missing, malformed or unknown
@@ -81,13 +88,20 @@ impl ApiKeys {
             if self.open(scope) {
                 return Ok(());
             }
+            let needed = if self.key(scope).is_some() {
+                format!("a {} key", scope.name())
+            } else {
+                // Public address, no key of this scope configured: a higher scope's key.
+                format!(
+                    "a key of {} scope or higher (this server listens beyond loopback, where no \
+                     route but the health checks answers without one)",
+                    scope.name()
+                )
+            };
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "missing_api_key",
-                format!(
-                    "this route needs a {} key: send `Authorization: Bearer KEY`",
-                    scope.name()
-                ),
+                format!("this route needs {needed}: send `Authorization: Bearer KEY`"),
             ));
         };
         let key = header
@@ -140,12 +154,35 @@ mod tests {
     }
 
     #[test]
-    fn scopes_nest_and_unset_scopes_are_open() {
-        let keys = ApiKeys::new(KeysConfig {
+    fn on_a_public_address_nothing_is_open() {
+        let config = KeysConfig {
             read: None,
             write: Some("w".into()),
             admin: Some("a".into()),
-        });
+        };
+        let keys = ApiKeys::new(config, true);
+        let err = keys.check(&headers(None), Scope::Read).unwrap_err();
+        assert_eq!(err.status, 401);
+        assert!(
+            err.message.contains("read scope or higher"),
+            "{}",
+            err.message
+        );
+        assert!(keys.check(&headers(Some("w")), Scope::Read).is_ok());
+        assert!(keys.check(&headers(Some("a")), Scope::Read).is_ok());
+        assert!(!keys.open(Scope::Read));
+    }
+
+    #[test]
+    fn scopes_nest_and_unset_scopes_are_open() {
+        let keys = ApiKeys::new(
+            KeysConfig {
+                read: None,
+                write: Some("w".into()),
+                admin: Some("a".into()),
+            },
+            false,
+        );
         assert!(keys.check(&headers(None), Scope::Read).is_ok());
         assert_eq!(
             keys.check(&headers(None), Scope::Write).unwrap_err().status,

@@ -952,6 +952,36 @@ async fn health_and_readiness() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waited_training_that_times_out_still_finishes_and_frees_the_flag() {
+    let server = start(Options::default().tweak(|c| c.request_timeout_ms = 300)).await;
+    let c = server.client();
+    // `auto` with a one-second budget outlives the 300 ms request timeout.
+    let r = c
+        .post(
+            "/v1/models",
+            &json!({ "model": "auto:budget=1,families=popularity+als", "wait": true }),
+        )
+        .await;
+    r.expect_status(503);
+    assert_eq!(r.error_code(), Some("timeout"));
+    // The run goes on without its caller: its version is registered and the flag cleared.
+    let finished = eventually(Duration::from_secs(30), || async {
+        let models = c.get("/v1/models").await.json().clone();
+        models["training"] == false && models["models"].as_array().map_or(0, Vec::len) == 2
+    })
+    .await;
+    assert!(finished, "the timed-out training never finished");
+    // And the next request to train is taken, not refused as a conflict forever.
+    let r = c
+        .post(
+            "/v1/models",
+            &json!({ "model": "popularity", "wait": false }),
+        )
+        .await;
+    r.expect_status(202);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn not_ready_until_a_model_is_live_unless_configured() {
     let server = start(Options {
         publish: false,

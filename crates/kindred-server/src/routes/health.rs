@@ -5,45 +5,57 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
 use crate::app_state::AppState;
+use crate::auth::Scope;
 
 pub async fn live() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-pub async fn ready(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+pub async fn ready(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let (status, body) = readiness(&state).await;
+    // Without a key that may read, only whether it is ready: the details (version, catalog
+    // size, store backend) are for operators.
+    if state.keys.check(&headers, Scope::Read).is_err() {
+        return (status, Json(json!({ "status": body["status"] }))).into_response();
+    }
+    (status, Json(body)).into_response()
+}
+
+/// The readiness answer with every detail.
+async fn readiness(state: &AppState) -> (StatusCode, Value) {
     let snapshot = state.serving.snapshot();
     let store = state.serving.store();
     match store.live_model().await {
         Ok(None) if !state.serving.config().ready_without_model => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({
+            json!({
                 "status": "no_model",
                 "store": store.backend(),
                 "error": "no model version is live: lists would come from fallbacks only; \
                           publish one (`kindred train --store STORE --model auto --publish` or \
                           POST /v1/models), or set ready_without_model",
-            })),
+            }),
         ),
         Ok(_) => (
             StatusCode::OK,
-            Json(json!({
+            json!({
                 "status": "ready",
                 "store": store.backend(),
                 "model_version": snapshot.version(),
                 "items": snapshot.items.len(),
                 "users": snapshot.users.len(),
                 "mode": if snapshot.is_batch() { "batch" } else { "realtime" },
-            })),
+            }),
         ),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "unavailable", "error": e.to_string() })),
+            json!({ "status": "unavailable", "error": e.to_string() }),
         ),
     }
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::Json;
 use kindred_serving::lists::{DescribedUserRequest, ServedList, UserListRequest};
 use kindred_serving::RequestFilters;
@@ -17,12 +18,14 @@ use serde_json::{json, Map, Value};
 
 use super::{check_batch, page, MAX_DEPTH_FACTOR};
 use crate::app_state::AppState;
+use crate::auth::Scope;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, QueryParams};
 
 pub async fn get_recommend(
     State(state): State<Arc<AppState>>,
     ApiPath(user): ApiPath<String>,
+    headers: HeaderMap,
     mut q: QueryParams,
 ) -> Result<Json<ServedList>, ApiError> {
     let started = Instant::now();
@@ -33,10 +36,12 @@ pub async fn get_recommend(
         exclude: q.list("exclude"),
     };
     let rank = q.single("rank")?;
-    let write_impressions = q.flag(
-        "write_impressions",
-        state.serving.config().write_impressions,
-    )?;
+    let by_default = state.serving.config().write_impressions;
+    let write_impressions = q.flag("write_impressions", by_default)?;
+    // Writing rows the server would not write is a write: a read key may not ask for it.
+    if write_impressions && !by_default {
+        state.keys.check(&headers, Scope::Write)?;
+    }
     q.finish()?;
     let list = state.serving.lists.recommend(
         UserListRequest {

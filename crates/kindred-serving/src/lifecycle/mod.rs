@@ -22,6 +22,16 @@ use crate::state::ServingState;
 use crate::sync::lock;
 use training::TrainSpec;
 
+/// Holds the training flag for one run and clears it when dropped, however the run ends:
+/// finished, failed, panicked, or its future dropped by a caller that stopped waiting.
+struct TrainingRun<'a>(&'a AtomicBool);
+
+impl Drop for TrainingRun<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
 /// Trains, publishes and activates versions for a running server, one training run at a time.
 pub struct Lifecycle {
     state: Arc<ServingState>,
@@ -76,6 +86,7 @@ impl Lifecycle {
         if self.training.swap(true, Ordering::SeqCst) {
             return Ok(None);
         }
+        let run = TrainingRun(&self.training);
         let result = async {
             let dir = self.state.config.artifacts_dir();
             // Half the cores: requests keep the rest while a version trains.
@@ -96,7 +107,7 @@ impl Lifecycle {
             Ok::<_, Error>(record)
         }
         .await;
-        self.training.store(false, Ordering::SeqCst);
+        drop(run);
         if result.is_ok() {
             if let Err(e) = self.check_offline_charts().await {
                 tracing::warn!(error = %e, "checking the offline control charts failed");
@@ -164,13 +175,22 @@ impl Lifecycle {
         Ok(())
     }
 
-    /// Trains now and answers the version; a conflict while another run is in progress.
-    pub async fn train_now(&self, spec: &TrainSpec, activate: bool) -> Result<ModelRecord> {
+    /// Trains now and answers the version; a conflict while another run is in progress. The run
+    /// is its own task: if the caller goes away (a request timeout drops this future), it still
+    /// finishes, registers its version and frees the training flag.
+    pub async fn train_now(
+        self: &Arc<Self>,
+        spec: &TrainSpec,
+        activate: bool,
+    ) -> Result<ModelRecord> {
         if self.is_training() {
             return Err(training_in_progress());
         }
-        self.train(spec, activate)
-            .await?
+        let lifecycle = Arc::clone(self);
+        let spec = spec.clone();
+        tokio::spawn(async move { lifecycle.train(&spec, activate).await })
+            .await
+            .map_err(|e| Error::Task(format!("training: {e}")))??
             .ok_or_else(training_in_progress)
     }
 
