@@ -19,6 +19,7 @@ pub mod rng;
 pub mod sparse;
 pub mod split;
 pub mod suggest;
+pub mod timestamp_range;
 pub mod topk;
 pub mod trainset;
 
@@ -33,5 +34,6 @@ pub use interactions::{Interaction, Interactions, InteractionsBuilder};
 pub use rng::SplitMix64;
 pub use sparse::CsMatrix;
 pub use split::{Protocol, Split, SplitKind};
+pub use timestamp_range::TimestampRange;
 pub use topk::{top_k, Scored};
 pub use trainset::TrainSet;

@@ -89,3 +89,61 @@ async fn a_read_key_cannot_write_impressions() {
         .await
         .expect_status(200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timestamps_outside_the_sane_range_are_refused() {
+    let server = start(Options::default()).await;
+    let c = server.client();
+    let trending_before = c.get("/v1/trending?n=10").await.json()["items"].clone();
+    for (timestamp, hint) in [
+        (i64::MAX, "outside the accepted range"),
+        (i64::MIN, "outside the accepted range"),
+        (-5, "outside the accepted range"),
+        (1_700_000_000_000, "looks like milliseconds"),
+    ] {
+        let r = c
+            .post(
+                "/v1/feedback",
+                &serde_json::json!([
+                    {"user": "u1", "item": "i1", "type": "click", "timestamp": 1_700_000_000},
+                    {"user": "u2", "item": "i2", "type": "click", "timestamp": timestamp},
+                ]),
+            )
+            .await;
+        r.expect_status(400);
+        assert_eq!(r.error_code(), Some("invalid_timestamp"));
+        let message = r.json()["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            message.contains("record 1") && message.contains(hint),
+            "{message}"
+        );
+    }
+    // Nothing of a refused batch was stored: trending is what it was.
+    assert_eq!(
+        c.get("/v1/trending?n=10").await.json()["items"],
+        trending_before
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_timestamp_range_is_configurable() {
+    let server = start(Options::default().tweak(|c| {
+        c.timestamps = kindred_core::TimestampRange {
+            min: 1_000,
+            max: 2_000,
+        }
+    }))
+    .await;
+    let c = server.client();
+    let event =
+        |t: i64| serde_json::json!([{"user": "u1", "item": "i1", "type": "click", "timestamp": t}]);
+    c.post("/v1/feedback", &event(1_500))
+        .await
+        .expect_status(200);
+    c.post("/v1/feedback", &event(2_001))
+        .await
+        .expect_status(400);
+}

@@ -253,6 +253,8 @@ pub struct ServerConfig {
     /// Report ready (`/health/ready` 200) while no model version is live. Off by default: a
     /// server that can only answer fallback lists is not ready, so a balancer waits for a model.
     pub ready_without_model: bool,
+    /// Feedback timestamps outside this range (Unix seconds) are refused with 400.
+    pub timestamps: kindred_core::TimestampRange,
     pub cache: CacheConfig,
     pub keys: KeysConfig,
     pub training: TrainingConfig,
@@ -278,6 +280,7 @@ impl Default for ServerConfig {
             rank: None,
             rank_named: BTreeMap::new(),
             ready_without_model: false,
+            timestamps: kindred_core::TimestampRange::default(),
             cache: CacheConfig::default(),
             keys: KeysConfig::default(),
             training: TrainingConfig::default(),
@@ -431,6 +434,7 @@ impl ServerConfig {
                  put a local relay in front)"
             )));
         }
+        self.timestamps.validate().map_err(bad)?;
         if self.request_timeout_ms == 0 {
             return Err(bad("request_timeout_ms must be at least 1".into()));
         }

@@ -35,6 +35,17 @@ impl FeedbackService {
                 format!("record {i}: value {:?} is not a finite number", e.value),
             ));
         }
+        let range = &self.state.config.timestamps;
+        if let Some((i, why)) = events
+            .iter()
+            .enumerate()
+            .find_map(|(i, e)| Some((i, range.refusal(e.timestamp)?)))
+        {
+            return Err(Error::invalid(
+                "invalid_timestamp",
+                format!("record {i}: {why} (server config [timestamps])"),
+            ));
+        }
         let state = &self.state;
         let report = state.store.insert_feedback(events).await?;
         state

@@ -270,6 +270,12 @@ impl Feedback {
         check_id("item id", &self.item)?;
         check_name("event type", &self.event_type)?;
         check_finite("value", self.value.map(f64::from))?;
+        // The log's "no timestamp" marker: stored, it would read back as an undated event.
+        if self.timestamp == kindred_core::interactions::NO_TIMESTAMP {
+            return Err(Error::InvalidInput(
+                "timestamp i64::MIN is reserved (it marks an event without a timestamp)".into(),
+            ));
+        }
         if let Some(event_id) = &self.event_id {
             check_id("event id", event_id)?;
         }
