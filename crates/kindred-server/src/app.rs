@@ -13,6 +13,7 @@ use axum::Router;
 
 use crate::app_state::AppState;
 use crate::auth::Scope;
+use crate::connections::{accept_loop, ConnectionLimits};
 use crate::error::{ApiError, Error, Result};
 use crate::routes;
 
@@ -140,13 +141,17 @@ pub async fn serve(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let serving = state.serving.clone();
     let background = tokio::spawn(async move { serving.run_background(stop_rx).await });
+    let config = state.serving.config();
+    let limits = ConnectionLimits {
+        header_read_timeout: Duration::from_millis(config.header_read_timeout_ms),
+        max_connections: config.max_connections,
+    };
+    let counters = Arc::clone(&state.connections);
     let app = router(state);
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    accept_loop(listener, app, limits, counters, shutdown).await;
     let _ = stop_tx.send(true);
     let _ = background.await;
-    result.map_err(|e| Error::Serving(kindred_serving::Error::Task(format!("server: {e}"))))
+    Ok(())
 }
 
 /// Binds the configured address.

@@ -15,6 +15,8 @@ pub struct AppState {
     pub serving: Serving,
     pub keys: ApiKeys,
     pub metrics: Metrics,
+    /// Open and refused connections (the accept loop's counters).
+    pub connections: Arc<crate::connections::ConnectionCounters>,
 }
 
 impl AppState {
@@ -26,6 +28,7 @@ impl AppState {
             serving: Serving::open(config, store).await?,
             keys,
             metrics: Metrics::default(),
+            connections: Arc::default(),
         }))
     }
 }

@@ -10,6 +10,7 @@
 pub mod app;
 pub mod app_state;
 pub mod auth;
+pub mod connections;
 pub mod dashboard;
 pub mod error;
 pub mod extract;

@@ -228,6 +228,12 @@ pub struct ServerConfig {
     pub batch_size: usize,
     /// Requests running longer are answered 503.
     pub request_timeout_ms: u64,
+    /// A connection that has not sent a whole request head within this time (a new one, or an
+    /// idle keep-alive one) is closed: half-open connections cannot pile up.
+    pub header_read_timeout_ms: u64,
+    /// Open connections at most; beyond it a new connection is answered 503 with `Retry-After`
+    /// and closed before anything is read.
+    pub max_connections: usize,
     /// Largest request body accepted (413 beyond).
     pub max_body_bytes: usize,
     /// Most records in one batch request (users, items, feedback, predict pairs).
@@ -270,6 +276,8 @@ impl Default for ServerConfig {
             mode: ServeMode::Realtime,
             batch_size: 100,
             request_timeout_ms: 5_000,
+            header_read_timeout_ms: 10_000,
+            max_connections: 1_000,
             max_body_bytes: 16 << 20,
             max_batch: 10_000,
             max_n: 1_000,
@@ -435,6 +443,11 @@ impl ServerConfig {
             )));
         }
         self.timestamps.validate().map_err(bad)?;
+        if self.header_read_timeout_ms == 0 || self.max_connections == 0 {
+            return Err(bad(
+                "header_read_timeout_ms and max_connections must be at least 1".into(),
+            ));
+        }
         if self.request_timeout_ms == 0 {
             return Err(bad("request_timeout_ms must be at least 1".into()));
         }

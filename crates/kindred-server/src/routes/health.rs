@@ -90,6 +90,18 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
             serving.state.cache.len() as f64,
         ),
         (
+            "kindred_http_connections_open",
+            "Connections open now.",
+            String::new(),
+            state.connections.open.load(Ordering::Relaxed) as f64,
+        ),
+        (
+            "kindred_http_connections_refused",
+            "Connections answered 503 because max_connections were open (since start).",
+            String::new(),
+            state.connections.refused.load(Ordering::Relaxed) as f64,
+        ),
+        (
             "kindred_training_in_progress",
             "1 while a model trains.",
             String::new(),

@@ -53,6 +53,10 @@ pub struct Experiments {
     running: ArcSwap<Vec<RunningExperiment>>,
     /// (name, status) of every stored experiment at the last reload: what the poll compares.
     stamp: std::sync::Mutex<Vec<(String, ExperimentStatus)>>,
+    /// Held across a whole reload (the store read and the swap), so that a reload that read
+    /// the store earlier cannot overwrite the set a later one installed (the background poll
+    /// racing a request that just started an experiment).
+    reloading: tokio::sync::Mutex<()>,
 }
 
 impl Experiments {
@@ -76,6 +80,7 @@ impl Experiments {
 
     /// Reads the experiments from the store; returns whether the running set changed.
     pub async fn reload(&self, store: &Store) -> Result<bool> {
+        let _reloading = self.reloading.lock().await;
         let records = store.list_experiments().await?;
         let stamp: Vec<(String, ExperimentStatus)> =
             records.iter().map(|r| (r.name.clone(), r.status)).collect();
