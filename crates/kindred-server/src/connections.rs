@@ -72,7 +72,6 @@ pub async fn accept_loop(
             connections.spawn(refuse(stream));
             continue;
         };
-        let _ = stream.set_nodelay(true);
         let counters = Arc::clone(&counters);
         let service = TowerToHyperService::new(app.clone());
         let mut stop = stop_rx.clone();
