@@ -2,7 +2,8 @@
 //! --publish`, `kindred serve`, a request, a version published while it runs, and a clean exit on
 //! SIGTERM.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -86,17 +87,8 @@ fn import_train_publish_serve_swap_and_stop_on_sigterm() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
+    let (addr, _stdout) = common::serving_address(&mut child);
     let mut server = Server(child);
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let addr: SocketAddr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .parse()
-        .unwrap();
 
     let (status, body) = get(addr, "/v1/recommend/u1?n=5");
     assert_eq!(status, 200, "{body}");
@@ -127,19 +119,6 @@ fn import_train_publish_serve_swap_and_stop_on_sigterm() {
     assert_ne!(current, first, "the published version was not swapped in");
 
     // SIGTERM: a graceful stop with exit status 0.
-    let pid = server.0.id().to_string();
-    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    assert!(killed.success());
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = server.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "no exit after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = common::stop(&mut server.0);
     assert!(status.success(), "{status:?}");
 }
