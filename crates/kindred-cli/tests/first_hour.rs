@@ -10,9 +10,7 @@ use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use common::{
-    assert_clean, fails, http_get, ok, s, serving_address, stderr, stdout, stop, train, DATA,
-};
+use common::{assert_clean, fails, get, ok, s, serving_address, stderr, stdout, stop, train, DATA};
 
 #[test]
 fn export_recs_for_several_models_names_every_file_written() {
@@ -259,7 +257,7 @@ fn serve_refuses_a_missing_store_and_says_when_it_stops() {
         .spawn()
         .unwrap();
     let (addr, rest) = serving_address(&mut child);
-    assert_eq!(http_get(addr, "/health/ready"), 200);
+    assert_eq!(get(addr, "/health/ready").0, 200);
     let status = stop(&mut child);
     assert!(status.success(), "{status:?}");
     let said: String = rest
@@ -288,7 +286,7 @@ fn serve_refuses_a_missing_store_and_says_when_it_stops() {
         .spawn()
         .unwrap();
     let (addr, _rest) = serving_address(&mut child);
-    assert_eq!(http_get(addr, "/health/ready"), 503);
+    assert_eq!(get(addr, "/health/ready").0, 503);
     assert!(stop(&mut child).success());
 }
 

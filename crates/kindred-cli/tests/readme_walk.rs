@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::io::BufRead;
 use std::process::{Command, Stdio};
 
-use common::{assert_clean, http_get, kindred, s, serving_address, stderr, stdout, stop, DATA};
+use common::{assert_clean, get, kindred, s, serving_address, stderr, stdout, stop, DATA};
 
 const README: &str = include_str!("../../../README.md");
 
@@ -100,7 +100,7 @@ fn the_readme_walks_without_a_stumble() {
                     .trim_end_matches('\'')
                     .split_once("8080")
                     .map_or(curl, |(_, path)| path);
-                assert_eq!(http_get(addr, path), 200, "{path}");
+                assert_eq!(get(addr, path).0, 200, "{path}");
             }
             // The simulator plays users against the running server.
             let server = format!("http://{addr}");

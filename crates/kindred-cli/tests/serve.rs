@@ -4,11 +4,10 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use kindred_http_client::{get_request, Connection};
+use common::get;
 
 const DATA: &str = "synthetic:users=200,items=120,seed=9";
 
@@ -24,20 +23,6 @@ fn kindred(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
-}
-
-/// GET over a fresh connection; returns status and body.
-fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let mut connection = Connection::connect(addr).await.unwrap();
-        let head = connection.exchange(&get_request(path)).await.unwrap();
-        let body = String::from_utf8_lossy(connection.body(&head)).into_owned();
-        (head.status, body)
-    })
 }
 
 /// Kills the server if the test fails before stopping it.

@@ -121,20 +121,17 @@ pub fn stop(child: &mut std::process::Child) -> std::process::ExitStatus {
     }
 }
 
-/// A plain HTTP/1.1 GET; returns the status code.
-pub fn http_get(addr: SocketAddr, path: &str) -> u16 {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    answer
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0)
+/// A GET over a fresh connection (the project's HTTP client); returns status and body.
+pub fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    use kindred_http_client::{get_request, Connection};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut connection = Connection::connect(addr).await.unwrap();
+        let head = connection.exchange(&get_request(path)).await.unwrap();
+        let body = String::from_utf8_lossy(connection.body(&head)).into_owned();
+        (head.status, body)
+    })
 }
