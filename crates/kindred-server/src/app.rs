@@ -12,18 +12,21 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 
 use crate::app_state::AppState;
-use crate::auth::Scope;
+use crate::auth::{Granted, Scope};
 use crate::connections::{accept_loop, ConnectionLimits};
 use crate::error::{ApiError, Error, Result};
 use crate::routes;
 
 async fn require(
     State((state, scope)): State<(Arc<AppState>, Scope)>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
     match state.keys.check(req.headers(), scope) {
-        Ok(()) => next.run(req).await,
+        Ok(granted) => {
+            req.extensions_mut().insert(Granted(granted));
+            next.run(req).await
+        }
         Err(e) => e.into_response(),
     }
 }

@@ -43,6 +43,36 @@ fn same_key(given: &[u8], expected: &[u8]) -> bool {
     diff == 0
 }
 
+/// The scope a request holds, put in its extensions by the route layer that checked it, so a
+/// handler whose parameters ask for more (a write inside a read) can tell without reading the
+/// headers again.
+#[derive(Debug, Clone, Copy)]
+pub struct Granted(pub Scope);
+
+impl Granted {
+    /// Ok when the request holds `needed`; 403 otherwise.
+    pub fn require(self, needed: Scope) -> Result<(), ApiError> {
+        if self.0 >= needed {
+            Ok(())
+        } else {
+            Err(forbidden(needed, self.0))
+        }
+    }
+}
+
+/// 403: the request holds `granted`, the route or parameter needs `needed`.
+fn forbidden(needed: Scope, granted: Scope) -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        format!(
+            "this needs a {} key; the key given has {} scope",
+            needed.name(),
+            granted.name()
+        ),
+    )
+}
+
 /// The configured keys, and whether the server listens beyond loopback.
 #[derive(Debug, Clone, Default)]
 pub struct ApiKeys {
@@ -80,13 +110,17 @@ impl ApiKeys {
         !self.public && self.key(scope).is_none()
     }
 
-    /// Ok when the request's headers allow `scope`; 401 for a missing, malformed or unknown
-    /// key, 403 for a valid key of a lower scope.
-    pub fn check(&self, headers: &HeaderMap, scope: Scope) -> Result<(), ApiError> {
+    /// The scope the request holds when its headers allow `scope` (its key's scope, or without
+    /// a key the highest open one); 401 for a missing, malformed or unknown key, 403 for a valid
+    /// key of a lower scope.
+    pub fn check(&self, headers: &HeaderMap, scope: Scope) -> Result<Scope, ApiError> {
         let header = headers.get(axum::http::header::AUTHORIZATION);
         let Some(header) = header else {
             if self.open(scope) {
-                return Ok(());
+                let highest_open = [Scope::Admin, Scope::Write, Scope::Read]
+                    .into_iter()
+                    .find(|&s| self.open(s));
+                return Ok(highest_open.unwrap_or(scope));
             }
             let needed = if self.key(scope).is_some() {
                 format!("a {} key", scope.name())
@@ -118,16 +152,8 @@ impl ApiKeys {
                 )
             })?;
         match self.scope_of(key) {
-            Some(granted) if granted >= scope => Ok(()),
-            Some(granted) => Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                format!(
-                    "this route needs a {} key; the key given has {} scope",
-                    scope.name(),
-                    granted.name()
-                ),
-            )),
+            Some(granted) if granted >= scope => Ok(granted),
+            Some(granted) => Err(forbidden(scope, granted)),
             // An unknown key is refused even on open routes: a typo should not pass silently.
             None => Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,

@@ -45,7 +45,7 @@ impl Dashboard {
     #[allow(clippy::result_large_err)]
     pub fn authorize(&self, headers: &HeaderMap, scope: Scope) -> Result<(), Response> {
         if headers.contains_key(axum::http::header::AUTHORIZATION) {
-            return self.app.keys.check(headers, scope).map_err(|e| {
+            return self.app.keys.check(headers, scope).map(drop).map_err(|e| {
                 if e.status == StatusCode::FORBIDDEN {
                     page::error(StatusCode::FORBIDDEN, &e.message)
                 } else {

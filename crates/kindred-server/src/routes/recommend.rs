@@ -9,8 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::Json;
+use axum::{Extension, Json};
 use kindred_serving::lists::{DescribedUserRequest, ServedList, UserListRequest};
 use kindred_serving::RequestFilters;
 use serde::Deserialize;
@@ -18,14 +17,14 @@ use serde_json::{json, Map, Value};
 
 use super::{check_batch, page, MAX_DEPTH_FACTOR};
 use crate::app_state::AppState;
-use crate::auth::Scope;
+use crate::auth::{Granted, Scope};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, QueryParams};
 
 pub async fn get_recommend(
     State(state): State<Arc<AppState>>,
     ApiPath(user): ApiPath<String>,
-    headers: HeaderMap,
+    Extension(granted): Extension<Granted>,
     mut q: QueryParams,
 ) -> Result<Json<ServedList>, ApiError> {
     let started = Instant::now();
@@ -40,7 +39,7 @@ pub async fn get_recommend(
     let write_impressions = q.flag("write_impressions", by_default)?;
     // Writing rows the server would not write is a write: a read key may not ask for it.
     if write_impressions && !by_default {
-        state.keys.check(&headers, Scope::Write)?;
+        granted.require(Scope::Write)?;
     }
     q.finish()?;
     let list = state.serving.lists.recommend(
