@@ -13,7 +13,6 @@ use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
@@ -69,7 +68,7 @@ pub async fn accept_loop(
         };
         let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
             counters.refused.fetch_add(1, Ordering::Relaxed);
-            connections.spawn(refuse(stream));
+            refuse(stream);
             continue;
         };
         let counters = Arc::clone(&counters);
@@ -98,11 +97,11 @@ pub async fn accept_loop(
     while connections.join_next().await.is_some() {}
 }
 
-/// Answers 503 with `Retry-After` and closes, without reading the request; a client that does
-/// not take the answer within a second is dropped.
-async fn refuse(mut stream: TcpStream) {
-    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(OVER_CAPACITY)).await;
-    let _ = stream.shutdown().await;
+/// Answers 503 with `Retry-After` and closes, without reading the request and without a task
+/// per refused connection (a flood of them must cost nothing that grows): the answer is written
+/// only if the fresh socket takes it at once, which an empty send buffer does.
+fn refuse(stream: TcpStream) {
+    let _ = stream.try_write(OVER_CAPACITY);
 }
 
 #[cfg(test)]
