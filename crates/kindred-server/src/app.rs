@@ -31,18 +31,38 @@ async fn require(
     }
 }
 
+/// When the server began handling a request (an extension set by [`observe`]): handlers with a
+/// deadline of their own count from it.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestStarted(pub Instant);
+
 /// Times the request out, counts it, and logs failures.
-async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
+    req.extensions_mut().insert(RequestStarted(started));
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or("unmatched", MatchedPath::as_str)
         .to_owned();
     let method = method_label(req.method());
+    let writes = matches!(method, "POST" | "PUT" | "DELETE" | "PATCH");
     let timeout = Duration::from_millis(state.serving.config().request_timeout_ms);
     let response = match tokio::time::timeout(timeout, next.run(req)).await {
         Ok(response) => response,
+        // Feedback answers its own deadline first (`possibly_stored` with the event ids); any
+        // other write that runs out of time here may still complete, and says so.
+        Err(_) if writes => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            format!(
+                "the request took longer than {} ms; the write may still complete: retrying it \
+                 is safe (users and items are replaced, feedback with an event_id is stored once)",
+                timeout.as_millis()
+            ),
+        )
+        .with_detail("possibly_stored", serde_json::Value::Bool(true))
+        .into_response(),
         Err(_) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "timeout",
@@ -129,6 +149,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(crate::dashboard::router(Arc::clone(&state)))
         .fallback(no_route)
         .layer(middleware::from_fn(method_not_allowed))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            crate::origin::refuse_cross_site,
+        ))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            crate::shedding::shed_load,
+        ))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), observe))
         .layer(DefaultBodyLimit::max(state.serving.config().max_body_bytes))
         .with_state(state)

@@ -17,6 +17,10 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Open and refused connections (the accept loop's counters).
     pub connections: Arc<crate::connections::ConnectionCounters>,
+    /// Requests in flight and shed (see [`crate::shedding`]).
+    pub in_flight: crate::shedding::InFlight,
+    /// Failed dashboard logins per client address (see [`crate::login_limit`]).
+    pub login_limit: crate::login_limit::LoginLimit,
 }
 
 impl AppState {
@@ -24,11 +28,16 @@ impl AppState {
     /// with the configured keys.
     pub async fn new(config: ServerConfig, store: Store) -> Result<Arc<Self>> {
         let keys = ApiKeys::new(config.keys.clone(), !config.listen.ip().is_loopback());
+        let in_flight = crate::shedding::InFlight::new(config.limits.max_in_flight);
+        let login_limit =
+            crate::login_limit::LoginLimit::new(config.security.login_failures_per_minute);
         Ok(Arc::new(Self {
             serving: Serving::open(config, store).await?,
             keys,
             metrics: Metrics::default(),
             connections: Arc::default(),
+            in_flight,
+            login_limit,
         }))
     }
 }

@@ -16,6 +16,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
+use tower::ServiceExt;
 
 /// What the accept loop counts, for `/metrics`.
 #[derive(Debug, Default)]
@@ -25,6 +26,10 @@ pub struct ConnectionCounters {
     /// Connections answered 503 because `max_connections` were open.
     pub refused: AtomicU64,
 }
+
+/// The address a request's connection came from (a request extension).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub std::net::SocketAddr);
 
 /// The limits the loop applies.
 #[derive(Debug, Clone, Copy)]
@@ -51,10 +56,10 @@ pub async fn accept_loop(
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors, or a connection reset before it was accepted:
                     // wait a moment instead of spinning.
@@ -72,7 +77,12 @@ pub async fn accept_loop(
             continue;
         };
         let counters = Arc::clone(&counters);
-        let service = TowerToHyperService::new(app.clone());
+        let service = TowerToHyperService::new(app.clone().map_request(
+            move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ClientAddr(peer));
+                req
+            },
+        ));
         let mut stop = stop_rx.clone();
         let timeout = limits.header_read_timeout;
         connections.spawn(async move {

@@ -31,6 +31,10 @@ pub struct ApiError {
     /// Stable machine-readable code (`not_found`, `invalid_parameter`, ...).
     pub code: &'static str,
     pub message: String,
+    /// Further fields of the error object (`event_ids` of a write that may be stored, ...).
+    pub details: serde_json::Map<String, serde_json::Value>,
+    /// Seconds a client should wait before retrying (`Retry-After`).
+    pub retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -39,7 +43,26 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            details: serde_json::Map::new(),
+            retry_after: None,
         }
+    }
+
+    /// The same error with one more field in its error object.
+    pub fn with_detail(mut self, key: &str, value: serde_json::Value) -> Self {
+        self.details.insert(key.to_owned(), value);
+        self
+    }
+
+    /// The same error with a `Retry-After` header.
+    pub fn with_retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    /// 503 before any work was done: the server is at its limit of requests in flight.
+    pub fn overloaded(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message).with_retry_after(1)
     }
 
     /// 400: a request the server understood but cannot accept.
@@ -111,7 +134,16 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             tracing::error!(code = self.code, message = %self.message, "request failed");
         }
-        let body = json!({ "error": { "code": self.code, "message": self.message } });
-        (self.status, axum::Json(body)).into_response()
+        let mut error = self.details;
+        error.insert("code".into(), json!(self.code));
+        error.insert("message".into(), json!(self.message));
+        let body = json!({ "error": error });
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }

@@ -1,9 +1,11 @@
 //! Request extractors that answer bad input with [`ApiError`] JSON instead of axum's plain-text
-//! rejections: JSON bodies ([`ApiJson`]), path segments ([`ApiPath`]) and strict query strings
+//! rejections: JSON bodies ([`ApiJson`], decoded straight into their type, large ones off the
+//! async workers), path segments ([`ApiPath`]) and strict query strings
 //! ([`QueryParams`]: unknown keys and malformed numbers are errors, not silently ignored).
 
-use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{FromRequest, FromRequestParts, Json, Path, Request};
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
@@ -12,52 +14,112 @@ use crate::error::ApiError;
 
 /// A JSON body; rejections become JSON errors (400 malformed, 413 too large, 415 not JSON,
 /// 422 wrong shape with the JSON path at fault).
+///
+/// The body is decoded straight into `T`, so its shape is checked as it streams through the
+/// parser and no generic JSON tree is built (a tree costs many times the body's size). A body of
+/// [`OFF_THREAD_BYTES`] or more is decoded on a blocking thread, so a few large bodies cannot
+/// stall the async workers that answer every other request.
 pub struct ApiJson<T>(pub T);
 
-fn json_rejection(r: JsonRejection) -> ApiError {
+/// Bodies this large or larger are decoded off the async workers.
+pub const OFF_THREAD_BYTES: usize = 64 << 10;
+
+/// Whether the request says its body is JSON (`application/json`, or `application/...+json`).
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let mime = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+}
+
+fn bytes_rejection(r: BytesRejection) -> ApiError {
     let status = r.status();
-    let text = r.body_text();
-    match r {
-        JsonRejection::JsonDataError(_) => ApiError::new(status, "invalid_body", text),
-        JsonRejection::JsonSyntaxError(_) => ApiError::new(status, "malformed_json", text),
-        JsonRejection::MissingJsonContentType(_) => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "expected a body with `Content-Type: application/json`",
-        ),
-        _ if status == StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::new(status, "body_too_large", text)
-        }
-        _ if status.is_client_error() => ApiError::new(status, "bad_body", text),
-        _ => ApiError::bad_request("bad_body", text),
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(status, "body_too_large", r.body_text())
+    } else {
+        ApiError::bad_request("bad_body", r.body_text())
     }
 }
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+/// Decodes `bytes` into `T`: invalid JSON is 400 `malformed_json`; valid JSON of the wrong
+/// shape is 422 `invalid_body` naming the JSON path.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let shape_error = match serde_path_to_error::deserialize::<_, T>(&mut de) {
+        Ok(value) => match de.end() {
+            Ok(()) => return Ok(value),
+            Err(e) => {
+                return Err(ApiError::bad_request(
+                    "malformed_json",
+                    format!("the body is not valid JSON: {e}"),
+                ))
+            }
+        },
+        Err(e) => e,
+    };
+    // One shape error reads as syntax: a sequence longer than its type (a pair given three
+    // strings) is "trailing characters". It counts as shape when a second pass that builds
+    // nothing finds the body well-formed; every other syntax error (invalid escapes and code
+    // points, nesting past the parser's limit, truncation) is malformed JSON.
+    let inner = shape_error.inner();
+    let syntax = matches!(
+        inner.classify(),
+        serde_json::error::Category::Syntax | serde_json::error::Category::Eof
+    );
+    let sequence_too_long = inner.to_string().starts_with("trailing characters")
+        && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok();
+    if syntax && !sequence_too_long {
+        return Err(ApiError::bad_request(
+            "malformed_json",
+            format!("the body is not valid JSON: {inner}"),
+        ));
+    }
+    let path = shape_error.path().to_string();
+    let at = if path == "." {
+        String::new()
+    } else {
+        format!("{path}: ")
+    };
+    Err(ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_body",
+        format!(
+            "the JSON body does not fit the request: {at}{}",
+            shape_error.inner()
+        ),
+    ))
+}
+
+impl<S: Send + Sync, T: DeserializeOwned + Send + 'static> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        // Two steps, so that only invalid JSON is `malformed_json`: decoding straight into `T`
-        // reports some shape errors (a pair of three strings: "trailing characters") as syntax.
-        let value = match Json::<serde_json::Value>::from_request(req, state).await {
-            Ok(Json(value)) => value,
-            Err(r) => return Err(json_rejection(r)),
-        };
-        serde_path_to_error::deserialize(value)
+        if !is_json(req.headers()) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "expected a body with `Content-Type: application/json`",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(bytes_rejection)?;
+        if bytes.len() < OFF_THREAD_BYTES {
+            return decode(&bytes).map(ApiJson);
+        }
+        tokio::task::spawn_blocking(move || decode(&bytes))
+            .await
+            .map_err(|e| ApiError::internal(format!("decoding the body failed: {e}")))?
             .map(ApiJson)
-            .map_err(|e| {
-                let path = e.path().to_string();
-                let at = if path == "." {
-                    String::new()
-                } else {
-                    format!("{path}: ")
-                };
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid_body",
-                    format!("the JSON body does not fit the request: {at}{}", e.inner()),
-                )
-            })
     }
 }
 

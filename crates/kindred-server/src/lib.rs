@@ -14,9 +14,12 @@ pub mod connections;
 pub mod dashboard;
 pub mod error;
 pub mod extract;
+pub mod login_limit;
 pub mod metrics;
 pub mod openapi;
+pub mod origin;
 pub mod routes;
+pub mod shedding;
 
 pub use app::{bind, router, serve, shutdown_signal};
 pub use app_state::AppState;

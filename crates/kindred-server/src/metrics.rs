@@ -99,11 +99,14 @@ impl Metrics {
             );
         }
         counters.render_into(&mut out, cache_hits, cache_misses);
+        let mut previous = "";
         for (name, help, labels, value) in gauges {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name}{labels} {value}"
-            );
+            // One HELP and TYPE per metric: gauges of one name with several labels are adjacent.
+            if *name != previous {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+                previous = name;
+            }
+            let _ = writeln!(out, "{name}{labels} {value}");
         }
         out
     }

@@ -740,7 +740,14 @@ async fn metrics_have_the_expected_series() {
         "kindred_list_items_total{source=\"model\"} 10".to_owned(),
         "kindred_list_items_total{source=\"trending\"} 5".to_owned(),
         "kindred_cache_hits_total 1".to_owned(),
-        "kindred_cache_misses_total 2".to_owned(),
+        // `nobody` is not in the catalog: their fallback list is not cached, nor looked up.
+        "kindred_cache_misses_total 1".to_owned(),
+        "kindred_cache_entries 1".to_owned(),
+        "kindred_overlay_users 1".to_owned(),
+        "kindred_overlay_evictions 0".to_owned(),
+        "kindred_http_requests_shed 0".to_owned(),
+        "kindred_writes_refused_by_limits 0".to_owned(),
+        "# TYPE kindred_feature_names gauge\nkindred_feature_names{owner=\"user\"}".to_owned(),
         "kindred_feedback_events_total 1".to_owned(),
         "kindred_feedback_duplicates_total 1".to_owned(),
         format!("kindred_model_info{{version=\"{version}\"}} 1"),
@@ -751,6 +758,17 @@ async fn metrics_have_the_expected_series() {
     ] {
         assert!(text.contains(&expected), "missing `{expected}` in:\n{text}");
     }
+    let cache_bytes: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("kindred_cache_bytes "))
+        .and_then(|v| v.parse().ok())
+        .expect("kindred_cache_bytes");
+    assert!(cache_bytes > 0.0 && cache_bytes < 64_000.0, "{cache_bytes}");
+    assert_eq!(
+        text.matches("# HELP kindred_feature_names ").count(),
+        1,
+        "one HELP line per metric"
+    );
 }
 
 /// Sends a request to `route` that changes little: ids the fixture holds, bodies that are

@@ -45,10 +45,30 @@ async fn get_with_cookie(server: &TestServer, path: &str, cookie: &str) -> commo
         .await
 }
 
+/// Posts a dashboard form as a browser would: with the token a page seen with the same cookie
+/// (or none) carries.
 async fn post_with_cookie(server: &TestServer, path: &str, cookie: &str) -> common::Response {
+    let headers: &[(&str, &str)] = if cookie.is_empty() {
+        &[]
+    } else {
+        &[("Cookie", cookie)]
+    };
+    let page = server
+        .client()
+        .request("GET", "/dashboard/login", headers, None)
+        .await
+        .text();
+    let marker = "name=\"csrf\" value=\"";
+    let token = page.find(marker).map_or("", |at| {
+        let rest = &page[at + marker.len()..];
+        &rest[..rest.find('"').unwrap_or(0)]
+    });
+    let body = format!("csrf={token}");
+    let mut headers = headers.to_vec();
+    headers.push(("Content-Type", "application/x-www-form-urlencoded"));
     server
         .client()
-        .request("POST", path, &[("Cookie", cookie)], Some(b""))
+        .request("POST", path, &headers, Some(body.as_bytes()))
         .await
 }
 
@@ -517,9 +537,6 @@ async fn pages_say_when_there_is_nothing_yet() {
     let html = server.client().get("/dashboard/monitoring").await.text();
     assert!(html.contains("Monitoring is disabled"));
     assert!(html.contains("No alert."));
-    let r = server
-        .client()
-        .request("POST", "/dashboard/monitoring/run", &[], Some(b""))
-        .await;
+    let r = post_with_cookie(&server, "/dashboard/monitoring/run", "").await;
     assert_eq!(r.status, 409);
 }

@@ -234,3 +234,404 @@ async fn beyond_the_connection_cap_new_connections_are_shed_with_retry_after() {
         .unwrap_or(0.0);
     assert!(refused >= 1.0, "{metrics}");
 }
+
+/// The value of an unlabelled series on `/metrics`.
+async fn metric(c: &common::Client, name: &str) -> f64 {
+    let text = c.get("/metrics").await.text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no `{name}` in:\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn made_up_users_and_long_lists_cannot_grow_the_cache_past_its_bytes() {
+    // Default: lists of users the catalog does not know are neither cached nor looked up.
+    let server = start(Options::default()).await;
+    let c = server.client();
+    for n in 0..300 {
+        c.get(&format!("/v1/recommend/new-{n}?n=50"))
+            .await
+            .expect_status(200);
+    }
+    assert_eq!(metric(&c, "kindred_cache_entries").await, 0.0);
+    // Asked to cache them, with long ids: the bytes stay under the budget, old lists go.
+    let budget = 1 << 20;
+    let server = start(Options::default().tweak(move |c| {
+        c.cache.unknown_users = true;
+        c.cache.max_bytes = budget;
+    }))
+    .await;
+    let c = server.client();
+    for n in 0..400 {
+        let user = format!("{n:03}-{}", "u".repeat(250));
+        c.get(&format!("/v1/recommend/{user}?n=50"))
+            .await
+            .expect_status(200);
+        if n % 50 == 0 {
+            assert!(metric(&c, "kindred_cache_bytes").await <= budget as f64);
+        }
+    }
+    assert!(metric(&c, "kindred_cache_bytes").await <= budget as f64);
+    assert!(metric(&c, "kindred_cache_evictions").await > 0.0);
+    // Exclusions are one-off: not cached unless asked.
+    let entries = metric(&c, "kindred_cache_entries").await;
+    let user = server.data.active_users()[0].clone();
+    c.get(&format!("/v1/recommend/{user}?n=5&exclude=x,y"))
+        .await
+        .expect_status(200);
+    assert_eq!(metric(&c, "kindred_cache_entries").await, entries);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_time_overlay_keeps_only_the_most_recent_users() {
+    let server = start(Options::default().tweak(|c| c.limits.overlay_users = 20)).await;
+    let c = server.client();
+    let events: Vec<serde_json::Value> = (0..200)
+        .map(|u| serde_json::json!({ "user": format!("drive-by-{u}"), "item": "i1", "type": "click" }))
+        .collect();
+    c.post("/v1/feedback", &serde_json::Value::Array(events))
+        .await
+        .expect_status(200);
+    assert_eq!(metric(&c, "kindred_overlay_users").await, 20.0);
+    assert_eq!(metric(&c, "kindred_overlay_evictions").await, 180.0);
+    // A known user's new event still reaches their next list (fold-in: the item is seen).
+    let user = server.data.active_users()[0].clone();
+    let unseen = server
+        .data
+        .items
+        .iter()
+        .map(|i| i.id.clone())
+        .find(|i| !server.data.seen_by(&user).contains(i))
+        .expect("an unseen item");
+    c.post(
+        "/v1/feedback",
+        &serde_json::json!([{ "user": user, "item": unseen, "type": "purchase" }]),
+    )
+    .await
+    .expect_status(200);
+    let list = c.get(&format!("/v1/recommend/{user}?n=50")).await;
+    assert!(
+        !list.item_ids().contains(&unseen),
+        "the new event was not folded in"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feature_names_categories_and_ids_are_bounded() {
+    let server = start(Options::default().tweak(|c| c.limits.max_feature_names = 300)).await;
+    let c = server.client();
+    let features = |prefix: &str, n: usize| -> serde_json::Map<String, serde_json::Value> {
+        (0..n)
+            .map(|i| (format!("{prefix}{i}"), serde_json::json!(1)))
+            .collect()
+    };
+    // 20,000 columns in one item: refused before anything is stored.
+    let r = c
+        .put(
+            "/v1/items/wide",
+            &serde_json::json!({ "features": features("f", 20_000) }),
+        )
+        .await;
+    r.expect_status(400);
+    assert_eq!(r.error_code(), Some("too_many_features"));
+    // New names up to the cap across writes, then refused.
+    c.post(
+        "/v1/items",
+        &serde_json::json!([
+            { "id": "a", "features": features("a", 140) },
+            { "id": "b", "features": features("b", 140) },
+        ]),
+    )
+    .await
+    .expect_status(200);
+    let r = c
+        .put(
+            "/v1/items/c",
+            &serde_json::json!({ "features": features("c", 50) }),
+        )
+        .await;
+    r.expect_status(400);
+    assert_eq!(r.error_code(), Some("too_many_feature_names"));
+    assert!(r.text().contains("max_feature_names"), "{}", r.text());
+    // Names already known are always fine.
+    c.put(
+        "/v1/items/d",
+        &serde_json::json!({ "features": features("a", 10) }),
+    )
+    .await
+    .expect_status(200);
+    let categories: Vec<String> = (0..1_000).map(|i| format!("cat{i}")).collect();
+    let r = c
+        .put(
+            "/v1/items/e",
+            &serde_json::json!({ "categories": categories }),
+        )
+        .await;
+    r.expect_status(400);
+    assert_eq!(r.error_code(), Some("too_many_categories"));
+    // Ids, categories and feature names are bounded in length (the store's rule for ids).
+    let long = "x".repeat(10_000);
+    for (path, body) in [
+        (
+            "/v1/feedback",
+            serde_json::json!([{ "user": long, "item": "i1", "type": "click" }]),
+        ),
+        (
+            "/v1/feedback",
+            serde_json::json!([{ "user": "u1", "item": "i1", "type": "click", "event_id": long }]),
+        ),
+        (
+            "/v1/items",
+            serde_json::json!([{ "id": "f", "categories": [long] }]),
+        ),
+        (
+            "/v1/users",
+            serde_json::json!([{ "id": "g", "features": { long.as_str(): 1 } }]),
+        ),
+    ] {
+        let r = c.post(path, &body).await;
+        r.expect_status(400);
+        assert_eq!(r.error_code(), Some("invalid_input"), "{}", r.text());
+        assert!(
+            r.text().len() < 1_000,
+            "the answer echoes the id: {}",
+            r.text()
+        );
+    }
+    assert_eq!(metric(&c, "kindred_writes_refused_by_limits").await, 3.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_beyond_max_in_flight_are_shed_before_any_work() {
+    use tokio::io::AsyncWriteExt;
+    let server = start(Options::default().tweak(|c| c.limits.max_in_flight = 2)).await;
+    // Two writes whose bodies never finish arriving hold both permits.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        stream
+            .write_all(
+                b"POST /v1/feedback HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                  Content-Length: 1000\r\n\r\n[{\"user\":",
+            )
+            .await
+            .unwrap();
+        held.push(stream);
+    }
+    let c = server.client();
+    let shed = common::eventually(std::time::Duration::from_secs(5), || async {
+        c.get("/v1/popular").await.status == 503
+    })
+    .await;
+    assert!(shed, "a third request was not shed");
+    let r = c
+        .post(
+            "/v1/feedback",
+            &serde_json::json!([{ "user": "u1", "item": "i1", "type": "click", "event_id": "shed-1" }]),
+        )
+        .await;
+    r.expect_status(503);
+    assert_eq!(r.error_code(), Some("overloaded"));
+    assert_eq!(r.header("retry-after"), Some("1"));
+    // The health checks are never shed.
+    c.get("/health/live").await.expect_status(200);
+    drop(held);
+    let served = common::eventually(std::time::Duration::from_secs(5), || async {
+        c.get("/v1/popular").await.status == 200
+    })
+    .await;
+    assert!(served);
+    // The shed write was not stored: sent again, it is new.
+    let r = c
+        .post(
+            "/v1/feedback",
+            &serde_json::json!([{ "user": "u1", "item": "i1", "type": "click", "event_id": "shed-1" }]),
+        )
+        .await;
+    r.expect_status(200);
+    assert_eq!(r.json()["inserted"], 1);
+    assert!(metric(&c, "kindred_http_requests_shed").await >= 2.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_times_out_says_it_may_be_stored_and_names_its_event_ids() {
+    let server = start(Options::default().tweak(|c| c.request_timeout_ms = 600)).await;
+    let c = server.client();
+    // Another process holds the store's write lock for a while.
+    let path = server.state.serving.config().store.clone();
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        let conn = rusqlite::Connection::open(path).expect("open the store");
+        conn.execute_batch("BEGIN IMMEDIATE")
+            .expect("take the write lock");
+        locked_tx.send(()).expect("signal");
+        std::thread::sleep(std::time::Duration::from_millis(1_500));
+        conn.execute_batch("COMMIT").expect("release");
+    });
+    locked_rx.recv().expect("the lock is held");
+    let batch = serde_json::json!([
+        { "user": "u1", "item": "i1", "type": "click", "event_id": "slow-1" },
+        { "user": "u1", "item": "i2", "type": "click", "event_id": "slow-2" },
+        { "user": "u2", "item": "i1", "type": "click" },
+    ]);
+    let r = c.post("/v1/feedback", &batch).await;
+    r.expect_status(503);
+    assert_eq!(r.error_code(), Some("possibly_stored"));
+    assert_eq!(r.json()["error"]["possibly_stored"], true);
+    assert_eq!(
+        r.json()["error"]["event_ids"],
+        serde_json::json!(["slow-1", "slow-2"])
+    );
+    assert_eq!(r.json()["error"]["events_without_id"], 1);
+    holder.join().expect("the lock holder");
+    // The write was not abandoned half-way: it completes once the lock is free...
+    let stored = common::eventually(std::time::Duration::from_secs(10), || async {
+        metric(&c, "kindred_feedback_events_total").await == 3.0
+    })
+    .await;
+    assert!(stored, "the timed-out batch was not stored whole");
+    // ...and a retry with the same ids stores nothing twice.
+    let retry = serde_json::json!([
+        { "user": "u1", "item": "i1", "type": "click", "event_id": "slow-1" },
+        { "user": "u1", "item": "i2", "type": "click", "event_id": "slow-2" },
+    ]);
+    let r = c.post("/v1/feedback", &retry).await;
+    r.expect_status(200);
+    assert_eq!(r.json()["duplicates"], 2);
+}
+
+/// The `csrf` token a dashboard page's forms carry.
+fn form_token(html: &str) -> String {
+    let at = html
+        .find("name=\"csrf\" value=\"")
+        .unwrap_or_else(|| panic!("no form token in {html}"));
+    let rest = &html[at + "name=\"csrf\" value=\"".len()..];
+    rest[..rest.find('"').expect("closing quote")].to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_site_requests_and_forms_without_their_token_change_nothing() {
+    let server = start(Options::default()).await;
+    let c = server.client();
+    let own = format!("http://{}", server.addr);
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    // A cross-site form on a no-key loopback server: refused, API and dashboard alike.
+    for path in ["/v1/models/rollback", "/dashboard/models/rollback"] {
+        let r = c
+            .request(
+                "POST",
+                path,
+                &[("origin", "https://evil.example")],
+                Some(b""),
+            )
+            .await;
+        assert_eq!(r.status, 403, "{path}: {}", r.text());
+        assert_eq!(r.error_code(), Some("cross_origin"));
+        let r = c
+            .request("POST", path, &[("sec-fetch-site", "cross-site")], Some(b""))
+            .await;
+        assert_eq!(r.status, 403, "{path}: {}", r.text());
+    }
+    // Same origin but no token, or a wrong one: the dashboard refuses the form.
+    let headers = [form[0], ("origin", own.as_str())];
+    for body in [&b""[..], b"csrf=guess"] {
+        let r = c
+            .request("POST", "/dashboard/models/rollback", &headers, Some(body))
+            .await;
+        assert_eq!(r.status, 403, "{}", r.text());
+        assert!(r.text().contains("token"), "{}", r.text());
+    }
+    // With the token its page carries, the action runs (one version: nothing to roll back to).
+    let token = form_token(&c.get("/dashboard/models").await.text());
+    let body = format!("csrf={token}");
+    let r = c
+        .request(
+            "POST",
+            "/dashboard/models/rollback",
+            &headers,
+            Some(body.as_bytes()),
+        )
+        .await;
+    assert_eq!(r.status, 409, "{}", r.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_session_needs_its_own_token_and_logins_are_limited() {
+    let server = start(
+        Options::keys(Some("r-key"), Some("w-key"), Some("a-key"))
+            .tweak(|c| c.security.login_failures_per_minute = 5),
+    )
+    .await;
+    let c = server.client();
+    let form = ("content-type", "application/x-www-form-urlencoded");
+    let login = |key: &'static str| {
+        let c = server.client();
+        async move {
+            c.request(
+                "POST",
+                "/dashboard/login",
+                &[form, ("x-forwarded-proto", "https")],
+                Some(format!("key={key}").as_bytes()),
+            )
+            .await
+        }
+    };
+    let r = login("a-key").await;
+    r.expect_status(303);
+    let cookie_header = r.header("set-cookie").expect("a session cookie").to_owned();
+    assert!(
+        cookie_header.contains("; Secure"),
+        "behind TLS: {cookie_header}"
+    );
+    let cookie = cookie_header
+        .split(';')
+        .next()
+        .expect("name=value")
+        .to_owned();
+    let own = format!("http://{}", server.addr);
+    // The admin cookie from a foreign page: refused.
+    let r = c
+        .request(
+            "POST",
+            "/dashboard/models/rollback",
+            &[
+                form,
+                ("cookie", &cookie),
+                ("origin", "https://evil.example"),
+            ],
+            Some(b""),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    // The session's own token works; the token of a page seen without the session does not.
+    let page = c
+        .request("GET", "/dashboard/models", &[("cookie", &cookie)], None)
+        .await;
+    let token = form_token(&page.text());
+    let anonymous = form_token(&c.get("/dashboard/login").await.text());
+    assert_ne!(token, anonymous);
+    let post = |token: String| {
+        let (c, cookie, own) = (server.client(), cookie.clone(), own.clone());
+        async move {
+            c.request(
+                "POST",
+                "/dashboard/models/rollback",
+                &[form, ("cookie", &cookie), ("origin", &own)],
+                Some(format!("csrf={token}").as_bytes()),
+            )
+            .await
+        }
+    };
+    assert_eq!(post(anonymous).await.status, 403);
+    assert_eq!(post(token).await.status, 409);
+    // Failed logins: five per minute from one address, then 429 with Retry-After, even for
+    // the right key.
+    for _ in 0..5 {
+        assert_eq!(login("wrong").await.status, 401);
+    }
+    let r = login("wrong").await;
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert!(r.header("retry-after").is_some());
+    assert_eq!(login("a-key").await.status, 429);
+}

@@ -37,6 +37,14 @@ pub struct CacheConfig {
     pub ttl_seconds: u64,
     /// Most lists kept; beyond it the oldest entries are dropped.
     pub capacity: usize,
+    /// Most bytes the cached lists (with their users and keys) may hold; lists are long and ids
+    /// come from requests, so the entry count alone does not bound memory.
+    pub max_bytes: usize,
+    /// Cache lists of users the catalog does not know (their list is the fallback chain's, cheap
+    /// to recompute; caching them lets a client fill the cache with made-up ids).
+    pub unknown_users: bool,
+    /// Cache lists whose request excludes items (`exclude=`): such lists are mostly one-off.
+    pub exclusions: bool,
 }
 
 impl Default for CacheConfig {
@@ -44,6 +52,66 @@ impl Default for CacheConfig {
         Self {
             ttl_seconds: 60,
             capacity: 100_000,
+            max_bytes: 128 << 20,
+            unknown_users: false,
+            exclusions: false,
+        }
+    }
+}
+
+/// Bounds on what requests may make the server hold (`[limits]`): every structure keyed by
+/// request data has one, so no client can grow the server's memory without bound. Each is on
+/// `/metrics` beside what it bounds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Most features one user or item may carry.
+    pub max_features_per_entity: usize,
+    /// Most distinct feature names across all users (and, separately, all items): each name
+    /// becomes a column of the catalog. Writes introducing names beyond it are refused.
+    pub max_feature_names: usize,
+    /// Most categories one item may carry.
+    pub max_categories_per_item: usize,
+    /// Most users whose real-time feedback is held between snapshots; beyond it the user written
+    /// least recently is dropped (their events stay stored; only the fold-in waits).
+    pub overlay_users: usize,
+    /// Requests handled at once; beyond it a request is answered 503 `overloaded` with
+    /// `Retry-After` before any work (a write shed this way is not stored).
+    pub max_in_flight: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_features_per_entity: 256,
+            max_feature_names: 5_000,
+            max_categories_per_item: 100,
+            overlay_users: 100_000,
+            max_in_flight: 512,
+        }
+    }
+}
+
+/// Browser-facing protections (`[security]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    /// Origins (`https://ops.example.com`) allowed to send state-changing requests besides the
+    /// server's own (the request's `Host`); for a dashboard behind a proxy that rewrites `Host`.
+    pub allowed_origins: Vec<String>,
+    /// Mark the dashboard's session cookie `Secure` (the server sits behind a TLS proxy). A
+    /// login that arrives with `X-Forwarded-Proto: https` gets a `Secure` cookie either way.
+    pub secure_cookies: bool,
+    /// Failed dashboard logins allowed per client address per minute; beyond it 429.
+    pub login_failures_per_minute: u32,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        Self {
+            allowed_origins: Vec::new(),
+            secure_cookies: false,
+            login_failures_per_minute: 10,
         }
     }
 }
@@ -262,6 +330,8 @@ pub struct ServerConfig {
     /// Feedback timestamps outside this range (Unix seconds) are refused with 400.
     pub timestamps: kindred_core::TimestampRange,
     pub cache: CacheConfig,
+    pub limits: LimitsConfig,
+    pub security: SecurityConfig,
     pub keys: KeysConfig,
     pub training: TrainingConfig,
     pub monitoring: MonitoringConfig,
@@ -290,6 +360,8 @@ impl Default for ServerConfig {
             ready_without_model: false,
             timestamps: kindred_core::TimestampRange::default(),
             cache: CacheConfig::default(),
+            limits: LimitsConfig::default(),
+            security: SecurityConfig::default(),
             keys: KeysConfig::default(),
             training: TrainingConfig::default(),
             monitoring: MonitoringConfig::default(),
@@ -421,6 +493,33 @@ impl ServerConfig {
             return Err(bad(
                 "max_n, max_batch and batch_size must be at least 1".into()
             ));
+        }
+        let l = &self.limits;
+        if [
+            l.max_features_per_entity,
+            l.max_feature_names,
+            l.max_categories_per_item,
+            l.overlay_users,
+            l.max_in_flight,
+        ]
+        .contains(&0)
+        {
+            return Err(bad("every [limits] value must be at least 1".into()));
+        }
+        if self.security.login_failures_per_minute == 0 {
+            return Err(bad(
+                "security.login_failures_per_minute must be at least 1".into()
+            ));
+        }
+        if let Some(bad_origin) =
+            self.security.allowed_origins.iter().find(|o| {
+                !(o.starts_with("http://") || o.starts_with("https://")) || o.ends_with('/')
+            })
+        {
+            return Err(bad(format!(
+                "security.allowed_origins: `{bad_origin}` is not an origin such as \
+                 `https://ops.example.com` (scheme, host and optional port, no path)"
+            )));
         }
         if self.max_body_bytes < 1024 {
             return Err(bad("max_body_bytes must be at least 1024".into()));

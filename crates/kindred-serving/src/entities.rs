@@ -1,4 +1,4 @@
-//! [`EntityService`]: users and items written, read and deleted. Every write schedules a catalog
+//! [`EntityService`]: users and items written (within the `[limits]`), read and deleted. Every write schedules a catalog
 //! rebuild so new items become servable (as fallbacks) and hidden ones disappear within
 //! `catalog_refresh_ms`; a deleted user's real-time state goes with them.
 
@@ -22,6 +22,7 @@ impl EntityService {
 
     /// Writes (inserts or replaces) `users`.
     pub async fn upsert_users(&self, users: &[User]) -> Result<()> {
+        self.state.write_limits.check_users(users)?;
         self.state.store.upsert_users(users).await?;
         self.state.catalog_changed();
         Ok(())
@@ -29,6 +30,7 @@ impl EntityService {
 
     /// Writes (inserts or replaces) `items`.
     pub async fn upsert_items(&self, items: &[Item]) -> Result<()> {
+        self.state.write_limits.check_items(items)?;
         self.state.store.upsert_items(items).await?;
         self.state.catalog_changed();
         Ok(())

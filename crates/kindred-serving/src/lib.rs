@@ -3,7 +3,7 @@
 //!
 //! [`state::ServingState`] holds the store, the live [`snapshot::Snapshot`] (model + catalog +
 //! rank pipelines, swapped atomically through [`live_snapshot::LiveSnapshot`]), the real-time
-//! overlay, the [`cache`] and the [`counters`]. The services over it: [`lists::ListService`]
+//! [`overlay`], the [`cache`], the [`write_limits`] and the [`counters`]. The services over it: [`lists::ListService`]
 //! (every list and prediction), [`feedback::FeedbackService`], [`entities::EntityService`],
 //! [`lifecycle::Lifecycle`] (train, evaluate, publish, activate; its [`lifecycle::training`]
 //! functions are the CLI's way too), [`experiments::ExperimentService`] and [`monitor::Monitor`].
@@ -24,11 +24,13 @@ pub mod lifecycle;
 pub mod lists;
 pub mod live_snapshot;
 pub mod monitor;
+pub mod overlay;
 pub mod served_item;
 pub mod services;
 pub mod snapshot;
 pub mod state;
 pub mod sync;
+pub mod write_limits;
 
 pub use clock::unix_now;
 pub use config::{ServeMode, ServerConfig};

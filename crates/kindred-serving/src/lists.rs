@@ -304,12 +304,25 @@ impl ListService {
             filters.categories.join(","),
             filters.exclude.join(",")
         );
-        let items = match state.cache.get(&user, &cache_key, live_snapshot.id) {
+        let history = state.overlay_items(&user, snapshot);
+        // Made-up ids and one-off exclusions would fill the cache with lists nobody asks for
+        // again; they are cached only when the config asks.
+        let cache_config = &state.config.cache;
+        let cacheable = (cache_config.unknown_users
+            || snapshot.users.get(&user).is_some()
+            || !history.is_empty())
+            && (cache_config.exclusions || filters.exclude.is_empty());
+        let cached = if cacheable {
+            state.cache.get(&user, &cache_key, live_snapshot.id)
+        } else {
+            None
+        };
+        let items = match cached {
             Some(items) => items,
             None => {
                 let request = ListRequest {
                     user: Some(&user),
-                    history: state.overlay_items(&user, snapshot),
+                    history,
                     segment: None,
                     filters,
                     rank: rank.as_deref(),
@@ -321,9 +334,11 @@ impl ListService {
                     Some(list) => served(snapshot, list),
                     None => served(snapshot, &snapshot.rank_now(&request)?),
                 });
-                state
-                    .cache
-                    .put(&user, &cache_key, live_snapshot.id, Arc::clone(&items));
+                if cacheable {
+                    state
+                        .cache
+                        .put(&user, &cache_key, live_snapshot.id, Arc::clone(&items));
+                }
                 items
             }
         };

@@ -11,3 +11,14 @@ pub struct ServedItem {
     /// `model:als`, `fold-in:als`, `popular`, `relaxed:date_window:popular`, ...
     pub source: String,
 }
+
+impl crate::cache::CacheWeight for Vec<ServedItem> {
+    fn weight_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.capacity() * std::mem::size_of::<ServedItem>()
+            + self
+                .iter()
+                .map(|i| i.item.capacity() + i.source.capacity())
+                .sum::<usize>()
+    }
+}

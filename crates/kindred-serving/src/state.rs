@@ -11,7 +11,7 @@
 //! request folds the overlay events newer than its snapshot into the user's history, so the next
 //! list reflects the event without waiting for a retrain.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,9 +27,11 @@ use crate::error::{Error, Result};
 use crate::experiments::{Assignment, Experiments, ExposureLog};
 use crate::lifecycle::training;
 use crate::live_snapshot::LiveSnapshot;
+use crate::overlay::Overlay;
 use crate::served_item::ServedItem;
 use crate::snapshot::{LiveModel, Snapshot, SnapshotInput, DEFAULT_RANK};
 use crate::sync::lock;
+use crate::write_limits::{FeatureOwner, WriteLimits};
 
 /// Most real-time events kept per user between snapshots.
 const OVERLAY_PER_USER: usize = 200;
@@ -42,8 +44,10 @@ pub struct ServingState {
     pub cache: ListCache<Vec<ServedItem>>,
     snapshot: LiveSnapshot,
     snapshot_counter: AtomicU64,
-    /// user -> (generation, item) of feedback newer than some snapshot.
-    overlay: Mutex<HashMap<String, Vec<(u64, String)>>>,
+    /// Per user, the items of feedback newer than some snapshot.
+    pub overlay: Overlay,
+    /// The `[limits]` writes are checked against.
+    pub write_limits: WriteLimits,
     generation: AtomicU64,
     /// Set when stored users, items or feedback changed since the data was last read: a rebuild
     /// for a new model version reuses the current snapshot's data otherwise.
@@ -109,16 +113,20 @@ impl ServingState {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
+        let overlay = Overlay::new(config.limits.overlay_users, OVERLAY_PER_USER);
+        let write_limits = WriteLimits::new(config.limits.clone());
         let state = Arc::new(Self {
             cache: ListCache::new(
                 Duration::from_secs(config.cache.ttl_seconds),
                 config.cache.capacity,
+                config.cache.max_bytes,
             ),
             config,
             counters: ServingCounters::default(),
             snapshot: LiveSnapshot::new(empty),
             snapshot_counter: AtomicU64::new(0),
-            overlay: Mutex::new(HashMap::new()),
+            overlay,
+            write_limits,
             generation: AtomicU64::new(0),
             data_changed: AtomicBool::new(true),
             data_stamp: Mutex::new(None),
@@ -275,12 +283,13 @@ impl ServingState {
         .map_err(|e| Error::Task(e.to_string()))??;
         snapshot.id = self.snapshot_counter.fetch_add(1, Ordering::SeqCst) + 1;
         let version = snapshot.version().map(str::to_owned);
+        self.write_limits
+            .seed(FeatureOwner::User, snapshot.user_feature_kinds.keys());
+        self.write_limits
+            .seed(FeatureOwner::Item, snapshot.item_feature_kinds.keys());
         self.snapshot.store(snapshot);
         self.cache.clear();
-        lock(&self.overlay).retain(|_, events| {
-            events.retain(|(g, _)| *g > generation);
-            !events.is_empty()
-        });
+        self.overlay.retain_after(generation);
         self.counters.snapshot_swaps.fetch_add(1, Ordering::Relaxed);
         tracing::info!(
             version = ?version,
@@ -315,16 +324,10 @@ impl ServingState {
     pub fn record_feedback(&self, events: &[Feedback]) {
         self.data_changed.store(true, Ordering::SeqCst);
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
-        {
-            let mut overlay = lock(&self.overlay);
-            for e in events {
-                let list = overlay.entry(e.user.clone()).or_default();
-                list.push((generation, e.item.clone()));
-                if list.len() > OVERLAY_PER_USER {
-                    list.drain(..list.len() - OVERLAY_PER_USER);
-                }
-            }
-        }
+        self.overlay.record(
+            generation,
+            events.iter().map(|e| (e.user.as_str(), e.item.as_str())),
+        );
         let mut users: Vec<&str> = events.iter().map(|e| e.user.as_str()).collect();
         users.sort_unstable();
         users.dedup();
@@ -335,20 +338,13 @@ impl ServingState {
 
     /// Items of `user`'s real-time feedback that `snapshot` does not include, oldest first.
     pub fn overlay_items(&self, user: &str, snapshot: &Snapshot) -> Vec<u32> {
-        let overlay = lock(&self.overlay);
-        let Some(events) = overlay.get(user) else {
-            return Vec::new();
-        };
-        events
-            .iter()
-            .filter(|(g, _)| *g > snapshot.generation)
-            .filter_map(|(_, item)| snapshot.items.get(item))
-            .collect()
+        self.overlay
+            .items_after(user, snapshot.generation, |item| snapshot.items.get(item))
     }
 
     /// Forgets a deleted user's real-time state.
     pub fn forget_user(&self, user: &str) {
-        lock(&self.overlay).remove(user);
+        self.overlay.remove(user);
         self.cache.invalidate_user(user);
     }
 

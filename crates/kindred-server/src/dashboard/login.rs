@@ -5,10 +5,12 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 
 use super::page::{self, escape, Nav};
 use super::session;
 use super::Dashboard;
+use crate::connections::ClientAddr;
 
 /// The login page, with an optional message, answered with `status`.
 pub fn form(status: StatusCode, message: Option<&str>) -> Response {
@@ -34,7 +36,31 @@ pub async fn get() -> Response {
     form(StatusCode::OK, None)
 }
 
-pub async fn post(State(dash): State<Dashboard>, body: Bytes) -> Response {
+/// The login limit's answer: the form, 429, with `Retry-After`.
+fn limited(seconds: u64) -> Response {
+    let mut response = form(
+        StatusCode::TOO_MANY_REQUESTS,
+        Some(&format!(
+            "too many failed logins from this address; try again in {seconds} s"
+        )),
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, seconds.into());
+    response
+}
+
+pub async fn post(
+    State(dash): State<Dashboard>,
+    client: Option<Extension<ClientAddr>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let address = client.map(|Extension(ClientAddr(addr))| addr.ip());
+    let limit = &dash.app.login_limit;
+    if let Some(seconds) = limit.wait(address) {
+        return limited(seconds);
+    }
     let key = form_urlencoded::parse(&body)
         .find(|(name, _)| name == "key")
         .map(|(_, value)| value.trim().to_owned())
@@ -43,8 +69,13 @@ pub async fn post(State(dash): State<Dashboard>, body: Bytes) -> Response {
         return form(StatusCode::BAD_REQUEST, Some("enter an API key"));
     }
     let Some(scope) = dash.app.keys.scope_of(&key) else {
+        limit.failed(address);
         return form(StatusCode::UNAUTHORIZED, Some("that key is not valid"));
     };
+    let behind_tls = headers
+        .get("x-forwarded-proto")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+    let secure = dash.app.serving.config().security.secure_cookies || behind_tls;
     let Some(token) = dash.sessions.start(scope) else {
         return page::error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -54,7 +85,7 @@ pub async fn post(State(dash): State<Dashboard>, body: Bytes) -> Response {
     (
         StatusCode::SEE_OTHER,
         [
-            (header::SET_COOKIE, session::set_cookie(&token)),
+            (header::SET_COOKIE, session::set_cookie(&token, secure)),
             (header::LOCATION, "/dashboard".to_owned()),
         ],
     )

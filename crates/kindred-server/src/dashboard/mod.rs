@@ -6,9 +6,11 @@
 //!
 //! Access: a page needs the read scope, an action the admin scope, granted by a Bearer header
 //! (as the API) or by a login session cookie (see [`session`]); a scope whose key is unset is
-//! open, as in the API. The pages are not part of the OpenAPI document (they are HTML for
+//! open, as in the API. Every action form carries a token ([`csrf`]); failed logins are limited
+//! per client address. The pages are not part of the OpenAPI document (they are HTML for
 //! people, not API).
 
+pub mod csrf;
 pub mod experiments;
 pub mod login;
 pub mod models;
@@ -36,6 +38,8 @@ use session::Sessions;
 pub struct Dashboard {
     pub app: Arc<AppState>,
     pub sessions: Arc<Sessions>,
+    /// The form token of a dashboard used without a login (no keys set): one per process.
+    pub process_csrf: Option<String>,
 }
 
 impl Dashboard {
@@ -81,6 +85,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(app: Arc<AppState>) -> Router<S>
     let dashboard = Dashboard {
         app,
         sessions: Arc::new(Sessions::default()),
+        process_csrf: session::new_token(),
     };
     Router::new()
         .route("/dashboard", get(overview::page))
@@ -106,5 +111,9 @@ pub fn router<S: Clone + Send + Sync + 'static>(app: Arc<AppState>) -> Router<S>
         .route("/dashboard/monitoring/run", post(monitoring::run))
         .route("/dashboard/login", get(login::get).post(login::post))
         .route("/dashboard/logout", post(login::logout))
+        .route_layer(axum::middleware::from_fn_with_state(
+            dashboard.clone(),
+            csrf::guard,
+        ))
         .with_state(dashboard)
 }

@@ -18,15 +18,23 @@ pub const COOKIE: &str = "kindred_session";
 /// How long a login lasts.
 pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 
-/// Live sessions: token -> (scope granted at login, expiry).
+/// One login.
+struct Session {
+    scope: Scope,
+    expiry: Instant,
+    /// The token its forms carry (see [`super::csrf`]).
+    csrf: String,
+}
+
+/// Live sessions by token.
 #[derive(Default)]
 pub struct Sessions {
-    live: Mutex<HashMap<String, (Scope, Instant)>>,
+    live: Mutex<HashMap<String, Session>>,
 }
 
 /// 32 random bytes from the operating system, hex-encoded; None if the OS has no randomness
 /// to give (a login then fails rather than issuing a guessable token).
-fn new_token() -> Option<String> {
+pub fn new_token() -> Option<String> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).ok()?;
     Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
@@ -36,11 +44,19 @@ impl Sessions {
     /// Starts a session with `scope`; returns its token.
     pub fn start(&self, scope: Scope) -> Option<String> {
         let token = new_token()?;
+        let csrf = new_token()?;
         let now = Instant::now();
         let mut live = lock(&self.live);
         // Expired sessions are dropped here so the map cannot grow without bound.
-        live.retain(|_, (_, expiry)| *expiry > now);
-        live.insert(token.clone(), (scope, now + SESSION_TTL));
+        live.retain(|_, s| s.expiry > now);
+        live.insert(
+            token.clone(),
+            Session {
+                scope,
+                expiry: now + SESSION_TTL,
+                csrf,
+            },
+        );
         Some(token)
     }
 
@@ -48,8 +64,16 @@ impl Sessions {
     pub fn scope(&self, token: &str) -> Option<Scope> {
         let live = lock(&self.live);
         live.get(token)
-            .filter(|(_, expiry)| *expiry > Instant::now())
-            .map(|(scope, _)| *scope)
+            .filter(|s| s.expiry > Instant::now())
+            .map(|s| s.scope)
+    }
+
+    /// The form token of a live session.
+    pub fn csrf(&self, token: &str) -> Option<String> {
+        let live = lock(&self.live);
+        live.get(token)
+            .filter(|s| s.expiry > Instant::now())
+            .map(|s| s.csrf.clone())
     }
 
     /// Ends a session (logout).
@@ -60,8 +84,8 @@ impl Sessions {
     #[cfg(test)]
     fn expire_all(&self) {
         let past = Instant::now();
-        for (_, expiry) in lock(&self.live).values_mut() {
-            *expiry = past;
+        for session in lock(&self.live).values_mut() {
+            session.expiry = past;
         }
     }
 }
@@ -78,12 +102,14 @@ pub fn token_of(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// The `Set-Cookie` value for a new session: HttpOnly (no script can read it), SameSite=Strict
-/// (no other site's form or link sends it, which is what protects the admin forms from
-/// cross-site requests), limited to the dashboard's paths.
-pub fn set_cookie(token: &str) -> String {
+/// (no other site's form or link sends it; the forms' tokens and the Origin check guard the
+/// actions too), limited to the dashboard's paths, and `Secure` (sent over HTTPS only) when the
+/// server sits behind TLS.
+pub fn set_cookie(token: &str, secure: bool) -> String {
     format!(
-        "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/dashboard; Max-Age={}",
-        SESSION_TTL.as_secs()
+        "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/dashboard; Max-Age={}{}",
+        SESSION_TTL.as_secs(),
+        if secure { "; Secure" } else { "" }
     )
 }
 
@@ -105,6 +131,8 @@ mod tests {
         assert_eq!(a.len(), 64);
         assert_eq!(sessions.scope(&a), Some(Scope::Admin));
         assert_eq!(sessions.scope(&r), Some(Scope::Read));
+        let (ca, cr) = (sessions.csrf(&a).unwrap(), sessions.csrf(&r).unwrap());
+        assert!(ca != cr && ca != a && ca.len() == 64);
         assert_eq!(sessions.scope("not-a-token"), None);
         sessions.end(&r);
         assert_eq!(sessions.scope(&r), None);
@@ -131,9 +159,11 @@ mod tests {
 
     #[test]
     fn the_cookie_is_http_only_and_strict() {
-        let c = set_cookie("tok");
+        let c = set_cookie("tok", false);
         assert!(c.starts_with("kindred_session=tok;"));
         assert!(c.contains("HttpOnly") && c.contains("SameSite=Strict"));
+        assert!(!c.contains("Secure"));
+        assert!(set_cookie("tok", true).ends_with("; Secure"));
         assert!(clear_cookie().contains("Max-Age=0"));
     }
 }

@@ -1,17 +1,22 @@
 //! `POST /v1/feedback`: a batch of events, stored durably in one transaction before the answer
 //! (a 200 means every event survives a crash), idempotent by `event_id`, then applied to the
-//! users' real-time state ([`kindred_serving::feedback::FeedbackService`]).
+//! users' real-time state ([`kindred_serving::feedback::FeedbackService`]). A 503 says whether
+//! the batch may be stored ([`post_feedback`]).
 
 use std::sync::Arc;
 
+use std::time::{Duration, Instant};
+
 use axum::extract::State;
-use axum::Json;
+use axum::http::StatusCode;
+use axum::{Extension, Json};
 use kindred_serving::unix_now;
 use kindred_store::Feedback;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::check_batch;
+use crate::app::RequestStarted;
 use crate::app_state::AppState;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
@@ -34,8 +39,24 @@ pub struct FeedbackBody {
     pub event_id: Option<String>,
 }
 
+/// What is left of the request's time for the store, keeping a margin for the answer; None
+/// when nothing is (the batch is then refused before it is stored).
+fn store_budget(state: &AppState, started: Option<Instant>) -> Option<Duration> {
+    let timeout = Duration::from_millis(state.serving.config().request_timeout_ms);
+    let margin = (timeout / 10).min(Duration::from_millis(200));
+    let spent = started.map_or(Duration::ZERO, |s| s.elapsed());
+    timeout.checked_sub(spent + margin)
+}
+
+/// Stores the batch within the request's time. The store write runs as a task of its own, so a
+/// client that gives up never leaves a transaction half-applied: it completes or rolls back
+/// whole. What the client hears is exact: 200 stored; 503 `unavailable` (the store refused the
+/// transaction) or `overloaded` / a deadline before the write began: not stored; 503
+/// `possibly_stored`: the write was still running when time ran out, so it may be stored, and
+/// the answer lists the batch's event ids so that a retry stores each event at most once.
 pub async fn post_feedback(
     State(state): State<Arc<AppState>>,
+    started: Option<Extension<RequestStarted>>,
     ApiJson(body): ApiJson<Vec<FeedbackBody>>,
 ) -> Result<Json<Value>, ApiError> {
     check_batch(&state, body.len())?;
@@ -51,7 +72,49 @@ pub async fn post_feedback(
             event_id: b.event_id,
         })
         .collect();
-    let report = state.serving.feedback.ingest(&events).await?;
+    let Some(budget) = store_budget(&state, started.map(|Extension(RequestStarted(s))| s)) else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            "the request's time ran out before the batch was stored; nothing was stored",
+        )
+        .with_detail("possibly_stored", json!(false))
+        .with_retry_after(1));
+    };
+    let event_ids: Vec<String> = events.iter().filter_map(|e| e.event_id.clone()).collect();
+    let without_id = events.len() - event_ids.len();
+    let feedback = state.serving.feedback.clone();
+    let write = tokio::spawn(async move { feedback.ingest(&events).await });
+    let report = match tokio::time::timeout(budget, write).await {
+        Ok(Ok(result)) => result?,
+        Ok(Err(join)) => {
+            return Err(ApiError::internal(format!(
+                "storing feedback failed: {join}"
+            )))
+        }
+        Err(_) => {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "possibly_stored",
+                format!(
+                    "the store did not confirm the batch in time; it may still be stored. Retry \
+                     with the same event ids (duplicates are ignored){}",
+                    if without_id > 0 {
+                        format!(
+                            "; {without_id} event(s) have no event_id and may be stored twice \
+                             on retry"
+                        )
+                    } else {
+                        String::new()
+                    }
+                ),
+            )
+            .with_detail("possibly_stored", json!(true))
+            .with_detail("event_ids", json!(event_ids))
+            .with_detail("events_without_id", json!(without_id))
+            .with_retry_after(1));
+        }
+    };
     Ok(Json(json!({
         "inserted": report.inserted,
         "duplicates": report.duplicates,

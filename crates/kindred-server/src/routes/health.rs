@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use kindred_serving::write_limits::FeatureOwner;
 use serde_json::{json, Value};
 
 use crate::app_state::AppState;
@@ -88,6 +89,66 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
             "Lists held in the cache.",
             String::new(),
             serving.state.cache.len() as f64,
+        ),
+        (
+            "kindred_cache_bytes",
+            "Bytes the cached lists hold (bounded by cache.max_bytes).",
+            String::new(),
+            serving.state.cache.bytes() as f64,
+        ),
+        (
+            "kindred_cache_evictions",
+            "Cached lists dropped to stay within the cache's bounds (since start).",
+            String::new(),
+            serving.state.cache.evictions.load(Ordering::Relaxed) as f64,
+        ),
+        (
+            "kindred_cache_oversized",
+            "Lists not cached because one alone exceeds a shard's share of cache.max_bytes.",
+            String::new(),
+            serving.state.cache.oversized.load(Ordering::Relaxed) as f64,
+        ),
+        (
+            "kindred_overlay_users",
+            "Users with real-time feedback held (bounded by limits.overlay_users).",
+            String::new(),
+            serving.state.overlay.users() as f64,
+        ),
+        (
+            "kindred_overlay_evictions",
+            "Users dropped from the real-time overlay to stay within its bound (since start).",
+            String::new(),
+            serving.state.overlay.evictions.load(Ordering::Relaxed) as f64,
+        ),
+        (
+            "kindred_feature_names",
+            "Distinct feature names known (bounded by limits.max_feature_names each).",
+            "{owner=\"user\"}".to_owned(),
+            serving.state.write_limits.feature_names(FeatureOwner::User) as f64,
+        ),
+        (
+            "kindred_feature_names",
+            "Distinct feature names known (bounded by limits.max_feature_names each).",
+            "{owner=\"item\"}".to_owned(),
+            serving.state.write_limits.feature_names(FeatureOwner::Item) as f64,
+        ),
+        (
+            "kindred_writes_refused_by_limits",
+            "Writes refused by a [limits] value (since start).",
+            String::new(),
+            serving.state.write_limits.refused.load(Ordering::Relaxed) as f64,
+        ),
+        (
+            "kindred_http_requests_in_flight",
+            "Requests being handled now (bounded by limits.max_in_flight).",
+            String::new(),
+            state.in_flight.now() as f64,
+        ),
+        (
+            "kindred_http_requests_shed",
+            "Requests answered 503 overloaded because max_in_flight were handled (since start).",
+            String::new(),
+            state.in_flight.shed.load(Ordering::Relaxed) as f64,
         ),
         (
             "kindred_http_connections_open",
