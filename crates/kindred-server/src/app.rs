@@ -24,7 +24,7 @@ async fn require(
 ) -> Response {
     match state.keys.check(req.headers(), scope) {
         Ok(granted) => {
-            req.extensions_mut().insert(Granted(granted));
+            req.extensions_mut().insert::<Granted>(granted);
             next.run(req).await
         }
         Err(e) => e.into_response(),

@@ -10,6 +10,8 @@
 //! and admin keys. Only `/health/live`, `/health/ready` (which then says no more than ready or
 //! not) and `/openapi.json` answer without a key.
 
+use std::sync::Arc;
+
 use axum::http::{HeaderMap, StatusCode};
 
 use kindred_serving::config::KeysConfig;
@@ -43,19 +45,23 @@ fn same_key(given: &[u8], expected: &[u8]) -> bool {
     diff == 0
 }
 
-/// The scope a request holds, put in its extensions by the route layer that checked it, so a
-/// handler whose parameters ask for more (a write inside a read) can tell without reading the
-/// headers again.
-#[derive(Debug, Clone, Copy)]
-pub struct Granted(pub Scope);
+/// The scope a request holds and the named client whose key it sent (if any), put in its
+/// extensions by the route layer that checked it, so a handler whose parameters ask for more (a
+/// write inside a read) or that namespaces by client can tell without reading the headers again.
+#[derive(Debug, Clone)]
+pub struct Granted {
+    pub scope: Scope,
+    /// The `[keys.clients]` name of the key sent.
+    pub client: Option<Arc<str>>,
+}
 
 impl Granted {
     /// Ok when the request holds `needed`; 403 otherwise.
-    pub fn require(self, needed: Scope) -> Result<(), ApiError> {
-        if self.0 >= needed {
+    pub fn require(&self, needed: Scope) -> Result<(), ApiError> {
+        if self.scope >= needed {
             Ok(())
         } else {
-            Err(forbidden(needed, self.0))
+            Err(forbidden(needed, self.scope))
         }
     }
 }
@@ -77,13 +83,24 @@ fn forbidden(needed: Scope, granted: Scope) -> ApiError {
 #[derive(Debug, Clone, Default)]
 pub struct ApiKeys {
     keys: KeysConfig,
+    /// `[keys.clients]` as (name, key).
+    clients: Vec<(Arc<str>, String)>,
     public: bool,
 }
 
 impl ApiKeys {
     /// `public`: the server listens on a non-loopback address, where no scope is open.
     pub fn new(keys: KeysConfig, public: bool) -> Self {
-        Self { keys, public }
+        let clients = keys
+            .clients
+            .iter()
+            .map(|(name, key)| (Arc::from(name.as_str()), key.clone()))
+            .collect();
+        Self {
+            keys,
+            clients,
+            public,
+        }
     }
 
     fn key(&self, scope: Scope) -> Option<&str> {
@@ -96,12 +113,33 @@ impl ApiKeys {
 
     /// The highest scope `key` grants.
     pub(crate) fn scope_of(&self, key: &str) -> Option<Scope> {
-        [Scope::Admin, Scope::Write, Scope::Read]
-            .into_iter()
-            .find(|&s| {
-                self.key(s)
-                    .is_some_and(|k| same_key(key.as_bytes(), k.as_bytes()))
-            })
+        self.identify(key).map(|g| g.scope)
+    }
+
+    /// What `key` grants: its scope, and its client name for a `[keys.clients]` key. Every
+    /// configured key is compared, whichever matches, so timing says nothing about which.
+    fn identify(&self, key: &str) -> Option<Granted> {
+        let mut found = None;
+        for scope in [Scope::Admin, Scope::Write, Scope::Read] {
+            let matches = self
+                .key(scope)
+                .is_some_and(|k| same_key(key.as_bytes(), k.as_bytes()));
+            if matches && found.is_none() {
+                found = Some(Granted {
+                    scope,
+                    client: None,
+                });
+            }
+        }
+        for (name, client_key) in &self.clients {
+            if same_key(key.as_bytes(), client_key.as_bytes()) && found.is_none() {
+                found = Some(Granted {
+                    scope: Scope::Write,
+                    client: Some(Arc::clone(name)),
+                });
+            }
+        }
+        found
     }
 
     /// True when a request without a key may do `scope`: on loopback, when no key is set for
@@ -113,14 +151,17 @@ impl ApiKeys {
     /// The scope the request holds when its headers allow `scope` (its key's scope, or without
     /// a key the highest open one); 401 for a missing, malformed or unknown key, 403 for a valid
     /// key of a lower scope.
-    pub fn check(&self, headers: &HeaderMap, scope: Scope) -> Result<Scope, ApiError> {
+    pub fn check(&self, headers: &HeaderMap, scope: Scope) -> Result<Granted, ApiError> {
         let header = headers.get(axum::http::header::AUTHORIZATION);
         let Some(header) = header else {
             if self.open(scope) {
                 let highest_open = [Scope::Admin, Scope::Write, Scope::Read]
                     .into_iter()
                     .find(|&s| self.open(s));
-                return Ok(highest_open.unwrap_or(scope));
+                return Ok(Granted {
+                    scope: highest_open.unwrap_or(scope),
+                    client: None,
+                });
             }
             let needed = if self.key(scope).is_some() {
                 format!("a {} key", scope.name())
@@ -151,9 +192,9 @@ impl ApiKeys {
                     "the Authorization header must be `Bearer KEY`",
                 )
             })?;
-        match self.scope_of(key) {
-            Some(granted) if granted >= scope => Ok(granted),
-            Some(granted) => Err(forbidden(scope, granted)),
+        match self.identify(key) {
+            Some(granted) if granted.scope >= scope => Ok(granted),
+            Some(granted) => Err(forbidden(scope, granted.scope)),
             // An unknown key is refused even on open routes: a typo should not pass silently.
             None => Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
@@ -185,6 +226,7 @@ mod tests {
             read: None,
             write: Some("w".into()),
             admin: Some("a".into()),
+            ..KeysConfig::default()
         };
         let keys = ApiKeys::new(config, true);
         let err = keys.check(&headers(None), Scope::Read).unwrap_err();
@@ -206,6 +248,7 @@ mod tests {
                 read: None,
                 write: Some("w".into()),
                 admin: Some("a".into()),
+                ..KeysConfig::default()
             },
             false,
         );
@@ -234,6 +277,34 @@ mod tests {
                 .unwrap_err()
                 .status,
             401
+        );
+    }
+
+    #[test]
+    fn client_keys_write_under_their_name() {
+        let keys = ApiKeys::new(
+            KeysConfig {
+                write: Some("w".into()),
+                admin: Some("a".into()),
+                clients: [("mobile".to_string(), "m".to_string())].into(),
+                ..KeysConfig::default()
+            },
+            true,
+        );
+        let granted = keys.check(&headers(Some("m")), Scope::Write).unwrap();
+        assert_eq!(granted.scope, Scope::Write);
+        assert_eq!(granted.client.as_deref(), Some("mobile"));
+        assert_eq!(
+            keys.check(&headers(Some("w")), Scope::Write)
+                .unwrap()
+                .client,
+            None
+        );
+        assert_eq!(
+            keys.check(&headers(Some("m")), Scope::Admin)
+                .unwrap_err()
+                .status,
+            403
         );
     }
 

@@ -8,7 +8,11 @@ use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, DeserializeSeed, SeqAccess, Visitor};
+
+use std::sync::Arc;
+
+use crate::app_state::AppState;
 
 use crate::error::ApiError;
 
@@ -53,8 +57,19 @@ fn bytes_rejection(r: BytesRejection) -> ApiError {
 /// Decodes `bytes` into `T`: invalid JSON is 400 `malformed_json`; valid JSON of the wrong
 /// shape is 422 `invalid_body` naming the JSON path.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    decode_seeded(bytes, std::marker::PhantomData::<T>)
+}
+
+/// [`decode`] through a seed (which may stop early, as [`BatchSeed`] does).
+fn decode_seeded<'de, S: DeserializeSeed<'de>>(
+    bytes: &'de [u8],
+    seed: S,
+) -> Result<S::Value, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let shape_error = match serde_path_to_error::deserialize::<_, T>(&mut de) {
+    let mut track = serde_path_to_error::Track::new();
+    let decoded = seed.deserialize(serde_path_to_error::Deserializer::new(&mut de, &mut track));
+    let decoded = decoded.map_err(|e| serde_path_to_error::Error::new(track.path(), e));
+    let shape_error = match decoded {
         Ok(value) => match de.end() {
             Ok(()) => return Ok(value),
             Err(e) => {
@@ -99,20 +114,25 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     ))
 }
 
+/// The body of a request that says it is JSON, within the body limit.
+async fn json_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    if !is_json(req.headers()) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "expected a body with `Content-Type: application/json`",
+        ));
+    }
+    Bytes::from_request(req, state)
+        .await
+        .map_err(bytes_rejection)
+}
+
 impl<S: Send + Sync, T: DeserializeOwned + Send + 'static> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        if !is_json(req.headers()) {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "expected a body with `Content-Type: application/json`",
-            ));
-        }
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(bytes_rejection)?;
+        let bytes = json_bytes(req, state).await?;
         if bytes.len() < OFF_THREAD_BYTES {
             return decode(&bytes).map(ApiJson);
         }
@@ -120,6 +140,83 @@ impl<S: Send + Sync, T: DeserializeOwned + Send + 'static> FromRequest<S> for Ap
             .await
             .map_err(|e| ApiError::internal(format!("decoding the body failed: {e}")))?
             .map(ApiJson)
+    }
+}
+
+/// A JSON array body of at most `max_batch` records. The limit is checked as the array is
+/// decoded: one record past it ends the decoding with 413 `batch_too_large`, so an oversized
+/// batch costs at most `max_batch` records of memory, not the whole body's.
+pub struct ApiBatch<T>(pub Vec<T>);
+
+/// Decodes a sequence, failing at the first element past `max` (and saying so in `over`).
+struct BatchSeed<'a, T> {
+    max: usize,
+    over: &'a std::cell::Cell<bool>,
+    marker: std::marker::PhantomData<T>,
+}
+
+impl<'de, T: serde::Deserialize<'de>> DeserializeSeed<'de> for BatchSeed<'_, T> {
+    type Value = Vec<T>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Vec<T>, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de, T: serde::Deserialize<'de>> Visitor<'de> for BatchSeed<'_, T> {
+    type Value = Vec<T>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "an array of at most {} records", self.max)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(self.max).min(1024));
+        while let Some(record) = seq.next_element()? {
+            if out.len() == self.max {
+                self.over.set(true);
+                return Err(serde::de::Error::custom("too many records"));
+            }
+            out.push(record);
+        }
+        Ok(out)
+    }
+}
+
+/// Decodes an array of at most `max` records ([`ApiBatch`]).
+pub fn decode_batch<T: DeserializeOwned>(bytes: &[u8], max: usize) -> Result<Vec<T>, ApiError> {
+    let over = std::cell::Cell::new(false);
+    let seed = BatchSeed {
+        max,
+        over: &over,
+        marker: std::marker::PhantomData,
+    };
+    decode_seeded(bytes, seed).map_err(|e| {
+        if over.get() {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "batch_too_large",
+                format!("more than {max} records in one request; the limit is {max} (max_batch)"),
+            )
+        } else {
+            e
+        }
+    })
+}
+
+impl<T: DeserializeOwned + Send + 'static> FromRequest<Arc<AppState>> for ApiBatch<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, ApiError> {
+        let max = state.serving.config().max_batch;
+        let bytes = json_bytes(req, state).await?;
+        if bytes.len() < OFF_THREAD_BYTES {
+            return decode_batch(&bytes, max).map(ApiBatch);
+        }
+        tokio::task::spawn_blocking(move || decode_batch(&bytes, max))
+            .await
+            .map_err(|e| ApiError::internal(format!("decoding the body failed: {e}")))?
+            .map(ApiBatch)
     }
 }
 
@@ -255,6 +352,23 @@ impl QueryParams {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_past_its_limit_stops_decoding_with_413() {
+        let body = br#"[{"a":1},{"a":2},{"a":3}]"#;
+        let ok: Vec<serde_json::Value> = decode_batch(body, 3).unwrap();
+        assert_eq!(ok.len(), 3);
+        let err = decode_batch::<serde_json::Value>(body, 2).unwrap_err();
+        assert_eq!((err.status.as_u16(), err.code), (413, "batch_too_large"));
+        // Other errors keep their own codes.
+        let err = decode_batch::<u32>(br#"[1,"x"]"#, 5).unwrap_err();
+        assert_eq!((err.status.as_u16(), err.code), (422, "invalid_body"));
+        assert!(err.message.contains("[1]"), "{}", err.message);
+        let err = decode_batch::<u32>(b"[1,", 5).unwrap_err();
+        assert_eq!(err.code, "malformed_json");
+        let err = decode_batch::<u32>(br#"{"a":1}"#, 5).unwrap_err();
+        assert_eq!(err.code, "invalid_body");
+    }
 
     #[test]
     fn query_lists_numbers_and_unknown_keys() {

@@ -635,3 +635,46 @@ async fn an_admin_session_needs_its_own_token_and_logins_are_limited() {
     assert!(r.header("retry-after").is_some());
     assert_eq!(login("a-key").await.status, 429);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_cannot_claim_another_clients_event_ids() {
+    let server = start(
+        Options::keys(None, Some("w-key"), Some("a-key")).tweak(|c| {
+            c.keys.clients = [
+                ("web".to_string(), "web-key".to_string()),
+                ("mobile".to_string(), "mobile-key".to_string()),
+            ]
+            .into();
+        }),
+    )
+    .await;
+    let event = |id: &str| serde_json::json!([{ "user": "u1", "item": "i1", "type": "click", "event_id": id }]);
+    let web = server.client_with_key("web-key");
+    let mobile = server.client_with_key("mobile-key");
+    // The mobile client sends first, with the id the web client will use: both are stored.
+    let r = mobile.post("/v1/feedback", &event("order-17")).await;
+    r.expect_status(200);
+    assert_eq!(r.json()["inserted"], 1);
+    let r = web.post("/v1/feedback", &event("order-17")).await;
+    r.expect_status(200);
+    assert_eq!(
+        r.json()["inserted"],
+        1,
+        "the web client's event was dropped"
+    );
+    // Within one client, an id is still stored once.
+    let r = web.post("/v1/feedback", &event("order-17")).await;
+    assert_eq!(r.json()["duplicates"], 1);
+    // A client key reads and writes, but does not administer.
+    web.get("/v1/popular").await.expect_status(200);
+    web.post("/v1/models/rollback", &serde_json::json!({}))
+        .await
+        .expect_status(403);
+    // The shared write key cannot forge a client's namespace.
+    let r = server
+        .client_with_key("w-key")
+        .post("/v1/feedback", &event("@web/order-18"))
+        .await;
+    r.expect_status(400);
+    assert_eq!(r.error_code(), Some("reserved_event_id"));
+}

@@ -125,6 +125,45 @@ pub struct KeysConfig {
     pub read: Option<String>,
     pub write: Option<String>,
     pub admin: Option<String>,
+    /// Named write keys, one per integration (`[keys.clients] mobile = "KEY"`): each has the
+    /// write scope and its own namespace of feedback event ids, so one client can never claim
+    /// (and so silently drop) another's events.
+    pub clients: BTreeMap<String, String>,
+}
+
+impl KeysConfig {
+    /// Client names are short and plain (they prefix stored event ids); every key is distinct.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        for name in self.clients.keys() {
+            let plain = !name.is_empty()
+                && name.len() <= 32
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !plain {
+                return Err(format!(
+                    "keys.clients: `{name}` is not a client name (1 to 32 letters, digits, `-` \
+                     or `_`)"
+                ));
+            }
+        }
+        let mut all: Vec<&str> = [&self.read, &self.write, &self.admin]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .chain(self.clients.values().map(String::as_str))
+            .collect();
+        if all.iter().any(|k| k.trim().is_empty()) {
+            return Err("keys: a key is empty".into());
+        }
+        let count = all.len();
+        all.sort_unstable();
+        all.dedup();
+        if all.len() != count {
+            return Err("keys: two scopes or clients share one key; give each its own".into());
+        }
+        Ok(())
+    }
 }
 
 /// How models are trained by `kindred train --publish` defaults and by the scheduler.
@@ -542,6 +581,7 @@ impl ServerConfig {
             )));
         }
         self.timestamps.validate().map_err(bad)?;
+        self.keys.validate().map_err(bad)?;
         if self.header_read_timeout_ms == 0 || self.max_connections == 0 {
             return Err(bad(
                 "header_read_timeout_ms and max_connections must be at least 1".into(),

@@ -14,10 +14,9 @@ use kindred_store::{Item, User};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::check_batch;
 use crate::app_state::AppState;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiPath};
+use crate::extract::{ApiBatch, ApiJson, ApiPath};
 
 /// A user as sent to the API.
 #[derive(Debug, Deserialize)]
@@ -195,9 +194,8 @@ pub async fn delete_user(
 
 pub async fn post_users(
     State(state): State<Arc<AppState>>,
-    ApiJson(body): ApiJson<Vec<UserBody>>,
+    ApiBatch(body): ApiBatch<UserBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    check_batch(&state, body.len())?;
     let snapshot = state.serving.snapshot();
     let mut schema = FeatureSchema::new(&snapshot.user_feature_kinds, &[]);
     let users = body
@@ -242,9 +240,8 @@ pub async fn delete_item(
 
 pub async fn post_items(
     State(state): State<Arc<AppState>>,
-    ApiJson(body): ApiJson<Vec<ItemBody>>,
+    ApiBatch(body): ApiBatch<ItemBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    check_batch(&state, body.len())?;
     let snapshot = state.serving.snapshot();
     let mut schema = FeatureSchema::new(&snapshot.item_feature_kinds, &ITEM_FIELDS);
     let items = body

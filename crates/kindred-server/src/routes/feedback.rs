@@ -1,7 +1,8 @@
 //! `POST /v1/feedback`: a batch of events, stored durably in one transaction before the answer
 //! (a 200 means every event survives a crash), idempotent by `event_id`, then applied to the
 //! users' real-time state ([`kindred_serving::feedback::FeedbackService`]). A 503 says whether
-//! the batch may be stored ([`post_feedback`]).
+//! the batch may be stored ([`post_feedback`]); a client key's event ids are its own
+//! ([`scoped_event_id`]).
 
 use std::sync::Arc;
 
@@ -15,11 +16,11 @@ use kindred_store::Feedback;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::check_batch;
 use crate::app::RequestStarted;
 use crate::app_state::AppState;
+use crate::auth::Granted;
 use crate::error::ApiError;
-use crate::extract::ApiJson;
+use crate::extract::ApiBatch;
 
 /// One event as the API takes it.
 #[derive(Debug, Deserialize)]
@@ -37,6 +38,27 @@ pub struct FeedbackBody {
     pub timestamp: Option<i64>,
     #[serde(default)]
     pub event_id: Option<String>,
+}
+
+/// The stored form of an event id: a `[keys.clients]` client's ids live in its own namespace
+/// (`@client/id`), so one client cannot claim another's ids and have their events dropped as
+/// duplicates; other writers' ids are stored as sent and may not start with `@`.
+pub fn scoped_event_id(
+    client: Option<&str>,
+    event_id: Option<String>,
+    index: usize,
+) -> Result<Option<String>, ApiError> {
+    match (client, event_id) {
+        (Some(client), Some(id)) => Ok(Some(format!("@{client}/{id}"))),
+        (None, Some(id)) if id.starts_with('@') => Err(ApiError::bad_request(
+            "reserved_event_id",
+            format!(
+                "record {index}: event ids starting with `@` are the namespaces of client keys \
+                 ([keys.clients]); send the id without it"
+            ),
+        )),
+        (_, id) => Ok(id),
+    }
 }
 
 /// What is left of the request's time for the store, keeping a margin for the answer; None
@@ -57,21 +79,27 @@ fn store_budget(state: &AppState, started: Option<Instant>) -> Option<Duration> 
 pub async fn post_feedback(
     State(state): State<Arc<AppState>>,
     started: Option<Extension<RequestStarted>>,
-    ApiJson(body): ApiJson<Vec<FeedbackBody>>,
+    Extension(granted): Extension<Granted>,
+    ApiBatch(body): ApiBatch<FeedbackBody>,
 ) -> Result<Json<Value>, ApiError> {
-    check_batch(&state, body.len())?;
     let now = unix_now();
-    let events: Vec<Feedback> = body
+    // The ids as the client sent them, for a `possibly_stored` answer.
+    let event_ids: Vec<String> = body.iter().filter_map(|b| b.event_id.clone()).collect();
+    let without_id = body.len() - event_ids.len();
+    let events = body
         .into_iter()
-        .map(|b| Feedback {
-            user: b.user,
-            item: b.item,
-            event_type: b.event_type,
-            value: b.value,
-            timestamp: b.timestamp.unwrap_or(now),
-            event_id: b.event_id,
+        .enumerate()
+        .map(|(i, b)| {
+            Ok(Feedback {
+                event_id: scoped_event_id(granted.client.as_deref(), b.event_id, i)?,
+                user: b.user,
+                item: b.item,
+                event_type: b.event_type,
+                value: b.value,
+                timestamp: b.timestamp.unwrap_or(now),
+            })
         })
-        .collect();
+        .collect::<Result<Vec<_>, ApiError>>()?;
     let Some(budget) = store_budget(&state, started.map(|Extension(RequestStarted(s))| s)) else {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -81,8 +109,6 @@ pub async fn post_feedback(
         .with_detail("possibly_stored", json!(false))
         .with_retry_after(1));
     };
-    let event_ids: Vec<String> = events.iter().filter_map(|e| e.event_id.clone()).collect();
-    let without_id = events.len() - event_ids.len();
     let feedback = state.serving.feedback.clone();
     let write = tokio::spawn(async move { feedback.ingest(&events).await });
     let report = match tokio::time::timeout(budget, write).await {
@@ -119,4 +145,28 @@ pub async fn post_feedback(
         "inserted": report.inserted,
         "duplicates": report.duplicates,
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_ids_get_their_namespace_and_others_may_not_forge_one() {
+        let id = |s: &str| Some(s.to_owned());
+        assert_eq!(
+            scoped_event_id(Some("web"), id("e1"), 0).unwrap(),
+            id("@web/e1")
+        );
+        // Another client's id, sent by a client, lands in the sender's namespace.
+        assert_eq!(
+            scoped_event_id(Some("mobile"), id("@web/e1"), 0).unwrap(),
+            id("@mobile/@web/e1")
+        );
+        assert_eq!(scoped_event_id(None, id("e1"), 0).unwrap(), id("e1"));
+        assert_eq!(scoped_event_id(Some("web"), None, 0).unwrap(), None);
+        let err = scoped_event_id(None, id("@web/e1"), 3).unwrap_err();
+        assert_eq!((err.status.as_u16(), err.code), (400, "reserved_event_id"));
+        assert!(err.message.starts_with("record 3:"));
+    }
 }

@@ -53,6 +53,7 @@ impl Options {
                 read: read.map(str::to_owned),
                 write: write.map(str::to_owned),
                 admin: admin.map(str::to_owned),
+                ..KeysConfig::default()
             },
             ..Self::default()
         }
