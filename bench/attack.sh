@@ -15,7 +15,9 @@ mkdir -p "$OUT"
 source bench/serve_common.sh
 $K import --data "movielens:$DATA_DIR/ml-1m" --store "$STORE" > /dev/null
 $K train --store "$STORE" --model als:factors=32,iterations=5 --positive 4 --publish > /dev/null
-$K serve --store "$STORE" --listen "$ADDR" --log-level warn 2> "$OUT/server.log" &
+# Info level: the log shows when snapshots are rebuilt and monitoring passes run, to read the
+# RSS timeline against.
+$K serve --store "$STORE" --listen "$ADDR" --log-level info 2> "$OUT/server.log" &
 SERVER_PID=$!
 for _ in $(seq 1 600); do
   curl -sf "http://$ADDR/health/ready" > /dev/null && break

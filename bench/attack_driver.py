@@ -114,6 +114,14 @@ def attacks(addr, scale):
         addr, (("POST", "/v1/feedback", json.dumps([
             {"user": "u", "item": "i", "type": "click", "event_id": f"big-{k}-{i}"}
             for i in range(200_000)]), json_headers) for k in range(6)), 6)
+
+    def settle():
+        # The writes above scheduled a catalog rebuild (200,000 new users join the catalog): let
+        # it happen here, so its memory is not put down to the attacks after it.
+        time.sleep(20)
+        return "waited 20 s"
+
+    yield "(the catalog rebuild the writes scheduled)", settle
     yield "wrong dashboard logins", lambda: run_many(
         addr, (("POST", "/dashboard/login", f"key=guess-{i}",
                 {"Content-Type": "application/x-www-form-urlencoded"}) for i in range(n(1_000))), 4)
@@ -152,18 +160,30 @@ def main():
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     report = []
+    timeline, done = [], threading.Event()
+    start = time.time()
+
+    def sample():
+        while not done.wait(1.0):
+            timeline.append((round(time.time() - start, 1), round(rss_mb(args.pid), 1)))
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
     for name, attack in attacks(args.addr, args.scale):
         started = time.time()
         with Watch(args.addr, args.pid) as watch:
             result = attack()
         report.append({"attack": name, "result": result, "seconds": round(time.time() - started, 1),
+                       "started_s": round(started - start, 1),
                        "rss_mb_before": round(watch.before, 1), "rss_mb_peak": round(watch.peak, 1),
                        "rss_mb_after": round(watch.after, 1),
                        "health_live_max_ms": round(watch.live_max_ms, 1),
                        "health_live_failures": watch.live_failures})
         print(json.dumps(report[-1]), flush=True)
+    done.set()
+    sampler.join()
     _, metrics = request(args.addr, "GET", "/metrics")
-    report.append({"metrics_bytes": len(metrics)})
+    report.append({"metrics_bytes": len(metrics), "rss_timeline": timeline})
     with open(args.out, "w") as out:
         json.dump(report, out, indent=2)
 

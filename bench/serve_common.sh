@@ -2,8 +2,8 @@
 # `kindred` and `kindred-loadgen`, makes a temporary work folder with the store path, and stops
 # the server started into SERVER_PID and removes the folder on exit. Expects PORT to be set.
 cargo build --release -q -p kindred-cli -p kindred-loadgen
-K=target/release/kindred
-LG=target/release/kindred-loadgen
+K="${CARGO_TARGET_DIR:-target}/release/kindred"
+LG="${CARGO_TARGET_DIR:-target}/release/kindred-loadgen"
 ADDR="127.0.0.1:$PORT"
 WORK="$(mktemp -d)"
 SERVER_PID=""

@@ -283,6 +283,9 @@ pub struct MonitoringConfig {
     pub alert_history: usize,
     /// Users whose recent lists are remembered for attribution (default 100,000).
     pub attribution_users: usize,
+    /// Items those lists may hold in all (default 4,000,000, 32 MB of item hashes): long lists
+    /// for many users would otherwise cost gigabytes; the least recently served go first.
+    pub attribution_items: usize,
     /// Distinct items remembered per (version, variant) for coverage (default 1,000,000).
     pub coverage_items: usize,
 }
@@ -316,6 +319,7 @@ impl Default for MonitoringConfig {
             alert_cooldown_seconds: 3_600,
             alert_history: 500,
             attribution_users: 100_000,
+            attribution_items: 4_000_000,
             coverage_items: 1_000_000,
         }
     }

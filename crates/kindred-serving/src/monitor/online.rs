@@ -92,6 +92,9 @@ struct Shard {
     /// (user, tick) in touch order; entries whose tick is stale are skipped on eviction.
     order: VecDeque<(String, u64)>,
     tick: u64,
+    /// Item hashes held in `users`' recent lists (what their memory grows with: a list of
+    /// 1,000 items is 8 KB).
+    held_items: usize,
 }
 
 /// How an event type name is matched: built-in kinds by kind (so `buy` matches `purchase`),
@@ -120,6 +123,7 @@ pub struct OnlineMetrics {
     click_types: Vec<TypeMatch>,
     conversion_types: Vec<TypeMatch>,
     users_per_shard: usize,
+    items_per_shard: usize,
     distinct_per_shard: usize,
 }
 
@@ -239,6 +243,7 @@ impl OnlineMetrics {
                 .map(|t| TypeMatch::of(t))
                 .collect(),
             users_per_shard: config.attribution_users.div_ceil(SHARDS).max(1),
+            items_per_shard: config.attribution_items.div_ceil(SHARDS).max(1),
             distinct_per_shard: config.coverage_items.div_ceil(SHARDS).max(1),
         }
     }
@@ -317,6 +322,7 @@ impl OnlineMetrics {
         }
         shard.tick += 1;
         let tick = shard.tick;
+        shard.held_items += hashes.len();
         let recent = RecentList {
             key,
             items: hashes,
@@ -328,9 +334,12 @@ impl OnlineMetrics {
             Some((touched, lists)) => {
                 *touched = tick;
                 lists.push_back(recent);
-                if lists.len() > LISTS_PER_USER {
-                    lists.pop_front();
-                }
+                let dropped = if lists.len() > LISTS_PER_USER {
+                    lists.pop_front().map_or(0, |l| l.items.len())
+                } else {
+                    0
+                };
+                shard.held_items -= dropped;
             }
             None => {
                 shard
@@ -342,14 +351,21 @@ impl OnlineMetrics {
         self.evict(&mut shard);
     }
 
-    /// Drops least recently served users beyond the shard's share of `attribution_users`.
+    /// Drops least recently served users beyond the shard's share of `attribution_users`, or
+    /// while their lists hold more than its share of `attribution_items`.
     fn evict(&self, shard: &mut Shard) {
-        while shard.users.len() > self.users_per_shard {
+        // The user just served is the most recent and stays, even when their one list alone
+        // is larger than the share.
+        while shard.users.len() > self.users_per_shard
+            || (shard.held_items > self.items_per_shard && shard.users.len() > 1)
+        {
             let Some((user, tick)) = shard.order.pop_front() else {
                 break;
             };
             if shard.users.get(&user).is_some_and(|(t, _)| *t == tick) {
-                shard.users.remove(&user);
+                if let Some((_, lists)) = shard.users.remove(&user) {
+                    shard.held_items -= lists.iter().map(|l| l.items.len()).sum::<usize>();
+                }
             }
         }
         // Stale touch records pile up for users served often: compact now and then.
@@ -636,5 +652,39 @@ mod tests {
         });
         off.record_list_at(list("u", &items, 1), 0);
         assert!(off.report(1).is_empty());
+    }
+
+    #[test]
+    fn remembered_items_are_bounded_for_long_lists() {
+        let config = MonitoringConfig {
+            attribution_items: 32 * 500,
+            ..MonitoringConfig::default()
+        };
+        let m = OnlineMetrics::new(&config);
+        let long: Vec<ServedItem> = (0..1_000)
+            .map(|i| item(&format!("i{i}"), "model", None))
+            .collect();
+        for u in 0..2_000 {
+            m.record_list_at(list(&format!("u{u}"), &long, 1), 0);
+        }
+        let held: usize = m.shards.iter().map(|s| lock(s).held_items).sum();
+        let counted: usize = m
+            .shards
+            .iter()
+            .map(|s| {
+                lock(s)
+                    .users
+                    .values()
+                    .flat_map(|(_, lists)| lists.iter().map(|l| l.items.len()))
+                    .sum::<usize>()
+            })
+            .sum();
+        assert_eq!(held, counted, "the running count matches what is held");
+        // Each shard keeps at most its share, except a single list larger than it.
+        for shard in &m.shards {
+            assert!(lock(shard).held_items <= 1_000, "{}", lock(shard).held_items);
+        }
+        m.record_feedback_at(&[feedback("u1999", "i5", "click")], 1);
+        assert_eq!(m.report(1)[0].clicks, 1, "the most recent user is attributable");
     }
 }
