@@ -148,12 +148,10 @@ pub fn read_delimited<R: Read>(
             .resolve(None, width, source)?
         }
     };
-    let column_name = |index: usize| match header {
-        Some(h) => h
-            .get(index)
-            .cloned()
-            .unwrap_or_else(|| format!("#{}", index + 1)),
-        None => format!("#{}", index + 1),
+    // Errors name a column by its header, or by position when it has no (or a blank) name.
+    let column_name = |index: usize| match header.and_then(|h| h.get(index)) {
+        Some(name) if !name.trim().is_empty() => name.clone(),
+        _ => format!("#{}", index + 1),
     };
     let names = ColumnNames {
         user: column_name(columns.user.unwrap_or(0)),
@@ -216,7 +214,7 @@ fn parse_row(
 ) -> Result<(), RowError> {
     if record.len() != width {
         let field = match header.and_then(|h| h.get(record.len())) {
-            Some(name) if record.len() < width => name.clone(),
+            Some(name) if record.len() < width && !name.trim().is_empty() => name.clone(),
             _ => format!("#{}", record.len().min(width) + 1),
         };
         return Err(RowError::new(
@@ -565,5 +563,33 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("no header"), "{err}");
+    }
+
+    #[test]
+    fn errors_name_columns_with_a_blank_header_by_position() {
+        // Found by the `csv_import` fuzz target: a ragged row whose missing column had an empty
+        // header name gave an error naming no field.
+        let input = b"user,item,,rating\nu1,i1\n";
+        let err = read_delimited(
+            &input[..],
+            Path::new("f.csv"),
+            b',',
+            &ImportOptions::default(),
+        )
+        .unwrap_err();
+        match err {
+            Error::Parse { line, field, .. } => assert_eq!((line, field.as_str()), (2, "#3")),
+            other => panic!("{other:?}"),
+        }
+        let mapped = ImportOptions {
+            has_header: Some(true),
+            ..with_columns("user,item,rating")
+        };
+        let input = b"user, ,stars\nu1,,4\n";
+        let err = read_delimited(&input[..], Path::new("f.csv"), b',', &mapped).unwrap_err();
+        match err {
+            Error::Parse { field, .. } => assert_eq!(field, "#2"),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -312,10 +312,15 @@ fn parse_event(
 /// categorical features, numbers numeric ones (booleans as 0/1), strings text, arrays of numbers
 /// dense vectors; nulls are skipped. Any problem is an error naming the file, line and JSON path.
 pub fn load_features_jsonl(path: &Path) -> Result<FeatureTable> {
-    let bytes = read_file(path)?;
+    read_features_jsonl(&read_file(path)?, path)
+}
+
+/// Reads a feature table from JSON Lines text (see [`load_features_jsonl`]); `path` names the
+/// input in errors.
+pub fn read_features_jsonl(bytes: &[u8], path: &Path) -> Result<FeatureTable> {
     let mut table = FeatureTable::new();
     let mut any = false;
-    for (line_no, line) in lines(&bytes) {
+    for (line_no, line) in lines(bytes) {
         any = true;
         parse_entity(line, &mut table).map_err(|e| Error::Parse {
             file: path.to_path_buf(),

@@ -67,27 +67,105 @@ pub fn detect(dir: &Path) -> Result<MovieLensVersion> {
 /// Loads MovieLens 100K or 1M from `dir` with whatever metadata files are present.
 pub fn load_movielens(dir: &Path, opts: &ImportOptions) -> Result<(Dataset, ImportReport)> {
     let version = detect(dir)?;
-    let (ratings_file, separator) = match version {
-        MovieLensVersion::Ml100k => ("u.data", &b"\t"[..]),
-        MovieLensVersion::Ml1m => ("ratings.dat", &b"::"[..]),
+    let names = version.file_names();
+    let ratings = read_file(&dir.join(names.ratings))?;
+    let optional = |name: Option<&str>| -> Result<Option<Vec<u8>>> {
+        match name.map(|n| dir.join(n)) {
+            Some(path) if path.is_file() => read_file(&path).map(Some),
+            _ => Ok(None),
+        }
     };
-    let ratings_path = dir.join(ratings_file);
+    let items = optional(Some(names.items))?;
+    let users = optional(Some(names.users))?;
+    let genres = optional(names.genres)?;
+    read_movielens(
+        &MovieLensFiles {
+            version,
+            dir,
+            ratings: &ratings,
+            items: items.as_deref(),
+            users: users.as_deref(),
+            genres: genres.as_deref(),
+        },
+        opts,
+    )
+}
+
+/// The file names of one release.
+struct FileNames {
+    ratings: &'static str,
+    items: &'static str,
+    users: &'static str,
+    /// The genre list (100K only).
+    genres: Option<&'static str>,
+}
+
+impl MovieLensVersion {
+    fn file_names(self) -> FileNames {
+        match self {
+            MovieLensVersion::Ml100k => FileNames {
+                ratings: "u.data",
+                items: "u.item",
+                users: "u.user",
+                genres: Some("u.genre"),
+            },
+            MovieLensVersion::Ml1m => FileNames {
+                ratings: "ratings.dat",
+                items: "movies.dat",
+                users: "users.dat",
+                genres: None,
+            },
+        }
+    }
+}
+
+/// The files of one MovieLens directory, already in memory; `None` is a missing side file.
+#[derive(Debug, Clone, Copy)]
+pub struct MovieLensFiles<'a> {
+    pub version: MovieLensVersion,
+    /// The directory the files came from; errors name `dir/<file>`.
+    pub dir: &'a Path,
+    /// `u.data` (100K) or `ratings.dat` (1M).
+    pub ratings: &'a [u8],
+    /// `u.item` or `movies.dat`.
+    pub items: Option<&'a [u8]>,
+    /// `u.user` or `users.dat`.
+    pub users: Option<&'a [u8]>,
+    /// `u.genre` (100K only; ignored for 1M).
+    pub genres: Option<&'a [u8]>,
+}
+
+/// Reads MovieLens 100K or 1M from files in memory (what [`load_movielens`] does after reading
+/// the directory).
+pub fn read_movielens(
+    files: &MovieLensFiles<'_>,
+    opts: &ImportOptions,
+) -> Result<(Dataset, ImportReport)> {
+    let version = files.version;
+    let names = version.file_names();
+    let separator = match version {
+        MovieLensVersion::Ml100k => &b"\t"[..],
+        MovieLensVersion::Ml1m => &b"::"[..],
+    };
+    let ratings_path = files.dir.join(names.ratings);
     let mut policy = RowPolicy::new(&ratings_path, opts);
-    let interactions = load_ratings(&ratings_path, separator, &mut policy)?;
+    let interactions = read_ratings(files.ratings, &ratings_path, separator, &mut policy)?;
     let mut dataset = Dataset::new(version.name(), interactions);
+    let items_path = files.dir.join(names.items);
+    let users_path = files.dir.join(names.users);
     let (items, users) = match version {
         MovieLensVersion::Ml100k => {
-            let genres = genres_100k(dir)?;
+            let genres = genres_100k(files.genres);
             (
-                load_feature_file(&dir.join("u.item"), &mut policy, |line, table| {
+                read_feature_file(&items_path, files.items, &mut policy, |line, table| {
                     parse_100k_item(line, &genres, table)
                 })?,
-                load_feature_file(&dir.join("u.user"), &mut policy, parse_100k_user)?,
+                read_feature_file(&users_path, files.users, &mut policy, parse_100k_user)?,
             )
         }
         MovieLensVersion::Ml1m => (
-            load_feature_file(&dir.join("movies.dat"), &mut policy, parse_1m_movie)?,
-            load_feature_file(&dir.join("users.dat"), &mut policy, parse_1m_user)?,
+            read_feature_file(&items_path, files.items, &mut policy, parse_1m_movie)?,
+            read_feature_file(&users_path, files.users, &mut policy, parse_1m_user)?,
         ),
     };
     dataset.item_features = items.map(Arc::new);
@@ -97,16 +175,17 @@ pub fn load_movielens(dir: &Path, opts: &ImportOptions) -> Result<(Dataset, Impo
 
 /// Reads an optional metadata file (`None` when absent) into a feature table, one `parse_line`
 /// call per line; bad lines go through the row policy (error or counted skip).
-fn load_feature_file(
+fn read_feature_file(
     path: &Path,
+    bytes: Option<&[u8]>,
     policy: &mut RowPolicy<'_>,
     mut parse_line: impl FnMut(&str, &mut FeatureTable) -> Result<(), RowError>,
 ) -> Result<Option<FeatureTable>> {
-    let Some(lines) = metadata_lines(path)? else {
+    let Some(bytes) = bytes else {
         return Ok(None);
     };
     let mut table = FeatureTable::new();
-    for (line_no, line) in &lines {
+    for (line_no, line) in &metadata_lines(bytes) {
         if let Err(error) = parse_line(line, &mut table) {
             policy.reject_feature_row(path, *line_no, error)?;
         }
@@ -117,8 +196,12 @@ fn load_feature_file(
 /// Rating file fields, in order, as named in errors.
 const RATING_FIELDS: [&str; 4] = ["user", "item", "rating", "timestamp"];
 
-fn load_ratings(path: &Path, separator: &[u8], policy: &mut RowPolicy<'_>) -> Result<Interactions> {
-    let bytes = read_file(path)?;
+fn read_ratings(
+    bytes: &[u8],
+    path: &Path,
+    separator: &[u8],
+    policy: &mut RowPolicy<'_>,
+) -> Result<Interactions> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(Error::BadFile {
             file: path.to_path_buf(),
@@ -313,24 +396,19 @@ impl IdCache {
     }
 }
 
-/// Lines of a latin-1 side file with their 1-based numbers, `None` when the file is absent.
-fn metadata_lines(path: &Path) -> Result<Option<Vec<(u64, String)>>> {
-    if !path.is_file() {
-        return Ok(None);
-    }
-    let text = decode_latin1(&read_file(path)?);
-    Ok(Some(
-        text.split('\n')
-            .enumerate()
-            .map(|(i, line)| {
-                (
-                    i as u64 + 1,
-                    line.strip_suffix('\r').unwrap_or(line).to_owned(),
-                )
-            })
-            .filter(|(_, line)| !line.is_empty())
-            .collect(),
-    ))
+/// Lines of a latin-1 side file with their 1-based numbers (blank lines left out).
+fn metadata_lines(bytes: &[u8]) -> Vec<(u64, String)> {
+    let text = decode_latin1(bytes);
+    text.split('\n')
+        .enumerate()
+        .map(|(i, line)| {
+            (
+                i as u64 + 1,
+                line.strip_suffix('\r').unwrap_or(line).to_owned(),
+            )
+        })
+        .filter(|(_, line)| !line.is_empty())
+        .collect()
 }
 
 /// Sets a feature, reporting a clash of kinds as a parse error of the metadata row.
@@ -368,25 +446,26 @@ const GENRES_100K: [&str; 19] = [
     "Western",
 ];
 
-fn genres_100k(dir: &Path) -> Result<Vec<String>> {
+/// The genre names of `u.genre`, or the built-in list when it is missing or malformed.
+fn genres_100k(bytes: Option<&[u8]>) -> Vec<String> {
     let fallback = || GENRES_100K.iter().map(|g| (*g).to_owned()).collect();
-    let Some(lines) = metadata_lines(&dir.join("u.genre"))? else {
-        return Ok(fallback());
+    let Some(lines) = bytes.map(metadata_lines) else {
+        return fallback();
     };
     let mut genres = vec![String::new(); GENRES_100K.len()];
     for (_, line) in &lines {
         let Some((name, index)) = line.rsplit_once('|') else {
-            return Ok(fallback());
+            return fallback();
         };
         match index.trim().parse::<usize>() {
             Ok(i) if i < genres.len() => genres[i] = name.to_owned(),
-            _ => return Ok(fallback()),
+            _ => return fallback(),
         }
     }
     if genres.iter().any(String::is_empty) {
-        return Ok(fallback());
+        return fallback();
     }
-    Ok(genres)
+    genres
 }
 
 fn parse_100k_item(
@@ -544,8 +623,10 @@ fn parse_1m_movie(line: &str, table: &mut FeatureTable) -> Result<(), RowError> 
 /// The year of a title ending in `(YYYY)`.
 fn year_in_title(title: &str) -> Option<u16> {
     let inner = title.trim_end().strip_suffix(')')?;
-    let year = &inner[inner.len().checked_sub(4)?..];
-    inner[..inner.len() - 4].ends_with('(').then_some(())?;
+    let split = inner.len().checked_sub(4)?;
+    // `get`, not indexing: a latin-1 title may have a two-byte character across the split.
+    let (head, year) = (inner.get(..split)?, inner.get(split..)?);
+    head.ends_with('(').then_some(())?;
     year.parse().ok()
 }
 
@@ -812,6 +893,26 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("u.data") && err.contains("empty"), "{err}");
+    }
+
+    #[test]
+    fn a_title_with_a_multibyte_character_before_the_parenthesis_has_no_year() {
+        // Found by the `movielens_import` fuzz target: slicing four bytes from the end split the
+        // two-byte `Ö` (latin-1 0xD6) and panicked.
+        assert_eq!(year_in_title("Nest (1\u{d6}975)"), None);
+        assert_eq!(year_in_title("\u{e9}\u{e9})"), None);
+        let files = MovieLensFiles {
+            version: MovieLensVersion::Ml1m,
+            dir: Path::new("ml"),
+            ratings: b"1::1193::5::978300760\n",
+            items: Some(b"1193::Nest (1\xd6975)::Drama\n661::Peach (1996)::Animation\n"),
+            users: None,
+            genres: None,
+        };
+        let (dataset, _) = read_movielens(&files, &ImportOptions::default()).unwrap();
+        let items = dataset.item_features.unwrap();
+        assert_eq!(text_of(&items, "title", "1193"), "Nest (1\u{d6}975)");
+        assert_eq!(number_of(&items, "year", "661"), 1996.0);
     }
 
     #[test]

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use ::parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use ::parquet::arrow::ArrowWriter;
+pub use ::parquet::file::reader::ChunkReader;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
     Date32Type, Float32Type, Float64Type, Int32Type, Int64Type, TimestampMicrosecondType,
@@ -45,6 +46,43 @@ fn bad_file(path: &Path, message: impl Into<String>) -> Error {
 /// Loads interactions from a Parquet file.
 pub fn load_parquet(path: &Path, opts: &ImportOptions) -> Result<(Dataset, ImportReport)> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let (interactions, report) = read_parquet(file, path, opts)?;
+    Ok((Dataset::new(name_from_path(path), interactions), report))
+}
+
+/// Reads interactions from Parquet data (a file, or bytes in memory); `path` names the input in
+/// errors.
+///
+/// The `parquet` crate can panic on a malformed file instead of returning an error (its Thrift
+/// metadata decoder unwraps fields of the wrong wire type: apache/arrow-rs issues 9839 and 9923,
+/// found again by the `parquet_import` fuzz target). Such a panic is caught here and reported as
+/// an unreadable file, so a bad input cannot bring the process down.
+pub fn read_parquet<R: ChunkReader + 'static>(
+    file: R,
+    path: &Path,
+    opts: &ImportOptions,
+) -> Result<(Interactions, ImportReport)> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        read_unguarded(file, path, opts)
+    }))
+    .unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "the decoder panicked".to_owned());
+        Err(bad_file(
+            path,
+            format!("not a readable Parquet file: {why}"),
+        ))
+    })
+}
+
+fn read_unguarded<R: ChunkReader + 'static>(
+    file: R,
+    path: &Path,
+    opts: &ImportOptions,
+) -> Result<(Interactions, ImportReport)> {
     // Without the embedded Arrow schema, strings always read as plain Utf8 (never dictionaries
     // or large strings), which keeps the set of column types to handle small.
     let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
@@ -113,10 +151,7 @@ pub fn load_parquet(path: &Path, opts: &ImportOptions) -> Result<(Dataset, Impor
     if report.rows_read == 0 {
         return Err(bad_file(path, "no rows"));
     }
-    Ok((
-        Dataset::new(name_from_path(path), interactions.build()),
-        report,
-    ))
+    Ok((interactions.build(), report))
 }
 
 /// `row group G, row R` (both 0-based within the file's structure) of a 0-based file row.
@@ -449,6 +484,29 @@ mod tests {
         .unwrap();
         writer.write(batch).unwrap();
         writer.close().unwrap();
+    }
+
+    #[test]
+    fn a_file_the_parquet_decoder_panics_on_is_a_bad_file() {
+        // Found by the `parquet_import` fuzz target: a mutated footer makes the `parquet` crate's
+        // Thrift decoder unwrap `None` (apache/arrow-rs issue 9839).
+        let dir = temp_dir("parquet-panic");
+        let path = dir.join("bad.parquet");
+        std::fs::write(
+            &path,
+            include_bytes!("../tests/data/parquet-thrift-panic.parquet"),
+        )
+        .unwrap();
+        match load_parquet(&path, &ImportOptions::default()) {
+            Err(Error::BadFile { file, message }) => {
+                assert_eq!(file, path);
+                assert!(
+                    message.starts_with("not a readable Parquet file"),
+                    "{message}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -157,13 +157,25 @@ impl Fitted {
     pub fn load(dir: &Path) -> Result<(Manifest, Fitted, TensorReader)> {
         let manifest = Manifest::read(dir)?;
         let tensors = TensorReader::open(&dir.join(TENSORS))?;
+        let fitted = Self::from_saved(&manifest, &tensors)?;
+        Ok((manifest, fitted, tensors))
+    }
+
+    /// Rebuilds the shared state from a manifest and its tensors, already read.
+    pub fn from_saved(manifest: &Manifest, tensors: &TensorReader) -> Result<Fitted> {
         let seen = SeenItems {
             indptr: tensors.u64("seen.indptr")?,
             items: tensors.u32("seen.items")?,
         };
-        if seen.indptr.len() != manifest.users.len() + 1 {
-            return Err(tensors.error("seen.indptr does not match the number of users"));
-        }
+        // Every lookup of a user's items slices by these offsets: check them all here.
+        tensors.check_csr(
+            "seen",
+            &seen.indptr,
+            manifest.users.len(),
+            &seen.items,
+            manifest.items.len(),
+            seen.items.len(),
+        )?;
         let data_fingerprint = u64::from_str_radix(&manifest.data_fingerprint, 16).unwrap_or(0);
         let fitted = Fitted {
             users: Arc::new(manifest.users.clone()),
@@ -174,7 +186,7 @@ impl Fitted {
             data_fingerprint,
             n_train: manifest.n_train,
         };
-        Ok((manifest, fitted, tensors))
+        Ok(fitted)
     }
 }
 
@@ -215,7 +227,12 @@ impl Manifest {
     pub fn read(dir: &Path) -> Result<Self> {
         let path = dir.join(MANIFEST);
         let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-        let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| Error::Model {
+        Self::from_json(&bytes, path)
+    }
+
+    /// Parses and validates the text of a `manifest.json`; `path` names it in errors.
+    pub fn from_json(bytes: &[u8], path: PathBuf) -> Result<Self> {
+        let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| Error::Model {
             path: path.clone(),
             message: format!("invalid manifest: {e}"),
         })?;
@@ -298,14 +315,16 @@ impl TensorReader {
     /// Reads the whole file (models are small next to memory; memory-mapping can come later).
     pub fn open(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        Self::from_bytes(path.to_owned(), bytes)
+    }
+
+    /// Checks and keeps the bytes of a safetensors file; `path` names it in errors.
+    pub fn from_bytes(path: PathBuf, bytes: Vec<u8>) -> Result<Self> {
         SafeTensors::deserialize(&bytes).map_err(|e| Error::Model {
-            path: path.to_owned(),
+            path: path.clone(),
             message: format!("invalid safetensors file: {e}"),
         })?;
-        Ok(Self {
-            path: path.to_owned(),
-            bytes,
-        })
+        Ok(Self { path, bytes })
     }
 
     /// A model error naming this file.
@@ -392,5 +411,68 @@ impl TensorReader {
             .chunks_exact(8)
             .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tensors(indptr: &[u64], items: &[u32]) -> TensorReader {
+        let mut writer = TensorWriter::new();
+        writer.u64("seen.indptr", indptr).u32("seen.items", items);
+        let views = writer
+            .tensors
+            .iter()
+            .map(|(name, dtype, shape, bytes)| {
+                (
+                    name.clone(),
+                    TensorView::new(*dtype, shape.clone(), bytes).unwrap(),
+                )
+            })
+            .collect::<Vec<_>>();
+        let bytes = safetensors::serialize(views, None::<HashMap<String, String>>).unwrap();
+        TensorReader::from_bytes(PathBuf::from("model.safetensors"), bytes).unwrap()
+    }
+
+    fn manifest(users: usize, items: usize) -> Manifest {
+        let ids = |prefix: &str, n: usize| {
+            IdMap::from((0..n).map(|i| format!("{prefix}{i}")).collect::<Vec<_>>())
+        };
+        Manifest {
+            format_version: FORMAT_VERSION,
+            algorithm: "popularity".into(),
+            params: serde_json::Value::Null,
+            kindred_version: "test".into(),
+            data_fingerprint: "0".into(),
+            n_train: 0,
+            rating_range: None,
+            metrics: BTreeMap::new(),
+            selection: None,
+            users: ids("u", users),
+            items: ids("i", items),
+        }
+    }
+
+    #[test]
+    fn seen_offsets_out_of_range_are_a_model_error() {
+        // Found by the `model_load` fuzz target: an offset past the end of `seen.items` passed
+        // the length check and panicked in the first lookup of that user's items.
+        let manifest = manifest(2, 3);
+        let good = Fitted::from_saved(&manifest, &tensors(&[0, 1, 2], &[0, 2])).unwrap();
+        assert_eq!(good.seen.items_of(1), &[2]);
+        for (indptr, items) in [
+            (&[0u64, 1 << 38, 2][..], &[0u32, 2][..]),
+            (&[0, 2, 1], &[0, 2]),
+            (&[1, 1, 2], &[0, 2]),
+            (&[0, 1, 3], &[0, 2]),
+            (&[0, 1, 2], &[0, 3]),
+            (&[0, 1], &[0]),
+        ] {
+            match Fitted::from_saved(&manifest, &tensors(indptr, items)) {
+                Err(Error::Model { message, .. }) => assert!(message.contains("seen"), "{message}"),
+                other => panic!("{indptr:?} {items:?}: {other:?}"),
+            }
+        }
     }
 }

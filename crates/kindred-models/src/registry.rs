@@ -15,7 +15,7 @@ use kindred_core::{Error, Result};
 use crate::family::{ModelFamily, ModelInfo, Saved};
 use crate::model::{Algorithm, Model};
 use crate::params::ModelSpec;
-use crate::persist::Fitted;
+use crate::persist::{Fitted, Manifest, TensorReader};
 use crate::space::Space;
 use crate::{content, implicit, neighbours, neural, rating, simple};
 
@@ -151,6 +151,28 @@ impl ModelRegistry {
     /// Loads a model saved with [`Model::save`] by the family its manifest names.
     pub fn load(&self, dir: &Path) -> Result<Box<dyn Model>> {
         let (manifest, fitted, tensors): (_, Fitted, _) = Fitted::load(dir)?;
+        self.load_fitted(dir, &manifest, fitted, &tensors)
+    }
+
+    /// Loads a model from its manifest and tensors, already read (what [`Self::load`] does
+    /// after reading `dir`); `dir` is where families with side files look for them.
+    pub fn load_saved(
+        &self,
+        dir: &Path,
+        manifest: &Manifest,
+        tensors: &TensorReader,
+    ) -> Result<Box<dyn Model>> {
+        let fitted = Fitted::from_saved(manifest, tensors)?;
+        self.load_fitted(dir, manifest, fitted, tensors)
+    }
+
+    fn load_fitted(
+        &self,
+        dir: &Path,
+        manifest: &Manifest,
+        fitted: Fitted,
+        tensors: &TensorReader,
+    ) -> Result<Box<dyn Model>> {
         let family = self.get(&manifest.algorithm).ok_or_else(|| Error::Model {
             path: dir.to_owned(),
             message: format!("unknown algorithm `{}` in manifest", manifest.algorithm),
@@ -158,7 +180,7 @@ impl ModelRegistry {
         family.load(Saved {
             params: manifest.params.clone(),
             fitted,
-            tensors: &tensors,
+            tensors,
             dir,
         })
     }

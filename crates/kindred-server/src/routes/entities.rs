@@ -161,6 +161,34 @@ fn item_of(
     })
 }
 
+/// The users of a `POST /v1/users` body as the handler checks them before the store sees them:
+/// ids present, feature kinds agreeing with `stored` and with each other. Public for the fuzz
+/// targets in `fuzz/`.
+#[doc(hidden)]
+pub fn users_of_batch(
+    body: Vec<UserBody>,
+    stored: &BTreeMap<String, FeatureKind>,
+) -> Result<Vec<User>, ApiError> {
+    let mut schema = FeatureSchema::new(stored, &[]);
+    body.into_iter()
+        .enumerate()
+        .map(|(i, b)| user_of(b, None, Some(i), &mut schema))
+        .collect()
+}
+
+/// The items of a `POST /v1/items` body as the handler checks them (see [`users_of_batch`]).
+#[doc(hidden)]
+pub fn items_of_batch(
+    body: Vec<ItemBody>,
+    stored: &BTreeMap<String, FeatureKind>,
+) -> Result<Vec<Item>, ApiError> {
+    let mut schema = FeatureSchema::new(stored, &ITEM_FIELDS);
+    body.into_iter()
+        .enumerate()
+        .map(|(i, b)| item_of(b, None, Some(i), &mut schema))
+        .collect()
+}
+
 pub async fn put_user(
     State(state): State<Arc<AppState>>,
     ApiPath(id): ApiPath<String>,
@@ -196,13 +224,7 @@ pub async fn post_users(
     State(state): State<Arc<AppState>>,
     ApiBatch(body): ApiBatch<UserBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let snapshot = state.serving.snapshot();
-    let mut schema = FeatureSchema::new(&snapshot.user_feature_kinds, &[]);
-    let users = body
-        .into_iter()
-        .enumerate()
-        .map(|(i, b)| user_of(b, None, Some(i), &mut schema))
-        .collect::<Result<Vec<_>, _>>()?;
+    let users = users_of_batch(body, &state.serving.snapshot().user_feature_kinds)?;
     state.serving.entities.upsert_users(&users).await?;
     Ok(Json(json!({ "written": users.len() })))
 }
@@ -242,13 +264,7 @@ pub async fn post_items(
     State(state): State<Arc<AppState>>,
     ApiBatch(body): ApiBatch<ItemBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let snapshot = state.serving.snapshot();
-    let mut schema = FeatureSchema::new(&snapshot.item_feature_kinds, &ITEM_FIELDS);
-    let items = body
-        .into_iter()
-        .enumerate()
-        .map(|(i, b)| item_of(b, None, Some(i), &mut schema))
-        .collect::<Result<Vec<_>, _>>()?;
+    let items = items_of_batch(body, &state.serving.snapshot().item_feature_kinds)?;
     state.serving.entities.upsert_items(&items).await?;
     Ok(Json(json!({ "written": items.len() })))
 }
