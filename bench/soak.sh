@@ -4,9 +4,11 @@
 #   - reads: GET /v1/recommend/{user}?n=10 open loop at $RATE req/s over users 1..$USERS (ML-1M
 #     has 6,040, so most ids are made up: the cache and fallback paths see hostile-looking load),
 #     activating the two registered versions in turn every $SWAP_MS ms;
-#   - writes (bench/soak_driver.py): feedback batches with unique event ids, item upserts with a
-#     few features, a training run every $TRAIN_EVERY s, and a sample of the server's RSS and
-#     counters every 10 s.
+#   - writes (bench/soak_driver.py): feedback batches of $FEEDBACK_BATCH events with unique event
+#     ids every $FEEDBACK_EVERY s (default 40 events/s: about 5% more events in 20 minutes; the
+#     store's data, and with it every snapshot, grows with what is written), an item upsert with
+#     a few features every $ITEM_EVERY s (each schedules a catalog rebuild), a training run every
+#     $TRAIN_EVERY s, and a sample of the server's RSS every 10 s.
 # Then the server stops and the store is counted: every acknowledged event must be there.
 # Writes bench/out/soak.md and bench/out/soak/*.json. Release build; the list cache is on.
 set -euo pipefail
@@ -17,6 +19,9 @@ RATE="${RATE:-1000}"
 USERS="${USERS:-20000}"
 SWAP_MS="${SWAP_MS:-30000}"
 TRAIN_EVERY="${TRAIN_EVERY:-300}"
+FEEDBACK_BATCH="${FEEDBACK_BATCH:-20}"
+FEEDBACK_EVERY="${FEEDBACK_EVERY:-0.5}"
+ITEM_EVERY="${ITEM_EVERY:-30}"
 WARMUP="${WARMUP:-120}"
 PORT="${PORT:-18090}"
 OUT=bench/out/soak
@@ -54,9 +59,11 @@ echo "+ $LG recommend --users 1..$USERS --rate $RATE --duration $DURATION --swap
   --connections 16 --swap-versions "$VERSIONS" --swap-every-ms "$SWAP_MS" \
   --out "$OUT/reads.json" > /dev/null &
 READS_PID=$!
-echo "+ python3 bench/soak_driver.py --duration $DURATION --train-every $TRAIN_EVERY" >> "$LOG"
-python3 bench/soak_driver.py --addr "$ADDR" --pid "$SERVER_PID" --duration "$DURATION" \
-  --train-every "$TRAIN_EVERY" --out "$OUT/writes.json"
+DRIVER_ARGS=(--duration "$DURATION" --train-every "$TRAIN_EVERY" --feedback-batch "$FEEDBACK_BATCH"
+  --feedback-every "$FEEDBACK_EVERY" --item-every "$ITEM_EVERY")
+echo "+ python3 bench/soak_driver.py ${DRIVER_ARGS[*]}" >> "$LOG"
+python3 bench/soak_driver.py --addr "$ADDR" --pid "$SERVER_PID" "${DRIVER_ARGS[@]}" \
+  --out "$OUT/writes.json"
 wait "$READS_PID"
 curl -sf "http://$ADDR/metrics" > "$OUT/metrics.txt" || true
 kill -TERM "$SERVER_PID"
@@ -99,6 +106,8 @@ print(f"- Reads: {reads['completed']} at {reads['achieved_rate']:.0f} req/s, non
 print(f"- Writes: {writes['counts']}; 5xx other than shed load: **{writes['fivexx_not_shed']}**; shed: {writes['shed']}.")
 print(f"- Feedback: {ack} events acknowledged as inserted, {stored} new rows in the store after the stop: "
       f"**{ack - stored} lost**.")
+print(f"- Store: {before} events before, {after} after (+{(after - before) / before * 100:.1f}%); snapshot "
+      f"rebuilds are in the server's own counters (bench/out/soak/metrics.txt).")
 print("\nRSS (MB) every 10 s: " + ", ".join(f"{s['rss_mb']:.0f}" for s in samples))
 print("\nCommands (with wall times):\n\n```")
 print(open(log).read().rstrip())

@@ -52,6 +52,9 @@ def main():
     ap.add_argument("--pid", type=int, required=True)
     ap.add_argument("--duration", type=float, default=1200)
     ap.add_argument("--train-every", type=float, default=300)
+    ap.add_argument("--feedback-batch", type=int, default=20)
+    ap.add_argument("--feedback-every", type=float, default=0.5)
+    ap.add_argument("--item-every", type=float, default=30)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     rng = random.Random(21)
@@ -76,7 +79,7 @@ def main():
         client, n = Client(args.addr), 0
         while not stop.is_set():
             batch = []
-            for _ in range(200):
+            for _ in range(args.feedback_batch):
                 n += 1
                 batch.append({"user": str(rng.randint(1, 8000)), "item": str(rng.randint(1, 3952)),
                               "type": rng.choice(["click", "view", "purchase"]),
@@ -88,7 +91,7 @@ def main():
                     feedback["batches"] += 1
                     feedback["inserted"] += doc["inserted"]
                     feedback["duplicates"] += doc["duplicates"]
-            time.sleep(0.5)
+            time.sleep(args.feedback_every)
 
     def items():
         client, n = Client(args.addr), 0
@@ -98,7 +101,7 @@ def main():
                     "categories": [rng.choice(["x", "y", "z"])], "timestamp": int(time.time())}
             status, doc = client.call("PUT", f"/v1/items/soak-item-{n % 500}", body)
             count("items", status, doc)
-            time.sleep(5)
+            time.sleep(args.item_every)
 
     def trainer():
         client = Client(args.addr)

@@ -23,6 +23,10 @@ pub struct DataArgs {
     /// Skip invalid rows (reported by kind) instead of stopping at the first.
     #[arg(long)]
     pub skip_invalid: bool,
+    /// Accepted timestamps, `MIN..MAX` in Unix seconds (default 0..4102444800, 1970 to 2100);
+    /// a row outside is invalid (`timestamp out of range`).
+    #[arg(long, value_parser = parse_timestamp_range)]
+    pub timestamps: Option<kindred_core::TimestampRange>,
     /// Preprocessing pipeline config (TOML): duplicates, bots, k-core, weights, decay, normalisation.
     #[arg(long)]
     pub pipeline: Option<PathBuf>,
@@ -33,6 +37,24 @@ pub struct DataArgs {
     /// User features as JSON Lines, in the same form as --item-features.
     #[arg(long)]
     pub user_features: Option<PathBuf>,
+}
+
+/// `MIN..MAX` (Unix seconds, both included).
+fn parse_timestamp_range(text: &str) -> std::result::Result<kindred_core::TimestampRange, String> {
+    let (min, max) = text
+        .split_once("..")
+        .ok_or_else(|| format!("`{text}` is not MIN..MAX (Unix seconds)"))?;
+    let number = |part: &str| {
+        part.trim()
+            .parse::<i64>()
+            .map_err(|_| format!("`{part}` in `{text}` is not a whole number of Unix seconds"))
+    };
+    let range = kindred_core::TimestampRange {
+        min: number(min)?,
+        max: number(max)?,
+    };
+    range.validate()?;
+    Ok(range)
 }
 
 impl DataArgs {
@@ -47,6 +69,7 @@ impl DataArgs {
             .transpose()?;
         let mut options = ImportOptions {
             skip_invalid: self.skip_invalid,
+            timestamps: self.timestamps.unwrap_or_default(),
             ..ImportOptions::default()
         };
         if let Some(columns) = &self.columns {

@@ -281,6 +281,42 @@ fn bad_input_names_file_line_and_field() {
 }
 
 #[test]
+fn timestamps_outside_the_range_are_refused_or_skipped_and_counted() {
+    let dir = temp_dir("range");
+    let csv = dir.join("events.csv");
+    std::fs::write(
+        &csv,
+        "user,item,rating,timestamp\nu1,i1,4,1700000000\nu2,i1,5,1700000000123\nu2,i2,3,1700000100\n",
+    )
+    .unwrap();
+    let data = format!("csv:{}", s(&csv));
+    let out = kindred(&["stats", "--data", &data]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("events.csv:3") && err.contains("milliseconds"),
+        "{err}"
+    );
+    // Not quiet: the import report (skips by kind) is progress output.
+    let out = Command::new(env!("CARGO_BIN_EXE_kindred"))
+        .args(["stats", "--data", &data, "--skip-invalid"])
+        .output()
+        .expect("run kindred");
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("timestamp out of range: 1"), "{err}");
+    // A range that takes milliseconds-sized values imports every row.
+    let out = kindred(&["stats", "--data", &data, "--timestamps", "0..9999999999999"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = kindred(&["stats", "--data", &data, "--timestamps", "10..5"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("above max"));
+}
+
+#[test]
 fn split_writes_the_folds_eval_uses() {
     let dir = temp_dir("split");
     ok(&[

@@ -37,12 +37,15 @@
 use std::io::Read;
 use std::path::Path;
 
-use kindred_core::{Dataset, Error, EventType, Interactions, InteractionsBuilder, Result};
+use kindred_core::{
+    Dataset, Error, EventType, Interactions, InteractionsBuilder, Result, TimestampRange,
+};
 
 use crate::column_mapping::{resolve_by_aliases, role_of_alias, ResolvedColumns};
 pub use crate::column_mapping::{ColumnMapping, ColumnRef, Role};
 use crate::import::{
-    name_from_path, parse_timestamp, ImportOptions, ImportReport, Problem, RowError, RowPolicy,
+    in_range, name_from_path, parse_timestamp, ImportOptions, ImportReport, Problem, RowError,
+    RowPolicy,
 };
 
 /// The default delimiter for a path: tab for `.tsv`/`.tab`, comma otherwise.
@@ -178,7 +181,16 @@ pub fn read_delimited<R: Read>(
         }
         let line = record.position().map_or(0, |p| p.line());
         policy.read();
-        match parse_row(&record, width, &columns, &names, header, &mut builder) {
+        let range = &opts.timestamps;
+        match parse_row(
+            &record,
+            width,
+            &columns,
+            &names,
+            header,
+            range,
+            &mut builder,
+        ) {
             Ok(()) => policy.imported(),
             Err(error) => policy.reject(line, error)?,
         }
@@ -210,6 +222,7 @@ fn parse_row(
     columns: &ResolvedColumns,
     names: &ColumnNames,
     header: Option<&[String]>,
+    range: &TimestampRange,
     builder: &mut InteractionsBuilder,
 ) -> Result<(), RowError> {
     if record.len() != width {
@@ -255,10 +268,9 @@ fn parse_row(
             if value.is_empty() {
                 None
             } else {
-                Some(
-                    parse_timestamp(value)
-                        .ok_or_else(|| timestamp_error(&names.timestamp, value))?,
-                )
+                let seconds = parse_timestamp(value)
+                    .ok_or_else(|| timestamp_error(&names.timestamp, value))?;
+                Some(in_range(range, &names.timestamp, seconds)?)
             }
         }
         None => None,
@@ -340,6 +352,42 @@ mod tests {
             skip_invalid: true,
             ..ImportOptions::default()
         }
+    }
+
+    #[test]
+    fn timestamps_outside_the_range_are_bad_rows() {
+        let input = b"user,item,rating,timestamp\nu1,i1,4,1700000000\nu1,i2,4,1700000000000\nu2,i1,3,-5\nu2,i2,5,2000-01-01\n";
+        let strict = read_delimited(
+            &input[..],
+            Path::new("r.csv"),
+            b',',
+            &ImportOptions::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            strict.contains("r.csv:3")
+                && strict.contains("timestamp")
+                && strict.contains("milliseconds"),
+            "{strict}"
+        );
+        let lenient = ImportOptions {
+            skip_invalid: true,
+            ..ImportOptions::default()
+        };
+        let (log, report) = read_delimited(&input[..], Path::new("r.csv"), b',', &lenient).unwrap();
+        assert_eq!(log.len(), 2);
+        assert_eq!(report.skipped.get("timestamp out of range"), Some(&2));
+        // A wider range takes them all.
+        let wide = ImportOptions {
+            timestamps: kindred_core::TimestampRange {
+                min: -100,
+                max: i64::MAX,
+            },
+            ..ImportOptions::default()
+        };
+        let (log, _) = read_delimited(&input[..], Path::new("r.csv"), b',', &wide).unwrap();
+        assert_eq!(log.len(), 4);
     }
 
     fn with_columns(mapping: &str) -> ImportOptions {

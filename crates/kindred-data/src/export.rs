@@ -273,7 +273,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("\"item, with comma\""), "{text}");
-        let (back, report) = load_delimited(&path, &ImportOptions::default()).unwrap();
+        let (back, report) = load_delimited(&path, &every_timestamp()).unwrap();
         assert_eq!(report.rows_imported, 4);
         assert_same_log(&log, &back.interactions);
     }
@@ -284,7 +284,7 @@ mod tests {
         let log = sample_log();
         let path = dir.join("out.jsonl");
         export(&log, &path).unwrap();
-        let (back, _) = load_jsonl(&path, &ImportOptions::default()).unwrap();
+        let (back, _) = load_jsonl(&path, &every_timestamp()).unwrap();
         assert_same_log(&log, &back.interactions);
         let context = back.interactions.context();
         assert_eq!(context.entries.len(), 1);
@@ -299,8 +299,7 @@ mod tests {
         let path = dir.join("log.parquet");
         let log = sample_log();
         export(&log, &path).unwrap();
-        let (back, report) =
-            crate::parquet::load_parquet(&path, &ImportOptions::default()).unwrap();
+        let (back, report) = crate::parquet::load_parquet(&path, &every_timestamp()).unwrap();
         assert_eq!(report.rows_imported, log.len() as u64);
         assert_eq!(back.name, "log");
         assert_same_log(&log, &back.interactions);
@@ -345,6 +344,18 @@ mod tests {
         })
     }
 
+    /// Import options that take any timestamp a log holds (the sane-range check is the
+    /// importer's policy, not the format's): every value but the "no timestamp" marker.
+    fn every_timestamp() -> ImportOptions {
+        ImportOptions {
+            timestamps: kindred_core::TimestampRange {
+                min: i64::MIN + 1,
+                max: i64::MAX,
+            },
+            ..ImportOptions::default()
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
         #[test]
@@ -355,7 +366,7 @@ mod tests {
                 buffer.as_slice(),
                 Path::new("mem.csv"),
                 b',',
-                &ImportOptions::default(),
+                &every_timestamp(),
             )
             .unwrap();
             prop_assert_eq!(report.rows_imported as usize, log.len());

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
-use kindred_core::{Error, Result};
+use kindred_core::{Error, Result, TimestampRange};
 use serde::Serialize;
 
 pub use crate::column_mapping::ColumnMapping;
@@ -27,6 +27,10 @@ pub struct ImportOptions {
     pub delimiter: Option<u8>,
     /// Whether a CSV/TSV file starts with a header; `None` detects it from the first row.
     pub has_header: Option<bool>,
+    /// Timestamps outside this range (Unix seconds) are bad rows (`timestamp out of range`):
+    /// a year-2400 or pre-1970 event is almost always a unit or parsing mistake, and one such
+    /// row distorts every time-based split and recency weight.
+    pub timestamps: TimestampRange,
 }
 
 /// What an import did: how many rows it saw, kept and skipped (by kind), with the first error
@@ -96,6 +100,7 @@ pub(crate) enum Problem {
     InvalidUtf8,
     EmptyId,
     InvalidTimestamp,
+    TimestampOutOfRange,
     InvalidJson,
     WrongType,
 }
@@ -109,6 +114,7 @@ impl Problem {
             Problem::InvalidUtf8 => "invalid utf-8",
             Problem::EmptyId => "empty id",
             Problem::InvalidTimestamp => "invalid timestamp",
+            Problem::TimestampOutOfRange => "timestamp out of range",
             Problem::InvalidJson => "invalid json",
             Problem::WrongType => "wrong type",
         }
@@ -137,6 +143,8 @@ impl RowError {
 pub(crate) struct RowPolicy<'a> {
     pub file: &'a Path,
     pub skip_invalid: bool,
+    /// The accepted timestamps ([`ImportOptions::timestamps`]).
+    pub timestamps: TimestampRange,
     pub report: ImportReport,
 }
 
@@ -145,6 +153,7 @@ impl<'a> RowPolicy<'a> {
         Self {
             file,
             skip_invalid: opts.skip_invalid,
+            timestamps: opts.timestamps,
             report: ImportReport::default(),
         }
     }
@@ -212,6 +221,18 @@ impl<'a> RowPolicy<'a> {
 
     pub(crate) fn finish(self) -> ImportReport {
         self.report
+    }
+}
+
+/// `timestamp` when it lies in `range`; a bad row of `field` otherwise.
+pub(crate) fn in_range(
+    range: &TimestampRange,
+    field: &str,
+    timestamp: i64,
+) -> Result<i64, RowError> {
+    match range.refusal(timestamp) {
+        None => Ok(timestamp),
+        Some(why) => Err(RowError::new(Problem::TimestampOutOfRange, field, why)),
     }
 }
 

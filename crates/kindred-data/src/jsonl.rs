@@ -16,14 +16,15 @@ use std::path::Path;
 
 use kindred_core::{
     Dataset, Error, FeatureTable, FeatureValue, Interactions, InteractionsBuilder, Result,
+    TimestampRange,
 };
 use serde_json::{Map, Value};
 
 use crate::column_mapping::{ColumnRef, Role};
 use crate::delimited::{default_event, timestamp_error};
 use crate::import::{
-    name_from_path, parse_timestamp, read_file, ImportOptions, ImportReport, Problem, RowError,
-    RowPolicy,
+    in_range, name_from_path, parse_timestamp, read_file, ImportOptions, ImportReport, Problem,
+    RowError, RowPolicy,
 };
 
 /// JSON keys of each role.
@@ -99,7 +100,7 @@ pub fn read_jsonl(
     let mut builder = InteractionsBuilder::new();
     for (line_no, line) in lines(bytes) {
         policy.read();
-        match parse_event(line, &keys, &mut builder) {
+        match parse_event(line, &keys, &opts.timestamps, &mut builder) {
             Ok(()) => policy.imported(),
             Err(error) => policy.reject(line_no, error)?,
         }
@@ -249,6 +250,7 @@ fn context_value(value: &Value, path: impl FnOnce() -> String) -> Result<Option<
 fn parse_event(
     line: &[u8],
     keys: &Keys,
+    range: &TimestampRange,
     builder: &mut InteractionsBuilder,
 ) -> Result<(), RowError> {
     let object = parse_object(line)?;
@@ -256,7 +258,9 @@ fn parse_event(
     let item = id_of(&object, &keys.item)?;
     let rating = number_of(&object, &keys.rating)?;
     let weight = number_of(&object, &keys.weight)?.unwrap_or(1.0);
-    let timestamp = timestamp_of(&object, &keys.timestamp)?;
+    let timestamp = timestamp_of(&object, &keys.timestamp)?
+        .map(|t| in_range(range, &path_of(&keys.timestamp), t))
+        .transpose()?;
     let event_name = match object.get(&keys.event) {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.trim().is_empty() => None,
@@ -531,6 +535,30 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn timestamps_outside_the_range_are_counted() {
+        let dir = temp_dir("jsonl-range");
+        let path = write(
+            &dir,
+            "range.jsonl",
+            b"{\"user\":1,\"item\":2,\"timestamp\":1700000000}\n{\"user\":1,\"item\":3,\"timestamp\":9223372036854775807}\n{\"user\":1,\"item\":4,\"timestamp\":\"2500-01-01\"}\n",
+        );
+        let strict = load_jsonl(&path, &ImportOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            strict.contains("range.jsonl:2") && strict.contains("timestamp"),
+            "{strict}"
+        );
+        let opts = ImportOptions {
+            skip_invalid: true,
+            ..ImportOptions::default()
+        };
+        let (data, report) = load_jsonl(&path, &opts).unwrap();
+        assert_eq!(data.interactions.len(), 1);
+        assert_eq!(report.skipped.get("timestamp out of range"), Some(&2));
     }
 
     #[test]

@@ -20,12 +20,12 @@ use std::sync::Arc;
 
 use kindred_core::{
     Dataset, Error, EventType, FeatureTable, FeatureValue, Interactions, InteractionsBuilder,
-    Result,
+    Result, TimestampRange,
 };
 
 use crate::import::{
-    decode_latin1, parse_timestamp, read_file, ImportOptions, ImportReport, Problem, RowError,
-    RowPolicy,
+    decode_latin1, in_range, parse_timestamp, read_file, ImportOptions, ImportReport, Problem,
+    RowError, RowPolicy,
 };
 
 /// Which MovieLens release a directory holds.
@@ -218,7 +218,15 @@ fn read_ratings(
             continue;
         }
         policy.read();
-        match parse_rating_line(line, separator, &mut builder, &mut users, &mut items) {
+        let range = policy.timestamps;
+        match parse_rating_line(
+            line,
+            separator,
+            &range,
+            &mut builder,
+            &mut users,
+            &mut items,
+        ) {
             Ok(()) => policy.imported(),
             Err(error) => policy.reject(index as u64 + 1, error)?,
         }
@@ -229,6 +237,7 @@ fn read_ratings(
 fn parse_rating_line(
     line: &[u8],
     separator: &[u8],
+    range: &TimestampRange,
     builder: &mut InteractionsBuilder,
     users: &mut IdCache,
     items: &mut IdCache,
@@ -246,7 +255,7 @@ fn parse_rating_line(
         ));
     }
     let rating = parse_rating(fields[2])?;
-    let timestamp = parse_unix_seconds(fields[3])?;
+    let timestamp = in_range(range, "timestamp", parse_unix_seconds(fields[3])?)?;
     // Both ids are checked before either is interned, so a rejected row leaves no trace.
     let user_key = users.lookup(fields[0], "user")?;
     let item_key = items.lookup(fields[1], "item")?;

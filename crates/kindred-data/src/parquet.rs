@@ -24,13 +24,14 @@ use arrow_array::types::{
 use arrow_array::{Array, ArrayRef, Float32Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use kindred_core::interactions::NO_TIMESTAMP;
-use kindred_core::{Dataset, Error, Interactions, InteractionsBuilder, Result};
+use kindred_core::{Dataset, Error, Interactions, InteractionsBuilder, Result, TimestampRange};
 
 use crate::column_mapping::{resolve_by_aliases, ResolvedColumns};
 use crate::delimited::{default_event, timestamp_error};
 use crate::export_columns::EXPORT_COLUMNS;
 use crate::import::{
-    name_from_path, parse_timestamp, ImportOptions, ImportReport, Problem, RowError, RowPolicy,
+    in_range, name_from_path, parse_timestamp, ImportOptions, ImportReport, Problem, RowError,
+    RowPolicy,
 };
 
 /// Rows per record batch, both reading and writing.
@@ -137,7 +138,7 @@ fn read_unguarded<R: ChunkReader + 'static>(
         for row in 0..batch.num_rows() {
             policy.read();
             let global = first_row + row as u64;
-            match view.push_row(row, &mut interactions, &mut id_buffers) {
+            match view.push_row(row, &opts.timestamps, &mut interactions, &mut id_buffers) {
                 Ok(()) => policy.imported(),
                 Err(mut error) => {
                     error.message = format!("{}: {}", locate(&group_ends, global), error.message);
@@ -236,6 +237,7 @@ impl<'a> BatchView<'a> {
     fn push_row(
         &self,
         row: usize,
+        range: &TimestampRange,
         builder: &mut InteractionsBuilder,
         buffers: &mut (String, String),
     ) -> Result<(), RowError> {
@@ -254,7 +256,11 @@ impl<'a> BatchView<'a> {
             .unwrap_or(1.0);
         let timestamp = self
             .timestamp
-            .map(|c| timestamp_at(c, row))
+            .map(|c| {
+                timestamp_at(c, row)?
+                    .map(|t| in_range(range, c.1, t))
+                    .transpose()
+            })
             .transpose()?
             .flatten();
         let event_name = match self.event {
@@ -544,6 +550,11 @@ mod tests {
                     .parse()
                     .unwrap(),
             ),
+            // -1 (a typed timestamp one second before 1970) is outside the default range.
+            timestamps: kindred_core::TimestampRange {
+                min: -1,
+                max: i64::MAX,
+            },
             ..ImportOptions::default()
         };
         let (data, _) = load_parquet(&path, &opts).unwrap();

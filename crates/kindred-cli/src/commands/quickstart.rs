@@ -65,6 +65,7 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
         data: args.data.clone(),
         columns: None,
         skip_invalid: false,
+        timestamps: None,
         pipeline: None,
         item_features: None,
         user_features: None,

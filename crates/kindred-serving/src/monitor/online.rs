@@ -682,9 +682,17 @@ mod tests {
         assert_eq!(held, counted, "the running count matches what is held");
         // Each shard keeps at most its share, except a single list larger than it.
         for shard in &m.shards {
-            assert!(lock(shard).held_items <= 1_000, "{}", lock(shard).held_items);
+            assert!(
+                lock(shard).held_items <= 1_000,
+                "{}",
+                lock(shard).held_items
+            );
         }
         m.record_feedback_at(&[feedback("u1999", "i5", "click")], 1);
-        assert_eq!(m.report(1)[0].clicks, 1, "the most recent user is attributable");
+        assert_eq!(
+            m.report(1)[0].clicks,
+            1,
+            "the most recent user is attributable"
+        );
     }
 }
