@@ -17,13 +17,7 @@ $K import --data "movielens:$DATA_DIR/ml-1m" --store "$STORE" > /dev/null
 $K train --store "$STORE" --model als:factors=32,iterations=5 --positive 4 --publish > /dev/null
 # Info level: the log shows when snapshots are rebuilt and monitoring passes run, to read the
 # RSS timeline against.
-$K serve --store "$STORE" --listen "$ADDR" --log-level info 2> "$OUT/server.log" &
-SERVER_PID=$!
-for _ in $(seq 1 600); do
-  curl -sf "http://$ADDR/health/ready" > /dev/null && break
-  kill -0 "$SERVER_PID" 2>/dev/null || { echo "server exited; see $OUT/server.log" >&2; exit 1; }
-  sleep 0.1
-done
+start_server "$OUT/server.log" --store "$STORE" --log-level info
 python3 bench/attack_driver.py --addr "$ADDR" --pid "$SERVER_PID" --scale "$SCALE" --out "$OUT/report.json"
 
 python3 - "$OUT/report.json" "$SCALE" <<'PY' > bench/out/attack.md

@@ -13,13 +13,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-
-def rss_mb(pid):
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+from server_probe import rss_mb
 
 
 class Watch:

@@ -35,14 +35,7 @@ step $K import --data "movielens:$DATA_DIR/ml-1m" --store "$STORE" > /dev/null
 step $K train --store "$STORE" --model als:factors=48 --positive 4 > /dev/null
 step $K train --store "$STORE" --model als --positive 4 --publish > /dev/null
 
-$K serve --store "$STORE" --listen "$ADDR" --cache-ttl 0 --log-level warn 2> "$OUT/server.log" &
-SERVER_PID=$!
-echo "+ $K serve --store STORE --listen $ADDR --cache-ttl 0 --log-level warn" >> "$LOG"
-for _ in $(seq 1 600); do
-  curl -sf "http://$ADDR/health/ready" > /dev/null && break
-  kill -0 "$SERVER_PID" 2>/dev/null || { echo "server exited; see $OUT/server.log" >&2; exit 1; }
-  sleep 0.1
-done
+start_server "$OUT/server.log" --store "$STORE" --cache-ttl 0 --log-level warn
 curl -sf "http://$ADDR/health/ready" > "$OUT/ready.json"
 VERSIONS="$(curl -sf "http://$ADDR/v1/models" | python3 -c '
 import json, sys
@@ -51,8 +44,6 @@ models = doc["models"] if isinstance(doc, dict) else doc
 print(",".join(m["version"] for m in models))')"
 echo "versions: $VERSIONS" | tee -a "$LOG" >&2
 
-# Server CPU seconds (user + system) so far, from /proc (clock ticks of 1/100 s).
-server_cpu() { awk '{ sub(/.*\) /, ""); printf "%.2f\n", ($12 + $13) / 100 }' "/proc/$SERVER_PID/stat"; }
 load() { # name, then loadgen arguments
   local name=$1; shift
   local before after

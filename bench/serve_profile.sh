@@ -15,13 +15,7 @@ source bench/serve_common.sh
 $K import --data "movielens:$DATA_DIR/ml-1m" --store "$STORE" > /dev/null
 $K train --store "$STORE" --model als:factors=48 --positive 4 > /dev/null
 $K train --store "$STORE" --model als --positive 4 --publish > /dev/null
-$K serve --store "$STORE" --listen "$ADDR" --cache-ttl 0 --log-level warn 2> "$OUT/server.log" &
-SERVER_PID=$!
-until curl -sf "http://$ADDR/health/ready" > /dev/null; do
-  kill -0 "$SERVER_PID" 2>/dev/null || { echo "server exited; see $OUT/server.log" >&2; exit 1; }
-  sleep 0.1
-done
-server_cpu() { awk '{ sub(/.*\) /, ""); printf "%.2f\n", ($12 + $13) / 100 }' "/proc/$SERVER_PID/stat"; }
+start_server "$OUT/server.log" --store "$STORE" --cache-ttl 0 --log-level warn
 {
   echo "# Where kindred serve's time goes (bench/serve_profile.sh)"
   echo

@@ -41,14 +41,7 @@ model = "als:factors=32,iterations=5"
 positive = 4.0
 eval_users = 200
 TOML
-$K serve --store "$STORE" --listen "$ADDR" --config "$WORK/server.toml" --log-level warn 2> "$OUT/server.log" &
-SERVER_PID=$!
-echo "+ $K serve --store STORE --listen $ADDR --config server.toml --log-level warn" >> "$LOG"
-for _ in $(seq 1 600); do
-  curl -sf "http://$ADDR/health/ready" > /dev/null && break
-  kill -0 "$SERVER_PID" 2>/dev/null || { echo "server exited; see $OUT/server.log" >&2; exit 1; }
-  sleep 0.1
-done
+start_server "$OUT/server.log" --store "$STORE" --config "$WORK/server.toml" --log-level warn
 VERSIONS="$(curl -sf "http://$ADDR/v1/models" | python3 -c '
 import json, sys
 print(",".join(m["version"] for m in json.load(sys.stdin)["models"]))')"

@@ -10,13 +10,7 @@ import random
 import threading
 import time
 
-
-def rss_mb(pid):
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+from server_probe import rss_mb
 
 
 class Client:

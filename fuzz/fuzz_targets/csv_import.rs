@@ -30,6 +30,7 @@ fuzz_target!(|data: &[u8]| {
         columns,
         delimiter: Some(delimiter),
         has_header,
+        ..ImportOptions::default()
     };
     match read_delimited(input, source(), delimiter, &opts) {
         Ok((log, report)) => check_report(&report, log.len()),

@@ -90,7 +90,12 @@ fn run_ready<F: Future>(future: F) -> F::Output {
 /// Decodes `body` as the server's JSON extractor does for a `POST` with
 /// `Content-Type: application/json`, and checks that a refusal is a client error with a code
 /// and a message.
-pub fn api_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+pub fn api_body<T: DeserializeOwned + Send + 'static>(body: &[u8]) -> Result<T, ApiError> {
+    // Large bodies are decoded on a blocking thread, which needs a runtime: the decoding itself
+    // is the same function, called here directly.
+    if body.len() >= kindred_server::extract::OFF_THREAD_BYTES {
+        return kindred_server::extract::decode::<T>(body).inspect_err(check_api_error);
+    }
     let request = axum::http::Request::builder()
         .method("POST")
         .uri("/fuzz")
