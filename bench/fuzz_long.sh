@@ -47,7 +47,9 @@ def stat(name):
     return int(m[-1]) if m else None
 execs = stat("number_of_executed_units")
 rc = int(rc)
-if rc != 0:
+if "libFuzzer: run interrupted" in text:
+    result = "interrupted (SIGINT) before the runs were done"
+elif rc != 0:
     kind = re.search(r"==\d+== ERROR: libFuzzer: ([\w-]+)|(deadly signal|panicked|timeout|out-of-memory)", text)
     result = "finding: " + (kind.group(1) or kind.group(2) if kind else f"exit {rc}")
 elif execs is not None and execs < int(runs):

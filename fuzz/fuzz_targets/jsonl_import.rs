@@ -14,7 +14,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut columns = None;
     if flags & 2 != 0 {
-        let end = input.iter().position(|&b| b == b'\n').unwrap_or(input.len());
+        let end = input
+            .iter()
+            .position(|&b| b == b'\n')
+            .unwrap_or(input.len());
         if let Ok(text) = std::str::from_utf8(&input[..end]) {
             match ColumnMapping::parse(text) {
                 Ok(mapping) => columns = Some(mapping),

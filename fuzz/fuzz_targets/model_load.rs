@@ -16,11 +16,11 @@ fuzz_target!(|data: &[u8]| {
         Ok(m) => m,
         Err(e) => return check_error(&e),
     };
-    let tensors = match TensorReader::from_bytes(source().join("model.safetensors"), tensors.to_vec())
-    {
-        Ok(t) => t,
-        Err(e) => return check_error(&e),
-    };
+    let tensors =
+        match TensorReader::from_bytes(source().join("model.safetensors"), tensors.to_vec()) {
+            Ok(t) => t,
+            Err(e) => return check_error(&e),
+        };
     let model = match ModelRegistry::global().load_saved(source(), &manifest, &tensors) {
         Ok(m) => m,
         Err(e) => return check_error(&e),

@@ -9,7 +9,15 @@ use kindred_fuzz::{check_error, check_report, source, tolerate_panics_in};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    tolerate_panics_in(&["parquet", "arrow-array", "arrow-buffer", "arrow-data", "arrow-schema", "arrow-select", "arrow-cast"]);
+    tolerate_panics_in(&[
+        "parquet",
+        "arrow-array",
+        "arrow-buffer",
+        "arrow-data",
+        "arrow-schema",
+        "arrow-select",
+        "arrow-cast",
+    ]);
     let opts = ImportOptions {
         skip_invalid: true,
         ..ImportOptions::default()

@@ -14,7 +14,12 @@ fn log() -> &'static Interactions {
     static LOG: OnceLock<Interactions> = OnceLock::new();
     LOG.get_or_init(|| {
         let mut b = InteractionsBuilder::new();
-        let events = [EventType::Rating, EventType::View, EventType::Click, EventType::Purchase];
+        let events = [
+            EventType::Rating,
+            EventType::View,
+            EventType::Click,
+            EventType::Purchase,
+        ];
         for row in 0u32..60 {
             let user = b.intern_user(&format!("u{}", row % 7));
             let item = b.intern_item(&format!("i{}", (row * 5) % 9));

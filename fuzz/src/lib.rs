@@ -36,7 +36,10 @@ pub fn check_error(error: &Error) {
     {
         assert!(!field.is_empty(), "a parse error names no field: {error:?}");
         assert!(*line >= 1, "a parse error names line 0: {error:?}");
-        assert!(file.starts_with(SOURCE), "a parse error names another file: {error:?}");
+        assert!(
+            file.starts_with(SOURCE),
+            "a parse error names another file: {error:?}"
+        );
     }
 }
 
@@ -61,10 +64,7 @@ pub fn sections(data: &[u8], n: usize) -> Vec<&[u8]> {
     let mut parts = Vec::with_capacity(n);
     let mut rest = data;
     while parts.len() + 1 < n {
-        match rest
-            .windows(SEPARATOR.len())
-            .position(|w| w == SEPARATOR)
-        {
+        match rest.windows(SEPARATOR.len()).position(|w| w == SEPARATOR) {
             Some(at) => {
                 parts.push(&rest[..at]);
                 rest = &rest[at + SEPARATOR.len()..];
@@ -119,7 +119,10 @@ pub fn check_api_error(error: &ApiError) {
         "a bad body answered with {}: {error:?}",
         error.status
     );
-    assert!(!error.code.is_empty() && !error.message.is_empty(), "{error:?}");
+    assert!(
+        !error.code.is_empty() && !error.message.is_empty(),
+        "{error:?}"
+    );
 }
 
 /// Lets panics raised inside the named dependencies (source paths containing `/NAME-`) unwind

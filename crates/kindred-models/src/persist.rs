@@ -245,6 +245,15 @@ impl Manifest {
                 ),
             });
         }
+        // Predictions are clamped to this range, and `f32::clamp` panics on an inverted one.
+        if let Some((lo, hi)) = manifest.rating_range {
+            if !(lo.is_finite() && hi.is_finite() && lo <= hi) {
+                return Err(Error::Model {
+                    path,
+                    message: format!("invalid manifest: rating_range [{lo}, {hi}] is not a range"),
+                });
+            }
+        }
         Ok(manifest)
     }
 }
@@ -451,6 +460,29 @@ mod tests {
             selection: None,
             users: ids("u", users),
             items: ids("i", items),
+        }
+    }
+
+    #[test]
+    fn an_inverted_rating_range_is_a_model_error() {
+        // Found by the `model_load` fuzz target: `rating_range: [2, 0]` loaded, and the first
+        // prediction panicked in `f32::clamp`.
+        let text = |range: &str| {
+            let mut value = serde_json::to_value(manifest(1, 1)).unwrap();
+            value["rating_range"] = serde_json::from_str(range).unwrap();
+            serde_json::to_vec(&value).unwrap()
+        };
+        let path = PathBuf::from("manifest.json");
+        let ok = Manifest::from_json(&text("[1.0, 5.0]"), path.clone()).unwrap();
+        assert_eq!(ok.rating_range, Some((1.0, 5.0)));
+        assert!(Manifest::from_json(&text("null"), path.clone()).is_ok());
+        for range in ["[2.0, 0.0]", "[1e39, 5.0]", "[-1e39, 5.0]"] {
+            match Manifest::from_json(&text(range), path.clone()) {
+                Err(Error::Model { message, .. }) => {
+                    assert!(message.contains("rating_range"), "{message}")
+                }
+                other => panic!("{range}: {other:?}"),
+            }
         }
     }
 
