@@ -1,7 +1,7 @@
 # Shared by the server benchmarks (serve_load, serve_profile, soak, attack; sourced, not run):
 # builds the release `kindred` and `kindred-loadgen`, makes a temporary work folder with the store
 # path, starts the server (start_server) and stops it and removes the folder on exit, and reads
-# its CPU time (server_cpu). Expects PORT to be set.
+# its CPU time (server_cpu), and logs commands (step). Expects PORT and OUT to be set.
 cargo build --release -q -p kindred-cli -p kindred-loadgen
 K="${CARGO_TARGET_DIR:-target}/release/kindred"
 LG="${CARGO_TARGET_DIR:-target}/release/kindred-loadgen"
@@ -14,6 +14,10 @@ cleanup() {
 }
 trap cleanup EXIT
 STORE="$WORK/store.db"
+# The commands a script runs, with their wall times (step CMD...), in $OUT/commands.log.
+LOG="$OUT/commands.log"
+: > "$LOG"
+step() { echo "+ $*" | tee -a "$LOG" >&2; /usr/bin/time -f "  (%e s wall)" "$@" 2>> "$LOG"; }
 
 # start_server LOG ARGS...: starts `kindred serve --listen $ADDR ARGS...` in the background with
 # its log in LOG, records its pid in SERVER_PID (stopped on exit) and waits until it is ready.

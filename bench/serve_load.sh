@@ -27,9 +27,6 @@ OUT=bench/out/serve-load
 mkdir -p "$OUT"
 
 source bench/serve_common.sh
-LOG="$OUT/commands.log"
-: > "$LOG"
-step() { echo "+ $*" | tee -a "$LOG" >&2; /usr/bin/time -f "  (%e s wall)" "$@" 2>> "$LOG"; }
 
 step $K import --data "movielens:$DATA_DIR/ml-1m" --store "$STORE" > /dev/null
 step $K train --store "$STORE" --model als:factors=48 --positive 4 > /dev/null

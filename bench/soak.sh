@@ -28,9 +28,6 @@ OUT=bench/out/soak
 mkdir -p "$OUT"
 
 source bench/serve_common.sh
-LOG="$OUT/commands.log"
-: > "$LOG"
-step() { echo "+ $*" | tee -a "$LOG" >&2; /usr/bin/time -f "  (%e s wall)" "$@" 2>> "$LOG"; }
 
 step $K import --data "movielens:$DATA_DIR/ml-1m" --store "$STORE" > /dev/null
 step $K train --store "$STORE" --model als:factors=32,iterations=5 --positive 4 > /dev/null

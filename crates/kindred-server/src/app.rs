@@ -46,7 +46,9 @@ async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next: Nex
         .map_or("unmatched", MatchedPath::as_str)
         .to_owned();
     let method = method_label(req.method());
-    let writes = matches!(method, "POST" | "PUT" | "DELETE" | "PATCH");
+    // The two POST routes that only read (their bodies describe a query) are not writes.
+    let writes = matches!(method, "PUT" | "DELETE" | "PATCH")
+        || (method == "POST" && !matches!(route.as_str(), "/v1/recommend" | "/v1/predict"));
     let timeout = Duration::from_millis(state.serving.config().request_timeout_ms);
     let response = match tokio::time::timeout(timeout, next.run(req)).await {
         Ok(response) => response,
