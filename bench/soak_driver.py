@@ -85,7 +85,7 @@ def main():
                     feedback["batches"] += 1
                     feedback["inserted"] += doc["inserted"]
                     feedback["duplicates"] += doc["duplicates"]
-            time.sleep(args.feedback_every)
+            stop.wait(args.feedback_every)
 
     def items():
         client, n = Client(args.addr), 0
@@ -95,7 +95,7 @@ def main():
                     "categories": [rng.choice(["x", "y", "z"])], "timestamp": int(time.time())}
             status, doc = client.call("PUT", f"/v1/items/soak-item-{n % 500}", body)
             count("items", status, doc)
-            time.sleep(args.item_every)
+            stop.wait(args.item_every)
 
     def trainer():
         client = Client(args.addr)
