@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -67,12 +67,10 @@ impl<V> Shard<V> {
         self.bytes -= freed.1;
     }
 
-    fn clear(&mut self) -> (usize, usize) {
-        let freed = (self.entries, self.bytes);
+    fn clear(&mut self) {
         self.users.clear();
         self.entries = 0;
         self.bytes = 0;
-        freed
     }
 }
 
@@ -82,8 +80,6 @@ pub struct ListCache<V> {
     shard_entries: usize,
     shard_bytes: usize,
     shards: Vec<Mutex<Shard<V>>>,
-    len: AtomicUsize,
-    bytes: AtomicUsize,
     hasher: std::collections::hash_map::RandomState,
     pub hits: AtomicU64,
     pub misses: AtomicU64,
@@ -102,8 +98,6 @@ impl<V: CacheWeight> ListCache<V> {
             shard_entries: capacity.div_ceil(SHARDS).max(1),
             shard_bytes: (max_bytes / SHARDS).max(1),
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::new())).collect(),
-            len: AtomicUsize::new(0),
-            bytes: AtomicUsize::new(0),
             hasher: Default::default(),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -122,13 +116,10 @@ impl<V: CacheWeight> ListCache<V> {
     }
 
     fn lock(&self, i: usize) -> std::sync::MutexGuard<'_, Shard<V>> {
-        // A poisoned shard only means a panic elsewhere mid-update of a cache: start it afresh,
-        // and take what it held off the totals.
+        // A poisoned shard only means a panic elsewhere mid-update of a cache: start it afresh.
         self.shards[i].lock().unwrap_or_else(|p| {
             let mut guard = p.into_inner();
-            let (entries, bytes) = guard.clear();
-            self.len.fetch_sub(entries, Ordering::Relaxed);
-            self.bytes.fetch_sub(bytes, Ordering::Relaxed);
+            guard.clear();
             guard
         })
     }
@@ -168,7 +159,6 @@ impl<V: CacheWeight> ListCache<V> {
             return;
         }
         let mut shard = self.shard(user);
-        let before = (shard.entries, shard.bytes);
         if let Some(old) = shard.users.get_mut(user).and_then(|m| m.remove(key)) {
             shard.entries -= 1;
             shard.bytes -= old.bytes;
@@ -195,20 +185,6 @@ impl<V: CacheWeight> ListCache<V> {
         );
         shard.entries += 1;
         shard.bytes += bytes;
-        self.adjust(before, (shard.entries, shard.bytes));
-    }
-
-    fn adjust(&self, before: (usize, usize), after: (usize, usize)) {
-        if after.0 >= before.0 {
-            self.len.fetch_add(after.0 - before.0, Ordering::Relaxed);
-        } else {
-            self.len.fetch_sub(before.0 - after.0, Ordering::Relaxed);
-        }
-        if after.1 >= before.1 {
-            self.bytes.fetch_add(after.1 - before.1, Ordering::Relaxed);
-        } else {
-            self.bytes.fetch_sub(before.1 - after.1, Ordering::Relaxed);
-        }
     }
 
     /// Forgets every list of `user`.
@@ -221,28 +197,24 @@ impl<V: CacheWeight> ListCache<V> {
             let bytes: usize = entries.values().map(|e| e.bytes).sum();
             shard.entries -= entries.len();
             shard.bytes -= bytes;
-            self.len.fetch_sub(entries.len(), Ordering::Relaxed);
-            self.bytes.fetch_sub(bytes, Ordering::Relaxed);
         }
     }
 
     /// Forgets everything.
     pub fn clear(&self) {
         for i in 0..SHARDS {
-            let (entries, bytes) = self.lock(i).clear();
-            self.len.fetch_sub(entries, Ordering::Relaxed);
-            self.bytes.fetch_sub(bytes, Ordering::Relaxed);
+            self.lock(i).clear();
         }
     }
 
-    /// Entries held.
+    /// Entries held (summed over the shards: read by `/metrics`, not by requests).
     pub fn len(&self) -> usize {
-        self.len.load(Ordering::Relaxed)
+        (0..SHARDS).map(|i| self.lock(i).entries).sum()
     }
 
     /// Bytes held, as the values, keys and bookkeeping are weighed.
     pub fn bytes(&self) -> usize {
-        self.bytes.load(Ordering::Relaxed)
+        (0..SHARDS).map(|i| self.lock(i).bytes).sum()
     }
 
     pub fn is_empty(&self) -> bool {
