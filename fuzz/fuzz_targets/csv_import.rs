@@ -2,32 +2,19 @@
 //! options (delimiter, header, skip policy, whether the first line is a column mapping).
 #![no_main]
 
-use kindred_data::delimited::{read_delimited, ColumnMapping};
+use kindred_data::delimited::read_delimited;
 use kindred_data::ImportOptions;
-use kindred_fuzz::{check_error, check_report, source};
+use kindred_fuzz::{check_error, check_report, mapping_line, source};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&flags, mut input)) = data.split_first() else {
+    let Some((&flags, input)) = data.split_first() else {
         return;
     };
     let delimiter = [b',', b'\t', b';', b'|'][usize::from(flags & 3)];
     let has_header = [None, Some(true), Some(false), None][usize::from((flags >> 2) & 3)];
     let skip_invalid = flags & 0x10 != 0;
-    let mut columns = None;
-    if flags & 0x20 != 0 {
-        let end = input
-            .iter()
-            .position(|&b| b == b'\n')
-            .unwrap_or(input.len());
-        if let Ok(text) = std::str::from_utf8(&input[..end]) {
-            match ColumnMapping::parse(text) {
-                Ok(mapping) => columns = Some(mapping),
-                Err(e) => check_error(&e),
-            }
-        }
-        input = input.get(end + 1..).unwrap_or_default();
-    }
+    let (columns, input) = mapping_line(flags & 0x20 != 0, input);
     let opts = ImportOptions {
         skip_invalid,
         columns,

@@ -2,30 +2,16 @@
 //! policy and whether the first line is a column mapping (`user=uid,item=sku,...`).
 #![no_main]
 
-use kindred_data::delimited::ColumnMapping;
 use kindred_data::jsonl::read_jsonl;
 use kindred_data::ImportOptions;
-use kindred_fuzz::{check_error, check_report, source};
+use kindred_fuzz::{check_error, check_report, mapping_line, source};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&flags, mut input)) = data.split_first() else {
+    let Some((&flags, input)) = data.split_first() else {
         return;
     };
-    let mut columns = None;
-    if flags & 2 != 0 {
-        let end = input
-            .iter()
-            .position(|&b| b == b'\n')
-            .unwrap_or(input.len());
-        if let Ok(text) = std::str::from_utf8(&input[..end]) {
-            match ColumnMapping::parse(text) {
-                Ok(mapping) => columns = Some(mapping),
-                Err(e) => check_error(&e),
-            }
-        }
-        input = input.get(end + 1..).unwrap_or_default();
-    }
+    let (columns, input) = mapping_line(flags & 2 != 0, input);
     let opts = ImportOptions {
         skip_invalid: flags & 1 != 0,
         columns,

@@ -12,6 +12,7 @@ use std::task::{Context, Poll, Waker};
 
 use axum::extract::FromRequest;
 use kindred_core::Error;
+use kindred_data::delimited::ColumnMapping;
 use kindred_data::ImportReport;
 use kindred_server::extract::ApiJson;
 use kindred_server::ApiError;
@@ -85,6 +86,26 @@ fn run_ready<F: Future>(future: F) -> F::Output {
         Poll::Ready(out) => out,
         Poll::Pending => panic!("an extractor over an in-memory body did not complete"),
     }
+}
+
+/// Splits a column mapping (`user=uid,item=sku,...`) off the first line of `input` when `take` is
+/// set, checking a mapping that does not parse like any other error; the rest is the data.
+pub fn mapping_line(take: bool, input: &[u8]) -> (Option<ColumnMapping>, &[u8]) {
+    if !take {
+        return (None, input);
+    }
+    let end = input
+        .iter()
+        .position(|&b| b == b'\n')
+        .unwrap_or(input.len());
+    let mut columns = None;
+    if let Ok(text) = std::str::from_utf8(&input[..end]) {
+        match ColumnMapping::parse(text) {
+            Ok(mapping) => columns = Some(mapping),
+            Err(e) => check_error(&e),
+        }
+    }
+    (columns, input.get(end + 1..).unwrap_or_default())
 }
 
 /// Decodes `body` as the server's JSON extractor does for a `POST` with
