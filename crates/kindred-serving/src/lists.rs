@@ -304,14 +304,18 @@ impl ListService {
             filters.categories.join(","),
             filters.exclude.join(",")
         );
-        let history = state.overlay_items(&user, snapshot);
         // Made-up ids and one-off exclusions would fill the cache with lists nobody asks for
-        // again; they are cached only when the config asks.
+        // again; they are cached only when the config asks. The user's real-time history is
+        // read here only when it decides that (an id the catalog does not know), so a cache hit
+        // for a known user costs no overlay lookup.
         let cache_config = &state.config.cache;
-        let cacheable = (cache_config.unknown_users
+        let mut history = None;
+        let known = cache_config.unknown_users
             || snapshot.users.get(&user).is_some()
-            || !history.is_empty())
-            && (cache_config.exclusions || filters.exclude.is_empty());
+            || !history
+                .insert(state.overlay_items(&user, snapshot))
+                .is_empty();
+        let cacheable = known && (cache_config.exclusions || filters.exclude.is_empty());
         let cached = if cacheable {
             state.cache.get(&user, &cache_key, live_snapshot.id)
         } else {
@@ -322,7 +326,7 @@ impl ListService {
             None => {
                 let request = ListRequest {
                     user: Some(&user),
-                    history,
+                    history: history.unwrap_or_else(|| state.overlay_items(&user, snapshot)),
                     segment: None,
                     filters,
                     rank: rank.as_deref(),
