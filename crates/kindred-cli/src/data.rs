@@ -27,9 +27,6 @@ pub struct DataArgs {
     /// a row outside is invalid (`timestamp out of range`).
     #[arg(long, value_parser = parse_timestamp_range)]
     pub timestamps: Option<kindred_core::TimestampRange>,
-    /// Preprocessing pipeline config (TOML): duplicates, bots, k-core, weights, decay, normalisation.
-    #[arg(long)]
-    pub pipeline: Option<PathBuf>,
     /// Item features as JSON Lines (`{"id": .., "genres": [..], "price": 9.5, "title": "..",
     /// "embedding": [..]}`), replacing any that came with the data.
     #[arg(long)]
@@ -37,6 +34,25 @@ pub struct DataArgs {
     /// User features as JSON Lines, in the same form as --item-features.
     #[arg(long)]
     pub user_features: Option<PathBuf>,
+}
+
+/// The cleaning pipeline, given apart from the data so that `kindred train --store` takes it too.
+#[derive(clap::Args, Clone, Default)]
+pub struct PipelineArgs {
+    /// Preprocessing pipeline config (TOML): duplicates, bots, k-core, weights, decay, normalisation.
+    #[arg(long)]
+    pub pipeline: Option<PathBuf>,
+}
+
+impl PipelineArgs {
+    /// The config read from `--pipeline`; errors name the file, line and key.
+    pub fn config(&self) -> Result<Option<PipelineConfig>> {
+        Ok(self
+            .pipeline
+            .as_deref()
+            .map(PipelineConfig::from_file)
+            .transpose()?)
+    }
 }
 
 /// `MIN..MAX` (Unix seconds, both included).
@@ -59,14 +75,23 @@ fn parse_timestamp_range(text: &str) -> std::result::Result<kindred_core::Timest
 
 impl DataArgs {
     /// Loads the dataset and applies the pipeline, reporting both on stderr.
+    pub fn load_cleaned(&self, cleaning: &PipelineArgs, quiet: bool) -> Result<Dataset> {
+        // Read before the (slow) data load so that a bad config fails at once.
+        let pipeline = cleaning.config()?;
+        let mut dataset = self.load(quiet)?;
+        if let Some(config) = &pipeline {
+            let (cleaned, report) = kindred_data::preprocess::run(config, &dataset.interactions)?;
+            if !quiet {
+                eprintln!("{report}");
+            }
+            dataset.interactions = cleaned;
+        }
+        Ok(dataset)
+    }
+
+    /// Loads the dataset as it is (no cleaning), reporting what the import skipped on stderr.
     pub fn load(&self, quiet: bool) -> Result<Dataset> {
         let spec = kindred_data::spec::DataSpec::parse(&self.data)?;
-        // Read before the (slow) data load so that a bad config fails at once.
-        let pipeline = self
-            .pipeline
-            .as_deref()
-            .map(PipelineConfig::from_file)
-            .transpose()?;
         let mut options = ImportOptions {
             skip_invalid: self.skip_invalid,
             timestamps: self.timestamps.unwrap_or_default(),
@@ -96,13 +121,6 @@ impl DataArgs {
         }
         if let Some(path) = &self.user_features {
             dataset.user_features = Some(Arc::new(kindred_data::jsonl::load_features_jsonl(path)?));
-        }
-        if let Some(config) = &pipeline {
-            let (cleaned, report) = kindred_data::preprocess::run(config, &dataset.interactions)?;
-            if !quiet {
-                eprintln!("{report}");
-            }
-            dataset.interactions = cleaned;
         }
         Ok(dataset)
     }

@@ -140,6 +140,7 @@ impl Fitted {
             rating_range: self.rating_range,
             metrics: BTreeMap::new(),
             selection: None,
+            training: None,
             users: (*self.users).clone(),
             items: (*self.items).clone(),
         };
@@ -208,6 +209,12 @@ pub struct Manifest {
     /// family tried, its validation score and fit time, and why others were skipped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selection: Option<serde_json::Value>,
+    /// How the version was made, so it can be retrained exactly: the training spec (model,
+    /// seed, positive threshold, cleaning pipeline), the source data's counts and fingerprint
+    /// before cleaning, what cleaning removed, and the code version. Absent in models saved
+    /// before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training: Option<serde_json::Value>,
     pub users: IdMap,
     pub items: IdMap,
 }
@@ -217,8 +224,20 @@ impl Manifest {
     pub fn record_selection(dir: &Path, selection: serde_json::Value) -> Result<()> {
         let mut manifest = Self::read(dir)?;
         manifest.selection = Some(selection);
+        manifest.write(dir)
+    }
+
+    /// Adds how the version was made (see [`Manifest::training`]) to the manifest a model
+    /// saved in `dir`.
+    pub fn record_training(dir: &Path, training: serde_json::Value) -> Result<()> {
+        let mut manifest = Self::read(dir)?;
+        manifest.training = Some(training);
+        manifest.write(dir)
+    }
+
+    fn write(&self, dir: &Path) -> Result<()> {
         let path = dir.join(MANIFEST);
-        let json = serde_json::to_vec_pretty(&manifest)
+        let json = serde_json::to_vec_pretty(self)
             .map_err(|e| Error::InvalidInput(format!("cannot encode manifest: {e}")))?;
         std::fs::write(&path, json).map_err(|e| Error::io(&path, e))
     }
@@ -458,6 +477,7 @@ mod tests {
             rating_range: None,
             metrics: BTreeMap::new(),
             selection: None,
+            training: None,
             users: ids("u", users),
             items: ids("i", items),
         }

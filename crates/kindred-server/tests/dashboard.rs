@@ -224,6 +224,7 @@ async fn the_admin_form_activates_a_version_and_rolls_back() {
                 model: common::MODEL_SPEC.into(),
                 positive: None,
                 seed: 9,
+                pipeline: None,
             },
             false,
         )
@@ -301,6 +302,7 @@ async fn offline_metrics_curves_control_charts_and_data_quality_render() {
                     model: format!("{},training_loss=true", common::MODEL_SPEC),
                     positive: None,
                     seed,
+                    pipeline: None,
                 },
                 false,
             )

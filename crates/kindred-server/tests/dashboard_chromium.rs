@@ -41,6 +41,7 @@ async fn dashboard_pages_render_in_headless_chromium() {
                     model: format!("{},training_loss=true", common::MODEL_SPEC),
                     positive: None,
                     seed,
+                    pipeline: None,
                 },
                 false,
             )

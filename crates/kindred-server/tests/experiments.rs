@@ -24,6 +24,7 @@ async fn second_version(server: &common::TestServer) -> String {
         model: "popularity".into(),
         positive: None,
         seed: 1,
+        pipeline: None,
     };
     kindred_serving::train_and_register(
         server.state.serving.store(),

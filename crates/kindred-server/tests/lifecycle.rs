@@ -22,6 +22,7 @@ fn spec(model: &str) -> TrainSpec {
         model: model.to_owned(),
         positive: None,
         seed: 7,
+        pipeline: None,
     }
 }
 

@@ -28,6 +28,7 @@ async fn train(
         model: model.to_owned(),
         positive: None,
         seed: 7,
+        pipeline: None,
     };
     kindred_serving::train_and_register_with(
         store,
@@ -220,6 +221,7 @@ async fn an_auto_version_records_its_selection_and_serves_the_winner() {
         model: "auto:budget=0".into(),
         positive: None,
         seed: 7,
+        pipeline: None,
     };
     let err = kindred_serving::train_and_register(&store, &artifacts, &spec, FitContext::default())
         .await

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::lifecycle::training::{self, TrainSpec};
+use crate::lifecycle::training;
 use crate::lifecycle::Lifecycle;
 use crate::state::ServingState;
 
@@ -87,10 +87,12 @@ async fn scheduled_training(state: &ServingState, lifecycle: &Lifecycle) {
         );
         return;
     }
-    let spec = TrainSpec {
-        model: state.config.training.model.clone(),
-        positive: state.config.training.positive,
-        seed: state.config.training.seed,
+    let spec = match lifecycle.spec(None, None, None) {
+        Ok(spec) => spec,
+        Err(e) => {
+            tracing::error!(error = %e, "scheduled training: the configured spec is invalid");
+            return;
+        }
     };
     match lifecycle.train(&spec, true).await {
         Ok(Some(record)) => {

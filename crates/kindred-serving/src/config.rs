@@ -184,6 +184,9 @@ pub struct TrainingConfig {
     pub evaluate: bool,
     /// At most this many users are held out for the offline metrics.
     pub eval_users: usize,
+    /// The cleaning pipeline (a TOML file in `kindred train --pipeline`'s form, relative to
+    /// this config's directory) every training run applies before the positive threshold.
+    pub pipeline: Option<PathBuf>,
 }
 
 impl TrainingConfig {
@@ -194,6 +197,19 @@ impl TrainingConfig {
             users: self.eval_users,
             ..crate::lifecycle::OfflineEval::default()
         }
+    }
+
+    /// Reads the configured cleaning pipeline; errors name the file, line and key.
+    pub fn load_pipeline(&self) -> Result<Option<kindred_data::preprocess::PipelineConfig>> {
+        let Some(path) = &self.pipeline else {
+            return Ok(None);
+        };
+        kindred_data::preprocess::PipelineConfig::from_file(path)
+            .map(Some)
+            .map_err(|e| Error::Config {
+                origin: "training.pipeline".into(),
+                message: e.to_string(),
+            })
     }
 }
 
@@ -207,6 +223,7 @@ impl Default for TrainingConfig {
             min_new_events: 1,
             evaluate: true,
             eval_users: crate::lifecycle::OfflineEval::default().users,
+            pipeline: None,
         }
     }
 }
@@ -431,6 +448,9 @@ impl ServerConfig {
         }
         config.rank_named.values_mut().for_each(resolve);
         if let Some(p) = config.models_dir.as_mut() {
+            resolve(p);
+        }
+        if let Some(p) = config.training.pipeline.as_mut() {
             resolve(p);
         }
         Ok(config)

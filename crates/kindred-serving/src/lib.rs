@@ -40,8 +40,9 @@ pub use error::{Error, Result};
 pub use kindred_rank::RequestFilters;
 pub use lifecycle::offline::{offline_alerts, offline_control_charts};
 pub use lifecycle::training::{
-    register_external, train_and_publish, train_and_publish_with, train_and_register,
-    train_and_register_with, TrainSpec,
+    fit_version, prepare, register_external, save_version, train_and_publish,
+    train_and_publish_with, train_and_register, train_and_register_with, DataSnapshot,
+    FittedVersion, TrainSpec,
 };
 pub use lifecycle::Lifecycle;
 pub use lifecycle::OfflineEval;

@@ -41,7 +41,7 @@ impl Serving {
             lifecycle: Arc::new(Lifecycle::new(
                 Arc::clone(&state),
                 Arc::clone(&monitor.alerts),
-            )),
+            )?),
             experiments: ExperimentService::new(Arc::clone(&state)),
             monitor,
             state,

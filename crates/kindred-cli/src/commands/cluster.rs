@@ -26,7 +26,7 @@ use kindred_models::implicit::als::{AlsModel, AlsParams};
 use kindred_models::{Model, ModelSpec};
 
 use super::Env;
-use crate::data::DataArgs;
+use crate::data::{DataArgs, PipelineArgs};
 
 const AFTER_HELP: &str = "\
 On a cluster: put the same binary and the same hosts file (one host:port per line, process i on
@@ -57,6 +57,8 @@ pub struct Args {
 pub struct ShardArgs {
     #[command(flatten)]
     data: DataArgs,
+    #[command(flatten)]
+    cleaning: PipelineArgs,
     /// Output directory (shard-00000.parquet, ...).
     #[arg(long)]
     out: PathBuf,
@@ -154,7 +156,7 @@ fn shard(args: ShardArgs, env: &Env) -> Result<()> {
     if args.shards == 0 {
         bail!("--shards must be at least 1");
     }
-    let dataset = args.data.load(env.quiet)?;
+    let dataset = args.data.load_cleaned(&args.cleaning, env.quiet)?;
     let n = dataset.interactions.len();
     kindred_cluster::shard::write_shards(&dataset.interactions, &args.out, args.shards)?;
     env.note(format!(

@@ -10,13 +10,15 @@ use kindred_eval::{evaluate, Comparison, EvalOptions, EvalReport};
 use kindred_rank::RankConfig;
 
 use super::{write_json, Env};
-use crate::data::DataArgs;
+use crate::data::{DataArgs, PipelineArgs};
 use crate::table::{plural, render, thousands};
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
     data: DataArgs,
+    #[command(flatten)]
+    cleaning: PipelineArgs,
     /// Protocol: kfold:5, temporal:0.2, random:0.2, loo, coldstart-items:0.1, coldstart-users:0.1
     /// (options: ,positive>=4 ,seed=S ,fold-in=N).
     #[arg(long)]
@@ -75,7 +77,7 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
     for spec in &models {
         kindred_eval::build_algorithm_for(spec, &protocol)?;
     }
-    let dataset = args.data.load(env.quiet)?;
+    let dataset = args.data.load_cleaned(&args.cleaning, env.quiet)?;
     let options = EvalOptions {
         k: args.k,
         seed: args.seed,

@@ -9,13 +9,15 @@ use kindred_stats::monitoring::{
 };
 
 use super::{write_json, Env};
-use crate::data::DataArgs;
+use crate::data::{DataArgs, PipelineArgs};
 use crate::table::render;
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
     data: DataArgs,
+    #[command(flatten)]
+    cleaning: PipelineArgs,
     /// Length of the reference window in days, right before the current window.
     #[arg(long, default_value_t = 7.0)]
     reference_days: f64,
@@ -44,7 +46,7 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
         top_items: args.top_items.max(1),
         ..WindowConfig::default()
     };
-    let dataset = args.data.load(env.quiet)?;
+    let dataset = args.data.load_cleaned(&args.cleaning, env.quiet)?;
     let (events, untimed) = events_from_interactions(&dataset.interactions);
     if untimed > 0 {
         env.note(format!("{untimed} rows without a timestamp are left out"));

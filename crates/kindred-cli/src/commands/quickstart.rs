@@ -66,7 +66,6 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
         columns: None,
         skip_invalid: false,
         timestamps: None,
-        pipeline: None,
         item_features: None,
         user_features: None,
     };
@@ -88,6 +87,7 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
         model: served.clone(),
         positive: dataset.interactions.has_ratings().then_some(4.0),
         seed: 42,
+        pipeline: None,
     };
     super::runtime()?.block_on(async {
         let store = fresh_store(&store_path, &config).await?;

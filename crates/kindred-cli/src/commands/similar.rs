@@ -213,7 +213,6 @@ fn load_data(args: &Args, env: &Env) -> Result<kindred_core::Dataset> {
         columns: None,
         skip_invalid: false,
         timestamps: None,
-        pipeline: None,
         item_features: args.item_features.clone(),
         user_features: args.user_features.clone(),
     };

@@ -12,12 +12,14 @@ use anyhow::{Context, Result};
 use kindred_core::{IdMap, Protocol};
 
 use super::Env;
-use crate::data::DataArgs;
+use crate::data::{DataArgs, PipelineArgs};
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
     data: DataArgs,
+    #[command(flatten)]
+    cleaning: PipelineArgs,
     /// Protocol whose splits to write (see `kindred eval --help`).
     #[arg(long)]
     protocol: String,
@@ -32,7 +34,7 @@ pub struct Args {
 
 pub fn run(args: Args, env: &Env) -> Result<()> {
     let protocol = Protocol::parse(&args.protocol)?;
-    let dataset = args.data.load(env.quiet)?;
+    let dataset = args.data.load_cleaned(&args.cleaning, env.quiet)?;
     let prepared = protocol.prepare(&dataset.interactions);
     let splits = protocol.splits(&prepared)?;
     std::fs::create_dir_all(&args.out)

@@ -3,15 +3,16 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use kindred_data::preprocess::PipelineConfig;
 
 use super::{write_json, Env};
-use crate::data::DataArgs;
+use crate::data::{DataArgs, PipelineArgs};
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
     data: DataArgs,
+    #[command(flatten)]
+    cleaning: PipelineArgs,
     /// Also write the report as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -19,15 +20,8 @@ pub struct Args {
 
 pub fn run(args: Args, env: &Env) -> Result<()> {
     // The report shows what each rule would remove, so it reads the raw data and the config.
-    let config = match &args.data.pipeline {
-        Some(path) => PipelineConfig::from_file(path)?,
-        None => PipelineConfig::default(),
-    };
-    let raw = DataArgs {
-        pipeline: None,
-        ..args.data.clone()
-    };
-    let dataset = raw.load(env.quiet)?;
+    let config = args.cleaning.config()?.unwrap_or_default();
+    let dataset = args.data.load(env.quiet)?;
     let report = kindred_data::quality::report(&dataset, &config);
     outln!("{report}")?;
     if let Some(path) = &args.json {

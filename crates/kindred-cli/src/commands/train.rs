@@ -1,23 +1,27 @@
 //! `kindred train`: fit one model on all the (cleaned) data and save it; or, with `--store`,
 //! train on what a store holds (its feedback and features: the feature store), register the
 //! version in the store's model registry and, with `--publish`, make it live (a running
-//! `kindred serve` on that store swaps it in within its watch interval).
+//! `kindred serve` on that store swaps it in within its watch interval). Both go through
+//! [`kindred_serving::fit_version`], the function the server's `POST /v1/models` and scheduler
+//! call, so the same data, pipeline and seed give the same model wherever it is trained.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use kindred_core::TrainSet;
 use kindred_eval::auto::Selection;
 use kindred_eval::build_algorithm;
 
 use super::Env;
-use crate::data::DataArgs;
+use crate::data::{DataArgs, PipelineArgs};
 use crate::table::plural;
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
     data: Option<DataArgs>,
+    /// The cleaning pipeline, applied before the positive threshold (with --data or --store).
+    #[command(flatten)]
+    cleaning: PipelineArgs,
     /// Train on a store (SQLite file or postgres:// URL) instead of --data, and register the
     /// version in its model registry.
     #[arg(long, conflicts_with = "data")]
@@ -55,49 +59,63 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
     let (Some(data), Some(out)) = (&args.data, &args.out) else {
         anyhow::bail!("give --data SPEC --out DIR, or --store STORE");
     };
-    // The spec is checked before the (slow) data load, so a typo fails at once.
-    let algorithm = build_algorithm(&super::model_spec_arg(&args.model)?)?;
-    let dataset = data.load(env.quiet)?;
-    let interactions = match args.positive {
-        Some(t) => dataset.interactions.positives(t),
-        None => dataset.interactions.clone(),
+    // The spec and pipeline are checked before the (slow) data load, so a typo fails at once.
+    let spec = kindred_serving::TrainSpec {
+        positive: args.positive,
+        seed: args.seed,
+        pipeline: args.cleaning.config()?,
+        ..kindred_serving::TrainSpec::new(super::model_spec_arg(&args.model)?)
     };
+    build_algorithm(&spec.model)?;
+    let dataset = data.load(env.quiet)?;
     let titles = dataset
         .item_features
         .as_deref()
         .and_then(crate::titles::from_features);
-    let train = TrainSet::new(interactions)
-        .with_features(dataset.item_features.clone(), dataset.user_features.clone());
-    let started = std::time::Instant::now();
-    let model = algorithm.fit(&train, &env.fit_context(args.seed))?;
-    let seconds = started.elapsed().as_secs_f64();
-    model
-        .save(out)
+    let eval = kindred_serving::OfflineEval {
+        enabled: false,
+        ..kindred_serving::OfflineEval::default()
+    };
+    let fitted = kindred_serving::fit_version(
+        &dataset,
+        &data.data,
+        &spec,
+        env.fit_context(args.seed),
+        &eval,
+    )?;
+    if !env.quiet {
+        if let Some(cleaning) = &fitted.cleaning {
+            eprintln!("{cleaning}");
+        }
+    }
+    kindred_serving::save_version(&fitted, out)
         .with_context(|| format!("saving model to {}", out.display()))?;
     // `kindred recommend` shows these beside the ids.
     if let Some(titles) = &titles {
         crate::titles::save(out, titles)?;
     }
+    let model = &fitted.model;
     if let Some(selection) = model.selection().and_then(Selection::from_json) {
         outln!("{}", selection.summary())?;
     }
     outln!(
-        "trained {} on {} interactions in {seconds:.2}s; saved to {}",
+        "trained {} on {} interactions in {:.2}s; saved to {}",
         model.name(),
-        train.data.len(),
+        fitted.train.data.len(),
+        fitted.metrics["fit_seconds"].as_f64().unwrap_or(0.0),
         out.display()
     )?;
     Ok(())
 }
 
 fn train_in_store(args: &Args, location: &str, env: &Env) -> Result<()> {
-    let model = super::model_spec_arg(&args.model)?;
-    build_algorithm(&model)?;
     let spec = kindred_serving::TrainSpec {
-        model,
         positive: args.positive,
         seed: args.seed,
+        pipeline: args.cleaning.config()?,
+        ..kindred_serving::TrainSpec::new(super::model_spec_arg(&args.model)?)
     };
+    build_algorithm(&spec.model)?;
     let artifacts = args
         .models_dir
         .clone()

@@ -11,13 +11,15 @@ use kindred_eval::{tune, EvalOptions, EvalReport};
 
 use super::eval::format_report;
 use super::{write_json, Env};
-use crate::data::DataArgs;
+use crate::data::{DataArgs, PipelineArgs};
 use crate::table::render;
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
     data: DataArgs,
+    #[command(flatten)]
+    cleaning: PipelineArgs,
     /// Protocol of the outer splits (kfold:5, temporal:0.2,positive>=4, ...); validation data is
     /// carved from each outer training set with the same kind of protocol.
     #[arg(long)]
@@ -76,7 +78,7 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
     } else {
         kindred_models::registry::space_for(&args.model)?;
     }
-    let dataset = args.data.load(env.quiet)?;
+    let dataset = args.data.load_cleaned(&args.cleaning, env.quiet)?;
     let eval = EvalOptions {
         k: args.k,
         seed: args.seed,

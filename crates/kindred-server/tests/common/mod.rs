@@ -197,6 +197,7 @@ pub async fn start(options: Options) -> TestServer {
             model: MODEL_SPEC.into(),
             positive: None,
             seed: 42,
+            pipeline: None,
         };
         let record = kindred_serving::train_and_publish(
             &store,
@@ -513,6 +514,7 @@ pub async fn experiment_fixture(mut options: Options, admin: Option<&str>) -> Te
             model: "popularity".into(),
             positive: None,
             seed: 1,
+            pipeline: None,
         },
         FitContext::with_seed(1),
     )

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use kindred_core::FitContext;
+use kindred_data::preprocess::PipelineConfig;
 use kindred_store::ModelRecord;
 
 use crate::clock::unix_now;
@@ -41,16 +42,22 @@ pub struct Lifecycle {
     /// The newest registered version whose offline metrics were checked against their control
     /// charts (see [`Lifecycle::check_offline_charts`]).
     offline_checked: Mutex<Option<String>>,
+    /// `[training] pipeline`, read when the server started.
+    pipeline: Option<PipelineConfig>,
 }
 
 impl Lifecycle {
-    pub fn new(state: Arc<ServingState>, alerts: Arc<AlertSink>) -> Self {
-        Self {
+    /// Reads `[training] pipeline` now, so a bad file stops the server at start rather than
+    /// failing every training run later.
+    pub fn new(state: Arc<ServingState>, alerts: Arc<AlertSink>) -> Result<Self> {
+        let pipeline = state.config.training.load_pipeline()?;
+        Ok(Self {
             state,
             alerts,
             training: AtomicBool::new(false),
             offline_checked: Mutex::new(None),
-        }
+            pipeline,
+        })
     }
 
     /// The spec of a training run: what the caller names, the configured `[training]` otherwise.
@@ -66,6 +73,7 @@ impl Lifecycle {
             model: model.unwrap_or_else(|| defaults.model.clone()),
             positive: positive.or(defaults.positive),
             seed: seed.unwrap_or(defaults.seed),
+            pipeline: self.pipeline.clone(),
         };
         kindred_eval::build_algorithm(&spec.model)?;
         if let Some(threshold) = spec.positive.filter(|p| !p.is_finite()) {

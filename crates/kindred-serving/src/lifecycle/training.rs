@@ -1,16 +1,23 @@
-//! Training a model version from the store and publishing it to the registry: the one code path
-//! behind `kindred train --publish`, `POST /v1/models` and the server's scheduler, so every
-//! version is trained with the same preprocessing from the same feature store.
+//! Training a model version: the one code path behind `kindred train` (on a file or a store),
+//! `POST /v1/models` and the server's scheduler. [`prepare`] turns a dataset into the training
+//! set (the cleaning pipeline, then the positive threshold, then the features), [`fit_version`]
+//! fits it and records how it was made, and the store functions below save and register the
+//! result. So a version trained in the server is the model `kindred train --data ... --pipeline`
+//! makes from the same rows, with the same config and seed.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use kindred_core::{Dataset, FitContext, Result, TrainSet};
+use kindred_core::rng::{mix64, stable_hash};
+use kindred_core::{Dataset, FitContext, Interactions, Result, TrainSet};
+use kindred_data::preprocess::{self, PipelineConfig, PipelineReport};
 use kindred_eval::build_algorithm;
+use kindred_models::persist::Manifest;
+use kindred_models::Model;
 use kindred_store::{ModelRecord, NewModel, Store};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::curve::CurveRecorder;
 use super::{offline_metrics, OfflineEval};
@@ -22,15 +29,210 @@ use crate::clock::unix_now;
 pub struct TrainSpec {
     /// Model spec or preset (`als`, `als:factors=64`, ...).
     pub model: String,
-    /// Keep only ratings >= this, as implicit positives.
+    /// Keep only ratings >= this, as implicit positives (applied after the pipeline).
     #[serde(default)]
     pub positive: Option<f32>,
     #[serde(default = "default_seed")]
     pub seed: u64,
+    /// The cleaning pipeline applied to the data first (duplicates, bots, k-core, weights,
+    /// recency, normalisation); none trains on the data as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<PipelineConfig>,
+}
+
+impl TrainSpec {
+    /// `model` with the default seed, no threshold and no pipeline.
+    pub fn new(model: impl Into<String>) -> Self {
+        Self {
+            model: model.into(),
+            positive: None,
+            seed: default_seed(),
+            pipeline: None,
+        }
+    }
 }
 
 fn default_seed() -> u64 {
     42
+}
+
+/// Counts and a fingerprint of the data a version was trained from, before cleaning: enough
+/// to tell whether a retrain sees the same rows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataSnapshot {
+    pub events: usize,
+    pub users: usize,
+    pub items: usize,
+    /// Hex digest of every row (user and item ids, event, rating, weight, timestamp) in order.
+    pub fingerprint: String,
+}
+
+impl DataSnapshot {
+    pub fn of(data: &Interactions) -> Self {
+        Self {
+            events: data.len(),
+            users: data.n_users(),
+            items: data.n_items(),
+            fingerprint: format!("{:016x}", fingerprint(data)),
+        }
+    }
+}
+
+/// [`Interactions::fingerprint`] covers the rows by dense index; the external ids and event
+/// types are folded in here so two logs that differ only in names differ too.
+fn fingerprint(data: &Interactions) -> u64 {
+    let mut h = data.fingerprint();
+    let mut eat = |x: u64| h = mix64(h ^ x).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    for id in data.user_ids().externals() {
+        eat(stable_hash(id.as_bytes()));
+    }
+    eat(u64::MAX);
+    for id in data.item_ids().externals() {
+        eat(stable_hash(id.as_bytes()));
+    }
+    for &event in data.events() {
+        eat(stable_hash(data.event_name(event).as_bytes()));
+    }
+    h
+}
+
+/// The training set of a spec and what went into it.
+pub struct Prepared {
+    pub train: TrainSet,
+    /// The data before cleaning.
+    pub source: DataSnapshot,
+    /// What each cleaning step removed or changed; `None` without a pipeline.
+    pub cleaning: Option<PipelineReport>,
+}
+
+/// The training set a spec trains on: `dataset`'s interactions cleaned by the spec's pipeline,
+/// then kept at or above its positive threshold, with the dataset's features.
+pub fn prepare(dataset: &Dataset, spec: &TrainSpec) -> Result<Prepared> {
+    let source = DataSnapshot::of(&dataset.interactions);
+    let (cleaned, cleaning) = match spec.pipeline.as_ref().filter(|p| !p.is_empty()) {
+        Some(pipeline) => {
+            let (cleaned, report) = preprocess::run(pipeline, &dataset.interactions)?;
+            (cleaned, Some(report))
+        }
+        None => (dataset.interactions.clone(), None),
+    };
+    let interactions = match spec.positive {
+        Some(t) => cleaned.positives(t),
+        None => cleaned,
+    };
+    let train = TrainSet::new(interactions)
+        .with_features(dataset.item_features.clone(), dataset.user_features.clone());
+    Ok(Prepared {
+        train,
+        source,
+        cleaning,
+    })
+}
+
+/// A fitted version with its record.
+pub struct FittedVersion {
+    pub model: Box<dyn Model>,
+    /// The registry's `metrics` JSON: counts, fit time, offline metrics, learning curve,
+    /// selection trace, the data snapshot and the cleaning report.
+    pub metrics: Value,
+    /// How the version was made, for its manifest ([`Manifest::training`]).
+    pub training: Value,
+    /// The training set it was fitted on.
+    pub train: TrainSet,
+    /// What each cleaning step removed or changed; `None` without a pipeline.
+    pub cleaning: Option<PipelineReport>,
+}
+
+/// Fits `spec` on `dataset` (blocking): [`prepare`], the offline metrics of `eval` (a sibling
+/// fit on a holdout; skipped when disabled), then the served fit on every prepared row.
+/// `source` names the data in the record (`store`, or the file spec).
+pub fn fit_version(
+    dataset: &Dataset,
+    source: &str,
+    spec: &TrainSpec,
+    ctx: FitContext,
+    eval: &OfflineEval,
+) -> Result<FittedVersion> {
+    let algorithm = build_algorithm(&spec.model)?;
+    let prepared = prepare(dataset, spec)?;
+    let train = prepared.train;
+    if train.data.is_empty() {
+        return Err(kindred_core::Error::InvalidInput(
+            if prepared.source.events == 0 {
+                format!("{source} holds no feedback to train on")
+            } else {
+                format!(
+                    "no feedback of {source} is left to train on after cleaning and the positive \
+                 threshold ({} events before)",
+                    prepared.source.events
+                )
+            },
+        ));
+    }
+    // Measured before the served fit so a failure to evaluate never costs the version.
+    let offline = if eval.enabled {
+        Some(
+            match offline_metrics(algorithm.as_ref(), &train, eval, &ctx) {
+                Ok(v) => v,
+                Err(kindred_core::Error::Cancelled) => return Err(kindred_core::Error::Cancelled),
+                Err(e) => json!({ "error": e.to_string() }),
+            },
+        )
+    } else {
+        None
+    };
+    let recorder = Arc::new(CurveRecorder::new(Arc::clone(&ctx.progress)));
+    let fit_ctx = FitContext {
+        progress: recorder.clone(),
+        ..ctx
+    };
+    let started = Instant::now();
+    let model = algorithm.fit(&train, &fit_ctx)?;
+    let fit_seconds = started.elapsed().as_secs_f64();
+    let mut metrics = json!({
+        "fit_seconds": fit_seconds,
+        "interactions": train.data.len(),
+        "users": train.data.n_users(),
+        "items": train.data.n_items(),
+        "store_events": prepared.source.events,
+        "data": prepared.source,
+    });
+    if let Some(obj) = metrics.as_object_mut() {
+        if let Some(report) = &prepared.cleaning {
+            obj.insert("cleaning".into(), json!(report));
+        }
+        if let Some(offline) = offline {
+            obj.insert("offline".into(), offline);
+        }
+        let curve = recorder.points();
+        if !curve.is_empty() {
+            obj.insert("curve".into(), json!(curve));
+        }
+        if let Some(selection) = model.selection() {
+            obj.insert("selection".into(), selection.clone());
+        }
+    }
+    let training = json!({
+        "spec": spec,
+        "source": { "name": source, "data": prepared.source },
+        "cleaning": prepared.cleaning,
+        "train_interactions": train.data.len(),
+        "offline_eval": eval,
+        "kindred_version": env!("CARGO_PKG_VERSION"),
+    });
+    Ok(FittedVersion {
+        model,
+        metrics,
+        training,
+        train,
+        cleaning: prepared.cleaning,
+    })
+}
+
+/// Saves a fitted version's model in `dir` with how it was made in its manifest.
+pub fn save_version(fitted: &FittedVersion, dir: &Path) -> Result<()> {
+    fitted.model.save(dir)?;
+    Manifest::record_training(dir, fitted.training.clone())
 }
 
 /// A version name unique per process and second: `<algorithm>-<unix seconds>-<counter>`.
@@ -46,16 +248,6 @@ fn version_name(algorithm: &str) -> String {
         unix_now(),
         (nanos ^ std::process::id()) & 0xffff
     )
-}
-
-/// The training set a spec trains on, from a dataset the store exported.
-pub fn train_set(dataset: &Dataset, spec: &TrainSpec) -> TrainSet {
-    let interactions = match spec.positive {
-        Some(t) => dataset.interactions.positives(t),
-        None => dataset.interactions.clone(),
-    };
-    TrainSet::new(interactions)
-        .with_features(dataset.item_features.clone(), dataset.user_features.clone())
 }
 
 /// Trains `spec` on the store's current data (blocking work runs on a blocking thread), saves
@@ -90,56 +282,9 @@ pub async fn train_and_register_with(
     let dir_for_job = dir.clone();
     let eval = eval.clone();
     let (algorithm_name, params, metrics) = tokio::task::spawn_blocking(move || -> Result<_> {
-        let store_events = dataset.interactions.len();
-        let train = train_set(&dataset, &spec_owned);
-        if train.data.is_empty() {
-            return Err(kindred_core::Error::InvalidInput(
-                "the store holds no feedback to train on".into(),
-            ));
-        }
-        // Measured before the served fit so a failure to evaluate never costs the version.
-        let offline = if eval.enabled {
-            Some(
-                match offline_metrics(algorithm.as_ref(), &train, &eval, &ctx) {
-                    Ok(v) => v,
-                    Err(kindred_core::Error::Cancelled) => {
-                        return Err(kindred_core::Error::Cancelled)
-                    }
-                    Err(e) => json!({ "error": e.to_string() }),
-                },
-            )
-        } else {
-            None
-        };
-        let recorder = Arc::new(CurveRecorder::new(Arc::clone(&ctx.progress)));
-        let fit_ctx = FitContext {
-            progress: recorder.clone(),
-            ..ctx
-        };
-        let started = Instant::now();
-        let model = algorithm.fit(&train, &fit_ctx)?;
-        let fit_seconds = started.elapsed().as_secs_f64();
-        model.save(&dir_for_job)?;
-        let mut metrics = json!({
-            "fit_seconds": fit_seconds,
-            "interactions": train.data.len(),
-            "users": train.data.n_users(),
-            "items": train.data.n_items(),
-            "store_events": store_events,
-        });
-        if let Some(obj) = metrics.as_object_mut() {
-            if let Some(offline) = offline {
-                obj.insert("offline".into(), offline);
-            }
-            let curve = recorder.points();
-            if !curve.is_empty() {
-                obj.insert("curve".into(), json!(curve));
-            }
-            if let Some(selection) = model.selection() {
-                obj.insert("selection".into(), selection.clone());
-            }
-        }
-        Ok((model.name(), model.params(), metrics))
+        let fitted = fit_version(&dataset, "the store", &spec_owned, ctx, &eval)?;
+        save_version(&fitted, &dir_for_job)?;
+        Ok((fitted.model.name(), fitted.model.params(), fitted.metrics))
     })
     .await
     .map_err(|e| kindred_core::Error::InvalidInput(format!("training job failed: {e}")))??;
@@ -192,14 +337,13 @@ pub async fn register_external(
     let dir: PathBuf = artifacts.join(&version);
     let dir_for_job = dir.clone();
     let spec = TrainSpec {
-        model: algorithm.to_owned(),
         positive,
-        seed: default_seed(),
+        ..TrainSpec::new(algorithm)
     };
     let mut metrics = metrics;
     let counts = tokio::task::spawn_blocking(move || -> Result<_> {
         let store_events = dataset.interactions.len();
-        let train = train_set(&dataset, &spec);
+        let train = prepare(&dataset, &spec)?.train;
         let model = build(&train)?;
         model.save(&dir_for_job)?;
         Ok(json!({

@@ -59,6 +59,7 @@ pub async fn serve(
             model: (*model).into(),
             positive: None,
             seed: 42,
+            pipeline: None,
         };
         let record = kindred_serving::train_and_register(
             &store,
