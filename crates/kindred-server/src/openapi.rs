@@ -381,6 +381,7 @@ fn schemas() -> Value {
             "pairs": { "type": "array", "items": { "type": "array", "items": { "type": "string" }, "minItems": 2, "maxItems": 2 } } } },
         "PublishRequest": { "type": "object", "properties": {
             "model": { "type": "string" }, "positive": { "type": "number" }, "seed": { "type": "integer" },
+            "like": { "type": "string", "description": "Retrain exactly as this version was trained (its model, positive, seed and cleaning pipeline); excludes model, positive and seed." },
             "activate": { "type": "boolean" }, "wait": { "type": "boolean" } } },
         "CanaryRequest": { "type": "object", "required": ["percent"], "properties": {
             "percent": { "type": "number", "description": "Share of users (0-100, exclusive) served by the version." },

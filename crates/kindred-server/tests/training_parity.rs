@@ -133,6 +133,8 @@ async fn parity_on(store: Store, work: &Path) {
     let requested_spec = lifecycle.spec(None, None, None).unwrap();
     assert_eq!(requested_spec, spec(), "the server's spec is the CLI's");
     let requested = lifecycle.train_now(&requested_spec, false).await.unwrap();
+    // `POST /v1/models {"like": VERSION}` retrains with the spec the version recorded.
+    assert_eq!(lifecycle.spec_of(&cli.model.version).await.unwrap(), spec());
 
     // The scheduler's run: it trains when there is no live version yet.
     let (stop, stopped) = tokio::sync::watch::channel(false);

@@ -33,8 +33,12 @@ pub struct Args {
     #[arg(long, requires = "store")]
     models_dir: Option<PathBuf>,
     /// Model spec or preset, or @FILE holding one (`kindred tune --best` / `--json` output).
-    #[arg(long)]
-    model: String,
+    #[arg(long, required_unless_present = "like")]
+    model: Option<String>,
+    /// With --store: retrain exactly as this registered version was trained (its model,
+    /// threshold, seed and cleaning pipeline, from the registry).
+    #[arg(long, requires = "store", conflicts_with_all = ["model", "positive", "pipeline"])]
+    like: Option<String>,
     /// Directory to save the model into (manifest.json + model.safetensors); with --data.
     #[arg(long, required_unless_present = "store", conflicts_with = "store")]
     out: Option<PathBuf>,
@@ -60,13 +64,7 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
         anyhow::bail!("give --data SPEC --out DIR, or --store STORE");
     };
     // The spec and pipeline are checked before the (slow) data load, so a typo fails at once.
-    let spec = kindred_serving::TrainSpec {
-        positive: args.positive,
-        seed: args.seed,
-        pipeline: args.cleaning.config()?,
-        ..kindred_serving::TrainSpec::new(super::model_spec_arg(&args.model)?)
-    };
-    build_algorithm(&spec.model)?;
+    let spec = spec_of_args(&args)?;
     let dataset = data.load(env.quiet)?;
     let titles = dataset
         .item_features
@@ -108,14 +106,28 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
     Ok(())
 }
 
-fn train_in_store(args: &Args, location: &str, env: &Env) -> Result<()> {
+/// The spec `--model`, `--positive`, `--seed` and `--pipeline` give.
+fn spec_of_args(args: &Args) -> Result<kindred_serving::TrainSpec> {
+    let model = args
+        .model
+        .as_deref()
+        .context("give --model (or, with --store, --like VERSION)")?;
     let spec = kindred_serving::TrainSpec {
         positive: args.positive,
         seed: args.seed,
         pipeline: args.cleaning.config()?,
-        ..kindred_serving::TrainSpec::new(super::model_spec_arg(&args.model)?)
+        ..kindred_serving::TrainSpec::new(super::model_spec_arg(model)?)
     };
     build_algorithm(&spec.model)?;
+    Ok(spec)
+}
+
+fn train_in_store(args: &Args, location: &str, env: &Env) -> Result<()> {
+    let like = args.like.as_deref();
+    let spec = match like {
+        Some(_) => None,
+        None => Some(spec_of_args(args)?),
+    };
     let artifacts = args
         .models_dir
         .clone()
@@ -124,7 +136,20 @@ fn train_in_store(args: &Args, location: &str, env: &Env) -> Result<()> {
         let store = kindred_store::Store::open(location)
             .await
             .with_context(|| format!("opening store {location}"))?;
-        let ctx = env.fit_context(args.seed);
+        let spec = match (spec, like) {
+            (Some(spec), _) => spec,
+            (None, Some(version)) => {
+                let record = store
+                    .get_model(version)
+                    .await?
+                    .with_context(|| format!("no version `{version}` in {location}"))?;
+                kindred_serving::lifecycle::training::recorded_spec(&record).with_context(|| {
+                    format!("version `{version}` records no spec to retrain it with")
+                })?
+            }
+            (None, None) => anyhow::bail!("give --model or --like"),
+        };
+        let ctx = env.fit_context(spec.seed);
         let eval = kindred_serving::OfflineEval {
             enabled: !args.no_offline_eval,
             users: args.eval_users,

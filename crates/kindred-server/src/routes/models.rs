@@ -47,6 +47,10 @@ pub struct PublishBody {
     pub positive: Option<f32>,
     #[serde(default)]
     pub seed: Option<u64>,
+    /// Retrain exactly as this registered version was trained (its model, threshold, seed and
+    /// cleaning pipeline); excludes `model`, `positive` and `seed`.
+    #[serde(default)]
+    pub like: Option<String>,
     /// Make the version live once trained (default true).
     #[serde(default = "yes")]
     pub activate: bool,
@@ -64,7 +68,18 @@ pub async fn publish(
     ApiJson(body): ApiJson<PublishBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     let lifecycle = &state.serving.lifecycle;
-    let spec = lifecycle.spec(body.model, body.positive, body.seed)?;
+    let spec = match body.like {
+        Some(version) => {
+            if body.model.is_some() || body.positive.is_some() || body.seed.is_some() {
+                return Err(ApiError::bad_request(
+                    "invalid_input",
+                    "`like` retrains a version exactly; leave out `model`, `positive` and `seed`",
+                ));
+            }
+            lifecycle.spec_of(&version).await?
+        }
+        None => lifecycle.spec(body.model, body.positive, body.seed)?,
+    };
     if body.wait {
         let record = lifecycle.train_now(&spec, body.activate).await?;
         return Ok((StatusCode::CREATED, Json(json!(record))));

@@ -84,6 +84,27 @@ impl Lifecycle {
         }
         Ok(spec)
     }
+    /// The spec a registered version was trained with (model, threshold, seed and cleaning
+    /// pipeline, as its registry record holds them), so a retrain is made exactly as it was.
+    pub async fn spec_of(&self, version: &str) -> Result<TrainSpec> {
+        kindred_store::check_id("model version", version)?;
+        let record = self
+            .state
+            .store
+            .get_model(version)
+            .await?
+            .ok_or_else(|| Error::not_found("model version", version))?;
+        training::recorded_spec(&record).ok_or_else(|| {
+            Error::conflict(
+                "no_recorded_spec",
+                format!(
+                    "version `{version}` was not trained by Kindred's training path (registered \
+                     from elsewhere), so there is no spec to retrain it with"
+                ),
+            )
+        })
+    }
+
     /// Trains a version with `spec` unless a training run is in progress; returns false when
     /// one is. `activate` makes it live and swaps it in.
     pub async fn train(

@@ -403,6 +403,13 @@ pub fn load_version(record: &ModelRecord) -> Result<Arc<dyn kindred_models::Mode
     ))?))
 }
 
+/// The spec a version was trained with, from its registry record (`params.spec`); `None` for
+/// versions registered from elsewhere (`register_external`), whose spec names no model spec.
+pub fn recorded_spec(record: &ModelRecord) -> Option<TrainSpec> {
+    let spec: TrainSpec = serde_json::from_value(record.model.params.get("spec")?.clone()).ok()?;
+    build_algorithm(&spec.model).is_ok().then_some(spec)
+}
+
 /// Events in the log, for the scheduler's "anything new since the live version" check.
 pub fn trained_events(record: &ModelRecord) -> Option<u64> {
     record.model.metrics.get("store_events")?.as_u64()
