@@ -54,6 +54,21 @@ impl Default for OfflineEval {
 /// Cut-off of the stored ranking metrics (the names in [`OFFLINE_METRICS`] say `@10`).
 const K: usize = 10;
 
+/// One held-out event, by external id, so that a later version (trained on other data, with
+/// other dense indices) can be measured on exactly the same events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldOutEvent {
+    pub user: String,
+    pub item: String,
+    pub timestamp: i64,
+}
+
+/// The held-out events of one offline evaluation (every sampled user's latest events).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holdout {
+    pub events: Vec<HeldOutEvent>,
+}
+
 /// The `metrics.offline` object of a version: the ranking metrics and how they were measured.
 /// Errors other than cancellation are returned as `{"error": ...}` by the caller, so a model
 /// that cannot be evaluated still trains.
@@ -63,6 +78,16 @@ pub fn offline_metrics(
     eval: &OfflineEval,
     ctx: &FitContext,
 ) -> Result<Value> {
+    Ok(offline_evaluation(algorithm, train, eval, ctx)?.0)
+}
+
+/// [`offline_metrics`] and the held-out events it measured on.
+pub fn offline_evaluation(
+    algorithm: &dyn Algorithm,
+    train: &TrainSet,
+    eval: &OfflineEval,
+    ctx: &FitContext,
+) -> Result<(Value, Holdout)> {
     if !(eval.holdout > 0.0 && eval.holdout < 1.0) {
         return Err(Error::InvalidInput(format!(
             "offline evaluation: holdout must be in (0, 1), got {}",
@@ -106,14 +131,115 @@ pub fn offline_metrics(
         .partition(|&&r| sampled[data.users()[r as usize] as usize]);
     train_rows.extend_from_slice(&split.train);
     train_rows.sort_unstable();
-    let eval_train = TrainSet::new(data.subset(&train_rows))
+    let test: Vec<(u32, u32)> = test_rows
+        .iter()
+        .map(|&r| (data.users()[r as usize], data.items()[r as usize]))
+        .collect();
+    let mut metrics = measure(algorithm, train, &train_rows, &candidates, &test, ctx)?;
+    if let Some(obj) = metrics.as_object_mut() {
+        obj.insert(
+            "protocol".into(),
+            json!(format!(
+                "temporal:{}: each sampled user's latest {}% of events (at least 1) held out; \
+                 {} of {eligible} users with 2+ events sampled by seeded hash; a sibling model \
+                 fitted on all other events (the served version is fitted on everything); \
+                 top-{K} lists exclude training items; metrics macro-averaged over users with \
+                 an unseen held-out item",
+                eval.holdout,
+                eval.holdout * 100.0,
+                candidates.len()
+            )),
+        );
+    }
+    let holdout = Holdout {
+        events: test_rows
+            .iter()
+            .map(|&r| HeldOutEvent {
+                user: data
+                    .user_ids()
+                    .external(data.users()[r as usize])
+                    .to_owned(),
+                item: data
+                    .item_ids()
+                    .external(data.items()[r as usize])
+                    .to_owned(),
+                timestamp: data.timestamps()[r as usize],
+            })
+            .collect(),
+    };
+    Ok((metrics, holdout))
+}
+
+/// The ranking metrics of `algorithm` on a holdout recorded earlier (another version's), in
+/// the form of [`offline_metrics`]: the rows of `train` that are held-out events are left out
+/// of the fit, and each held-out user the data knows is ranked against their held-out items.
+/// Events, users and items the data no longer has (erased, cleaned away) are left out and
+/// counted under `missing_events`. The data may differ from the data the holdout was drawn
+/// from; the events are the same, which is what makes two versions comparable.
+pub fn metrics_on_holdout(
+    algorithm: &dyn Algorithm,
+    train: &TrainSet,
+    holdout: &Holdout,
+    ctx: &FitContext,
+) -> Result<Value> {
+    let data = &train.data;
+    let held: std::collections::HashSet<(&str, &str, i64)> = holdout
+        .events
+        .iter()
+        .map(|e| (e.user.as_str(), e.item.as_str(), e.timestamp))
+        .collect();
+    let (users, items) = (data.user_ids(), data.item_ids());
+    let train_rows: Vec<u32> = (0..data.len() as u32)
+        .filter(|&r| {
+            let r = r as usize;
+            !held.contains(&(
+                users.external(data.users()[r]),
+                items.external(data.items()[r]),
+                data.timestamps()[r],
+            ))
+        })
+        .collect();
+    let mut test = Vec::with_capacity(holdout.events.len());
+    let mut missing = 0usize;
+    for event in &holdout.events {
+        match (users.get(&event.user), items.get(&event.item)) {
+            (Some(u), Some(i)) => test.push((u, i)),
+            _ => missing += 1,
+        }
+    }
+    let mut candidates: Vec<u32> = test.iter().map(|&(u, _)| u).collect();
+    candidates.sort_unstable();
+    candidates.dedup();
+    if candidates.is_empty() {
+        return Err(Error::InvalidInput(
+            "no user of the recorded holdout is in the data any more".into(),
+        ));
+    }
+    let mut metrics = measure(algorithm, train, &train_rows, &candidates, &test, ctx)?;
+    if let Some(obj) = metrics.as_object_mut() {
+        obj.insert("missing_events".into(), json!(missing));
+    }
+    Ok(metrics)
+}
+
+/// Fits `algorithm` on `train_rows` of `train` and ranks each of `candidates` against their
+/// `test` items (user, item) they had not seen in those rows.
+fn measure(
+    algorithm: &dyn Algorithm,
+    train: &TrainSet,
+    train_rows: &[u32],
+    candidates: &[u32],
+    test: &[(u32, u32)],
+    ctx: &FitContext,
+) -> Result<Value> {
+    let data = &train.data;
+    let eval_train = TrainSet::new(data.subset(train_rows))
         .with_features(train.item_features.clone(), train.user_features.clone());
     let started = Instant::now();
     let model = algorithm.fit(&eval_train, ctx)?;
     let fit_seconds = started.elapsed().as_secs_f64();
     let mut relevant: Vec<Vec<u32>> = vec![Vec::new(); data.n_users()];
-    for &r in &test_rows {
-        let (u, i) = (data.users()[r as usize], data.items()[r as usize]);
+    for &(u, i) in test {
         if !eval_train.by_user.contains(u as usize, i) {
             relevant[u as usize].push(i);
         }
@@ -122,7 +248,7 @@ pub fn offline_metrics(
         .begin("offline evaluation", candidates.len() as u64);
     let mut sum = UserRanking::default();
     let mut lists: Vec<Vec<u32>> = Vec::new();
-    for &u in &candidates {
+    for &u in candidates {
         ctx.cancel.check()?;
         let rel = &mut relevant[u as usize];
         rel.sort_unstable();
@@ -157,17 +283,8 @@ pub fn offline_metrics(
         "precision@10": sum.precision / n,
         "map@10": sum.map / n,
         "coverage@10": coverage(lists.iter().map(Vec::as_slice), catalog),
-        "protocol": format!(
-            "temporal:{}: each sampled user's latest {}% of events (at least 1) held out; \
-             {} of {eligible} users with 2+ events sampled by seeded hash; a sibling model fitted \
-             on all other events (the served version is fitted on everything); top-{K} lists \
-             exclude training items; metrics macro-averaged over users with an unseen held-out item",
-            eval.holdout,
-            eval.holdout * 100.0,
-            candidates.len()
-        ),
         "users": lists.len(),
-        "test_interactions": test_rows.len(),
+        "test_interactions": test.len(),
         "train_interactions": train_rows.len(),
         "fit_seconds": fit_seconds,
     }))

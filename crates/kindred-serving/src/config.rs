@@ -187,6 +187,8 @@ pub struct TrainingConfig {
     /// The cleaning pipeline (a TOML file in `kindred train --pipeline`'s form, relative to
     /// this config's directory) every training run applies before the positive threshold.
     pub pipeline: Option<PathBuf>,
+    /// `[training.gate]`: when a retrain the server makes live may become live.
+    pub gate: crate::lifecycle::gate::GateConfig,
 }
 
 impl TrainingConfig {
@@ -224,6 +226,7 @@ impl Default for TrainingConfig {
             evaluate: true,
             eval_users: crate::lifecycle::OfflineEval::default().users,
             pipeline: None,
+            gate: crate::lifecycle::gate::GateConfig::default(),
         }
     }
 }
@@ -584,6 +587,7 @@ impl ServerConfig {
                  `https://ops.example.com` (scheme, host and optional port, no path)"
             )));
         }
+        self.training.gate.validate().map_err(bad)?;
         if self.max_body_bytes < 1024 {
             return Err(bad("max_body_bytes must be at least 1024".into()));
         }

@@ -18,6 +18,7 @@ pub mod monitoring;
 pub mod overview;
 pub mod page;
 pub mod quality;
+pub mod quality_gate;
 pub mod selection;
 pub mod session;
 pub mod users;

@@ -69,7 +69,15 @@ pub fn metric_charts(models: &[ModelRecord]) -> Vec<String> {
 }
 
 /// Keys of `metrics` with a section of their own on the page, left out of the metrics column.
-const OWN_SECTIONS: [&str; 3] = ["offline", "curve", "selection"];
+const OWN_SECTIONS: [&str; 7] = [
+    "offline",
+    "curve",
+    "selection",
+    "gate",
+    "gate_measure",
+    "data",
+    "cleaning",
+];
 
 fn metrics_text(record: &ModelRecord) -> String {
     match record.model.metrics.as_object() {
@@ -143,6 +151,7 @@ pub fn body(models: &[ModelRecord], serving: Option<&str>, notice: Option<&str>)
         )
     ));
     out.push_str(&super::selection::selection_section(models));
+    out.push_str(&super::quality_gate::gate_section(models));
     out.push_str(&offline_section(models));
     out.push_str(&curves_section(models));
     out.push_str(&control_section(&offline_control_charts(models)));

@@ -4,6 +4,7 @@
 //! the free functions of [`training`] are the same work for the CLI, which has no server.
 
 pub mod curve;
+pub mod gate;
 pub mod offline;
 pub mod training;
 
@@ -125,14 +126,31 @@ impl Lifecycle {
                 ..FitContext::with_seed(spec.seed)
             };
             let eval = self.state.config.training.offline_eval();
-            let record = if activate {
-                training::train_and_publish_with(&self.state.store, &dir, spec, ctx, &eval).await?
-            } else {
-                training::train_and_register_with(&self.state.store, &dir, spec, ctx, &eval).await?
+            let gate = if activate { self.gate().await? } else { None };
+            let gated = gate.is_some();
+            let record = training::train_and_register_gated(
+                &self.state.store,
+                &dir,
+                spec,
+                ctx,
+                &eval,
+                gate,
+            )
+            .await?;
+            let verdict = gated.then(|| gate::recorded_verdict(&record)).flatten();
+            let record = match &verdict {
+                Some(v) if !v.passed => {
+                    tracing::warn!(version = %record.model.version, reason = %v.reason, "quality gate: kept inactive");
+                    self.alerts.raise(vec![gate_alert(&record, v)], unix_now());
+                    record
+                }
+                _ if activate => {
+                    let record = self.state.store.activate_model(&record.model.version).await?;
+                    self.state.rebuild().await?;
+                    record
+                }
+                _ => record,
             };
-            if activate {
-                self.state.rebuild().await?;
-            }
             Ok::<_, Error>(record)
         }
         .await;
@@ -179,6 +197,31 @@ impl Lifecycle {
             return Ok(Vec::new());
         }
         Ok(self.alerts.raise(alerts, unix_now()))
+    }
+
+    /// The gate a retrain to be made live passes through: `None` when `[training.gate]` is
+    /// off, evaluation is off, or there is no live version yet (the first version has nothing
+    /// to be compared with); also `None`, with a warning, when the live version cannot be a
+    /// reference (no holdout or no value recorded), so that upgrading a server never blocks
+    /// every retrain.
+    async fn gate(&self) -> Result<Option<training::Gate>> {
+        let training = &self.state.config.training;
+        if !(training.gate.enabled && training.evaluate) {
+            return Ok(None);
+        }
+        let Some(live) = self.state.store.live_model().await? else {
+            return Ok(None);
+        };
+        match gate::Reference::of(&live, &training.gate.metric) {
+            Ok(reference) => Ok(Some(training::Gate {
+                config: training.gate.clone(),
+                reference,
+            })),
+            Err(why) => {
+                tracing::warn!(reason = %why, "quality gate: not applied to this retrain");
+                Ok(None)
+            }
+        }
     }
 
     /// True while a training run is in progress.
@@ -249,6 +292,24 @@ impl Lifecycle {
             })?;
         self.state.rebuild().await?;
         Ok(record)
+    }
+}
+
+/// The alert of a retrain the gate kept inactive: the metric, both values and the reason.
+fn gate_alert(
+    record: &ModelRecord,
+    verdict: &gate::Verdict,
+) -> kindred_stats::monitoring::alerts::Alert {
+    kindred_stats::monitoring::alerts::Alert {
+        kind: kindred_stats::monitoring::alerts::AlertKind::QualityGate,
+        subject: verdict.metric.clone(),
+        value: verdict.candidate.unwrap_or(f64::NAN),
+        limit: verdict.live * (1.0 - verdict.tolerance),
+        window: None,
+        message: format!(
+            "version {} not activated: {}",
+            record.model.version, verdict.reason
+        ),
     }
 }
 

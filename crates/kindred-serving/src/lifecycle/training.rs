@@ -20,8 +20,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::curve::CurveRecorder;
-use super::{offline_metrics, OfflineEval};
+use super::gate::{self, GateConfig, Reference};
+use super::OfflineEval;
 use crate::clock::unix_now;
+use kindred_eval::holdout::{metrics_on_holdout, offline_evaluation, Holdout};
 
 /// What to train.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -141,6 +143,16 @@ pub struct FittedVersion {
     pub train: TrainSet,
     /// What each cleaning step removed or changed; `None` without a pipeline.
     pub cleaning: Option<PipelineReport>,
+    /// The events the offline evaluation held out (saved with the version, so the next
+    /// retrain can be judged on them); `None` when evaluation was off or failed.
+    pub holdout: Option<Holdout>,
+}
+
+/// A retrain to be judged against the live version ([`gate`]).
+#[derive(Debug, Clone)]
+pub struct Gate {
+    pub config: GateConfig,
+    pub reference: Reference,
 }
 
 /// Fits `spec` on `dataset` (blocking): [`prepare`], the offline metrics of `eval` (a sibling
@@ -152,6 +164,20 @@ pub fn fit_version(
     spec: &TrainSpec,
     ctx: FitContext,
     eval: &OfflineEval,
+) -> Result<FittedVersion> {
+    fit_gated_version(dataset, source, spec, ctx, eval, None)
+}
+
+/// [`fit_version`], and with `gate` the candidate's metrics on the live version's holdout and
+/// the gate's verdict (`metrics.gate_measure`, `metrics.gate`): one more fit, on the prepared
+/// rows minus those events.
+pub fn fit_gated_version(
+    dataset: &Dataset,
+    source: &str,
+    spec: &TrainSpec,
+    ctx: FitContext,
+    eval: &OfflineEval,
+    gate: Option<&Gate>,
 ) -> Result<FittedVersion> {
     let algorithm = build_algorithm(&spec.model)?;
     let prepared = prepare(dataset, spec)?;
@@ -170,16 +196,34 @@ pub fn fit_version(
         ));
     }
     // Measured before the served fit so a failure to evaluate never costs the version.
-    let offline = if eval.enabled {
-        Some(
-            match offline_metrics(algorithm.as_ref(), &train, eval, &ctx) {
-                Ok(v) => v,
-                Err(kindred_core::Error::Cancelled) => return Err(kindred_core::Error::Cancelled),
-                Err(e) => json!({ "error": e.to_string() }),
-            },
-        )
+    let (offline, holdout) = if eval.enabled {
+        match offline_evaluation(algorithm.as_ref(), &train, eval, &ctx) {
+            Ok((metrics, holdout)) => (Some(metrics), Some(holdout)),
+            Err(kindred_core::Error::Cancelled) => return Err(kindred_core::Error::Cancelled),
+            Err(e) => (Some(json!({ "error": e.to_string() })), None),
+        }
     } else {
-        None
+        (None, None)
+    };
+    let gated = match gate {
+        Some(gate) => {
+            let measured =
+                match metrics_on_holdout(algorithm.as_ref(), &train, &gate.reference.holdout, &ctx)
+                {
+                    Ok(m) => Ok(m),
+                    Err(kindred_core::Error::Cancelled) => {
+                        return Err(kindred_core::Error::Cancelled)
+                    }
+                    Err(e) => Err(e.to_string()),
+                };
+            let verdict = gate::judge(
+                &gate.config,
+                &gate.reference,
+                measured.as_ref().map_err(Clone::clone),
+            );
+            Some((measured.ok(), verdict))
+        }
+        None => None,
     };
     let recorder = Arc::new(CurveRecorder::new(Arc::clone(&ctx.progress)));
     let fit_ctx = FitContext {
@@ -204,6 +248,12 @@ pub fn fit_version(
         if let Some(offline) = offline {
             obj.insert("offline".into(), offline);
         }
+        if let Some((measured, verdict)) = gated {
+            if let Some(measured) = measured {
+                obj.insert("gate_measure".into(), measured);
+            }
+            obj.insert("gate".into(), json!(verdict));
+        }
         let curve = recorder.points();
         if !curve.is_empty() {
             obj.insert("curve".into(), json!(curve));
@@ -226,13 +276,19 @@ pub fn fit_version(
         training,
         train,
         cleaning: prepared.cleaning,
+        holdout,
     })
 }
 
-/// Saves a fitted version's model in `dir` with how it was made in its manifest.
+/// Saves a fitted version's model in `dir` with how it was made in its manifest, and the
+/// events its offline evaluation held out ([`gate::HOLDOUT_FILE`]).
 pub fn save_version(fitted: &FittedVersion, dir: &Path) -> Result<()> {
     fitted.model.save(dir)?;
-    Manifest::record_training(dir, fitted.training.clone())
+    Manifest::record_training(dir, fitted.training.clone())?;
+    if let Some(holdout) = &fitted.holdout {
+        gate::save_holdout(dir, holdout)?;
+    }
+    Ok(())
 }
 
 /// A version name unique per process and second: `<algorithm>-<unix seconds>-<counter>`.
@@ -273,6 +329,19 @@ pub async fn train_and_register_with(
     ctx: FitContext,
     eval: &OfflineEval,
 ) -> Result<ModelRecord> {
+    train_and_register_gated(store, artifacts, spec, ctx, eval, None).await
+}
+
+/// [`train_and_register_with`], judged by `gate` when given (the verdict is in the record's
+/// `metrics.gate`; the version is registered either way, not live).
+pub async fn train_and_register_gated(
+    store: &Store,
+    artifacts: &Path,
+    spec: &TrainSpec,
+    ctx: FitContext,
+    eval: &OfflineEval,
+    gate: Option<Gate>,
+) -> Result<ModelRecord> {
     let algorithm = build_algorithm(&spec.model)?;
     let artifacts = absolute_artifacts(artifacts)?;
     let dataset = store.load_dataset("store").await?;
@@ -282,7 +351,14 @@ pub async fn train_and_register_with(
     let dir_for_job = dir.clone();
     let eval = eval.clone();
     let (algorithm_name, params, metrics) = tokio::task::spawn_blocking(move || -> Result<_> {
-        let fitted = fit_version(&dataset, "the store", &spec_owned, ctx, &eval)?;
+        let fitted = fit_gated_version(
+            &dataset,
+            "the store",
+            &spec_owned,
+            ctx,
+            &eval,
+            gate.as_ref(),
+        )?;
         save_version(&fitted, &dir_for_job)?;
         Ok((fitted.model.name(), fitted.model.params(), fitted.metrics))
     })

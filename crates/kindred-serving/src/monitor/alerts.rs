@@ -39,6 +39,7 @@ pub fn kind_name(kind: AlertKind) -> &'static str {
         AlertKind::Quality => "quality",
         AlertKind::ControlChart => "control_chart",
         AlertKind::Online => "online",
+        AlertKind::QualityGate => "quality_gate",
     }
 }
 

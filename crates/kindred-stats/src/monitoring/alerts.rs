@@ -52,6 +52,9 @@ pub enum AlertKind {
     ControlChart,
     /// A threshold on the server's online metrics (fallback share, latency, CTR).
     Online,
+    /// A retrain kept inactive because it scored worse than the live version on the live
+    /// version's holdout.
+    QualityGate,
 }
 
 /// One tripped rule.
