@@ -68,6 +68,7 @@ fn parse_timestamp_range(text: &str) -> std::result::Result<kindred_core::Timest
     let range = kindred_core::TimestampRange {
         min: number(min)?,
         max: number(max)?,
+        max_future_seconds: None,
     };
     range.validate()?;
     Ok(range)

@@ -383,6 +383,7 @@ mod tests {
             timestamps: kindred_core::TimestampRange {
                 min: -100,
                 max: i64::MAX,
+                ..Default::default()
             },
             ..ImportOptions::default()
         };

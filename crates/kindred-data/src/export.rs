@@ -351,6 +351,7 @@ mod tests {
             timestamps: kindred_core::TimestampRange {
                 min: i64::MIN + 1,
                 max: i64::MAX,
+                ..Default::default()
             },
             ..ImportOptions::default()
         }

@@ -554,6 +554,7 @@ mod tests {
             timestamps: kindred_core::TimestampRange {
                 min: -1,
                 max: i64::MAX,
+                ..Default::default()
             },
             ..ImportOptions::default()
         };

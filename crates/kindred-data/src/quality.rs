@@ -105,6 +105,49 @@ pub struct TimeRange {
     pub first_date: Option<String>,
     pub last_date: Option<String>,
     pub rows_without_timestamp: usize,
+    /// Rows dated more than `checks.future_tolerance_seconds` after `checks.now`.
+    pub future_rows: usize,
+    /// Rows dated before `checks.epoch` (0 when no epoch is given).
+    pub before_epoch_rows: usize,
+    pub checks: TimestampChecks,
+}
+
+/// What makes a timestamp suspicious: later than the moment of the check plus a tolerance (a
+/// client clock ahead, an import in the wrong unit), or earlier than the product existed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TimestampChecks {
+    /// Unix seconds the report was made at.
+    pub now: i64,
+    pub future_tolerance_seconds: i64,
+    /// The first plausible Unix second (the product's launch, say), if known.
+    pub epoch: Option<i64>,
+}
+
+impl TimestampChecks {
+    /// A day of tolerance, no epoch, the system clock.
+    pub fn at_now() -> Self {
+        Self {
+            now: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64),
+            future_tolerance_seconds: 86_400,
+            epoch: None,
+        }
+    }
+
+    /// Counts (future, before epoch) among `timestamps`; rows without one are neither.
+    pub fn flagged(&self, timestamps: impl IntoIterator<Item = i64>) -> (usize, usize) {
+        let horizon = self.now.saturating_add(self.future_tolerance_seconds);
+        timestamps
+            .into_iter()
+            .filter(|&t| t != NO_TIMESTAMP)
+            .fold((0, 0), |(future, early), t| {
+                (
+                    future + usize::from(t > horizon),
+                    early + usize::from(self.epoch.is_some_and(|e| t < e)),
+                )
+            })
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -130,7 +173,17 @@ pub struct ColumnCoverage {
 }
 
 /// Computes the report. An empty `cfg` (the default) is replaced by [`PipelineConfig::probe`].
+/// Timestamps are checked with [`TimestampChecks::at_now`].
 pub fn report(dataset: &Dataset, cfg: &PipelineConfig) -> QualityReport {
+    report_with(dataset, cfg, &TimestampChecks::at_now())
+}
+
+/// [`report`] with the timestamp checks given.
+pub fn report_with(
+    dataset: &Dataset,
+    cfg: &PipelineConfig,
+    checks: &TimestampChecks,
+) -> QualityReport {
     let data = &dataset.interactions;
     let user_counts = data.user_counts();
     let item_counts = data.item_counts();
@@ -184,7 +237,7 @@ pub fn report(dataset: &Dataset, cfg: &PipelineConfig) -> QualityReport {
         user_activity: distribution(&active_users),
         item_popularity: distribution(&active_items),
         long_tail: long_tail(&active_items, &item_counts),
-        time: time_range(data.timestamps()),
+        time: time_range(data.timestamps(), checks),
         duplicates: Duplicates {
             repeated_pairs: data.len() - distinct_pairs,
         },
@@ -300,7 +353,8 @@ fn long_tail(active_items: &[f64], item_counts: &[u32]) -> LongTail {
     }
 }
 
-fn time_range(timestamps: &[i64]) -> TimeRange {
+fn time_range(timestamps: &[i64], checks: &TimestampChecks) -> TimeRange {
+    let (future_rows, before_epoch_rows) = checks.flagged(timestamps.iter().copied());
     let known = timestamps.iter().copied().filter(|&t| t != NO_TIMESTAMP);
     let first = known.clone().min();
     let last = known.max();
@@ -310,6 +364,18 @@ fn time_range(timestamps: &[i64]) -> TimeRange {
         first_date: first.map(utc_date),
         last_date: last.map(utc_date),
         rows_without_timestamp: timestamps.iter().filter(|&&t| t == NO_TIMESTAMP).count(),
+        future_rows,
+        before_epoch_rows,
+        checks: *checks,
+    }
+}
+
+/// A count, marked when it is not zero: such rows are suspect.
+fn flag(count: usize) -> String {
+    if count == 0 {
+        "0".into()
+    } else {
+        format!("{count} (check these)")
     }
 }
 
@@ -498,6 +564,20 @@ impl fmt::Display for QualityReport {
                     tr.rows_without_timestamp.to_string(),
                 ),
                 (
+                    format!(
+                        "rows more than {} s in the future",
+                        tr.checks.future_tolerance_seconds
+                    ),
+                    flag(tr.future_rows),
+                ),
+                (
+                    match tr.checks.epoch {
+                        Some(epoch) => format!("rows before {}", utc_date(epoch)),
+                        None => "rows before the epoch (none given)".into(),
+                    },
+                    flag(tr.before_epoch_rows),
+                ),
+                (
                     "rows repeating a user-item pair".into(),
                     self.duplicates.repeated_pairs.to_string(),
                 ),
@@ -610,6 +690,26 @@ mod tests {
             (Some("1970-01-01"), Some("1970-01-02"))
         );
         assert_eq!(r.time.rows_without_timestamp, 1);
+        assert_eq!((r.time.future_rows, r.time.before_epoch_rows), (0, 0));
+        // Seen from 1970-01-01 with an hour of tolerance and an epoch at 00:00:05, the row a
+        // day later is in the future and the two at 0 are before the epoch.
+        let checks = TimestampChecks {
+            now: 0,
+            future_tolerance_seconds: 3_600,
+            epoch: Some(5),
+        };
+        let checked = report_with(&ds, &PipelineConfig::default(), &checks);
+        assert_eq!(
+            (checked.time.future_rows, checked.time.before_epoch_rows),
+            (1, 2)
+        );
+        let text = checked.to_string();
+        assert!(
+            text.contains("rows more than 3600 s in the future")
+                && text.contains("1 (check these)")
+                && text.contains("rows before 1970-01-01"),
+            "{text}"
+        );
         assert_eq!(r.long_tail.items_under_5, 4);
         assert_eq!(r.item_popularity.max, 3.0);
         assert!(r.cleaning_is_probe);

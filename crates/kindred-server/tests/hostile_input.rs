@@ -134,6 +134,7 @@ async fn the_timestamp_range_is_configurable() {
         c.timestamps = kindred_core::TimestampRange {
             min: 1_000,
             max: 2_000,
+            ..Default::default()
         }
     }))
     .await;
@@ -146,6 +147,31 @@ async fn the_timestamp_range_is_configurable() {
     c.post("/v1/feedback", &event(2_001))
         .await
         .expect_status(400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feedback_dated_beyond_the_configured_horizon_is_refused() {
+    let server = start(Options::default().tweak(|c| {
+        c.timestamps.max_future_seconds = Some(3_600);
+    }))
+    .await;
+    let c = server.client();
+    let now = kindred_serving::unix_now();
+    let event =
+        |t: i64| serde_json::json!([{"user": "u1", "item": "i1", "type": "click", "timestamp": t}]);
+    c.post("/v1/feedback", &event(now + 60))
+        .await
+        .expect_status(200);
+    let refused = c.post("/v1/feedback", &event(now + 2 * 86_400)).await;
+    refused.expect_status(400);
+    assert_eq!(refused.error_code(), Some("invalid_timestamp"));
+    assert!(refused.text().contains("in the future"), "{}", refused.text());
+    // Off by default: a simulator or a backfill may date events ahead.
+    let open = start(Options::default()).await;
+    open.client()
+        .post("/v1/feedback", &event(now + 2 * 86_400))
+        .await
+        .expect_status(200);
 }
 
 /// Reads what the server sends until it closes the connection (or `within` passes: `None`).

@@ -13,6 +13,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use kindred_chart::{BarChart, BarSeries};
 use kindred_core::EventType;
+use kindred_data::quality::TimestampChecks;
 use kindred_stats::monitoring::{
     quality_counters, FeedbackEvent, QualityConfig, QualityCounters, TimeSpan,
 };
@@ -41,11 +42,28 @@ pub struct QualityView {
     pub bot_users: Vec<(String, u64)>,
     /// Events read from the store (before the window cut).
     pub read: usize,
+    /// Of the events read: (dated beyond the clock plus the tolerance, dated before the epoch).
+    pub suspect_timestamps: (usize, usize),
+    pub checks: TimestampChecks,
+}
+
+/// The checks the page applies: the server's `[timestamps]` (`min` is the epoch; the horizon
+/// is `max_future_seconds`, a day when unset) at `now`.
+pub fn timestamp_checks(range: &kindred_core::TimestampRange, now: i64) -> TimestampChecks {
+    TimestampChecks {
+        now,
+        future_tolerance_seconds: range.max_future_seconds.unwrap_or(86_400),
+        epoch: Some(range.min),
+    }
 }
 
 /// The quality view of these events (any order), over the `days` days up to the latest one;
 /// `None` without events.
-pub fn quality_view(feedback: &[StoredFeedback], days: i64) -> Option<QualityView> {
+pub fn quality_view(
+    feedback: &[StoredFeedback],
+    days: i64,
+    checks: &TimestampChecks,
+) -> Option<QualityView> {
     let latest = feedback.iter().map(|f| f.feedback.timestamp).max()?;
     let last_day = latest.div_euclid(86_400);
     let window = TimeSpan {
@@ -118,6 +136,8 @@ pub fn quality_view(feedback: &[StoredFeedback], days: i64) -> Option<QualityVie
         per_day: per_day.into_iter().collect(),
         bot_users,
         read: feedback.len(),
+        suspect_timestamps: checks.flagged(feedback.iter().map(|f| f.feedback.timestamp)),
+        checks: *checks,
     })
 }
 
@@ -214,6 +234,26 @@ pub fn body(view: Option<&QualityView>, bounded: bool) -> String {
             table(&["user", "events"], &bot_rows)
         }
     ));
+    let (future, early) = view.suspect_timestamps;
+    out.push_str(&format!(
+        "<section id=\"timestamps\"><h2>Suspect timestamps</h2>{}<p class=\"note\">Of the \
+         {} events read: dated more than {} s after {} (<code>[timestamps] \
+         max_future_seconds</code>, a day when unset), or before {} (<code>[timestamps] \
+         min</code>). An event dated ahead moves the window above to its date.</p></section>",
+        table(
+            &["problem", "events"],
+            &[
+                vec![cell("in the future"), num(future)],
+                vec![cell("before the epoch"), num(early)],
+            ]
+        ),
+        view.read,
+        view.checks.future_tolerance_seconds,
+        page::date_time(view.checks.now),
+        view.checks
+            .epoch
+            .map_or_else(|| "-".to_owned(), page::date_time),
+    ));
     let field_rows: Vec<Vec<String>> = c
         .missing_fields
         .iter()
@@ -252,8 +292,15 @@ pub async fn page(State(dash): State<Dashboard>, headers: HeaderMap) -> Response
         Err(e) => return page::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
     let bounded = total as usize > MAX_EVENTS;
+    let checks = timestamp_checks(
+        &dash.app.serving.config().timestamps,
+        kindred_serving::unix_now(),
+    );
     let html = tokio::task::spawn_blocking(move || {
-        body(quality_view(&feedback, WINDOW_DAYS).as_ref(), bounded)
+        body(
+            quality_view(&feedback, WINDOW_DAYS, &checks).as_ref(),
+            bounded,
+        )
     })
     .await;
     match html {
@@ -301,7 +348,7 @@ mod tests {
             fb(5, "c", "z", "wishlist", None, t - 2 * day, None),
             fb(6, "d", "z", "view", None, t - 30 * day, None), // outside the 7 days
         ];
-        let view = quality_view(&log, 7).unwrap();
+        let view = quality_view(&log, 7, &TimestampChecks::at_now()).unwrap();
         let c = &view.counters;
         assert_eq!(c.events, 5);
         assert_eq!(c.users, 3);
@@ -325,8 +372,23 @@ mod tests {
         assert!(html.contains("id=\"quality-per-day\"><svg"));
         assert!(html.contains("<td>wishlist</td>"));
         assert!(html.contains("<td>missing</td><td>value</td>"));
-        assert!(quality_view(&[], 7).is_none());
+        assert!(quality_view(&[], 7, &TimestampChecks::at_now()).is_none());
         assert!(body(None, false).contains("No feedback"));
+        // Seen from the day before `t` with an hour of tolerance and an epoch 3 days before
+        // `t`: the 3 events of day `t` are ahead, 1 event is before the epoch.
+        let range = kindred_core::TimestampRange {
+            min: t - 3 * day,
+            max_future_seconds: Some(3_600),
+            ..Default::default()
+        };
+        let view = quality_view(&log, 7, &timestamp_checks(&range, t - day)).unwrap();
+        assert_eq!(view.suspect_timestamps, (3, 1));
+        let html = body(Some(&view), false);
+        assert!(
+            html.contains("<td>in the future</td><td class=\"num\">3</td>")
+                && html.contains("<td>before the epoch</td><td class=\"num\">1</td>"),
+            "{html}"
+        );
     }
 
     #[test]
@@ -336,7 +398,7 @@ mod tests {
             .map(|u| fb(u, &format!("u{u}"), "x", "click", None, t + u, None))
             .collect();
         log.extend((0..300).map(|n| fb(100 + n, "<bot>", "y", "click", None, t + n, None)));
-        let view = quality_view(&log, 7).unwrap();
+        let view = quality_view(&log, 7, &TimestampChecks::at_now()).unwrap();
         assert_eq!(view.counters.bot_users, 1);
         assert_eq!(view.bot_users, [("<bot>".to_owned(), 300)]);
         let html = body(Some(&view), true);
