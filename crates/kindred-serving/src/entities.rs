@@ -1,23 +1,26 @@
 //! [`EntityService`]: users and items written (within the `[limits]`), read and deleted. Every write schedules a catalog
 //! rebuild so new items become servable (as fallbacks) and hidden ones disappear within
-//! `catalog_refresh_ms`; a deleted user's real-time state goes with them.
+//! `catalog_refresh_ms`; a deleted user's real-time state goes with them. Written items are
+//! counted for the feature skew check ([`crate::monitor::skew`]).
 
 use std::sync::Arc;
 
 use kindred_store::{Item, User};
 
 use crate::error::{Error, Result};
+use crate::monitor::Monitor;
 use crate::state::ServingState;
 
 /// Users and items of the store the server serves.
 #[derive(Clone)]
 pub struct EntityService {
     state: Arc<ServingState>,
+    monitor: Arc<Monitor>,
 }
 
 impl EntityService {
-    pub fn new(state: Arc<ServingState>) -> Self {
-        Self { state }
+    pub fn new(state: Arc<ServingState>, monitor: Arc<Monitor>) -> Self {
+        Self { state, monitor }
     }
 
     /// Writes (inserts or replaces) `users`.
@@ -33,6 +36,16 @@ impl EntityService {
         self.state.write_limits.check_items(items)?;
         self.state.store.upsert_items(items).await?;
         self.state.catalog_changed();
+        let snapshot = self.state.snapshot();
+        if let Some((live, profile)) = snapshot
+            .live
+            .as_ref()
+            .and_then(|l| Some((l, l.profile.as_ref()?)))
+        {
+            self.monitor
+                .skew
+                .observe_items(&live.version, profile, items);
+        }
         Ok(())
     }
 

@@ -20,6 +20,7 @@ use crate::clock::unix_now;
 use crate::error::{Error, Result};
 use crate::experiments::Assignment;
 use crate::monitor::online::OnlineList;
+use crate::monitor::skew::Observed;
 use crate::monitor::Monitor;
 use crate::served_item::ServedItem;
 use crate::snapshot::{FallbackList, ListRequest, Snapshot};
@@ -200,10 +201,12 @@ impl ListService {
     }
 
     /// The list and, when asked, its impressions written in the background.
+    #[allow(clippy::too_many_arguments)]
     fn answer(
         &self,
         snapshot: &Snapshot,
         user: Option<&str>,
+        request_features: Option<&Map<String, Value>>,
         items: Arc<Vec<ServedItem>>,
         write_impressions: bool,
         experiment: Option<&Assignment>,
@@ -223,6 +226,19 @@ impl ListService {
             latency: started.elapsed(),
             item_features: snapshot.data.item_features.as_deref(),
         });
+        if let Some((live, profile)) = snapshot
+            .live
+            .as_ref()
+            .and_then(|l| Some((l, l.profile.as_ref()?)))
+        {
+            self.monitor.skew.observe(Observed {
+                version: &live.version,
+                profile,
+                user,
+                request_features: request_features.filter(|f| !f.is_empty()),
+                user_features: snapshot.data.user_features.as_deref(),
+            });
+        }
         if let (Some(assignment), Some(user)) = (experiment, user) {
             let now = unix_now();
             let rows = impression_rows(snapshot, &request_id, user, &items, now);
@@ -349,6 +365,7 @@ impl ListService {
         Ok(self.answer(
             snapshot,
             Some(&user),
+            None,
             items,
             write,
             experiment.as_ref(),
@@ -413,6 +430,7 @@ impl ListService {
         let list = self.answer(
             snapshot,
             request.user.as_deref(),
+            Some(&request.features),
             Arc::new(items),
             false,
             experiment.as_ref(),

@@ -30,6 +30,9 @@ pub struct LiveModel {
     pub version: String,
     pub algorithm: String,
     pub model: Arc<dyn Model>,
+    /// The feature distributions it was trained with, for the skew check (None for versions
+    /// saved without one).
+    pub profile: Option<Arc<crate::monitor::skew::FeatureProfile>>,
 }
 
 impl std::fmt::Debug for LiveModel {

@@ -181,8 +181,8 @@ impl ServingState {
                     Some(live) => Some(live),
                     None => {
                         let job_record = record.clone();
-                        let model = tokio::task::spawn_blocking(move || {
-                            training::load_version(&job_record)
+                        let (model, profile) = tokio::task::spawn_blocking(move || {
+                            training::load_version_with_profile(&job_record)
                         })
                         .await
                         .map_err(|e| Error::Task(e.to_string()))??;
@@ -190,6 +190,7 @@ impl ServingState {
                             version: record.model.version.clone(),
                             algorithm: record.model.algorithm.clone(),
                             model,
+                            profile,
                         })
                     }
                 }
@@ -215,14 +216,16 @@ impl ServingState {
                         continue;
                     };
                     let job_record = record.clone();
-                    let model =
-                        tokio::task::spawn_blocking(move || training::load_version(&job_record))
-                            .await
-                            .map_err(|e| Error::Task(e.to_string()))??;
+                    let (model, profile) = tokio::task::spawn_blocking(move || {
+                        training::load_version_with_profile(&job_record)
+                    })
+                    .await
+                    .map_err(|e| Error::Task(e.to_string()))??;
                     LiveModel {
                         version: record.model.version.clone(),
                         algorithm: record.model.algorithm.clone(),
                         model,
+                        profile,
                     }
                 }
             };

@@ -23,6 +23,7 @@ use super::curve::CurveRecorder;
 use super::gate::{self, GateConfig, Reference};
 use super::OfflineEval;
 use crate::clock::unix_now;
+use crate::monitor::skew::FeatureProfile;
 use kindred_eval::holdout::{metrics_on_holdout, offline_evaluation, Holdout};
 
 /// What to train.
@@ -143,6 +144,8 @@ pub struct FittedVersion {
     pub train: TrainSet,
     /// What each cleaning step removed or changed; `None` without a pipeline.
     pub cleaning: Option<PipelineReport>,
+    /// The distributions of the features it was trained with ([`FeatureProfile`]).
+    pub profile: FeatureProfile,
     /// The events the offline evaluation held out (saved with the version, so the next
     /// retrain can be judged on them); `None` when evaluation was off or failed.
     pub holdout: Option<Holdout>,
@@ -230,6 +233,7 @@ pub fn fit_gated_version(
         progress: recorder.clone(),
         ..ctx
     };
+    let profile = FeatureProfile::of(&train);
     let started = Instant::now();
     let model = algorithm.fit(&train, &fit_ctx)?;
     let fit_seconds = started.elapsed().as_secs_f64();
@@ -277,6 +281,7 @@ pub fn fit_gated_version(
         train,
         cleaning: prepared.cleaning,
         holdout,
+        profile,
     })
 }
 
@@ -287,6 +292,9 @@ pub fn save_version(fitted: &FittedVersion, dir: &Path) -> Result<()> {
     Manifest::record_training(dir, fitted.training.clone())?;
     if let Some(holdout) = &fitted.holdout {
         gate::save_holdout(dir, holdout)?;
+    }
+    if !fitted.profile.columns.is_empty() {
+        fitted.profile.save(dir)?;
     }
     Ok(())
 }
@@ -470,6 +478,23 @@ pub async fn train_and_publish_with(
 ) -> Result<ModelRecord> {
     let record = train_and_register_with(store, artifacts, spec, ctx, eval).await?;
     store.activate_model(&record.model.version).await
+}
+
+/// A loaded artifact and its feature profile.
+pub type LoadedVersion = (Arc<dyn Model>, Option<Arc<FeatureProfile>>);
+
+/// Loads a registered version's artifact and its feature profile (blocking). A profile that
+/// cannot be read is logged and left out: the skew check is not worth refusing a version for.
+pub fn load_version_with_profile(record: &ModelRecord) -> Result<LoadedVersion> {
+    let model = load_version(record)?;
+    let profile = match FeatureProfile::load(Path::new(&record.model.artifact)) {
+        Ok(profile) => profile.filter(|p| !p.columns.is_empty()).map(Arc::new),
+        Err(e) => {
+            tracing::warn!(version = %record.model.version, error = %e, "feature profile unreadable; no skew check for this version");
+            None
+        }
+    };
+    Ok((model, profile))
 }
 
 /// Loads a registered version's artifact (blocking).

@@ -40,6 +40,7 @@ pub fn kind_name(kind: AlertKind) -> &'static str {
         AlertKind::ControlChart => "control_chart",
         AlertKind::Online => "online",
         AlertKind::QualityGate => "quality_gate",
+        AlertKind::FeatureSkew => "feature_skew",
     }
 }
 

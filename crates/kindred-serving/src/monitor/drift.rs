@@ -38,6 +38,9 @@ pub struct PassReport {
     pub report: Option<MonitorReport>,
     /// Alerts of the online-metric thresholds.
     pub online_alerts: Vec<Alert>,
+    /// Alerts of features whose serving distribution differs from the live version's training
+    /// distribution ([`super::skew`]).
+    pub skew_alerts: Vec<Alert>,
     /// Ids of the alerts this pass raised that were not already firing.
     pub new_alert_ids: Vec<u64>,
     pub millis: u64,

@@ -12,6 +12,7 @@ pub mod alerts;
 pub mod drift;
 pub mod online;
 pub mod prometheus;
+pub mod skew;
 pub mod webhook;
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -34,6 +35,8 @@ pub struct Monitor {
     config: MonitoringConfig,
     pub online: OnlineMetrics,
     pub alerts: Arc<AlertSink>,
+    /// Serving-side feature counts for the skew check.
+    pub skew: skew::SkewObserver,
     latest: Mutex<Option<Arc<PassReport>>>,
     /// Latest feedback timestamp posted to this server (for `window_end = "latest_event"`).
     latest_posted: AtomicI64,
@@ -48,6 +51,7 @@ impl Monitor {
             config: config.clone(),
             online: OnlineMetrics::new(config),
             alerts: Arc::new(AlertSink::new(config)),
+            skew: skew::SkewObserver::default(),
             latest: Mutex::new(None),
             latest_posted: AtomicI64::new(i64::MIN),
             passes: AtomicU64::new(0),
@@ -138,11 +142,25 @@ impl Monitor {
         }
         let online = self.online.report(snapshot.items.len());
         let online_alerts = drift::online_alerts(&online, &config);
+        let skew_alerts = self
+            .skew
+            .counts()
+            .map(|counts| {
+                skew::skew_alerts(
+                    &counts.version,
+                    &counts.columns,
+                    config.min_observations,
+                    config.psi_max,
+                    kindred_stats::monitoring::psi::PSI_EPSILON,
+                )
+            })
+            .unwrap_or_default();
         let mut all = report
             .as_ref()
             .map(|r| r.alerts.clone())
             .unwrap_or_default();
         all.extend(online_alerts.iter().cloned());
+        all.extend(skew_alerts.iter().cloned());
         let fresh = self.alerts.raise(all, now);
         let report = PassReport {
             at: now,
@@ -151,6 +169,7 @@ impl Monitor {
             truncated,
             report,
             online_alerts,
+            skew_alerts,
             new_alert_ids: fresh.iter().map(|r| r.id).collect(),
             millis: started.elapsed().as_millis() as u64,
         };

@@ -55,6 +55,9 @@ pub enum AlertKind {
     /// A retrain kept inactive because it scored worse than the live version on the live
     /// version's holdout.
     QualityGate,
+    /// A feature's distribution at serving differs from the one the live version was trained
+    /// with.
+    FeatureSkew,
 }
 
 /// One tripped rule.
