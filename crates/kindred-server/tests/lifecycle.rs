@@ -462,3 +462,67 @@ async fn a_model_swap_reuses_the_data_unless_it_changed_here_or_elsewhere() {
     state.serving.state.rebuild().await.unwrap();
     assert!(!Arc::ptr_eq(&data, &state.serving.snapshot().data));
 }
+
+/// `[training] retrain_on_drift` (issue 22): a drift alert starts a retrain, and a second one
+/// within `drift_retrain_min_seconds` does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drift_alert_schedules_one_rate_limited_retrain() {
+    use kindred_stats::monitoring::alerts::{Alert, AlertKind};
+    let db = Sqlite::new();
+    let store = db.store().await;
+    fill_store(&store).await;
+    let mut config = db.config();
+    config.training.model = MODEL.into();
+    config.training.retrain_on_drift = true;
+    config.training.drift_retrain_min_seconds = 3_600;
+    config.watch_interval_ms = 50;
+    let first = publish(&store, &config, MODEL).await;
+    store.insert_feedback(&[click("u1", "i2")]).await.unwrap();
+    let state = AppState::new(config, store.clone()).await.unwrap();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let background = tokio::spawn(kindred_serving::background::run(
+        Arc::clone(&state.serving.state),
+        Arc::clone(&state.serving.lifecycle),
+        stopped,
+    ));
+    let drift = |subject: &str| Alert {
+        kind: AlertKind::Drift,
+        subject: subject.into(),
+        value: 0.5,
+        limit: 0.25,
+        window: None,
+        message: "test drift".into(),
+    };
+    // No alert, no retrain.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(store.list_models().await.unwrap().len(), 1);
+    let now = kindred_serving::unix_now();
+    state
+        .serving
+        .monitor
+        .alerts
+        .raise(vec![drift("item_popularity")], now);
+    let retrained = eventually(Duration::from_secs(30), || {
+        state
+            .serving
+            .snapshot()
+            .version()
+            .is_some_and(|v| v != first)
+    })
+    .await;
+    assert!(retrained, "a drift alert did not start a retrain");
+    store.insert_feedback(&[click("u2", "i3")]).await.unwrap();
+    state
+        .serving
+        .monitor
+        .alerts
+        .raise(vec![drift("user_activity")], now);
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let _ = stop.send(true);
+    background.await.unwrap();
+    assert_eq!(
+        store.list_models().await.unwrap().len(),
+        2,
+        "the second alert came within drift_retrain_min_seconds"
+    );
+}

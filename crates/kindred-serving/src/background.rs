@@ -1,6 +1,7 @@
 //! The background loop that keeps the snapshot current until shutdown: follows a version made
 //! live elsewhere, rebuilds the catalog after item writes, picks up experiments started by
-//! another process, checks new versions' offline charts and retrains on the configured interval.
+//! another process, checks new versions' offline charts and retrains on the configured interval
+//! or, with `[training] retrain_on_drift`, when a drift or skew alert fires.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +40,10 @@ pub async fn run(
                 // Experiments started or stopped by another process.
                 if let Err(e) = state.reload_experiments().await {
                     tracing::warn!(error = %e, "checking experiments failed");
+                }
+                if let Some(alert) = lifecycle.drift_retrain_due(crate::clock::unix_now()) {
+                    tracing::info!(subject = %alert.alert.subject, "retraining: a drift alert fired");
+                    scheduled_training(&state, &lifecycle).await;
                 }
             }
             _ = state.catalog_change() => {

@@ -189,6 +189,10 @@ pub struct TrainingConfig {
     pub pipeline: Option<PathBuf>,
     /// `[training.gate]`: when a retrain the server makes live may become live.
     pub gate: crate::lifecycle::gate::GateConfig,
+    /// A drift or feature-skew alert schedules a retrain (off by default), at most one per
+    /// `drift_retrain_min_seconds`.
+    pub retrain_on_drift: bool,
+    pub drift_retrain_min_seconds: i64,
 }
 
 impl TrainingConfig {
@@ -227,6 +231,8 @@ impl Default for TrainingConfig {
             eval_users: crate::lifecycle::OfflineEval::default().users,
             pipeline: None,
             gate: crate::lifecycle::gate::GateConfig::default(),
+            retrain_on_drift: false,
+            drift_retrain_min_seconds: 3_600,
         }
     }
 }

@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::monitor::alerts::{AlertRecord, AlertSink};
 use crate::state::ServingState;
 use crate::sync::lock;
+use kindred_stats::monitoring::alerts::AlertKind;
 use training::TrainSpec;
 
 /// Holds the training flag for one run and clears it when dropped, however the run ends:
@@ -45,6 +46,15 @@ pub struct Lifecycle {
     offline_checked: Mutex<Option<String>>,
     /// `[training] pipeline`, read when the server started.
     pipeline: Option<PipelineConfig>,
+    /// The newest drift alert acted on, and when a drift retrain last started (Unix seconds).
+    drift: Mutex<DriftTrigger>,
+}
+
+/// What [`Lifecycle::drift_retrain_due`] remembers between checks.
+#[derive(Debug, Default)]
+struct DriftTrigger {
+    newest_alert: u64,
+    last_retrain: Option<i64>,
 }
 
 impl Lifecycle {
@@ -58,6 +68,7 @@ impl Lifecycle {
             training: AtomicBool::new(false),
             offline_checked: Mutex::new(None),
             pipeline,
+            drift: Mutex::new(DriftTrigger::default()),
         })
     }
 
@@ -222,6 +233,35 @@ impl Lifecycle {
                 Ok(None)
             }
         }
+    }
+
+    /// With `[training] retrain_on_drift`: the alert that should start a retrain now (a drift
+    /// or feature-skew alert newer than the last one acted on), unless one started less than
+    /// `drift_retrain_min_seconds` before `now`; an alert inside that time is logged and
+    /// dropped, so a drifting stream cannot keep the trainer busy.
+    pub fn drift_retrain_due(&self, now: i64) -> Option<AlertRecord> {
+        let config = &self.state.config.training;
+        if !config.retrain_on_drift {
+            return None;
+        }
+        let mut trigger = lock(&self.drift);
+        let newest = self
+            .alerts
+            .recent(64)
+            .into_iter()
+            .filter(|r| r.id > trigger.newest_alert)
+            .filter(|r| matches!(r.alert.kind, AlertKind::Drift | AlertKind::FeatureSkew))
+            .max_by_key(|r| r.id)?;
+        trigger.newest_alert = newest.id;
+        if trigger
+            .last_retrain
+            .is_some_and(|t| now - t < config.drift_retrain_min_seconds)
+        {
+            tracing::info!(subject = %newest.alert.subject, "drift retrain skipped: one ran within drift_retrain_min_seconds");
+            return None;
+        }
+        trigger.last_retrain = Some(now);
+        Some(newest)
     }
 
     /// True while a training run is in progress.
