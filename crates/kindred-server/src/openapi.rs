@@ -252,6 +252,14 @@ pub const ROUTES: &[RouteDoc] = &[
         body: None,
     },
     RouteDoc {
+        method: "delete",
+        path: "/v1/models/{version}",
+        scope: "admin",
+        summary: "Delete a version and its artifact directory (204; 409 version_live or version_in_experiment).",
+        query: &[],
+        body: None,
+    },
+    RouteDoc {
         method: "post",
         path: "/v1/models/{version}/activate",
         scope: "admin",
