@@ -37,7 +37,7 @@ impl Serving {
         Ok(Self {
             lists: ListService::new(Arc::clone(&state), Arc::clone(&monitor)),
             feedback: FeedbackService::new(Arc::clone(&state), Arc::clone(&monitor)),
-            entities: EntityService::new(Arc::clone(&state)),
+            entities: EntityService::new(Arc::clone(&state), Arc::clone(&monitor)),
             lifecycle: Arc::new(Lifecycle::new(
                 Arc::clone(&state),
                 Arc::clone(&monitor.alerts),

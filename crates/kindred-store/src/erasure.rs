@@ -99,6 +99,11 @@ impl Erasures {
         self.users.is_empty() && self.items.is_empty()
     }
 
+    /// Tombstones of both kinds.
+    pub fn len(&self) -> usize {
+        self.users.len() + self.items.len()
+    }
+
     /// Erased users.
     pub fn users(&self) -> usize {
         self.users.len()

@@ -387,6 +387,12 @@ impl Store {
         dispatch!(self.erasures())
     }
 
+    /// How many tombstones there are: a cheap way for a server to notice an erasure made
+    /// elsewhere.
+    pub async fn erasure_count(&self) -> Result<u64> {
+        dispatch!(self.erasure_count())
+    }
+
     /// Rows per kind.
     pub async fn counts(&self) -> Result<StoreCounts> {
         dispatch!(self.counts())

@@ -839,6 +839,18 @@ impl PostgresStore {
         Ok(report)
     }
 
+    pub(crate) async fn erasure_count(&self) -> Result<u64> {
+        let op = "count erasures";
+        let client = self.pool.get(op).await?;
+        let n: i64 = client
+            .query_one("SELECT COUNT(*) FROM erasures", &[])
+            .await
+            .map_err(failed(op))?
+            .try_get(0)
+            .map_err(failed(op))?;
+        Ok(n as u64)
+    }
+
     pub(crate) async fn erasures(&self) -> Result<Erasures> {
         let op = "list erasures";
         let client = self.pool.get(op).await?;

@@ -913,6 +913,15 @@ impl SqliteStore {
         .await
     }
 
+    pub(crate) async fn erasure_count(&self) -> Result<u64> {
+        self.read("count erasures", move |conn| {
+            conn.query_row("SELECT COUNT(*) FROM erasures", [], |r| r.get::<_, i64>(0))
+                .map(|n| n as u64)
+                .map_err(failed("count erasures"))
+        })
+        .await
+    }
+
     pub(crate) async fn erasures(&self) -> Result<Erasures> {
         self.read("list erasures", move |conn| {
             erasures_of(conn, "list erasures")

@@ -775,6 +775,7 @@ async fn erasing_a_user_leaves_no_row_naming_them(f: &Fixture) {
     let erasures = store.erasures().await.unwrap();
     assert!(erasures.user_erased(ERASED_USER) && !erasures.item_erased(ERASED_USER));
     assert_eq!((erasures.users(), erasures.items()), (1, 0));
+    assert_eq!(store.erasure_count().await.unwrap(), 1);
     // The other user keeps everything.
     assert_eq!(store.feedback_for_user("stays", 10).await.unwrap().len(), 3);
     assert_eq!(store.exposures("x").await.unwrap().len(), 1);
@@ -886,6 +887,7 @@ async fn erasure_refuses_bad_ids(f: &Fixture) {
     let long = "x".repeat(MAX_ID_BYTES + 1);
     assert!(f.store.erase_user(&long).await.is_err());
     assert!(f.store.erasures().await.unwrap().is_empty());
+    assert_eq!(f.store.erasure_count().await.unwrap(), 0);
 }
 
 async fn deleting_a_model_spares_live_and_experiment_versions(f: &Fixture) {
