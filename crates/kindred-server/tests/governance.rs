@@ -483,3 +483,33 @@ async fn plain_deletes_keep_their_meaning_and_refuse_unknown_parameters() {
     assert!(store.erasures().await.unwrap().is_empty());
     writer.delete("/v1/items/i1").await.expect_status(204);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erasure_made_by_another_process_reaches_the_server_on_its_watch() {
+    let server = start(keys()).await;
+    let reader = server.client_with_key(READ);
+    let user = server.data.active_users()[0].clone();
+    let list = |who: &str| format!("/v1/recommend/{who}?n=10");
+    let strangers = served(&reader.get(&list(NEVER_SEEN)).await);
+    assert_ne!(served(&reader.get(&list(&user)).await), strangers);
+    // Another process (a second server, a script) erases through the store itself.
+    let elsewhere = kindred_store::Store::open(server.state.serving.config().store.as_str())
+        .await
+        .unwrap();
+    elsewhere.erase_user(&user).await.unwrap();
+    let caught_up = common::eventually(Duration::from_secs(10), || {
+        let (reader, path, strangers) = (reader.clone(), list(&user), strangers.clone());
+        async move { served(&reader.get(&path).await) == strangers }
+    })
+    .await;
+    assert!(caught_up, "the watcher rebuilt with the new tombstone");
+    let answer = server
+        .client_with_key(WRITE)
+        .post(
+            "/v1/feedback",
+            &json!([{"user": user, "item": "i1", "type": "click"}]),
+        )
+        .await;
+    answer.expect_status(400);
+    assert_eq!(answer.error_code(), Some("erased_id"));
+}
