@@ -730,6 +730,7 @@ mod tests {
             "offline metrics are on by default"
         );
         assert!(config.rank_named.contains_key("business"));
+        assert_eq!(config.retention.keep, 10);
         config.validate().unwrap();
     }
 }
