@@ -31,6 +31,8 @@ fn models(path: &Path) -> Vec<ModelRecord> {
     with_store(path, async |store| store.list_models().await.unwrap())
 }
 
+/// Trains a popularity version on the store; a published one is made a second older than those
+/// trained after it, so that it is never among the newest (versions order by creation second).
 fn train(store: &Path, publish: bool) {
     let mut args = vec![
         "train",
@@ -45,6 +47,9 @@ fn train(store: &Path, publish: bool) {
         args.push("--publish");
     }
     ok(&args);
+    if publish {
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
 }
 
 #[test]
@@ -201,7 +206,11 @@ fn a_fenced_prune_leaves_artifacts_outside_the_models_directory() {
     let said = stdout(&out);
     assert!(said.contains("artifact left in place"), "{said}");
     assert!(said.contains("outside the models directory"), "{said}");
-    assert_eq!(models(&store).len(), 2, "the rows went all the same");
+    assert_eq!(
+        models(&store).len(),
+        2,
+        "the rows went all the same: {said}"
+    );
     let artifacts = std::fs::read_dir(dir.path().join("k.db.models"))
         .unwrap()
         .count();

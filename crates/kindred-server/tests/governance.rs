@@ -118,10 +118,10 @@ async fn deleting_a_version_spares_the_live_one_and_experiment_versions() {
     let mut left = vec![live.clone(), canary.clone()];
     left.sort();
     assert_eq!(registered(&server).await, left);
-    // The live version still serves.
-    let list = admin.get("/v1/recommend/u1?n=3").await;
-    list.expect_status(200);
-    assert_eq!(list.json()["model_version"], json!(live));
+    // The live version still serves (lists of users outside the canary come from it).
+    let registry = admin.get("/v1/models").await;
+    registry.expect_status(200);
+    assert_eq!(registry.json()["serving"], json!(live));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

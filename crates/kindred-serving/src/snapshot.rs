@@ -113,6 +113,8 @@ pub struct Snapshot {
     /// erased items out), as ids for the pipelines' hard exclusion and as indices.
     erased_items: Vec<String>,
     erased_item_index: HashSet<u32>,
+    /// The live model's users whose id is tombstoned, by model index.
+    erased_model_users: HashSet<u32>,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -192,6 +194,15 @@ impl Snapshot {
                 .collect()
         };
         let erased_item_index = erased_items.iter().filter_map(|id| items.get(id)).collect();
+        let erased_model_users: HashSet<u32> = match &live {
+            Some(live) if erasures.users() > 0 => {
+                let ids = &live.model.fitted().users;
+                (0..ids.len() as u32)
+                    .filter(|&u| erasures.user_erased(ids.external(u)))
+                    .collect()
+            }
+            _ => HashSet::new(),
+        };
         let items = Arc::new(items);
         let users = Arc::new(users);
         let log_items: Vec<u32> = log
@@ -285,6 +296,7 @@ impl Snapshot {
             erasures,
             erased_items,
             erased_item_index,
+            erased_model_users,
         };
         if let Some(k) = batch_size {
             // Lists are as of the build; time-dependent rules (availability, freshness) move on
@@ -520,12 +532,13 @@ impl Snapshot {
             let ids = &live.model.fitted().users;
             if let Some(u) = ids.get(user) {
                 // The model still holds erased users: ask for enough to drop them.
-                let found = index.similar_to(u, n.saturating_add(self.erasures.users()))?;
+                let extra = self.erased_model_users.len();
+                let found = index.similar_to(u, n.saturating_add(extra))?;
                 let users = found
                     .into_iter()
-                    .map(|s| (ids.external(s.item).to_owned(), s.score))
-                    .filter(|(id, _)| !self.user_erased(id))
+                    .filter(|s| !self.erased_model_users.contains(&s.item))
                     .take(n)
+                    .map(|s| (ids.external(s.item).to_owned(), s.score))
                     .collect();
                 return Ok(Some((users, "embeddings")));
             }
