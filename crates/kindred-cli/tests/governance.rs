@@ -268,3 +268,36 @@ fn import_skips_the_rows_of_erased_users_and_items_and_says_so() {
         assert_eq!(feedback, 2 * (total - skipped_events));
     });
 }
+
+#[test]
+fn a_file_holding_an_erased_user_again_does_not_bring_them_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("k.db");
+    let file = dir.path().join("events.csv");
+    std::fs::write(
+        &file,
+        "user,item,rating,timestamp\n\
+         alice,i1,4,100\nbob,i1,5,101\nalice,i2,3,102\ncarol,i2,4,103\nalice,i3,5,104\n",
+    )
+    .unwrap();
+    let data = format!("csv:{}", s(&file));
+    ok(&["import", "--data", &data, "--store", s(&store), "--quiet"]);
+    let removed = with_store(&store, async |st| st.erase_user("alice").await.unwrap());
+    assert_eq!(removed.feedback, 3);
+
+    let out = ok(&["import", "--data", &data, "--store", s(&store), "--append"]);
+    let said = stdout(&out);
+    assert!(
+        said.contains(
+            "skipped 3 rows naming erased users or items: 3 feedback events, 0 users, 0 items"
+        ),
+        "{said}"
+    );
+    assert!(said.contains("imported 2 feedback events"), "{said}");
+    with_store(&store, async |st| {
+        assert!(st.feedback_for_user("alice", 10).await.unwrap().is_empty());
+        assert_eq!(st.counts().await.unwrap().feedback, 4);
+        let data = st.load_dataset("d").await.unwrap();
+        assert!(data.interactions.user_ids().get("alice").is_none());
+    });
+}
