@@ -244,6 +244,16 @@ fn the_readme_walks_without_a_stumble() {
             "--quiet",
         ],
         vec!["models"],
+        // The store the server block filled.
+        vec![
+            "models",
+            "prune",
+            "--store",
+            s(&d.join("kindred.db")),
+            "--keep",
+            "1",
+            "--dry-run",
+        ],
         vec!["experiment", "power", "--baseline", "0.05", "--mde", "0.01"],
         vec!["monitor", "--data", DATA, "--quiet"],
     ]

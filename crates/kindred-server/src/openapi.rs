@@ -57,6 +57,12 @@ const RECOMMEND: &[(&str, &str, &str)] = &[
 
 const N_ONLY: &[(&str, &str, &str)] = &[("n", "integer", "List length (1..max_n, default 10).")];
 
+const ERASE: &[(&str, &str, &str)] = &[(
+    "erase",
+    "boolean",
+    "Erase (admin scope): remove every row naming the id (record, feedback, impressions, exposures) and keep a hashed tombstone that refuses later writes naming it and keeps it out of training.",
+)];
+
 /// Every route the server answers.
 pub const ROUTES: &[RouteDoc] = &[
     RouteDoc {
@@ -111,8 +117,8 @@ pub const ROUTES: &[RouteDoc] = &[
         method: "delete",
         path: "/v1/users/{id}",
         scope: "write",
-        summary: "Delete a user's record (feedback stays).",
-        query: &[],
+        summary: "Delete a user's record (204; feedback stays). With erase=true (admin scope): erase the user, 200 with the rows removed per table.",
+        query: ERASE,
         body: None,
     },
     RouteDoc {
@@ -143,8 +149,8 @@ pub const ROUTES: &[RouteDoc] = &[
         method: "delete",
         path: "/v1/items/{id}",
         scope: "write",
-        summary: "Delete an item's record.",
-        query: &[],
+        summary: "Delete an item's record (204). With erase=true (admin scope): erase the item, 200 with the rows removed per table.",
+        query: ERASE,
         body: None,
     },
     RouteDoc {
@@ -248,6 +254,14 @@ pub const ROUTES: &[RouteDoc] = &[
         path: "/v1/models/{version}",
         scope: "read",
         summary: "One registered version.",
+        query: &[],
+        body: None,
+    },
+    RouteDoc {
+        method: "delete",
+        path: "/v1/models/{version}",
+        scope: "admin",
+        summary: "Delete a version and its artifact directory (204; 409 version_live or version_in_experiment).",
         query: &[],
         body: None,
     },

@@ -237,6 +237,16 @@ impl Default for TrainingConfig {
     }
 }
 
+/// How many model versions the registry keeps (`[retention]`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// After every training run (API or scheduler), keep this many newest versions plus the
+    /// live one and those a draft or running experiment serves, and delete the rest with their
+    /// artifact directories (as `kindred models prune --keep N`); 0 keeps every version.
+    pub keep: usize,
+}
+
 /// Where the drift windows end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -403,6 +413,7 @@ pub struct ServerConfig {
     pub security: SecurityConfig,
     pub keys: KeysConfig,
     pub training: TrainingConfig,
+    pub retention: RetentionConfig,
     pub monitoring: MonitoringConfig,
 }
 
@@ -433,6 +444,7 @@ impl Default for ServerConfig {
             security: SecurityConfig::default(),
             keys: KeysConfig::default(),
             training: TrainingConfig::default(),
+            retention: RetentionConfig::default(),
             monitoring: MonitoringConfig::default(),
         }
     }
@@ -710,6 +722,17 @@ mod tests {
     }
 
     #[test]
+    fn retention_is_off_unless_asked() {
+        assert_eq!(ServerConfig::default().retention.keep, 0);
+        let config = ServerConfig::from_toml_str("[retention]\nkeep = 5\n", "test").unwrap();
+        assert_eq!(config.retention.keep, 5);
+        let err = ServerConfig::from_toml_str("[retention]\nkept = 5\n", "r.toml").unwrap_err();
+        assert!(err.to_string().contains("kept"), "{err}");
+        let err = ServerConfig::from_toml_str("[retention]\nkeep = -1\n", "r.toml").unwrap_err();
+        assert!(err.to_string().contains("r.toml"), "{err}");
+    }
+
+    #[test]
     fn public_address_needs_write_and_admin_keys() {
         let mut config = ServerConfig {
             listen: "0.0.0.0:8080".parse().unwrap(),
@@ -737,6 +760,7 @@ mod tests {
             "offline metrics are on by default"
         );
         assert!(config.rank_named.contains_key("business"));
+        assert_eq!(config.retention.keep, 10);
         config.validate().unwrap();
     }
 }

@@ -1,12 +1,15 @@
-//! [`EntityService`]: users and items written (within the `[limits]`), read and deleted. Every write schedules a catalog
-//! rebuild so new items become servable (as fallbacks) and hidden ones disappear within
-//! `catalog_refresh_ms`; a deleted user's real-time state goes with them. Written items are
-//! counted for the feature skew check ([`crate::monitor::skew`]).
+//! [`EntityService`]: users and items written (within the `[limits]`), read, deleted and
+//! erased. Every write schedules a catalog rebuild so new items become servable (as fallbacks)
+//! and hidden ones disappear within `catalog_refresh_ms`; a deleted user's real-time state goes
+//! with them. Erasure goes further ([`crate::erasure`]): every row naming the id, with a
+//! tombstone that refuses later writes naming it. Written items are counted for the feature
+//! skew check ([`crate::monitor::skew`]).
 
 use std::sync::Arc;
 
-use kindred_store::{Item, User};
+use kindred_store::{ErasedKind, ErasureReport, Item, User};
 
+use crate::erasure::{self, refuse_erased_records};
 use crate::error::{Error, Result};
 use crate::monitor::Monitor;
 use crate::state::ServingState;
@@ -25,6 +28,11 @@ impl EntityService {
 
     /// Writes (inserts or replaces) `users`.
     pub async fn upsert_users(&self, users: &[User]) -> Result<()> {
+        refuse_erased_records(
+            &self.state.erasures(),
+            ErasedKind::User,
+            users.iter().map(|u| u.id.as_str()),
+        )?;
         self.state.write_limits.check_users(users)?;
         self.state.store.upsert_users(users).await?;
         self.state.catalog_changed();
@@ -33,6 +41,11 @@ impl EntityService {
 
     /// Writes (inserts or replaces) `items`.
     pub async fn upsert_items(&self, items: &[Item]) -> Result<()> {
+        refuse_erased_records(
+            &self.state.erasures(),
+            ErasedKind::Item,
+            items.iter().map(|i| i.id.as_str()),
+        )?;
         self.state.write_limits.check_items(items)?;
         self.state.store.upsert_items(items).await?;
         self.state.catalog_changed();
@@ -84,5 +97,30 @@ impl EntityService {
         }
         self.state.catalog_changed();
         Ok(())
+    }
+
+    /// Erases user `id`: every row naming them, a tombstone, and this server's state about them
+    /// (see [`crate::erasure`]); answers the rows removed per table. Erasing an id the store
+    /// never had is allowed (it leaves the tombstone). The work runs as a task of its own, so a
+    /// caller that stops waiting never leaves it half done.
+    pub async fn erase_user(&self, id: &str) -> Result<ErasureReport> {
+        self.erase(ErasedKind::User, id).await
+    }
+
+    /// Erases item `id` likewise (see [`EntityService::erase_user`]).
+    pub async fn erase_item(&self, id: &str) -> Result<ErasureReport> {
+        self.erase(ErasedKind::Item, id).await
+    }
+
+    async fn erase(&self, kind: ErasedKind, id: &str) -> Result<ErasureReport> {
+        kindred_store::check_id(&format!("{} id", kind.as_str()), id)?;
+        let (state, monitor, id) = (
+            Arc::clone(&self.state),
+            Arc::clone(&self.monitor),
+            id.to_owned(),
+        );
+        tokio::spawn(async move { erasure::erase(&state, &monitor, kind, &id).await })
+            .await
+            .map_err(|e| Error::Task(format!("erasure: {e}")))?
     }
 }

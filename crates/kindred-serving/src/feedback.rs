@@ -1,6 +1,7 @@
 //! [`FeedbackService`]: a batch of events stored durably in one transaction (a success means
 //! every event survives a crash), idempotent by `event_id`, then applied to the users'
-//! real-time state and to the online metrics.
+//! real-time state and to the online metrics. A batch naming an erased user or item is refused
+//! whole (400 `erased_id`, naming the record), like any other invalid record.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -47,6 +48,7 @@ impl FeedbackService {
             ));
         }
         let state = &self.state;
+        crate::erasure::refuse_erased_feedback(&state.erasures(), events)?;
         let report = state.store.insert_feedback(events).await?;
         state
             .counters

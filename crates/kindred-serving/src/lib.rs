@@ -6,7 +6,9 @@
 //! [`overlay`], the [`cache`], the [`write_limits`] and the [`counters`]. The services over it: [`lists::ListService`]
 //! (every list and prediction), [`feedback::FeedbackService`], [`entities::EntityService`],
 //! [`lifecycle::Lifecycle`] (train, evaluate, publish, activate; its [`lifecycle::training`]
-//! functions are the CLI's way too), [`experiments::ExperimentService`] and [`monitor::Monitor`].
+//! functions are the CLI's way too; its [`lifecycle::retention`] deletes versions),
+//! [`experiments::ExperimentService`] and [`monitor::Monitor`]; [`erasure`] forgets a user or an
+//! item in the store and in every structure of the process.
 //! [`services::Serving`] opens them together and runs the [`background`] loop; [`config`] is the
 //! server config (TOML + env).
 
@@ -16,6 +18,7 @@ pub mod clock;
 pub mod config;
 pub mod counters;
 pub mod entities;
+pub mod erasure;
 pub mod error;
 pub mod experiments;
 pub mod exposition;

@@ -217,9 +217,11 @@ impl ListService {
         state
             .counters
             .observe_sources(items.iter().map(|i| i.source.as_str()));
+        // An erased user is served, but nothing about them is kept: no rows, no recent lists.
+        let recorded = user.filter(|u| !snapshot.user_erased(u));
         let variant_label = experiment.map(|a| format!("{}/{}", a.experiment, a.variant));
         self.monitor.online.record_list(OnlineList {
-            user,
+            user: recorded,
             model_version: snapshot.version(),
             variant: variant_label.as_deref(),
             items: &items,
@@ -234,12 +236,12 @@ impl ListService {
             self.monitor.skew.observe(Observed {
                 version: &live.version,
                 profile,
-                user,
+                user: recorded,
                 request_features: request_features.filter(|f| !f.is_empty()),
                 user_features: snapshot.data.user_features.as_deref(),
             });
         }
-        if let (Some(assignment), Some(user)) = (experiment, user) {
+        if let (Some(assignment), Some(user)) = (experiment, recorded) {
             let now = unix_now();
             let rows = impression_rows(snapshot, &request_id, user, &items, now);
             let exposure = kindred_store::Exposure {
@@ -250,7 +252,7 @@ impl ListService {
                 timestamp: now,
             };
             state.exposure_log.log(exposure, rows);
-        } else if let (true, Some(user)) = (write_impressions && !items.is_empty(), user) {
+        } else if let (true, Some(user)) = (write_impressions && !items.is_empty(), recorded) {
             let now = unix_now();
             let rows = impression_rows(snapshot, &request_id, user, &items, now);
             let state = Arc::clone(state);
@@ -406,7 +408,7 @@ impl ListService {
         };
         let mut ignored = Vec::new();
         for item in &request.interactions {
-            match snapshot.items.get(item) {
+            match snapshot.item(item) {
                 Some(i) => history.push(i),
                 None => ignored.push(item.clone()),
             }
@@ -486,7 +488,7 @@ impl ListService {
     /// The `n` items most similar to `item`.
     pub fn similar_items(&self, item: &str, n: usize) -> Result<ScoredList<f32>> {
         let snapshot = self.state.snapshot();
-        let Some(index) = snapshot.items.get(item) else {
+        let Some(index) = snapshot.item(item) else {
             return Err(Error::not_found("item", item));
         };
         let (found, source) = snapshot.similar_items(index, n)?;
@@ -527,7 +529,7 @@ impl ListService {
         for (i, (user, item)) in pairs.iter().enumerate() {
             kindred_store::check_id(&format!("pairs[{i}][0] (user id)"), user)?;
             kindred_store::check_id(&format!("pairs[{i}][1] (item id)"), item)?;
-            if snapshot.items.get(item).is_none() {
+            if snapshot.item(item).is_none() {
                 return Err(Error::NotFound(format!(
                     "pairs[{i}]: item `{item}` not found"
                 )));

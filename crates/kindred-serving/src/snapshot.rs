@@ -6,8 +6,15 @@
 //! one. The catalog lists the model's items first, in the model's order, so model scores index
 //! it directly; items the model has never seen (added after training) follow and reach users
 //! through the fallback chain (latest, trending) until the next version learns them.
+//!
+//! Erasure: the store leaves erased users and items out of the data, but the live model's
+//! artifact still holds them until a version trained after the erasure replaces it. A snapshot
+//! is built with the store's tombstones ([`Erasures`]) and treats those ids as unknown wherever
+//! an id meets the model: an erased user is scored like a user never seen, an erased item is
+//! excluded from every list and cannot be looked up.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use kindred_core::features::ColumnData;
@@ -18,6 +25,7 @@ use kindred_rank::{
     CatalogData, RankConfig, RankPipeline, RankRequest, RankedItem, RequestFilters, ScoreSource,
     TrainingLog,
 };
+use kindred_store::Erasures;
 use rayon::prelude::*;
 use serde_json::Value;
 
@@ -102,6 +110,14 @@ pub struct Snapshot {
     /// Snapshots of the same data for the other model versions running experiments serve, by
     /// version (filled in by the server's rebuild; empty otherwise).
     pub variants: BTreeMap<String, Arc<Snapshot>>,
+    /// The store's tombstones when the snapshot was built.
+    pub erasures: Arc<Erasures>,
+    /// Catalog items whose id is tombstoned (only the model's can be: the store's data leaves
+    /// erased items out), as ids for the pipelines' hard exclusion and as indices.
+    erased_items: Vec<String>,
+    erased_item_index: HashSet<u32>,
+    /// The live model's users whose id is tombstoned, by model index.
+    erased_model_users: HashSet<u32>,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -127,6 +143,8 @@ pub struct SnapshotInput {
     /// Precompute this many items per user (batch mode).
     pub batch_size: Option<usize>,
     pub generation: u64,
+    /// The store's tombstones: ids the snapshot must treat as unknown.
+    pub erasures: Arc<Erasures>,
 }
 
 impl Snapshot {
@@ -139,6 +157,7 @@ impl Snapshot {
             rank_configs,
             batch_size,
             generation,
+            erasures,
         } = input;
         let log = &dataset.interactions;
         let mut items = IdMap::new();
@@ -165,6 +184,28 @@ impl Snapshot {
                 users.intern(id);
             }
         }
+        // Hashing every catalog id costs a fraction of a second on a million items, and only
+        // when some item was erased.
+        let erased_items: Vec<String> = if erasures.items() == 0 {
+            Vec::new()
+        } else {
+            items
+                .externals()
+                .iter()
+                .filter(|id| erasures.item_erased(id))
+                .cloned()
+                .collect()
+        };
+        let erased_item_index = erased_items.iter().filter_map(|id| items.get(id)).collect();
+        let erased_model_users: HashSet<u32> = match &live {
+            Some(live) if erasures.users() > 0 => {
+                let ids = &live.model.fitted().users;
+                (0..ids.len() as u32)
+                    .filter(|&u| erasures.user_erased(ids.external(u)))
+                    .collect()
+            }
+            _ => HashSet::new(),
+        };
         let items = Arc::new(items);
         let users = Arc::new(users);
         let log_items: Vec<u32> = log
@@ -255,6 +296,10 @@ impl Snapshot {
             built_at: std::time::Instant::now(),
             generation,
             variants: BTreeMap::new(),
+            erasures,
+            erased_items,
+            erased_item_index,
+            erased_model_users,
         };
         if let Some(k) = batch_size {
             // Lists are as of the build; time-dependent rules (availability, freshness) move on
@@ -313,7 +358,7 @@ impl Snapshot {
         {
             return None;
         }
-        let u = self.users.get(request.user?)?;
+        let u = self.users.get(self.known_user(request.user)?)?;
         let list = lists.get(u as usize)?;
         let end = request.offset + request.n;
         // A short list means the catalog ran out, so a longer page would not find more.
@@ -337,7 +382,8 @@ impl Snapshot {
                 self.rank_names().collect::<Vec<_>>().join(", ")
             ))
         })?;
-        let user = request.user.and_then(|u| self.users.get(u));
+        let request_user = self.known_user(request.user);
+        let user = request_user.and_then(|u| self.users.get(u));
         let stored: &[u32] = user.map_or(&[], |u| self.seen.row(u as usize));
         let mut seen: Vec<u32> = stored.iter().chain(&request.history).copied().collect();
         seen.sort_unstable();
@@ -347,7 +393,7 @@ impl Snapshot {
         let mut folded = false;
         if let Some(live) = &self.live {
             let fitted = live.model.fitted();
-            let model_user = request.user.and_then(|u| fitted.users.get(u));
+            let model_user = request_user.and_then(|u| fitted.users.get(u));
             let in_model = |&&i: &&u32| (i as usize) < self.n_model_items;
             let mut history: Vec<u32> = request.history.iter().filter(in_model).copied().collect();
             if model_user.is_none() {
@@ -386,7 +432,8 @@ impl Snapshot {
         rank_request.last_active = user
             .map(|u| self.last_active[u as usize])
             .filter(|&t| t != i64::MIN);
-        rank_request.filters = &request.filters;
+        let filters = self.without_erased(&request.filters);
+        rank_request.filters = &filters;
         rank_request.segment = request.segment.as_deref();
         let mut list = pipeline.rank(&rank_request, request.offset + request.n)?;
         if folded {
@@ -403,11 +450,36 @@ impl Snapshot {
         Ok(list)
     }
 
-    /// Catalog indices of `ids`, unknown ones left out.
+    /// Catalog indices of `ids`, unknown (and erased) ones left out.
     pub fn item_indices<'s>(&self, ids: impl IntoIterator<Item = &'s str>) -> Vec<u32> {
-        ids.into_iter()
-            .filter_map(|id| self.items.get(id))
-            .collect()
+        ids.into_iter().filter_map(|id| self.item(id)).collect()
+    }
+
+    /// The catalog index of item `id`; None for an unknown or erased item.
+    pub fn item(&self, id: &str) -> Option<u32> {
+        self.items
+            .get(id)
+            .filter(|i| !self.erased_item_index.contains(i))
+    }
+
+    /// Whether user `id` was erased (when the snapshot was built).
+    pub fn user_erased(&self, id: &str) -> bool {
+        self.erasures.user_erased(id)
+    }
+
+    /// `user`, unless it was erased: an erased user is served as a user never seen.
+    fn known_user<'u>(&self, user: Option<&'u str>) -> Option<&'u str> {
+        user.filter(|u| !self.user_erased(u))
+    }
+
+    /// `filters` with the erased items excluded too (borrowed as they are when none was).
+    pub fn without_erased<'f>(&self, filters: &'f RequestFilters) -> Cow<'f, RequestFilters> {
+        if self.erased_items.is_empty() {
+            return Cow::Borrowed(filters);
+        }
+        let mut filters = filters.clone();
+        filters.exclude.extend(self.erased_items.iter().cloned());
+        Cow::Owned(filters)
     }
 
     /// The `n` servable items most similar to `item` and how they were found: by the model's
@@ -429,12 +501,16 @@ impl Snapshot {
         let keep = match self.pipelines.get(DEFAULT_RANK) {
             Some(p) => p.filter_order(
                 &order,
-                &RequestFilters::default(),
+                &self.without_erased(&RequestFilters::default()),
                 crate::clock::unix_now(),
                 0,
                 n,
             )?,
-            None => order.into_iter().take(n).collect(),
+            None => order
+                .into_iter()
+                .filter(|i| !self.erased_item_index.contains(i))
+                .take(n)
+                .collect(),
         };
         let found = found
             .into_iter()
@@ -452,12 +528,19 @@ impl Snapshot {
         user: &str,
         n: usize,
     ) -> Result<Option<(Vec<(String, f32)>, &'static str)>> {
+        if self.user_erased(user) {
+            return Ok(None);
+        }
         if let (Some(index), Some(live)) = (&self.user_index, &self.live) {
             let ids = &live.model.fitted().users;
             if let Some(u) = ids.get(user) {
-                let found = index.similar_to(u, n)?;
+                // The model still holds erased users: ask for enough to drop them.
+                let extra = self.erased_model_users.len();
+                let found = index.similar_to(u, n.saturating_add(extra))?;
                 let users = found
                     .into_iter()
+                    .filter(|s| !self.erased_model_users.contains(&s.item))
+                    .take(n)
                     .map(|s| (ids.external(s.item).to_owned(), s.score))
                     .collect();
                 return Ok(Some((users, "embeddings")));
@@ -491,8 +574,10 @@ impl Snapshot {
     pub fn predict(&self, user: &str, item: &str, history: &[u32]) -> Option<f32> {
         let live = self.live.as_ref()?;
         let fitted = live.model.fitted();
+        self.item(item)?;
         let i = fitted.items.get(item)?;
-        let u = fitted.users.get(user);
+        let user = self.known_user(Some(user));
+        let u = user.and_then(|user| fitted.users.get(user));
         if let (Some(u), true) = (u, history.is_empty()) {
             if let Some(r) = live.model.predict(u, i) {
                 return Some(r);
@@ -501,9 +586,8 @@ impl Snapshot {
         let in_model = |x: &&u32| (**x as usize) < self.n_model_items;
         let mut fold: Vec<u32> = history.iter().filter(in_model).copied().collect();
         if u.is_none() {
-            let stored = self
-                .users
-                .get(user)
+            let stored = user
+                .and_then(|user| self.users.get(user))
                 .map_or(&[][..], |cu| self.seen.row(cu as usize));
             fold.extend(stored.iter().filter(in_model));
         }
@@ -541,7 +625,7 @@ impl Snapshot {
             FallbackList::Trending => fallback.trending(),
             FallbackList::Latest => fallback.latest(),
         };
-        pipeline.filter_order(order, filters, now, offset, n)
+        pipeline.filter_order(order, &self.without_erased(filters), now, offset, n)
     }
 
     /// Distinct users per catalog item (popularity counts).

@@ -16,9 +16,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use kindred_core::{Dataset, InteractionsBuilder};
 use kindred_rank::RankConfig;
-use kindred_store::{Feedback, Store};
+use kindred_store::{Erasures, Feedback, Store};
 
 use crate::cache::ListCache;
 use crate::config::ServerConfig;
@@ -64,6 +65,9 @@ pub struct ServingState {
     pub experiments: Experiments,
     /// Writes exposures and their impressions in the background.
     pub exposure_log: ExposureLog,
+    /// The store's tombstones, as of the last erasure here or the last rebuild: writes naming
+    /// an erased id are refused against it.
+    erasures: ArcSwap<Erasures>,
 }
 
 /// Loads the default and named rank configs named in the server config.
@@ -109,6 +113,7 @@ impl ServingState {
             rank_configs: [(DEFAULT_RANK.to_owned(), RankConfig::default())].into(),
             batch_size: None,
             generation: 0,
+            erasures: Arc::new(Erasures::default()),
         })?;
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -136,6 +141,7 @@ impl ServingState {
             request_counter: AtomicU64::new(0),
             experiments: Experiments::default(),
             exposure_log: ExposureLog::start(store.clone()),
+            erasures: ArcSwap::from_pointee(Erasures::default()),
             instance: format!(
                 "{:08x}",
                 (nanos as u64 ^ u64::from(std::process::id())) as u32
@@ -235,6 +241,8 @@ impl ServingState {
         // nothing was written here (flag, cleared before reading so a write during the read
         // marks the next rebuild dirty) or elsewhere (row counts; an update in place by another
         // process waits for the next refresh).
+        let erasures = Arc::new(self.store.erasures().await?);
+        self.erasures.store(Arc::clone(&erasures));
         let counts = self.store.counts().await?;
         let stamp = (counts.users, counts.items, counts.feedback);
         let changed_here = self.data_changed.swap(false, Ordering::SeqCst);
@@ -260,6 +268,7 @@ impl ServingState {
             batch_size: (self.config.mode == crate::config::ServeMode::Batch)
                 .then_some(self.config.batch_size),
             generation,
+            erasures,
         };
         let mut snapshot = tokio::task::spawn_blocking(move || {
             let variant_inputs: Vec<SnapshotInput> = variant_models
@@ -271,6 +280,7 @@ impl ServingState {
                     // Experiment arms are scored per request, never precomputed.
                     batch_size: None,
                     generation: input.generation,
+                    erasures: Arc::clone(&input.erasures),
                 })
                 .collect();
             let mut snapshot = Snapshot::build(input)?;
@@ -345,6 +355,17 @@ impl ServingState {
             .items_after(user, snapshot.generation, |item| snapshot.items.get(item))
     }
 
+    /// The store's tombstones as this process last read them.
+    pub fn erasures(&self) -> Arc<Erasures> {
+        self.erasures.load_full()
+    }
+
+    /// Re-reads the store's tombstones (after an erasure).
+    pub(crate) async fn refresh_erasures(&self) -> Result<()> {
+        self.erasures.store(Arc::new(self.store.erasures().await?));
+        Ok(())
+    }
+
     /// Forgets a deleted user's real-time state.
     pub fn forget_user(&self, user: &str) {
         self.overlay.remove(user);
@@ -357,8 +378,8 @@ impl ServingState {
         self.catalog_changed.notify_one();
     }
 
-    /// Rebuilds when another process made a version live, or when the snapshot is older than
-    /// `refresh_interval_seconds` and feedback arrived since it was built.
+    /// Rebuilds when another process made a version live or erased a user or item, or when the
+    /// snapshot is older than `refresh_interval_seconds` and feedback arrived since it was built.
     pub(crate) async fn follow_live_version(&self) -> Result<()> {
         let live = self.store.live_model().await?;
         let current = self.snapshot();
@@ -366,7 +387,15 @@ impl ServingState {
         let stale = refresh > 0
             && current.built_at.elapsed() >= Duration::from_secs(refresh)
             && self.generation.load(Ordering::SeqCst) > current.generation;
-        if stale || live.as_ref().map(|r| r.model.version.as_str()) != current.version() {
+        let erased_elsewhere = self.store.erasure_count().await? != current.erasures.len() as u64;
+        if erased_elsewhere {
+            // The data lost rows too: read it again rather than reuse it.
+            self.data_changed.store(true, Ordering::SeqCst);
+        }
+        if stale
+            || erased_elsewhere
+            || live.as_ref().map(|r| r.model.version.as_str()) != current.version()
+        {
             self.rebuild().await?;
         }
         Ok(())

@@ -5,13 +5,141 @@
 //! Where the round trip loses something, it is on purpose and documented here: a row without a
 //! timestamp is stored at time 0 (the store's log is ordered in time), the implicit weight of a
 //! `rating` event is not kept (feedback has one value), and imported events carry no event id.
+//!
+//! [`Import`] is the bulk import itself (`kindred import`): it drops every row that names a user
+//! or item the store has erased (see [`crate::erasure`]) and counts what it dropped, so an
+//! erased id never comes back through a re-import and the caller can say how many rows it left
+//! out.
 
 use kindred_core::features::ColumnData;
 use kindred_core::interactions::NO_TIMESTAMP;
-use kindred_core::{EventType, FeatureTable, Interactions};
+use kindred_core::{Dataset, EventType, FeatureTable, Interactions, Result};
+use serde::Serialize;
 use serde_json::{Map, Number, Value};
 
-use crate::records::{Feedback, Item, User};
+use crate::erasure::Erasures;
+use crate::records::{Feedback, InsertReport, Item, User};
+use crate::Store;
+
+/// Rows of an import left out because they name an erased user or item.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SkippedRows {
+    /// User records of erased users.
+    pub users: usize,
+    /// Item records of erased items.
+    pub items: usize,
+    /// Feedback events naming an erased user or item.
+    pub feedback: usize,
+}
+
+impl SkippedRows {
+    /// Rows left out in all.
+    pub fn total(&self) -> usize {
+        self.users + self.items + self.feedback
+    }
+}
+
+/// What an import wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ImportSummary {
+    /// User records written.
+    pub users: usize,
+    /// Item records written.
+    pub items: usize,
+    /// Feedback events written and duplicates (imported events carry no event id, so there are
+    /// none unless the store already held the same ids).
+    pub feedback: InsertReport,
+    /// Rows left out because they name an erased id.
+    pub skipped: SkippedRows,
+}
+
+/// A dataset as store records, without the rows naming erased ids.
+#[derive(Debug, Clone, Default)]
+pub struct Import {
+    pub users: Vec<User>,
+    pub items: Vec<Item>,
+    pub feedback: Vec<Feedback>,
+    pub skipped: SkippedRows,
+}
+
+impl Import {
+    /// The records of `dataset` minus those naming an id in `erasures`.
+    pub fn from_dataset(dataset: &Dataset, erasures: &Erasures) -> Self {
+        let mut skipped = SkippedRows::default();
+        let mut users = dataset
+            .user_features
+            .as_deref()
+            .map(users_from_features)
+            .unwrap_or_default();
+        let mut items = dataset
+            .item_features
+            .as_deref()
+            .map(items_from_features)
+            .unwrap_or_default();
+        let mut feedback = feedback_from_interactions(&dataset.interactions);
+        if !erasures.is_empty() {
+            let before = (users.len(), items.len(), feedback.len());
+            users.retain(|u| !erasures.user_erased(&u.id));
+            items.retain(|i| !erasures.item_erased(&i.id));
+            // The log names few distinct ids many times: hash each once.
+            let mut filter = crate::erasure::ErasedFilter::new(erasures);
+            feedback.retain(|f| !filter.feedback(f));
+            skipped = SkippedRows {
+                users: before.0 - users.len(),
+                items: before.1 - items.len(),
+                feedback: before.2 - feedback.len(),
+            };
+        }
+        Self {
+            users,
+            items,
+            feedback,
+            skipped,
+        }
+    }
+
+    /// The records of `dataset` minus those naming an id `store` has erased.
+    pub async fn prepare(store: &Store, dataset: &Dataset) -> Result<Self> {
+        let erasures = store.erasures().await?;
+        Ok(Self::from_dataset(dataset, &erasures))
+    }
+
+    /// Writes the users, the items, then the feedback in transactions of `batch` events,
+    /// calling `after_batch` with each batch's size once it is stored (progress; an error from
+    /// it stops the import there, with the batches before it stored). An id erased while this
+    /// runs may still be written; [`Store::load_dataset`] leaves it out of training all the same.
+    pub async fn write(
+        &self,
+        store: &Store,
+        batch: usize,
+        mut after_batch: impl FnMut(usize) -> Result<()>,
+    ) -> Result<ImportSummary> {
+        if batch == 0 {
+            return Err(kindred_core::Error::InvalidInput(
+                "an import batch holds at least one event".into(),
+            ));
+        }
+        if !self.users.is_empty() {
+            store.upsert_users(&self.users).await?;
+        }
+        if !self.items.is_empty() {
+            store.upsert_items(&self.items).await?;
+        }
+        let mut feedback = InsertReport::default();
+        for chunk in self.feedback.chunks(batch) {
+            let written = store.insert_feedback(chunk).await?;
+            feedback.inserted += written.inserted;
+            feedback.duplicates += written.duplicates;
+            after_batch(chunk.len())?;
+        }
+        Ok(ImportSummary {
+            users: self.users.len(),
+            items: self.items.len(),
+            feedback,
+            skipped: self.skipped,
+        })
+    }
+}
 
 /// One feedback event per interaction, in log order.
 pub fn feedback_from_interactions(log: &Interactions) -> Vec<Feedback> {
@@ -172,6 +300,64 @@ mod tests {
                 ("u2", "i2", "view", Some(2.5), 3),
             ]
         );
+    }
+
+    #[test]
+    fn rows_naming_erased_ids_are_skipped_and_counted() {
+        let mut b = InteractionsBuilder::new();
+        for (user, item) in [
+            ("u1", "i1"),
+            ("u2", "i1"),
+            ("u2", "i2"),
+            ("u1", "i2"),
+            ("u3", "i3"),
+        ] {
+            b.push(Interaction::implicit(user, item, EventType::Click, Some(1)));
+        }
+        let mut dataset = Dataset::new("d", b.build());
+        let mut users = FeatureTable::new();
+        let mut items = FeatureTable::new();
+        for id in ["u1", "u2", "u3"] {
+            users.set(id, "age", FeatureValue::Number(30.0)).unwrap();
+        }
+        for id in ["i1", "i2", "i3"] {
+            items.set(id, "year", FeatureValue::Number(1999.0)).unwrap();
+        }
+        dataset.user_features = Some(std::sync::Arc::new(users));
+        dataset.item_features = Some(std::sync::Arc::new(items));
+
+        let none = Import::from_dataset(&dataset, &Erasures::default());
+        assert_eq!(
+            (none.feedback.len(), none.skipped),
+            (5, SkippedRows::default())
+        );
+
+        let mut erasures = Erasures::default();
+        erasures
+            .insert_row("sqlite", "test", "user", crate::id_hash("u1"))
+            .unwrap();
+        erasures
+            .insert_row("sqlite", "test", "item", crate::id_hash("i3"))
+            .unwrap();
+        let import = Import::from_dataset(&dataset, &erasures);
+        assert_eq!(
+            import.skipped,
+            SkippedRows {
+                users: 1,
+                items: 1,
+                // u1's two events and u3's event on i3.
+                feedback: 3,
+            }
+        );
+        assert_eq!(import.skipped.total(), 5);
+        let kept: Vec<_> = import
+            .feedback
+            .iter()
+            .map(|f| (f.user.as_str(), f.item.as_str()))
+            .collect();
+        assert_eq!(kept, [("u2", "i1"), ("u2", "i2")]);
+        assert!(import.users.iter().all(|u| u.id != "u1"));
+        assert!(import.items.iter().all(|i| i.id != "i3"));
     }
 
     #[test]

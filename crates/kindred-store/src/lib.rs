@@ -7,24 +7,33 @@
 //!
 //! The store is also the feature store: [`Store::load_dataset`] exports the interactions and the
 //! user and item features exactly as stored, so a model trains on what it will be served with.
+//!
+//! Data governance: [`Store::erase_user`] / [`Store::erase_item`] remove every row naming an id
+//! and leave a hashed tombstone ([`erasure`]) that keeps the id out of later training sets and
+//! imports; [`Store::delete_model`] removes a registry version unless it is live or an
+//! experiment still serves it ([`retention`]).
 
 pub mod dataset;
 mod decode;
+pub mod erasure;
 pub mod import;
 pub mod migrations;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod records;
+pub mod retention;
 pub mod sqlite;
 
 use kindred_core::{Dataset, Error, Result};
 
+pub use erasure::{id_hash, ErasedKind, ErasureReport, Erasures};
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
 pub use records::{
     check_id, ExperimentRecord, ExperimentStatus, Exposure, Feedback, Impression, InsertReport,
     Item, ModelRecord, NewModel, StoreCounts, StoredFeedback, User, MAX_ID_BYTES, MAX_NAME_BYTES,
 };
+pub use retention::DeletionBlocker;
 pub use sqlite::SqliteStore;
 
 use records::at;
@@ -272,6 +281,16 @@ impl Store {
         dispatch!(self.rollback_model())
     }
 
+    /// Deletes a registered version and its activation history in one transaction; answers the
+    /// deleted record, or None when no such version is registered. Refuses
+    /// ([`Error::InvalidInput`], see [`retention::blocker`]) the live version and any version
+    /// that a draft or running experiment (a canary included) serves. The artifact on disk is
+    /// the caller's to remove.
+    pub async fn delete_model(&self, version: &str) -> Result<Option<ModelRecord>> {
+        check_id("model version", version)?;
+        dispatch!(self.delete_model(version.to_owned()))
+    }
+
     /// Adds an experiment as a draft; a name already taken is an error.
     pub async fn create_experiment(
         &self,
@@ -348,13 +367,40 @@ impl Store {
         dispatch!(self.experiment_feedback(experiment.to_owned(), since, until))
     }
 
+    /// Erases user `id` in one transaction: their record, every feedback event, impression and
+    /// exposure naming them, and leaves a tombstone holding the id's hash (see [`erasure`]).
+    /// Answers the rows removed per table; erasing again removes nothing and is not an error.
+    pub async fn erase_user(&self, id: &str) -> Result<ErasureReport> {
+        erasure::check(ErasedKind::User, id)?;
+        dispatch!(self.erase(ErasedKind::User, id.to_owned()))
+    }
+
+    /// Erases item `id` in one transaction: its record, every feedback event and impression
+    /// naming it, and leaves a tombstone (see [`Store::erase_user`]).
+    pub async fn erase_item(&self, id: &str) -> Result<ErasureReport> {
+        erasure::check(ErasedKind::Item, id)?;
+        dispatch!(self.erase(ErasedKind::Item, id.to_owned()))
+    }
+
+    /// Every tombstone left by an erasure.
+    pub async fn erasures(&self) -> Result<Erasures> {
+        dispatch!(self.erasures())
+    }
+
+    /// How many tombstones there are: a cheap way for a server to notice an erasure made
+    /// elsewhere.
+    pub async fn erasure_count(&self) -> Result<u64> {
+        dispatch!(self.erasure_count())
+    }
+
     /// Rows per kind.
     pub async fn counts(&self) -> Result<StoreCounts> {
         dispatch!(self.counts())
     }
 
     /// Everything a model trains on, from one consistent snapshot: every feedback event in log
-    /// order and the user and item feature tables (see [`dataset`] for the mapping).
+    /// order and the user and item feature tables (see [`dataset`] for the mapping). Events,
+    /// users and items whose id an erasure tombstoned are left out, however they got back in.
     pub async fn load_dataset(&self, name: &str) -> Result<Dataset> {
         dispatch!(self.load_dataset(name.to_owned()))
     }

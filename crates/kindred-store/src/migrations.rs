@@ -78,6 +78,15 @@ pub(crate) const SQLITE: &[(i64, &str)] = &[
         CREATE INDEX exposures_by_experiment_user ON exposures (experiment, user_id);
         CREATE INDEX impressions_by_request ON impressions (request_id);",
     ),
+    (
+        3,
+        "CREATE TABLE erasures (
+            kind TEXT NOT NULL,
+            id_hash TEXT NOT NULL,
+            erased_at BIGINT NOT NULL,
+            PRIMARY KEY (kind, id_hash)
+        );",
+    ),
 ];
 
 /// `(version, SQL)` for PostgreSQL; the same tables as [`SQLITE`] with native types. Kept in
@@ -154,6 +163,15 @@ pub(crate) const POSTGRES: &[(i64, &str)] = &[
         );
         CREATE INDEX exposures_by_experiment_user ON exposures (experiment, user_id);
         CREATE INDEX impressions_by_request ON impressions (request_id);",
+    ),
+    (
+        3,
+        "CREATE TABLE erasures (
+            kind TEXT NOT NULL,
+            id_hash TEXT NOT NULL,
+            erased_at BIGINT NOT NULL,
+            PRIMARY KEY (kind, id_hash)
+        );",
     ),
 ];
 

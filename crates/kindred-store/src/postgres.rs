@@ -15,11 +15,12 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio_postgres::{Client, GenericClient, NoTls, Row};
 
 use crate::dataset::DatasetBuilder;
+use crate::erasure::{self, ErasedFilter, ErasedKind, ErasureReport, Erasures};
 use crate::records::{
     check_transition, ExperimentRecord, ExperimentStatus, Exposure, Feedback, Impression,
     InsertReport, Item, ModelRecord, NewModel, StoreCounts, StoredFeedback, User,
 };
-use crate::{decode, migrations};
+use crate::{decode, migrations, retention};
 
 /// Connections open at most at once per store.
 const POOL_SIZE: usize = 8;
@@ -306,6 +307,20 @@ async fn experiment_by_name(
         .await
         .map_err(failed(op))?;
     row.map(|r| experiment_of(op, &r)).transpose()
+}
+
+async fn erasures_of(client: &impl GenericClient, op: &'static str) -> Result<Erasures> {
+    let rows = client
+        .query("SELECT kind, id_hash FROM erasures", &[])
+        .await
+        .map_err(failed(op))?;
+    let mut erasures = Erasures::default();
+    for row in &rows {
+        let kind: String = row.try_get(0).map_err(failed(op))?;
+        let hash: String = row.try_get(1).map_err(failed(op))?;
+        erasures.insert_row(BACKEND, op, &kind, hash)?;
+    }
+    Ok(erasures)
 }
 
 impl PostgresStore {
@@ -748,6 +763,100 @@ impl PostgresStore {
         Ok(live)
     }
 
+    pub(crate) async fn delete_model(&self, version: String) -> Result<Option<ModelRecord>> {
+        let op = "delete model";
+        let fail = failed(op);
+        let mut client = self.pool.get(op).await?;
+        // The registry lock: an activation cannot make the version live while it goes.
+        let tx = Self::registry_transaction(&mut client, op).await?;
+        let Some(model) = model_by_version(&tx, op, &version).await? else {
+            return Ok(None);
+        };
+        let rows = tx
+            .query(
+                &format!(
+                    "SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE status <> 'stopped' \
+                     FOR SHARE"
+                ),
+                &[],
+            )
+            .await
+            .map_err(&fail)?;
+        let experiments = rows
+            .iter()
+            .map(|r| experiment_of(op, r))
+            .collect::<Result<Vec<_>>>()?;
+        if let Some(blocker) = retention::blocker(&model, &experiments) {
+            return Err(Error::InvalidInput(blocker.describe(&version)));
+        }
+        tx.execute(
+            "DELETE FROM model_activations WHERE version = $1",
+            &[&version],
+        )
+        .await
+        .map_err(&fail)?;
+        tx.execute("DELETE FROM models WHERE version = $1", &[&version])
+            .await
+            .map_err(&fail)?;
+        tx.commit().await.map_err(&fail)?;
+        Ok(Some(model))
+    }
+
+    pub(crate) async fn erase(&self, kind: ErasedKind, id: String) -> Result<ErasureReport> {
+        let op = "erase";
+        let fail = failed(op);
+        let mut client = self.pool.get(op).await?;
+        let tx = client.transaction().await.map_err(&fail)?;
+        let delete = |sql: &'static str| {
+            let (tx, id, fail) = (&tx, &id, &fail);
+            async move { tx.execute(sql, &[id]).await.map_err(fail) }
+        };
+        let report = match kind {
+            ErasedKind::User => ErasureReport {
+                users: delete("DELETE FROM users WHERE id = $1").await?,
+                feedback: delete("DELETE FROM feedback WHERE user_id = $1").await?,
+                impressions: delete("DELETE FROM impressions WHERE user_id = $1").await?,
+                exposures: delete("DELETE FROM exposures WHERE user_id = $1").await?,
+                ..ErasureReport::default()
+            },
+            ErasedKind::Item => ErasureReport {
+                items: delete("DELETE FROM items WHERE id = $1").await?,
+                feedback: delete("DELETE FROM feedback WHERE item_id = $1").await?,
+                impressions: delete("DELETE FROM impressions WHERE item_id = $1").await?,
+                ..ErasureReport::default()
+            },
+        };
+        // The first erasure's time stays: erasing again changes nothing.
+        tx.execute(
+            "INSERT INTO erasures (kind, id_hash, erased_at)
+             VALUES ($1, $2, EXTRACT(EPOCH FROM now())::BIGINT)
+             ON CONFLICT (kind, id_hash) DO NOTHING",
+            &[&kind.as_str(), &erasure::id_hash(&id)],
+        )
+        .await
+        .map_err(&fail)?;
+        tx.commit().await.map_err(&fail)?;
+        Ok(report)
+    }
+
+    pub(crate) async fn erasure_count(&self) -> Result<u64> {
+        let op = "count erasures";
+        let client = self.pool.get(op).await?;
+        let n: i64 = client
+            .query_one("SELECT COUNT(*) FROM erasures", &[])
+            .await
+            .map_err(failed(op))?
+            .try_get(0)
+            .map_err(failed(op))?;
+        Ok(n as u64)
+    }
+
+    pub(crate) async fn erasures(&self) -> Result<Erasures> {
+        let op = "list erasures";
+        let client = self.pool.get(op).await?;
+        erasures_of(&*client, op).await
+    }
+
     pub(crate) async fn create_experiment(
         &self,
         record: ExperimentRecord,
@@ -972,25 +1081,36 @@ impl PostgresStore {
             .await
             .map_err(&fail)?;
         let mut builder = DatasetBuilder::new();
+        let erasures = erasures_of(&tx, op).await?;
+        let mut erased = ErasedFilter::new(&erasures);
         // Streamed row by row: the event log may be far larger than what is worth buffering.
         let no_params: [&str; 0] = [];
         let sql = format!("SELECT {FEEDBACK_COLUMNS} FROM feedback ORDER BY seq");
         let rows = tx.query_raw(&sql, no_params).await.map_err(&fail)?;
         let mut rows = std::pin::pin!(rows);
         while let Some(row) = rows.try_next().await.map_err(&fail)? {
-            builder.push_feedback(&feedback_of(op, &row)?.feedback);
+            let event = feedback_of(op, &row)?.feedback;
+            if !erased.feedback(&event) {
+                builder.push_feedback(&event);
+            }
         }
         let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY id");
         let rows = tx.query_raw(&sql, no_params).await.map_err(&fail)?;
         let mut rows = std::pin::pin!(rows);
         while let Some(row) = rows.try_next().await.map_err(&fail)? {
-            builder.push_user(&user_of(op, &row)?)?;
+            let user = user_of(op, &row)?;
+            if !erased.user(&user.id) {
+                builder.push_user(&user)?;
+            }
         }
         let sql = format!("SELECT {ITEM_COLUMNS} FROM items ORDER BY id");
         let rows = tx.query_raw(&sql, no_params).await.map_err(&fail)?;
         let mut rows = std::pin::pin!(rows);
         while let Some(row) = rows.try_next().await.map_err(&fail)? {
-            builder.push_item(&item_of(op, &row)?)?;
+            let item = item_of(op, &row)?;
+            if !erased.item(&item.id) {
+                builder.push_item(&item)?;
+            }
         }
         tx.commit().await.map_err(&fail)?;
         Ok(builder.build(&name))

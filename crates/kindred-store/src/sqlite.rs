@@ -20,11 +20,12 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, Transactio
 use serde_json::Value;
 
 use crate::dataset::DatasetBuilder;
+use crate::erasure::{self, ErasedFilter, ErasedKind, ErasureReport, Erasures};
 use crate::records::{
     check_transition, ExperimentRecord, ExperimentStatus, Exposure, Feedback, Impression,
     InsertReport, Item, ModelRecord, NewModel, StoreCounts, StoredFeedback, User,
 };
-use crate::{decode, migrations};
+use crate::{decode, migrations, retention};
 
 /// How long a connection waits for a lock held by another process before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -327,6 +328,17 @@ fn experiment_by_name(
         .optional()
         .map_err(failed(op))?;
     raw.map(|raw| experiment_of(op, raw)).transpose()
+}
+
+fn erasures_of(conn: &Connection, op: &'static str) -> Result<Erasures> {
+    let rows = query_rows(conn, op, "SELECT kind, id_hash FROM erasures", [], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
+    let mut erasures = Erasures::default();
+    for (kind, hash) in rows {
+        erasures.insert_row(BACKEND, op, &kind, hash)?;
+    }
+    Ok(erasures)
 }
 
 fn impression_of(r: &Row) -> rusqlite::Result<Impression> {
@@ -827,6 +839,96 @@ impl SqliteStore {
         .await
     }
 
+    pub(crate) async fn delete_model(&self, version: String) -> Result<Option<ModelRecord>> {
+        self.write("delete model", move |conn| {
+            let op = "delete model";
+            let fail = failed(op);
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(&fail)?;
+            let Some(model) = model_by_version(&tx, op, &version)? else {
+                return Ok(None);
+            };
+            let experiments = query_rows(
+                &tx,
+                op,
+                &format!("SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE status <> 'stopped'"),
+                [],
+                raw_experiment,
+            )?
+            .into_iter()
+            .map(|raw| experiment_of(op, raw))
+            .collect::<Result<Vec<_>>>()?;
+            if let Some(blocker) = retention::blocker(&model, &experiments) {
+                return Err(Error::InvalidInput(blocker.describe(&version)));
+            }
+            tx.execute(
+                "DELETE FROM model_activations WHERE version = ?1",
+                [&version],
+            )
+            .map_err(&fail)?;
+            tx.execute("DELETE FROM models WHERE version = ?1", [&version])
+                .map_err(&fail)?;
+            tx.commit().map_err(&fail)?;
+            Ok(Some(model))
+        })
+        .await
+    }
+
+    pub(crate) async fn erase(&self, kind: ErasedKind, id: String) -> Result<ErasureReport> {
+        self.write("erase", move |conn| {
+            let op = "erase";
+            let fail = failed(op);
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(&fail)?;
+            let delete = |sql: &str| -> Result<u64> {
+                tx.execute(sql, [&id]).map(|n| n as u64).map_err(&fail)
+            };
+            let report = match kind {
+                ErasedKind::User => ErasureReport {
+                    users: delete("DELETE FROM users WHERE id = ?1")?,
+                    feedback: delete("DELETE FROM feedback WHERE user_id = ?1")?,
+                    impressions: delete("DELETE FROM impressions WHERE user_id = ?1")?,
+                    exposures: delete("DELETE FROM exposures WHERE user_id = ?1")?,
+                    ..ErasureReport::default()
+                },
+                ErasedKind::Item => ErasureReport {
+                    items: delete("DELETE FROM items WHERE id = ?1")?,
+                    feedback: delete("DELETE FROM feedback WHERE item_id = ?1")?,
+                    impressions: delete("DELETE FROM impressions WHERE item_id = ?1")?,
+                    ..ErasureReport::default()
+                },
+            };
+            // The first erasure's time stays: erasing again changes nothing.
+            tx.execute(
+                "INSERT INTO erasures (kind, id_hash, erased_at) VALUES (?1, ?2, unixepoch())
+                 ON CONFLICT (kind, id_hash) DO NOTHING",
+                params![kind.as_str(), erasure::id_hash(&id)],
+            )
+            .map_err(&fail)?;
+            tx.commit().map_err(&fail)?;
+            Ok(report)
+        })
+        .await
+    }
+
+    pub(crate) async fn erasure_count(&self) -> Result<u64> {
+        self.read("count erasures", move |conn| {
+            conn.query_row("SELECT COUNT(*) FROM erasures", [], |r| r.get::<_, i64>(0))
+                .map(|n| n as u64)
+                .map_err(failed("count erasures"))
+        })
+        .await
+    }
+
+    pub(crate) async fn erasures(&self) -> Result<Erasures> {
+        self.read("list erasures", move |conn| {
+            erasures_of(conn, "list erasures")
+        })
+        .await
+    }
+
     pub(crate) async fn create_experiment(
         &self,
         record: ExperimentRecord,
@@ -1030,6 +1132,8 @@ impl SqliteStore {
             let op = "load dataset";
             let fail = failed(op);
             let mut builder = DatasetBuilder::new();
+            let erasures = erasures_of(conn, op)?;
+            let mut erased = ErasedFilter::new(&erasures);
             let mut stmt = conn
                 .prepare(&format!(
                     "SELECT {FEEDBACK_COLUMNS} FROM feedback ORDER BY seq"
@@ -1037,21 +1141,30 @@ impl SqliteStore {
                 .map_err(&fail)?;
             let mut rows = stmt.query([]).map_err(&fail)?;
             while let Some(row) = rows.next().map_err(&fail)? {
-                builder.push_feedback(&feedback_of(row).map_err(&fail)?.feedback);
+                let event = feedback_of(row).map_err(&fail)?.feedback;
+                if !erased.feedback(&event) {
+                    builder.push_feedback(&event);
+                }
             }
             let mut stmt = conn
                 .prepare(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY id"))
                 .map_err(&fail)?;
             let mut rows = stmt.query([]).map_err(&fail)?;
             while let Some(row) = rows.next().map_err(&fail)? {
-                builder.push_user(&user_of(op, raw_user(row).map_err(&fail)?)?)?;
+                let user = user_of(op, raw_user(row).map_err(&fail)?)?;
+                if !erased.user(&user.id) {
+                    builder.push_user(&user)?;
+                }
             }
             let mut stmt = conn
                 .prepare(&format!("SELECT {ITEM_COLUMNS} FROM items ORDER BY id"))
                 .map_err(&fail)?;
             let mut rows = stmt.query([]).map_err(&fail)?;
             while let Some(row) = rows.next().map_err(&fail)? {
-                builder.push_item(&item_of(op, raw_item(row).map_err(&fail)?)?)?;
+                let item = item_of(op, raw_item(row).map_err(&fail)?)?;
+                if !erased.item(&item.id) {
+                    builder.push_item(&item)?;
+                }
             }
             Ok(builder.build(&name))
         })

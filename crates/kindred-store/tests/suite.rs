@@ -6,8 +6,10 @@ mod common;
 use common::Fixture;
 use kindred_core::features::ColumnData;
 use kindred_core::{Error, EventType};
+use kindred_store::import::Import;
 use kindred_store::{
-    ExperimentStatus, Exposure, Feedback, Impression, Item, NewModel, Store, User, MAX_ID_BYTES,
+    id_hash, ErasureReport, ExperimentStatus, Exposure, Feedback, Impression, Item, NewModel,
+    Store, User, MAX_ID_BYTES,
 };
 use serde_json::{json, Map, Value};
 
@@ -24,6 +26,11 @@ store_suite!(
     concurrent_batches_all_land,
     experiments_move_draft_running_stopped,
     exposures_impressions_and_feedback_for_analysis,
+    erasing_a_user_leaves_no_row_naming_them,
+    erasing_an_item_leaves_no_row_naming_it,
+    erased_ids_stay_out_of_training_and_imports,
+    erasure_refuses_bad_ids,
+    deleting_a_model_spares_live_and_experiment_versions,
 );
 
 fn obj(value: Value) -> Map<String, Value> {
@@ -672,4 +679,283 @@ async fn exposures_impressions_and_feedback_for_analysis(f: &Fixture) {
     let before = f.store.experiment_feedback("x", 0, 100).await.unwrap();
     assert_eq!(before.len(), 1);
     assert_eq!(before[0].feedback.timestamp, 99);
+}
+
+/// A user id no other fixture value contains, so a search for it finds only rows about them.
+const ERASED_USER: &str = "erase-me@example.org";
+/// An item id likewise.
+const ERASED_ITEM: &str = "item-to-forget";
+
+fn impression(request: &str, user: &str, item: &str, slot: u32) -> Impression {
+    Impression {
+        request_id: request.into(),
+        user: user.into(),
+        item: item.into(),
+        slot,
+        propensity: None,
+        policy: "als".into(),
+        timestamp: 10,
+    }
+}
+
+/// Two users and three items (one of each to be erased) with features, feedback both ways,
+/// impressions and exposures.
+async fn fill_for_erasure(store: &Store) {
+    store
+        .upsert_users(&[
+            User {
+                id: ERASED_USER.into(),
+                features: obj(json!({"age": 40, "city": "Lyon"})),
+            },
+            User {
+                id: "stays".into(),
+                features: obj(json!({"age": 20, "city": "Nice"})),
+            },
+        ])
+        .await
+        .unwrap();
+    store
+        .upsert_items(&[Item::new(ERASED_ITEM), Item::new("i1"), Item::new("i2")])
+        .await
+        .unwrap();
+    store
+        .insert_feedback(&[
+            event(ERASED_USER, "i1", "click", None, 1, Some("e1")),
+            event(ERASED_USER, ERASED_ITEM, "rating", Some(4.0), 2, Some("e2")),
+            event("stays", "i1", "click", None, 3, Some("e3")),
+            event("stays", ERASED_ITEM, "view", None, 4, Some("e4")),
+            event("stays", "i2", "view", None, 5, None),
+            event(ERASED_USER, "i2", "purchase", None, 6, None),
+        ])
+        .await
+        .unwrap();
+    store
+        .insert_impressions(&[
+            impression("r1", ERASED_USER, "i1", 0),
+            impression("r1", ERASED_USER, ERASED_ITEM, 1),
+            impression("r2", "stays", ERASED_ITEM, 0),
+            impression("r2", "stays", "i2", 1),
+        ])
+        .await
+        .unwrap();
+    let exposure = |user: &str, request: &str| Exposure {
+        experiment: "x".into(),
+        variant: "a".into(),
+        user: user.into(),
+        request_id: request.into(),
+        timestamp: 10,
+    };
+    store
+        .insert_exposures(&[exposure(ERASED_USER, "r1"), exposure("stays", "r2")])
+        .await
+        .unwrap();
+}
+
+async fn erasing_a_user_leaves_no_row_naming_them(f: &Fixture) {
+    let store = &f.store;
+    fill_for_erasure(store).await;
+    assert!(!f.rows_containing(ERASED_USER).await.is_empty());
+    let report = store.erase_user(ERASED_USER).await.unwrap();
+    assert_eq!(
+        report,
+        ErasureReport {
+            users: 1,
+            items: 0,
+            feedback: 3,
+            impressions: 2,
+            exposures: 1,
+        }
+    );
+    assert_eq!(f.rows_containing(ERASED_USER).await, Vec::<String>::new());
+    // The tombstone: the id's hash and a time, not the id (the search above covers its table).
+    let hash = id_hash(ERASED_USER);
+    assert_ne!(hash, ERASED_USER);
+    let tombstones = f.rows_containing(&hash).await;
+    assert_eq!(tombstones, [format!("erasures.id_hash = {hash}")]);
+    let erasures = store.erasures().await.unwrap();
+    assert!(erasures.user_erased(ERASED_USER) && !erasures.item_erased(ERASED_USER));
+    assert_eq!((erasures.users(), erasures.items()), (1, 0));
+    assert_eq!(store.erasure_count().await.unwrap(), 1);
+    // The other user keeps everything.
+    assert_eq!(store.feedback_for_user("stays", 10).await.unwrap().len(), 3);
+    assert_eq!(store.exposures("x").await.unwrap().len(), 1);
+    // Idempotent: the second erasure removes nothing and keeps one tombstone.
+    assert_eq!(
+        store.erase_user(ERASED_USER).await.unwrap(),
+        ErasureReport::default()
+    );
+    assert_eq!(f.rows_containing(&hash).await.len(), 1);
+}
+
+async fn erasing_an_item_leaves_no_row_naming_it(f: &Fixture) {
+    let store = &f.store;
+    fill_for_erasure(store).await;
+    let report = store.erase_item(ERASED_ITEM).await.unwrap();
+    assert_eq!(
+        report,
+        ErasureReport {
+            users: 0,
+            items: 1,
+            feedback: 2,
+            impressions: 2,
+            exposures: 0,
+        }
+    );
+    assert_eq!(report.total(), 5);
+    assert_eq!(f.rows_containing(ERASED_ITEM).await, Vec::<String>::new());
+    let erasures = store.erasures().await.unwrap();
+    assert!(erasures.item_erased(ERASED_ITEM) && !erasures.user_erased(ERASED_ITEM));
+    assert_eq!(store.counts().await.unwrap().feedback, 4);
+    assert_eq!(
+        store.erase_item(ERASED_ITEM).await.unwrap(),
+        ErasureReport::default()
+    );
+}
+
+async fn erased_ids_stay_out_of_training_and_imports(f: &Fixture) {
+    let store = &f.store;
+    fill_for_erasure(store).await;
+    let before = store.load_dataset("before").await.unwrap();
+    store.erase_user(ERASED_USER).await.unwrap();
+    store.erase_item(ERASED_ITEM).await.unwrap();
+
+    // The same data arrives again (a re-import of an old export): the importer skips it.
+    let import = Import::prepare(store, &before).await.unwrap();
+    assert_eq!(
+        (
+            import.skipped.users,
+            import.skipped.items,
+            import.skipped.feedback
+        ),
+        (1, 1, 4),
+        "the user's 3 events and the other user's event on the item"
+    );
+    let summary = import.write(store, 2, |_| Ok(())).await.unwrap();
+    assert_eq!(summary.skipped.total(), 6);
+    assert_eq!(summary.feedback.inserted + summary.feedback.duplicates, 2);
+    assert_eq!(f.rows_containing(ERASED_USER).await, Vec::<String>::new());
+    assert_eq!(f.rows_containing(ERASED_ITEM).await, Vec::<String>::new());
+
+    // Written past the importer (the store's plain writes do not check tombstones), the rows
+    // are still left out of every training set.
+    store
+        .upsert_users(&[User {
+            id: ERASED_USER.into(),
+            features: obj(json!({"age": 41})),
+        }])
+        .await
+        .unwrap();
+    store.upsert_items(&[Item::new(ERASED_ITEM)]).await.unwrap();
+    store
+        .insert_feedback(&[
+            event(ERASED_USER, "i1", "click", None, 7, None),
+            event("stays", ERASED_ITEM, "click", None, 8, None),
+            event("stays", "i1", "view", None, 9, None),
+        ])
+        .await
+        .unwrap();
+    let data = store.load_dataset("after").await.unwrap();
+    let log = &data.interactions;
+    let users: Vec<&str> = log
+        .users()
+        .iter()
+        .map(|&u| log.user_ids().external(u))
+        .collect();
+    let items: Vec<&str> = log
+        .items()
+        .iter()
+        .map(|&i| log.item_ids().external(i))
+        .collect();
+    assert!(!users.contains(&ERASED_USER), "{users:?}");
+    assert!(!items.contains(&ERASED_ITEM), "{items:?}");
+    assert_eq!(users, ["stays"; 5]);
+    let user_table = data.user_features.as_deref().expect("user features");
+    assert!(user_table.ids().get(ERASED_USER).is_none());
+    assert!(user_table.ids().get("stays").is_some());
+    let item_table = data.item_features.as_deref().expect("item features");
+    assert!(item_table.ids().get(ERASED_ITEM).is_none());
+    assert!(item_table.ids().get("i1").is_some());
+}
+
+async fn erasure_refuses_bad_ids(f: &Fixture) {
+    for id in ["", "a\nb"] {
+        let err = f.store.erase_user(id).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidInput(_)), "{err}");
+        let err = f.store.erase_item(id).await.unwrap_err();
+        assert!(err.to_string().contains("item id"), "{err}");
+    }
+    let long = "x".repeat(MAX_ID_BYTES + 1);
+    assert!(f.store.erase_user(&long).await.is_err());
+    assert!(f.store.erasures().await.unwrap().is_empty());
+    assert_eq!(f.store.erasure_count().await.unwrap(), 0);
+}
+
+async fn deleting_a_model_spares_live_and_experiment_versions(f: &Fixture) {
+    let store = &f.store;
+    for (n, version) in ["v1", "v2", "v3", "v4", "v5"].iter().enumerate() {
+        store
+            .register_model(&model(version, 100 * n as i64))
+            .await
+            .unwrap();
+    }
+    store.activate_model("v1").await.unwrap();
+    store.activate_model("v2").await.unwrap();
+    store.activate_model("v3").await.unwrap();
+    let variants = |version: &str| {
+        json!({"variants": [{"name": "control", "weight": 1},
+                            {"name": "treatment", "model_version": version, "weight": 1}]})
+    };
+    store
+        .create_experiment("canary-v4", &variants("v4"), 1)
+        .await
+        .unwrap();
+    store
+        .set_experiment_status("canary-v4", ExperimentStatus::Running, 2)
+        .await
+        .unwrap();
+    store
+        .create_experiment("drafted", &variants("v5"), 1)
+        .await
+        .unwrap();
+
+    let refusal = |e: Error| match e {
+        Error::InvalidInput(m) => m,
+        other => panic!("expected InvalidInput, got {other}"),
+    };
+    let live = refusal(store.delete_model("v3").await.unwrap_err());
+    assert!(live.contains("\"v3\" is live"), "{live}");
+    let canary = refusal(store.delete_model("v4").await.unwrap_err());
+    assert!(
+        canary.contains("canary-v4") && canary.contains("running"),
+        "{canary}"
+    );
+    let draft = refusal(store.delete_model("v5").await.unwrap_err());
+    assert!(
+        draft.contains("drafted") && draft.contains("draft"),
+        "{draft}"
+    );
+    assert_eq!(store.delete_model("nope").await.unwrap(), None);
+    assert!(store.delete_model("").await.is_err());
+
+    // v2 was live before v3: deleting it takes its activation too, so a rollback skips it.
+    let deleted = store.delete_model("v2").await.unwrap().expect("v2 existed");
+    assert_eq!(deleted.model, model("v2", 100));
+    assert_eq!(store.get_model("v2").await.unwrap(), None);
+    assert_eq!(store.rollback_model().await.unwrap().model.version, "v1");
+
+    // A stopped experiment no longer protects its versions.
+    store
+        .set_experiment_status("canary-v4", ExperimentStatus::Stopped, 3)
+        .await
+        .unwrap();
+    assert!(store.delete_model("v4").await.unwrap().is_some());
+    let left: Vec<String> = store
+        .list_models()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.model.version)
+        .collect();
+    assert_eq!(left, ["v1", "v3", "v5"]);
+    assert_eq!(store.counts().await.unwrap().models, 3);
 }

@@ -2,13 +2,15 @@
 //! pipeline) into a store: users and items with their features, then the feedback log in
 //! batches. Importing the same data twice duplicates the feedback (imported events carry no
 //! event id), so the command refuses a store that already holds feedback unless told to append.
+//! Rows naming a user or item the store has erased are skipped, and the output says how many.
 
 use anyhow::{bail, Context, Result};
-use kindred_store::import::{feedback_from_interactions, items_from_features, users_from_features};
+use kindred_store::import::Import;
 use kindred_store::Store;
 
 use super::Env;
 use crate::data::DataArgs;
+use crate::table::plural;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -43,35 +45,41 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
                 before.feedback
             );
         }
-        if let Some(table) = &dataset.user_features {
-            store.upsert_users(&users_from_features(table)).await?;
-        }
-        if let Some(table) = &dataset.item_features {
-            store.upsert_items(&items_from_features(table)).await?;
-        }
-        let feedback = feedback_from_interactions(&dataset.interactions);
-        let total = feedback.len() as u64;
-        env.progress.begin("importing feedback", total);
-        let mut done = 0u64;
-        for chunk in feedback.chunks(args.batch) {
-            env.cancel.check()?;
-            store.insert_feedback(chunk).await?;
-            done += chunk.len() as u64;
-            env.progress.advance(chunk.len() as u64);
-        }
+        let import = Import::prepare(&store, &dataset).await?;
+        env.progress
+            .begin("importing feedback", import.feedback.len() as u64);
+        let summary = import
+            .write(&store, args.batch, |n| {
+                env.cancel.check()?;
+                env.progress.advance(n as u64);
+                Ok(())
+            })
+            .await?;
         env.progress.finish();
         let after = store.counts().await?;
         outln!(
-            "imported {done} feedback events, {} users with features, {} items with features into {} \
+            "imported {} feedback events, {} users with features, {} items with features into {} \
              ({}: now {} users, {} items, {} events)",
-            dataset.user_features.as_ref().map_or(0, |t| t.ids().len()),
-            dataset.item_features.as_ref().map_or(0, |t| t.ids().len()),
+            summary.feedback.inserted + summary.feedback.duplicates,
+            summary.users,
+            summary.items,
             args.store,
             store.backend(),
             after.users,
             after.items,
             after.feedback
         )?;
+        let skipped = summary.skipped;
+        if skipped.total() > 0 {
+            outln!(
+                "skipped {} naming erased users or items: {}, {}, {} (erasure tombstones keep \
+                 them out of the store)",
+                plural(skipped.total() as u64, "row"),
+                plural(skipped.feedback as u64, "feedback event"),
+                plural(skipped.users as u64, "user"),
+                plural(skipped.items as u64, "item")
+            )?;
+        }
         Ok(())
     })
 }

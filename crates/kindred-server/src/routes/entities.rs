@@ -1,22 +1,24 @@
 //! Users and items: `PUT/GET/DELETE /v1/{users,items}/{id}` and batch upserts `POST /v1/users`,
 //! `POST /v1/items`, over [`kindred_serving::entities::EntityService`]; the feature schema of a
-//! body is checked here against the snapshot's columns.
+//! body is checked here against the snapshot's columns. `DELETE ...?erase=true` erases the id
+//! (every row naming it, a tombstone; admin scope) instead of deleting its record.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
-use axum::Json;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use kindred_serving::snapshot::FeatureKind;
 use kindred_store::{Item, User};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::app_state::AppState;
+use crate::auth::{Granted, Scope};
 use crate::error::ApiError;
-use crate::extract::{ApiBatch, ApiJson, ApiPath};
+use crate::extract::{ApiBatch, ApiJson, ApiPath, QueryParams};
 
 /// A user as sent to the API.
 #[derive(Debug, Deserialize)]
@@ -212,12 +214,38 @@ pub async fn get_user(
     Ok(Json(json!(state.serving.entities.user(&id).await?)))
 }
 
+/// Whether a `DELETE` asks for erasure (`?erase=true`), which needs the admin scope: it removes
+/// feedback and experiment history that a plain delete keeps.
+fn wants_erasure(granted: &Granted, mut q: QueryParams) -> Result<bool, ApiError> {
+    let erase = q.flag("erase", false)?;
+    q.finish()?;
+    if erase {
+        granted.require(Scope::Admin)?;
+    }
+    Ok(erase)
+}
+
+/// The answer to an erasure: the id and the rows removed per table.
+fn erased(kind: &str, id: &str, removed: kindred_store::ErasureReport) -> Response {
+    let mut body = Map::new();
+    body.insert(kind.to_owned(), json!(id));
+    body.insert("erased".into(), json!(true));
+    body.insert("removed".into(), json!(removed));
+    Json(Value::Object(body)).into_response()
+}
+
 pub async fn delete_user(
     State(state): State<Arc<AppState>>,
     ApiPath(id): ApiPath<String>,
-) -> Result<impl IntoResponse, ApiError> {
+    Extension(granted): Extension<Granted>,
+    q: QueryParams,
+) -> Result<Response, ApiError> {
+    if wants_erasure(&granted, q)? {
+        let removed = state.serving.entities.erase_user(&id).await?;
+        return Ok(erased("user", &id, removed));
+    }
     state.serving.entities.delete_user(&id).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 pub async fn post_users(
@@ -255,9 +283,15 @@ pub async fn get_item(
 pub async fn delete_item(
     State(state): State<Arc<AppState>>,
     ApiPath(id): ApiPath<String>,
-) -> Result<impl IntoResponse, ApiError> {
+    Extension(granted): Extension<Granted>,
+    q: QueryParams,
+) -> Result<Response, ApiError> {
+    if wants_erasure(&granted, q)? {
+        let removed = state.serving.entities.erase_item(&id).await?;
+        return Ok(erased("item", &id, removed));
+    }
     state.serving.entities.delete_item(&id).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 pub async fn post_items(

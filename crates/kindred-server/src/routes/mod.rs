@@ -14,7 +14,7 @@ pub mod similar;
 use std::sync::Arc;
 
 use axum::http::StatusCode;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 
 use crate::app_state::AppState;
@@ -85,6 +85,7 @@ pub(crate) fn routes(scope: Scope) -> Router<Arc<AppState>> {
             .route("/v1/feedback", post(feedback::post_feedback)),
         Scope::Admin => Router::new()
             .route("/v1/models", post(models::publish))
+            .route("/v1/models/{version}", delete(models::delete_model))
             .route("/v1/models/{version}/activate", post(models::activate))
             .route("/v1/models/rollback", post(models::rollback))
             .route("/v1/monitoring/run", post(monitoring::run_now))

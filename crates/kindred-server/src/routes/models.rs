@@ -1,6 +1,8 @@
 //! The model registry over HTTP ([`kindred_serving::Lifecycle`]): list versions, train and
-//! publish one, activate any version, roll back. Activation swaps the new version in before
-//! answering, so the next request is served by it; requests in flight finish on the previous one.
+//! publish one, activate any version, roll back, delete one. Activation swaps the new version in
+//! before answering, so the next request is served by it; requests in flight finish on the
+//! previous one. Deleting refuses the live version and versions a draft or running experiment
+//! serves (409), since both are loaded and serving.
 
 use std::sync::Arc;
 
@@ -102,4 +104,15 @@ pub async fn activate(
 
 pub async fn rollback(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!(state.serving.lifecycle.rollback().await?)))
+}
+
+/// `DELETE /v1/models/{version}`: 204 once the registry row and the artifact directory are gone
+/// (the artifact is left in place, and logged, when its recorded path is not a model directory);
+/// 404 for an unknown version; 409 `version_live` / `version_in_experiment`.
+pub async fn delete_model(
+    State(state): State<Arc<AppState>>,
+    ApiPath(version): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    state.serving.lifecycle.delete_version(&version).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -1,11 +1,13 @@
 //! Model lifecycle: train a version on the store's data ([`training`]), measure it offline
 //! (kindred-eval's holdout, re-exported here) and record its learning curve ([`curve`]), chart it
-//! against the versions before it ([`offline`]), publish it and make any version live. [`Lifecycle`] is the service the API, the dashboard and the scheduler call;
-//! the free functions of [`training`] are the same work for the CLI, which has no server.
+//! against the versions before it ([`offline`]), publish it and make any version live, and
+//! delete versions no longer wanted ([`retention`]). [`Lifecycle`] is the service the API, the dashboard and the scheduler call;
+//! the free functions of [`training`] and [`retention`] are the same work for the CLI, which has no server.
 
 pub mod curve;
 pub mod gate;
 pub mod offline;
+pub mod retention;
 pub mod training;
 
 pub use kindred_eval::holdout::{offline_metrics, OfflineEval, OFFLINE_METRICS};
@@ -166,10 +168,11 @@ impl Lifecycle {
         }
         .await;
         drop(run);
-        if result.is_ok() {
+        if let Ok(record) = &result {
             if let Err(e) = self.check_offline_charts().await {
                 tracing::warn!(error = %e, "checking the offline control charts failed");
             }
+            self.apply_retention(&record.model.version).await;
         }
         match &result {
             Ok(_) => self
@@ -262,6 +265,34 @@ impl Lifecycle {
         }
         trigger.last_retrain = Some(now);
         Some(newest)
+    }
+
+    /// Prunes the registry to `[retention] keep` versions (plus the live one and those running
+    /// experiments serve) after a training run; 0 keeps every version. A failure is logged: the
+    /// version just trained stands either way.
+    async fn apply_retention(&self, trained: &str) {
+        let keep = self.state.config.retention.keep;
+        if keep == 0 {
+            return;
+        }
+        match retention::prune(&self.state.store, keep, false, None, Some(trained)).await {
+            Ok(report) => {
+                for deleted in &report.deleted {
+                    tracing::info!(version = %deleted.version, artifact = ?deleted.artifact,
+                        "retention deleted a model version");
+                }
+                for (version, why) in &report.refused {
+                    tracing::info!(%version, %why, "retention kept a model version");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "applying [retention] failed"),
+        }
+    }
+
+    /// Deletes a registered version and then its artifact directory (see [`retention`]): not
+    /// found, or a conflict (`version_live`, `version_in_experiment`) for a version that must stay.
+    pub async fn delete_version(&self, version: &str) -> Result<retention::DeletedVersion> {
+        retention::delete_version(&self.state.store, version, None).await
     }
 
     /// True while a training run is in progress.

@@ -377,6 +377,16 @@ impl OnlineMetrics {
         }
     }
 
+    /// Forgets everything remembered about `user` (an erased user): their recent lists and their
+    /// touch records. The per-key counts they contributed to stay: they name no one.
+    pub fn forget_user(&self, user: &str) {
+        let mut shard = lock(self.shard_of(Some(user)));
+        if let Some((_, lists)) = shard.users.remove(user) {
+            shard.held_items -= lists.iter().map(|l| l.items.len()).sum::<usize>();
+        }
+        shard.order.retain(|(u, _)| u != user);
+    }
+
     /// Attributes stored feedback (server clock).
     pub fn record_feedback(&self, events: &[Feedback]) {
         self.record_feedback_at(events, crate::clock::unix_now());
@@ -627,6 +637,37 @@ mod tests {
         // (i1,i2) share x; other two pairs differ: 1 - 1/3.
         assert!((r.diversity.unwrap() - 2.0 / 3.0).abs() < 1e-12);
         assert_eq!(r.diversity_lists, 1);
+    }
+
+    #[test]
+    fn a_forgotten_user_leaves_no_trace_and_gets_no_attribution() {
+        let m = OnlineMetrics::new(&MonitoringConfig::default());
+        let items = [item("i1", "model:als", Some(1.0))];
+        m.record_list_at(list("gone", &items, 1), 100);
+        m.record_list_at(list("gone", &items, 1), 101);
+        m.record_list_at(list("stays", &items, 1), 102);
+        assert_eq!(m.remembered_users(), 2);
+        m.forget_user("gone");
+        assert_eq!(m.remembered_users(), 1);
+        let shard = lock(m.shard_of(Some("gone")));
+        assert!(shard.order.iter().all(|(u, _)| u != "gone"));
+        assert_eq!(
+            shard.held_items,
+            shard
+                .users
+                .values()
+                .map(|(_, l)| l.iter().map(|r| r.items.len()).sum::<usize>())
+                .sum::<usize>()
+        );
+        drop(shard);
+        m.record_feedback_at(&[feedback("gone", "i1", "click")], 103);
+        m.record_feedback_at(&[feedback("stays", "i1", "click")], 103);
+        let report = m.report(10);
+        assert_eq!(report[0].lists, 3, "the lists still count");
+        assert_eq!(
+            report[0].clicks, 1,
+            "only the remembered user's click is attributed"
+        );
     }
 
     #[test]

@@ -90,6 +90,81 @@ impl Fixture {
         }
     }
 
+    /// Every stored value that contains `needle`, as `table.column = value`, over every column
+    /// of every table holding text or JSON (found from the schema, so a table added later is
+    /// searched too): what an erasure test asks to be empty.
+    pub async fn rows_containing(&self, needle: &str) -> Vec<String> {
+        match &self.location {
+            Location::Sqlite { path, .. } => {
+                let conn = rusqlite::Connection::open(path).expect("open sqlite file");
+                let tables: Vec<String> = conn
+                    .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+                    .and_then(|mut s| {
+                        s.query_map([], |r| r.get(0))?
+                            .collect::<rusqlite::Result<Vec<String>>>()
+                    })
+                    .expect("list tables");
+                let mut found = Vec::new();
+                for table in tables {
+                    let columns: Vec<(String, String)> = conn
+                        .prepare(&format!(
+                            "SELECT name, type FROM pragma_table_info('{table}')"
+                        ))
+                        .and_then(|mut s| {
+                            s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                                .collect::<rusqlite::Result<Vec<_>>>()
+                        })
+                        .expect("list columns");
+                    for (column, _) in columns.into_iter().filter(|(_, t)| t == "TEXT") {
+                        let sql = format!(
+                            "SELECT \"{column}\" FROM \"{table}\" WHERE instr(\"{column}\", ?1) > 0"
+                        );
+                        let values: Vec<String> = conn
+                            .prepare(&sql)
+                            .and_then(|mut s| {
+                                s.query_map([needle], |r| r.get(0))?
+                                    .collect::<rusqlite::Result<Vec<String>>>()
+                            })
+                            .expect("search column");
+                        found.extend(
+                            values
+                                .into_iter()
+                                .map(|v| format!("{table}.{column} = {v}")),
+                        );
+                    }
+                }
+                found
+            }
+            Location::Postgres { url, schema } => {
+                let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                    .await
+                    .expect("connect for search");
+                tokio::spawn(connection);
+                let columns = client
+                    .query(
+                        "SELECT table_name::text, column_name::text FROM information_schema.columns
+                         WHERE table_schema = $1 AND data_type IN ('text', 'jsonb')",
+                        &[schema],
+                    )
+                    .await
+                    .expect("list columns");
+                let mut found = Vec::new();
+                for row in columns {
+                    let (table, column): (String, String) = (row.get(0), row.get(1));
+                    let sql = format!(
+                        "SELECT \"{column}\"::text FROM {schema}.\"{table}\"
+                         WHERE strpos(\"{column}\"::text, $1) > 0"
+                    );
+                    for value in client.query(&sql, &[&needle]).await.expect("search column") {
+                        let value: String = value.get(0);
+                        found.push(format!("{table}.{column} = {value}"));
+                    }
+                }
+                found
+            }
+        }
+    }
+
     /// Removes what the fixture created (the temporary directory goes by itself).
     pub async fn cleanup(self) {
         if let Location::Postgres { url, schema } = &self.location {
