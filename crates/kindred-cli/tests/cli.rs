@@ -881,7 +881,9 @@ fn train_on_a_store_cleans_as_train_on_the_file_does() {
     assert!(tensors(&train_in_store(&common)) != tensors(&file_model));
     let manifest = std::fs::read_to_string(file_model.join("manifest.json")).unwrap();
     assert!(
-        manifest.contains("\"kcore\": 5") && manifest.contains("\"fingerprint\""),
+        manifest.contains("\"kcore\": 5")
+            && manifest.contains("\"fingerprint\"")
+            && manifest.contains("\"code_version\": \"0."),
         "{manifest}"
     );
 }

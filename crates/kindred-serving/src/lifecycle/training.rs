@@ -244,6 +244,7 @@ pub fn fit_gated_version(
         "items": train.data.n_items(),
         "store_events": prepared.source.events,
         "data": prepared.source,
+        "code_version": code_version(),
     });
     if let Some(obj) = metrics.as_object_mut() {
         if let Some(report) = &prepared.cleaning {
@@ -272,7 +273,7 @@ pub fn fit_gated_version(
         "cleaning": prepared.cleaning,
         "train_interactions": train.data.len(),
         "offline_eval": eval,
-        "kindred_version": env!("CARGO_PKG_VERSION"),
+        "code_version": code_version(),
     });
     Ok(FittedVersion {
         model,
@@ -283,6 +284,16 @@ pub fn fit_gated_version(
         holdout,
         profile,
     })
+}
+
+/// The code a version is trained by: the crate version and the git commit of the build
+/// (`0.1.0+3f2a...`, or `+unknown` for a build outside a git checkout).
+pub fn code_version() -> String {
+    format!(
+        "{}+{}",
+        env!("CARGO_PKG_VERSION"),
+        env!("KINDRED_GIT_COMMIT")
+    )
 }
 
 /// Saves a fitted version's model in `dir` with how it was made in its manifest, and the
