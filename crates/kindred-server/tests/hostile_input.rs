@@ -165,7 +165,11 @@ async fn feedback_dated_beyond_the_configured_horizon_is_refused() {
     let refused = c.post("/v1/feedback", &event(now + 2 * 86_400)).await;
     refused.expect_status(400);
     assert_eq!(refused.error_code(), Some("invalid_timestamp"));
-    assert!(refused.text().contains("in the future"), "{}", refused.text());
+    assert!(
+        refused.text().contains("in the future"),
+        "{}",
+        refused.text()
+    );
     // Off by default: a simulator or a backfill may date events ahead.
     let open = start(Options::default()).await;
     open.client()
