@@ -69,19 +69,9 @@ pub struct Holdout {
     pub events: Vec<HeldOutEvent>,
 }
 
-/// The `metrics.offline` object of a version: the ranking metrics and how they were measured.
-/// Errors other than cancellation are returned as `{"error": ...}` by the caller, so a model
-/// that cannot be evaluated still trains.
-pub fn offline_metrics(
-    algorithm: &dyn Algorithm,
-    train: &TrainSet,
-    eval: &OfflineEval,
-    ctx: &FitContext,
-) -> Result<Value> {
-    Ok(offline_evaluation(algorithm, train, eval, ctx)?.0)
-}
-
-/// [`offline_metrics`] and the held-out events it measured on.
+/// The `metrics.offline` object of a version (the ranking metrics and how they were
+/// measured) and the held-out events it measured on. Errors other than cancellation are
+/// recorded as `{"error": ...}` by the caller, so a model that cannot be evaluated still trains.
 pub fn offline_evaluation(
     algorithm: &dyn Algorithm,
     train: &TrainSet,
@@ -171,7 +161,7 @@ pub fn offline_evaluation(
 }
 
 /// The ranking metrics of `algorithm` on a holdout recorded earlier (another version's), in
-/// the form of [`offline_metrics`]: the rows of `train` that are held-out events are left out
+/// the form of [`offline_evaluation`]: the rows of `train` that are held-out events are left out
 /// of the fit, and each held-out user the data knows is ranked against their held-out items.
 /// Events, users and items the data no longer has (erased, cleaned away) are left out and
 /// counted under `missing_events`. The data may differ from the data the holdout was drawn

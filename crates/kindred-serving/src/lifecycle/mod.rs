@@ -10,7 +10,7 @@ pub mod offline;
 pub mod retention;
 pub mod training;
 
-pub use kindred_eval::holdout::{offline_metrics, OfflineEval, OFFLINE_METRICS};
+pub use kindred_eval::holdout::{offline_evaluation, OfflineEval, OFFLINE_METRICS};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
