@@ -28,8 +28,9 @@ impl Default for TimestampRange {
     }
 }
 
-/// The system clock in Unix seconds (0 if it is before 1970).
-fn now() -> i64 {
+/// The system clock in Unix seconds (0 if it is before 1970): the one reading of "now" for
+/// timestamp checks.
+pub fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)

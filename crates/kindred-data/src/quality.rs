@@ -127,9 +127,7 @@ impl TimestampChecks {
     /// A day of tolerance, no epoch, the system clock.
     pub fn at_now() -> Self {
         Self {
-            now: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64),
+            now: kindred_core::timestamp_range::now(),
             future_tolerance_seconds: 86_400,
             epoch: None,
         }

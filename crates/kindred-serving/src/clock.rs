@@ -1,10 +1,7 @@
-//! The wall clock the serving code stamps events, lists and versions with.
-
-use std::time::{SystemTime, UNIX_EPOCH};
+//! The wall clock the serving code stamps events, lists and versions with: the same reading
+//! the timestamp checks use.
 
 /// Unix seconds now.
 pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+    kindred_core::timestamp_range::now()
 }
