@@ -145,16 +145,27 @@ fn init_logs(format: LogFormat, level: tracing::Level) {
     };
 }
 
-/// Resolves when Ctrl-C raised `cancel` or SIGTERM arrived.
-async fn stop_requested(cancel: CancelFlag) {
+/// Resolves when Ctrl-C raised `cancel` or SIGTERM arrived. The SIGTERM listener is made by
+/// the caller before it says the server is ready: one made later, when this future is first
+/// polled, leaves a window where SIGTERM still kills the process with the default action.
+async fn stop_requested(cancel: CancelFlag, term: Option<tokio::signal::unix::Signal>) {
     let flag = async move {
         while !cancel.is_cancelled() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     };
+    let term = async move {
+        match term {
+            Some(mut term) => {
+                term.recv().await;
+            }
+            None => kindred_server::shutdown_signal().await,
+        }
+    };
     tokio::select! {
         _ = flag => {}
-        _ = kindred_server::shutdown_signal() => {}
+        _ = term => {}
+        _ = tokio::signal::ctrl_c() => {}
     }
 }
 
@@ -173,8 +184,9 @@ pub async fn serve_until_stopped(
     let listener = kindred_server::bind(config.listen).await?;
     let addr = listener.local_addr()?;
     let state = AppState::new(config, store.clone()).await?;
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     on_ready(addr);
-    let served = kindred_server::serve(state, listener, stop_requested(cancel)).await;
+    let served = kindred_server::serve(state, listener, stop_requested(cancel, term)).await;
     // Closed even when serving failed: the write-ahead log goes into the database file.
     let closed = store.close().await;
     served?;
