@@ -145,10 +145,16 @@ fn init_logs(format: LogFormat, level: tracing::Level) {
     };
 }
 
+/// SIGTERM's listener (no such signal elsewhere).
+#[cfg(unix)]
+type TermSignal = tokio::signal::unix::Signal;
+#[cfg(not(unix))]
+type TermSignal = std::convert::Infallible;
+
 /// Resolves when Ctrl-C raised `cancel` or SIGTERM arrived. The SIGTERM listener is made by
 /// the caller before it says the server is ready: one made later, when this future is first
 /// polled, leaves a window where SIGTERM still kills the process with the default action.
-async fn stop_requested(cancel: CancelFlag, term: Option<tokio::signal::unix::Signal>) {
+async fn stop_requested(cancel: CancelFlag, term: Option<TermSignal>) {
     let flag = async move {
         while !cancel.is_cancelled() {
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -156,9 +162,12 @@ async fn stop_requested(cancel: CancelFlag, term: Option<tokio::signal::unix::Si
     };
     let term = async move {
         match term {
+            #[cfg(unix)]
             Some(mut term) => {
                 term.recv().await;
             }
+            #[cfg(not(unix))]
+            Some(never) => match never {},
             None => kindred_server::shutdown_signal().await,
         }
     };
