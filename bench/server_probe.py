@@ -9,3 +9,15 @@ def rss_mb(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def rss_parts_mb(pid):
+    """The process's anonymous (heap, stacks) and file-backed resident memory in MB (RssAnon,
+    RssFile), NaN each when the kernel reports none."""
+    parts = {"RssAnon:": float("nan"), "RssFile:": float("nan")}
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            key = line.split(maxsplit=1)[0] if line.strip() else ""
+            if key in parts:
+                parts[key] = int(line.split()[1]) / 1024
+    return parts["RssAnon:"], parts["RssFile:"]

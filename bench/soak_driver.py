@@ -1,7 +1,8 @@
 """The write side of bench/soak.sh: feedback batches with unique event ids, item upserts, a
-training run now and then, and a sample of the server's RSS and counters every 10 s. Standard
-library only. Counts every answer by status; a 503 `overloaded` is shed load, any other 5xx is a
-failure. Writes a JSON report."""
+training run now and then, and a sample of the server's RSS (total, anonymous, file-backed) every
+10 s; with --no-writes only the training runs and the samples (a fresh server on the final store,
+for comparison). Standard library only. Counts every answer by status; a 503 `overloaded` is
+shed load, any other 5xx is a failure. Writes a JSON report."""
 
 import argparse
 import http.client
@@ -10,7 +11,7 @@ import random
 import threading
 import time
 
-from server_probe import rss_mb
+from server_probe import rss_mb, rss_parts_mb
 
 
 class Client:
@@ -49,6 +50,8 @@ def main():
     ap.add_argument("--feedback-batch", type=int, default=20)
     ap.add_argument("--feedback-every", type=float, default=0.5)
     ap.add_argument("--item-every", type=float, default=30)
+    ap.add_argument("--no-writes", action="store_true",
+                    help="no feedback or item writes: training runs and samples only")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     rng = random.Random(21)
@@ -108,11 +111,15 @@ def main():
         while True:
             t = time.time() - start
             status, _ = client.call("GET", "/health/live")
-            samples.append({"t": round(t, 1), "rss_mb": round(rss_mb(args.pid), 1), "live": status})
+            anon, file_backed = rss_parts_mb(args.pid)
+            samples.append({"t": round(t, 1), "rss_mb": round(rss_mb(args.pid), 1),
+                            "anon_mb": round(anon, 1), "file_mb": round(file_backed, 1),
+                            "live": status})
             if stop.wait(10):
                 break
 
-    threads = [threading.Thread(target=f) for f in (writer, items, trainer, sampler)]
+    jobs = (trainer, sampler) if args.no_writes else (writer, items, trainer, sampler)
+    threads = [threading.Thread(target=f) for f in jobs]
     for th in threads:
         th.start()
     time.sleep(args.duration)

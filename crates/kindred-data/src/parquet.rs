@@ -54,10 +54,10 @@ pub fn load_parquet(path: &Path, opts: &ImportOptions) -> Result<(Dataset, Impor
 /// Reads interactions from Parquet data (a file, or bytes in memory); `path` names the input in
 /// errors.
 ///
-/// The `parquet` crate can panic on a malformed file instead of returning an error (its Thrift
-/// metadata decoder unwraps fields of the wrong wire type: apache/arrow-rs issues 9839 and 9923,
-/// found again by the `parquet_import` fuzz target). Such a panic is caught here and reported as
-/// an unreadable file, so a bad input cannot bring the process down.
+/// The `parquet` crate has panicked on malformed files instead of returning an error (before 60
+/// its Thrift metadata decoder unwrapped fields of the wrong wire type; the `parquet_import` fuzz
+/// target found it). A panic is still caught here and reported as an unreadable file, so a bad
+/// input cannot bring the process down whatever the dependency does.
 pub fn read_parquet<R: ChunkReader + 'static>(
     file: R,
     path: &Path,
@@ -480,7 +480,7 @@ mod tests {
 
     fn write_batch(path: &Path, batch: &RecordBatch, rows_per_group: usize) {
         let properties = ::parquet::file::properties::WriterProperties::builder()
-            .set_max_row_group_size(rows_per_group)
+            .set_max_row_group_row_count(Some(rows_per_group))
             .build();
         let mut writer = ArrowWriter::try_new(
             File::create(path).unwrap(),
@@ -494,8 +494,8 @@ mod tests {
 
     #[test]
     fn a_file_the_parquet_decoder_panics_on_is_a_bad_file() {
-        // Found by the `parquet_import` fuzz target: a mutated footer makes the `parquet` crate's
-        // Thrift decoder unwrap `None` (apache/arrow-rs issue 9839).
+        // Found by the `parquet_import` fuzz target: a mutated footer made the Thrift decoder of
+        // `parquet` 57 unwrap `None`; whatever the decoder does with it, it is a bad file.
         let dir = temp_dir("parquet-panic");
         let path = dir.join("bad.parquet");
         std::fs::write(
