@@ -187,25 +187,37 @@ async fn swapper(plan: Arc<RecommendPlan>, stop: Arc<AtomicBool>) -> Value {
         let version = &plan.swap_versions[turn % plan.swap_versions.len()];
         turn += 1;
         let request = post_request(&format!("/v1/models/{version}/activate"), b"");
-        if connection.is_none() {
-            connection = Connection::connect(plan.addr).await.ok();
-        }
-        let Some(c) = connection.as_mut() else {
-            errors += 1;
-            continue;
-        };
-        let sent = Instant::now();
-        match tokio::time::timeout(Duration::from_secs(60), c.exchange(&request)).await {
-            Ok(Ok(head)) => {
-                statuses.add(head.status);
-                latency.record(sent.elapsed());
-                if c.must_close() {
-                    connection = None;
-                }
+        // The server closes a keep-alive connection left idle past its header-read timeout, and
+        // swaps are seconds apart: a kept connection that fails is retried once on a new one
+        // (activation is idempotent), so only a failure on a fresh connection counts.
+        let mut fresh = connection.is_none();
+        loop {
+            if connection.is_none() {
+                connection = Connection::connect(plan.addr).await.ok();
             }
-            _ => {
+            let Some(c) = connection.as_mut() else {
                 errors += 1;
-                connection = None;
+                break;
+            };
+            let sent = Instant::now();
+            match tokio::time::timeout(Duration::from_secs(60), c.exchange(&request)).await {
+                Ok(Ok(head)) => {
+                    statuses.add(head.status);
+                    latency.record(sent.elapsed());
+                    if c.must_close() {
+                        connection = None;
+                    }
+                    break;
+                }
+                Ok(Err(_)) if !fresh => {
+                    connection = None;
+                    fresh = true;
+                }
+                _ => {
+                    connection = None;
+                    errors += 1;
+                    break;
+                }
             }
         }
     }
@@ -360,5 +372,67 @@ mod tests {
         tally(&mut versions, b"b");
         tally(&mut versions, b"a");
         assert_eq!(versions, vec![(b"a".to_vec(), 2), (b"b".to_vec(), 1)]);
+    }
+
+    /// A server that, like `kindred serve` past its header-read timeout, closes every keep-alive
+    /// connection after one answer without saying so: each swap finds its kept connection dead.
+    async fn one_answer_per_connection(listener: tokio::net::TcpListener) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match socket.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+                .await;
+            drop(socket);
+        }
+    }
+
+    #[test]
+    fn a_swap_on_a_connection_the_server_closed_is_retried_on_a_new_one() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let report = runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tokio::spawn(one_answer_per_connection(listener));
+            let plan = Arc::new(RecommendPlan {
+                addr,
+                connections: 1,
+                rate: None,
+                duration: Duration::from_secs(1),
+                requests: None,
+                users: vec!["1".into()],
+                n: 10,
+                path: "/v1/recommend/{user}?n={n}".into(),
+                seed: 1,
+                swap_versions: vec!["a".into(), "b".into()],
+                swap_every: Duration::from_millis(20),
+            });
+            let stop = Arc::new(AtomicBool::new(false));
+            let swaps = tokio::spawn(swapper(Arc::clone(&plan), Arc::clone(&stop)));
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            stop.store(true, Ordering::Relaxed);
+            swaps.await.unwrap()
+        });
+        let attempted = report["attempted"].as_u64().unwrap();
+        assert!(attempted >= 3, "{report}");
+        assert_eq!(report["connection_errors"], 0, "{report}");
+        assert_eq!(
+            report["statuses"]["200"].as_u64(),
+            Some(attempted),
+            "{report}"
+        );
     }
 }
