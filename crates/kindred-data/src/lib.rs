@@ -18,6 +18,8 @@ pub mod jsonl;
 pub mod movielens;
 #[cfg(feature = "parquet")]
 pub mod parquet;
+#[cfg(feature = "parquet")]
+mod parquet_pages;
 
 /// What a build without the `parquet` feature says when asked for Parquet.
 pub const NO_PARQUET: &str = "this build of kindred has no Parquet support; rebuild with the \

@@ -13,7 +13,9 @@ use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
-use ::parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+use ::parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
 use ::parquet::arrow::ArrowWriter;
 pub use ::parquet::file::reader::ChunkReader;
 use arrow_array::cast::AsArray;
@@ -33,9 +35,13 @@ use crate::import::{
     in_range, name_from_path, parse_timestamp, ImportOptions, ImportReport, Problem, RowError,
     RowPolicy,
 };
+use crate::parquet_pages::check_page_sizes;
 
 /// Rows per record batch, both reading and writing.
 const BATCH_ROWS: usize = 64 * 1024;
+/// Most rows reserved up front from the row counts a file declares (they can be anything; the
+/// table grows past this as rows are actually read).
+const MAX_RESERVED_ROWS: usize = 1 << 20;
 
 fn bad_file(path: &Path, message: impl Into<String>) -> Error {
     Error::BadFile {
@@ -87,8 +93,11 @@ fn read_unguarded<R: ChunkReader + 'static>(
     // Without the embedded Arrow schema, strings always read as plain Utf8 (never dictionaries
     // or large strings), which keeps the set of column types to handle small.
     let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
-    let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file, options)
+    let metadata = ArrowReaderMetadata::load(&file, options)
         .map_err(|e| bad_file(path, format!("not a readable Parquet file: {e}")))?;
+    check_page_sizes(&file, metadata.metadata())
+        .map_err(|why| bad_file(path, format!("not a readable Parquet file: {why}")))?;
+    let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, metadata);
     let group_ends: Vec<u64> = builder
         .metadata()
         .row_groups()
@@ -123,8 +132,10 @@ fn read_unguarded<R: ChunkReader + 'static>(
         .map_err(|e| bad_file(path, format!("not a readable Parquet file: {e}")))?;
 
     let mut policy = RowPolicy::new(path, opts);
-    let mut interactions =
-        InteractionsBuilder::with_capacity(group_ends.last().copied().unwrap_or(0) as usize);
+    let declared_rows = group_ends.last().copied().unwrap_or(0);
+    let mut interactions = InteractionsBuilder::with_capacity(
+        usize::try_from(declared_rows).map_or(MAX_RESERVED_ROWS, |n| n.min(MAX_RESERVED_ROWS)),
+    );
     let mut first_row = 0u64;
     let mut id_buffers = (String::new(), String::new());
     for batch in reader {
@@ -513,6 +524,111 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_page_declaring_more_than_snappy_can_produce_is_a_bad_file() {
+        // Found by the `parquet_import` fuzz target on parquet 60: a page header declaring 1.4 GB
+        // uncompressed from a few bytes made the decoder reserve all of it first.
+        let dir = temp_dir("parquet-page-bomb");
+        let path = dir.join("bomb.parquet");
+        std::fs::write(
+            &path,
+            include_bytes!("../tests/data/parquet-page-size-bomb.parquet"),
+        )
+        .unwrap();
+        // Its page size is a 64-bit varint where an i32 belongs.
+        match load_parquet(&path, &ImportOptions::default()) {
+            Err(Error::BadFile { message, .. }) => {
+                assert!(message.contains("page header at byte 77"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+
+        // A well-formed Snappy file whose first page header is made to declare 1 MiB.
+        let path = dir.join("inflated.parquet");
+        let batch = RecordBatch::try_from_iter(vec![(
+            "user",
+            Arc::new(Int64Array::from(vec![7; 50_000])) as ArrayRef,
+        )])
+        .unwrap();
+        let properties = ::parquet::file::properties::WriterProperties::builder()
+            .set_compression(::parquet::basic::Compression::SNAPPY)
+            .set_dictionary_enabled(false)
+            .build();
+        let mut bytes = Vec::new();
+        let mut writer =
+            ArrowWriter::try_new(&mut bytes, batch.schema(), Some(properties)).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        // After `PAR1`: field 1 (page type), then field 2, the uncompressed size, a 3-byte varint.
+        assert_eq!(&bytes[4..7], &[0x15, 0x00, 0x15]);
+        assert!(bytes[7] >= 0x80 && bytes[8] >= 0x80 && bytes[9] < 0x80);
+        bytes[7..10].copy_from_slice(&[0xfe, 0xff, 0x7f]);
+        std::fs::write(&path, &bytes).unwrap();
+        match load_parquet(&path, &ImportOptions::default()) {
+            Err(Error::BadFile { message, .. }) => {
+                assert!(
+                    message.contains("declares 1048575 bytes uncompressed from")
+                        && message.contains("more than Snappy can produce"),
+                    "{message}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn snappy_files_with_many_pages_and_dictionaries_pass_the_page_check() {
+        let dir = temp_dir("parquet-snappy-pages");
+        let path = dir.join("snappy.parquet");
+        let n = 50_000;
+        let batch = RecordBatch::try_from_iter(vec![
+            (
+                "user",
+                Arc::new(StringArray::from_iter_values(
+                    (0..n).map(|i| format!("u{}", i % 700)),
+                )) as ArrayRef,
+            ),
+            (
+                "item",
+                Arc::new(Int64Array::from_iter_values((0..n).map(|i| i * 7 % 3_001))) as ArrayRef,
+            ),
+            (
+                "rating",
+                Arc::new(Float64Array::from_iter_values(
+                    (0..n).map(|i| (i % 5 + 1) as f64),
+                )) as ArrayRef,
+            ),
+        ])
+        .unwrap();
+        let properties = ::parquet::file::properties::WriterProperties::builder()
+            .set_compression(::parquet::basic::Compression::SNAPPY)
+            .set_data_page_size_limit(1024)
+            .set_max_row_group_row_count(Some(20_000))
+            .build();
+        let mut writer = ArrowWriter::try_new(
+            File::create(&path).unwrap(),
+            batch.schema(),
+            Some(properties),
+        )
+        .unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        let file = File::open(&path).unwrap();
+        let metadata = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).unwrap();
+        let snappy_chunks: usize = metadata
+            .metadata()
+            .row_groups()
+            .iter()
+            .flat_map(|g| g.columns())
+            .filter(|c| c.compression() == ::parquet::basic::Compression::SNAPPY)
+            .count();
+        assert_eq!(snappy_chunks, 9, "three row groups of three Snappy columns");
+        check_page_sizes(&file, metadata.metadata()).unwrap();
+        let (data, report) = load_parquet(&path, &ImportOptions::default()).unwrap();
+        assert_eq!(data.interactions.len(), n as usize);
+        assert_eq!(report.rows_imported, n as u64);
     }
 
     #[test]
