@@ -19,6 +19,9 @@
 # (default) a fresh server then runs on the final store, under the same reads and training runs
 # but no writes, for $WARMUP + $TRAIN_EVERY seconds, and its median over the same phase (the
 # interval after its warm-up) is what a server holding that data needs.
+#
+# Writes $OUT.md and $OUT/*.json (default bench/out/soak). Release build; the list cache is on.
+# The server's environment passes through (e.g. MIMALLOC_* options for an allocator experiment).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA_DIR="${KINDRED_DATA_DIR:-../shared/data}"
@@ -33,7 +36,8 @@ ITEM_EVERY="${ITEM_EVERY:-30}"
 WARMUP="${WARMUP:-$((TRAIN_EVERY + 120))}"
 FRESH="${FRESH:-1}"
 PORT="${PORT:-18090}"
-OUT=bench/out/soak
+# OUT: where the results go (OUT/*.json and OUT.md); two soaks side by side need two, and two PORTs.
+OUT="${OUT:-bench/out/soak}"
 mkdir -p "$OUT"
 
 source bench/serve_common.sh
@@ -86,7 +90,7 @@ if [ "$FRESH" = 1 ]; then
   stop_server
 fi
 
-python3 - "$OUT" "$LOG" "$BEFORE" "$AFTER" "$WARMUP" "$TRAIN_EVERY" <<'PY' > bench/out/soak.md
+python3 - "$OUT" "$LOG" "$BEFORE" "$AFTER" "$WARMUP" "$TRAIN_EVERY" <<'PY' > "$OUT.md"
 import json, os, platform, statistics, subprocess, sys
 out, log, before, after = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 warmup, interval = float(sys.argv[5]), float(sys.argv[6])
@@ -156,4 +160,4 @@ print("\nCommands (with wall times):\n\n```")
 print(open(log).read().rstrip())
 print("```")
 PY
-cat bench/out/soak.md
+cat "$OUT.md"
