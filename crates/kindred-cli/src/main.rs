@@ -4,6 +4,7 @@
 #[macro_use]
 mod output;
 
+mod allocator;
 mod args;
 mod commands;
 mod data;
@@ -12,14 +13,6 @@ mod table;
 mod titles;
 
 use clap::{Parser, Subcommand};
-
-// Not glibc's malloc: it spreads threads over up to 8 arenas per core, and `free` gives memory
-// back to the system only from the top of an arena. `kindred serve` trains versions and rebuilds
-// snapshots on tokio's blocking threads, allocating and freeing hundreds of MB each time; under
-// glibc its RSS rose over training runs on unchanged data and never came back down, under
-// mimalloc it does (bench/train_rss.sh; BENCHMARKS.md, "Soak").
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Kindred: import interaction data, evaluate and train recommenders, and recommend.
 #[derive(Parser)]
@@ -83,6 +76,9 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Serve(_)) {
+        allocator::with_server_options();
+    }
     if let Some(threads) = cli.threads {
         if let Err(e) = rayon::ThreadPoolBuilder::new()
             .num_threads(threads.max(1))

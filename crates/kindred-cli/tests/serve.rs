@@ -68,12 +68,24 @@ fn import_train_publish_serve_swap_and_stop_on_sigterm() {
         .args(["serve", "--store", store, "--listen", "127.0.0.1:0"])
         .args(["--log-format", "json", "--log-level", "warn"])
         .env("KINDRED_CACHE_TTL_SECONDS", "0")
+        .env_remove("MIMALLOC_PAGE_RECLAIM_ON_FREE")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let (addr, _stdout) = common::serving_address(&mut child);
     let mut server = Server(child);
+    // The server executed itself again with its allocator option set (same process id).
+    #[cfg(target_os = "linux")]
+    {
+        let environ = std::fs::read(format!("/proc/{}/environ", server.0.id())).unwrap();
+        assert!(
+            environ
+                .split(|&b| b == 0)
+                .any(|var| var == b"MIMALLOC_PAGE_RECLAIM_ON_FREE=1"),
+            "kindred serve runs without its allocator option"
+        );
+    }
 
     let (status, body) = get(addr, "/v1/recommend/u1?n=5");
     assert_eq!(status, 200, "{body}");
