@@ -507,13 +507,17 @@ mod tests {
     fn a_file_the_parquet_decoder_panics_on_is_a_bad_file() {
         // Found by the `parquet_import` fuzz target: a mutated footer made the Thrift decoder of
         // `parquet` 57 unwrap `None`; whatever the decoder does with it, it is a bad file.
-        let dir = temp_dir("parquet-panic");
-        let path = dir.join("bad.parquet");
-        std::fs::write(
-            &path,
+        bad_file_message(
+            "parquet-panic",
             include_bytes!("../tests/data/parquet-thrift-panic.parquet"),
-        )
-        .unwrap();
+        );
+    }
+
+    /// Writes `bytes` to a file, loads it and returns the message of the `BadFile` error, which
+    /// must name the file and say it is not readable Parquet.
+    fn bad_file_message(dir: &str, bytes: &[u8]) -> String {
+        let path = temp_dir(dir).join("bad.parquet");
+        std::fs::write(&path, bytes).unwrap();
         match load_parquet(&path, &ImportOptions::default()) {
             Err(Error::BadFile { file, message }) => {
                 assert_eq!(file, path);
@@ -521,6 +525,7 @@ mod tests {
                     message.starts_with("not a readable Parquet file"),
                     "{message}"
                 );
+                message
             }
             other => panic!("{other:?}"),
         }
@@ -529,24 +534,15 @@ mod tests {
     #[test]
     fn a_page_declaring_more_than_snappy_can_produce_is_a_bad_file() {
         // Found by the `parquet_import` fuzz target on parquet 60: a page header declaring 1.4 GB
-        // uncompressed from a few bytes made the decoder reserve all of it first.
-        let dir = temp_dir("parquet-page-bomb");
-        let path = dir.join("bomb.parquet");
-        std::fs::write(
-            &path,
+        // uncompressed from a few bytes made the decoder reserve all of it first. Its page size
+        // is a 64-bit varint where an i32 belongs.
+        let message = bad_file_message(
+            "parquet-page-bomb",
             include_bytes!("../tests/data/parquet-page-size-bomb.parquet"),
-        )
-        .unwrap();
-        // Its page size is a 64-bit varint where an i32 belongs.
-        match load_parquet(&path, &ImportOptions::default()) {
-            Err(Error::BadFile { message, .. }) => {
-                assert!(message.contains("page header at byte 77"), "{message}");
-            }
-            other => panic!("{other:?}"),
-        }
+        );
+        assert!(message.contains("page header at byte 77"), "{message}");
 
         // A well-formed Snappy file whose first page header is made to declare 1 MiB.
-        let path = dir.join("inflated.parquet");
         let batch = RecordBatch::try_from_iter(vec![(
             "user",
             Arc::new(Int64Array::from(vec![7; 50_000])) as ArrayRef,
@@ -565,17 +561,12 @@ mod tests {
         assert_eq!(&bytes[4..7], &[0x15, 0x00, 0x15]);
         assert!(bytes[7] >= 0x80 && bytes[8] >= 0x80 && bytes[9] < 0x80);
         bytes[7..10].copy_from_slice(&[0xfe, 0xff, 0x7f]);
-        std::fs::write(&path, &bytes).unwrap();
-        match load_parquet(&path, &ImportOptions::default()) {
-            Err(Error::BadFile { message, .. }) => {
-                assert!(
-                    message.contains("declares 1048575 bytes uncompressed from")
-                        && message.contains("more than Snappy can produce"),
-                    "{message}"
-                );
-            }
-            other => panic!("{other:?}"),
-        }
+        let message = bad_file_message("parquet-page-inflated", &bytes);
+        assert!(
+            message.contains("declares 1048575 bytes uncompressed from")
+                && message.contains("more than Snappy can produce"),
+            "{message}"
+        );
     }
 
     #[test]
