@@ -143,8 +143,8 @@ print(f"- RSS median over the first {interval:.0f} s after the warm-up {first_wi
 if fresh_window is not None:
     print(f"- A fresh server on the final store, same reads and training runs, no writes: median "
           f"{fresh_window:.0f} MB over the same phase; the soaked server's last interval is "
-          f"{(last_window - fresh_window) / fresh_window * 100:+.1f}% of that, the data written accounts for "
-          f"{(fresh_window - first_window) / first_window * 100:+.1f}% over the first interval.")
+          f"{(last_window - fresh_window) / fresh_window * 100:+.1f}% against that, and that is "
+          f"{(fresh_window - first_window) / first_window * 100:+.1f}% against the soak's first interval.")
 print(f"- Reads: {reads['completed']} at {reads['achieved_rate']:.0f} req/s, non-2xx {reads['non_2xx']}, "
       f"p99 {reads['latency_ms'].get('p99')} ms; {reads['swaps']['attempted']} version swaps "
       f"(statuses {reads['swaps']['statuses']}).")

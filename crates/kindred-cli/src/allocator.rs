@@ -9,10 +9,12 @@
 //! The server also frees on one thread what another, often already gone, allocated: a snapshot
 //! is built on a blocking thread and dropped by whichever request held it last. By default
 //! mimalloc lets only the thread that made a page take it back; with `page_reclaim_on_free=1`
-//! the freeing thread adopts it, and in a 27-minute soak beside one run with the default the
-//! RSS stopped climbing (BENCHMARKS.md, "Soak"). mimalloc reads its options from the environment
-//! once, before `main`, so `kindred serve` sets the variable and executes itself again; a value
-//! already in the environment (an operator's own, or the second execution's) is left alone.
+//! the freeing thread adopts it. In two 27-minute soaks run side by side the RSS climbed +6.8%
+//! with it and +34.2% without; a later run with it, without a control beside it, climbed +19.4%
+//! (BENCHMARKS.md, "Soak"): it helps, but does not bound the growth. mimalloc reads its options
+//! from the environment once, before `main`, so `kindred serve` sets the variable and executes
+//! itself again; a value already in the environment (an operator's own, or the second
+//! execution's) is left alone.
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
