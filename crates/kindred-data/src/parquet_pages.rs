@@ -132,7 +132,7 @@ fn parse_page_sizes(bytes: &[u8]) -> Result<PageSizes, Malformed> {
             2 => &mut uncompressed,
             3 => &mut stored,
             _ => {
-                cursor.skip(kind, 0)?;
+                cursor.skip_value(kind, 0, false)?;
                 continue;
             }
         };
@@ -209,12 +209,8 @@ impl Cursor<'_> {
         Ok(())
     }
 
-    /// Skips one value of type `kind` (a struct field's value: booleans carry theirs in the
-    /// type code).
-    fn skip(&mut self, kind: u8, depth: u32) -> Result<(), Malformed> {
-        self.skip_value(kind, depth, false)
-    }
-
+    /// Skips one value of type `kind`: a struct field's value (`in_collection` false: a boolean
+    /// carries its value in the type code) or an element of a list, set or map.
     fn skip_value(&mut self, kind: u8, depth: u32, in_collection: bool) -> Result<(), Malformed> {
         if depth > MAX_DEPTH {
             return Err(Malformed::Invalid("values nested too deep"));
