@@ -33,6 +33,8 @@ use crate::sync::lock;
 const SHARDS: usize = 16;
 /// Lists remembered per user for attribution.
 const LISTS_PER_USER: usize = 8;
+/// Stale touch records a shard tolerates beyond twice its users before compacting them.
+const ORDER_SLACK: usize = 64;
 /// Score histogram upper bounds: model scores have no common scale (dot products, ratings,
 /// probabilities), so the buckets are roughly logarithmic on both sides of zero.
 pub const SCORE_BUCKETS: [f64; 13] = [
@@ -368,12 +370,18 @@ impl OnlineMetrics {
                 }
             }
         }
-        // Stale touch records pile up for users served often: compact now and then.
-        if shard.order.len() > 4 * self.users_per_shard {
+        // Stale touch records pile up for users served often. Compacting against the users
+        // held, not the configured maximum, keeps the queue within twice what it must hold;
+        // the slack makes the compaction cost amortised O(1) per list.
+        if shard.order.len() > 2 * shard.users.len() + ORDER_SLACK {
             let users = &shard.users;
             shard
                 .order
                 .retain(|(u, t)| users.get(u).is_some_and(|(touched, _)| touched == t));
+            let held = shard.order.len();
+            if shard.order.capacity() > 4 * (held + ORDER_SLACK) {
+                shard.order.shrink_to(2 * (held + ORDER_SLACK));
+            }
         }
     }
 
@@ -735,5 +743,31 @@ mod tests {
             1,
             "the most recent user is attributable"
         );
+    }
+
+    #[test]
+    fn touch_records_stay_within_twice_the_users_held() {
+        // Far fewer users than the configured maximum, each served many times: the touch
+        // queue must follow the users held, not grow towards the maximum.
+        let m = OnlineMetrics::new(&MonitoringConfig::default());
+        let items = [item("i1", "model", None)];
+        for round in 0..200 {
+            for u in 0..500 {
+                m.record_list_at(list(&format!("u{u}"), &items, 1), round);
+            }
+        }
+        for shard in &m.shards {
+            let shard = lock(shard);
+            assert!(
+                shard.order.len() <= 2 * shard.users.len() + ORDER_SLACK + 1,
+                "{} touch records for {} users",
+                shard.order.len(),
+                shard.users.len()
+            );
+            assert!(shard.order.capacity() <= 8 * (shard.users.len() + ORDER_SLACK));
+        }
+        // Eviction still goes by least recent touch: the users served last are all held.
+        m.record_feedback_at(&[feedback("u499", "i1", "click")], 200);
+        assert_eq!(m.report(1)[0].clicks, 1);
     }
 }
