@@ -194,6 +194,69 @@ async fn scheduler_retrains_publishes_and_swaps_without_blocking_lists() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_auto_training_selects_again_on_the_new_data_within_its_budget() {
+    const AUTO: &str = "auto:families=popularity+itemknn+als,trials=2,budget=20";
+    let db = Sqlite::new();
+    let store = db.store().await;
+    fill_store(&store).await;
+    let mut config = db.config();
+    config.training.model = AUTO.into();
+    config.training.interval_seconds = 1;
+    let first = publish(&store, &config, AUTO).await;
+    store
+        .insert_feedback(&[click("u1", "i2"), click("u2", "i3"), click("u3", "i4")])
+        .await
+        .unwrap();
+    let state = AppState::new(config, store.clone()).await.unwrap();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let background = tokio::spawn(kindred_serving::background::run(
+        Arc::clone(&state.serving.state),
+        Arc::clone(&state.serving.lifecycle),
+        stopped,
+    ));
+    let swapped = eventually(Duration::from_secs(90), || {
+        state
+            .serving
+            .snapshot()
+            .version()
+            .is_some_and(|v| v != first)
+    })
+    .await;
+    let _ = stop.send(true);
+    background.await.unwrap();
+    assert!(swapped, "the scheduler did not publish an auto version");
+    let models = store.list_models().await.unwrap();
+    let selection_of = |version: &str| {
+        let record = models
+            .iter()
+            .find(|m| m.model.version == version)
+            .expect("a registered version");
+        let selection = record.model.metrics["selection"].clone();
+        assert_eq!(
+            selection["chosen_family"],
+            record.model.algorithm.as_str(),
+            "{version} serves the family it chose"
+        );
+        selection
+    };
+    let before = selection_of(&first);
+    let live = state.serving.snapshot().version().unwrap().to_owned();
+    let after = selection_of(&live);
+    assert!(live.starts_with("auto-"), "{live}");
+    // The retrain searched again, on the data as it is now (the three new clicks), not
+    // reusing the first version's choice.
+    assert_eq!(
+        after["interactions"].as_u64(),
+        before["interactions"].as_u64().map(|n| n + 3),
+        "{after}"
+    );
+    assert!(!after["trials"].as_array().unwrap().is_empty());
+    // Within the budget (the final refit comes on top of it).
+    let search = after["search_seconds"].as_f64().unwrap();
+    assert!(search <= 20.0 * 1.1, "searched {search} s on a 20 s budget");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scheduler_skips_when_no_feedback_arrived() {
     let db = Sqlite::new();
     let store = db.store().await;
