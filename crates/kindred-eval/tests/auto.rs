@@ -252,3 +252,31 @@ fn a_saved_auto_model_keeps_its_trace_and_loads_as_the_winner() {
     assert_eq!(loaded.name(), model.name());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_catalog_too_large_for_the_budget_runs_ease_in_its_cheaper_form() {
+    // 3,000 items: a whole-catalog EASE is predicted at about 0.7 s, more than the budget, so
+    // `auto` fits it on the most used items only, sized to a quarter of the budget.
+    let data = generate(&SyntheticConfig::parse("users=1500,items=3000,seed=4").unwrap())
+        .unwrap()
+        .dataset;
+    let train = TrainSet::new(data.interactions.positives(4.0));
+    assert!(train.n_items() > 2_000, "{} items", train.n_items());
+    let algorithm = build_algorithm("auto:families=ease,budget=0.4").unwrap();
+    let model = algorithm.fit(&train, &FitContext::default()).unwrap();
+    let selection: Selection = serde_json::from_value(model.selection().unwrap().clone()).unwrap();
+    let ease = &selection.families[0];
+    assert_eq!(ease.family, "ease");
+    let reason = ease.reason.as_deref().unwrap_or_default();
+    assert!(reason.contains("cheaper form"), "{reason}");
+    assert!(ease.trials >= 1, "{ease:?}");
+    let top_items = selection
+        .chosen
+        .split([':', ','])
+        .find_map(|p| p.strip_prefix("top_items="))
+        .unwrap_or_else(|| panic!("{} carries no top_items", selection.chosen));
+    let top_items: usize = top_items.parse().unwrap();
+    assert!((1_000..train.n_items()).contains(&top_items), "{top_items}");
+    // The refit is the same form.
+    assert_eq!(model.params()["top_items"], top_items);
+}

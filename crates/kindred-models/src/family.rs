@@ -177,6 +177,17 @@ impl Estimate {
     }
 }
 
+/// A family's cheaper form (see [`ModelFamily::cheaper_form`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheaperForm {
+    /// Spec parameters that make the form, e.g. `("top_items", "8000")`.
+    pub params: Vec<(&'static str, String)>,
+    /// The predicted cost of a fit in this form.
+    pub estimate: Estimate,
+    /// What the form gives up, for the selection trace.
+    pub description: String,
+}
+
 /// A model family: the one place that describes it to the registry.
 pub trait ModelFamily: Send + Sync {
     /// Spec and manifest name, e.g. `svd`.
@@ -207,6 +218,16 @@ pub trait ModelFamily: Send + Sync {
     /// whose cost is not linear in the log (item-item solves, pairwise similarities) override it.
     fn estimate(&self, shape: &DataShape) -> Estimate {
         Estimate::from_class(self.cost(), shape)
+    }
+    /// A cheaper form for data its defaults do not fit: the parameters, fixed through any
+    /// search, that make a fit's estimate pass `fits` (e.g. EASE on the most used items
+    /// only), with what the form gives up; None when the family has none or none fits.
+    fn cheaper_form(
+        &self,
+        _shape: &DataShape,
+        _fits: &dyn Fn(&Estimate) -> bool,
+    ) -> Option<CheaperForm> {
+        None
     }
     /// The catalog entry.
     fn info(&self) -> ModelInfo {

@@ -23,7 +23,8 @@ pub mod simple;
 pub mod space;
 
 pub use family::{
-    Applicability, Cost, DataShape, Estimate, ModelFamily, ModelInfo, ParamInfo, Saved, Task,
+    Applicability, CheaperForm, Cost, DataShape, Estimate, ModelFamily, ModelInfo, ParamInfo,
+    Saved, Task,
 };
 pub use model::{Algorithm, ItemFilter, Model, UserQuery};
 pub use params::ModelSpec;

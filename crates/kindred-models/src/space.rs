@@ -51,6 +51,9 @@ pub struct Space {
     /// The iteration parameter successive halving scales down at early rungs (epochs,
     /// iterations); None when the family has no such parameter.
     pub fidelity: Option<&'static str>,
+    /// Parameters every point's spec carries unchanged, after the searched ones (a family's
+    /// cheaper form: `auto` searches EASE over `lambda` with `top_items` fixed).
+    pub fixed: Vec<(&'static str, String)>,
 }
 
 /// Significant digits kept in float values, so specs stay readable and round-trip exactly.
@@ -206,6 +209,11 @@ impl Space {
                 };
                 format!("{}={}", p.name, p.format(v))
             })
+            .chain(
+                self.fixed
+                    .iter()
+                    .map(|(name, value)| format!("{name}={value}")),
+            )
             .collect();
         if pairs.is_empty() {
             // A family searched over nothing (its defaults only, as `auto` screens one).
@@ -291,6 +299,22 @@ mod tests {
         // would give about 0.01.
         let share = below_point_one as f64 / n as f64;
         assert!((share - 0.5).abs() < 0.05, "share {share}");
+    }
+
+    #[test]
+    fn fixed_parameters_follow_the_searched_ones_in_every_spec() {
+        let mut space = space_for("ease").unwrap();
+        space.fixed = vec![("top_items", "1200".to_owned())];
+        let spec = space.spec(&space.defaults(), 1.0);
+        assert_eq!(spec, "ease:lambda=500,half_life=0,top_items=1200");
+        assert_eq!(build_algorithm(&spec).unwrap().name(), "ease");
+        let bare = Space {
+            family: "popularity",
+            params: Vec::new(),
+            fidelity: None,
+            fixed: vec![("window", "7".to_owned())],
+        };
+        assert_eq!(bare.spec(&Vec::new(), 1.0), "popularity:window=7");
     }
 
     #[test]

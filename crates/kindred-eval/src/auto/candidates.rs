@@ -1,18 +1,25 @@
 //! Which families `auto` tries, decided before anything is fitted: a family joins when it is
 //! meant for the task, the data has what it needs (ratings, item features), the catalog is
 //! within its limit, and its predicted fit time and memory (its descriptor's
-//! [`ModelFamily::estimate`]) fit the budget and the machine. Every family left out is listed
-//! with the reason, so the trace explains what was not tried as well as what was.
+//! [`ModelFamily::estimate`]) fit the budget and the machine. A family too costly at its defaults
+//! is tried in its cheaper form where it has one ([`ModelFamily::cheaper_form`]: EASE on the
+//! most used items), sized to a quarter of the budget. Every family left out is listed with the
+//! reason, so the trace explains what was not tried as well as what was.
 
 use kindred_models::{DataShape, Estimate, ModelFamily, ModelRegistry};
 
 use super::spec::AutoTask;
 use super::trace::FamilyTrace;
 
-/// A family that will be tried, with its predicted cost at the defaults.
+/// A family that will be tried, with its predicted cost at the defaults (or in its cheaper
+/// form).
 pub struct Candidate<'r> {
     pub family: &'r dyn ModelFamily,
     pub estimate: Estimate,
+    /// Parameters every trial carries: the cheaper form's (empty at the defaults).
+    pub fixed: Vec<(&'static str, String)>,
+    /// Why and how the family runs in a cheaper form, for the trace.
+    pub form: Option<String>,
 }
 
 /// What the data offers, besides its shape.
@@ -27,6 +34,10 @@ const FLOORS: &[&str] = &["random"];
 
 /// Share of the machine's available memory one fit may plan to use.
 const MEMORY_SHARE: f64 = 0.6;
+
+/// Share of the budget a fit in a family's cheaper form is sized to: room for screening it
+/// and for a few tuning trials.
+const CHEAPER_FORM_SHARE: f64 = 0.25;
 
 /// The families worth trying, cheapest first, and the ones left out with the reason.
 pub fn candidates<'r>(
@@ -49,7 +60,7 @@ pub fn candidates<'r>(
         }
         let estimate = family.estimate(shape);
         let needs = family.applicability();
-        let reason = if named.is_none() && FLOORS.contains(&name) {
+        let unfit = if named.is_none() && FLOORS.contains(&name) {
             Some("a sanity floor, never a choice".to_owned())
         } else if !task.accepts(family.task()) {
             // Families of another task are only worth a line when the user named them.
@@ -68,7 +79,14 @@ pub fn candidates<'r>(
             Some("needs explicit ratings, and the data has none".to_owned())
         } else if needs.needs_features && !traits.has_item_features {
             Some("needs item features, and the data has none".to_owned())
-        } else if let Some(max) = needs.max_items.filter(|&m| shape.items > m) {
+        } else {
+            None
+        };
+        if let Some(reason) = unfit {
+            skipped.push(FamilyTrace::skipped(name, estimate, reason));
+            continue;
+        }
+        let too_costly = if let Some(max) = needs.max_items.filter(|&m| shape.items > m) {
             Some(format!(
                 "{} items exceed the family's limit of {max}",
                 shape.items
@@ -87,9 +105,30 @@ pub fn candidates<'r>(
         } else {
             None
         };
-        match reason {
-            Some(reason) => skipped.push(FamilyTrace::skipped(name, estimate, reason)),
-            None => chosen.push(Candidate { family, estimate }),
+        let Some(reason) = too_costly else {
+            chosen.push(Candidate {
+                family,
+                estimate,
+                fixed: Vec::new(),
+                form: None,
+            });
+            continue;
+        };
+        let fits = |e: &Estimate| {
+            e.seconds <= CHEAPER_FORM_SHARE * budget_seconds
+                && memory_bytes.is_none_or(|m| e.bytes <= MEMORY_SHARE * m)
+        };
+        match family.cheaper_form(shape, &fits) {
+            Some(form) => chosen.push(Candidate {
+                family,
+                estimate: form.estimate,
+                fixed: form.params,
+                form: Some(format!(
+                    "run in a cheaper form, {} (at the defaults: {reason})",
+                    form.description
+                )),
+            }),
+            None => skipped.push(FamilyTrace::skipped(name, estimate, reason)),
         }
     }
     chosen.sort_by(|a, b| a.estimate.seconds.total_cmp(&b.estimate.seconds));
@@ -209,6 +248,31 @@ mod tests {
             TRAITS,
             300.0,
             Some(4.0 * (1u64 << 30) as f64),
+        );
+        // EASE runs in its cheaper form instead: the most used items, sized to the budget
+        // and the memory.
+        assert!(!skipped.iter().any(|s| s.family == "ease"));
+        let ease = tried.iter().find(|c| c.family.name() == "ease").unwrap();
+        let (name, width) = &ease.fixed[0];
+        assert_eq!(*name, "top_items");
+        let width: usize = width.parse().unwrap();
+        assert!((1_000..=20_000).contains(&width), "{width}");
+        assert!(ease.estimate.seconds <= 0.25 * 300.0);
+        assert!(ease.estimate.bytes <= 0.6 * 4.0 * (1u64 << 30) as f64);
+        let form = ease.form.as_deref().unwrap();
+        assert!(
+            form.contains("cheaper form") && form.contains("limit of 20000"),
+            "{form}"
+        );
+        // With far less memory not even the smallest subset fits: skipped, with the reason.
+        let (tried, skipped) = candidates(
+            registry,
+            AutoTask::Ranking,
+            None,
+            &big,
+            TRAITS,
+            300.0,
+            Some(100e6),
         );
         assert!(!names(&tried).contains(&"ease"));
         let ease = skipped.iter().find(|s| s.family == "ease").unwrap();

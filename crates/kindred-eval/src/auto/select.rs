@@ -139,15 +139,24 @@ pub fn select(
     };
     let mut arms: Vec<Arm<'_>> = candidates
         .into_iter()
-        .map(|candidate| Arm {
-            space: candidate.family.search_space().unwrap_or(Space {
+        .map(|candidate| {
+            let mut space = candidate.family.search_space().unwrap_or(Space {
                 family: candidate.family.name(),
                 params: Vec::new(),
                 fidelity: None,
-            }),
-            candidate,
-            records: Vec::new(),
-            not_run: None,
+                fixed: Vec::new(),
+            });
+            // A cheaper form's parameters stay fixed: the search varies the rest.
+            space
+                .params
+                .retain(|p| !candidate.fixed.iter().any(|(n, _)| *n == p.name));
+            space.fixed = candidate.fixed.clone();
+            Arm {
+                space,
+                candidate,
+                records: Vec::new(),
+                not_run: None,
+            }
         })
         .collect();
 
@@ -276,11 +285,18 @@ pub fn select(
         families.push(FamilyTrace {
             family: arm.name().to_owned(),
             status: status.to_owned(),
-            reason: arm.not_run.clone().or_else(|| {
-                (status == "failed")
-                    .then(|| arm.records.iter().find_map(|r| r.error.clone()))
-                    .flatten()
-            }),
+            reason: {
+                let why = arm.not_run.clone().or_else(|| {
+                    (status == "failed")
+                        .then(|| arm.records.iter().find_map(|r| r.error.clone()))
+                        .flatten()
+                });
+                match (&arm.candidate.form, why) {
+                    (Some(form), Some(why)) => Some(format!("{form}; {why}")),
+                    (Some(form), None) => Some(form.clone()),
+                    (None, why) => why,
+                }
+            },
             predicted_seconds: arm.candidate.estimate.seconds,
             predicted_bytes: arm.candidate.estimate.bytes,
             trials: arm.records.len(),

@@ -45,7 +45,8 @@ pub struct FamilyTrace {
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// The descriptor's prediction for a fit at the defaults.
+    /// The descriptor's prediction for a fit at the defaults (in the cheaper form, when
+    /// `reason` names one).
     pub predicted_seconds: f64,
     pub predicted_bytes: f64,
     pub trials: usize,

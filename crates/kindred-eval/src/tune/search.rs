@@ -474,6 +474,7 @@ mod tests {
                 },
             ],
             fidelity: Some("epochs"),
+            fixed: Vec::new(),
         }
     }
 

@@ -206,6 +206,7 @@ mod tests {
                 default: Value::Float(0.5),
             }],
             fidelity: None,
+            fixed: Vec::new(),
         }
     }
 
@@ -269,6 +270,7 @@ mod tests {
                 default: Value::Choice(0),
             }],
             fidelity: None,
+            fixed: Vec::new(),
         };
         // Choice 2 always scores best.
         let observed: Vec<(Config, f64)> = (0..16)

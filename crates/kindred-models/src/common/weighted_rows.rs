@@ -51,4 +51,69 @@ impl WeightedRows {
     pub(crate) fn values(&self) -> &[f32] {
         &self.values
     }
+
+    /// The rows listed in `rows`, in that order (the item side of a fit on part of the
+    /// catalog).
+    pub(crate) fn select_rows(&self, rows: &[u32]) -> Self {
+        let mut out = Self::default();
+        out.indptr.push(0);
+        for &r in rows {
+            let (indices, values) = self.row(r as usize);
+            out.indices.extend_from_slice(indices);
+            out.values.extend_from_slice(values);
+            out.indptr.push(out.indices.len());
+        }
+        out
+    }
+
+    /// Every row with its minor indices renumbered through `to` (None: the entry is dropped),
+    /// e.g. the user side of a fit on part of the catalog. An increasing `to` keeps rows
+    /// sorted.
+    pub(crate) fn renumber_columns(&self, to: &[Option<u32>]) -> Self {
+        let mut out = Self::default();
+        out.indptr.push(0);
+        for r in 0..self.n_rows() {
+            let (indices, values) = self.row(r);
+            for (&c, &v) in indices.iter().zip(values) {
+                if let Some(&Some(new)) = to.get(c as usize) {
+                    out.indices.push(new);
+                    out.values.push(v);
+                }
+            }
+            out.indptr.push(out.indices.len());
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows() -> WeightedRows {
+        // Row 0: columns 0, 2; row 1: column 1; row 2: columns 1, 2.
+        WeightedRows {
+            indptr: vec![0, 2, 3, 5],
+            indices: vec![0, 2, 1, 1, 2],
+            values: vec![1.0, 2.0, 3.0, 4.0, 5.0],
+        }
+    }
+
+    #[test]
+    fn selected_rows_keep_their_entries_in_the_order_asked() {
+        let s = rows().select_rows(&[2, 0]);
+        assert_eq!(s.n_rows(), 2);
+        assert_eq!(s.row(0), (&[1, 2][..], &[4.0, 5.0][..]));
+        assert_eq!(s.row(1), (&[0, 2][..], &[1.0, 2.0][..]));
+    }
+
+    #[test]
+    fn renumbered_columns_drop_what_maps_to_nothing() {
+        // Keep columns 1 and 2 as 0 and 1.
+        let r = rows().renumber_columns(&[None, Some(0), Some(1)]);
+        assert_eq!(r.n_rows(), 3);
+        assert_eq!(r.row(0), (&[1][..], &[2.0][..]));
+        assert_eq!(r.row(1), (&[0][..], &[3.0][..]));
+        assert_eq!(r.row(2), (&[0, 1][..], &[4.0, 5.0][..]));
+    }
 }

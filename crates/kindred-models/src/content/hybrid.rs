@@ -744,6 +744,7 @@ impl ModelFamily for HybridFamily {
                 Param::choice("loss", &["warp", "bpr"], 0),
             ],
             fidelity: Some("epochs"),
+            fixed: Vec::new(),
         })
     }
 

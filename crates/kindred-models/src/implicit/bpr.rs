@@ -560,6 +560,7 @@ impl ModelFamily for BprFamily {
                 Param::float("beta", 0.0, 1.0, false, 0.5),
             ],
             fidelity: Some("iterations"),
+            fixed: Vec::new(),
         })
     }
 

@@ -9,6 +9,12 @@
 //! `B` is dense (items x items), so memory grows with the square of the catalog: fitting is
 //! refused above `max_items`. `G` is accumulated from the sparse rows in parallel by item, and
 //! faer's Cholesky factorisation of the symmetric positive definite `G` gives the inverse.
+//!
+//! The cheaper form, `top_items = M`, fits the same solve on the M items with the most users
+//! only (time cubic and memory quadratic in M, not in the catalog): the other items get no
+//! weights and score 0, like an item that shares no user with the history. `auto` runs this
+//! form when the whole catalog does not fit its budget or the machine
+//! ([`ModelFamily::cheaper_form`]).
 
 use std::path::Path;
 
@@ -24,7 +30,8 @@ use crate::common::histories::{half_life_param, recency_decay, Histories, HALF_L
 use crate::common::weighted_rows::WeightedRows;
 pub use crate::common::weighting::Weighting;
 use crate::family::{
-    param_infos, Applicability, Cost, DataShape, Estimate, ModelFamily, ParamInfo, Saved, Task,
+    param_infos, Applicability, CheaperForm, Cost, DataShape, Estimate, ModelFamily, ParamInfo,
+    Saved, Task,
 };
 use crate::model::{Algorithm, Model, UserQuery};
 use crate::params::check;
@@ -44,6 +51,8 @@ pub struct EaseParams {
     /// Half-life in interactions of a history item's weight when scoring (0: off): recent
     /// items count more, as item-kNN's and SLIM's `half_life`.
     pub half_life: f64,
+    /// Fit on this many items, those with the most users (0: every item).
+    pub top_items: usize,
 }
 
 impl Default for EaseParams {
@@ -53,11 +62,21 @@ impl Default for EaseParams {
             weighting: Weighting::Binary,
             max_items: 20_000,
             half_life: 0.0,
+            top_items: 0,
         }
     }
 }
 
 impl EaseParams {
+    /// Items the weights cover on a catalog of `n`.
+    fn width(&self, n: usize) -> usize {
+        if self.top_items == 0 {
+            n
+        } else {
+            self.top_items.min(n)
+        }
+    }
+
     fn validate(&self) -> Result<()> {
         if matches!(self.weighting, Weighting::Bm25 | Weighting::Tfidf) {
             return Err(Error::InvalidInput(
@@ -151,20 +170,42 @@ impl Algorithm for Ease {
         let params = &self.params;
         params.validate()?;
         let n = data.n_items();
-        if n > params.max_items {
+        let width = params.width(n);
+        if width > params.max_items {
             return Err(Error::InvalidInput(format!(
-                "ease: {n} items exceed max_items = {}; the model holds items^2 weights \
-                 (about {:.1} GB to fit here), so raise max_items if memory allows or filter the catalog",
+                "ease: {width} items exceed max_items = {}; the model holds items^2 weights \
+                 (about {:.1} GB to fit here), so raise max_items if memory allows, fit the most \
+                 popular items only (top_items) or filter the catalog",
                 params.max_items,
-                (n as f64).powi(2) * 20.0 / 1e9
+                (width as f64).powi(2) * 20.0 / 1e9
             )));
         }
         ctx.cancel.check()?;
         let weights = data.data.weights();
         let by_user = WeightedRows::new(&data.by_user, weights);
         let by_item = WeightedRows::new(&data.by_item, weights);
-        let g = gram(&by_user, &by_item, params, ctx)?;
-        let b = weights_from_gram(g, n, ctx)?;
+        let kept = if width < n {
+            most_used_items(&by_item, width)
+        } else {
+            Vec::new()
+        };
+        let b = if kept.is_empty() {
+            let g = gram(&by_user, &by_item, params, ctx)?;
+            weights_from_gram(g, n, ctx)?
+        } else {
+            let positions = positions(&kept, n);
+            let renumbered: Vec<Option<u32>> = positions
+                .iter()
+                .map(|&p| (p != NOT_KEPT).then_some(p))
+                .collect();
+            let g = gram(
+                &by_user.renumber_columns(&renumbered),
+                &by_item.select_rows(&kept),
+                params,
+                ctx,
+            )?;
+            weights_from_gram(g, width, ctx)?
+        };
         let fitted = Fitted::from_train(data);
         let user_values = by_user.values().iter().map(|&w| params.value(w)).collect();
         let histories =
@@ -174,10 +215,37 @@ impl Algorithm for Ease {
             user_values,
             histories,
             b,
+            positions: if kept.is_empty() {
+                Vec::new()
+            } else {
+                positions(&kept, n)
+            },
+            kept,
             params: params.clone(),
             fitted,
         }))
     }
+}
+
+/// Marks an item outside the fitted subset in [`positions`].
+const NOT_KEPT: u32 = u32::MAX;
+
+/// The `count` items with the most users (ties: the lower index), in increasing index order.
+fn most_used_items(by_item: &WeightedRows, count: usize) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..by_item.n_rows() as u32).collect();
+    order.sort_by_key(|&i| (std::cmp::Reverse(by_item.row(i as usize).0.len()), i));
+    order.truncate(count);
+    order.sort_unstable();
+    order
+}
+
+/// Each item's row in the subset's weights, [`NOT_KEPT`] for items outside it.
+fn positions(kept: &[u32], n: usize) -> Vec<u32> {
+    let mut positions = vec![NOT_KEPT; n];
+    for (p, &item) in kept.iter().enumerate() {
+        positions[item as usize] = p as u32;
+    }
+    positions
 }
 
 /// Start of each user's run of seen items (one more entry than users: the total).
@@ -195,8 +263,13 @@ fn seen_offsets(fitted: &Fitted) -> Vec<usize> {
 /// A fitted EASE^R model.
 #[derive(Debug, Clone)]
 pub struct EaseModel {
-    /// `items x items`, row-major: row `i` is what an interaction with `i` adds to every score.
+    /// `items x items`, row-major: row `i` is what an interaction with `i` adds to every score
+    /// (over the fitted subset's items, in `kept`'s order, when `top_items` left some out).
     b: Vec<f32>,
+    /// The fitted subset's items, increasing (empty: every item).
+    kept: Vec<u32>,
+    /// Each item's row in `b`, or [`NOT_KEPT`] (empty: every item, its own index).
+    positions: Vec<u32>,
     /// Each user's value per seen item (1, or the summed weight), aligned with `fitted.seen`.
     user_values: Vec<f32>,
     weight_offsets: Vec<usize>,
@@ -219,14 +292,48 @@ impl EaseModel {
         } else {
             None
         };
+        let width = params.width(n);
+        let kept = if width < n {
+            let kept = tensors.u32("ease.kept")?;
+            let increasing = kept.windows(2).all(|w| w[0] < w[1]);
+            if kept.len() != width || !increasing || kept.last().is_some_and(|&i| i as usize >= n) {
+                return Err(Error::InvalidInput(format!(
+                    "ease: the saved subset `ease.kept` is not {width} increasing item indices \
+                     below {n}"
+                )));
+            }
+            kept
+        } else {
+            Vec::new()
+        };
         Ok(Self {
-            b: tensors.f32_len("ease.b", n * n)?,
+            b: tensors.f32_len("ease.b", width * width)?,
             user_values: tensors.f32_len("ease.user_values", n_seen)?,
             weight_offsets,
             histories,
+            positions: if kept.is_empty() {
+                Vec::new()
+            } else {
+                positions(&kept, n)
+            },
+            kept,
             params,
             fitted,
         })
+    }
+
+    /// The row of `b` an interaction with `item` adds (None: outside the fitted subset).
+    fn row_of(&self, item: ItemIdx) -> Option<&[f32]> {
+        let width = self.params.width(self.fitted.items.len());
+        let position = if self.positions.is_empty() {
+            item as usize
+        } else {
+            match self.positions.get(item as usize) {
+                Some(&p) if p != NOT_KEPT => p as usize,
+                _ => return None,
+            }
+        };
+        self.b.get(position * width..(position + 1) * width)
     }
 
     /// The (item, value) pairs a query is scored from, each item once (sorted by item, or
@@ -283,25 +390,43 @@ impl Model for EaseModel {
     }
 
     fn score_all(&self, query: &UserQuery<'_>, out: &mut [f32]) {
-        let n = self.fitted.items.len();
         out.fill(0.0);
+        if self.kept.is_empty() {
+            for (i, v) in self.profile(query) {
+                if let Some(row) = self.row_of(i) {
+                    for (o, &b) in out.iter_mut().zip(row) {
+                        *o += v * b;
+                    }
+                }
+            }
+            return;
+        }
+        let mut subset = vec![0f32; self.kept.len()];
         for (i, v) in self.profile(query) {
-            if let Some(row) = self.b.get(i as usize * n..(i as usize + 1) * n) {
-                for (o, &b) in out.iter_mut().zip(row) {
+            if let Some(row) = self.row_of(i) {
+                for (o, &b) in subset.iter_mut().zip(row) {
                     *o += v * b;
                 }
+            }
+        }
+        for (&item, score) in self.kept.iter().zip(subset) {
+            if let Some(o) = out.get_mut(item as usize) {
+                *o = score;
             }
         }
     }
 
     fn save(&self, dir: &Path) -> Result<()> {
-        let n = self.fitted.items.len();
+        let width = self.params.width(self.fitted.items.len());
         let mut t = TensorWriter::new();
-        t.f32("ease.b", &[n, n], &self.b).f32(
+        t.f32("ease.b", &[width, width], &self.b).f32(
             "ease.user_values",
             &[self.user_values.len()],
             &self.user_values,
         );
+        if !self.kept.is_empty() {
+            t.u32("ease.kept", &self.kept);
+        }
         if let Some(h) = &self.histories {
             h.save_into(&mut t);
         }
@@ -343,6 +468,11 @@ impl ModelFamily for EaseFamily {
                 "largest catalog fitted: the model holds items^2 weights",
             ),
             ("half_life", Some("off"), HALF_LIFE_HELP),
+            (
+                "top_items",
+                Some("every item"),
+                "fit on this many items, those with the most users; the others score 0",
+            ),
         ])
     }
 
@@ -364,6 +494,7 @@ impl ModelFamily for EaseFamily {
                 half_life_param(),
             ],
             fidelity: None,
+            fixed: Vec::new(),
         })
     }
 
@@ -378,15 +509,60 @@ impl ModelFamily for EaseFamily {
         Cost::High
     }
 
-    /// Two items x items f64 matrices (the Gram matrix and its inverse) and the f32 weights;
-    /// time is the dense inversion, cubic in items (ML-1M's 3,706 items: 1.0 s measured by
-    /// `bench/linear_scale.sh`, 1.4 s predicted).
     fn estimate(&self, shape: &DataShape) -> Estimate {
-        let items = shape.items as f64;
-        Estimate {
-            seconds: 2.5e-11 * items.powi(3) + 2e-7 * shape.interactions as f64,
-            bytes: 20.0 * items * items + 32.0 * shape.interactions as f64,
+        estimate_on(shape.items, shape)
+    }
+
+    /// `top_items`: the largest subset of the most used items whose fit passes `fits`, when
+    /// the whole catalog does not (at least [`MIN_SUBSET`] items, rounded down to a hundred).
+    fn cheaper_form(
+        &self,
+        shape: &DataShape,
+        fits: &dyn Fn(&Estimate) -> bool,
+    ) -> Option<CheaperForm> {
+        let limit = EaseParams::default().max_items;
+        if shape.items <= limit && fits(&self.estimate(shape)) {
+            return None;
         }
+        let most = shape.items.saturating_sub(1).min(limit);
+        if most < MIN_SUBSET || !fits(&estimate_on(MIN_SUBSET, shape)) {
+            return None;
+        }
+        // The estimate grows with the subset: the largest that fits, by bisection.
+        let (mut lo, mut hi) = (MIN_SUBSET, most);
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            if fits(&estimate_on(mid, shape)) {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        let width = (lo / 100 * 100).max(MIN_SUBSET);
+        Some(CheaperForm {
+            params: vec![("top_items", width.to_string())],
+            estimate: estimate_on(width, shape),
+            description: format!(
+                "the {width} items with the most users of {}; the others score 0",
+                shape.items
+            ),
+        })
+    }
+}
+
+/// The smallest subset [`EaseFamily::cheaper_form`] offers: below it the model is little more
+/// than a popularity list.
+const MIN_SUBSET: usize = 1_000;
+
+/// A fit's cost with weights over `width` items: two width x width f64 matrices (the Gram
+/// matrix and its inverse) and the f32 weights; time is the dense inversion, cubic in the
+/// width (ML-1M's 3,706 items: 1.0 s measured by `bench/linear_scale.sh`, 1.4 s predicted),
+/// and the pass over every interaction that accumulates the Gram matrix.
+fn estimate_on(width: usize, shape: &DataShape) -> Estimate {
+    let width = width as f64;
+    Estimate {
+        seconds: 2.5e-11 * width.powi(3) + 2e-7 * shape.interactions as f64,
+        bytes: 20.0 * width * width + 32.0 * shape.interactions as f64,
     }
 }
 
@@ -626,6 +802,84 @@ mod tests {
             loaded.score_all(&q, &mut b);
             assert_eq!(a, b);
         }
+    }
+
+    #[test]
+    fn a_fit_on_the_most_used_items_is_the_exact_fit_on_those_items_alone() {
+        // Item i has 30 - 2i users (strictly fewer for each next item), spread over the 30
+        // users by a bijection, so the 6 most used items are i0..i5.
+        let mut rows = Vec::new();
+        for i in 0..10usize {
+            for k in 0..30 - 2 * i {
+                rows.push((format!("u{}", (k * 7 + i * 5) % 30), format!("i{i}")));
+            }
+        }
+        let as_train = |keep: &dyn Fn(&str) -> bool| {
+            let kept: Vec<(&str, &str, f32)> = rows
+                .iter()
+                .filter(|(_, i)| keep(i))
+                .map(|(u, i)| (u.as_str(), i.as_str(), 1.0))
+                .collect();
+            train(&kept)
+        };
+        let all = as_train(&|_| true);
+        let head = as_train(&|i| i[1..].parse::<usize>().unwrap() < 6);
+        let fit = |data: &TrainSet, top_items: usize| {
+            let params = EaseParams {
+                lambda: 5.0,
+                top_items,
+                ..Default::default()
+            };
+            Ease { params }.fit(data, &FitContext::default()).unwrap()
+        };
+        let subset = fit(&all, 6);
+        let exact = fit(&head, 0);
+        let dir = std::env::temp_dir().join(format!("kindred-ease-top-{}", std::process::id()));
+        subset.save(&dir).unwrap();
+        let loaded = crate::registry::load_model(&dir).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let (items, head_items) = (all.data.item_ids(), head.data.item_ids());
+        let head_users = head.data.user_ids();
+        for (u, user) in all.data.user_ids().externals().iter().enumerate() {
+            let mut scores = vec![0f32; items.len()];
+            subset.score_all(&UserQuery::known(u as u32), &mut scores);
+            let mut reloaded = vec![0f32; items.len()];
+            loaded.score_all(&UserQuery::known(u as u32), &mut reloaded);
+            assert_eq!(scores, reloaded, "{user}: the reload scores the same");
+            let mut reference = vec![0f32; head_items.len()];
+            if let Some(hu) = head_users.get(user) {
+                exact.score_all(&UserQuery::known(hu), &mut reference);
+            }
+            for (i, item) in items.externals().iter().enumerate() {
+                let expected = head_items.get(item).map_or(0.0, |h| reference[h as usize]);
+                assert!(
+                    (scores[i] - expected).abs() <= 1e-5 * (1.0 + expected.abs()),
+                    "{user} {item}: {} against {expected}",
+                    scores[i]
+                );
+            }
+        }
+        // The estimate follows the subset, and the family offers it where the catalog is
+        // too large for the defaults.
+        let shape = DataShape {
+            users: 100_000,
+            items: 50_000,
+            interactions: 2_000_000,
+        };
+        let form = EaseFamily
+            .cheaper_form(&shape, &|e: &Estimate| e.seconds <= 30.0 && e.bytes <= 4e9)
+            .unwrap();
+        let width: usize = form.params[0].1.parse().unwrap();
+        assert!((MIN_SUBSET..=20_000).contains(&width), "{width}");
+        assert!(form.estimate.seconds <= 30.0 && form.estimate.bytes <= 4e9);
+        assert!(EaseFamily
+            .cheaper_form(&shape, &|e: &Estimate| e.seconds <= 0.1)
+            .is_none());
+        let small = DataShape {
+            items: 3_000,
+            ..shape
+        };
+        assert!(EaseFamily.cheaper_form(&small, &|_| true).is_none());
     }
 
     #[test]

@@ -264,6 +264,7 @@ impl ModelFamily for SlimFamily {
                 half_life_param(),
             ],
             fidelity: None,
+            fixed: Vec::new(),
         })
     }
 

@@ -390,6 +390,7 @@ impl ModelFamily for ItemKnnFamily {
                 half_life_param(),
             ],
             fidelity: None,
+            fixed: Vec::new(),
         })
     }
 

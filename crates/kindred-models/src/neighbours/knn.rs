@@ -678,6 +678,7 @@ impl ModelFamily for KnnFamily {
                 Param::int("min_k", 1, 10, false, 1),
             ],
             fidelity: None,
+            fixed: Vec::new(),
         })
     }
 

@@ -844,6 +844,7 @@ impl ModelFamily for NcfFamily {
                 Param::int("negatives", 1, 10, false, 4),
             ],
             fidelity: Some("epochs"),
+            fixed: Vec::new(),
         })
     }
 

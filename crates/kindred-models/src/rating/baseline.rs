@@ -311,6 +311,7 @@ impl ModelFamily for BaselineFamily {
                 Param::float("reg_i", 0.5, 50.0, true, 10.0),
             ],
             fidelity: Some("epochs"),
+            fixed: Vec::new(),
         })
     }
 

@@ -390,6 +390,7 @@ impl ModelFamily for CoClusteringFamily {
                 Param::int("epochs", 5, 60, false, 20),
             ],
             fidelity: Some("epochs"),
+            fixed: Vec::new(),
         })
     }
 

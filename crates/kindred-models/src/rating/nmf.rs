@@ -492,6 +492,7 @@ impl ModelFamily for NmfFamily {
                 Param::float("reg_qi", 0.01, 0.5, true, 0.06),
             ],
             fidelity: Some("epochs"),
+            fixed: Vec::new(),
         })
     }
 

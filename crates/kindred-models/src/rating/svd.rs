@@ -746,6 +746,7 @@ impl ModelFamily for SvdFamily {
                 Param::float("reg_all", 0.005, 0.2, true, 0.02),
             ],
             fidelity: Some("epochs"),
+            fixed: Vec::new(),
         })
     }
 

@@ -605,6 +605,7 @@ impl ModelFamily for SvdppFamily {
                 Param::float("reg_all", 0.005, 0.2, true, 0.02),
             ],
             fidelity: Some("epochs"),
+            fixed: Vec::new(),
         })
     }
 

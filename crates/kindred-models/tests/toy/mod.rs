@@ -131,6 +131,7 @@ impl ModelFamily for ToyFamily {
             family: "toy",
             params: vec![Param::float("shrink", 0.0, 10.0, false, 1.0)],
             fidelity: None,
+            fixed: Vec::new(),
         })
     }
 

@@ -383,6 +383,7 @@ impl ModelFamily for AlsFamily {
                 half_life_param(),
             ],
             fidelity: Some("iterations"),
+            fixed: Vec::new(),
         })
     }
 
