@@ -1,4 +1,4 @@
-//! The process's allocator, mimalloc, and the option `kindred serve` runs it with.
+//! The process's allocator, mimalloc, and the options `kindred serve` runs it with.
 //!
 //! Not glibc's malloc: it spreads threads over up to 8 arenas per core, and `free` gives memory
 //! back to the system only from the top of an arena. `kindred serve` trains versions and rebuilds
@@ -6,28 +6,40 @@
 //! glibc its RSS rose over training runs on unchanged data and never came back down, under
 //! mimalloc it does (bench/train_rss.sh; BENCHMARKS.md, "Soak").
 //!
-//! The server also frees on one thread what another, often already gone, allocated: a snapshot
-//! is built on a blocking thread and dropped by whichever request held it last. By default
-//! mimalloc lets only the thread that made a page take it back; with `page_reclaim_on_free=1`
-//! the freeing thread adopts it. In two 27-minute soaks run side by side the RSS climbed +6.8%
-//! with it and +34.2% without; a later run with it, without a control beside it, climbed +19.4%
-//! (BENCHMARKS.md, "Soak"): it helps, but does not bound the growth. mimalloc reads its options
-//! from the environment once, before `main`, so `kindred serve` sets the variable and executes
-//! itself again; a value already in the environment (an operator's own, or the second
-//! execution's) is left alone.
+//! `kindred serve` runs mimalloc with two options (BENCHMARKS.md, "Soak"):
+//! - `allow_thp=0`: no transparent huge pages. mimalloc asks the kernel for them on its arenas
+//!   (`madvise`), and a 2 MiB huge page stays resident whole while any part of it is in use
+//!   (the kernel's khugepaged may even collapse a partly freed range back into one). In a soak
+//!   the live heap the server's allocations held stayed flat while its RSS climbed, and most of
+//!   that RSS (190 to 250 MB of 330 to 400) was huge pages. Two soaks side by side, the same
+//!   binary: +18.5% RSS with huge pages, +3.9% without, every level lower.
+//! - `page_reclaim_on_free=1`: the server frees on one thread what another, often already gone,
+//!   allocated (a snapshot built on a blocking thread is dropped by whichever request held it
+//!   last). By default mimalloc lets only the thread that made a page take it back; with this
+//!   option the freeing thread adopts it.
+//!
+//! mimalloc reads its options from the environment once, before `main`, so `kindred serve` sets
+//! the variables and executes itself again; a value already in the environment (an operator's
+//! own, or the second execution's) is left alone.
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// The environment variable and value `kindred serve` runs under.
-pub const SERVER_OPTION: (&str, &str) = ("MIMALLOC_PAGE_RECLAIM_ON_FREE", "1");
+/// The environment variables and values `kindred serve` runs under.
+pub const SERVER_OPTIONS: [(&str, &str); 2] = [
+    ("MIMALLOC_ALLOW_THP", "0"),
+    ("MIMALLOC_PAGE_RECLAIM_ON_FREE", "1"),
+];
 
-/// Replaces this process with the same command under [`SERVER_OPTION`] unless the variable is
-/// already set. Returns only when nothing was replaced: the variable was set, or executing
-/// again failed (then the server runs with mimalloc's default and says so).
+/// Replaces this process with the same command under [`SERVER_OPTIONS`] unless each variable is
+/// already set. Returns only when nothing was replaced: every variable was set, or executing
+/// again failed (then the server runs with mimalloc's defaults and says so).
 pub fn with_server_options() {
-    let (name, value) = SERVER_OPTION;
-    if std::env::var_os(name).is_some() {
+    let missing: Vec<(&str, &str)> = SERVER_OPTIONS
+        .into_iter()
+        .filter(|(name, _)| std::env::var_os(name).is_none())
+        .collect();
+    if missing.is_empty() {
         return;
     }
     #[cfg(unix)]
@@ -36,15 +48,16 @@ pub fn with_server_options() {
         let failure = match std::env::current_exe() {
             Ok(exe) => std::process::Command::new(exe)
                 .args(std::env::args_os().skip(1))
-                .env(name, value)
+                .envs(missing.iter().copied())
                 .exec(),
             Err(e) => e,
         };
+        let names: Vec<String> = missing.iter().map(|(n, v)| format!("{n}={v}")).collect();
         eprintln!(
-            "warning: running with mimalloc's default page reclaim ({name}={value} not applied: \
-             {failure})"
+            "warning: running with mimalloc's defaults ({} not applied: {failure})",
+            names.join(", ")
         );
     }
     #[cfg(not(unix))]
-    let _ = value;
+    let _ = missing;
 }

@@ -69,22 +69,27 @@ fn import_train_publish_serve_swap_and_stop_on_sigterm() {
         .args(["--log-format", "json", "--log-level", "warn"])
         .env("KINDRED_CACHE_TTL_SECONDS", "0")
         .env_remove("MIMALLOC_PAGE_RECLAIM_ON_FREE")
+        .env_remove("MIMALLOC_ALLOW_THP")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let (addr, _stdout) = common::serving_address(&mut child);
     let mut server = Server(child);
-    // The server executed itself again with its allocator option set (same process id).
+    // The server executed itself again with its allocator options set (same process id).
     #[cfg(target_os = "linux")]
     {
         let environ = std::fs::read(format!("/proc/{}/environ", server.0.id())).unwrap();
-        assert!(
-            environ
-                .split(|&b| b == 0)
-                .any(|var| var == b"MIMALLOC_PAGE_RECLAIM_ON_FREE=1"),
-            "kindred serve runs without its allocator option"
-        );
+        for option in [
+            &b"MIMALLOC_PAGE_RECLAIM_ON_FREE=1"[..],
+            b"MIMALLOC_ALLOW_THP=0",
+        ] {
+            assert!(
+                environ.split(|&b| b == 0).any(|var| var == option),
+                "kindred serve runs without {}",
+                String::from_utf8_lossy(option)
+            );
+        }
     }
 
     let (status, body) = get(addr, "/v1/recommend/u1?n=5");
