@@ -189,11 +189,11 @@ impl Algorithm for Ease {
         } else {
             Vec::new()
         };
+        let positions = positions(&kept, n);
         let b = if kept.is_empty() {
             let g = gram(&by_user, &by_item, params, ctx)?;
             weights_from_gram(g, n, ctx)?
         } else {
-            let positions = positions(&kept, n);
             let renumbered: Vec<Option<u32>> = positions
                 .iter()
                 .map(|&p| (p != NOT_KEPT).then_some(p))
@@ -215,11 +215,7 @@ impl Algorithm for Ease {
             user_values,
             histories,
             b,
-            positions: if kept.is_empty() {
-                Vec::new()
-            } else {
-                positions(&kept, n)
-            },
+            positions,
             kept,
             params: params.clone(),
             fitted,
@@ -239,8 +235,12 @@ fn most_used_items(by_item: &WeightedRows, count: usize) -> Vec<u32> {
     order
 }
 
-/// Each item's row in the subset's weights, [`NOT_KEPT`] for items outside it.
+/// Each item's row in the subset's weights, [`NOT_KEPT`] for items outside it (empty when
+/// every item is fitted).
 fn positions(kept: &[u32], n: usize) -> Vec<u32> {
+    if kept.is_empty() {
+        return Vec::new();
+    }
     let mut positions = vec![NOT_KEPT; n];
     for (p, &item) in kept.iter().enumerate() {
         positions[item as usize] = p as u32;
@@ -311,11 +311,7 @@ impl EaseModel {
             user_values: tensors.f32_len("ease.user_values", n_seen)?,
             weight_offsets,
             histories,
-            positions: if kept.is_empty() {
-                Vec::new()
-            } else {
-                positions(&kept, n)
-            },
+            positions: positions(&kept, n),
             kept,
             params,
             fitted,
@@ -334,6 +330,17 @@ impl EaseModel {
             }
         };
         self.b.get(position * width..(position + 1) * width)
+    }
+
+    /// Adds the query's items' rows of `b`, each times its value, to `into` (`b`'s width).
+    fn add_rows(&self, query: &UserQuery<'_>, into: &mut [f32]) {
+        for (i, v) in self.profile(query) {
+            if let Some(row) = self.row_of(i) {
+                for (o, &b) in into.iter_mut().zip(row) {
+                    *o += v * b;
+                }
+            }
+        }
     }
 
     /// The (item, value) pairs a query is scored from, each item once (sorted by item, or
@@ -392,23 +399,11 @@ impl Model for EaseModel {
     fn score_all(&self, query: &UserQuery<'_>, out: &mut [f32]) {
         out.fill(0.0);
         if self.kept.is_empty() {
-            for (i, v) in self.profile(query) {
-                if let Some(row) = self.row_of(i) {
-                    for (o, &b) in out.iter_mut().zip(row) {
-                        *o += v * b;
-                    }
-                }
-            }
+            self.add_rows(query, out);
             return;
         }
         let mut subset = vec![0f32; self.kept.len()];
-        for (i, v) in self.profile(query) {
-            if let Some(row) = self.row_of(i) {
-                for (o, &b) in subset.iter_mut().zip(row) {
-                    *o += v * b;
-                }
-            }
-        }
+        self.add_rows(query, &mut subset);
         for (&item, score) in self.kept.iter().zip(subset) {
             if let Some(o) = out.get_mut(item as usize) {
                 *o = score;
