@@ -99,6 +99,28 @@ async fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     done()
 }
 
+/// Runs the server's background loop (the scheduler among it) until a version other than
+/// `first` is live, at most `limit`; true when one is.
+async fn scheduler_replaces(state: &AppState, first: &str, limit: Duration) -> bool {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let background = tokio::spawn(kindred_serving::background::run(
+        Arc::clone(&state.serving.state),
+        Arc::clone(&state.serving.lifecycle),
+        stopped,
+    ));
+    let swapped = eventually(limit, || {
+        state
+            .serving
+            .snapshot()
+            .version()
+            .is_some_and(|v| v != first)
+    })
+    .await;
+    let _ = stop.send(true);
+    background.await.unwrap();
+    swapped
+}
+
 fn request(user: &str, n: usize) -> ListRequest<'_> {
     ListRequest {
         user: Some(user),
@@ -159,30 +181,15 @@ async fn scheduler_retrains_publishes_and_swaps_without_blocking_lists() {
     store.insert_feedback(&[click("u1", "i2")]).await.unwrap();
     let state = AppState::new(config, store.clone()).await.unwrap();
     assert_eq!(state.serving.snapshot().version(), Some(first.as_str()));
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let background = tokio::spawn(kindred_serving::background::run(
-        Arc::clone(&state.serving.state),
-        Arc::clone(&state.serving.lifecycle),
-        stopped,
-    ));
-    let swapped = eventually(Duration::from_secs(30), || {
-        state
-            .serving
-            .snapshot()
-            .version()
-            .is_some_and(|v| v != first)
-    })
-    .await;
-    // Lists keep coming while it trains and after it swaps.
+    let swapped = scheduler_replaces(&state, &first, Duration::from_secs(30)).await;
+    assert!(swapped, "the scheduler did not publish a new version");
+    // Lists keep coming after it swaps.
     let list = state
         .serving
         .snapshot()
         .rank_now(&request("u1", 5))
         .unwrap();
     assert_eq!(list.len(), 5);
-    let _ = stop.send(true);
-    background.await.unwrap();
-    assert!(swapped, "the scheduler did not publish a new version");
     let models = store.list_models().await.unwrap();
     assert!(models.len() >= 2);
     let live: Vec<_> = models.iter().filter(|m| m.live).collect();
@@ -208,22 +215,7 @@ async fn scheduled_auto_training_selects_again_on_the_new_data_within_its_budget
         .await
         .unwrap();
     let state = AppState::new(config, store.clone()).await.unwrap();
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let background = tokio::spawn(kindred_serving::background::run(
-        Arc::clone(&state.serving.state),
-        Arc::clone(&state.serving.lifecycle),
-        stopped,
-    ));
-    let swapped = eventually(Duration::from_secs(90), || {
-        state
-            .serving
-            .snapshot()
-            .version()
-            .is_some_and(|v| v != first)
-    })
-    .await;
-    let _ = stop.send(true);
-    background.await.unwrap();
+    let swapped = scheduler_replaces(&state, &first, Duration::from_secs(90)).await;
     assert!(swapped, "the scheduler did not publish an auto version");
     let models = store.list_models().await.unwrap();
     let selection_of = |version: &str| {

@@ -160,6 +160,25 @@ mod tests {
         c.iter().map(|c| c.family.name()).collect()
     }
 
+    /// The ranking candidates of the built-in families, none named.
+    fn ranking(
+        shape: &DataShape,
+        budget_seconds: f64,
+        memory_bytes: Option<f64>,
+    ) -> (Vec<Candidate<'static>>, Vec<FamilyTrace>) {
+        let registry = ModelRegistry::global();
+        let task = AutoTask::Ranking;
+        candidates(
+            registry,
+            task,
+            None,
+            shape,
+            TRAITS,
+            budget_seconds,
+            memory_bytes,
+        )
+    }
+
     fn shape(users: usize, items: usize, interactions: usize) -> DataShape {
         DataShape {
             users,
@@ -170,16 +189,7 @@ mod tests {
 
     #[test]
     fn ranking_tries_ranking_families_and_says_why_others_are_out() {
-        let registry = ModelRegistry::global();
-        let (tried, skipped) = candidates(
-            registry,
-            AutoTask::Ranking,
-            None,
-            &shape(1000, 500, 20_000),
-            TRAITS,
-            300.0,
-            None,
-        );
+        let (tried, skipped) = ranking(&shape(1000, 500, 20_000), 300.0, None);
         let tried = names(&tried);
         for family in ["popularity", "itemknn", "als", "ease", "bpr"] {
             assert!(tried.contains(&family), "{family} missing from {tried:?}");
@@ -237,18 +247,9 @@ mod tests {
 
     #[test]
     fn cost_and_size_rule_families_out_before_they_run() {
-        let registry = ModelRegistry::global();
         // 60,000 items: beyond EASE's catalog limit, and its items^2 weights beyond 4 GiB.
         let big = shape(200_000, 60_000, 5_000_000);
-        let (tried, skipped) = candidates(
-            registry,
-            AutoTask::Ranking,
-            None,
-            &big,
-            TRAITS,
-            300.0,
-            Some(4.0 * (1u64 << 30) as f64),
-        );
+        let (tried, skipped) = ranking(&big, 300.0, Some(4.0 * (1u64 << 30) as f64));
         // EASE runs in its cheaper form instead: the most used items, sized to the budget
         // and the memory.
         assert!(!skipped.iter().any(|s| s.family == "ease"));
@@ -265,28 +266,12 @@ mod tests {
             "{form}"
         );
         // With far less memory not even the smallest subset fits: skipped, with the reason.
-        let (tried, skipped) = candidates(
-            registry,
-            AutoTask::Ranking,
-            None,
-            &big,
-            TRAITS,
-            300.0,
-            Some(100e6),
-        );
+        let (tried, skipped) = ranking(&big, 300.0, Some(100e6));
         assert!(!names(&tried).contains(&"ease"));
         let ease = skipped.iter().find(|s| s.family == "ease").unwrap();
         assert!(ease.reason.as_deref().unwrap().contains("limit of 20000"));
         // A budget of one second leaves only the cheap families on a large log.
-        let (tried, skipped) = candidates(
-            registry,
-            AutoTask::Ranking,
-            None,
-            &shape(200_000, 10_000, 5_000_000),
-            TRAITS,
-            1.0,
-            None,
-        );
+        let (tried, skipped) = ranking(&shape(200_000, 10_000, 5_000_000), 1.0, None);
         assert!(names(&tried).contains(&"popularity"));
         assert!(!names(&tried).contains(&"bpr"));
         assert!(skipped
