@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The linear item-item models at scale:
-#   1. accuracy and fit time on ML-1M (temporal:0.2,positive>=4): exact EASE against SLIM (elastic net, non-negative)
-#      and SLIM's neighbourhood EASE (l1=0, signs free), median of $RUNS runs of the fit time;
+#   1. accuracy and fit time on ML-1M (temporal:0.2,positive>=4): exact EASE against SLIM (elastic net, non-negative),
+#      SLIM's neighbourhood EASE (l1=0, signs free) and EASE on the most used items only (top_items, the cheaper form
+#      `auto` runs when the whole catalog does not fit), median of $RUNS runs of the fit time;
 #   2. a generated catalog of $ITEMS items (default 20,000; $USERS users, $PER_USER interactions each): wall time and
-#      peak memory (max RSS) of `kindred train` with the neighbourhood EASE and with SLIM, each alone in its process.
+#      peak memory (max RSS) of `kindred train` with the neighbourhood EASE, with SLIM and with EASE on the $TOP_ITEMS
+#      most used items, each alone in its process.
 # Writes bench/out/linear-scale.md. Release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,10 +14,11 @@ RUNS="${RUNS:-3}"
 ITEMS="${ITEMS:-20000}"
 USERS="${USERS:-50000}"
 PER_USER="${PER_USER:-40}"
+TOP_ITEMS="${TOP_ITEMS:-8000}"
 OUT=bench/out/linear-scale
 mkdir -p "$OUT"
 cargo build -q --release -p kindred-cli
-k=./target/release/kindred
+k="${CARGO_TARGET_DIR:-target}/release/kindred"
 EASE_NEIGHBOURHOOD="slim:l1=0,non_negative=false,l2=500,neighbors=200"
 SLIM="slim"
 
@@ -26,7 +29,7 @@ SLIM="slim"
   echo
   echo "| model | NDCG@10 | recall@10 | coverage@10 | fit s (median) | fit s (runs) |"
   echo "|---|---|---|---|---|---|"
-  for spec in ease "$EASE_NEIGHBOURHOOD" "$SLIM"; do
+  for spec in ease "$EASE_NEIGHBOURHOOD" "$SLIM" ease:top_items=2000 ease:top_items=1000; do
     for r in $(seq 1 "$RUNS"); do
       $k -q eval --no-segments --no-auc --bootstrap 0 --curve-k 0 --data "movielens:$DATA_DIR/ml-1m" \
         --protocol 'temporal:0.2,positive>=4' --model "$spec" --json "$OUT/ml1m-$r.json" > /dev/null
@@ -49,7 +52,7 @@ PY
   echo
   echo "| model | items | interactions | wall s | max RSS GiB |"
   echo "|---|---|---|---|---|"
-  for spec in "$EASE_NEIGHBOURHOOD" "$SLIM"; do
+  for spec in "$EASE_NEIGHBOURHOOD" "$SLIM" "ease:top_items=$TOP_ITEMS"; do
     /usr/bin/time -f "%e %M" -o "$OUT/time.txt" $k -q train --data "$data" --model "$spec" --out "$OUT/model" \
       > "$OUT/train.txt"
     read -r wall rss < "$OUT/time.txt"
