@@ -11,6 +11,19 @@ def rss_mb(pid):
     return float("nan")
 
 
+def huge_pages_mb(pid):
+    """The process's resident transparent huge pages in MB (AnonHugePages of
+    /proc/PID/smaps_rollup), NaN where the kernel reports none."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            for line in rollup:
+                if line.startswith("AnonHugePages:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
 def rss_parts_mb(pid):
     """The process's anonymous (heap, stacks) and file-backed resident memory in MB (RssAnon,
     RssFile), NaN each when the kernel reports none."""

@@ -20,6 +20,9 @@
 # but no writes, for $WARMUP + $TRAIN_EVERY seconds, and its median over the same phase (the
 # interval after its warm-up) is what a server holding that data needs.
 #
+# Each sample also records the transparent huge pages resident (AnonHugePages): with them on,
+# they were most of a soak's RSS growth (BENCHMARKS.md, "Soak").
+#
 # Writes $OUT.md and $OUT/*.json (default bench/out/soak). Release build; the list cache is on.
 # The server's environment passes through (e.g. MIMALLOC_* options for an allocator experiment).
 set -euo pipefail
@@ -103,7 +106,7 @@ last = warm[-1]["rss_mb"]
 growth = (last - base) / base * 100
 peak_growth = (peak - base) / base * 100
 def window_median(rows, lo, hi, key="rss_mb"):
-    values = [s[key] for s in rows if lo <= s["t"] < hi]
+    values = [s[key] for s in rows if key in s and lo <= s["t"] < hi]
     return statistics.median(values) if values else float("nan")
 end = samples[-1]["t"]
 first_window = window_median(samples, warmup, warmup + interval)
@@ -111,6 +114,8 @@ last_window = window_median(samples, end - interval, end + 1)
 window_growth = (last_window - first_window) / first_window * 100
 anon_first = window_median(samples, warmup, warmup + interval, "anon_mb")
 anon_last = window_median(samples, end - interval, end + 1, "anon_mb")
+huge_first = window_median(samples, warmup, warmup + interval, "huge_mb")
+huge_last = window_median(samples, end - interval, end + 1, "huge_mb")
 fresh_window = None
 if os.path.exists(f"{out}/fresh.json"):
     fresh = json.load(open(f"{out}/fresh.json"))["samples"]
@@ -124,6 +129,7 @@ summary = {
     "rss_mb_median_first_interval": first_window, "rss_mb_median_last_interval": last_window,
     "rss_interval_growth_pct": round(window_growth, 1),
     "anon_mb_median_first_interval": anon_first, "anon_mb_median_last_interval": anon_last,
+    "huge_pages_mb_median_first_interval": huge_first, "huge_pages_mb_median_last_interval": huge_last,
     "fresh_server_rss_mb_median": fresh_window,
     "reads": reads["completed"], "reads_non_2xx": reads["non_2xx"], "read_5xx": fivexx_reads,
     "swaps": reads["swaps"]["attempted"], "writes": writes["counts"],
@@ -139,7 +145,7 @@ print(f"- Duration {writes['duration_s']} s; RSS after {warmup:.0f} s of warm-up
       f"(+{peak_growth:.1f}%), last {last:.0f} MB ({growth:+.1f}%).")
 print(f"- RSS median over the first {interval:.0f} s after the warm-up {first_window:.0f} MB, over the last "
       f"{interval:.0f} s {last_window:.0f} MB: **{window_growth:+.1f}%** (anonymous memory {anon_first:.0f} -> "
-      f"{anon_last:.0f} MB).")
+      f"{anon_last:.0f} MB, of it transparent huge pages {huge_first:.0f} -> {huge_last:.0f} MB).")
 if fresh_window is not None:
     print(f"- A fresh server on the final store, same reads and training runs, no writes: median "
           f"{fresh_window:.0f} MB over the same phase; the soaked server's last interval is "

@@ -1,8 +1,8 @@
-"""The write side of bench/soak.sh: feedback batches with unique event ids, item upserts, a
-training run now and then, and a sample of the server's RSS (total, anonymous, file-backed) every
-10 s; with --no-writes only the training runs and the samples (a fresh server on the final store,
-for comparison). Standard library only. Counts every answer by status; a 503 `overloaded` is
-shed load, any other 5xx is a failure. Writes a JSON report."""
+"""The write side of bench/soak.sh: feedback batches with unique event ids, item upserts, a training
+run now and then, and a sample of the server's RSS (total, anonymous, file-backed, huge pages)
+every 10 s; with --no-writes only the training runs and the samples (a fresh server on the final
+store, for comparison). Standard library only. Counts every answer by status; a 503 `overloaded`
+is shed load, any other 5xx is a failure. Writes a JSON report."""
 
 import argparse
 import http.client
@@ -11,7 +11,7 @@ import random
 import threading
 import time
 
-from server_probe import rss_mb, rss_parts_mb
+from server_probe import huge_pages_mb, rss_mb, rss_parts_mb
 
 
 class Client:
@@ -114,7 +114,7 @@ def main():
             anon, file_backed = rss_parts_mb(args.pid)
             samples.append({"t": round(t, 1), "rss_mb": round(rss_mb(args.pid), 1),
                             "anon_mb": round(anon, 1), "file_mb": round(file_backed, 1),
-                            "live": status})
+                            "huge_mb": round(huge_pages_mb(args.pid), 1), "live": status})
             if stop.wait(10):
                 break
 
