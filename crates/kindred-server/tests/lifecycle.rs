@@ -108,17 +108,19 @@ async fn scheduler_replaces(state: &AppState, first: &str, limit: Duration) -> b
         Arc::clone(&state.serving.lifecycle),
         stopped,
     ));
-    let swapped = eventually(limit, || {
-        state
-            .serving
-            .snapshot()
-            .version()
-            .is_some_and(|v| v != first)
-    })
-    .await;
+    let swapped = eventually(limit, || serves_other_than(state, first)).await;
     let _ = stop.send(true);
     background.await.unwrap();
     swapped
+}
+
+/// Whether a version other than `version` is live.
+fn serves_other_than(state: &AppState, version: &str) -> bool {
+    state
+        .serving
+        .snapshot()
+        .version()
+        .is_some_and(|v| v != version)
 }
 
 fn request(user: &str, n: usize) -> ListRequest<'_> {
@@ -558,11 +560,7 @@ async fn a_drift_alert_schedules_one_rate_limited_retrain() {
         .alerts
         .raise(vec![drift("item_popularity")], now);
     let retrained = eventually(Duration::from_secs(30), || {
-        state
-            .serving
-            .snapshot()
-            .version()
-            .is_some_and(|v| v != first)
+        serves_other_than(&state, &first)
     })
     .await;
     assert!(retrained, "a drift alert did not start a retrain");
