@@ -10,8 +10,8 @@
 //! - `allow_thp=0`: no transparent huge pages. mimalloc asks the kernel for them on its arenas
 //!   (`madvise`), and a 2 MiB huge page stays resident whole while any part of it is in use
 //!   (the kernel's khugepaged may even collapse a partly freed range back into one). In a soak
-//!   the live heap the server's allocations held stayed flat while its RSS climbed, and most of
-//!   that RSS (190 to 250 MB of 330 to 400) was huge pages. Two soaks side by side, the same
+//!   the server's live heap stayed flat while its RSS climbed, and most of the arena's resident
+//!   memory (186 to 250 MB of 322 to 407) was huge pages. Two soaks side by side, the same
 //!   binary: +18.5% RSS with huge pages, +3.9% without, every level lower.
 //! - `page_reclaim_on_free=1`: the server frees on one thread what another, often already gone,
 //!   allocated (a snapshot built on a blocking thread is dropped by whichever request held it
