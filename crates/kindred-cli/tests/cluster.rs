@@ -307,9 +307,11 @@ fn killing_a_process_fails_loudly_and_a_restart_resumes_from_the_checkpoint() {
         .split("pids ")
         .nth(1)
         .expect(&line)
-        .trim_end_matches([')', '\n'])
+        .split(')')
+        .next()
+        .expect(&line)
         .split(", ")
-        .map(|p| p.parse().unwrap())
+        .map(|p| p.parse().expect(&line))
         .collect();
     assert_eq!(pids.len(), 3, "{line}");
     let started = Instant::now();

@@ -56,7 +56,11 @@ impl Env {
     /// Prints a status line on stderr unless quiet.
     pub fn note(&self, message: impl AsRef<str>) {
         if !self.quiet {
-            eprintln!("{}", message.as_ref());
+            // One write per line: child processes share this stderr, and a line written in
+            // pieces can be split by theirs.
+            use std::io::Write;
+            let line = format!("{}\n", message.as_ref());
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
         }
     }
 }
