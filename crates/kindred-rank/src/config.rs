@@ -9,6 +9,7 @@ use kindred_core::{ConfigLocation, Error, Result};
 use serde::{Deserialize, Serialize};
 
 pub use crate::date_unit::DateUnit;
+use crate::exploration::ExplorationConfig;
 use crate::freshness::FreshnessConfig;
 pub use kindred_models::ranking::fm::{
     FmFeature, FmLoss, FmParams, NegativeSampling, DEFAULT_HOUR_BUCKETS,
@@ -50,6 +51,9 @@ pub struct RankConfig {
     /// The fallback chain that fills lists the model cannot fill, see `fallback.rs`.
     #[serde(default)]
     pub fallback: FallbackConfig,
+    /// Which positions an exploration policy may change and how (see `exploration/config.rs`).
+    #[serde(default)]
+    pub exploration: ExplorationConfig,
 }
 
 fn default_candidates() -> usize {
@@ -70,6 +74,7 @@ impl Default for RankConfig {
             filters: FiltersConfig::default(),
             pins: Vec::new(),
             fallback: FallbackConfig::default(),
+            exploration: ExplorationConfig::default(),
         }
     }
 }
@@ -485,6 +490,7 @@ impl RankConfig {
             return Err(("category_column", "must not be empty".to_owned()));
         }
         self.freshness.validate()?;
+        self.exploration.validate()?;
         let objectives = &self.objectives;
         let non_negative = |key: &'static str, v: f64| {
             if v.is_finite() && v >= 0.0 {
@@ -713,6 +719,41 @@ mod tests {
         // A config survives the JSON round trip results record it with.
         let json = serde_json::to_string(&c).unwrap();
         assert_eq!(serde_json::from_str::<RankConfig>(&json).unwrap(), c);
+    }
+
+    #[test]
+    fn exploration_parses_and_bad_values_name_file_line_and_key() {
+        let config = parse(
+            "[exploration]\npolicy = \"epsilon-greedy\"\nepsilon = 0.2\nslots = [2, 8]\n\
+             max_explored = 1\npool = 20\nseed = 3\n",
+        )
+        .unwrap();
+        assert!(config.exploration.explores());
+        assert_eq!(config.exploration.slots, Some([2, 8]));
+        assert!(!parse("").unwrap().exploration.explores());
+        for (text, at) in [
+            (
+                "[exploration]\npolicy = \"epsilon-greedy\"\nepsilon = -0.1\n",
+                "rank.toml:3:1: key `exploration.epsilon`",
+            ),
+            (
+                "[exploration]\nslots = [5, 2]\n",
+                "rank.toml:2:1: key `exploration.slots`",
+            ),
+            (
+                "[exploration]\nslots = [0, 2]\n",
+                "rank.toml:2:1: key `exploration.slots`",
+            ),
+            (
+                "[exploration]\nmax_explored = 0\n",
+                "rank.toml:2:1: key `exploration.max_explored`",
+            ),
+            ("[exploration]\npolicy = \"sometimes\"\n", "rank.toml:2:"),
+            ("[exploration]\nepsilom = 0.1\n", "rank.toml:2:"),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.contains(at), "{text}: {err}");
+        }
     }
 
     #[test]

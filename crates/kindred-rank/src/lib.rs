@@ -19,7 +19,10 @@ pub mod retrieval;
 pub mod second_stage;
 
 pub use config::RankConfig;
-pub use exploration::{Candidate, ExplorationLogRecord, ExplorationPolicy, ShownSlot};
+pub use exploration::{
+    Candidate, ExplorationConfig, ExplorationKind, ExplorationLogRecord, ExplorationPolicy,
+    ShownSlot,
+};
 pub use fallback::{FallbackCatalog, ItemSource, Source, TrainingLog};
 pub use filters::{Relaxation, RequestFilters};
 pub use freshness::{Freshness, FreshnessConfig, FreshnessRequest};

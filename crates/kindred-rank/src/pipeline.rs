@@ -30,6 +30,7 @@ use kindred_core::topk::top_k_with_tie_key;
 use kindred_core::{top_k, Error, FeatureTable, IdMap, Result, Scored};
 
 use crate::config::RankConfig;
+use crate::exploration::GreedyList;
 use crate::fallback::{
     item_dates, FallbackCatalog, ItemDateColumn, ItemSource, Source, TrainingLog,
 };
@@ -86,6 +87,9 @@ pub struct RankRequest<'a> {
     /// When and where the request happens (hour, weekday, device) for the learned second
     /// stage; None: `now` with no key/value entries.
     pub context: Option<&'a RequestContext>,
+    /// Seeds the `[exploration]` draw of this list (serving: the config's seed mixed with the
+    /// request id). None: the list is the ranking's own order, whatever the config says.
+    pub exploration_seed: Option<u64>,
 }
 
 static NO_FILTERS: RequestFilters = RequestFilters {
@@ -109,6 +113,7 @@ impl<'a> RankRequest<'a> {
             candidates: None,
             tie_key: None,
             context: None,
+            exploration_seed: None,
         }
     }
 }
@@ -120,6 +125,10 @@ pub struct RankedItem {
     /// The primary model's score of the item (NaN when it gave none).
     pub score: f32,
     pub source: ItemSource,
+    /// `P(this item here | items above it)` under the config's exploration (1 without it).
+    pub propensity: f64,
+    /// True when exploration put the item here instead of the ranking's choice.
+    pub explored: bool,
 }
 
 /// A pin resolved against the catalog.
@@ -299,9 +308,59 @@ impl RankPipeline {
             .collect())
     }
 
-    /// The list of up to `n` distinct items for `request`, best first, each with its source.
+    /// The list of up to `n` distinct items for `request`, best first, each with its source;
+    /// with an exploration seed, filled by the `[exploration]` policy (see `exploration/`).
     /// Errors only on request filters naming unknown categories.
     pub fn rank(&self, request: &RankRequest<'_>, n: usize) -> Result<Vec<RankedItem>> {
+        let exploration = &self.config.exploration;
+        let Some(seed) = request.exploration_seed.filter(|_| exploration.explores()) else {
+            return self.rank_greedy(request, n);
+        };
+        let greedy = self.rank_greedy(request, n.saturating_add(exploration.pool))?;
+        let (items, pinned) = Self::greedy_list(&greedy);
+        let list = GreedyList {
+            items: &items,
+            pinned: &pinned,
+        };
+        Ok(exploration
+            .fill(list, n, seed)
+            .into_iter()
+            .map(|slot| RankedItem {
+                propensity: slot.propensity,
+                explored: slot.explored,
+                ..greedy[slot.index].clone()
+            })
+            .collect())
+    }
+
+    /// For a list another policy logged (`shown`, items in position order), the probability
+    /// that this pipeline, under its `[exploration]` config, shows each item in its position
+    /// given the logged items above it: what off-policy evaluation of this pipeline reads.
+    pub fn slot_probabilities(&self, request: &RankRequest<'_>, shown: &[u32]) -> Result<Vec<f64>> {
+        let exploration = &self.config.exploration;
+        let extra = if exploration.explores() {
+            exploration.pool
+        } else {
+            0
+        };
+        let greedy = self.rank_greedy(request, shown.len().saturating_add(extra))?;
+        let (items, pinned) = Self::greedy_list(&greedy);
+        let list = GreedyList {
+            items: &items,
+            pinned: &pinned,
+        };
+        Ok(exploration.probabilities(list, shown))
+    }
+
+    /// The items of a ranked list and which positions pins hold.
+    fn greedy_list(list: &[RankedItem]) -> (Vec<u32>, Vec<bool>) {
+        list.iter()
+            .map(|r| (r.item, r.source.source == Source::Pinned))
+            .unzip()
+    }
+
+    /// The ranking's own list: filters, pins, re-ranking and the fallback chain, no exploration.
+    fn rank_greedy(&self, request: &RankRequest<'_>, n: usize) -> Result<Vec<RankedItem>> {
         let resolved = self.filters.resolve(
             request.seen,
             request.filters,
@@ -388,6 +447,8 @@ impl RankPipeline {
                         source: Source::Pinned,
                         relaxed: None,
                     },
+                    propensity: 1.0,
+                    explored: false,
                 },
             );
         }
@@ -520,6 +581,8 @@ impl List {
                     source: source.clone(),
                     relaxed,
                 },
+                propensity: 1.0,
+                explored: false,
             });
         }
     }
@@ -799,6 +862,55 @@ mod tests {
             labels(&out),
             vec![(0, "model:m".into()), (1, "model:m".into())]
         );
+    }
+
+    #[test]
+    fn exploration_leaves_pins_in_place_and_replays_its_own_propensities() {
+        use crate::exploration::{ExplorationConfig, ExplorationKind};
+        let p = pipeline(RankConfig {
+            pins: vec![PinConfig {
+                item: Some("d".into()),
+                column: None,
+                position: 2,
+            }],
+            exploration: ExplorationConfig {
+                policy: ExplorationKind::EpsilonGreedy,
+                epsilon: 1.0,
+                max_explored: 1,
+                pool: 3,
+                ..ExplorationConfig::default()
+            },
+            ..RankConfig::default()
+        });
+        let scores = [5.0, 4.0, 3.0, 2.0, 1.0, 1.5];
+        let greedy = RankRequest {
+            primary: Some(ScoreSource {
+                name: "m",
+                scores: &scores,
+            }),
+            ..RankRequest::new(100)
+        };
+        // No seed: the ranking's own list, whatever the config says.
+        let plain = p.rank(&greedy, 3).unwrap();
+        assert_eq!(labels(&plain)[1], (3, "pinned".into()));
+        assert!(plain.iter().all(|r| r.propensity == 1.0 && !r.explored));
+        let mut explored_somewhere = false;
+        for seed in 0..50 {
+            let request = RankRequest {
+                exploration_seed: Some(seed),
+                ..greedy
+            };
+            let out = p.rank(&request, 3).unwrap();
+            assert_eq!(out.len(), 3);
+            assert_eq!(out[1].item, 3, "the pin stays at position 2");
+            assert!(out.iter().filter(|r| r.explored).count() <= 1);
+            explored_somewhere |= out.iter().any(|r| r.explored);
+            let shown: Vec<u32> = out.iter().map(|r| r.item).collect();
+            let replayed = p.slot_probabilities(&greedy, &shown).unwrap();
+            let logged: Vec<f64> = out.iter().map(|r| r.propensity).collect();
+            assert_eq!(replayed, logged, "seed {seed}");
+        }
+        assert!(explored_somewhere);
     }
 
     #[test]

@@ -314,7 +314,7 @@ impl ExplorationPolicy {
 }
 
 /// Probability that epsilon-greedy picks a given item among `remaining` candidates.
-fn epsilon_greedy_probability(epsilon: f64, remaining: usize, is_best: bool) -> f64 {
+pub(crate) fn epsilon_greedy_probability(epsilon: f64, remaining: usize, is_best: bool) -> f64 {
     let uniform = epsilon / remaining as f64;
     if is_best {
         1.0 - epsilon + uniform

@@ -1,0 +1,290 @@
+//! How an `[exploration]` section fills a list: positions are filled in order from the
+//! ranking's own (greedy) list, which runs `pool` items past the list's end. A pinned position
+//! keeps its item. Any other position takes the best remaining item, unless the policy may
+//! change it (inside `slots`, fewer than `max_explored` items explored so far) and its draw
+//! says explore: then it takes a uniform draw from the remaining items, the best one included.
+//!
+//! The propensity logged for a position is the conditional probability of its item given the
+//! items in earlier positions (the convention `kindred_eval::offpolicy` reads). It is exact:
+//! whether a position may explore depends only on the earlier positions. [`ExplorationConfig::
+//! probabilities`] gives the same probability for any list, so a candidate config can be
+//! replayed against what another policy logged.
+
+use kindred_core::rng::SplitMix64;
+
+use super::config::ExplorationConfig;
+use super::policy::epsilon_greedy_probability;
+
+/// The ranking's own order that exploration starts from.
+#[derive(Debug, Clone, Copy)]
+pub struct GreedyList<'a> {
+    /// Items best first, the list's length plus the pool.
+    pub items: &'a [u32],
+    /// Per position of `items`: true when a pin holds it (it stays put and is never drawn).
+    pub pinned: &'a [bool],
+}
+
+/// One filled position.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ExploredSlot {
+    /// Index into [`GreedyList::items`] of the item shown.
+    pub index: usize,
+    /// `P(this item here | items in earlier positions)` under the config.
+    pub propensity: f64,
+    /// True when the item is not the ranking's choice for this position.
+    pub explored: bool,
+}
+
+/// Open (unpinned, unused) items of a greedy list in rank order, and how many were explored.
+struct Walk<'a> {
+    list: GreedyList<'a>,
+    open: Vec<usize>,
+    explored: usize,
+}
+
+impl<'a> Walk<'a> {
+    fn new(list: GreedyList<'a>) -> Self {
+        let open = (0..list.items.len())
+            .filter(|&i| !list.pinned.get(i).copied().unwrap_or(false))
+            .collect();
+        Self {
+            list,
+            open,
+            explored: 0,
+        }
+    }
+
+    /// The pinned index at `slot`, if a pin holds it.
+    fn pinned_at(&self, slot: usize) -> Option<usize> {
+        self.list
+            .pinned
+            .get(slot)
+            .copied()
+            .unwrap_or(false)
+            .then_some(slot)
+    }
+
+    /// Whether `slot` draws under `config`, given what was explored before it.
+    fn may_explore(&self, config: &ExplorationConfig, slot: usize) -> bool {
+        config.explores()
+            && config.may_change(slot)
+            && self.explored < config.max_explored
+            && self.open.len() > 1
+    }
+
+    /// Takes the `k`-th remaining open item.
+    fn take(&mut self, k: usize) -> usize {
+        if k > 0 {
+            self.explored += 1;
+        }
+        self.open.remove(k)
+    }
+}
+
+impl ExplorationConfig {
+    /// Fills up to `n` positions from `list`, seeded by `seed` (one per request).
+    pub fn fill(&self, list: GreedyList<'_>, n: usize, seed: u64) -> Vec<ExploredSlot> {
+        let mut walk = Walk::new(list);
+        let mut rng = SplitMix64::new(seed);
+        let mut out = Vec::with_capacity(n);
+        for slot in 0..n {
+            if let Some(index) = walk.pinned_at(slot) {
+                out.push(ExploredSlot {
+                    index,
+                    propensity: 1.0,
+                    explored: false,
+                });
+                continue;
+            }
+            let remaining = walk.open.len();
+            if remaining == 0 {
+                break;
+            }
+            let (pick, propensity) = if walk.may_explore(self, slot) {
+                let pick = if rng.next_f64() < self.epsilon {
+                    rng.below(remaining as u64) as usize
+                } else {
+                    0
+                };
+                let p = epsilon_greedy_probability(self.epsilon, remaining, pick == 0);
+                (pick, p)
+            } else {
+                (0, 1.0)
+            };
+            out.push(ExploredSlot {
+                index: walk.take(pick),
+                propensity,
+                explored: pick > 0,
+            });
+        }
+        out
+    }
+
+    /// For a logged list `shown` (items in position order), the probability that this config,
+    /// starting from `list`, puts each item in its position given the logged earlier ones: the
+    /// target probabilities an off-policy estimate needs. 0 for an item it could not show there.
+    pub fn probabilities(&self, list: GreedyList<'_>, shown: &[u32]) -> Vec<f64> {
+        let mut walk = Walk::new(list);
+        let mut out = Vec::with_capacity(shown.len());
+        for (slot, &item) in shown.iter().enumerate() {
+            if let Some(index) = walk.pinned_at(slot) {
+                out.push(if list.items[index] == item { 1.0 } else { 0.0 });
+                continue;
+            }
+            let remaining = walk.open.len();
+            let at = walk.open.iter().position(|&i| list.items[i] == item);
+            let p = match at {
+                None => 0.0,
+                Some(k) if walk.may_explore(self, slot) => {
+                    epsilon_greedy_probability(self.epsilon, remaining, k == 0)
+                }
+                Some(0) => 1.0,
+                Some(_) => 0.0,
+            };
+            out.push(p);
+            match at {
+                Some(k) => {
+                    walk.take(k);
+                }
+                // An item from outside the pool is not the ranking's choice either.
+                None => walk.explored += 1,
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exploration::ExplorationKind;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    fn epsilon(epsilon: f64) -> ExplorationConfig {
+        ExplorationConfig {
+            policy: ExplorationKind::EpsilonGreedy,
+            epsilon,
+            ..ExplorationConfig::default()
+        }
+    }
+
+    fn items(list: &GreedyList<'_>, slots: &[ExploredSlot]) -> Vec<u32> {
+        slots.iter().map(|s| list.items[s.index]).collect()
+    }
+
+    #[test]
+    fn greedy_keeps_the_ranking_and_gives_probability_one_only_to_it() {
+        let config = ExplorationConfig::default();
+        let ranked = [10, 11, 12, 13, 14];
+        let list = GreedyList {
+            items: &ranked,
+            pinned: &[false; 5],
+        };
+        let slots = config.fill(list, 3, 9);
+        assert_eq!(items(&list, &slots), vec![10, 11, 12]);
+        assert!(slots.iter().all(|s| s.propensity == 1.0 && !s.explored));
+        assert_eq!(
+            config.probabilities(list, &[10, 12, 11]),
+            vec![1.0, 0.0, 1.0]
+        );
+    }
+
+    #[test]
+    fn probabilities_by_hand_with_a_slot_range_a_pin_and_a_cap() {
+        // Positions 2..=3 may explore, one item at most; position 1 (0-based) is pinned.
+        let config = ExplorationConfig {
+            slots: Some([2, 3]),
+            max_explored: 1,
+            ..epsilon(0.4)
+        };
+        let ranked = [10, 99, 11, 12, 13];
+        let pinned = [false, true, false, false, false];
+        let list = GreedyList {
+            items: &ranked,
+            pinned: &pinned,
+        };
+        // Slot 0: outside the range, so the best open item for sure. Slot 1: the pin. Slot 2:
+        // three open items (11, 12, 13), 13 is drawn: 0.4 / 3. Slot 3: the cap is reached, so
+        // the best remaining (11) for sure, and 12 would be impossible.
+        let p = config.probabilities(list, &[10, 99, 13, 11]);
+        let expected = [1.0, 1.0, 0.4 / 3.0, 1.0];
+        for (a, b) in p.iter().zip(expected) {
+            assert!((a - b).abs() < 1e-12, "{p:?}");
+        }
+        assert_eq!(config.probabilities(list, &[10, 99, 13, 12])[3], 0.0);
+        // The best item at slot 2 keeps its greedy mass plus its share of the draw.
+        let best = config.probabilities(list, &[10, 99, 11])[2];
+        assert!((best - (0.6 + 0.4 / 3.0)).abs() < 1e-12);
+        // An item the config could never show (not in its pool) has probability 0.
+        assert_eq!(config.probabilities(list, &[77])[0], 0.0);
+    }
+
+    #[test]
+    fn logged_propensities_match_the_frequencies_of_whole_lists() {
+        let config = ExplorationConfig {
+            max_explored: 1,
+            ..epsilon(0.5)
+        };
+        let ranked = [1, 2, 3, 4];
+        let list = GreedyList {
+            items: &ranked,
+            pinned: &[false; 4],
+        };
+        let draws = 40_000u64;
+        let mut counts: HashMap<Vec<u32>, (u64, f64)> = HashMap::new();
+        for seed in 0..draws {
+            let slots = config.fill(list, 2, seed);
+            let shown = items(&list, &slots);
+            let logged: f64 = slots.iter().map(|s| s.propensity).product();
+            let replayed: f64 = config.probabilities(list, &shown).iter().product();
+            assert!((logged - replayed).abs() < 1e-12);
+            counts.entry(shown).or_insert((0, logged)).0 += 1;
+        }
+        let total: f64 = counts.values().map(|c| c.1).sum();
+        assert!((total - 1.0).abs() < 1e-9, "probabilities sum to {total}");
+        for (shown, (count, p)) in counts {
+            let frequency = count as f64 / draws as f64;
+            let se = (p * (1.0 - p) / draws as f64).sqrt();
+            assert!(
+                (frequency - p).abs() < 5.0 * se + 1e-9,
+                "{shown:?}: frequency {frequency}, probability {p}"
+            );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn filled_lists_are_distinct_respect_pins_and_the_cap(
+            len in 1usize..12,
+            n in 1usize..8,
+            pins in proptest::collection::vec(any::<bool>(), 12),
+            cap in 1usize..4,
+            seed in any::<u64>(),
+        ) {
+            let config = ExplorationConfig { max_explored: cap, slots: Some([2, 6]), ..epsilon(0.7) };
+            let ranked: Vec<u32> = (0..len as u32).map(|i| 100 + i).collect();
+            let list = GreedyList { items: &ranked, pinned: &pins[..len] };
+            let slots = config.fill(list, n, seed);
+            let shown = items(&list, &slots);
+            let mut distinct = shown.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            prop_assert_eq!(distinct.len(), shown.len());
+            prop_assert!(slots.iter().filter(|s| s.explored).count() <= cap);
+            for (slot, s) in slots.iter().enumerate() {
+                if pins[..len].get(slot).copied().unwrap_or(false) {
+                    prop_assert_eq!(s.index, slot);
+                }
+                if s.explored {
+                    prop_assert!((1..6).contains(&slot));
+                }
+                prop_assert!(s.propensity > 0.0 && s.propensity <= 1.0);
+            }
+            let replayed = config.probabilities(list, &shown);
+            for (s, p) in slots.iter().zip(replayed) {
+                prop_assert!((s.propensity - p).abs() < 1e-12);
+            }
+        }
+    }
+}
