@@ -21,6 +21,7 @@ pub mod entities;
 pub mod erasure;
 pub mod error;
 pub mod experiments;
+pub mod exploration;
 pub mod exposition;
 pub mod feedback;
 pub mod lifecycle;

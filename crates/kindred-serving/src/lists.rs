@@ -19,11 +19,12 @@ use serde_json::{Map, Value};
 use crate::clock::unix_now;
 use crate::error::{Error, Result};
 use crate::experiments::Assignment;
+use crate::exploration::PolicyId;
 use crate::monitor::online::OnlineList;
 use crate::monitor::skew::Observed;
 use crate::monitor::Monitor;
 use crate::served_item::ServedItem;
-use crate::snapshot::{FallbackList, ListRequest, Snapshot};
+use crate::snapshot::{FallbackList, ListRequest, Snapshot, DEFAULT_RANK};
 use crate::state::ServingState;
 
 /// The experiment and variant a list came from.
@@ -148,25 +149,37 @@ pub struct ListService {
     monitor: Arc<Monitor>,
 }
 
-fn served(snapshot: &Snapshot, list: &[RankedItem]) -> Vec<ServedItem> {
+/// The served items of a ranked list; `explored` lists carry each item's propensity.
+fn served(snapshot: &Snapshot, list: &[RankedItem], explored: bool) -> Vec<ServedItem> {
     list.iter()
         .map(|r| ServedItem {
             item: snapshot.items.external(r.item).to_owned(),
             score: Some(r.score).filter(|s| s.is_finite()),
             source: r.source.to_string(),
+            propensity: explored.then_some(r.propensity),
+            explored: r.explored,
         })
         .collect()
 }
 
-/// The impressions log rows of one served list (policy = the version that produced it).
+/// The policy an impression names: the model version that produced the list, and for a list an
+/// `[exploration]` section filled, `#` and the rank config's name (see [`PolicyId`]).
+fn policy_id(snapshot: &Snapshot, exploring_rank: Option<&str>) -> String {
+    PolicyId {
+        version: snapshot.version().map(str::to_owned),
+        rank: exploring_rank.map(str::to_owned),
+    }
+    .to_string()
+}
+
+/// The impressions log rows of one served list.
 fn impression_rows(
-    snapshot: &Snapshot,
     request_id: &str,
     user: &str,
     items: &[ServedItem],
+    policy: &str,
     now: i64,
 ) -> Vec<Impression> {
-    let policy = snapshot.version().unwrap_or("fallback");
     items
         .iter()
         .enumerate()
@@ -175,11 +188,17 @@ fn impression_rows(
             user: user.to_owned(),
             item: i.item.clone(),
             slot: slot as u32,
-            propensity: None,
+            propensity: i.propensity,
             policy: policy.to_owned(),
             timestamp: now,
         })
         .collect()
+}
+
+/// The seed of one exploring list: the config's seed mixed with the request id, so a logged list
+/// can be drawn again.
+pub fn exploration_seed(config_seed: u64, request_id: &str) -> u64 {
+    kindred_core::rng::mix64(config_seed ^ kindred_core::rng::stable_hash(request_id.as_bytes()))
 }
 
 fn check_rank(snapshot: &Snapshot, rank: Option<&str>) -> Result<()> {
@@ -200,20 +219,23 @@ impl ListService {
         Self { state, monitor }
     }
 
-    /// The list and, when asked, its impressions written in the background.
+    /// The list and its impressions, written in the background: always for a list in an
+    /// experiment or one an exploration policy filled (off-policy evaluation reads them), else
+    /// when asked.
     #[allow(clippy::too_many_arguments)]
     fn answer(
         &self,
         snapshot: &Snapshot,
+        request_id: String,
         user: Option<&str>,
         request_features: Option<&Map<String, Value>>,
         items: Arc<Vec<ServedItem>>,
         write_impressions: bool,
+        exploring_rank: Option<&str>,
         experiment: Option<&Assignment>,
         started: Instant,
     ) -> ServedList {
         let state = &self.state;
-        let request_id = state.request_id();
         state
             .counters
             .observe_sources(items.iter().map(|i| i.source.as_str()));
@@ -241,9 +263,10 @@ impl ListService {
                 user_features: snapshot.data.user_features.as_deref(),
             });
         }
+        let policy = || policy_id(snapshot, exploring_rank);
         if let (Some(assignment), Some(user)) = (experiment, recorded) {
             let now = unix_now();
-            let rows = impression_rows(snapshot, &request_id, user, &items, now);
+            let rows = impression_rows(&request_id, user, &items, &policy(), now);
             let exposure = kindred_store::Exposure {
                 experiment: assignment.experiment.clone(),
                 variant: assignment.variant.clone(),
@@ -251,10 +274,13 @@ impl ListService {
                 request_id: request_id.clone(),
                 timestamp: now,
             };
-            state.exposure_log.log(exposure, rows);
+            state.exposure_log.log(Some(exposure), rows);
+        } else if let (Some(_), Some(user), false) = (exploring_rank, recorded, items.is_empty()) {
+            let rows = impression_rows(&request_id, user, &items, &policy(), unix_now());
+            state.exposure_log.log(None, rows);
         } else if let (true, Some(user)) = (write_impressions && !items.is_empty(), recorded) {
             let now = unix_now();
-            let rows = impression_rows(snapshot, &request_id, user, &items, now);
+            let rows = impression_rows(&request_id, user, &items, &policy(), now);
             let state = Arc::clone(state);
             tokio::spawn(async move {
                 match state.store.insert_impressions(&rows).await {
@@ -313,6 +339,11 @@ impl ListService {
         let (experiment, snapshot) = self.arm(&live_snapshot, Some(&user));
         let rank = experiment.as_ref().and_then(|a| a.rank.clone()).or(rank);
         check_rank(snapshot, rank.as_deref())?;
+        let request_id = state.request_id();
+        let exploration = snapshot
+            .exploration(rank.as_deref())
+            .filter(|_| offset == 0);
+        let exploration_seed = exploration.map(|e| exploration_seed(e.seed, &request_id));
         let cache_key = format!(
             "{}|{n}|{offset}|{}|{}|{}",
             experiment
@@ -333,7 +364,10 @@ impl ListService {
             || !history
                 .insert(state.overlay_items(&user, snapshot))
                 .is_empty();
-        let cacheable = known && (cache_config.exclusions || filters.exclude.is_empty());
+        // An exploring list is drawn afresh for every request.
+        let cacheable = exploration.is_none()
+            && known
+            && (cache_config.exclusions || filters.exclude.is_empty());
         let cached = if cacheable {
             state.cache.get(&user, &cache_key, live_snapshot.id)
         } else {
@@ -351,10 +385,19 @@ impl ListService {
                     now: unix_now(),
                     offset,
                     n,
+                    exploration_seed,
                 };
-                let items = Arc::new(match snapshot.precomputed(&request) {
-                    Some(list) => served(snapshot, list),
-                    None => served(snapshot, &snapshot.rank_now(&request)?),
+                let precomputed = exploration
+                    .is_none()
+                    .then(|| snapshot.precomputed(&request))
+                    .flatten();
+                let items = Arc::new(match precomputed {
+                    Some(list) => served(snapshot, list, false),
+                    None => served(
+                        snapshot,
+                        &snapshot.rank_now(&request)?,
+                        exploration.is_some(),
+                    ),
                 });
                 if cacheable {
                     state
@@ -364,12 +407,15 @@ impl ListService {
                 items
             }
         };
+        let exploring_rank = exploration.map(|_| rank.as_deref().unwrap_or(DEFAULT_RANK));
         Ok(self.answer(
             snapshot,
+            request_id,
             Some(&user),
             None,
             items,
             write,
+            exploring_rank,
             experiment.as_ref(),
             started,
         ))
@@ -418,6 +464,10 @@ impl ListService {
             .and_then(|c| request.features.get(c))
             .and_then(Value::as_str)
             .map(str::to_owned);
+        let request_id = state.request_id();
+        let exploration = snapshot
+            .exploration(rank.as_deref())
+            .filter(|_| request.offset == 0);
         let list_request = ListRequest {
             user: request.user.as_deref(),
             history,
@@ -427,14 +477,22 @@ impl ListService {
             now: unix_now(),
             offset: request.offset,
             n: request.n,
+            exploration_seed: exploration.map(|e| exploration_seed(e.seed, &request_id)),
         };
-        let items = served(snapshot, &snapshot.rank_now(&list_request)?);
+        let items = served(
+            snapshot,
+            &snapshot.rank_now(&list_request)?,
+            exploration.is_some(),
+        );
+        let exploring_rank = exploration.map(|_| rank.as_deref().unwrap_or(DEFAULT_RANK));
         let list = self.answer(
             snapshot,
+            request_id,
             request.user.as_deref(),
             Some(&request.features),
             Arc::new(items),
             false,
+            exploring_rank,
             experiment.as_ref(),
             started,
         );

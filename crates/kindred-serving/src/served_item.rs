@@ -10,6 +10,12 @@ pub struct ServedItem {
     pub score: Option<f32>,
     /// `model:als`, `fold-in:als`, `popular`, `relaxed:date_window:popular`, ...
     pub source: String,
+    /// In lists an `[exploration]` policy filled: `P(this item here | items above it)`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub propensity: Option<f64>,
+    /// True when exploration put the item here instead of the ranking's choice.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub explored: bool,
 }
 
 impl crate::cache::CacheWeight for Vec<ServedItem> {

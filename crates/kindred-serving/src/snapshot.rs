@@ -22,8 +22,8 @@ use kindred_core::{CsMatrix, Dataset, FeatureTable, IdMap, Result, Scored};
 use kindred_models::{Model, UserQuery};
 use kindred_rank::retrieval::{cooccurrence_similar, Metric, VectorIndex};
 use kindred_rank::{
-    CatalogData, RankConfig, RankPipeline, RankRequest, RankedItem, RequestFilters, ScoreSource,
-    TrainingLog,
+    CatalogData, ExplorationConfig, RankConfig, RankPipeline, RankRequest, RankedItem,
+    RequestFilters, ScoreSource, TrainingLog,
 };
 use kindred_store::Erasures;
 use rayon::prelude::*;
@@ -68,6 +68,9 @@ pub struct ListRequest<'a> {
     pub now: i64,
     pub offset: usize,
     pub n: usize,
+    /// Seeds the named pipeline's `[exploration]` draw; None (or a page past the first): the
+    /// ranking's own order.
+    pub exploration_seed: Option<u64>,
 }
 
 /// One catalog + model + pipelines.
@@ -145,6 +148,47 @@ pub struct SnapshotInput {
     pub generation: u64,
     /// The store's tombstones: ids the snapshot must treat as unknown.
     pub erasures: Arc<Erasures>,
+}
+
+/// What one request ranks from, prepared by [`Snapshot::prepare`].
+struct Prepared<'s> {
+    pipeline: &'s RankPipeline,
+    /// The user's catalog index, if the catalog knows them.
+    user: Option<u32>,
+    /// Stored and request-time history, sorted and distinct.
+    seen: Vec<u32>,
+    /// The model's scores over the catalog (empty: no model score).
+    scores: Vec<f32>,
+    source_name: &'s str,
+    /// The scores were folded in from history (they go to the pipeline as secondary).
+    folded: bool,
+    last_active: Option<i64>,
+}
+
+impl Prepared<'_> {
+    /// The pipeline's request, without an exploration seed.
+    fn request<'r>(
+        &'r self,
+        request: &'r ListRequest<'_>,
+        filters: &'r RequestFilters,
+    ) -> RankRequest<'r> {
+        let scored = (!self.scores.is_empty()).then_some(ScoreSource {
+            name: self.source_name,
+            scores: &self.scores,
+        });
+        let mut rank_request = RankRequest::new(request.now);
+        rank_request.user = self.user;
+        rank_request.seen = &self.seen;
+        if self.folded {
+            rank_request.secondary = scored;
+        } else {
+            rank_request.primary = scored;
+        }
+        rank_request.last_active = self.last_active;
+        rank_request.filters = filters;
+        rank_request.segment = request.segment.as_deref();
+        rank_request
+    }
 }
 
 impl Snapshot {
@@ -347,6 +391,18 @@ impl Snapshot {
         self.pipelines.keys().map(String::as_str)
     }
 
+    /// The named pipeline (None: the default one), if configured.
+    pub fn pipeline(&self, rank: Option<&str>) -> Option<&RankPipeline> {
+        self.pipelines.get(rank.unwrap_or(DEFAULT_RANK))
+    }
+
+    /// The named pipeline's `[exploration]` section when it explores.
+    pub fn exploration(&self, rank: Option<&str>) -> Option<&ExplorationConfig> {
+        self.pipeline(rank)
+            .map(|p| &p.config().exploration)
+            .filter(|e| e.explores())
+    }
+
     /// The items of a precomputed list (batch mode) when it can answer `request` exactly: a
     /// known user, default pipeline, no filters, no new history, and the page within it.
     pub fn precomputed(&self, request: &ListRequest<'_>) -> Option<&[RankedItem]> {
@@ -375,6 +431,45 @@ impl Snapshot {
 
     /// The page `offset..offset+n` of the user's list, scored now.
     pub fn rank_now(&self, request: &ListRequest<'_>) -> Result<Vec<RankedItem>> {
+        let prepared = self.prepare(request)?;
+        let filters = self.without_erased(&request.filters);
+        let rank_request = RankRequest {
+            // Exploration draws the first page only: a later page's positions are conditioned
+            // on items its reader never saw.
+            exploration_seed: request.exploration_seed.filter(|_| request.offset == 0),
+            ..prepared.request(request, &filters)
+        };
+        let mut list = prepared
+            .pipeline
+            .rank(&rank_request, request.offset + request.n)?;
+        if prepared.folded {
+            // The pipeline only carries primary scores through; folded-in items keep theirs.
+            for ranked in &mut list {
+                if ranked.score.is_nan() {
+                    if let Some(&s) = prepared.scores.get(ranked.item as usize) {
+                        ranked.score = s;
+                    }
+                }
+            }
+        }
+        list.drain(..request.offset.min(list.len()));
+        Ok(list)
+    }
+
+    /// The probability that the named pipeline shows each of `shown` (catalog items in
+    /// position order, a list another policy logged for this request) in its position given
+    /// the ones above it: off-policy replay of a candidate pipeline.
+    pub fn slot_probabilities(&self, request: &ListRequest<'_>, shown: &[u32]) -> Result<Vec<f64>> {
+        let prepared = self.prepare(request)?;
+        let filters = self.without_erased(&request.filters);
+        prepared
+            .pipeline
+            .slot_probabilities(&prepared.request(request, &filters), shown)
+    }
+
+    /// The pipeline a request names and what it ranks from: the user's history and the
+    /// model's scores (of the user, else folded in from their history).
+    fn prepare(&self, request: &ListRequest<'_>) -> Result<Prepared<'_>> {
         let name = request.rank.unwrap_or(DEFAULT_RANK);
         let pipeline = self.pipelines.get(name).ok_or_else(|| {
             kindred_core::Error::InvalidInput(format!(
@@ -417,37 +512,17 @@ impl Snapshot {
                 folded = model_user.is_none() || !history.is_empty();
             }
         }
-        let scored = (!scores.is_empty()).then_some(ScoreSource {
-            name: source_name,
-            scores: &scores,
-        });
-        let mut rank_request = RankRequest::new(request.now);
-        rank_request.user = user;
-        rank_request.seen = &seen;
-        if folded {
-            rank_request.secondary = scored;
-        } else {
-            rank_request.primary = scored;
-        }
-        rank_request.last_active = user
-            .map(|u| self.last_active[u as usize])
-            .filter(|&t| t != i64::MIN);
-        let filters = self.without_erased(&request.filters);
-        rank_request.filters = &filters;
-        rank_request.segment = request.segment.as_deref();
-        let mut list = pipeline.rank(&rank_request, request.offset + request.n)?;
-        if folded {
-            // The pipeline only carries primary scores through; folded-in items keep theirs.
-            for ranked in &mut list {
-                if ranked.score.is_nan() {
-                    if let Some(&s) = scores.get(ranked.item as usize) {
-                        ranked.score = s;
-                    }
-                }
-            }
-        }
-        list.drain(..request.offset.min(list.len()));
-        Ok(list)
+        Ok(Prepared {
+            pipeline,
+            user,
+            seen,
+            scores,
+            source_name,
+            folded,
+            last_active: user
+                .map(|u| self.last_active[u as usize])
+                .filter(|&t| t != i64::MIN),
+        })
     }
 
     /// Catalog indices of `ids`, unknown (and erased) ones left out.

@@ -70,6 +70,9 @@ pub struct ServingState {
     erasures: ArcSwap<Erasures>,
 }
 
+/// Longest name of a named rank config.
+const MAX_RANK_NAME_BYTES: usize = 32;
+
 /// Loads the default and named rank configs named in the server config.
 fn rank_configs(config: &ServerConfig) -> Result<BTreeMap<String, RankConfig>> {
     let mut out = BTreeMap::new();
@@ -83,6 +86,16 @@ fn rank_configs(config: &ServerConfig) -> Result<BTreeMap<String, RankConfig>> {
             return Err(Error::Config {
                 origin: "rank_named".into(),
                 message: format!("`{DEFAULT_RANK}` is the name of `rank`; pick another name"),
+            });
+        }
+        // An exploring list's impressions name the rank config (`version#name`, see
+        // `exploration/policy_id.rs`), within the store's limit on policy names.
+        if name.is_empty() || name.len() > MAX_RANK_NAME_BYTES || name.contains('#') {
+            return Err(Error::Config {
+                origin: "rank_named".into(),
+                message: format!(
+                    "rank config name `{name}` must be 1 to {MAX_RANK_NAME_BYTES} bytes without `#`"
+                ),
             });
         }
         out.insert(name.clone(), RankConfig::from_file(path)?);

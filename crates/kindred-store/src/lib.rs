@@ -355,6 +355,17 @@ impl Store {
         dispatch!(self.experiment_impressions(experiment.to_owned()))
     }
 
+    /// The first `limit` impressions with `since <= timestamp < until`, in the order they were
+    /// written (a request's rows together): what off-policy evaluation replays.
+    pub async fn impressions_between(
+        &self,
+        since: i64,
+        until: i64,
+        limit: usize,
+    ) -> Result<Vec<Impression>> {
+        dispatch!(self.impressions_between(since, until, limit))
+    }
+
     /// The feedback of the users the experiment exposed with `since <= timestamp < until`, oldest
     /// first (ties in log order): the outcome period (`since` = start) or the pre-period.
     pub async fn experiment_feedback(

@@ -996,18 +996,41 @@ impl PostgresStore {
         &self,
         experiment: String,
     ) -> Result<Vec<Impression>> {
-        let op = "list experiment impressions";
+        self.query_impressions(
+            "list experiment impressions",
+            "SELECT request_id, user_id, item_id, slot, propensity, policy, ts FROM impressions
+             WHERE request_id IN (SELECT request_id FROM exposures WHERE experiment = $1)
+             ORDER BY seq",
+            &[&experiment],
+        )
+        .await
+    }
+
+    pub(crate) async fn impressions_between(
+        &self,
+        since: i64,
+        until: i64,
+        n: usize,
+    ) -> Result<Vec<Impression>> {
+        self.query_impressions(
+            "list impressions",
+            "SELECT request_id, user_id, item_id, slot, propensity, policy, ts FROM impressions
+             WHERE ts >= $1 AND ts < $2 ORDER BY seq LIMIT $3",
+            &[&since, &until, &decode::limit(n)],
+        )
+        .await
+    }
+
+    /// Impression rows of `sql`, whose columns are those of [`Impression`] in order.
+    async fn query_impressions(
+        &self,
+        op: &'static str,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<Impression>> {
         let fail = failed(op);
         let client = self.pool.get(op).await?;
-        let rows = client
-            .query(
-                "SELECT request_id, user_id, item_id, slot, propensity, policy, ts FROM impressions
-                 WHERE request_id IN (SELECT request_id FROM exposures WHERE experiment = $1)
-                 ORDER BY seq",
-                &[&experiment],
-            )
-            .await
-            .map_err(&fail)?;
+        let rows = client.query(sql, params).await.map_err(&fail)?;
         rows.iter()
             .map(|r| {
                 let slot: i64 = r.try_get(3).map_err(&fail)?;

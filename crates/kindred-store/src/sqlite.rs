@@ -1085,6 +1085,25 @@ impl SqliteStore {
         .await
     }
 
+    pub(crate) async fn impressions_between(
+        &self,
+        since: i64,
+        until: i64,
+        n: usize,
+    ) -> Result<Vec<Impression>> {
+        self.read("list impressions", move |conn| {
+            query_rows(
+                conn,
+                "list impressions",
+                "SELECT request_id, user_id, item_id, slot, propensity, policy, ts FROM impressions
+                     WHERE ts >= ?1 AND ts < ?2 ORDER BY seq LIMIT ?3",
+                params![since, until, decode::limit(n)],
+                impression_of,
+            )
+        })
+        .await
+    }
+
     pub(crate) async fn experiment_feedback(
         &self,
         experiment: String,

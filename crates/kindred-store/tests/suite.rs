@@ -656,6 +656,31 @@ async fn exposures_impressions_and_feedback_for_analysis(f: &Fixture) {
         f.store.experiment_impressions("x").await.unwrap(),
         shown[..2].to_vec()
     );
+    // A time window in write order, with a propensity kept exactly and a limit.
+    let explored = Impression {
+        propensity: Some(0.0375),
+        policy: "v1#explore".into(),
+        timestamp: 130,
+        ..impression("r4", "u2", "i3", 0)
+    };
+    f.store
+        .insert_impressions(std::slice::from_ref(&explored))
+        .await
+        .unwrap();
+    let window = f.store.impressions_between(100, 131, 100).await.unwrap();
+    assert_eq!(window.len(), 5);
+    assert_eq!(window[..4], shown);
+    assert_eq!(window[4], explored);
+    assert!(f
+        .store
+        .impressions_between(101, 130, 100)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        f.store.impressions_between(0, 200, 2).await.unwrap(),
+        shown[..2]
+    );
 
     f.store
         .insert_feedback(&[

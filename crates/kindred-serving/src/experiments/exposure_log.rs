@@ -1,4 +1,5 @@
-//! Writes exposures and their impressions off the request path: handlers put a record on a
+//! Writes exposures and their impressions (and the impressions of exploring lists served
+//! outside experiments, which have no exposure) off the request path: handlers put a record on a
 //! bounded channel (never waiting: when it is full the record is dropped and counted), and one
 //! writer task stores what has queued up in batches, one transaction per table.
 
@@ -12,9 +13,11 @@ use tokio::sync::{mpsc, oneshot};
 pub const QUEUE: usize = 10_000;
 /// Records stored per batch at most.
 const BATCH: usize = 500;
+/// Impressions stored per batch at most (exploring lists outside experiments have no exposure).
+const IMPRESSION_BATCH: usize = 10 * BATCH;
 
 enum Message {
-    Write(Exposure, Vec<Impression>),
+    Write(Option<Exposure>, Vec<Impression>),
     /// Answered once everything queued before it is stored.
     Flush(oneshot::Sender<()>),
 }
@@ -39,12 +42,12 @@ impl ExposureCounters {
             ),
             (
                 "kindred_experiment_exposures_dropped_total",
-                "Experiment exposures dropped because the writer's queue was full.",
+                "Experiment exposures and exploring lists dropped because the writer's queue was full.",
                 self.dropped.load(Ordering::Relaxed),
             ),
             (
                 "kindred_experiment_exposures_failed_total",
-                "Experiment exposures lost to a store error.",
+                "Experiment exposures and exploring lists lost to a store error.",
                 self.failed.load(Ordering::Relaxed),
             ),
         ] {
@@ -76,7 +79,7 @@ impl ExposureLog {
     }
 
     /// Queues one served list; never blocks.
-    pub fn log(&self, exposure: Exposure, impressions: Vec<Impression>) {
+    pub fn log(&self, exposure: Option<Exposure>, impressions: Vec<Impression>) {
         if self
             .sender
             .try_send(Message::Write(exposure, impressions))
@@ -103,23 +106,25 @@ async fn writer(
     while let Some(first) = receiver.recv().await {
         let mut exposures = Vec::new();
         let mut impressions = Vec::new();
+        let mut lists = 0u64;
         let mut waiting = Vec::new();
         let mut next = Some(first);
         while let Some(message) = next {
             match message {
                 Message::Write(e, i) => {
-                    exposures.push(e);
+                    lists += 1;
+                    exposures.extend(e);
                     impressions.extend(i);
                 }
                 Message::Flush(done) => waiting.push(done),
             }
-            next = if exposures.len() < BATCH {
+            next = if exposures.len() < BATCH && impressions.len() < IMPRESSION_BATCH {
                 receiver.try_recv().ok()
             } else {
                 None
             };
         }
-        if !exposures.is_empty() {
+        if !exposures.is_empty() || !impressions.is_empty() {
             // Impressions first: an exposure whose items are missing would count as a list
             // with nothing shown.
             let stored = match store.insert_impressions(&impressions).await {
@@ -129,10 +134,8 @@ async fn writer(
             match stored {
                 Ok(n) => counters.written.fetch_add(n as u64, Ordering::Relaxed),
                 Err(e) => {
-                    tracing::warn!(error = %e, lost = exposures.len(), "writing exposures failed");
-                    counters
-                        .failed
-                        .fetch_add(exposures.len() as u64, Ordering::Relaxed)
+                    tracing::warn!(error = %e, lost = lists, "writing exposures failed");
+                    counters.failed.fetch_add(lists, Ordering::Relaxed)
                 }
             };
         }

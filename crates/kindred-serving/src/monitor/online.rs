@@ -505,6 +505,8 @@ mod tests {
             item: id.into(),
             score,
             source: source.into(),
+            propensity: None,
+            explored: false,
         }
     }
 

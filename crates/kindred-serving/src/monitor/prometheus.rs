@@ -247,11 +247,15 @@ mod tests {
                 item: "a".into(),
                 score: Some(0.3),
                 source: "model:als".into(),
+                propensity: None,
+                explored: false,
             },
             ServedItem {
                 item: "b".into(),
                 score: None,
                 source: "popular".into(),
+                propensity: None,
+                explored: false,
             },
         ];
         monitor.online.record_list_at(
