@@ -30,7 +30,7 @@ use kindred_core::topk::top_k_with_tie_key;
 use kindred_core::{top_k, Error, FeatureTable, IdMap, Result, Scored};
 
 use crate::config::RankConfig;
-use crate::exploration::GreedyList;
+use crate::exploration::{GreedyList, ReplayedSlot};
 use crate::fallback::{
     item_dates, FallbackCatalog, ItemDateColumn, ItemSource, Source, TrainingLog,
 };
@@ -335,8 +335,14 @@ impl RankPipeline {
 
     /// For a list another policy logged (`shown`, items in position order), the probability
     /// that this pipeline, under its `[exploration]` config, shows each item in its position
-    /// given the logged items above it: what off-policy evaluation of this pipeline reads.
-    pub fn slot_probabilities(&self, request: &RankRequest<'_>, shown: &[u32]) -> Result<Vec<f64>> {
+    /// given the logged items above it, and its expectation of `value(item, position)` there:
+    /// what off-policy evaluation of this pipeline reads (see `ExplorationConfig::replay`).
+    pub fn replay(
+        &self,
+        request: &RankRequest<'_>,
+        shown: &[u32],
+        value: &dyn Fn(u32, usize) -> f64,
+    ) -> Result<Vec<ReplayedSlot>> {
         let exploration = &self.config.exploration;
         let extra = if exploration.explores() {
             exploration.pool
@@ -349,7 +355,7 @@ impl RankPipeline {
             items: &items,
             pinned: &pinned,
         };
-        Ok(exploration.probabilities(list, shown))
+        Ok(exploration.replay(list, shown, value))
     }
 
     /// The items of a ranked list and which positions pins hold.
@@ -906,7 +912,12 @@ mod tests {
             assert!(out.iter().filter(|r| r.explored).count() <= 1);
             explored_somewhere |= out.iter().any(|r| r.explored);
             let shown: Vec<u32> = out.iter().map(|r| r.item).collect();
-            let replayed = p.slot_probabilities(&greedy, &shown).unwrap();
+            let replayed: Vec<f64> = p
+                .replay(&greedy, &shown, &|_, _| 0.0)
+                .unwrap()
+                .iter()
+                .map(|s| s.probability)
+                .collect();
             let logged: Vec<f64> = out.iter().map(|r| r.propensity).collect();
             assert_eq!(replayed, logged, "seed {seed}");
         }

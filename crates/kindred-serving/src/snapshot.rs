@@ -20,6 +20,7 @@ use std::sync::Arc;
 use kindred_core::features::ColumnData;
 use kindred_core::{CsMatrix, Dataset, FeatureTable, IdMap, Result, Scored};
 use kindred_models::{Model, UserQuery};
+use kindred_rank::exploration::ReplayedSlot;
 use kindred_rank::retrieval::{cooccurrence_similar, Metric, VectorIndex};
 use kindred_rank::{
     CatalogData, ExplorationConfig, RankConfig, RankPipeline, RankRequest, RankedItem,
@@ -456,15 +457,21 @@ impl Snapshot {
         Ok(list)
     }
 
-    /// The probability that the named pipeline shows each of `shown` (catalog items in
-    /// position order, a list another policy logged for this request) in its position given
-    /// the ones above it: off-policy replay of a candidate pipeline.
-    pub fn slot_probabilities(&self, request: &ListRequest<'_>, shown: &[u32]) -> Result<Vec<f64>> {
+    /// The named pipeline's replay of `shown` (catalog items in position order, a list another
+    /// policy logged for this request): per position the probability that it shows the logged
+    /// item there given the ones above, and its expectation of `value` (see
+    /// `RankPipeline::replay`).
+    pub fn replay(
+        &self,
+        request: &ListRequest<'_>,
+        shown: &[u32],
+        value: &dyn Fn(u32, usize) -> f64,
+    ) -> Result<Vec<ReplayedSlot>> {
         let prepared = self.prepare(request)?;
         let filters = self.without_erased(&request.filters);
         prepared
             .pipeline
-            .slot_probabilities(&prepared.request(request, &filters), shown)
+            .replay(&prepared.request(request, &filters), shown, value)
     }
 
     /// The pipeline a request names and what it ranks from: the user's history and the

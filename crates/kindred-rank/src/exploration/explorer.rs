@@ -124,24 +124,54 @@ impl ExplorationConfig {
     /// starting from `list`, puts each item in its position given the logged earlier ones: the
     /// target probabilities an off-policy estimate needs. 0 for an item it could not show there.
     pub fn probabilities(&self, list: GreedyList<'_>, shown: &[u32]) -> Vec<f64> {
+        self.replay(list, shown, &|_, _| 0.0)
+            .into_iter()
+            .map(|s| s.probability)
+            .collect()
+    }
+
+    /// [`Self::probabilities`], and per position the expectation of `value(item, position)`
+    /// over the items this config could put there given the logged earlier ones (the direct
+    /// term of a doubly robust estimate, with `value` a reward model).
+    pub fn replay(
+        &self,
+        list: GreedyList<'_>,
+        shown: &[u32],
+        value: &dyn Fn(u32, usize) -> f64,
+    ) -> Vec<ReplayedSlot> {
         let mut walk = Walk::new(list);
         let mut out = Vec::with_capacity(shown.len());
         for (slot, &item) in shown.iter().enumerate() {
             if let Some(index) = walk.pinned_at(slot) {
-                out.push(if list.items[index] == item { 1.0 } else { 0.0 });
+                let pinned = list.items[index];
+                out.push(ReplayedSlot {
+                    probability: if pinned == item { 1.0 } else { 0.0 },
+                    expected_value: value(pinned, slot),
+                });
                 continue;
             }
             let remaining = walk.open.len();
             let at = walk.open.iter().position(|&i| list.items[i] == item);
-            let p = match at {
+            let explores = walk.may_explore(self, slot);
+            let probability = match at {
                 None => 0.0,
-                Some(k) if walk.may_explore(self, slot) => {
-                    epsilon_greedy_probability(self.epsilon, remaining, k == 0)
-                }
+                Some(k) if explores => epsilon_greedy_probability(self.epsilon, remaining, k == 0),
                 Some(0) => 1.0,
                 Some(_) => 0.0,
             };
-            out.push(p);
+            let best = walk.open.first().map(|&i| list.items[i]);
+            let expected_value = match best {
+                None => 0.0,
+                Some(_) if explores => walk.open.iter().enumerate().fold(0.0, |sum, (k, &i)| {
+                    let p = epsilon_greedy_probability(self.epsilon, remaining, k == 0);
+                    sum + p * value(list.items[i], slot)
+                }),
+                Some(best) => value(best, slot),
+            };
+            out.push(ReplayedSlot {
+                probability,
+                expected_value,
+            });
             match at {
                 Some(k) => {
                     walk.take(k);
@@ -152,6 +182,16 @@ impl ExplorationConfig {
         }
         out
     }
+}
+
+/// One logged position replayed under a config (see [`ExplorationConfig::replay`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReplayedSlot {
+    /// `P(logged item here | logged items above)` under the config.
+    pub probability: f64,
+    /// The config's expectation of the value function at this position, given the logged items
+    /// above (0 when it has nothing left to show).
+    pub expected_value: f64,
 }
 
 #[cfg(test)]
@@ -218,6 +258,33 @@ mod tests {
         assert!((best - (0.6 + 0.4 / 3.0)).abs() < 1e-12);
         // An item the config could never show (not in its pool) has probability 0.
         assert_eq!(config.probabilities(list, &[77])[0], 0.0);
+    }
+
+    #[test]
+    fn expected_values_weigh_every_item_the_config_could_show() {
+        let config = ExplorationConfig {
+            max_explored: 1,
+            ..epsilon(0.3)
+        };
+        let ranked = [1, 2, 3];
+        let list = GreedyList {
+            items: &ranked,
+            pinned: &[false; 3],
+        };
+        let value = |item: u32, slot: usize| item as f64 * 10.0 + slot as f64;
+        // Slot 0 explores over {1, 2, 3}: 0.8 * 10 + 0.1 * 20 + 0.1 * 30. Item 2 is logged
+        // (explored), so slot 1 is capped: the best remaining, item 1, for sure.
+        let replayed = config.replay(list, &[2, 1], &value);
+        assert!(
+            (replayed[0].expected_value - 13.0).abs() < 1e-12,
+            "{replayed:?}"
+        );
+        assert!(
+            (replayed[1].expected_value - 11.0).abs() < 1e-12,
+            "{replayed:?}"
+        );
+        assert!((replayed[0].probability - 0.1).abs() < 1e-12);
+        assert_eq!(replayed[1].probability, 1.0);
     }
 
     #[test]

@@ -14,5 +14,5 @@ pub mod explorer;
 pub mod policy;
 
 pub use config::{ExplorationConfig, ExplorationKind};
-pub use explorer::{ExploredSlot, GreedyList};
+pub use explorer::{ExploredSlot, GreedyList, ReplayedSlot};
 pub use policy::{Candidate, ExplorationLogRecord, ExplorationPolicy, ShownSlot};

@@ -30,11 +30,20 @@
 //!   `V_j = sum_i w_ij c_ij / sum_i w_ij`, `V = sum_j (n_j / n) V_j / mean_i(L_i)`. Slightly biased
 //!   (O(1/n)), usually far less variable, and always within the range of the rewards.
 //!
+//! * **Doubly robust** ([`doubly_robust`]) adds a reward model's prediction of the target's clicks
+//!   and weighs only that model's errors ([`reward_model`] fits one per half of the requests).
+//!
 //! Confidence intervals are normal intervals with the standard error from each estimator's
 //! influence function over requests (the delta method for the ratios), so slots of one request
 //! are not treated as independent. `max_weight` clips each prefix weight at that value: this
 //! lowers variance but biases IPS towards the logging policy's own clicks, by an amount the
 //! interval does not cover; `clipped_weights` says how often it happened.
+
+pub mod doubly_robust;
+pub mod reward_model;
+
+pub use doubly_robust::{doubly_robust, DirectTerms};
+pub use reward_model::{CrossFitted, RewardExample, SlotItemRewardModel};
 
 use crate::stats::Interval;
 use kindred_core::distributions::normal_quantile;
@@ -225,9 +234,12 @@ pub fn estimate_click_rate(
 }
 
 /// Validates the records and turns each request into its slots' `(prefix weight, reward)`.
-type WeightedRequests = Vec<Vec<(f64, f64)>>;
+pub(crate) type WeightedRequests = Vec<Vec<(f64, f64)>>;
 
-fn weigh(records: &[LoggedSlot], max_weight: Option<f64>) -> Result<(WeightedRequests, usize)> {
+pub(crate) fn weigh(
+    records: &[LoggedSlot],
+    max_weight: Option<f64>,
+) -> Result<(WeightedRequests, usize)> {
     let mut requests: WeightedRequests = Vec::new();
     let mut seen = HashSet::new();
     let mut current: Option<u64> = None;
@@ -381,7 +393,7 @@ pub fn join_exploration_log(
 }
 
 /// Standard error of the mean of `values` (sample variance with n - 1).
-fn standard_error(values: &[f64]) -> f64 {
+pub(crate) fn standard_error(values: &[f64]) -> f64 {
     let n = values.len();
     if n < 2 {
         return 0.0;
@@ -391,7 +403,7 @@ fn standard_error(values: &[f64]) -> f64 {
     (var / n as f64).sqrt()
 }
 
-fn interval(estimate: f64, se: f64, z: f64) -> Interval {
+pub(crate) fn interval(estimate: f64, se: f64, z: f64) -> Interval {
     Interval {
         estimate,
         lower: estimate - z * se,
