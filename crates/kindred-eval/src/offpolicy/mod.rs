@@ -112,6 +112,44 @@ pub struct OffPolicyEstimate {
     pub level: f64,
 }
 
+/// Below this smallest per-slot effective sample size, [`OffPolicyEstimate::support_warning`]
+/// warns. In the seeded simulation of `tests/offpolicy_pipeline.rs`, runs whose smallest size
+/// averaged 13 covered the truth in 70% of runs at a nominal 95%, runs averaging 70 in 90-95%.
+pub const MIN_EFFECTIVE_SAMPLE_SIZE: f64 = 50.0;
+
+impl OffPolicyEstimate {
+    /// The smallest per-slot effective sample size (0 with no slot).
+    pub fn min_effective_sample_size(&self) -> f64 {
+        self.per_slot
+            .iter()
+            .map(|s| s.effective_sample_size)
+            .reduce(f64::min)
+            .unwrap_or(0.0)
+    }
+
+    /// A warning when the logs barely support the target: some slot's weights have an
+    /// effective sample size below [`MIN_EFFECTIVE_SAMPLE_SIZE`], so a few requests decide the
+    /// estimate and its interval is likely too narrow.
+    pub fn support_warning(&self) -> Option<String> {
+        let (slot, size) = self
+            .per_slot
+            .iter()
+            .map(|s| (s.slot, s.effective_sample_size))
+            .min_by(|a, b| a.1.total_cmp(&b.1))?;
+        (size < MIN_EFFECTIVE_SAMPLE_SIZE).then(|| {
+            format!(
+                "support too thin: slot {} has an effective sample size of {size:.1} (of {} \
+                 logged requests; below {MIN_EFFECTIVE_SAMPLE_SIZE}), so a few requests decide \
+                 the estimate and the intervals are likely too narrow; log with more \
+                 exploration (a larger epsilon or max_explored) or evaluate a candidate closer \
+                 to the logging policy",
+                slot + 1,
+                self.requests
+            )
+        })
+    }
+}
+
 /// IPS and self-normalised IPS estimates, with confidence intervals, of the target policy's click
 /// rate per shown slot from `records` (see the module docs for the estimand and assumptions).
 pub fn estimate_click_rate(
