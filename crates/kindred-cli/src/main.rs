@@ -62,6 +62,8 @@ enum Command {
     Monitor(commands::monitor::Args),
     /// Simulated users with known preferences drive a running server; CTR per model version and variant.
     Simulate(commands::simulate::Args),
+    /// A candidate rank config's click rate estimated from an exploring server's logs (IPS, SNIPS, DR).
+    Offpolicy(commands::offpolicy::Args),
     /// Distributed jobs on timely-dataflow: ALS across processes and hosts, input sharding.
     #[cfg(feature = "cluster")]
     #[command(subcommand_required = true)]
@@ -105,6 +107,7 @@ fn main() {
         Command::Monitor(args) => commands::monitor::run(args, &env),
         Command::Experiment(args) => commands::experiment::run(args, &env),
         Command::Simulate(args) => commands::simulate::run(args, &env),
+        Command::Offpolicy(args) => commands::offpolicy::run(args, &env),
         #[cfg(feature = "cluster")]
         Command::Cluster(args) => commands::cluster::run(args, &env),
         #[cfg(not(feature = "cluster"))]

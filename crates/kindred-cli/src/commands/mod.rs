@@ -7,6 +7,7 @@ pub mod experiment;
 pub mod import;
 pub mod models;
 pub mod monitor;
+pub mod offpolicy;
 pub mod predict;
 pub mod quickstart;
 pub mod recommend;
