@@ -311,6 +311,14 @@ pub const ROUTES: &[RouteDoc] = &[
     },
     RouteDoc {
         method: "post",
+        path: "/v1/offpolicy",
+        scope: "admin",
+        summary: "Estimate a configured rank config's click rate from the logs of exploring lists (IPS, SNIPS, doubly robust).",
+        query: &[],
+        body: Some("OffPolicyRequest"),
+    },
+    RouteDoc {
+        method: "post",
         path: "/v1/models/{version}/canary",
         scope: "admin",
         summary: "Start experiment canary-<version>: percent % of users get the version, as many the live one.",
@@ -397,6 +405,14 @@ fn schemas() -> Value {
             "model": { "type": "string" }, "positive": { "type": "number" }, "seed": { "type": "integer" },
             "like": { "type": "string", "description": "Retrain exactly as this version was trained (its model, positive, seed and cleaning pipeline); excludes model, positive and seed." },
             "activate": { "type": "boolean" }, "wait": { "type": "boolean" } } },
+        "OffPolicyRequest": { "type": "object", "required": ["since"], "properties": {
+            "since": { "type": "integer", "description": "Start of the window of logged lists, Unix seconds." },
+            "until": { "type": "integer", "description": "End of the window (default: now)." },
+            "rank": { "type": "string", "description": "A configured rank config, the candidate (default: default)." },
+            "model": { "type": "string", "description": "The candidate's model version (default: the live one)." },
+            "reward_events": { "type": "array", "items": { "type": "string" }, "description": "Event types that count as a click (default: click)." },
+            "attribution_window_seconds": { "type": "integer" },
+            "level": { "type": "number", "description": "Confidence level of the intervals (default 0.95)." } } },
         "CanaryRequest": { "type": "object", "required": ["percent"], "properties": {
             "percent": { "type": "number", "description": "Share of users (0-100, exclusive) served by the version." },
             "success_metric": { "type": "string", "description": "Default click_any." } } },

@@ -149,6 +149,37 @@ async fn exploring_lists_log_propensities_and_replay_to_what_was_logged() {
     assert!(report.effective_sample_size < report.requests as f64);
     assert!(report.snips.lower <= report.snips.upper);
 
+    // The same over HTTP for admins, with the server's own rank config as the candidate.
+    let r = c
+        .post(
+            "/v1/offpolicy",
+            &serde_json::json!({ "since": since, "until": until }),
+        )
+        .await;
+    r.expect_status(200);
+    assert_eq!(r.json()["requests"], 3 * users.len());
+    assert_eq!(r.json()["candidate"], "default");
+    let estimate = r.json()["snips"]["estimate"].as_f64().unwrap();
+    assert!((estimate - observed).abs() < 1e-9);
+    for (body, code) in [
+        (
+            serde_json::json!({ "since": since, "rank": "nope" }),
+            "unknown_rank_config",
+        ),
+        (
+            serde_json::json!({ "since": since, "until": since }),
+            "bad_window",
+        ),
+        (
+            serde_json::json!({ "since": since - 100, "until": since - 50 }),
+            "no_logged_propensities",
+        ),
+    ] {
+        let r = c.post("/v1/offpolicy", &body).await;
+        r.expect_status(400);
+        assert_eq!(r.error_code(), Some(code), "{body}: {}", r.text());
+    }
+
     // Replays refuse a window with nothing explored in it, naming why.
     let empty = ReplayOptions::new(until + 10, until + 20, RankConfig::default(), "greedy");
     let err = replay(

@@ -6,6 +6,7 @@ pub mod feedback;
 pub mod health;
 pub mod models;
 pub mod monitoring;
+pub mod offpolicy;
 pub mod popular;
 pub mod predict;
 pub mod recommend;
@@ -89,6 +90,7 @@ pub(crate) fn routes(scope: Scope) -> Router<Arc<AppState>> {
             .route("/v1/models/{version}/activate", post(models::activate))
             .route("/v1/models/rollback", post(models::rollback))
             .route("/v1/monitoring/run", post(monitoring::run_now))
+            .route("/v1/offpolicy", post(offpolicy::offpolicy))
             .route("/v1/models/{version}/canary", post(experiments::canary))
             .route("/v1/experiments", post(experiments::create_experiment))
             .route(
