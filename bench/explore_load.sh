@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# What exploration costs a list (issue 23): ML-1M in a temporary SQLite store, ALS (--positive 4),
+# two servers on it with the list cache off, one ranking greedily, one with an epsilon-greedy
+# `[exploration]` section (epsilon 0.1, pool 50, at most 2 explored items) that draws every list
+# afresh and writes its impressions with propensities. kindred-loadgen drives
+# GET /v1/recommend/{user}?n=10 open loop at $RATE req/s for $DURATION s, alternating greedy and
+# exploring $ROUNDS times each, so drift of the machine falls on both. Latency is from each
+# request's due time. Release build. Writes bench/out/explore-load.md and
+# bench/out/explore-load/*.json. Takes about four minutes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA_DIR="${KINDRED_DATA_DIR:-../shared/data}"
+RATE="${RATE:-5000}"
+DURATION="${DURATION:-15}"
+ROUNDS="${ROUNDS:-3}"
+CONNECTIONS="${CONNECTIONS:-32}"
+PORT="${PORT:-18090}"
+OUT=bench/out/explore-load
+mkdir -p "$OUT"
+
+source bench/serve_common.sh
+
+step $K import --data "movielens:$DATA_DIR/ml-1m" --store "$STORE" > /dev/null
+step $K train --store "$STORE" --model als --positive 4 --publish > /dev/null
+cat > "$WORK/explore.toml" <<'TOML'
+[exploration]
+policy = "epsilon-greedy"
+epsilon = 0.1
+pool = 50
+max_explored = 2
+seed = 1
+TOML
+
+start_server "$OUT/greedy.log" --store "$STORE" --cache-ttl 0 --log-level warn
+GREEDY_PID=$SERVER_PID
+GREEDY_ADDR=$ADDR
+ADDR="127.0.0.1:$((PORT + 1))"
+start_server "$OUT/explore.log" --store "$STORE" --cache-ttl 0 --log-level warn --rank "$WORK/explore.toml"
+EXPLORE_ADDR=$ADDR
+trap 'kill "$GREEDY_PID" 2>/dev/null || true; wait "$GREEDY_PID" 2>/dev/null || true; cleanup' EXIT
+
+USERS=(--users 1..6040)
+for addr in "$GREEDY_ADDR" "$EXPLORE_ADDR"; do
+  "$LG" recommend --addr "$addr" "${USERS[@]}" --rate 1000 --duration 5 --connections "$CONNECTIONS" > /dev/null
+done
+for round in $(seq 1 "$ROUNDS"); do
+  for kind in greedy explore; do
+    addr=$GREEDY_ADDR; [ "$kind" = explore ] && addr=$EXPLORE_ADDR
+    echo "+ $LG recommend --addr $addr --rate $RATE --duration $DURATION ($kind, round $round)" >> "$LOG"
+    "$LG" recommend --addr "$addr" "${USERS[@]}" --rate "$RATE" --duration "$DURATION" \
+      --connections "$CONNECTIONS" --seed "$round" --out "$OUT/$kind-$round.json" > /dev/null
+  done
+done
+curl -sf "http://$EXPLORE_ADDR/metrics" > "$OUT/explore-metrics.txt"
+IMPRESSIONS=$(python3 - "$STORE" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+total, explored = db.execute(
+    "SELECT COUNT(*), COUNT(DISTINCT request_id) FROM impressions WHERE propensity IS NOT NULL").fetchone()
+print(f"{total} {explored}")
+PY
+)
+
+python3 - "$OUT" "$ROUNDS" "$RATE" "$DURATION" "$IMPRESSIONS" <<'PY' > bench/out/explore-load.md
+import json, re, statistics, sys
+out, rounds, rate, duration, impressions = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5].split()
+def run(kind, r):
+    return json.load(open(f"{out}/{kind}-{r}.json"))
+def lat(doc, q):
+    return doc["latency_ms"][q]
+print(f"# Exploration's cost: GET /v1/recommend/{{user}}?n=10, ML-1M ALS, open loop {rate} req/s x {duration} s, cache off\n")
+print("| round | greedy p50 ms | greedy p99 ms | exploring p50 ms | exploring p99 ms | p99 ratio | greedy achieved req/s | exploring achieved req/s |")
+print("|---|---|---|---|---|---|---|---|")
+ratios = []
+for r in range(1, rounds + 1):
+    g, e = run("greedy", r), run("explore", r)
+    ratio = lat(e, "p99") / lat(g, "p99")
+    ratios.append(ratio)
+    print(f"| {r} | {lat(g, 'p50'):.2f} | {lat(g, 'p99'):.2f} | {lat(e, 'p50'):.2f} | {lat(e, 'p99'):.2f} | {ratio:.2f} | {g['achieved_rate']:.0f} | {e['achieved_rate']:.0f} |")
+med = lambda kind, q: statistics.median(lat(run(kind, r), q) for r in range(1, rounds + 1))
+print(f"\nMedians of {rounds}: greedy p99 {med('greedy', 'p99'):.2f} ms, exploring p99 {med('explore', 'p99'):.2f} ms; "
+      f"median per-round p99 ratio {statistics.median(ratios):.2f} (range {min(ratios):.2f}-{max(ratios):.2f}).")
+metrics = open(f"{out}/explore-metrics.txt").read()
+dropped = re.search(r"^kindred_experiment_exposures_dropped_total (\S+)", metrics, re.M)
+failed = re.search(r"^kindred_experiment_exposures_failed_total (\S+)", metrics, re.M)
+errors = sum(run(k, r)["non_2xx"] + run(k, r)["connection_errors"] for k in ("greedy", "explore") for r in range(1, rounds + 1))
+print(f"\nNon-2xx answers and connection errors over all rounds: {errors}.")
+print(f"\nImpressions with propensities stored: {impressions[0]} rows from {impressions[1]} lists; "
+      f"lists dropped by the writer's full queue: {dropped.group(1) if dropped else '?'}, lost to store errors: {failed.group(1) if failed else '?'}.")
+PY
+cat bench/out/explore-load.md
