@@ -83,7 +83,8 @@ print(f"\nMedians of {rounds}: greedy p99 {med('greedy', 'p99'):.2f} ms, explori
 metrics = open(f"{out}/explore-metrics.txt").read()
 dropped = re.search(r"^kindred_experiment_exposures_dropped_total (\S+)", metrics, re.M)
 failed = re.search(r"^kindred_experiment_exposures_failed_total (\S+)", metrics, re.M)
-errors = sum(run(k, r)["non_2xx"] + run(k, r)["connection_errors"] for k in ("greedy", "explore") for r in range(1, rounds + 1))
+errors = sum(sum(run(k, r)["non_2xx"].values()) + run(k, r)["connection_errors"]
+             for k in ("greedy", "explore") for r in range(1, rounds + 1))
 print(f"\nNon-2xx answers and connection errors over all rounds: {errors}.")
 print(f"\nImpressions with propensities stored: {impressions[0]} rows from {impressions[1]} lists; "
       f"lists dropped by the writer's full queue: {dropped.group(1) if dropped else '?'}, lost to store errors: {failed.group(1) if failed else '?'}.")
