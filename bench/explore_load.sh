@@ -2,7 +2,7 @@
 # What exploration costs a list (issue 23): ML-1M in a temporary SQLite store, ALS (--positive 4),
 # two servers on it with the list cache off, one ranking greedily, one with an epsilon-greedy
 # `[exploration]` section (epsilon 0.1, pool 50, at most 2 explored items) that draws every list
-# afresh and writes its impressions with propensities. kindred-loadgen drives
+# afresh and writes the impressions of a $LOG_SHARE share of them (default all) with propensities. kindred-loadgen drives
 # GET /v1/recommend/{user}?n=10 open loop at $RATE req/s for $DURATION s, alternating greedy and
 # exploring $ROUNDS times each, so drift of the machine falls on both. Latency is from each
 # request's due time. Release build. Writes bench/out/explore-load.md and
@@ -13,6 +13,7 @@ DATA_DIR="${KINDRED_DATA_DIR:-../shared/data}"
 RATE="${RATE:-5000}"
 DURATION="${DURATION:-15}"
 ROUNDS="${ROUNDS:-3}"
+LOG_SHARE="${LOG_SHARE:-1.0}"
 CONNECTIONS="${CONNECTIONS:-32}"
 PORT="${PORT:-18090}"
 OUT=bench/out/explore-load
@@ -30,6 +31,7 @@ pool = 50
 max_explored = 2
 seed = 1
 TOML
+echo "log_share = $LOG_SHARE" >> "$WORK/explore.toml"
 
 start_server "$OUT/greedy.log" --store "$STORE" --cache-ttl 0 --log-level warn
 GREEDY_PID=$SERVER_PID
@@ -61,14 +63,14 @@ print(f"{total} {explored}")
 PY
 )
 
-python3 - "$OUT" "$ROUNDS" "$RATE" "$DURATION" "$IMPRESSIONS" <<'PY' > bench/out/explore-load.md
+python3 - "$OUT" "$ROUNDS" "$RATE" "$DURATION" "$IMPRESSIONS" "$LOG_SHARE" <<'PY' > bench/out/explore-load.md
 import json, re, statistics, sys
-out, rounds, rate, duration, impressions = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5].split()
+out, rounds, rate, duration, impressions, share = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5].split(), sys.argv[6]
 def run(kind, r):
     return json.load(open(f"{out}/{kind}-{r}.json"))
 def lat(doc, q):
     return doc["latency_ms"][q]
-print(f"# Exploration's cost: GET /v1/recommend/{{user}}?n=10, ML-1M ALS, open loop {rate} req/s x {duration} s, cache off\n")
+print(f"# Exploration's cost: GET /v1/recommend/{{user}}?n=10, ML-1M ALS, open loop {rate} req/s x {duration} s, cache off, log_share {share}\n")
 print("| round | greedy p50 ms | greedy p99 ms | exploring p50 ms | exploring p99 ms | p99 ratio | greedy achieved req/s | exploring achieved req/s |")
 print("|---|---|---|---|---|---|---|---|")
 ratios = []

@@ -748,6 +748,10 @@ mod tests {
                 "[exploration]\nmax_explored = 0\n",
                 "rank.toml:2:1: key `exploration.max_explored`",
             ),
+            (
+                "[exploration]\nlog_share = 0\n",
+                "rank.toml:2:1: key `exploration.log_share`",
+            ),
             ("[exploration]\npolicy = \"sometimes\"\n", "rank.toml:2:"),
             ("[exploration]\nepsilom = 0.1\n", "rank.toml:2:"),
         ] {

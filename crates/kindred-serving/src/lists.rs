@@ -220,8 +220,8 @@ impl ListService {
     }
 
     /// The list and its impressions, written in the background: always for a list in an
-    /// experiment or one an exploration policy filled (off-policy evaluation reads them), else
-    /// when asked.
+    /// experiment or one an exploration policy filled and its `log_share` picked
+    /// (`exploring_rank`: off-policy evaluation reads them), else when asked.
     #[allow(clippy::too_many_arguments)]
     fn answer(
         &self,
@@ -407,7 +407,9 @@ impl ListService {
                 items
             }
         };
-        let exploring_rank = exploration.map(|_| rank.as_deref().unwrap_or(DEFAULT_RANK));
+        let exploring_rank = exploration
+            .filter(|e| e.logs(&request_id))
+            .map(|_| rank.as_deref().unwrap_or(DEFAULT_RANK));
         Ok(self.answer(
             snapshot,
             request_id,
@@ -484,7 +486,9 @@ impl ListService {
             &snapshot.rank_now(&list_request)?,
             exploration.is_some(),
         );
-        let exploring_rank = exploration.map(|_| rank.as_deref().unwrap_or(DEFAULT_RANK));
+        let exploring_rank = exploration
+            .filter(|e| e.logs(&request_id))
+            .map(|_| rank.as_deref().unwrap_or(DEFAULT_RANK));
         let list = self.answer(
             snapshot,
             request_id,

@@ -10,9 +10,15 @@
 //! max_explored = 2   # at most this many items per list that the ranking would not have put there
 //! pool = 50          # candidates below the list's end it may draw from
 //! seed = 7           # with the request id, makes every list reproducible
+//! log_share = 1.0    # share of exploring lists whose impressions the server writes
 //! ```
+//!
+//! `log_share` trades the store's write load for off-policy sample size: which lists are written
+//! depends on a hash of the request id only, so the written ones are a uniform sample of all and
+//! the estimates stay unbiased (their intervals widen as the sample shrinks).
 
 use serde::{Deserialize, Serialize};
+
 
 /// The policy that fills the open slots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -47,6 +53,13 @@ pub struct ExplorationConfig {
     /// Mixed with the request id into each list's seed, so a logged list can be replayed.
     #[serde(default)]
     pub seed: u64,
+    /// Share of exploring lists the server writes to the impressions log, in (0, 1].
+    #[serde(default = "default_log_share")]
+    pub log_share: f64,
+}
+
+fn default_log_share() -> f64 {
+    1.0
 }
 
 fn default_epsilon() -> f64 {
@@ -70,6 +83,7 @@ impl Default for ExplorationConfig {
             max_explored: default_max_explored(),
             pool: default_pool(),
             seed: 0,
+            log_share: default_log_share(),
         }
     }
 }
@@ -90,6 +104,19 @@ impl ExplorationConfig {
             ExplorationKind::Greedy => "greedy".to_owned(),
             ExplorationKind::EpsilonGreedy => format!("epsilon-greedy({})", self.epsilon),
         }
+    }
+
+    /// Whether the server writes the impressions of the exploring list `request_id` (a seeded
+    /// share `log_share` of all, chosen by the request id alone).
+    pub fn logs(&self, request_id: &str) -> bool {
+        if self.log_share >= 1.0 {
+            return true;
+        }
+        let draw = kindred_core::rng::mix64(
+            self.seed ^ 0x6C6F_6773 ^ kindred_core::rng::stable_hash(request_id.as_bytes()),
+        );
+        let uniform = (draw >> 11) as f64 / (1u64 << 53) as f64;
+        uniform < self.log_share
     }
 
     /// Whether the 0-based position `slot` is one the policy may change.
@@ -131,6 +158,31 @@ impl ExplorationConfig {
         if self.pool == 0 {
             return Err(("exploration.pool", "must be at least 1".to_owned()));
         }
+        if !(self.log_share > 0.0 && self.log_share <= 1.0) {
+            return Err((
+                "exploration.log_share",
+                format!("must be in (0, 1], got {}", self.log_share),
+            ));
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_share_writes_about_that_share_of_lists_chosen_by_request_id() {
+        let config = ExplorationConfig {
+            log_share: 0.25,
+            ..ExplorationConfig::default()
+        };
+        let written = (0..20_000)
+            .filter(|n| config.logs(&format!("req-{n:x}")))
+            .count();
+        assert!((4_600..5_400).contains(&written), "{written}");
+        assert_eq!(config.logs("req-7"), config.logs("req-7"));
+        assert!((0..100).all(|n| ExplorationConfig::default().logs(&n.to_string())));
     }
 }
