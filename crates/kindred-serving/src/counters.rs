@@ -1,5 +1,5 @@
 //! The serving counters (list items by source, feedback stored, snapshot swaps, training runs,
-//! impressions written) and their part of `/metrics`.
+//! impressions written, exploring lists) and their part of `/metrics`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -20,6 +20,10 @@ pub struct ServingCounters {
     pub training_runs: AtomicU64,
     pub training_failures: AtomicU64,
     pub impressions_written: AtomicU64,
+    /// Lists an `[exploration]` section filled, their items, and the items it placed.
+    pub exploring_lists: AtomicU64,
+    pub exploring_list_items: AtomicU64,
+    pub explored_items: AtomicU64,
 }
 
 impl ServingCounters {
@@ -35,6 +39,15 @@ impl ServingCounters {
                 .unwrap_or(source);
             *map.entry(kind.to_owned()).or_default() += 1;
         }
+    }
+
+    /// Counts one list an `[exploration]` section filled.
+    pub fn observe_exploring_list(&self, items: &[crate::served_item::ServedItem]) {
+        self.exploring_lists.fetch_add(1, Ordering::Relaxed);
+        self.exploring_list_items
+            .fetch_add(items.len() as u64, Ordering::Relaxed);
+        let explored = items.iter().filter(|i| i.explored).count() as u64;
+        self.explored_items.fetch_add(explored, Ordering::Relaxed);
     }
 
     /// List items served by source kind.
@@ -93,6 +106,21 @@ impl ServingCounters {
                 "kindred_impressions_written_total",
                 "Impressions written to the store.",
                 self.impressions_written.load(Ordering::Relaxed),
+            ),
+            (
+                "kindred_exploring_lists_total",
+                "Lists an [exploration] section filled.",
+                self.exploring_lists.load(Ordering::Relaxed),
+            ),
+            (
+                "kindred_exploring_list_items_total",
+                "Items of the lists an [exploration] section filled.",
+                self.exploring_list_items.load(Ordering::Relaxed),
+            ),
+            (
+                "kindred_explored_items_total",
+                "Items exploration placed where the ranking had another.",
+                self.explored_items.load(Ordering::Relaxed),
             ),
         ];
         for (name, help, value) in counters {

@@ -399,6 +399,9 @@ impl ListService {
                         exploration.is_some(),
                     ),
                 });
+                if exploration.is_some() {
+                    state.counters.observe_exploring_list(&items);
+                }
                 if cacheable {
                     state
                         .cache
@@ -486,6 +489,9 @@ impl ListService {
             &snapshot.rank_now(&list_request)?,
             exploration.is_some(),
         );
+        if exploration.is_some() {
+            state.counters.observe_exploring_list(&items);
+        }
         let exploring_rank = exploration
             .filter(|e| e.logs(&request_id))
             .map(|_| rank.as_deref().unwrap_or(DEFAULT_RANK));

@@ -532,6 +532,12 @@ impl Snapshot {
         })
     }
 
+    /// Whether the live model knows catalog item `item` (false for items added after its
+    /// training, which reach lists through the fallback chain or exploration).
+    pub fn in_model(&self, item: u32) -> bool {
+        (item as usize) < self.n_model_items
+    }
+
     /// Catalog indices of `ids`, unknown (and erased) ones left out.
     pub fn item_indices<'s>(&self, ids: impl IntoIterator<Item = &'s str>) -> Vec<u32> {
         ids.into_iter().filter_map(|id| self.item(id)).collect()

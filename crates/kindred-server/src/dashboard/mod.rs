@@ -12,6 +12,7 @@
 
 pub mod csrf;
 pub mod experiments;
+pub mod exploration;
 pub mod login;
 pub mod models;
 pub mod monitoring;
@@ -107,6 +108,11 @@ pub fn router<S: Clone + Send + Sync + 'static>(app: Arc<AppState>) -> Router<S>
         .route(
             "/dashboard/experiments/{name}/stop",
             post(experiments::stop),
+        )
+        .route("/dashboard/exploration", get(exploration::page))
+        .route(
+            "/dashboard/exploration/estimate/{rank}",
+            post(exploration::estimate),
         )
         .route("/dashboard/monitoring", get(monitoring::page))
         .route("/dashboard/monitoring/run", post(monitoring::run))

@@ -26,6 +26,7 @@ pub enum Nav {
     Users,
     Quality,
     Experiments,
+    Exploration,
     Monitoring,
     None,
 }
@@ -39,7 +40,7 @@ pub fn render(title: &str, nav: Nav, body: &str) -> String {
     format!(
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <title>{} · Kindred</title><style>{STYLE}</style></head><body>\
-         <header><strong>Kindred</strong>{}{}{}{}{}{}\
+         <header><strong>Kindred</strong>{}{}{}{}{}{}{}\
          <form method=\"post\" action=\"/dashboard/logout\"><button type=\"submit\">Log out</button></form>\
          </header><main><h1>{}</h1>{body}</main></body></html>",
         escape(title),
@@ -48,6 +49,7 @@ pub fn render(title: &str, nav: Nav, body: &str) -> String {
         link("/dashboard/users", "Users", Nav::Users),
         link("/dashboard/quality", "Data quality", Nav::Quality),
         link("/dashboard/experiments", "Experiments", Nav::Experiments),
+        link("/dashboard/exploration", "Exploration", Nav::Exploration),
         link("/dashboard/monitoring", "Monitoring", Nav::Monitoring),
         escape(title),
     )

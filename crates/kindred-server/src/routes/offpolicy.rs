@@ -9,17 +9,13 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use kindred_serving::exploration::replay::{replay, ReplayOptions};
+use kindred_serving::exploration::replay::{replay, try_begin, ReplayOptions};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::sync::Semaphore;
 
 use crate::app_state::AppState;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-
-/// One replay at a time in this process.
-static RUNNING: Semaphore = Semaphore::const_new(1);
 
 /// The body of `POST /v1/offpolicy`.
 #[derive(Debug, Deserialize)]
@@ -57,7 +53,7 @@ pub async fn offpolicy(
     State(state): State<Arc<AppState>>,
     ApiJson(body): ApiJson<OffPolicyBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let Ok(_permit) = RUNNING.try_acquire() else {
+    let Some(_permit) = try_begin() else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "replay_running",

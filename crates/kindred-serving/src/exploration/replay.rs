@@ -29,6 +29,14 @@ use crate::experiments::definition::DEFAULT_ATTRIBUTION_WINDOW_SECONDS;
 use crate::lifecycle::training;
 use crate::snapshot::{ListRequest, LiveModel, Snapshot, SnapshotInput, DEFAULT_RANK};
 
+/// One replay at a time in this process: a replay reads the store's whole data.
+static RUNNING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
+/// The right to run a replay now (None while another runs); held until dropped.
+pub fn try_begin() -> Option<tokio::sync::SemaphorePermit<'static>> {
+    RUNNING.try_acquire().ok()
+}
+
 /// Most impressions one replay reads; a longer window is cut (and the report says so).
 pub const MAX_REPLAY_IMPRESSIONS: usize = 2_000_000;
 /// Most feedback events one replay reads after `since`.
