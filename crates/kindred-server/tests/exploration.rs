@@ -180,6 +180,42 @@ async fn exploring_lists_log_propensities_and_replay_to_what_was_logged() {
         assert_eq!(r.error_code(), Some(code), "{body}: {}", r.text());
     }
 
+    // The dashboard's page: counters, the window per policy, a form per rank config, and the
+    // estimate an admin asks for.
+    let html = c.get("/dashboard/exploration").await;
+    html.expect_status(200);
+    let text = html.text();
+    let lists_line = format!("{} exploring lists served", 3 * users.len());
+    assert!(text.contains(&lists_line), "{text}");
+    assert!(text.contains(&format!("{version}#default")), "{text}");
+    assert!(text.contains("/dashboard/exploration/estimate/default"));
+    let marker = "name=\"csrf\" value=\"";
+    let token = text.find(marker).map_or("", |at| {
+        let rest = &text[at + marker.len()..];
+        &rest[..rest.find('"').unwrap_or(0)]
+    });
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    let body = format!("csrf={token}");
+    let estimated = c
+        .request(
+            "POST",
+            "/dashboard/exploration/estimate/default",
+            &form,
+            Some(body.as_bytes()),
+        )
+        .await;
+    estimated.expect_status(200);
+    assert!(estimated.text().contains("candidate, doubly robust"));
+    let forged = c
+        .request(
+            "POST",
+            "/dashboard/exploration/estimate/default",
+            &form,
+            Some(b"csrf=wrong"),
+        )
+        .await;
+    forged.expect_status(403);
+
     // Replays refuse a window with nothing explored in it, naming why.
     let empty = ReplayOptions::new(until + 10, until + 20, RankConfig::default(), "greedy");
     let err = replay(

@@ -19,7 +19,6 @@
 
 use serde::{Deserialize, Serialize};
 
-
 /// The policy that fills the open slots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

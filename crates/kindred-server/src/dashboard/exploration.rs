@@ -196,11 +196,7 @@ fn estimate_section(r: &ReplayReport) -> String {
 }
 
 /// Reads the window and renders the page, with an estimate when one was run.
-async fn render(
-    dash: Dashboard,
-    headers: &HeaderMap,
-    estimate: Option<ReplayReport>,
-) -> Response {
+async fn render(dash: Dashboard, headers: &HeaderMap, estimate: Option<ReplayReport>) -> Response {
     let admin = dash.authorize(headers, Scope::Admin).is_ok();
     let now = kindred_serving::unix_now();
     let store = dash.app.serving.store();
