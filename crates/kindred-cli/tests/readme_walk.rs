@@ -128,6 +128,25 @@ fn the_readme_walks_without_a_stumble() {
         }
     }
     assert!(served, "README's server block has no `kindred serve`");
+    // Off-policy evaluation on that server's store: its default rank config does not explore,
+    // so no logged list has propensities, and the command fails saying so.
+    let candidate = d.join("candidate.toml");
+    std::fs::write(&candidate, "").unwrap();
+    let store = d.join("kindred.db").display().to_string();
+    let candidate = candidate.display().to_string();
+    walk(
+        &mut walked,
+        &[
+            "offpolicy",
+            "--store",
+            &store,
+            "--since",
+            "1d",
+            "--rank",
+            &candidate,
+        ],
+        false,
+    );
 
     // Every other subcommand of the synopsis, once, on small data.
     let eval_json = d.join("eval.json");

@@ -23,7 +23,6 @@ const ITEMS: usize = 40;
 /// Position bias of up to four slots (the click model: bias times the user's attraction).
 const POSITION_BIAS: [f64; 4] = [1.0, 0.7, 0.5, 0.35];
 const REQUESTS: usize = 20_000;
-const RUNS: u64 = 40;
 
 struct World {
     /// Click probability of user u on item i at the top position.

@@ -135,11 +135,11 @@ fn body(
         html.push_str(&estimate_section(report));
     }
     if admin {
-        html.push_str(&format!(
+        html.push_str(
             "<section><h2>Estimate a rank config on this window</h2><p>Replays the window's \
              lists that carry propensities through the config (off-policy: IPS, SNIPS, doubly \
-             robust) and compares it with what was logged.</p>"
-        ));
+             robust) and compares it with what was logged.</p>",
+        );
         for name in snapshot.rank_names() {
             html.push_str(&format!(
                 "<form method=\"post\" action=\"/dashboard/exploration/estimate/{}\">\

@@ -467,6 +467,9 @@ fn estimate(
     })
 }
 
+/// One showing of an item to a user: (list time, request number, slot).
+type Shown = (i64, usize, usize);
+
 /// The (request number, slot) pairs credited with a reward: a reward event by the user on the
 /// item at most the window after a list that showed it, credited to the latest such list.
 fn attribute(
@@ -474,7 +477,7 @@ fn attribute(
     events: &[StoredFeedback],
     options: &ReplayOptions,
 ) -> HashSet<(usize, usize)> {
-    let mut shown: HashMap<(&str, &str), Vec<(i64, usize, usize)>> = HashMap::new();
+    let mut shown: HashMap<(&str, &str), Vec<Shown>> = HashMap::new();
     for (number, r) in requests.iter().enumerate() {
         for (slot, item) in r.items.iter().enumerate() {
             shown
@@ -489,7 +492,7 @@ fn attribute(
     let mut out = HashSet::new();
     for e in events {
         let f = &e.feedback;
-        if !options.reward_events.iter().any(|t| *t == f.event_type) {
+        if !options.reward_events.contains(&f.event_type) {
             continue;
         }
         let Some(lists) = shown.get(&(f.user.as_str(), f.item.as_str())) else {
