@@ -152,16 +152,7 @@ struct SlotParts {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn slot(request: u64, slot: u32, mu: f64, pi: f64, reward: f64) -> LoggedSlot {
-        LoggedSlot {
-            request,
-            slot,
-            logging_propensity: mu,
-            target_probability: pi,
-            reward,
-        }
-    }
+    use crate::offpolicy::tests::slot;
 
     #[test]
     fn parts_by_hand() {

@@ -450,11 +450,12 @@ pub(crate) fn interval(estimate: f64, se: f64, z: f64) -> Interval {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn slot(request: u64, slot: u32, mu: f64, pi: f64, reward: f64) -> LoggedSlot {
+    /// A logged slot for hand examples.
+    pub(crate) fn slot(request: u64, slot: u32, mu: f64, pi: f64, reward: f64) -> LoggedSlot {
         LoggedSlot {
             request,
             slot,

@@ -16,7 +16,9 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use kindred_serving::exploration::replay::{self, Estimate, ReplayOptions, ReplayReport};
+use kindred_serving::exploration::replay::{
+    self, CancelOnDrop, Estimate, ReplayOptions, ReplayReport,
+};
 use kindred_serving::snapshot::Snapshot;
 use kindred_store::Impression;
 
@@ -222,15 +224,6 @@ pub async fn page(State(dash): State<Dashboard>, headers: HeaderMap) -> Response
         return denied;
     }
     render(dash, &headers, None).await
-}
-
-/// Sets the replay's cancel flag when the request is dropped (the browser went away).
-struct CancelOnDrop(Arc<AtomicBool>);
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
 }
 
 pub async fn estimate(

@@ -3,13 +3,13 @@
 //! ([`kindred_serving::exploration::replay`]). A replay reads the store's whole data, so one
 //! runs at a time (409 while another runs), and it stops when the client goes away.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use kindred_serving::exploration::replay::{replay, try_begin, ReplayOptions};
+use kindred_serving::exploration::replay::{replay, try_begin, CancelOnDrop, ReplayOptions};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -38,15 +38,6 @@ pub struct OffPolicyBody {
     pub attribution_window_seconds: Option<i64>,
     #[serde(default)]
     pub level: Option<f64>,
-}
-
-/// Sets the replay's cancel flag when the request is dropped (the client went away).
-struct CancelOnDrop(Arc<AtomicBool>);
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
 }
 
 pub async fn offpolicy(

@@ -130,6 +130,16 @@ pub struct ReplayReport {
     pub warnings: Vec<String>,
 }
 
+/// Sets a replay's cancel flag when dropped: a handler holds one, so a replay stops when its
+/// client goes away.
+pub struct CancelOnDrop(pub Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// Progress of a replay: requests done of all.
 pub type ReplayProgress = Arc<dyn Fn(usize, usize) + Send + Sync>;
 
