@@ -355,8 +355,15 @@ impl Store {
         dispatch!(self.experiment_impressions(experiment.to_owned()))
     }
 
+    /// The newest `limit` impressions, oldest first (a bounded read by log position, cheap on
+    /// any table size): what a dashboard of recent exposure reads.
+    pub async fn newest_impressions(&self, limit: usize) -> Result<Vec<Impression>> {
+        dispatch!(self.newest_impressions(limit))
+    }
+
     /// The first `limit` impressions with `since <= timestamp < until`, in the order they were
-    /// written (a request's rows together): what off-policy evaluation replays.
+    /// written (a request's rows together): what off-policy evaluation replays. The time range
+    /// is not indexed (an index would cost every impression write), so this reads the table.
     pub async fn impressions_between(
         &self,
         since: i64,

@@ -1006,6 +1006,16 @@ impl PostgresStore {
         .await
     }
 
+    pub(crate) async fn newest_impressions(&self, n: usize) -> Result<Vec<Impression>> {
+        self.query_impressions(
+            "list impressions",
+            "SELECT * FROM (SELECT request_id, user_id, item_id, slot, propensity, policy, ts, seq
+                 FROM impressions ORDER BY seq DESC LIMIT $1) newest ORDER BY seq",
+            &[&decode::limit(n)],
+        )
+        .await
+    }
+
     pub(crate) async fn impressions_between(
         &self,
         since: i64,

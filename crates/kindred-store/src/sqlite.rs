@@ -1085,6 +1085,20 @@ impl SqliteStore {
         .await
     }
 
+    pub(crate) async fn newest_impressions(&self, n: usize) -> Result<Vec<Impression>> {
+        self.read("list impressions", move |conn| {
+            query_rows(
+                conn,
+                "list impressions",
+                "SELECT * FROM (SELECT request_id, user_id, item_id, slot, propensity, policy, ts, seq
+                     FROM impressions ORDER BY seq DESC LIMIT ?1) ORDER BY seq",
+                params![decode::limit(n)],
+                impression_of,
+            )
+        })
+        .await
+    }
+
     pub(crate) async fn impressions_between(
         &self,
         since: i64,

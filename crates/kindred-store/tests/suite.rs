@@ -681,6 +681,11 @@ async fn exposures_impressions_and_feedback_for_analysis(f: &Fixture) {
         f.store.impressions_between(0, 200, 2).await.unwrap(),
         shown[..2]
     );
+    assert_eq!(
+        f.store.newest_impressions(2).await.unwrap(),
+        vec![shown[3].clone(), explored.clone()]
+    );
+    assert_eq!(f.store.newest_impressions(100).await.unwrap().len(), 5);
 
     f.store
         .insert_feedback(&[

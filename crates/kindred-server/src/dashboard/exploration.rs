@@ -6,8 +6,8 @@
 //! (`POST /dashboard/exploration/estimate/{rank}`, the off-policy replay of `/v1/offpolicy`) and
 //! read it beside the logged policy's own click rate.
 //!
-//! The read is bounded: at most [`MAX_IMPRESSIONS`] of the window's impressions, and the page says
-//! when the bound cut it.
+//! The read is bounded and cheap on any table size: the newest [`MAX_IMPRESSIONS`] impressions
+//! by log position, of which those in the window count; the page says when the bound cut it.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -98,7 +98,7 @@ fn body(
     ));
     if cut {
         html.push_str(&format!(
-            "<p class=\"warn\">Only the first {MAX_IMPRESSIONS} impressions of the window were read.</p>"
+            "<p class=\"warn\">Only the newest {MAX_IMPRESSIONS} impressions of the window were read.</p>"
         ));
     }
     if rows.is_empty() {
@@ -200,17 +200,16 @@ fn estimate_section(r: &ReplayReport) -> String {
 /// Reads the window and renders the page, with an estimate when one was run.
 async fn render(dash: Dashboard, headers: &HeaderMap, estimate: Option<ReplayReport>) -> Response {
     let admin = dash.authorize(headers, Scope::Admin).is_ok();
-    let now = kindred_serving::unix_now();
+    let start = kindred_serving::unix_now() - WINDOW_HOURS * 3600;
     let store = dash.app.serving.store();
-    let mut impressions = match store
-        .impressions_between(now - WINDOW_HOURS * 3600, now + 1, MAX_IMPRESSIONS + 1)
-        .await
-    {
+    let mut impressions = match store.newest_impressions(MAX_IMPRESSIONS).await {
         Ok(rows) => rows,
         Err(e) => return page::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
-    let cut = impressions.len() > MAX_IMPRESSIONS;
-    impressions.truncate(MAX_IMPRESSIONS);
+    // The bound cut the window when even the oldest row read is inside it.
+    let cut = impressions.len() == MAX_IMPRESSIONS
+        && impressions.first().is_some_and(|i| i.timestamp >= start);
+    impressions.retain(|i| i.timestamp >= start);
     let snapshot = dash.app.serving.snapshot();
     let rows = policy_rows(&impressions, |id| {
         snapshot.item(id).is_some_and(|i| !snapshot.in_model(i))
