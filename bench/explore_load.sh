@@ -6,7 +6,9 @@
 # GET /v1/recommend/{user}?n=10 open loop at $RATE req/s for $DURATION s, alternating greedy and
 # exploring $ROUNDS times each, so drift of the machine falls on both. Latency is from each
 # request's due time. Release build. Writes bench/out/explore-load.md and
-# bench/out/explore-load/*.json. Takes about four minutes.
+# bench/out/explore-load/*.json. Takes about four minutes. CACHE_TTL (default 0: off) sets both
+# servers' list cache; STORE_URL=postgres://... runs on that database instead of SQLite (it is
+# emptied first: give a database the benchmark may wipe).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA_DIR="${KINDRED_DATA_DIR:-../shared/data}"
@@ -14,12 +16,17 @@ RATE="${RATE:-5000}"
 DURATION="${DURATION:-15}"
 ROUNDS="${ROUNDS:-3}"
 LOG_SHARE="${LOG_SHARE:-1.0}"
+CACHE_TTL="${CACHE_TTL:-0}"
 CONNECTIONS="${CONNECTIONS:-32}"
 PORT="${PORT:-18090}"
 OUT=bench/out/explore-load
 mkdir -p "$OUT"
 
 source bench/serve_common.sh
+if [ -n "${STORE_URL:-}" ]; then
+  psql "$STORE_URL" -q -c "DROP SCHEMA public CASCADE; CREATE SCHEMA public;" > /dev/null
+  STORE=$STORE_URL
+fi
 
 step $K import --data "movielens:$DATA_DIR/ml-1m" --store "$STORE" > /dev/null
 step $K train --store "$STORE" --model als --positive 4 --publish > /dev/null
@@ -33,11 +40,11 @@ seed = 1
 TOML
 echo "log_share = $LOG_SHARE" >> "$WORK/explore.toml"
 
-start_server "$OUT/greedy.log" --store "$STORE" --cache-ttl 0 --log-level warn
+start_server "$OUT/greedy.log" --store "$STORE" --cache-ttl "$CACHE_TTL" --log-level warn
 GREEDY_PID=$SERVER_PID
 GREEDY_ADDR=$ADDR
 ADDR="127.0.0.1:$((PORT + 1))"
-start_server "$OUT/explore.log" --store "$STORE" --cache-ttl 0 --log-level warn --rank "$WORK/explore.toml"
+start_server "$OUT/explore.log" --store "$STORE" --cache-ttl "$CACHE_TTL" --log-level warn --rank "$WORK/explore.toml"
 EXPLORE_ADDR=$ADDR
 trap 'kill "$GREEDY_PID" 2>/dev/null || true; wait "$GREEDY_PID" 2>/dev/null || true; cleanup' EXIT
 
@@ -54,23 +61,26 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 curl -sf "http://$EXPLORE_ADDR/metrics" > "$OUT/explore-metrics.txt"
-IMPRESSIONS=$(python3 - "$STORE" <<'PY'
+COUNT_SQL="SELECT COUNT(*), COUNT(DISTINCT request_id) FROM impressions WHERE propensity IS NOT NULL"
+if [ -n "${STORE_URL:-}" ]; then
+  IMPRESSIONS=$(psql "$STORE_URL" -tA -F ' ' -c "$COUNT_SQL")
+else
+  IMPRESSIONS=$(python3 - "$STORE" "$COUNT_SQL" <<'PY'
 import sqlite3, sys
-db = sqlite3.connect(sys.argv[1])
-total, explored = db.execute(
-    "SELECT COUNT(*), COUNT(DISTINCT request_id) FROM impressions WHERE propensity IS NOT NULL").fetchone()
-print(f"{total} {explored}")
+print(*sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone())
 PY
 )
+fi
+BACKEND=sqlite; [ -n "${STORE_URL:-}" ] && BACKEND=postgres
 
-python3 - "$OUT" "$ROUNDS" "$RATE" "$DURATION" "$IMPRESSIONS" "$LOG_SHARE" <<'PY' > bench/out/explore-load.md
+python3 - "$OUT" "$ROUNDS" "$RATE" "$DURATION" "$IMPRESSIONS" "$LOG_SHARE" "$CACHE_TTL" "$BACKEND" <<'PY' > bench/out/explore-load.md
 import json, re, statistics, sys
-out, rounds, rate, duration, impressions, share = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5].split(), sys.argv[6]
+out, rounds, rate, duration, impressions, share, ttl, backend = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5].split(), sys.argv[6], sys.argv[7], sys.argv[8]
 def run(kind, r):
     return json.load(open(f"{out}/{kind}-{r}.json"))
 def lat(doc, q):
     return doc["latency_ms"][q]
-print(f"# Exploration's cost: GET /v1/recommend/{{user}}?n=10, ML-1M ALS, open loop {rate} req/s x {duration} s, cache off, log_share {share}\n")
+print(f"# Exploration's cost: GET /v1/recommend/{{user}}?n=10, ML-1M ALS, open loop {rate} req/s x {duration} s, cache ttl {ttl} s (0: off), {backend}, log_share {share}\n")
 print("| round | greedy p50 ms | greedy p99 ms | exploring p50 ms | exploring p99 ms | p99 ratio | greedy achieved req/s | exploring achieved req/s |")
 print("|---|---|---|---|---|---|---|---|")
 ratios = []
