@@ -22,6 +22,7 @@ PORT="${PORT:-18090}"
 OUT=bench/out/explore-load
 mkdir -p "$OUT"
 
+[ -n "${STORE_URL:-}" ] && KINDRED_FEATURES=kindred-cli/postgres
 source bench/serve_common.sh
 if [ -n "${STORE_URL:-}" ]; then
   psql "$STORE_URL" -q -c "DROP SCHEMA public CASCADE; CREATE SCHEMA public;" > /dev/null

@@ -2,7 +2,8 @@
 # builds the release `kindred` and `kindred-loadgen`, makes a temporary work folder with the store
 # path, starts the server (start_server) and stops it and removes the folder on exit, and reads
 # its CPU time (server_cpu), and logs commands (step). Expects PORT and OUT to be set.
-cargo build --release -q -p kindred-cli -p kindred-loadgen
+# KINDRED_FEATURES (e.g. `kindred-cli/postgres`) adds cargo features to that build.
+cargo build --release -q -p kindred-cli -p kindred-loadgen ${KINDRED_FEATURES:+--features "$KINDRED_FEATURES"}
 K="${CARGO_TARGET_DIR:-target}/release/kindred"
 LG="${CARGO_TARGET_DIR:-target}/release/kindred-loadgen"
 ADDR="127.0.0.1:$PORT"
