@@ -30,7 +30,8 @@ if [ -n "${STORE_URL:-}" ]; then
 fi
 
 step $K import --data "movielens:$DATA_DIR/ml-1m" --store "$STORE" > /dev/null
-step $K train --store "$STORE" --model als --positive 4 --publish > /dev/null
+# Artifacts in the work folder: with a URL store they would default to ./kindred-models.
+step $K train --store "$STORE" --model als --positive 4 --publish --models-dir "$WORK/models" > /dev/null
 cat > "$WORK/explore.toml" <<'TOML'
 [exploration]
 policy = "epsilon-greedy"
