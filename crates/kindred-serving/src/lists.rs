@@ -197,7 +197,7 @@ fn impression_rows(
 
 /// The seed of one exploring list: the config's seed mixed with the request id, so a logged list
 /// can be drawn again.
-pub fn exploration_seed(config_seed: u64, request_id: &str) -> u64 {
+fn exploration_seed(config_seed: u64, request_id: &str) -> u64 {
     kindred_core::rng::mix64(config_seed ^ kindred_core::rng::stable_hash(request_id.as_bytes()))
 }
 

@@ -17,7 +17,7 @@
 //! interval misses the truth far more often than 5%). The interval is the delta-method one over
 //! requests, honest when `r` was fit on other requests than it predicts ([`super::reward_model`]).
 
-use super::{interval, standard_error, weigh, LoggedSlot, OffPolicyOptions};
+use super::{checked_weights, interval, standard_error, LoggedSlot, OffPolicyOptions};
 use crate::stats::Interval;
 use kindred_core::distributions::normal_quantile;
 use kindred_core::{Error, Result};
@@ -56,14 +56,9 @@ pub fn doubly_robust(
             "doubly robust estimate: logged slot {k} has a non-finite reward prediction"
         )));
     }
-    let (requests, _) = weigh(records, options.max_weight)?;
+    let (requests, _) = checked_weights(records, options)?;
     let n = requests.len();
-    if n < 2 {
-        return Err(Error::InvalidInput(format!(
-            "off-policy estimation needs at least 2 logged requests, got {n}"
-        )));
-    }
-    // Per request and slot: (u, u * d, w, w * e), in the records' order (`weigh` keeps it).
+    // Per request and slot: (u, u * d, w, w * e), in the records' order (the weighing keeps it).
     let mut terms = direct.iter();
     let parts: Vec<Vec<[f64; 4]>> = requests
         .iter()
@@ -215,5 +210,16 @@ mod tests {
         let records = [slot(0, 0, 0.5, 1.0, 1.0), slot(1, 0, 0.5, 1.0, 0.0)];
         let err = doubly_robust(&records, &[], &OffPolicyOptions::default()).unwrap_err();
         assert!(err.to_string().contains("0 direct terms for 2"), "{err}");
+        // The options are checked as every estimator checks them.
+        let direct = [DirectTerms {
+            predicted: 0.0,
+            target_expected: 0.0,
+        }; 2];
+        let bad_level = OffPolicyOptions {
+            level: 1.5,
+            max_weight: None,
+        };
+        let err = doubly_robust(&records, &direct, &bad_level).unwrap_err();
+        assert!(err.to_string().contains("confidence level"), "{err}");
     }
 }

@@ -156,26 +156,8 @@ pub fn estimate_click_rate(
     records: &[LoggedSlot],
     options: &OffPolicyOptions,
 ) -> Result<OffPolicyEstimate> {
-    if !(options.level > 0.0 && options.level < 1.0) {
-        return Err(Error::InvalidInput(format!(
-            "confidence level must be in (0, 1), got {}",
-            options.level
-        )));
-    }
-    if let Some(m) = options.max_weight {
-        if m.is_nan() || m <= 0.0 {
-            return Err(Error::InvalidInput(format!(
-                "max_weight must be positive, got {m}"
-            )));
-        }
-    }
-    let (requests, clipped_weights) = weigh(records, options.max_weight)?;
+    let (requests, clipped_weights) = checked_weights(records, options)?;
     let n = requests.len();
-    if n < 2 {
-        return Err(Error::InvalidInput(format!(
-            "off-policy estimation needs at least 2 logged requests, got {n}"
-        )));
-    }
     let z = normal_quantile(0.5 + options.level / 2.0);
     let nf = n as f64;
     let max_len = requests.iter().map(Vec::len).max().unwrap_or(0);
@@ -269,6 +251,35 @@ pub fn estimate_click_rate(
         clipped_weights,
         level: options.level,
     })
+}
+
+/// Checks the options, weighs the records ([`weigh`]) and requires at least 2 requests: the
+/// common start of every estimator here.
+pub(crate) fn checked_weights(
+    records: &[LoggedSlot],
+    options: &OffPolicyOptions,
+) -> Result<(WeightedRequests, usize)> {
+    if !(options.level > 0.0 && options.level < 1.0) {
+        return Err(Error::InvalidInput(format!(
+            "confidence level must be in (0, 1), got {}",
+            options.level
+        )));
+    }
+    if let Some(m) = options.max_weight {
+        if m.is_nan() || m <= 0.0 {
+            return Err(Error::InvalidInput(format!(
+                "max_weight must be positive, got {m}"
+            )));
+        }
+    }
+    let (requests, clipped) = weigh(records, options.max_weight)?;
+    if requests.len() < 2 {
+        return Err(Error::InvalidInput(format!(
+            "off-policy estimation needs at least 2 logged requests, got {}",
+            requests.len()
+        )));
+    }
+    Ok((requests, clipped))
 }
 
 /// Validates the records and turns each request into its slots' `(prefix weight, reward)`.

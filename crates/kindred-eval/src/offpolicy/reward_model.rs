@@ -65,8 +65,12 @@ impl<K: Hash + Eq + Clone> SlotItemRewardModel<K> {
     }
 
     /// The predicted reward of `item` in `slot` (an unseen item or slot: the average item, the
-    /// last slot's rate).
-    pub fn predict(&self, item: &K, slot: usize) -> f64 {
+    /// last slot's rate). `item` may be any borrowed form of the key (`&str` for `String`).
+    pub fn predict<Q>(&self, item: &Q, slot: usize) -> f64
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let rate = match self.slot_rate.get(slot) {
             Some(&r) => r,
             None => self.slot_rate.last().copied().unwrap_or(0.0),

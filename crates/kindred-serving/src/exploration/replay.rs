@@ -404,8 +404,7 @@ fn estimate(
             ..ListRequest::default()
         };
         let model = models.for_request(number as u64);
-        let value =
-            |item: u32, slot: usize| model.predict(&snapshot.items.external(item).to_owned(), slot);
+        let value = |item: u32, slot: usize| model.predict(snapshot.items.external(item), slot);
         let replayed = snapshot.replay(&request, &shown, &value)?;
         if replayed.first().is_some_and(|s| s.probability > 0.0) {
             top_slot_support += 1;
@@ -413,7 +412,7 @@ fn estimate(
         for (slot, s) in replayed.iter().enumerate() {
             records[k].target_probability = s.probability;
             direct.push(DirectTerms {
-                predicted: model.predict(&r.items[slot], slot),
+                predicted: model.predict(r.items[slot].as_str(), slot),
                 target_expected: s.expected_value,
             });
             k += 1;
