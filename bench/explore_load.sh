@@ -8,7 +8,9 @@
 # request's due time. Release build. Writes bench/out/explore-load.md and
 # bench/out/explore-load/*.json. Takes about four minutes. CACHE_TTL (default 0: off) sets both
 # servers' list cache; STORE_URL=postgres://... runs on that database instead of SQLite (it is
-# emptied first: give a database the benchmark may wipe).
+# emptied first: give a database the benchmark may wipe). GREEDY_WRITES=1 makes the greedy
+# server write every list's impressions too (`write_impressions=true`), to tell the cost of the
+# writes from the cost of exploring.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA_DIR="${KINDRED_DATA_DIR:-../shared/data}"
@@ -17,6 +19,7 @@ DURATION="${DURATION:-15}"
 ROUNDS="${ROUNDS:-3}"
 LOG_SHARE="${LOG_SHARE:-1.0}"
 CACHE_TTL="${CACHE_TTL:-0}"
+GREEDY_WRITES="${GREEDY_WRITES:-0}"
 CONNECTIONS="${CONNECTIONS:-32}"
 PORT="${PORT:-18090}"
 OUT=bench/out/explore-load
@@ -57,9 +60,11 @@ done
 for round in $(seq 1 "$ROUNDS"); do
   for kind in greedy explore; do
     addr=$GREEDY_ADDR; [ "$kind" = explore ] && addr=$EXPLORE_ADDR
+    path='/v1/recommend/{user}?n={n}'
+    [ "$kind" = greedy ] && [ "$GREEDY_WRITES" = 1 ] && path='/v1/recommend/{user}?n={n}&write_impressions=true' 
     echo "+ $LG recommend --addr $addr --rate $RATE --duration $DURATION ($kind, round $round)" >> "$LOG"
     "$LG" recommend --addr "$addr" "${USERS[@]}" --rate "$RATE" --duration "$DURATION" \
-      --connections "$CONNECTIONS" --seed "$round" --out "$OUT/$kind-$round.json" > /dev/null
+      --connections "$CONNECTIONS" --seed "$round" --path "$path" --out "$OUT/$kind-$round.json" > /dev/null
   done
 done
 curl -sf "http://$EXPLORE_ADDR/metrics" > "$OUT/explore-metrics.txt"
@@ -75,14 +80,14 @@ PY
 fi
 BACKEND=sqlite; [ -n "${STORE_URL:-}" ] && BACKEND=postgres
 
-python3 - "$OUT" "$ROUNDS" "$RATE" "$DURATION" "$IMPRESSIONS" "$LOG_SHARE" "$CACHE_TTL" "$BACKEND" <<'PY' > bench/out/explore-load.md
+python3 - "$OUT" "$ROUNDS" "$RATE" "$DURATION" "$IMPRESSIONS" "$LOG_SHARE" "$CACHE_TTL" "$BACKEND" "$GREEDY_WRITES" <<'PY' > bench/out/explore-load.md
 import json, re, statistics, sys
-out, rounds, rate, duration, impressions, share, ttl, backend = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5].split(), sys.argv[6], sys.argv[7], sys.argv[8]
+out, rounds, rate, duration, impressions, share, ttl, backend, greedy_writes = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5].split(), sys.argv[6], sys.argv[7], sys.argv[8], sys.argv[9]
 def run(kind, r):
     return json.load(open(f"{out}/{kind}-{r}.json"))
 def lat(doc, q):
     return doc["latency_ms"][q]
-print(f"# Exploration's cost: GET /v1/recommend/{{user}}?n=10, ML-1M ALS, open loop {rate} req/s x {duration} s, cache ttl {ttl} s (0: off), {backend}, log_share {share}\n")
+print(f"# Exploration's cost: GET /v1/recommend/{{user}}?n=10, ML-1M ALS, open loop {rate} req/s x {duration} s, cache ttl {ttl} s (0: off), {backend}, log_share {share}, greedy writes impressions: {greedy_writes == '1'}\n")
 print("| round | greedy p50 ms | greedy p99 ms | exploring p50 ms | exploring p99 ms | p99 ratio | greedy achieved req/s | exploring achieved req/s |")
 print("|---|---|---|---|---|---|---|---|")
 ratios = []

@@ -304,3 +304,20 @@ fn thin_support_is_flagged() {
     });
     assert_eq!(c.warned, 5, "smallest effective sample size {}", c.min_ess);
 }
+
+/// The rows of BENCHMARKS.md's off-policy calibration table, 40 runs each (about 20 s):
+/// `cargo test -p kindred-eval --test offpolicy_pipeline -- --ignored --nocapture`.
+#[test]
+#[ignore = "a benchmark: prints the calibration table's rows"]
+fn calibration_table() {
+    for (slots, pool, max_explored) in [(3, 3, 1), (4, 3, 1), (4, 12, 2)] {
+        let c = coverage(&Setting {
+            slots,
+            pool,
+            max_explored,
+            runs: 40,
+        });
+        // Every row is a valid measurement; the bounds only catch a broken run.
+        assert!(c.snips <= 40 && c.dr <= 40 && c.warned <= 40);
+    }
+}
