@@ -7,6 +7,7 @@
 pub mod config_location;
 pub mod context;
 pub mod dataset;
+pub mod dense;
 pub mod distributions;
 pub mod error;
 pub mod event;

@@ -30,6 +30,9 @@ use kindred_core::topk::top_k_with_tie_key;
 use kindred_core::{top_k, Error, FeatureTable, IdMap, Result, Scored};
 
 use crate::config::RankConfig;
+use crate::exploration::bandit::{
+    self, BanditPosterior, Candidate, EncodeRequest, FeatureEncoder, FeatureSpec,
+};
 use crate::exploration::{GreedyList, ReplayedSlot};
 use crate::fallback::{
     item_dates, FallbackCatalog, ItemDateColumn, ItemSource, Source, TrainingLog,
@@ -90,6 +93,8 @@ pub struct RankRequest<'a> {
     /// Seeds the `[exploration]` draw of this list (serving: the config's seed mixed with the
     /// request id). None: the list is the ranking's own order, whatever the config says.
     pub exploration_seed: Option<u64>,
+    /// What a contextual bandit `[exploration]` has learned so far; None: its prior.
+    pub bandit: Option<&'a BanditPosterior>,
 }
 
 static NO_FILTERS: RequestFilters = RequestFilters {
@@ -114,6 +119,7 @@ impl<'a> RankRequest<'a> {
             tie_key: None,
             context: None,
             exploration_seed: None,
+            bandit: None,
         }
     }
 }
@@ -129,6 +135,9 @@ pub struct RankedItem {
     pub propensity: f64,
     /// True when exploration put the item here instead of the ranking's choice.
     pub explored: bool,
+    /// A contextual bandit's feature row of the item (what it learns from when the item is
+    /// clicked or not); empty unless a bandit filled the list.
+    pub features: Vec<f64>,
 }
 
 /// A pin resolved against the catalog.
@@ -164,6 +173,8 @@ pub struct RankPipeline {
     second_stage: Option<SecondStage>,
     /// `config.reorders_pool()`, once.
     reorders_pool: bool,
+    /// The contextual bandit's feature encoder, when `[exploration]` is one.
+    bandit: Option<FeatureEncoder>,
 }
 
 impl RankPipeline {
@@ -172,7 +183,24 @@ impl RankPipeline {
     pub fn new(config: RankConfig, data: CatalogData<'_>) -> Result<Self> {
         let item_ids = data.item_ids.as_ref();
         let n_items = item_ids.len();
-        let categories = if config.needs_categories() {
+        let bandit = if config.exploration.policy.is_bandit() {
+            let spec = FeatureSpec::parse(&config.exploration.feature_names()).map_err(|e| {
+                Error::InvalidInput(format!("rank config: exploration.features: {e}"))
+            })?;
+            Some(FeatureEncoder::new(
+                spec,
+                item_ids,
+                data.item_features,
+                data.user_ids,
+                data.user_features,
+            )?)
+        } else {
+            None
+        };
+        let bandit_categories = bandit
+            .as_ref()
+            .is_some_and(|b| b.spec().needs_categories());
+        let categories = if config.needs_categories() || bandit_categories {
             let features = data.item_features.ok_or_else(|| {
                 Error::InvalidInput(
                     "rank config: diversity and calibration need item category features, and \
@@ -267,6 +295,7 @@ impl RankPipeline {
             boost,
             second_stage: None,
             reorders_pool: config_reorders,
+            bandit,
         })
     }
 
@@ -316,18 +345,33 @@ impl RankPipeline {
         let Some(seed) = request.exploration_seed.filter(|_| exploration.explores()) else {
             return self.rank_greedy(request, n);
         };
-        let greedy = self.rank_greedy(request, n.saturating_add(exploration.pool))?;
+        let greedy = self.exploration_pool(request, n)?;
         let (items, pinned) = Self::greedy_list(&greedy);
         let list = GreedyList {
             items: &items,
             pinned: &pinned,
         };
+        let Some(encoder) = &self.bandit else {
+            return Ok(exploration
+                .fill(list, n, seed)
+                .into_iter()
+                .map(|slot| RankedItem {
+                    propensity: slot.propensity,
+                    explored: slot.explored,
+                    ..greedy[slot.index].clone()
+                })
+                .collect());
+        };
+        let rows = self.bandit_rows(encoder, request, &greedy);
+        let scores = self.bandit_scores(request, &rows, &items, seed);
+        let dim = encoder.dim();
         Ok(exploration
-            .fill(list, n, seed)
+            .fill_with(list, n, seed, scores.preference())
             .into_iter()
             .map(|slot| RankedItem {
                 propensity: slot.propensity,
                 explored: slot.explored,
+                features: rows[slot.index * dim..(slot.index + 1) * dim].to_vec(),
                 ..greedy[slot.index].clone()
             })
             .collect())
@@ -336,7 +380,8 @@ impl RankPipeline {
     /// For a list another policy logged (`shown`, items in position order), the probability
     /// that this pipeline, under its `[exploration]` config, shows each item in its position
     /// given the logged items above it, and its expectation of `value(item, position)` there:
-    /// what off-policy evaluation of this pipeline reads (see `ExplorationConfig::replay`).
+    /// what off-policy evaluation of this pipeline reads (see `ExplorationConfig::replay`). A
+    /// bandit is replayed as `request.bandit` has it (frozen), with the request's seed.
     pub fn replay(
         &self,
         request: &RankRequest<'_>,
@@ -344,18 +389,127 @@ impl RankPipeline {
         value: &dyn Fn(u32, usize) -> f64,
     ) -> Result<Vec<ReplayedSlot>> {
         let exploration = &self.config.exploration;
-        let extra = if exploration.explores() {
-            exploration.pool
+        let greedy = if exploration.explores() {
+            self.exploration_pool(request, shown.len())?
         } else {
-            0
+            self.rank_greedy(request, shown.len())?
         };
-        let greedy = self.rank_greedy(request, shown.len().saturating_add(extra))?;
         let (items, pinned) = Self::greedy_list(&greedy);
         let list = GreedyList {
             items: &items,
             pinned: &pinned,
         };
-        Ok(exploration.replay(list, shown, value))
+        let Some(encoder) = self.bandit.as_ref().filter(|_| exploration.explores()) else {
+            return Ok(exploration.replay(list, shown, value));
+        };
+        let rows = self.bandit_rows(encoder, request, &greedy);
+        let seed = request.exploration_seed.unwrap_or(exploration.seed);
+        let scores = self.bandit_scores(request, &rows, &items, seed);
+        Ok(exploration.replay_with(list, shown, value, scores.preference()))
+    }
+
+    /// What exploration draws from: the ranking's list run `pool` items long, and for a
+    /// bandit up to `new_items` of the newest items the model does not score.
+    fn exploration_pool(&self, request: &RankRequest<'_>, n: usize) -> Result<Vec<RankedItem>> {
+        let exploration = &self.config.exploration;
+        let mut list = self.rank_greedy(request, n.saturating_add(exploration.pool))?;
+        let wanted = if self.bandit.is_some() {
+            exploration.new_items
+        } else {
+            0
+        };
+        if wanted == 0 {
+            return Ok(list);
+        }
+        let resolved = self.filters.resolve(
+            request.seen,
+            request.filters,
+            request.now,
+            request.candidates,
+        )?;
+        let taken: HashSet<u32> = list.iter().map(|r| r.item).collect();
+        let scored = |item: u32| {
+            request
+                .primary
+                .and_then(|p| p.scores.get(item as usize))
+                .is_some_and(|s| s.is_finite())
+        };
+        let newest = self
+            .fallback
+            .latest()
+            .iter()
+            .copied()
+            .filter(|&i| {
+                !taken.contains(&i)
+                    && !scored(i)
+                    && resolved.passes_hard(i)
+                    && resolved.soft_level(i) == 0
+            })
+            .take(wanted);
+        let source = ItemSource {
+            source: Source::Latest,
+            relaxed: None,
+        };
+        list.extend(newest.collect::<Vec<_>>().into_iter().map(|item| RankedItem {
+            item,
+            score: f32::NAN,
+            source: source.clone(),
+            propensity: 1.0,
+            explored: false,
+            features: Vec::new(),
+        }));
+        Ok(list)
+    }
+
+    /// The bandit's feature rows of a pool, one per item in order.
+    fn bandit_rows(
+        &self,
+        encoder: &FeatureEncoder,
+        request: &RankRequest<'_>,
+        pool: &[RankedItem],
+    ) -> Vec<f64> {
+        let candidates: Vec<Candidate> = pool
+            .iter()
+            .enumerate()
+            .map(|(position, r)| Candidate {
+                item: r.item,
+                score: r.score,
+                position,
+            })
+            .collect();
+        let encode = EncodeRequest {
+            user: request.user,
+            seen: request.seen,
+            now: request.now,
+            context: request.context,
+        };
+        encoder.encode(&encode, &candidates, &self.log_popularity, &self.categories)
+    }
+
+    /// The bandit's scores of a pool under the request's posterior (else the prior).
+    fn bandit_scores(
+        &self,
+        request: &RankRequest<'_>,
+        rows: &[f64],
+        items: &[u32],
+        seed: u64,
+    ) -> bandit::PoolScores {
+        let exploration = &self.config.exploration;
+        let dim = self.bandit.as_ref().map_or(0, FeatureEncoder::dim);
+        let prior;
+        let posterior = match request.bandit.filter(|p| p.dim() == dim) {
+            Some(p) => p,
+            None => {
+                prior = BanditPosterior::prior(dim, exploration.ridge);
+                &prior
+            }
+        };
+        bandit::preference(exploration, posterior, rows, items, seed)
+    }
+
+    /// The contextual bandit's feature encoder, when the config's exploration is one.
+    pub fn bandit_encoder(&self) -> Option<&FeatureEncoder> {
+        self.bandit.as_ref()
     }
 
     /// The items of a ranked list and which positions pins hold.
@@ -455,6 +609,7 @@ impl RankPipeline {
                     },
                     propensity: 1.0,
                     explored: false,
+                    features: Vec::new(),
                 },
             );
         }
@@ -589,6 +744,7 @@ impl List {
                 },
                 propensity: 1.0,
                 explored: false,
+                features: Vec::new(),
             });
         }
     }

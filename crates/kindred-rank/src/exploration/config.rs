@@ -13,6 +13,26 @@
 //! log_share = 1.0    # share of exploring lists whose impressions the server writes
 //! ```
 //!
+//! A contextual bandit (`linucb`, `linear-thompson`) orders the open candidates by what it has
+//! learned of clicks instead of by the ranking (see `bandit/`), and takes these keys too:
+//!
+//! ```toml
+//! [exploration]
+//! policy = "linucb"          # or "linear-thompson", or "thompson" (per-item only)
+//! epsilon = 0.02             # uniform mixing on top, so every candidate keeps some propensity
+//! features = ["bias", "score", "unscored", "category_affinity"]
+//! alpha = 0.3                # width of the uncertainty bonus (LinUCB) or of the draw (Thompson)
+//! ridge = 1.0                # prior precision of every weight
+//! half_life_hours = 72       # feedback fades by half over this time (default: never)
+//! new_items = 20             # the newest items the model does not score join the pool
+//! samples = 64               # Thompson draws that estimate each propensity
+//! reward = ["click"]         # event types that reward a shown item...
+//! attribution_window = 1800  # ...within this many seconds of the list
+//! ```
+//!
+//! `thompson` is the bandit with the `bias` feature only: each item's click rate is learned on
+//! its own. A bandit learns online in the server (`kindred_serving::exploration::learner`).
+//!
 //! `log_share` trades the store's write load for off-policy sample size: which lists are written
 //! depends on a hash of the request id only, so the written ones are a uniform sample of all and
 //! the estimates stay unbiased (their intervals widen as the sample shrinks).
@@ -29,6 +49,24 @@ pub enum ExplorationKind {
     /// Per open slot: the best remaining candidate with probability `1 - epsilon`, else a
     /// uniform draw over the remaining pool.
     EpsilonGreedy,
+    /// Thompson sampling of each item's own click rate (the bandit with `bias` only).
+    Thompson,
+    /// LinUCB: the highest upper confidence bound of the hybrid linear model.
+    Linucb,
+    /// Linear Thompson sampling: the best item under one draw of the hybrid linear model.
+    LinearThompson,
+}
+
+impl ExplorationKind {
+    /// Whether the policy is a contextual bandit that learns from feedback.
+    pub fn is_bandit(self) -> bool {
+        matches!(self, Self::Thompson | Self::Linucb | Self::LinearThompson)
+    }
+
+    /// Whether the policy draws its preference (Thompson sampling) rather than computing it.
+    pub fn samples(self) -> bool {
+        matches!(self, Self::Thompson | Self::LinearThompson)
+    }
 }
 
 /// `[exploration]`: see the module docs.
@@ -55,6 +93,53 @@ pub struct ExplorationConfig {
     /// Share of exploring lists the server writes to the impressions log, in (0, 1].
     #[serde(default = "default_log_share")]
     pub log_share: f64,
+    /// Bandit features (see `bandit/features.rs`); None: the default set.
+    #[serde(default)]
+    pub features: Option<Vec<String>>,
+    /// Width of the bandit's uncertainty: LinUCB's bonus multiplier, Thompson's draw scale.
+    #[serde(default = "default_alpha")]
+    pub alpha: f64,
+    /// Prior precision of every bandit weight.
+    #[serde(default = "default_ridge")]
+    pub ridge: f64,
+    /// Feedback fades by half over this many hours; None: never.
+    #[serde(default)]
+    pub half_life_hours: Option<f64>,
+    /// The newest catalog items the model does not score that join a bandit's pool.
+    #[serde(default)]
+    pub new_items: usize,
+    /// Thompson draws per list that estimate the propensities.
+    #[serde(default = "default_samples")]
+    pub samples: usize,
+    /// Event types that reward a shown item.
+    #[serde(default = "default_reward")]
+    pub reward: Vec<String>,
+    /// Seconds after a list within which a reward event counts.
+    #[serde(default = "default_attribution_window")]
+    pub attribution_window: u64,
+}
+
+/// Bandit features when a config names none.
+pub const DEFAULT_FEATURES: [&str; 4] = ["bias", "score", "unscored", "popularity"];
+
+fn default_alpha() -> f64 {
+    0.3
+}
+
+fn default_ridge() -> f64 {
+    1.0
+}
+
+fn default_samples() -> usize {
+    64
+}
+
+fn default_reward() -> Vec<String> {
+    vec!["click".to_owned()]
+}
+
+fn default_attribution_window() -> u64 {
+    1_800
 }
 
 fn default_log_share() -> f64 {
@@ -83,6 +168,14 @@ impl Default for ExplorationConfig {
             pool: default_pool(),
             seed: 0,
             log_share: default_log_share(),
+            features: None,
+            alpha: default_alpha(),
+            ridge: default_ridge(),
+            half_life_hours: None,
+            new_items: 0,
+            samples: default_samples(),
+            reward: default_reward(),
+            attribution_window: default_attribution_window(),
         }
     }
 }
@@ -94,7 +187,22 @@ impl ExplorationConfig {
         match self.policy {
             ExplorationKind::Greedy => false,
             ExplorationKind::EpsilonGreedy => self.epsilon > 0.0,
+            _ => true,
         }
+    }
+
+    /// The bandit's feature names (`thompson`: `bias` only).
+    pub fn feature_names(&self) -> Vec<String> {
+        match (self.policy, &self.features) {
+            (ExplorationKind::Thompson, _) => vec!["bias".to_owned()],
+            (_, Some(names)) => names.clone(),
+            (_, None) => DEFAULT_FEATURES.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+
+    /// The half-life in seconds, if any.
+    pub fn half_life_seconds(&self) -> Option<f64> {
+        self.half_life_hours.map(|h| h * 3_600.0)
     }
 
     /// A short stable name for logs and reports, e.g. `epsilon-greedy(0.1)`.
@@ -102,6 +210,9 @@ impl ExplorationConfig {
         match self.policy {
             ExplorationKind::Greedy => "greedy".to_owned(),
             ExplorationKind::EpsilonGreedy => format!("epsilon-greedy({})", self.epsilon),
+            ExplorationKind::Thompson => format!("thompson({})", self.alpha),
+            ExplorationKind::Linucb => format!("linucb({})", self.alpha),
+            ExplorationKind::LinearThompson => format!("linear-thompson({})", self.alpha),
         }
     }
 
@@ -163,9 +274,86 @@ impl ExplorationConfig {
                 format!("must be in (0, 1], got {}", self.log_share),
             ));
         }
+        if self.policy.is_bandit() {
+            self.validate_bandit()?;
+        }
+        Ok(())
+    }
+
+    fn validate_bandit(&self) -> std::result::Result<(), (&'static str, String)> {
+        if self.policy == ExplorationKind::Thompson && self.features.is_some() {
+            return Err((
+                "exploration.features",
+                "`thompson` learns each item on its own and takes no features (use \
+                 `linear-thompson`)"
+                    .to_owned(),
+            ));
+        }
+        let names = self.feature_names();
+        if names.is_empty() {
+            return Err(("exploration.features", "name at least one feature".to_owned()));
+        }
+        if names.len() > MAX_FEATURES {
+            return Err((
+                "exploration.features",
+                format!("at most {MAX_FEATURES} features, got {}", names.len()),
+            ));
+        }
+        super::bandit::FeatureSpec::parse(&names).map_err(|e| ("exploration.features", e))?;
+        if !(self.alpha.is_finite() && self.alpha >= 0.0) {
+            return Err((
+                "exploration.alpha",
+                format!("must be a non-negative number, got {}", self.alpha),
+            ));
+        }
+        if !(self.ridge.is_finite() && self.ridge > 0.0) {
+            return Err((
+                "exploration.ridge",
+                format!("must be positive, got {}", self.ridge),
+            ));
+        }
+        if let Some(h) = self.half_life_hours {
+            if !(h.is_finite() && h > 0.0) {
+                return Err((
+                    "exploration.half_life_hours",
+                    format!("must be positive, got {h}"),
+                ));
+            }
+        }
+        if self.policy.samples() && !(1..=MAX_SAMPLES).contains(&self.samples) {
+            return Err((
+                "exploration.samples",
+                format!("must be in [1, {MAX_SAMPLES}], got {}", self.samples),
+            ));
+        }
+        if self.new_items > MAX_NEW_ITEMS {
+            return Err((
+                "exploration.new_items",
+                format!("at most {MAX_NEW_ITEMS}, got {}", self.new_items),
+            ));
+        }
+        if self.reward.is_empty() || self.reward.iter().any(|r| r.trim().is_empty()) {
+            return Err((
+                "exploration.reward",
+                "name at least one event type, none empty".to_owned(),
+            ));
+        }
+        if self.attribution_window == 0 {
+            return Err((
+                "exploration.attribution_window",
+                "must be at least 1 second".to_owned(),
+            ));
+        }
         Ok(())
     }
 }
+
+/// Most bandit features (the per-request cost grows with their square).
+pub const MAX_FEATURES: usize = 32;
+/// Most Thompson draws per list.
+pub const MAX_SAMPLES: usize = 1_000;
+/// Most unscored items a bandit's pool takes.
+pub const MAX_NEW_ITEMS: usize = 1_000;
 
 #[cfg(test)]
 mod tests {

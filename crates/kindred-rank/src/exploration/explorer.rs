@@ -81,9 +81,82 @@ impl<'a> Walk<'a> {
     }
 }
 
+/// What the policy prefers among the open items of a slot, before its epsilon mixing.
+#[derive(Debug, Clone, Copy)]
+pub enum Preference<'a> {
+    /// The ranking's order: the best open item (greedy, epsilon-greedy).
+    Ranking,
+    /// The open item with the highest score, one per item of the greedy list (LinUCB); ties go
+    /// to the item the ranking puts higher.
+    Scores(&'a [f64]),
+    /// Thompson sampling: rows of one sampled score per item of the greedy list. The list
+    /// follows row 0 (the draw); an item's preference is the share of rows in which it is the
+    /// best open item, row 0 included, so the logged item's is never 0.
+    Samples { rows: &'a [f64], len: usize },
+}
+
+impl Preference<'_> {
+    /// Index into `open` of the preferred item.
+    fn pick(&self, open: &[usize]) -> usize {
+        match *self {
+            Preference::Ranking => 0,
+            Preference::Scores(scores) => best_open(scores, open),
+            Preference::Samples { rows, len } => best_open(&rows[..len.min(rows.len())], open),
+        }
+    }
+
+    /// Per item of `open`, the probability the preference picks it.
+    fn distribution(&self, open: &[usize]) -> Vec<f64> {
+        let mut p = vec![0.0; open.len()];
+        if open.is_empty() {
+            return p;
+        }
+        match *self {
+            Preference::Ranking | Preference::Scores(_) => p[self.pick(open)] = 1.0,
+            Preference::Samples { rows, len } => {
+                let draws = if len == 0 { 0 } else { rows.len() / len };
+                for row in rows.chunks_exact(len.max(1)).take(draws) {
+                    p[best_open(row, open)] += 1.0 / draws as f64;
+                }
+                if draws == 0 {
+                    p[0] = 1.0;
+                }
+            }
+        }
+        p
+    }
+}
+
+/// Index into `open` of the highest score; ties to the earlier.
+fn best_open(scores: &[f64], open: &[usize]) -> usize {
+    let mut best = 0;
+    for (k, &i) in open.iter().enumerate().skip(1) {
+        let (a, b) = (scores.get(i), scores.get(open[best]));
+        if let (Some(a), Some(b)) = (a, b) {
+            if a > b {
+                best = k;
+            }
+        }
+    }
+    best
+}
+
 impl ExplorationConfig {
-    /// Fills up to `n` positions from `list`, seeded by `seed` (one per request).
+    /// Fills up to `n` positions from `list`, seeded by `seed` (one per request), following
+    /// the ranking's order where the policy prefers it.
     pub fn fill(&self, list: GreedyList<'_>, n: usize, seed: u64) -> Vec<ExploredSlot> {
+        self.fill_with(list, n, seed, Preference::Ranking)
+    }
+
+    /// [`Self::fill`] with a bandit's `preference` among the open items of each slot it may
+    /// change; the `epsilon` mixing applies on top of it.
+    pub fn fill_with(
+        &self,
+        list: GreedyList<'_>,
+        n: usize,
+        seed: u64,
+        preference: Preference<'_>,
+    ) -> Vec<ExploredSlot> {
         let mut walk = Walk::new(list);
         let mut rng = SplitMix64::new(seed);
         let mut out = Vec::with_capacity(n);
@@ -104,9 +177,14 @@ impl ExplorationConfig {
                 let pick = if rng.next_f64() < self.epsilon {
                     rng.below(remaining as u64) as usize
                 } else {
-                    0
+                    preference.pick(&walk.open)
                 };
-                let p = epsilon_greedy_probability(self.epsilon, remaining, pick == 0);
+                let p = match preference {
+                    Preference::Ranking => {
+                        epsilon_greedy_probability(self.epsilon, remaining, pick == 0)
+                    }
+                    _ => self.slot_probabilities(&preference, &walk.open)[pick],
+                };
                 (pick, p)
             } else {
                 (0, 1.0)
@@ -118,6 +196,17 @@ impl ExplorationConfig {
             });
         }
         out
+    }
+
+    /// Per item of `open`, `P(it here)`: the preference's probability mixed with the uniform
+    /// draw.
+    fn slot_probabilities(&self, preference: &Preference<'_>, open: &[usize]) -> Vec<f64> {
+        let uniform = self.epsilon / open.len().max(1) as f64;
+        let mut p = preference.distribution(open);
+        for v in &mut p {
+            *v = (1.0 - self.epsilon) * *v + uniform;
+        }
+        p
     }
 
     /// For a logged list `shown` (items in position order), the probability that this config,
@@ -139,6 +228,17 @@ impl ExplorationConfig {
         shown: &[u32],
         value: &dyn Fn(u32, usize) -> f64,
     ) -> Vec<ReplayedSlot> {
+        self.replay_with(list, shown, value, Preference::Ranking)
+    }
+
+    /// [`Self::replay`] under a bandit's `preference` (see [`Self::fill_with`]).
+    pub fn replay_with(
+        &self,
+        list: GreedyList<'_>,
+        shown: &[u32],
+        value: &dyn Fn(u32, usize) -> f64,
+        preference: Preference<'_>,
+    ) -> Vec<ReplayedSlot> {
         let mut walk = Walk::new(list);
         let mut out = Vec::with_capacity(shown.len());
         for (slot, &item) in shown.iter().enumerate() {
@@ -150,22 +250,27 @@ impl ExplorationConfig {
                 });
                 continue;
             }
-            let remaining = walk.open.len();
             let at = walk.open.iter().position(|&i| list.items[i] == item);
             let explores = walk.may_explore(self, slot);
+            let slot_p = if explores {
+                self.slot_probabilities(&preference, &walk.open)
+            } else {
+                Vec::new()
+            };
             let probability = match at {
                 None => 0.0,
-                Some(k) if explores => epsilon_greedy_probability(self.epsilon, remaining, k == 0),
+                Some(k) if explores => slot_p[k],
                 Some(0) => 1.0,
                 Some(_) => 0.0,
             };
             let best = walk.open.first().map(|&i| list.items[i]);
             let expected_value = match best {
                 None => 0.0,
-                Some(_) if explores => walk.open.iter().enumerate().fold(0.0, |sum, (k, &i)| {
-                    let p = epsilon_greedy_probability(self.epsilon, remaining, k == 0);
-                    sum + p * value(list.items[i], slot)
-                }),
+                Some(_) if explores => walk
+                    .open
+                    .iter()
+                    .zip(&slot_p)
+                    .fold(0.0, |sum, (&i, p)| sum + p * value(list.items[i], slot)),
                 Some(best) => value(best, slot),
             };
             out.push(ReplayedSlot {
