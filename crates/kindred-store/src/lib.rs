@@ -411,6 +411,28 @@ impl Store {
         dispatch!(self.erasure_count())
     }
 
+    /// The stored state of the learning exploration policy `policy` (a contextual bandit's
+    /// statistics, serialised by its owner), if any.
+    pub async fn bandit_state(&self, policy: &str) -> Result<Option<String>> {
+        check_id("policy", policy)?;
+        let policy = policy.to_owned();
+        dispatch!(self.bandit_state(policy))
+    }
+
+    /// Replaces the state of `policy` with `merge(stored state)`, atomically: servers sharing a
+    /// store each add what they learned without losing another's update. Returns what was
+    /// written.
+    pub async fn merge_bandit_state(
+        &self,
+        policy: &str,
+        now: i64,
+        merge: Box<dyn FnOnce(Option<String>) -> Result<String> + Send>,
+    ) -> Result<String> {
+        check_id("policy", policy)?;
+        let policy = policy.to_owned();
+        dispatch!(self.merge_bandit_state(policy, now, merge))
+    }
+
     /// Rows per kind.
     pub async fn counts(&self) -> Result<StoreCounts> {
         dispatch!(self.counts())

@@ -87,6 +87,14 @@ pub(crate) const SQLITE: &[(i64, &str)] = &[
             PRIMARY KEY (kind, id_hash)
         );",
     ),
+    (
+        4,
+        "CREATE TABLE bandit_states (
+            policy TEXT PRIMARY KEY NOT NULL,
+            state TEXT NOT NULL,
+            updated_at BIGINT NOT NULL
+        );",
+    ),
 ];
 
 /// `(version, SQL)` for PostgreSQL; the same tables as [`SQLITE`] with native types. Kept in
@@ -171,6 +179,14 @@ pub(crate) const POSTGRES: &[(i64, &str)] = &[
             id_hash TEXT NOT NULL,
             erased_at BIGINT NOT NULL,
             PRIMARY KEY (kind, id_hash)
+        );",
+    ),
+    (
+        4,
+        "CREATE TABLE bandit_states (
+            policy TEXT PRIMARY KEY,
+            state TEXT NOT NULL,
+            updated_at BIGINT NOT NULL
         );",
     ),
 ];

@@ -851,6 +851,55 @@ impl PostgresStore {
         Ok(n as u64)
     }
 
+    pub(crate) async fn bandit_state(&self, policy: String) -> Result<Option<String>> {
+        let op = "read bandit state";
+        let client = self.pool.get(op).await?;
+        let row = client
+            .query_opt("SELECT state FROM bandit_states WHERE policy = $1", &[&policy])
+            .await
+            .map_err(failed(op))?;
+        row.map(|r| r.try_get(0).map_err(failed(op))).transpose()
+    }
+
+    pub(crate) async fn merge_bandit_state(
+        &self,
+        policy: String,
+        now: i64,
+        merge: Box<dyn FnOnce(Option<String>) -> Result<String> + Send>,
+    ) -> Result<String> {
+        let op = "merge bandit state";
+        let fail = failed(op);
+        let mut client = self.pool.get(op).await?;
+        let tx = client.transaction().await.map_err(&fail)?;
+        // The row lock serialises servers merging into the same policy; a policy seen for the
+        // first time is inserted empty first so that there is a row to lock.
+        tx.execute(
+            "INSERT INTO bandit_states (policy, state, updated_at) VALUES ($1, '', $2)
+             ON CONFLICT (policy) DO NOTHING",
+            &[&policy, &now],
+        )
+        .await
+        .map_err(&fail)?;
+        let stored: String = tx
+            .query_one(
+                "SELECT state FROM bandit_states WHERE policy = $1 FOR UPDATE",
+                &[&policy],
+            )
+            .await
+            .map_err(&fail)?
+            .try_get(0)
+            .map_err(&fail)?;
+        let merged = merge(Some(stored).filter(|s| !s.is_empty()))?;
+        tx.execute(
+            "UPDATE bandit_states SET state = $2, updated_at = $3 WHERE policy = $1",
+            &[&policy, &merged, &now],
+        )
+        .await
+        .map_err(&fail)?;
+        tx.commit().await.map_err(&fail)?;
+        Ok(merged)
+    }
+
     pub(crate) async fn erasures(&self) -> Result<Erasures> {
         let op = "list erasures";
         let client = self.pool.get(op).await?;

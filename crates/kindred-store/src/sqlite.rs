@@ -922,6 +922,54 @@ impl SqliteStore {
         .await
     }
 
+    pub(crate) async fn bandit_state(&self, policy: String) -> Result<Option<String>> {
+        let op = "read bandit state";
+        self.read(op, move |conn| {
+            conn.query_row(
+                "SELECT state FROM bandit_states WHERE policy = ?1",
+                [&policy],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()
+            .map_err(failed(op))
+        })
+        .await
+    }
+
+    pub(crate) async fn merge_bandit_state(
+        &self,
+        policy: String,
+        now: i64,
+        merge: Box<dyn FnOnce(Option<String>) -> Result<String> + Send>,
+    ) -> Result<String> {
+        let op = "merge bandit state";
+        self.write(op, move |conn| {
+            let fail = failed(op);
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(&fail)?;
+            let stored: Option<String> = tx
+                .query_row(
+                    "SELECT state FROM bandit_states WHERE policy = ?1",
+                    [&policy],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(&fail)?;
+            let merged = merge(stored)?;
+            tx.execute(
+                "INSERT INTO bandit_states (policy, state, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (policy) DO UPDATE SET state = excluded.state,
+                 updated_at = excluded.updated_at",
+                rusqlite::params![policy, merged, now],
+            )
+            .map_err(&fail)?;
+            tx.commit().map_err(&fail)?;
+            Ok(merged)
+        })
+        .await
+    }
+
     pub(crate) async fn erasures(&self) -> Result<Erasures> {
         self.read("list erasures", move |conn| {
             erasures_of(conn, "list erasures")

@@ -31,6 +31,7 @@ store_suite!(
     erased_ids_stay_out_of_training_and_imports,
     erasure_refuses_bad_ids,
     deleting_a_model_spares_live_and_experiment_versions,
+    concurrent_bandit_merges_lose_no_update,
 );
 
 fn obj(value: Value) -> Map<String, Value> {
@@ -988,4 +989,52 @@ async fn deleting_a_model_spares_live_and_experiment_versions(f: &Fixture) {
         .collect();
     assert_eq!(left, ["v1", "v3", "v5"]);
     assert_eq!(store.counts().await.unwrap().models, 3);
+}
+
+async fn concurrent_bandit_merges_lose_no_update(f: &Fixture) {
+    assert_eq!(f.store.bandit_state("v1#explore").await.unwrap(), None);
+    // Each merge adds one to a counter: with the read-modify-write atomic, none is lost.
+    let tasks: Vec<_> = (0..8)
+        .map(|t| {
+            let store = f.store.clone();
+            tokio::spawn(async move {
+                for _ in 0..5 {
+                    store
+                        .merge_bandit_state(
+                            "v1#explore",
+                            t,
+                            Box::new(|stored| {
+                                let n: u64 = stored.map_or(Ok(0), |s| s.parse()).map_err(|e| {
+                                    kindred_core::Error::InvalidInput(format!("{e}"))
+                                })?;
+                                Ok((n + 1).to_string())
+                            }),
+                        )
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(
+        f.store.bandit_state("v1#explore").await.unwrap().as_deref(),
+        Some("40")
+    );
+    // A failing merge writes nothing.
+    let err = f
+        .store
+        .merge_bandit_state(
+            "v1#explore",
+            0,
+            Box::new(|_| Err(kindred_core::Error::InvalidInput("no".into()))),
+        )
+        .await;
+    assert!(err.is_err());
+    assert_eq!(
+        f.store.bandit_state("v1#explore").await.unwrap().as_deref(),
+        Some("40")
+    );
 }
