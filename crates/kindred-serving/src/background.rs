@@ -1,7 +1,8 @@
 //! The background loop that keeps the snapshot current until shutdown: follows a version made
 //! live elsewhere, rebuilds the catalog after item writes, picks up experiments started by
 //! another process, checks new versions' offline charts and retrains on the configured interval
-//! or, with `[training] retrain_on_drift`, when a drift or skew alert fires.
+//! or, with `[training] retrain_on_drift`, when a drift or skew alert fires. On every tick the
+//! contextual bandits learn from the lists whose attribution window closed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +38,7 @@ pub async fn run(
                 if let Err(e) = lifecycle.check_offline_charts().await {
                     tracing::warn!(error = %e, "checking the offline control charts failed");
                 }
+                learn_bandits(&state).await;
                 // Experiments started or stopped by another process.
                 if let Err(e) = state.reload_experiments().await {
                     tracing::warn!(error = %e, "checking experiments failed");
@@ -64,6 +66,18 @@ pub async fn run(
                 next_train = Some(tokio::time::Instant::now() + Duration::from_secs(retrain));
                 scheduled_training(&state, &lifecycle).await;
             }
+        }
+    }
+}
+
+/// Closes the contextual bandits' attribution windows, rebuilds their posteriors and shares
+/// what they learned through the store (see `exploration/learner.rs`).
+async fn learn_bandits(state: &ServingState) {
+    let now = crate::clock::unix_now();
+    for flush in state.bandits.tick(now) {
+        let policy = flush.policy.clone();
+        if let Err(e) = state.bandits.flush(&state.store, flush, now).await {
+            tracing::warn!(error = %e, policy, "storing a bandit's learned state failed");
         }
     }
 }

@@ -59,6 +59,7 @@ impl FeedbackService {
             .feedback_duplicates
             .fetch_add(report.duplicates as u64, Ordering::Relaxed);
         state.record_feedback(events);
+        state.bandits.feedback(events);
         self.monitor.record_feedback(events);
         Ok(report)
     }

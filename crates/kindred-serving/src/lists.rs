@@ -11,6 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
+use kindred_rank::exploration::{BanditPosterior, ExplorationConfig};
 use kindred_rank::{RankedItem, RequestFilters};
 use kindred_store::Impression;
 use serde::Serialize;
@@ -344,6 +345,7 @@ impl ListService {
             .exploration(rank.as_deref())
             .filter(|_| offset == 0);
         let exploration_seed = exploration.map(|e| exploration_seed(e.seed, &request_id));
+        let bandit = self.bandit(snapshot, exploration, rank.as_deref());
         let cache_key = format!(
             "{}|{n}|{offset}|{}|{}|{}",
             experiment
@@ -386,6 +388,7 @@ impl ListService {
                     offset,
                     n,
                     exploration_seed,
+                    bandit: bandit.as_ref().map(|b| Arc::clone(&b.1)),
                 };
                 let precomputed = exploration
                     .is_none()
@@ -393,11 +396,17 @@ impl ListService {
                     .flatten();
                 let items = Arc::new(match precomputed {
                     Some(list) => served(snapshot, list, false),
-                    None => served(
-                        snapshot,
-                        &snapshot.rank_now(&request)?,
-                        exploration.is_some(),
-                    ),
+                    None => {
+                        let ranked = snapshot.rank_now(&request)?;
+                        if let Some((policy, posterior)) = &bandit {
+                            let now = request.now;
+                            let ids = &snapshot.items;
+                            state
+                                .bandits
+                                .shown(policy, &user, &ranked, ids, posterior, now);
+                        }
+                        served(snapshot, &ranked, exploration.is_some())
+                    }
                 });
                 if exploration.is_some() {
                     state.counters.observe_exploring_list(&items);
@@ -424,6 +433,22 @@ impl ListService {
             experiment.as_ref(),
             started,
         ))
+    }
+
+    /// For a contextual bandit's exploring list: its policy id and the posterior to draw with.
+    fn bandit(
+        &self,
+        snapshot: &Snapshot,
+        exploration: Option<&ExplorationConfig>,
+        rank: Option<&str>,
+    ) -> Option<(String, Arc<BanditPosterior>)> {
+        let config = exploration.filter(|e| e.policy.is_bandit())?;
+        let policy = policy_id(snapshot, Some(rank.unwrap_or(DEFAULT_RANK)));
+        let posterior =
+            self.state
+                .bandits
+                .posterior(&policy, config, &snapshot.items, unix_now());
+        Some((policy, posterior))
     }
 
     /// `user`'s list from `snapshot` as the live version ranks it, for inspection: no experiment
@@ -473,6 +498,7 @@ impl ListService {
         let exploration = snapshot
             .exploration(rank.as_deref())
             .filter(|_| request.offset == 0);
+        let bandit = self.bandit(snapshot, exploration, rank.as_deref());
         let list_request = ListRequest {
             user: request.user.as_deref(),
             history,
@@ -483,12 +509,16 @@ impl ListService {
             offset: request.offset,
             n: request.n,
             exploration_seed: exploration.map(|e| exploration_seed(e.seed, &request_id)),
+            bandit: bandit.as_ref().map(|b| Arc::clone(&b.1)),
         };
-        let items = served(
-            snapshot,
-            &snapshot.rank_now(&list_request)?,
-            exploration.is_some(),
-        );
+        let ranked = snapshot.rank_now(&list_request)?;
+        if let (Some((policy, posterior)), Some(user)) = (&bandit, &request.user) {
+            let ids = &snapshot.items;
+            state
+                .bandits
+                .shown(policy, user, &ranked, ids, posterior, list_request.now);
+        }
+        let items = served(snapshot, &ranked, exploration.is_some());
         if exploration.is_some() {
             state.counters.observe_exploring_list(&items);
         }

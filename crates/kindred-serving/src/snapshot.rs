@@ -20,7 +20,7 @@ use std::sync::Arc;
 use kindred_core::features::ColumnData;
 use kindred_core::{CsMatrix, Dataset, FeatureTable, IdMap, Result, Scored};
 use kindred_models::{Model, UserQuery};
-use kindred_rank::exploration::ReplayedSlot;
+use kindred_rank::exploration::{BanditPosterior, ReplayedSlot};
 use kindred_rank::retrieval::{cooccurrence_similar, Metric, VectorIndex};
 use kindred_rank::{
     CatalogData, ExplorationConfig, RankConfig, RankPipeline, RankRequest, RankedItem,
@@ -72,6 +72,8 @@ pub struct ListRequest<'a> {
     /// Seeds the named pipeline's `[exploration]` draw; None (or a page past the first): the
     /// ranking's own order.
     pub exploration_seed: Option<u64>,
+    /// What a contextual bandit `[exploration]` has learned (None: its prior).
+    pub bandit: Option<Arc<BanditPosterior>>,
 }
 
 /// One catalog + model + pipelines.
@@ -438,6 +440,7 @@ impl Snapshot {
             // Exploration draws the first page only: a later page's positions are conditioned
             // on items its reader never saw.
             exploration_seed: request.exploration_seed.filter(|_| request.offset == 0),
+            bandit: request.bandit.as_deref(),
             ..prepared.request(request, &filters)
         };
         let mut list = prepared

@@ -65,6 +65,8 @@ pub struct ServingState {
     pub experiments: Experiments,
     /// Writes exposures and their impressions in the background.
     pub exposure_log: ExposureLog,
+    /// What the contextual bandit rank configs learn from feedback.
+    pub bandits: crate::exploration::BanditLearners,
     /// The store's tombstones, as of the last erasure here or the last rebuild: writes naming
     /// an erased id are refused against it.
     erasures: ArcSwap<Erasures>,
@@ -154,6 +156,7 @@ impl ServingState {
             request_counter: AtomicU64::new(0),
             experiments: Experiments::default(),
             exposure_log: ExposureLog::start(store.clone()),
+            bandits: Default::default(),
             erasures: ArcSwap::from_pointee(Erasures::default()),
             instance: format!(
                 "{:08x}",

@@ -1,0 +1,437 @@
+//! Online learning of the contextual bandits (`[exploration] policy = "linucb"`,
+//! `"linear-thompson"`, `"thompson"`): every list a bandit fills for a known user waits here
+//! with its items' feature rows until its attribution window closes; a reward event
+//! (`exploration.reward`, e.g. a click) on one of its items inside the window marks that item.
+//! When the window closes every item is learned, clicked or not. The posterior each request
+//! reads is rebuilt from the learned state on the background tick.
+//!
+//! State is kept in the store under the policy id (`version#rank`): each flush adds what this
+//! server learned since the last one to the stored state in one atomic read-modify-write
+//! ([`kindred_store::Store::merge_bandit_state`]), then takes the merged state as its own, so
+//! servers on one store share what they learn and a restart resumes from it. A server's first
+//! flush (on its first tick) is how it loads the stored state.
+//!
+//! Everything keyed by request data is bounded: lists waiting per policy
+//! ([`MAX_PENDING_LISTS`], the oldest learned early when full), one waiting list per user (a
+//! newer list closes the older one's window), and policies ([`MAX_POLICIES`]).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use kindred_core::IdMap;
+use kindred_rank::exploration::{BanditPosterior, BanditState, ExplorationConfig};
+use kindred_rank::RankedItem;
+use kindred_store::{Feedback, Store};
+
+/// Most lists per policy waiting for their attribution window to close.
+pub const MAX_PENDING_LISTS: usize = 100_000;
+/// Most policies learned at once (model versions x bandit rank configs).
+pub const MAX_POLICIES: usize = 64;
+/// Seconds between two flushes of a policy's state to the store.
+pub const FLUSH_SECONDS: i64 = 10;
+
+/// One shown item waiting for its reward.
+struct PendingItem {
+    id: String,
+    features: Vec<f64>,
+    /// The posterior's shared prediction and item correction when it was shown.
+    shared: f64,
+    correction: f64,
+    rewarded: bool,
+}
+
+struct PendingList {
+    seq: u64,
+    shown_at: i64,
+    items: Vec<PendingItem>,
+}
+
+struct Learner {
+    config: ExplorationConfig,
+    /// The stored state as of the last flush plus what was learned here since.
+    state: BanditState,
+    /// What was learned here since the last flush.
+    delta: BanditState,
+    posterior: Arc<BanditPosterior>,
+    /// The catalog the posterior is indexed by.
+    catalog: Arc<IdMap>,
+    /// The posterior is older than the state.
+    stale: bool,
+    pending: HashMap<String, PendingList>,
+    /// `(shown_at, user, seq)` in showing order.
+    order: VecDeque<(i64, String, u64)>,
+    next_seq: u64,
+    last_flush: Option<i64>,
+    /// Set while a flush is in flight (its delta taken, its merge not yet absorbed).
+    flushing: bool,
+}
+
+impl Learner {
+    fn new(config: &ExplorationConfig, catalog: &Arc<IdMap>, now: i64) -> Self {
+        let state = BanditState::new(config.feature_names(), now);
+        let posterior = Arc::new(state.posterior(config.ridge, catalog));
+        Self {
+            config: config.clone(),
+            delta: state.clone(),
+            state,
+            posterior,
+            catalog: Arc::clone(catalog),
+            stale: false,
+            pending: HashMap::new(),
+            order: VecDeque::new(),
+            next_seq: 0,
+            last_flush: None,
+            flushing: false,
+        }
+    }
+
+    /// Learns every item of `user`'s waiting list.
+    fn close(&mut self, user: &str) {
+        let Some(list) = self.pending.remove(user) else {
+            return;
+        };
+        let half_life = self.config.half_life_seconds();
+        self.state.decay_to(list.shown_at, half_life);
+        self.delta.decay_to(list.shown_at, half_life);
+        for item in list.items {
+            let reward = f64::from(u8::from(item.rewarded));
+            for state in [&mut self.state, &mut self.delta] {
+                state.observe(
+                    &item.features,
+                    &item.id,
+                    reward,
+                    item.shared,
+                    item.correction,
+                );
+            }
+        }
+        self.stale = true;
+    }
+
+    /// Closes the lists whose window ended by `now`.
+    fn close_expired(&mut self, now: i64) {
+        let window = self.config.attribution_window as i64;
+        while let Some((shown_at, user, seq)) = self.order.front().cloned() {
+            if shown_at + window > now {
+                break;
+            }
+            self.order.pop_front();
+            if self.pending.get(&user).is_some_and(|l| l.seq == seq) {
+                self.close(&user);
+            }
+        }
+    }
+
+    fn refresh(&mut self, catalog: &Arc<IdMap>) {
+        if self.stale || !Arc::ptr_eq(&self.catalog, catalog) {
+            self.posterior = Arc::new(self.state.posterior(self.config.ridge, catalog));
+            self.catalog = Arc::clone(catalog);
+            self.stale = false;
+        }
+    }
+}
+
+/// What the background tick hands to the store: a policy's learned delta.
+pub struct Flush {
+    pub policy: String,
+    delta: BanditState,
+    half_life: Option<f64>,
+}
+
+/// The learners of every bandit policy this server serves.
+#[derive(Default)]
+pub struct BanditLearners {
+    learners: Mutex<HashMap<String, Learner>>,
+}
+
+impl BanditLearners {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Learner>> {
+        self.learners.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The posterior a list of `policy` is drawn with (the prior for a policy not seen yet,
+    /// or when [`MAX_POLICIES`] are learned already).
+    pub fn posterior(
+        &self,
+        policy: &str,
+        config: &ExplorationConfig,
+        catalog: &Arc<IdMap>,
+        now: i64,
+    ) -> Arc<BanditPosterior> {
+        let mut learners = self.lock();
+        if !learners.contains_key(policy) && learners.len() >= MAX_POLICIES {
+            let state = BanditState::new(config.feature_names(), now);
+            return Arc::new(state.posterior(config.ridge, catalog));
+        }
+        let learner = learners
+            .entry(policy.to_owned())
+            .or_insert_with(|| Learner::new(config, catalog, now));
+        if !Arc::ptr_eq(&learner.catalog, catalog) {
+            learner.refresh(catalog);
+        }
+        Arc::clone(&learner.posterior)
+    }
+
+    /// Remembers a list `policy` showed `user` (with the posterior it was drawn from), to
+    /// learn from when its window closes.
+    pub fn shown(
+        &self,
+        policy: &str,
+        user: &str,
+        items: &[RankedItem],
+        ids: &IdMap,
+        posterior: &BanditPosterior,
+        now: i64,
+    ) {
+        let mut learners = self.lock();
+        let Some(learner) = learners.get_mut(policy) else {
+            return;
+        };
+        if learner.pending.contains_key(user) {
+            learner.close(user);
+        }
+        while learner.pending.len() >= MAX_PENDING_LISTS {
+            let Some((_, oldest, _)) = learner.order.pop_front() else {
+                break;
+            };
+            learner.close(&oldest);
+        }
+        let items = items
+            .iter()
+            .filter(|r| r.features.len() == posterior.dim())
+            .map(|r| PendingItem {
+                id: ids.external(r.item).to_owned(),
+                shared: posterior.shared(&r.features),
+                correction: posterior.correction(r.item).0,
+                features: r.features.clone(),
+                rewarded: false,
+            })
+            .collect::<Vec<_>>();
+        if items.is_empty() {
+            return;
+        }
+        let seq = learner.next_seq;
+        learner.next_seq += 1;
+        learner.order.push_back((now, user.to_owned(), seq));
+        learner.pending.insert(
+            user.to_owned(),
+            PendingList {
+                seq,
+                shown_at: now,
+                items,
+            },
+        );
+    }
+
+    /// Marks the shown items that `events` reward (their type is one of the policy's
+    /// `reward` types, inside the attribution window of the user's waiting list).
+    pub fn feedback(&self, events: &[Feedback]) {
+        let mut learners = self.lock();
+        for learner in learners.values_mut() {
+            if learner.pending.is_empty() {
+                continue;
+            }
+            let window = learner.config.attribution_window as i64;
+            let rewarding: HashSet<&str> = learner.config.reward.iter().map(String::as_str).collect();
+            for event in events {
+                if !rewarding.contains(event.event_type.as_str()) {
+                    continue;
+                }
+                let Some(list) = learner.pending.get_mut(&event.user) else {
+                    continue;
+                };
+                let at = event.timestamp;
+                if at < list.shown_at || at > list.shown_at + window {
+                    continue;
+                }
+                for item in list.items.iter_mut().filter(|i| i.id == event.item) {
+                    item.rewarded = true;
+                }
+            }
+        }
+    }
+
+    /// The background tick: closes the lists whose window ended, rebuilds stale posteriors
+    /// (for the catalog each policy last served), and hands out the deltas due for a flush to
+    /// the store.
+    pub fn tick(&self, now: i64) -> Vec<Flush> {
+        let mut learners = self.lock();
+        let mut due = Vec::new();
+        for (policy, learner) in learners.iter_mut() {
+            learner.close_expired(now);
+            let catalog = Arc::clone(&learner.catalog);
+            learner.refresh(&catalog);
+            let flush_due = learner
+                .last_flush
+                .is_none_or(|t| now - t >= FLUSH_SECONDS);
+            if flush_due && !learner.flushing {
+                learner.flushing = true;
+                learner.last_flush = Some(now);
+                let fresh = BanditState::new(learner.config.feature_names(), now);
+                due.push(Flush {
+                    policy: policy.clone(),
+                    delta: std::mem::replace(&mut learner.delta, fresh),
+                    half_life: learner.config.half_life_seconds(),
+                });
+            }
+        }
+        due
+    }
+
+    /// Adds a flush's delta to the stored state and takes the result as this server's state
+    /// (plus what was learned since the delta was taken). On a store error the delta is put
+    /// back, to go with the next flush.
+    pub async fn flush(&self, store: &Store, flush: Flush, now: i64) -> kindred_core::Result<()> {
+        let Flush {
+            policy,
+            delta,
+            half_life,
+        } = flush;
+        let sent = delta.clone();
+        let merged = store
+            .merge_bandit_state(
+                &policy,
+                now,
+                Box::new(move |stored| {
+                    let mut state = stored
+                        .and_then(|s| serde_json::from_str::<BanditState>(&s).ok())
+                        .filter(|s| s.features == sent.features)
+                        .unwrap_or_else(|| BanditState::new(sent.features.clone(), sent.time));
+                    state.merge(&sent, half_life);
+                    serde_json::to_string(&state).map_err(|e| {
+                        kindred_core::Error::InvalidInput(format!("bandit state: {e}"))
+                    })
+                }),
+            )
+            .await;
+        let mut learners = self.lock();
+        let Some(learner) = learners.get_mut(&policy) else {
+            return merged.map(|_| ());
+        };
+        learner.flushing = false;
+        match merged {
+            Ok(json) => {
+                let mut state: BanditState = serde_json::from_str(&json).map_err(|e| {
+                    kindred_core::Error::InvalidInput(format!("bandit state: {e}"))
+                })?;
+                state.merge(&learner.delta, half_life);
+                learner.state = state;
+                learner.stale = true;
+                Ok(())
+            }
+            Err(e) => {
+                learner.delta.merge(&delta, half_life);
+                Err(e)
+            }
+        }
+    }
+
+    /// Per policy: lists waiting, observations learned (decayed) and mean reward.
+    pub fn summary(&self) -> Vec<(String, usize, f64, f64)> {
+        let learners = self.lock();
+        let mut out: Vec<_> = learners
+            .iter()
+            .map(|(policy, l)| {
+                let mean = if l.state.observations > 0.0 {
+                    l.state.rewards / l.state.observations
+                } else {
+                    0.0
+                };
+                (policy.clone(), l.pending.len(), l.state.observations, mean)
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kindred_rank::exploration::ExplorationKind;
+    use kindred_rank::fallback::{ItemSource, Source};
+
+    fn catalog() -> Arc<IdMap> {
+        let mut ids = IdMap::new();
+        for i in 0..3 {
+            ids.intern(&format!("i{i}"));
+        }
+        Arc::new(ids)
+    }
+
+    fn config() -> ExplorationConfig {
+        ExplorationConfig {
+            policy: ExplorationKind::Thompson,
+            attribution_window: 60,
+            ..ExplorationConfig::default()
+        }
+    }
+
+    fn ranked(item: u32) -> RankedItem {
+        RankedItem {
+            item,
+            score: 0.0,
+            source: ItemSource {
+                source: Source::Popular,
+                relaxed: None,
+            },
+            propensity: 1.0,
+            explored: false,
+            features: vec![1.0],
+        }
+    }
+
+    fn click(user: &str, item: &str, at: i64) -> Feedback {
+        Feedback {
+            user: user.into(),
+            item: item.into(),
+            event_type: "click".into(),
+            value: None,
+            timestamp: at,
+            event_id: None,
+        }
+    }
+
+    #[test]
+    fn rewards_inside_the_window_are_learned_when_it_closes() {
+        let learners = BanditLearners::default();
+        let ids = catalog();
+        let posterior = learners.posterior("v1#b", &config(), &ids, 100);
+        learners.shown("v1#b", "u1", &[ranked(0), ranked(1)], &ids, &posterior, 100);
+        learners.feedback(&[click("u1", "i1", 130), click("u1", "i0", 500)]);
+        // Not closed yet: nothing learned.
+        learners.tick(150);
+        assert_eq!(learners.summary()[0].2, 0.0);
+        learners.tick(161);
+        let (_, waiting, observations, mean) = learners.summary()[0].clone();
+        assert_eq!((waiting, observations), (0, 2.0));
+        assert!((mean - 0.5).abs() < 1e-12, "one of two items rewarded");
+        let posterior = learners.posterior("v1#b", &config(), &ids, 170);
+        assert!(posterior.correction(1).0 > posterior.correction(0).0);
+    }
+
+    #[test]
+    fn waiting_lists_are_bounded_and_a_newer_list_closes_the_older() {
+        let learners = BanditLearners::default();
+        let ids = catalog();
+        let posterior = learners.posterior("p", &config(), &ids, 0);
+        learners.shown("p", "u", &[ranked(0)], &ids, &posterior, 0);
+        learners.shown("p", "u", &[ranked(1)], &ids, &posterior, 1);
+        let (_, waiting, observations, _) = learners.summary()[0].clone();
+        assert_eq!((waiting, observations), (1, 1.0));
+        for n in 0..MAX_PENDING_LISTS + 10 {
+            learners.shown("p", &format!("x{n}"), &[ranked(2)], &ids, &posterior, 2);
+        }
+        assert_eq!(learners.summary()[0].1, MAX_PENDING_LISTS);
+    }
+
+    #[test]
+    fn policies_past_the_cap_get_the_prior_and_learn_nothing() {
+        let learners = BanditLearners::default();
+        let ids = catalog();
+        for n in 0..MAX_POLICIES + 3 {
+            learners.posterior(&format!("p{n}"), &config(), &ids, 0);
+        }
+        assert_eq!(learners.summary().len(), MAX_POLICIES);
+    }
+}
