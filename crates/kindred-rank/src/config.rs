@@ -753,6 +753,18 @@ mod tests {
                 "rank.toml:2:1: key `exploration.log_share`",
             ),
             ("[exploration]\npolicy = \"sometimes\"\n", "rank.toml:2:"),
+            (
+                "[exploration]\npolicy = \"linucb\"\nfeatures = [\"bias\", \"colour\"]\n",
+                "rank.toml:3:1: key `exploration.features`",
+            ),
+            (
+                "[exploration]\npolicy = \"linear-thompson\"\nalpha = -1\n",
+                "rank.toml:3:1: key `exploration.alpha`",
+            ),
+            (
+                "[exploration]\npolicy = \"thompson\"\nfeatures = [\"score\"]\n",
+                "rank.toml:3:1: key `exploration.features`",
+            ),
             ("[exploration]\nepsilom = 0.1\n", "rank.toml:2:"),
         ] {
             let err = parse(text).unwrap_err().to_string();

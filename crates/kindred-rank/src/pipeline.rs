@@ -197,9 +197,7 @@ impl RankPipeline {
         } else {
             None
         };
-        let bandit_categories = bandit
-            .as_ref()
-            .is_some_and(|b| b.spec().needs_categories());
+        let bandit_categories = bandit.as_ref().is_some_and(|b| b.spec().needs_categories());
         let categories = if config.needs_categories() || bandit_categories {
             let features = data.item_features.ok_or_else(|| {
                 Error::InvalidInput(
@@ -450,14 +448,19 @@ impl RankPipeline {
             source: Source::Latest,
             relaxed: None,
         };
-        list.extend(newest.collect::<Vec<_>>().into_iter().map(|item| RankedItem {
-            item,
-            score: f32::NAN,
-            source: source.clone(),
-            propensity: 1.0,
-            explored: false,
-            features: Vec::new(),
-        }));
+        list.extend(
+            newest
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|item| RankedItem {
+                    item,
+                    score: f32::NAN,
+                    source: source.clone(),
+                    propensity: 1.0,
+                    explored: false,
+                    features: Vec::new(),
+                }),
+        );
         Ok(list)
     }
 

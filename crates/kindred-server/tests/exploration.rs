@@ -10,10 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{start, Options};
+use kindred_rank::exploration::BanditState;
 use kindred_rank::RankConfig;
 use kindred_serving::clock::unix_now;
 use kindred_serving::exploration::replay::{replay, ReplayOptions};
-use kindred_serving::exploration::PolicyId;
+use kindred_serving::exploration::{BanditLearners, PolicyId};
 use kindred_store::Feedback;
 use serde_json::Value;
 
@@ -228,4 +229,73 @@ async fn exploring_lists_log_propensities_and_replay_to_what_was_logged() {
     .unwrap_err();
     assert!(err.to_string().contains("[exploration]"), "{err}");
     tokio::time::sleep(Duration::from_millis(10)).await;
+}
+
+/// A LinUCB rank config with a one-second attribution window, so lists close quickly.
+const BANDIT: &str = "[exploration]\npolicy = \"linucb\"\nepsilon = 0.1\npool = 5\n\
+                      attribution_window = 1\nseed = 3\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bandit_learns_from_clicks_and_keeps_what_it_learned_in_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let rank = dir.path().join("bandit.toml");
+    std::fs::write(&rank, BANDIT).unwrap();
+    let server = start(Options::default().tweak(move |c| c.rank = Some(rank))).await;
+    let version = server.version.clone().expect("a published version");
+    let c = server.client();
+    let users: Vec<String> = server.data.users.iter().map(|u| u.id.clone()).collect();
+    let mut clicks = Vec::new();
+    for user in &users {
+        let r = c.get(&format!("/v1/recommend/{user}?n=4")).await;
+        r.expect_status(200);
+        for item in r.json()["items"].as_array().unwrap() {
+            let p = item["propensity"].as_f64().expect("a propensity");
+            assert!(p > 0.0 && p <= 1.0, "{item}");
+        }
+        let first = r.item_ids()[0].clone();
+        clicks.push(serde_json::json!({"user": user, "item": first, "type": "click"}));
+    }
+    c.post("/v1/feedback", &Value::Array(clicks.clone()))
+        .await
+        .expect_status(200);
+
+    // The windows close after a second; the next background tick learns and stores.
+    let policy = PolicyId {
+        version: Some(version),
+        rank: Some("default".into()),
+    }
+    .to_string();
+    let store = server.state.serving.store();
+    let mut stored = None;
+    // A flush is due every `FLUSH_SECONDS` (10 s): wait up to three.
+    for _ in 0..300 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let state = store.bandit_state(&policy).await.unwrap();
+        let learned = state
+            .as_deref()
+            .and_then(|s| serde_json::from_str::<BanditState>(s).ok())
+            .filter(|s| s.observations > 0.0);
+        if learned.is_some() {
+            stored = learned;
+            break;
+        }
+    }
+    let stored = stored.expect("the learned state reaches the store");
+    assert_eq!(stored.observations, (4 * users.len()) as f64);
+    assert_eq!(stored.rewards, clicks.len() as f64);
+
+    // A server starting on the same store (or a second one beside it) loads that state on
+    // its first tick.
+    let fresh = BanditLearners::default();
+    let config = RankConfig::from_toml_str(BANDIT, "bandit.toml".as_ref())
+        .unwrap()
+        .exploration;
+    let catalog = Arc::clone(&server.state.serving.state.snapshot().items);
+    fresh.posterior(&policy, &config, &catalog, unix_now());
+    for flush in fresh.tick(unix_now()) {
+        fresh.flush(store, flush, unix_now()).await.unwrap();
+    }
+    let (_, _, observations, mean) = fresh.summary()[0].clone();
+    assert_eq!(observations, stored.observations);
+    assert!((mean - stored.rewards / stored.observations).abs() < 1e-12);
 }

@@ -444,10 +444,10 @@ impl ListService {
     ) -> Option<(String, Arc<BanditPosterior>)> {
         let config = exploration.filter(|e| e.policy.is_bandit())?;
         let policy = policy_id(snapshot, Some(rank.unwrap_or(DEFAULT_RANK)));
-        let posterior =
-            self.state
-                .bandits
-                .posterior(&policy, config, &snapshot.items, unix_now());
+        let posterior = self
+            .state
+            .bandits
+            .posterior(&policy, config, &snapshot.items, unix_now());
         Some((policy, posterior))
     }
 

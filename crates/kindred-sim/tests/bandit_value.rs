@@ -93,12 +93,7 @@ fn setup(seed: u64) -> Setup {
         })
         .collect();
     // New items carry the later date, so they lead the catalog's `latest` order.
-    let mut features = world
-        .dataset()
-        .item_features
-        .as_deref()
-        .cloned()
-        .unwrap();
+    let mut features = world.dataset().item_features.as_deref().cloned().unwrap();
     for (i, id) in items.externals().iter().enumerate() {
         let date = if new[i] { 2.0 } else { 1.0 };
         features
@@ -187,9 +182,7 @@ fn run(setup: &Setup, exploration: ExplorationConfig, lists: usize, seed: u64) -
         let list = pipeline.rank(&request, LIST).unwrap();
         for (slot, shown) in list.iter().enumerate() {
             let world_item = setup.world_item[shown.item as usize];
-            let p = setup
-                .world
-                .click_probability(appeal, *u, world_item, slot);
+            let p = setup.world.click_probability(appeal, *u, world_item, slot);
             let click = rng.next_f64() < p;
             shows[shown.item as usize] += 1;
             all_shown += 1;
@@ -250,10 +243,16 @@ fn policies() -> Vec<(&'static str, ExplorationConfig)> {
         policy,
         epsilon: 0.02,
         features: Some(
-            ["bias", "score", "unscored", "popularity", "category_affinity"]
-                .iter()
-                .map(|s| (*s).to_owned())
-                .collect(),
+            [
+                "bias",
+                "score",
+                "unscored",
+                "popularity",
+                "category_affinity",
+            ]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect(),
         ),
         new_items: 100,
         samples: 32,

@@ -855,7 +855,10 @@ impl PostgresStore {
         let op = "read bandit state";
         let client = self.pool.get(op).await?;
         let row = client
-            .query_opt("SELECT state FROM bandit_states WHERE policy = $1", &[&policy])
+            .query_opt(
+                "SELECT state FROM bandit_states WHERE policy = $1",
+                &[&policy],
+            )
             .await
             .map_err(failed(op))?;
         row.map(|r| r.try_get(0).map_err(failed(op))).transpose()

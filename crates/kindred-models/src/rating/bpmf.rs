@@ -636,7 +636,6 @@ mod tests {
     use super::*;
     use crate::testutil::{rmse, synthetic_split};
 
-
     #[test]
     fn gamma_and_wishart_moments() {
         let mut rng = SplitMix64::new(11);

@@ -291,7 +291,10 @@ impl ExplorationConfig {
         }
         let names = self.feature_names();
         if names.is_empty() {
-            return Err(("exploration.features", "name at least one feature".to_owned()));
+            return Err((
+                "exploration.features",
+                "name at least one feature".to_owned(),
+            ));
         }
         if names.len() > MAX_FEATURES {
             return Err((

@@ -114,7 +114,7 @@ impl Preference<'_> {
         match *self {
             Preference::Ranking | Preference::Scores(_) => p[self.pick(open)] = 1.0,
             Preference::Samples { rows, len } => {
-                let draws = if len == 0 { 0 } else { rows.len() / len };
+                let draws = rows.len().checked_div(len).unwrap_or(0);
                 for row in rows.chunks_exact(len.max(1)).take(draws) {
                     p[best_open(row, open)] += 1.0 / draws as f64;
                 }
@@ -423,6 +423,57 @@ mod tests {
                 "{shown:?}: frequency {frequency}, probability {p}"
             );
         }
+    }
+
+    #[test]
+    fn a_bandits_preference_orders_the_open_slots_and_replays_its_own_propensities() {
+        let config = ExplorationConfig {
+            max_explored: 2,
+            slots: Some([2, 3]),
+            ..epsilon(0.2)
+        };
+        let ranked = [10, 11, 12, 13];
+        let list = GreedyList {
+            items: &ranked,
+            pinned: &[false; 4],
+        };
+        // The bandit likes item 13 best, then 12: with epsilon 0.2 and a 2-item cap.
+        let scores = [0.1, 0.2, 0.5, 0.9];
+        let thompson_rows = [0.1, 0.2, 0.5, 0.9, 0.1, 0.2, 0.9, 0.5];
+        for preference in [
+            Preference::Scores(&scores),
+            Preference::Samples {
+                rows: &thompson_rows,
+                len: 4,
+            },
+        ] {
+            for seed in 0..200 {
+                let slots = config.fill_with(list, 3, seed, preference);
+                let shown = items(&list, &slots);
+                assert_eq!(shown[0], 10, "position 1 is outside the slot range");
+                let replayed = config.replay_with(list, &shown, &|_, _| 0.0, preference);
+                for (s, r) in slots.iter().zip(&replayed) {
+                    assert!((s.propensity - r.probability).abs() < 1e-12);
+                }
+            }
+        }
+        // Position 2 under the scores: 13 with 0.8 + 0.2 / 3; under the two draws, 13 and 12
+        // share the preference: 0.4 + 0.2 / 3 each.
+        let p = config.probabilities(list, &[10, 13]);
+        assert!((p[1] - 0.2 / 3.0).abs() < 1e-12, "{p:?}");
+        let by_scores =
+            config.replay_with(list, &[10, 13], &|_, _| 0.0, Preference::Scores(&scores));
+        assert!((by_scores[1].probability - (0.8 + 0.2 / 3.0)).abs() < 1e-12);
+        let by_draws = config.replay_with(
+            list,
+            &[10, 12],
+            &|_, _| 0.0,
+            Preference::Samples {
+                rows: &thompson_rows,
+                len: 4,
+            },
+        );
+        assert!((by_draws[1].probability - (0.4 + 0.2 / 3.0)).abs() < 1e-12);
     }
 
     proptest! {

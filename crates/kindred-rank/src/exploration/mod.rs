@@ -16,7 +16,7 @@ pub mod config;
 pub mod explorer;
 pub mod policy;
 
-pub use config::{ExplorationConfig, ExplorationKind};
 pub use bandit::{BanditPosterior, BanditState};
+pub use config::{ExplorationConfig, ExplorationKind};
 pub use explorer::{ExploredSlot, GreedyList, Preference, ReplayedSlot};
 pub use policy::{Candidate, ExplorationLogRecord, ExplorationPolicy, ShownSlot};

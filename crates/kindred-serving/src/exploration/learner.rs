@@ -232,7 +232,8 @@ impl BanditLearners {
                 continue;
             }
             let window = learner.config.attribution_window as i64;
-            let rewarding: HashSet<&str> = learner.config.reward.iter().map(String::as_str).collect();
+            let rewarding: HashSet<&str> =
+                learner.config.reward.iter().map(String::as_str).collect();
             for event in events {
                 if !rewarding.contains(event.event_type.as_str()) {
                     continue;
@@ -261,9 +262,7 @@ impl BanditLearners {
             learner.close_expired(now);
             let catalog = Arc::clone(&learner.catalog);
             learner.refresh(&catalog);
-            let flush_due = learner
-                .last_flush
-                .is_none_or(|t| now - t >= FLUSH_SECONDS);
+            let flush_due = learner.last_flush.is_none_or(|t| now - t >= FLUSH_SECONDS);
             if flush_due && !learner.flushing {
                 learner.flushing = true;
                 learner.last_flush = Some(now);
@@ -311,9 +310,8 @@ impl BanditLearners {
         learner.flushing = false;
         match merged {
             Ok(json) => {
-                let mut state: BanditState = serde_json::from_str(&json).map_err(|e| {
-                    kindred_core::Error::InvalidInput(format!("bandit state: {e}"))
-                })?;
+                let mut state: BanditState = serde_json::from_str(&json)
+                    .map_err(|e| kindred_core::Error::InvalidInput(format!("bandit state: {e}")))?;
                 state.merge(&learner.delta, half_life);
                 learner.state = state;
                 learner.stale = true;

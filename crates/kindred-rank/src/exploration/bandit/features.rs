@@ -101,7 +101,9 @@ impl FeatureSpec {
         for name in names {
             let terms: Vec<&str> = name.split('*').collect();
             if terms.len() > 2 {
-                return Err(format!("`{name}`: a feature is a product of at most two terms"));
+                return Err(format!(
+                    "`{name}`: a feature is a product of at most two terms"
+                ));
             }
             features.push(
                 terms
@@ -265,11 +267,11 @@ impl FeatureEncoder {
                     .user
                     .and_then(|u| self.user_columns.get(name)?.get(u as usize))
                     .map_or(0.0, |&v| f64::from(v)),
-                FeatureTerm::Context(key, value) => f64::from(u8::from(
-                    request
-                        .context
-                        .is_some_and(|c| c.entries.iter().any(|(k, v)| k == key && v == value)),
-                )),
+                FeatureTerm::Context(key, value) => {
+                    f64::from(u8::from(request.context.is_some_and(|c| {
+                        c.entries.iter().any(|(k, v)| k == key && v == value)
+                    })))
+                }
             }
         };
         let mut rows = Vec::with_capacity(candidates.len() * self.dim());
@@ -326,9 +328,8 @@ fn numeric_column(
     name: &str,
     side: &str,
 ) -> Result<Vec<f32>> {
-    let values = aligned_numeric(table, "exploration.features", name, ids).map_err(|e| {
-        kindred_core::Error::InvalidInput(format!("{e} (feature `{side}:{name}`)"))
-    })?;
+    let values = aligned_numeric(table, "exploration.features", name, ids)
+        .map_err(|e| kindred_core::Error::InvalidInput(format!("{e} (feature `{side}:{name}`)")))?;
     Ok(values
         .into_iter()
         .map(|v| if v.is_finite() { v } else { 0.0 })

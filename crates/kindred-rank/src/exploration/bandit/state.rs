@@ -298,9 +298,14 @@ mod tests {
             let _ = round;
         }
         let posterior = state.posterior(1.0, &catalog);
-        let predict = |item: u32, x1: f64| posterior.shared(&[1.0, x1]) + posterior.correction(item).0;
+        let predict =
+            |item: u32, x1: f64| posterior.shared(&[1.0, x1]) + posterior.correction(item).0;
         for x1 in [0.2, 0.8] {
-            assert!((predict(0, x1) - 0.5 * x1).abs() < 0.05, "{}", predict(0, x1));
+            assert!(
+                (predict(0, x1) - 0.5 * x1).abs() < 0.05,
+                "{}",
+                predict(0, x1)
+            );
             assert!((predict(3, x1) - (0.5 * x1 + 0.3)).abs() < 0.05);
         }
         // More data, less uncertainty.
