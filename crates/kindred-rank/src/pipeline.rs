@@ -419,12 +419,7 @@ impl RankPipeline {
         if wanted == 0 {
             return Ok(list);
         }
-        let resolved = self.filters.resolve(
-            request.seen,
-            request.filters,
-            request.now,
-            request.candidates,
-        )?;
+        let resolved = self.resolve(request)?;
         let taken: HashSet<u32> = list.iter().map(|r| r.item).collect();
         let scored = |item: u32| {
             request
@@ -522,14 +517,19 @@ impl RankPipeline {
             .unzip()
     }
 
-    /// The ranking's own list: filters, pins, re-ranking and the fallback chain, no exploration.
-    fn rank_greedy(&self, request: &RankRequest<'_>, n: usize) -> Result<Vec<RankedItem>> {
-        let resolved = self.filters.resolve(
+    /// The request's filters resolved against the catalog.
+    fn resolve<'r>(&'r self, request: &'r RankRequest<'_>) -> Result<ResolvedRequest<'r>> {
+        self.filters.resolve(
             request.seen,
             request.filters,
             request.now,
             request.candidates,
-        )?;
+        )
+    }
+
+    /// The ranking's own list: filters, pins, re-ranking and the fallback chain, no exploration.
+    fn rank_greedy(&self, request: &RankRequest<'_>, n: usize) -> Result<Vec<RankedItem>> {
+        let resolved = self.resolve(request)?;
         let primary_score = |item: u32| {
             request
                 .primary
