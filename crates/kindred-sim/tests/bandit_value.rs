@@ -8,9 +8,9 @@
 //! The issue asks that the bandit's long-run click rate (second half of the run) beat greedy's by
 //! a margin the experiment engine's two-proportion test calls significant, and that it find the
 //! good new items (top decile of new items by the oracle's mean attraction, shown at least 100
-//! times) at least twice as often as greedy. The second holds and is asserted; the first does
-//! not yet (a lift of about 1%, not significant), so the test asserts only that the bandit
-//! loses nothing significant while it explores. `BENCHMARKS.md` ("Bandit value") records
+//! times) at least twice as often as greedy. Both are asserted for LinUCB; linear Thompson
+//! sampling is held to the second and to no significant loss (its lift is significant in two of
+//! the three seeds of the table). `BENCHMARKS.md` ("Bandit value") records
 //! the printed table; `value_table` (ignored) reruns it over more seeds.
 
 use std::sync::Arc;
@@ -20,7 +20,7 @@ use kindred_core::{FitContext, IdMap, SplitMix64, TrainSet};
 use kindred_models::registry::build_algorithm;
 use kindred_models::UserQuery;
 use kindred_rank::config::FallbackConfig;
-use kindred_rank::exploration::bandit::BanditState;
+use kindred_rank::exploration::bandit::{shown_at, BanditState, FeatureSpec};
 use kindred_rank::exploration::{ExplorationConfig, ExplorationKind};
 use kindred_rank::{CatalogData, RankConfig, RankPipeline, RankRequest, ScoreSource, TrainingLog};
 use kindred_sim::World;
@@ -158,6 +158,7 @@ fn run(setup: &Setup, exploration: ExplorationConfig, lists: usize, seed: u64) -
     let pipeline = pipeline(setup, exploration.clone());
     let bandit = exploration.policy.is_bandit();
     let mut state = BanditState::new(exploration.feature_names(), 0);
+    let spec = FeatureSpec::parse(&exploration.feature_names()).unwrap();
     let mut posterior = state.posterior(exploration.ridge, &setup.items);
     let appeal = setup.world.appeal();
     let mut shows = vec![0u32; setup.items.len()];
@@ -192,12 +193,13 @@ fn run(setup: &Setup, exploration: ExplorationConfig, lists: usize, seed: u64) -
                 late_clicks += u64::from(click);
             }
             if bandit {
+                let row = shown_at(&spec, &shown.features, slot);
                 let (correction, _) = posterior.correction(shown.item);
                 state.observe(
-                    &shown.features,
+                    &row,
                     &setup.items.externals()[shown.item as usize],
                     f64::from(u8::from(click)),
-                    posterior.shared(&shown.features),
+                    posterior.shared(&row),
                     correction,
                 );
             }
@@ -249,6 +251,7 @@ fn policies() -> Vec<(&'static str, ExplorationConfig)> {
                 "unscored",
                 "popularity",
                 "category_affinity",
+                "position",
             ]
             .iter()
             .map(|s| (*s).to_owned())
@@ -287,13 +290,16 @@ fn table(seeds: &[u64], lists: usize) -> Vec<(String, Vec<Outcome>)> {
         }
     }
     for (name, outcomes) in &out {
-        for (seed, o) in seeds.iter().zip(outcomes) {
+        for (k, (seed, o)) in seeds.iter().zip(outcomes).enumerate() {
+            let test = lift(&out[0].1[k], o);
             println!(
-                "seed {seed} {name:>20}: late CTR {:.4} ({} / {}), new-item share {:.3}, \
-                 good new items found {:.2}",
+                "seed {seed} {name:>20}: late CTR {:.4} ({} / {}), vs greedy {:+.2}% (p {:.3}), \
+                 new-item share {:.3}, good new items found {:.2}",
                 o.late_clicks as f64 / o.late_shown as f64,
                 o.late_clicks,
                 o.late_shown,
+                100.0 * test.relative_lift.unwrap_or(0.0),
+                test.p_value,
                 o.new_share,
                 o.found
             );
@@ -302,40 +308,44 @@ fn table(seeds: &[u64], lists: usize) -> Vec<(String, Vec<Outcome>)> {
     out
 }
 
+/// The experiment engine's two-proportion test of `treatment`'s late click rate against
+/// `control`'s.
+fn lift(
+    control: &Outcome,
+    treatment: &Outcome,
+) -> kindred_stats::experiment::comparison::Comparison {
+    let arm = |o: &Outcome| Proportion {
+        successes: o.late_clicks,
+        trials: o.late_shown,
+    };
+    two_proportion_z(arm(control), arm(treatment), 0.05).unwrap()
+}
+
 #[test]
 fn a_contextual_bandit_lifts_click_rate_and_finds_the_good_new_items() {
-    let results = table(&[11], 12_000);
+    let results = table(&[11], 30_000);
     let greedy = &results[0].1[0];
-    let control = Proportion {
-        successes: greedy.late_clicks,
-        trials: greedy.late_shown,
-    };
+    assert_eq!(greedy.new_share, 0.0, "greedy never shows an unscored item");
     for (name, outcomes) in &results[2..] {
         let o = &outcomes[0];
-        let test = two_proportion_z(
-            control,
-            Proportion {
-                successes: o.late_clicks,
-                trials: o.late_shown,
-            },
-            0.05,
-        )
-        .unwrap();
-        println!(
-            "{name}: lift {:+.4} (relative {:+.1}%), p = {:.2e}",
-            test.absolute_lift,
-            100.0 * test.absolute_lift / (greedy.late_clicks as f64 / greedy.late_shown as f64),
-            test.p_value
-        );
-        // The issue's bar is a significant lift; measured lifts are about +1% and not
-        // significant at this size (BENCHMARKS.md), so the test holds the bandit to no
-        // significant loss while it explores.
-        assert!(
-            !(test.absolute_lift < 0.0 && test.p_value < 0.05),
-            "{name}: significant loss {} (p {})",
-            test.absolute_lift,
-            test.p_value
-        );
+        let test = lift(greedy, o);
+        if name == "linucb" {
+            assert!(
+                test.absolute_lift > 0.0 && test.p_value < 0.05,
+                "{name}: lift {} (p {})",
+                test.absolute_lift,
+                test.p_value
+            );
+        } else {
+            // Linear Thompson's lift is significant in 2 of 3 seeds (BENCHMARKS.md): hold it
+            // to no significant loss.
+            assert!(
+                !(test.absolute_lift < 0.0 && test.p_value < 0.05),
+                "{name}: significant loss {} (p {})",
+                test.absolute_lift,
+                test.p_value
+            );
+        }
         assert!(
             o.found >= 2.0 * greedy.found && o.found > 0.0,
             "{name}: found {} vs greedy {}",
@@ -343,7 +353,6 @@ fn a_contextual_bandit_lifts_click_rate_and_finds_the_good_new_items() {
             greedy.found
         );
     }
-    assert_eq!(greedy.new_share, 0.0, "greedy never shows an unscored item");
 }
 
 #[test]

@@ -20,7 +20,7 @@
 //! [exploration]
 //! policy = "linucb"          # or "linear-thompson", or "thompson" (per-item only)
 //! epsilon = 0.02             # uniform mixing on top, so every candidate keeps some propensity
-//! features = ["bias", "score", "unscored", "category_affinity"]
+//! features = ["bias", "score", "unscored", "category_affinity", "position"]
 //! alpha = 0.3                # width of the uncertainty bonus (LinUCB) or of the draw (Thompson)
 //! ridge = 1.0                # prior precision of every weight
 //! half_life_hours = 72       # feedback fades by half over this time (default: never)
@@ -120,7 +120,7 @@ pub struct ExplorationConfig {
 }
 
 /// Bandit features when a config names none.
-pub const DEFAULT_FEATURES: [&str; 4] = ["bias", "score", "unscored", "popularity"];
+pub const DEFAULT_FEATURES: [&str; 5] = ["bias", "score", "unscored", "popularity", "position"];
 
 fn default_alpha() -> f64 {
     0.3

@@ -19,6 +19,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use kindred_core::IdMap;
+use kindred_rank::exploration::bandit::{shown_at, FeatureSpec};
 use kindred_rank::exploration::{BanditPosterior, BanditState, ExplorationConfig};
 use kindred_rank::RankedItem;
 use kindred_store::{Feedback, Store};
@@ -48,6 +49,7 @@ struct PendingList {
 
 struct Learner {
     config: ExplorationConfig,
+    spec: FeatureSpec,
     /// The stored state as of the last flush plus what was learned here since.
     state: BanditState,
     /// What was learned here since the last flush.
@@ -72,6 +74,8 @@ impl Learner {
         let posterior = Arc::new(state.posterior(config.ridge, catalog));
         Self {
             config: config.clone(),
+            // A config that reached a pipeline has parsed features already.
+            spec: FeatureSpec::parse(&config.feature_names()).unwrap_or_default(),
             delta: state.clone(),
             state,
             posterior,
@@ -198,13 +202,17 @@ impl BanditLearners {
         }
         let items = items
             .iter()
-            .filter(|r| r.features.len() == posterior.dim())
-            .map(|r| PendingItem {
-                id: ids.external(r.item).to_owned(),
-                shared: posterior.shared(&r.features),
-                correction: posterior.correction(r.item).0,
-                features: r.features.clone(),
-                rewarded: false,
+            .enumerate()
+            .filter(|(_, r)| r.features.len() == posterior.dim())
+            .map(|(slot, r)| {
+                let features = shown_at(&learner.spec, &r.features, slot);
+                PendingItem {
+                    id: ids.external(r.item).to_owned(),
+                    shared: posterior.shared(&features),
+                    correction: posterior.correction(r.item).0,
+                    features,
+                    rewarded: false,
+                }
             })
             .collect::<Vec<_>>();
         if items.is_empty() {

@@ -17,6 +17,13 @@
 //! | `user:NAME` | numeric user feature `NAME` (0 where missing or the user is unknown) |
 //! | `context:KEY=VALUE` | 1 when the request's context has `KEY` = `VALUE` |
 //! | `a*b` | the product of two of the above (e.g. `score*weekend`) |
+//! | `position` | `1 / (1 + slot)` of the slot the item was shown in when learning; 1 when scoring |
+//!
+//! `position` separates where an item was shown from how good it is: lower slots are examined
+//! less, so without it an item only ever shown low (a new item explored below the top) looks
+//! worse than it is. When scoring, every candidate of a slot gets the same value, so the term
+//! never reorders a list; it only keeps the other weights unbiased. It cannot be part of a
+//! product.
 //!
 //! A shared linear model over these rows can only move items relative to each other through
 //! item-dependent terms, so request-only terms (`weekend`, `hour_*`, `context:*`, `user:*`)
@@ -45,6 +52,7 @@ pub enum FeatureTerm {
     Item(String),
     User(String),
     Context(String, String),
+    Position,
 }
 
 impl FeatureTerm {
@@ -66,6 +74,7 @@ impl FeatureTerm {
             "weekend" => Self::Weekend,
             "hour_sin" => Self::HourSin,
             "hour_cos" => Self::HourCos,
+            "position" => Self::Position,
             _ => {
                 if let Some(column) = named("item:") {
                     Self::Item(column)
@@ -79,7 +88,7 @@ impl FeatureTerm {
                 } else {
                     return Err(format!(
                         "unknown feature `{name}` (bias, score, rank, unscored, popularity, \
-                         category_affinity, weekend, hour_sin, hour_cos, item:NAME, user:NAME, \
+                         category_affinity, weekend, hour_sin, hour_cos, position, item:NAME, user:NAME, \
                          context:KEY=VALUE, or a product a*b of two)"
                     ));
                 }
@@ -105,6 +114,9 @@ impl FeatureSpec {
                     "`{name}`: a feature is a product of at most two terms"
                 ));
             }
+            if terms.len() == 2 && terms.iter().any(|t| t.trim() == "position") {
+                return Err(format!("`{name}`: `position` cannot be part of a product"));
+            }
             features.push(
                 terms
                     .into_iter()
@@ -128,6 +140,13 @@ impl FeatureSpec {
 
     fn any(&self, wanted: impl Fn(&FeatureTerm) -> bool) -> bool {
         self.features.iter().flatten().any(wanted)
+    }
+
+    /// Index of the `position` feature, if listed.
+    pub fn position_index(&self) -> Option<usize> {
+        self.features
+            .iter()
+            .position(|f| f.as_slice() == [FeatureTerm::Position])
     }
 
     /// Whether any feature reads item categories.
@@ -267,6 +286,8 @@ impl FeatureEncoder {
                     .user
                     .and_then(|u| self.user_columns.get(name)?.get(u as usize))
                     .map_or(0.0, |&v| f64::from(v)),
+                // Scored as if at the top; learned at the slot it was shown in.
+                FeatureTerm::Position => 1.0,
                 FeatureTerm::Context(key, value) => {
                     f64::from(u8::from(request.context.is_some_and(|c| {
                         c.entries.iter().any(|(k, v)| k == key && v == value)
@@ -357,7 +378,13 @@ mod tests {
             spec.features[2],
             vec![FeatureTerm::Context("device".into(), "mobile".into())]
         );
-        for bad in ["colour", "score*rank*bias", "context:device", "item:"] {
+        for bad in [
+            "colour",
+            "score*rank*bias",
+            "context:device",
+            "item:",
+            "position*score",
+        ] {
             let err = FeatureSpec::parse(&names(&[bad])).unwrap_err();
             assert!(err.contains('`'), "{bad}: {err}");
         }

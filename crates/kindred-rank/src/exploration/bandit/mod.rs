@@ -16,6 +16,18 @@ pub mod state;
 pub use features::{Candidate, EncodeRequest, FeatureEncoder, FeatureSpec, FeatureTerm};
 pub use state::{BanditPosterior, BanditState, ItemStats, MAX_TRACKED_ITEMS};
 
+/// The feature row to learn from for an item shown at 0-based `slot`: `row` with its `position`
+/// feature (if the spec lists one) set to `1 / (1 + slot)`.
+pub fn shown_at(spec: &FeatureSpec, row: &[f64], slot: usize) -> Vec<f64> {
+    let mut row = row.to_vec();
+    if let Some(i) = spec.position_index() {
+        if let Some(v) = row.get_mut(i) {
+            *v = 1.0 / (1.0 + slot as f64);
+        }
+    }
+    row
+}
+
 use kindred_core::rng::mix64;
 use kindred_core::SplitMix64;
 
