@@ -10,7 +10,9 @@
 # servers' list cache; STORE_URL=postgres://... runs on that database instead of SQLite (it is
 # emptied first: give a database the benchmark may wipe). GREEDY_WRITES=1 makes the greedy
 # server write every list's impressions too (`write_impressions=true`), to tell the cost of the
-# writes from the cost of exploring.
+# writes from the cost of exploring. POLICY=linucb (or linear-thompson) makes the exploring server
+# a contextual bandit instead (epsilon 0.02, slots 3-10, the default features): it encodes the
+# pool's features, scores them under its posterior and keeps each list waiting for feedback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA_DIR="${KINDRED_DATA_DIR:-../shared/data}"
@@ -20,6 +22,7 @@ ROUNDS="${ROUNDS:-3}"
 LOG_SHARE="${LOG_SHARE:-1.0}"
 CACHE_TTL="${CACHE_TTL:-0}"
 GREEDY_WRITES="${GREEDY_WRITES:-0}"
+POLICY="${POLICY:-epsilon-greedy}"
 CONNECTIONS="${CONNECTIONS:-32}"
 PORT="${PORT:-18090}"
 OUT=bench/out/explore-load
@@ -35,6 +38,7 @@ fi
 step $K import --data "movielens:$DATA_DIR/ml-1m" --store "$STORE" > /dev/null
 # Artifacts in the work folder: with a URL store they would default to ./kindred-models.
 step $K train --store "$STORE" --model als --positive 4 --publish --models-dir "$WORK/models" > /dev/null
+if [ "$POLICY" = epsilon-greedy ]; then
 cat > "$WORK/explore.toml" <<'TOML'
 [exploration]
 policy = "epsilon-greedy"
@@ -43,6 +47,17 @@ pool = 50
 max_explored = 2
 seed = 1
 TOML
+else
+cat > "$WORK/explore.toml" <<TOML
+[exploration]
+policy = "$POLICY"
+epsilon = 0.02
+slots = [3, 10]
+pool = 50
+max_explored = 2
+seed = 1
+TOML
+fi
 echo "log_share = $LOG_SHARE" >> "$WORK/explore.toml"
 
 start_server "$OUT/greedy.log" --store "$STORE" --cache-ttl "$CACHE_TTL" --log-level warn
@@ -68,6 +83,7 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 curl -sf "http://$EXPLORE_ADDR/metrics" > "$OUT/explore-metrics.txt"
+echo "$POLICY" > "$OUT/policy.txt"
 COUNT_SQL="SELECT COUNT(*), COUNT(DISTINCT request_id) FROM impressions WHERE propensity IS NOT NULL"
 if [ -n "${STORE_URL:-}" ]; then
   IMPRESSIONS=$(psql "$STORE_URL" -tA -F ' ' -c "$COUNT_SQL")
@@ -87,7 +103,7 @@ def run(kind, r):
     return json.load(open(f"{out}/{kind}-{r}.json"))
 def lat(doc, q):
     return doc["latency_ms"][q]
-print(f"# Exploration's cost: GET /v1/recommend/{{user}}?n=10, ML-1M ALS, open loop {rate} req/s x {duration} s, cache ttl {ttl} s (0: off), {backend}, log_share {share}, greedy writes impressions: {greedy_writes == '1'}\n")
+print(f"# Exploration's cost ({open(out + '/policy.txt').read().strip()}): GET /v1/recommend/{{user}}?n=10, ML-1M ALS, open loop {rate} req/s x {duration} s, cache ttl {ttl} s (0: off), {backend}, log_share {share}, greedy writes impressions: {greedy_writes == '1'}\n")
 print("| round | greedy p50 ms | greedy p99 ms | exploring p50 ms | exploring p99 ms | p99 ratio | greedy achieved req/s | exploring achieved req/s |")
 print("|---|---|---|---|---|---|---|---|")
 ratios = []

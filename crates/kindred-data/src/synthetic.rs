@@ -30,6 +30,7 @@
 //! | `bots` | fraction of users that are bots (bursts of events or constant ratings) | 0 |
 //! | `dups` | duplicate events injected, as a fraction of rows (half exact, half near) | 0 |
 //! | `implicit` | `true`: view/click/purchase events instead of ratings | false |
+//! | `late_items` | share of items left out of the data (no rows, no features): items that arrive later, which a simulator adds while it runs | 0 |
 
 use std::sync::Arc;
 
@@ -59,6 +60,7 @@ pub struct SyntheticConfig {
     pub bot_fraction: f64,
     pub duplicate_fraction: f64,
     pub implicit: bool,
+    pub late_items: f64,
 }
 
 impl Default for SyntheticConfig {
@@ -80,6 +82,7 @@ impl Default for SyntheticConfig {
             bot_fraction: 0.0,
             duplicate_fraction: 0.0,
             implicit: false,
+            late_items: 0.0,
         }
     }
 }
@@ -140,6 +143,7 @@ impl SyntheticConfig {
                 "drift" => cfg.drift = num()?,
                 "bots" | "bot_fraction" => cfg.bot_fraction = num()?,
                 "dups" | "duplicate_fraction" => cfg.duplicate_fraction = num()?,
+                "late_items" => cfg.late_items = num()?,
                 "implicit" => {
                     cfg.implicit = match value {
                         "true" | "1" | "yes" => true,
@@ -162,7 +166,11 @@ impl SyntheticConfig {
     }
 
     fn validate(&self) -> std::result::Result<(), String> {
-        let checks: [(bool, &str); 11] = [
+        let checks: [(bool, &str); 12] = [
+            (
+                (0.0..1.0).contains(&self.late_items),
+                "late_items must be at least 0 and below 1",
+            ),
             (self.users >= 1, "users must be >= 1"),
             (self.items >= 1, "items must be >= 1"),
             (self.factors >= 1, "factors must be >= 1"),
@@ -193,13 +201,18 @@ impl SyntheticConfig {
     /// A short description used as the dataset name.
     pub fn describe(&self) -> String {
         format!(
-            "synthetic(users={},items={},seed={},bots={},dups={}{})",
+            "synthetic(users={},items={},seed={},bots={},dups={}{}{})",
             self.users,
             self.items,
             self.seed,
             self.bot_fraction,
             self.duplicate_fraction,
-            if self.implicit { ",implicit=true" } else { "" }
+            if self.implicit { ",implicit=true" } else { "" },
+            if self.late_items > 0.0 {
+                format!(",late_items={}", self.late_items)
+            } else {
+                String::new()
+            }
         )
     }
 }
@@ -234,6 +247,8 @@ pub struct SyntheticTruth {
     /// the popularity enters the choice weight `exp(0.5 * this + affinity * taste . item)`.
     #[serde(skip)]
     pub item_log_popularity: Vec<f64>,
+    /// Items left out of the data (`late_items`), by id order.
+    pub late_items: Vec<LateItem>,
 }
 
 /// A generated dataset and what was planted in it.
@@ -482,20 +497,30 @@ pub fn generate(cfg: &SyntheticConfig) -> Result<Synthetic> {
     }
     rows.sort_by_key(|r| (r.time, r.user));
 
+    // Late items come from their own stream, so the rest of the world is the same with or
+    // without them; their rows are dropped as if they had never been seen.
+    let mut late_rng = SplitMix64::stream(cfg.seed, 6);
+    let late: Vec<bool> = (0..n_items)
+        .map(|_| late_rng.next_f64() < cfg.late_items)
+        .collect();
+    rows.retain(|r| !late[r.item as usize]);
+
     let mut builder = InteractionsBuilder::with_capacity(rows.len());
     for u in 0..n_users {
         builder.intern_user(&format!("u{u}"));
     }
-    for i in 0..n_items {
-        builder.intern_item(&format!("i{i}"));
+    let mut index_of = vec![u32::MAX; n_items];
+    for i in (0..n_items).filter(|&i| !late[i]) {
+        index_of[i] = builder.intern_item(&format!("i{i}"));
     }
     for r in &rows {
-        builder.push_indexed(r.user, r.item, r.rating, 1.0, r.event, Some(r.time));
+        let item = index_of[r.item as usize];
+        builder.push_indexed(r.user, item, r.rating, 1.0, r.event, Some(r.time));
     }
     let interactions = builder.build();
 
     let mut feature_rng = SplitMix64::stream(cfg.seed, 5);
-    let item_features = item_feature_table(cfg, &item_genres, &mut feature_rng)?;
+    let item_features = item_feature_table(cfg, &item_genres, &late, &mut feature_rng)?;
     let user_features = user_feature_table(cfg, &user_taste, &mut feature_rng)?;
     let dataset = Dataset {
         name: cfg.describe(),
@@ -518,8 +543,30 @@ pub fn generate(cfg: &SyntheticConfig) -> Result<Synthetic> {
             item_factors,
             item_bias,
             item_log_popularity: log_popularity,
+            late_items: (0..n_items)
+                .filter(|&i| late[i])
+                .map(|i| LateItem {
+                    id: format!("i{i}"),
+                    genres: item_genres[i].iter().map(|&g| genre_name(cfg, g)).collect(),
+                })
+                .collect(),
         },
     })
+}
+
+/// The display name of genre `g`.
+fn genre_name(cfg: &SyntheticConfig, g: usize) -> String {
+    match GENRE_NAMES.get(g) {
+        Some(name) if cfg.genres <= GENRE_NAMES.len() => (*name).to_owned(),
+        _ => format!("Genre{g}"),
+    }
+}
+
+/// An item left out of the data (`late_items`), with what a catalog would get when it arrives.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LateItem {
+    pub id: String,
+    pub genres: Vec<String>,
 }
 
 /// A bot: either a burst of events at about two per second, or (with ratings) one constant
@@ -626,16 +673,20 @@ fn items_from_genres(cfg: &SyntheticConfig, rng: &mut SplitMix64) -> (Vec<Vec<us
 fn item_feature_table(
     cfg: &SyntheticConfig,
     item_genres: &[Vec<usize>],
+    late: &[bool],
     rng: &mut SplitMix64,
 ) -> Result<FeatureTable> {
-    let genre_name = |g: usize| match GENRE_NAMES.get(g) {
-        Some(name) if cfg.genres <= GENRE_NAMES.len() => (*name).to_owned(),
-        _ => format!("Genre{g}"),
-    };
     let mut table = FeatureTable::new();
     for (i, genres) in item_genres.iter().enumerate() {
+        if late[i] {
+            // Draw what the item would have had, so the other items' features stay the same.
+            rng.below(75);
+            rng.below(16);
+            rng.below(16);
+            continue;
+        }
         let id = format!("i{i}");
-        let genres = genres.iter().map(|&g| genre_name(g)).collect();
+        let genres = genres.iter().map(|&g| genre_name(cfg, g)).collect();
         table.set(&id, "genres", FeatureValue::Categories(genres))?;
         table.set(
             &id,
@@ -736,6 +787,61 @@ mod tests {
 
     fn small(extra: &str) -> SyntheticConfig {
         SyntheticConfig::parse(&format!("users=400,items=300,per_user=30,seed=7{extra}")).unwrap()
+    }
+
+    #[test]
+    fn late_items_leave_the_data_and_nothing_else_changes() {
+        let spec = "users=200,items=100,seed=3,implicit=true";
+        let all = generate(&SyntheticConfig::parse(spec).unwrap()).unwrap();
+        let cfg = SyntheticConfig::parse(&format!("{spec},late_items=0.2")).unwrap();
+        let some = generate(&cfg).unwrap();
+        let late: Vec<&str> = some
+            .truth
+            .late_items
+            .iter()
+            .map(|l| l.id.as_str())
+            .collect();
+        assert!((10..30).contains(&late.len()), "{}", late.len());
+        assert!(some.truth.late_items.iter().all(|l| !l.genres.is_empty()));
+        let rows = |d: &Dataset| {
+            let data = &d.interactions;
+            (0..data.len())
+                .map(|r| {
+                    (
+                        data.user_ids().external(data.users()[r]).to_owned(),
+                        data.item_ids().external(data.items()[r]).to_owned(),
+                        data.timestamps()[r],
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let kept: Vec<_> = rows(&all.dataset)
+            .into_iter()
+            .filter(|(_, item, _)| !late.contains(&item.as_str()))
+            .collect();
+        assert_eq!(rows(&some.dataset), kept);
+        let features = some.dataset.item_features.as_deref().unwrap();
+        assert!(late.iter().all(|id| features.ids().get(id).is_none()));
+        assert!(late
+            .iter()
+            .all(|id| some.dataset.interactions.item_ids().get(id).is_none()));
+        let title = |d: &Dataset, id: &str| {
+            let f = d.item_features.as_deref().unwrap();
+            let row = f.ids().get(id).unwrap() as usize;
+            match &f.column("title").unwrap().data {
+                kindred_core::features::ColumnData::Text(values) => values[row].clone(),
+                other => panic!("title is not text: {other:?}"),
+            }
+        };
+        let kept_id = (0..100)
+            .map(|i| format!("i{i}"))
+            .find(|id| !late.contains(&id.as_str()))
+            .unwrap();
+        assert_eq!(
+            title(&all.dataset, &kept_id),
+            title(&some.dataset, &kept_id)
+        );
+        assert!(SyntheticConfig::parse("late_items=1").is_err());
     }
 
     #[test]

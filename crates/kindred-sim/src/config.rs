@@ -26,6 +26,12 @@ pub enum Drift {
     /// A seeded `share` of the items exchange their popularity and bias among themselves:
     /// organic events and clicks follow the new appeal from the start step on.
     PopularityShift { share: f64 },
+    /// At the start step the world's late items (synthetic `late_items`) are added to the
+    /// catalog (`POST /v1/items`, dated then); before it users never find them on their own.
+    ItemArrival,
+    /// From the start step every user's taste moves a `share` of the way to a fresh random one
+    /// (`sqrt(1 - share) * taste + sqrt(share) * new`): clicks and organic events follow it.
+    TasteDrift { share: f64 },
     /// At the start step `bots` bot users (`simbot0`, ...) each send `events_per_bot` click
     /// events spread over `seconds` simulated seconds, on random items or all on one item.
     BotWave {
@@ -37,8 +43,8 @@ pub enum Drift {
 }
 
 impl Drift {
-    /// Parses `none`, `popularity-shift[:share=0.5]` or
-    /// `bot-wave[:bots=5,events=300,seconds=60,target=random|single]`.
+    /// Parses `none`, `popularity-shift[:share=0.5]`, `item-arrival`, `taste-drift[:share=0.5]`
+    /// or `bot-wave[:bots=5,events=300,seconds=60,target=random|single]`.
     pub fn parse(spec: &str) -> Result<Self> {
         let (name, params) = spec.split_once(':').unwrap_or((spec, ""));
         let bad = |message: String| Error::spec("drift scenario", spec, message);
@@ -65,7 +71,14 @@ impl Drift {
                 None => Ok(Drift::None),
                 Some((k, _)) => Err(bad(format!("`none` takes no parameters, got `{k}`"))),
             },
-            "popularity-shift" => {
+            "item-arrival" => match pairs.first() {
+                None => Ok(Drift::ItemArrival),
+                Some((k, _)) => Err(bad(format!(
+                    "`item-arrival` takes no parameters (the world's `late_items` says which \
+                     items arrive), got `{k}`"
+                ))),
+            },
+            "popularity-shift" | "taste-drift" => {
                 let mut share = 0.5;
                 for (k, v) in pairs {
                     match k {
@@ -76,7 +89,11 @@ impl Drift {
                 if share > 1.0 {
                     return Err(bad("`share` must be between 0 and 1".into()));
                 }
-                Ok(Drift::PopularityShift { share })
+                Ok(if name.trim() == "taste-drift" {
+                    Drift::TasteDrift { share }
+                } else {
+                    Drift::PopularityShift { share }
+                })
             }
             "bot-wave" => {
                 let (mut bots, mut events_per_bot, mut seconds, mut single_item) =
@@ -115,7 +132,8 @@ impl Drift {
                 })
             }
             other => Err(bad(format!(
-                "unknown scenario `{other}` (none, popularity-shift, bot-wave)"
+                "unknown scenario `{other}` (none, popularity-shift, taste-drift, item-arrival, \
+                 bot-wave)"
             ))),
         }
     }
@@ -217,6 +235,13 @@ mod tests {
     #[test]
     fn drift_specs() {
         assert_eq!(Drift::parse("none").unwrap(), Drift::None);
+        assert_eq!(Drift::parse("item-arrival").unwrap(), Drift::ItemArrival);
+        assert!(Drift::parse("item-arrival:share=1").is_err());
+        assert_eq!(
+            Drift::parse("taste-drift:share=0.3").unwrap(),
+            Drift::TasteDrift { share: 0.3 }
+        );
+        assert!(Drift::parse("taste-drift:share=2").is_err());
         assert_eq!(
             Drift::parse("popularity-shift").unwrap(),
             Drift::PopularityShift { share: 0.5 }

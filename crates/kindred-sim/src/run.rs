@@ -70,9 +70,16 @@ pub async fn simulate(
             .map_or(0, |d| d.as_nanos());
         format!("{nanos:x}")
     });
+    let drifted = match config.drift {
+        Drift::TasteDrift { share } => {
+            Some(Arc::new(world.with_drifted_tastes(share, config.seed)))
+        }
+        _ => None,
+    };
     let config_first_step = config.first_step;
     let shared = Arc::new(Shared {
         world,
+        drifted,
         run_id,
         config,
         players,
@@ -144,6 +151,8 @@ async fn resolve(server: &str) -> Result<SocketAddr, SimError> {
 
 struct Shared {
     world: Arc<World>,
+    /// The world after a taste drift.
+    drifted: Option<Arc<World>>,
     run_id: String,
     config: SimConfig,
     players: Vec<u32>,
@@ -260,6 +269,20 @@ impl Shared {
         }
     }
 
+    /// The world as it is at `step` (its users' tastes after a taste drift's start).
+    fn world_at(&self, step: u64) -> &World {
+        match &self.drifted {
+            Some(drifted) if step >= self.config.drift_start_step => drifted,
+            _ => &self.world,
+        }
+    }
+
+    /// Whether `item` is in the server's catalog at `step`: late items only after they arrived.
+    fn available(&self, item: u32, step: u64) -> bool {
+        !self.world.is_late(item)
+            || (self.config.drift == Drift::ItemArrival && step >= self.config.drift_start_step)
+    }
+
     fn appeal(&self, step: u64) -> &Arc<Appeal> {
         match &self.shifted {
             Some(shifted) if step >= self.config.drift_start_step => shifted,
@@ -333,7 +356,11 @@ impl Shared {
             organic.floor() as u64 + u64::from(rng.next_f64() < organic - organic.floor());
         for k in 0..n_organic {
             let who = self.players[rng.below(self.players.len() as u64) as usize];
-            let item = self.world.organic_item(&appeal, who, &mut rng);
+            let item = self.world_at(step).organic_item(&appeal, who, &mut rng);
+            if !self.available(item, step) {
+                // Nobody finds an item before it exists.
+                continue;
+            }
             let time = self.time(step, 0.5 + k as f64 * 0.01);
             batch.push(
                 Origin::Organic,
@@ -349,8 +376,10 @@ impl Shared {
             link.post_feedback(&events, summary).await?;
         }
         if step == self.config.drift_start_step {
-            if let Drift::BotWave { .. } = self.config.drift {
-                self.bot_wave(step, link, &mut sent, summary).await?;
+            match self.config.drift {
+                Drift::BotWave { .. } => self.bot_wave(step, link, &mut sent, summary).await?,
+                Drift::ItemArrival => self.arrive(step, link, summary).await?,
+                _ => {}
             }
         }
         summary.events.append(&mut sent);
@@ -398,13 +427,17 @@ impl Shared {
             let Some(item) = self.world.item_index(item_id) else {
                 continue;
             };
-            let p = self.world.click_probability(appeal, user, item, slot);
+            let world = self.world_at(step);
+            let p = world.click_probability(appeal, user, item, slot);
             group.expected_clicks += p;
+            let late = world.is_late(item);
+            summary.late_items_shown += u64::from(late);
             if rng.next_f64() < p {
                 group.clicks += 1;
+                summary.late_item_clicks += u64::from(late);
                 let time = self.time(step, slot as f64 * 0.01);
                 batch.push(Origin::Recommended, &user_id, item_id, "click", time);
-                if rng.next_f64() < self.world.purchase_probability(user, item) {
+                if rng.next_f64() < world.purchase_probability(user, item) {
                     group.purchases += 1;
                     let time = self.time(step, 0.2 + slot as f64 * 0.01);
                     batch.push(Origin::Recommended, &user_id, item_id, "purchase", time);
@@ -423,6 +456,43 @@ impl Shared {
         if let Some(variant) = variant {
             summary.by_variant.entry(variant).or_default().add(&group);
         }
+    }
+
+    /// The item arrival: the world's late items join the catalog, dated now.
+    async fn arrive(
+        &self,
+        step: u64,
+        link: &mut Link,
+        summary: &mut SimSummary,
+    ) -> Result<(), SimError> {
+        // Dated even on the server's clock: the catalog's `latest` order is how an arrived item
+        // the model does not know reaches a list.
+        let time = self.time(step, 0.0).unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64)
+        });
+        let items: Vec<Value> = self
+            .world
+            .truth()
+            .late_items
+            .iter()
+            .map(|late| {
+                json!({"id": late.id, "features": {"genres": late.genres}, "timestamp": time})
+            })
+            .collect();
+        for chunk in items.chunks(BOT_BATCH) {
+            let body = serde_json::to_vec(chunk).map_err(|e| SimError::Worker(e.to_string()))?;
+            let request = post_request_with_key("/v1/items", &body, link.key.as_deref());
+            match link.exchange(&request, summary).await? {
+                Some((status, _)) if (200..300).contains(&status) => {
+                    summary.items_arrived += chunk.len() as u64;
+                }
+                Some(_) => summary.non_2xx += 1,
+                None => {}
+            }
+        }
+        Ok(())
     }
 
     /// The bot wave: each bot's events spread evenly over the configured seconds.

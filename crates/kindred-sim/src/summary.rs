@@ -72,6 +72,14 @@ pub struct SimSummary {
     pub purchases: u64,
     pub organic_events: u64,
     pub bot_events: u64,
+    /// Late items added to the catalog by the item-arrival scenario.
+    #[serde(default)]
+    pub items_arrived: u64,
+    /// Impressions and clicks of late items (after they arrived).
+    #[serde(default)]
+    pub late_items_shown: u64,
+    #[serde(default)]
+    pub late_item_clicks: u64,
     /// Answers with a status outside 200..300 (recommendations and feedback).
     pub non_2xx: u64,
     /// Events the server reported as duplicates of stored ones (same event id).
@@ -100,6 +108,9 @@ impl SimSummary {
         self.clicks += other.clicks;
         self.purchases += other.purchases;
         self.organic_events += other.organic_events;
+        self.items_arrived += other.items_arrived;
+        self.late_items_shown += other.late_items_shown;
+        self.late_item_clicks += other.late_item_clicks;
         self.bot_events += other.bot_events;
         self.non_2xx += other.non_2xx;
         self.duplicates += other.duplicates;

@@ -156,6 +156,8 @@ pub struct World {
     appeal: Arc<Appeal>,
     /// Indices of the users that are not bots: the ones the simulator plays.
     humans: Vec<u32>,
+    /// Per item index: left out of the history (synthetic `late_items`), to arrive later.
+    late: Vec<bool>,
 }
 
 impl World {
@@ -183,6 +185,18 @@ impl World {
             truth.item_log_popularity.clone(),
             truth.item_bias.clone(),
         ));
+        let mut late = vec![false; config.items];
+        for item in &truth.late_items {
+            if let Some(i) = item
+                .id
+                .strip_prefix('i')
+                .and_then(|k| k.parse::<usize>().ok())
+            {
+                if let Some(slot) = late.get_mut(i) {
+                    *slot = true;
+                }
+            }
+        }
         Ok(Self {
             config,
             click_model,
@@ -190,7 +204,31 @@ impl World {
             truth,
             appeal,
             humans,
+            late,
         })
+    }
+
+    /// Whether item `item` is one of the late items (not in the history, arriving later).
+    pub fn is_late(&self, item: u32) -> bool {
+        self.late.get(item as usize).copied().unwrap_or(false)
+    }
+
+    /// The same world after its users' tastes drifted: each user's taste becomes
+    /// `sqrt(1 - share) * taste + sqrt(share) * fresh`, with `fresh` drawn (seeded) at the
+    /// tastes' own scale, so the spread of tastes stays the same.
+    pub fn with_drifted_tastes(&self, share: f64, seed: u64) -> World {
+        let share = share.clamp(0.0, 1.0);
+        let factors = &self.truth.user_factors;
+        let scale =
+            (factors.iter().map(|x| x * x).sum::<f64>() / factors.len().max(1) as f64).sqrt();
+        let mut rng = SplitMix64::stream(seed, 0x7A57E);
+        let drifted = factors
+            .iter()
+            .map(|x| (1.0 - share).sqrt() * x + share.sqrt() * scale * rng.normal())
+            .collect();
+        let mut world = self.clone();
+        world.truth.user_factors = drifted;
+        world
     }
 
     /// The world's history as a dataset: import it into a store (or run `kindred import
@@ -310,6 +348,24 @@ mod tests {
 
     fn world() -> World {
         World::from_spec("users=200,items=150,per_user=20,seed=3").unwrap()
+    }
+
+    #[test]
+    fn drifted_tastes_keep_their_scale_and_part_of_their_direction() {
+        let w = world();
+        let before = &w.truth().user_factors;
+        let share = 0.36;
+        let drifted = w.with_drifted_tastes(share, 5);
+        let after = &drifted.truth().user_factors;
+        let mean_square = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>() / v.len() as f64;
+        let ratio = mean_square(after) / mean_square(before);
+        assert!((ratio - 1.0).abs() < 0.1, "{ratio}");
+        // The correlation of old and new tastes is sqrt(1 - share) = 0.8.
+        let cross = before.iter().zip(after).map(|(a, b)| a * b).sum::<f64>() / before.len() as f64;
+        let correlation = cross / (mean_square(before) * mean_square(after)).sqrt();
+        assert!((correlation - 0.8).abs() < 0.05, "{correlation}");
+        assert_eq!(w.with_drifted_tastes(0.0, 5).truth().user_factors, *before);
+        assert!(!w.is_late(0), "no late items without `late_items`");
     }
 
     #[test]

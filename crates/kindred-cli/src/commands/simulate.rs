@@ -19,7 +19,11 @@ the history that `--world SPEC` users have behind them (users u0.., items i0..).
 
   kindred import --data synthetic:users=1000,items=500,seed=7,implicit=true --store sim.db
   kindred serve --store sim.db      (with a model trained into it; see `kindred serve --help`)
-  kindred simulate --world users=1000,items=500,seed=7,implicit=true --steps 5000 --json sim.json";
+  kindred simulate --world users=1000,items=500,seed=7,implicit=true --steps 5000 --json sim.json
+
+A world with `late_items=0.2` leaves a fifth of its items out of the history; `--drift
+item-arrival --drift-step N` adds them to the catalog at step N (the model does not know them:
+only the fallback chain or an exploring rank config can show them).";
 
 #[derive(clap::Args)]
 #[command(after_help = AFTER_HELP)]
@@ -50,7 +54,8 @@ pub struct Args {
     /// Expected organic events per step (users finding items without a recommendation).
     #[arg(long, default_value_t = 0.0)]
     organic: f64,
-    /// Drift scenario: none, popularity-shift[:share=0.5],
+    /// Drift scenario: none, popularity-shift[:share=0.5], taste-drift[:share=0.5],
+    /// item-arrival (the world's `late_items` join the catalog at --drift-step),
     /// bot-wave[:bots=5,events=300,seconds=60,target=random|single].
     #[arg(long, default_value = "none")]
     drift: String,
@@ -115,9 +120,17 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
 }
 
 fn table(s: &SimSummary) -> String {
+    let arrivals = if s.items_arrived > 0 {
+        format!(
+            "{} items arrived; shown {} times, clicked {} times\n",
+            s.items_arrived, s.late_items_shown, s.late_item_clicks
+        )
+    } else {
+        String::new()
+    };
     let mut out = format!(
         "{} steps in {:.1}s: {} lists, {} items shown, {} clicks, {} purchases, {} organic events, \
-         {} bot events, {} non-2xx answers, {} transport errors\n\n",
+         {} bot events, {} non-2xx answers, {} transport errors\n{arrivals}\n",
         s.steps,
         s.elapsed_seconds,
         s.recommend_requests,
