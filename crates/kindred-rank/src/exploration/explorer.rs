@@ -183,7 +183,15 @@ impl ExplorationConfig {
                     Preference::Ranking => {
                         epsilon_greedy_probability(self.epsilon, remaining, pick == 0)
                     }
-                    _ => self.slot_probabilities(&preference, &walk.open)[pick],
+                    // A deterministic preference: the same closed form around its pick.
+                    Preference::Scores(_) => epsilon_greedy_probability(
+                        self.epsilon,
+                        remaining,
+                        pick == preference.pick(&walk.open),
+                    ),
+                    Preference::Samples { .. } => {
+                        self.slot_probabilities(&preference, &walk.open)[pick]
+                    }
                 };
                 (pick, p)
             } else {

@@ -16,6 +16,8 @@ use std::collections::BTreeMap;
 
 use kindred_core::dense::{cholesky, solve_lower, solve_upper_t};
 use kindred_core::IdMap;
+
+use crate::exploration::config::MAX_FEATURES;
 use serde::{Deserialize, Serialize};
 
 /// Most items a state tracks; past it the least observed are dropped (bounds a state whose
@@ -242,8 +244,17 @@ impl BanditPosterior {
 
     /// `x^T (ridge I + gram)^-1 x`: the shared part's variance at `x` (in noise units).
     pub fn shared_variance(&self, x: &[f64]) -> f64 {
-        let mut y = x.to_vec();
-        solve_lower(&self.factor, self.dim, &mut y);
+        // Scored per candidate per request: a stack buffer for the configs' dimensions.
+        let mut buffer = [0.0; MAX_FEATURES];
+        let mut heap;
+        let y: &mut [f64] = if x.len() <= MAX_FEATURES {
+            buffer[..x.len()].copy_from_slice(x);
+            &mut buffer[..x.len()]
+        } else {
+            heap = x.to_vec();
+            &mut heap
+        };
+        solve_lower(&self.factor, self.dim, y);
         y.iter().map(|v| v * v).sum()
     }
 
