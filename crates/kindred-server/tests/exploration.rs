@@ -281,6 +281,11 @@ async fn a_bandit_learns_from_clicks_and_keeps_what_it_learned_in_the_store() {
         }
     }
     let stored = stored.expect("the learned state reaches the store");
+    let page = c.get("/dashboard/exploration").await;
+    page.expect_status(200);
+    let text = page.text();
+    assert!(text.contains("Contextual bandits"), "{text}");
+    assert!(text.contains(&policy), "{text}");
     assert_eq!(stored.observations, (4 * users.len()) as f64);
     assert_eq!(stored.rewards, clicks.len() as f64);
 

@@ -93,6 +93,7 @@ fn body(
          exploration placed {explored} of their {served} items ({}).</p></section>",
         share(explored as usize, served as usize)
     );
+    html.push_str(&learners_section(&dash.app.serving.state.bandits.summary()));
     html.push_str(&format!(
         "<section><h2>Impressions of the last {WINDOW_HOURS} hours</h2>"
     ));
@@ -152,6 +153,42 @@ fn body(
         }
         html.push_str("</section>");
     }
+    html
+}
+
+/// The contextual bandits this server learns: per policy, the lists waiting for their
+/// attribution window, the (decayed) observations learned and their mean reward.
+fn learners_section(learners: &[(String, usize, f64, f64)]) -> String {
+    let mut html = "<section><h2>Contextual bandits</h2>".to_owned();
+    if learners.is_empty() {
+        html.push_str("<p>No rank config of this server is a contextual bandit.</p>");
+    } else {
+        let rows: Vec<Vec<String>> = learners
+            .iter()
+            .map(|(policy, waiting, observations, mean)| {
+                vec![
+                    format!("<td><code>{}</code></td>", escape(policy)),
+                    num(waiting),
+                    num(format!("{observations:.0}")),
+                    num(format!("{mean:.4}")),
+                ]
+            })
+            .collect();
+        html.push_str(&table(
+            &[
+                "policy (version#rank)",
+                "lists waiting for feedback",
+                "shown items learned (decayed)",
+                "mean reward",
+            ],
+            &rows,
+        ));
+        html.push_str(
+            "<p>Learned state is shared through the store: these figures include what other \
+             servers on it learned up to the last flush.</p>",
+        );
+    }
+    html.push_str("</section>");
     html
 }
 
