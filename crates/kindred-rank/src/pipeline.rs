@@ -443,19 +443,17 @@ impl RankPipeline {
             source: Source::Latest,
             relaxed: None,
         };
-        list.extend(
-            newest
-                .collect::<Vec<_>>()
-                .into_iter()
-                .map(|item| RankedItem {
-                    item,
-                    score: f32::NAN,
-                    source: source.clone(),
-                    propensity: 1.0,
-                    explored: false,
-                    features: Vec::new(),
-                }),
-        );
+        let newest: Vec<RankedItem> = newest
+            .map(|item| RankedItem {
+                item,
+                score: f32::NAN,
+                source: source.clone(),
+                propensity: 1.0,
+                explored: false,
+                features: Vec::new(),
+            })
+            .collect();
+        list.extend(newest);
         Ok(list)
     }
 

@@ -240,6 +240,7 @@ async fn a_bandit_learns_from_clicks_and_keeps_what_it_learned_in_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let rank = dir.path().join("bandit.toml");
     std::fs::write(&rank, BANDIT).unwrap();
+    let since = unix_now() - 1;
     let server = start(Options::default().tweak(move |c| c.rank = Some(rank))).await;
     let version = server.version.clone().expect("a published version");
     let c = server.client();
@@ -286,6 +287,28 @@ async fn a_bandit_learns_from_clicks_and_keeps_what_it_learned_in_the_store() {
     let text = page.text();
     assert!(text.contains("Contextual bandits"), "{text}");
     assert!(text.contains(&policy), "{text}");
+
+    // Off-policy replay of the bandit itself uses what it learned, frozen, and says so.
+    server.state.serving.state.exposure_log.flush().await;
+    let config = RankConfig::from_toml_str(BANDIT, "bandit.toml".as_ref()).unwrap();
+    let options = ReplayOptions::new(since, unix_now() + 1, config, "default");
+    let report = replay(
+        store,
+        &options,
+        Arc::new(|_, _| {}),
+        Arc::new(AtomicBool::new(false)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.requests, users.len());
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("contextual bandit") && w.contains("observations")),
+        "{:?}",
+        report.warnings
+    );
     assert_eq!(stored.observations, (4 * users.len()) as f64);
     assert_eq!(stored.rewards, clicks.len() as f64);
 
@@ -298,9 +321,22 @@ async fn a_bandit_learns_from_clicks_and_keeps_what_it_learned_in_the_store() {
     let catalog = Arc::clone(&server.state.serving.state.snapshot().items);
     fresh.posterior(&policy, &config, &catalog, unix_now());
     for flush in fresh.tick(unix_now()) {
-        fresh.flush(store, flush, unix_now()).await.unwrap();
+        fresh
+            .flush(store, flush, unix_now(), Arc::new(|_: &str| false))
+            .await
+            .unwrap();
     }
     let (_, _, observations, mean) = fresh.summary()[0].clone();
     assert_eq!(observations, stored.observations);
     assert!((mean - stored.rewards / stored.observations).abs() < 1e-12);
+
+    // Erasing an item the bandit learned removes it from the stored state.
+    let learned_item = stored.items.keys().next().expect("a learned item").clone();
+    c.delete(&format!("/v1/items/{learned_item}?erase=true"))
+        .await
+        .expect_status(200);
+    let after = store.bandit_state(&policy).await.unwrap().unwrap();
+    let after: BanditState = serde_json::from_str(&after).unwrap();
+    assert!(!after.items.contains_key(&learned_item));
+    assert_eq!(after.items.len(), stored.items.len() - 1);
 }

@@ -72,11 +72,16 @@ pub async fn run(
 
 /// Closes the contextual bandits' attribution windows, rebuilds their posteriors and shares
 /// what they learned through the store (see `exploration/learner.rs`).
-async fn learn_bandits(state: &ServingState) {
+async fn learn_bandits(state: &Arc<ServingState>) {
     let now = crate::clock::unix_now();
     for flush in state.bandits.tick(now) {
         let policy = flush.policy.clone();
-        if let Err(e) = state.bandits.flush(&state.store, flush, now).await {
+        let tombstones = Arc::clone(state);
+        let erased = Arc::new(move |id: &str| {
+            let erasures = tombstones.erasures();
+            erasures.items() > 0 && erasures.item_erased(id)
+        });
+        if let Err(e) = state.bandits.flush(&state.store, flush, now, erased).await {
             tracing::warn!(error = %e, policy, "storing a bandit's learned state failed");
         }
     }

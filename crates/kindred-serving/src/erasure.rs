@@ -7,7 +7,8 @@
 //! erased item is never listed. Writes naming an erased id are refused with 400 `erased_id`
 //! (feedback, user and item records), so a client cannot bring the id back; the tombstone set
 //! they are checked against is refreshed at each erasure here and at each snapshot rebuild, so
-//! a server learns of another server's erasure within its watch interval.
+//! a server learns of another server's erasure within its watch interval. Contextual bandits
+//! forget the user's waiting list and the item's statistics, here and in the store.
 
 use kindred_store::{ErasedKind, ErasureReport, Erasures, Feedback};
 
@@ -79,6 +80,12 @@ pub(crate) async fn erase(
     if kind == ErasedKind::User {
         state.forget_user(id);
         monitor.online.forget_user(id);
+        state.bandits.forget_user(id);
+    } else {
+        state.bandits.forget_item(id);
+        // A bandit flush that merged between the store's erasure and the tombstones reaching
+        // this process may have carried the item back: scrub once more.
+        state.store.scrub_bandit_item(id).await?;
     }
     state.catalog_changed();
     state.rebuild().await?;

@@ -57,6 +57,15 @@ pub struct ErasureReport {
     pub exposures: u64,
 }
 
+/// A bandit state (`bandit_states.state`, a JSON document whose `items` object is keyed by item
+/// id) without item `id`; None when it does not name the item (or is not such a document).
+/// Erasing an item scrubs every state with it in the erasure's transaction.
+pub(crate) fn scrub_bandit_item(state: &str, id: &str) -> Option<String> {
+    let mut value: serde_json::Value = serde_json::from_str(state).ok()?;
+    value.get_mut("items")?.as_object_mut()?.remove(id)?;
+    serde_json::to_string(&value).ok()
+}
+
 impl ErasureReport {
     /// Rows removed in all.
     pub fn total(&self) -> u64 {

@@ -433,6 +433,15 @@ impl Store {
         dispatch!(self.merge_bandit_state(policy, now, merge))
     }
 
+    /// Removes item `id` from every stored bandit state. [`Store::erase_item`] does this in its
+    /// own transaction; a server calls it once more after learning of the erasure, for a merge
+    /// that carried the item in between.
+    pub async fn scrub_bandit_item(&self, id: &str) -> Result<()> {
+        check_id("item id", id)?;
+        let id = id.to_owned();
+        dispatch!(self.scrub_bandit_item(id))
+    }
+
     /// Rows per kind.
     pub async fn counts(&self) -> Result<StoreCounts> {
         dispatch!(self.counts())

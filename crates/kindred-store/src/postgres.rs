@@ -826,6 +826,9 @@ impl PostgresStore {
                 ..ErasureReport::default()
             },
         };
+        if kind == ErasedKind::Item {
+            scrub_bandit_states(&tx, op, &id).await?;
+        }
         // The first erasure's time stays: erasing again changes nothing.
         tx.execute(
             "INSERT INTO erasures (kind, id_hash, erased_at)
@@ -849,6 +852,14 @@ impl PostgresStore {
             .try_get(0)
             .map_err(failed(op))?;
         Ok(n as u64)
+    }
+
+    pub(crate) async fn scrub_bandit_item(&self, id: String) -> Result<()> {
+        let op = "scrub bandit states";
+        let mut client = self.pool.get(op).await?;
+        let tx = client.transaction().await.map_err(failed(op))?;
+        scrub_bandit_states(&tx, op, &id).await?;
+        tx.commit().await.map_err(failed(op))
     }
 
     pub(crate) async fn bandit_state(&self, policy: String) -> Result<Option<String>> {
@@ -1200,6 +1211,33 @@ impl PostgresStore {
         tx.commit().await.map_err(&fail)?;
         Ok(builder.build(&name))
     }
+}
+
+/// Removes item `id` from every stored bandit state (inside the caller's transaction, rows
+/// locked so a concurrent merge waits).
+async fn scrub_bandit_states(
+    tx: &tokio_postgres::Transaction<'_>,
+    op: &'static str,
+    id: &str,
+) -> Result<()> {
+    let fail = failed(op);
+    let rows = tx
+        .query("SELECT policy, state FROM bandit_states FOR UPDATE", &[])
+        .await
+        .map_err(&fail)?;
+    for row in rows {
+        let policy: String = row.try_get(0).map_err(&fail)?;
+        let state: String = row.try_get(1).map_err(&fail)?;
+        if let Some(scrubbed) = erasure::scrub_bandit_item(&state, id) {
+            tx.execute(
+                "UPDATE bandit_states SET state = $2 WHERE policy = $1",
+                &[&policy, &scrubbed],
+            )
+            .await
+            .map_err(&fail)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -900,6 +900,9 @@ impl SqliteStore {
                     ..ErasureReport::default()
                 },
             };
+            if kind == ErasedKind::Item {
+                scrub_bandit_states(&tx, op, &id)?;
+            }
             // The first erasure's time stays: erasing again changes nothing.
             tx.execute(
                 "INSERT INTO erasures (kind, id_hash, erased_at) VALUES (?1, ?2, unixepoch())
@@ -918,6 +921,19 @@ impl SqliteStore {
             conn.query_row("SELECT COUNT(*) FROM erasures", [], |r| r.get::<_, i64>(0))
                 .map(|n| n as u64)
                 .map_err(failed("count erasures"))
+        })
+        .await
+    }
+
+    pub(crate) async fn scrub_bandit_item(&self, id: String) -> Result<()> {
+        let op = "scrub bandit states";
+        self.write(op, move |conn| {
+            let fail = failed(op);
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(&fail)?;
+            scrub_bandit_states(&tx, op, &id)?;
+            tx.commit().map_err(&fail)
         })
         .await
     }
@@ -1251,4 +1267,28 @@ impl SqliteStore {
         })
         .await
     }
+}
+
+/// Removes item `id` from every stored bandit state (inside the caller's transaction).
+fn scrub_bandit_states(tx: &rusqlite::Transaction<'_>, op: &'static str, id: &str) -> Result<()> {
+    let fail = failed(op);
+    let states: Vec<(String, String)> = {
+        let mut stmt = tx
+            .prepare("SELECT policy, state FROM bandit_states")
+            .map_err(&fail)?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(&fail)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(&fail)?
+    };
+    for (policy, state) in states {
+        if let Some(scrubbed) = erasure::scrub_bandit_item(&state, id) {
+            tx.execute(
+                "UPDATE bandit_states SET state = ?2 WHERE policy = ?1",
+                params![policy, scrubbed],
+            )
+            .map_err(&fail)?;
+        }
+    }
+    Ok(())
 }

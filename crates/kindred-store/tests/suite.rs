@@ -780,6 +780,16 @@ async fn fill_for_erasure(store: &Store) {
         .insert_exposures(&[exposure(ERASED_USER, "r1"), exposure("stays", "r2")])
         .await
         .unwrap();
+    // A bandit's learned state names items (never users).
+    let state = json!({
+        "features": ["bias"],
+        "items": {ERASED_ITEM: {"weight": 2.0, "residual": 0.5}, "i1": {"weight": 1.0, "residual": 0.1}}
+    })
+    .to_string();
+    store
+        .merge_bandit_state("v1#bandit", 10, Box::new(move |_| Ok(state)))
+        .await
+        .unwrap();
 }
 
 async fn erasing_a_user_leaves_no_row_naming_them(f: &Fixture) {
@@ -834,6 +844,10 @@ async fn erasing_an_item_leaves_no_row_naming_it(f: &Fixture) {
     );
     assert_eq!(report.total(), 5);
     assert_eq!(f.rows_containing(ERASED_ITEM).await, Vec::<String>::new());
+    let bandit: Value =
+        serde_json::from_str(&store.bandit_state("v1#bandit").await.unwrap().unwrap()).unwrap();
+    assert!(bandit["items"].get(ERASED_ITEM).is_none());
+    assert_eq!(bandit["items"]["i1"]["weight"], 1.0, "other items stay");
     let erasures = store.erasures().await.unwrap();
     assert!(erasures.item_erased(ERASED_ITEM) && !erasures.user_erased(ERASED_ITEM));
     assert_eq!(store.counts().await.unwrap().feedback, 4);

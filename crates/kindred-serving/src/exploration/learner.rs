@@ -11,6 +11,10 @@
 //! servers on one store share what they learn and a restart resumes from it. A server's first
 //! flush (on its first tick) is how it loads the stored state.
 //!
+//! Erasure: the store scrubs an erased item from every stored state in the erasure's
+//! transaction; this server then forgets the item and the user ([`BanditLearners::forget_item`],
+//! [`BanditLearners::forget_user`]), and a flush never sends an item erased by the time it runs.
+//!
 //! Everything keyed by request data is bounded: lists waiting per policy
 //! ([`MAX_PENDING_LISTS`], the oldest learned early when full), one waiting list per user (a
 //! newer list closes the older one's window), and policies ([`MAX_POLICIES`]).
@@ -285,21 +289,53 @@ impl BanditLearners {
         due
     }
 
+    /// Drops what this server holds about erased item `id`: its statistics and its waiting
+    /// impressions (the shared weights keep only sums over all items).
+    pub fn forget_item(&self, id: &str) {
+        for learner in self.lock().values_mut() {
+            learner.state.items.remove(id);
+            learner.delta.items.remove(id);
+            for list in learner.pending.values_mut() {
+                list.items.retain(|item| item.id != id);
+            }
+            learner.stale = true;
+        }
+    }
+
+    /// Drops erased user `id`'s waiting list, unlearned.
+    pub fn forget_user(&self, id: &str) {
+        for learner in self.lock().values_mut() {
+            learner.pending.remove(id);
+            learner.order.retain(|(_, user, _)| user != id);
+        }
+    }
+
     /// Adds a flush's delta to the stored state and takes the result as this server's state
-    /// (plus what was learned since the delta was taken). On a store error the delta is put
-    /// back, to go with the next flush.
-    pub async fn flush(&self, store: &Store, flush: Flush, now: i64) -> kindred_core::Result<()> {
+    /// (plus what was learned since the delta was taken). `erased` tells the items erased by
+    /// the time the store runs the merge: they are never sent. On a store error the delta is
+    /// put back, to go with the next flush.
+    pub async fn flush(
+        &self,
+        store: &Store,
+        flush: Flush,
+        now: i64,
+        erased: Arc<dyn Fn(&str) -> bool + Send + Sync>,
+    ) -> kindred_core::Result<()> {
         let Flush {
             policy,
             delta,
             half_life,
         } = flush;
+        let sent_items: Vec<String> = delta.items.keys().cloned().collect();
         let sent = delta.clone();
+        let erased_at_merge = Arc::clone(&erased);
         let merged = store
             .merge_bandit_state(
                 &policy,
                 now,
                 Box::new(move |stored| {
+                    let mut sent = sent;
+                    sent.items.retain(|id, _| !erased_at_merge(id));
                     let mut state = stored
                         .and_then(|s| serde_json::from_str::<BanditState>(&s).ok())
                         .filter(|s| s.features == sent.features)
@@ -321,6 +357,10 @@ impl BanditLearners {
                 let mut state: BanditState = serde_json::from_str(&json)
                     .map_err(|e| kindred_core::Error::InvalidInput(format!("bandit state: {e}")))?;
                 state.merge(&learner.delta, half_life);
+                // An item erased while the merge was on its way is not taken back.
+                for id in sent_items.iter().filter(|id| erased(id)) {
+                    state.items.remove(id);
+                }
                 learner.state = state;
                 learner.stale = true;
                 Ok(())

@@ -20,12 +20,14 @@ use kindred_eval::offpolicy::{
     RewardExample,
 };
 use kindred_eval::stats::Interval;
+use kindred_rank::exploration::{BanditPosterior, BanditState};
 use kindred_rank::RankConfig;
 use kindred_store::{Impression, Store, StoredFeedback};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::experiments::definition::DEFAULT_ATTRIBUTION_WINDOW_SECONDS;
+use crate::exploration::PolicyId;
 use crate::lifecycle::training;
 use crate::snapshot::{ListRequest, LiveModel, Snapshot, SnapshotInput, DEFAULT_RANK};
 
@@ -189,6 +191,23 @@ pub async fn replay(
             )
         })?,
     };
+    // A contextual bandit candidate is replayed with what it has learned so far (frozen), as
+    // the store holds it under the candidate's policy id; the prior when it has learned nothing.
+    let bandit_state = if options.candidate.exploration.policy.is_bandit() {
+        let policy = PolicyId {
+            version: Some(record.model.version.clone()),
+            rank: Some(options.candidate_name.clone()),
+        }
+        .to_string();
+        let stored = store.bandit_state(&policy).await?;
+        let features = options.candidate.exploration.feature_names();
+        let state = stored
+            .and_then(|s| serde_json::from_str::<BanditState>(&s).ok())
+            .filter(|s| s.features == features);
+        Some((policy, state))
+    } else {
+        None
+    };
     let mut dataset = store.load_dataset("replay").await?;
     let erasures = Arc::new(store.erasures().await?);
     let events = store
@@ -217,8 +236,27 @@ pub async fn replay(
             generation: 0,
             erasures,
         })?;
+        let bandit = bandit_state.map(|(policy, state)| {
+            let ridge = options.candidate.exploration.ridge;
+            let note = match &state {
+                Some(s) => format!(
+                    "the candidate is a contextual bandit: replayed with its state as stored \
+                     under `{policy}` now ({:.0} observations), frozen",
+                    s.observations
+                ),
+                None => format!(
+                    "the candidate is a contextual bandit with no stored state under \
+                     `{policy}`: replayed with its prior"
+                ),
+            };
+            let state = state.unwrap_or_else(|| {
+                BanditState::new(options.candidate.exploration.feature_names(), 0)
+            });
+            (Arc::new(state.posterior(ridge, &snapshot.items)), note)
+        });
         estimate(
             &snapshot,
+            bandit,
             &requests,
             &events,
             without_propensity,
@@ -320,6 +358,7 @@ fn group(rows: Vec<Impression>) -> Result<(Vec<LoggedRequest>, usize)> {
 #[allow(clippy::too_many_arguments)]
 fn estimate(
     snapshot: &Snapshot,
+    bandit: Option<(Arc<BanditPosterior>, String)>,
     requests: &[LoggedRequest],
     events: &[StoredFeedback],
     without_propensity: usize,
@@ -401,6 +440,7 @@ fn estimate(
             history,
             now: r.timestamp,
             n: shown.len(),
+            bandit: bandit.as_ref().map(|b| Arc::clone(&b.0)),
             ..ListRequest::default()
         };
         let model = models.for_request(number as u64);
@@ -437,6 +477,7 @@ fn estimate(
     let logged = estimate_click_rate(&on_policy, &estimator)?;
     let mut warnings = Vec::new();
     warnings.extend(target.support_warning());
+    warnings.extend(bandit.map(|b| b.1));
     if without_propensity > 0 {
         warnings.push(format!(
             "{without_propensity} logged lists have no propensities and were left out"
