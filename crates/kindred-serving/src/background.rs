@@ -74,7 +74,12 @@ pub async fn run(
 /// what they learned through the store (see `exploration/learner.rs`).
 async fn learn_bandits(state: &Arc<ServingState>) {
     let now = crate::clock::unix_now();
-    for flush in state.bandits.tick(now) {
+    let flushes = state.bandits.tick(now);
+    let refreshing = Arc::clone(state);
+    if let Err(e) = tokio::task::spawn_blocking(move || refreshing.bandits.refresh_stale()).await {
+        tracing::warn!(error = %e, "rebuilding the bandits' posteriors failed");
+    }
+    for flush in flushes {
         let policy = flush.policy.clone();
         let tombstones = Arc::clone(state);
         let erased = Arc::new(move |id: &str| {

@@ -264,16 +264,13 @@ impl BanditLearners {
         }
     }
 
-    /// The background tick: closes the lists whose window ended, rebuilds stale posteriors
-    /// (for the catalog each policy last served), and hands out the deltas due for a flush to
-    /// the store.
+    /// The background tick: closes the lists whose window ended and hands out the deltas due
+    /// for a flush to the store.
     pub fn tick(&self, now: i64) -> Vec<Flush> {
         let mut learners = self.lock();
         let mut due = Vec::new();
         for (policy, learner) in learners.iter_mut() {
             learner.close_expired(now);
-            let catalog = Arc::clone(&learner.catalog);
-            learner.refresh(&catalog);
             let flush_due = learner.last_flush.is_none_or(|t| now - t >= FLUSH_SECONDS);
             if flush_due && !learner.flushing {
                 learner.flushing = true;
@@ -372,6 +369,34 @@ impl BanditLearners {
         }
     }
 
+    /// Rebuilds the posteriors whose state changed, for the catalog each policy last served.
+    /// The rebuild (linear in the catalog) runs outside the lock, on a copy of the state, so
+    /// requests drawing lists never wait for it.
+    pub fn refresh_stale(&self) {
+        let jobs: Vec<(String, BanditState, Arc<IdMap>, f64)> = {
+            let mut learners = self.lock();
+            learners
+                .iter_mut()
+                .filter(|(_, l)| l.stale)
+                .map(|(policy, l)| {
+                    l.stale = false;
+                    let job = (l.state.clone(), Arc::clone(&l.catalog), l.config.ridge);
+                    (policy.clone(), job.0, job.1, job.2)
+                })
+                .collect()
+        };
+        for (policy, state, catalog, ridge) in jobs {
+            let posterior = Arc::new(state.posterior(ridge, &catalog));
+            let mut learners = self.lock();
+            if let Some(learner) = learners.get_mut(&policy) {
+                // A request may have moved the learner to a newer catalog meanwhile.
+                if Arc::ptr_eq(&learner.catalog, &catalog) {
+                    learner.posterior = posterior;
+                }
+            }
+        }
+    }
+
     /// Per policy: lists waiting, observations learned (decayed) and mean reward.
     pub fn summary(&self) -> Vec<(String, usize, f64, f64)> {
         let learners = self.lock();
@@ -449,6 +474,7 @@ mod tests {
         learners.tick(150);
         assert_eq!(learners.summary()[0].2, 0.0);
         learners.tick(161);
+        learners.refresh_stale();
         let (_, waiting, observations, mean) = learners.summary()[0].clone();
         assert_eq!((waiting, observations), (0, 2.0));
         assert!((mean - 0.5).abs() < 1e-12, "one of two items rewarded");
