@@ -18,16 +18,36 @@ use kindred_serving::exploration::{BanditLearners, PolicyId};
 use kindred_store::Feedback;
 use serde_json::Value;
 
+/// The off-policy replay of `options`, without progress or cancellation.
+async fn replay_quietly(
+    store: &kindred_store::Store,
+    options: &ReplayOptions,
+) -> kindred_serving::error::Result<kindred_serving::exploration::replay::ReplayReport> {
+    replay(
+        store,
+        options,
+        Arc::new(|_, _| {}),
+        Arc::new(AtomicBool::new(false)),
+    )
+    .await
+}
+
+/// A server whose default rank config is `rank_toml`, and the time just before it started.
+async fn start_with_rank(rank_toml: &str) -> (tempfile::TempDir, common::TestServer, i64) {
+    let dir = tempfile::tempdir().unwrap();
+    let rank = dir.path().join("rank.toml");
+    std::fs::write(&rank, rank_toml).unwrap();
+    let since = unix_now() - 1;
+    let server = start(Options::default().tweak(move |c| c.rank = Some(rank))).await;
+    (dir, server, since)
+}
+
 const EXPLORE: &str = "[exploration]\npolicy = \"epsilon-greedy\"\nepsilon = 0.5\n\
                        max_explored = 2\npool = 5\nseed = 11\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exploring_lists_log_propensities_and_replay_to_what_was_logged() {
-    let dir = tempfile::tempdir().unwrap();
-    let rank = dir.path().join("explore.toml");
-    std::fs::write(&rank, EXPLORE).unwrap();
-    let since = unix_now() - 1;
-    let server = start(Options::default().tweak(move |c| c.rank = Some(rank))).await;
+    let (_dir, server, since) = start_with_rank(EXPLORE).await;
     let version = server.version.clone().expect("a published version");
     let c = server.client();
     let users: Vec<String> = server.data.users.iter().map(|u| u.id.clone()).collect();
@@ -103,14 +123,7 @@ async fn exploring_lists_log_propensities_and_replay_to_what_was_logged() {
     let until = unix_now() + 1;
     let explore_config = RankConfig::from_toml_str(EXPLORE, "explore.toml".as_ref()).unwrap();
     let options = ReplayOptions::new(since, until, explore_config, "explore");
-    let report = replay(
-        store,
-        &options,
-        Arc::new(|_, _| {}),
-        Arc::new(AtomicBool::new(false)),
-    )
-    .await
-    .unwrap();
+    let report = replay_quietly(store, &options).await.unwrap();
     assert_eq!(report.requests, 3 * users.len());
     assert_eq!(report.rewards, clicks.len());
     let observed = clicks.len() as f64 / rows.len() as f64;
@@ -138,14 +151,7 @@ async fn exploring_lists_log_propensities_and_replay_to_what_was_logged() {
 
     // A greedy candidate: its lists are among what was logged, so it has support but weights.
     let greedy = ReplayOptions::new(since, until, RankConfig::default(), "greedy");
-    let report = replay(
-        store,
-        &greedy,
-        Arc::new(|_, _| {}),
-        Arc::new(AtomicBool::new(false)),
-    )
-    .await
-    .unwrap();
+    let report = replay_quietly(store, &greedy).await.unwrap();
     assert!(report.top_slot_support > 0 && report.top_slot_support < report.requests);
     assert!(report.effective_sample_size < report.requests as f64);
     assert!(report.snips.lower <= report.snips.upper);
@@ -219,14 +225,7 @@ async fn exploring_lists_log_propensities_and_replay_to_what_was_logged() {
 
     // Replays refuse a window with nothing explored in it, naming why.
     let empty = ReplayOptions::new(until + 10, until + 20, RankConfig::default(), "greedy");
-    let err = replay(
-        store,
-        &empty,
-        Arc::new(|_, _| {}),
-        Arc::new(AtomicBool::new(false)),
-    )
-    .await
-    .unwrap_err();
+    let err = replay_quietly(store, &empty).await.unwrap_err();
     assert!(err.to_string().contains("[exploration]"), "{err}");
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
@@ -237,11 +236,7 @@ const BANDIT: &str = "[exploration]\npolicy = \"linucb\"\nepsilon = 0.1\npool = 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bandit_learns_from_clicks_and_keeps_what_it_learned_in_the_store() {
-    let dir = tempfile::tempdir().unwrap();
-    let rank = dir.path().join("bandit.toml");
-    std::fs::write(&rank, BANDIT).unwrap();
-    let since = unix_now() - 1;
-    let server = start(Options::default().tweak(move |c| c.rank = Some(rank))).await;
+    let (_dir, server, since) = start_with_rank(BANDIT).await;
     let version = server.version.clone().expect("a published version");
     let c = server.client();
     let users: Vec<String> = server.data.users.iter().map(|u| u.id.clone()).collect();
@@ -292,14 +287,7 @@ async fn a_bandit_learns_from_clicks_and_keeps_what_it_learned_in_the_store() {
     server.state.serving.state.exposure_log.flush().await;
     let config = RankConfig::from_toml_str(BANDIT, "bandit.toml".as_ref()).unwrap();
     let options = ReplayOptions::new(since, unix_now() + 1, config, "default");
-    let report = replay(
-        store,
-        &options,
-        Arc::new(|_, _| {}),
-        Arc::new(AtomicBool::new(false)),
-    )
-    .await
-    .unwrap();
+    let report = replay_quietly(store, &options).await.unwrap();
     assert_eq!(report.requests, users.len());
     assert!(
         report
