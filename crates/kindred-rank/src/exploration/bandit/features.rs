@@ -10,7 +10,7 @@
 //! | `rank` | `1 / (1 + position)` in the ranking's own list |
 //! | `unscored` | 1 when the model does not score the item (e.g. it arrived after training) |
 //! | `popularity` | the item's log-popularity among training users, in [0, 1] |
-//! | `category_affinity` | share of the user's history sharing a category with the item |
+//! | `category_affinity` | largest share of the user's history (up to 500 items) in one of the item's categories |
 //! | `weekend` | 1 on Saturday and Sunday (UTC) |
 //! | `hour_sin`, `hour_cos` | the request's hour of day on the unit circle |
 //! | `item:NAME` | numeric item feature `NAME` (0 where missing) |
@@ -184,7 +184,8 @@ pub struct FeatureEncoder {
     user_columns: HashMap<String, Vec<f32>>,
 }
 
-/// How many of the user's most recent history items `category_affinity` reads.
+/// How many of the user's history items `category_affinity` reads at most (the request's
+/// `seen` list carries no order, so a long history is sampled by its end, not by recency).
 const AFFINITY_HISTORY: usize = 500;
 
 impl FeatureEncoder {
