@@ -74,21 +74,11 @@ pub async fn run(
 /// what they learned through the store (see `exploration/learner.rs`).
 async fn learn_bandits(state: &Arc<ServingState>) {
     let now = crate::clock::unix_now();
-    // Learning and the posteriors' rebuild are linear in what closed and in the catalog.
-    let learning = Arc::clone(state);
-    let flushes = match tokio::task::spawn_blocking(move || {
-        let flushes = learning.bandits.tick(now);
-        learning.bandits.refresh_stale();
-        flushes
-    })
-    .await
-    {
-        Ok(flushes) => flushes,
-        Err(e) => {
-            tracing::warn!(error = %e, "the bandits' learning step failed");
-            return;
-        }
-    };
+    let flushes = state.bandits.tick(now);
+    let refreshing = Arc::clone(state);
+    if let Err(e) = tokio::task::spawn_blocking(move || refreshing.bandits.refresh_stale()).await {
+        tracing::warn!(error = %e, "rebuilding the bandits' posteriors failed");
+    }
     for flush in flushes {
         let policy = flush.policy.clone();
         let tombstones = Arc::clone(state);

@@ -397,13 +397,13 @@ impl ListService {
                 let items = Arc::new(match precomputed {
                     Some(list) => served(snapshot, list, false),
                     None => {
-                        let mut ranked = snapshot.rank_now(&request)?;
+                        let ranked = snapshot.rank_now(&request)?;
                         if let Some((policy, posterior)) = &bandit {
                             let now = request.now;
                             let ids = &snapshot.items;
                             state
                                 .bandits
-                                .shown(policy, &user, &mut ranked, ids, posterior, now);
+                                .shown(policy, &user, &ranked, ids, posterior, now);
                         }
                         served(snapshot, &ranked, exploration.is_some())
                     }
@@ -511,12 +511,12 @@ impl ListService {
             exploration_seed: exploration.map(|e| exploration_seed(e.seed, &request_id)),
             bandit: bandit.as_ref().map(|b| Arc::clone(&b.1)),
         };
-        let mut ranked = snapshot.rank_now(&list_request)?;
+        let ranked = snapshot.rank_now(&list_request)?;
         if let (Some((policy, posterior)), Some(user)) = (&bandit, &request.user) {
             let ids = &snapshot.items;
             state
                 .bandits
-                .shown(policy, user, &mut ranked, ids, posterior, list_request.now);
+                .shown(policy, user, &ranked, ids, posterior, list_request.now);
         }
         let items = served(snapshot, &ranked, exploration.is_some());
         if exploration.is_some() {

@@ -2,9 +2,8 @@
 //! `"linear-thompson"`, `"thompson"`): every list a bandit fills for a known user waits here
 //! with its items' feature rows until its attribution window closes; a reward event
 //! (`exploration.reward`, e.g. a click) on one of its items inside the window marks that item.
-//! The request path only records the list; the background tick learns every item of the lists
-//! whose window closed, rewarded or not, outside the lock, and rebuilds the posterior each
-//! request reads.
+//! When the window closes every item is learned, clicked or not. The posterior each request
+//! reads is rebuilt from the learned state on the background tick.
 //!
 //! State is kept in the store under the policy id (`version#rank`): each flush adds what this
 //! server learned since the last one to the stored state in one atomic read-modify-write
@@ -17,9 +16,8 @@
 //! [`BanditLearners::forget_user`]), and a flush never sends an item erased by the time it runs.
 //!
 //! Everything keyed by request data is bounded: lists waiting per policy
-//! ([`MAX_PENDING_LISTS`], the oldest closed early when full), closed lists awaiting the tick
-//! (the same bound; past it they are dropped unlearned), one waiting list per user (a newer
-//! list closes the older one's window), and policies ([`MAX_POLICIES`]).
+//! ([`MAX_PENDING_LISTS`], the oldest learned early when full), one waiting list per user (a
+//! newer list closes the older one's window), and policies ([`MAX_POLICIES`]).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -39,20 +37,17 @@ pub const FLUSH_SECONDS: i64 = 10;
 
 /// One shown item waiting for its reward.
 struct PendingItem {
-    /// Index in the list's catalog, and the 0-based slot it was shown in.
-    item: u32,
-    slot: usize,
+    id: String,
     features: Vec<f64>,
+    /// The posterior's shared prediction and item correction when it was shown.
+    shared: f64,
+    correction: f64,
     rewarded: bool,
 }
 
-/// A shown list: what the request path records (no learning happens there).
 struct PendingList {
     seq: u64,
     shown_at: i64,
-    /// The posterior it was drawn from and the catalog its items index.
-    posterior: Arc<BanditPosterior>,
-    catalog: Arc<IdMap>,
     items: Vec<PendingItem>,
 }
 
@@ -68,11 +63,9 @@ struct Learner {
     catalog: Arc<IdMap>,
     /// The posterior is older than the state.
     stale: bool,
-    pending: HashMap<Arc<str>, PendingList>,
+    pending: HashMap<String, PendingList>,
     /// `(shown_at, user, seq)` in showing order.
-    order: VecDeque<(i64, Arc<str>, u64)>,
-    /// Lists whose window closed, to learn from on the next tick.
-    closed: Vec<PendingList>,
+    order: VecDeque<(i64, String, u64)>,
     next_seq: u64,
     last_flush: Option<i64>,
     /// Set while a flush is in flight (its delta taken, its merge not yet absorbed).
@@ -94,20 +87,33 @@ impl Learner {
             stale: false,
             pending: HashMap::new(),
             order: VecDeque::new(),
-            closed: Vec::new(),
             next_seq: 0,
             last_flush: None,
             flushing: false,
         }
     }
 
-    /// Closes `user`'s waiting list: it is learned on the next tick (past the bound, dropped).
+    /// Learns every item of `user`'s waiting list.
     fn close(&mut self, user: &str) {
-        if let Some(list) = self.pending.remove(user) {
-            if self.closed.len() < MAX_PENDING_LISTS {
-                self.closed.push(list);
+        let Some(list) = self.pending.remove(user) else {
+            return;
+        };
+        let half_life = self.config.half_life_seconds();
+        self.state.decay_to(list.shown_at, half_life);
+        self.delta.decay_to(list.shown_at, half_life);
+        for item in list.items {
+            let reward = f64::from(u8::from(item.rewarded));
+            for state in [&mut self.state, &mut self.delta] {
+                state.observe(
+                    &item.features,
+                    &item.id,
+                    reward,
+                    item.shared,
+                    item.correction,
+                );
             }
         }
+        self.stale = true;
     }
 
     /// Closes the lists whose window ended by `now`.
@@ -118,7 +124,7 @@ impl Learner {
                 break;
             }
             self.order.pop_front();
-            if self.pending.get(&*user).is_some_and(|l| l.seq == seq) {
+            if self.pending.get(&user).is_some_and(|l| l.seq == seq) {
                 self.close(&user);
             }
         }
@@ -131,27 +137,6 @@ impl Learner {
             self.stale = false;
         }
     }
-}
-
-/// What `lists` (closed, in closing order) teach: every shown item with reward 1 when it was
-/// rewarded in its window, else 0, learned at the slot it was shown in with the prediction of
-/// the posterior it was drawn from (backfitting).
-fn learn(lists: &[PendingList], spec: &FeatureSpec, config: &ExplorationConfig) -> BanditState {
-    let start = lists.first().map_or(0, |l| l.shown_at);
-    let mut local = BanditState::new(config.feature_names(), start);
-    let half_life = config.half_life_seconds();
-    for list in lists {
-        local.decay_to(list.shown_at, half_life);
-        for item in &list.items {
-            let row = shown_at(spec, &item.features, item.slot);
-            let shared = list.posterior.shared(&row);
-            let correction = list.posterior.correction(item.item).0;
-            let reward = f64::from(u8::from(item.rewarded));
-            let id = list.catalog.external(item.item);
-            local.observe(&row, id, reward, shared, correction);
-        }
-    }
-    local
 }
 
 /// What the background tick hands to the store: a policy's learned delta.
@@ -195,54 +180,56 @@ impl BanditLearners {
         Arc::clone(&learner.posterior)
     }
 
-    /// Remembers a list `policy` showed `user` (drawn from `posterior` over `catalog`), to
-    /// learn from when its window closes. Takes the items' feature rows; does no learning, so
-    /// the request path pays only for the bookkeeping.
+    /// Remembers a list `policy` showed `user` (with the posterior it was drawn from), to
+    /// learn from when its window closes.
     pub fn shown(
         &self,
         policy: &str,
         user: &str,
-        items: &mut [RankedItem],
-        catalog: &Arc<IdMap>,
-        posterior: &Arc<BanditPosterior>,
+        items: &[RankedItem],
+        ids: &IdMap,
+        posterior: &BanditPosterior,
         now: i64,
     ) {
-        let items: Vec<PendingItem> = items
-            .iter_mut()
-            .enumerate()
-            .filter(|(_, r)| r.features.len() == posterior.dim())
-            .map(|(slot, r)| PendingItem {
-                item: r.item,
-                slot,
-                features: std::mem::take(&mut r.features),
-                rewarded: false,
-            })
-            .collect();
-        if items.is_empty() {
-            return;
-        }
-        let user: Arc<str> = Arc::from(user);
         let mut learners = self.lock();
         let Some(learner) = learners.get_mut(policy) else {
             return;
         };
-        learner.close(&user);
+        if learner.pending.contains_key(user) {
+            learner.close(user);
+        }
         while learner.pending.len() >= MAX_PENDING_LISTS {
             let Some((_, oldest, _)) = learner.order.pop_front() else {
                 break;
             };
             learner.close(&oldest);
         }
+        let items = items
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.features.len() == posterior.dim())
+            .map(|(slot, r)| {
+                let features = shown_at(&learner.spec, &r.features, slot);
+                PendingItem {
+                    id: ids.external(r.item).to_owned(),
+                    shared: posterior.shared(&features),
+                    correction: posterior.correction(r.item).0,
+                    features,
+                    rewarded: false,
+                }
+            })
+            .collect::<Vec<_>>();
+        if items.is_empty() {
+            return;
+        }
         let seq = learner.next_seq;
         learner.next_seq += 1;
-        learner.order.push_back((now, Arc::clone(&user), seq));
+        learner.order.push_back((now, user.to_owned(), seq));
         learner.pending.insert(
-            user,
+            user.to_owned(),
             PendingList {
                 seq,
                 shown_at: now,
-                posterior: Arc::clone(posterior),
-                catalog: Arc::clone(catalog),
                 items,
             },
         );
@@ -263,56 +250,27 @@ impl BanditLearners {
                 if !rewarding.contains(event.event_type.as_str()) {
                     continue;
                 }
-                let Some(list) = learner.pending.get_mut(event.user.as_str()) else {
+                let Some(list) = learner.pending.get_mut(&event.user) else {
                     continue;
                 };
                 let at = event.timestamp;
                 if at < list.shown_at || at > list.shown_at + window {
                     continue;
                 }
-                let Some(index) = list.catalog.get(&event.item) else {
-                    continue;
-                };
-                for item in list.items.iter_mut().filter(|i| i.item == index) {
+                for item in list.items.iter_mut().filter(|i| i.id == event.item) {
                     item.rewarded = true;
                 }
             }
         }
     }
 
-    /// The background tick: closes the lists whose window ended, learns from every closed
-    /// list (outside the lock: requests never wait for it), and hands out the deltas due for
-    /// a flush to the store. Blocking work: call it from a blocking thread.
+    /// The background tick: closes the lists whose window ended and hands out the deltas due
+    /// for a flush to the store.
     pub fn tick(&self, now: i64) -> Vec<Flush> {
-        let jobs: Vec<(String, Vec<PendingList>, FeatureSpec, ExplorationConfig)> = {
-            let mut learners = self.lock();
-            learners
-                .iter_mut()
-                .filter_map(|(policy, learner)| {
-                    learner.close_expired(now);
-                    (!learner.closed.is_empty()).then(|| {
-                        let lists = std::mem::take(&mut learner.closed);
-                        let (spec, config) = (learner.spec.clone(), learner.config.clone());
-                        (policy.clone(), lists, spec, config)
-                    })
-                })
-                .collect()
-        };
-        let learned: Vec<(String, BanditState)> = jobs
-            .into_iter()
-            .map(|(policy, lists, spec, config)| (policy, learn(&lists, &spec, &config)))
-            .collect();
         let mut learners = self.lock();
-        for (policy, local) in learned {
-            if let Some(learner) = learners.get_mut(&policy) {
-                let half_life = learner.config.half_life_seconds();
-                learner.state.merge(&local, half_life);
-                learner.delta.merge(&local, half_life);
-                learner.stale = true;
-            }
-        }
         let mut due = Vec::new();
         for (policy, learner) in learners.iter_mut() {
+            learner.close_expired(now);
             let flush_due = learner.last_flush.is_none_or(|t| now - t >= FLUSH_SECONDS);
             if flush_due && !learner.flushing {
                 learner.flushing = true;
@@ -334,14 +292,8 @@ impl BanditLearners {
         for learner in self.lock().values_mut() {
             learner.state.items.remove(id);
             learner.delta.items.remove(id);
-            let lists = learner
-                .pending
-                .values_mut()
-                .chain(learner.closed.iter_mut());
-            for list in lists {
-                if let Some(index) = list.catalog.get(id) {
-                    list.items.retain(|item| item.item != index);
-                }
+            for list in learner.pending.values_mut() {
+                list.items.retain(|item| item.id != id);
             }
             learner.stale = true;
         }
@@ -351,7 +303,7 @@ impl BanditLearners {
     pub fn forget_user(&self, id: &str) {
         for learner in self.lock().values_mut() {
             learner.pending.remove(id);
-            learner.order.retain(|(_, user, _)| &**user != id);
+            learner.order.retain(|(_, user, _)| user != id);
         }
     }
 
@@ -516,14 +468,7 @@ mod tests {
         let learners = BanditLearners::default();
         let ids = catalog();
         let posterior = learners.posterior("v1#b", &config(), &ids, 100);
-        learners.shown(
-            "v1#b",
-            "u1",
-            &mut [ranked(0), ranked(1)],
-            &ids,
-            &posterior,
-            100,
-        );
+        learners.shown("v1#b", "u1", &[ranked(0), ranked(1)], &ids, &posterior, 100);
         learners.feedback(&[click("u1", "i1", 130), click("u1", "i0", 500)]);
         // Not closed yet: nothing learned.
         learners.tick(150);
@@ -542,13 +487,12 @@ mod tests {
         let learners = BanditLearners::default();
         let ids = catalog();
         let posterior = learners.posterior("p", &config(), &ids, 0);
-        learners.shown("p", "u", &mut [ranked(0)], &ids, &posterior, 0);
-        learners.shown("p", "u", &mut [ranked(1)], &ids, &posterior, 1);
-        learners.tick(1);
+        learners.shown("p", "u", &[ranked(0)], &ids, &posterior, 0);
+        learners.shown("p", "u", &[ranked(1)], &ids, &posterior, 1);
         let (_, waiting, observations, _) = learners.summary()[0].clone();
         assert_eq!((waiting, observations), (1, 1.0));
         for n in 0..MAX_PENDING_LISTS + 10 {
-            learners.shown("p", &format!("x{n}"), &mut [ranked(2)], &ids, &posterior, 2);
+            learners.shown("p", &format!("x{n}"), &[ranked(2)], &ids, &posterior, 2);
         }
         assert_eq!(learners.summary()[0].1, MAX_PENDING_LISTS);
     }
