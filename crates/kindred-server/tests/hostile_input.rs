@@ -435,7 +435,13 @@ async fn feature_names_categories_and_ids_are_bounded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_beyond_max_in_flight_are_shed_before_any_work() {
     use tokio::io::AsyncWriteExt;
-    let server = start(Options::default().tweak(|c| c.limits.max_in_flight = 2)).await;
+    let server = start(Options::default().tweak(|c| {
+        c.limits.max_in_flight = 2;
+        // The held writes must keep their permits for the whole check, however slow a loaded
+        // machine makes it (the default request timeout would release them after 5 s).
+        c.request_timeout_ms = 60_000;
+    }))
+    .await;
     // Two writes whose bodies never finish arriving hold both permits.
     let mut held = Vec::new();
     for _ in 0..2 {
@@ -450,7 +456,7 @@ async fn requests_beyond_max_in_flight_are_shed_before_any_work() {
         held.push(stream);
     }
     let c = server.client();
-    let shed = common::eventually(std::time::Duration::from_secs(5), || async {
+    let shed = common::eventually(std::time::Duration::from_secs(20), || async {
         c.get("/v1/popular").await.status == 503
     })
     .await;
