@@ -28,10 +28,11 @@ pub fn shown_at(spec: &FeatureSpec, row: &[f64], slot: usize) -> Vec<f64> {
     row
 }
 
+use kindred_core::kernels::dot_f64;
 use kindred_core::rng::mix64;
 use kindred_core::SplitMix64;
 
-use super::config::{ExplorationConfig, ExplorationKind};
+use super::config::ExplorationConfig;
 use super::explorer::Preference;
 
 /// The bandit's scores of a pool: one row of one score per candidate (LinUCB), or `samples`
@@ -68,50 +69,54 @@ pub fn preference(
 ) -> PoolScores {
     let dim = posterior.dim();
     let m = items.len();
-    match config.policy {
-        ExplorationKind::Thompson | ExplorationKind::LinearThompson => {
-            let draws = config.samples.max(1);
-            let mut scores = Vec::with_capacity(draws * m);
-            let mut z = vec![0.0; dim];
-            for draw in 0..draws {
-                let mut rng = SplitMix64::new(mix64(seed ^ 0x7468_6F6D ^ draw as u64));
-                z.iter_mut().for_each(|v| *v = rng.normal());
-                let theta = posterior.sample_theta(&mut z, config.alpha);
-                for (k, &item) in items.iter().enumerate() {
-                    let x = &rows[k * dim..(k + 1) * dim];
-                    let shared: f64 = theta.iter().zip(x).map(|(a, b)| a * b).sum();
-                    let (correction, item_variance) = posterior.correction(item);
-                    let own = correction + config.alpha * item_variance.sqrt() * rng.normal();
-                    scores.push(shared + own);
-                }
-            }
-            PoolScores {
-                scores,
-                len: m,
-                sampled: true,
+    if config.policy.samples() {
+        let draws = config.samples.max(1);
+        // Per item, once: the correction's mean and the draw's scale.
+        let corrections: Vec<(f64, f64)> = items
+            .iter()
+            .map(|&item| {
+                let (mean, variance) = posterior.correction(item);
+                (mean, config.alpha * variance.sqrt())
+            })
+            .collect();
+        let mut scores = Vec::with_capacity(draws * m);
+        let mut z = vec![0.0; dim];
+        for draw in 0..draws {
+            let mut rng = SplitMix64::new(mix64(seed ^ 0x7468_6F6D ^ draw as u64));
+            z.iter_mut().for_each(|v| *v = rng.normal());
+            let theta = posterior.sample_theta(&mut z, config.alpha);
+            for (k, &(mean, scale)) in corrections.iter().enumerate() {
+                let shared = dot_f64(&theta, &rows[k * dim..(k + 1) * dim]);
+                scores.push(shared + mean + scale * rng.normal());
             }
         }
-        _ => PoolScores {
-            scores: items
-                .iter()
-                .enumerate()
-                .map(|(k, &item)| {
-                    let x = &rows[k * dim..(k + 1) * dim];
-                    let (correction, item_variance) = posterior.correction(item);
-                    let mean = posterior.shared(x) + correction;
-                    let variance = posterior.shared_variance(x) + item_variance;
-                    mean + config.alpha * variance.sqrt()
-                })
-                .collect(),
+        return PoolScores {
+            scores,
             len: m,
-            sampled: false,
-        },
+            sampled: true,
+        };
+    }
+    PoolScores {
+        scores: items
+            .iter()
+            .enumerate()
+            .map(|(k, &item)| {
+                let x = &rows[k * dim..(k + 1) * dim];
+                let (correction, item_variance) = posterior.correction(item);
+                let mean = posterior.shared(x) + correction;
+                let variance = posterior.shared_variance(x) + item_variance;
+                mean + config.alpha * variance.sqrt()
+            })
+            .collect(),
+        len: m,
+        sampled: false,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exploration::ExplorationKind;
     use kindred_core::IdMap;
 
     fn catalog(n: usize) -> IdMap {

@@ -15,6 +15,7 @@
 use std::collections::BTreeMap;
 
 use kindred_core::dense::{cholesky, solve_lower, solve_upper_t};
+use kindred_core::kernels::dot_f64;
 use kindred_core::IdMap;
 
 use crate::exploration::config::MAX_FEATURES;
@@ -239,7 +240,7 @@ impl BanditPosterior {
 
     /// The shared prediction `theta . x`.
     pub fn shared(&self, x: &[f64]) -> f64 {
-        self.theta.iter().zip(x).map(|(a, b)| a * b).sum()
+        dot_f64(&self.theta, x)
     }
 
     /// `x^T (ridge I + gram)^-1 x`: the shared part's variance at `x` (in noise units).
@@ -296,7 +297,7 @@ mod tests {
         let mut state = BanditState::new(vec!["bias".into(), "x".into()], 0);
         let catalog = ids(5);
         let mut rng = SplitMix64::new(1);
-        for round in 0..40 {
+        for _ in 0..40 {
             let posterior = state.posterior(1.0, &catalog);
             for _ in 0..50 {
                 let item = rng.below(5) as u32;
@@ -306,7 +307,6 @@ mod tests {
                 let (correction, _) = posterior.correction(item);
                 state.observe(&x, &format!("i{item}"), reward, shared, correction);
             }
-            let _ = round;
         }
         let posterior = state.posterior(1.0, &catalog);
         let predict =
