@@ -198,11 +198,16 @@ impl BanditLearners {
         if learner.pending.contains_key(user) {
             learner.close(user);
         }
-        while learner.pending.len() >= MAX_PENDING_LISTS {
-            let Some((_, oldest, _)) = learner.order.pop_front() else {
+        // The showing order holds an entry per list shown, replaced ones included, so it is
+        // what needs the bound (the waiting lists are never more): past it, the oldest entry
+        // goes, and closes its list early if that list is still waiting.
+        while learner.order.len() >= MAX_PENDING_LISTS {
+            let Some((_, oldest, seq)) = learner.order.pop_front() else {
                 break;
             };
-            learner.close(&oldest);
+            if learner.pending.get(&oldest).is_some_and(|l| l.seq == seq) {
+                learner.close(&oldest);
+            }
         }
         let items = items
             .iter()
@@ -495,6 +500,18 @@ mod tests {
             learners.shown("p", &format!("x{n}"), &[ranked(2)], &ids, &posterior, 2);
         }
         assert_eq!(learners.summary()[0].1, MAX_PENDING_LISTS);
+        // One user asking again and again replaces their own list: the showing order that
+        // remembers every list stays bounded too, and never closes a list that is not the oldest.
+        let fresh = BanditLearners::default();
+        fresh.posterior("p", &config(), &ids, 0);
+        for n in 0..MAX_PENDING_LISTS + 10 {
+            fresh.shown("p", "same", &[ranked(0)], &ids, &posterior, n as i64);
+        }
+        fresh.shown("p", "other", &[ranked(1)], &ids, &posterior, 0);
+        let learners_map = fresh.lock();
+        let learner = &learners_map["p"];
+        assert!(learner.order.len() <= MAX_PENDING_LISTS);
+        assert_eq!(learner.pending.len(), 2);
     }
 
     #[test]
