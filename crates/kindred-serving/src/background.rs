@@ -73,6 +73,9 @@ pub async fn run(
 /// Closes the contextual bandits' attribution windows, rebuilds their posteriors and shares
 /// what they learned through the store (see `exploration/learner.rs`).
 async fn learn_bandits(state: &Arc<ServingState>) {
+    if state.bandits.is_empty() {
+        return;
+    }
     let now = crate::clock::unix_now();
     let flushes = state.bandits.tick(now);
     let refreshing = Arc::clone(state);

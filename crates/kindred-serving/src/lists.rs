@@ -398,7 +398,9 @@ impl ListService {
                     Some(list) => served(snapshot, list, false),
                     None => {
                         let ranked = snapshot.rank_now(&request)?;
-                        if let Some((policy, posterior)) = &bandit {
+                        // Nothing is remembered of an erased user's requests.
+                        let learn = bandit.as_ref().filter(|_| !snapshot.user_erased(&user));
+                        if let Some((policy, posterior)) = learn {
                             let now = request.now;
                             let ids = &snapshot.items;
                             state
@@ -512,7 +514,8 @@ impl ListService {
             bandit: bandit.as_ref().map(|b| Arc::clone(&b.1)),
         };
         let ranked = snapshot.rank_now(&list_request)?;
-        if let (Some((policy, posterior)), Some(user)) = (&bandit, &request.user) {
+        let recorded = request.user.as_deref().filter(|u| !snapshot.user_erased(u));
+        if let (Some((policy, posterior)), Some(user)) = (&bandit, recorded) {
             let ids = &snapshot.items;
             state
                 .bandits

@@ -402,6 +402,11 @@ impl BanditLearners {
         }
     }
 
+    /// True while no bandit policy has served a list (the background tick has nothing to do).
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
     /// Per policy: lists waiting, observations learned (decayed) and mean reward.
     pub fn summary(&self) -> Vec<(String, usize, f64, f64)> {
         let learners = self.lock();
