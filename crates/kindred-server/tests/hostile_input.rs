@@ -455,12 +455,17 @@ async fn requests_beyond_max_in_flight_are_shed_before_any_work() {
             .unwrap();
         held.push(stream);
     }
-    let c = server.client();
-    let shed = common::eventually(std::time::Duration::from_secs(20), || async {
-        c.get("/v1/popular").await.status == 503
+    // Wait until the server holds both (on a loaded machine their heads can be read late); a
+    // probe sent earlier would take a permit itself and get one of the writes shed instead.
+    let holding = common::eventually(std::time::Duration::from_secs(20), || async {
+        server.state.in_flight.now() == 2
     })
     .await;
-    assert!(shed, "a third request was not shed");
+    assert!(holding, "the two held writes never held both permits");
+    let c = server.client();
+    let r = c.get("/v1/popular").await;
+    r.expect_status(503);
+    assert_eq!(r.error_code(), Some("overloaded"));
     let r = c
         .post(
             "/v1/feedback",
