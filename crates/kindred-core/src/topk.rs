@@ -129,11 +129,15 @@ impl TopK {
     /// Offers a candidate; kept when it is among the best `k` so far.
     #[inline]
     pub fn push(&mut self, cand: Scored) {
-        if self.would_accept(cand.score, cand.item) {
+        if !self.would_accept(cand.score, cand.item) {
+            return;
+        }
+        if self.heap.len() < self.k {
             self.heap.push(Worst(cand));
-            if self.heap.len() > self.k {
-                self.heap.pop();
-            }
+        } else if let Some(mut worst) = self.heap.peek_mut() {
+            // Full: the newcomer takes the worst one's place and sinks once, instead of a push
+            // that rises and a pop that sinks (half the heap work per accepted candidate).
+            *worst = Worst(cand);
         }
     }
 

@@ -212,6 +212,26 @@ impl<'a> Reranker<'a> {
             0.0
         };
         let relevance = self.relevance(candidates, target);
+        if mmr == 0.0
+            && calib == 0.0
+            && cfg.diversity.max_per_category.is_none()
+            && relevance.iter().all(|v| !v.is_nan())
+        {
+            // Each candidate's value is fixed, so the greedy walk below is a stable sort by
+            // relevance (ties keep the model's order): n log n instead of n x k, which matters
+            // when an exploration pool asks for many more items than a list shows.
+            let mut order: Vec<usize> = (0..n).collect();
+            order.sort_by(|&a, &b| {
+                relevance[b]
+                    .partial_cmp(&relevance[a])
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            });
+            return order
+                .into_iter()
+                .take(want)
+                .map(|i| candidates[i])
+                .collect();
+        }
         let cats: Vec<&[u32]> = candidates
             .iter()
             .map(|c| self.categories.of(c.item))
@@ -591,6 +611,34 @@ mod tests {
             let candidates = sorted_candidates(&scores);
             let target = r.target([0u32]);
             prop_assert_eq!(r.rerank(&candidates, k, &target), kindred_core::top_k(&scores, k, |_| false));
+        }
+
+        #[test]
+        fn fixed_values_sort_as_the_greedy_walk_picks(
+            (scores, sets, k) in arb_case(),
+            penalty in 0.0f64..2.0,
+            novelty in 0.0f64..2.0,
+            boost_weight in -1.0f64..1.0,
+        ) {
+            // Without diversity or calibration the values are fixed and the sort's fast path
+            // runs; a cap no list can reach forces the greedy walk, which must agree.
+            let cats = ItemCategories::new(sets, 5);
+            let config = |cap| RankConfig {
+                diversity: DiversityConfig { max_per_category: cap, ..Default::default() },
+                popularity: PopularityConfig { penalty },
+                objectives: crate::config::ObjectivesConfig { novelty, ..Default::default() },
+                ..Default::default()
+            };
+            let (fast, walk) = (config(None), config(Some(usize::MAX)));
+            let users: Vec<u32> = (0..scores.len() as u32).map(|i| i * 7 % 11).collect();
+            let boost: Vec<f64> = (0..scores.len()).map(|i| boost_weight * (i % 3) as f64 / 2.0).collect();
+            let popularity = log_popularity(&users);
+            let candidates = sorted_candidates(&scores);
+            let r = Reranker::new(&fast, &cats, &popularity).with_boost(&boost);
+            let target = r.target([0u32, 1, 2]);
+            let by_sort = r.rerank(&candidates, k, &target);
+            let r = Reranker::new(&walk, &cats, &popularity).with_boost(&boost);
+            prop_assert_eq!(by_sort, r.rerank(&candidates, k, &target));
         }
 
         #[test]

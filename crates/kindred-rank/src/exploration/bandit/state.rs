@@ -12,7 +12,7 @@
 //! Online, the two parts are fitted by backfitting: the shared part learns from the reward less
 //! the item's current correction, and the item part from the reward less the shared prediction.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use kindred_core::dense::{cholesky, solve_lower, solve_upper_t};
 use kindred_core::kernels::dot_f64;
@@ -43,8 +43,11 @@ pub struct BanditState {
     pub gram: Vec<f64>,
     /// `sum w (reward - beta_item) x`.
     pub moment: Vec<f64>,
-    /// Per external item id.
-    pub items: BTreeMap<String, ItemStats>,
+    /// Per external item id. A hash map: every shown item is looked up here when its list is
+    /// learned, on the request path (an ordered map cost a string comparison per level). It is
+    /// written in id order, so a stored state reads the same whichever server wrote it.
+    #[serde(serialize_with = "in_id_order")]
+    pub items: HashMap<String, ItemStats>,
     /// Decayed number of observations.
     pub observations: f64,
     /// Decayed sum of rewards.
@@ -61,7 +64,7 @@ impl BanditState {
             features,
             gram: vec![0.0; d * d],
             moment: vec![0.0; d],
-            items: BTreeMap::new(),
+            items: HashMap::new(),
             observations: 0.0,
             rewards: 0.0,
             time,
@@ -164,16 +167,18 @@ impl BanditState {
         weights.select_nth_unstable_by(cut - 1, f64::total_cmp);
         let threshold = weights[cut - 1];
         let lighter = weights.iter().filter(|&&w| w < threshold).count();
-        let mut ties_to_drop = cut - lighter;
-        self.items.retain(|_, s| {
-            if s.weight < threshold {
-                false
-            } else if s.weight == threshold && ties_to_drop > 0 {
-                ties_to_drop -= 1;
-                false
-            } else {
-                true
-            }
+        // Of the items at the threshold, those first in id order go, whatever the map's order.
+        let mut ties: Vec<String> = self
+            .items
+            .iter()
+            .filter(|(_, s)| s.weight == threshold)
+            .map(|(id, _)| id.clone())
+            .collect();
+        ties.sort_unstable();
+        ties.truncate(cut - lighter);
+        let dropped: std::collections::HashSet<String> = ties.into_iter().collect();
+        self.items.retain(|id, s| {
+            s.weight > threshold || (s.weight == threshold && !dropped.contains(id))
         });
     }
 
@@ -213,6 +218,15 @@ impl BanditState {
             ridge,
         }
     }
+}
+
+/// Writes the item statistics in id order.
+fn in_id_order<S: serde::Serializer>(
+    items: &HashMap<String, ItemStats>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let ordered: BTreeMap<&String, &ItemStats> = items.iter().collect();
+    ordered.serialize(serializer)
 }
 
 /// The ridge solution of a [`BanditState`] for one catalog.
@@ -352,15 +366,28 @@ mod tests {
             }
         }
         state.cap_items(2);
-        let kept: Vec<&str> = state.items.keys().map(String::as_str).collect();
+        let mut kept: Vec<&str> = state.items.keys().map(String::as_str).collect();
+        kept.sort_unstable();
         assert_eq!(kept, vec!["i0", "i2"]);
+        // Ties at the cut: those first in id order go.
+        let mut state = BanditState::new(vec!["bias".into()], 0);
+        for id in ["i3", "i1", "i4", "i2"] {
+            state.observe(&[1.0], id, 0.0, 0.0, 0.0);
+        }
+        state.observe(&[1.0], "i1", 0.0, 0.0, 0.0);
+        state.cap_items(2);
+        let mut kept: Vec<&str> = state.items.keys().map(String::as_str).collect();
+        kept.sort_unstable();
+        assert_eq!(kept, vec!["i1", "i4"]);
     }
 
     #[test]
     fn survives_a_json_round_trip() {
         let mut state = BanditState::new(vec!["bias".into(), "score".into()], 5);
         state.observe(&[1.0, 0.3], "i1", 1.0, 0.0, 0.0);
+        state.observe(&[1.0, 0.1], "i0", 0.0, 0.0, 0.0);
         let json = serde_json::to_string(&state).unwrap();
         assert_eq!(serde_json::from_str::<BanditState>(&json).unwrap(), state);
+        assert!(json.find("\"i0\"") < json.find("\"i1\""), "{json}");
     }
 }
