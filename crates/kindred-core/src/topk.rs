@@ -144,7 +144,9 @@ impl TopK {
     /// The kept candidates, best first.
     pub fn into_sorted(self) -> Vec<Scored> {
         let mut out: Vec<Scored> = self.heap.into_iter().map(|w| w.0).collect();
-        out.sort_by(better);
+        // `better` is a total order (the item index breaks ties): an unstable sort gives the
+        // same list, faster.
+        out.sort_unstable_by(better);
         out
     }
 }

@@ -31,7 +31,7 @@ use kindred_core::{top_k, Error, FeatureTable, IdMap, Result, Scored};
 
 use crate::config::RankConfig;
 use crate::exploration::bandit::{
-    self, BanditPosterior, Candidate, EncodeRequest, FeatureEncoder, FeatureSpec,
+    self, shown_at, BanditPosterior, Candidate, EncodeRequest, FeatureEncoder, FeatureSpec,
 };
 use crate::exploration::{GreedyList, ReplayedSlot};
 use crate::fallback::{
@@ -135,8 +135,9 @@ pub struct RankedItem {
     pub propensity: f64,
     /// True when exploration put the item here instead of the ranking's choice.
     pub explored: bool,
-    /// A contextual bandit's feature row of the item (what it learns from when the item is
-    /// clicked or not); empty unless a bandit filled the list.
+    /// A contextual bandit's feature row of the item as shown, its `position` feature set to
+    /// the slot it is in (what the bandit learns from when the item is clicked or not); empty
+    /// unless a bandit filled the list.
     pub features: Vec<f64>,
 }
 
@@ -366,10 +367,15 @@ impl RankPipeline {
         Ok(exploration
             .fill_with(list, n, seed, scores.preference())
             .into_iter()
-            .map(|slot| RankedItem {
+            .enumerate()
+            .map(|(position, slot)| RankedItem {
                 propensity: slot.propensity,
                 explored: slot.explored,
-                features: rows[slot.index * dim..(slot.index + 1) * dim].to_vec(),
+                features: shown_at(
+                    encoder.spec(),
+                    &rows[slot.index * dim..(slot.index + 1) * dim],
+                    position,
+                ),
                 ..greedy[slot.index].clone()
             })
             .collect())
@@ -1079,6 +1085,39 @@ mod tests {
             assert_eq!(replayed, logged, "seed {seed}");
         }
         assert!(explored_somewhere);
+    }
+
+    #[test]
+    fn a_bandit_list_carries_each_row_as_shown_at_its_slot() {
+        use crate::exploration::{BanditPosterior, ExplorationConfig, ExplorationKind};
+        let p = pipeline(RankConfig {
+            exploration: ExplorationConfig {
+                policy: ExplorationKind::Linucb,
+                features: Some(vec!["bias".into(), "score".into(), "position".into()]),
+                slots: Some([1, 3]),
+                pool: 3,
+                ..ExplorationConfig::default()
+            },
+            ..RankConfig::default()
+        });
+        let scores = [5.0, 4.0, 3.0, 2.0, 1.0, 1.5];
+        let posterior = BanditPosterior::prior(3, 1.0);
+        let request = RankRequest {
+            primary: Some(ScoreSource {
+                name: "m",
+                scores: &scores,
+            }),
+            exploration_seed: Some(7),
+            bandit: Some(&posterior),
+            ..RankRequest::new(100)
+        };
+        let out = p.rank(&request, 3).unwrap();
+        assert_eq!(out.len(), 3);
+        for (slot, item) in out.iter().enumerate() {
+            assert_eq!(item.features.len(), 3);
+            assert_eq!(item.features[0], 1.0);
+            assert_eq!(item.features[2], 1.0 / (1.0 + slot as f64), "slot {slot}");
+        }
     }
 
     #[test]

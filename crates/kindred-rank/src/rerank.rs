@@ -221,10 +221,11 @@ impl<'a> Reranker<'a> {
             // relevance (ties keep the model's order): n log n instead of n x k, which matters
             // when an exploration pool asks for many more items than a list shows.
             let mut order: Vec<usize> = (0..n).collect();
-            order.sort_by(|&a, &b| {
+            order.sort_unstable_by(|&a, &b| {
                 relevance[b]
                     .partial_cmp(&relevance[a])
                     .unwrap_or(std::cmp::Ordering::Equal)
+                    .then(a.cmp(&b))
             });
             return order
                 .into_iter()

@@ -20,7 +20,7 @@ use kindred_core::{FitContext, IdMap, SplitMix64, TrainSet};
 use kindred_models::registry::build_algorithm;
 use kindred_models::UserQuery;
 use kindred_rank::config::FallbackConfig;
-use kindred_rank::exploration::bandit::{shown_at, BanditState, FeatureSpec};
+use kindred_rank::exploration::bandit::BanditState;
 use kindred_rank::exploration::{ExplorationConfig, ExplorationKind};
 use kindred_rank::{CatalogData, RankConfig, RankPipeline, RankRequest, ScoreSource, TrainingLog};
 use kindred_sim::World;
@@ -158,7 +158,6 @@ fn run(setup: &Setup, exploration: ExplorationConfig, lists: usize, seed: u64) -
     let pipeline = pipeline(setup, exploration.clone());
     let bandit = exploration.policy.is_bandit();
     let mut state = BanditState::new(exploration.feature_names(), 0);
-    let spec = FeatureSpec::parse(&exploration.feature_names()).unwrap();
     let mut posterior = state.posterior(exploration.ridge, &setup.items);
     let appeal = setup.world.appeal();
     let mut shows = vec![0u32; setup.items.len()];
@@ -193,13 +192,13 @@ fn run(setup: &Setup, exploration: ExplorationConfig, lists: usize, seed: u64) -
                 late_clicks += u64::from(click);
             }
             if bandit {
-                let row = shown_at(&spec, &shown.features, slot);
+                let row = &shown.features;
                 let (correction, _) = posterior.correction(shown.item);
                 state.observe(
-                    &row,
+                    row,
                     &setup.items.externals()[shown.item as usize],
                     f64::from(u8::from(click)),
-                    posterior.shared(&row),
+                    posterior.shared(row),
                     correction,
                 );
             }

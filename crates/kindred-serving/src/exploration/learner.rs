@@ -7,9 +7,10 @@
 //!
 //! State is kept in the store under the policy id (`version#rank`): each flush adds what this
 //! server learned since the last one to the stored state in one atomic read-modify-write
-//! ([`kindred_store::Store::merge_bandit_state`]), then takes the merged state as its own, so
+//! ([`kindred_store::Store::merge_bandit_state`]), then takes the merged state as its base, so
 //! servers on one store share what they learn and a restart resumes from it. A server's first
-//! flush (on its first tick) is how it loads the stored state.
+//! flush (on its first tick) is how it loads the stored state. A closing list is learned once,
+//! into the delta; the posterior is rebuilt from base and delta merged, off the request path.
 //!
 //! Erasure: the store scrubs an erased item from every stored state in the erasure's
 //! transaction; this server then forgets the item and the user ([`BanditLearners::forget_item`],
@@ -20,10 +21,9 @@
 //! newer list closes the older one's window), and policies ([`MAX_POLICIES`]).
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use kindred_core::IdMap;
-use kindred_rank::exploration::bandit::{shown_at, FeatureSpec};
 use kindred_rank::exploration::{BanditPosterior, BanditState, ExplorationConfig};
 use kindred_rank::RankedItem;
 use kindred_store::{Feedback, Store};
@@ -37,27 +37,35 @@ pub const FLUSH_SECONDS: i64 = 10;
 
 /// One shown item waiting for its reward.
 struct PendingItem {
-    id: String,
-    features: Vec<f64>,
+    /// Index in the list's catalog.
+    item: u32,
     /// The posterior's shared prediction and item correction when it was shown.
     shared: f64,
     correction: f64,
     rewarded: bool,
+    /// Erased while waiting: never learned.
+    erased: bool,
 }
 
+/// A list waiting for its attribution window to close: its items (indices into the catalog it
+/// was drawn from, so no id is copied per item) and their feature rows in one buffer.
 struct PendingList {
     seq: u64,
     shown_at: i64,
+    catalog: Arc<IdMap>,
     items: Vec<PendingItem>,
+    /// `items.len()` rows of the policy's dimension, row-major, as shown (position at the slot).
+    rows: Vec<f64>,
 }
 
 struct Learner {
     config: ExplorationConfig,
-    spec: FeatureSpec,
-    /// The stored state as of the last flush plus what was learned here since.
-    state: BanditState,
-    /// What was learned here since the last flush.
+    /// The stored state as of the last flush, plus any delta taken for a flush since.
+    base: BanditState,
+    /// What was learned here since the last flush was taken.
     delta: BanditState,
+    /// A delta whose flush failed: already in `base`, sent again with the next flush.
+    unsent: Option<BanditState>,
     posterior: Arc<BanditPosterior>,
     /// The catalog the posterior is indexed by.
     catalog: Arc<IdMap>,
@@ -78,10 +86,9 @@ impl Learner {
         let posterior = Arc::new(state.posterior(config.ridge, catalog));
         Self {
             config: config.clone(),
-            // A config that reached a pipeline has parsed features already.
-            spec: FeatureSpec::parse(&config.feature_names()).unwrap_or_default(),
             delta: state.clone(),
-            state,
+            base: state,
+            unsent: None,
             posterior,
             catalog: Arc::clone(catalog),
             stale: false,
@@ -98,22 +105,26 @@ impl Learner {
         let Some(list) = self.pending.remove(user) else {
             return;
         };
-        let half_life = self.config.half_life_seconds();
-        self.state.decay_to(list.shown_at, half_life);
-        self.delta.decay_to(list.shown_at, half_life);
-        for item in list.items {
-            let reward = f64::from(u8::from(item.rewarded));
-            for state in [&mut self.state, &mut self.delta] {
-                state.observe(
-                    &item.features,
-                    &item.id,
-                    reward,
-                    item.shared,
-                    item.correction,
-                );
+        self.delta
+            .decay_to(list.shown_at, self.config.half_life_seconds());
+        let d = self.delta.dim();
+        for (item, row) in list.items.iter().zip(list.rows.chunks_exact(d.max(1))) {
+            if item.erased {
+                continue;
             }
+            let reward = f64::from(u8::from(item.rewarded));
+            let id = list.catalog.external(item.item);
+            self.delta
+                .observe(row, id, reward, item.shared, item.correction);
         }
         self.stale = true;
+    }
+
+    /// Everything this server knows: the base with the delta added.
+    fn learned(&self) -> BanditState {
+        let mut state = self.base.clone();
+        state.merge(&self.delta, self.config.half_life_seconds());
+        state
     }
 
     /// Closes the lists whose window ended by `now`.
@@ -132,7 +143,7 @@ impl Learner {
 
     fn refresh(&mut self, catalog: &Arc<IdMap>) {
         if self.stale || !Arc::ptr_eq(&self.catalog, catalog) {
-            self.posterior = Arc::new(self.state.posterior(self.config.ridge, catalog));
+            self.posterior = Arc::new(self.learned().posterior(self.config.ridge, catalog));
             self.catalog = Arc::clone(catalog);
             self.stale = false;
         }
@@ -150,11 +161,30 @@ pub struct Flush {
 #[derive(Default)]
 pub struct BanditLearners {
     learners: Mutex<HashMap<String, Learner>>,
+    /// Each learner's current posterior and the catalog it is indexed by, read by every
+    /// request without taking the learners' lock (which closing lists hold for longer).
+    published: RwLock<HashMap<String, (Arc<IdMap>, Arc<BanditPosterior>)>>,
 }
 
 impl BanditLearners {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Learner>> {
         self.learners.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Makes `learner`'s posterior the one requests read (called with the learners' lock held,
+    /// so publications follow the learner's own order).
+    fn publish(&self, policy: &str, learner: &Learner) {
+        let mut published = self
+            .published
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let entry = (Arc::clone(&learner.catalog), Arc::clone(&learner.posterior));
+        match published.get_mut(policy) {
+            Some(slot) => *slot = entry,
+            None => {
+                published.insert(policy.to_owned(), entry);
+            }
+        }
     }
 
     /// The posterior a list of `policy` is drawn with (the prior for a policy not seen yet,
@@ -166,6 +196,17 @@ impl BanditLearners {
         catalog: &Arc<IdMap>,
         now: i64,
     ) -> Arc<BanditPosterior> {
+        {
+            let published = self
+                .published
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some((indexed_by, posterior)) = published.get(policy) {
+                if Arc::ptr_eq(indexed_by, catalog) {
+                    return Arc::clone(posterior);
+                }
+            }
+        }
         let mut learners = self.lock();
         if !learners.contains_key(policy) && learners.len() >= MAX_POLICIES {
             let state = BanditState::new(config.feature_names(), now);
@@ -177,7 +218,9 @@ impl BanditLearners {
         if !Arc::ptr_eq(&learner.catalog, catalog) {
             learner.refresh(catalog);
         }
-        Arc::clone(&learner.posterior)
+        let posterior = Arc::clone(&learner.posterior);
+        self.publish(policy, learner);
+        posterior
     }
 
     /// Remembers a list `policy` showed `user` (with the posterior it was drawn from), to
@@ -187,7 +230,7 @@ impl BanditLearners {
         policy: &str,
         user: &str,
         items: &[RankedItem],
-        ids: &IdMap,
+        ids: &Arc<IdMap>,
         posterior: &BanditPosterior,
         now: i64,
     ) {
@@ -209,23 +252,23 @@ impl BanditLearners {
                 learner.close(&oldest);
             }
         }
-        let items = items
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.features.len() == posterior.dim())
-            .map(|(slot, r)| {
-                let features = shown_at(&learner.spec, &r.features, slot);
-                PendingItem {
-                    id: ids.external(r.item).to_owned(),
-                    shared: posterior.shared(&features),
-                    correction: posterior.correction(r.item).0,
-                    features,
-                    rewarded: false,
-                }
-            })
-            .collect::<Vec<_>>();
-        if items.is_empty() {
+        let d = posterior.dim();
+        let learned = items.iter().filter(|r| r.features.len() == d).count();
+        if learned == 0 || d != learner.delta.dim() {
             return;
+        }
+        let mut rows = Vec::with_capacity(learned * d);
+        let mut pending = Vec::with_capacity(learned);
+        for r in items.iter().filter(|r| r.features.len() == d) {
+            // The pipeline gave each row its slot's `position` already.
+            rows.extend_from_slice(&r.features);
+            pending.push(PendingItem {
+                item: r.item,
+                shared: posterior.shared(&rows[rows.len() - d..]),
+                correction: posterior.correction(r.item).0,
+                rewarded: false,
+                erased: false,
+            });
         }
         let seq = learner.next_seq;
         learner.next_seq += 1;
@@ -235,7 +278,9 @@ impl BanditLearners {
             PendingList {
                 seq,
                 shown_at: now,
-                items,
+                catalog: Arc::clone(ids),
+                items: pending,
+                rows,
             },
         );
     }
@@ -262,7 +307,10 @@ impl BanditLearners {
                 if at < list.shown_at || at > list.shown_at + window {
                     continue;
                 }
-                for item in list.items.iter_mut().filter(|i| i.id == event.item) {
+                let Some(clicked) = list.catalog.get(&event.item) else {
+                    continue;
+                };
+                for item in list.items.iter_mut().filter(|i| i.item == clicked) {
                     item.rewarded = true;
                 }
             }
@@ -280,11 +328,22 @@ impl BanditLearners {
             if flush_due && !learner.flushing {
                 learner.flushing = true;
                 learner.last_flush = Some(now);
+                let half_life = learner.config.half_life_seconds();
                 let fresh = BanditState::new(learner.config.feature_names(), now);
+                let delta = std::mem::replace(&mut learner.delta, fresh);
+                // The base holds the taken delta until the merged state comes back.
+                learner.base.merge(&delta, half_life);
+                let delta = match learner.unsent.take() {
+                    Some(mut unsent) => {
+                        unsent.merge(&delta, half_life);
+                        unsent
+                    }
+                    None => delta,
+                };
                 due.push(Flush {
                     policy: policy.clone(),
-                    delta: std::mem::replace(&mut learner.delta, fresh),
-                    half_life: learner.config.half_life_seconds(),
+                    delta,
+                    half_life,
                 });
             }
         }
@@ -295,10 +354,17 @@ impl BanditLearners {
     /// impressions (the shared weights keep only sums over all items).
     pub fn forget_item(&self, id: &str) {
         for learner in self.lock().values_mut() {
-            learner.state.items.remove(id);
+            learner.base.items.remove(id);
             learner.delta.items.remove(id);
+            if let Some(unsent) = &mut learner.unsent {
+                unsent.items.remove(id);
+            }
             for list in learner.pending.values_mut() {
-                list.items.retain(|item| item.id != id);
+                if let Some(erased) = list.catalog.get(id) {
+                    for item in list.items.iter_mut().filter(|i| i.item == erased) {
+                        item.erased = true;
+                    }
+                }
             }
             learner.stale = true;
         }
@@ -312,10 +378,10 @@ impl BanditLearners {
         }
     }
 
-    /// Adds a flush's delta to the stored state and takes the result as this server's state
-    /// (plus what was learned since the delta was taken). `erased` tells the items erased by
-    /// the time the store runs the merge: they are never sent. On a store error the delta is
-    /// put back, to go with the next flush.
+    /// Adds a flush's delta to the stored state and takes the result as this server's base
+    /// (what was learned since the delta was taken stays in the delta). `erased` tells the
+    /// items erased by the time the store runs the merge: they are never sent. On a store error
+    /// the delta is kept to go with the next flush.
     pub async fn flush(
         &self,
         store: &Store,
@@ -358,17 +424,16 @@ impl BanditLearners {
             Ok(json) => {
                 let mut state: BanditState = serde_json::from_str(&json)
                     .map_err(|e| kindred_core::Error::InvalidInput(format!("bandit state: {e}")))?;
-                state.merge(&learner.delta, half_life);
                 // An item erased while the merge was on its way is not taken back.
                 for id in sent_items.iter().filter(|id| erased(id)) {
                     state.items.remove(id);
                 }
-                learner.state = state;
+                learner.base = state;
                 learner.stale = true;
                 Ok(())
             }
             Err(e) => {
-                learner.delta.merge(&delta, half_life);
+                learner.unsent = Some(delta);
                 Err(e)
             }
         }
@@ -378,25 +443,49 @@ impl BanditLearners {
     /// The rebuild (linear in the catalog) runs outside the lock, on a copy of the state, so
     /// requests drawing lists never wait for it.
     pub fn refresh_stale(&self) {
-        let jobs: Vec<(String, BanditState, Arc<IdMap>, f64)> = {
+        struct Job {
+            policy: String,
+            base: BanditState,
+            delta: BanditState,
+            catalog: Arc<IdMap>,
+            ridge: f64,
+            half_life: Option<f64>,
+        }
+        let jobs: Vec<Job> = {
             let mut learners = self.lock();
             learners
                 .iter_mut()
                 .filter(|(_, l)| l.stale)
                 .map(|(policy, l)| {
                     l.stale = false;
-                    let job = (l.state.clone(), Arc::clone(&l.catalog), l.config.ridge);
-                    (policy.clone(), job.0, job.1, job.2)
+                    Job {
+                        policy: policy.clone(),
+                        base: l.base.clone(),
+                        delta: l.delta.clone(),
+                        catalog: Arc::clone(&l.catalog),
+                        ridge: l.config.ridge,
+                        half_life: l.config.half_life_seconds(),
+                    }
                 })
                 .collect()
         };
-        for (policy, state, catalog, ridge) in jobs {
-            let posterior = Arc::new(state.posterior(ridge, &catalog));
+        for job in jobs {
+            let Job {
+                policy,
+                mut base,
+                delta,
+                catalog,
+                ridge,
+                half_life,
+            } = job;
+            base.merge(&delta, half_life);
+            let posterior = Arc::new(base.posterior(ridge, &catalog));
             let mut learners = self.lock();
             if let Some(learner) = learners.get_mut(&policy) {
                 // A request may have moved the learner to a newer catalog meanwhile.
                 if Arc::ptr_eq(&learner.catalog, &catalog) {
                     learner.posterior = posterior;
+                    self.publish(&policy, learner);
                 }
             }
         }
@@ -413,12 +502,17 @@ impl BanditLearners {
         let mut out: Vec<_> = learners
             .iter()
             .map(|(policy, l)| {
-                let mean = if l.state.observations > 0.0 {
-                    l.state.rewards / l.state.observations
+                let half_life = l.config.half_life_seconds();
+                let now = l.base.time.max(l.delta.time);
+                let (base_n, base_r) = l.base.totals_at(now, half_life);
+                let (delta_n, delta_r) = l.delta.totals_at(now, half_life);
+                let (observations, rewards) = (base_n + delta_n, base_r + delta_r);
+                let mean = if observations > 0.0 {
+                    rewards / observations
                 } else {
                     0.0
                 };
-                (policy.clone(), l.pending.len(), l.state.observations, mean)
+                (policy.clone(), l.pending.len(), observations, mean)
             })
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -490,6 +584,30 @@ mod tests {
         assert!((mean - 0.5).abs() < 1e-12, "one of two items rewarded");
         let posterior = learners.posterior("v1#b", &config(), &ids, 170);
         assert!(posterior.correction(1).0 > posterior.correction(0).0);
+    }
+
+    #[test]
+    fn a_delta_taken_for_a_flush_still_counts_until_the_merged_state_returns() {
+        let learners = BanditLearners::default();
+        let ids = catalog();
+        let posterior = learners.posterior("p", &config(), &ids, 0);
+        learners.shown("p", "u1", &[ranked(0), ranked(2)], &ids, &posterior, 0);
+        learners.feedback(&[click("u1", "i2", 10)]);
+        // The first tick closes the list and takes what it taught for a flush.
+        let flushes = learners.tick(61);
+        assert_eq!(flushes.len(), 1);
+        assert_eq!(flushes[0].delta.observations, 2.0);
+        assert_eq!(flushes[0].delta.items["i2"].weight, 1.0);
+        learners.refresh_stale();
+        let (_, _, observations, mean) = learners.summary()[0].clone();
+        assert_eq!((observations, mean), (2.0, 0.5));
+        let posterior = learners.posterior("p", &config(), &ids, 70);
+        assert!(posterior.correction(2).0 > posterior.correction(0).0);
+        // An item erased while its list waits is never learned.
+        learners.shown("p", "u2", &[ranked(1)], &ids, &posterior, 70);
+        learners.forget_item("i1");
+        learners.shown("p", "u2", &[ranked(0)], &ids, &posterior, 80);
+        assert_eq!(learners.summary()[0].2, 2.0);
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub use state::{BanditPosterior, BanditState, ItemStats, MAX_TRACKED_ITEMS};
 
 /// The feature row to learn from for an item shown at 0-based `slot`: `row` with its `position`
 /// feature (if the spec lists one) set to `1 / (1 + slot)`.
+/// [`crate::RankPipeline::rank`] gives each item of a bandit's list this row.
 pub fn shown_at(spec: &FeatureSpec, row: &[f64], slot: usize) -> Vec<f64> {
     let mut row = row.to_vec();
     if let Some(i) = spec.position_index() {

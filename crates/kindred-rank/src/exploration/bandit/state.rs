@@ -99,6 +99,16 @@ impl BanditState {
         }
     }
 
+    /// The decayed number of observations and sum of rewards as of `now` (what [`Self::merge`]
+    /// would add), without touching the item statistics.
+    pub fn totals_at(&self, now: i64, half_life_seconds: Option<f64>) -> (f64, f64) {
+        let factor = match half_life_seconds.filter(|h| *h > 0.0) {
+            Some(half_life) if now > self.time => 0.5f64.powf((now - self.time) as f64 / half_life),
+            _ => 1.0,
+        };
+        (self.observations * factor, self.rewards * factor)
+    }
+
     /// Learns one shown item: features `x`, its id, the reward, and the posterior's current
     /// shared prediction and item correction for it (backfitting).
     pub fn observe(&mut self, x: &[f64], item: &str, reward: f64, shared: f64, correction: f64) {
