@@ -163,8 +163,11 @@ pub struct BanditLearners {
     learners: Mutex<HashMap<String, Learner>>,
     /// Each learner's current posterior and the catalog it is indexed by, read by every
     /// request without taking the learners' lock (which closing lists hold for longer).
-    published: RwLock<HashMap<String, (Arc<IdMap>, Arc<BanditPosterior>)>>,
+    published: RwLock<HashMap<String, Published>>,
 }
+
+/// A published posterior and the catalog it is indexed by.
+type Published = (Arc<IdMap>, Arc<BanditPosterior>);
 
 impl BanditLearners {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Learner>> {
