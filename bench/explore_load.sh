@@ -5,7 +5,8 @@
 # afresh and writes the impressions of a $LOG_SHARE share of them (default all) with propensities. kindred-loadgen drives
 # GET /v1/recommend/{user}?n=10 open loop at $RATE req/s for $DURATION s, alternating greedy and
 # exploring $ROUNDS times each, so drift of the machine falls on both. Latency is from each
-# request's due time. Release build. Writes bench/out/explore-load.md and
+# request's due time; each server's CPU seconds per round come from /proc (a steadier measure of
+# the cost than the tail). Release build. Writes bench/out/explore-load.md and
 # bench/out/explore-load/*.json. Takes about four minutes. CACHE_TTL (default 0: off) sets both
 # servers' list cache; STORE_URL=postgres://... runs on that database instead of SQLite (it is
 # emptied first: give a database the benchmark may wipe). GREEDY_WRITES=1 makes the greedy
@@ -72,14 +73,19 @@ USERS=(--users 1..6040)
 for addr in "$GREEDY_ADDR" "$EXPLORE_ADDR"; do
   "$LG" recommend --addr "$addr" "${USERS[@]}" --rate 1000 --duration 5 --connections "$CONNECTIONS" > /dev/null
 done
+# CPU seconds (user + system) a server has used so far, from /proc (clock ticks of 1/100 s).
+cpu_of() { awk '{ sub(/.*\) /, ""); printf "%.2f\n", ($12 + $13) / 100 }' "/proc/$1/stat"; }
 for round in $(seq 1 "$ROUNDS"); do
   for kind in greedy explore; do
     addr=$GREEDY_ADDR; [ "$kind" = explore ] && addr=$EXPLORE_ADDR
+    pid=$GREEDY_PID; [ "$kind" = explore ] && pid=$SERVER_PID
+    cpu_before=$(cpu_of "$pid")
     path='/v1/recommend/{user}?n={n}'
     [ "$kind" = greedy ] && [ "$GREEDY_WRITES" = 1 ] && path='/v1/recommend/{user}?n={n}&write_impressions=true' 
     echo "+ $LG recommend --addr $addr --rate $RATE --duration $DURATION ($kind, round $round)" >> "$LOG"
     "$LG" recommend --addr "$addr" "${USERS[@]}" --rate "$RATE" --duration "$DURATION" \
       --connections "$CONNECTIONS" --seed "$round" --path "$path" --out "$OUT/$kind-$round.json" > /dev/null
+    echo "$cpu_before $(cpu_of "$pid")" | awk '{ printf "%.2f\n", $2 - $1 }' > "$OUT/$kind-$round.cpu"
   done
 done
 curl -sf "http://$EXPLORE_ADDR/metrics" > "$OUT/explore-metrics.txt"
@@ -104,17 +110,22 @@ def run(kind, r):
 def lat(doc, q):
     return doc["latency_ms"][q]
 print(f"# Exploration's cost ({open(out + '/policy.txt').read().strip()}): GET /v1/recommend/{{user}}?n=10, ML-1M ALS, open loop {rate} req/s x {duration} s, cache ttl {ttl} s (0: off), {backend}, log_share {share}, greedy writes impressions: {greedy_writes == '1'}\n")
-print("| round | greedy p50 ms | greedy p99 ms | exploring p50 ms | exploring p99 ms | p99 ratio | greedy achieved req/s | exploring achieved req/s |")
-print("|---|---|---|---|---|---|---|---|")
-ratios = []
+def cpu(kind, r):
+    return float(open(f"{out}/{kind}-{r}.cpu").read())
+print("| round | greedy p50 ms | greedy p99 ms | exploring p50 ms | exploring p99 ms | p99 ratio | greedy CPU s | exploring CPU s | CPU ratio | greedy achieved req/s | exploring achieved req/s |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
+ratios, cpu_ratios = [], []
 for r in range(1, rounds + 1):
     g, e = run("greedy", r), run("explore", r)
     ratio = lat(e, "p99") / lat(g, "p99")
     ratios.append(ratio)
-    print(f"| {r} | {lat(g, 'p50'):.2f} | {lat(g, 'p99'):.2f} | {lat(e, 'p50'):.2f} | {lat(e, 'p99'):.2f} | {ratio:.2f} | {g['achieved_rate']:.0f} | {e['achieved_rate']:.0f} |")
+    cpu_ratios.append(cpu("explore", r) / cpu("greedy", r))
+    print(f"| {r} | {lat(g, 'p50'):.2f} | {lat(g, 'p99'):.2f} | {lat(e, 'p50'):.2f} | {lat(e, 'p99'):.2f} | {ratio:.2f} | "
+          f"{cpu('greedy', r):.2f} | {cpu('explore', r):.2f} | {cpu_ratios[-1]:.2f} | {g['achieved_rate']:.0f} | {e['achieved_rate']:.0f} |")
 med = lambda kind, q: statistics.median(lat(run(kind, r), q) for r in range(1, rounds + 1))
 print(f"\nMedians of {rounds}: greedy p99 {med('greedy', 'p99'):.2f} ms, exploring p99 {med('explore', 'p99'):.2f} ms; "
-      f"median per-round p99 ratio {statistics.median(ratios):.2f} (range {min(ratios):.2f}-{max(ratios):.2f}).")
+      f"median per-round p99 ratio {statistics.median(ratios):.2f} (range {min(ratios):.2f}-{max(ratios):.2f}); "
+      f"median per-round server CPU ratio {statistics.median(cpu_ratios):.2f} (range {min(cpu_ratios):.2f}-{max(cpu_ratios):.2f}).")
 metrics = open(f"{out}/explore-metrics.txt").read()
 dropped = re.search(r"^kindred_experiment_exposures_dropped_total (\S+)", metrics, re.M)
 failed = re.search(r"^kindred_experiment_exposures_failed_total (\S+)", metrics, re.M)
