@@ -21,7 +21,7 @@ const BATCH: usize = 500;
 const IMPRESSION_BATCH: usize = 10 * BATCH;
 /// How long a batch waits for more records after its first. Short: a longer wait gathers
 /// bigger batches whose writes then come in bursts that the requests on the same cores feel.
-pub const LINGER: std::time::Duration = std::time::Duration::from_millis(20);
+const LINGER: std::time::Duration = std::time::Duration::from_millis(20);
 
 enum Message {
     Write(Option<Exposure>, Vec<Impression>),

@@ -12,7 +12,7 @@
 //! Online, the two parts are fitted by backfitting: the shared part learns from the reward less
 //! the item's current correction, and the item part from the reward less the shared prediction.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use kindred_core::dense::{cholesky, solve_lower, solve_upper_t};
 use kindred_core::kernels::dot_f64;
@@ -81,11 +81,20 @@ impl BanditState {
         if now <= self.time {
             return;
         }
-        if let Some(half_life) = half_life_seconds.filter(|h| *h > 0.0) {
-            let factor = 0.5f64.powf((now - self.time) as f64 / half_life);
+        let factor = self.decay_factor(now, half_life_seconds);
+        if factor != 1.0 {
             self.scale(factor);
         }
         self.time = now;
+    }
+
+    /// `0.5^(elapsed / half_life)` from the state's clock to `now` (1 without a half-life or
+    /// when `now` is not later).
+    fn decay_factor(&self, now: i64, half_life_seconds: Option<f64>) -> f64 {
+        match half_life_seconds.filter(|h| *h > 0.0) {
+            Some(half_life) if now > self.time => 0.5f64.powf((now - self.time) as f64 / half_life),
+            _ => 1.0,
+        }
     }
 
     fn scale(&mut self, factor: f64) {
@@ -102,10 +111,7 @@ impl BanditState {
     /// The decayed number of observations and sum of rewards as of `now` (what [`Self::merge`]
     /// would add), without touching the item statistics.
     pub fn totals_at(&self, now: i64, half_life_seconds: Option<f64>) -> (f64, f64) {
-        let factor = match half_life_seconds.filter(|h| *h > 0.0) {
-            Some(half_life) if now > self.time => 0.5f64.powf((now - self.time) as f64 / half_life),
-            _ => 1.0,
-        };
+        let factor = self.decay_factor(now, half_life_seconds);
         (self.observations * factor, self.rewards * factor)
     }
 
@@ -186,7 +192,7 @@ impl BanditState {
             .collect();
         ties.sort_unstable();
         ties.truncate(cut - lighter);
-        let dropped: std::collections::HashSet<String> = ties.into_iter().collect();
+        let dropped: HashSet<String> = ties.into_iter().collect();
         self.items.retain(|id, s| {
             s.weight > threshold || (s.weight == threshold && !dropped.contains(id))
         });
