@@ -19,8 +19,8 @@ pub const QUEUE: usize = 10_000;
 const BATCH: usize = 500;
 /// Impressions stored per batch at most (exploring lists outside experiments have no exposure).
 const IMPRESSION_BATCH: usize = 10 * BATCH;
-/// How long a batch waits for more records after its first. Short: a longer wait gathers
-/// bigger batches whose writes then come in bursts that the requests on the same cores feel.
+/// How long a batch waits for more records after its first; short, so that each batch's write
+/// stays a short burst on the cores that serve.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(20);
 
 enum Message {
