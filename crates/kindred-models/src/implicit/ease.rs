@@ -235,6 +235,20 @@ fn most_used_items(by_item: &WeightedRows, count: usize) -> Vec<u32> {
     order
 }
 
+/// Moves `values[p]` to `values[kept[p]]` for every position `p` of `kept`, leaving 0 at each
+/// index no position moved to. In place: `kept` increases, so `kept[p] >= p`, and walking the
+/// positions from the last one never overwrites a value still to be moved.
+fn spread_from_head(values: &mut [f32], kept: &[u32]) {
+    for (p, &item) in kept.iter().enumerate().rev() {
+        let Some(value) = values.get_mut(p).map(std::mem::take) else {
+            continue;
+        };
+        if let Some(slot) = values.get_mut(item as usize) {
+            *slot = value;
+        }
+    }
+}
+
 /// Each item's row in the subset's weights, [`NOT_KEPT`] for items outside it (empty when
 /// every item is fitted).
 fn positions(kept: &[u32], n: usize) -> Vec<u32> {
@@ -402,13 +416,13 @@ impl Model for EaseModel {
             self.add_rows(query, out);
             return;
         }
-        let mut subset = vec![0f32; self.kept.len()];
-        self.add_rows(query, &mut subset);
-        for (&item, score) in self.kept.iter().zip(subset) {
-            if let Some(o) = out.get_mut(item as usize) {
-                *o = score;
-            }
-        }
+        // The subset's scores are summed in `out`'s head and then moved to their items, so a
+        // request allocates nothing the size of the subset.
+        let Some(head) = out.get_mut(..self.kept.len()) else {
+            return;
+        };
+        self.add_rows(query, head);
+        spread_from_head(out, &self.kept);
     }
 
     fn save(&self, dir: &Path) -> Result<()> {
@@ -799,12 +813,31 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn spreading_from_the_head_puts_each_value_at_its_item(
+            picks in proptest::collection::vec(proptest::bool::ANY, 0..64),
+        ) {
+            let kept: Vec<u32> = (0..picks.len() as u32).filter(|&i| picks[i as usize]).collect();
+            let head: Vec<f32> = (0..kept.len()).map(|p| p as f32 + 1.0).collect();
+            let mut values = vec![0f32; picks.len()];
+            values[..head.len()].copy_from_slice(&head);
+            spread_from_head(&mut values, &kept);
+            let mut expected = vec![0f32; picks.len()];
+            for (&item, &v) in kept.iter().zip(&head) {
+                expected[item as usize] = v;
+            }
+            proptest::prop_assert_eq!(values, expected);
+        }
+    }
+
     #[test]
     fn a_fit_on_the_most_used_items_is_the_exact_fit_on_those_items_alone() {
         // Item i has 30 - 2i users (strictly fewer for each next item), spread over the 30
-        // users by a bijection, so the 6 most used items are i0..i5.
+        // users by a bijection, so the 6 most used items are i0..i5. They are listed last, so
+        // their indices (4..10) are not their positions in the subset.
         let mut rows = Vec::new();
-        for i in 0..10usize {
+        for i in (0..10usize).rev() {
             for k in 0..30 - 2 * i {
                 rows.push((format!("u{}", (k * 7 + i * 5) % 30), format!("i{i}")));
             }
