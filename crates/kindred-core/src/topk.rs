@@ -3,7 +3,7 @@
 //! Ties are broken by the lower item index so that results are reproducible and independent of
 //! the order scores were computed in. NaN scores are never selected.
 
-use std::cmp::Ordering;
+use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
 use serde::{Deserialize, Serialize};
@@ -15,44 +15,56 @@ pub struct Scored {
     pub score: f32,
 }
 
-/// Ordering "better first": higher score, then lower item index.
-fn better(a: &Scored, b: &Scored) -> Ordering {
-    b.score
-        .partial_cmp(&a.score)
-        .unwrap_or(Ordering::Equal)
-        .then(a.item.cmp(&b.item))
+/// `(score, item)` packed so that a larger key is a better candidate (higher score,
+/// then lower item index): the score's bits made monotone in the high half, the item's complement in the
+/// low half. One integer comparison then does the work of [`better`]'s two, which is what the
+/// heap does most. NaN has no key; -0.0 packs as 0.0, the score it
+/// equals.
+#[inline]
+fn pack(score: f32, item: u32) -> u64 {
+    let bits = (score + 0.0).to_bits();
+    let monotone = if bits & 0x8000_0000 != 0 {
+        !bits
+    } else {
+        bits | 0x8000_0000
+    };
+    (u64::from(monotone) << 32) | u64::from(!item)
 }
 
-/// Heap entry ordered so that the worst kept candidate sits on top.
-struct Worst(Scored);
-
-impl PartialEq for Worst {
-    fn eq(&self, other: &Self) -> bool {
-        better(&self.0, &other.0) == Ordering::Equal
-    }
-}
-impl Eq for Worst {}
-impl PartialOrd for Worst {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Worst {
-    fn cmp(&self, other: &Self) -> Ordering {
-        better(&self.0, &other.0)
+/// The candidate a [`pack`]ed key stands for.
+#[inline]
+fn unpack(key: u64) -> Scored {
+    let monotone = (key >> 32) as u32;
+    let bits = if monotone & 0x8000_0000 != 0 {
+        monotone & 0x7FFF_FFFF
+    } else {
+        !monotone
+    };
+    Scored {
+        item: !(key as u32),
+        score: f32::from_bits(bits),
     }
 }
 
 /// The `k` best items of `scores` (index = item), best first, skipping items for which `skip` is true.
-pub fn top_k(scores: &[f32], k: usize, skip: impl FnMut(u32) -> bool) -> Vec<Scored> {
-    top_k_of(
-        scores.iter().enumerate().map(|(i, &s)| Scored {
-            item: i as u32,
-            score: s,
-        }),
-        k,
-        skip,
-    )
+pub fn top_k(scores: &[f32], k: usize, mut skip: impl FnMut(u32) -> bool) -> Vec<Scored> {
+    /// Scores tested against the bar at once: a comparison the compiler vectorises, which
+    /// passes over most of a scan once the bar has risen.
+    const CHUNK: usize = 16;
+    let mut top = TopK::new(k);
+    for (c, chunk) in scores.chunks(CHUNK).enumerate() {
+        let bar = top.bar_score;
+        if !chunk.iter().fold(false, |any, &s| any | (s >= bar)) {
+            continue;
+        }
+        for (j, &score) in chunk.iter().enumerate() {
+            let item = (c * CHUNK + j) as u32;
+            if top.would_accept(score, item) && !skip(item) {
+                top.push(Scored { item, score });
+            }
+        }
+    }
+    top.into_sorted()
 }
 
 /// The `k` best items of `scores` (NaN never selected), best first, with ties broken by the
@@ -100,7 +112,14 @@ pub fn top_k_with_tie_key(scores: &[f32], k: usize, tie_key: impl Fn(u32) -> u64
 /// scan). Same order as [`top_k`]: higher score, then lower item index; NaN never kept.
 pub struct TopK {
     k: usize,
-    heap: BinaryHeap<Worst>,
+    /// Packed keys (see [`pack`]), the worst kept one on top.
+    heap: BinaryHeap<Reverse<u64>>,
+    /// The key a candidate must exceed to enter: the worst kept one's once `k` are kept, 0
+    /// before (every packed key exceeds 0).
+    bar: u64,
+    /// `bar`'s score (-inf before `k` are kept): a float comparison turns away most of a scan
+    /// before any packing.
+    bar_score: f32,
 }
 
 impl TopK {
@@ -108,6 +127,12 @@ impl TopK {
         Self {
             k,
             heap: BinaryHeap::with_capacity(k + 1),
+            bar: if k == 0 { u64::MAX } else { 0 },
+            bar_score: if k == 0 {
+                f32::INFINITY
+            } else {
+                f32::NEG_INFINITY
+            },
         }
     }
 
@@ -115,15 +140,8 @@ impl TopK {
     /// costlier exclusions only for candidates that matter.
     #[inline]
     pub fn would_accept(&self, score: f32, item: u32) -> bool {
-        if score.is_nan() || self.k == 0 {
-            return false;
-        }
-        match self.heap.peek() {
-            Some(worst) if self.heap.len() >= self.k => {
-                better(&Scored { item, score }, &worst.0) == Ordering::Less
-            }
-            _ => true,
-        }
+        // NaN fails the first comparison.
+        score >= self.bar_score && pack(score, item) > self.bar
     }
 
     /// Offers a candidate; kept when it is among the best `k` so far.
@@ -132,22 +150,27 @@ impl TopK {
         if !self.would_accept(cand.score, cand.item) {
             return;
         }
+        let key = pack(cand.score, cand.item);
         if self.heap.len() < self.k {
-            self.heap.push(Worst(cand));
+            self.heap.push(Reverse(key));
         } else if let Some(mut worst) = self.heap.peek_mut() {
             // Full: the newcomer takes the worst one's place and sinks once, instead of a push
             // that rises and a pop that sinks (half the heap work per accepted candidate).
-            *worst = Worst(cand);
+            *worst = Reverse(key);
+        }
+        if self.heap.len() >= self.k {
+            if let Some(&Reverse(worst)) = self.heap.peek() {
+                self.bar = worst;
+                self.bar_score = unpack(worst).score;
+            }
         }
     }
 
     /// The kept candidates, best first.
     pub fn into_sorted(self) -> Vec<Scored> {
-        let mut out: Vec<Scored> = self.heap.into_iter().map(|w| w.0).collect();
-        // `better` is a total order (the item index breaks ties): an unstable sort gives the
-        // same list, faster.
-        out.sort_unstable_by(better);
-        out
+        let mut keys: Vec<u64> = self.heap.into_iter().map(|w| w.0).collect();
+        keys.sort_unstable_by(|a, b| b.cmp(a));
+        keys.into_iter().map(unpack).collect()
     }
 }
 
@@ -170,6 +193,29 @@ pub fn top_k_of(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// The reference order, "better first": higher score, then lower item index.
+    fn better(a: &Scored, b: &Scored) -> Ordering {
+        b.score
+            .partial_cmp(&a.score)
+            .unwrap_or(Ordering::Equal)
+            .then(a.item.cmp(&b.item))
+    }
+
+    /// Scores with the edge cases a packed key must order: zeros of both signs, infinities,
+    /// subnormals, ties.
+    fn edge_score() -> impl Strategy<Value = f32> {
+        prop_oneof![
+            Just(0.0f32),
+            Just(-0.0f32),
+            Just(f32::INFINITY),
+            Just(f32::NEG_INFINITY),
+            Just(f32::MIN_POSITIVE / 4.0),
+            Just(-f32::MIN_POSITIVE / 4.0),
+            (-3i32..3).prop_map(|v| v as f32),
+            any::<f32>().prop_filter("a score", |v| !v.is_nan()),
+        ]
+    }
 
     #[test]
     fn picks_best_with_ties_by_index_and_exclusions() {
@@ -208,6 +254,17 @@ mod tests {
                 .then(a.1.cmp(&b.1)).then(a.0.item.cmp(&b.0.item)));
             let want: Vec<Scored> = all.into_iter().take(k).map(|x| x.0).collect();
             prop_assert_eq!(top, want);
+        }
+
+        #[test]
+        fn packed_keys_order_as_better_and_unpack_to_the_candidate(
+            a in edge_score(), b in edge_score(), i in any::<u32>(), j in any::<u32>(),
+        ) {
+            let (x, y) = (Scored { item: i, score: a }, Scored { item: j, score: b });
+            prop_assert_eq!(pack(a, i).cmp(&pack(b, j)), better(&y, &x));
+            let back = unpack(pack(a, i));
+            prop_assert_eq!(back.item, i);
+            prop_assert_eq!(back.score.to_bits(), (a + 0.0).to_bits());
         }
 
         #[test]

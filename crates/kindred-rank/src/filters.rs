@@ -33,6 +33,7 @@ use kindred_core::features::ColumnData;
 use kindred_core::{Error, FeatureTable, IdMap, Result};
 
 use crate::config::FiltersConfig;
+use crate::item_set::ItemSet;
 
 /// A soft constraint, in the order they are relaxed (first relaxed first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -143,8 +144,8 @@ pub struct ItemFilters {
 #[derive(Debug, Clone)]
 pub struct ResolvedRequest<'a> {
     filters: &'a ItemFilters,
-    seen: Vec<u32>,
-    exclude: Vec<u32>,
+    /// The seen items (when the filters exclude them) and the request's exclusions.
+    blocked: ItemSet,
     categories: Vec<u32>,
     now: i64,
     candidates: Option<&'a [bool]>,
@@ -325,18 +326,17 @@ impl ItemFilters {
         now: i64,
         candidates: Option<&'a [bool]>,
     ) -> Result<ResolvedRequest<'a>> {
-        let mut seen = if self.exclude_seen {
-            seen.to_vec()
-        } else {
-            Vec::new()
-        };
-        seen.sort_unstable();
-        let mut exclude: Vec<u32> = filters
-            .exclude
-            .iter()
-            .filter_map(|id| self.item_ids.get(id))
-            .collect();
-        exclude.sort_unstable();
+        let mut blocked = ItemSet::with_items(self.n_items);
+        if self.exclude_seen {
+            seen.iter().for_each(|&i| {
+                blocked.insert(i);
+            });
+        }
+        for id in &filters.exclude {
+            if let Some(i) = self.item_ids.get(id) {
+                blocked.insert(i);
+            }
+        }
         let mut categories = filters
             .categories
             .iter()
@@ -345,8 +345,7 @@ impl ItemFilters {
         categories.sort_unstable();
         Ok(ResolvedRequest {
             filters: self,
-            seen,
-            exclude,
+            blocked,
             categories,
             now,
             candidates,
@@ -390,7 +389,7 @@ impl ResolvedRequest<'_> {
         {
             return false;
         }
-        self.seen.binary_search(&item).is_err() && self.exclude.binary_search(&item).is_err()
+        !self.blocked.contains(item)
     }
 
     /// The soft level of `item`: 0 when it meets every soft constraint, otherwise the rank of the

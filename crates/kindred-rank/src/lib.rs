@@ -12,6 +12,7 @@ pub mod exploration;
 pub mod fallback;
 pub mod filters;
 pub mod freshness;
+pub mod item_set;
 pub mod mmr;
 pub mod pipeline;
 pub mod rerank;

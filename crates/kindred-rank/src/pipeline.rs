@@ -18,11 +18,10 @@
 //!
 //! So a list comes out with min(n, items passing the hard filters) distinct items, and it breaks a
 //! soft filter only when the items meeting it are all listed already. Per request the pipeline
-//! allocates the list, sorted copies of the seen / excluded items, the model's candidate pool and
-//! (only with a popularity penalty) the re-ranker's popularity vector; the catalog-wide data is
-//! built once in [`RankPipeline::new`].
+//! allocates the list, bit sets of the seen / excluded and listed items, the model's candidate
+//! pool and (only with a popularity penalty) the re-ranker's popularity vector; the catalog-wide
+//! data is built once in [`RankPipeline::new`].
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use kindred_core::features::ColumnData;
@@ -39,6 +38,7 @@ use crate::fallback::{
 };
 use crate::filters::{find_column, ItemFilters, Relaxation, RequestFilters, ResolvedRequest};
 use crate::freshness::{Freshness, FreshnessRequest};
+use crate::item_set::ItemSet;
 use crate::rerank::{item_boosts, log_popularity, ItemCategories, Reranker};
 use crate::second_stage::SecondStage;
 use kindred_models::ranking::RequestContext;
@@ -426,7 +426,7 @@ impl RankPipeline {
             return Ok(list);
         }
         let resolved = self.resolve(request)?;
-        let taken: HashSet<u32> = list.iter().map(|r| r.item).collect();
+        let taken: ItemSet = list.iter().map(|r| r.item).collect();
         let scored = |item: u32| {
             request
                 .primary
@@ -439,7 +439,7 @@ impl RankPipeline {
             .iter()
             .copied()
             .filter(|&i| {
-                !taken.contains(&i)
+                !taken.contains(i)
                     && !scored(i)
                     && resolved.passes_hard(i)
                     && resolved.soft_level(i) == 0
@@ -544,7 +544,13 @@ impl RankPipeline {
         let want = n - pinned.len();
         let mut list = List {
             items: Vec::with_capacity(n),
-            taken: pinned.iter().map(|p| p.1).collect(),
+            taken: {
+                let mut taken = ItemSet::with_items(self.n_items);
+                pinned.iter().for_each(|p| {
+                    taken.insert(p.1);
+                });
+                taken
+            },
             want,
         };
         for level in 0..=resolved.max_level() {
@@ -596,7 +602,7 @@ impl RankPipeline {
                     if list.full() {
                         break;
                     }
-                    if !list.taken.contains(&item) && allowed(item) {
+                    if !list.taken.contains(item) && allowed(item) {
                         list.push(item, primary_score(item), &source, relaxed(item));
                     }
                 }
@@ -682,7 +688,7 @@ impl RankPipeline {
         } else {
             need
         };
-        let skip = |i: u32| list.taken.contains(&i) || !allowed(i);
+        let skip = |i: u32| list.taken.contains(i) || !allowed(i);
         let scores = &scores[..scores.len().min(self.n_items)];
         match tie_key {
             None => top_k(scores, k, skip),
@@ -727,7 +733,7 @@ impl RankPipeline {
 /// The list being filled (pins aside).
 struct List {
     items: Vec<RankedItem>,
-    taken: HashSet<u32>,
+    taken: ItemSet,
     want: usize,
 }
 
