@@ -18,6 +18,7 @@
 //! cut at `now`, which a serving catalog does not keep).
 
 use std::fmt;
+use std::sync::Arc;
 
 use kindred_core::features::ColumnData;
 use kindred_core::interactions::NO_TIMESTAMP;
@@ -30,10 +31,10 @@ use crate::filters::{aligned_numeric, Relaxation};
 /// Where an item of a final list came from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Source {
-    /// The personal model's scores, by model name.
-    Model(String),
+    /// The personal model's scores, by model name (shared: every item of a list carries it).
+    Model(Arc<str>),
     /// Fold-in or content scores the caller supplied, by name.
-    FoldIn(String),
+    FoldIn(Arc<str>),
     /// Popularity among training users sharing the user's value of `column`.
     Segment {
         column: String,
@@ -428,7 +429,7 @@ mod tests {
     fn source_strings_are_stable() {
         let s = |source, relaxed| ItemSource { source, relaxed }.to_string();
         assert_eq!(s(Source::Model("als".into()), None), "model:als");
-        assert_eq!(s(Source::FoldIn(String::new()), None), "fold-in");
+        assert_eq!(s(Source::FoldIn(Arc::from("")), None), "fold-in");
         assert_eq!(s(Source::Popular, None), "popular");
         assert_eq!(s(Source::Pinned, None), "pinned");
         assert_eq!(

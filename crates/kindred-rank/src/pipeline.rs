@@ -575,14 +575,14 @@ impl RankPipeline {
                     self.refresh(&mut pool, request);
                     pool = self.rerank(&pool, request, list.remaining());
                 }
-                let source = Source::Model(primary.name.to_owned());
+                let source = Source::Model(Arc::from(primary.name));
                 for s in pool {
                     list.push(s.item, primary_score(s.item), &source, relaxed(s.item));
                 }
             }
             if let Some(secondary) = request.secondary {
                 let pool = self.select(secondary.scores, &list, &allowed, None, level);
-                let source = Source::FoldIn(secondary.name.to_owned());
+                let source = Source::FoldIn(Arc::from(secondary.name));
                 for s in pool {
                     list.push(s.item, primary_score(s.item), &source, relaxed(s.item));
                 }

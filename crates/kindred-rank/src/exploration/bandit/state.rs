@@ -18,7 +18,6 @@ use kindred_core::dense::{cholesky, solve_lower, solve_upper_t};
 use kindred_core::kernels::dot_f64;
 use kindred_core::IdMap;
 
-use crate::exploration::config::MAX_FEATURES;
 use serde::{Deserialize, Serialize};
 
 /// Most items a state tracks; past it the least observed are dropped (bounds a state whose
@@ -216,6 +215,20 @@ impl BanditState {
         let mut theta = self.moment.clone();
         solve_lower(&factor, d, &mut theta);
         solve_upper_t(&factor, d, &mut theta);
+        // Column by column: every request's variances are then products, with no division.
+        let mut covariance = vec![0.0; d * d];
+        let mut column = vec![0.0; d];
+        for j in 0..d {
+            column
+                .iter_mut()
+                .enumerate()
+                .for_each(|(i, v)| *v = f64::from(u8::from(i == j)));
+            solve_lower(&factor, d, &mut column);
+            solve_upper_t(&factor, d, &mut column);
+            for (i, &v) in column.iter().enumerate() {
+                covariance[i * d + j] = v;
+            }
+        }
         let mut item_mean = vec![0.0f32; item_ids.len()];
         let mut item_weight = vec![0.0f32; item_ids.len()];
         for (id, stats) in &self.items {
@@ -229,6 +242,7 @@ impl BanditState {
             dim: d,
             theta,
             factor,
+            covariance,
             item_mean,
             item_weight,
             ridge,
@@ -250,8 +264,10 @@ fn in_id_order<S: serde::Serializer>(
 pub struct BanditPosterior {
     dim: usize,
     theta: Vec<f64>,
-    /// Lower Cholesky factor of `ridge I + gram`.
+    /// Lower Cholesky factor of `ridge I + gram` (Thompson's draws).
     factor: Vec<f64>,
+    /// `(ridge I + gram)^-1` (LinUCB's variances).
+    covariance: Vec<f64>,
     /// Per catalog item: the correction's posterior mean and its observation weight.
     item_mean: Vec<f32>,
     item_weight: Vec<f32>,
@@ -275,18 +291,14 @@ impl BanditPosterior {
 
     /// `x^T (ridge I + gram)^-1 x`: the shared part's variance at `x` (in noise units).
     pub fn shared_variance(&self, x: &[f64]) -> f64 {
-        // Scored per candidate per request: a stack buffer for the configs' dimensions.
-        let mut buffer = [0.0; MAX_FEATURES];
-        let mut heap;
-        let y: &mut [f64] = if x.len() <= MAX_FEATURES {
-            buffer[..x.len()].copy_from_slice(x);
-            &mut buffer[..x.len()]
-        } else {
-            heap = x.to_vec();
-            &mut heap
-        };
-        solve_lower(&self.factor, self.dim, y);
-        y.iter().map(|v| v * v).sum()
+        let quadratic: f64 = self
+            .covariance
+            .chunks_exact(self.dim.max(1))
+            .zip(x)
+            .map(|(row, xr)| xr * dot_f64(row, x))
+            .sum();
+        // Rounding may take a variance of about 0 just below it.
+        quadratic.max(0.0)
     }
 
     /// The item's correction: posterior mean and variance (in noise units).
@@ -353,6 +365,29 @@ mod tests {
         let prior = BanditPosterior::prior(2, 1.0);
         assert!(posterior.shared_variance(&[1.0, 0.5]) < prior.shared_variance(&[1.0, 0.5]));
         assert!(posterior.correction(3).1 < prior.correction(3).1);
+    }
+
+    #[test]
+    fn shared_variance_is_the_quadratic_form_of_the_inverse() {
+        // x^T (ridge I + gram)^-1 x = |L^-1 x|^2 for the Cholesky factor L.
+        let mut state = BanditState::new(vec!["a".into(), "b".into(), "c".into()], 0);
+        let mut rng = SplitMix64::new(3);
+        for _ in 0..200 {
+            let x = [1.0, rng.next_f64(), rng.normal()];
+            state.observe(&x, "i0", rng.next_f64(), 0.0, 0.0);
+        }
+        let posterior = state.posterior(0.7, &ids(1));
+        for _ in 0..20 {
+            let x = [rng.normal(), rng.normal(), rng.normal()];
+            let mut y = x.to_vec();
+            solve_lower(&posterior.factor, 3, &mut y);
+            let expected: f64 = y.iter().map(|v| v * v).sum();
+            let got = posterior.shared_variance(&x);
+            assert!(
+                (got - expected).abs() <= 1e-12 * (1.0 + expected),
+                "{got} against {expected}"
+            );
+        }
     }
 
     #[test]
