@@ -174,21 +174,18 @@ impl ExplorationConfig {
                 break;
             }
             let (pick, propensity) = if walk.may_explore(self, slot) {
+                let preferred = preference.pick(&walk.open);
                 let pick = if rng.next_f64() < self.epsilon {
                     rng.below(remaining as u64) as usize
                 } else {
-                    preference.pick(&walk.open)
+                    preferred
                 };
                 let p = match preference {
-                    Preference::Ranking => {
-                        epsilon_greedy_probability(self.epsilon, remaining, pick == 0)
+                    // A deterministic preference (the ranking's or a bandit's scores): the
+                    // closed form around its pick.
+                    Preference::Ranking | Preference::Scores(_) => {
+                        epsilon_greedy_probability(self.epsilon, remaining, pick == preferred)
                     }
-                    // A deterministic preference: the same closed form around its pick.
-                    Preference::Scores(_) => epsilon_greedy_probability(
-                        self.epsilon,
-                        remaining,
-                        pick == preference.pick(&walk.open),
-                    ),
                     Preference::Samples { .. } => {
                         self.slot_probabilities(&preference, &walk.open)[pick]
                     }
