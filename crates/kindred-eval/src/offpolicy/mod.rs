@@ -40,6 +40,7 @@
 //! interval does not cover; `clipped_weights` says how often it happened.
 
 pub mod doubly_robust;
+pub mod logged_requests;
 pub mod reward_model;
 
 pub use doubly_robust::{doubly_robust, DirectTerms};
@@ -50,7 +51,7 @@ use kindred_core::distributions::normal_quantile;
 use kindred_core::{Error, Result};
 use kindred_rank::ExplorationLogRecord;
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 /// One shown slot of a logged request, with the target policy's probability and the reward.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -374,48 +375,27 @@ pub fn join_exploration_log(
     clicks: &[AttributedClick],
     mut target: impl FnMut(&str, &str, &[&str]) -> Result<Vec<f64>>,
 ) -> Result<Vec<LoggedSlot>> {
-    let mut order: Vec<&str> = Vec::new();
-    let mut by_request: HashMap<&str, Vec<&ExplorationLogRecord>> = HashMap::new();
-    for record in records {
-        let slots = by_request.entry(&record.request_id).or_insert_with(|| {
-            order.push(&record.request_id);
-            Vec::new()
-        });
-        slots.push(record);
-    }
+    let shown_pairs: HashSet<(&str, &str)> = records
+        .iter()
+        .map(|r| (r.request_id.as_str(), r.item.as_str()))
+        .collect();
     let mut clicked: HashSet<(&str, &str)> = HashSet::with_capacity(clicks.len());
     for click in clicks {
-        let shown = by_request
-            .get(click.request_id.as_str())
-            .is_some_and(|slots| slots.iter().any(|r| r.item == click.item));
-        if !shown {
+        let pair = (click.request_id.as_str(), click.item.as_str());
+        if !shown_pairs.contains(&pair) {
             return Err(Error::InvalidInput(format!(
                 "click on item `{}` for request `{}`: the exploration log has no such shown item",
                 click.item, click.request_id
             )));
         }
-        clicked.insert((&click.request_id, &click.item));
+        clicked.insert(pair);
     }
+    let requests = logged_requests::by_request(records, |r| r.request_id.as_str(), |r| r.slot);
     let mut out = Vec::with_capacity(records.len());
-    for (number, request_id) in order.into_iter().enumerate() {
-        let mut slots = by_request.remove(request_id).unwrap_or_default();
-        slots.sort_by_key(|r| r.slot);
+    for (number, (request_id, slots)) in requests.iter().enumerate() {
+        logged_requests::check_slots(request_id, slots, |r| r.slot, |r| r.user.as_str())
+            .map_err(Error::InvalidInput)?;
         let user = slots.first().map_or("", |r| r.user.as_str());
-        for (expected, r) in slots.iter().enumerate() {
-            if r.slot as usize != expected {
-                return Err(Error::InvalidInput(format!(
-                    "request `{request_id}`: slots must be 0, 1, 2, ... without gaps or repeats, \
-                     found slot {} where {expected} was expected",
-                    r.slot
-                )));
-            }
-            if r.user != user {
-                return Err(Error::InvalidInput(format!(
-                    "request `{request_id}`: slots belong to different users (`{user}` and `{}`)",
-                    r.user
-                )));
-            }
-        }
         let shown: Vec<&str> = slots.iter().map(|r| r.item.as_str()).collect();
         let probabilities = target(request_id, user, &shown)?;
         if probabilities.len() != shown.len() {
@@ -431,7 +411,7 @@ pub fn join_exploration_log(
                 slot: r.slot,
                 logging_propensity: r.propensity,
                 target_probability: pi,
-                reward: if clicked.contains(&(request_id, r.item.as_str())) {
+                reward: if clicked.contains(&(request_id.as_str(), r.item.as_str())) {
                     1.0
                 } else {
                     0.0

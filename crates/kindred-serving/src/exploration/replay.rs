@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use kindred_eval::offpolicy::logged_requests::{by_request, check_slots};
 use kindred_eval::offpolicy::{
     doubly_robust, estimate_click_rate, CrossFitted, DirectTerms, LoggedSlot, OffPolicyOptions,
     RewardExample,
@@ -309,20 +310,10 @@ fn check(options: &ReplayOptions) -> Result<()> {
 /// slot missing its propensity is counted and left out. Errors on a broken request (slots not
 /// 0..L-1, several users).
 fn group(rows: Vec<Impression>) -> Result<(Vec<LoggedRequest>, usize)> {
-    let mut order: Vec<String> = Vec::new();
-    let mut by_request: HashMap<String, Vec<Impression>> = HashMap::new();
-    for row in rows {
-        let slots = by_request.entry(row.request_id.clone()).or_insert_with(|| {
-            order.push(row.request_id.clone());
-            Vec::new()
-        });
-        slots.push(row);
-    }
-    let mut out = Vec::with_capacity(order.len());
+    let requests = by_request(rows, |r| r.request_id.as_str(), |r| r.slot);
+    let mut out = Vec::with_capacity(requests.len());
     let mut without = 0;
-    for id in order {
-        let mut slots = by_request.remove(&id).unwrap_or_default();
-        slots.sort_by_key(|r| r.slot);
+    for (id, slots) in requests {
         if slots.iter().any(|r| r.propensity.is_none()) {
             without += 1;
             continue;
@@ -330,19 +321,9 @@ fn group(rows: Vec<Impression>) -> Result<(Vec<LoggedRequest>, usize)> {
         let Some(first) = slots.first() else {
             continue;
         };
+        check_slots(&id, &slots, |r| r.slot, |r| r.user.as_str())
+            .map_err(|e| Error::invalid("broken_log", format!("logged {e}")))?;
         let user = first.user.clone();
-        for (expected, r) in slots.iter().enumerate() {
-            if r.slot as usize != expected || r.user != user {
-                return Err(Error::invalid(
-                    "broken_log",
-                    format!(
-                        "logged request `{id}`: slots must be 0, 1, 2, ... of one user; found slot \
-                         {} of `{}` where slot {expected} of `{user}` was expected",
-                        r.slot, r.user
-                    ),
-                ));
-            }
-        }
         out.push(LoggedRequest {
             user,
             timestamp: first.timestamp,
