@@ -15,11 +15,10 @@ pub struct Scored {
     pub score: f32,
 }
 
-/// `(score, item)` packed so that a larger key is a better candidate (higher score,
-/// then lower item index): the score's bits made monotone in the high half, the item's complement in the
-/// low half. One integer comparison then does the work of [`better`]'s two, which is what the
-/// heap does most. NaN has no key; -0.0 packs as 0.0, the score it
-/// equals.
+/// `(score, item)` packed so that a larger key is a better candidate (higher score, then lower
+/// item index): the score's bits made monotone in the high half, the item's complement in the
+/// low half. One integer comparison then does the work of a float and an index comparison,
+/// which is what the heap does most. NaN has no key; -0.0 packs as 0.0, the score it equals.
 #[inline]
 fn pack(score: f32, item: u32) -> u64 {
     let bits = (score + 0.0).to_bits();

@@ -426,7 +426,10 @@ impl RankPipeline {
             return Ok(list);
         }
         let resolved = self.resolve(request)?;
-        let taken: ItemSet = list.iter().map(|r| r.item).collect();
+        let mut taken = ItemSet::with_items(self.n_items);
+        list.iter().for_each(|r| {
+            taken.insert(r.item);
+        });
         let scored = |item: u32| {
             request
                 .primary
