@@ -342,7 +342,7 @@ impl RankPipeline {
     pub fn rank(&self, request: &RankRequest<'_>, n: usize) -> Result<Vec<RankedItem>> {
         let exploration = &self.config.exploration;
         let Some(seed) = request.exploration_seed.filter(|_| exploration.explores()) else {
-            return self.rank_greedy(request, n);
+            return self.rank_greedy(request, &self.resolve(request)?, n);
         };
         let greedy = self.exploration_pool(request, n)?;
         let (items, pinned) = Self::greedy_list(&greedy);
@@ -396,7 +396,7 @@ impl RankPipeline {
         let greedy = if exploration.explores() {
             self.exploration_pool(request, shown.len())?
         } else {
-            self.rank_greedy(request, shown.len())?
+            self.rank_greedy(request, &self.resolve(request)?, shown.len())?
         };
         let (items, pinned) = Self::greedy_list(&greedy);
         let list = GreedyList {
@@ -416,7 +416,9 @@ impl RankPipeline {
     /// bandit up to `new_items` of the newest items the model does not score.
     fn exploration_pool(&self, request: &RankRequest<'_>, n: usize) -> Result<Vec<RankedItem>> {
         let exploration = &self.config.exploration;
-        let mut list = self.rank_greedy(request, n.saturating_add(exploration.pool))?;
+        // Resolved once: the pool's ranking and its new items read the same filters.
+        let resolved = self.resolve(request)?;
+        let mut list = self.rank_greedy(request, &resolved, n.saturating_add(exploration.pool))?;
         let wanted = if self.bandit.is_some() {
             exploration.new_items
         } else {
@@ -425,7 +427,6 @@ impl RankPipeline {
         if wanted == 0 {
             return Ok(list);
         }
-        let resolved = self.resolve(request)?;
         let mut taken = ItemSet::with_items(self.n_items);
         list.iter().for_each(|r| {
             taken.insert(r.item);
@@ -535,15 +536,19 @@ impl RankPipeline {
     }
 
     /// The ranking's own list: filters, pins, re-ranking and the fallback chain, no exploration.
-    fn rank_greedy(&self, request: &RankRequest<'_>, n: usize) -> Result<Vec<RankedItem>> {
-        let resolved = self.resolve(request)?;
+    fn rank_greedy(
+        &self,
+        request: &RankRequest<'_>,
+        resolved: &ResolvedRequest<'_>,
+        n: usize,
+    ) -> Result<Vec<RankedItem>> {
         let primary_score = |item: u32| {
             request
                 .primary
                 .and_then(|p| p.scores.get(item as usize).copied())
                 .unwrap_or(f32::NAN)
         };
-        let pinned = self.resolve_pins(&resolved, request, n);
+        let pinned = self.resolve_pins(resolved, request, n);
         let want = n - pinned.len();
         let mut list = List {
             items: Vec::with_capacity(n),

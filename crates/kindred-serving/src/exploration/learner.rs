@@ -256,12 +256,11 @@ impl BanditLearners {
             }
         }
         let d = posterior.dim();
-        let learned = items.iter().filter(|r| r.features.len() == d).count();
-        if learned == 0 || d != learner.delta.dim() {
+        if d != learner.delta.dim() {
             return;
         }
-        let mut rows = Vec::with_capacity(learned * d);
-        let mut pending = Vec::with_capacity(learned);
+        let mut rows = Vec::with_capacity(items.len() * d);
+        let mut pending = Vec::with_capacity(items.len());
         for r in items.iter().filter(|r| r.features.len() == d) {
             // The pipeline gave each row its slot's `position` already.
             rows.extend_from_slice(&r.features);
@@ -272,6 +271,9 @@ impl BanditLearners {
                 rewarded: false,
                 erased: false,
             });
+        }
+        if pending.is_empty() {
+            return;
         }
         let seq = learner.next_seq;
         learner.next_seq += 1;
@@ -648,5 +650,8 @@ mod tests {
             learners.posterior(&format!("p{n}"), &config(), &ids, 0);
         }
         assert_eq!(learners.summary().len(), MAX_POLICIES);
+        // What requests read without the lock is bounded the same way.
+        let published = learners.published.read().unwrap().len();
+        assert_eq!(published, MAX_POLICIES);
     }
 }
