@@ -90,8 +90,12 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 curl -sf "http://$EXPLORE_ADDR/metrics" > "$OUT/explore-metrics.txt"
 echo "$POLICY" > "$OUT/policy.txt"
-COUNT_SQL="SELECT COUNT(*), COUNT(DISTINCT request_id) FROM impressions WHERE propensity IS NOT NULL"
+# Impressions and lists with propensities (an exploring list has them for every item).
+COUNT_SQL="SELECT COALESCE(SUM(n_items), 0), COUNT(*) FROM impression_lists
+           WHERE json_extract(items, '\$[0][2]') IS NOT NULL"
 if [ -n "${STORE_URL:-}" ]; then
+  COUNT_SQL="SELECT COALESCE(SUM(n_items), 0), COUNT(*) FROM impression_lists
+             WHERE (items::json -> 0 ->> 2) IS NOT NULL"
   IMPRESSIONS=$(psql "$STORE_URL" -tA -F ' ' -c "$COUNT_SQL")
 else
   IMPRESSIONS=$(python3 - "$STORE" "$COUNT_SQL" <<'PY'

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use kindred_rank::exploration::{BanditPosterior, ExplorationConfig};
 use kindred_rank::{RankedItem, RequestFilters};
-use kindred_store::Impression;
+use kindred_store::{ImpressionList, ShownItem};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -174,26 +174,30 @@ fn policy_id(snapshot: &Snapshot, exploring_rank: Option<&str>) -> String {
 }
 
 /// The impressions log rows of one served list.
-fn impression_rows(
+fn impression_list(
     request_id: &str,
     user: &str,
     items: &[ServedItem],
-    policy: &str,
+    policy: String,
     now: i64,
-) -> Vec<Impression> {
-    items
-        .iter()
-        .enumerate()
-        .map(|(slot, i)| Impression {
-            request_id: request_id.to_owned(),
-            user: user.to_owned(),
-            item: i.item.clone(),
-            slot: slot as u32,
-            propensity: i.propensity,
-            policy: policy.to_owned(),
-            timestamp: now,
-        })
-        .collect()
+    experiment: Option<&str>,
+) -> ImpressionList {
+    ImpressionList {
+        request_id: request_id.to_owned(),
+        user: user.to_owned(),
+        policy,
+        timestamp: now,
+        experiment: experiment.map(str::to_owned),
+        items: items
+            .iter()
+            .enumerate()
+            .map(|(slot, i)| ShownItem {
+                item: i.item.clone(),
+                slot: slot as u32,
+                propensity: i.propensity,
+            })
+            .collect(),
+    }
 }
 
 /// The seed of one exploring list: the config's seed mixed with the request id, so a logged list
@@ -267,7 +271,14 @@ impl ListService {
         let policy = || policy_id(snapshot, exploring_rank);
         if let (Some(assignment), Some(user)) = (experiment, recorded) {
             let now = unix_now();
-            let rows = impression_rows(&request_id, user, &items, &policy(), now);
+            let list = impression_list(
+                &request_id,
+                user,
+                &items,
+                policy(),
+                now,
+                Some(&assignment.experiment),
+            );
             let exposure = kindred_store::Exposure {
                 experiment: assignment.experiment.clone(),
                 variant: assignment.variant.clone(),
@@ -275,16 +286,15 @@ impl ListService {
                 request_id: request_id.clone(),
                 timestamp: now,
             };
-            state.exposure_log.log(Some(exposure), rows);
+            state.exposure_log.log(Some(exposure), list);
         } else if let (Some(_), Some(user), false) = (exploring_rank, recorded, items.is_empty()) {
-            let rows = impression_rows(&request_id, user, &items, &policy(), unix_now());
-            state.exposure_log.log(None, rows);
+            let list = impression_list(&request_id, user, &items, policy(), unix_now(), None);
+            state.exposure_log.log(None, list);
         } else if let (true, Some(user)) = (write_impressions && !items.is_empty(), recorded) {
-            let now = unix_now();
-            let rows = impression_rows(&request_id, user, &items, &policy(), now);
+            let list = impression_list(&request_id, user, &items, policy(), unix_now(), None);
             let state = Arc::clone(state);
             tokio::spawn(async move {
-                match state.store.insert_impressions(&rows).await {
+                match state.store.insert_impressions(vec![list]).await {
                     Ok(n) => {
                         state
                             .counters

@@ -5,7 +5,7 @@
 use kindred_core::{Error, Result};
 use serde_json::{Map, Value};
 
-use crate::records::{ExperimentRecord, ExperimentStatus, Item};
+use crate::records::{decode_items, ExperimentRecord, ExperimentStatus, ImpressionList, Item};
 
 /// An error about stored data that does not decode, naming the backend and the operation.
 pub(crate) fn corrupt(backend: &'static str, operation: &'static str, message: String) -> Error {
@@ -116,4 +116,32 @@ pub(crate) fn experiment(
 /// A row limit as SQL's signed integer (saturating).
 pub(crate) fn limit(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// One stored row of `impression_lists` back as the list it was (without its experiment, which
+/// readers select by rather than read).
+pub(crate) fn impression_list(
+    backend: &'static str,
+    operation: &'static str,
+    request_id: String,
+    user: String,
+    policy: String,
+    timestamp: i64,
+    items: &str,
+) -> Result<ImpressionList> {
+    let items = decode_items(items).ok_or_else(|| {
+        corrupt(
+            backend,
+            operation,
+            format!("the items of list {request_id:?} are not [item, slot, propensity] triples: {items}"),
+        )
+    })?;
+    Ok(ImpressionList {
+        request_id,
+        user,
+        policy,
+        timestamp,
+        experiment: None,
+        items,
+    })
 }

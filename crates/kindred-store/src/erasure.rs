@@ -14,7 +14,7 @@ use kindred_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::records::Feedback;
+use crate::records::{self, Feedback};
 
 /// What an erasure is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +64,18 @@ pub(crate) fn scrub_bandit_item(state: &str, id: &str) -> Option<String> {
     let mut value: serde_json::Value = serde_json::from_str(state).ok()?;
     value.get_mut("items")?.as_object_mut()?.remove(id)?;
     serde_json::to_string(&value).ok()
+}
+
+/// A stored list (`impression_lists.items`) without item `id`: how many of its items were
+/// `id`, and the items left in the store's encoding (`None` when none are left, so the list
+/// goes). `None` when the text is not that encoding.
+pub(crate) fn scrub_list_item(items: &str, id: &str) -> Option<(u64, Option<(String, i64)>)> {
+    let mut shown = records::decode_items(items)?;
+    let before = shown.len();
+    shown.retain(|s| s.item != id);
+    let removed = (before - shown.len()) as u64;
+    let left = (!shown.is_empty()).then(|| (records::encode_items(&shown), shown.len() as i64));
+    Some((removed, left))
 }
 
 impl ErasureReport {
@@ -247,6 +259,18 @@ mod tests {
         }
         assert_eq!(f.users.len(), 2, "each id hashed once");
         assert!(f.items.is_empty(), "no item tombstone: nothing hashed");
+    }
+
+    #[test]
+    fn scrubbing_a_list_keeps_the_other_items_and_their_slots() {
+        let items = r#"[["a",0,0.5],["b",1,null],["a",2,0.25]]"#;
+        let (removed, left) = scrub_list_item(items, "a").unwrap();
+        assert_eq!(removed, 2);
+        let (left, n) = left.unwrap();
+        assert_eq!((left.as_str(), n), (r#"[["b",1,null]]"#, 1));
+        assert_eq!(scrub_list_item(&left, "b").unwrap(), (1, None));
+        assert_eq!(scrub_list_item(&left, "zz").unwrap().0, 0);
+        assert_eq!(scrub_list_item("{}", "a"), None);
     }
 
     #[test]

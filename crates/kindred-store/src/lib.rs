@@ -30,8 +30,9 @@ pub use erasure::{id_hash, ErasedKind, ErasureReport, Erasures};
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
 pub use records::{
-    check_id, ExperimentRecord, ExperimentStatus, Exposure, Feedback, Impression, InsertReport,
-    Item, ModelRecord, NewModel, StoreCounts, StoredFeedback, User, MAX_ID_BYTES, MAX_NAME_BYTES,
+    check_id, ExperimentRecord, ExperimentStatus, Exposure, Feedback, Impression, ImpressionList,
+    InsertReport, Item, ModelRecord, NewModel, ShownItem, StoreCounts, StoredFeedback, User,
+    MAX_ID_BYTES, MAX_NAME_BYTES,
 };
 pub use retention::DeletionBlocker;
 pub use sqlite::SqliteStore;
@@ -221,13 +222,15 @@ impl Store {
         dispatch!(self.feedback_for_user(user.to_owned(), limit))
     }
 
-    /// Appends impressions in one transaction; returns how many were written.
-    pub async fn insert_impressions(&self, batch: &[Impression]) -> Result<usize> {
-        check_all(batch, Impression::check)?;
+    /// Appends shown lists in one transaction (a list without items is not stored); returns how
+    /// many impressions (items) were written.
+    pub async fn insert_impressions(&self, mut batch: Vec<ImpressionList>) -> Result<usize> {
+        check_all(&batch, ImpressionList::check)?;
+        batch.retain(|list| !list.items.is_empty());
         if batch.is_empty() {
             return Ok(0);
         }
-        dispatch!(self.insert_impressions(batch.to_vec()))
+        dispatch!(self.insert_impressions(batch))
     }
 
     /// How often each item was shown to `user`, by item id.
@@ -356,14 +359,16 @@ impl Store {
     }
 
     /// The newest `limit` impressions, oldest first (a bounded read by log position, cheap on
-    /// any table size): what a dashboard of recent exposure reads.
+    /// any table size; the oldest list read may be cut): what a dashboard of recent exposure
+    /// reads.
     pub async fn newest_impressions(&self, limit: usize) -> Result<Vec<Impression>> {
         dispatch!(self.newest_impressions(limit))
     }
 
     /// The first `limit` impressions with `since <= timestamp < until`, in the order they were
-    /// written (a request's rows together): what off-policy evaluation replays. The time range
-    /// is not indexed (an index would cost every impression write), so this reads the table.
+    /// written (a request's rows together; the last list read may be cut): what off-policy
+    /// evaluation replays. The time range is not indexed (an index would cost every list
+    /// written), so this reads the table up to where the window ends or the limit is reached.
     pub async fn impressions_between(
         &self,
         since: i64,

@@ -95,6 +95,38 @@ pub(crate) const SQLITE: &[(i64, &str)] = &[
             updated_at BIGINT NOT NULL
         );",
     ),
+    (
+        5,
+        // One row per shown list instead of one per item (see `ImpressionList`). Old rows are
+        // grouped by request into lists; propensities are printed with 17 significant digits
+        // (`%!` lifts SQLite's default of 16) so that they read back exactly.
+        "CREATE TABLE impression_lists (
+            seq INTEGER PRIMARY KEY,
+            request_id TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            policy TEXT NOT NULL,
+            ts INTEGER NOT NULL,
+            experiment TEXT,
+            n_items INTEGER NOT NULL,
+            items TEXT NOT NULL
+        );
+        INSERT INTO impression_lists (request_id, user_id, policy, ts, experiment, n_items, items)
+        SELECT i.request_id, i.user_id, i.policy, MIN(i.ts), MIN(e.experiment), COUNT(*),
+               '[' || group_concat(
+                   '[' || json_quote(i.item_id) || ',' || i.slot || ','
+                       || CASE WHEN i.propensity IS NULL THEN 'null'
+                               ELSE printf('%!.17g', i.propensity) END || ']',
+                   ',' ORDER BY i.seq) || ']'
+        FROM impressions i
+        LEFT JOIN (SELECT request_id, MIN(experiment) AS experiment FROM exposures
+                   GROUP BY request_id) e ON e.request_id = i.request_id
+        GROUP BY i.request_id, i.user_id, i.policy
+        ORDER BY MIN(i.seq);
+        DROP TABLE impressions;
+        CREATE INDEX impression_lists_by_user ON impression_lists (user_id);
+        CREATE INDEX impression_lists_by_experiment ON impression_lists (experiment)
+            WHERE experiment IS NOT NULL;",
+    ),
 ];
 
 /// `(version, SQL)` for PostgreSQL; the same tables as [`SQLITE`] with native types. Kept in
@@ -188,6 +220,31 @@ pub(crate) const POSTGRES: &[(i64, &str)] = &[
             state TEXT NOT NULL,
             updated_at BIGINT NOT NULL
         );",
+    ),
+    (
+        5,
+        "CREATE TABLE impression_lists (
+            seq BIGSERIAL PRIMARY KEY,
+            request_id TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            policy TEXT NOT NULL,
+            ts BIGINT NOT NULL,
+            experiment TEXT,
+            n_items BIGINT NOT NULL,
+            items TEXT NOT NULL
+        );
+        INSERT INTO impression_lists (request_id, user_id, policy, ts, experiment, n_items, items)
+        SELECT i.request_id, i.user_id, i.policy, MIN(i.ts), MIN(e.experiment), COUNT(*),
+               json_agg(json_build_array(i.item_id, i.slot, i.propensity) ORDER BY i.seq)::text
+        FROM impressions i
+        LEFT JOIN (SELECT request_id, MIN(experiment) AS experiment FROM exposures
+                   GROUP BY request_id) e ON e.request_id = i.request_id
+        GROUP BY i.request_id, i.user_id, i.policy
+        ORDER BY MIN(i.seq);
+        DROP TABLE impressions;
+        CREATE INDEX impression_lists_by_user ON impression_lists (user_id);
+        CREATE INDEX impression_lists_by_experiment ON impression_lists (experiment)
+            WHERE experiment IS NOT NULL;",
     ),
 ];
 

@@ -17,8 +17,9 @@ use tokio_postgres::{Client, GenericClient, NoTls, Row};
 use crate::dataset::DatasetBuilder;
 use crate::erasure::{self, ErasedFilter, ErasedKind, ErasureReport, Erasures};
 use crate::records::{
-    check_transition, ExperimentRecord, ExperimentStatus, Exposure, Feedback, Impression,
-    InsertReport, Item, ModelRecord, NewModel, StoreCounts, StoredFeedback, User,
+    check_transition, first_impressions, last_impressions, ExperimentRecord, ExperimentStatus,
+    Exposure, Feedback, Impression, ImpressionList, InsertReport, Item, ModelRecord, NewModel,
+    StoreCounts, StoredFeedback, User,
 };
 use crate::{decode, migrations, retention};
 
@@ -596,49 +597,56 @@ impl PostgresStore {
         .await
     }
 
-    pub(crate) async fn insert_impressions(&self, batch: Vec<Impression>) -> Result<usize> {
+    pub(crate) async fn insert_impressions(&self, batch: Vec<ImpressionList>) -> Result<usize> {
         let op = "insert impressions";
-        let requests: Vec<&str> = batch.iter().map(|i| i.request_id.as_str()).collect();
-        let users: Vec<&str> = batch.iter().map(|i| i.user.as_str()).collect();
-        let items: Vec<&str> = batch.iter().map(|i| i.item.as_str()).collect();
-        let slots: Vec<i64> = batch.iter().map(|i| i64::from(i.slot)).collect();
-        let propensities: Vec<Option<f64>> = batch.iter().map(|i| i.propensity).collect();
-        let policies: Vec<&str> = batch.iter().map(|i| i.policy.as_str()).collect();
-        let times: Vec<i64> = batch.iter().map(|i| i.timestamp).collect();
+        let requests: Vec<&str> = batch.iter().map(|l| l.request_id.as_str()).collect();
+        let users: Vec<&str> = batch.iter().map(|l| l.user.as_str()).collect();
+        let policies: Vec<&str> = batch.iter().map(|l| l.policy.as_str()).collect();
+        let times: Vec<i64> = batch.iter().map(|l| l.timestamp).collect();
+        let experiments: Vec<Option<&str>> =
+            batch.iter().map(|l| l.experiment.as_deref()).collect();
+        let sizes: Vec<i64> = batch.iter().map(|l| l.items.len() as i64).collect();
+        let items: Vec<String> = batch.iter().map(ImpressionList::encoded_items).collect();
         let client = self.pool.get(op).await?;
-        let n = client
+        client
             .execute(
-                "INSERT INTO impressions (request_id, user_id, item_id, slot, propensity, policy, ts)
-                 SELECT r, u, i, s, p, pol, ts
-                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::float8[],
-                             $6::text[], $7::int8[])
-                   WITH ORDINALITY AS t (r, u, i, s, p, pol, ts, n)
-                 ORDER BY n",
-                &[&requests, &users, &items, &slots, &propensities, &policies, &times],
+                "INSERT INTO impression_lists
+                     (request_id, user_id, policy, ts, experiment, n_items, items)
+                 SELECT r, u, pol, ts, e, n, i
+                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[],
+                             $6::int8[], $7::text[])
+                   WITH ORDINALITY AS t (r, u, pol, ts, e, n, i, pos)
+                 ORDER BY pos",
+                &[
+                    &requests,
+                    &users,
+                    &policies,
+                    &times,
+                    &experiments,
+                    &sizes,
+                    &items,
+                ],
             )
             .await
             .map_err(failed(op))?;
-        Ok(n as usize)
+        Ok(batch.iter().map(|l| l.items.len()).sum())
     }
 
     pub(crate) async fn impression_counts(&self, user: String) -> Result<Vec<(String, u64)>> {
-        let op = "count impressions";
-        let client = self.pool.get(op).await?;
-        let rows = client
-            .query(
-                "SELECT item_id, COUNT(*) FROM impressions WHERE user_id = $1
-                 GROUP BY item_id ORDER BY item_id",
+        let lists = self
+            .query_lists(
+                "count impressions",
+                "SELECT request_id, user_id, policy, ts, items FROM impression_lists
+                 WHERE user_id = $1",
                 &[&user],
+                usize::MAX,
             )
-            .await
-            .map_err(failed(op))?;
-        rows.iter()
-            .map(|r| {
-                let item: String = r.try_get(0).map_err(failed(op))?;
-                let n: i64 = r.try_get(1).map_err(failed(op))?;
-                Ok((item, n as u64))
-            })
-            .collect()
+            .await?;
+        let mut counts = std::collections::BTreeMap::<String, u64>::new();
+        for shown in lists.into_iter().flat_map(|l| l.items) {
+            *counts.entry(shown.item).or_default() += 1;
+        }
+        Ok(counts.into_iter().collect())
     }
 
     pub(crate) async fn register_model(&self, model: NewModel) -> Result<()> {
@@ -815,14 +823,14 @@ impl PostgresStore {
             ErasedKind::User => ErasureReport {
                 users: delete("DELETE FROM users WHERE id = $1").await?,
                 feedback: delete("DELETE FROM feedback WHERE user_id = $1").await?,
-                impressions: delete("DELETE FROM impressions WHERE user_id = $1").await?,
+                impressions: erase_user_lists(&tx, op, &id).await?,
                 exposures: delete("DELETE FROM exposures WHERE user_id = $1").await?,
                 ..ErasureReport::default()
             },
             ErasedKind::Item => ErasureReport {
                 items: delete("DELETE FROM items WHERE id = $1").await?,
                 feedback: delete("DELETE FROM feedback WHERE item_id = $1").await?,
-                impressions: delete("DELETE FROM impressions WHERE item_id = $1").await?,
+                impressions: erase_item_from_lists(&tx, op, &id).await?,
                 ..ErasureReport::default()
             },
         };
@@ -1059,24 +1067,32 @@ impl PostgresStore {
         &self,
         experiment: String,
     ) -> Result<Vec<Impression>> {
-        self.query_impressions(
-            "list experiment impressions",
-            "SELECT request_id, user_id, item_id, slot, propensity, policy, ts FROM impressions
-             WHERE request_id IN (SELECT request_id FROM exposures WHERE experiment = $1)
-             ORDER BY seq",
-            &[&experiment],
-        )
-        .await
+        let lists = self
+            .query_lists(
+                "list experiment impressions",
+                "SELECT request_id, user_id, policy, ts, items FROM impression_lists
+                 WHERE experiment = $1
+                   AND request_id IN (SELECT request_id FROM exposures WHERE experiment = $1)
+                 ORDER BY seq",
+                &[&experiment],
+                usize::MAX,
+            )
+            .await?;
+        Ok(first_impressions(&lists, usize::MAX))
     }
 
     pub(crate) async fn newest_impressions(&self, n: usize) -> Result<Vec<Impression>> {
-        self.query_impressions(
-            "list impressions",
-            "SELECT * FROM (SELECT request_id, user_id, item_id, slot, propensity, policy, ts, seq
-                 FROM impressions ORDER BY seq DESC LIMIT $1) newest ORDER BY seq",
-            &[&decode::limit(n)],
-        )
-        .await
+        let mut lists = self
+            .query_lists(
+                "list impressions",
+                "SELECT request_id, user_id, policy, ts, items FROM impression_lists
+                 ORDER BY seq DESC",
+                &[],
+                n,
+            )
+            .await?;
+        lists.reverse();
+        Ok(last_impressions(&lists, n))
     }
 
     pub(crate) async fn impressions_between(
@@ -1085,41 +1101,54 @@ impl PostgresStore {
         until: i64,
         n: usize,
     ) -> Result<Vec<Impression>> {
-        self.query_impressions(
-            "list impressions",
-            "SELECT request_id, user_id, item_id, slot, propensity, policy, ts FROM impressions
-             WHERE ts >= $1 AND ts < $2 ORDER BY seq LIMIT $3",
-            &[&since, &until, &decode::limit(n)],
-        )
-        .await
+        let lists = self
+            .query_lists(
+                "list impressions",
+                "SELECT request_id, user_id, policy, ts, items FROM impression_lists
+                 WHERE ts >= $1 AND ts < $2 ORDER BY seq",
+                &[&since, &until],
+                n,
+            )
+            .await?;
+        Ok(first_impressions(&lists, n))
     }
 
-    /// Impression rows of `sql`, whose columns are those of [`Impression`] in order.
-    async fn query_impressions(
+    /// The lists `sql` selects (columns: request id, user, policy, ts, items), streamed and read
+    /// no further than the first `items` impressions need.
+    async fn query_lists(
         &self,
         op: &'static str,
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<Vec<Impression>> {
+        items: usize,
+    ) -> Result<Vec<ImpressionList>> {
         let fail = failed(op);
         let client = self.pool.get(op).await?;
-        let rows = client.query(sql, params).await.map_err(&fail)?;
-        rows.iter()
-            .map(|r| {
-                let slot: i64 = r.try_get(3).map_err(&fail)?;
-                Ok(Impression {
-                    request_id: r.try_get(0).map_err(&fail)?,
-                    user: r.try_get(1).map_err(&fail)?,
-                    item: r.try_get(2).map_err(&fail)?,
-                    slot: u32::try_from(slot).map_err(|_| {
-                        corrupt(op, format!("impression slot {slot} is out of range"))
-                    })?,
-                    propensity: r.try_get(4).map_err(&fail)?,
-                    policy: r.try_get(5).map_err(&fail)?,
-                    timestamp: r.try_get(6).map_err(&fail)?,
-                })
-            })
-            .collect()
+        let rows = client
+            .query_raw(sql, params.iter().copied())
+            .await
+            .map_err(&fail)?;
+        let mut rows = std::pin::pin!(rows);
+        let mut lists = Vec::new();
+        let mut read = 0usize;
+        while read < items {
+            let Some(row) = rows.try_next().await.map_err(&fail)? else {
+                break;
+            };
+            let text: String = row.try_get(4).map_err(&fail)?;
+            let list = decode::impression_list(
+                BACKEND,
+                op,
+                row.try_get(0).map_err(&fail)?,
+                row.try_get(1).map_err(&fail)?,
+                row.try_get(2).map_err(&fail)?,
+                row.try_get(3).map_err(&fail)?,
+                &text,
+            )?;
+            read += list.items.len();
+            lists.push(list);
+        }
+        Ok(lists)
     }
 
     pub(crate) async fn experiment_feedback(
@@ -1147,7 +1176,7 @@ impl PostgresStore {
         let row = client
             .query_one(
                 "SELECT (SELECT COUNT(*) FROM users), (SELECT COUNT(*) FROM items),
-                        (SELECT COUNT(*) FROM feedback), (SELECT COUNT(*) FROM impressions),
+                        (SELECT COUNT(*) FROM feedback), (SELECT COALESCE(SUM(n_items), 0)::int8 FROM impression_lists),
                         (SELECT COUNT(*) FROM models)",
                 &[],
             )
@@ -1215,6 +1244,74 @@ impl PostgresStore {
 
 /// Removes item `id` from every stored bandit state (inside the caller's transaction, rows
 /// locked so a concurrent merge waits).
+/// Deletes the user's lists (inside the caller's transaction); returns how many impressions went.
+async fn erase_user_lists(
+    tx: &tokio_postgres::Transaction<'_>,
+    op: &'static str,
+    id: &str,
+) -> Result<u64> {
+    let fail = failed(op);
+    let row = tx
+        .query_one(
+            "SELECT COALESCE(SUM(n_items), 0)::int8 FROM impression_lists WHERE user_id = $1",
+            &[&id],
+        )
+        .await
+        .map_err(&fail)?;
+    let items: i64 = row.try_get(0).map_err(&fail)?;
+    tx.execute("DELETE FROM impression_lists WHERE user_id = $1", &[&id])
+        .await
+        .map_err(&fail)?;
+    Ok(items as u64)
+}
+
+/// Removes item `id` from every stored list, and a list it leaves empty (inside the caller's
+/// transaction); returns how many impressions went. Lists are not indexed by item, so this reads
+/// them all: erasing an item is rare, and an index would cost every list written.
+async fn erase_item_from_lists(
+    tx: &tokio_postgres::Transaction<'_>,
+    op: &'static str,
+    id: &str,
+) -> Result<u64> {
+    let fail = failed(op);
+    let rows = tx
+        .query(
+            "SELECT seq, items FROM impression_lists
+             WHERE items::jsonb @> jsonb_build_array(jsonb_build_array($1::text))
+             FOR UPDATE",
+            &[&id],
+        )
+        .await
+        .map_err(&fail)?;
+    let mut removed = 0;
+    for row in rows {
+        let seq: i64 = row.try_get(0).map_err(&fail)?;
+        let items: String = row.try_get(1).map_err(&fail)?;
+        let (n, left) = erasure::scrub_list_item(&items, id).ok_or_else(|| {
+            corrupt(
+                op,
+                format!("the items of list {seq} do not decode: {items}"),
+            )
+        })?;
+        removed += n;
+        match left {
+            Some((items, n_items)) => {
+                tx.execute(
+                    "UPDATE impression_lists SET items = $2, n_items = $3 WHERE seq = $1",
+                    &[&seq, &items, &n_items],
+                )
+                .await
+            }
+            None => {
+                tx.execute("DELETE FROM impression_lists WHERE seq = $1", &[&seq])
+                    .await
+            }
+        }
+        .map_err(&fail)?;
+    }
+    Ok(removed)
+}
+
 async fn scrub_bandit_states(
     tx: &tokio_postgres::Transaction<'_>,
     op: &'static str,

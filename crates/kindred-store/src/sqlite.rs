@@ -22,8 +22,9 @@ use serde_json::Value;
 use crate::dataset::DatasetBuilder;
 use crate::erasure::{self, ErasedFilter, ErasedKind, ErasureReport, Erasures};
 use crate::records::{
-    check_transition, ExperimentRecord, ExperimentStatus, Exposure, Feedback, Impression,
-    InsertReport, Item, ModelRecord, NewModel, StoreCounts, StoredFeedback, User,
+    check_transition, first_impressions, last_impressions, ExperimentRecord, ExperimentStatus,
+    Exposure, Feedback, Impression, ImpressionList, InsertReport, Item, ModelRecord, NewModel,
+    StoreCounts, StoredFeedback, User,
 };
 use crate::{decode, migrations, retention};
 
@@ -341,16 +342,95 @@ fn erasures_of(conn: &Connection, op: &'static str) -> Result<Erasures> {
     Ok(erasures)
 }
 
-fn impression_of(r: &Row) -> rusqlite::Result<Impression> {
-    Ok(Impression {
-        request_id: r.get(0)?,
-        user: r.get(1)?,
-        item: r.get(2)?,
-        slot: r.get(3)?,
-        propensity: r.get(4)?,
-        policy: r.get(5)?,
-        timestamp: r.get(6)?,
-    })
+/// The lists `sql` selects (columns: request id, user, policy, ts, items), read one row at a time
+/// and no further than the first `items` impressions need.
+fn query_lists(
+    conn: &Connection,
+    op: &'static str,
+    sql: &str,
+    params: impl rusqlite::Params,
+    items: usize,
+) -> Result<Vec<ImpressionList>> {
+    let fail = failed(op);
+    let mut stmt = conn.prepare_cached(sql).map_err(&fail)?;
+    let mut rows = stmt.query(params).map_err(&fail)?;
+    let mut lists = Vec::new();
+    let mut read = 0usize;
+    while read < items {
+        let Some(row) = rows.next().map_err(&fail)? else {
+            break;
+        };
+        let text: String = row.get(4).map_err(&fail)?;
+        let list = decode::impression_list(
+            BACKEND,
+            op,
+            row.get(0).map_err(&fail)?,
+            row.get(1).map_err(&fail)?,
+            row.get(2).map_err(&fail)?,
+            row.get(3).map_err(&fail)?,
+            &text,
+        )?;
+        read += list.items.len();
+        lists.push(list);
+    }
+    Ok(lists)
+}
+
+/// Deletes the user's lists (inside the caller's transaction); returns how many impressions went.
+fn erase_user_lists(tx: &rusqlite::Transaction<'_>, op: &'static str, id: &str) -> Result<u64> {
+    let fail = failed(op);
+    let items: i64 = tx
+        .query_row(
+            "SELECT COALESCE(SUM(n_items), 0) FROM impression_lists WHERE user_id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .map_err(&fail)?;
+    tx.execute("DELETE FROM impression_lists WHERE user_id = ?1", [id])
+        .map_err(&fail)?;
+    Ok(items as u64)
+}
+
+/// Removes item `id` from every stored list, and a list it leaves empty (inside the caller's
+/// transaction); returns how many impressions went. Lists are not indexed by item, so this reads
+/// them all: erasing an item is rare, and an index would cost every list written.
+fn erase_item_from_lists(
+    tx: &rusqlite::Transaction<'_>,
+    op: &'static str,
+    id: &str,
+) -> Result<u64> {
+    let fail = failed(op);
+    let lists: Vec<(i64, String)> = {
+        let mut stmt = tx
+            .prepare(
+                "SELECT seq, items FROM impression_lists
+                 WHERE EXISTS (SELECT 1 FROM json_each(items) WHERE json_each.value ->> 0 = ?1)",
+            )
+            .map_err(&fail)?;
+        let rows = stmt
+            .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(&fail)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(&fail)?
+    };
+    let mut removed = 0;
+    for (seq, items) in lists {
+        let (n, left) = erasure::scrub_list_item(&items, id).ok_or_else(|| {
+            corrupt(
+                op,
+                format!("the items of list {seq} do not decode: {items}"),
+            )
+        })?;
+        removed += n;
+        match left {
+            Some((items, n_items)) => tx.execute(
+                "UPDATE impression_lists SET items = ?2, n_items = ?3 WHERE seq = ?1",
+                params![seq, items, n_items],
+            ),
+            None => tx.execute("DELETE FROM impression_lists WHERE seq = ?1", [seq]),
+        }
+        .map_err(&fail)?;
+    }
+    Ok(removed)
 }
 
 impl SqliteStore {
@@ -681,46 +761,57 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn insert_impressions(&self, batch: Vec<Impression>) -> Result<usize> {
+    pub(crate) async fn insert_impressions(&self, batch: Vec<ImpressionList>) -> Result<usize> {
+        // Encoded before the writer is taken: the lock is held only for the inserts.
+        let encoded: Vec<String> = batch.iter().map(ImpressionList::encoded_items).collect();
         self.write("insert impressions", move |conn| {
             let fail = failed("insert impressions");
             let tx = conn.transaction().map_err(&fail)?;
+            let mut written = 0;
             {
                 let mut stmt = tx
                     .prepare_cached(
-                        "INSERT INTO impressions (request_id, user_id, item_id, slot, propensity, policy, ts)
+                        "INSERT INTO impression_lists
+                             (request_id, user_id, policy, ts, experiment, n_items, items)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                     )
                     .map_err(&fail)?;
-                for i in &batch {
+                for (list, items) in batch.iter().zip(&encoded) {
                     stmt.execute(params![
-                        i.request_id,
-                        i.user,
-                        i.item,
-                        i.slot,
-                        i.propensity,
-                        i.policy,
-                        i.timestamp
+                        list.request_id,
+                        list.user,
+                        list.policy,
+                        list.timestamp,
+                        list.experiment,
+                        list.items.len() as i64,
+                        items
                     ])
                     .map_err(&fail)?;
+                    written += list.items.len();
                 }
             }
             tx.commit().map_err(&fail)?;
-            Ok(batch.len())
+            Ok(written)
         })
         .await
     }
 
     pub(crate) async fn impression_counts(&self, user: String) -> Result<Vec<(String, u64)>> {
         self.read("count impressions", move |conn| {
-            query_rows(
+            let op = "count impressions";
+            let lists = query_lists(
                 conn,
-                "count impressions",
-                "SELECT item_id, COUNT(*) FROM impressions WHERE user_id = ?1
-                     GROUP BY item_id ORDER BY item_id",
+                op,
+                "SELECT request_id, user_id, policy, ts, items FROM impression_lists
+                 WHERE user_id = ?1",
                 [user],
-                |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)),
-            )
+                usize::MAX,
+            )?;
+            let mut counts = std::collections::BTreeMap::<String, u64>::new();
+            for shown in lists.into_iter().flat_map(|l| l.items) {
+                *counts.entry(shown.item).or_default() += 1;
+            }
+            Ok(counts.into_iter().collect())
         })
         .await
     }
@@ -889,14 +980,14 @@ impl SqliteStore {
                 ErasedKind::User => ErasureReport {
                     users: delete("DELETE FROM users WHERE id = ?1")?,
                     feedback: delete("DELETE FROM feedback WHERE user_id = ?1")?,
-                    impressions: delete("DELETE FROM impressions WHERE user_id = ?1")?,
+                    impressions: erase_user_lists(&tx, op, &id)?,
                     exposures: delete("DELETE FROM exposures WHERE user_id = ?1")?,
                     ..ErasureReport::default()
                 },
                 ErasedKind::Item => ErasureReport {
                     items: delete("DELETE FROM items WHERE id = ?1")?,
                     feedback: delete("DELETE FROM feedback WHERE item_id = ?1")?,
-                    impressions: delete("DELETE FROM impressions WHERE item_id = ?1")?,
+                    impressions: erase_item_from_lists(&tx, op, &id)?,
                     ..ErasureReport::default()
                 },
             };
@@ -1136,29 +1227,33 @@ impl SqliteStore {
         experiment: String,
     ) -> Result<Vec<Impression>> {
         self.read("list experiment impressions", move |conn| {
-            query_rows(
+            let lists = query_lists(
                 conn,
                 "list experiment impressions",
-                "SELECT request_id, user_id, item_id, slot, propensity, policy, ts FROM impressions
-                     WHERE request_id IN (SELECT request_id FROM exposures WHERE experiment = ?1)
-                     ORDER BY seq",
+                "SELECT request_id, user_id, policy, ts, items FROM impression_lists
+                 WHERE experiment = ?1
+                   AND request_id IN (SELECT request_id FROM exposures WHERE experiment = ?1)
+                 ORDER BY seq",
                 [experiment],
-                impression_of,
-            )
+                usize::MAX,
+            )?;
+            Ok(first_impressions(&lists, usize::MAX))
         })
         .await
     }
 
     pub(crate) async fn newest_impressions(&self, n: usize) -> Result<Vec<Impression>> {
         self.read("list impressions", move |conn| {
-            query_rows(
+            let mut lists = query_lists(
                 conn,
                 "list impressions",
-                "SELECT * FROM (SELECT request_id, user_id, item_id, slot, propensity, policy, ts, seq
-                     FROM impressions ORDER BY seq DESC LIMIT ?1) ORDER BY seq",
-                params![decode::limit(n)],
-                impression_of,
-            )
+                "SELECT request_id, user_id, policy, ts, items FROM impression_lists
+                 ORDER BY seq DESC",
+                [],
+                n,
+            )?;
+            lists.reverse();
+            Ok(last_impressions(&lists, n))
         })
         .await
     }
@@ -1170,14 +1265,15 @@ impl SqliteStore {
         n: usize,
     ) -> Result<Vec<Impression>> {
         self.read("list impressions", move |conn| {
-            query_rows(
+            let lists = query_lists(
                 conn,
                 "list impressions",
-                "SELECT request_id, user_id, item_id, slot, propensity, policy, ts FROM impressions
-                     WHERE ts >= ?1 AND ts < ?2 ORDER BY seq LIMIT ?3",
-                params![since, until, decode::limit(n)],
-                impression_of,
-            )
+                "SELECT request_id, user_id, policy, ts, items FROM impression_lists
+                 WHERE ts >= ?1 AND ts < ?2 ORDER BY seq",
+                params![since, until],
+                n,
+            )?;
+            Ok(first_impressions(&lists, n))
         })
         .await
     }
@@ -1217,7 +1313,14 @@ impl SqliteStore {
                 users: count("users")?,
                 items: count("items")?,
                 feedback: count("feedback")?,
-                impressions: count("impressions")?,
+                impressions: conn
+                    .query_row(
+                        "SELECT COALESCE(SUM(n_items), 0) FROM impression_lists",
+                        [],
+                        |r| r.get::<_, i64>(0),
+                    )
+                    .map(|n| n as u64)
+                    .map_err(failed("count rows"))?,
                 models: count("models")?,
             })
         })

@@ -8,8 +8,8 @@ use kindred_core::features::ColumnData;
 use kindred_core::{Error, EventType};
 use kindred_store::import::Import;
 use kindred_store::{
-    id_hash, ErasureReport, ExperimentStatus, Exposure, Feedback, Impression, Item, NewModel,
-    Store, User, MAX_ID_BYTES,
+    id_hash, ErasureReport, ExperimentStatus, Exposure, Feedback, Impression, ImpressionList, Item,
+    NewModel, ShownItem, Store, User, MAX_ID_BYTES,
 };
 use serde_json::{json, Map, Value};
 
@@ -32,6 +32,7 @@ store_suite!(
     erasure_refuses_bad_ids,
     deleting_a_model_spares_live_and_experiment_versions,
     concurrent_bandit_merges_lose_no_update,
+    old_impression_rows_become_lists,
 );
 
 fn obj(value: Value) -> Map<String, Value> {
@@ -310,13 +311,16 @@ async fn impressions_are_counted_per_user_and_item(f: &Fixture) {
         timestamp: 5,
     };
     let n = store
-        .insert_impressions(&[
-            shown("r1", "u1", "a", 0),
-            shown("r1", "u1", "b", 1),
-            shown("r2", "u1", "a", 0),
-            shown("r2", "u1", "c", 1),
-            shown("r3", "u2", "a", 0),
-        ])
+        .insert_impressions(lists(
+            &[
+                shown("r1", "u1", "a", 0),
+                shown("r1", "u1", "b", 1),
+                shown("r2", "u1", "a", 0),
+                shown("r2", "u1", "c", 1),
+                shown("r3", "u2", "a", 0),
+            ],
+            |_| None,
+        ))
         .await
         .unwrap();
     assert_eq!(n, 5);
@@ -335,7 +339,104 @@ async fn impressions_are_counted_per_user_and_item(f: &Fixture) {
         propensity: Some(-0.1),
         ..shown("r4", "u", "i", 0)
     };
-    assert!(store.insert_impressions(&[bad]).await.is_err());
+    let err = store
+        .insert_impressions(lists(&[shown("r4", "u", "j", 0), bad], |_| None))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("element 0: items[1]"), "{err}");
+    assert_eq!(
+        store.counts().await.unwrap().impressions,
+        5,
+        "nothing written"
+    );
+    // A list without items is not stored.
+    let empty = ImpressionList {
+        items: Vec::new(),
+        ..lists(&[shown("r5", "u", "j", 0)], |_| None).remove(0)
+    };
+    assert_eq!(store.insert_impressions(vec![empty]).await.unwrap(), 0);
+    assert_eq!(store.counts().await.unwrap().impressions, 5);
+}
+
+/// A store written by a build that kept one row per impression opens with its rows grouped
+/// into lists, in write order, with propensities exact and experiments found again.
+async fn old_impression_rows_become_lists(f: &Fixture) {
+    f.raw_sql(
+        "DROP TABLE impression_lists;
+         CREATE TABLE impressions (
+             seq BIGINT PRIMARY KEY, request_id TEXT NOT NULL, user_id TEXT NOT NULL,
+             item_id TEXT NOT NULL, slot BIGINT NOT NULL, propensity DOUBLE PRECISION,
+             policy TEXT NOT NULL, ts BIGINT NOT NULL);
+         DELETE FROM schema_version WHERE version = 5;
+         INSERT INTO impressions VALUES
+             (1, 'r1', 'u1', 'a\"quoted\"', 0, 0.30000000000000004, 'p', 10),
+             (2, 'r1', 'u1', 'b', 1, NULL, 'p', 10),
+             (3, 'r2', 'u2', 'a\"quoted\"', 0, 0.5, 'p', 11),
+             (4, 'r3', 'u1', 'c', 1, 0.25, 'q', 12),
+             (5, 'r2', 'u2', 'd', 1, 0.125, 'p', 11);
+         INSERT INTO exposures (experiment, variant, user_id, request_id, ts)
+             VALUES ('x', 'a', 'u2', 'r2', 11);",
+    )
+    .await;
+    let store = f.reopen().await;
+    let row =
+        |request: &str, user: &str, item: &str, slot, propensity, policy: &str, ts| Impression {
+            request_id: request.into(),
+            user: user.into(),
+            item: item.into(),
+            slot,
+            propensity,
+            policy: policy.into(),
+            timestamp: ts,
+        };
+    let expected = vec![
+        row("r1", "u1", "a\"quoted\"", 0, Some(0.1 + 0.2), "p", 10),
+        row("r1", "u1", "b", 1, None, "p", 10),
+        row("r2", "u2", "a\"quoted\"", 0, Some(0.5), "p", 11),
+        row("r2", "u2", "d", 1, Some(0.125), "p", 11),
+        row("r3", "u1", "c", 1, Some(0.25), "q", 12),
+    ];
+    assert_eq!(
+        store.impressions_between(0, 100, 100).await.unwrap(),
+        expected
+    );
+    assert_eq!(store.counts().await.unwrap().impressions, 5);
+    assert_eq!(
+        store.experiment_impressions("x").await.unwrap(),
+        expected[2..4]
+    );
+    assert_eq!(store.impression_count("u1", "c").await.unwrap(), 1);
+    assert_eq!(store.newest_impressions(1).await.unwrap(), expected[4..]);
+    assert_eq!(store.newest_impressions(2).await.unwrap(), expected[3..]);
+}
+
+/// Rows grouped into the lists the store writes: consecutive rows of one request make a list,
+/// an exposure of `experiment(request)` when that names one.
+fn lists(
+    rows: &[Impression],
+    experiment: impl Fn(&str) -> Option<&'static str>,
+) -> Vec<ImpressionList> {
+    let mut out: Vec<ImpressionList> = Vec::new();
+    for row in rows {
+        let shown = ShownItem {
+            item: row.item.clone(),
+            slot: row.slot,
+            propensity: row.propensity,
+        };
+        match out.last_mut() {
+            Some(list) if list.request_id == row.request_id => list.items.push(shown),
+            _ => out.push(ImpressionList {
+                request_id: row.request_id.clone(),
+                user: row.user.clone(),
+                policy: row.policy.clone(),
+                timestamp: row.timestamp,
+                experiment: experiment(&row.request_id).map(str::to_owned),
+                items: vec![shown],
+            }),
+        }
+    }
+    out
 }
 
 fn live_versions(models: &[kindred_store::ModelRecord]) -> Vec<&str> {
@@ -652,7 +753,15 @@ async fn exposures_impressions_and_feedback_for_analysis(f: &Fixture) {
         impression("r3", "u3", "i1", 0),
         impression("other", "u1", "i9", 0),
     ];
-    f.store.insert_impressions(&shown).await.unwrap();
+    let experiment = |request: &str| match request {
+        "r1" | "r2" => Some("x"),
+        "r3" => Some("y"),
+        _ => None,
+    };
+    f.store
+        .insert_impressions(lists(&shown, experiment))
+        .await
+        .unwrap();
     assert_eq!(
         f.store.experiment_impressions("x").await.unwrap(),
         shown[..2].to_vec()
@@ -665,7 +774,7 @@ async fn exposures_impressions_and_feedback_for_analysis(f: &Fixture) {
         ..impression("r4", "u2", "i3", 0)
     };
     f.store
-        .insert_impressions(std::slice::from_ref(&explored))
+        .insert_impressions(lists(std::slice::from_ref(&explored), |_| None))
         .await
         .unwrap();
     let window = f.store.impressions_between(100, 131, 100).await.unwrap();
@@ -761,12 +870,15 @@ async fn fill_for_erasure(store: &Store) {
         .await
         .unwrap();
     store
-        .insert_impressions(&[
-            impression("r1", ERASED_USER, "i1", 0),
-            impression("r1", ERASED_USER, ERASED_ITEM, 1),
-            impression("r2", "stays", ERASED_ITEM, 0),
-            impression("r2", "stays", "i2", 1),
-        ])
+        .insert_impressions(lists(
+            &[
+                impression("r1", ERASED_USER, "i1", 0),
+                impression("r1", ERASED_USER, ERASED_ITEM, 1),
+                impression("r2", "stays", ERASED_ITEM, 0),
+                impression("r2", "stays", "i2", 1),
+            ],
+            |_| Some("x"),
+        ))
         .await
         .unwrap();
     let exposure = |user: &str, request: &str| Exposure {
@@ -844,6 +956,18 @@ async fn erasing_an_item_leaves_no_row_naming_it(f: &Fixture) {
     );
     assert_eq!(report.total(), 5);
     assert_eq!(f.rows_containing(ERASED_ITEM).await, Vec::<String>::new());
+    // The lists keep their other items, in their slots.
+    let left: Vec<(String, String, u32)> = store
+        .experiment_impressions("x")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| (i.request_id, i.item, i.slot))
+        .collect();
+    assert_eq!(
+        left,
+        [("r1".into(), "i1".into(), 0), ("r2".into(), "i2".into(), 1)]
+    );
     let bandit: Value =
         serde_json::from_str(&store.bandit_state("v1#bandit").await.unwrap().unwrap()).unwrap();
     assert!(bandit["items"].get(ERASED_ITEM).is_none());

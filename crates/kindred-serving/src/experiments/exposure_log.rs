@@ -10,21 +10,21 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use kindred_store::{Exposure, Impression, Store};
+use kindred_store::{Exposure, ImpressionList, Store};
 use tokio::sync::{mpsc, oneshot};
 
 /// Records queued at most; beyond this the request path drops rather than waits.
 pub const QUEUE: usize = 10_000;
-/// Records stored per batch at most.
+/// Lists (and exposures) stored per batch at most.
 const BATCH: usize = 500;
-/// Impressions stored per batch at most (exploring lists outside experiments have no exposure).
-const IMPRESSION_BATCH: usize = 10 * BATCH;
 /// How long a batch waits for more records after its first; short, so that each batch's write
 /// stays a short burst on the cores that serve.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(20);
 
+// Nearly every message is a write, so boxing it would add an allocation per list for nothing.
+#[allow(clippy::large_enum_variant)]
 enum Message {
-    Write(Option<Exposure>, Vec<Impression>),
+    Write(Option<Exposure>, ImpressionList),
     /// Answered once everything queued before it is stored.
     Flush(oneshot::Sender<()>),
 }
@@ -86,10 +86,10 @@ impl ExposureLog {
     }
 
     /// Queues one served list; never blocks.
-    pub fn log(&self, exposure: Option<Exposure>, impressions: Vec<Impression>) {
+    pub fn log(&self, exposure: Option<Exposure>, list: ImpressionList) {
         if self
             .sender
-            .try_send(Message::Write(exposure, impressions))
+            .try_send(Message::Write(exposure, list))
             .is_err()
         {
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
@@ -113,20 +113,18 @@ async fn writer(
     while let Some(first) = receiver.recv().await {
         let deadline = tokio::time::Instant::now() + LINGER;
         let mut exposures = Vec::new();
-        let mut impressions = Vec::new();
-        let mut lists = 0u64;
+        let mut lists = Vec::new();
         let mut waiting = Vec::new();
         let mut next = Some(first);
         while let Some(message) = next {
             match message {
-                Message::Write(e, i) => {
-                    lists += 1;
+                Message::Write(e, list) => {
                     exposures.extend(e);
-                    impressions.extend(i);
+                    lists.push(list);
                 }
                 Message::Flush(done) => waiting.push(done),
             }
-            let full = exposures.len() >= BATCH || impressions.len() >= IMPRESSION_BATCH;
+            let full = lists.len() >= BATCH;
             next = if full {
                 None
             } else if !waiting.is_empty() {
@@ -140,18 +138,19 @@ async fn writer(
                     .flatten()
             };
         }
-        if !exposures.is_empty() || !impressions.is_empty() {
+        if !lists.is_empty() {
             // Impressions first: an exposure whose items are missing would count as a list
             // with nothing shown.
-            let stored = match store.insert_impressions(&impressions).await {
+            let count = lists.len() as u64;
+            let stored = match store.insert_impressions(lists).await {
                 Ok(_) => store.insert_exposures(&exposures).await,
                 Err(e) => Err(e),
             };
             match stored {
                 Ok(n) => counters.written.fetch_add(n as u64, Ordering::Relaxed),
                 Err(e) => {
-                    tracing::warn!(error = %e, lost = lists, "writing exposures failed");
-                    counters.failed.fetch_add(lists, Ordering::Relaxed)
+                    tracing::warn!(error = %e, lost = count, "writing exposures failed");
+                    counters.failed.fetch_add(count, Ordering::Relaxed)
                 }
             };
         }

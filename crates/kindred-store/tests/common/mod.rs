@@ -90,6 +90,26 @@ impl Fixture {
         }
     }
 
+    /// Runs `sql` (several statements) on the store's database directly, as an older build or
+    /// an operator would: what a migration test uses to set up an old schema.
+    pub async fn raw_sql(&self, sql: &str) {
+        match &self.location {
+            Location::Sqlite { path, .. } => rusqlite::Connection::open(path)
+                .and_then(|conn| conn.execute_batch(sql))
+                .expect("run sql on the sqlite file"),
+            Location::Postgres { url, schema } => {
+                let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                    .await
+                    .expect("connect for raw sql");
+                tokio::spawn(connection);
+                client
+                    .batch_execute(&format!("SET search_path TO {schema};\n{sql}"))
+                    .await
+                    .expect("run sql on postgres");
+            }
+        }
+    }
+
     /// Every stored value that contains `needle`, as `table.column = value`, over every column
     /// of every table holding text or JSON (found from the schema, so a table added later is
     /// searched too): what an erasure test asks to be empty.
