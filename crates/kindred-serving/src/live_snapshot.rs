@@ -23,7 +23,7 @@ impl LiveSnapshot {
     }
 
     /// Publishes a completely built snapshot with one atomic pointer store.
-    pub(crate) fn store(&self, snapshot: Snapshot) {
-        self.0.store(Arc::new(snapshot));
+    pub(crate) fn store(&self, snapshot: Arc<Snapshot>) {
+        self.0.store(snapshot);
     }
 }

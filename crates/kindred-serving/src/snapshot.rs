@@ -30,6 +30,8 @@ use kindred_store::Erasures;
 use rayon::prelude::*;
 use serde_json::Value;
 
+use crate::exploration::PolicyId;
+
 /// Most history items folded in per request (the most recent ones).
 pub const MAX_FOLD_IN: usize = 500;
 
@@ -382,6 +384,20 @@ impl Snapshot {
     /// The live version's name, if any.
     pub fn version(&self) -> Option<&str> {
         self.live.as_ref().map(|l| l.version.as_str())
+    }
+
+    /// The catalog a list of bandit policy `policy` (a [`PolicyId`]'s text) is drawn from when
+    /// this snapshot serves: its own, or its experiment variant's for that version. `None` when
+    /// the policy names a version this snapshot does not serve, or none (the id left it out).
+    pub fn catalog_serving(&self, policy: &str) -> Option<Arc<IdMap>> {
+        let id = PolicyId::parse(policy);
+        match id.version.as_deref() {
+            version if version == self.version() && !policy.starts_with('#') => {
+                Some(Arc::clone(&self.items))
+            }
+            Some(version) => self.variants.get(version).map(|v| Arc::clone(&v.items)),
+            None => None,
+        }
     }
 
     /// True when `name` names a configured pipeline.

@@ -66,7 +66,7 @@ pub struct ServingState {
     /// Writes exposures and their impressions in the background.
     pub exposure_log: ExposureLog,
     /// What the contextual bandit rank configs learn from feedback.
-    pub bandits: crate::exploration::BanditLearners,
+    pub bandits: Arc<crate::exploration::BanditLearners>,
     /// The store's tombstones, as of the last erasure here or the last rebuild: writes naming
     /// an erased id are refused against it.
     erasures: ArcSwap<Erasures>,
@@ -311,6 +311,16 @@ impl ServingState {
         .await
         .map_err(|e| Error::Task(e.to_string()))??;
         snapshot.id = self.snapshot_counter.fetch_add(1, Ordering::SeqCst) + 1;
+        // The bandits' posteriors for the new catalogs are built now, off the request path.
+        let snapshot = Arc::new(snapshot);
+        if !self.bandits.is_empty() {
+            let (bandits, next) = (Arc::clone(&self.bandits), Arc::clone(&snapshot));
+            tokio::task::spawn_blocking(move || {
+                bandits.prepare(|policy| next.catalog_serving(policy))
+            })
+            .await
+            .map_err(|e| Error::Task(e.to_string()))?;
+        }
         let version = snapshot.version().map(str::to_owned);
         self.write_limits
             .seed(FeatureOwner::User, snapshot.user_feature_kinds.keys());

@@ -3,7 +3,9 @@
 //! with its items' feature rows until its attribution window closes; a reward event
 //! (`exploration.reward`, e.g. a click) on one of its items inside the window marks that item.
 //! When the window closes every item is learned, clicked or not. The posterior each request
-//! reads is rebuilt from the learned state on the background tick.
+//! reads is rebuilt from the learned state on the background tick, and built ahead for the
+//! catalog of a snapshot before it is swapped in ([`BanditLearners::prepare`]), so no request
+//! rebuilds one under the learners' lock.
 //!
 //! State is kept in the store under the policy id (`version#rank`): each flush adds what this
 //! server learned since the last one to the stored state in one atomic read-modify-write
@@ -71,6 +73,9 @@ struct Learner {
     catalog: Arc<IdMap>,
     /// The posterior is older than the state.
     stale: bool,
+    /// A posterior built ahead for the catalog of a snapshot about to be swapped in
+    /// ([`BanditLearners::prepare`]), adopted by the first request on that catalog.
+    prepared: Option<Published>,
     pending: HashMap<String, PendingList>,
     /// `(shown_at, user, seq)` in showing order.
     order: VecDeque<(i64, String, u64)>,
@@ -92,6 +97,7 @@ impl Learner {
             posterior,
             catalog: Arc::clone(catalog),
             stale: false,
+            prepared: None,
             pending: HashMap::new(),
             order: VecDeque::new(),
             next_seq: 0,
@@ -142,6 +148,18 @@ impl Learner {
     }
 
     fn refresh(&mut self, catalog: &Arc<IdMap>) {
+        if !Arc::ptr_eq(&self.catalog, catalog) {
+            if let Some((prepared_for, posterior)) = self
+                .prepared
+                .take_if(|(prepared_for, _)| Arc::ptr_eq(prepared_for, catalog))
+            {
+                // Built from the state as it was then: the next tick rebuilds it if it moved.
+                self.catalog = prepared_for;
+                self.posterior = posterior;
+                self.stale = true;
+                return;
+            }
+        }
         if self.stale || !Arc::ptr_eq(&self.catalog, catalog) {
             self.posterior = Arc::new(self.learned().posterior(self.config.ridge, catalog));
             self.catalog = Arc::clone(catalog);
@@ -496,6 +514,41 @@ impl BanditLearners {
         }
     }
 
+    /// Builds each learner's posterior for the catalog its policy will be served from once a new
+    /// snapshot is swapped in (`catalog_of(policy)`; `None`: the new snapshot does not serve it),
+    /// before the swap and outside the lock. The first request on the new snapshot then adopts
+    /// it instead of rebuilding it (linear in the catalog) under the learners' lock while every
+    /// other request waits there.
+    pub fn prepare(&self, catalog_of: impl Fn(&str) -> Option<Arc<IdMap>>) {
+        struct Job {
+            policy: String,
+            state: BanditState,
+            catalog: Arc<IdMap>,
+            ridge: f64,
+        }
+        let jobs: Vec<Job> = {
+            let learners = self.lock();
+            learners
+                .iter()
+                .filter_map(|(policy, l)| {
+                    let catalog = catalog_of(policy)?;
+                    (!Arc::ptr_eq(&l.catalog, &catalog)).then(|| Job {
+                        policy: policy.clone(),
+                        state: l.learned(),
+                        catalog,
+                        ridge: l.config.ridge,
+                    })
+                })
+                .collect()
+        };
+        for job in jobs {
+            let posterior = Arc::new(job.state.posterior(job.ridge, &job.catalog));
+            if let Some(learner) = self.lock().get_mut(&job.policy) {
+                learner.prepared = Some((job.catalog, posterior));
+            }
+        }
+    }
+
     /// True while no bandit policy has served a list (the background tick has nothing to do).
     pub fn is_empty(&self) -> bool {
         self.lock().is_empty()
@@ -640,6 +693,55 @@ mod tests {
         let learner = &learners_map["p"];
         assert!(learner.order.len() <= MAX_PENDING_LISTS);
         assert_eq!(learner.pending.len(), 2);
+    }
+
+    #[test]
+    fn a_posterior_prepared_for_the_next_catalog_is_adopted_by_its_first_request() {
+        let learners = BanditLearners::default();
+        let ids = catalog();
+        let posterior = learners.posterior("p", &config(), &ids, 0);
+        learners.shown("p", "u1", &[ranked(0), ranked(2)], &ids, &posterior, 0);
+        learners.feedback(&[click("u1", "i2", 10)]);
+        learners.tick(61);
+        learners.refresh_stale();
+        // The next snapshot's catalog: the same items in another order, and one more.
+        let mut next = IdMap::new();
+        for id in ["i3", "i2", "i1", "i0"] {
+            next.intern(id);
+        }
+        let next = Arc::new(next);
+        learners.prepare(|policy| (policy == "p").then(|| Arc::clone(&next)));
+        let prepared = {
+            let map = learners.lock();
+            let (prepared_for, posterior) = map["p"].prepared.clone().unwrap();
+            assert!(Arc::ptr_eq(&prepared_for, &next));
+            assert!(
+                Arc::ptr_eq(&map["p"].catalog, &ids),
+                "the current catalog still serves"
+            );
+            posterior
+        };
+        // Requests still on the current catalog keep its posterior and leave the prepared one.
+        let current = learners.posterior("p", &config(), &ids, 62);
+        assert!(current.correction(2).0 > current.correction(0).0);
+        {
+            let map = learners.lock();
+            assert!(Arc::ptr_eq(&map["p"].catalog, &ids));
+            assert!(map["p"].prepared.is_some());
+        }
+        // The first request on the new catalog adopts the prepared posterior, built from what
+        // was learned, indexed by the new catalog.
+        let adopted = learners.posterior("p", &config(), &next, 63);
+        assert!(Arc::ptr_eq(&adopted, &prepared));
+        assert!(
+            adopted.correction(1).0 > adopted.correction(3).0,
+            "i2 was clicked, i0 not"
+        );
+        assert!(learners.lock()["p"].prepared.is_none());
+        // A catalog nobody prepared for is still built on demand.
+        let other = catalog();
+        let built = learners.posterior("p", &config(), &other, 64);
+        assert!(built.correction(2).0 > built.correction(0).0);
     }
 
     #[test]
