@@ -3,13 +3,15 @@
 //!
 //! - [`spec`]: parse a data spec (`movielens:DIR`, `csv:FILE`, `jsonl:FILE`, `parquet:FILE`,
 //!   `synthetic:users=N,...`) and load it.
-//! - importers: [`movielens`], [`delimited`] (CSV/TSV with a column mapping), [`jsonl`], [`parquet`].
+//! - importers: [`movielens`], [`delimited`] (CSV/TSV with a column mapping), [`jsonl`], [`parquet`];
+//!   [`columns`] for columns already in memory (the Python package's DataFrames).
 //! - [`export`]: write interactions back out (CSV, JSON Lines, Parquet).
 //! - [`preprocess`]: the cleaning/weighting pipeline shared by evaluation, training and serving.
 //! - [`quality`]: the data-quality report behind `kindred stats`.
 //! - [`synthetic`]: the seeded generator tests and benchmarks run on.
 
 pub mod column_mapping;
+pub mod columns;
 pub mod delimited;
 pub mod export;
 pub mod export_columns;

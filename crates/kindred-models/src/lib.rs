@@ -7,6 +7,7 @@
 //! maps specs such as `baseline:method=sgd` to algorithms, lists them for `kindred models`,
 //! resolves presets, holds the tuning search spaces and loads saved models back.
 
+pub mod batch_recommend;
 pub mod common;
 pub mod content;
 pub mod family;
@@ -22,6 +23,7 @@ pub mod registry;
 pub mod simple;
 pub mod space;
 
+pub use batch_recommend::recommend_users;
 pub use family::{
     Applicability, CheaperForm, Cost, DataShape, Estimate, ModelFamily, ModelInfo, ParamInfo,
     Saved, Task,

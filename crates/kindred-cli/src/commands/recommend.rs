@@ -9,9 +9,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use kindred_core::Scored;
 use kindred_eval::export::{csv_field, write_recs_csv};
-use kindred_models::model::AllItems;
-use kindred_models::{load_model, Model, UserQuery};
-use rayon::prelude::*;
+use kindred_models::{load_model, recommend_users};
 
 use super::Env;
 
@@ -47,20 +45,6 @@ pub struct Args {
 }
 
 /// Top-K for each external user id; unknown ids get the anonymous (non-personalised) list.
-pub fn recommend_for(model: &dyn Model, users: &[String], k: usize) -> Vec<(String, Vec<Scored>)> {
-    let ids = &model.fitted().users;
-    users
-        .par_iter()
-        .map(|ext| {
-            let query = match ids.get(ext) {
-                Some(u) => UserQuery::known(u),
-                None => UserQuery::default(),
-            };
-            (ext.clone(), model.recommend(&query, k, &AllItems))
-        })
-        .collect()
-}
-
 pub fn run(args: Args, env: &Env) -> Result<()> {
     if args.all_users != args.users.is_empty() {
         bail!("give either --user ID (one or more) or --all-users");
@@ -93,7 +77,7 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
         }
         None => crate::titles::load(&args.model)?,
     };
-    let lists = recommend_for(model.as_ref(), &users, args.k);
+    let lists = recommend_users(model.as_ref(), &users, args.k);
     let mut out: Box<dyn Write> = match &args.out {
         Some(path) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,

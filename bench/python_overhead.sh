@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# What the Python package costs over the CLI on the same job (issue 24's overhead bar): ML-1M,
+# ALS at its defaults on ratings >= 4, three rounds alternating CLI and Python, each timed from
+# outside (wall clock, including the interpreter's or the process's start and the data load):
+#   train      `kindred train --data movielens:DIR --model als --positive 4 --out DIR`
+#              against Dataset.from_movielens + ALS().fit(positive=4) + save
+#   recommend  `kindred recommend --model DIR --all-users --k 10 --out FILE`
+#              against Model.load + recommend(every user, k=10) + to_csv
+# the same steps timed inside one Python process (apart from the interpreter's start and the
+# imports), and the median of 1,000 one-user `recommend` calls from Python on the fitted model.
+# Both use the release build of this checkout. Writes bench/out/python-overhead.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA="${KINDRED_DATA_DIR:-../shared/data}/ml-1m"
+ROUNDS="${ROUNDS:-3}"
+OUT=bench/out
+mkdir -p "$OUT"
+WORK="$(mktemp -d -t kindred-python-overhead.XXXXXX)"
+trap 'rm -rf "$WORK"' EXIT
+target="${CARGO_TARGET_DIR:-target}"
+
+cargo build --release -q -p kindred-cli
+K="$target/release/kindred"
+python3 -m venv "$WORK/venv"
+"$WORK/venv/bin/pip" install -q --disable-pip-version-check numpy pandas
+CARGO_TARGET_DIR="$target" "$WORK/venv/bin/pip" install -q --disable-pip-version-check ./python
+PY="$WORK/venv/bin/python"
+
+cat > "$WORK/train.py" <<'PY'
+import sys, kindred
+data = kindred.Dataset.from_movielens(sys.argv[1])
+kindred.ALS().fit(data, positive=4).save(sys.argv[2])
+PY
+cat > "$WORK/recommend.py" <<'PY'
+import sys, kindred
+model = kindred.Model.load(sys.argv[1])
+model.recommend(model.user_ids, k=10).to_csv(sys.argv[2], index=False)
+PY
+cat > "$WORK/inprocess.py" <<'PY'
+import sys, time
+started = time.perf_counter()
+import kindred, pandas
+imported = time.perf_counter()
+data = kindred.Dataset.from_movielens(sys.argv[1])
+model = kindred.ALS().fit(data, positive=4)
+model.save(sys.argv[2])
+trained = time.perf_counter()
+loaded = kindred.Model.load(sys.argv[2])
+loaded.recommend(loaded.user_ids, k=10).to_csv(sys.argv[3], index=False)
+done = time.perf_counter()
+print(f"{imported - started:.3f} {trained - imported:.3f} {done - trained:.3f}")
+PY
+cat > "$WORK/one_user.py" <<'PY'
+import statistics, sys, time, kindred
+model = kindred.Model.load(sys.argv[1])
+users = model.user_ids
+times = []
+for n in range(1000):
+    user = users[(n * 7919) % len(users)]
+    started = time.perf_counter()
+    model.recommend(user, k=10)
+    times.append(time.perf_counter() - started)
+print(f"{statistics.median(times) * 1e3:.3f} {sorted(times)[989] * 1e3:.3f}")
+PY
+
+wall() { # command...: prints the wall seconds it took
+  local started
+  started=$(date +%s.%N)
+  "$@" > /dev/null 2>&1
+  echo "$(date +%s.%N) - $started" | bc
+}
+
+rows=""
+for round in $(seq 1 "$ROUNDS"); do
+  cli_train=$(wall "$K" train --data "movielens:$DATA" --model als --positive 4 --out "$WORK/cli-$round" --quiet)
+  py_train=$(wall "$PY" "$WORK/train.py" "$DATA" "$WORK/py-$round")
+  cli_rec=$(wall "$K" recommend --model "$WORK/cli-$round" --all-users --k 10 --out "$WORK/cli-$round.csv" --quiet)
+  py_rec=$(wall "$PY" "$WORK/recommend.py" "$WORK/py-$round" "$WORK/py-$round.csv")
+  rows+="$round $cli_train $py_train $cli_rec $py_rec"$'\n'
+done
+read -r one_median one_p99 < <("$PY" "$WORK/one_user.py" "$WORK/py-1")
+read -r import_s train_s recommend_s < <("$PY" "$WORK/inprocess.py" "$DATA" "$WORK/in-process" "$WORK/in-process.csv")
+# The two fits must agree list for list (same data, spec and seed).
+# Row for row: the same (user, item, rank) and the same score as a number (the CLI writes a
+# zero as `0`, pandas as `0.0`; the CLI adds a title column where the data has titles).
+same=$(python3 - "$WORK/cli-1.csv" "$WORK/py-1.csv" <<'PY'
+import csv, sys
+rows = lambda path: sorted((r["user"], r["item"], int(r["rank"]), float(r["score"])) for r in csv.DictReader(open(path)))
+print("yes" if rows(sys.argv[1]) == rows(sys.argv[2]) else "no")
+PY
+)
+
+python3 - "$ROUNDS" "$one_median" "$one_p99" "$same" "$import_s" "$train_s" "$recommend_s" <<PY > "$OUT/python-overhead.md"
+import statistics, sys
+rounds, one_median, one_p99, same = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+import_s, train_s, recommend_s = sys.argv[5], sys.argv[6], sys.argv[7]
+rows = [list(map(float, line.split()[1:])) for line in """$rows""".strip().splitlines()]
+print("# Python package against the CLI: ML-1M ALS (defaults, positive >= 4), wall clock, release build")
+print()
+print("| round | CLI train s | Python train s | ratio | CLI recommend-all s | Python recommend-all s | ratio |")
+print("|---|---|---|---|---|---|---|")
+for i, (ct, pt, cr, pr) in enumerate(rows, 1):
+    print(f"| {i} | {ct:.2f} | {pt:.2f} | {pt / ct:.3f} | {cr:.2f} | {pr:.2f} | {pr / cr:.3f} |")
+med = lambda xs: statistics.median(xs)
+print()
+print(f"Medians of {rounds}: train ratio {med([r[1] / r[0] for r in rows]):.3f} "
+      f"(range {min(r[1] / r[0] for r in rows):.3f}-{max(r[1] / r[0] for r in rows):.3f}), "
+      f"recommend-all ratio {med([r[3] / r[2] for r in rows]):.3f} "
+      f"(range {min(r[3] / r[2] for r in rows):.3f}-{max(r[3] / r[2] for r in rows):.3f}).")
+print()
+print(f"Inside one Python process (one run): importing kindred (numpy, pandas) {import_s} s, "
+      f"load + fit + save {train_s} s, load + recommend every user + to_csv {recommend_s} s.")
+print()
+print(f"One user's top 10 from Python: median {one_median} ms, p99 {one_p99} ms over 1,000 calls.")
+print()
+print(f"Round 1's CLI and Python lists identical (sorted CSV rows): {same}.")
+PY
+cat "$OUT/python-overhead.md"

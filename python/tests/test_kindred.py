@@ -1,0 +1,219 @@
+"""The `kindred` package against the CLI: same lists, same metrics, same model files.
+
+Tests that need MovieLens read KINDRED_DATA_DIR; those that compare with the CLI run the binary
+KINDRED_CLI names. Without them a test skips and says why, except under CI, where it fails.
+"""
+
+import json
+import math
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse
+
+import kindred
+
+
+def _need(variable: str) -> str:
+    value = os.environ.get(variable)
+    if value:
+        return value
+    if os.environ.get("CI"):
+        pytest.fail(f"{variable} is not set (required under CI)")
+    pytest.skip(f"{variable} is not set")
+
+
+def _cli() -> str:
+    path = _need("KINDRED_CLI")
+    if not os.path.exists(path):
+        pytest.fail(f"KINDRED_CLI={path} does not exist")
+    return path
+
+
+def _movielens(name: str) -> str:
+    path = os.path.join(_need("KINDRED_DATA_DIR"), name)
+    if not os.path.isdir(path):
+        if os.environ.get("CI"):
+            pytest.fail(f"{path} is missing (required under CI)")
+        pytest.skip(f"{path} is missing")
+    return path
+
+
+def ratings_frame() -> pd.DataFrame:
+    rng = np.random.default_rng(7)
+    rows = []
+    for user in range(40):
+        for item in rng.choice(30, size=8, replace=False):
+            rows.append((user + 100, int(item) + 1000, float(rng.integers(1, 6)), 1_600_000_000 + len(rows)))
+    return pd.DataFrame(rows, columns=["userId", "movieId", "rating", "ts"])
+
+
+def small_dataset() -> kindred.Dataset:
+    return kindred.Dataset.from_pandas(
+        ratings_frame(), user="userId", item="movieId", rating="rating", timestamp="ts", name="toy"
+    )
+
+
+def test_a_dataframe_becomes_a_dataset():
+    data = small_dataset()
+    assert (len(data), data.n_users, data.n_items) == (320, 40, 30)
+    assert data.name == "toy"
+    assert "320 interactions" in repr(data)
+
+
+def test_datetime_and_missing_columns():
+    df = ratings_frame()
+    df["when"] = pd.to_datetime(df["ts"], unit="s")
+    df.loc[3, "when"] = pd.NaT
+    df["event"] = "click"
+    data = kindred.Dataset.from_pandas(df, user="userId", item="movieId", timestamp="when", event="event")
+    assert len(data) == 320
+    with pytest.raises(ValueError, match="no column `nope`"):
+        kindred.Dataset.from_pandas(df, user="nope", item="movieId")
+
+
+def test_a_bad_row_is_named():
+    df = ratings_frame()
+    df["ts"] = df["ts"].astype("int64") * 1000
+    with pytest.raises(ValueError, match=r"toy: row 0: column `timestamp`.*milliseconds"):
+        kindred.Dataset.from_pandas(df, user="userId", item="movieId", timestamp="ts", name="toy")
+    df = ratings_frame().astype({"movieId": str})
+    df.loc[5, "movieId"] = ""
+    with pytest.raises(ValueError, match=r"row 5: column `item`: empty id"):
+        kindred.Dataset.from_pandas(df, user="userId", item="movieId", name="toy")
+
+
+def test_specs_and_parameters_are_checked_before_any_fit():
+    assert kindred.Model("als", factors=8, reg=0.05).spec == "als:factors=8,reg=0.05"
+    assert kindred.ALS(factors=8).spec == "als:factors=8"
+    assert kindred.Model("als:factors=8", iterations=3).spec == "als:factors=8,iterations=3"
+    with pytest.raises(ValueError):
+        kindred.Model("no-such-model")
+    with pytest.raises(ValueError):
+        kindred.Model("als", no_such_param=1)
+    with pytest.raises(kindred.KindredError, match="not fitted"):
+        kindred.Model("popularity").recommend([1])
+
+
+def test_fit_and_recommend_keep_integer_ids():
+    data = small_dataset()
+    model = kindred.ALS(factors=8, iterations=5).fit(data, positive=3)
+    recs = model.recommend([100, 101, 999_999], k=5)
+    assert list(recs.columns) == ["user", "item", "rank", "score"]
+    assert len(recs) == 15
+    assert recs["user"].tolist()[:5] == [100] * 5
+    assert all(isinstance(i, int) for i in recs["item"])
+    assert recs.groupby("user")["rank"].apply(list).tolist() == [[1, 2, 3, 4, 5]] * 3
+    seen = set(ratings_frame().query("userId == 100 and rating >= 3")["movieId"])
+    assert not seen & set(recs.query("user == 100")["item"]), "training items are left out"
+    assert model.item_factors.shape == (len(model.item_ids), 8)
+    assert model.user_factors.shape[1] == 8
+    assert model.get_params()["factors"] == 8
+
+
+def test_from_csr_matches_the_same_rows_as_a_frame():
+    df = ratings_frame()
+    users = {u: i for i, u in enumerate(sorted(df.userId.unique()))}
+    items = {m: i for i, m in enumerate(sorted(df.movieId.unique()))}
+    matrix = scipy.sparse.csr_matrix(
+        (np.ones(len(df)), ([users[u] for u in df.userId], [items[m] for m in df.movieId])),
+        shape=(len(users), len(items)),
+    )
+    data = kindred.Dataset.from_csr(matrix, user_ids=sorted(users), item_ids=sorted(items))
+    assert (len(data), data.n_users, data.n_items) == (320, 40, 30)
+    # Every item's popularity, for a user neither knows (ties may list in another order).
+    from_frame = kindred.Dataset.from_pandas(df, user="userId", item="movieId")
+    a = kindred.Popularity().fit(data).recommend(["nobody"], k=30)
+    b = kindred.Popularity().fit(from_frame).recommend(["nobody"], k=30)
+    assert dict(zip(a["item"], a["score"])) == dict(zip(b["item"], b["score"]))
+    assert len(a) == 30
+
+
+def test_rating_models_predict():
+    data = small_dataset()
+    svd = kindred.SVD(factors=4, epochs=5).fit(data)
+    predicted = svd.predict(users=[100, 100], items=[1000, 424242])
+    assert 1.0 <= predicted[0] <= 5.0
+    pairs = pd.DataFrame({"user": [101], "item": [1001]})
+    assert svd.predict(pairs).shape == (1,)
+    assert math.isnan(kindred.ALS(factors=4).fit(data).predict(users=[100], items=[1000])[0])
+
+
+def test_a_saved_model_loads_here_and_in_the_cli(tmp_path):
+    data = small_dataset()
+    model = kindred.EASE().fit(data, positive=3)
+    before = model.recommend([100, 120], k=5)
+    model.save(tmp_path / "ease")
+    loaded = kindred.Model.load(tmp_path / "ease")
+    after = loaded.recommend([100, 120], k=5)
+    pd.testing.assert_frame_equal(before, after)
+    out = subprocess.run(
+        [_cli(), "recommend", "--model", str(tmp_path / "ease"), "--user", "100", "--user", "120", "--k", "5"],
+        check=True, capture_output=True, text=True,
+    ).stdout.splitlines()
+    assert out[0] == "user,item,rank,score"
+    cli = [line.split(",") for line in out[1:]]
+    assert [(int(u), int(i), int(r)) for u, i, r, _ in cli] == list(
+        zip(before.user, before.item, before["rank"])
+    )
+    np.testing.assert_allclose([float(s) for *_, s in cli], before.score, rtol=1e-6)
+
+
+def test_a_model_trained_by_the_cli_loads_here(tmp_path):
+    ml = _movielens("ml-100k")
+    subprocess.run(
+        [_cli(), "train", "--data", f"movielens:{ml}", "--model", "als:factors=16", "--positive", "4",
+         "--out", str(tmp_path / "cli-als"), "--quiet"],
+        check=True, capture_output=True,
+    )
+    here = kindred.Model("als:factors=16").fit(kindred.Dataset.from_movielens(ml), positive=4)
+    there = kindred.Model.load(tmp_path / "cli-als")
+    users = ["1", "2", "3", "nobody"]
+    pd.testing.assert_frame_equal(here.recommend(users, k=10), there.recommend(users, k=10))
+
+
+def _cli_eval(tmp_path, data_spec: str, protocol: str, models: list) -> dict:
+    out = tmp_path / "eval.json"
+    args = [_cli(), "eval", "--data", data_spec, "--protocol", protocol, "--bootstrap", "0",
+            "--curve-k", "0", "--no-segments", "--json", str(out), "--quiet"]
+    for m in models:
+        args += ["--model", m]
+    subprocess.run(args, check=True, capture_output=True)
+    return json.loads(out.read_text())
+
+
+def _assert_same_metrics(ours: dict, theirs: dict):
+    assert [r["spec"] for r in ours["results"]] == [r["spec"] for r in theirs["results"]]
+    for a, b in zip(ours["results"], theirs["results"]):
+        assert a["metrics"].keys() == b["metrics"].keys()
+        for metric, value in a["metrics"].items():
+            assert abs(value - b["metrics"][metric]) <= 1e-9, (a["spec"], metric, value, b["metrics"][metric])
+
+
+@pytest.mark.parametrize(
+    "protocol,models",
+    [
+        ("temporal:0.2,positive>=4", ["als", "ease"]),
+        ("random:0.2", ["svd"]),
+    ],
+)
+def test_evaluate_gives_the_clis_metrics_on_movielens_1m(tmp_path, protocol, models):
+    ml = _movielens("ml-1m")
+    data = kindred.Dataset.from_movielens(ml)
+    ours = kindred.evaluate(models, data, protocol=protocol, bootstrap=0, curve_k=0, segments=False)
+    theirs = _cli_eval(tmp_path, f"movielens:{ml}", protocol, models)
+    _assert_same_metrics(ours, theirs)
+    frame = ours.frame
+    assert set(frame["model"]) == set(models)
+
+
+def test_evaluate_refuses_bad_arguments_at_once():
+    data = small_dataset()
+    with pytest.raises(ValueError):
+        kindred.evaluate("als", data, protocol="nonsense")
+    with pytest.raises(ValueError):
+        kindred.evaluate(["no-such-model"], data)
