@@ -1,6 +1,7 @@
 """Kindred from Python: load interactions, fit any of Kindred's models, evaluate them under a
 leakage-free protocol and get top-K lists, through the same Rust code as the `kindred` CLI and
-server (a model saved here is served by `kindred serve`; one trained there loads here).
+server (a model saved here is read by `kindred recommend`; one that `kindred train` or the
+server trained loads here).
 
     import kindred
     data = kindred.Dataset.from_pandas(ratings, user="userId", item="movieId",
@@ -297,7 +298,8 @@ class Model:
         return json.loads(self._native.params_json())
 
     def save(self, path: Union[str, os.PathLike]) -> None:
-        """Writes the model directory in the CLI's and server's format."""
+        """Writes the model directory in the format `kindred train` writes and the server keeps
+        its versions in (`kindred recommend --model DIR` reads it)."""
         path = os.fspath(path)
         self._native.save(path)
         with open(os.path.join(path, _ID_KINDS_FILE), "w", encoding="utf-8") as f:

@@ -7,8 +7,10 @@ KINDRED_CLI names. Without them a test skips and says why, except under CI, wher
 import json
 import math
 import os
-import shutil
+import signal
 import subprocess
+import threading
+import time
 
 import numpy as np
 import pandas as pd
@@ -217,3 +219,19 @@ def test_evaluate_refuses_bad_arguments_at_once():
         kindred.evaluate("als", data, protocol="nonsense")
     with pytest.raises(ValueError):
         kindred.evaluate(["no-such-model"], data)
+
+
+def test_ctrl_c_stops_a_fit_and_raises_keyboard_interrupt():
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"user": rng.integers(0, 3000, 150_000), "item": rng.integers(0, 1500, 150_000)})
+    data = kindred.Dataset.from_pandas(frame)
+    # Far longer than the test may take: only the interrupt can end it in time.
+    model = kindred.ALS(factors=16, iterations=10_000)
+    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
+    started = time.monotonic()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(data)
+    timer.join()
+    assert time.monotonic() - started < 30
+    assert not model.is_fitted

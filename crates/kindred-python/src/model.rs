@@ -1,6 +1,6 @@
 //! `kindred.Model`: one model spec, fitted through the function `kindred train` and the server
-//! use (`kindred_serving::fit_version`), saved in their format, so a model trained here is
-//! served by `kindred serve` and a model trained there loads here.
+//! use (`kindred_serving::fit_version`) and saved in their format, so `kindred recommend` reads a
+//! model trained here, and a model the CLI or the server trained loads here.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -219,8 +219,9 @@ impl PyModel {
         Ok(self.trained()?.model().params().to_string())
     }
 
-    /// Writes the model into `path` in the CLI's and server's format (`manifest.json`,
-    /// `model.safetensors`, and for a model fitted here its training record).
+    /// Writes the model into `path` in the format of `kindred train` and of the server's
+    /// versions (`manifest.json`, `model.safetensors`, and for a model fitted here its training
+    /// record).
     fn save(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
         let trained = Arc::clone(self.trained.as_ref().ok_or_else(|| {
             KindredError::new_err(format!("model `{}` is not fitted", self.spec))

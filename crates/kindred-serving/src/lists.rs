@@ -173,7 +173,7 @@ fn policy_id(snapshot: &Snapshot, exploring_rank: Option<&str>) -> String {
     .to_string()
 }
 
-/// The impressions log rows of one served list.
+/// The impression log's record of one served list: one row of the store, its items inside.
 fn impression_list(
     request_id: &str,
     user: &str,
