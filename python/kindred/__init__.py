@@ -1,7 +1,7 @@
 """Kindred from Python: load interactions, fit any of Kindred's models, evaluate them under a
 leakage-free protocol and get top-K lists, through the same Rust code as the `kindred` CLI and
-server (a model saved here is read by `kindred recommend`; one that `kindred train` or the
-server trained loads here).
+server (a model saved here is read by `kindred recommend` and published to a server with
+`kindred models register --publish`; one that `kindred train` or the server trained loads here).
 
     import kindred
     data = kindred.Dataset.from_pandas(ratings, user="userId", item="movieId",

@@ -163,6 +163,19 @@ def test_a_saved_model_loads_here_and_in_the_cli(tmp_path):
         zip(before.user, before.item, before["rank"])
     )
     np.testing.assert_allclose([float(s) for *_, s in cli], before.score, rtol=1e-6)
+    # A server's registry takes the directory as a new live version.
+    ratings_frame().to_csv(tmp_path / "ratings.csv", index=False)
+    store = str(tmp_path / "kindred.db")
+    subprocess.run(
+        [_cli(), "import", "--data", f"csv:{tmp_path / 'ratings.csv'}", "--columns", "user=userId,item=movieId,rating=rating,timestamp=ts",
+         "--store", store, "--quiet"],
+        check=True, capture_output=True,
+    )
+    registered = subprocess.run(
+        [_cli(), "models", "register", "--store", store, "--artifact", str(tmp_path / "ease"), "--publish", "--quiet"],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    assert "registered ease" in registered and "live now" in registered, registered
 
 
 def test_a_model_trained_by_the_cli_loads_here(tmp_path):

@@ -124,3 +124,84 @@ fn import_train_publish_serve_swap_and_stop_on_sigterm() {
     let status = common::stop(&mut server.0);
     assert!(status.success(), "{status:?}");
 }
+
+/// A model saved as a directory (`kindred train --out`, which writes what the Python package's
+/// `Model.save` writes) registered in a store with `kindred models register --publish`: the
+/// server on that store answers the lists `kindred recommend` reads from the directory.
+#[test]
+fn a_saved_model_directory_registered_in_a_store_is_served_with_the_same_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("kindred.db");
+    let store = store.to_str().unwrap();
+    let saved = dir.path().join("saved");
+    let saved = saved.to_str().unwrap();
+    kindred(&["import", "--data", DATA, "--store", store]);
+    kindred(&[
+        "train",
+        "--data",
+        DATA,
+        "--model",
+        "als:factors=8,iterations=3",
+        "--out",
+        saved,
+    ]);
+    let missing = Command::new(env!("CARGO_BIN_EXE_kindred"))
+        .args([
+            "models",
+            "register",
+            "--store",
+            "no-such.db",
+            "--artifact",
+            saved,
+            "--quiet",
+        ])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("does not exist"));
+    let out = kindred(&[
+        "models",
+        "register",
+        "--store",
+        store,
+        "--artifact",
+        saved,
+        "--publish",
+    ]);
+    assert!(
+        out.contains("registered als") && out.contains("live now"),
+        "{out}"
+    );
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kindred"))
+        .args(["serve", "--store", store, "--listen", "127.0.0.1:0"])
+        .args(["--log-format", "json", "--log-level", "warn"])
+        .env("KINDRED_CACHE_TTL_SECONDS", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (addr, _stdout) = common::serving_address(&mut child);
+    let mut server = Server(child);
+    for user in ["u1", "u7", "u42"] {
+        let (status, body) = get(addr, &format!("/v1/recommend/{user}?n=5"));
+        assert_eq!(status, 200, "{body}");
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let served: Vec<&str> = json["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["item"].as_str().unwrap())
+            .collect();
+        let listed = kindred(&["recommend", "--model", saved, "--user", user, "--k", "5"]);
+        let expected: Vec<&str> = listed
+            .lines()
+            .skip(1)
+            .map(|line| line.split(',').nth(1).unwrap())
+            .collect();
+        assert_eq!(expected.len(), 5, "{listed}");
+        assert_eq!(served, expected, "user {user}");
+    }
+    let status = common::stop(&mut server.0);
+    assert!(status.success(), "{status:?}");
+}

@@ -1,6 +1,8 @@
 //! `kindred models`: the `auto` spec, every model family with its parameters and defaults, and
 //! the presets; `kindred models prune` deletes old versions from a store's model registry
-//! (kindred-serving's `lifecycle::retention`, the same code as a server's `[retention] keep`).
+//! (kindred-serving's `lifecycle::retention`, the same code as a server's `[retention] keep`);
+//! `kindred models register` adds a saved model directory (from `kindred train --out` or the
+//! Python package's `Model.save`) to a store's registry, so a server on that store serves it.
 
 use std::path::PathBuf;
 
@@ -28,6 +30,25 @@ enum ModelsCommand {
     /// Delete old versions (registry rows and artifact directories) from a store, keeping the N
     /// newest, the live one and every one a draft or running experiment serves.
     Prune(PruneArgs),
+    /// Register a saved model directory (`kindred train --out`, Python's `Model.save`) as a new
+    /// version of a store's registry; with --publish make it live.
+    Register(RegisterArgs),
+}
+
+#[derive(clap::Args)]
+struct RegisterArgs {
+    /// The store (SQLite file or postgres:// URL) whose registry gets the version.
+    #[arg(long)]
+    store: String,
+    /// The saved model directory (manifest.json + model.safetensors).
+    #[arg(long)]
+    artifact: PathBuf,
+    /// Where the version's copy of the model goes (default: `<store file>.models/`).
+    #[arg(long)]
+    models_dir: Option<PathBuf>,
+    /// Make the new version live (a running `kindred serve` on the store swaps it in).
+    #[arg(long)]
+    publish: bool,
 }
 
 #[derive(clap::Args)]
@@ -55,8 +76,10 @@ const AUTO_SPEC: &str =
     "auto[:task=ranking|rating,budget=SECONDS,metric=ndcg@10|rmse|...,families=a+b+...,trials=N]";
 
 pub fn run(args: Args, env: &Env) -> Result<()> {
-    if let Some(ModelsCommand::Prune(prune_args)) = args.command {
-        return prune(prune_args, env);
+    match args.command {
+        Some(ModelsCommand::Prune(prune_args)) => return prune(prune_args, env),
+        Some(ModelsCommand::Register(register_args)) => return register(register_args),
+        None => {}
     }
     let catalog = model_catalog();
     if args.json {
@@ -94,6 +117,56 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
         outln!("preset {name} = {spec} (a fixed configuration chosen on MovieLens)")?;
     }
     Ok(())
+}
+
+fn register(args: RegisterArgs) -> Result<()> {
+    // Loaded first: a directory that is not a model fails before the store is touched.
+    let model = kindred_models::load_model(&args.artifact)
+        .with_context(|| format!("reading the model at {}", args.artifact.display()))?;
+    let algorithm = model.name();
+    let params = model.params();
+    let location = args.store.as_str();
+    let is_postgres = location.starts_with("postgres://") || location.starts_with("postgresql://");
+    // Opening a SQLite path creates the file: a mistyped path would register into a new store.
+    if !is_postgres
+        && !std::path::Path::new(location.strip_prefix("sqlite:").unwrap_or(location)).exists()
+    {
+        bail!("store {location} does not exist");
+    }
+    let artifacts = args
+        .models_dir
+        .clone()
+        .unwrap_or_else(|| kindred_serving::config::artifacts_dir_for(location));
+    let metrics = serde_json::json!({ "registered_from": args.artifact.display().to_string() });
+    super::runtime()?.block_on(async {
+        let store = Store::open(location)
+            .await
+            .with_context(|| format!("opening store {location}"))?;
+        // The store's counts are recorded as of now; the model itself is the directory's.
+        let record = kindred_serving::register_external(
+            &store,
+            &artifacts,
+            algorithm,
+            None,
+            params,
+            metrics,
+            move |_| Ok(model),
+        )
+        .await?;
+        let version = record.model.version;
+        let live = if args.publish {
+            store.activate_model(&version).await?;
+            "live now"
+        } else {
+            "registered, not live (activate with POST /v1/models/VERSION/activate)"
+        };
+        outln!(
+            "registered {algorithm} from {} as version {version}; artifact {}; {live}",
+            args.artifact.display(),
+            record.model.artifact
+        )?;
+        Ok(())
+    })
 }
 
 fn prune(args: PruneArgs, _env: &Env) -> Result<()> {
