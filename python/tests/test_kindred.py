@@ -240,11 +240,17 @@ def test_ctrl_c_stops_a_fit_and_raises_keyboard_interrupt():
     data = kindred.Dataset.from_pandas(frame)
     # Far longer than the test may take: only the interrupt can end it in time.
     model = kindred.ALS(factors=16, iterations=10_000)
+    # Python's own Ctrl-C handler, as in a terminal or a notebook: a process started in the
+    # background by a shell without job control (a CI runner) begins with SIGINT ignored.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
     started = time.monotonic()
     timer.start()
-    with pytest.raises(KeyboardInterrupt):
-        model.fit(data)
-    timer.join()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            model.fit(data)
+    finally:
+        timer.join()
+        signal.signal(signal.SIGINT, previous)
     assert time.monotonic() - started < 30
     assert not model.is_fitted
