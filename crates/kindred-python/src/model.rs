@@ -64,9 +64,10 @@ fn spec_with(name: &str, params: Option<&Bound<'_, PyDict>>) -> PyResult<String>
 }
 
 impl PyModel {
-    fn trained(&self) -> PyResult<&Trained> {
+    /// The fitted or loaded model; the error every method needing one raises before `fit`.
+    fn trained(&self) -> PyResult<&Arc<Trained>> {
         self.trained
-            .as_deref()
+            .as_ref()
             .ok_or_else(|| KindredError::new_err(format!("model `{}` is not fitted", self.spec)))
     }
 }
@@ -137,9 +138,7 @@ impl PyModel {
         Bound<'py, PyBytes>,
         Bound<'py, PyBytes>,
     )> {
-        let trained = Arc::clone(self.trained.as_ref().ok_or_else(|| {
-            KindredError::new_err(format!("model `{}` is not fitted", self.spec))
-        })?);
+        let trained = Arc::clone(self.trained()?);
         let cancel = CancelFlag::new();
         let (lengths, items, scores) = interrupt::run(py, &cancel, move || {
             let lists = recommend_users(trained.model(), &users, k);
@@ -223,9 +222,7 @@ impl PyModel {
     /// versions (`manifest.json`, `model.safetensors`, and for a model fitted here its training
     /// record).
     fn save(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
-        let trained = Arc::clone(self.trained.as_ref().ok_or_else(|| {
-            KindredError::new_err(format!("model `{}` is not fitted", self.spec))
-        })?);
+        let trained = Arc::clone(self.trained()?);
         py.detach(move || match trained.as_ref() {
             Trained::Fitted(fitted) => save_version(fitted, &path),
             Trained::Loaded(model) => model.save(&path),
