@@ -263,16 +263,18 @@ async fn a_bandit_learns_from_clicks_and_keeps_what_it_learned_in_the_store() {
     .to_string();
     let store = server.state.serving.store();
     let mut stored = None;
-    // A flush is due every `FLUSH_SECONDS` (10 s): wait up to three.
+    // A flush is due every `FLUSH_SECONDS` (10 s): wait up to three. The lists were shown over
+    // a second boundary or more, so the first flush may hold only the windows that had closed
+    // by then: wait for every list's items.
+    let shown = (4 * users.len()) as f64;
     for _ in 0..300 {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let state = store.bandit_state(&policy).await.unwrap();
-        let learned = state
+        stored = state
             .as_deref()
             .and_then(|s| serde_json::from_str::<BanditState>(s).ok())
             .filter(|s| s.observations > 0.0);
-        if learned.is_some() {
-            stored = learned;
+        if stored.as_ref().is_some_and(|s| s.observations >= shown) {
             break;
         }
     }
