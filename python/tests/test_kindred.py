@@ -18,46 +18,7 @@ import pytest
 import scipy.sparse
 
 import kindred
-
-
-def _need(variable: str) -> str:
-    value = os.environ.get(variable)
-    if value:
-        return value
-    if os.environ.get("CI"):
-        pytest.fail(f"{variable} is not set (required under CI)")
-    pytest.skip(f"{variable} is not set")
-
-
-def _cli() -> str:
-    path = _need("KINDRED_CLI")
-    if not os.path.exists(path):
-        pytest.fail(f"KINDRED_CLI={path} does not exist")
-    return path
-
-
-def _movielens(name: str) -> str:
-    path = os.path.join(_need("KINDRED_DATA_DIR"), name)
-    if not os.path.isdir(path):
-        if os.environ.get("CI"):
-            pytest.fail(f"{path} is missing (required under CI)")
-        pytest.skip(f"{path} is missing")
-    return path
-
-
-def ratings_frame() -> pd.DataFrame:
-    rng = np.random.default_rng(7)
-    rows = []
-    for user in range(40):
-        for item in rng.choice(30, size=8, replace=False):
-            rows.append((user + 100, int(item) + 1000, float(rng.integers(1, 6)), 1_600_000_000 + len(rows)))
-    return pd.DataFrame(rows, columns=["userId", "movieId", "rating", "ts"])
-
-
-def small_dataset() -> kindred.Dataset:
-    return kindred.Dataset.from_pandas(
-        ratings_frame(), user="userId", item="movieId", rating="rating", timestamp="ts", name="toy"
-    )
+from support import _cli, _movielens, ratings_frame, small_dataset
 
 
 def test_a_dataframe_becomes_a_dataset():
@@ -254,3 +215,138 @@ def test_ctrl_c_stops_a_fit_and_raises_keyboard_interrupt():
         signal.signal(signal.SIGINT, previous)
     assert time.monotonic() - started < 30
     assert not model.is_fitted
+
+
+def test_exclude_seen_false_lets_training_items_back_and_matches_the_cli(tmp_path):
+    data = small_dataset()
+    model = kindred.EASE().fit(data)
+    seen = set(ratings_frame().query("userId == 100")["movieId"])
+    kept = model.recommend(100, k=30, exclude_seen=False)
+    assert seen <= set(kept["item"]), "every training item can be listed again"
+    assert not seen & set(model.recommend(100, k=30)["item"])
+    model.save(tmp_path / "ease")
+    out = subprocess.run(
+        [_cli(), "recommend", "--model", str(tmp_path / "ease"), "--user", "100", "--k", "30", "--include-seen"],
+        check=True, capture_output=True, text=True,
+    ).stdout.splitlines()[1:]
+    assert [int(line.split(",")[1]) for line in out] == kept["item"].tolist()
+
+
+def test_set_params_changes_the_spec_and_unfits():
+    model = kindred.ALS(factors=8)
+    assert model.get_params() == {"factors": 8}
+    assert model.set_params(factors=4, iterations=2) is model
+    assert model.spec == "als:factors=4,iterations=2"
+    model.fit(small_dataset())
+    assert model.get_params()["factors"] == 4 and model.get_params()["iterations"] == 2
+    model.set_params(reg=0.1)
+    assert not model.is_fitted
+    with pytest.raises(ValueError):
+        model.set_params(no_such_param=1)
+    assert kindred.Model("als:factors=8,reg=0.05").set_params(factors=2).spec == "als:factors=2,reg=0.05"
+
+
+def test_similar_items_by_factors_match_the_cli_and_by_cooccurrence_without(tmp_path):
+    data = small_dataset()
+    als = kindred.ALS(factors=8, iterations=5).fit(data)
+    found = als.similar_items([1000, 1001], k=4)
+    assert found.attrs["method"] == "embeddings"
+    assert list(found.columns) == ["item", "similar", "rank", "score"]
+    assert found["item"].tolist() == [1000] * 4 + [1001] * 4
+    assert 1000 not in set(found.query("item == 1000")["similar"])
+    als.save(tmp_path / "als")
+    out = subprocess.run(
+        [_cli(), "similar", "--model", str(tmp_path / "als"), "--items", "--id", "1000", "--k", "4"],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    cli = json.loads(out.splitlines()[0])
+    assert [int(s["item"]) for s in cli["similar"]] == found.query("item == 1000")["similar"].tolist()
+    np.testing.assert_allclose([s["score"] for s in cli["similar"]], found.query("item == 1000")["score"], rtol=1e-5)
+
+    ease = kindred.EASE().fit(data)
+    by_rows = ease.similar_items(1000, k=4)
+    assert by_rows.attrs["method"] == "cooccurrence" and len(by_rows) == 4
+    ease.save(tmp_path / "ease")
+    loaded = kindred.Model.load(tmp_path / "ease")
+    with pytest.raises(ValueError, match="dataset="):
+        loaded.similar_items(1000)
+    pd.testing.assert_frame_equal(loaded.similar_items(1000, k=4, dataset=data), by_rows)
+    with pytest.raises(ValueError, match="item `424242`"):
+        ease.similar_items(424242)
+
+
+def test_item_features_from_a_dataframe_feed_a_content_model():
+    items = pd.DataFrame({
+        "movieId": range(1000, 1030),
+        "genres": [["drama"] if i % 2 else ["comedy", "romance"] for i in range(30)],
+        "year": [1990 + i for i in range(30)],
+        "title": [f"film {i}" for i in range(30)],
+    })
+    items.loc[3, "year"] = float("nan")
+    data = kindred.Dataset.from_pandas(
+        ratings_frame(), user="userId", item="movieId", rating="rating", timestamp="ts", item_features=items
+    )
+    assert set(data.item_feature_names) == {"genres", "year", "title"}
+    model = kindred.Model("content").fit(data, positive=3)
+    assert len(model.recommend([100, 101], k=5)) == 10
+    bad = items.astype({"year": object})
+    bad.loc[7, "year"] = "nineteen"
+    with pytest.raises(ValueError, match=r"item_features: row 7: field `\$\.year`.*numeric"):
+        small_dataset().with_features(items=bad, item_id="movieId")
+    with pytest.raises(ValueError, match="no id column `item`"):
+        small_dataset().with_features(items=items)
+
+
+def test_progress_reaches_a_callable_and_tqdm():
+    calls = []
+    data = small_dataset()
+    kindred.ALS(factors=4, iterations=3).fit(data, progress=lambda *call: calls.append(call))
+    assert calls, "the last state is always delivered"
+    phases = [c[0] for c in calls]
+    assert phases == sorted(phases)
+    for phase, task, done, total, loss in calls:
+        assert isinstance(task, str) and task
+        assert total == 0 or done <= total
+    # tqdm is installed in the test environment: the default draws with it.
+    kindred.ALS(factors=4, iterations=3).fit(data)
+    kindred.evaluate("popularity", data, bootstrap=0, progress=lambda *call: calls.append(call))
+
+    def fail(*call):
+        raise RuntimeError("stop here")
+
+    with pytest.raises(RuntimeError, match="stop here"):
+        kindred.ALS(factors=4, iterations=3).fit(data, progress=fail)
+
+
+def test_tune_gives_the_clis_choice_and_metrics(tmp_path):
+    data = small_dataset()
+    ours = kindred.tune("als", data, protocol="temporal:0.2", trials=3, bootstrap=0, progress=False)
+    assert ours.chosen and ours.chosen.startswith("als")
+    assert len(ours["trials"]) == 3
+    frame = pd.DataFrame({
+        "user": ratings_frame().userId, "item": ratings_frame().movieId,
+        "rating": ratings_frame().rating, "timestamp": ratings_frame().ts,
+    })
+    frame.to_csv(tmp_path / "ratings.csv", index=False)
+    out = tmp_path / "tune.json"
+    subprocess.run(
+        [_cli(), "tune", "--data", f"csv:{tmp_path / 'ratings.csv'}", "--model", "als", "--protocol",
+         "temporal:0.2", "--trials", "3", "--bootstrap", "0", "--json", str(out), "--quiet"],
+        check=True, capture_output=True,
+    )
+    theirs = json.loads(out.read_text())
+    assert ours.chosen == theirs["tuning"]["chosen"]
+    _assert_same_metrics(ours, theirs)
+    with pytest.raises(ValueError):
+        kindred.tune("no-such-family", data)
+
+
+def test_report_writes_one_html_page(tmp_path):
+    data = small_dataset()
+    evaluation = kindred.evaluate(["popularity", "als:factors=4"], data, bootstrap=0, progress=False)
+    path = kindred.report(evaluation, tmp_path / "report.html")
+    html = open(path, encoding="utf-8").read()
+    assert html.startswith("<!DOCTYPE html>") or "<html" in html[:200]
+    assert "als:factors=4" in html and "popularity" in html
+    with pytest.raises(ValueError, match="not a report"):
+        kindred.report({"nonsense": 1}, tmp_path / "bad.html")

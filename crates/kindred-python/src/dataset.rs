@@ -1,11 +1,13 @@
 //! `kindred.Dataset`: interactions (and features) loaded once in Rust and shared by every model
 //! fitted or evaluated on them. The DataFrame and CSR constructors are in Python
-//! (python/kindred/_dataset.py); they hand columns to [`PyDataset::from_columns`].
+//! (python/kindred/__init__.py); they hand columns to [`PyDataset::from_columns`].
 
+use std::path::Path;
 use std::sync::Arc;
 
-use kindred_core::{CancelFlag, Dataset, TimestampRange};
+use kindred_core::{CancelFlag, Dataset, Error, FeatureTable, TimestampRange};
 use kindred_data::columns::{dataset_from_columns, Columns};
+use kindred_data::jsonl::read_features_jsonl;
 use kindred_data::{DataSpec, ImportOptions};
 use pyo3::prelude::*;
 
@@ -77,6 +79,73 @@ impl PyDataset {
         })
     }
 
+    /// This dataset with item and/or user features replaced, each given as JSON Lines text in
+    /// the form `--item-features FILE` takes (one `{"id": .., "genres": [..], "price": 9.5,
+    /// "title": "..", "embedding": [..]}` per line, one line per DataFrame row), parsed by the
+    /// same reader; errors name the DataFrame (`items_name`), the row and the JSON path.
+    #[pyo3(signature = (items=None, users=None, items_name="item_features", users_name="user_features"))]
+    fn with_features(
+        &self,
+        py: Python<'_>,
+        items: Option<Vec<u8>>,
+        users: Option<Vec<u8>>,
+        items_name: &str,
+        users_name: &str,
+    ) -> PyResult<Self> {
+        // A line of the JSON Lines text is a row of the DataFrame: errors say the row, as
+        // `from_columns` does.
+        let read = |text: Option<Vec<u8>>, name: &str| {
+            text.map(|bytes| {
+                read_features_jsonl(&bytes, Path::new(name))
+                    .map(Arc::new)
+                    .map_err(|e| match e {
+                        Error::Parse {
+                            line,
+                            field,
+                            message,
+                            ..
+                        } => Error::InvalidInput(format!(
+                            "{name}: row {}: field `{field}`: {message}",
+                            line.saturating_sub(1)
+                        )),
+                        other => other,
+                    })
+            })
+            .transpose()
+        };
+        let data = Arc::clone(&self.data);
+        let cancel = CancelFlag::new();
+        let dataset = interrupt::run(py, &cancel, move || {
+            let mut dataset = Dataset {
+                name: data.name.clone(),
+                interactions: data.interactions.clone(),
+                item_features: data.item_features.clone(),
+                user_features: data.user_features.clone(),
+            };
+            if let Some(table) = read(items, items_name)? {
+                dataset.item_features = Some(table);
+            }
+            if let Some(table) = read(users, users_name)? {
+                dataset.user_features = Some(table);
+            }
+            Ok(dataset)
+        })?;
+        Ok(Self {
+            data: Arc::new(dataset),
+            source: self.source.clone(),
+        })
+    }
+
+    /// The item feature names (empty without item features).
+    fn item_feature_names(&self) -> Vec<String> {
+        feature_names(self.data.item_features.as_deref())
+    }
+
+    /// The user feature names (empty without user features).
+    fn user_feature_names(&self) -> Vec<String> {
+        feature_names(self.data.user_features.as_deref())
+    }
+
     /// The dataset's name (`movielens-1m`, the DataFrame's name, ...).
     #[getter]
     fn name(&self) -> &str {
@@ -118,4 +187,10 @@ impl PyDataset {
             self.data.interactions.n_items()
         )
     }
+}
+
+fn feature_names(table: Option<&FeatureTable>) -> Vec<String> {
+    table.map_or_else(Vec::new, |t| {
+        t.columns().iter().map(|c| c.name.clone()).collect()
+    })
 }

@@ -3,7 +3,8 @@
 //! Everything here calls the library functions the CLI calls: a dataset loads through
 //! `kindred_data::spec`, a model fits through `kindred_serving::fit_version` and saves through
 //! `save_version` (the server's model format), lists come from `kindred_models::recommend_users`
-//! and evaluation is `kindred_eval::evaluate`, returning the CLI's JSON. The GIL is released
+//! evaluation and tuning are `kindred_eval::evaluate` and `tune`, returning the CLI's JSON, and
+//! the HTML report is `kindred_report::render_html`. The GIL is released
 //! while Rust works, and Ctrl-C cancels a long call ([`interrupt`]).
 
 use pyo3::prelude::*;
@@ -18,6 +19,9 @@ mod errors;
 mod evaluate;
 mod interrupt;
 mod model;
+mod progress;
+mod report;
+mod tune;
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -30,6 +34,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<dataset::PyDataset>()?;
     m.add_class::<model::PyModel>()?;
     m.add_function(wrap_pyfunction!(evaluate::evaluate, m)?)?;
+    m.add_function(wrap_pyfunction!(tune::tune, m)?)?;
+    m.add_function(wrap_pyfunction!(report::report, m)?)?;
     m.add("KindredError", m.py().get_type::<errors::KindredError>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -5,15 +5,26 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use kindred_core::{CancelFlag, FitContext};
+use kindred_core::{CancelFlag, Error, FitContext, Scored, TrainSet};
 use kindred_models::{load_model, recommend_users, Model};
+use kindred_rank::retrieval::{cooccurrence_similar, Metric, VectorIndex};
 use kindred_serving::{fit_version, save_version, FittedVersion, OfflineEval, TrainSpec};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict};
+use rayon::prelude::*;
 
 use crate::dataset::PyDataset;
 use crate::errors::{to_py, KindredError};
 use crate::interrupt;
+use crate::progress::Reporter;
+
+/// Co-occurrence shrinkage for similar items without embeddings: the server's and `kindred
+/// similar`'s default.
+const COOCCURRENCE_SHRINK: f32 = 10.0;
+
+/// Similar-item lists: per asked item, (similar item id, score) best first, and how they were
+/// found (`embeddings` or `cooccurrence`).
+type SimilarLists = (Vec<Vec<(String, f32)>>, &'static str);
 
 /// What a model holds once it has one: a version fitted here (saved with its training record)
 /// or a model loaded from a directory.
@@ -72,6 +83,36 @@ impl PyModel {
     }
 }
 
+/// Each of `items`' neighbours by `find` (on indices of `ids`), as external ids; an item not in
+/// `ids` is an error naming it and `source`.
+fn similar_by(
+    items: &[String],
+    ids: &kindred_core::IdMap,
+    source: &str,
+    find: impl Fn(u32) -> kindred_core::Result<Vec<Scored>> + Sync,
+) -> kindred_core::Result<Vec<Vec<(String, f32)>>> {
+    let asked = items
+        .iter()
+        .map(|item| {
+            ids.get(item).ok_or_else(|| {
+                Error::InvalidInput(format!(
+                    "item `{item}` is not among the {} items of {source}",
+                    ids.len()
+                ))
+            })
+        })
+        .collect::<kindred_core::Result<Vec<u32>>>()?;
+    asked
+        .par_iter()
+        .map(|&i| {
+            Ok(find(i)?
+                .into_iter()
+                .map(|s| (ids.external(s.item).to_owned(), s.score))
+                .collect())
+        })
+        .collect()
+}
+
 #[pymethods]
 impl PyModel {
     #[new]
@@ -88,7 +129,9 @@ impl PyModel {
 
     /// Fits on every row of `dataset` (after keeping ratings >= `positive`, when given), exactly
     /// as `kindred train --data ... --model SPEC [--positive T] --seed S` does.
-    #[pyo3(signature = (dataset, positive=None, seed=42, threads=None))]
+    /// `progress`, when given, is called as `progress(phase, task, done, total, loss)` while the
+    /// fit runs (see python/kindred/_progress.py).
+    #[pyo3(signature = (dataset, positive=None, seed=42, threads=None, progress=None))]
     fn fit(
         &mut self,
         py: Python<'_>,
@@ -96,6 +139,7 @@ impl PyModel {
         positive: Option<f32>,
         seed: u64,
         threads: Option<usize>,
+        progress: Option<Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let spec = TrainSpec {
             positive,
@@ -103,19 +147,23 @@ impl PyModel {
             ..TrainSpec::new(self.spec.clone())
         };
         let cancel = CancelFlag::new();
+        let mut reporter = progress.map(Reporter::new);
         let defaults = FitContext::default();
         let ctx = FitContext {
             threads: threads.unwrap_or(defaults.threads).max(1),
             seed,
             cancel: cancel.clone(),
-            ..defaults
+            progress: match &reporter {
+                Some(r) => r.relay.clone(),
+                None => defaults.progress,
+            },
         };
         let eval = OfflineEval {
             enabled: false,
             ..OfflineEval::default()
         };
         let (data, source) = (Arc::clone(&dataset.data), dataset.source.clone());
-        let fitted = interrupt::run(py, &cancel, move || {
+        let fitted = interrupt::run_reporting(py, &cancel, reporter.as_mut(), move || {
             fit_version(&data, &source, &spec, ctx, &eval)
         })?;
         self.trained = Some(Arc::new(Trained::Fitted(Box::new(fitted))));
@@ -125,14 +173,15 @@ impl PyModel {
     /// Top-`k` lists for `users`, in that order, as three little-endian arrays packed in bytes
     /// (read with `numpy.frombuffer`, no Python object per row): per user the list's length
     /// (`u32`), then every list's items as indices into `item_ids()` (`u32`) and their scores
-    /// (`f32`), best first. Seen items are left out, an unknown user gets the non-personalised
-    /// ranking, as `kindred recommend` does.
-    #[pyo3(signature = (users, k=10))]
+    /// (`f32`), best first. Seen items are left out unless `exclude_seen` is false; an unknown
+    /// user gets the non-personalised ranking, as `kindred recommend` does.
+    #[pyo3(signature = (users, k=10, exclude_seen=true))]
     fn recommend_packed<'py>(
         &self,
         py: Python<'py>,
         users: Vec<String>,
         k: usize,
+        exclude_seen: bool,
     ) -> PyResult<(
         Bound<'py, PyBytes>,
         Bound<'py, PyBytes>,
@@ -141,7 +190,7 @@ impl PyModel {
         let trained = Arc::clone(self.trained()?);
         let cancel = CancelFlag::new();
         let (lengths, items, scores) = interrupt::run(py, &cancel, move || {
-            let lists = recommend_users(trained.model(), &users, k);
+            let lists = recommend_users(trained.model(), &users, k, exclude_seen);
             let rows: usize = lists.iter().map(|(_, l)| l.len()).sum();
             let mut lengths = Vec::with_capacity(lists.len() * 4);
             let mut items = Vec::with_capacity(rows * 4);
@@ -160,6 +209,52 @@ impl PyModel {
             PyBytes::new(py, &items),
             PyBytes::new(py, &scores),
         ))
+    }
+
+    /// The `k` items most similar to each of `items`: by cosine of the model's item factors when
+    /// it has them, else by co-occurrence (shrunk cosine of who interacted with what, as the
+    /// server's similar-items route) in the rows it was fitted on, or in `dataset` for a loaded
+    /// model. An item the model or the data does not know is a `ValueError`.
+    #[pyo3(signature = (items, k=10, dataset=None))]
+    fn similar_items(
+        &self,
+        py: Python<'_>,
+        items: Vec<String>,
+        k: usize,
+        dataset: Option<&PyDataset>,
+    ) -> PyResult<SimilarLists> {
+        let trained = Arc::clone(self.trained()?);
+        let given = dataset.map(|d| Arc::clone(&d.data));
+        let cancel = CancelFlag::new();
+        interrupt::run(py, &cancel, move || {
+            let model = trained.model();
+            if let Some((dim, vectors)) = model.item_embeddings() {
+                let ids = &model.fitted().items;
+                let index = VectorIndex::exact(Metric::Cosine, dim, vectors)?;
+                let lists = similar_by(&items, ids, "the model", |i| index.similar_to(i, k))?;
+                return Ok((lists, "embeddings"));
+            }
+            let built;
+            let train = match (&given, trained.as_ref()) {
+                (Some(data), _) => {
+                    built = TrainSet::new(data.interactions.clone());
+                    &built
+                }
+                (None, Trained::Fitted(fitted)) => &fitted.train,
+                (None, Trained::Loaded(model)) => {
+                    return Err(Error::InvalidInput(format!(
+                        "model `{}` has no item factors: give the interactions to find \
+                         co-occurring items in, `similar_items(items, dataset=...)`",
+                        model.name()
+                    )))
+                }
+            };
+            let ids = train.data.item_ids();
+            let lists = similar_by(&items, ids, "the data", |i| {
+                cooccurrence_similar(&train.by_item, &train.by_user, i, k, COOCCURRENCE_SHRINK)
+            })?;
+            Ok((lists, "cooccurrence"))
+        })
     }
 
     /// Predicted ratings of `(user, item)` pairs; NaN where the model predicts none (ranking

@@ -42,6 +42,9 @@ pub struct Args {
     /// the titles `kindred train` saved with the model, if the data had them.
     #[arg(long)]
     item_features: Option<PathBuf>,
+    /// Let items the user interacted with in training be listed too (left out by default).
+    #[arg(long)]
+    include_seen: bool,
 }
 
 /// Top-K for each external user id; unknown ids get the anonymous (non-personalised) list.
@@ -77,7 +80,7 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
         }
         None => crate::titles::load(&args.model)?,
     };
-    let lists = recommend_users(model.as_ref(), &users, args.k);
+    let lists = recommend_users(model.as_ref(), &users, args.k, !args.include_seen);
     let mut out: Box<dyn Write> = match &args.out {
         Some(path) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
