@@ -7,7 +7,8 @@
 #   recommend  `kindred recommend --model DIR --all-users --k 10 --out FILE`
 #              against Model.load + recommend(every user, k=10) + to_csv
 # the same steps timed inside one Python process (apart from the interpreter's start and the
-# imports), and the median of 1,000 one-user `recommend` calls from Python on the fitted model.
+# imports), what `Model.recommend` adds to the native call it makes, and the median of 1,000
+# one-user `recommend` calls from Python on the fitted model.
 # Both use the release build of this checkout. Writes bench/out/python-overhead.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -63,6 +64,30 @@ for n in range(1000):
 print(f"{statistics.median(times) * 1e3:.3f} {sorted(times)[989] * 1e3:.3f}")
 PY
 
+# What the package adds to the Rust call inside one process: every user's lists through the native
+# call alone (three packed arrays) against `Model.recommend` (the same call plus the DataFrame),
+# and pandas' to_csv apart; medians of 5 after one warm-up call.
+cat > "$WORK/split.py" <<'PY'
+import statistics, sys, time, kindred
+model = kindred.Model.load(sys.argv[1])
+users = model.user_ids
+asked = [str(u) for u in users]
+native, whole, csv = [], [], []
+model.recommend(users, k=10)
+for _ in range(5):
+    started = time.perf_counter()
+    model._native.recommend_packed(asked, 10, True)
+    native.append(time.perf_counter() - started)
+    started = time.perf_counter()
+    frame = model.recommend(users, k=10)
+    whole.append(time.perf_counter() - started)
+    started = time.perf_counter()
+    frame.to_csv(sys.argv[2], index=False)
+    csv.append(time.perf_counter() - started)
+m = statistics.median
+print(f"{m(native):.4f} {m(whole):.4f} {m(csv):.4f}")
+PY
+
 wall() { # command...: prints the wall seconds it took
   local started
   started=$(date +%s.%N)
@@ -80,6 +105,7 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 read -r one_median one_p99 < <("$PY" "$WORK/one_user.py" "$WORK/py-1")
 read -r import_s train_s recommend_s < <("$PY" "$WORK/inprocess.py" "$DATA" "$WORK/in-process" "$WORK/in-process.csv")
+read -r native_s whole_s csv_s < <("$PY" "$WORK/split.py" "$WORK/py-1" "$WORK/split.csv")
 # The two fits must agree list for list (same data, spec and seed).
 # Row for row: the same (user, item, rank) and the same score as a number (the CLI writes a
 # zero as `0`, pandas as `0.0`; the CLI adds a title column where the data has titles).
@@ -90,10 +116,11 @@ print("yes" if rows(sys.argv[1]) == rows(sys.argv[2]) else "no")
 PY
 )
 
-python3 - "$ROUNDS" "$one_median" "$one_p99" "$same" "$import_s" "$train_s" "$recommend_s" <<PY > "$OUT/python-overhead.md"
+python3 - "$ROUNDS" "$one_median" "$one_p99" "$same" "$import_s" "$train_s" "$recommend_s" "$native_s" "$whole_s" "$csv_s" <<PY > "$OUT/python-overhead.md"
 import statistics, sys
 rounds, one_median, one_p99, same = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 import_s, train_s, recommend_s = sys.argv[5], sys.argv[6], sys.argv[7]
+native_s, whole_s, csv_s = float(sys.argv[8]), float(sys.argv[9]), float(sys.argv[10])
 rows = [list(map(float, line.split()[1:])) for line in """$rows""".strip().splitlines()]
 print("# Python package against the CLI: ML-1M ALS (defaults, positive >= 4), wall clock, release build")
 print()
@@ -110,6 +137,10 @@ print(f"Medians of {rounds}: train ratio {med([r[1] / r[0] for r in rows]):.3f} 
 print()
 print(f"Inside one Python process (one run): importing kindred (numpy, pandas) {import_s} s, "
       f"load + fit + save {train_s} s, load + recommend every user + to_csv {recommend_s} s.")
+print()
+print(f"Every user's lists inside one process (medians of 5): the native call {native_s:.4f} s, "
+      f"Model.recommend (the call plus the DataFrame) {whole_s:.4f} s, {whole_s / native_s:.3f}x the call; "
+      f"pandas' to_csv of them {csv_s:.4f} s.")
 print()
 print(f"One user's top 10 from Python: median {one_median} ms, p99 {one_p99} ms over 1,000 calls.")
 print()

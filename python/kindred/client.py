@@ -12,7 +12,6 @@ import json
 import math
 import urllib.error
 import urllib.parse
-import urllib.request
 from typing import Any, Mapping, Optional, Sequence
 
 from ._ids import INT, STR, as_list, frame, id_array, kind_of
@@ -66,6 +65,10 @@ class Client:
             headers["Content-Type"] = "application/json"
         if self.key:
             headers["Authorization"] = f"Bearer {self.key}"
+        # Imported here: urllib.request (with http.client) is a tenth of `import kindred`'s time,
+        # and most sessions never talk to a server.
+        import urllib.request
+
         request = urllib.request.Request(url, data=data, headers=headers, method=method)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
