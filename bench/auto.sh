@@ -11,6 +11,10 @@
 #
 # Environment: BUDGET (300), TUNE_SECONDS (300), FAMILIES ("itemknn als ease bpr"), THREADS (2),
 # AUTO_DATASETS (default "ml-100k ml-1m sparse dense recency"), KINDRED_DATA_DIR (default ../shared/data).
+# LONG_TUNE ("TAG=FAMILY ...", e.g. "ml-1m-temporal=ease") tunes those families on those rows for LONG_SECONDS
+# (300) more, into TAG-long-FAMILY.json, a reference as long as auto's budget; SKIP_AUTO=1 runs only those long
+# tunings (no auto, popularity, FAMILIES or peer runs). The table is built from every JSON under bench/out/auto/,
+# so a run adds to the results of earlier runs on the same splits.
 # The worlds:
 #   sparse   30,000 users x 10,000 items, about 4 ratings per user (log-normal), flat popularity: a long tail
 #   dense    2,000 users x 500 items, about 150 ratings per user
@@ -21,12 +25,14 @@ export KINDRED_DATA_DIR="${KINDRED_DATA_DIR:-$(cd .. && pwd)/shared/data}"
 BUDGET="${BUDGET:-300}"
 TUNE_SECONDS="${TUNE_SECONDS:-300}"
 THREADS="${THREADS:-2}"
+LONG_SECONDS="${LONG_SECONDS:-300}"
+read -r -a long_tune <<< "${LONG_TUNE:-}"
 read -r -a families <<< "${FAMILIES:-itemknn als ease bpr}"
 read -r -a datasets <<< "${AUTO_DATASETS:-ml-100k ml-1m sparse dense recency}"
 OUT=bench/out/auto
 mkdir -p "$OUT"
 cargo build -q --release -p kindred-cli
-k=./target/release/kindred
+k="${CARGO_TARGET_DIR:-target}/release/kindred"
 bench/peers/setup.sh > /dev/null
 py=bench/peers/.venv/bin/python
 
@@ -51,6 +57,14 @@ for ds in "${datasets[@]}"; do
   for protocol in $(protocols_of "$ds"); do
     tag="$ds-${protocol%%[:,]*}"
     echo "== $tag" >&2
+    for pair in "${long_tune[@]}"; do
+      [ "${pair%%=*}" = "$tag" ] || continue
+      family="${pair#*=}"
+      $k -q --threads "$THREADS" tune --data "$data" --protocol "$protocol" --model "$family" \
+        --time "$LONG_SECONDS" --json "$OUT/$tag-long-$family.json" > /dev/null \
+        || echo "note: tuning $family on $tag for $LONG_SECONDS s failed" >&2
+    done
+    [ -n "${SKIP_AUTO:-}" ] && continue
     start=$(date +%s.%N)
     $k -q --threads "$THREADS" eval --no-segments --no-auc --bootstrap 0 --curve-k 0 --data "$data" \
       --protocol "$protocol" --model "auto:budget=$BUDGET" --json "$OUT/$tag-auto.json" > /dev/null
@@ -92,6 +106,10 @@ for path in sorted(glob.glob(f"{out}/*-auto.json")):
     for t in glob.glob(f"{out}/{tag}-tune-*.json"):
         rep = json.load(open(t))
         refs.append((rep["tuning"]["family"] + " (tuned)", rep["results"][0]["metrics"]["ndcg@10"]))
+    for t in glob.glob(f"{out}/{tag}-long-*.json"):
+        rep = json.load(open(t))
+        refs.append((f"{rep['tuning']['family']} (tuned {rep['tuning']['max_seconds']:.0f} s)",
+                     rep["results"][0]["metrics"]["ndcg@10"]))
     best_name, best = max(refs, key=lambda x: x[1]) if refs else ("-", float("nan"))
     peer_files = glob.glob(f"{out}/peers-{tag}/peers-ranking-*.json")
     implicit = float("nan")

@@ -67,11 +67,11 @@ class Client:
             headers["Authorization"] = f"Bearer {self.key}"
         # Imported here: urllib.request (with http.client) is a tenth of `import kindred`'s time,
         # and most sessions never talk to a server.
-        import urllib.request
+        import urllib.request as urllib_request
 
-        request = urllib.request.Request(url, data=data, headers=headers, method=method)
+        request = urllib_request.Request(url, data=data, headers=headers, method=method)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with urllib_request.urlopen(request, timeout=self.timeout) as response:
                 text = response.read()
         except urllib.error.HTTPError as error:
             raise _server_error(error) from None

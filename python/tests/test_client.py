@@ -85,3 +85,23 @@ def test_feedback_and_errors_through_the_client(served):
     assert client.similar_items(1000, n=3)["items"]
     anonymous = client.recommend_for(interactions=[1000, 1001], n=4)
     assert len(anonymous["items"]) == 4
+
+
+def test_the_registry_through_the_client(served):
+    model, client = served
+    first = client.models()["serving"]
+    trained = client.publish(model="popularity", wait=True)
+    assert trained["version"] != first, trained
+    deadline = time.monotonic() + 20
+    while client.models()["serving"] != trained["version"]:
+        assert time.monotonic() < deadline, "the new version never went live"
+        time.sleep(0.05)
+    assert client.recommend(100, n=3)["model_version"] == trained["version"]
+    client.rollback()
+    while client.models()["serving"] != first:
+        assert time.monotonic() < deadline, "the rollback never went live"
+        time.sleep(0.05)
+    assert client.model(first)["version"] == first
+    with pytest.raises(kindred.ServerError) as raised:
+        client.activate("no-such-version")
+    assert raised.value.status == 404

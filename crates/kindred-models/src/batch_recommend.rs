@@ -38,3 +38,45 @@ pub fn recommend_users(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use kindred_core::FitContext;
+
+    use super::*;
+    use crate::build_algorithm;
+    use crate::testutil::train;
+
+    #[test]
+    fn seen_items_are_left_out_unless_asked_for() {
+        // a and b are the most popular; u1 has seen both, u3 neither.
+        let data = train(&[
+            ("u1", "a", 1.0),
+            ("u1", "b", 1.0),
+            ("u2", "a", 1.0),
+            ("u2", "b", 1.0),
+            ("u2", "c", 1.0),
+            ("u3", "c", 1.0),
+            ("u4", "a", 1.0),
+        ]);
+        let model = build_algorithm("popularity")
+            .unwrap()
+            .fit(&data, &FitContext::default())
+            .unwrap();
+        let items = |lists: &[(String, Vec<Scored>)], at: usize| -> Vec<String> {
+            lists[at]
+                .1
+                .iter()
+                .map(|s| model.fitted().items.external(s.item).to_owned())
+                .collect()
+        };
+        let users = ["u1".to_owned(), "nobody".to_owned()];
+        let excluded = recommend_users(model.as_ref(), &users, 3, true);
+        assert_eq!(items(&excluded, 0), ["c"]);
+        let included = recommend_users(model.as_ref(), &users, 3, false);
+        assert_eq!(items(&included, 0), ["a", "b", "c"]);
+        // Someone the model never saw has nothing to leave out either way.
+        assert_eq!(items(&excluded, 1), items(&included, 1));
+        assert_eq!(included[1].0, "nobody");
+    }
+}

@@ -1,6 +1,7 @@
 //! `kindred.Dataset`: interactions (and features) loaded once in Rust and shared by every model
 //! fitted or evaluated on them. The DataFrame and CSR constructors are in Python
-//! (python/kindred/__init__.py); they hand columns to [`PyDataset::from_columns`].
+//! (python/kindred/dataset.py); they hand columns to [`PyDataset::from_columns`] and features
+//! to [`PyDataset::with_features`].
 
 use std::path::Path;
 use std::sync::Arc;

@@ -2,8 +2,8 @@
 //!
 //! Everything here calls the library functions the CLI calls: a dataset loads through
 //! `kindred_data::spec`, a model fits through `kindred_serving::fit_version` and saves through
-//! `save_version` (the server's model format), lists come from `kindred_models::recommend_users`
-//! evaluation and tuning are `kindred_eval::evaluate` and `tune`, returning the CLI's JSON, and
+//! `save_version` (the server's model format), lists come from `kindred_models::recommend_users`,
+//! evaluation and tuning are `kindred_eval::evaluate` and `tune` (returning the CLI's JSON), and
 //! the HTML report is `kindred_report::render_html`. The GIL is released
 //! while Rust works, and Ctrl-C cancels a long call ([`interrupt`]).
 
