@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use kindred_core::{CancelFlag, Error, FitContext, Scored, TrainSet};
 use kindred_models::{load_model, recommend_users, Model};
-use kindred_rank::retrieval::{cooccurrence_similar, Metric, VectorIndex};
+use kindred_rank::retrieval::{
+    cooccurrence_similar, Metric, VectorIndex, DEFAULT_COOCCURRENCE_SHRINK,
+};
 use kindred_serving::{fit_version, save_version, FittedVersion, OfflineEval, TrainSpec};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict};
@@ -17,10 +19,6 @@ use crate::dataset::PyDataset;
 use crate::errors::{to_py, KindredError};
 use crate::interrupt;
 use crate::progress::Reporter;
-
-/// Co-occurrence shrinkage for similar items without embeddings: the server's and `kindred
-/// similar`'s default.
-const COOCCURRENCE_SHRINK: f32 = 10.0;
 
 /// Similar-item lists: per asked item, (similar item id, score) best first, and how they were
 /// found (`embeddings` or `cooccurrence`).
@@ -251,7 +249,13 @@ impl PyModel {
             };
             let ids = train.data.item_ids();
             let lists = similar_by(&items, ids, "the data", |i| {
-                cooccurrence_similar(&train.by_item, &train.by_user, i, k, COOCCURRENCE_SHRINK)
+                cooccurrence_similar(
+                    &train.by_item,
+                    &train.by_user,
+                    i,
+                    k,
+                    DEFAULT_COOCCURRENCE_SHRINK,
+                )
             })?;
             Ok((lists, "cooccurrence"))
         })

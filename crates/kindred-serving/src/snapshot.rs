@@ -21,7 +21,9 @@ use kindred_core::features::ColumnData;
 use kindred_core::{CsMatrix, Dataset, FeatureTable, IdMap, Result, Scored};
 use kindred_models::{Model, UserQuery};
 use kindred_rank::exploration::{BanditPosterior, ReplayedSlot};
-use kindred_rank::retrieval::{cooccurrence_similar, Metric, VectorIndex};
+use kindred_rank::retrieval::{
+    cooccurrence_similar, Metric, VectorIndex, DEFAULT_COOCCURRENCE_SHRINK,
+};
 use kindred_rank::{
     CatalogData, ExplorationConfig, RankConfig, RankPipeline, RankRequest, RankedItem,
     RequestFilters, ScoreSource, TrainingLog,
@@ -600,7 +602,13 @@ impl Snapshot {
                 (index.similar_to(item, want)?, "embeddings")
             }
             _ => (
-                cooccurrence_similar(&self.by_item, &self.seen, item, want, 10.0)?,
+                cooccurrence_similar(
+                    &self.by_item,
+                    &self.seen,
+                    item,
+                    want,
+                    DEFAULT_COOCCURRENCE_SHRINK,
+                )?,
                 "cooccurrence",
             ),
         };
@@ -656,7 +664,8 @@ impl Snapshot {
         let Some(u) = self.users.get(user) else {
             return Ok(None);
         };
-        let found = cooccurrence_similar(&self.seen, &self.by_item, u, n, 10.0)?;
+        let found =
+            cooccurrence_similar(&self.seen, &self.by_item, u, n, DEFAULT_COOCCURRENCE_SHRINK)?;
         let users = found
             .into_iter()
             .map(|s| (self.users.external(s.item).to_owned(), s.score))

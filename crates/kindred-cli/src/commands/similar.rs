@@ -11,7 +11,7 @@ use kindred_core::{IdMap, Scored, TrainSet};
 use kindred_models::load_model;
 use kindred_rank::retrieval::{
     cooccurrence_similar, neighbour_lists, neighbour_lists_with, FeatureSets, HnswParams, Metric,
-    NeighbourOptions, SetSimilarity, VectorIndex,
+    NeighbourOptions, SetSimilarity, VectorIndex, DEFAULT_COOCCURRENCE_SHRINK,
 };
 
 use super::Env;
@@ -73,7 +73,7 @@ pub struct Args {
     #[arg(long, default_value_t = 64)]
     ef: usize,
     /// Co-occurrence shrinkage: similarities from `co` common users are scaled by co/(co+shrink).
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = DEFAULT_COOCCURRENCE_SHRINK)]
     shrink: f32,
     /// Output file (default: stdout).
     #[arg(long)]

@@ -13,4 +13,6 @@ pub use exact::ExactIndex;
 pub use hnsw::{HnswIndex, HnswParams};
 pub use metric::Metric;
 pub use neighbours::{neighbour_lists, neighbour_lists_with, NeighbourOptions};
-pub use similar::{cooccurrence_similar, FeatureSets, SetSimilarity, VectorIndex};
+pub use similar::{
+    cooccurrence_similar, FeatureSets, SetSimilarity, VectorIndex, DEFAULT_COOCCURRENCE_SHRINK,
+};

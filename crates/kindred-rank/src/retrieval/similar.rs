@@ -73,6 +73,10 @@ impl VectorIndex {
     }
 }
 
+/// The shrinkage the server, `kindred similar` and the Python package use unless told otherwise:
+/// a similarity backed by 10 common users counts half.
+pub const DEFAULT_COOCCURRENCE_SHRINK: f32 = 10.0;
+
 /// The `k` entities that co-occur most with `of`, by shrunk cosine.
 ///
 /// `rows` maps each entity to the others it co-occurs through (for items: the by-item CSC,
