@@ -12,7 +12,8 @@ defaults), BPR, item-kNN cosine, LightFM WARP without
 features and with ids + genres, plus popularity as a check row: Kindred's `popularity` must give the same numbers.
 coldstart-items: only the held-out items are ranked; LightFM WARP with genres only, with ids + genres (cold items
 carry their genres only), random, and popularity (check row).
-PEERS_MODELS="implicit ALS,LightFM" limits the run to models whose names start so; PEERS_THREADS sets threads
+PEERS_MODELS="implicit ALS,LightFM" limits the run to models whose names start so (a trailing "$" asks for that exact
+name: "implicit ALS$"); PEERS_THREADS sets threads
 (default 2); PEERS_LIGHTFM_NORMALIZE=1 normalises LightFM's item-feature rows to sum 1 (default: raw multi-hot).
 Ties are broken as Kindred's evaluation breaks them, so identical scores give identical lists in both tools: by the
 lower catalog index on temporal/random splits, and on candidate-set (cold-start) splits by a seeded hash of the
@@ -332,7 +333,7 @@ def main():
     wanted = [w for w in os.environ.get("PEERS_MODELS", "").split(",") if w]
     results = []
     for name, kindred_spec, params, run in (coldstart_models() if cold else ranking_models()):
-        if wanted and not any(name.startswith(w) for w in wanted):
+        if wanted and not any(name == w[:-1] if w.endswith("$") else name.startswith(w) for w in wanted):
             continue
         fit_s, rec_s, lists = run(split)
         m = metrics(split, lists)

@@ -25,7 +25,7 @@ for ds in "${datasets[@]}"; do
   if [ "$ds" = ml-1m ]; then folds="${SURPRISE_ML1M_FOLDS:-1}"; else folds=5; fi
   PEERS_MAX_FOLDS="$folds" $py bench/peers/surprise_kfold.py "bench/out/splits-$ds" "$ds" bench/out
   $k eval -q --no-segments --data "$data" --protocol kfold:5 \
-    --model random --model baseline --model baseline:method=sgd --model svd --model svd:parallel=false \
+    --model random --model baseline --model baseline:method=sgd --model svd --model svd:exact_order=true \
     --model svdpp --model nmf --model slopeone --model coclustering --model knn --model knn:variant=means \
     --model knn:variant=baseline,user_based=false,similarity=pearson_baseline --model movielens-rating \
     --json "bench/out/$ds-kfold5.json"

@@ -14,16 +14,19 @@
 //! epoch as packed `(user, item, rating)` records, and the per-rating step is an AVX2 + FMA
 //! kernel where the CPU has one ([`crate::common::sgd_kernel`]).
 //!
-//! Parallel training (`parallel=true`, `ctx.threads` = T > 1) is stratified / blocked SGD
-//! (Gemulla et al. 2011): users and items are each cut into T groups of about equal rating count
-//! (after a seeded shuffle), giving T×T blocks; an epoch runs T sub-epochs, and in sub-epoch `s`
-//! thread `a` processes block `(a, (a + s) mod T)`, so no two threads touch the same user or item
-//! row. Inside a block, eight runs of users take turns rating by rating (each user's ratings in
-//! Surprise's order), so that consecutive steps are independent and the CPU overlaps them: a
-//! fifth to a quarter faster than one user after another, same accuracy. Results are reproducible
-//! for a given seed and thread count. It is the default (ML-1M, kfold:5: RMSE 0.8738, against
-//! 0.8739 sequentially; fit times in BENCHMARKS.md). With one thread (`--threads 1`, or
-//! `parallel=false`) training follows Surprise's update sequence exactly.
+//! Block grid (the default): stratified / blocked SGD (Gemulla et al. 2011). Users and items
+//! are each cut into G groups of about equal rating count (after a seeded shuffle), giving G×G
+//! blocks; an epoch runs G sub-epochs, and in sub-epoch `s` block `(a, (a + s) mod G)` for every
+//! `a`, so the blocks of a sub-epoch share no user or item row and run on any threads in any
+//! order with the same result. G is the larger of the thread count (`parallel=true`,
+//! `ctx.threads`) and the number of groups that makes one block's user and item rows fit in half
+//! of an L2 cache ([`cache_groups`]: 15 on MovieLens 1M at 100 factors), so each step finds both
+//! rows in cache; a fit is reproducible for a given seed and is the same on any thread count up
+//! to G. Inside a block, eight runs of users take turns rating by rating (each user's ratings in
+//! Surprise's order), so that consecutive steps are independent and the CPU overlaps them.
+//! Where G is 1 (small data on one thread), and always with `exact_order=true`, training
+//! follows Surprise's update sequence exactly, on one thread. Accuracy and fit times against
+//! Surprise are in BENCHMARKS.md.
 //!
 //! Early stopping (`early_stopping=FRACTION`) holds out that seeded fraction of the training
 //! ratings, measures their (clipped) RMSE after each epoch, stops after `patience` epochs without
@@ -69,6 +72,9 @@ pub struct SvdParams {
     pub seed: Option<u64>,
     /// Blocked parallel SGD on `ctx.threads` threads.
     pub parallel: bool,
+    /// Train in Surprise's exact update sequence on one thread (the agreement tests' order)
+    /// instead of the cache-sized block grid.
+    pub exact_order: bool,
     /// Fraction of training ratings held out to stop early; `None` trains all `epochs`.
     pub early_stopping: Option<f64>,
     /// Epochs without validation improvement before stopping.
@@ -95,6 +101,7 @@ impl Default for SvdParams {
             reg_qi: None,
             seed: None,
             parallel: true,
+            exact_order: false,
             early_stopping: None,
             patience: 2,
         }
@@ -253,6 +260,22 @@ fn partition(counts: &[u32], t: usize, rng: &mut SplitMix64) -> (Vec<u32>, Vec<u
 /// Independent rating streams interleaved inside each block.
 const INTERLEAVE: usize = 8;
 
+/// Factor bytes of one block's user and item rows that [`cache_groups`] aims for: half of a
+/// typical 512 KiB L2 cache, leaving room for the streamed ratings and the other rows' lines.
+const BLOCK_ROW_BYTES: usize = 256 * 1024;
+
+/// The most groups [`cache_groups`] cuts each side into: beyond it blocks get too small to keep
+/// the threads busy between sub-epochs.
+const MAX_CACHE_GROUPS: usize = 32;
+
+/// Groups each side is cut into so that one block's user and item factor rows fit in
+/// [`BLOCK_ROW_BYTES`]: a rating's step then finds both rows in cache instead of fetching them
+/// from L3. Depends on the data's shape only, so a fit is the same on any thread count up to it.
+fn cache_groups(n_users: usize, n_items: usize, f: usize) -> usize {
+    let bytes = (n_users + n_items) * f * std::mem::size_of::<f32>();
+    bytes.div_ceil(BLOCK_ROW_BYTES).clamp(1, MAX_CACHE_GROUPS)
+}
+
 /// Reorders one block's ratings (each user's ratings contiguous) so that `streams` disjoint
 /// runs of users, of about equal rating counts, alternate: consecutive updates then touch
 /// different user rows, and the CPU overlaps them instead of waiting on each user row's
@@ -361,8 +384,9 @@ impl Layout {
         out
     }
 
-    /// One epoch: `t` sub-epochs of `t` disjoint blocks each.
-    fn epoch(&self, s: &mut State, step: &Step<'_>) -> Result<f64> {
+    /// One epoch: `t` sub-epochs of `t` disjoint blocks each, the blocks of a sub-epoch spread
+    /// over the threads when `parallel` (disjoint rows, so the result is the same either way).
+    fn epoch(&self, s: &mut State, step: &Step<'_>, parallel: bool) -> Result<f64> {
         let (t, f) = (self.t, step.f);
         let mut sse = 0.0;
         for sub in 0..t {
@@ -391,7 +415,7 @@ impl Layout {
                 };
                 sgd_pass(&self.blocks[a * t + b], step, Rows { p, q, bu, bi })
             };
-            let parts: Vec<Result<f64>> = if t == 1 {
+            let parts: Vec<Result<f64>> = if !parallel {
                 tasks.into_iter().map(run).collect()
             } else {
                 tasks.into_par_iter().map(run).collect()
@@ -469,10 +493,15 @@ fn train(
             }
         }
     };
-    let t = if params.parallel {
+    let threads = if params.parallel && !params.exact_order {
         ctx.threads.max(1)
     } else {
         1
+    };
+    let t = if params.exact_order {
+        1
+    } else {
+        threads.max(cache_groups(n_users, n_items, f))
     };
     let layout = Layout::new(n_users, n_items, &order, t, seed);
     let mut s = State {
@@ -507,7 +536,7 @@ fn train(
             h: &rates,
             cancel: &ctx.cancel,
         };
-        let sse = layout.epoch(&mut s, &step)?;
+        let sse = layout.epoch(&mut s, &step, threads > 1)?;
         let loss = (sse / order.len().max(1) as f64).sqrt();
         ctx.progress.advance(1);
         if validation.is_empty() {
@@ -721,6 +750,7 @@ impl ModelFamily for SvdFamily {
             ("reg_qi", Some("reg_all"), "regularisation of item factors"),
             ("seed", Some("fit seed (42)"), "seed of the initialisation and of the early-stopping holdout"),
             ("parallel", None, "blocked (stratified) SGD on all threads; reproducible per seed and thread count"),
+            ("exact_order", None, "Surprise's exact update sequence on one thread, instead of the cache-sized block grid"),
             ("early_stopping", Some("none (off)"), "fraction of training ratings held out; stop when their RMSE stops improving, keep the best epoch"),
             ("patience", None, "early stopping: epochs without improvement before stopping"),
         ])
@@ -1027,12 +1057,45 @@ mod tests {
         };
         assert_eq!(fit(1, false, 2), fit(1, false, 2));
         assert_ne!(fit(1, false, 2), fit(2, false, 2));
-        // Sequential ignores the thread count; parallel with one thread is sequential.
+        // Sequential ignores the thread count; parallel with one thread is sequential (this data
+        // fits one cache-sized block).
+        assert_eq!(cache_groups(200, 100, 8), 1);
         assert_eq!(fit(1, false, 1), fit(1, false, 2));
         assert_eq!(fit(1, true, 1), fit(1, false, 1));
         assert_eq!(fit(1, true, 2), fit(1, true, 2));
         assert_eq!(fit(1, true, 3), fit(1, true, 3));
         assert_ne!(fit(1, true, 2), fit(1, false, 2));
+    }
+
+    #[test]
+    fn cache_sized_grid_is_the_same_on_any_thread_count_and_exact_order_is_surprises() {
+        let (train, test) = synthetic_fold("users=200,items=100,seed=2");
+        // 300 rows of 400 factors are 480 KB: two cache-sized groups per side.
+        assert_eq!(cache_groups(200, 100, 400), 2);
+        let fit = |exact_order: bool, parallel: bool, threads: usize| {
+            let algo = Svd {
+                params: SvdParams {
+                    factors: 400,
+                    epochs: 2,
+                    parallel,
+                    exact_order,
+                    ..Default::default()
+                },
+            };
+            let model = algo
+                .fit(&train, &ctx_with(1, threads, Arc::default()))
+                .unwrap();
+            test.iter()
+                .map(|&(u, i, _)| model.predict(u, i).unwrap())
+                .collect::<Vec<_>>()
+        };
+        let grid = fit(false, true, 2);
+        assert_eq!(fit(false, true, 1), grid);
+        assert_eq!(fit(false, false, 2), grid);
+        // Surprise's order: one sequence whatever the threads, and not the grid's.
+        let exact = fit(true, true, 2);
+        assert_eq!(fit(true, false, 1), exact);
+        assert_ne!(exact, grid);
     }
 
     #[test]

@@ -1,35 +1,55 @@
 //! The conjugate-gradient row solver (`solver=cg`, implicit's default): a few steps warm-started
-//! from the previous vector, never forming the row's matrix; dispatched to an AVX2 + FMA build
-//! where the CPU has both.
+//! from the previous vector, never forming the row's matrix, in f32 end to end; dispatched to an
+//! AVX2 + FMA build where the CPU has both.
 
 use super::fixed_side::{Fixed, Scratch};
-use super::simd::{axpy_row, axpy_with, dot_row, dot_with, madd, symv_with};
+use super::simd::{axpy32, dot32, madd32, row_dots, rows_axpy, symv32};
 
-/// `cg_steps` conjugate-gradient steps on the same system from the current `x` (`implicit`'s
-/// `least_squares_cg`: the matrix is applied as `G p + sum (c-1) (y.p) y`, never formed).
-/// Rows ahead of the current one whose factors are prefetched in the CG loops.
-pub(super) const PREFETCH_AHEAD: usize = 4;
-
-/// Asks the cache for the fixed-side row `cols[j]` (if any): the rows a CG loop visits are known
-/// in advance but scattered, so the hardware prefetcher cannot guess them. Only in the AVX2 build
-/// (`FUSED`), which is x86-64.
+/// `out += sum_j coef(c_j, y_j . v) y_j` over the row's fixed-side rows `y_j`: the pass over the
+/// scattered rows that every CG step makes, as two sweeps: every dot product first (independent,
+/// so they overlap), then one accumulation whose outputs stay in registers.
 #[inline(always)]
-pub(super) fn prefetch_row<const FUSED: bool>(fixed: Fixed<'_, f32>, cols: &[u32], j: usize) {
-    #[cfg(target_arch = "x86_64")]
-    if FUSED {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        if let Some(&c) = cols.get(j) {
-            let row = fixed.row(c);
-            for line in row.chunks(16) {
-                // SAFETY: prefetching is a hint; the address is inside `row`.
-                unsafe { _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast::<i8>()) };
-            }
+fn row_pass<const FUSED: bool>(
+    fixed: Fixed<'_, f32>,
+    cols: &[u32],
+    s: &mut Scratch,
+    v: Vector,
+    coef: impl Fn(f32, f32) -> f32,
+) {
+    let (source, target) = match v {
+        Vector::X => (&s.x, &mut s.r),
+        Vector::P => (&s.p, &mut s.ap),
+    };
+    // In blocks of rows small enough to stay in L1 between the two sweeps (a popular item's
+    // rows do not); the accumulation runs over the rows in order either way.
+    for ((cols, conf), coefs) in cols
+        .chunks(PASS_BLOCK)
+        .zip(s.conf.chunks(PASS_BLOCK))
+        .zip(s.coefs.chunks_mut(PASS_BLOCK))
+    {
+        row_dots::<FUSED>(fixed.other, fixed.f, cols, source, coefs);
+        for (d, &c) in coefs.iter_mut().zip(conf) {
+            *d = coef(c, *d);
         }
+        rows_axpy::<FUSED>(fixed.other, fixed.f, cols, coefs, target);
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (fixed, cols, j);
 }
 
+/// Fixed-side rows a [`row_pass`] takes through both sweeps at a time: 64 rows of 64 f32
+/// factors are 16 KiB, half of a typical L1 data cache.
+const PASS_BLOCK: usize = 64;
+
+/// Which CG vector a [`row_pass`] multiplies: the current solution (into the residual) or the
+/// search direction (into `A p`).
+#[derive(Clone, Copy)]
+enum Vector {
+    X,
+    P,
+}
+
+/// `steps` conjugate-gradient steps on the row's system `(G + sum (c-1) y y^T) x = sum c y` from
+/// the current `x` (`implicit`'s `least_squares_cg`: the matrix is applied as
+/// `G p + sum (c-1) (y.p) y`, never formed). `x` is stored in f64 by the caller and solved in f32.
 #[inline(always)]
 pub(super) fn solve_cg_with<const FUSED: bool>(
     fixed: Fixed<'_, f32>,
@@ -39,38 +59,40 @@ pub(super) fn solve_cg_with<const FUSED: bool>(
     s: &mut Scratch,
     x: &mut [f64],
 ) {
-    let (g, row) = (fixed.gram, |c: u32| fixed.row(c));
-    symv_with::<FUSED>(g, x, &mut s.r);
+    for (x32, &v) in s.x.iter_mut().zip(x.iter()) {
+        *x32 = v as f32;
+    }
+    s.conf.clear();
+    s.conf.extend(conf.iter().map(|&c| c as f32));
+    s.coefs.resize(cols.len(), 0.0);
+    // r = b - A x = sum (c - (c-1) y.x) y - G x
+    symv32::<FUSED>(fixed.gram, &s.x, &mut s.r);
     s.r.iter_mut().for_each(|v| *v = -*v);
-    for (j, (&c, &ci)) in cols.iter().zip(conf).enumerate() {
-        prefetch_row::<FUSED>(fixed, cols, j + PREFETCH_AHEAD);
-        let y = row(c);
-        axpy_row::<FUSED>(ci - (ci - 1.0) * dot_row::<FUSED>(y, x), y, &mut s.r);
-    }
+    row_pass::<FUSED>(fixed, cols, s, Vector::X, |c, yx| {
+        madd32::<FUSED>(-(c - 1.0), yx, c)
+    });
     s.p.copy_from_slice(&s.r);
-    let mut rs_old = dot_with::<FUSED>(&s.r, &s.r);
-    if rs_old < 1e-20 {
-        return;
+    let mut rs_old = dot32::<FUSED>(&s.r, &s.r);
+    if rs_old >= 1e-20 {
+        for _ in 0..steps {
+            symv32::<FUSED>(fixed.gram, &s.p, &mut s.ap);
+            row_pass::<FUSED>(fixed, cols, s, Vector::P, |c, yp| (c - 1.0) * yp);
+            let step = rs_old / dot32::<FUSED>(&s.p, &s.ap);
+            axpy32::<FUSED>(step, &s.p, &mut s.x);
+            axpy32::<FUSED>(-step, &s.ap, &mut s.r);
+            let rs_new = dot32::<FUSED>(&s.r, &s.r);
+            if rs_new < 1e-20 {
+                break;
+            }
+            let beta = rs_new / rs_old;
+            for (p, r) in s.p.iter_mut().zip(&s.r) {
+                *p = madd32::<FUSED>(beta, *p, *r);
+            }
+            rs_old = rs_new;
+        }
     }
-    for _ in 0..steps {
-        symv_with::<FUSED>(g, &s.p, &mut s.ap);
-        for (j, (&c, &ci)) in cols.iter().zip(conf).enumerate() {
-            prefetch_row::<FUSED>(fixed, cols, j + PREFETCH_AHEAD);
-            let y = row(c);
-            axpy_row::<FUSED>((ci - 1.0) * dot_row::<FUSED>(y, &s.p), y, &mut s.ap);
-        }
-        let step = rs_old / dot_with::<FUSED>(&s.p, &s.ap);
-        axpy_with::<FUSED>(step, &s.p, x);
-        axpy_with::<FUSED>(-step, &s.ap, &mut s.r);
-        let rs_new = dot_with::<FUSED>(&s.r, &s.r);
-        if rs_new < 1e-20 {
-            break;
-        }
-        let beta = rs_new / rs_old;
-        for (p, r) in s.p.iter_mut().zip(&s.r) {
-            *p = madd::<FUSED>(beta, *p, *r);
-        }
-        rs_old = rs_new;
+    for (v, &x32) in x.iter_mut().zip(&s.x) {
+        *v = x32 as f64;
     }
 }
 
@@ -106,4 +128,56 @@ pub(super) fn solve_cg_avx2(
     x: &mut [f64],
 ) {
     solve_cg_with::<true>(fixed, cols, conf, steps, s, x)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The AVX2 + FMA build and its portable twin solve the same system to f32 rounding.
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn the_avx2_build_agrees_with_the_portable_twin() {
+        if !(std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma"))
+        {
+            return;
+        }
+        for f in [3usize, 8, 32, 40, 64] {
+            let rows = 50;
+            let other: Vec<f32> = (0..rows * f)
+                .map(|k| ((k * 7919 % 1000) as f32 / 1000.0 - 0.5) * 0.2)
+                .collect();
+            let mut gram = vec![0f32; f * f];
+            for r in 0..rows {
+                for a in 0..f {
+                    for b in 0..f {
+                        gram[a * f + b] += other[r * f + a] * other[r * f + b];
+                    }
+                }
+            }
+            for a in 0..f {
+                gram[a * f + a] += 0.05;
+            }
+            let fixed = Fixed {
+                gram: &gram,
+                other: &other,
+                f,
+            };
+            let cols: Vec<u32> = (0..rows as u32).step_by(3).collect();
+            let conf: Vec<f64> = cols.iter().map(|&c| 1.0 + (c % 4) as f64).collect();
+            let mut portable = vec![0.001; f];
+            let mut fused = portable.clone();
+            solve_cg_with::<false>(fixed, &cols, &conf, 3, &mut Scratch::new(f), &mut portable);
+            // SAFETY: AVX2 and FMA are present (checked above).
+            unsafe { solve_cg_avx2(fixed, &cols, &conf, 3, &mut Scratch::new(f), &mut fused) };
+            let scale = portable.iter().fold(0f64, |m, v| m.max(v.abs()));
+            for (a, b) in portable.iter().zip(&fused) {
+                assert!(
+                    (a - b).abs() <= 1e-4 * scale.max(1.0),
+                    "f={f}: {portable:?} vs {fused:?}"
+                );
+            }
+        }
+    }
 }

@@ -6,7 +6,7 @@ use faer::linalg::matmul::triangular::{self, BlockStructure};
 use faer::{Accum, MatMut, MatRef, Par};
 
 use super::fixed_side::{Fixed, Scratch};
-use super::simd::axpy_with;
+use super::simd::axpy;
 
 /// Exact solve of `(G + sum (c-1) y y^T) x = sum c y` where `G = YtY + reg I`; `false` when the
 /// system is not positive definite (only possible with confidences below 1).
@@ -25,7 +25,7 @@ pub(super) fn solve_cholesky(
         let y = fixed.row(c);
         s.gathered.extend_from_slice(y);
         s.scaled.extend(y.iter().map(|v| v * (ci - 1.0)));
-        axpy_with::<false>(ci, y, &mut s.b);
+        axpy(ci, y, &mut s.b);
     }
     s.a.copy_from_slice(fixed.gram);
     let mut a = MatMut::from_row_major_slice_mut(&mut s.a, f, f);

@@ -13,7 +13,7 @@
 //! sum_i c_ui y_i`: `YtY` is computed once per half-iteration, and a user costs O(n_u f^2) with
 //! the exact solver (`solver=cholesky`: faer's Cholesky on the f x f system) or O(n_u f) per step
 //! with the conjugate-gradient solver (`solver=cg`, `implicit`'s default: `cg_steps` steps warm-
-//! started from the previous vector, never forming the matrix). Regularisation is not scaled by
+//! started from the previous vector, never forming the matrix, in f32 as `implicit` does). Regularisation is not scaled by
 //! the number of interactions, as in `implicit`. Rows are solved in parallel and independently, so
 //! a fit is identical for any thread count.
 //!
@@ -22,7 +22,7 @@
 
 use std::path::Path;
 
-use kindred_core::kernels::dot;
+use kindred_core::kernels::{dot, dot_f64};
 use kindred_core::{Error, FitContext, ItemIdx, Result, TrainSet, UserIdx};
 use rayon::prelude::*;
 
@@ -45,7 +45,7 @@ use crate::common::histories::{half_life_param, recency_weighted};
 use crate::common::weighted_rows::WeightedRows;
 pub use confidence::ConfidenceRows;
 pub use params::{AlsParams, Confidence, Solver};
-use simd::{dot_with, symv};
+use simd::symv;
 use solve::solve_side;
 pub use solve::{gram, initial_value, solve_rows, FixedRows};
 
@@ -69,11 +69,11 @@ fn loss(x: &[f64], y: &[f64], rows: &ConfidenceRows, params: &AlsParams, n_items
             || vec![0.0; f],
             |gx, (u, xu)| {
                 symv(&g, xu, gx);
-                let mut sum = dot_with::<false>(gx, xu);
+                let mut sum = dot_f64(gx, xu);
                 let mut total_conf = 0.0;
                 let (cols, conf) = rows.row(u);
                 for (&i, &c) in cols.iter().zip(conf) {
-                    let s = dot_with::<false>(&y[i as usize * f..(i as usize + 1) * f], xu);
+                    let s = dot_f64(&y[i as usize * f..(i as usize + 1) * f], xu);
                     sum += (c - 1.0) * s * s - 2.0 * c * s + c;
                     total_conf += c;
                 }
@@ -87,7 +87,7 @@ fn loss(x: &[f64], y: &[f64], rows: &ConfidenceRows, params: &AlsParams, n_items
         total_conf += c;
         nnz += n;
     }
-    let norms = dot_with::<false>(x, x) + dot_with::<false>(y, y);
+    let norms = dot_f64(x, x) + dot_f64(y, y);
     let cells = total_conf + (x.len() / f * n_items - nnz) as f64;
     (sum + params.reg * norms) / cells.max(1.0)
 }
@@ -129,14 +129,15 @@ impl Als {
         };
         let mut x = init(0, n_users);
         let mut y = init(n_users * f, n_items);
+        let mut other32 = Vec::new();
 
         ctx.progress
             .begin("als iterations", params.iterations as u64);
         for it in 0..params.iterations {
             ctx.cancel.check()?;
-            solve_side(&mut x, &by_user, &y, params)?;
+            solve_side(&mut x, &by_user, &y, &mut other32, params)?;
             ctx.cancel.check()?;
-            solve_side(&mut y, &by_item, &x, params)?;
+            solve_side(&mut y, &by_item, &x, &mut other32, params)?;
             if params.training_loss {
                 ctx.progress
                     .epoch(it, loss(&x, &y, &by_user, params, n_items), None);
@@ -527,8 +528,9 @@ mod tests {
         // Enough CG steps reach the same solution from any start; CG reads the fixed rows as f32,
         // so agreement is to f32 rounding of Y.
         let y32: Vec<f32> = y.iter().map(|&v| v as f32).collect();
+        let g32: Vec<f32> = g.iter().map(|&v| v as f32).collect();
         let fixed32 = Fixed {
-            gram: &g,
+            gram: &g32[..],
             other: &y32[..],
             f,
         };

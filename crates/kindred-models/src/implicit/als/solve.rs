@@ -22,37 +22,59 @@ pub fn initial_value(seed: u64, draw: u64) -> f64 {
     SplitMix64::at(seed, draw).next_f64() * 0.01
 }
 
-/// `F^T F` of a row-major `rows x f` matrix, f x f row-major (symmetric). Sequential, so the
-/// result does not depend on the thread count.
+/// Rows per block of [`gram`]: blocks are multiplied in parallel and their products summed in
+/// block order.
+const GRAM_BLOCK: usize = 1024;
+
+/// `F^T F` of a row-major `rows x f` matrix, f x f row-major (symmetric). Blocks of
+/// [`GRAM_BLOCK`] rows are multiplied in parallel and summed in block order, so the result does
+/// not depend on the thread count.
 pub fn gram(factors: &[f64], f: usize) -> Vec<f64> {
-    let rows = factors.len() / f.max(1);
-    let m = MatRef::from_row_major_slice(factors, rows, f);
-    let mut out = vec![0.0; f * f];
-    matmul(
-        MatMut::from_row_major_slice_mut(&mut out, f, f),
-        Accum::Replace,
-        m.transpose(),
-        m,
-        1.0,
-        Par::Seq,
-    );
-    out
+    let f = f.max(1);
+    let partials: Vec<Vec<f64>> = factors
+        .par_chunks(GRAM_BLOCK * f)
+        .map(|block| {
+            let m = MatRef::from_row_major_slice(block, block.len() / f, f);
+            let mut out = vec![0.0; f * f];
+            matmul(
+                MatMut::from_row_major_slice_mut(&mut out, f, f),
+                Accum::Replace,
+                m.transpose(),
+                m,
+                1.0,
+                Par::Seq,
+            );
+            out
+        })
+        .collect();
+    let mut total = vec![0.0; f * f];
+    for partial in partials {
+        for (t, v) in total.iter_mut().zip(partial) {
+            *t += v;
+        }
+    }
+    total
 }
 
-/// Re-solves every row of `target` against the fixed `other` factors.
+/// Re-solves every row of `target` against the fixed `other` factors. Conjugate gradient reads
+/// `other` through `other32`, an f32 copy refreshed here and kept by the caller between
+/// half-iterations (a fresh megabyte-sized buffer each time costs page faults).
 pub(super) fn solve_side(
     target: &mut [f64],
     rows: &ConfidenceRows,
     other: &[f64],
+    other32: &mut Vec<f32>,
     params: &AlsParams,
 ) -> Result<()> {
-    solve_rows(
-        target,
-        rows,
-        FixedRows::F64(other),
-        gram(other, params.factors),
-        params,
-    )
+    let g = gram(other, params.factors);
+    match params.solver {
+        Solver::Cg => {
+            other32.clear();
+            other32.extend(other.iter().map(|&v| v as f32));
+            solve_rows(target, rows, FixedRows::F32(other32), g, params)
+        }
+        Solver::Cholesky => solve_rows(target, rows, FixedRows::F64(other), g, params),
+    }
 }
 
 /// The fixed side's rows a solve reads. The exact solver reads them in f64; conjugate gradient
@@ -118,8 +140,12 @@ pub fn solve_rows(
         other: other64,
         f,
     };
+    let gram32: Vec<f32> = match params.solver {
+        Solver::Cg => g.iter().map(|&v| v as f32).collect(),
+        Solver::Cholesky => Vec::new(),
+    };
     let fixed32 = Fixed {
-        gram: &g,
+        gram: &gram32,
         other: &other32,
         f,
     };
@@ -128,7 +154,10 @@ pub fn solve_rows(
         .enumerate()
         .with_min_len(16)
         .map_init(
-            || Scratch::new(f),
+            || match params.solver {
+                Solver::Cg => Scratch::for_cg(f),
+                Solver::Cholesky => Scratch::new(f),
+            },
             |s, (r, x)| {
                 let (cols, conf) = rows.row(r);
                 if cols.is_empty() {
