@@ -26,7 +26,13 @@ PORT="${PORT:-18080}"
 OUT=bench/out/serve-load
 mkdir -p "$OUT"
 
+# STORE_URL=postgres://... runs on that database (emptied first) instead of a temporary SQLite file.
+[ -n "${STORE_URL:-}" ] && KINDRED_FEATURES=kindred-cli/postgres
 source bench/serve_common.sh
+if [ -n "${STORE_URL:-}" ]; then
+  psql "$STORE_URL" -q -c "DROP SCHEMA public CASCADE; CREATE SCHEMA public;" > /dev/null
+  STORE=$STORE_URL
+fi
 
 step $K import --data "movielens:$DATA_DIR/ml-1m" --store "$STORE" > /dev/null
 step $K train --store "$STORE" --model als:factors=48 --positive 4 > /dev/null
@@ -76,8 +82,9 @@ runs = {n: json.load(open(f"{out}/{n}.json")) for n in
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 rustc = subprocess.run(["rustc", "-V"], capture_output=True, text=True).stdout.strip()
 print("# kindred serve under load (bench/serve_load.sh)\n")
+store = "PostgreSQL" if os.environ.get("STORE_URL") else "SQLite"
 print(f"Machine: {os.cpu_count()} logical CPUs ({cpu}), Linux {platform.release()}, {rustc}; "
-      "server and load generator share these cores; loopback; release build; list cache off.\n")
+      f"server and load generator share these cores; loopback; release build; list cache off; store {store}.\n")
 print("| run | target req/s | achieved req/s | requests | non-2xx | conn errors | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | server CPU s | loadgen CPU s |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for name in ["warmup", "open-loop-swaps", "open-loop", "closed-loop"]:

@@ -22,7 +22,7 @@
 
 use std::path::Path;
 
-use kindred_core::kernels::{dot, dot_f64};
+use kindred_core::kernels::{dot, dot_f64, dot_rows};
 use kindred_core::{Error, FitContext, ItemIdx, Result, TrainSet, UserIdx};
 use rayon::prelude::*;
 
@@ -304,9 +304,7 @@ impl Model for AlsModel {
         let f = self.params.factors;
         let x = self.query_vector(query);
         out.fill(0.0);
-        for (o, y) in out.iter_mut().zip(self.item_factors.chunks_exact(f)) {
-            *o = dot(&x, y);
-        }
+        dot_rows(&self.item_factors, f, &x, out);
     }
 
     fn item_embeddings(&self) -> Option<(usize, &[f32])> {
