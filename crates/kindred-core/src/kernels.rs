@@ -114,19 +114,31 @@ unsafe fn dot_rows_avx2(rows: &[f32], f: usize, x: &[f32], out: &mut [f32]) {
                 k += LANES;
             }
         }
-        let eight = _mm256_add_ps(lo, hi);
-        let four = _mm_add_ps(
-            _mm256_castps256_ps128(eight),
-            _mm256_extractf128_ps::<1>(eight),
-        );
-        let two = _mm_add_ps(four, _mm_movehl_ps(four, four));
-        let one = _mm_add_ss(two, _mm_shuffle_ps::<0b01>(two, two));
-        let mut sum = _mm_cvtss_f32(one);
+        let mut sum = fold8(_mm256_add_ps(lo, hi));
         for (a, b) in row[body..n].iter().zip(&x[body..n]) {
             sum += a * b;
         }
         *o = sum;
     }
+}
+
+/// The sum of an AVX register's eight lanes folded pairwise as [`fold_lanes`] folds its last
+/// eight, `((0 + 4) + (2 + 6)) + ((1 + 5) + (3 + 7))`: the one horizontal sum of every AVX
+/// kernel (this module's, ALS conjugate gradient's, the SGD step's), so each matches its
+/// portable twin's order.
+///
+/// # Safety
+/// Callable without `unsafe` only from code compiled with AVX (the AVX2 kernels); elsewhere the
+/// caller must have checked that the CPU has AVX.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+#[inline]
+pub fn fold8(v: std::arch::x86_64::__m256) -> f32 {
+    use std::arch::x86_64::*;
+    let four = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let two = _mm_add_ps(four, _mm_movehl_ps(four, four));
+    let one = _mm_add_ss(two, _mm_movehdup_ps(two));
+    _mm_cvtss_f32(one)
 }
 
 /// `a . b` over the common length in f64, summed in index order.

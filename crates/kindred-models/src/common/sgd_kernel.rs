@@ -137,15 +137,6 @@ mod avx2 {
 
     const W: usize = 8;
 
-    /// Sum of the eight lanes.
-    #[target_feature(enable = "avx2,fma")]
-    fn hsum(v: __m256) -> f32 {
-        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
-        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        let s = _mm_add_ss(s, _mm_movehdup_ps(s));
-        _mm_cvtss_f32(s)
-    }
-
     /// `a · b` over the first `f` elements: four vector accumulators, then a scalar tail.
     ///
     /// # Safety
@@ -179,7 +170,7 @@ mod avx2 {
             v = _mm256_add_ps(v, _mm256_zextps128_ps256(t));
             k += W / 2;
         }
-        let mut s = hsum(v);
+        let mut s = kindred_core::kernels::fold8(v);
         while k < f {
             // SAFETY: k < f.
             unsafe { s = (*a.add(k)).mul_add(*b.add(k), s) };

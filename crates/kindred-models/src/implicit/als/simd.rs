@@ -102,14 +102,7 @@ unsafe fn dot32_avx2(a: &[f32], b: &[f32]) -> f32 {
             k += LANES_F32;
         }
     }
-    let eight = _mm256_add_ps(lo, hi);
-    let four = _mm_add_ps(
-        _mm256_castps256_ps128(eight),
-        _mm256_extractf128_ps::<1>(eight),
-    );
-    let two = _mm_add_ps(four, _mm_movehl_ps(four, four));
-    let one = _mm_add_ss(two, _mm_shuffle_ps::<0b01>(two, two));
-    let mut sum = _mm_cvtss_f32(one);
+    let mut sum = kindred_core::kernels::fold8(_mm256_add_ps(lo, hi));
     while k < n {
         sum = a[k].mul_add(b[k], sum);
         k += 1;
