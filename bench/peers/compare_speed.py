@@ -22,6 +22,13 @@ def spread(values, digits=2, suffix=""):
     return f"{med:.{digits}f}{suffix} ({min(values):.{digits}f}-{max(values):.{digits}f})"
 
 
+def record(per_spec, spec, **values):
+    """Appends one round's values to `spec`'s lists, one list per name."""
+    acc = per_spec.setdefault(spec, {})
+    for name, value in values.items():
+        acc.setdefault(name, []).append(value)
+
+
 def svd_tables(rounds):
     rows, per_spec = [], {}
     for r, d in rounds:
@@ -40,12 +47,8 @@ def svd_tables(rounds):
             rows.append(f"| {r} | {wall['spec']} | {s_fit:.3f} | {k['fit_seconds']:.3f} | **{fit_ratio:.1f}x** | "
                         f"{s_cv:.2f} | {wall['seconds']:.2f} | **{whole_ratio:.1f}x** | "
                         f"{s['metrics']['rmse']:.4f} | {k['metrics']['rmse']:.4f} |")
-            acc = per_spec.setdefault(wall["spec"], {"fit": [], "whole": [], "k_fit": [], "s_fit": [], "drmse": []})
-            acc["fit"].append(fit_ratio)
-            acc["whole"].append(whole_ratio)
-            acc["k_fit"].append(k["fit_seconds"])
-            acc["s_fit"].append(s_fit)
-            acc["drmse"].append(k["metrics"]["rmse"] - s["metrics"]["rmse"])
+            record(per_spec, wall["spec"], fit=fit_ratio, whole=whole_ratio, k_fit=k["fit_seconds"], s_fit=s_fit,
+                   drmse=k["metrics"]["rmse"] - s["metrics"]["rmse"])
     if not rows:
         return []
     lines = ["### SVD, ML-1M kfold:5 (same folds): Surprise SVD vs Kindred", "",
@@ -72,12 +75,8 @@ def als_tables(rounds):
             ratio = p["fit_seconds"] / k["fit_seconds"]
             rows.append(f"| {r} | {k['spec']} | {p['fit_seconds']:.3f} | {k['fit_seconds']:.3f} | **{ratio:.2f}x** | "
                         f"{p['metrics']['ndcg@10']:.4f} | {k['metrics']['ndcg@10']:.4f} |")
-            acc = per_spec.setdefault(k["spec"], {"ratio": [], "k": [], "p": [], "ndcg": [], "p_ndcg": []})
-            acc["ratio"].append(ratio)
-            acc["k"].append(k["fit_seconds"])
-            acc["p"].append(p["fit_seconds"])
-            acc["ndcg"].append(k["metrics"]["ndcg@10"])
-            acc["p_ndcg"].append(p["metrics"]["ndcg@10"])
+            record(per_spec, k["spec"], ratio=ratio, k=k["fit_seconds"], p=p["fit_seconds"],
+                   ndcg=k["metrics"]["ndcg@10"], p_ndcg=p["metrics"]["ndcg@10"])
     if not rows:
         return []
     lines = [f"### ALS, ML-1M temporal:0.2,positive>=4: implicit ALS vs Kindred, {peer['threads']} threads each", "",
