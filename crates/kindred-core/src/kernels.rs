@@ -1,5 +1,6 @@
 //! The numeric kernels every crate shares, defined once: dot products (one pair, or many rows
-//! against one vector) and the logistic function.
+//! against one vector, consecutive or gathered by id), the cache prefetch hint for scattered
+//! rows, and the logistic function.
 //!
 //! Two dot products, because callers pin two accumulation orders: [`dot`] (f32, sixteen
 //! independent partial sums, what vector search and the models' scoring loops run) and
@@ -11,9 +12,22 @@
 /// of the adds, so the compiler turns the loop into packed multiply-adds without `-ffast-math`.
 const LANES: usize = 16;
 
-/// `a . b` over the common length, with [`LANES`] independent partial sums.
+/// `a . b` over the common length, with [`LANES`] independent partial sums: in AVX2 registers
+/// where the CPU has them and the vectors are at least that long (the baseline build's loop runs
+/// two or four lanes per instruction), else [`dot_portable`]; the same result bit for bit.
 #[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if a.len().min(b.len()) >= LANES && std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above).
+        return unsafe { dot_avx2(a, b) };
+    }
+    dot_portable(a, b)
+}
+
+/// [`dot`]'s sums in portable code: the twin the AVX2 path is tested against.
+#[inline]
+fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
     lane_sum(a, b, |x, y| x * y)
 }
 
@@ -61,9 +75,8 @@ fn fold_lanes(mut acc: [f32; LANES]) -> f32 {
 }
 
 /// `out[j] = dot(rows[j], x)` for the consecutive `f`-value rows of `rows` (a model's item
-/// factors against one query vector): the same sums as [`dot`] bit for bit, computed with AVX2
-/// registers as the sixteen lanes where the CPU has them (the baseline build's dot is four lanes
-/// wide, and scoring every item is most of a factor model's request).
+/// factors against one query vector): the same sums as [`dot`] bit for bit, with one CPU feature
+/// check for all the rows (scoring every item is most of a factor model's request).
 pub fn dot_rows(rows: &[f32], f: usize, x: &[f32], out: &mut [f32]) {
     if f == 0 {
         out.fill(0.0);
@@ -75,51 +88,101 @@ pub fn dot_rows(rows: &[f32], f: usize, x: &[f32], out: &mut [f32]) {
         return unsafe { dot_rows_avx2(rows, f, x, out) };
     }
     for (o, row) in out.iter_mut().zip(rows.chunks_exact(f)) {
-        *o = dot(row, x);
+        *o = dot_portable(row, x);
     }
 }
 
-/// [`dot_rows`] with two eight-lane registers as [`dot`]'s sixteen lanes (lane `l` of the low
-/// register is lane `l`, of the high one lane `8 + l`), separate multiplies and adds (no fused
-/// multiply-add, as the portable loop), the lanes folded in [`fold_lanes`]' order and the tail
-/// added in index order: the same result bit for bit.
+/// `out[j] = dot(rows[ids[j]], x)` for the `f`-value rows of `rows` that `ids` names (a graph
+/// search's neighbours): the same sums as [`dot`] bit for bit, with AVX2 where the CPU has it.
+/// Panics when an id names a row past the end of `rows`.
+pub fn dot_gathered(rows: &[f32], f: usize, ids: &[u32], x: &[f32], out: &mut [f32]) {
+    let row = |id: u32| &rows[id as usize * f..(id as usize + 1) * f];
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        for (o, &id) in out.iter_mut().zip(ids) {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            *o = unsafe { dot_avx2(row(id), x) };
+        }
+        return;
+    }
+    for (o, &id) in out.iter_mut().zip(ids) {
+        *o = dot_portable(row(id), x);
+    }
+}
+
+/// Asks the CPU to start loading `values` into its caches (a hint: it never faults and changes
+/// no result). For scattered rows that the hardware prefetcher cannot predict, such as a graph
+/// node's neighbours or a user's rated items.
+#[inline]
+pub fn prefetch<T>(values: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let bytes = std::mem::size_of_val(values);
+        let start = values.as_ptr().cast::<i8>();
+        let mut line = 0;
+        while line < bytes {
+            // SAFETY: `line < bytes` keeps the address inside `values`; a prefetch never faults.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(start.add(line)) };
+            line += 64;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = values;
+}
+
+/// [`dot_rows`] one row at a time through [`dot_avx2`].
 ///
 /// # Safety
 /// The CPU must have AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn dot_rows_avx2(rows: &[f32], f: usize, x: &[f32], out: &mut [f32]) {
-    use std::arch::x86_64::*;
-    let n = f.min(x.len());
-    let body = n - n % LANES;
-    let px = x.as_ptr();
     for (o, row) in out.iter_mut().zip(rows.chunks_exact(f)) {
-        let pr = row.as_ptr();
-        let (mut lo, mut hi) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-        let mut k = 0;
-        // SAFETY: k + 16 <= body <= n <= min(row.len(), x.len()) for every load.
-        unsafe {
-            while k < body {
-                lo = _mm256_add_ps(
-                    lo,
-                    _mm256_mul_ps(_mm256_loadu_ps(pr.add(k)), _mm256_loadu_ps(px.add(k))),
-                );
-                hi = _mm256_add_ps(
-                    hi,
-                    _mm256_mul_ps(
-                        _mm256_loadu_ps(pr.add(k + 8)),
-                        _mm256_loadu_ps(px.add(k + 8)),
-                    ),
-                );
-                k += LANES;
-            }
-        }
-        let mut sum = fold8(_mm256_add_ps(lo, hi));
-        for (a, b) in row[body..n].iter().zip(&x[body..n]) {
-            sum += a * b;
-        }
-        *o = sum;
+        // SAFETY: this function's caller checked AVX2.
+        *o = unsafe { dot_avx2(row, x) };
     }
+}
+
+/// [`dot`] with two eight-lane registers as its sixteen lanes (lane `l` of the low register is
+/// lane `l`, of the high one lane `8 + l`), separate multiplies and adds (no fused multiply-add,
+/// as the portable loop), the lanes folded in [`fold_lanes`]' order and the tail added in index
+/// order: the same result bit for bit.
+///
+/// # Safety
+/// The CPU must have AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn dot_avx2(row: &[f32], x: &[f32]) -> f32 {
+    use std::arch::x86_64::*;
+    let n = row.len().min(x.len());
+    let body = n - n % LANES;
+    let (pr, px) = (row.as_ptr(), x.as_ptr());
+    let (mut lo, mut hi) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    let mut k = 0;
+    // SAFETY: k + 16 <= body <= n <= min(row.len(), x.len()) for every load.
+    unsafe {
+        while k < body {
+            lo = _mm256_add_ps(
+                lo,
+                _mm256_mul_ps(_mm256_loadu_ps(pr.add(k)), _mm256_loadu_ps(px.add(k))),
+            );
+            hi = _mm256_add_ps(
+                hi,
+                _mm256_mul_ps(
+                    _mm256_loadu_ps(pr.add(k + 8)),
+                    _mm256_loadu_ps(px.add(k + 8)),
+                ),
+            );
+            k += LANES;
+        }
+    }
+    let mut sum = fold8(_mm256_add_ps(lo, hi));
+    for (a, b) in row[body..n].iter().zip(&x[body..n]) {
+        sum += a * b;
+    }
+    sum
 }
 
 /// The sum of an AVX register's eight lanes folded pairwise as [`fold_lanes`] folds its last
@@ -196,13 +259,34 @@ mod tests {
             let mut out = vec![f32::NAN; 7];
             dot_rows(&rows, f, &x, &mut out);
             for (j, got) in out.iter().enumerate() {
-                let want = dot(&rows[j * f..(j + 1) * f], &x);
+                let want = dot_portable(&rows[j * f..(j + 1) * f], &x);
+                assert_eq!(dot(&rows[j * f..(j + 1) * f], &x).to_bits(), want.to_bits());
                 assert_eq!(got.to_bits(), want.to_bits(), "f = {f}, row {j}");
             }
         }
         let mut out = [1.0f32; 2];
         dot_rows(&[], 0, &[], &mut out);
         assert_eq!(out, [0.0, 0.0]);
+    }
+
+    #[test]
+    fn dot_gathered_is_dot_bit_for_bit() {
+        for f in [1usize, 15, 16, 17, 64, 100] {
+            let rows: Vec<f32> = (0..9 * f)
+                .map(|k| ((k * 7919 % 2003) as f32 - 1001.0) * 1.37e-3)
+                .collect();
+            let x: Vec<f32> = (0..f).map(|k| (k as f32 - 7.5) * 0.31).collect();
+            let ids = [8u32, 0, 3, 3, 5];
+            let mut out = vec![f32::NAN; ids.len()];
+            dot_gathered(&rows, f, &ids, &x, &mut out);
+            for (got, &id) in out.iter().zip(&ids) {
+                let id = id as usize;
+                let want = dot_portable(&rows[id * f..(id + 1) * f], &x);
+                assert_eq!(got.to_bits(), want.to_bits(), "f = {f}, row {id}");
+            }
+            prefetch(&rows[f..]);
+            prefetch::<f32>(&[]);
+        }
     }
 
     #[test]

@@ -46,6 +46,8 @@ use kindred_core::rng::mix64;
 use kindred_core::topk::Scored;
 use kindred_core::{Error, FitContext, Result};
 
+use kindred_core::kernels::{dot_gathered, prefetch};
+
 use super::metric::{check_matrix, dot, norm, normalise, squared_l2, Metric};
 use super::visited::{with_visited, Visited};
 
@@ -511,11 +513,12 @@ impl HnswIndex {
     fn greedy(&self, q: &[f32], start: Near, level: usize) -> Near {
         let mut best = start;
         let mut links = Vec::with_capacity(self.params.m + 1);
+        let mut dists = Vec::with_capacity(self.params.m + 1);
         loop {
             let mut moved = false;
             self.read_links(best.id, level, &mut links);
-            for &nb in &links {
-                let d = self.distance(q, nb);
+            self.distances(q, &links, &mut dists);
+            for (&nb, &d) in links.iter().zip(&dists) {
                 if d < best.dist {
                     best = Near { dist: d, id: nb };
                     moved = true;
@@ -523,6 +526,28 @@ impl HnswIndex {
             }
             if !moved {
                 return best;
+            }
+        }
+    }
+
+    /// Graph distances from `q` to each of `ids` into `out`: the nodes' vectors are asked into
+    /// the cache together first, since they are scattered and each one would otherwise be a
+    /// separate wait on memory.
+    fn distances(&self, q: &[f32], ids: &[u32], out: &mut Vec<f32>) {
+        for &id in ids {
+            prefetch(self.stored(id));
+        }
+        out.clear();
+        out.resize(ids.len(), 0.0);
+        match self.params.metric {
+            Metric::L2 => {
+                for (o, &id) in out.iter_mut().zip(ids) {
+                    *o = squared_l2(q, self.stored(id));
+                }
+            }
+            Metric::Cosine | Metric::InnerProduct => {
+                dot_gathered(&self.vectors, self.stored_dim, ids, q, out);
+                out.iter_mut().for_each(|d| *d = -*d);
             }
         }
     }
@@ -553,16 +578,20 @@ impl HnswIndex {
             results.pop();
         }
         let mut links = Vec::with_capacity(self.params.m0());
+        let mut fresh = Vec::with_capacity(self.params.m0());
+        let mut dists = Vec::with_capacity(self.params.m0());
         while let Some(Reverse(current)) = candidates.pop() {
             if results.len() >= ef && results.peek().is_some_and(|w| current.dist > w.dist) {
                 break;
             }
+            if let Some(Reverse(next)) = candidates.peek() {
+                prefetch(self.slots(next.id, level));
+            }
             self.read_links(current.id, level, &mut links);
-            for &nb in &links {
-                if !visited.insert(nb) {
-                    continue;
-                }
-                let d = self.distance(q, nb);
+            fresh.clear();
+            fresh.extend(links.iter().copied().filter(|&nb| visited.insert(nb)));
+            self.distances(q, &fresh, &mut dists);
+            for (&nb, &d) in fresh.iter().zip(&dists) {
                 let worst = results.peek().map_or(f32::INFINITY, |w| w.dist);
                 if results.len() < ef || d < worst {
                     let near = Near { dist: d, id: nb };

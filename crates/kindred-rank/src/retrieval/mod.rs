@@ -7,6 +7,7 @@ mod hnsw_io;
 pub mod metric;
 pub mod neighbours;
 pub mod similar;
+pub mod vector_file;
 mod visited;
 
 pub use exact::ExactIndex;
@@ -16,3 +17,4 @@ pub use neighbours::{neighbour_lists, neighbour_lists_with, NeighbourOptions};
 pub use similar::{
     cooccurrence_similar, FeatureSets, SetSimilarity, VectorIndex, DEFAULT_COOCCURRENCE_SHRINK,
 };
+pub use vector_file::{read_vectors, write_npy_f32, write_npy_i32, VectorMatrix};

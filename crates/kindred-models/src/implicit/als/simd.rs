@@ -225,13 +225,7 @@ unsafe fn row_dots_avx2(other: &[f32], f: usize, cols: &[u32], v: &[f32], dots: 
     // couple of groups ahead while this group computes.
     let prefetch = |j: usize| {
         if let Some(&c) = cols.get(j) {
-            let row = other[c as usize * f..].as_ptr();
-            let mut line = 0;
-            while line < f {
-                // SAFETY: prefetching is a hint; `line < f` keeps the address inside the row.
-                unsafe { _mm_prefetch::<_MM_HINT_T0>(row.add(line).cast::<i8>()) };
-                line += 16;
-            }
+            kindred_core::kernels::prefetch(&other[c as usize * f..(c as usize + 1) * f]);
         }
     };
     let (pv, po) = (v.as_ptr(), other.as_ptr());
