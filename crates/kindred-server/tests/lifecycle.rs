@@ -520,6 +520,56 @@ async fn a_model_swap_reuses_the_data_unless_it_changed_here_or_elsewhere() {
     assert!(!Arc::ptr_eq(&data, &state.serving.snapshot().data));
 }
 
+/// Switching back to a recently live version on unchanged data swaps its kept snapshot in again
+/// (no model load, no build); after a data change the kept snapshots are dropped and the same
+/// switch builds afresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switching_back_reuses_the_kept_snapshot_until_the_data_changes() {
+    let db = Sqlite::new();
+    let store = db.store().await;
+    fill_store(&store).await;
+    let config = db.config();
+    let first = publish(&store, &config, MODEL).await;
+    let second = register(&store, &config, "als:factors=4,iterations=2").await;
+    let state = AppState::new(config, store.clone()).await.unwrap();
+    let first_snapshot = state.serving.snapshot();
+    let swap_to = |version: String| {
+        let (store, state) = (store.clone(), state.clone());
+        async move {
+            store.activate_model(&version).await.unwrap();
+            state.serving.state.rebuild().await.unwrap();
+            state.serving.snapshot()
+        }
+    };
+    let second_snapshot = swap_to(second.clone()).await;
+    assert_eq!(second_snapshot.version(), Some(second.as_str()));
+    let again = swap_to(first.clone()).await;
+    assert!(
+        Arc::ptr_eq(&again, &first_snapshot),
+        "the kept snapshot is swapped back in"
+    );
+    assert!(Arc::ptr_eq(
+        &swap_to(second.clone()).await,
+        &second_snapshot
+    ));
+    let live = state.serving.snapshot();
+    let served = live.rank_now(&request(live.users.external(0), 3)).unwrap();
+    assert!(!served.is_empty(), "the swapped-back snapshot serves");
+
+    // New feedback here: the data is read again and the kept snapshots cannot serve it.
+    state.serving.state.catalog_changed();
+    let rebuilt = swap_to(first.clone()).await;
+    assert_eq!(rebuilt.version(), Some(first.as_str()));
+    assert!(!Arc::ptr_eq(&rebuilt, &first_snapshot));
+    assert!(!Arc::ptr_eq(&rebuilt.data, &first_snapshot.data));
+    let back = swap_to(second.clone()).await;
+    assert!(
+        !Arc::ptr_eq(&back, &second_snapshot),
+        "built on the new data"
+    );
+    assert!(Arc::ptr_eq(&back.data, &rebuilt.data));
+}
+
 /// `[training] retrain_on_drift` (issue 22): a drift alert starts a retrain, and a second one
 /// within `drift_retrain_min_seconds` does not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -82,7 +82,9 @@ pub struct ListRequest<'a> {
 
 /// One catalog + model + pipelines.
 pub struct Snapshot {
-    /// Set when the snapshot is swapped in; increases with each swap (cache entries carry it).
+    /// Set when the snapshot is built and first swapped in, increasing with each build (cache
+    /// entries carry it); a kept snapshot swapped in again keeps its id, since lists it made are
+    /// still its own.
     pub id: u64,
     /// Live model (None: no version is live; lists come from the fallback chain).
     pub live: Option<LiveModel>,
