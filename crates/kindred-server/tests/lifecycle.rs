@@ -484,8 +484,8 @@ async fn a_stale_snapshot_is_rebuilt_once_feedback_arrived() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_model_swap_reuses_the_data_unless_it_changed_here_or_elsewhere() {
+/// A served SQLite store with two ALS versions, the first live and the second registered.
+async fn two_versions() -> (Sqlite, Store, Arc<AppState>, String, String) {
     let db = Sqlite::new();
     let store = db.store().await;
     fill_store(&store).await;
@@ -493,6 +493,12 @@ async fn a_model_swap_reuses_the_data_unless_it_changed_here_or_elsewhere() {
     let first = publish(&store, &config, MODEL).await;
     let second = register(&store, &config, "als:factors=4,iterations=2").await;
     let state = AppState::new(config, store.clone()).await.unwrap();
+    (db, store, state, first, second)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_swap_reuses_the_data_unless_it_changed_here_or_elsewhere() {
+    let (db, store, state, first, second) = two_versions().await;
     let data = Arc::clone(&state.serving.snapshot().data);
     store.activate_model(&second).await.unwrap();
     state.serving.state.rebuild().await.unwrap();
@@ -525,13 +531,7 @@ async fn a_model_swap_reuses_the_data_unless_it_changed_here_or_elsewhere() {
 /// switch builds afresh.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switching_back_reuses_the_kept_snapshot_until_the_data_changes() {
-    let db = Sqlite::new();
-    let store = db.store().await;
-    fill_store(&store).await;
-    let config = db.config();
-    let first = publish(&store, &config, MODEL).await;
-    let second = register(&store, &config, "als:factors=4,iterations=2").await;
-    let state = AppState::new(config, store.clone()).await.unwrap();
+    let (_db, store, state, first, second) = two_versions().await;
     let first_snapshot = state.serving.snapshot();
     let swap_to = |version: String| {
         let (store, state) = (store.clone(), state.clone());
