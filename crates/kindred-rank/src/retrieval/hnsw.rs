@@ -42,11 +42,10 @@ use std::sync::Mutex;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use kindred_core::kernels::{dot_gathered, prefetch};
 use kindred_core::rng::mix64;
 use kindred_core::topk::Scored;
 use kindred_core::{Error, FitContext, Result};
-
-use kindred_core::kernels::{dot_gathered, prefetch};
 
 use super::metric::{check_matrix, dot, norm, normalise, squared_l2, Metric};
 use super::visited::{with_visited, Visited};
