@@ -24,7 +24,8 @@ use std::time::Instant;
 use kindred_core::FitContext;
 use kindred_rank::retrieval::neighbours::hnsw_neighbour_lists;
 use kindred_rank::retrieval::{
-    read_vectors, write_npy_f32, write_npy_i32, ExactIndex, HnswIndex, HnswParams, Metric,
+    read_npy_i32, read_vectors, write_npy_f32, write_npy_i32, ExactIndex, HnswIndex, HnswParams,
+    Metric,
 };
 use serde_json::{json, Value};
 
@@ -335,15 +336,13 @@ fn run(out_dir: &Path) -> BenchResult<()> {
     Ok(())
 }
 
-/// The int32 id rows of a truth file written by [`prepare`] (a version 1 `.npy` header).
+/// The id rows of a truth file written by [`prepare`].
 fn read_truth(path: &Path) -> BenchResult<Vec<Vec<u32>>> {
-    let bytes = std::fs::read(path)?;
-    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
-    let ids: Vec<u32> = bytes[10 + header_len..]
-        .chunks_exact(4)
-        .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as u32)
-        .collect();
-    Ok(ids.chunks(K).map(<[u32]>::to_vec).collect())
+    let (width, ids) = read_npy_i32(path)?;
+    Ok(ids
+        .chunks(width.max(1))
+        .map(|row| row.iter().map(|&id| id as u32).collect())
+        .collect())
 }
 
 /// The share of the true top-K ids found, over all queries.

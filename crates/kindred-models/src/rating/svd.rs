@@ -834,6 +834,22 @@ pub(crate) mod test_support {
         }
     }
 
+    /// Fits SVD with `params` (seed and threads as given) and predicts every test triple.
+    pub fn predictions(
+        params: SvdParams,
+        train: &TrainSet,
+        test: &[(u32, u32, f32)],
+        seed: u64,
+        threads: usize,
+    ) -> Vec<f32> {
+        let model = Svd { params }
+            .fit(train, &ctx_with(seed, threads, Default::default()))
+            .unwrap();
+        test.iter()
+            .map(|&(u, i, _)| model.predict(u, i).unwrap())
+            .collect()
+    }
+
     pub fn ctx_with(seed: u64, threads: usize, progress: std::sync::Arc<Epochs>) -> FitContext {
         FitContext {
             threads,
@@ -1040,20 +1056,13 @@ mod tests {
     fn deterministic_per_seed_and_thread_count() {
         let (train, test) = synthetic_fold("users=200,items=100,seed=2");
         let fit = |seed: u64, parallel: bool, threads: usize| {
-            let algo = Svd {
-                params: SvdParams {
-                    factors: 8,
-                    epochs: 5,
-                    parallel,
-                    ..Default::default()
-                },
+            let params = SvdParams {
+                factors: 8,
+                epochs: 5,
+                parallel,
+                ..Default::default()
             };
-            let model = algo
-                .fit(&train, &ctx_with(seed, threads, Arc::default()))
-                .unwrap();
-            test.iter()
-                .map(|&(u, i, _)| model.predict(u, i).unwrap())
-                .collect::<Vec<_>>()
+            predictions(params, &train, &test, seed, threads)
         };
         assert_eq!(fit(1, false, 2), fit(1, false, 2));
         assert_ne!(fit(1, false, 2), fit(2, false, 2));
@@ -1073,21 +1082,14 @@ mod tests {
         // 300 rows of 400 factors are 480 KB: two cache-sized groups per side.
         assert_eq!(cache_groups(200, 100, 400), 2);
         let fit = |exact_order: bool, parallel: bool, threads: usize| {
-            let algo = Svd {
-                params: SvdParams {
-                    factors: 400,
-                    epochs: 2,
-                    parallel,
-                    exact_order,
-                    ..Default::default()
-                },
+            let params = SvdParams {
+                factors: 400,
+                epochs: 2,
+                parallel,
+                exact_order,
+                ..Default::default()
             };
-            let model = algo
-                .fit(&train, &ctx_with(1, threads, Arc::default()))
-                .unwrap();
-            test.iter()
-                .map(|&(u, i, _)| model.predict(u, i).unwrap())
-                .collect::<Vec<_>>()
+            predictions(params, &train, &test, 1, threads)
         };
         let grid = fit(false, true, 2);
         assert_eq!(fit(false, true, 1), grid);

@@ -17,4 +17,4 @@ pub use neighbours::{neighbour_lists, neighbour_lists_with, NeighbourOptions};
 pub use similar::{
     cooccurrence_similar, FeatureSets, SetSimilarity, VectorIndex, DEFAULT_COOCCURRENCE_SHRINK,
 };
-pub use vector_file::{read_vectors, write_npy_f32, write_npy_i32, VectorMatrix};
+pub use vector_file::{read_npy_i32, read_vectors, write_npy_f32, write_npy_i32, VectorMatrix};

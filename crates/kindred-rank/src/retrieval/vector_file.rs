@@ -71,7 +71,16 @@ fn dict_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
     Some(rest[..end].trim())
 }
 
-fn parse_npy(path: &Path, bytes: &[u8]) -> Result<VectorMatrix> {
+/// A checked `.npy` array: its element type, row width and data bytes (a whole number of rows).
+struct NpyArray<'a> {
+    descr: &'a str,
+    dim: usize,
+    data: &'a [u8],
+}
+
+/// Reads and checks a `.npy` header: magic, version, C order, two dimensions, and a data length
+/// that matches the shape for element types `<f4`, `<f8` and `<i4`.
+fn npy_array<'a>(path: &Path, bytes: &'a [u8]) -> Result<NpyArray<'a>> {
     if bytes.len() < 10 || &bytes[..6] != NPY_MAGIC {
         return Err(bad(path, "not a .npy file (no \\x93NUMPY magic)"));
     }
@@ -94,13 +103,13 @@ fn parse_npy(path: &Path, bytes: &[u8]) -> Result<VectorMatrix> {
         .ok_or_else(|| header_field(path, "descr", "missing"))?
         .trim_matches(|c| c == '\'' || c == '"');
     let width = match descr {
-        "<f4" => 4,
+        "<f4" | "<i4" => 4,
         "<f8" => 8,
         other => {
             return Err(header_field(
                 path,
                 "descr",
-                format!("`{other}`: expected little-endian float32 (`<f4`) or float64 (`<f8`)"),
+                format!("`{other}`: expected little-endian float32 (`<f4`), float64 (`<f8`) or int32 (`<i4`)"),
             ))
         }
     };
@@ -161,17 +170,52 @@ fn parse_npy(path: &Path, bytes: &[u8]) -> Result<VectorMatrix> {
             ),
         ));
     }
-    let values: Vec<f32> = if width == 4 {
-        data.chunks_exact(4)
+    Ok(NpyArray { descr, dim, data })
+}
+
+fn parse_npy(path: &Path, bytes: &[u8]) -> Result<VectorMatrix> {
+    let NpyArray {
+        descr, dim, data, ..
+    } = npy_array(path, bytes)?;
+    let values: Vec<f32> = match descr {
+        "<f4" => data
+            .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect()
-    } else {
-        data.chunks_exact(8)
+            .collect(),
+        "<f8" => data
+            .chunks_exact(8)
             .map(|b| f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32)
-            .collect()
+            .collect(),
+        other => {
+            return Err(header_field(
+                path,
+                "descr",
+                format!("`{other}`: vectors must be float32 (`<f4`) or float64 (`<f8`)"),
+            ))
+        }
     };
     check_finite(path, dim, &values)?;
     Ok(VectorMatrix { dim, values })
+}
+
+/// Reads an int32 `.npy` array (ground-truth ids, as [`write_npy_i32`] writes them): its row
+/// width and the values, row after row.
+pub fn read_npy_i32(path: &Path) -> Result<(usize, Vec<i32>)> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let array = npy_array(path, &bytes)?;
+    if array.descr != "<i4" {
+        return Err(header_field(
+            path,
+            "descr",
+            format!("`{}`: expected int32 (`<i4`)", array.descr),
+        ));
+    }
+    let values = array
+        .data
+        .chunks_exact(4)
+        .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    Ok((array.dim, values))
 }
 
 fn parse_fvecs(path: &Path, bytes: &[u8]) -> Result<VectorMatrix> {
