@@ -47,6 +47,21 @@ def timed_search(search):
     return labels, passes * count / (time.perf_counter() - start)
 
 
+def sweep(label, key, values, set_value, search, truth):
+    """The recall/QPS curve over `values` of one search setting: an untimed warm-up pass at the first value, then
+    each value timed by timed_search."""
+    set_value(values[0])
+    search()
+    curve = []
+    for value in values:
+        set_value(value)
+        labels, qps = timed_search(lambda: (search(), len(truth)))
+        r = recall(labels, truth)
+        print(f"{label} {key} {value}: recall {r:.4f}, {qps:.0f} QPS", file=sys.stderr)
+        curve.append({key: value, "recall_at_10": r, "qps_single_thread": qps})
+    return curve
+
+
 def env_list(name, default):
     return [int(x) for x in os.environ.get(name, default).split(",") if x.strip()]
 
@@ -87,15 +102,8 @@ def main():
             build = time.perf_counter() - start
             growth = rss_bytes() - before
             index.set_num_threads(1)
-            index.set_ef(max(efs[0], k))
-            index.knn_query(queries, k=k, num_threads=1)  # untimed warm-up pass
-            curve = []
-            for ef in efs:
-                index.set_ef(max(ef, k))
-                labels, qps = timed_search(lambda: (index.knn_query(queries, k=k, num_threads=1)[0], len(queries)))
-                r = recall(labels, truth)
-                print(f"[{name}] hnswlib ef {ef}: recall {r:.4f}, {qps:.0f} QPS", file=sys.stderr)
-                curve.append({"ef": ef, "recall_at_10": r, "qps_single_thread": qps})
+            curve = sweep(f"[{name}] hnswlib", "ef", efs, lambda ef: index.set_ef(max(ef, k)),
+                          lambda: index.knn_query(queries, k=k, num_threads=1)[0], truth)
             run["hnswlib"] = {"version": version("hnswlib"), "m": m, "ef_construction": efc,
                               "build_seconds": build, "rss_growth_bytes": growth,
                               "index_bytes": index.index_file_size(), "by_ef": curve}
@@ -112,15 +120,8 @@ def main():
             build = time.perf_counter() - start
             growth = rss_bytes() - before
             faiss.omp_set_num_threads(1)
-            index.hnsw.efSearch = max(efs[0], k)
-            index.search(queries, k)  # untimed warm-up pass
-            curve = []
-            for ef in efs:
-                index.hnsw.efSearch = max(ef, k)
-                labels, qps = timed_search(lambda: (index.search(queries, k)[1], len(queries)))
-                r = recall(labels, truth)
-                print(f"[{name}] faiss HNSW32 ef {ef}: recall {r:.4f}, {qps:.0f} QPS", file=sys.stderr)
-                curve.append({"ef": ef, "recall_at_10": r, "qps_single_thread": qps})
+            curve = sweep(f"[{name}] faiss HNSW32", "ef", efs, lambda ef: setattr(index.hnsw, "efSearch", max(ef, k)),
+                          lambda: index.search(queries, k)[1], truth)
             run["faiss_hnsw32"] = {"version": faiss.__version__, "m": 32, "ef_construction": efc,
                                    "build_seconds": build, "rss_growth_bytes": growth,
                                    "index_bytes": faiss.serialize_index(index).nbytes, "by_ef": curve}
@@ -140,15 +141,8 @@ def main():
             build = time.perf_counter() - start
             growth = rss_bytes() - before
             faiss.omp_set_num_threads(1)
-            index.nprobe = nprobes[0]
-            index.search(queries, k)  # untimed warm-up pass
-            curve = []
-            for nprobe in nprobes:
-                index.nprobe = nprobe
-                labels, qps = timed_search(lambda: (index.search(queries, k)[1], len(queries)))
-                r = recall(labels, truth)
-                print(f"[{name}] faiss IVF nprobe {nprobe}: recall {r:.4f}, {qps:.0f} QPS", file=sys.stderr)
-                curve.append({"nprobe": nprobe, "recall_at_10": r, "qps_single_thread": qps})
+            curve = sweep(f"[{name}] faiss IVF-Flat", "nprobe", nprobes, lambda p: setattr(index, "nprobe", p),
+                          lambda: index.search(queries, k)[1], truth)
             run["faiss_ivf_flat"] = {"version": faiss.__version__, "nlist": nlist, "build_seconds": build,
                                      "rss_growth_bytes": growth, "index_bytes": faiss.serialize_index(index).nbytes,
                                      "by_nprobe": curve}
@@ -158,7 +152,7 @@ def main():
             faiss.omp_set_num_threads(threads)
             index = faiss.IndexFlatIP(dim) if faiss_metric == faiss.METRIC_INNER_PRODUCT else faiss.IndexFlatL2(dim)
             index.add(items)
-            labels, qps = timed_search(lambda: (index.search(queries, k)[1], len(queries)))
+            labels, qps = timed_search(lambda: (index.search(queries, k)[1], len(truth)))
             r = recall(labels, truth)
             print(f"[{name}] faiss flat: {qps:.0f} QPS on {threads} threads (recall {r:.4f})", file=sys.stderr)
             run["faiss_flat"] = {"version": faiss.__version__, "batched_qps": qps, "recall_at_10": r}

@@ -29,6 +29,11 @@ def record(per_spec, spec, **values):
         acc.setdefault(name, []).append(value)
 
 
+def table(title, header, rows):
+    """A `###` heading and a Markdown table of `rows` (already formatted) under `header`."""
+    return [f"### {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + rows + [""]
+
+
 def svd_tables(rounds):
     rows, per_spec = [], {}
     for r, d in rounds:
@@ -51,10 +56,10 @@ def svd_tables(rounds):
                    drmse=k["metrics"]["rmse"] - s["metrics"]["rmse"])
     if not rows:
         return []
-    lines = ["### SVD, ML-1M kfold:5 (same folds): Surprise SVD vs Kindred", "",
-             "| round | Kindred spec | Surprise fit s/fold | Kindred fit s/fold | fit speed-up | Surprise cross-validation s "
-             "(fit + test, 5 folds) | Kindred whole `kindred eval` s | whole speed-up | Surprise RMSE | Kindred RMSE |",
-             "|---|---|---|---|---|---|---|---|---|---|"] + rows + [""]
+    lines = table("SVD, ML-1M kfold:5 (same folds): Surprise SVD vs Kindred",
+                  ["round", "Kindred spec", "Surprise fit s/fold", "Kindred fit s/fold", "fit speed-up",
+                   "Surprise cross-validation s (fit + test, 5 folds)", "Kindred whole `kindred eval` s",
+                   "whole speed-up", "Surprise RMSE", "Kindred RMSE"], rows)
     for spec, a in per_spec.items():
         lines.append(f"- `{spec}`: fit speed-up median {spread(a['fit'], 1, 'x')}, whole-command speed-up "
                      f"{spread(a['whole'], 1, 'x')}; Kindred fit {spread(a['k_fit'], 3)} s/fold, Surprise "
@@ -79,9 +84,9 @@ def als_tables(rounds):
                    ndcg=k["metrics"]["ndcg@10"], p_ndcg=p["metrics"]["ndcg@10"])
     if not rows:
         return []
-    lines = [f"### ALS, ML-1M temporal:0.2,positive>=4: implicit ALS vs Kindred, {peer['threads']} threads each", "",
-             "| round | Kindred spec | implicit fit s | Kindred fit s | speed-up | implicit NDCG@10 | Kindred NDCG@10 |",
-             "|---|---|---|---|---|---|---|"] + rows + [""]
+    lines = table(f"ALS, ML-1M temporal:0.2,positive>=4: implicit ALS vs Kindred, {peer['threads']} threads each",
+                  ["round", "Kindred spec", "implicit fit s", "Kindred fit s", "speed-up", "implicit NDCG@10",
+                   "Kindred NDCG@10"], rows)
     for spec, a in per_spec.items():
         lines.append(f"- `{spec}`: speed-up median {spread(a['ratio'], 2, 'x')}; Kindred fit {spread(a['k'], 3)} s, "
                      f"implicit {spread(a['p'], 3)} s; NDCG@10 Kindred {spread(a['ndcg'], 4)}, implicit "
