@@ -1,4 +1,4 @@
-//! The process's allocator, mimalloc, and the options `kindred serve` runs it with.
+//! The process's allocator, mimalloc, and the options every command runs it with.
 //!
 //! Not glibc's malloc: it spreads threads over up to 8 arenas per core, and `free` gives memory
 //! back to the system only from the top of an arena. `kindred serve` trains versions and rebuilds
@@ -6,36 +6,40 @@
 //! glibc its RSS rose over training runs on unchanged data and never came back down, under
 //! mimalloc it does (bench/train_rss.sh; BENCHMARKS.md, "Soak").
 //!
-//! `kindred serve` runs mimalloc with two options (BENCHMARKS.md, "Soak"):
+//! Every command runs mimalloc with two options (BENCHMARKS.md, "Soak" and "Fit speed"):
 //! - `allow_thp=0`: no transparent huge pages. mimalloc asks the kernel for them on its arenas
 //!   (`madvise`), and a 2 MiB huge page stays resident whole while any part of it is in use
 //!   (the kernel's khugepaged may even collapse a partly freed range back into one). In a soak
 //!   the server's live heap stayed flat while its RSS climbed, and most of the arena's resident
 //!   memory (186 to 250 MB of 322 to 407) was huge pages. Two soaks side by side, the same
-//!   binary: +18.5% RSS with huge pages, +3.9% without, every level lower.
+//!   binary: +18.5% RSS with huge pages, +3.9% without, every level lower. Batch commands pay
+//!   for them in time: every first touch of a huge page clears all 2 MiB of it, and
+//!   `kindred eval` of SVD on five MovieLens 1M folds spent a fifth of its CPU time in the
+//!   kernel clearing them (`perf`), as freed arena memory went back to the system and was
+//!   touched again.
 //! - `page_reclaim_on_free=1`: the server frees on one thread what another, often already gone,
 //!   allocated (a snapshot built on a blocking thread is dropped by whichever request held it
 //!   last). By default mimalloc lets only the thread that made a page take it back; with this
 //!   option the freeing thread adopts it.
 //!
-//! mimalloc reads its options from the environment once, before `main`, so `kindred serve` sets
-//! the variables and executes itself again; a value already in the environment (an operator's
-//! own, or the second execution's) is left alone.
+//! mimalloc reads its options from the environment once, before `main`, so `kindred` sets the
+//! variables and executes itself again; a value already in the environment (an operator's own,
+//! or the second execution's) is left alone.
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// The environment variables and values `kindred serve` runs under.
-pub const SERVER_OPTIONS: [(&str, &str); 2] = [
+/// The environment variables and values every command runs under.
+pub const OPTIONS: [(&str, &str); 2] = [
     ("MIMALLOC_ALLOW_THP", "0"),
     ("MIMALLOC_PAGE_RECLAIM_ON_FREE", "1"),
 ];
 
-/// Replaces this process with the same command under [`SERVER_OPTIONS`] unless each variable is
+/// Replaces this process with the same command under [`OPTIONS`] unless each variable is
 /// already set. Returns only when nothing was replaced: every variable was set, or executing
-/// again failed (then the server runs with mimalloc's defaults and says so).
-pub fn with_server_options() {
-    let missing: Vec<(&str, &str)> = SERVER_OPTIONS
+/// again failed (then the command runs with mimalloc's defaults and says so).
+pub fn with_options() {
+    let missing: Vec<(&str, &str)> = OPTIONS
         .into_iter()
         .filter(|(name, _)| std::env::var_os(name).is_none())
         .collect();

@@ -78,9 +78,7 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
-    if matches!(cli.command, Command::Serve(_)) {
-        allocator::with_server_options();
-    }
+    allocator::with_options();
     if let Some(threads) = cli.threads {
         if let Err(e) = rayon::ThreadPoolBuilder::new()
             .num_threads(threads.max(1))
