@@ -209,6 +209,23 @@ mod avx2 {
                 // SAFETY: every access is at an index below f, inside both rows; the rows are
                 // disjoint (different matrices).
                 unsafe {
+                    // Four vectors per iteration: the loop's own counter and branch
+                    // instructions were about a third of the update's.
+                    while k + 4 * W <= f {
+                        for o in [k, k + W, k + 2 * W, k + 3 * W] {
+                            let x = _mm256_loadu_ps(pu.add(o));
+                            let y = _mm256_loadu_ps(qi.add(o));
+                            _mm256_storeu_ps(
+                                pu.add(o),
+                                _mm256_fmadd_ps(vgp, y, _mm256_mul_ps(kp, x)),
+                            );
+                            _mm256_storeu_ps(
+                                qi.add(o),
+                                _mm256_fmadd_ps(vgq, x, _mm256_mul_ps(kq, y)),
+                            );
+                        }
+                        k += 4 * W;
+                    }
                     while k + W <= f {
                         let x = _mm256_loadu_ps(pu.add(k));
                         let y = _mm256_loadu_ps(qi.add(k));
