@@ -29,6 +29,11 @@ impl SplitMix64 {
         Self::new(seed.wrapping_add(draws.wrapping_mul(0x9E37_79B9_7F4A_7C15)))
     }
 
+    /// The generator this one becomes after `draws` more calls of `next_u64`, in O(1).
+    pub fn ahead(&self, draws: u64) -> Self {
+        Self::at(self.state, draws)
+    }
+
     /// Next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);

@@ -6,6 +6,7 @@ pub mod histories;
 pub(crate) mod item_regression;
 pub(crate) mod item_weights;
 pub mod negative;
+pub(crate) mod normal_init;
 pub mod rating_rows;
 pub(crate) mod sgd_kernel;
 pub mod similarity;

@@ -40,6 +40,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::common::early_stop::{holdout, EarlyStop};
+use crate::common::normal_init::normal_matrix;
 use crate::common::rating_rows::{rating_values, surprise_rating_order};
 use crate::common::sgd_kernel::{sgd_pass, Rows, Step};
 pub(crate) use crate::common::sgd_kernel::{Rates, Rating, CANCEL_EVERY};
@@ -196,18 +197,6 @@ impl SvdParams {
 #[derive(Debug, Clone, Default)]
 pub struct Svd {
     pub params: SvdParams,
-}
-
-/// `n` values drawn from N(mean, std), as f32.
-pub(crate) fn normal_matrix(rng: &mut SplitMix64, n: usize, mean: f64, std: f64) -> Vec<f32> {
-    let mut out = Vec::with_capacity(n + 1);
-    while out.len() < n {
-        let (a, b) = rng.normal_pair();
-        out.push((mean + std * a) as f32);
-        out.push((mean + std * b) as f32);
-    }
-    out.truncate(n);
-    out
 }
 
 /// Mutable training state: factor rows and biases (rows possibly permuted for blocking).

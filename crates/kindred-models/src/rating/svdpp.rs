@@ -38,13 +38,14 @@ use kindred_core::{Error, FitContext, ItemIdx, Result, SplitMix64, TrainSet, Use
 use serde::{Deserialize, Serialize};
 
 use crate::common::early_stop::{holdout, EarlyStop};
+use crate::common::normal_init::normal_matrix;
 use crate::common::rating_rows::rating_values;
 use crate::common::rating_rows::surprise_rating_order;
 use crate::family::{param_infos, Applicability, Cost, ModelFamily, ParamInfo, Saved, Task};
 use crate::model::{Algorithm, Model, UserQuery};
 use crate::params::ModelSpec;
 use crate::persist::{Fitted, TensorReader, TensorWriter};
-use crate::rating::svd::{check_common, normal_matrix, Rating, CANCEL_EVERY};
+use crate::rating::svd::{check_common, Rating, CANCEL_EVERY};
 use crate::space::{Param, Space};
 
 /// Hyperparameters; names and defaults are Surprise's.
