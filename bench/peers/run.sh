@@ -13,7 +13,7 @@ mkdir -p bench/out
 bench/peers/setup.sh
 py=bench/peers/.venv/bin/python
 cargo build -q --release -p kindred-cli
-k=./target/release/kindred
+k="${CARGO_TARGET_DIR:-target}/release/kindred"
 
 for ds in "${datasets[@]}"; do
   data="movielens:$KINDRED_DATA_DIR/$ds"
