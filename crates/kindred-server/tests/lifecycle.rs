@@ -570,6 +570,33 @@ async fn switching_back_reuses_the_kept_snapshot_until_the_data_changes() {
     assert!(Arc::ptr_eq(&back.data, &rebuilt.data));
 }
 
+/// A rebuild that read new data and then failed (here the version's files are gone, so its
+/// model cannot load) serves nothing of that read: the next rebuild reads the data again
+/// instead of taking the old snapshot's data as current.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_rebuild_after_new_data_reads_the_data_again_next_time() {
+    let (_db, store, state, first, second) = two_versions().await;
+    let before = state.serving.snapshot();
+    let record = store.get_model(&second).await.unwrap().unwrap();
+    std::fs::remove_dir_all(&record.model.artifact).unwrap();
+    state.serving.state.catalog_changed();
+    store.activate_model(&second).await.unwrap();
+    assert!(state.serving.state.rebuild().await.is_err());
+    assert!(
+        Arc::ptr_eq(&state.serving.snapshot(), &before),
+        "still serving"
+    );
+
+    store.activate_model(&first).await.unwrap();
+    state.serving.state.rebuild().await.unwrap();
+    let after = state.serving.snapshot();
+    assert_eq!(after.version(), Some(first.as_str()));
+    assert!(
+        !Arc::ptr_eq(&after.data, &before.data),
+        "the data is read again"
+    );
+}
+
 /// `[training] retrain_on_drift` (issue 22): a drift alert starts a retrain, and a second one
 /// within `drift_retrain_min_seconds` does not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,7 +21,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use kindred_core::{Dataset, InteractionsBuilder};
 use kindred_rank::RankConfig;
-use kindred_store::{Erasures, Feedback, Store};
+use kindred_store::{Erasures, Feedback, ModelRecord, Store};
 
 use crate::cache::ListCache;
 use crate::config::ServerConfig;
@@ -46,6 +46,21 @@ const OVERLAY_PER_USER: usize = 200;
 /// the live one and holds its own model, catalog indexes and pipelines; any change of data drops
 /// them all.
 const KEPT_SNAPSHOTS: usize = 2;
+
+/// Loads a registered version's model and feature profile on a blocking thread.
+async fn load_live_model(record: ModelRecord) -> Result<LiveModel> {
+    let job_record = record.clone();
+    let (model, profile) =
+        tokio::task::spawn_blocking(move || training::load_version_with_profile(&job_record))
+            .await
+            .map_err(|e| Error::Task(e.to_string()))??;
+    Ok(LiveModel {
+        version: record.model.version,
+        algorithm: record.model.algorithm,
+        model,
+        profile,
+    })
+}
 
 /// Shared by every service and background task.
 pub struct ServingState {
@@ -218,12 +233,10 @@ impl ServingState {
         let stamp = (counts.users, counts.items, counts.feedback);
         let changed_here = self.data_changed.swap(false, Ordering::SeqCst);
         let changed_elsewhere = *lock(&self.data_stamp) != Some(stamp);
-        let (dataset, generation) = if changed_here || changed_elsewhere {
+        let fresh = changed_here || changed_elsewhere;
+        let (dataset, generation) = if fresh {
             match self.store.load_dataset("store").await {
-                Ok(data) => {
-                    *lock(&self.data_stamp) = Some(stamp);
-                    (Arc::new(data), generation)
-                }
+                Ok(data) => (Arc::new(data), generation),
                 Err(e) => {
                     self.data_changed.store(true, Ordering::SeqCst);
                     return Err(e.into());
@@ -232,6 +245,38 @@ impl ServingState {
         } else {
             (Arc::clone(&current.data), current.generation)
         };
+        let served = SnapshotInput {
+            dataset,
+            live: None,
+            rank_configs: self.rank_configs.clone(),
+            batch_size: (self.config.mode == crate::config::ServeMode::Batch)
+                .then_some(self.config.batch_size),
+            generation,
+            erasures,
+        };
+        let result = self.swap_to(live_record, served, &current, started).await;
+        if fresh {
+            match &result {
+                // Served: later rebuilds reuse this data while the store's counts stay.
+                Ok(()) => *lock(&self.data_stamp) = Some(stamp),
+                // Not served (a model failed to load, or the build failed): the data read is
+                // gone with it, so the next rebuild reads the data again.
+                Err(_) => self.data_changed.store(true, Ordering::SeqCst),
+            }
+        }
+        result
+    }
+
+    /// Swaps in a snapshot of `input`'s data serving `live_record` and the versions the running
+    /// experiments serve: a kept one when it matches, else one built here, with models already
+    /// loaded in `current` reused.
+    async fn swap_to(
+        &self,
+        live_record: Option<ModelRecord>,
+        mut input: SnapshotInput,
+        current: &Arc<Snapshot>,
+        started: std::time::Instant,
+    ) -> Result<()> {
         let variant_versions: Vec<String> = self
             .experiments
             .model_versions()
@@ -240,36 +285,27 @@ impl ServingState {
             .collect();
         if variant_versions.is_empty() {
             if let Some(record) = &live_record {
-                let kept = self.take_kept(&record.model.version, &dataset, generation, &erasures);
+                let kept = self.take_kept(
+                    &record.model.version,
+                    &input.dataset,
+                    input.generation,
+                    &input.erasures,
+                );
                 if let Some(kept) = kept {
-                    self.swap_in(kept, &current, started, true).await?;
-                    return Ok(());
+                    return self.swap_in(kept, current, started, true).await;
                 }
             }
         }
-        let live = match live_record {
+        input.live = match live_record {
             Some(record) => {
-                let reuse = current
+                let loaded = current
                     .live
                     .as_ref()
                     .filter(|l| l.version == record.model.version)
                     .cloned();
-                match reuse {
+                match loaded {
                     Some(live) => Some(live),
-                    None => {
-                        let job_record = record.clone();
-                        let (model, profile) = tokio::task::spawn_blocking(move || {
-                            training::load_version_with_profile(&job_record)
-                        })
-                        .await
-                        .map_err(|e| Error::Task(e.to_string()))??;
-                        Some(LiveModel {
-                            version: record.model.version.clone(),
-                            algorithm: record.model.algorithm.clone(),
-                            model,
-                            profile,
-                        })
-                    }
+                    None => Some(load_live_model(record).await?),
                 }
             }
             None => None,
@@ -289,31 +325,11 @@ impl ServingState {
                         tracing::warn!(%version, "an experiment names a version that is not registered");
                         continue;
                     };
-                    let job_record = record.clone();
-                    let (model, profile) = tokio::task::spawn_blocking(move || {
-                        training::load_version_with_profile(&job_record)
-                    })
-                    .await
-                    .map_err(|e| Error::Task(e.to_string()))??;
-                    LiveModel {
-                        version: record.model.version.clone(),
-                        algorithm: record.model.algorithm.clone(),
-                        model,
-                        profile,
-                    }
+                    load_live_model(record).await?
                 }
             };
             variant_models.push(model);
         }
-        let input = SnapshotInput {
-            dataset,
-            live,
-            rank_configs: self.rank_configs.clone(),
-            batch_size: (self.config.mode == crate::config::ServeMode::Batch)
-                .then_some(self.config.batch_size),
-            generation,
-            erasures,
-        };
         let mut snapshot = tokio::task::spawn_blocking(move || {
             let variant_inputs: Vec<SnapshotInput> = variant_models
                 .into_iter()
@@ -339,7 +355,7 @@ impl ServingState {
         .await
         .map_err(|e| Error::Task(e.to_string()))??;
         snapshot.id = self.snapshot_counter.fetch_add(1, Ordering::SeqCst) + 1;
-        self.swap_in(Arc::new(snapshot), &current, started, false)
+        self.swap_in(Arc::new(snapshot), current, started, false)
             .await
     }
 
