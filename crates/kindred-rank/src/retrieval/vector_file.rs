@@ -174,9 +174,7 @@ fn npy_array<'a>(path: &Path, bytes: &'a [u8]) -> Result<NpyArray<'a>> {
 }
 
 fn parse_npy(path: &Path, bytes: &[u8]) -> Result<VectorMatrix> {
-    let NpyArray {
-        descr, dim, data, ..
-    } = npy_array(path, bytes)?;
+    let NpyArray { descr, dim, data } = npy_array(path, bytes)?;
     let values: Vec<f32> = match descr {
         "<f4" => data
             .chunks_exact(4)
