@@ -303,14 +303,12 @@ impl Interactions {
 
     /// Smallest and largest rating, if any row has one.
     pub fn rating_range(&self) -> Option<(f32, f32)> {
-        let mut range: Option<(f32, f32)> = None;
-        for &r in self.rating.iter().filter(|r| !r.is_nan()) {
-            range = Some(match range {
-                None => (r, r),
-                Some((lo, hi)) => (lo.min(r), hi.max(r)),
-            });
-        }
-        range
+        // `min` and `max` skip NaN (an event without a rating) unless both sides are NaN.
+        let (lo, hi) = self
+            .rating
+            .iter()
+            .fold((f32::NAN, f32::NAN), |(lo, hi), &r| (lo.min(r), hi.max(r)));
+        (!lo.is_nan()).then_some((lo, hi))
     }
 
     /// A new log with the given rows in the given order; id maps are shared, not copied, and
@@ -431,6 +429,10 @@ mod tests {
         assert!(!log.has_ratings());
         assert!(!log.has_timestamps());
         assert_eq!(log.rating_range(), Some((3.0, 5.0)));
+        // Rows without a rating have none to give, whichever comes first.
+        assert_eq!(log.subset(&[3, 4]).rating_range(), None);
+        assert_eq!(log.subset(&[3, 1, 4]).rating_range(), Some((3.0, 3.0)));
+        assert_eq!(log.subset(&[]).rating_range(), None);
         assert_eq!(log.event_name(log.events()[4]), "wishlist");
         assert_eq!(log.events()[3], EventType::Purchase);
     }

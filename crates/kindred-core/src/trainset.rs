@@ -19,10 +19,9 @@ pub struct TrainSet {
 }
 
 impl TrainSet {
-    /// Builds both compressed views of `data`.
+    /// Builds both compressed views of `data`, side by side on the thread pool.
     pub fn new(data: Interactions) -> Self {
-        let by_user = data.by_user();
-        let by_item = data.by_item();
+        let (by_user, by_item) = rayon::join(|| data.by_user(), || data.by_item());
         Self {
             data,
             by_user,

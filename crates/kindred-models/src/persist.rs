@@ -91,14 +91,18 @@ fn known_items(seen: &SeenItems, n_items: usize) -> Vec<bool> {
 impl Fitted {
     /// Captures the shared state of a training set.
     pub fn from_train(data: &TrainSet) -> Self {
-        let seen = SeenItems::from_train(data);
+        // The fingerprint is one serial hash chain over every row: it runs beside the rest.
+        let (data_fingerprint, (seen, rating_range)) = rayon::join(
+            || data.data.fingerprint(),
+            || (SeenItems::from_train(data), data.data.rating_range()),
+        );
         Self {
             users: Arc::clone(data.data.user_ids()),
             items: Arc::clone(data.data.item_ids()),
             known_items: known_items(&seen, data.n_items()),
             seen,
-            rating_range: data.data.rating_range(),
-            data_fingerprint: data.data.fingerprint(),
+            rating_range,
+            data_fingerprint,
             n_train: data.data.len(),
         }
     }

@@ -19,7 +19,7 @@ use kindred_core::{CancelFlag, Result};
 pub(crate) const CANCEL_EVERY: usize = 1 << 17;
 
 /// One training rating, packed for streaming; indices are rows of the factor matrices.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub(crate) struct Rating {
     pub u: u32,
     pub i: u32,

@@ -246,6 +246,15 @@ fn partition(counts: &[u32], t: usize, rng: &mut SplitMix64) -> (Vec<u32>, Vec<u
     (row_of, bounds)
 }
 
+/// The group of each row, from the groups' row boundaries.
+fn group_of_rows(bounds: &[usize]) -> Vec<u32> {
+    let mut group = vec![0u32; bounds.last().copied().unwrap_or(0)];
+    for (g, w) in bounds.windows(2).enumerate() {
+        group[w[0]..w[1]].fill(g as u32);
+    }
+    group
+}
+
 /// Independent rating streams interleaved inside each block.
 const INTERLEAVE: usize = 8;
 
@@ -268,11 +277,13 @@ fn cache_groups(n_users: usize, n_items: usize, f: usize) -> usize {
 /// Reorders one block's ratings (each user's ratings contiguous) so that `streams` disjoint
 /// runs of users, of about equal rating counts, alternate: consecutive updates then touch
 /// different user rows, and the CPU overlaps them instead of waiting on each user row's
-/// read-modify-write chain. Each user's ratings keep their relative order.
-fn interleave_users(block: &[Rating], streams: usize) -> Vec<Rating> {
+/// read-modify-write chain. Each user's ratings keep their relative order. `out` has
+/// `block`'s length.
+fn interleave_users(block: &[Rating], streams: usize, out: &mut [Rating]) {
     let n = block.len();
     if streams < 2 || n < 2 * streams {
-        return block.to_vec();
+        out.copy_from_slice(block);
+        return;
     }
     let mut cuts = vec![0usize];
     for k in 1..streams {
@@ -285,15 +296,18 @@ fn interleave_users(block: &[Rating], streams: usize) -> Vec<Rating> {
     cuts.push(n);
     let mut runs: Vec<std::slice::Iter<'_, Rating>> =
         cuts.windows(2).map(|w| block[w[0]..w[1]].iter()).collect();
-    let mut out = Vec::with_capacity(n);
-    while out.len() < n {
+    let mut slots = out.iter_mut();
+    let mut left = n;
+    while left > 0 {
         for run in &mut runs {
             if let Some(r) = run.next() {
-                out.push(*r);
+                if let Some(slot) = slots.next() {
+                    *slot = *r;
+                }
+                left -= 1;
             }
         }
     }
-    out
 }
 
 /// One block of a sub-epoch: user group, item group and their rows and biases.
@@ -313,8 +327,11 @@ struct Layout {
     item_row: Vec<u32>,
     ub: Vec<usize>,
     ib: Vec<usize>,
-    /// Block `(a, b)` at `a * t + b`, indices local to user group `a` and item group `b`.
-    blocks: Vec<Vec<Rating>>,
+    /// Every block's ratings, block `(a, b)` (at `a * t + b`) at
+    /// `ratings[block_start[a * t + b]..block_start[a * t + b + 1]]`, indices local to user
+    /// group `a` and item group `b`.
+    ratings: Vec<Rating>,
+    block_start: Vec<usize>,
 }
 
 impl Layout {
@@ -328,30 +345,59 @@ impl Layout {
         let mut rng = SplitMix64::stream(seed, 0xB10C);
         let (user_row, ub) = partition(&uc, t, &mut rng);
         let (item_row, ib) = partition(&ic, t, &mut rng);
-        let group = |bounds: &[usize], row: u32| bounds.partition_point(|&b| b <= row as usize) - 1;
-        let mut blocks = vec![Vec::new(); t * t];
-        for r in ratings {
+        let user_group = group_of_rows(&ub);
+        let item_group = group_of_rows(&ib);
+        // Counting sort of the ratings into blocks, stable, so each user's ratings keep their
+        // order within a block.
+        let block_of = |r: &Rating| {
             let (ur, ir) = (user_row[r.u as usize], item_row[r.i as usize]);
-            let (a, b) = (group(&ub, ur), group(&ib, ir));
-            blocks[a * t + b].push(Rating {
+            user_group[ur as usize] as usize * t + item_group[ir as usize] as usize
+        };
+        let mut block_start = vec![0usize; t * t + 1];
+        for r in ratings {
+            block_start[block_of(r) + 1] += 1;
+        }
+        for k in 0..t * t {
+            block_start[k + 1] += block_start[k];
+        }
+        let mut next = block_start.clone();
+        let mut grouped = vec![Rating::default(); ratings.len()];
+        for r in ratings {
+            let k = block_of(r);
+            let (ur, ir) = (user_row[r.u as usize], item_row[r.i as usize]);
+            let (a, b) = (k / t, k % t);
+            grouped[next[k]] = Rating {
                 u: ur - ub[a] as u32,
                 i: ir - ib[b] as u32,
                 r: r.r,
-            });
+            };
+            next[k] += 1;
         }
-        if t > 1 {
-            for block in &mut blocks {
-                *block = interleave_users(block, INTERLEAVE);
-            }
-        }
+        let ratings = if t > 1 {
+            let mut mixed = vec![Rating::default(); grouped.len()];
+            split_rows(&mut mixed, &block_start, 1)
+                .into_par_iter()
+                .zip(split_rows(&mut grouped, &block_start, 1))
+                .for_each(|(out, block)| interleave_users(block, INTERLEAVE, out));
+            mixed
+        } else {
+            grouped
+        };
         Self {
             t,
             user_row,
             item_row,
             ub,
             ib,
-            blocks,
+            ratings,
+            block_start,
         }
+    }
+
+    /// The ratings of block `(a, b)`.
+    fn block(&self, a: usize, b: usize) -> &[Rating] {
+        let k = a * self.t + b;
+        &self.ratings[self.block_start[k]..self.block_start[k + 1]]
     }
 
     /// Rows of `m` (width `f`) moved from entity order to layout order (`inverse` = back).
@@ -402,7 +448,7 @@ impl Layout {
                 let (Some(q), Some(bi)) = (q, bi) else {
                     return Ok(0.0);
                 };
-                sgd_pass(&self.blocks[a * t + b], step, Rows { p, q, bu, bi })
+                sgd_pass(self.block(a, b), step, Rows { p, q, bu, bi })
             };
             let parts: Vec<Result<f64>> = if !parallel {
                 tasks.into_iter().map(run).collect()
@@ -565,12 +611,18 @@ impl Algorithm for Svd {
     }
 
     fn fit(&self, data: &TrainSet, ctx: &FitContext) -> Result<Box<dyn Model>> {
-        let (state, mu) = train(data, &self.params, ctx, None)?;
+        // The fitted state does not depend on the factors: it is built while the ratings are
+        // laid out, which runs mostly on one thread.
+        let (trained, fitted) = rayon::join(
+            || train(data, &self.params, ctx, None),
+            || Fitted::from_train(data),
+        );
+        let (state, mu) = trained?;
         Ok(Box::new(SvdModel::new(
             mu,
             state,
             self.params.clone(),
-            Fitted::from_train(data),
+            fitted,
         )))
     }
 }
@@ -940,6 +992,12 @@ mod tests {
         assert!(close(model.predict(5, 0).unwrap(), 3.0)); // unknown: global mean
     }
 
+    fn interleaved(block: &[Rating], streams: usize) -> Vec<Rating> {
+        let mut out = vec![Rating::default(); block.len()];
+        interleave_users(block, streams, &mut out);
+        out
+    }
+
     #[test]
     fn interleaving_keeps_each_users_order_and_every_rating() {
         // Users 0..10 with 1..=10 ratings each, contiguous as in Surprise's order.
@@ -952,7 +1010,7 @@ mod tests {
                 })
             })
             .collect();
-        let mixed = interleave_users(&block, 4);
+        let mixed = interleaved(&block, 4);
         assert_eq!(mixed.len(), block.len());
         let mut sorted = mixed.clone();
         sorted.sort_by_key(|r| (r.u, r.i));
@@ -969,7 +1027,7 @@ mod tests {
             block.len()
         );
         // Too small to split: unchanged.
-        assert_eq!(interleave_users(&block[..3], 4), block[..3].to_vec());
+        assert_eq!(interleaved(&block[..3], 4), block[..3].to_vec());
     }
 
     #[test]
@@ -987,7 +1045,7 @@ mod tests {
         let mut seen: Vec<f32> = Vec::new();
         for a in 0..3 {
             for b in 0..3 {
-                for r in &layout.blocks[a * 3 + b] {
+                for r in layout.block(a, b) {
                     assert!((r.u as usize) < layout.ub[a + 1] - layout.ub[a]);
                     assert!((r.i as usize) < layout.ib[b + 1] - layout.ib[b]);
                     seen.push(r.r);
