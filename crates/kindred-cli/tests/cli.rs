@@ -2,6 +2,7 @@
 //! the CSV recommendation form, `eval --rank` with the shipped example configs, and clear errors
 //! on bad input.
 
+use kindred_testkit::TestDir;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -25,11 +26,8 @@ fn ok(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("kindred-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn temp_dir(name: &str) -> TestDir {
+    TestDir::new(&format!("cli-{name}"))
 }
 
 fn s(p: &Path) -> &str {

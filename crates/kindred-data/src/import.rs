@@ -355,18 +355,11 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 
 #[cfg(test)]
 pub(crate) mod test_support {
-    use std::path::PathBuf;
-    use std::sync::atomic::{AtomicU32, Ordering};
+    use kindred_testkit::TestDir;
 
-    /// A fresh, empty directory under the system temp dir, unique per process and call.
-    pub fn temp_dir(tag: &str) -> PathBuf {
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("kindred-data-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        dir
+    /// A fresh, empty directory under the system temp dir, removed when the guard drops.
+    pub fn temp_dir(tag: &str) -> TestDir {
+        TestDir::new(&format!("data-{tag}"))
     }
 }
 

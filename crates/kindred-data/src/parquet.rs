@@ -515,8 +515,9 @@ mod tests {
 
     /// Writes `bytes` to a file, loads it and returns the message of the `BadFile` error, which
     /// must name the file and say it is not readable Parquet.
-    fn bad_file_message(dir: &str, bytes: &[u8]) -> String {
-        let path = temp_dir(dir).join("bad.parquet");
+    fn bad_file_message(tag: &str, bytes: &[u8]) -> String {
+        let dir = temp_dir(tag);
+        let path = dir.join("bad.parquet");
         std::fs::write(&path, bytes).unwrap();
         match load_parquet(&path, &ImportOptions::default()) {
             Err(Error::BadFile { file, message }) => {

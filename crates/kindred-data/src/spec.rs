@@ -220,7 +220,7 @@ mod tests {
         let dir = temp_dir("spec");
         assert_eq!(
             DataSpec::parse(dir.to_str().unwrap()).unwrap(),
-            DataSpec::MovieLens(dir.clone())
+            DataSpec::MovieLens(dir.to_path_buf())
         );
         assert_eq!(
             DataSpec::parse("a/b.CSV").unwrap(),

@@ -5,13 +5,16 @@
 //! except under CI (`CI` set), where a skip would hide a broken setup, so it fails instead.
 //! Every skip (data, PostgreSQL, browser) goes through [`skip_test`], which also records it for
 //! the summary the README's test command prints.
+//! [`TestDir`] gives a test a scratch directory that is deleted when the test ends.
 //! Printing and panicking are the point here: this crate only ever runs inside tests.
 
 use std::path::PathBuf;
 
 mod screenshot;
+mod test_dir;
 mod webhook;
 pub use screenshot::screenshot_ink;
+pub use test_dir::TestDir;
 pub use webhook::webhook_listener;
 
 /// The folder `KINDRED_DATA_DIR` names, or `None` after printing why the test skips (panics

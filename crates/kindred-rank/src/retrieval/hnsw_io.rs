@@ -288,10 +288,11 @@ mod tests {
     use crate::retrieval::hnsw::tests::clustered;
     use kindred_core::FitContext;
 
-    fn temp(name: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("kindred-hnsw-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir.join("index.hnsw")
+    /// A scratch directory (removed when dropped) and the index file's path in it.
+    fn temp(name: &str) -> (kindred_testkit::TestDir, std::path::PathBuf) {
+        let dir = kindred_testkit::TestDir::new(&format!("hnsw-{name}"));
+        let path = dir.join("index.hnsw");
+        (dir, path)
     }
 
     #[test]
@@ -313,7 +314,7 @@ mod tests {
             let mut index =
                 HnswIndex::build(params, dim, &items, &FitContext::with_seed(1)).unwrap();
             index.delete(3).unwrap();
-            let path = temp(&format!("{metric:?}-{ip_reduction}"));
+            let (_dir, path) = temp(&format!("{metric:?}-{ip_reduction}"));
             index.save(&path).unwrap();
             let mut loaded = HnswIndex::load(&path).unwrap();
             assert_eq!(loaded.len(), index.len());
@@ -343,7 +344,7 @@ mod tests {
             &FitContext::with_seed(1),
         )
         .unwrap();
-        let path = temp("damaged");
+        let (_dir, path) = temp("damaged");
         index.save(&path).unwrap();
         let good = std::fs::read(&path).unwrap();
         let expect_err = |bytes: &[u8], needle: &str| {

@@ -354,15 +354,16 @@ fn check_shape(path: &Path, dim: usize, len: usize) -> Result<usize> {
 mod tests {
     use super::*;
 
-    fn temp(name: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("kindred-vector-file-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir.join(name)
+    /// A scratch directory (removed when dropped) and the path of file `name` in it.
+    fn temp(name: &str) -> (kindred_testkit::TestDir, std::path::PathBuf) {
+        let dir = kindred_testkit::TestDir::new("vector-file");
+        let path = dir.join(name);
+        (dir, path)
     }
 
     #[test]
     fn npy_round_trips_and_the_data_starts_on_a_64_byte_boundary() {
-        let path = temp("a.npy");
+        let (_dir, path) = temp("a.npy");
         let values: Vec<f32> = (0..15).map(|v| v as f32 * 0.5 - 3.0).collect();
         write_npy_f32(&path, 5, &values).unwrap();
         let bytes = std::fs::read(&path).unwrap();
@@ -388,7 +389,7 @@ mod tests {
         for v in [1f64, 2.0, 3.0, 4.0] {
             bytes.extend_from_slice(&v.to_le_bytes());
         }
-        let path = temp("numpy.npy");
+        let (_dir, path) = temp("numpy.npy");
         std::fs::write(&path, bytes).unwrap();
         let read = read_vectors(&path).unwrap();
         assert_eq!((read.dim, read.values), (2, vec![1.0, 2.0, 3.0, 4.0]));
@@ -396,7 +397,7 @@ mod tests {
 
     #[test]
     fn npy_errors_name_the_header_field() {
-        let path = temp("bad.npy");
+        let (_dir, path) = temp("bad.npy");
         let ints: Vec<i32> = vec![1, 2, 3, 4];
         write_npy_i32(&path, 2, &ints).unwrap();
         let err = read_vectors(&path).unwrap_err().to_string();
@@ -430,7 +431,7 @@ mod tests {
 
     #[test]
     fn fvecs_rows_are_read_and_a_ragged_row_is_named() {
-        let path = temp("a.fvecs");
+        let (_dir, path) = temp("a.fvecs");
         let mut bytes = Vec::new();
         for row in [[1f32, 2.0, 3.0], [4.0, 5.0, 6.0]] {
             bytes.extend_from_slice(&3i32.to_le_bytes());
@@ -458,7 +459,7 @@ mod tests {
 
     #[test]
     fn an_unknown_extension_is_refused() {
-        let path = temp("a.csv");
+        let (_dir, path) = temp("a.csv");
         std::fs::write(&path, b"1,2").unwrap();
         assert!(read_vectors(&path)
             .unwrap_err()

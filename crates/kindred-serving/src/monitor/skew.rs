@@ -664,8 +664,7 @@ mod tests {
     #[test]
     fn the_profile_round_trips_through_its_file() {
         let profile = profile();
-        let dir = std::env::temp_dir().join(format!("kindred-skew-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = kindred_testkit::TestDir::new("skew");
         profile.save(&dir).unwrap();
         assert_eq!(
             FeatureProfile::load(&dir).unwrap().as_ref(),
