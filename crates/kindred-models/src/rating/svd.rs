@@ -1052,6 +1052,20 @@ mod tests {
                 }
             }
         }
+        // From each user's ratings contiguous, as training passes them, every block keeps
+        // each user's ratings in their order (here: increasing values).
+        let mut by_user = ratings.clone();
+        by_user.sort_by_key(|r| r.u);
+        let grouped = Layout::new(13, 11, &by_user, 3, 5);
+        for a in 0..3 {
+            for b in 0..3 {
+                let block = grouped.block(a, b);
+                for u in 0..(grouped.ub[a + 1] - grouped.ub[a]) as u32 {
+                    let mine: Vec<f32> = block.iter().filter(|r| r.u == u).map(|r| r.r).collect();
+                    assert!(mine.windows(2).all(|w| w[0] < w[1]), "{mine:?}");
+                }
+            }
+        }
         seen.sort_by(f32::total_cmp);
         assert_eq!(seen, (0..200).map(|k| k as f32).collect::<Vec<_>>());
         let m: Vec<f32> = (0..13 * 2).map(|k| k as f32).collect();
