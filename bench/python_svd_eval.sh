@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The Python package's evaluation against the CLI's on the job where the allocator's use of
+# transparent huge pages showed most (BENCHMARKS.md, "Fit speed"): SVD at its defaults on ML-1M,
+# kfold:5, no bootstrap, no segments, 2 threads; ROUNDS rounds (default 3) alternating CLI and
+# Python, each timed from outside (wall clock, including the interpreter's or the process's start
+# and the data load), and the RMSE each reports (the two must agree).
+#   CLI     `kindred --threads 2 eval --data movielens:DIR --protocol kfold:5 --model svd ...`
+#   Python  Dataset.from_movielens + kindred.evaluate("svd", ..., protocol="kfold:5", threads=2)
+# Both use the release build of this checkout. Writes bench/out/python-svd-eval.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA="${KINDRED_DATA_DIR:-../shared/data}/ml-1m"
+ROUNDS="${ROUNDS:-3}"
+OUT=bench/out
+mkdir -p "$OUT"
+WORK="$(mktemp -d -t kindred-python-svd.XXXXXX)"
+trap 'rm -rf "$WORK"' EXIT
+target="${CARGO_TARGET_DIR:-target}"
+
+cargo build --release -q -p kindred-cli
+K="$target/release/kindred"
+python3 -m venv "$WORK/venv"
+"$WORK/venv/bin/pip" install -q --disable-pip-version-check numpy
+CARGO_TARGET_DIR="$target" "$WORK/venv/bin/pip" install -q --disable-pip-version-check ./python
+PY="$WORK/venv/bin/python"
+
+cat > "$WORK/eval.py" <<'PY'
+import sys, kindred
+data = kindred.Dataset.from_movielens(sys.argv[1])
+report = kindred.evaluate("svd", data, protocol="kfold:5", bootstrap=0, segments=False,
+                          threads=2, progress=False)
+print(f"{report['results'][0]['metrics']['rmse']:.6f}")
+PY
+
+timed() { # output-file command...: runs it, stdout to the file; prints the wall seconds
+  local out=$1 started
+  shift
+  started=$(date +%s.%N)
+  "$@" > "$out" 2> /dev/null
+  echo "$(date +%s.%N) - $started" | bc
+}
+
+rows=""
+for round in $(seq 1 "$ROUNDS"); do
+  cli_s=$(timed "$WORK/cli.out" "$K" -q --threads 2 eval --no-segments --bootstrap 0 \
+    --data "movielens:$DATA" --protocol kfold:5 --model svd --json "$WORK/cli.json")
+  py_s=$(timed "$WORK/py.out" "$PY" "$WORK/eval.py" "$DATA")
+  cli_rmse=$(python3 -c 'import json,sys; print(f"{json.load(open(sys.argv[1]))["results"][0]["metrics"]["rmse"]:.6f}")' "$WORK/cli.json")
+  py_rmse=$(cat "$WORK/py.out")
+  rows+="$round $cli_s $py_s $cli_rmse $py_rmse"$'\n'
+done
+
+python3 - "$ROUNDS" "$(git rev-parse --short HEAD)" <<PY > "$OUT/python-svd-eval.md"
+import statistics, sys
+rounds, commit = int(sys.argv[1]), sys.argv[2]
+rows = [line.split() for line in """$rows""".strip().splitlines()]
+print(f"# SVD evaluation, ML-1M kfold:5, 2 threads: Python package against the CLI (commit {commit}, release)")
+print()
+print("| round | CLI s | Python s | Python / CLI | CLI RMSE | Python RMSE |")
+print("|---|---|---|---|---|---|")
+ratios = []
+for r, cli, py, cli_rmse, py_rmse in rows:
+    ratio = float(py) / float(cli)
+    ratios.append(ratio)
+    print(f"| {r} | {float(cli):.2f} | {float(py):.2f} | {ratio:.3f} | {cli_rmse} | {py_rmse} |")
+print()
+print(f"Median Python / CLI over {rounds} rounds: {statistics.median(ratios):.3f} "
+      f"(range {min(ratios):.3f}-{max(ratios):.3f}); RMSEs "
+      f"{'agree' if all(r[3] == r[4] for r in rows) else 'DIFFER'}.")
+PY
+cat "$OUT/python-svd-eval.md"
