@@ -45,7 +45,7 @@ for round in $(seq 1 "$ROUNDS"); do
   cli_s=$(timed "$WORK/cli.out" "$K" -q --threads 2 eval --no-segments --bootstrap 0 \
     --data "movielens:$DATA" --protocol kfold:5 --model svd --json "$WORK/cli.json")
   py_s=$(timed "$WORK/py.out" "$PY" "$WORK/eval.py" "$DATA")
-  cli_rmse=$(python3 -c 'import json,sys; print(f"{json.load(open(sys.argv[1]))["results"][0]["metrics"]["rmse"]:.6f}")' "$WORK/cli.json")
+  cli_rmse=$(python3 -c 'import json,sys; print("%.6f" % json.load(open(sys.argv[1]))["results"][0]["metrics"]["rmse"])' "$WORK/cli.json")
   py_rmse=$(cat "$WORK/py.out")
   rows+="$round $cli_s $py_s $cli_rmse $py_rmse"$'\n'
 done
