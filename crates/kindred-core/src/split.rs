@@ -234,18 +234,27 @@ fn kfold(n: usize, k: usize, seed: u64) -> Result<Vec<Split>> {
     }
     let mut order: Vec<u32> = (0..n as u32).collect();
     SplitMix64::new(seed).shuffle(&mut order);
-    let mut fold_of = vec![0usize; n];
+    let size_of = |f: usize| n / k + usize::from(f < n % k);
+    let mut fold_of = vec![0u32; n];
     let mut start = 0;
     for f in 0..k {
-        let size = n / k + usize::from(f < n % k);
-        for &row in &order[start..start + size] {
-            fold_of[row as usize] = f;
+        for &row in &order[start..start + size_of(f)] {
+            fold_of[row as usize] = f as u32;
         }
-        start += size;
+        start += size_of(f);
     }
     Ok((0..k)
         .map(|f| {
-            let (test, train) = (0..n as u32).partition(|&r| fold_of[r as usize] == f);
+            // Sized up front: a million rows pushed one by one regrew the vectors many times.
+            let mut test = Vec::with_capacity(size_of(f));
+            let mut train = Vec::with_capacity(n - size_of(f));
+            for (r, &of) in fold_of.iter().enumerate() {
+                if of as usize == f {
+                    test.push(r as u32);
+                } else {
+                    train.push(r as u32);
+                }
+            }
             Split {
                 train,
                 test,
