@@ -179,6 +179,32 @@ mod avx2 {
         s
     }
 
+    /// Per-element factors of one step's update, broadcast: how much of each row is kept and
+    /// how much of the other row is added.
+    struct Gains {
+        kp: __m256,
+        kq: __m256,
+        gp: __m256,
+        gq: __m256,
+    }
+
+    /// Eight factors of the update: `p = kp p + gp q`, `q = kq q + gq p`, from the values before.
+    ///
+    /// # Safety
+    /// `p` and `q` must be valid for 8 reads and writes, must not overlap, and the CPU must have
+    /// AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn update8(p: *mut f32, q: *mut f32, g: &Gains) {
+        // SAFETY: the caller's guarantee covers these eight elements of each row.
+        unsafe {
+            let x = _mm256_loadu_ps(p);
+            let y = _mm256_loadu_ps(q);
+            _mm256_storeu_ps(p, _mm256_fmadd_ps(g.gp, y, _mm256_mul_ps(g.kp, x)));
+            _mm256_storeu_ps(q, _mm256_fmadd_ps(g.gq, x, _mm256_mul_ps(g.kq, y)));
+        }
+    }
+
     /// # Safety
     /// The CPU must have AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
@@ -206,6 +232,12 @@ mod avx2 {
                 let (gp, gq) = (h.lr_pu * err, h.lr_qi * err);
                 let (vgp, vgq) = (_mm256_set1_ps(gp), _mm256_set1_ps(gq));
                 let mut k = 0;
+                let gains = Gains {
+                    kp,
+                    kq,
+                    gp: vgp,
+                    gq: vgq,
+                };
                 // SAFETY: every access is at an index below f, inside both rows; the rows are
                 // disjoint (different matrices).
                 unsafe {
@@ -213,24 +245,12 @@ mod avx2 {
                     // instructions were about a third of the update's.
                     while k + 4 * W <= f {
                         for o in [k, k + W, k + 2 * W, k + 3 * W] {
-                            let x = _mm256_loadu_ps(pu.add(o));
-                            let y = _mm256_loadu_ps(qi.add(o));
-                            _mm256_storeu_ps(
-                                pu.add(o),
-                                _mm256_fmadd_ps(vgp, y, _mm256_mul_ps(kp, x)),
-                            );
-                            _mm256_storeu_ps(
-                                qi.add(o),
-                                _mm256_fmadd_ps(vgq, x, _mm256_mul_ps(kq, y)),
-                            );
+                            update8(pu.add(o), qi.add(o), &gains);
                         }
                         k += 4 * W;
                     }
                     while k + W <= f {
-                        let x = _mm256_loadu_ps(pu.add(k));
-                        let y = _mm256_loadu_ps(qi.add(k));
-                        _mm256_storeu_ps(pu.add(k), _mm256_fmadd_ps(vgp, y, _mm256_mul_ps(kp, x)));
-                        _mm256_storeu_ps(qi.add(k), _mm256_fmadd_ps(vgq, x, _mm256_mul_ps(kq, y)));
+                        update8(pu.add(k), qi.add(k), &gains);
                         k += W;
                     }
                     if k + W / 2 <= f {
