@@ -12,20 +12,8 @@
 # Both use the release build of this checkout. Writes bench/out/python-overhead.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DATA="${KINDRED_DATA_DIR:-../shared/data}/ml-1m"
-ROUNDS="${ROUNDS:-3}"
-OUT=bench/out
-mkdir -p "$OUT"
-WORK="$(mktemp -d -t kindred-python-overhead.XXXXXX)"
-trap 'rm -rf "$WORK"' EXIT
-target="${CARGO_TARGET_DIR:-target}"
-
-cargo build --release -q -p kindred-cli
-K="$target/release/kindred"
-python3 -m venv "$WORK/venv"
-"$WORK/venv/bin/pip" install -q --disable-pip-version-check numpy pandas
-CARGO_TARGET_DIR="$target" "$WORK/venv/bin/pip" install -q --disable-pip-version-check ./python
-PY="$WORK/venv/bin/python"
+PYTHON_EXTRAS=pandas
+source bench/python_common.sh
 
 cat > "$WORK/train.py" <<'PY'
 import sys, kindred

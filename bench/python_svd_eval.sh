@@ -10,20 +10,7 @@
 # Both use the release build of this checkout. Writes bench/out/python-svd-eval.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DATA="${KINDRED_DATA_DIR:-../shared/data}/ml-1m"
-ROUNDS="${ROUNDS:-3}"
-OUT=bench/out
-mkdir -p "$OUT"
-WORK="$(mktemp -d -t kindred-python-svd.XXXXXX)"
-trap 'rm -rf "$WORK"' EXIT
-target="${CARGO_TARGET_DIR:-target}"
-
-cargo build --release -q -p kindred-cli
-K="$target/release/kindred"
-python3 -m venv "$WORK/venv"
-"$WORK/venv/bin/pip" install -q --disable-pip-version-check numpy
-CARGO_TARGET_DIR="$target" "$WORK/venv/bin/pip" install -q --disable-pip-version-check ./python
-PY="$WORK/venv/bin/python"
+source bench/python_common.sh
 
 # Prints the RMSE, the seconds from loading the data to the report inside the process, and,
 # from /proc, the process's transparent huge pages at the end and its peak resident memory (kB).
