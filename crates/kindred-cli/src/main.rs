@@ -46,6 +46,8 @@ enum Command {
     Recommend(commands::recommend::Args),
     /// Most similar items or users (embeddings, co-occurrence or features), or neighbour lists for all.
     Similar(commands::similar::Args),
+    /// Add a sentence-encoder vector of each item's text fields to a feature file (JSON Lines).
+    Embed(commands::embed::Args),
     /// Rating predictions for user,item pairs from a saved model.
     Predict(commands::predict::Args),
     /// Every model with its parameters and defaults.
@@ -97,6 +99,7 @@ fn main() {
         Command::Train(args) => commands::train::run(args, &env),
         Command::Recommend(args) => commands::recommend::run(args, &env),
         Command::Predict(args) => commands::predict::run(args, &env),
+        Command::Embed(args) => commands::embed::run(args, &env),
         Command::Similar(args) => commands::similar::run(args, &env),
         Command::Models(args) => commands::models::run(args, &env),
         Command::Split(args) => commands::split::run(args, &env),

@@ -885,3 +885,40 @@ fn train_on_a_store_cleans_as_train_on_the_file_does() {
         "{manifest}"
     );
 }
+
+#[test]
+fn eval_compares_on_extra_metrics_when_asked() {
+    let args = |extra: &[&'static str]| {
+        let mut args = vec![
+            "eval",
+            "--data",
+            DATA,
+            "--protocol",
+            "temporal:0.2,positive>=4",
+            "--model",
+            "popularity",
+            "--model",
+            "itemknn",
+            "--bootstrap",
+            "200",
+        ];
+        args.extend_from_slice(extra);
+        args
+    };
+    let out = ok(&args(&[
+        "--compare-on",
+        "recall@10",
+        "--compare-on",
+        "ndcg@10",
+    ]));
+    let lines: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains(" vs popularity: "))
+        .collect();
+    assert_eq!(lines.len(), 2, "ndcg@10 once, recall@10 once: {out}");
+    assert!(lines.iter().any(|l| l.contains(": recall@10 ")), "{out}");
+    let bad = kindred(&args(&["--compare-on", "recall@5"]));
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("no metric `recall@5`"), "{err}");
+}

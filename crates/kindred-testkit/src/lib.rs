@@ -3,7 +3,8 @@
 //! the repository (its licence forbids redistribution); `KINDRED_DATA_DIR` names the folder that
 //! holds `ml-100k/` and `ml-1m/`. Without it a test prints that it skipped and why and passes,
 //! except under CI (`CI` set), where a skip would hide a broken setup, so it fails instead.
-//! Every skip (data, PostgreSQL, browser) goes through [`skip_test`], which also records it for
+//! The same policy covers the sentence encoder's model folder ([`encoder_dir`]).
+//! Every skip (data, PostgreSQL, browser, encoder) goes through [`skip_test`], which also records it for
 //! the summary the README's test command prints.
 //! [`TestDir`] gives a test a scratch directory that is deleted when the test ends.
 //! Printing and panicking are the point here: this crate only ever runs inside tests.
@@ -38,6 +39,23 @@ pub fn real_data_dir(name: &str) -> Option<PathBuf> {
         Some(dir)
     } else {
         skip(format!("{} does not exist", dir.display()))
+    }
+}
+
+/// The sentence-encoder model directory `KINDRED_ENCODER_DIR` names (all-MiniLM-L6-v2 as
+/// `.ci/fetch-encoder` unpacks it), or `None` after printing why the test skips (panics under
+/// CI).
+pub fn encoder_dir() -> Option<PathBuf> {
+    match std::env::var_os("KINDRED_ENCODER_DIR").map(PathBuf::from) {
+        Some(dir) if dir.join("model.safetensors").is_file() => Some(dir),
+        Some(dir) => skip(format!(
+            "KINDRED_ENCODER_DIR={} holds no model.safetensors",
+            dir.display()
+        )),
+        None => skip(
+            "KINDRED_ENCODER_DIR is not set (bash .ci/fetch-encoder prints a directory to set it to)"
+                .to_owned(),
+        ),
     }
 }
 

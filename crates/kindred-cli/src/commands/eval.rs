@@ -50,6 +50,10 @@ pub struct Args {
     /// Ranking protocols: record metric@K curves for K = 1..=N (0: none).
     #[arg(long, default_value_t = 50)]
     curve_k: usize,
+    /// Also compare every later model with the first on this metric (e.g. `recall@10`; repeat
+    /// for several); the primary metric (`ndcg@K`, or `rmse`) is always compared.
+    #[arg(long = "compare-on", value_name = "METRIC")]
+    compare_on: Vec<String>,
     /// Show each metric's 95% bootstrap interval `value [lo, hi]` in the table instead of the
     /// standard deviation over folds (needs --bootstrap > 0).
     #[arg(long)]
@@ -92,7 +96,13 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
         max_folds: None,
         rank,
     };
-    let report = evaluate(&dataset, &protocol, &models, &options)?;
+    if !args.compare_on.is_empty() && args.bootstrap == 0 {
+        anyhow::bail!(
+            "--compare-on needs --bootstrap above 0 (paired comparisons resample users or pairs)"
+        );
+    }
+    let mut report = evaluate(&dataset, &protocol, &models, &options)?;
+    add_comparisons(&mut report, &args.compare_on, args.bootstrap, args.seed)?;
     out!("{}", format_report_with(&report, args.ci))?;
     for result in &report.results {
         if let Some(path) = &result.recs_file {
@@ -107,6 +117,36 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
     if let Some(path) = &args.json {
         write_json(path, &report)?;
         env.note(format!("wrote {}", path.display()));
+    }
+    Ok(())
+}
+
+/// Compares every later result with the first on each of `metrics` not compared already (with
+/// the evaluation's seed, as the runner compares the primary metric).
+fn add_comparisons(
+    report: &mut EvalReport,
+    metrics: &[String],
+    resamples: usize,
+    seed: u64,
+) -> Result<()> {
+    let Some((first, rest)) = report.results.split_first() else {
+        return Ok(());
+    };
+    for metric in metrics {
+        if !first.metrics.contains_key(metric) {
+            let known: Vec<&str> = first.metrics.keys().map(String::as_str).collect();
+            anyhow::bail!(
+                "--compare-on: no metric `{metric}` in these results (they have {})",
+                known.join(", ")
+            );
+        }
+        if report.comparisons.iter().any(|c| &c.metric == metric) {
+            continue;
+        }
+        for result in rest {
+            let comparison = kindred_eval::compare_results(first, result, metric, resamples, seed)?;
+            report.comparisons.push(comparison);
+        }
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 #[cfg(feature = "cluster")]
 pub mod cluster;
+pub mod embed;
 pub mod eval;
 pub mod experiment;
 pub mod import;
