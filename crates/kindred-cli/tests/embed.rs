@@ -3,25 +3,32 @@
 //! field; a missing encoder says what to pass. The encoder is all-MiniLM-L6-v2 from the
 //! directory `KINDRED_ENCODER_DIR` names (`.ci/fetch-encoder`).
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
+use common::{kindred, stderr};
 use kindred_testkit::TestDir;
-
-fn kindred(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kindred"))
-        .args(args)
-        .arg("--quiet")
-        .output()
-        .expect("run kindred")
-}
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("a UTF-8 path")
 }
 
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
+/// `kindred embed` of `input`'s `text` fields with the encoder in `encoder`, into `out`.
+fn embed(input: &Path, text: &str, encoder: &Path, out: &Path) -> Output {
+    kindred(&[
+        "embed",
+        "--item-features",
+        s(input),
+        "--text",
+        text,
+        "--encoder",
+        s(encoder),
+        "--out",
+        s(out),
+        "--quiet",
+    ])
 }
 
 const ITEMS: &str = r#"{"id": "a", "title": "Toy Story (1995)", "genres": ["Animation"], "blurb": "A cowboy doll and a spaceman toy compete for a boy's attention."}
@@ -47,17 +54,7 @@ fn embed_adds_vectors_and_keeps_every_field() {
     let input = dir.join("items.jsonl");
     std::fs::write(&input, ITEMS).expect("write");
     let output = dir.join("items.with-embeddings.jsonl");
-    let out = kindred(&[
-        "embed",
-        "--item-features",
-        s(&input),
-        "--text",
-        "title,blurb",
-        "--encoder",
-        s(&encoder),
-        "--out",
-        s(&output),
-    ]);
+    let out = embed(&input, "title,blurb", &encoder, &output);
     assert!(out.status.success(), "{}", stderr(&out));
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(&output)
         .expect("read")
@@ -111,6 +108,7 @@ fn embed_adds_vectors_and_keeps_every_field() {
     }
     std::fs::write(&events, rows).expect("write");
     let out = kindred(&[
+        "--quiet",
         "eval",
         "--data",
         &format!("csv:{}", s(&events)),
@@ -149,17 +147,7 @@ fn embed_names_the_file_line_and_field_of_bad_input() {
     for (i, (text, expected)) in cases.iter().enumerate() {
         let input = dir.join(format!("items{i}.jsonl"));
         std::fs::write(&input, text).expect("write");
-        let out = kindred(&[
-            "embed",
-            "--item-features",
-            s(&input),
-            "--text",
-            "title",
-            "--encoder",
-            s(&encoder),
-            "--out",
-            s(&dir.join("out.jsonl")),
-        ]);
+        let out = embed(&input, "title", &encoder, &dir.join("out.jsonl"));
         assert!(!out.status.success());
         let err = stderr(&out);
         assert!(
@@ -170,17 +158,7 @@ fn embed_names_the_file_line_and_field_of_bad_input() {
     // Good input, no model: the error names the directory and what to pass.
     let input = dir.join("good.jsonl");
     std::fs::write(&input, "{\"id\": \"a\", \"title\": \"x\"}\n").expect("write");
-    let out = kindred(&[
-        "embed",
-        "--item-features",
-        s(&input),
-        "--text",
-        "title",
-        "--encoder",
-        s(&encoder),
-        "--out",
-        s(&dir.join("out.jsonl")),
-    ]);
+    let out = embed(&input, "title", &encoder, &dir.join("out.jsonl"));
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(
@@ -196,17 +174,7 @@ fn embed_without_the_feature_says_how_to_get_it() {
     let dir = TestDir::new("cli-embed-lean");
     let input = dir.join("items.jsonl");
     std::fs::write(&input, ITEMS).expect("write");
-    let out = kindred(&[
-        "embed",
-        "--item-features",
-        s(&input),
-        "--text",
-        "title",
-        "--encoder",
-        s(&dir),
-        "--out",
-        s(&dir.join("out.jsonl")),
-    ]);
+    let out = embed(&input, "title", &dir, &dir.join("out.jsonl"));
     assert!(!out.status.success());
     assert!(
         stderr(&out).contains("`encoder` feature"),

@@ -132,7 +132,7 @@ fn parse_object(line: &[u8]) -> Result<Map<String, Value>, RowError> {
         Ok(other) => Err(RowError::new(
             Problem::WrongType,
             "$",
-            format!("expected an object, found {}", kind(&other)),
+            format!("expected an object, found {}", json_kind(&other)),
         )),
         Err(e) => Err(RowError::new(
             Problem::InvalidJson,
@@ -142,7 +142,8 @@ fn parse_object(line: &[u8]) -> Result<Map<String, Value>, RowError> {
     }
 }
 
-fn kind(value: &Value) -> &'static str {
+/// How a JSON value's type is named in error messages (`a number`, `an array`, ...).
+pub fn json_kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -173,7 +174,10 @@ fn id_of(object: &Map<String, Value>, key: &str) -> Result<String, RowError> {
         Some(other) => Err(RowError::new(
             Problem::WrongType,
             path_of(key),
-            format!("expected a string or integer id, found {}", kind(other)),
+            format!(
+                "expected a string or integer id, found {}",
+                json_kind(other)
+            ),
         )),
     }
 }
@@ -201,7 +205,7 @@ fn number_of(object: &Map<String, Value>, key: &str) -> Result<Option<f32>, RowE
         Some(other) => Err(RowError::new(
             Problem::WrongType,
             path_of(key),
-            format!("expected a number, found {}", kind(other)),
+            format!("expected a number, found {}", json_kind(other)),
         )),
     }
 }
@@ -223,7 +227,7 @@ fn timestamp_of(object: &Map<String, Value>, key: &str) -> Result<Option<i64>, R
             path_of(key),
             format!(
                 "expected unix seconds or a date string, found {}",
-                kind(other)
+                json_kind(other)
             ),
         )),
     }
@@ -241,7 +245,7 @@ fn context_value(value: &Value, path: impl FnOnce() -> String) -> Result<Option<
             path(),
             format!(
                 "expected a string, number or boolean, found {}",
-                kind(other)
+                json_kind(other)
             ),
         )),
     }
@@ -269,7 +273,7 @@ fn parse_event(
             return Err(RowError::new(
                 Problem::WrongType,
                 path_of(&keys.event),
-                format!("expected an event name, found {}", kind(other)),
+                format!("expected an event name, found {}", json_kind(other)),
             ))
         }
     };
@@ -289,7 +293,7 @@ fn parse_event(
             return Err(RowError::new(
                 Problem::WrongType,
                 path_of(&keys.context_object),
-                format!("expected an object, found {}", kind(other)),
+                format!("expected an object, found {}", json_kind(other)),
             ))
         }
     }
@@ -405,7 +409,7 @@ fn array_feature(values: &[Value], key: &str) -> Result<FeatureValue, RowError> 
                     format!("$.{key}[{i}]"),
                     format!(
                         "expected all strings (categories) or all numbers (a vector), found {}",
-                        kind(other)
+                        json_kind(other)
                     ),
                 ))
             }

@@ -120,7 +120,7 @@ fn read_entities(path: &Path, fields: &[String]) -> Result<Vec<Entity>> {
                 Some(other) => bail!(
                     "{}:{line_no}: field `$.{field}`: expected text, found {}",
                     path.display(),
-                    json_kind(other)
+                    kindred_data::jsonl::json_kind(other)
                 ),
             }
         }
@@ -131,17 +131,6 @@ fn read_entities(path: &Path, fields: &[String]) -> Result<Vec<Entity>> {
         bail!("{}: empty file: no JSON lines", path.display());
     }
     Ok(entities)
-}
-
-fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 struct Written {
