@@ -3,9 +3,9 @@
 //! the repository (its licence forbids redistribution); `KINDRED_DATA_DIR` names the folder that
 //! holds `ml-100k/` and `ml-1m/`. Without it a test prints that it skipped and why and passes,
 //! except under CI (`CI` set), where a skip would hide a broken setup, so it fails instead.
-//! The same policy covers the sentence encoder's model folder ([`encoder_dir`]).
-//! Every skip (data, PostgreSQL, browser, encoder) goes through [`skip_test`], which also records it for
-//! the summary the README's test command prints.
+//! The same policy covers the sentence encoder's model folder ([`encoder_dir`]). Every skip
+//! (data, PostgreSQL, browser, encoder) goes through [`skip_test`], which also records it for the
+//! summary the README's test command prints.
 //! [`TestDir`] gives a test a scratch directory that is deleted when the test ends.
 //! Printing and panicking are the point here: this crate only ever runs inside tests.
 

@@ -81,6 +81,7 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
     for spec in &models {
         kindred_eval::build_algorithm_for(spec, &protocol)?;
     }
+    check_compare_on(&args.compare_on, args.k, args.bootstrap)?;
     let dataset = args.data.load_cleaned(&args.cleaning, env.quiet)?;
     let options = EvalOptions {
         k: args.k,
@@ -96,11 +97,6 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
         max_folds: None,
         rank,
     };
-    if !args.compare_on.is_empty() && args.bootstrap == 0 {
-        anyhow::bail!(
-            "--compare-on needs --bootstrap above 0 (paired comparisons resample users or pairs)"
-        );
-    }
     let mut report = evaluate(&dataset, &protocol, &models, &options)?;
     add_comparisons(&mut report, &args.compare_on, args.bootstrap, args.seed)?;
     out!("{}", format_report_with(&report, args.ci))?;
@@ -117,6 +113,34 @@ pub fn run(args: Args, env: &Env) -> Result<()> {
     if let Some(path) = &args.json {
         write_json(path, &report)?;
         env.note(format!("wrote {}", path.display()));
+    }
+    Ok(())
+}
+
+/// Refuses, before the data is loaded, `--compare-on` metrics that no evaluation has per user
+/// or per pair, and `--compare-on` without resampling.
+fn check_compare_on(metrics: &[String], k: usize, bootstrap: usize) -> Result<()> {
+    if metrics.is_empty() {
+        return Ok(());
+    }
+    if bootstrap == 0 {
+        anyhow::bail!(
+            "--compare-on needs --bootstrap above 0 (paired comparisons resample users or pairs)"
+        );
+    }
+    let mut known = vec!["rmse".to_owned(), "mae".to_owned()];
+    known.extend(
+        ["ndcg", "precision", "recall", "map", "mrr", "hit"]
+            .iter()
+            .map(|m| format!("{m}@{k}")),
+    );
+    for metric in metrics {
+        if !known.contains(metric) {
+            anyhow::bail!(
+                "--compare-on: no metric `{metric}` (with --k {k}: {})",
+                known.join(", ")
+            );
+        }
     }
     Ok(())
 }
