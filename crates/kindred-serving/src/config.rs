@@ -415,6 +415,8 @@ pub struct ServerConfig {
     pub training: TrainingConfig,
     pub retention: RetentionConfig,
     pub monitoring: MonitoringConfig,
+    /// Items' text encoded into a vector feature when they are written (none by default).
+    pub encoder: crate::item_text::EncoderConfig,
 }
 
 impl Default for ServerConfig {
@@ -446,6 +448,7 @@ impl Default for ServerConfig {
             training: TrainingConfig::default(),
             retention: RetentionConfig::default(),
             monitoring: MonitoringConfig::default(),
+            encoder: crate::item_text::EncoderConfig::default(),
         }
     }
 }
@@ -472,6 +475,9 @@ impl ServerConfig {
             resolve(p);
         }
         if let Some(p) = config.training.pipeline.as_mut() {
+            resolve(p);
+        }
+        if let Some(p) = config.encoder.dir.as_mut() {
             resolve(p);
         }
         Ok(config)
@@ -628,6 +634,7 @@ impl ServerConfig {
         }
         self.timestamps.validate().map_err(bad)?;
         self.keys.validate().map_err(bad)?;
+        self.encoder.validate().map_err(bad)?;
         if self.header_read_timeout_ms == 0 || self.max_connections == 0 {
             return Err(bad(
                 "header_read_timeout_ms and max_connections must be at least 1".into(),

@@ -11,6 +11,7 @@ use kindred_store::{ErasedKind, ErasureReport, Item, User};
 
 use crate::erasure::{self, refuse_erased_records};
 use crate::error::{Error, Result};
+use crate::item_text::ItemTextEncoder;
 use crate::monitor::Monitor;
 use crate::state::ServingState;
 
@@ -19,11 +20,21 @@ use crate::state::ServingState;
 pub struct EntityService {
     state: Arc<ServingState>,
     monitor: Arc<Monitor>,
+    /// Turns written items' text into a vector feature (`[encoder]`), when configured.
+    item_text: Option<Arc<ItemTextEncoder>>,
 }
 
 impl EntityService {
-    pub fn new(state: Arc<ServingState>, monitor: Arc<Monitor>) -> Self {
-        Self { state, monitor }
+    pub fn new(
+        state: Arc<ServingState>,
+        monitor: Arc<Monitor>,
+        item_text: Option<Arc<ItemTextEncoder>>,
+    ) -> Self {
+        Self {
+            state,
+            monitor,
+            item_text,
+        }
     }
 
     /// Writes (inserts or replaces) `users`.
@@ -39,7 +50,8 @@ impl EntityService {
         Ok(())
     }
 
-    /// Writes (inserts or replaces) `items`.
+    /// Writes (inserts or replaces) `items`; with an `[encoder]`, each item's text gets its
+    /// vector first (checked against the limits again, as one more feature).
     pub async fn upsert_items(&self, items: &[Item]) -> Result<()> {
         refuse_erased_records(
             &self.state.erasures(),
@@ -47,6 +59,17 @@ impl EntityService {
             items.iter().map(|i| i.id.as_str()),
         )?;
         self.state.write_limits.check_items(items)?;
+        let encoded;
+        let items = match &self.item_text {
+            Some(encoder) => {
+                let mut owned = items.to_vec();
+                encoder.embed(&mut owned).await?;
+                self.state.write_limits.check_items(&owned)?;
+                encoded = owned;
+                &encoded[..]
+            }
+            None => items,
+        };
         self.state.store.upsert_items(items).await?;
         self.state.catalog_changed();
         let snapshot = self.state.snapshot();

@@ -24,6 +24,7 @@ pub mod experiments;
 pub mod exploration;
 pub mod exposition;
 pub mod feedback;
+pub mod item_text;
 pub mod lifecycle;
 pub mod lists;
 pub mod live_snapshot;

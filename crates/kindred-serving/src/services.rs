@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use crate::item_text::ItemTextEncoder;
+
 use kindred_store::Store;
 
 use crate::config::ServerConfig;
@@ -33,11 +35,12 @@ impl Serving {
     /// up the services.
     pub async fn open(config: ServerConfig, store: Store) -> Result<Self> {
         let monitor = Arc::new(Monitor::new(&config.monitoring));
+        let item_text = ItemTextEncoder::open(&config.encoder)?;
         let state = ServingState::new(config, store).await?;
         Ok(Self {
             lists: ListService::new(Arc::clone(&state), Arc::clone(&monitor)),
             feedback: FeedbackService::new(Arc::clone(&state), Arc::clone(&monitor)),
-            entities: EntityService::new(Arc::clone(&state), Arc::clone(&monitor)),
+            entities: EntityService::new(Arc::clone(&state), Arc::clone(&monitor), item_text),
             lifecycle: Arc::new(Lifecycle::new(
                 Arc::clone(&state),
                 Arc::clone(&monitor.alerts),
