@@ -300,6 +300,36 @@ fn the_readme_walks_without_a_stumble() {
     if !cfg!(feature = "cluster") {
         assert!(said.is_empty());
     }
+    // `kindred embed` needs the `encoder` feature and a model folder (`KINDRED_ENCODER_DIR`, as
+    // the encoder tests read it); without either it fails with one clean message.
+    let items = d.join("items.jsonl");
+    std::fs::write(
+        &items,
+        "{\"id\": \"a\", \"title\": \"A space adventure\"}\n",
+    )
+    .expect("write items");
+    let encoder = std::env::var_os("KINDRED_ENCODER_DIR")
+        .map(std::path::PathBuf::from)
+        .filter(|dir| dir.join("model.safetensors").is_file());
+    let encoder_dir = encoder.clone().unwrap_or_else(|| d.join("no-encoder"));
+    let embedded = d.join("items.embedded.jsonl");
+    let embed = [
+        "embed",
+        "--item-features",
+        s(&items),
+        "--text",
+        "title",
+        "--encoder",
+        s(&encoder_dir),
+        "--out",
+        s(&embedded),
+        "--quiet",
+    ];
+    walk(
+        &mut walked,
+        &embed,
+        cfg!(feature = "encoder") && encoder.is_some(),
+    );
 
     // The newcomer's mistakes: each fails with a clean, single message.
     let missing = d.join("missing.csv");
