@@ -1,8 +1,9 @@
 //! [`ItemTextEncoder`]: an item's text turned into a vector when the item is written (the
 //! `[encoder]` config), so that the vector is in the store for every training run and a content
 //! model trained with that column (`columns=...+text_embedding`) reads it. Not yet: a brand-new
-//! item nobody has interacted with did not appear in the server's content lists in a trial, even
-//! after retraining; the server's content lists do not reach such items yet.
+//! item nobody has interacted with is not in the server's content lists, even after retraining,
+//! because a content model profiles only the items of its training interactions; scoring such
+//! items from their stored features at the catalog refresh is still to be built.
 //!
 //! The vector is computed from the text fields the config names (present, non-blank strings,
 //! joined with ". " in the config's order) and stored as one more feature of the item, replacing
