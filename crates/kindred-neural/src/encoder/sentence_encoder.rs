@@ -18,9 +18,9 @@ use super::bert::{cls_pool, mean_pool, normalize_rows, Bert};
 use super::encoder_dir::{EncoderDir, Pooling};
 
 /// Texts per forward pass. Larger batches make larger matrix products, which the CPU runs
-/// closer to its peak: 3,883 MovieLens titles took 15 s at 32, 9.5-9.8 s at 128, 9.9-10.9 s at
-/// 256 and 10.5 s at 512 (whole `kindred embed`, 2 cores), where the padding of longer batches
-/// and the attention scores' size start to cost more than the products gain.
+/// closer to its peak, until padding and the attention scores' size cost more than they gain;
+/// 128 was the fastest of 32, 128, 256 and 512 on MovieLens titles in one-off timings of
+/// `kindred embed` on 2 cores (BENCHMARKS.md, "Sentence encoder").
 const BATCH: usize = 128;
 
 /// A loaded sentence encoder (thread-safe: `encode` takes `&self`).
