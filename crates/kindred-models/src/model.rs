@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use kindred_core::{top_k, FitContext, ItemIdx, Result, Scored, TrainSet, UserIdx};
+use kindred_core::{top_k, FeatureTable, FitContext, ItemIdx, Result, Scored, TrainSet, UserIdx};
 
 /// Who recommendations are for: a known user (by dense index) and/or a list of items the user
 /// interacted with recently (anonymous or session users, real-time fold-in).
@@ -138,6 +138,16 @@ pub trait Model: Send + Sync {
     /// How the model was chosen, when a search on its training data chose it (the `auto`
     /// spec's trace; see `Manifest::selection`). None for a model fitted from a fixed spec.
     fn selection(&self) -> Option<&serde_json::Value> {
+        None
+    }
+
+    /// This model with its catalog grown by the entities of `item_features` it was not trained
+    /// on, appended in the table's order and each scored from its features alone, as the model
+    /// scores a cold item; items without a usable feature are left out. `None` (the default)
+    /// when the model cannot score an item from features, or no new item has a usable feature.
+    /// Serving calls it at every catalog rebuild, so an item written after training reaches
+    /// model-scored lists before the next version learns it.
+    fn with_new_items(&self, _item_features: &FeatureTable) -> Option<Box<dyn Model>> {
         None
     }
 

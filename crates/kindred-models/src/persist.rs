@@ -107,6 +107,22 @@ impl Fitted {
         }
     }
 
+    /// The same state with `new_items` appended to the item map, as items without training
+    /// data (ids it already holds are skipped).
+    pub fn with_items<'a>(&self, new_items: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut items = IdMap::clone(&self.items);
+        for id in new_items {
+            items.intern(id);
+        }
+        let mut known_items = self.known_items.clone();
+        known_items.resize(items.len(), false);
+        Self {
+            items: Arc::new(items),
+            known_items,
+            ..self.clone()
+        }
+    }
+
     /// True when `user` has training data (Surprise's "known" user); false for unknown indices.
     pub fn knows_user(&self, user: UserIdx) -> bool {
         !self.seen.items_of(user).is_empty()

@@ -1,6 +1,7 @@
 //! `[encoder]`: an item written through the API is stored with the vector of its title (items of
-//! one genre closer to each other than to others), and a content model trains on that vector
-//! column and serves lists from it. The encoder is all-MiniLM-L6-v2 from the folder
+//! one genre closer to each other than to others), a content model trains on that vector column
+//! and serves lists from it, and an item written after training is scored from its text at the
+//! next catalog refresh. The encoder is all-MiniLM-L6-v2 from the folder
 //! `KINDRED_ENCODER_DIR` names (`.ci/fetch-encoder`).
 #![cfg(feature = "encoder")]
 
@@ -74,6 +75,7 @@ async fn written_items_get_text_vectors_that_a_content_model_trains_on() {
             })
         })
         .collect();
+    let written = items.clone();
     writer
         .post("/v1/items", &Value::Array(items))
         .await
@@ -125,6 +127,60 @@ async fn written_items_get_text_vectors_that_a_content_model_trains_on() {
         "{}",
         list.text()
     );
+
+    // An item written after training, which nobody has interacted with, is scored from its
+    // text at the next catalog refresh: given the title of a listed item, it gets its score.
+    // Rewritten with another item's title, it takes that item's score at the next refresh.
+    let title_of = |id: &str| {
+        written
+            .iter()
+            .find(|i| i["id"] == id)
+            .map(|i| i["features"]["title"].clone())
+            .expect("a written title")
+    };
+    let listed: Vec<String> = items
+        .iter()
+        .map(|i| i["item"].as_str().expect("an id").to_owned())
+        .collect();
+    let score = |k: usize| items[k]["score"].as_f64().expect("a score");
+    assert!(score(0) - score(9) > 1e-3, "{}", list.text());
+    for twin in [&listed[0], &listed[9]] {
+        writer
+            .post(
+                "/v1/items",
+                &json!([{ "id": "brand-new", "features": { "title": title_of(twin) } }]),
+            )
+            .await
+            .expect_status(200);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let list = reader.get(&format!("/v1/recommend/{user}?n=100")).await;
+            list.expect_status(200);
+            let new = listed_item(list.json(), "brand-new");
+            let twin = listed_item(list.json(), twin);
+            if let (Some((source, Some(new))), Some((_, Some(twin)))) = (new, twin) {
+                assert_eq!(source, "model:content", "{}", list.text());
+                if (new - twin).abs() < 1e-4 {
+                    break;
+                }
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the new item never got its twin's score: {}",
+                list.text()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// The source and score of item `id` in a list response, if it is listed.
+fn listed_item(list: &Value, id: &str) -> Option<(Value, Option<f64>)> {
+    list["items"]
+        .as_array()?
+        .iter()
+        .find(|i| i["item"] == id)
+        .map(|i| (i["source"].clone(), i["score"].as_f64()))
 }
 
 /// The stored vector of every item, in order.

@@ -1,9 +1,9 @@
 //! [`ItemTextEncoder`]: an item's text turned into a vector when the item is written (the
 //! `[encoder]` config), so that the vector is in the store for every training run and a content
-//! model trained with that column (`columns=...+text_embedding`) reads it. Not yet: a brand-new
-//! item nobody has interacted with is not in the server's content lists, even after retraining,
-//! because a content model profiles only the items of its training interactions; scoring such
-//! items from their stored features at the catalog refresh is still to be built.
+//! model trained with that column (`columns=...+text_embedding`) reads it. A brand-new item
+//! nobody has interacted with is scored from its vector at the next catalog refresh: the snapshot
+//! grows the live content model with the store's items it was not trained on
+//! (`Model::with_new_items`).
 //!
 //! The vector is computed from the text fields the config names (present, non-blank strings,
 //! joined with ". " in the config's order) and stored as one more feature of the item, replacing

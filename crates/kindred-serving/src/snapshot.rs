@@ -4,8 +4,10 @@
 //! A snapshot is built off the request path (a blocking thread) from the store's current data
 //! and the live model, then swapped in atomically; requests already running finish on the old
 //! one. The catalog lists the model's items first, in the model's order, so model scores index
-//! it directly; items the model has never seen (added after training) follow and reach users
-//! through the fallback chain (latest, trending) until the next version learns them.
+//! it directly. Items the model has never seen (added after training) are scored from their
+//! features when the model can (content models grow their catalog at each build); the rest
+//! follow and reach users through the fallback chain (latest, trending) until the next version
+//! learns them.
 //!
 //! Erasure: the store leaves erased users and items out of the data, but the live model's
 //! artifact still holds them until a version trained after the erasure replaces it. A snapshot
@@ -42,7 +44,12 @@ pub const MAX_FOLD_IN: usize = 500;
 pub struct LiveModel {
     pub version: String,
     pub algorithm: String,
+    /// The model lists are scored with: the trained one, or a copy grown with the catalog's
+    /// new items ([`with_new_items`]).
     pub model: Arc<dyn Model>,
+    /// The model as trained, when `model` is a grown copy: every build grows it afresh, so an
+    /// item rewritten with new features is scored from the new ones.
+    pub trained: Option<Arc<dyn Model>>,
     /// The feature distributions it was trained with, for the skew check (None for versions
     /// saved without one).
     pub profile: Option<Arc<crate::monitor::skew::FeatureProfile>>,
@@ -54,6 +61,28 @@ impl std::fmt::Debug for LiveModel {
             .field("version", &self.version)
             .field("algorithm", &self.algorithm)
             .finish_non_exhaustive()
+    }
+}
+
+/// `live` with the catalog's items it was not trained on scored from their features, where
+/// its model can (content models; [`Model::with_new_items`]): a new item written with features
+/// reaches model-scored lists at this rebuild instead of waiting for the next version.
+fn with_new_items(live: LiveModel, item_features: Option<&FeatureTable>) -> LiveModel {
+    let trained = live
+        .trained
+        .clone()
+        .unwrap_or_else(|| Arc::clone(&live.model));
+    match item_features.and_then(|table| trained.with_new_items(table)) {
+        Some(grown) => LiveModel {
+            model: Arc::from(grown),
+            trained: Some(trained),
+            ..live
+        },
+        None => LiveModel {
+            model: trained,
+            trained: None,
+            ..live
+        },
     }
 }
 
@@ -212,6 +241,7 @@ impl Snapshot {
             generation,
             erasures,
         } = input;
+        let live = live.map(|l| with_new_items(l, dataset.item_features.as_deref()));
         let log = &dataset.interactions;
         let mut items = IdMap::new();
         if let Some(live) = &live {
@@ -555,8 +585,9 @@ impl Snapshot {
         })
     }
 
-    /// Whether the live model knows catalog item `item` (false for items added after its
-    /// training, which reach lists through the fallback chain or exploration).
+    /// Whether the live model scores catalog item `item` (false for items added after its
+    /// training that it cannot score from features; they reach lists through the fallback chain
+    /// or exploration).
     pub fn in_model(&self, item: u32) -> bool {
         (item as usize) < self.n_model_items
     }

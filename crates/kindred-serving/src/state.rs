@@ -58,6 +58,7 @@ async fn load_live_model(record: ModelRecord) -> Result<LiveModel> {
         version: record.model.version,
         algorithm: record.model.algorithm,
         model,
+        trained: None,
         profile,
     })
 }

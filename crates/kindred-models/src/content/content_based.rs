@@ -13,13 +13,14 @@
 //! like the rest; anonymous users are profiled from the query's history.
 
 use std::path::Path;
+use std::sync::OnceLock;
 
-use kindred_core::{Error, FitContext, ItemIdx, Result, TrainSet};
+use kindred_core::{Error, FeatureTable, FitContext, ItemIdx, Result, TrainSet};
 use serde::{Deserialize, Serialize};
 
 use crate::common::histories::{recency_decay, Histories};
 use crate::common::weighting::Weighting;
-use crate::content::feature_space::{EncodeOptions, FeatureSpace, SparseRows};
+use crate::content::feature_space::{EncodeOptions, FeatureSpace, SparseRows, SparseVec};
 use crate::family::{param_infos, Applicability, Cost, ModelFamily, ParamInfo, Saved, Task};
 use crate::model::{Algorithm, Model, UserQuery};
 use crate::params::ModelSpec;
@@ -108,20 +109,22 @@ impl Algorithm for Content {
         let profiles = space.encode_all(table, data.data.item_ids());
         let histories = Histories::new(data, self.params.weighting, None);
         ctx.cancel.check()?;
-        let mean_dot = mean_dots(&profiles, &histories, space.dim());
+        let mean = mean_profile(&profiles, &histories, space.dim());
+        let mean_dot = mean_dots(&profiles, &mean);
         Ok(Box::new(ContentModel {
             params: self.params.clone(),
             space,
             profiles,
             mean_dot,
+            mean: OnceLock::from(mean),
             histories,
             fitted: Fitted::from_train(data),
         }))
     }
 }
 
-/// `m . p_i` for every item, where `m` is the mean profile over training interactions.
-fn mean_dots(profiles: &SparseRows, histories: &Histories, dim: usize) -> Vec<f32> {
+/// `m`, the mean profile over training interactions (zero without interactions).
+fn mean_profile(profiles: &SparseRows, histories: &Histories, dim: usize) -> Vec<f64> {
     let mut mean = vec![0f64; dim];
     let mut total = 0f64;
     for (&item, &w) in histories.items.iter().zip(&histories.weights) {
@@ -132,6 +135,12 @@ fn mean_dots(profiles: &SparseRows, histories: &Histories, dim: usize) -> Vec<f3
         total += w as f64;
     }
     let scale = if total > 0.0 { 1.0 / total } else { 0.0 };
+    mean.iter_mut().for_each(|m| *m *= scale);
+    mean
+}
+
+/// `m . p_i` for every row of `profiles`.
+fn mean_dots(profiles: &SparseRows, mean: &[f64]) -> Vec<f32> {
     (0..profiles.len())
         .map(|item| {
             let (idx, val) = profiles.row(item);
@@ -140,7 +149,7 @@ fn mean_dots(profiles: &SparseRows, histories: &Histories, dim: usize) -> Vec<f3
                 .zip(val)
                 .map(|(&i, &v)| mean[i as usize] * v as f64)
                 .sum();
-            (dot * scale) as f32
+            dot as f32
         })
         .collect()
 }
@@ -154,6 +163,9 @@ pub struct ContentModel {
     profiles: SparseRows,
     /// Each item profile's dot product with the mean interaction profile.
     mean_dot: Vec<f32>,
+    /// The mean interaction profile, kept (or computed once after loading) to score the items
+    /// a serving catalog adds after training.
+    mean: OnceLock<Vec<f64>>,
     histories: Histories,
     fitted: Fitted,
 }
@@ -175,6 +187,7 @@ impl ContentModel {
             space: FeatureSpace::load(dir, SPACE_FILE)?,
             profiles: SparseRows::load("profile", tensors, n_items)?,
             mean_dot: tensors.f32_len("mean_dot", n_items)?,
+            mean: OnceLock::new(),
             histories,
             fitted,
         })
@@ -234,6 +247,38 @@ impl Model for ContentModel {
         for (o, &i) in out.iter_mut().zip(items) {
             *o = self.score_item(&profile, total, i);
         }
+    }
+
+    fn with_new_items(&self, item_features: &FeatureTable) -> Option<Box<dyn Model>> {
+        let known = &self.fitted.items;
+        let new: Vec<(&str, SparseVec)> = item_features
+            .ids()
+            .externals()
+            .iter()
+            .filter(|id| known.get(id).is_none())
+            .map(|id| (id.as_str(), self.space.encode_entity(item_features, id)))
+            .filter(|(_, profile)| !profile.is_empty())
+            .collect();
+        if new.is_empty() {
+            return None;
+        }
+        let mut profiles = self.profiles.clone();
+        let mut mean_dot = self.mean_dot.clone();
+        let added = SparseRows::from_vecs(new.iter().map(|(_, p)| p.clone()));
+        let mean = self
+            .mean
+            .get_or_init(|| mean_profile(&self.profiles, &self.histories, self.space.dim()));
+        mean_dot.extend(mean_dots(&added, mean));
+        profiles.append(&added);
+        Some(Box::new(ContentModel {
+            params: self.params.clone(),
+            space: self.space.clone(),
+            profiles,
+            mean_dot,
+            mean: self.mean.clone(),
+            histories: self.histories.clone(),
+            fitted: self.fitted.with_items(new.iter().map(|(id, _)| *id)),
+        }))
     }
 
     fn save(&self, dir: &Path) -> Result<()> {
@@ -304,7 +349,7 @@ impl ModelFamily for ContentFamily {
 pub(crate) mod test_support {
     use std::sync::Arc;
 
-    use kindred_core::{Protocol, TrainSet};
+    use kindred_core::{FeatureTable, Protocol, TrainSet};
 
     use crate::model::{Model, UserQuery};
 
@@ -341,6 +386,31 @@ pub(crate) mod test_support {
             })
             .collect();
         (train, tests, split.candidates)
+    }
+
+    /// `table` with one more entity, `new_id`, whose features are those of `from`'s row.
+    pub fn with_copy(table: &FeatureTable, from: &str, new_id: &str) -> FeatureTable {
+        use kindred_core::features::{ColumnData, FeatureValue};
+        let mut out = table.clone();
+        let row = table.ids().get(from).expect("a known entity") as usize;
+        for column in table.columns() {
+            let value = match &column.data {
+                ColumnData::Categorical { vocab, values } => FeatureValue::Categories(
+                    values[row]
+                        .iter()
+                        .map(|&v| vocab.external(v).to_owned())
+                        .collect(),
+                ),
+                ColumnData::Numeric(values) => FeatureValue::Number(values[row]),
+                ColumnData::Text(values) => FeatureValue::Text(values[row].clone()),
+                ColumnData::Dense { values, .. } => match &values[row] {
+                    Some(v) => FeatureValue::Vector(v.clone()),
+                    None => continue,
+                },
+            };
+            out.set(new_id, &column.name, value).expect("same kinds");
+        }
+        out
     }
 
     /// Mean recall@10 over users, ranking `candidates` (or all items) minus training items.
@@ -433,6 +503,47 @@ mod tests {
         let mut uncentred = vec![0f32; n];
         plain.score_all(&UserQuery::known(3), &mut uncentred);
         assert_ne!(known, uncentred);
+    }
+
+    #[test]
+    fn an_item_added_after_training_is_scored_like_one_with_its_features() {
+        let (train, _, _) = split(DATA, "temporal:0.2,positive>=4");
+        let model = Content::default()
+            .fit(&train, &FitContext::default())
+            .unwrap();
+        let table = train.item_features.as_deref().unwrap();
+        assert!(model.with_new_items(table).is_none(), "nothing new");
+        let twin = train.data.item_ids().external(7).to_owned();
+        let mut grown = with_copy(table, &twin, "brand-new");
+        // An entity without any feature cannot be scored, so it stays out.
+        grown.entity("featureless");
+        let extended = model.with_new_items(&grown).expect("one new item");
+        let n = train.n_items();
+        assert_eq!(extended.fitted().items.len(), n + 1);
+        assert_eq!(extended.fitted().items.get("brand-new"), Some(n as u32));
+        assert!(!extended.fitted().knows_item(n as u32));
+        for query in [UserQuery::known(3), UserQuery::anonymous(&[1, 2, 5])] {
+            let (mut before, mut after) = (vec![0f32; n], vec![0f32; n + 1]);
+            model.score_all(&query, &mut before);
+            extended.score_all(&query, &mut after);
+            assert_eq!(before[..], after[..n]);
+            assert!(
+                (after[n] - after[7]).abs() < 1e-6,
+                "{} {}",
+                after[n],
+                after[7]
+            );
+        }
+        // A saved and reloaded model (which recomputes its mean profile) grows the same way.
+        let dir = std::env::temp_dir().join(format!("kindred-content-grow-{}", std::process::id()));
+        model.save(&dir).unwrap();
+        let loaded = crate::registry::load_model(&dir).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let regrown = loaded.with_new_items(&grown).expect("one new item");
+        let (mut a, mut b) = (vec![0f32; n + 1], vec![0f32; n + 1]);
+        extended.score_all(&UserQuery::known(3), &mut a);
+        regrown.score_all(&UserQuery::known(3), &mut b);
+        assert_eq!(a, b);
     }
 
     #[test]

@@ -174,6 +174,18 @@ impl SparseRows {
         (&self.indices[range.clone()], &self.values[range])
     }
 
+    /// Appends the rows of `other` after these.
+    pub fn append(&mut self, other: &SparseRows) {
+        let base = self.indptr.last().copied().unwrap_or(0);
+        if self.indptr.is_empty() {
+            self.indptr.push(0);
+        }
+        self.indptr
+            .extend(other.indptr.iter().skip(1).map(|&p| base + p));
+        self.indices.extend_from_slice(&other.indices);
+        self.values.extend_from_slice(&other.values);
+    }
+
     /// Adds the three arrays to `tensors` under `prefix`.
     pub fn save(&self, prefix: &str, tensors: &mut TensorWriter) {
         tensors

@@ -656,6 +656,27 @@ impl Model for HybridModel {
         Some((self.params.no_components, &self.user_emb))
     }
 
+    fn with_new_items(&self, item_features: &FeatureTable) -> Option<Box<dyn Model>> {
+        let known = &self.fitted.items;
+        let new: Vec<(&str, (Vec<f32>, f32))> = item_features
+            .ids()
+            .externals()
+            .iter()
+            .filter(|id| known.get(id).is_none())
+            .filter_map(|id| Some((id.as_str(), self.embed_item(item_features, id)?)))
+            .collect();
+        if new.is_empty() {
+            return None;
+        }
+        let mut model = self.clone();
+        for (_, (emb, bias)) in &new {
+            model.item_emb.extend_from_slice(emb);
+            model.item_bias.push(*bias);
+        }
+        model.fitted = self.fitted.with_items(new.iter().map(|(id, _)| *id));
+        Some(Box::new(model))
+    }
+
     fn save(&self, dir: &Path) -> Result<()> {
         let k = self.params.no_components;
         let mut t = TensorWriter::new();
@@ -793,6 +814,34 @@ mod tests {
                 hybrid.params
             );
         }
+    }
+
+    #[test]
+    fn an_item_added_after_training_is_scored_like_a_cold_item_with_its_features() {
+        let (train, _, cold) = split("users=120,items=80,seed=3", "coldstart-items:0.2");
+        let model = small(|p| p.epochs = 3)
+            .fit(&train, &FitContext::default())
+            .unwrap();
+        let table = train.item_features.as_deref().unwrap();
+        assert!(model.with_new_items(table).is_none(), "nothing new");
+        let cold_item = cold.unwrap()[0];
+        let twin = train.data.item_ids().external(cold_item).to_owned();
+        let extended = model
+            .with_new_items(&with_copy(table, &twin, "brand-new"))
+            .expect("one new item");
+        let n = train.n_items();
+        assert_eq!(extended.fitted().items.get("brand-new"), Some(n as u32));
+        let (dim, embeddings) = extended.item_embeddings().unwrap();
+        assert_eq!(embeddings.len(), (n + 1) * dim);
+        let (mut before, mut after) = (vec![0f32; n], vec![0f32; n + 1]);
+        model.score_all(&UserQuery::known(4), &mut before);
+        extended.score_all(&UserQuery::known(4), &mut after);
+        assert_eq!(before[..], after[..n]);
+        let (twin_score, new_score) = (after[cold_item as usize], after[n]);
+        assert!(
+            (twin_score - new_score).abs() < 1e-5,
+            "{twin_score} {new_score}"
+        );
     }
 
     #[test]

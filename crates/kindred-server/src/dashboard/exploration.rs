@@ -130,7 +130,7 @@ fn body(
             &table_rows,
         ));
         html.push_str(
-            "<p>New items: items the live model has not learned (added after its training).</p>",
+            "<p>New items: items the live model does not score (added after its training, and not scored from their features).</p>",
         );
     }
     html.push_str("</section>");

@@ -123,7 +123,7 @@ pub async fn page(State(dash): State<Dashboard>, headers: HeaderMap) -> Response
         card("live version", live),
         card("catalog items", snapshot.items.len().to_string()),
         card(
-            "items the model knows",
+            "items the model scores",
             snapshot.n_model_items().to_string()
         ),
         card("events in the live data", snapshot.events.to_string()),

@@ -221,6 +221,7 @@ pub async fn replay(
             version: record.model.version.clone(),
             algorithm: record.model.algorithm.clone(),
             model: loaded.0,
+            trained: None,
             profile: loaded.1,
         };
         // The catalog and histories as they were when the window opened.
