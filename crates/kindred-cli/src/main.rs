@@ -89,6 +89,9 @@ fn main() {
             eprintln!("warning: cannot set {threads} threads: {e}");
         }
     }
+    // Models given `text=...,encoder=DIR` open their sentence encoder through this loader.
+    #[cfg(feature = "encoder")]
+    kindred_core::text_encoder::register_text_encoder(kindred_neural::open_text_encoder);
     let env = commands::Env::new(cli.quiet, cli.threads);
     let result = match cli.command {
         Command::Quickstart(args) => commands::quickstart::run(args, &env),

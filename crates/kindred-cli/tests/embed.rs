@@ -1,6 +1,7 @@
 //! `kindred embed`: a feature file gains a sentence-encoder vector per entity with text, every
 //! other field kept, and a content model evaluates on it; bad input names the file, line and
-//! field; a missing encoder says what to pass. The encoder is all-MiniLM-L6-v2 from the
+//! field; a missing encoder says what to pass. `content` given `text=...,encoder=DIR` encodes the
+//! text itself, to the same figures. The encoder is all-MiniLM-L6-v2 from the
 //! directory `KINDRED_ENCODER_DIR` names (`.ci/fetch-encoder`).
 
 mod common;
@@ -124,7 +125,75 @@ fn embed_adds_vectors_and_keeps_every_field() {
         "0",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("ndcg@2"));
+    let from_file = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(from_file.contains("ndcg@2"), "{from_file}");
+
+    // The model encodes the text itself with `text=...,encoder=DIR`: the same vectors, so the
+    // same figures as from the embedded file.
+    let spec = format!(
+        "content:columns=text_embedding,text=title+blurb,encoder={}",
+        s(&encoder)
+    );
+    let out = kindred(&[
+        "--quiet",
+        "eval",
+        "--data",
+        &format!("csv:{}", s(&events)),
+        "--item-features",
+        s(&input),
+        "--protocol",
+        "temporal:0.25",
+        "--model",
+        &spec,
+        "--k",
+        "2",
+        "--bootstrap",
+        "0",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let from_model = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(metric_rows(&from_file), metric_rows(&from_model));
+
+    // A trained model remembers its encoder folder.
+    let model_dir = dir.join("model");
+    let out = kindred(&[
+        "--quiet",
+        "train",
+        "--data",
+        &format!("csv:{}", s(&events)),
+        "--item-features",
+        s(&input),
+        "--model",
+        &spec,
+        "--out",
+        s(&model_dir),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(model_dir.join("manifest.json")).expect("a manifest"),
+    )
+    .expect("JSON");
+    assert_eq!(manifest["params"]["encoder"], s(&encoder));
+    assert_eq!(manifest["params"]["text"], "title+blurb");
+}
+
+/// The metric figures of `kindred eval`'s model rows, without the model names and the two
+/// timing columns.
+#[cfg(feature = "encoder")]
+fn metric_rows(stdout: &str) -> Vec<Vec<String>> {
+    let rows: Vec<Vec<String>> = stdout
+        .lines()
+        .filter(|l| l.starts_with("content"))
+        .map(|l| {
+            let cells: Vec<String> = l.split_whitespace().skip(1).map(str::to_owned).collect();
+            cells[..cells.len().saturating_sub(2)].to_vec()
+        })
+        .collect();
+    assert!(
+        rows.len() == 1 && rows[0].len() >= 10,
+        "one model row: {stdout}"
+    );
+    rows
 }
 
 #[cfg(feature = "encoder")]
@@ -166,6 +235,38 @@ fn embed_names_the_file_line_and_field_of_bad_input() {
         "{err}"
     );
     assert!(!dir.join("out.jsonl").exists(), "nothing written on error");
+}
+
+#[cfg(not(feature = "encoder"))]
+#[test]
+fn encoder_parameters_without_the_feature_say_how_to_get_it() {
+    let dir = TestDir::new("cli-embed-lean-model");
+    let items = dir.join("items.jsonl");
+    std::fs::write(&items, ITEMS).expect("write");
+    let events = dir.join("events.csv");
+    let mut rows = String::from("user,item,rating,timestamp\n");
+    for u in 0..10 {
+        rows.push_str(&format!("u{u},a,4,{u}\nu{u},c,3,{}\n", u + 100));
+    }
+    std::fs::write(&events, rows).expect("write");
+    let out = kindred(&[
+        "--quiet",
+        "train",
+        "--data",
+        &format!("csv:{}", s(&events)),
+        "--item-features",
+        s(&items),
+        "--model",
+        &format!("content:text=title,encoder={}", s(&dir)),
+        "--out",
+        s(&dir.join("model")),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("`encoder` feature"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[cfg(not(feature = "encoder"))]

@@ -7,4 +7,4 @@
 pub mod encoder;
 
 pub use encoder::encoder_dir::{EncoderDir, Pooling};
-pub use encoder::sentence_encoder::SentenceEncoder;
+pub use encoder::sentence_encoder::{open_text_encoder, SentenceEncoder};

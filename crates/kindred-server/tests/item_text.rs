@@ -193,3 +193,68 @@ async fn stored_vectors(reader: &common::Client, items: &[kindred_store::Item]) 
     }
     out
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_content_model_with_an_encoder_encodes_titles_when_it_trains() {
+    let Some(encoder) = kindred_testkit::encoder_dir() else {
+        return;
+    };
+    // `[encoder]` reads descriptions, which these items lack: they are stored as sent, and the
+    // model encodes their titles itself.
+    let configured = encoder.clone();
+    let server = start(Options::keys(None, Some("w"), Some("a")).tweak(move |c| {
+        c.training.gate.enabled = false;
+        c.encoder.dir = Some(configured);
+        c.encoder.text = vec!["description".into()];
+    }))
+    .await;
+    let reader = server.client();
+    let writer = server.client_with_key("w");
+    let admin = server.client_with_key("a");
+    let items: Vec<Value> = server
+        .data
+        .items
+        .iter()
+        .enumerate()
+        .map(|(k, item)| json!({ "id": item.id, "features": { "title": title(k % 6, k) } }))
+        .collect();
+    writer
+        .post("/v1/items", &Value::Array(items))
+        .await
+        .expect_status(200);
+    let stored = reader.get("/v1/items/i0").await;
+    stored.expect_status(200);
+    assert!(stored.json()["features"].get("text_embedding").is_none());
+    // Only the configured encoder folder may be named through the API.
+    let elsewhere = admin
+        .post(
+            "/v1/models",
+            &json!({ "model": "content:text=title,encoder=/etc", "wait": true }),
+        )
+        .await;
+    elsewhere.expect_status(400);
+    assert!(
+        elsewhere.text().contains("[encoder] dir"),
+        "{}",
+        elsewhere.text()
+    );
+    let spec = format!(
+        "content:columns=text_embedding,text=title,encoder={}",
+        encoder.display()
+    );
+    let r = admin
+        .post("/v1/models", &json!({ "model": spec, "wait": true }))
+        .await;
+    r.expect_status(201);
+    assert_eq!(r.json()["live"], true, "{}", r.text());
+    let user = server.data.active_users()[0].clone();
+    let list = reader.get(&format!("/v1/recommend/{user}?n=10")).await;
+    list.expect_status(200);
+    let listed = list.json()["items"].as_array().expect("items").clone();
+    assert_eq!(listed.len(), 10);
+    assert!(
+        listed.iter().all(|i| i["source"] == "model:content"),
+        "{}",
+        list.text()
+    );
+}

@@ -14,6 +14,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use kindred_core::text_encoder::{join_text, TEXT_VECTOR_FIELD};
 use kindred_store::Item;
 use serde::Deserialize;
 use serde_json::Value;
@@ -38,7 +39,7 @@ impl Default for EncoderConfig {
         Self {
             dir: None,
             text: vec!["title".to_owned(), "description".to_owned()],
-            field: "text_embedding".to_owned(),
+            field: TEXT_VECTOR_FIELD.to_owned(),
         }
     }
 }
@@ -108,15 +109,10 @@ impl ItemTextEncoder {
 
     /// The text of `item` the encoder reads, if any.
     fn text_of(&self, item: &Item) -> Option<String> {
-        let parts: Vec<&str> = self
-            .text
-            .iter()
-            .filter_map(|name| match item.features.get(name) {
-                Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim()),
-                _ => None,
-            })
-            .collect();
-        (!parts.is_empty()).then(|| parts.join(". "))
+        join_text(self.text.iter().map(|name| match item.features.get(name) {
+            Some(Value::String(s)) => Some(s.as_str()),
+            _ => None,
+        }))
     }
 
     /// Adds the vector of each item's text to its features (on a blocking thread).

@@ -34,6 +34,9 @@ impl Serving {
     /// Opens the state over `store`, builds the first snapshot (with the live version) and sets
     /// up the services.
     pub async fn open(config: ServerConfig, store: Store) -> Result<Self> {
+        // Models trained here with `text=...,encoder=DIR` open their encoder through this.
+        #[cfg(feature = "encoder")]
+        kindred_core::text_encoder::register_text_encoder(kindred_neural::open_text_encoder);
         let monitor = Arc::new(Monitor::new(&config.monitoring));
         let item_text = ItemTextEncoder::open(&config.encoder)?;
         let state = ServingState::new(config, store).await?;

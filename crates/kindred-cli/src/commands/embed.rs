@@ -10,6 +10,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use kindred_core::text_encoder::{join_text, TEXT_VECTOR_FIELD};
 use serde_json::{Map, Value};
 
 use super::Env;
@@ -30,7 +31,7 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
     /// Name of the vector field.
-    #[arg(long, default_value = "text_embedding")]
+    #[arg(long, default_value = TEXT_VECTOR_FIELD)]
     field: String,
 }
 
@@ -112,11 +113,7 @@ fn read_entities(path: &Path, fields: &[String]) -> Result<Vec<Entity>> {
         for field in fields {
             match object.get(field) {
                 None | Some(Value::Null) => {}
-                Some(Value::String(s)) => {
-                    if !s.trim().is_empty() {
-                        parts.push(s.trim());
-                    }
-                }
+                Some(Value::String(s)) => parts.push(Some(s.as_str())),
                 Some(other) => bail!(
                     "{}:{line_no}: field `$.{field}`: expected text, found {}",
                     path.display(),
@@ -124,7 +121,7 @@ fn read_entities(path: &Path, fields: &[String]) -> Result<Vec<Entity>> {
                 ),
             }
         }
-        let text = (!parts.is_empty()).then(|| parts.join(". "));
+        let text = join_text(parts);
         entities.push(Entity { object, text });
     }
     if entities.is_empty() {

@@ -15,12 +15,14 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
+use kindred_core::text_encoder::TEXT_VECTOR_FIELD;
 use kindred_core::{Error, FeatureTable, FitContext, ItemIdx, Result, TrainSet};
 use serde::{Deserialize, Serialize};
 
 use crate::common::histories::{recency_decay, Histories};
 use crate::common::weighting::Weighting;
 use crate::content::feature_space::{EncodeOptions, FeatureSpace, SparseRows, SparseVec};
+use crate::content::text_vectors::TextSource;
 use crate::family::{param_infos, Applicability, Cost, ModelFamily, ParamInfo, Saved, Task};
 use crate::model::{Algorithm, Model, UserQuery};
 use crate::params::ModelSpec;
@@ -44,6 +46,11 @@ pub struct ContentParams {
     pub buckets: usize,
     /// Text columns hash into `2^hash_bits` slots.
     pub hash_bits: u32,
+    /// Text columns (joined by `+`) whose sentence-encoder vector becomes one more column
+    /// ([`crate::content::text_vectors`]); needs `encoder`.
+    pub text: Option<String>,
+    /// Folder of the sentence-transformers model that encodes `text`.
+    pub encoder: Option<String>,
 }
 
 impl Default for ContentParams {
@@ -55,12 +62,14 @@ impl Default for ContentParams {
             columns: None,
             buckets: 10,
             hash_bits: 18,
+            text: None,
+            encoder: None,
         }
     }
 }
 
 impl ContentParams {
-    fn validate(&self) -> Result<EncodeOptions> {
+    fn validate(&self) -> Result<(EncodeOptions, Option<TextSource>)> {
         if !(self.half_life.is_finite() && self.half_life >= 0.0) {
             return Err(Error::InvalidInput(format!(
                 "content: half_life must be a non-negative number (0 = off), got {}",
@@ -73,8 +82,12 @@ impl ContentParams {
                     .into(),
             ));
         }
-        EncodeOptions::from_params(self.columns.as_deref(), self.buckets, self.hash_bits)
-            .map_err(|e| Error::InvalidInput(format!("content: {e}")))
+        let options =
+            EncodeOptions::from_params(self.columns.as_deref(), self.buckets, self.hash_bits)
+                .map_err(|e| Error::InvalidInput(format!("content: {e}")))?;
+        let text =
+            TextSource::from_params("content", self.text.as_deref(), self.encoder.as_deref())?;
+        Ok((options, text))
     }
 }
 
@@ -94,7 +107,7 @@ impl Algorithm for Content {
     }
 
     fn fit(&self, data: &TrainSet, ctx: &FitContext) -> Result<Box<dyn Model>> {
-        let options = self.params.validate()?;
+        let (mut options, text) = self.params.validate()?;
         ctx.cancel.check()?;
         let table = data
             .item_features
@@ -105,6 +118,23 @@ impl Algorithm for Content {
                     "content needs item features (e.g. MovieLens genres, or a feature file)".into(),
                 )
             })?;
+        let with_text;
+        let table = match &text {
+            Some(source) => {
+                with_text = source.add_vectors(
+                    "content",
+                    table,
+                    data.data.item_ids(),
+                    ctx.progress.as_ref(),
+                    &ctx.cancel,
+                )?;
+                if with_text.column(TEXT_VECTOR_FIELD).is_some() {
+                    TextSource::select_vector_column(&mut options);
+                }
+                &with_text
+            }
+            None => table,
+        };
         let space = FeatureSpace::fit(table, &options)?;
         let profiles = space.encode_all(table, data.data.item_ids());
         let histories = Histories::new(data, self.params.weighting, None);
@@ -315,6 +345,8 @@ impl ModelFamily for ContentFamily {
             ("columns", Some("all"), "item feature columns to use, joined by + (e.g. genres+year)"),
             ("buckets", None, "quantile buckets per numeric feature column"),
             ("hash_bits", None, "text features hash word unigrams and bigrams into 2^hash_bits slots (TF-IDF)"),
+            ("text", Some("none"), "text columns joined by + (e.g. title+description) whose sentence-encoder vector is added as the column text_embedding; needs encoder"),
+            ("encoder", Some("none"), "folder of a sentence-transformers model (e.g. all-MiniLM-L6-v2) that encodes text"),
         ])
     }
 

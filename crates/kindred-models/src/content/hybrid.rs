@@ -33,12 +33,14 @@
 use std::path::Path;
 
 use kindred_core::kernels::{dot, sigmoid_f32};
+use kindred_core::text_encoder::TEXT_VECTOR_FIELD;
 use kindred_core::{
     Error, FeatureTable, FitContext, ItemIdx, Result, SplitMix64, TrainSet, UserIdx,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::content::feature_space::{compact, EncodeOptions, FeatureSpace, SparseRows};
+use crate::content::text_vectors::TextSource;
 use crate::family::{param_infos, Cost, ModelFamily, ParamInfo, Saved, Task};
 use crate::model::{Algorithm, Model, UserQuery};
 use crate::params::ModelSpec;
@@ -97,6 +99,11 @@ pub struct HybridParams {
     pub hash_bits: u32,
     /// Seed of the initialisation and sampling; `None` uses the fit seed.
     pub seed: Option<u64>,
+    /// Item text columns (joined by `+`) whose sentence-encoder vector becomes one more item
+    /// feature column ([`crate::content::text_vectors`]); needs `encoder`.
+    pub text: Option<String>,
+    /// Folder of the sentence-transformers model that encodes `text`.
+    pub encoder: Option<String>,
 }
 
 impl Default for HybridParams {
@@ -118,12 +125,14 @@ impl Default for HybridParams {
             buckets: 10,
             hash_bits: 18,
             seed: None,
+            text: None,
+            encoder: None,
         }
     }
 }
 
 impl HybridParams {
-    fn validate(&self) -> Result<EncodeOptions> {
+    fn validate(&self) -> Result<(EncodeOptions, Option<TextSource>)> {
         let bad = |m: String| Err(Error::InvalidInput(format!("hybrid: {m}")));
         if self.no_components == 0 {
             return bad("no_components must be at least 1".into());
@@ -145,8 +154,15 @@ impl HybridParams {
                 return bad(format!("{name} must be a non-negative number, got {alpha}"));
             }
         }
-        EncodeOptions::from_params(self.columns.as_deref(), self.buckets, self.hash_bits)
-            .map_err(|e| Error::InvalidInput(format!("hybrid: {e}")))
+        let options =
+            EncodeOptions::from_params(self.columns.as_deref(), self.buckets, self.hash_bits)
+                .map_err(|e| Error::InvalidInput(format!("hybrid: {e}")))?;
+        let text =
+            TextSource::from_params("hybrid", self.text.as_deref(), self.encoder.as_deref())?;
+        if text.is_some() && !self.item_features {
+            return bad("text= needs item_features=true".into());
+        }
+        Ok((options, text))
     }
 }
 
@@ -357,7 +373,7 @@ impl Algorithm for Hybrid {
 
     fn fit(&self, data: &TrainSet, ctx: &FitContext) -> Result<Box<dyn Model>> {
         let p = &self.params;
-        let options = p.validate()?;
+        let (mut options, text) = p.validate()?;
         let fitted = Fitted::from_train(data);
         let (n_users, n_items) = (data.n_users(), data.n_items());
         let item_table = data
@@ -378,6 +394,23 @@ impl Algorithm for Hybrid {
                 "hybrid: user_ids=false needs user features (user_features=true and a user feature table)".into(),
             ));
         }
+        let with_text = match (item_table, &text) {
+            (Some(table), Some(source)) => Some(source.add_vectors(
+                "hybrid",
+                table,
+                data.data.item_ids(),
+                ctx.progress.as_ref(),
+                &ctx.cancel,
+            )?),
+            _ => None,
+        };
+        if with_text
+            .as_ref()
+            .is_some_and(|t| t.column(TEXT_VECTOR_FIELD).is_some())
+        {
+            TextSource::select_vector_column(&mut options);
+        }
+        let item_table = with_text.as_ref().or(item_table);
         let item_space = item_table
             .map(|t| FeatureSpace::fit(t, &options))
             .transpose()?;
@@ -736,6 +769,8 @@ impl ModelFamily for HybridFamily {
             ("columns", Some("all"), "item feature columns to use, joined by + (e.g. genres+year)"),
             ("buckets", None, "quantile buckets per numeric feature column"),
             ("hash_bits", None, "text features hash word unigrams and bigrams into 2^hash_bits slots (TF-IDF)"),
+            ("text", Some("none"), "item text columns joined by + (e.g. title+description) whose sentence-encoder vector is added as the item feature text_embedding; needs encoder"),
+            ("encoder", Some("none"), "folder of a sentence-transformers model (e.g. all-MiniLM-L6-v2) that encodes text"),
             ("seed", Some("fit seed (42)"), "seed of the initialisation and the sampling (training is sequential: same seed, same model, any thread count)"),
         ])
     }

@@ -7,10 +7,11 @@
 //! them); the vectors come back in the input's order.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use kindred_core::{CancelFlag, Error, Progress, Result};
+use kindred_core::{CancelFlag, Error, Progress, Result, TextEncoder};
 use rayon::prelude::*;
 use tokenizers::{Tokenizer, TruncationParams};
 
@@ -175,4 +176,25 @@ impl SentenceEncoder {
         }
         sentences.to_vec2::<f32>()
     }
+}
+
+impl TextEncoder for SentenceEncoder {
+    fn dimension(&self) -> usize {
+        SentenceEncoder::dimension(self)
+    }
+
+    fn encode(
+        &self,
+        texts: &[&str],
+        progress: &dyn Progress,
+        cancel: &CancelFlag,
+    ) -> Result<Vec<Vec<f32>>> {
+        SentenceEncoder::encode(self, texts, progress, cancel)
+    }
+}
+
+/// Opens the encoder in `dir` as a [`TextEncoder`]: the loader a binary registers with
+/// [`kindred_core::text_encoder::register_text_encoder`] so that models accept `encoder=DIR`.
+pub fn open_text_encoder(dir: &Path) -> Result<Arc<dyn TextEncoder>> {
+    Ok(Arc::new(SentenceEncoder::load(dir)?))
 }

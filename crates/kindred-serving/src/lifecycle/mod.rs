@@ -83,6 +83,7 @@ impl Lifecycle {
         seed: Option<u64>,
     ) -> Result<TrainSpec> {
         let defaults = &self.state.config.training;
+        let from_caller = model.is_some();
         let spec = TrainSpec {
             model: model.unwrap_or_else(|| defaults.model.clone()),
             positive: positive.or(defaults.positive),
@@ -90,6 +91,9 @@ impl Lifecycle {
             pipeline: self.pipeline.clone(),
         };
         kindred_eval::build_algorithm(&spec.model)?;
+        if from_caller {
+            self.check_encoder_folder(&spec.model)?;
+        }
         if let Some(threshold) = spec.positive.filter(|p| !p.is_finite()) {
             return Err(Error::invalid(
                 "invalid_input",
@@ -98,6 +102,36 @@ impl Lifecycle {
         }
         Ok(spec)
     }
+    /// A spec sent over the API may name a folder of this machine only as the sentence encoder
+    /// the operator configured (`[encoder] dir`): any other `encoder=` would let a caller make
+    /// the server open folders of its choosing.
+    fn check_encoder_folder(&self, spec: &str) -> Result<()> {
+        let Ok(parsed) = kindred_models::ModelSpec::parse(spec) else {
+            return Ok(());
+        };
+        let Some(named) = parsed.params.get("encoder") else {
+            return Ok(());
+        };
+        let configured = self.state.config.encoder.dir.as_deref();
+        if configured.is_some_and(|dir| dir == std::path::Path::new(named.trim())) {
+            return Ok(());
+        }
+        Err(Error::invalid(
+            "invalid_input",
+            match configured {
+                Some(dir) => format!(
+                    "`encoder={named}`: a model trained through the API may only name the \
+                     server's [encoder] dir ({})",
+                    dir.display()
+                ),
+                None => format!(
+                    "`encoder={named}`: a model trained through the API may only name the \
+                     server's [encoder] dir, and none is configured"
+                ),
+            },
+        ))
+    }
+
     /// The spec a registered version was trained with (model, threshold, seed and cleaning
     /// pipeline, as its registry record holds them), so a retrain is made exactly as it was.
     pub async fn spec_of(&self, version: &str) -> Result<TrainSpec> {
