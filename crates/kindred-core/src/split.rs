@@ -17,7 +17,9 @@ pub enum SplitKind {
     Temporal { fraction: f64 },
     /// A global random `fraction` of rows to test.
     Random { fraction: f64 },
-    /// Per user with n >= 2, the single latest row goes to test.
+    /// Per user with n >= 2, the single latest row goes to test. Rows with equal timestamps
+    /// keep the order of the source file (the one read last is the latest), as sequence-model
+    /// benchmarks order them: MovieLens-1M gives many ratings of one user the same second.
     LeaveLastOut,
     /// A `fraction` of the items with interactions is removed from training entirely.
     ColdStartItems { fraction: f64 },
@@ -205,10 +207,10 @@ impl Protocol {
         let splits = match self.kind {
             SplitKind::KFold { k } => kfold(data.len(), k, self.seed)?,
             SplitKind::Random { fraction } => vec![random(data.len(), fraction, self.seed)],
-            SplitKind::Temporal { fraction } => vec![per_user_latest(data, |n| {
+            SplitKind::Temporal { fraction } => vec![per_user_latest(data, Ties::ByItem, |n| {
                 ((fraction * n as f64 + 1e-9).floor() as usize).max(1)
             })],
-            SplitKind::LeaveLastOut => vec![per_user_latest(data, |_| 1)],
+            SplitKind::LeaveLastOut => vec![per_user_latest(data, Ties::ByRow, |_| 1)],
             SplitKind::ColdStartItems { fraction } => vec![cold_items(data, fraction, self.seed)],
             SplitKind::ColdStartUsers { fraction, fold_in } => {
                 vec![cold_users(data, fraction, fold_in, self.seed)]
@@ -297,24 +299,40 @@ fn item_order(data: &Interactions) -> Vec<u32> {
     rank
 }
 
-/// Rows of each user sorted by (timestamp, item, row).
-fn rows_by_user_in_time(data: &Interactions) -> Vec<Vec<u32>> {
-    let rank = item_order(data);
+/// How rows with equal timestamps are ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ties {
+    /// By item: numeric ids numerically, others lexicographically ([`item_order`]).
+    ByItem,
+    /// As the source file orders them (row order).
+    ByRow,
+}
+
+/// Rows of each user sorted by (timestamp, item, row), or by (timestamp, row).
+fn rows_by_user_in_time(data: &Interactions, ties: Ties) -> Vec<Vec<u32>> {
+    let rank = match ties {
+        Ties::ByItem => item_order(data),
+        Ties::ByRow => Vec::new(),
+    };
     let by_user = data.by_user();
     let ts = data.timestamps();
     (0..by_user.n_rows())
         .map(|u| {
             let mut rows = by_user.row_entries(u).to_vec();
-            rows.sort_by_key(|&r| (ts[r as usize], rank[data.items()[r as usize] as usize], r));
+            match ties {
+                Ties::ByItem => rows
+                    .sort_by_key(|&r| (ts[r as usize], rank[data.items()[r as usize] as usize], r)),
+                Ties::ByRow => rows.sort_by_key(|&r| (ts[r as usize], r)),
+            }
             rows
         })
         .collect()
 }
 
-fn per_user_latest(data: &Interactions, n_test: impl Fn(usize) -> usize) -> Split {
+fn per_user_latest(data: &Interactions, ties: Ties, n_test: impl Fn(usize) -> usize) -> Split {
     let mut train = Vec::with_capacity(data.len());
     let mut test = Vec::new();
-    for rows in rows_by_user_in_time(data) {
+    for rows in rows_by_user_in_time(data, ties) {
         let n = rows.len();
         let cut = if n >= 2 { n - n_test(n).min(n - 1) } else { n };
         train.extend_from_slice(&rows[..cut]);
@@ -362,7 +380,10 @@ fn cold_users(data: &Interactions, fraction: f64, fold_in: usize, seed: u64) -> 
         .iter()
         .for_each(|&u| is_cold[u as usize] = true);
     let mut split = Split::default();
-    for (u, rows) in rows_by_user_in_time(data).into_iter().enumerate() {
+    for (u, rows) in rows_by_user_in_time(data, Ties::ByItem)
+        .into_iter()
+        .enumerate()
+    {
         if !is_cold[u] {
             split.train.extend(rows);
         } else {
@@ -460,6 +481,30 @@ mod tests {
         ] {
             assert!(Protocol::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn leave_last_out_breaks_timestamp_ties_in_file_order() {
+        // u1's last two rows share a timestamp: the one read last is the latest, whatever the
+        // item ids; temporal breaks the same tie by item id.
+        let data = log(&[
+            ("u1", "5", 4.0, 1),
+            ("u1", "10", 4.0, 2),
+            ("u1", "9", 4.0, 2),
+            ("u2", "3", 4.0, 7),
+            ("u2", "1", 4.0, 7),
+            ("u2", "2", 4.0, 7),
+        ]);
+        let test_items = |spec: &str| -> Vec<&str> {
+            let split = &Protocol::parse(spec).unwrap().splits(&data).unwrap()[0];
+            split
+                .test
+                .iter()
+                .map(|&r| data.item_ids().external(data.items()[r as usize]))
+                .collect()
+        };
+        assert_eq!(test_items("loo"), vec!["9", "2"]);
+        assert_eq!(test_items("temporal:0.34"), vec!["10", "3"]);
     }
 
     #[test]
