@@ -92,6 +92,13 @@ fn main() {
     // Models given `text=...,encoder=DIR` open their sentence encoder through this loader.
     #[cfg(feature = "encoder")]
     kindred_core::text_encoder::register_text_encoder(kindred_neural::open_text_encoder);
+    // The neural model families (sasrec) join the built-in ones.
+    #[cfg(feature = "encoder")]
+    if let Err(e) = kindred_neural::registry_with_neural()
+        .and_then(kindred_models::ModelRegistry::install_global)
+    {
+        eprintln!("warning: the neural model families are unavailable: {e}");
+    }
     let env = commands::Env::new(cli.quiet, cli.threads);
     let result = match cli.command {
         Command::Quickstart(args) => commands::quickstart::run(args, &env),

@@ -128,6 +128,9 @@ pub struct Applicability {
     pub needs_features: bool,
     /// Largest catalog it fits by default (e.g. EASE holds items^2 weights).
     pub max_items: Option<usize>,
+    /// `auto` tries it only when named: its fits take far longer than the rest (a neural
+    /// sequence model trains for many epochs).
+    pub named_only: bool,
 }
 
 /// Rough training cost, for choosing what to try first on a large dataset.

@@ -385,7 +385,7 @@ impl TensorReader {
 
     /// Checks a CSR layout read from this file (`rows` rows of column indices below `n_cols`,
     /// `values` values) so that scoring can index it without panicking.
-    pub(crate) fn check_csr(
+    pub fn check_csr(
         &self,
         name: &str,
         indptr: &[u64],

@@ -37,6 +37,9 @@ const RENAMED_PRESETS: &[(&str, &str)] = &[
     ("ranking-best", "movielens-ranking"),
 ];
 
+/// The registry the free functions read: the built-in one unless a binary installed another.
+static GLOBAL: OnceLock<ModelRegistry> = OnceLock::new();
+
 /// Model families by name, in the order `kindred models` lists them.
 pub struct ModelRegistry {
     families: Vec<Box<dyn ModelFamily>>,
@@ -74,10 +77,21 @@ impl ModelRegistry {
         registry
     }
 
-    /// The built-in registry, built once.
+    /// The registry the free functions read: the built-in one, built once, unless a binary
+    /// installed another first ([`Self::install_global`]).
     pub fn global() -> &'static ModelRegistry {
-        static BUILTIN: OnceLock<ModelRegistry> = OnceLock::new();
-        BUILTIN.get_or_init(Self::builtin)
+        GLOBAL.get_or_init(Self::builtin)
+    }
+
+    /// Makes `registry` the one the free functions read (e.g. the built-in families plus those
+    /// of a crate the binary links, such as the neural ones). Call once at startup, before any
+    /// spec is built; an error once the registry is in use.
+    pub fn install_global(registry: ModelRegistry) -> Result<()> {
+        GLOBAL.set(registry).map_err(|_| {
+            Error::InvalidInput(
+                "the model registry is already in use; install it before building any model".into(),
+            )
+        })
     }
 
     fn add(&mut self, family: Box<dyn ModelFamily>) {

@@ -62,6 +62,8 @@ pub fn candidates<'r>(
         let needs = family.applicability();
         let unfit = if named.is_none() && FLOORS.contains(&name) {
             Some("a sanity floor, never a choice".to_owned())
+        } else if named.is_none() && needs.named_only {
+            Some("tried only when named: its fits take far longer than the others'".to_owned())
         } else if !task.accepts(family.task()) {
             // Families of another task are only worth a line when the user named them.
             if named.is_none() {

@@ -1,0 +1,6 @@
+//! Sequence models: each user's items in the order they happened, read by a network that
+//! predicts the next one.
+
+pub mod sasrec;
+pub mod sasrec_net;
+pub mod sequences;

@@ -1,0 +1,742 @@
+//! `sasrec`: a sequence model that reads each user's items in the order they happened and scores
+//! the next one ([`crate::sequence::sasrec_net`]), trained as gSASRec trains it (Petrov and
+//! Macdonald, "gSASRec: Reducing Overconfidence in Sequential Recommendation Trained with
+//! Negative Sampling", 2023): every position predicts the next item against `negatives` items
+//! drawn uniformly per batch (shared by its positions, so one matrix product scores them all),
+//! with the generalised binary cross-entropy
+//! `-(beta * ln sigmoid(s+) + sum ln sigmoid(-s-))`, `beta = alpha * (t * (1 - 1/alpha) + 1/alpha)`,
+//! `alpha = negatives / (items - 1)`, which undoes the overconfidence that sampled negatives
+//! teach (`t = 0` is plain BCE, `t = 1` calibrated).
+//!
+//! Early stopping on validation carved from the training rows: the latest item of up to
+//! `validation_users` users (drawn from the seed) is held out of their training sequence; after
+//! each epoch those users' held-out items are ranked among all items (their other items
+//! excluded), and training stops once NDCG@10 has not improved for `patience` epochs, keeping the
+//! best epoch's weights.
+//!
+//! Serving: a known user is scored from their training sequence followed by the query's items
+//! (real-time feedback), an anonymous session from the query's items alone; the latest
+//! `max_len` items count.
+
+use std::path::Path;
+
+use candle_core::Tensor;
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use kindred_core::kernels::dot;
+use kindred_core::{Error, FitContext, ItemIdx, Result, SplitMix64, TrainSet};
+use kindred_models::family::param_infos;
+use kindred_models::persist::{TensorReader, TensorWriter};
+use kindred_models::{
+    Algorithm, Applicability, Cost, Fitted, Model, ModelFamily, ModelSpec, ParamInfo, Saved, Task,
+    UserQuery,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::sequence::sasrec_net::{Dropout, NetShape, SasRecNet};
+use crate::sequence::sequences::Sequences;
+
+/// Hyperparameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SasRecParams {
+    /// Embedding and hidden width.
+    pub dim: usize,
+    /// Self-attention blocks.
+    pub blocks: usize,
+    /// Attention heads per block (`dim` must be a multiple).
+    pub heads: usize,
+    /// Latest items of a sequence the model reads.
+    pub max_len: usize,
+    pub dropout: f32,
+    /// Adam learning rate.
+    pub learning_rate: f64,
+    /// Sequences per optimisation step.
+    pub batch_size: usize,
+    /// Negatives per batch.
+    pub negatives: usize,
+    /// gBCE calibration `t` in [0, 1].
+    pub gbce_t: f64,
+    /// Most passes over the training sequences.
+    pub epochs: usize,
+    /// Epochs without a better validation NDCG@10 before stopping (0: no validation, train all
+    /// `epochs`).
+    pub patience: usize,
+    /// Users whose latest training item is held out for validation.
+    pub validation_users: usize,
+    /// Seed of the weights, batches, negatives and dropout; `None` uses the fit seed.
+    pub seed: Option<u64>,
+}
+
+impl Default for SasRecParams {
+    fn default() -> Self {
+        Self {
+            dim: 64,
+            blocks: 2,
+            heads: 1,
+            max_len: 200,
+            dropout: 0.2,
+            learning_rate: 1e-3,
+            batch_size: 128,
+            negatives: 256,
+            gbce_t: 0.75,
+            epochs: 200,
+            patience: 10,
+            validation_users: 512,
+            seed: None,
+        }
+    }
+}
+
+impl SasRecParams {
+    fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::InvalidInput(format!("sasrec: {m}")));
+        for (name, value) in [
+            ("dim", self.dim),
+            ("blocks", self.blocks),
+            ("heads", self.heads),
+            ("max_len", self.max_len),
+            ("batch_size", self.batch_size),
+            ("negatives", self.negatives),
+            ("epochs", self.epochs),
+        ] {
+            if value == 0 {
+                return bad(format!("{name} must be at least 1"));
+            }
+        }
+        if !self.dim.is_multiple_of(self.heads) {
+            return bad(format!(
+                "dim ({}) must be a multiple of heads ({})",
+                self.dim, self.heads
+            ));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return bad(format!("dropout must be in [0, 1), got {}", self.dropout));
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return bad(format!(
+                "learning_rate must be positive, got {}",
+                self.learning_rate
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.gbce_t) {
+            return bad(format!("gbce_t must be in [0, 1], got {}", self.gbce_t));
+        }
+        Ok(())
+    }
+}
+
+/// The `sasrec` algorithm.
+#[derive(Debug, Clone, Default)]
+pub struct SasRec {
+    pub params: SasRecParams,
+}
+
+fn candle(e: candle_core::Error) -> Error {
+    Error::InvalidInput(format!("sasrec: tensor operation failed: {e}"))
+}
+
+/// Embedding rows (item + 1) of the latest `out.len()` items of `items`, left-padded with 0.
+fn window(items: &[ItemIdx], out: &mut [u32]) {
+    out.fill(0);
+    let take = &items[items.len().saturating_sub(out.len())..];
+    let start = out.len() - take.len();
+    for (o, &i) in out[start..].iter_mut().zip(take) {
+        *o = i + 1;
+    }
+}
+
+/// `users` cut into batches of at most `size` whose sequences (`len_of`) are of similar length,
+/// so that little is padded: runs of `size * 16` users sorted by length, then cut.
+fn length_batches(users: &[u32], size: usize, len_of: impl Fn(u32) -> usize) -> Vec<Vec<u32>> {
+    let mut out = Vec::with_capacity(users.len().div_ceil(size));
+    for run in users.chunks(size * 16) {
+        let mut run = run.to_vec();
+        run.sort_by_key(|&u| len_of(u));
+        out.extend(run.chunks(size).map(<[u32]>::to_vec));
+    }
+    out
+}
+
+impl Algorithm for SasRec {
+    fn name(&self) -> &'static str {
+        "sasrec"
+    }
+
+    fn params(&self) -> serde_json::Value {
+        serde_json::to_value(&self.params).unwrap_or_default()
+    }
+
+    fn fit(&self, data: &TrainSet, ctx: &FitContext) -> Result<Box<dyn Model>> {
+        let p = &self.params;
+        p.validate()?;
+        let n_items = data.n_items();
+        if n_items < 2 {
+            return Err(Error::InvalidInput(
+                "sasrec needs at least two items".into(),
+            ));
+        }
+        let sequences = Sequences::from_train(data);
+        let mut rng = SplitMix64::new(p.seed.unwrap_or(ctx.seed));
+        // Validation: the latest item of some users with at least three.
+        let mut eligible: Vec<u32> = (0..sequences.n_users() as u32)
+            .filter(|&u| sequences.of(u).len() >= 3)
+            .collect();
+        rng.shuffle(&mut eligible);
+        let n_validation = if p.patience == 0 {
+            0
+        } else {
+            p.validation_users.min(eligible.len())
+        };
+        let mut held_out = vec![false; sequences.n_users()];
+        for &u in &eligible[..n_validation] {
+            held_out[u as usize] = true;
+        }
+        let validation: Vec<u32> = eligible[..n_validation].to_vec();
+        let training_part = |u: u32| -> &[ItemIdx] {
+            let s = sequences.of(u);
+            if held_out[u as usize] {
+                &s[..s.len() - 1]
+            } else {
+                s
+            }
+        };
+        let mut users: Vec<u32> = (0..sequences.n_users() as u32)
+            .filter(|&u| training_part(u).len() >= 2)
+            .collect();
+        if users.is_empty() {
+            return Err(Error::InvalidInput(
+                "sasrec needs users with at least two training interactions".into(),
+            ));
+        }
+        let shape = NetShape {
+            n_items,
+            dim: p.dim,
+            max_len: p.max_len,
+            blocks: p.blocks,
+            heads: p.heads,
+        };
+        let net = SasRecNet::new(shape, rng.next_u64())?;
+        let vars = net
+            .named_vars()
+            .into_iter()
+            .map(|(_, v)| v.clone())
+            .collect();
+        let mut optimiser = AdamW::new(
+            vars,
+            ParamsAdamW {
+                lr: p.learning_rate,
+                weight_decay: 0.0,
+                ..ParamsAdamW::default()
+            },
+        )
+        .map_err(candle)?;
+        let alpha = p.negatives as f64 / (n_items - 1) as f64;
+        let beta = alpha * (p.gbce_t * (1.0 - 1.0 / alpha) + 1.0 / alpha);
+        let l = p.max_len;
+        let mut best: Option<(f64, Vec<(String, Tensor)>)> = None;
+        let mut since_best = 0;
+        let batches = users.len().div_ceil(p.batch_size);
+        for epoch in 0..p.epochs {
+            ctx.progress.begin("sasrec epoch", batches as u64);
+            rng.shuffle(&mut users);
+            let mut batched = length_batches(&users, p.batch_size, |u| training_part(u).len());
+            rng.shuffle(&mut batched);
+            let mut loss_sum = 0.0;
+            for batch in &batched {
+                ctx.cancel.check()?;
+                let b = batch.len();
+                let len = batch
+                    .iter()
+                    .map(|&u| training_part(u).len() - 1)
+                    .max()
+                    .unwrap_or(1)
+                    .min(l);
+                let mut inputs = vec![0u32; b * len];
+                let mut targets = vec![0u32; b * len];
+                for (row, &u) in batch.iter().enumerate() {
+                    let s = training_part(u);
+                    let span = row * len..(row + 1) * len;
+                    window(&s[..s.len() - 1], &mut inputs[span.clone()]);
+                    window(&s[1..], &mut targets[span]);
+                }
+                let negatives: Vec<u32> = (0..p.negatives)
+                    .map(|_| rng.below(n_items as u64) as u32 + 1)
+                    .collect();
+                let hidden = net.forward(
+                    &inputs,
+                    b,
+                    Some(Dropout {
+                        rate: p.dropout,
+                        rng: &mut rng,
+                    }),
+                )?;
+                let loss =
+                    gbce_loss(&net, &hidden, &targets, &negatives, beta, p.dim).map_err(candle)?;
+                optimiser.backward_step(&loss).map_err(candle)?;
+                loss_sum += f64::from(loss.to_scalar::<f32>().map_err(candle)?);
+                ctx.progress.advance(1);
+            }
+            ctx.progress.finish();
+            let mean_loss = loss_sum / batches as f64;
+            if validation.is_empty() {
+                ctx.progress.epoch(epoch, mean_loss, None);
+                continue;
+            }
+            let ndcg = validation_ndcg(&net, &sequences, &validation, n_items)?;
+            ctx.progress.epoch(epoch, mean_loss, Some(ndcg));
+            if best.as_ref().is_none_or(|(b, _)| ndcg > *b) {
+                best = Some((ndcg, net.snapshot()?));
+                since_best = 0;
+            } else {
+                since_best += 1;
+                if since_best >= p.patience {
+                    break;
+                }
+            }
+        }
+        if let Some((_, weights)) = &best {
+            net.set_all(weights)?;
+        }
+        Ok(Box::new(SasRecModel::new(
+            p.clone(),
+            net,
+            sequences,
+            Fitted::from_train(data),
+        )?))
+    }
+}
+
+/// Mean gBCE over the positions that have a next item.
+fn gbce_loss(
+    net: &SasRecNet,
+    hidden: &Tensor,
+    targets: &[u32],
+    negatives: &[u32],
+    beta: f64,
+    dim: usize,
+) -> candle_core::Result<Tensor> {
+    let device = hidden.device();
+    let rows = targets.len();
+    let h = hidden.reshape((rows, dim))?;
+    let table = net.item_table();
+    let target_ids = Tensor::from_slice(targets, rows, device)?;
+    let positive = (h.clone() * table.index_select(&target_ids, 0)?)?.sum(1)?;
+    let negative_ids = Tensor::from_slice(negatives, negatives.len(), device)?;
+    let negative = h.matmul(&table.index_select(&negative_ids, 0)?.t()?)?;
+    let log_sigmoid = |x: &Tensor| -> candle_core::Result<Tensor> {
+        // ln sigmoid(x) = -relu(-x) - ln(1 + exp(-|x|)), stable for large |x|.
+        let soft = ((x.abs()?.neg()?.exp()? + 1.0)?.log()?).neg()?;
+        soft - x.neg()?.relu()?
+    };
+    let per_position =
+        ((log_sigmoid(&positive)? * beta)? + log_sigmoid(&negative.neg()?)?.sum(1)?)?.neg()?;
+    let present: Vec<f32> = targets
+        .iter()
+        .map(|&t| f32::from(u8::from(t != 0)))
+        .collect();
+    let count = present.iter().sum::<f32>().max(1.0);
+    let present = Tensor::from_vec(present, rows, device)?;
+    (per_position * present)?.sum_all()? / f64::from(count)
+}
+
+/// NDCG@10 of the held-out items of `users`, ranked among all items minus the user's others.
+fn validation_ndcg(
+    net: &SasRecNet,
+    sequences: &Sequences,
+    users: &[u32],
+    n_items: usize,
+) -> Result<f64> {
+    let shape = net.shape();
+    let (l, d) = (shape.max_len, shape.dim);
+    let table = item_matrix(net)?;
+    let mut total = 0.0;
+    for batch in length_batches(users, 128, |u| sequences.of(u).len()) {
+        let len = batch
+            .iter()
+            .map(|&u| sequences.of(u).len() - 1)
+            .max()
+            .unwrap_or(1)
+            .min(l);
+        let mut ids = vec![0u32; batch.len() * len];
+        for (row, &u) in batch.iter().enumerate() {
+            let s = sequences.of(u);
+            window(&s[..s.len() - 1], &mut ids[row * len..(row + 1) * len]);
+        }
+        let last = last_states(net, &ids, batch.len())?;
+        for (row, &u) in batch.iter().enumerate() {
+            let s = sequences.of(u);
+            let (history, target) = (&s[..s.len() - 1], s[s.len() - 1] as usize);
+            let h = &last[row * d..(row + 1) * d];
+            let target_score = dot(h, &table[target * d..(target + 1) * d]);
+            let mut seen = history.to_vec();
+            seen.sort_unstable();
+            let better = (0..n_items)
+                .filter(|&i| i != target && seen.binary_search(&(i as u32)).is_err())
+                .filter(|&i| dot(h, &table[i * d..(i + 1) * d]) > target_score)
+                .take(10)
+                .count();
+            if better < 10 {
+                total += 1.0 / ((better + 2) as f64).log2();
+            }
+        }
+    }
+    Ok(total / users.len() as f64)
+}
+
+/// The item embeddings without the padding row, row-major (n_items, dim).
+fn item_matrix(net: &SasRecNet) -> Result<Vec<f32>> {
+    let shape = net.shape();
+    net.item_table()
+        .narrow(0, 1, shape.n_items)
+        .and_then(|t| t.flatten_all())
+        .and_then(|t| t.to_vec1::<f32>())
+        .map_err(candle)
+}
+
+/// The hidden state at the last position of each sequence, row-major (batch, dim).
+fn last_states(net: &SasRecNet, ids: &[u32], batch: usize) -> Result<Vec<f32>> {
+    let len = ids.len() / batch.max(1);
+    net.forward(ids, batch, None)?
+        .narrow(1, len.saturating_sub(1), 1)
+        .and_then(|t| t.flatten_all())
+        .and_then(|t| t.to_vec1::<f32>())
+        .map_err(candle)
+}
+
+/// A fitted `sasrec` model.
+pub struct SasRecModel {
+    pub params: SasRecParams,
+    net: SasRecNet,
+    /// Item embeddings (n_items, dim), copied out of the network for scoring.
+    item_matrix: Vec<f32>,
+    sequences: Sequences,
+    fitted: Fitted,
+}
+
+impl SasRecModel {
+    fn new(
+        params: SasRecParams,
+        net: SasRecNet,
+        sequences: Sequences,
+        fitted: Fitted,
+    ) -> Result<Self> {
+        Ok(Self {
+            item_matrix: item_matrix(&net)?,
+            params,
+            net,
+            sequences,
+            fitted,
+        })
+    }
+
+    /// Loads a model saved by [`Model::save`].
+    pub fn load(params: serde_json::Value, fitted: Fitted, tensors: &TensorReader) -> Result<Self> {
+        let params: SasRecParams = serde_json::from_value(params)
+            .map_err(|e| Error::InvalidInput(format!("sasrec parameters: {e}")))?;
+        params.validate()?;
+        let n_items = fitted.items.len();
+        let shape = NetShape {
+            n_items,
+            dim: params.dim,
+            max_len: params.max_len,
+            blocks: params.blocks,
+            heads: params.heads,
+        };
+        let net = SasRecNet::new(shape, 0)?;
+        let values = net
+            .named_vars()
+            .into_iter()
+            .map(|(name, _)| {
+                let (dims, values) = tensors.f32_shaped(&format!("net.{name}"))?;
+                let tensor =
+                    Tensor::from_vec(values, dims, &candle_core::Device::Cpu).map_err(candle)?;
+                Ok((name, tensor))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        net.set_all(&values)?;
+        let sequences = Sequences::load(tensors, fitted.users.len(), n_items)?;
+        Self::new(params, net, sequences, fitted)
+    }
+
+    /// The sequence a query is scored from: the known user's training items, then the query's.
+    fn sequence(&self, query: &UserQuery<'_>) -> Vec<ItemIdx> {
+        let n = self.fitted.items.len() as u32;
+        let mut items: Vec<ItemIdx> = query
+            .user
+            .map(|u| self.sequences.of(u).to_vec())
+            .unwrap_or_default();
+        items.extend(query.history.iter().copied().filter(|&i| i < n));
+        items
+    }
+}
+
+impl Model for SasRecModel {
+    fn name(&self) -> &'static str {
+        "sasrec"
+    }
+
+    fn params(&self) -> serde_json::Value {
+        serde_json::to_value(&self.params).unwrap_or_default()
+    }
+
+    fn fitted(&self) -> &Fitted {
+        &self.fitted
+    }
+
+    fn score(&self, query: &UserQuery<'_>, items: &[ItemIdx], out: &mut [f32]) {
+        let sequence = self.sequence(query);
+        let d = self.params.dim;
+        let state = if sequence.is_empty() {
+            None
+        } else {
+            let mut ids = vec![0u32; sequence.len().min(self.params.max_len)];
+            window(&sequence, &mut ids);
+            last_states(&self.net, &ids, 1).ok()
+        };
+        for (o, &i) in out.iter_mut().zip(items) {
+            let row = self.item_matrix.get(i as usize * d..(i as usize + 1) * d);
+            *o = match (&state, row) {
+                (Some(h), Some(e)) => dot(h, e),
+                // No history to read, or a failed pass: no opinion, which the rank pipeline's
+                // fallback fills.
+                _ => f32::NAN,
+            };
+        }
+    }
+
+    fn save(&self, dir: &Path) -> Result<()> {
+        let mut t = TensorWriter::new();
+        for (name, var) in self.net.named_vars() {
+            let tensor = var.as_tensor();
+            let values = tensor
+                .flatten_all()
+                .and_then(|x| x.to_vec1::<f32>())
+                .map_err(candle)?;
+            t.f32(&format!("net.{name}"), tensor.dims(), &values);
+        }
+        self.sequences.save_into(&mut t);
+        self.fitted.save(dir, "sasrec", Model::params(self), t)
+    }
+}
+
+/// The `sasrec` family's entry in the model registry.
+pub struct SasRecFamily;
+
+impl ModelFamily for SasRecFamily {
+    fn name(&self) -> &'static str {
+        "sasrec"
+    }
+
+    fn task(&self) -> Task {
+        Task::Ranking
+    }
+
+    fn summary(&self) -> &'static str {
+        "SASRec sequence model trained with gBCE (gSASRec): causal self-attention over each user's items in time order; serves sessions from their items"
+    }
+
+    fn params(&self) -> Vec<ParamInfo> {
+        param_infos::<SasRecParams>(&[
+            ("dim", None, "embedding and hidden width"),
+            ("blocks", None, "self-attention blocks"),
+            (
+                "heads",
+                None,
+                "attention heads per block (dim must be a multiple)",
+            ),
+            (
+                "max_len",
+                None,
+                "latest items of a sequence the model reads",
+            ),
+            ("dropout", None, "dropout rate"),
+            ("learning_rate", None, "Adam learning rate"),
+            ("batch_size", None, "sequences per step"),
+            ("negatives", None, "negatives sampled per batch"),
+            (
+                "gbce_t",
+                None,
+                "gBCE calibration t in [0, 1] (0: plain BCE)",
+            ),
+            ("epochs", None, "most passes over the training sequences"),
+            (
+                "patience",
+                None,
+                "epochs without a better validation NDCG@10 before stopping (0: no validation)",
+            ),
+            (
+                "validation_users",
+                None,
+                "users whose latest training item is held out for early stopping",
+            ),
+            (
+                "seed",
+                Some("the fit seed"),
+                "seed of weights, batches, negatives and dropout",
+            ),
+        ])
+    }
+
+    fn build(&self, spec: &ModelSpec) -> Result<Box<dyn Algorithm>> {
+        let params: SasRecParams = spec.typed()?;
+        params.validate()?;
+        Ok(Box::new(SasRec { params }))
+    }
+
+    fn load(&self, saved: Saved<'_>) -> Result<Box<dyn Model>> {
+        Ok(Box::new(SasRecModel::load(
+            saved.params,
+            saved.fitted,
+            saved.tensors,
+        )?))
+    }
+
+    fn applicability(&self) -> Applicability {
+        Applicability {
+            named_only: true,
+            ..Applicability::default()
+        }
+    }
+
+    fn cost(&self) -> Cost {
+        Cost::High
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kindred_core::{Interaction, InteractionsBuilder};
+    use kindred_models::ItemFilter;
+
+    use super::*;
+
+    const ITEMS: u32 = 30;
+
+    /// Users walk a cycle of items one step at a time from a random start, so the next item is
+    /// the one after the latest; popularity cannot tell it.
+    fn cyclic_world(users: u32, seed: u64) -> TrainSet {
+        let mut rng = SplitMix64::new(seed);
+        let mut b = InteractionsBuilder::new();
+        for u in 0..users {
+            let start = rng.below(u64::from(ITEMS)) as u32;
+            let len = 6 + rng.below(8) as u32;
+            for step in 0..len {
+                let item = (start + step) % ITEMS;
+                b.push(Interaction::rating(
+                    &format!("u{u}"),
+                    &format!("i{item}"),
+                    1.0,
+                    Some(i64::from(step)),
+                ));
+            }
+        }
+        TrainSet::new(b.build())
+    }
+
+    fn small() -> SasRec {
+        SasRec {
+            params: SasRecParams {
+                dim: 16,
+                max_len: 12,
+                batch_size: 16,
+                negatives: 8,
+                epochs: 40,
+                patience: 10,
+                validation_users: 40,
+                dropout: 0.1,
+                learning_rate: 5e-3,
+                ..SasRecParams::default()
+            },
+        }
+    }
+
+    struct All;
+    impl ItemFilter for All {
+        fn allows(&self, _item: ItemIdx) -> bool {
+            true
+        }
+    }
+
+    fn item(train: &TrainSet, k: u32) -> ItemIdx {
+        train
+            .data
+            .item_ids()
+            .get(&format!("i{}", k % ITEMS))
+            .expect("an item")
+    }
+
+    #[test]
+    fn learns_what_comes_next_and_serves_a_session() {
+        let train = cyclic_world(300, 1);
+        let model = small().fit(&train, &FitContext::default()).unwrap();
+        // Known users: the item after their latest is first.
+        let sequences = Sequences::from_train(&train);
+        let mut hits = 0;
+        for u in 0..100u32 {
+            let last = sequences.of(u).last().copied().unwrap();
+            let name = train.data.item_ids().external(last);
+            let k: u32 = name[1..].parse().unwrap();
+            let top = model.recommend(&UserQuery::known(u), 1, &All);
+            hits += usize::from(top.first().map(|s| s.item) == Some(item(&train, k + 1)));
+        }
+        assert!(hits >= 80, "next item first for {hits} of 100 users");
+        // An anonymous session of three steps: the fourth is first.
+        let session = [item(&train, 7), item(&train, 8), item(&train, 9)];
+        let top = model.recommend(&UserQuery::anonymous(&session), 1, &All);
+        assert_eq!(top[0].item, item(&train, 10));
+        // No history: no opinion.
+        let mut out = vec![0f32; ITEMS as usize];
+        model.score_all(&UserQuery::default(), &mut out);
+        assert!(out.iter().all(|s| s.is_nan()));
+    }
+
+    #[test]
+    fn a_fit_is_a_function_of_the_seed_and_reloads_bit_identically() {
+        let train = cyclic_world(60, 2);
+        let quick = SasRec {
+            params: SasRecParams {
+                epochs: 3,
+                ..small().params
+            },
+        };
+        let a = quick.fit(&train, &FitContext::default()).unwrap();
+        let b = quick.fit(&train, &FitContext::default()).unwrap();
+        let dir = std::env::temp_dir().join(format!("kindred-sasrec-{}", std::process::id()));
+        a.save(&dir).unwrap();
+        let registry = crate::registry_with_neural().unwrap();
+        let loaded = registry.load(&dir).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        for u in 0..10 {
+            let scores = |m: &dyn Model| {
+                let mut out = vec![0f32; ITEMS as usize];
+                m.score_all(&UserQuery::known(u), &mut out);
+                out
+            };
+            assert_eq!(scores(a.as_ref()), scores(b.as_ref()));
+            assert_eq!(scores(a.as_ref()), scores(loaded.as_ref()));
+        }
+    }
+
+    #[test]
+    fn bad_parameters_are_named() {
+        let err = |spec: &str| {
+            SasRecFamily
+                .build(&ModelSpec::parse(spec).unwrap())
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        assert!(err("sasrec:dim=10,heads=3").contains("multiple of heads"));
+        assert!(err("sasrec:dropout=1").contains("dropout"));
+        assert!(err("sasrec:gbce_t=2").contains("gbce_t"));
+        assert!(err("sasrec:epochs=0").contains("epochs"));
+    }
+
+    #[test]
+    fn cancelling_stops_training() {
+        let ctx = FitContext::default();
+        ctx.cancel.cancel();
+        let err = small().fit(&cyclic_world(20, 3), &ctx).err().unwrap();
+        assert!(matches!(err, Error::Cancelled), "{err}");
+    }
+}
