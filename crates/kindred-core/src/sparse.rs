@@ -44,6 +44,35 @@ impl CsMatrix {
         }
     }
 
+    /// Builds from coordinate lists keeping, within each major row, the order in which `visit`
+    /// lists the log rows (e.g. oldest first) instead of sorting by minor index: one stable
+    /// counting sort by major. Log rows missing from `visit` are left out.
+    pub fn build_in_order(
+        n_major: usize,
+        n_minor: usize,
+        major: &[u32],
+        minor: &[u32],
+        visit: &[u32],
+    ) -> Self {
+        let keys: Vec<u32> = visit.iter().map(|&e| major[e as usize]).collect();
+        let order = counting_order(&keys, n_major, visit);
+        let mut indptr = vec![0usize; n_major + 1];
+        for &m in &keys {
+            indptr[m as usize + 1] += 1;
+        }
+        for i in 0..n_major {
+            indptr[i + 1] += indptr[i];
+        }
+        let indices = order.iter().map(|&e| minor[e as usize]).collect();
+        Self {
+            n_major,
+            n_minor,
+            indptr,
+            indices,
+            entries: order,
+        }
+    }
+
     /// Number of major rows (users for CSR, items for CSC).
     pub fn n_rows(&self) -> usize {
         self.n_major
@@ -147,5 +176,18 @@ mod tests {
                 prop_assert!(transposed.contains(c as usize, r));
             }
         }
+    }
+
+    #[test]
+    fn build_in_order_keeps_the_visiting_order_within_rows() {
+        // Log rows: (major, minor) = (0, 5), (1, 2), (0, 1), (0, 3).
+        let (major, minor) = ([0, 1, 0, 0], [5, 2, 1, 3]);
+        let m = CsMatrix::build_in_order(2, 6, &major, &minor, &[3, 1, 0, 2]);
+        assert_eq!(m.row(0), &[3, 5, 1]);
+        assert_eq!(m.row(1), &[2]);
+        assert_eq!(m.row_entries(0), &[3, 0, 2]);
+        let partial = CsMatrix::build_in_order(2, 6, &major, &minor, &[2, 0]);
+        assert_eq!(partial.row(0), &[1, 5]);
+        assert!(partial.row(1).is_empty());
     }
 }

@@ -141,6 +141,12 @@ pub trait Model: Send + Sync {
         None
     }
 
+    /// True when the order of a query's history changes its scores (sequence models): serving
+    /// then gives a user's stored items oldest first rather than in catalog order.
+    fn reads_order(&self) -> bool {
+        false
+    }
+
     /// This model with its catalog grown by the entities of `item_features` it was not trained
     /// on, appended in the table's order and each scored from its features alone, as the model
     /// scores a cold item; items without a usable feature are left out. `None` (the default)

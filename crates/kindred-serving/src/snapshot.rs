@@ -86,6 +86,20 @@ fn with_new_items(live: LiveModel, item_features: Option<&FeatureTable>) -> Live
     }
 }
 
+/// Per user, the catalog items of their rows oldest first (ties in row order).
+fn items_in_time_order(
+    n_users: usize,
+    n_items: usize,
+    log: &kindred_core::Interactions,
+    log_items: &[u32],
+) -> CsMatrix {
+    let ts = log.timestamps();
+    let mut visit: Vec<u32> = (0..log.len() as u32).collect();
+    // Stable: rows of equal time stay in store order.
+    visit.sort_by_key(|&r| ts[r as usize]);
+    CsMatrix::build_in_order(n_users, n_items, log.users(), log_items, &visit)
+}
+
 /// A list request, in catalog terms.
 #[derive(Debug, Clone, Default)]
 pub struct ListRequest<'a> {
@@ -124,6 +138,9 @@ pub struct Snapshot {
     n_model_items: usize,
     /// Per catalog user, the items of their stored feedback (sorted, catalog indices).
     seen: CsMatrix,
+    /// Per catalog user, their stored feedback's items oldest first (ties in store order),
+    /// kept only when the live model reads order ([`Model::reads_order`]).
+    in_time_order: Option<CsMatrix>,
     /// Per catalog item, its users (for co-occurrence similarity when the model has no
     /// embeddings).
     by_item: CsMatrix,
@@ -297,6 +314,10 @@ impl Snapshot {
             .map(|&i| item_of_row[i as usize])
             .collect();
         let seen = CsMatrix::build(users.len(), items.len(), log.users(), &log_items);
+        let in_time_order = live
+            .as_ref()
+            .filter(|l| l.model.reads_order())
+            .map(|_| items_in_time_order(users.len(), items.len(), log, &log_items));
         let by_item = CsMatrix::build(items.len(), users.len(), &log_items, log.users());
         let mut last_active = vec![i64::MIN; users.len()];
         for (&u, &t) in log.users().iter().zip(log.timestamps()) {
@@ -365,6 +386,7 @@ impl Snapshot {
             users,
             n_model_items,
             seen,
+            in_time_order,
             by_item,
             last_active,
             pipelines,
@@ -552,7 +574,12 @@ impl Snapshot {
             let in_model = |&&i: &&u32| (i as usize) < self.n_model_items;
             let mut history: Vec<u32> = request.history.iter().filter(in_model).copied().collect();
             if model_user.is_none() {
-                // A user the model never saw: fold in everything the store has of them.
+                // A user the model never saw: fold in everything the store has of them, oldest
+                // first when the model reads order.
+                let stored = match (&self.in_time_order, user) {
+                    (Some(ordered), Some(u)) => ordered.row(u as usize),
+                    _ => stored,
+                };
                 let mut all: Vec<u32> = stored.iter().filter(in_model).copied().collect();
                 all.append(&mut history);
                 history = all;

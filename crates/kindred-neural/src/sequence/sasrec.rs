@@ -504,6 +504,10 @@ impl Model for SasRecModel {
         }
     }
 
+    fn reads_order(&self) -> bool {
+        true
+    }
+
     fn save(&self, dir: &Path) -> Result<()> {
         let mut t = TensorWriter::new();
         for (name, var) in self.net.named_vars() {
