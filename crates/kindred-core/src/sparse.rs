@@ -27,21 +27,7 @@ impl CsMatrix {
         );
         let ordered_major: Vec<u32> = by_minor.iter().map(|&e| major[e as usize]).collect();
         let order = counting_order(&ordered_major, n_major, &by_minor);
-        let mut indptr = vec![0usize; n_major + 1];
-        for &m in major {
-            indptr[m as usize + 1] += 1;
-        }
-        for i in 0..n_major {
-            indptr[i + 1] += indptr[i];
-        }
-        let indices = order.iter().map(|&e| minor[e as usize]).collect();
-        Self {
-            n_major,
-            n_minor,
-            indptr,
-            indices,
-            entries: order,
-        }
+        Self::from_order(n_major, n_minor, major, minor, order)
     }
 
     /// Builds from coordinate lists keeping, within each major row, the order in which `visit`
@@ -56,9 +42,20 @@ impl CsMatrix {
     ) -> Self {
         let keys: Vec<u32> = visit.iter().map(|&e| major[e as usize]).collect();
         let order = counting_order(&keys, n_major, visit);
+        Self::from_order(n_major, n_minor, major, minor, order)
+    }
+
+    /// The matrix whose entries are the log rows `order`, already grouped by major row.
+    fn from_order(
+        n_major: usize,
+        n_minor: usize,
+        major: &[u32],
+        minor: &[u32],
+        order: Vec<u32>,
+    ) -> Self {
         let mut indptr = vec![0usize; n_major + 1];
-        for &m in &keys {
-            indptr[m as usize + 1] += 1;
+        for &e in &order {
+            indptr[major[e as usize] as usize + 1] += 1;
         }
         for i in 0..n_major {
             indptr[i + 1] += indptr[i];

@@ -84,7 +84,7 @@ impl TextSource {
             return Ok(table.clone());
         }
         let encoder = load_text_encoder(&self.encoder)?;
-        self.add_vectors_with(model, encoder.as_ref(), table, ids, progress, cancel)
+        self.encode(model, encoder.as_ref(), table, &pending, progress, cancel)
     }
 
     /// [`Self::add_vectors`] with an encoder already open.
@@ -99,6 +99,19 @@ impl TextSource {
     ) -> Result<FeatureTable> {
         self.check_fields(model, table)?;
         let pending = self.pending(table, ids);
+        self.encode(model, encoder, table, &pending, progress, cancel)
+    }
+
+    /// `table` with the vector of each `pending` (id, text).
+    fn encode(
+        &self,
+        model: &str,
+        encoder: &dyn TextEncoder,
+        table: &FeatureTable,
+        pending: &[(String, String)],
+        progress: &dyn Progress,
+        cancel: &CancelFlag,
+    ) -> Result<FeatureTable> {
         let mut out = table.clone();
         if pending.is_empty() {
             return Ok(out);
