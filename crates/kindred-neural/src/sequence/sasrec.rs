@@ -103,6 +103,19 @@ impl SasRecParams {
                 return bad(format!("{name} must be at least 1"));
             }
         }
+        // Bounds keep a spec sent to the server from asking for memory it does not have: the
+        // causal mask alone holds max_len^2 numbers, a batch's attention batch * max_len^2.
+        for (name, value, most) in [
+            ("dim", self.dim, 1024),
+            ("blocks", self.blocks, 16),
+            ("max_len", self.max_len, 1000),
+            ("batch_size", self.batch_size, 4096),
+            ("negatives", self.negatives, 100_000),
+        ] {
+            if value > most {
+                return bad(format!("{name} must be at most {most}, got {value}"));
+            }
+        }
         if !self.dim.is_multiple_of(self.heads) {
             return bad(format!(
                 "dim ({}) must be a multiple of heads ({})",
@@ -734,6 +747,7 @@ mod tests {
         assert!(err("sasrec:dropout=1").contains("dropout"));
         assert!(err("sasrec:gbce_t=2").contains("gbce_t"));
         assert!(err("sasrec:epochs=0").contains("epochs"));
+        assert!(err("sasrec:max_len=100000").contains("max_len must be at most 1000"));
     }
 
     #[test]
