@@ -102,6 +102,7 @@ impl Lifecycle {
         }
         Ok(spec)
     }
+
     /// A spec sent over the API may name a folder of this machine only as the sentence encoder
     /// the operator configured (`[encoder] dir`): any other `encoder=` would let a caller make
     /// the server open folders of its choosing.
