@@ -21,9 +21,6 @@ pub const TEXT_VECTOR_FIELD: &str = "text_embedding";
 
 /// A sentence encoder: texts in, one fixed-length vector per text out.
 pub trait TextEncoder: Send + Sync {
-    /// Length of every vector.
-    fn dimension(&self) -> usize;
-
     /// One vector per text, in order. Long work reports to `progress` (in texts) and stops with
     /// [`Error::Cancelled`] once `cancel` is set.
     fn encode(

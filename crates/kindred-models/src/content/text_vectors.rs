@@ -205,10 +205,6 @@ mod tests {
     struct CountingEncoder(AtomicUsize);
 
     impl TextEncoder for CountingEncoder {
-        fn dimension(&self) -> usize {
-            2
-        }
-
         fn encode(
             &self,
             texts: &[&str],

@@ -179,10 +179,6 @@ impl SentenceEncoder {
 }
 
 impl TextEncoder for SentenceEncoder {
-    fn dimension(&self) -> usize {
-        SentenceEncoder::dimension(self)
-    }
-
     fn encode(
         &self,
         texts: &[&str],

@@ -472,13 +472,15 @@ impl SasRecModel {
     }
 
     /// The sequence a query is scored from: the known user's training items, then the query's.
+    /// Only the latest `max_len` items are read, so only those are copied: a long history
+    /// costs a request nothing extra.
     fn sequence(&self, query: &UserQuery<'_>) -> Vec<ItemIdx> {
         let n = self.fitted.items.len() as u32;
-        let mut items: Vec<ItemIdx> = query
-            .user
-            .map(|u| self.sequences.of(u).to_vec())
-            .unwrap_or_default();
-        items.extend(query.history.iter().copied().filter(|&i| i < n));
+        let recent: Vec<ItemIdx> = query.history.iter().copied().filter(|&i| i < n).collect();
+        let stored = query.user.map_or(&[][..], |u| self.sequences.of(u));
+        let room = self.params.max_len.saturating_sub(recent.len());
+        let mut items = stored[stored.len().saturating_sub(room)..].to_vec();
+        items.extend(&recent[recent.len().saturating_sub(self.params.max_len)..]);
         items
     }
 }
