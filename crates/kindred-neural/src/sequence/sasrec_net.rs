@@ -15,8 +15,12 @@
 //! Weights are initialised from the fit's seed (Xavier normal), and dropout masks are drawn from
 //! the same generator, so a fit is a function of the data and the seed.
 
-use candle_core::{Device, Tensor, Var, D};
+use std::sync::Arc;
+
+use candle_core::{Device, Tensor, Var};
 use kindred_core::{Error, Result, SplitMix64};
+
+use super::fused_ops::{masked_softmax, standardise};
 
 /// The network's dimensions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,9 +62,6 @@ pub struct SasRecNet {
     positions: Var,
     blocks: Vec<Block>,
     last_norm: Norm,
-    /// (max_len, max_len): 0 where a position may attend, a large negative number after it
-    /// (every leading square of it is the mask of a shorter window).
-    causal: Tensor,
 }
 
 /// Dropout for one forward pass: the rate and the generator of its masks.
@@ -118,7 +119,9 @@ impl Norm {
     }
 
     fn apply(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        candle_nn::ops::layer_norm_slow(x, self.gain.as_tensor(), self.bias.as_tensor(), 1e-8)
+        standardise(x, 1e-8)?
+            .broadcast_mul(self.gain.as_tensor())?
+            .broadcast_add(self.bias.as_tensor())
     }
 }
 
@@ -128,15 +131,18 @@ fn dropout(x: &Tensor, dropout: &mut Option<Dropout<'_>>) -> candle_core::Result
     };
     let keep = 1.0 - d.rate;
     let scale = 1.0 / keep;
-    let mask: Vec<f32> = (0..x.elem_count())
-        .map(|_| {
-            if (d.rng.next_f64() as f32) < keep {
-                scale
-            } else {
-                0.0
-            }
-        })
-        .collect();
+    // Two 32-bit uniform draws from every 64-bit one: the masks are the largest random draws of
+    // a training step.
+    let threshold = (f64::from(keep) * 4_294_967_296.0) as u64;
+    let n = x.elem_count();
+    let mut mask = Vec::with_capacity(n + 1);
+    while mask.len() < n {
+        let bits = d.rng.next_u64();
+        for half in [bits & 0xffff_ffff, bits >> 32] {
+            mask.push(if half < threshold { scale } else { 0.0 });
+        }
+    }
+    mask.truncate(n);
     x.mul(&Tensor::from_vec(mask, x.shape(), x.device())?)
 }
 
@@ -167,17 +173,12 @@ impl SasRecNet {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let l = shape.max_len;
-        let causal: Vec<f32> = (0..l * l)
-            .map(|k| if k % l > k / l { -1e9 } else { 0.0 })
-            .collect();
         Ok(Self {
             shape,
             items,
             positions,
             blocks,
             last_norm: Norm::new(d, &device)?,
-            causal: Tensor::from_vec(causal, (l, l), &device).map_err(candle)?,
         })
     }
 
@@ -253,14 +254,9 @@ impl SasRecNet {
         let (d, h) = (self.shape.dim, self.shape.heads);
         let device = Device::Cpu;
         let id_tensor = Tensor::from_slice(ids, batch * l, &device)?;
-        let present: Vec<f32> = ids.iter().map(|&i| f32::from(u8::from(i != 0))).collect();
-        let key_bias: Vec<f32> = ids
-            .iter()
-            .map(|&i| if i == 0 { -1e9 } else { 0.0 })
-            .collect();
+        let keys: Arc<Vec<bool>> = Arc::new(ids.iter().map(|&i| i != 0).collect());
+        let present: Vec<f32> = keys.iter().map(|&p| f32::from(u8::from(p))).collect();
         let present = Tensor::from_vec(present, (batch, l, 1), &device)?;
-        let bias = Tensor::from_vec(key_bias, (batch, 1, 1, l), &device)?
-            .broadcast_add(&self.causal.narrow(0, 0, l)?.narrow(1, 0, l)?)?;
         let positions = self
             .positions
             .as_tensor()
@@ -284,9 +280,9 @@ impl SasRecNet {
             let q = split(block.query.apply(&queries_in)?)?;
             let k = split(block.key.apply(&x)?)?;
             let v = split(block.value.apply(&x)?)?;
-            let scores =
-                (q.matmul(&k.t()?.contiguous()?)? / (head as f64).sqrt())?.broadcast_add(&bias)?;
-            let weights = dropout(&candle_nn::ops::softmax(&scores, D::Minus1)?, drop)?;
+            let scores = q.matmul(&k.t()?.contiguous()?)?;
+            let scale = 1.0 / (head as f32).sqrt();
+            let weights = dropout(&masked_softmax(&scores, keys.clone(), scale)?, drop)?;
             let attended = weights
                 .matmul(&v)?
                 .transpose(1, 2)?
