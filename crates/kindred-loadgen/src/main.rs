@@ -2,10 +2,12 @@
 //! share a 2-core machine with the server it measures.
 //!
 //! ```text
-//! kindred-loadgen recommend --addr HOST:PORT (--users A..B | --users-file F) [--n 10]
-//!     [--rate 5000 | --closed-loop] [--duration 20] [--requests N] [--connections 32]
+//! kindred-loadgen recommend --addr HOST:PORT (--users A..B | --users-file F | --bodies-file F)
+//!     [--n 10] [--rate 5000 | --closed-loop] [--duration 20] [--requests N] [--connections 32]
 //!     [--swap-versions V1,V2 --swap-every-ms 1000] [--path '/v1/recommend/{user}?n={n}']
 //!     [--seed 1] [--threads 1] [--out FILE.json]
+//! (`--bodies-file`: one JSON request body per line, each sent as `POST --path`, default
+//! `/v1/recommend`, e.g. anonymous sessions.)
 //! kindred-loadgen feedback --addr HOST:PORT (--users A..B | --users-file F)
 //!     (--items A..B | --items-file F) [--events 200000] [--batch 1000] [--connections 4]
 //!     [--run-id ID] [--seed 1] [--threads 1] [--out FILE.json]
@@ -104,21 +106,59 @@ fn recommend_plan(args: &mut Args) -> Result<recommend::RecommendPlan, LoadError
         })
         .unwrap_or_default();
     let swap_every_ms: u64 = args.number_or("swap-every-ms", 1000)?;
+    let (users, bodies, default_path) = match args.string("bodies-file") {
+        Some(path) => (
+            Vec::new(),
+            read_bodies(std::path::Path::new(&path))?,
+            "/v1/recommend",
+        ),
+        None => (
+            ids(args, "users")?,
+            Vec::new(),
+            "/v1/recommend/{user}?n={n}",
+        ),
+    };
     Ok(recommend::RecommendPlan {
         addr,
         connections: positive("connections", args.number_or("connections", 32)?)?,
         rate,
         duration: Duration::from_secs_f64(duration),
         requests: args.number("requests")?,
-        users: ids(args, "users")?,
+        users,
+        bodies,
         n: positive("n", args.number_or("n", 10)?)?,
         path: args
             .string("path")
-            .unwrap_or_else(|| "/v1/recommend/{user}?n={n}".to_owned()),
+            .unwrap_or_else(|| default_path.to_owned()),
         seed: args.number_or("seed", 1)?,
         swap_versions,
         swap_every: Duration::from_millis(swap_every_ms.max(1)),
     })
+}
+
+/// The request bodies of a `--bodies-file`: one JSON value per non-empty line.
+fn read_bodies(path: &std::path::Path) -> Result<Vec<String>, LoadError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| LoadError(format!("{}: {e}", path.display())))?;
+    let mut bodies = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        if let Err(e) = serde_json::from_str::<serde_json::Value>(line) {
+            return Err(LoadError(format!(
+                "{} line {}: not a JSON body: {e}",
+                path.display(),
+                index + 1
+            )));
+        }
+        bodies.push(line.to_owned());
+    }
+    if bodies.is_empty() {
+        return Err(LoadError(format!("{}: no request bodies", path.display())));
+    }
+    Ok(bodies)
 }
 
 fn feedback_plan(args: &mut Args) -> Result<feedback::FeedbackPlan, LoadError> {
@@ -211,5 +251,23 @@ mod tests {
             counts.iter().all(|&c| (900..1100).contains(&c)),
             "{counts:?}"
         );
+    }
+
+    #[test]
+    fn bodies_are_one_json_value_per_line() {
+        let dir =
+            std::env::temp_dir().join(format!("kindred-loadgen-bodies-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.jsonl");
+        std::fs::write(&good, "{\"interactions\": [\"1\"]}\n\n{\"n\": 5}\n").unwrap();
+        assert_eq!(read_bodies(&good).unwrap().len(), 2);
+        let bad = dir.join("bad.jsonl");
+        std::fs::write(&bad, "{\"n\": 5}\n{oops\n").unwrap();
+        let err = read_bodies(&bad).unwrap_err().0;
+        assert!(err.contains("line 2"), "{err}");
+        let empty = dir.join("empty.jsonl");
+        std::fs::write(&empty, "\n").unwrap();
+        assert!(read_bodies(&empty).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

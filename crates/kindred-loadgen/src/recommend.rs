@@ -1,4 +1,5 @@
-//! `recommend` mode: `GET /v1/recommend/{user}?n=N` over keep-alive connections, either open
+//! `recommend` mode: `GET /v1/recommend/{user}?n=N` (or `POST` of given bodies, e.g. anonymous
+//! sessions) over keep-alive connections, either open
 //! loop at a target rate or closed loop as fast as the server answers, optionally swapping the
 //! live model version on a separate connection meanwhile.
 //!
@@ -34,6 +35,8 @@ pub struct RecommendPlan {
     /// Open loop: stop after this many requests instead of `rate * duration`.
     pub requests: Option<u64>,
     pub users: Vec<String>,
+    /// JSON bodies to `POST` to `path` instead of asking for `users` (empty: `GET` per user).
+    pub bodies: Vec<String>,
     pub n: usize,
     /// Request path; `{user}` and `{n}` are replaced per request (default
     /// `/v1/recommend/{user}?n={n}`). Another path measures the cost of other routes.
@@ -233,7 +236,7 @@ async fn swapper(plan: Arc<RecommendPlan>, stop: Arc<AtomicBool>) -> Value {
 }
 
 pub async fn run(plan: RecommendPlan) -> Result<Value, LoadError> {
-    let requests: Arc<Vec<Vec<u8>>> = Arc::new(
+    let requests: Arc<Vec<Vec<u8>>> = Arc::new(if plan.bodies.is_empty() {
         plan.users
             .iter()
             .map(|u| {
@@ -244,8 +247,13 @@ pub async fn run(plan: RecommendPlan) -> Result<Value, LoadError> {
                         .replace("{n}", &plan.n.to_string()),
                 )
             })
-            .collect(),
-    );
+            .collect()
+    } else {
+        plan.bodies
+            .iter()
+            .map(|body| post_request(&plan.path, body.as_bytes()))
+            .collect()
+    });
     let mut connections = Vec::with_capacity(plan.connections);
     for _ in 0..plan.connections {
         connections.push(
@@ -333,7 +341,9 @@ pub async fn run(plan: RecommendPlan) -> Result<Value, LoadError> {
         "connections": plan.connections,
         "n": plan.n,
         "path": plan.path,
+        "method": if plan.bodies.is_empty() { "GET" } else { "POST" },
         "users": plan.users.len(),
+        "bodies": plan.bodies.len(),
         "target_rate": plan.rate,
         "planned_requests": plan.rate.map(|_| total),
         "completed": completed,
@@ -414,6 +424,7 @@ mod tests {
                 duration: Duration::from_secs(1),
                 requests: None,
                 users: vec!["1".into()],
+                bodies: Vec::new(),
                 n: 10,
                 path: "/v1/recommend/{user}?n={n}".into(),
                 seed: 1,
