@@ -24,7 +24,10 @@
 //!
 //! mimalloc reads its options from the environment once, before `main`, so `kindred` sets the
 //! variables and executes itself again; a value already in the environment (an operator's own,
-//! or the second execution's) is left alone.
+//! or the second execution's) is left alone. The same execution carries `RAYON_NUM_THREADS` when
+//! `--threads` is given: candle (the neural models' tensor library) sizes its matrix products
+//! and elementwise passes from that variable, not from the process's thread pool, so without it
+//! `--threads 1` still ran them on every core.
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -35,12 +38,16 @@ pub const OPTIONS: [(&str, &str); 2] = [
     ("MIMALLOC_PAGE_RECLAIM_ON_FREE", "1"),
 ];
 
-/// Replaces this process with the same command under [`OPTIONS`] unless each variable is
-/// already set. Returns only when nothing was replaced: every variable was set, or executing
-/// again failed (then the command runs with mimalloc's defaults and says so).
-pub fn with_options() {
-    let missing: Vec<(&str, &str)> = OPTIONS
+/// Replaces this process with the same command under [`OPTIONS`] and `RAYON_NUM_THREADS` =
+/// `threads` (when given) unless each variable is already set. Returns only when nothing was
+/// replaced: every variable was set, or executing again failed (then the command runs with
+/// mimalloc's defaults and says so).
+pub fn with_options(threads: Option<usize>) {
+    let threads = threads.map(|n| n.max(1).to_string());
+    let wanted = OPTIONS
         .into_iter()
+        .chain(threads.as_deref().map(|n| ("RAYON_NUM_THREADS", n)));
+    let missing: Vec<(&str, &str)> = wanted
         .filter(|(name, _)| std::env::var_os(name).is_none())
         .collect();
     if missing.is_empty() {

@@ -80,7 +80,7 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
-    allocator::with_options();
+    allocator::with_options(cli.threads);
     if let Some(threads) = cli.threads {
         if let Err(e) = rayon::ThreadPoolBuilder::new()
             .num_threads(threads.max(1))
