@@ -1,5 +1,6 @@
 //! Fused CPU tensor operations, each with its gradient, for the passes that dominate SASRec
-//! training: the masked attention softmax, the log-sigmoid of gBCE, the sampled softmax cross-entropy and the standardisation inside layer normalisation.
+//! training: the masked attention softmax, the log-sigmoid of gBCE, the sampled softmax
+//! cross-entropy and the standardisation inside layer normalisation.
 //!
 //! Written out of candle's elementwise primitives, each of these takes five to ten passes over
 //! its tensor forward and more backward, with a fresh allocation per pass; on the attention
@@ -54,6 +55,7 @@ fn map_rows2(
     Ok((CpuStorage::F32(out), la.shape().clone()))
 }
 
+/// Runs `f` on every row of one input, writing one output row each.
 fn map_rows1(
     (a, la): (&CpuStorage, &Layout),
     op: &str,
