@@ -225,42 +225,19 @@ impl CustomOp2 for LogSigmoidGrad {
     }
 }
 
-/// Which column of each row of logits is its positive, and which columns take part.
+/// The columns of sampled-softmax logits: column 0 is each row's positive and column `1 + j` its
+/// score of the shared negative `negatives[j]`; a negative that is the row's own target is left
+/// out of its row, and a row whose target is 0 is padding.
 #[derive(Clone)]
-pub enum SoftmaxColumns {
-    /// Column 0 is each row's positive and column `1 + j` its score of the shared negative
-    /// `negatives[j]`; a negative that is the row's own target is left out of its row.
-    Sampled {
-        targets: Arc<Vec<u32>>,
-        negatives: Arc<Vec<u32>>,
-    },
+pub struct SampledColumns {
+    pub targets: Arc<Vec<u32>>,
+    pub negatives: Arc<Vec<u32>>,
 }
 
-impl SoftmaxColumns {
-    fn targets(&self) -> &[u32] {
-        match self {
-            Self::Sampled { targets, .. } => targets,
-        }
-    }
-
-    /// The positive column of `row`, `None` for a padding row (target 0).
-    fn positive(&self, row: usize) -> Option<usize> {
-        match self {
-            Self::Sampled { targets, .. } => (targets[row] != 0).then_some(0),
-        }
-    }
-
+impl SampledColumns {
     /// Whether column `c` of `row` takes part.
     fn counts(&self, row: usize, c: usize) -> bool {
-        match self {
-            Self::Sampled { targets, negatives } => c == 0 || negatives[c - 1] != targets[row],
-        }
-    }
-
-    fn columns(&self) -> usize {
-        match self {
-            Self::Sampled { negatives, .. } => negatives.len() + 1,
-        }
+        c == 0 || self.negatives[c - 1] != self.targets[row]
     }
 
     /// The row's softmax over the columns that take part, written into `out` (others 0).
@@ -285,12 +262,12 @@ impl SoftmaxColumns {
     }
 }
 
-/// Per-row cross-entropy of each row's positive column against the others that take part
-/// (`columns` says which): `logits` (rows, columns), returns (rows,), 0 on padding rows.
-pub fn softmax_cross_entropy(logits: &Tensor, columns: SoftmaxColumns) -> CandleResult<Tensor> {
+/// Per-row cross-entropy of column 0 against the other columns that take part (`columns` says
+/// which): `logits` (rows, 1 + negatives), returns (rows,), 0 on padding rows.
+pub fn softmax_cross_entropy(logits: &Tensor, columns: SampledColumns) -> CandleResult<Tensor> {
     let (rows, width) = logits.dims2()?;
-    let targets = columns.targets();
-    if rows != targets.len() || width != columns.columns() {
+    let targets = &columns.targets;
+    if rows != targets.len() || width != columns.negatives.len() + 1 {
         bail!(
             "softmax cross-entropy: logits {:?} do not fit {} targets",
             logits.dims(),
@@ -303,7 +280,7 @@ pub fn softmax_cross_entropy(logits: &Tensor, columns: SoftmaxColumns) -> Candle
 }
 
 struct SoftmaxCrossEntropy {
-    columns: SoftmaxColumns,
+    columns: SampledColumns,
 }
 
 impl CustomOp1 for SoftmaxCrossEntropy {
@@ -314,7 +291,7 @@ impl CustomOp1 for SoftmaxCrossEntropy {
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> CandleResult<(CpuStorage, Shape)> {
         let n = row_len(layout, self.name())?;
         let x = values(storage, layout, self.name())?;
-        let rows = self.columns.targets().len();
+        let rows = self.columns.targets.len();
         let mut out = vec![0f32; rows];
         out.par_iter_mut()
             .zip(x.par_chunks(n))
@@ -322,9 +299,9 @@ impl CustomOp1 for SoftmaxCrossEntropy {
             .for_each_init(
                 || vec![0f32; n],
                 |probabilities, (row, (o, x))| {
-                    if let Some(positive) = self.columns.positive(row) {
+                    if self.columns.targets[row] != 0 {
                         self.columns.softmax(row, x, probabilities);
-                        *o = -probabilities[positive].max(f32::MIN_POSITIVE).ln();
+                        *o = -probabilities[0].max(f32::MIN_POSITIVE).ln();
                     }
                 },
             );
@@ -342,9 +319,9 @@ impl CustomOp1 for SoftmaxCrossEntropy {
     }
 }
 
-/// `g * (softmax - onehot(positive))` per row, 0 on padding rows.
+/// `g * (softmax - onehot(0))` per row, 0 on padding rows.
 struct SoftmaxCrossEntropyGrad {
-    columns: SoftmaxColumns,
+    columns: SampledColumns,
 }
 
 impl CustomOp2 for SoftmaxCrossEntropyGrad {
@@ -367,9 +344,9 @@ impl CustomOp2 for SoftmaxCrossEntropyGrad {
             .zip(x.par_chunks(n))
             .enumerate()
             .for_each(|(row, (o, x))| {
-                if let Some(positive) = self.columns.positive(row) {
+                if self.columns.targets[row] != 0 {
                     self.columns.softmax(row, x, o);
-                    o[positive] -= 1.0;
+                    o[0] -= 1.0;
                     o.iter_mut().for_each(|v| *v *= g[row]);
                 }
             });
@@ -582,7 +559,7 @@ mod tests {
         let targets = Arc::new(vec![4u32, 0, 7, 2]);
         let real = Tensor::new(&[1f32, 0.0, 1.0, 1.0], &Device::Cpu).unwrap();
         // Sampled: column 0 is the positive; row 2's target is negative 7 (column 2), left out.
-        let sampled = SoftmaxColumns::Sampled {
+        let sampled = SampledColumns {
             targets: targets.clone(),
             negatives: Arc::new(vec![1u32, 7, 3]),
         };

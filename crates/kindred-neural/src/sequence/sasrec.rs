@@ -43,7 +43,7 @@ use kindred_models::{
 use serde::{Deserialize, Serialize};
 
 use crate::sequence::catalog_softmax::CatalogSoftmax;
-use crate::sequence::fused_ops::{log_sigmoid, softmax_cross_entropy, SoftmaxColumns};
+use crate::sequence::fused_ops::{log_sigmoid, softmax_cross_entropy, SampledColumns};
 use crate::sequence::sasrec_net::{Dropout, NetShape, SasRecNet};
 use crate::sequence::sequences::Sequences;
 
@@ -403,7 +403,7 @@ fn step_loss(
         }
         None => {
             let logits = Tensor::cat(&[positive.unsqueeze(1)?, negative], 1)?;
-            let columns = SoftmaxColumns::Sampled {
+            let columns = SampledColumns {
                 targets: Arc::new(targets),
                 negatives: Arc::new(negatives),
             };
