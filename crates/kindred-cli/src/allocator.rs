@@ -24,10 +24,8 @@
 //!
 //! mimalloc reads its options from the environment once, before `main`, so `kindred` sets the
 //! variables and executes itself again; a value already in the environment (an operator's own,
-//! or the second execution's) is left alone. The same execution carries `RAYON_NUM_THREADS` when
-//! `--threads` is given: candle (the neural models' tensor library) sizes its matrix products
-//! and elementwise passes from that variable, not from the process's thread pool, so without it
-//! `--threads 1` still ran them on every core.
+//! or the second execution's) is left alone. The same execution carries the variables that set
+//! the process's threads ([`crate::threads`]), which are always applied.
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -38,19 +36,17 @@ pub const OPTIONS: [(&str, &str); 2] = [
     ("MIMALLOC_PAGE_RECLAIM_ON_FREE", "1"),
 ];
 
-/// Replaces this process with the same command under [`OPTIONS`] and `RAYON_NUM_THREADS` =
-/// `threads` (when given) unless each variable is already set. Returns only when nothing was
-/// replaced: every variable was set, or executing again failed (then the command runs with
-/// mimalloc's defaults and says so).
-pub fn with_options(threads: Option<usize>) {
-    let threads = threads.map(|n| n.max(1).to_string());
-    let wanted = OPTIONS
+/// Replaces this process with the same command under [`OPTIONS`] (each unless already set) and
+/// `always` (each whatever it was). Returns only when nothing was replaced: every option was set
+/// and `always` is empty, or executing again failed (then the command runs with mimalloc's
+/// defaults and says so).
+pub fn with_options(always: &[(&str, String)]) {
+    let missing = OPTIONS
         .into_iter()
-        .chain(threads.as_deref().map(|n| ("RAYON_NUM_THREADS", n)));
-    let missing: Vec<(&str, &str)> = wanted
         .filter(|(name, _)| std::env::var_os(name).is_none())
-        .collect();
-    if missing.is_empty() {
+        .map(|(name, value)| (name, value.to_owned()));
+    let wanted: Vec<(&str, String)> = missing.chain(always.iter().cloned()).collect();
+    if wanted.is_empty() {
         return;
     }
     #[cfg(unix)]
@@ -59,16 +55,16 @@ pub fn with_options(threads: Option<usize>) {
         let failure = match std::env::current_exe() {
             Ok(exe) => std::process::Command::new(exe)
                 .args(std::env::args_os().skip(1))
-                .envs(missing.iter().copied())
+                .envs(wanted.iter().map(|(n, v)| (n, v)))
                 .exec(),
             Err(e) => e,
         };
-        let names: Vec<String> = missing.iter().map(|(n, v)| format!("{n}={v}")).collect();
+        let names: Vec<String> = wanted.iter().map(|(n, v)| format!("{n}={v}")).collect();
         eprintln!(
             "warning: running with mimalloc's defaults ({} not applied: {failure})",
             names.join(", ")
         );
     }
     #[cfg(not(unix))]
-    let _ = missing;
+    let _ = wanted;
 }

@@ -10,6 +10,7 @@ mod commands;
 mod data;
 mod progress;
 mod table;
+mod threads;
 mod titles;
 
 use clap::{Parser, Subcommand};
@@ -80,15 +81,8 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
-    allocator::with_options(cli.threads);
-    if let Some(threads) = cli.threads {
-        if let Err(e) = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads.max(1))
-            .build_global()
-        {
-            eprintln!("warning: cannot set {threads} threads: {e}");
-        }
-    }
+    allocator::with_options(&threads::environment(cli.threads));
+    threads::build_pool(cli.threads);
     // Models given `text=...,encoder=DIR` open their sentence encoder through this loader.
     #[cfg(feature = "encoder")]
     kindred_core::text_encoder::register_text_encoder(kindred_neural::open_text_encoder);

@@ -30,6 +30,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use candle_core::backprop::GradStore;
 use candle_core::Tensor;
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use kindred_core::kernels::dot;
@@ -40,6 +41,7 @@ use kindred_models::{
     Algorithm, Applicability, Cost, Fitted, Model, ModelFamily, ModelSpec, ParamInfo, Saved, Task,
     UserQuery,
 };
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::sequence::catalog_softmax::CatalogSoftmax;
@@ -284,7 +286,6 @@ impl Algorithm for SasRec {
             SequenceLoss::Softmax => Loss::Softmax,
             SequenceLoss::Full => Loss::Full,
         };
-        let l = p.max_len;
         let mut best: Option<(f64, Vec<(String, Tensor)>)> = None;
         let mut since_best = 0;
         let batches = users.len().div_ceil(p.batch_size);
@@ -298,37 +299,14 @@ impl Algorithm for SasRec {
             let mut loss_sum = 0.0;
             for batch in &batched {
                 ctx.cancel.check()?;
-                let b = batch.len();
-                let len = batch
-                    .iter()
-                    .map(|&u| training_part(u).len() - 1)
-                    .max()
-                    .unwrap_or(1)
-                    .min(l);
-                let mut inputs = vec![0u32; b * len];
-                let mut targets = vec![0u32; b * len];
-                for (row, &u) in batch.iter().enumerate() {
-                    let s = training_part(u);
-                    let span = row * len..(row + 1) * len;
-                    window(&s[..s.len() - 1], &mut inputs[span.clone()]);
-                    window(&s[1..], &mut targets[span]);
-                }
                 // Drawn under every loss (`full` reads none), so that a seed's batches and dropout
                 // masks do not depend on the loss.
                 let negatives: Vec<u32> = (0..p.negatives)
                     .map(|_| rng.below(n_items as u64) as u32 + 1)
                     .collect();
-                let hidden = net.forward(
-                    &inputs,
-                    b,
-                    Some(Dropout {
-                        rate: p.dropout,
-                        rng: &mut rng,
-                    }),
-                )?;
-                let (objective, batch_loss) =
-                    step_loss(&net, &hidden, targets, negatives, &loss, p.dim).map_err(candle)?;
-                optimiser.backward_step(&objective).map_err(candle)?;
+                let (grads, batch_loss) =
+                    batch_gradients(&net, batch, &training_part, &negatives, &loss, p, &mut rng)?;
+                optimiser.step(&grads).map_err(candle)?;
                 loss_sum += batch_loss;
                 ctx.progress.advance(1);
             }
@@ -360,6 +338,98 @@ impl Algorithm for SasRec {
             Fitted::from_train(data),
         )?))
     }
+}
+
+/// Sequences per shard of a batch. candle runs most operations on one thread, so the shards'
+/// forward and backward passes run side by side on the thread pool; their losses are weighted by
+/// their share of the batch's positions, so the summed gradients are the whole batch's. The
+/// split depends on the batch alone, never on the number of threads, so a fit is the same on any
+/// machine.
+const SHARD_SEQUENCES: usize = 32;
+
+/// The gradient of one batch's mean loss with respect to every parameter, and that loss. Draws
+/// one dropout seed per shard from `rng`.
+fn batch_gradients<'s>(
+    net: &SasRecNet,
+    batch: &[u32],
+    training_part: &(dyn Fn(u32) -> &'s [ItemIdx] + Sync),
+    negatives: &[u32],
+    loss: &Loss,
+    p: &SasRecParams,
+    rng: &mut SplitMix64,
+) -> Result<(GradStore, f64)> {
+    let shards = batch.len().div_ceil(SHARD_SEQUENCES);
+    // Rows s, s + shards, ...: each shard holds sequences of every length the batch has, so the
+    // shards take about equal time.
+    let shard_rows: Vec<Vec<u32>> = (0..shards)
+        .map(|s| batch.iter().skip(s).step_by(shards).copied().collect())
+        .collect();
+    // Positions with a next item: a sequence of n training items has min(n - 1, max_len).
+    let positions = |rows: &[u32]| -> usize {
+        rows.iter()
+            .map(|&u| (training_part(u).len() - 1).min(p.max_len))
+            .sum()
+    };
+    let total = positions(batch).max(1) as f64;
+    let seeds: Vec<u64> = (0..shards).map(|_| rng.next_u64()).collect();
+    let results: Vec<Result<(GradStore, f64)>> = shard_rows
+        .par_iter()
+        .zip(&seeds)
+        .map(|(rows, &seed)| {
+            let b = rows.len();
+            let len = rows
+                .iter()
+                .map(|&u| training_part(u).len() - 1)
+                .max()
+                .unwrap_or(1)
+                .min(p.max_len);
+            let mut inputs = vec![0u32; b * len];
+            let mut targets = vec![0u32; b * len];
+            for (row, &u) in rows.iter().enumerate() {
+                let s = training_part(u);
+                let span = row * len..(row + 1) * len;
+                window(&s[..s.len() - 1], &mut inputs[span.clone()]);
+                window(&s[1..], &mut targets[span]);
+            }
+            let mut shard_rng = SplitMix64::new(seed);
+            let hidden = net.forward(
+                &inputs,
+                b,
+                Some(Dropout {
+                    rate: p.dropout,
+                    rng: &mut shard_rng,
+                }),
+            )?;
+            let share = positions(rows) as f64 / total;
+            let (objective, shard_loss) =
+                step_loss(net, &hidden, targets, negatives.to_vec(), loss, p.dim)
+                    .map_err(candle)?;
+            let grads = (objective * share)
+                .and_then(|weighted| weighted.backward())
+                .map_err(candle)?;
+            Ok((grads, shard_loss * share))
+        })
+        .collect();
+    let mut results = results.into_iter();
+    let Some(first) = results.next() else {
+        return Err(Error::InvalidInput("sasrec: an empty batch".into()));
+    };
+    let (mut grads, mut batch_loss) = first?;
+    for result in results {
+        let (shard, shard_loss) = result?;
+        batch_loss += shard_loss;
+        for (_, var) in net.named_vars() {
+            let Some(g) = shard.get(var.as_tensor()) else {
+                continue;
+            };
+            let sum = match grads.get(var.as_tensor()) {
+                Some(acc) => (acc + g).map_err(candle)?,
+                None => g.clone(),
+            };
+            grads.insert(var.as_tensor(), sum);
+        }
+    }
+    Ok((grads, batch_loss))
 }
 
 /// The tensor whose gradient trains the network, and the batch's mean loss over the positions
@@ -432,38 +502,43 @@ fn validation_ndcg(
     let shape = net.shape();
     let (l, d) = (shape.max_len, shape.dim);
     let table = item_matrix(net)?;
-    let mut total = 0.0;
-    for batch in length_batches(users, 128, |u| sequences.of(u).len()) {
-        let len = batch
-            .iter()
-            .map(|&u| sequences.of(u).len() - 1)
-            .max()
-            .unwrap_or(1)
-            .min(l);
-        let mut ids = vec![0u32; batch.len() * len];
-        for (row, &u) in batch.iter().enumerate() {
-            let s = sequences.of(u);
-            window(&s[..s.len() - 1], &mut ids[row * len..(row + 1) * len]);
-        }
-        let last = last_states(net, &ids, batch.len())?;
-        for (row, &u) in batch.iter().enumerate() {
-            let s = sequences.of(u);
-            let (history, target) = (&s[..s.len() - 1], s[s.len() - 1] as usize);
-            let h = &last[row * d..(row + 1) * d];
-            let target_score = dot(h, &table[target * d..(target + 1) * d]);
-            let mut seen = history.to_vec();
-            seen.sort_unstable();
-            let better = (0..n_items)
-                .filter(|&i| i != target && seen.binary_search(&(i as u32)).is_err())
-                .filter(|&i| dot(h, &table[i * d..(i + 1) * d]) > target_score)
-                .take(10)
-                .count();
-            if better < 10 {
-                total += 1.0 / ((better + 2) as f64).log2();
+    let batches = length_batches(users, 128, |u| sequences.of(u).len());
+    let per_batch = batches
+        .par_iter()
+        .map(|batch| -> Result<f64> {
+            let len = batch
+                .iter()
+                .map(|&u| sequences.of(u).len() - 1)
+                .max()
+                .unwrap_or(1)
+                .min(l);
+            let mut ids = vec![0u32; batch.len() * len];
+            for (row, &u) in batch.iter().enumerate() {
+                let s = sequences.of(u);
+                window(&s[..s.len() - 1], &mut ids[row * len..(row + 1) * len]);
             }
-        }
-    }
-    Ok(total / users.len() as f64)
+            let last = last_states(net, &ids, batch.len())?;
+            let mut total = 0.0;
+            for (row, &u) in batch.iter().enumerate() {
+                let s = sequences.of(u);
+                let (history, target) = (&s[..s.len() - 1], s[s.len() - 1] as usize);
+                let h = &last[row * d..(row + 1) * d];
+                let target_score = dot(h, &table[target * d..(target + 1) * d]);
+                let mut seen = history.to_vec();
+                seen.sort_unstable();
+                let better = (0..n_items)
+                    .filter(|&i| i != target && seen.binary_search(&(i as u32)).is_err())
+                    .filter(|&i| dot(h, &table[i * d..(i + 1) * d]) > target_score)
+                    .take(10)
+                    .count();
+                if better < 10 {
+                    total += 1.0 / ((better + 2) as f64).log2();
+                }
+            }
+            Ok(total)
+        })
+        .collect::<Result<Vec<f64>>>()?;
+    Ok(per_batch.iter().sum::<f64>() / users.len() as f64)
 }
 
 /// The item embeddings without the padding row, row-major (n_items, dim).
@@ -741,6 +816,76 @@ mod tests {
                 learning_rate: 5e-3,
                 ..SasRecParams::default()
             },
+        }
+    }
+
+    #[test]
+    fn a_batch_cut_into_shards_has_the_whole_batch_s_gradient() {
+        let train = cyclic_world(100, 3);
+        let sequences = Sequences::from_train(&train);
+        // Sequences of 6 to 13 items, some longer than max_len.
+        let params = SasRecParams {
+            dim: 8,
+            heads: 2,
+            max_len: 10,
+            dropout: 0.0,
+            negatives: 8,
+            ..SasRecParams::default()
+        };
+        let shape = NetShape {
+            n_items: train.n_items(),
+            dim: 8,
+            max_len: 10,
+            blocks: 2,
+            heads: 2,
+        };
+        let net = SasRecNet::new(shape, 5).unwrap();
+        let part = |u: u32| sequences.of(u);
+        // Three shards, of 24, 23 and 23 sequences.
+        let batch: Vec<u32> = (0..70).collect();
+        let negatives: Vec<u32> = (1..=8).collect();
+        for loss in [Loss::Full, Loss::Softmax, Loss::Gbce { beta: 0.4 }] {
+            let (sharded, sharded_loss) = batch_gradients(
+                &net,
+                &batch,
+                &part,
+                &negatives,
+                &loss,
+                &params,
+                &mut SplitMix64::new(1),
+            )
+            .unwrap();
+            let len = batch
+                .iter()
+                .map(|&u| part(u).len() - 1)
+                .max()
+                .unwrap()
+                .min(10);
+            let mut inputs = vec![0u32; batch.len() * len];
+            let mut targets = vec![0u32; batch.len() * len];
+            for (row, &u) in batch.iter().enumerate() {
+                let s = part(u);
+                window(&s[..s.len() - 1], &mut inputs[row * len..(row + 1) * len]);
+                window(&s[1..], &mut targets[row * len..(row + 1) * len]);
+            }
+            let hidden = net.forward(&inputs, batch.len(), None).unwrap();
+            let (objective, whole_loss) =
+                step_loss(&net, &hidden, targets, negatives.clone(), &loss, 8).unwrap();
+            let whole = objective.backward().unwrap();
+            assert!((sharded_loss - whole_loss).abs() < 1e-5);
+            for (name, var) in net.named_vars() {
+                let values = |g: &GradStore| -> Vec<f32> {
+                    g.get(var.as_tensor())
+                        .unwrap()
+                        .flatten_all()
+                        .unwrap()
+                        .to_vec1()
+                        .unwrap()
+                };
+                for (a, b) in values(&sharded).iter().zip(values(&whole)) {
+                    assert!((a - b).abs() < 1e-5 + 1e-4 * b.abs(), "{name}: {a} vs {b}");
+                }
+            }
         }
     }
 
