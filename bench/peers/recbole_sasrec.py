@@ -38,7 +38,9 @@ keeps batch x heads x 200 x 200 tensors: at 2048 the process peaked at 12 GB on 
 Environment: EPOCHS (default 200), THREADS (default 1), SEED (2020), BATCH (512), MAX_LEN (200),
 RECBOLE_ARGS (extra `key=value` RecBole settings, values read as YAML, e.g. "n_heads=1 hidden_dropout_prob=0.2"),
 MAX_BATCHES (train only that many batches per epoch: a quick check of the whole pipeline, not a benchmark),
-TIME_BATCHES (only time that many training batches of the first epoch, to estimate an epoch's time; no evaluation).
+TIME_BATCHES (only time that many training batches of the first epoch, to estimate an epoch's time; no evaluation),
+TIME_BUDGET_S (start another epoch only while the time spent training and validating plus the last epoch's time
+fits in it: Kindred's sasrec and RecBole compared at the same training time; the first epoch always runs).
 """
 import argparse
 import csv
@@ -186,6 +188,11 @@ def train(args):
             dataset.token2id(iid_field, [i for _, i in ranked]), dtype=torch.long
         )
 
+    budget_s = float(os.environ.get("TIME_BUDGET_S") or 0)
+
+    class BudgetSpent(Exception):
+        """Another epoch would not fit in TIME_BUDGET_S."""
+
     class KindredTrainer(Trainer):
         """RecBole's trainer with seen items excluded from the ranking and the epochs timed."""
 
@@ -212,6 +219,11 @@ def train(args):
             return interaction, scores, positive_u, positive_i
 
         def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
+            if budget_s and self.train_seconds:
+                spent = sum(self.train_seconds) + sum(self.valid_seconds)
+                last = self.train_seconds[-1] + (self.valid_seconds[-1] if self.valid_seconds else 0.0)
+                if spent + last > budget_s:
+                    raise BudgetSpent()
             t = time.perf_counter()
             if self.max_batches is None:
                 loss = super()._train_epoch(train_data, epoch_idx, loss_func, show_progress)
@@ -286,13 +298,20 @@ def train(args):
             trainer.max_batches = env_int("MAX_BATCHES", 0)
             result["max_batches_per_epoch"] = trainer.max_batches
         t = time.perf_counter()
-        best_valid_score, best_valid = trainer.fit(train_data, valid_data, saved=True, show_progress=False)
+        budget_spent = False
+        try:
+            trainer.fit(train_data, valid_data, saved=True, show_progress=False)
+        except BudgetSpent:
+            budget_spent = True
+        best_valid = trainer.best_valid_result
         fit_s = time.perf_counter() - t
         t = time.perf_counter()
         test = trainer.evaluate(test_data, load_best_model=True, show_progress=False)
         test_s = time.perf_counter() - t
         result.update({
             "mode": "trained" if trainer.max_batches is None else "capped epochs (pipeline check only)",
+            "time_budget_s": budget_s or None,
+            "stopped_by_time_budget": budget_spent,
             "epochs_run": len(trainer.train_seconds),
             # RecBole counts the validations since the best one in cur_step (one validation per epoch here).
             "best_epoch": len(trainer.valid_seconds) - trainer.cur_step,

@@ -8,8 +8,9 @@
 #
 # usage: bash bench/sequence/recbole_sasrec.sh      (results in $WORK, default /tmp/kindred-recbole-bench)
 #   DATA=DIR picks the MovieLens folder (default $KINDRED_DATA_DIR/ml-1m; ml-100k works too).
-#   THREADS (default 1), EPOCHS (default 200), BATCH, MAX_LEN, SEED, RECBOLE_ARGS, MAX_BATCHES and
-#   TIME_BATCHES are passed to the script; TIMEOUT (seconds, default none) bounds the RecBole run.
+#   THREADS (default 1), EPOCHS (default 200), BATCH, MAX_LEN, SEED, RECBOLE_ARGS, MAX_BATCHES,
+#   TIME_BATCHES and TIME_BUDGET_S (train at most that long, as Kindred's sasrec bench does) are passed to
+#   the script; TIMEOUT (seconds, default none) bounds the RecBole run.
 #   KINDRED=PATH uses that kindred binary instead of building one.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -50,7 +51,7 @@ result["peak_rss_mib"] = round(int(re.search(r"Maximum resident set size \(kbyte
 wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)", timing)[1]
 result["process_wall_s"] = round(sum(float(p) * 60 ** i for i, p in enumerate(reversed(wall.split(":")))), 2)
 json.dump(result, open(out, "w"), indent=2)
-keys = ("mode", "epochs_run", "best_epoch", "train_s", "fit_s", "ndcg@10", "recall@10", "epoch_estimate_s",
+keys = ("mode", "stopped_by_time_budget", "epochs_run", "best_epoch", "train_s", "fit_s", "ndcg@10", "recall@10", "epoch_estimate_s",
         "peak_rss_mib", "process_wall_s")
 print(json.dumps({k: result[k] for k in keys if k in result}))
 print("results in", out)
