@@ -19,7 +19,7 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "kindred", version, about, propagate_version = true)]
 struct Cli {
-    /// Worker threads (default: all cores).
+    /// Worker threads (default: RAYON_NUM_THREADS, else all cores).
     #[arg(long, global = true)]
     threads: Option<usize>,
     /// No progress bars.
