@@ -5,10 +5,10 @@
 //! product over `RAYON_NUM_THREADS` threads, read at every product, and runs its other
 //! operations on the calling thread. The neural parts already run their batches side by side
 //! on the pool (sasrec's batch shards, the encoder's batches), and products split again inside
-//! them were slower on 2 cores than products on one thread each: an epoch of sasrec on
-//! MovieLens 1M took 101 s for two epochs against 59 s, and `kindred embed` of 10,000 titles
-//! 30 to 36 s against 25.5 s (BENCHMARKS.md, "Sequence model", one-off timings). So the second
-//! execution ([`crate::allocator`]) runs with `RAYON_NUM_THREADS=1` and the pool's size in
+//! them were slower on 2 cores than products on one thread each: two sasrec epochs on
+//! MovieLens 1M took 101 s against 59 s, and `kindred embed` of 10,000 titles 30 to 36 s
+//! against 25.5 s (one-off timings; ARCHITECTURE.md, "threads"). So the second execution
+//! ([`crate::allocator`]) runs with `RAYON_NUM_THREADS=1` and the pool's size in
 //! [`POOL_THREADS`].
 
 /// The variable that carries the pool's size into the second execution.

@@ -107,6 +107,7 @@ fn gradient_row(row: &mut [f32], target: u32, count: f32) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sequence::test_support::gradient_values;
     use candle_core::{Device, Var, D};
     use kindred_core::SplitMix64;
 
@@ -178,15 +179,8 @@ mod tests {
             .backward()
             .unwrap();
         for var in [&hidden, &items] {
-            let flat = |g: &candle_core::backprop::GradStore| -> Vec<f32> {
-                g.get(var.as_tensor())
-                    .unwrap()
-                    .flatten_all()
-                    .unwrap()
-                    .to_vec1()
-                    .unwrap()
-            };
-            for (a, b) in flat(&got).iter().zip(flat(&expected)) {
+            let flat = gradient_values(&got, var);
+            for (a, b) in flat.iter().zip(gradient_values(&expected, var)) {
                 assert!((a - b).abs() < 1e-5, "{a} vs {b}");
             }
         }

@@ -778,6 +778,7 @@ mod tests {
     use kindred_models::ItemFilter;
 
     use super::*;
+    use crate::sequence::test_support::gradient_values;
 
     const ITEMS: u32 = 30;
 
@@ -874,15 +875,9 @@ mod tests {
             let whole = objective.backward().unwrap();
             assert!((sharded_loss - whole_loss).abs() < 1e-5);
             for (name, var) in net.named_vars() {
-                let values = |g: &GradStore| -> Vec<f32> {
-                    g.get(var.as_tensor())
-                        .unwrap()
-                        .flatten_all()
-                        .unwrap()
-                        .to_vec1()
-                        .unwrap()
-                };
-                for (a, b) in values(&sharded).iter().zip(values(&whole)) {
+                let (got, expected) =
+                    (gradient_values(&sharded, var), gradient_values(&whole, var));
+                for (a, b) in got.iter().zip(expected) {
                     assert!((a - b).abs() < 1e-5 + 1e-4 * b.abs(), "{name}: {a} vs {b}");
                 }
             }
