@@ -9,7 +9,7 @@
 # usage: bash bench/sequence/recbole_sasrec.sh      (results in $WORK, default /tmp/kindred-recbole-bench)
 #   DATA=DIR picks the MovieLens folder (default $KINDRED_DATA_DIR/ml-1m; ml-100k works too).
 #   THREADS (default 1), EPOCHS (default 200), BATCH, MAX_LEN, SEED, RECBOLE_ARGS, MAX_BATCHES,
-#   TIME_BATCHES and TIME_BUDGET_S (train at most that long, as Kindred's sasrec bench does) are passed to
+#   TIME_BATCHES and TIME_BUDGET_S (seconds: whole epochs while they fit, e.g. the 45 minutes) are passed to
 #   the script; TIMEOUT (seconds, default none) bounds the RecBole run.
 #   KINDRED=PATH uses that kindred binary instead of building one.
 set -euo pipefail
